@@ -1,0 +1,46 @@
+/* The order in which a group table's ready batches are handled, shared by the node (io/)
+ * and the simulator so the simulator tests the node's real ordering:
+ *
+ *   1. persist: every group's hard state, snapshot and entries go into one persist unit;
+ *   2. send: messages that need no persist go out, one batch per peer;
+ *   3. apply: committed entries (already durable locally) are applied, snapshots restored;
+ *   4. reads: read states whose index is now applied are released;
+ *   5. advance every group.
+ *   Later, when the persist unit is durable, drain_persisted() sends the messages held for
+ *   it (one batch per peer) and steps the local ones (persist acknowledgements, own vote).
+ */
+#ifndef RR_CORE_DRAIN_H
+#define RR_CORE_DRAIN_H
+
+#include "core/multi.h"
+
+struct drain_held; /* the messages waiting for one persist unit */
+
+struct drain_ops {
+    /* Adds one group's durable writes (rd->hard_state if flagged, rd->snapshot with its data,
+     * rd->entries) to the current persist unit. */
+    void (*persist)(void *ctx, raft_group g, const struct raft_ready *rd);
+    /* Sends one encoded batch now; the bytes live only for the call. */
+    void (*send)(void *ctx, raft_node to, const uint8_t *batch, size_t len);
+    /* Closes the current persist unit (only if something was persisted or held). The caller
+     * owns `held` and passes it to drain_persisted() once the whole unit is durable, or to
+     * drain_held_free() if it never will be (crash). Units complete in submission order. */
+    void (*persist_submit)(void *ctx, struct drain_held *held);
+    /* Restores group g's state machine from a snapshot (before applying later entries). */
+    void (*restore)(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
+                    const uint8_t *data, uint64_t bytes);
+    /* Applies one committed entry of group g. */
+    void (*apply)(void *ctx, raft_group g, const struct raft_entry *e);
+    /* Releases one read: the state machine of g now includes rs->index. */
+    void (*read)(void *ctx, raft_group g, const struct raft_read_state *rs);
+};
+
+/* Drains every group with a ready batch. Returns 0 or RR_ENOMEM / RR_ETOOBIG. */
+int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx);
+/* The unit holding `held` is durable: sends its batches, steps its local messages, frees it.
+ * May leave groups with new ready batches (call drain_run again). */
+int drain_persisted(struct multi *m, struct drain_held *held, const struct drain_ops *ops,
+                    void *ctx);
+void drain_held_free(struct drain_held *held);
+
+#endif

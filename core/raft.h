@@ -1,0 +1,197 @@
+/* One Raft group as a pure, deterministic state machine (paper §5, thesis where noted).
+ *
+ * No syscalls, clocks, I/O, global state or randomness except a PRNG seeded by the caller.
+ * Time advances only through raft_tick(). Inputs: raft_step(), raft_tick(), raft_propose(),
+ * raft_read_index(), raft_snapshot_taken(), configuration changes. Output: a ready batch
+ * (raft_ready) that the caller drains in the order of core/drain.h, then raft_advance().
+ *
+ * Persistence is asynchronous. A ready batch's hard state, snapshot and entries must be
+ * durable before its `msgs_after_persist` leave; those include a RAFT_MSG_PERSISTED (and,
+ * for a candidate, its own vote) addressed to this node, which the caller feeds back with
+ * raft_step() once the write is durable. Persists complete in the order they were issued. */
+#ifndef RR_CORE_RAFT_H
+#define RR_CORE_RAFT_H
+
+#include "core/base/prng.h"
+#include "core/msg.h"
+
+enum raft_role {
+    RAFT_FOLLOWER = 1,
+    RAFT_PRE_CANDIDATE = 2,
+    RAFT_CANDIDATE = 3,
+    RAFT_LEADER = 4,
+};
+
+enum raft_progress_state {
+    RAFT_PROGRESS_PROBE = 1,     /* one AppendEntries at a time until a match is found */
+    RAFT_PROGRESS_REPLICATE = 2, /* pipelined within the in-flight window */
+    RAFT_PROGRESS_SNAPSHOT = 3,  /* sending InstallSnapshot chunks */
+};
+
+struct raft_hard_state {
+    raft_term term;
+    raft_node vote;    /* voted for in `term`, or RAFT_NODE_NONE */
+    raft_index commit; /* persisted for faster restart; may lag the true commit */
+};
+
+struct raft_options {
+    raft_node id;                  /* this node; must be a member of the initial config */
+    raft_group group;              /* stamped on every message */
+    uint32_t election_ticks;       /* election timeout is random in [e, 2e) ticks */
+    uint32_t heartbeat_ticks;      /* leader heartbeat period; < election_ticks */
+    bool pre_vote;                 /* thesis §9.6 */
+    bool check_quorum;             /* leader steps down without a quorum's contact */
+    uint32_t inflight_count_max;   /* per follower; <= RAFT_INFLIGHT_COUNT_MAX */
+    uint32_t inflight_bytes_max;   /* per follower; <= RAFT_INFLIGHT_BYTES_MAX */
+    uint32_t append_entries_max;   /* per message; <= RAFT_APPEND_ENTRIES_MAX */
+    uint32_t append_bytes_max;     /* per message; <= RAFT_APPEND_BYTES_MAX */
+    uint64_t seed;                 /* PRNG seed (election timeouts) */
+};
+
+/* Fills `o` with defaults: election 10 ticks, heartbeat 1, pre_vote and check_quorum on, the
+ * limits from core/limits.h. The caller sets id, group and seed. */
+void raft_options_default(struct raft_options *o);
+
+/* What a restarting node read back from its durable storage. `entries` follow the snapshot
+ * (first index = snapshot index + 1), are copied by raft_init, and count as persisted. */
+struct raft_restore {
+    struct raft_hard_state hard_state;
+    struct raft_snapshot_meta snapshot; /* index 0: no snapshot */
+    const uint8_t *snapshot_data;       /* copied; NULL when no snapshot */
+    uint64_t snapshot_bytes;
+    const struct raft_entry *entries;
+    uint32_t entry_count;
+};
+
+struct raft_read_state {
+    uint64_t ctx;     /* the caller's read_index() context */
+    raft_index index; /* serve the read once the state machine has applied this index */
+};
+
+/* Bits of raft_ready.flags: which parts are set. */
+enum raft_ready_flag {
+    RAFT_READY_HARD_STATE = 1u << 0,
+    RAFT_READY_ENTRIES = 1u << 1,
+    RAFT_READY_SNAPSHOT = 1u << 2,
+    RAFT_READY_MSGS = 1u << 3,
+    RAFT_READY_MSGS_AFTER_PERSIST = 1u << 4,
+    RAFT_READY_COMMITTED = 1u << 5,
+    RAFT_READY_READS = 1u << 6,
+};
+
+/* One output batch. Everything it points to stays valid until raft_advance(). */
+struct raft_ready {
+    uint32_t flags;
+    struct raft_hard_state hard_state; /* persist when RAFT_READY_HARD_STATE */
+    /* Snapshot received from the leader: persist, then restore the state machine from it
+     * before applying `committed`. Its data is `snapshot_data` (snapshot_bytes long). */
+    const struct raft_snapshot_meta *snapshot;
+    const uint8_t *snapshot_data;
+    uint64_t snapshot_bytes;
+    /* Entries to persist, contiguous. If entries[0].index <= the last index handed out
+     * before, the durable log's suffix from entries[0].index is replaced (truncated). */
+    const struct raft_entry *entries;
+    uint32_t entry_count;
+    const struct raft_msg *msgs; /* may be sent at once */
+    uint32_t msg_count;
+    /* Send (or, when addressed to this node, raft_step) only after this batch's hard
+     * state, snapshot and entries are durable. */
+    const struct raft_msg *msgs_after_persist;
+    uint32_t msg_after_persist_count;
+    /* Committed entries to apply, in order; all are already durable locally. */
+    const struct raft_entry *committed;
+    uint32_t committed_count;
+    /* Reads whose index is applied once `committed` is applied. */
+    const struct raft_read_state *reads;
+    uint32_t read_count;
+};
+
+struct raft; /* opaque */
+
+/* Bytes of struct raft, for callers that embed groups in a table. */
+size_t raft_sizeof(void);
+
+/* Initialises `r` (raft_sizeof() bytes). `config` is the bootstrap configuration, used
+ * only when `restore` is NULL or holds no snapshot and no config entry. Returns 0 or
+ * RR_ENOMEM / RR_EINVAL. */
+int raft_init(struct raft *r, const struct raft_options *o, const struct raft_config *config,
+              const struct raft_restore *restore);
+/* Frees what raft_init and later calls allocated; `r` itself belongs to the caller. */
+void raft_fini(struct raft *r);
+
+/* Advances logical time by one tick: election timeouts, heartbeats, CheckQuorum. */
+void raft_tick(struct raft *r);
+
+/* Handles a message from a peer (or a local RAFT_MSG_PERSISTED / self vote). Entries and
+ * chunks the message points to need only live for the call. Returns 0, or an error for a
+ * message that is malformed for this group (wrong group, sender not known); the caller
+ * may drop the connection but the group stays consistent. */
+int raft_step(struct raft *r, const struct raft_msg *m);
+
+/* Appends a command at the leader. On success *index is its log index. Returns
+ * RR_ENOTLEADER, RR_ETRANSFER (transfer in progress), RR_ETOOBIG (entry or uncommitted
+ * bytes over the limit) or RR_ENOMEM. The data is copied. */
+int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index);
+
+/* Queues a linearizable read (thesis §6.4) at the leader; `ctx` comes back in a read
+ * state. One confirmation round serves every read queued before it starts. Returns
+ * RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX queued) or 0. */
+int raft_read_index(struct raft *r, uint64_t ctx);
+
+/* The caller took a snapshot of its state machine covering the log up to `index`
+ * (<= applied). The core keeps `data` (copied) to send to lagging followers, and compacts
+ * the log up to index, keeping `trailing` entries before it for followers that lag a little.
+ * The caller must have the snapshot durable before it drops its own log prefix. */
+int raft_snapshot_taken(struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes,
+                        raft_index trailing);
+
+/* Campaigns now (tests and leadership transfer). */
+void raft_campaign(struct raft *r);
+
+bool raft_has_ready(const struct raft *r);
+/* Fills `rd`. Call only when raft_has_ready(). */
+void raft_ready(struct raft *r, struct raft_ready *rd);
+/* The caller has handed `rd` to storage, sent what could be sent, applied `committed` and
+ * released `reads`. Frees what `rd` pointed to. */
+void raft_advance(struct raft *r, const struct raft_ready *rd);
+
+/* Read-only state. */
+struct raft_status {
+    raft_node id;
+    raft_group group;
+    uint8_t role;       /* enum raft_role */
+    raft_term term;
+    raft_node vote;
+    raft_node leader;   /* RAFT_NODE_NONE if unknown */
+    raft_index commit;
+    raft_index applied; /* last index handed out in `committed` */
+    raft_index first_index;     /* first entry kept in memory (snapshot index + 1) */
+    raft_index last_index;
+    raft_term last_term;
+    raft_index persisted_index; /* last entry known durable locally */
+    raft_index snapshot_index;
+    raft_term snapshot_term;
+};
+void raft_status(const struct raft *r, struct raft_status *s);
+
+/* Term of the entry at index, or 0 if unknown (compacted or beyond the log; the snapshot
+ * index's term is known). */
+raft_term raft_term_at(const struct raft *r, raft_index index);
+/* Entry at index from the in-memory log, or NULL. Valid until the next call that mutates r. */
+const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
+/* The configuration in force (the latest in the log, committed or not). */
+const struct raft_config *raft_config(const struct raft *r);
+
+/* Leader-only view of a follower, for tests and status. Returns false if not leader or
+ * `id` is not a follower. */
+struct raft_progress_view {
+    uint8_t state; /* enum raft_progress_state */
+    raft_index match;
+    raft_index next;
+    uint32_t inflight_count;
+    uint64_t inflight_bytes;
+    bool recent_active;
+};
+bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view *p);
+
+#endif
