@@ -87,6 +87,9 @@ $(B)/tests/unit/%: $(B)/tests/unit/%.o $(LIBCORE)
 $(B)/tests/storage/%: $(B)/tests/storage/%.o $(LIBSTORAGE) $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) $(LIBS_XXHASH)
 
+# Test stages run in this order by `make test`; sections below append theirs.
+TEST_STAGES := test-unit
+
 # ---- simulator (tests/sim) ------------------------------------------------------------
 -include tests/sim/sim.mk
 
@@ -103,7 +106,6 @@ test: deps check-layering
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug test-stages
 
-TEST_STAGES := test-unit
 test-unit:
 	$(Q)tools/stage.sh unit 600 tools/run-tests.sh $(UNIT_BIN)
 
