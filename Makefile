@@ -102,15 +102,19 @@ check-layering:
 	$(Q)tools/check-layering.sh
 
 # `make test`: every stage bounded by a timeout, wall time printed (tools/stage.sh).
+# Each stage adds "passed failed" counts to the tally; the last line sums them.
+export RR_TEST_TALLY := $(CURDIR)/build/test-tally.txt
 test: deps check-layering
+	$(Q)mkdir -p build && : > $(RR_TEST_TALLY)
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug test-stages
+	$(Q)tools/test-summary.sh $(RR_TEST_TALLY)
 
 test-unit:
 	$(Q)tools/stage.sh unit 600 tools/run-tests.sh $(UNIT_BIN)
 
 test-stages: $(TEST_STAGES)
-	@echo "all test stages passed"
+	@echo "all test stages passed:$(foreach s,$(TEST_STAGES), $(s))"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
