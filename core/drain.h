@@ -35,12 +35,26 @@ struct drain_ops {
     void (*read)(void *ctx, raft_group g, const struct raft_read_state *rs);
 };
 
-/* Drains every group with a ready batch. Returns 0 or RR_ENOMEM / RR_ETOOBIG. */
+/* Drains every dirty group once, in the order above (per group: ready, persist, encode,
+ * restore, apply, reads, advance; then the sends; then persist_submit), and finally steps
+ * any message a group addressed to this node that needed no persist. Heartbeats and
+ * heartbeat responses of all groups to one peer become one record each (codec heartbeat
+ * sets), and all other messages to that peer join the same batch: one batch per peer per
+ * drain (more only if it would exceed RAFT_BATCH_BYTES_MAX). Groups still having a ready
+ * after advance stay dirty (multi_has_dirty). The ops must not call drain_run or
+ * drain_persisted; `send` must not keep the bytes. Returns 0, or RR_ENOMEM / RR_ETOOBIG
+ * after finishing every group anyway: the messages that could not be encoded were dropped
+ * (peers recover as from loss; a dropped local acknowledgement stalls its group, so treat
+ * the error as fatal), or the first error of stepping a local message. */
 int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx);
-/* The unit holding `held` is durable: sends its batches, steps its local messages, frees it.
- * May leave groups with new ready batches (call drain_run again). */
+/* The unit holding `held` is durable: sends its batches (one per peer), steps its local
+ * messages (persist acknowledgements, own votes) into their groups, and recycles `held`
+ * (owned by `m` afterwards). Units must be passed in submission order. May leave groups
+ * with new ready batches (multi_has_dirty: call drain_run again). Returns 0 or the first
+ * raft_step error of a local message (all are stepped regardless). */
 int drain_persisted(struct multi *m, struct drain_held *held, const struct drain_ops *ops,
                     void *ctx);
+/* Frees a unit that will never be durable (crash, shutdown). NULL is a no-op. */
 void drain_held_free(struct drain_held *held);
 
 #endif

@@ -17,9 +17,15 @@ struct multi_options {
 
 struct multi;
 
-/* Creates the table with the groups g < group_count, g % worker_count == worker.
- * `restore` is called for each group; it returns NULL (fresh) or that group's durable
- * state, which must stay valid until it returns for the next group. */
+/* Creates the table with the groups g < group_count, g % worker_count == worker, all in
+ * one array of raft_sizeof()-byte slots allocated here (no per-group table allocation later).
+ * Group g's options are o->group with id = o->id, group = g and a seed mixed from o->seed, g
+ * and o->id (so equal seeds on different nodes still give different election timeouts).
+ * `restore` (may be NULL: all fresh) is called for each group; it returns NULL (fresh) or
+ * that group's durable state, which must stay valid until it returns for the next group.
+ * Every group starts dirty. Returns 0, RR_EINVAL (worker >= worker_count, id out of range,
+ * or this worker would own no group or more than RAFT_GROUPS_MAX), RR_ENOMEM, or the first
+ * raft_init error (groups initialised before it are finalised). */
 int multi_create(struct multi **out, const struct multi_options *o,
                  const struct raft_config *config,
                  const struct raft_restore *(*restore)(void *ctx, raft_group g), void *ctx);
@@ -27,21 +33,30 @@ void multi_destroy(struct multi *m);
 
 uint32_t multi_group_count(const struct multi *m);   /* groups in this table */
 raft_group multi_group_id(const struct multi *m, uint32_t slot);
-/* The group, or NULL if g is not owned by this table. */
+/* The group, or NULL if g is not owned by this table. The group is marked dirty, since the
+ * caller may change it directly (raft_campaign, raft_snapshot_taken, raft_step). */
 struct raft *multi_group(struct multi *m, raft_group g);
 
-/* Ticks every group. */
+/* Ticks every group, marking dirty those that then have a ready batch. */
 void multi_tick(struct multi *m);
 /* Decodes a batch from a peer and steps each message into its group. Returns 0, or an error
- * for a malformed batch or a message for a group this table does not own (the caller closes
- * the connection; groups stepped before the error keep their state, which is safe). */
+ * for a malformed batch (codec errors), a batch or message not from a peer to this node
+ * (RR_EMISMATCH), a local-only message type (RR_EBADTYPE), a message for a group this table
+ * does not own (RR_ENOTFOUND), or the first raft_step error. The caller closes the
+ * connection; groups stepped before the error keep their state, which is safe. Entries
+ * point into `batch` only for the call. */
 int multi_receive(struct multi *m, const uint8_t *batch, size_t len);
 
+/* raft_propose / raft_read_index on group g; RR_ENOTFOUND if this table does not own g. */
 int multi_propose(struct multi *m, raft_group g, const uint8_t *data, uint32_t len,
                   raft_index *index);
 int multi_read_index(struct multi *m, raft_group g, uint64_t ctx);
 
-/* Groups whose state may have changed since the last drain (a hint for drain_run). */
+/* Marks g (owned by this table: asserted) as possibly having a ready batch, for callers that
+ * changed it through a pointer obtained earlier. Everything in this header marks on its own. */
 void multi_mark_dirty(struct multi *m, raft_group g);
+/* True if some group may have a ready batch: call drain_run. After drain_run or
+ * drain_persisted this says whether another drain is due (local steps, apply backlog). */
+bool multi_has_dirty(const struct multi *m);
 
 #endif

@@ -1,0 +1,289 @@
+/* The group table: one array of struct raft, indexed by slot = g / worker_count, and a dirty
+ * list so that a drain visits only the groups that may have a ready batch.
+ *
+ * Why a dirty list and not a scan: a worker owns thousands of groups and most are idle
+ * between ticks; a message, a proposal or a persist acknowledgement touches one group, and
+ * the drain that follows should cost O(touched), not O(groups). A tick touches every group,
+ * so multi_tick checks raft_has_ready() as it goes (the group is hot in cache then) and
+ * lists only the groups that produced output (leaders' heartbeats, elections). */
+#include "core/multi.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "core/multi_internal.h"
+
+/* Groups of this worker: g = slot * W + worker for every g < G. */
+static uint32_t multi_count_of(const struct multi_options *o)
+{
+    if (o->worker >= o->group_count) {
+        return 0;
+    }
+    return (o->group_count - 1 - o->worker) / o->worker_count + 1;
+}
+
+/* Each group's PRNG seed mixes the table seed, the group id and the node id: groups of one
+ * node must not share election timeouts (their elections would collide in lockstep), and
+ * neither must the same group on nodes given the same seed (split votes forever). */
+static uint64_t multi_group_seed(const struct multi_options *o, raft_group g)
+{
+    uint64_t s = o->seed ^ ((uint64_t)g << 32) ^ (uint64_t)o->id;
+    (void)rr_splitmix64(&s);
+    return rr_splitmix64(&s);
+}
+
+static int multi_validate(const struct multi_options *o)
+{
+    if (o->worker_count == 0 || o->worker >= o->worker_count) {
+        return RR_EINVAL;
+    }
+    if (o->id == RAFT_NODE_NONE || o->id > RAFT_NODE_ID_MAX) {
+        return RR_EINVAL;
+    }
+    uint32_t count = multi_count_of(o);
+    if (count == 0 || count > RAFT_GROUPS_MAX) {
+        return RR_EINVAL;
+    }
+    return 0;
+}
+
+static int multi_alloc(struct multi *m)
+{
+    size_t align = _Alignof(max_align_t);
+    m->stride = (raft_sizeof() + align - 1) / align * align;
+    RR_ASSERT(m->stride >= raft_sizeof());
+    m->groups = calloc(m->count, m->stride);
+    m->dirty_bit = calloc(m->count, sizeof(*m->dirty_bit));
+    m->dirty_list = calloc(m->count, sizeof(*m->dirty_list));
+    m->drain_list = calloc(m->count, sizeof(*m->drain_list));
+    m->scratch = malloc(sizeof(*m->scratch));
+    if (m->groups == NULL || m->dirty_bit == NULL || m->dirty_list == NULL ||
+        m->drain_list == NULL || m->scratch == NULL) {
+        return RR_ENOMEM;
+    }
+    return 0;
+}
+
+static void multi_free_arrays(struct multi *m)
+{
+    free(m->groups);
+    free(m->dirty_bit);
+    free(m->dirty_list);
+    free(m->drain_list);
+    free(m->scratch);
+    free(m->local);
+}
+
+static void multi_fini_groups(struct multi *m, uint32_t initialised)
+{
+    for (uint32_t s = 0; s < initialised; s++) {
+        raft_fini(multi_at(m, s));
+    }
+}
+
+int multi_create(struct multi **out, const struct multi_options *o,
+                 const struct raft_config *config,
+                 const struct raft_restore *(*restore)(void *ctx, raft_group g), void *ctx)
+{
+    int rc = multi_validate(o);
+    if (rc != 0) {
+        return rc;
+    }
+    struct multi *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return RR_ENOMEM;
+    }
+    m->o = *o;
+    m->count = multi_count_of(o);
+    drain_outbox_init(&m->out, o->id);
+    rc = multi_alloc(m);
+    if (rc != 0) {
+        goto out_free;
+    }
+    uint32_t s = 0;
+    for (; s < m->count; s++) {
+        raft_group g = multi_group_id(m, s);
+        struct raft_options go = o->group;
+        go.id = o->id;
+        go.group = g;
+        go.seed = multi_group_seed(o, g);
+        const struct raft_restore *rs = restore != NULL ? restore(ctx, g) : NULL;
+        rc = raft_init(multi_at(m, s), &go, config, rs);
+        if (rc != 0) {
+            goto out_fini;
+        }
+        /* A restored group may have committed entries to apply: let the first drain see it. */
+        multi_mark_slot(m, s);
+    }
+    *out = m;
+    return 0;
+
+out_fini:
+    multi_fini_groups(m, s);
+out_free:
+    drain_outbox_fini(&m->out);
+    multi_free_arrays(m);
+    free(m);
+    return rc;
+}
+
+void multi_destroy(struct multi *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    multi_fini_groups(m, m->count);
+    while (m->held_pool != NULL) {
+        struct drain_held *h = m->held_pool;
+        m->held_pool = h->next;
+        h->next = NULL;
+        drain_held_free(h);
+    }
+    drain_outbox_fini(&m->out);
+    multi_free_arrays(m);
+    free(m);
+}
+
+uint32_t multi_group_count(const struct multi *m)
+{
+    return m->count;
+}
+
+raft_group multi_group_id(const struct multi *m, uint32_t slot)
+{
+    RR_ASSERT(slot < m->count);
+    return slot * m->o.worker_count + m->o.worker;
+}
+
+int64_t multi_slot_of(const struct multi *m, raft_group g)
+{
+    if (g >= m->o.group_count || g % m->o.worker_count != m->o.worker) {
+        return -1;
+    }
+    uint32_t slot = g / m->o.worker_count;
+    RR_ASSERT(slot < m->count);
+    return slot;
+}
+
+struct raft *multi_group(struct multi *m, raft_group g)
+{
+    int64_t slot = multi_slot_of(m, g);
+    if (slot < 0) {
+        return NULL;
+    }
+    /* The caller may mutate the group (campaign, snapshot_taken, ...): conservatively let the
+     * next drain look at it. A spurious mark costs one raft_has_ready() call. */
+    multi_mark_slot(m, (uint32_t)slot);
+    return multi_at(m, (uint32_t)slot);
+}
+
+void multi_mark_slot(struct multi *m, uint32_t slot)
+{
+    RR_ASSERT(slot < m->count);
+    if (m->dirty_bit[slot] != 0) {
+        return;
+    }
+    RR_ASSERT(m->dirty_count < m->count);
+    m->dirty_bit[slot] = 1;
+    m->dirty_list[m->dirty_count++] = slot;
+}
+
+void multi_mark_dirty(struct multi *m, raft_group g)
+{
+    int64_t slot = multi_slot_of(m, g);
+    RR_ASSERT(slot >= 0);
+    multi_mark_slot(m, (uint32_t)slot);
+}
+
+bool multi_has_dirty(const struct multi *m)
+{
+    return m->dirty_count > 0;
+}
+
+void multi_tick(struct multi *m)
+{
+    for (uint32_t s = 0; s < m->count; s++) {
+        struct raft *r = multi_at(m, s);
+        raft_tick(r);
+        if (raft_has_ready(r)) {
+            multi_mark_slot(m, s);
+        }
+    }
+}
+
+/* Checks what the codec cannot know: the batch is for this node, from a peer, and for a
+ * group this table owns. Local-only messages never come from the wire. */
+static int multi_check_incoming(const struct multi *m, const struct raft_msg *msg,
+                                int64_t *slot)
+{
+    if (msg->to != m->o.id || msg->from == m->o.id || msg->from == RAFT_NODE_NONE) {
+        return RR_EMISMATCH;
+    }
+    if (msg->type == RAFT_MSG_PERSISTED) {
+        return RR_EBADTYPE;
+    }
+    *slot = multi_slot_of(m, msg->group);
+    if (*slot < 0) {
+        return RR_ENOTFOUND;
+    }
+    return 0;
+}
+
+int multi_receive(struct multi *m, const uint8_t *batch, size_t len)
+{
+    struct codec_batch_reader rd;
+    int rc = codec_batch_open(&rd, batch, len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (rd.to != m->o.id || rd.from == m->o.id) {
+        return RR_EMISMATCH;
+    }
+    /* Bounded: every record consumes input bytes, and a heartbeat set holds a decoded count. */
+    for (;;) {
+        struct raft_msg msg;
+        rc = codec_batch_next(&rd, &msg, m->scratch);
+        if (rc <= 0) {
+            return rc;
+        }
+        int64_t slot = -1;
+        rc = multi_check_incoming(m, &msg, &slot);
+        if (rc != 0) {
+            return rc;
+        }
+        multi_mark_slot(m, (uint32_t)slot);
+        rc = raft_step(multi_at(m, (uint32_t)slot), &msg);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+int multi_propose(struct multi *m, raft_group g, const uint8_t *data, uint32_t len,
+                  raft_index *index)
+{
+    int64_t slot = multi_slot_of(m, g);
+    if (slot < 0) {
+        return RR_ENOTFOUND;
+    }
+    int rc = raft_propose(multi_at(m, (uint32_t)slot), data, len, index);
+    if (rc == 0) {
+        multi_mark_slot(m, (uint32_t)slot);
+    }
+    return rc;
+}
+
+int multi_read_index(struct multi *m, raft_group g, uint64_t ctx)
+{
+    int64_t slot = multi_slot_of(m, g);
+    if (slot < 0) {
+        return RR_ENOTFOUND;
+    }
+    int rc = raft_read_index(multi_at(m, (uint32_t)slot), ctx);
+    if (rc == 0) {
+        multi_mark_slot(m, (uint32_t)slot);
+    }
+    return rc;
+}
