@@ -421,6 +421,7 @@ static void drain_submit(struct drain_pass *d)
         return;
     }
     drain_note(&d->rc, drain_outbox_finish(&d->held->out));
+    d->held->seq = ++d->m->held_submitted;
     d->ops->persist_submit(d->ctx, d->held);
     d->held = NULL;
 }
@@ -458,6 +459,10 @@ int drain_persisted(struct multi *m, struct drain_held *held, const struct drain
     RR_ASSERT(!m->draining);
     RR_ASSERT(held->next == NULL);
     RR_ASSERT(held->out.self == m->o.id);
+    /* Units complete in submission order; releasing one early would let a later batch's
+     * acknowledgement claim an earlier batch's entries durable. */
+    RR_ASSERT(held->seq == m->held_done + 1);
+    m->held_done++;
     m->draining = true;
     drain_outbox_send(&held->out, ops, ctx);
     int rc = drain_step_local(m, held->local, held->local_count);

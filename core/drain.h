@@ -18,7 +18,8 @@ struct drain_held; /* the messages waiting for one persist unit */
 
 struct drain_ops {
     /* Adds one group's durable writes (rd->hard_state if flagged, rd->snapshot with its data,
-     * rd->entries) to the current persist unit. */
+     * rd->entries) to the current persist unit. Called only if one of those is flagged. `rd`
+     * and all it points to live only for the call (raft_advance frees them): copy. */
     void (*persist)(void *ctx, raft_group g, const struct raft_ready *rd);
     /* Sends one encoded batch now; the bytes live only for the call. */
     void (*send)(void *ctx, raft_node to, const uint8_t *batch, size_t len);

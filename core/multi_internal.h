@@ -55,6 +55,7 @@ struct drain_held {
     struct raft_msg *local;  /* msgs_after_persist to this node; carry no pointed data */
     uint32_t local_count;
     uint32_t local_cap;
+    uint64_t seq;            /* submission number within its multi: units complete in order */
     struct drain_held *next; /* free list link while pooled in a multi */
 };
 
@@ -75,6 +76,8 @@ struct multi {
     uint32_t local_cap;
     struct drain_held *held_pool;    /* recycled held units, at most MULTI_HELD_POOL_MAX */
     uint32_t held_pool_count;
+    uint64_t held_submitted;         /* units passed to persist_submit */
+    uint64_t held_done;              /* units released (drain_persisted); <= held_submitted */
 };
 
 static inline struct raft *multi_at(struct multi *m, uint32_t slot)
