@@ -96,6 +96,16 @@ TEST_STAGES := test-unit
 # ---- storage tools, benchmarks and soak -----------------------------------------------
 -include storage/storage.mk
 
+# ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
+.PHONY: bench-idle
+BENCH_IDLE_ARGS ?= 4096 51
+bench-idle:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/bench/idle_groups
+	$(Q)build/release/bench/idle_groups $(BENCH_IDLE_ARGS)
+
+$(B)/bench/idle_groups: $(B)/bench/idle_groups.o $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^
+
 build: $(BUILD_TARGETS)
 
 check-layering:
