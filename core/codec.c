@@ -31,7 +31,7 @@
 #define APPEND_RESP_BYTES    25u
 #define HEARTBEAT_BYTES      16u
 #define HEARTBEAT_RESP_BYTES 8u
-#define SNAPSHOT_FIXED_BYTES 45u /* index, term, offset, total, done, chunk length */
+#define SNAPSHOT_FIXED_BYTES 37u /* index, term, offset, total, done, chunk length */
 #define SNAPSHOT_RESP_BYTES  18u
 #define CONFIG_FIXED_BYTES   2u  /* member counts, without the version byte */
 #define MEMBER_BYTES         5u
@@ -262,7 +262,7 @@ static int entry_check(const struct raft_entry *e, raft_term msg_term, raft_term
     /* A configuration entry is applied as soon as it is appended (thesis §4.1): refuse a bad
      * one here rather than store it. */
     struct raft_config config;
-    return codec_config_decode(e->data.base, e->data.len, &config);
+    return codec_config_decode(e->data.base, e->data.len, &config) == 0 ? 0 : RR_ECORRUPT;
 }
 
 static int append_check(const struct raft_msg *m)
