@@ -909,7 +909,7 @@ static void test_batch_heartbeats_all_groups(void **state)
     assert_int_equal(codec_batch_add_heartbeats(&w, false, hb, RAFT_GROUPS_MAX), 0);
     assert_int_equal(codec_batch_add_heartbeats(&w, true, hb, RAFT_GROUPS_MAX), 0);
     codec_batch_end(&w);
-    /* Coalescing: 28 (or 20) bytes per group instead of a 44 (or 36) byte record. */
+    /* Coalescing: 28 (or 20) bytes per group instead of a 43 (or 35) byte message record. */
     assert_int_equal(b.len, 13 + 2 * (5 + 4) + (28 + 20) * (size_t)RAFT_GROUPS_MAX);
 
     struct codec_batch_reader r;
