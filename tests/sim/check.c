@@ -1,0 +1,543 @@
+/* The simulator's property checkers (paper §5.4, Figure 3, and the ack/read contracts of
+ * core/raft.h). Each is a named function; a violation prints "VIOLATION <name> ...", the
+ * command that replays the seed, and exits with SIM_EXIT_VIOLATION. They run after every step
+ * on the node the step touched, and from the drain callbacks as writes, sends, applies and
+ * reads happen, so they are incremental: registries keyed by (group, index, term) rather than
+ * rescans of every log. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/base/assert.h"
+#include "tests/sim/sim.h"
+
+typedef unsigned long long ull; /* printf's %llu */
+
+void sim_print_replay(const struct sim_config *cfg)
+{
+    printf("replay: %s --seed %llu --nodes %u --groups %u --workers %u --ticks %u\n", cfg->argv0,
+           (ull)cfg->seed, cfg->nodes, cfg->groups, cfg->workers, cfg->ticks);
+}
+
+_Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
+{
+    printf("VIOLATION %s seed=%llu t=%llu tick=%llu: ", checker, (ull)s->cfg.seed, (ull)s->now,
+           (ull)s->tick_no);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    sim_print_replay(&s->cfg);
+    fflush(stdout);
+    _exit(SIM_EXIT_VIOLATION); /* no leak report: the world is left as it was */
+}
+
+_Noreturn void sim_fail(struct sim *s, const char *fmt, ...)
+{
+    printf("SIMFAIL seed=%llu t=%llu: ", (ull)s->cfg.seed, (ull)s->now);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    sim_print_replay(&s->cfg);
+    fflush(stdout);
+    _exit(SIM_EXIT_SIMFAIL);
+}
+
+uint64_t sim_hash_bytes(uint64_t h, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    h ^= 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* Identity of an entry's content (its term is compared separately). */
+uint64_t sim_entry_hash(const struct raft_entry *e)
+{
+    return sim_hash_bytes(e->type, e->data.base, e->data.len);
+}
+
+static uint64_t sim_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+void check_init(struct sim *s)
+{
+    sim_map_init(&s->leaders);
+    sim_map_init(&s->entries);
+    sim_map_init(&s->payloads);
+    s->scratch = malloc(sizeof(*s->scratch));
+    RR_ASSERT(s->scratch != NULL);
+}
+
+void check_free(struct sim *s)
+{
+    sim_map_free(&s->leaders);
+    sim_map_free(&s->entries);
+    sim_map_free(&s->payloads);
+    for (raft_group g = 0; g < SIM_GROUPS_MAX; g++) {
+        free(s->committed[g]);
+    }
+    free(s->reads);
+    free(s->scratch);
+}
+
+static struct sim_committed *committed_at(struct sim *s, raft_group g, raft_index i)
+{
+    if (i >= s->committed_cap[g]) {
+        raft_index cap = s->committed_cap[g] == 0 ? 256 : s->committed_cap[g];
+        while (cap <= i) {
+            cap *= 2;
+        }
+        s->committed[g] = realloc(s->committed[g], (size_t)cap * sizeof(*s->committed[g]));
+        RR_ASSERT(s->committed[g] != NULL);
+        memset(s->committed[g] + s->committed_cap[g], 0,
+               (size_t)(cap - s->committed_cap[g]) * sizeof(*s->committed[g]));
+        s->committed_cap[g] = cap;
+    }
+    return &s->committed[g][i];
+}
+
+/* ---- the named checkers ---- */
+
+/* Election Safety (§5.2): at most one leader per (group, term), over the whole run. */
+void election_safety(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st)
+{
+    if (st->role != RAFT_LEADER) {
+        return;
+    }
+    bool fresh = false;
+    struct sim_val *v = sim_map_put(&s->leaders, (struct sim_key){g, st->term, 0}, &fresh);
+    if (fresh) {
+        v->x = node + 1;
+        s->n.elections++;
+        if (s->cfg.verbose) {
+            printf("  t=%llu group %u term %llu: leader %u\n", (ull)s->now, g, (ull)st->term,
+                   node + 1);
+        }
+        return;
+    }
+    if (v->x != node + 1) {
+        sim_violation(s, "election_safety", "group %u term %llu has two leaders: %llu and %u", g,
+                      (ull)st->term, (ull)v->x, node + 1);
+    }
+}
+
+/* Leader Append-Only (§5.3): during its term a leader's log only grows; the entry that was
+ * last when we looked before is still there, unchanged. */
+void leader_append_only(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st)
+{
+    struct sim_watch *w = &s->node[node].watch[g];
+    if (st->role != RAFT_LEADER || w->leader_term != st->term) {
+        return;
+    }
+    if (st->last_index < w->leader_last) {
+        sim_violation(s, "leader_append_only",
+                      "node %u group %u term %llu: leader's last index went from %llu to %llu",
+                      node + 1, g, (ull)st->term, (ull)w->leader_last, (ull)st->last_index);
+    }
+    raft_term t = raft_term_at(sim_group(s, node, g), w->leader_last);
+    if (t != 0 && t != w->leader_last_term) {
+        sim_violation(s, "leader_append_only",
+                      "node %u group %u term %llu: leader's entry %llu changed term %llu -> %llu",
+                      node + 1, g, (ull)st->term, (ull)w->leader_last, (ull)w->leader_last_term,
+                      (ull)t);
+    }
+}
+
+/* Log Matching (§5.3): an (index, term) names one entry, whose predecessor has one term, on
+ * every node. By induction on the predecessor, equal (index, term) means equal prefixes. */
+void log_matching(struct sim *s, raft_group g, raft_index index, raft_term term, uint64_t hash,
+                  raft_term prev_term)
+{
+    bool fresh = false;
+    struct sim_val *v = sim_map_put(&s->entries, (struct sim_key){g, index, term}, &fresh);
+    if (fresh) {
+        v->x = hash;
+        v->y = prev_term;
+        return;
+    }
+    if (v->x != hash) {
+        sim_violation(s, "log_matching", "group %u index %llu term %llu: two different entries",
+                      g, (ull)index, (ull)term);
+    }
+    if (prev_term == 0) {
+        return; /* predecessor unknown (compacted) */
+    }
+    if (v->y == 0) {
+        v->y = prev_term;
+    } else if (v->y != prev_term) {
+        sim_violation(s, "log_matching",
+                      "group %u index %llu term %llu: preceded by term %llu and by term %llu", g,
+                      (ull)index, (ull)term, (ull)v->y, (ull)prev_term);
+    }
+}
+
+static void completeness_at(struct sim *s, uint32_t node, raft_group g,
+                            const struct raft_status *st, raft_index i, raft_term term)
+{
+    if (i > st->last_index) {
+        sim_violation(s, "leader_completeness",
+                      "node %u leads group %u in term %llu without committed entry %llu (term "
+                      "%llu); its last index is %llu",
+                      node + 1, g, (ull)st->term, (ull)i, (ull)term, (ull)st->last_index);
+    }
+    raft_term t = raft_term_at(sim_group(s, node, g), i);
+    if (t != 0 && t != term) {
+        sim_violation(s, "leader_completeness",
+                      "node %u leads group %u in term %llu with term %llu at committed index "
+                      "%llu, which was applied with term %llu",
+                      node + 1, g, (ull)st->term, (ull)t, (ull)i, (ull)term);
+    }
+}
+
+/* Leader Completeness (§5.4): a leader holds every entry committed before its term. Here,
+ * committed = applied by some node. Checked when a node is first seen leading a term, and
+ * again for every leader whenever an entry is first applied (check_apply). */
+void leader_completeness(struct sim *s, uint32_t node, raft_group g)
+{
+    struct raft_status st;
+    raft_status(sim_group(s, node, g), &st);
+    raft_index from = st.first_index > 0 ? st.first_index : 1;
+    for (raft_index i = from; i <= s->committed_max[g]; i++) {
+        const struct sim_committed *c = committed_at(s, g, i);
+        if (c->set && c->term < st.term) {
+            completeness_at(s, node, g, &st, i, c->term);
+        }
+    }
+}
+
+/* State Machine Safety (§5.4.3): no two nodes apply different entries at one index, and the
+ * state after an index is the same everywhere (so snapshots carry the right state too). */
+void state_machine_safety(struct sim *s, uint32_t node, raft_group g, raft_index index,
+                          raft_term term, uint64_t entry_hash, uint64_t state_hash)
+{
+    struct sim_committed *c = committed_at(s, g, index);
+    if (!c->set) {
+        *c = (struct sim_committed){term, entry_hash, state_hash, true};
+        if (index > s->committed_max[g]) {
+            s->committed_max[g] = index;
+        }
+        return;
+    }
+    if (c->term != term || c->entry_hash != entry_hash) {
+        sim_violation(s, "state_machine_safety",
+                      "node %u applied a different entry (term %llu) at group %u index %llu than "
+                      "was applied before (term %llu)",
+                      node + 1, (ull)term, g, (ull)index, (ull)c->term);
+    }
+    if (c->state_hash != state_hash) {
+        sim_violation(s, "state_machine_safety",
+                      "node %u group %u: state after index %llu differs from another node's",
+                      node + 1, g, (ull)index);
+    }
+}
+
+/* Durable hard state: the durable term never goes back, and a durable vote for a term never
+ * changes, across crashes and restarts (the disk outlives incarnations). */
+void persisted_hard_state(struct sim *s, uint32_t node, raft_group g,
+                          const struct raft_hard_state *old, const struct raft_hard_state *new_hs)
+{
+    if (new_hs->term < old->term) {
+        sim_violation(s, "persisted_hard_state",
+                      "node %u group %u: durable term went back from %llu to %llu", node + 1, g,
+                      (ull)old->term, (ull)new_hs->term);
+    }
+    if (new_hs->term == old->term && old->vote != RAFT_NODE_NONE && new_hs->vote != old->vote) {
+        sim_violation(s, "persisted_hard_state",
+                      "node %u group %u: durable vote in term %llu changed from %u to %u",
+                      node + 1, g, (ull)old->term, old->vote, new_hs->vote);
+    }
+}
+
+/* What leaves a node must already be durable there: a granted vote (its term and vote), an
+ * accepted append (the entries up to the acked index, with the terms the node now has),
+ * an installed snapshot. */
+void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *m)
+{
+    if (m->group >= s->cfg.groups) {
+        sim_fail(s, "node %u sent a message for group %u", node + 1, m->group);
+    }
+    const struct sim_dlog *d = &s->node[node].dlog[m->group];
+    if (m->type == RAFT_MSG_VOTE_RESP && m->vote_resp.granted &&
+        (d->hs.term != m->term || d->hs.vote != m->to)) {
+        sim_violation(s, "persisted_hard_state",
+                      "node %u granted its vote in group %u term %llu to %u while its durable "
+                      "term is %llu and vote %u",
+                      node + 1, m->group, (ull)m->term, m->to, (ull)d->hs.term, d->hs.vote);
+    }
+    raft_index acked = 0;
+    if (m->type == RAFT_MSG_APPEND_RESP && !m->append_resp.rejected) {
+        acked = m->append_resp.index;
+    } else if (m->type == RAFT_MSG_SNAPSHOT_RESP && m->snapshot_resp.done &&
+               !m->snapshot_resp.rejected) {
+        acked = m->snapshot_resp.index;
+    } else {
+        return;
+    }
+    if (acked > sim_dlog_last(d)) {
+        sim_violation(s, "persisted_before_ack",
+                      "node %u acked group %u index %llu (term %llu) to %u with durable log "
+                      "ending at %llu",
+                      node + 1, m->group, (ull)acked, (ull)m->term, m->to,
+                      (ull)sim_dlog_last(d));
+    }
+    struct raft *r = sim_group(s, node, m->group);
+    struct raft_status st;
+    raft_status(r, &st);
+    raft_term mem = raft_term_at(r, acked);
+    if (st.term == m->term && acked > d->snap.index && mem != 0 &&
+        mem != sim_dlog_term(d, acked)) {
+        sim_violation(s, "persisted_before_ack",
+                      "node %u acked group %u index %llu in term %llu holding term %llu there, "
+                      "but term %llu is durable",
+                      node + 1, m->group, (ull)acked, (ull)m->term, (ull)mem,
+                      (ull)sim_dlog_term(d, acked));
+    }
+}
+
+/* Linearizable reads (thesis §6.4): a read serves a state that includes every write acked
+ * before it began, and is released only once its read index is applied. */
+void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
+                       raft_index index)
+{
+    const struct sim_read *rd = &s->reads[ctx - 1];
+    raft_index applied = s->node[node].sm[g].applied;
+    if (applied < index) {
+        sim_violation(s, "read_linearizable",
+                      "node %u group %u: read released at applied %llu before its read index "
+                      "%llu",
+                      node + 1, g, (ull)applied, (ull)index);
+    }
+    if (applied < rd->min_index) {
+        sim_violation(s, "read_linearizable",
+                      "node %u group %u: read served the state at %llu, but a write at %llu was "
+                      "acked before the read began",
+                      node + 1, g, (ull)applied, (ull)rd->min_index);
+    }
+}
+
+/* ---- hooks ---- */
+
+void check_node(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    if (!nd->up) {
+        return;
+    }
+    for (raft_group g = 0; g < s->cfg.groups; g++) {
+        struct raft *r = sim_group(s, node, g);
+        struct raft_status st;
+        raft_status(r, &st);
+        election_safety(s, node, g, &st);
+        leader_append_only(s, node, g, &st);
+        struct sim_watch *w = &nd->watch[g];
+        if (st.role == RAFT_LEADER && w->leader_term != st.term) {
+            w->leader_term = st.term;
+            leader_completeness(s, node, g);
+        } else if (st.role != RAFT_LEADER) {
+            w->leader_term = 0;
+        }
+        w->leader_last = st.last_index;
+        w->leader_last_term = st.last_term;
+        const struct raft_entry *e = st.last_index > 0 ? raft_entry_at(r, st.last_index) : NULL;
+        if (e != NULL) {
+            log_matching(s, g, e->index, e->term, sim_entry_hash(e), 0);
+        }
+    }
+}
+
+void check_persist_entries(struct sim *s, uint32_t node, raft_group g, const struct raft_ready *rd)
+{
+    if (rd->entry_count == 0) {
+        return;
+    }
+    struct sim_watch *w = &s->node[node].watch[g];
+    struct raft *r = sim_group(s, node, g);
+    struct raft_status st;
+    raft_status(r, &st);
+    raft_index first = rd->entries[0].index;
+    if (first <= w->handed_last) {
+        s->n.truncations++;
+        if (st.role == RAFT_LEADER && w->handed_leader == st.term) {
+            sim_violation(s, "leader_append_only",
+                          "node %u group %u term %llu: leader rewrites its log from %llu (last "
+                          "handed out %llu)",
+                          node + 1, g, (ull)st.term, (ull)first, (ull)w->handed_last);
+        }
+    }
+    for (uint32_t i = 0; i < rd->entry_count; i++) {
+        const struct raft_entry *e = &rd->entries[i];
+        if (i > 0 && e->index != rd->entries[i - 1].index + 1) {
+            sim_fail(s, "node %u group %u: ready entries not contiguous at %llu", node + 1, g,
+                     (ull)e->index);
+        }
+        raft_term prev = i > 0 ? rd->entries[i - 1].term : raft_term_at(r, e->index - 1);
+        log_matching(s, g, e->index, e->term, sim_entry_hash(e), prev);
+    }
+    w->handed_last = rd->entries[rd->entry_count - 1].index;
+    w->handed_leader = st.role == RAFT_LEADER ? st.term : 0;
+}
+
+void check_durable_hard_state(struct sim *s, uint32_t node, raft_group g,
+                              const struct raft_hard_state *old,
+                              const struct raft_hard_state *new_hs)
+{
+    persisted_hard_state(s, node, g, old, new_hs);
+}
+
+void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len)
+{
+    struct codec_batch_reader rd;
+    int rc = codec_batch_open(&rd, batch, len);
+    if (rc != 0) {
+        sim_fail(s, "node %u sent a batch that does not open (%d)", node + 1, rc);
+    }
+    struct raft_msg m;
+    while ((rc = codec_batch_next(&rd, &m, s->scratch)) == 1) {
+        persisted_before_send(s, node, &m);
+    }
+    if (rc < 0) {
+        sim_fail(s, "node %u sent a malformed batch (%d)", node + 1, rc);
+    }
+}
+
+/* Every leader with a later term must hold a newly committed entry (leader completeness). */
+static void check_new_commit(struct sim *s, raft_group g, raft_index index, raft_term term)
+{
+    for (uint32_t k = 0; k < s->cfg.nodes; k++) {
+        if (!s->node[k].up) {
+            continue;
+        }
+        struct raft_status st;
+        raft_status(sim_group(s, k, g), &st);
+        if (st.role == RAFT_LEADER && st.term > term) {
+            completeness_at(s, k, g, &st, index, term);
+        }
+    }
+}
+
+/* A payload id names one client proposal: applied at one (group, index) at most. */
+static void check_payload_once(struct sim *s, uint32_t node, raft_group g,
+                               const struct raft_entry *e)
+{
+    if (e->type != RAFT_ENTRY_NORMAL || e->data.len != SIM_PAYLOAD_BYTES) {
+        return;
+    }
+    bool fresh = false;
+    uint64_t id = sim_get64(e->data.base);
+    struct sim_val *v = sim_map_put(&s->payloads, (struct sim_key){id, 0, 0}, &fresh);
+    if (fresh) {
+        v->x = g;
+        v->y = e->index;
+    } else if (v->x != g || v->y != e->index) {
+        sim_violation(s, "state_machine_safety",
+                      "node %u: payload %llu applied at group %u index %llu and at group %llu "
+                      "index %llu",
+                      node + 1, (ull)id, g, (ull)e->index, (ull)v->x, (ull)v->y);
+    }
+}
+
+static void check_client_ack(struct sim *s, uint32_t node, raft_group g,
+                             const struct raft_entry *e)
+{
+    struct sim_node *nd = &s->node[node];
+    for (uint32_t k = 0; k < nd->pending_count[g]; k++) {
+        struct sim_pending p = nd->pending[g][k];
+        if (p.index != e->index) {
+            continue;
+        }
+        nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+        if (e->data.len != SIM_PAYLOAD_BYTES || sim_get64(e->data.base) != p.payload_id) {
+            return; /* another entry took the index: the proposal was lost, not acked */
+        }
+        s->n.acks++;
+        if (e->index > s->acked_max[g]) {
+            s->acked_max[g] = e->index;
+        }
+        if (p.payload_id == s->live_payload[g] && s->healed && !s->live_done[g]) {
+            s->live_done[g] = true;
+            s->live_left--;
+        }
+        return;
+    }
+}
+
+void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
+{
+    struct sim_sm *sm = &s->node[node].sm[g];
+    if (e->index != sm->applied + 1) {
+        sim_violation(s, "state_machine_safety",
+                      "node %u group %u applied index %llu right after %llu", node + 1, g,
+                      (ull)e->index, (ull)sm->applied);
+    }
+    uint64_t h = sim_entry_hash(e);
+    sm->applied = e->index;
+    sm->hash = sim_hash_bytes(sm->hash ^ e->term, &h, sizeof(h));
+    sm->count++;
+    bool fresh = e->index > s->committed_max[g] || !committed_at(s, g, e->index)->set;
+    state_machine_safety(s, node, g, e->index, e->term, h, sm->hash);
+    log_matching(s, g, e->index, e->term, h, 0);
+    if (fresh) {
+        check_new_commit(s, g, e->index, e->term);
+        check_payload_once(s, node, g, e);
+    }
+    check_client_ack(s, node, g, e);
+}
+
+void check_restore(struct sim *s, uint32_t node, raft_group g, raft_index index)
+{
+    const struct sim_sm *sm = &s->node[node].sm[g];
+    if (index > s->committed_max[g]) {
+        sim_violation(s, "state_machine_safety",
+                      "node %u group %u restored a snapshot at %llu, past every applied index "
+                      "(%llu)",
+                      node + 1, g, (ull)index, (ull)s->committed_max[g]);
+    }
+    const struct sim_committed *c = committed_at(s, g, index);
+    if (c->set && c->state_hash != sm->hash) {
+        sim_violation(s, "state_machine_safety",
+                      "node %u group %u restored a snapshot at %llu whose state differs from "
+                      "the state applied there",
+                      node + 1, g, (ull)index);
+    }
+}
+
+uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g)
+{
+    if (s->read_count == s->read_cap) {
+        s->read_cap = s->read_cap == 0 ? 256 : s->read_cap * 2;
+        s->reads = realloc(s->reads, s->read_cap * sizeof(*s->reads));
+        RR_ASSERT(s->reads != NULL);
+    }
+    s->reads[s->read_count++] = (struct sim_read){node, g, s->acked_max[g], false};
+    return s->read_count; /* ctx = position + 1: 0 is never a context */
+}
+
+void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
+                       raft_index index)
+{
+    if (ctx == 0 || ctx > s->read_count) {
+        sim_fail(s, "node %u group %u released unknown read %llu", node + 1, g, (ull)ctx);
+    }
+    struct sim_read *rd = &s->reads[ctx - 1];
+    if (rd->node != node || rd->g != g || rd->served) {
+        sim_fail(s, "node %u group %u released read %llu (node %u group %u, served %d)",
+                 node + 1, g, (ull)ctx, rd->node + 1, rd->g, rd->served);
+    }
+    rd->served = true;
+    s->n.reads_served++;
+    read_linearizable(s, node, g, ctx, index);
+}

@@ -1,0 +1,325 @@
+/* The deterministic simulator's shared state: virtual nodes, network, disk and clients driving
+ * the real group table (core/multi.h) through the real drain order (core/drain.h). */
+#ifndef RR_TESTS_SIM_SIM_H
+#define RR_TESTS_SIM_SIM_H
+
+#include "core/base/prng.h"
+#include "core/codec.h"
+#include "core/drain.h"
+#include "core/multi.h"
+
+/* Bounds of one run. Nodes are 3 or 5 (ids 1..N); workers per node 1 or 2. */
+#define SIM_NODES_MAX   5
+#define SIM_WORKERS_MAX 2
+#define SIM_GROUPS_MAX  64
+
+/* Virtual time units per tick. Network and disk delays are a fraction of a tick to a few
+ * ticks, so both reordering and slow disks happen relative to the election timeout. */
+#define SIM_TICK 100u
+
+/* Election ticks: the core's timeout is random in [e, 2e). Liveness must hold within
+ * ten maximal election timeouts after every fault has healed. */
+#define SIM_ELECTION_TICKS  10u
+#define SIM_LIVENESS_TICKS  (10u * 2u * SIM_ELECTION_TICKS)
+
+/* Client proposals in flight per (node, group); a payload is an id, group and node. */
+#define SIM_PENDING_MAX   8
+#define SIM_PAYLOAD_BYTES 16u
+/* Serialised state machine: applied index, running hash, applied count (little-endian). */
+#define SIM_SM_BYTES 24u
+
+/* Exit statuses, so the mutant harness tells a checker from everything else. */
+#define SIM_EXIT_VIOLATION 1 /* a named property checker fired ("VIOLATION name ...") */
+#define SIM_EXIT_USAGE     2
+#define SIM_EXIT_ASSERT    3 /* an RR_ASSERT fired in the core or the simulator ("ASSERT ...") */
+#define SIM_EXIT_SIMFAIL   4 /* the harness itself saw an impossible result ("SIMFAIL ...") */
+
+/* ---- small hash map: three-word keys, three-word values (tests/sim/map.c) ---- */
+struct sim_key {
+    uint64_t a, b, c;
+};
+struct sim_val {
+    uint64_t x, y, z;
+};
+struct sim_slot {
+    struct sim_key k;
+    struct sim_val v;
+    bool used;
+};
+struct sim_map {
+    struct sim_slot *slots; /* cap slots, cap a power of two */
+    size_t cap;
+    size_t count;
+};
+void sim_map_init(struct sim_map *m);
+void sim_map_free(struct sim_map *m);
+/* Returns the value for k, or NULL. */
+struct sim_val *sim_map_get(struct sim_map *m, struct sim_key k);
+/* Inserts k (value zeroed) if absent; *fresh says whether it was. */
+struct sim_val *sim_map_put(struct sim_map *m, struct sim_key k, bool *fresh);
+
+/* ---- virtual disk ---- */
+struct sim_dentry { /* one durable entry */
+    raft_term term;
+    uint8_t type;
+    uint8_t *data;
+    uint32_t len;
+};
+
+/* One group's durable state on one node: entries follow the snapshot contiguously. */
+struct sim_dlog {
+    struct raft_hard_state hs;
+    struct raft_snapshot_meta snap; /* index 0: none */
+    uint8_t *snap_data;
+    uint64_t snap_bytes;
+    struct sim_dentry *e; /* e[k] has index snap.index + 1 + k */
+    uint32_t count;
+    uint32_t cap;
+};
+
+enum sim_rec_kind {
+    SIM_REC_SNAPSHOT = 1,
+    SIM_REC_ENTRY = 2,
+    SIM_REC_HARD_STATE = 3,
+};
+
+/* One write in a persist unit; the unit's records become durable in order. */
+struct sim_rec {
+    uint8_t kind; /* enum sim_rec_kind */
+    raft_group g;
+    struct raft_hard_state hs;      /* SIM_REC_HARD_STATE */
+    struct raft_snapshot_meta meta; /* SIM_REC_SNAPSHOT */
+    raft_index index;               /* SIM_REC_ENTRY */
+    raft_term term;
+    uint8_t type;
+    uint8_t *data; /* owned; entry payload or snapshot data */
+    uint64_t len;
+};
+
+struct sim_unit {
+    struct sim_rec *recs;
+    uint32_t count;
+    uint32_t cap;
+    struct drain_held *held; /* NULL until submitted */
+    uint64_t done_at;        /* virtual time it becomes durable */
+    struct sim_unit *next;   /* FIFO of submitted units */
+};
+
+/* ---- nodes ---- */
+struct sim;
+
+/* The drain ops' context: one worker of one node. */
+struct sim_wctx {
+    struct sim *s;
+    uint32_t node; /* index 0..N-1; id = node + 1 */
+    uint32_t worker;
+};
+
+struct sim_sm { /* a state machine: enough to compare replicas exactly */
+    raft_index applied;
+    uint64_t hash;
+    uint64_t count;
+};
+
+struct sim_pending { /* a client proposal waiting for its apply on the proposing node */
+    raft_index index;
+    uint64_t payload_id;
+};
+
+struct sim_watch { /* what the checkers remember of one (node, group) */
+    raft_term leader_term; /* term this node was last seen leading; 0: never */
+    raft_index leader_last;
+    raft_term leader_last_term;
+    raft_index handed_last;     /* last entry index handed to the disk */
+    raft_term handed_leader;    /* term it led when it last handed entries out; 0: not leader */
+};
+
+struct sim_node {
+    raft_node id;
+    bool up;
+    uint32_t incarnation; /* bumped at each crash: stale events are ignored */
+    struct multi *m[SIM_WORKERS_MAX];
+    struct raft *raft[SIM_GROUPS_MAX]; /* group g in m[g % W]; valid while up */
+    struct sim_wctx wctx[SIM_WORKERS_MAX];
+    struct sim_unit *cur[SIM_WORKERS_MAX];  /* unit being filled by a drain */
+    struct sim_unit *head[SIM_WORKERS_MAX]; /* submitted, not yet durable */
+    struct sim_unit *tail[SIM_WORKERS_MAX];
+    uint64_t disk_free_at[SIM_WORKERS_MAX]; /* last submitted unit's completion time */
+    struct sim_dlog dlog[SIM_GROUPS_MAX];   /* survives crashes */
+    struct sim_sm sm[SIM_GROUPS_MAX];       /* lost at a crash */
+    struct sim_pending pending[SIM_GROUPS_MAX][SIM_PENDING_MAX];
+    uint32_t pending_count[SIM_GROUPS_MAX];
+    struct sim_watch watch[SIM_GROUPS_MAX];
+    uint64_t restart_at; /* while down */
+    struct raft_restore restore;      /* multi_create restore callback scratch */
+    struct raft_entry *restore_entries;
+    uint32_t restore_cap;
+};
+
+/* ---- events ---- */
+enum sim_ev_type {
+    SIM_EV_TICK = 1,    /* one node ticks */
+    SIM_EV_DELIVER = 2, /* one batch arrives */
+    SIM_EV_PERSIST = 3, /* one persist unit becomes durable */
+    SIM_EV_FAULT = 4,   /* the fault scheduler's turn (once per tick) */
+};
+
+struct sim_packet {
+    uint32_t from; /* node index */
+    uint32_t to;
+    uint32_t worker;
+    size_t len;
+    uint8_t bytes[]; /* one encoded batch */
+};
+
+struct sim_event {
+    uint64_t time;
+    uint64_t seq; /* ties broken by scheduling order: deterministic */
+    uint8_t type; /* enum sim_ev_type */
+    uint32_t node;
+    uint32_t worker;
+    uint32_t incarnation;
+    struct sim_packet *pkt; /* SIM_EV_DELIVER */
+};
+
+/* ---- configuration of one seed's run ---- */
+struct sim_config {
+    uint64_t seed;
+    uint32_t nodes;
+    uint32_t groups;
+    uint32_t workers;
+    uint32_t ticks; /* fault phase; the liveness phase follows */
+    bool verbose;
+    const char *argv0;
+};
+
+/* Fault rates fixed per seed (per million unless named otherwise). */
+struct sim_rates {
+    uint32_t loss;
+    uint32_t dup;
+    uint64_t delay_max; /* network delay in [1, delay_max] time units */
+    uint64_t disk_max;  /* persist delay in [1, disk_max] */
+    uint32_t crash;     /* per tick */
+    uint32_t tear;      /* per crash: tear the first incomplete unit */
+    uint32_t partition; /* per tick, when none is active */
+    uint32_t propose;   /* per leader group per node tick */
+    uint32_t read;
+    uint32_t snapshot;  /* per group per node tick, once applied is far enough ahead */
+};
+
+struct sim_counts {
+    uint64_t steps, ticks, deliveries, batches, dropped, duplicated, persists;
+    uint64_t elections, crashes, restarts, torn, truncations, partitions, one_way;
+    uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served;
+    uint64_t applied;
+};
+
+/* Committed (= applied somewhere) entry at (group, index). */
+struct sim_committed {
+    raft_term term;
+    uint64_t entry_hash;
+    uint64_t state_hash; /* state machine hash right after applying it */
+    bool set;
+};
+
+struct sim_read {
+    uint32_t node;
+    raft_group g;
+    raft_index min_index; /* highest acked write index when the read began */
+    bool served;
+};
+
+struct sim {
+    struct sim_config cfg;
+    struct sim_rates rates;
+    struct rr_prng prng;
+    uint64_t now;
+    uint64_t digest;
+    struct sim_counts n;
+    struct sim_node node[SIM_NODES_MAX];
+    struct raft_config config;
+    struct multi_options mo;
+    bool blocked[SIM_NODES_MAX][SIM_NODES_MAX]; /* from -> to */
+    uint64_t partition_until;                   /* 0: no partition */
+    bool healed;                                /* fault phase over */
+    uint64_t heal_tick;
+    uint64_t tick_no; /* global ticks so far (fault events) */
+    /* Event queue: a binary heap on (time, seq). */
+    struct sim_event *ev;
+    size_t ev_count;
+    size_t ev_cap;
+    uint64_t ev_seq;
+    /* Checkers' memory. */
+    struct sim_committed *committed[SIM_GROUPS_MAX];
+    raft_index committed_cap[SIM_GROUPS_MAX];
+    raft_index committed_max[SIM_GROUPS_MAX];
+    struct sim_map leaders;  /* (group, term) -> leader id */
+    struct sim_map entries;  /* (group, index, term) -> entry hash, prev term */
+    struct sim_map payloads; /* payload id -> (group, index) applied */
+    raft_index acked_max[SIM_GROUPS_MAX];
+    struct sim_read *reads; /* indexed by ctx - 1 */
+    size_t read_count;
+    size_t read_cap;
+    uint64_t payload_next;
+    struct codec_scratch *scratch; /* decoding outgoing batches for the checkers */
+    /* Liveness after heal: a proposal per group must be acked. */
+    uint64_t live_payload[SIM_GROUPS_MAX]; /* 0: none proposed yet */
+    bool live_done[SIM_GROUPS_MAX];
+    uint32_t live_left;
+};
+
+/* tests/sim/world.c */
+int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *digest);
+struct raft *sim_group(struct sim *s, uint32_t node, raft_group g);
+
+/* tests/sim/disk.c */
+raft_index sim_dlog_last(const struct sim_dlog *d);
+raft_term sim_dlog_term(const struct sim_dlog *d, raft_index i);
+void sim_dlog_free(struct sim_dlog *d);
+void sim_dlog_install_snapshot(struct sim_dlog *d, const struct raft_snapshot_meta *meta,
+                               const uint8_t *data, uint64_t bytes);
+struct sim_rec *sim_unit_add(struct sim_unit *u);
+void sim_rec_set_data(struct sim_rec *r, const uint8_t *data, uint64_t len);
+void sim_unit_free(struct sim_unit *u);
+void sim_unit_apply(struct sim *s, uint32_t node, const struct sim_unit *u, uint32_t count);
+
+/* tests/sim/check.c: every checker reports through sim_violation (never returns). */
+_Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+_Noreturn void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t sim_hash_bytes(uint64_t h, const void *p, size_t len);
+uint64_t sim_entry_hash(const struct raft_entry *e);
+
+void check_init(struct sim *s);
+void check_free(struct sim *s);
+/* After every step, on the node the step touched. */
+void check_node(struct sim *s, uint32_t node);
+/* Hooks the drain ops call. */
+void check_persist_entries(struct sim *s, uint32_t node, raft_group g, const struct raft_ready *rd);
+void check_durable_hard_state(struct sim *s, uint32_t node, raft_group g,
+                              const struct raft_hard_state *old,
+                              const struct raft_hard_state *new_hs);
+void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len);
+void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e);
+void check_restore(struct sim *s, uint32_t node, raft_group g, raft_index index);
+uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g);
+void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
+                       raft_index index);
+
+/* Named checkers (also called by the hooks above). */
+void sim_print_replay(const struct sim_config *cfg);
+
+void election_safety(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
+void leader_append_only(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
+void log_matching(struct sim *s, raft_group g, raft_index index, raft_term term, uint64_t hash,
+                  raft_term prev_term);
+void leader_completeness(struct sim *s, uint32_t node, raft_group g);
+void state_machine_safety(struct sim *s, uint32_t node, raft_group g, raft_index index,
+                          raft_term term, uint64_t entry_hash, uint64_t state_hash);
+void persisted_hard_state(struct sim *s, uint32_t node, raft_group g,
+                          const struct raft_hard_state *old, const struct raft_hard_state *new_hs);
+void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *m);
+void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
+                       raft_index index);
+
+#endif

@@ -1,0 +1,858 @@
+/* The simulated world: N nodes, each a group table per worker with a virtual disk, a state
+ * machine per group and clients, connected by a lossy virtual network, advanced one event at
+ * a time from a single seeded PRNG. An event (a step) is one tick of one node, one batch
+ * delivery or one persist completion (plus the fault scheduler's turn once per tick); after
+ * every step the node it touched is drained through core/drain.h and the checkers run. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "tests/sim/sim.h"
+
+#define SIM_SNAPSHOT_GAP 16u /* applied entries past the durable snapshot before another */
+#define SIM_TRAILING_MAX 5u  /* entries kept before a snapshot index, chosen per snapshot */
+#define SIM_DRAIN_ROUNDS 8   /* drain_run calls per step while groups still have a ready */
+#define SIM_DOWN_TICKS_MAX 40u
+
+static uint64_t sim_rand(struct sim *s, uint64_t lo, uint64_t hi) /* in [lo, hi] */
+{
+    return rr_prng_range(&s->prng, lo, hi + 1);
+}
+
+static bool sim_chance(struct sim *s, uint32_t per_million)
+{
+    return rr_prng_chance(&s->prng, per_million) != 0;
+}
+
+static void sim_mix(struct sim *s, uint64_t x)
+{
+    s->digest = (s->digest ^ x) * 0x100000001b3ULL;
+    s->digest ^= s->digest >> 29;
+}
+
+struct raft *sim_group(struct sim *s, uint32_t node, raft_group g)
+{
+    struct sim_node *nd = &s->node[node];
+    RR_ASSERT(nd->up);
+    RR_ASSERT(g < s->cfg.groups);
+    return nd->raft[g]; /* cached: multi_group() would mark the slot dirty */
+}
+
+/* ---- event queue: a binary heap ordered by (time, seq) ---- */
+
+static bool ev_before(const struct sim_event *a, const struct sim_event *b)
+{
+    return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static void ev_push(struct sim *s, struct sim_event e)
+{
+    if (s->ev_count == s->ev_cap) {
+        s->ev_cap = s->ev_cap == 0 ? 1024 : s->ev_cap * 2;
+        s->ev = realloc(s->ev, s->ev_cap * sizeof(*s->ev));
+        RR_ASSERT(s->ev != NULL);
+    }
+    e.seq = s->ev_seq++;
+    size_t i = s->ev_count++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!ev_before(&e, &s->ev[p])) {
+            break;
+        }
+        s->ev[i] = s->ev[p];
+        i = p;
+    }
+    s->ev[i] = e;
+}
+
+static struct sim_event ev_pop(struct sim *s)
+{
+    RR_ASSERT(s->ev_count > 0);
+    struct sim_event top = s->ev[0];
+    struct sim_event last = s->ev[--s->ev_count];
+    size_t n = s->ev_count;
+    size_t i = 0;
+    if (n == 0) {
+        return top;
+    }
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) {
+            break;
+        }
+        if (c + 1 < n && ev_before(&s->ev[c + 1], &s->ev[c])) {
+            c++;
+        }
+        if (!ev_before(&s->ev[c], &last)) {
+            break;
+        }
+        s->ev[i] = s->ev[c];
+        i = c;
+    }
+    s->ev[i] = last;
+    return top;
+}
+
+static void ev_at(struct sim *s, uint64_t time, uint8_t type, uint32_t node, uint32_t worker,
+                  struct sim_packet *pkt)
+{
+    struct sim_event e = {
+        .time = time,
+        .type = type,
+        .node = node,
+        .worker = worker,
+        .incarnation = s->node[node].incarnation,
+        .pkt = pkt,
+    };
+    ev_push(s, e);
+}
+
+/* ---- network ---- */
+
+static void net_send(struct sim *s, uint32_t from, uint32_t worker, raft_node to_id,
+                     const uint8_t *b, size_t len)
+{
+    if (to_id == RAFT_NODE_NONE || to_id > s->cfg.nodes || to_id - 1 == from) {
+        sim_fail(s, "node %u sent a batch to node %u", from + 1, to_id);
+    }
+    uint32_t to = to_id - 1;
+    s->n.batches++;
+    sim_mix(s, sim_hash_bytes(to_id, b, len));
+    check_outgoing(s, from, b, len);
+    if (s->blocked[from][to] || sim_chance(s, s->rates.loss)) {
+        s->n.dropped++;
+        return;
+    }
+    uint32_t copies = 1;
+    if (sim_chance(s, s->rates.dup)) {
+        copies = 2;
+        s->n.duplicated++;
+    }
+    for (uint32_t c = 0; c < copies; c++) {
+        struct sim_packet *p = malloc(sizeof(*p) + len);
+        RR_ASSERT(p != NULL);
+        p->from = from;
+        p->to = to;
+        p->worker = worker;
+        p->len = len;
+        memcpy(p->bytes, b, len);
+        ev_at(s, s->now + sim_rand(s, 1, s->rates.delay_max), SIM_EV_DELIVER, to, worker, p);
+    }
+}
+
+/* ---- state machine ---- */
+
+static void sm_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint64_t sm_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static void sm_save(const struct sim_sm *sm, uint8_t out[SIM_SM_BYTES])
+{
+    sm_put64(out, sm->applied);
+    sm_put64(out + 8, sm->hash);
+    sm_put64(out + 16, sm->count);
+}
+
+static void sm_load(struct sim *s, uint32_t node, raft_group g, const struct raft_snapshot_meta *meta,
+                    const uint8_t *data, uint64_t bytes)
+{
+    if (bytes != SIM_SM_BYTES || data == NULL) {
+        sim_fail(s, "node %u group %u: snapshot of %llu bytes, not a state machine image",
+                 node + 1, g, (unsigned long long)bytes);
+    }
+    struct sim_sm *sm = &s->node[node].sm[g];
+    sm->applied = sm_get64(data);
+    sm->hash = sm_get64(data + 8);
+    sm->count = sm_get64(data + 16);
+    if (sm->applied != meta->index) {
+        sim_fail(s, "node %u group %u: snapshot meta index %llu holds a state at %llu", node + 1,
+                 g, (unsigned long long)meta->index, (unsigned long long)sm->applied);
+    }
+    check_restore(s, node, g, meta->index);
+}
+
+/* ---- drain ops ---- */
+
+static struct sim_unit *unit_cur(struct sim_node *nd, uint32_t w)
+{
+    if (nd->cur[w] == NULL) {
+        nd->cur[w] = calloc(1, sizeof(*nd->cur[w]));
+        RR_ASSERT(nd->cur[w] != NULL);
+    }
+    return nd->cur[w];
+}
+
+static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
+{
+    struct sim_wctx *c = ctx;
+    struct sim *s = c->s;
+    struct sim_unit *u = unit_cur(&s->node[c->node], c->worker);
+    /* Per group: snapshot, entries, then hard state, as a WAL writes them, so a torn unit
+     * never leaves a durable commit index past the durable entries. */
+    if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
+        struct sim_rec *r = sim_unit_add(u);
+        r->kind = SIM_REC_SNAPSHOT;
+        r->g = g;
+        r->meta = *rd->snapshot;
+        sim_rec_set_data(r, rd->snapshot_data, rd->snapshot_bytes);
+    }
+    if ((rd->flags & RAFT_READY_ENTRIES) != 0) {
+        for (uint32_t i = 0; i < rd->entry_count; i++) {
+            const struct raft_entry *e = &rd->entries[i];
+            struct sim_rec *r = sim_unit_add(u);
+            r->kind = SIM_REC_ENTRY;
+            r->g = g;
+            r->index = e->index;
+            r->term = e->term;
+            r->type = e->type;
+            sim_rec_set_data(r, e->data.base, e->data.len);
+        }
+        check_persist_entries(s, c->node, g, rd);
+    }
+    if ((rd->flags & RAFT_READY_HARD_STATE) != 0) {
+        struct sim_rec *r = sim_unit_add(u);
+        r->kind = SIM_REC_HARD_STATE;
+        r->g = g;
+        r->hs = rd->hard_state;
+    }
+}
+
+static void op_send(void *ctx, raft_node to, const uint8_t *batch, size_t len)
+{
+    struct sim_wctx *c = ctx;
+    net_send(c->s, c->node, c->worker, to, batch, len);
+}
+
+static void op_persist_submit(void *ctx, struct drain_held *held)
+{
+    struct sim_wctx *c = ctx;
+    struct sim *s = c->s;
+    struct sim_node *nd = &s->node[c->node];
+    uint32_t w = c->worker;
+    struct sim_unit *u = unit_cur(nd, w);
+    nd->cur[w] = NULL;
+    u->held = held;
+    uint64_t start = nd->disk_free_at[w] > s->now ? nd->disk_free_at[w] : s->now;
+    u->done_at = start + sim_rand(s, 1, s->rates.disk_max);
+    nd->disk_free_at[w] = u->done_at;
+    if (nd->tail[w] == NULL) {
+        nd->head[w] = u;
+    } else {
+        nd->tail[w]->next = u;
+    }
+    nd->tail[w] = u;
+    s->n.persists++;
+    ev_at(s, u->done_at, SIM_EV_PERSIST, c->node, w, NULL);
+}
+
+static void op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
+                       const uint8_t *data, uint64_t bytes)
+{
+    struct sim_wctx *c = ctx;
+    c->s->n.snapshots_installed++;
+    sm_load(c->s, c->node, g, meta, data, bytes);
+}
+
+static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
+{
+    struct sim_wctx *c = ctx;
+    c->s->n.applied++;
+    sim_mix(c->s, e->index ^ (e->term << 40) ^ ((uint64_t)g << 20));
+    check_apply(c->s, c->node, g, e);
+}
+
+static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
+{
+    struct sim_wctx *c = ctx;
+    check_read_served(c->s, c->node, g, rs->ctx, rs->index);
+}
+
+static const struct drain_ops sim_ops = {
+    .persist = op_persist,
+    .send = op_send,
+    .persist_submit = op_persist_submit,
+    .restore = op_restore,
+    .apply = op_apply,
+    .read = op_read,
+};
+
+static bool table_has_ready(struct sim *s, uint32_t node, uint32_t w)
+{
+    for (raft_group g = w; g < s->cfg.groups; g += s->cfg.workers) {
+        if (raft_has_ready(s->node[node].raft[g])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void node_drain(struct sim *s, uint32_t node, uint32_t w)
+{
+    struct sim_node *nd = &s->node[node];
+    for (int round = 0; round < SIM_DRAIN_ROUNDS; round++) {
+        int rc = drain_run(nd->m[w], &sim_ops, &nd->wctx[w]);
+        if (rc != 0) {
+            sim_fail(s, "node %u: drain_run: %s", node + 1, rr_strerror(rc));
+        }
+        if (nd->cur[w] != NULL) {
+            sim_fail(s, "node %u: drain_run persisted without persist_submit", node + 1);
+        }
+        if (!table_has_ready(s, node, w)) {
+            return;
+        }
+    }
+}
+
+static void node_drain_all(struct sim *s, uint32_t node)
+{
+    for (uint32_t w = 0; w < s->cfg.workers; w++) {
+        node_drain(s, node, w);
+    }
+}
+
+/* ---- node lifecycle ---- */
+
+static bool dlog_is_empty(const struct sim_dlog *d)
+{
+    return d->snap.index == 0 && d->count == 0 && d->hs.term == 0 && d->hs.vote == 0 &&
+           d->hs.commit == 0;
+}
+
+/* multi_create's callback: the group's durable state, and its state machine rebuilt from the
+ * durable snapshot (the core re-applies the committed entries after it). */
+static const struct raft_restore *restore_cb(void *ctx, raft_group g)
+{
+    struct sim_wctx *c = ctx;
+    struct sim *s = c->s;
+    struct sim_node *nd = &s->node[c->node];
+    struct sim_dlog *d = &nd->dlog[g];
+    memset(&nd->sm[g], 0, sizeof(nd->sm[g]));
+    memset(&nd->watch[g], 0, sizeof(nd->watch[g]));
+    nd->watch[g].handed_last = sim_dlog_last(d);
+    if (d->snap.index > 0) {
+        sm_load(s, c->node, g, &d->snap, d->snap_data, d->snap_bytes);
+    }
+    if (dlog_is_empty(d)) {
+        return NULL;
+    }
+    if (d->count > nd->restore_cap) {
+        nd->restore_cap = d->count;
+        nd->restore_entries = realloc(nd->restore_entries,
+                                      nd->restore_cap * sizeof(*nd->restore_entries));
+        RR_ASSERT(nd->restore_entries != NULL);
+    }
+    for (uint32_t k = 0; k < d->count; k++) {
+        struct raft_entry *e = &nd->restore_entries[k];
+        e->term = d->e[k].term;
+        e->index = d->snap.index + 1 + k;
+        e->type = d->e[k].type;
+        e->data.base = d->e[k].data;
+        e->data.len = d->e[k].len;
+    }
+    struct raft_restore *rs = &nd->restore;
+    memset(rs, 0, sizeof(*rs));
+    rs->hard_state = d->hs;
+    rs->snapshot = d->snap;
+    rs->snapshot_data = d->snap.index > 0 ? d->snap_data : NULL;
+    rs->snapshot_bytes = d->snap.index > 0 ? d->snap_bytes : 0;
+    rs->entries = nd->restore_entries;
+    rs->entry_count = d->count;
+    return rs;
+}
+
+static void node_start(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    RR_ASSERT(!nd->up);
+    for (uint32_t w = 0; w < s->cfg.workers; w++) {
+        struct multi_options mo = s->mo;
+        uint64_t seed = s->cfg.seed ^ ((uint64_t)node << 48) ^ ((uint64_t)nd->incarnation << 32);
+        mo.id = node + 1;
+        mo.worker = w;
+        mo.seed = rr_splitmix64(&seed);
+        nd->wctx[w] = (struct sim_wctx){.s = s, .node = node, .worker = w};
+        int rc = multi_create(&nd->m[w], &mo, &s->config, restore_cb, &nd->wctx[w]);
+        if (rc != 0) {
+            sim_fail(s, "node %u: multi_create: %s", node + 1, rr_strerror(rc));
+        }
+        for (raft_group g = w; g < s->cfg.groups; g += s->cfg.workers) {
+            nd->raft[g] = multi_group(nd->m[w], g);
+            RR_ASSERT(nd->raft[g] != NULL);
+        }
+    }
+    nd->up = true;
+    memset(nd->pending_count, 0, sizeof(nd->pending_count));
+    node_drain_all(s, node);
+    check_node(s, node);
+}
+
+static void node_free_units(struct sim_node *nd, uint32_t w)
+{
+    while (nd->head[w] != NULL) {
+        struct sim_unit *u = nd->head[w];
+        nd->head[w] = u->next;
+        drain_held_free(u->held);
+        sim_unit_free(u);
+    }
+    nd->tail[w] = NULL;
+    sim_unit_free(nd->cur[w]);
+    nd->cur[w] = NULL;
+}
+
+/* A crash loses every persist unit not yet durable; the first may be torn. */
+static void node_crash(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    RR_ASSERT(nd->up);
+    for (uint32_t w = 0; w < s->cfg.workers; w++) {
+        struct sim_unit *u = nd->head[w];
+        if (u != NULL && u->count > 0 && sim_chance(s, s->rates.tear)) {
+            uint32_t keep = (uint32_t)sim_rand(s, 0, u->count - 1);
+            sim_unit_apply(s, node, u, keep);
+            s->n.torn += keep > 0;
+        }
+        node_free_units(nd, w);
+        multi_destroy(nd->m[w]);
+        nd->m[w] = NULL;
+    }
+    memset(nd->raft, 0, sizeof(nd->raft));
+    nd->up = false;
+    nd->incarnation++;
+    nd->restart_at = s->now + sim_rand(s, 3, SIM_DOWN_TICKS_MAX) * SIM_TICK;
+    s->n.crashes++;
+    if (s->cfg.verbose) {
+        printf("  t=%llu crash node %u\n", (unsigned long long)s->now, node + 1);
+    }
+}
+
+static void node_restart(struct sim *s, uint32_t node)
+{
+    s->n.restarts++;
+    if (s->cfg.verbose) {
+        printf("  t=%llu restart node %u\n", (unsigned long long)s->now, node + 1);
+    }
+    node_start(s, node);
+}
+
+/* ---- clients and snapshots ---- */
+
+static void client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t id)
+{
+    struct sim_node *nd = &s->node[node];
+    uint8_t p[SIM_PAYLOAD_BYTES];
+    sm_put64(p, id);
+    sm_put64(p + 8, ((uint64_t)g << 32) | (node + 1));
+    raft_index index = 0;
+    struct raft_status st;
+    raft_status(sim_group(s, node, g), &st);
+    int rc = multi_propose(nd->m[g % s->cfg.workers], g, p, SIM_PAYLOAD_BYTES, &index);
+    if (rc == 0) {
+        if (st.role != RAFT_LEADER) {
+            sim_fail(s, "node %u group %u accepted a proposal as role %u", node + 1, g, st.role);
+        }
+        s->n.proposals++;
+        if (nd->pending_count[g] < SIM_PENDING_MAX) {
+            nd->pending[g][nd->pending_count[g]++] = (struct sim_pending){index, id};
+        }
+        return;
+    }
+    if (rc != RR_ENOTLEADER && rc != RR_ETRANSFER && rc != RR_EBUSY && rc != RR_ETOOBIG) {
+        sim_fail(s, "node %u group %u: multi_propose: %s", node + 1, g, rr_strerror(rc));
+    }
+}
+
+static void client_read(struct sim *s, uint32_t node, raft_group g)
+{
+    uint64_t ctx = check_read_begin(s, node, g);
+    int rc = multi_read_index(s->node[node].m[g % s->cfg.workers], g, ctx);
+    if (rc == 0) {
+        s->n.reads++;
+        return;
+    }
+    if (rc != RR_ENOTLEADER && rc != RR_EBUSY) {
+        sim_fail(s, "node %u group %u: multi_read_index: %s", node + 1, g, rr_strerror(rc));
+    }
+}
+
+static void clients(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    for (raft_group g = 0; g < s->cfg.groups; g++) {
+        struct raft_status st;
+        raft_status(sim_group(s, node, g), &st);
+        bool leader = st.role == RAFT_LEADER;
+        /* Followers get a few proposals too: they must refuse them. */
+        uint32_t rate = leader ? s->rates.propose : s->rates.propose / 16;
+        if (nd->pending_count[g] < SIM_PENDING_MAX && sim_chance(s, rate)) {
+            client_propose(s, node, g, ++s->payload_next);
+        }
+        if (sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
+            client_read(s, node, g);
+        }
+    }
+}
+
+static void take_snapshot(struct sim *s, uint32_t node, raft_group g)
+{
+    struct sim_node *nd = &s->node[node];
+    struct raft *r = sim_group(s, node, g);
+    struct raft_snapshot_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.index = nd->sm[g].applied;
+    meta.term = raft_term_at(r, meta.index);
+    meta.config = *raft_config(r);
+    if (meta.term == 0) {
+        sim_fail(s, "node %u group %u: no term for applied index %llu", node + 1, g,
+                 (unsigned long long)meta.index);
+    }
+    uint8_t data[SIM_SM_BYTES];
+    sm_save(&nd->sm[g], data);
+    /* Durable first: the core may drop its log prefix as soon as it is told. */
+    sim_dlog_install_snapshot(&nd->dlog[g], &meta, data, SIM_SM_BYTES);
+    int rc = raft_snapshot_taken(r, meta.index, data, SIM_SM_BYTES,
+                                 sim_rand(s, 0, SIM_TRAILING_MAX));
+    if (rc != 0) {
+        sim_fail(s, "node %u group %u: raft_snapshot_taken(%llu): %s", node + 1, g,
+                 (unsigned long long)meta.index, rr_strerror(rc));
+    }
+    multi_mark_dirty(nd->m[g % s->cfg.workers], g);
+    s->n.snapshots_taken++;
+}
+
+static void snapshots(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    for (raft_group g = 0; g < s->cfg.groups; g++) {
+        if (nd->sm[g].applied >= nd->dlog[g].snap.index + SIM_SNAPSHOT_GAP &&
+            sim_chance(s, s->rates.snapshot)) {
+            take_snapshot(s, node, g);
+        }
+    }
+}
+
+/* ---- steps ---- */
+
+static void step_tick(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    /* A little jitter per tick: nodes' clocks drift against each other. */
+    ev_at(s, s->now + SIM_TICK - 10 + sim_rand(s, 0, 20), SIM_EV_TICK, node, 0, NULL);
+    if (!nd->up) {
+        return;
+    }
+    s->n.ticks++;
+    for (uint32_t w = 0; w < s->cfg.workers; w++) {
+        multi_tick(nd->m[w]);
+    }
+    clients(s, node);
+    snapshots(s, node);
+    node_drain_all(s, node);
+    check_node(s, node);
+}
+
+static void step_deliver(struct sim *s, struct sim_packet *p)
+{
+    struct sim_node *nd = &s->node[p->to];
+    uint32_t to = p->to;
+    uint32_t w = p->worker;
+    if (!nd->up || s->blocked[p->from][p->to]) {
+        s->n.dropped++;
+        free(p);
+        return;
+    }
+    s->n.deliveries++;
+    int rc = multi_receive(nd->m[w], p->bytes, p->len);
+    if (rc != 0) {
+        sim_fail(s, "node %u worker %u: multi_receive of a batch from node %u: %s", to + 1, w,
+                 p->from + 1, rr_strerror(rc));
+    }
+    free(p);
+    node_drain(s, to, w);
+    check_node(s, to);
+}
+
+static void step_persist(struct sim *s, const struct sim_event *e)
+{
+    struct sim_node *nd = &s->node[e->node];
+    uint32_t w = e->worker;
+    if (!nd->up || nd->incarnation != e->incarnation) {
+        return; /* the unit was lost in a crash */
+    }
+    struct sim_unit *u = nd->head[w];
+    RR_ASSERT(u != NULL);
+    RR_ASSERT(u->done_at == s->now);
+    nd->head[w] = u->next;
+    if (nd->head[w] == NULL) {
+        nd->tail[w] = NULL;
+    }
+    sim_unit_apply(s, e->node, u, u->count);
+    int rc = drain_persisted(nd->m[w], u->held, &sim_ops, &nd->wctx[w]);
+    u->held = NULL;
+    sim_unit_free(u);
+    if (rc != 0) {
+        sim_fail(s, "node %u: drain_persisted: %s", e->node + 1, rr_strerror(rc));
+    }
+    node_drain(s, e->node, w);
+    check_node(s, e->node);
+}
+
+static void partition_start(struct sim *s)
+{
+    uint32_t n = s->cfg.nodes;
+    memset(s->blocked, 0, sizeof(s->blocked));
+    if (sim_chance(s, 500000)) {
+        uint64_t side = sim_rand(s, 1, (1u << n) - 2); /* both sides non-empty */
+        for (uint32_t a = 0; a < n; a++) {
+            for (uint32_t b = 0; b < n; b++) {
+                s->blocked[a][b] = ((side >> a) & 1) != ((side >> b) & 1);
+            }
+        }
+    } else {
+        uint64_t links = sim_rand(s, 1, n - 1);
+        for (uint64_t k = 0; k < links; k++) {
+            uint32_t a = (uint32_t)sim_rand(s, 0, n - 1);
+            uint32_t b = (uint32_t)sim_rand(s, 0, n - 2);
+            b += b >= a;
+            s->blocked[a][b] = true;
+        }
+        s->n.one_way++;
+    }
+    s->partition_until = s->now + sim_rand(s, 5, 60) * SIM_TICK;
+    s->n.partitions++;
+    if (s->cfg.verbose) {
+        printf("  t=%llu partition until %llu\n", (unsigned long long)s->now,
+               (unsigned long long)s->partition_until);
+    }
+}
+
+static void heal_all(struct sim *s)
+{
+    memset(s->blocked, 0, sizeof(s->blocked));
+    s->partition_until = 0;
+    s->rates.loss = 0;
+    s->rates.dup = 0;
+    s->healed = true;
+    s->heal_tick = s->tick_no;
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        if (!s->node[i].up) {
+            node_restart(s, i);
+        }
+    }
+    if (s->cfg.verbose) {
+        printf("  t=%llu heal\n", (unsigned long long)s->now);
+    }
+}
+
+static void faults(struct sim *s)
+{
+    uint32_t n = s->cfg.nodes;
+    uint32_t down = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!s->node[i].up && s->now >= s->node[i].restart_at) {
+            node_restart(s, i);
+        }
+        down += !s->node[i].up;
+    }
+    if (s->partition_until != 0 && s->now >= s->partition_until) {
+        memset(s->blocked, 0, sizeof(s->blocked));
+        s->partition_until = 0;
+    }
+    if (s->partition_until == 0 && sim_chance(s, s->rates.partition)) {
+        partition_start(s);
+    }
+    /* Up to a bare majority down: quorum is sometimes lost, never for long. */
+    if (down < n / 2 + 1 && sim_chance(s, s->rates.crash)) {
+        uint32_t victim = (uint32_t)sim_rand(s, 0, n - 1);
+        if (s->node[victim].up) {
+            node_crash(s, victim);
+        }
+    }
+}
+
+static bool live_pending(const struct sim *s, raft_group g)
+{
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        const struct sim_node *nd = &s->node[i];
+        for (uint32_t k = 0; k < nd->pending_count[g]; k++) {
+            if (nd->pending[g][k].payload_id == s->live_payload[g]) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* After heal: every group must come to exactly one leader and ack a new proposal. */
+static void liveness(struct sim *s)
+{
+    for (raft_group g = 0; g < s->cfg.groups; g++) {
+        if (s->live_done[g]) {
+            continue;
+        }
+        uint32_t leaders = 0;
+        uint32_t leader = 0;
+        for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+            struct raft_status st;
+            raft_status(sim_group(s, i, g), &st);
+            if (st.role == RAFT_LEADER) {
+                leaders++;
+                leader = i;
+            }
+        }
+        if (leaders == 1 && (s->live_payload[g] == 0 || !live_pending(s, g))) {
+            s->live_payload[g] = ++s->payload_next;
+            client_propose(s, leader, g, s->live_payload[g]);
+            node_drain_all(s, leader);
+            check_node(s, leader);
+        }
+    }
+    if (s->tick_no > s->heal_tick + SIM_LIVENESS_TICKS && s->live_left > 0) {
+        for (raft_group g = 0; g < s->cfg.groups; g++) {
+            if (!s->live_done[g]) {
+                sim_violation(s, "liveness",
+                              "group %u: no single leader acked a proposal within %u ticks of "
+                              "healing",
+                              g, SIM_LIVENESS_TICKS);
+            }
+        }
+    }
+}
+
+static void step_fault(struct sim *s)
+{
+    s->tick_no++;
+    ev_at(s, s->now + SIM_TICK, SIM_EV_FAULT, 0, 0, NULL);
+    if (!s->healed && s->tick_no >= s->cfg.ticks) {
+        heal_all(s);
+    }
+    if (!s->healed) {
+        faults(s);
+    } else {
+        liveness(s);
+    }
+}
+
+/* ---- a run ---- */
+
+static void rates_init(struct sim *s)
+{
+    struct sim_rates *r = &s->rates;
+    r->loss = (uint32_t)sim_rand(s, 0, 80000);
+    r->dup = (uint32_t)sim_rand(s, 0, 30000);
+    r->delay_max = sim_rand(s, 20, 300);
+    r->disk_max = sim_rand(s, 10, 300);
+    r->crash = (uint32_t)sim_rand(s, 2000, 20000);
+    r->tear = 500000;
+    r->partition = (uint32_t)sim_rand(s, 5000, 30000);
+    r->propose = 300000;
+    r->read = 100000;
+    r->snapshot = 200000;
+}
+
+static void options_init(struct sim *s)
+{
+    static const uint32_t inflight[] = {1, 4, RAFT_INFLIGHT_COUNT_MAX};
+    static const uint32_t per_msg[] = {1, 4, 64};
+    struct multi_options *mo = &s->mo;
+    memset(mo, 0, sizeof(*mo));
+    mo->worker_count = s->cfg.workers;
+    mo->group_count = s->cfg.groups;
+    raft_options_default(&mo->group);
+    mo->group.election_ticks = SIM_ELECTION_TICKS;
+    mo->group.heartbeat_ticks = 1;
+    mo->group.pre_vote = sim_chance(s, 500000);
+    mo->group.check_quorum = sim_chance(s, 500000);
+    mo->group.inflight_count_max = inflight[sim_rand(s, 0, 2)];
+    mo->group.append_entries_max = per_msg[sim_rand(s, 0, 2)];
+    memset(&s->config, 0, sizeof(s->config));
+    s->config.member_count = s->cfg.nodes;
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        s->config.members[i] = (struct raft_member){.id = i + 1, .role = RAFT_VOTER};
+    }
+}
+
+static void sim_dispatch(struct sim *s, const struct sim_event *e)
+{
+    sim_mix(s, e->time ^ ((uint64_t)e->type << 56) ^ ((uint64_t)e->node << 48) ^
+                   ((uint64_t)e->worker << 44));
+    switch ((enum sim_ev_type)e->type) {
+    case SIM_EV_TICK:
+        step_tick(s, e->node);
+        break;
+    case SIM_EV_DELIVER:
+        step_deliver(s, e->pkt);
+        break;
+    case SIM_EV_PERSIST:
+        step_persist(s, e);
+        break;
+    case SIM_EV_FAULT:
+        step_fault(s);
+        break;
+    }
+}
+
+static void sim_teardown(struct sim *s)
+{
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        struct sim_node *nd = &s->node[i];
+        for (uint32_t w = 0; w < s->cfg.workers && nd->up; w++) {
+            node_free_units(nd, w);
+            multi_destroy(nd->m[w]);
+        }
+        for (raft_group g = 0; g < s->cfg.groups; g++) {
+            sim_dlog_free(&nd->dlog[g]);
+        }
+        free(nd->restore_entries);
+    }
+    for (size_t k = 0; k < s->ev_count; k++) {
+        free(s->ev[k].pkt);
+    }
+    free(s->ev);
+    check_free(s);
+}
+
+int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *digest)
+{
+    struct sim *s = calloc(1, sizeof(*s));
+    RR_ASSERT(s != NULL);
+    RR_ASSERT(cfg->nodes >= 1 && cfg->nodes <= SIM_NODES_MAX);
+    RR_ASSERT(cfg->workers >= 1 && cfg->workers <= SIM_WORKERS_MAX);
+    RR_ASSERT(cfg->groups >= cfg->workers && cfg->groups <= SIM_GROUPS_MAX);
+    s->cfg = *cfg;
+    s->digest = 0xcbf29ce484222325ULL;
+    rr_prng_seed(&s->prng, cfg->seed);
+    rates_init(s);
+    options_init(s);
+    check_init(s);
+    s->live_left = cfg->groups;
+    for (uint32_t i = 0; i < cfg->nodes; i++) {
+        node_start(s, i);
+        ev_at(s, sim_rand(s, 0, SIM_TICK - 1), SIM_EV_TICK, i, 0, NULL);
+    }
+    ev_at(s, SIM_TICK / 2, SIM_EV_FAULT, 0, 0, NULL);
+    while (s->ev_count > 0 && !(s->healed && s->live_left == 0)) {
+        struct sim_event e = ev_pop(s);
+        s->now = e.time;
+        s->n.steps++;
+        sim_dispatch(s, &e);
+    }
+    *out = s->n;
+    *digest = s->digest;
+    sim_teardown(s);
+    free(s);
+    return 0;
+}
