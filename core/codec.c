@@ -33,7 +33,7 @@
 #define HEARTBEAT_RESP_BYTES 8u
 #define SNAPSHOT_FIXED_BYTES 37u /* index, term, offset, total, done, chunk length */
 #define SNAPSHOT_RESP_BYTES  18u
-#define CONFIG_FIXED_BYTES   2u  /* member counts, without the version byte */
+#define CONFIG_FIXED_BYTES   2u /* member counts, without the version byte */
 #define MEMBER_BYTES         5u
 #define BATCH_HEADER_BYTES   13u
 #define RECORD_HEADER_BYTES  5u
@@ -42,17 +42,17 @@
 #define HB_RESP_ITEM_BYTES   20u /* group, term, read_ctx */
 
 /* Record kinds in a batch. */
-#define RECORD_MSG           1u
-#define RECORD_HEARTBEATS    2u
+#define RECORD_MSG             1u
+#define RECORD_HEARTBEATS      2u
 #define RECORD_HEARTBEAT_RESPS 3u
 
 /* A heartbeat set covers groups of one worker, so it never holds more than a group table. */
-#define HB_SET_COUNT_MAX     RAFT_GROUPS_MAX
+#define HB_SET_COUNT_MAX RAFT_GROUPS_MAX
 
-#define RR_BYTES_MIN_CAP     256u
+#define RR_BYTES_MIN_CAP 256u
 
 _Static_assert(RAFT_MEMBERS_MAX <= UINT8_MAX, "member counts are encoded in one byte");
-_Static_assert((uint64_t)HB_SET_COUNT_MAX * HB_ITEM_BYTES + HB_SET_FIXED_BYTES < UINT32_MAX,
+_Static_assert((uint64_t)HB_SET_COUNT_MAX *HB_ITEM_BYTES + HB_SET_FIXED_BYTES < UINT32_MAX,
                "a heartbeat set's length fits its u32 length field");
 _Static_assert(RAFT_BATCH_BYTES_MAX < UINT32_MAX, "record lengths are u32");
 
@@ -694,7 +694,9 @@ static int get_body(struct cursor *c, struct raft_msg *m, struct codec_scratch *
     return get_fixed_body(c, m);
 }
 
-int codec_msg_decode(const uint8_t *in, size_t len, struct raft_msg *m,
+int codec_msg_decode(const uint8_t *in,
+                     size_t len,
+                     struct raft_msg *m,
                      struct codec_scratch *scratch)
 {
     RR_ASSERT(scratch != NULL);
@@ -772,7 +774,9 @@ int codec_config_decode(const uint8_t *in, size_t len, struct raft_config *c)
 
 /* ---- batches: writer ------------------------------------------------------------------ */
 
-int codec_batch_begin(struct codec_batch_writer *w, struct rr_bytes *out, raft_node from,
+int codec_batch_begin(struct codec_batch_writer *w,
+                      struct rr_bytes *out,
+                      raft_node from,
                       raft_node to)
 {
     if (!node_valid(from) || !node_valid(to)) {
@@ -839,8 +843,10 @@ static uint8_t *put_heartbeat(uint8_t *p, bool resp, const struct codec_heartbea
     return put_u64(p, hb->read_ctx);
 }
 
-int codec_batch_add_heartbeats(struct codec_batch_writer *w, bool resp,
-                               const struct codec_heartbeat *hb, uint32_t count)
+int codec_batch_add_heartbeats(struct codec_batch_writer *w,
+                               bool resp,
+                               const struct codec_heartbeat *hb,
+                               uint32_t count)
 {
     RR_ASSERT(w->out->len >= w->start + BATCH_HEADER_BYTES);
     if (count == 0) {
@@ -942,8 +948,8 @@ static void next_heartbeat(struct codec_batch_reader *r, struct raft_msg *m)
     r->hb_left--;
 }
 
-static int open_heartbeats(struct codec_batch_reader *r, bool resp, const uint8_t *body,
-                           uint32_t body_len)
+static int
+open_heartbeats(struct codec_batch_reader *r, bool resp, const uint8_t *body, uint32_t body_len)
 {
     struct cursor c;
     cursor_init(&c, body, body_len);
@@ -964,8 +970,11 @@ static int open_heartbeats(struct codec_batch_reader *r, bool resp, const uint8_
     return 0;
 }
 
-static int next_msg(struct codec_batch_reader *r, const uint8_t *body, uint32_t body_len,
-                    struct raft_msg *m, struct codec_scratch *scratch)
+static int next_msg(struct codec_batch_reader *r,
+                    const uint8_t *body,
+                    uint32_t body_len,
+                    struct raft_msg *m,
+                    struct codec_scratch *scratch)
 {
     int rc = codec_msg_decode(body, body_len, m, scratch);
     if (rc != 0) {
@@ -978,7 +987,8 @@ static int next_msg(struct codec_batch_reader *r, const uint8_t *body, uint32_t 
     return 1;
 }
 
-int codec_batch_next(struct codec_batch_reader *r, struct raft_msg *m,
+int codec_batch_next(struct codec_batch_reader *r,
+                     struct raft_msg *m,
                      struct codec_scratch *scratch)
 {
     RR_ASSERT(r->pos <= r->len);

@@ -1,10 +1,13 @@
 /* Codec tests: round trips of every wire message, batches with coalesced heartbeats,
  * configurations, rejection of malformed input, and a deterministic mutation fuzz loop. */
+/* cmocka.h needs these four first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +47,8 @@ static int setup(void **state)
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static void config_simple(struct raft_config *c, uint32_t voters, uint32_t learners,
-                          uint32_t old_voters)
+static void
+config_simple(struct raft_config *c, uint32_t voters, uint32_t learners, uint32_t old_voters)
 {
     memset(c, 0, sizeof(*c));
     for (uint32_t i = 0; i < voters + learners; i++) {
@@ -245,8 +248,11 @@ static int decode_with_field(const struct raft_msg *m, size_t at, uint64_t v, un
 }
 
 /* entries[i] for an APPEND after prev_index, each `each` bytes of the payload. */
-static void make_append(struct raft_msg *m, struct raft_entry *entries, uint32_t count,
-                        raft_index prev_index, uint32_t each)
+static void make_append(struct raft_msg *m,
+                        struct raft_entry *entries,
+                        uint32_t count,
+                        raft_index prev_index,
+                        uint32_t each)
 {
     msg_base(m, RAFT_MSG_APPEND);
     m->append.prev_index = prev_index;
@@ -263,8 +269,8 @@ static void make_append(struct raft_msg *m, struct raft_entry *entries, uint32_t
     }
 }
 
-static void make_snapshot(struct raft_msg *m, uint64_t offset, uint32_t chunk, uint64_t total,
-                          bool done)
+static void
+make_snapshot(struct raft_msg *m, uint64_t offset, uint32_t chunk, uint64_t total, bool done)
 {
     msg_base(m, RAFT_MSG_SNAPSHOT);
     m->snapshot.meta.index = 1000;
@@ -509,7 +515,7 @@ static void test_decode_bad_header(void **state)
     assert_int_equal(decode_mutated(&m, 1, RAFT_MSG_PERSISTED), RR_EBADTYPE);
     assert_int_equal(decode_mutated(&m, 1, RAFT_MSG_TYPE_MAX + 1), RR_EBADTYPE);
     assert_int_equal(decode_mutated(&m, 1, 255), RR_EBADTYPE);
-    assert_int_equal(decode_with_field(&m, 6, 0, 4), RR_ECORRUPT);                    /* from */
+    assert_int_equal(decode_with_field(&m, 6, 0, 4), RR_ECORRUPT);                     /* from */
     assert_int_equal(decode_with_field(&m, 10, RAFT_NODE_ID_MAX + 1, 4), RR_ECORRUPT); /* to */
     assert_int_equal(decode_with_field(&m, 10, RAFT_NODE_ID_MAX, 4), 0);
 
@@ -553,10 +559,10 @@ static void test_decode_append_limits(void **state)
     assert_int_equal(decode_with_field(&m, count_at, 1, 4), RR_ECORRUPT); /* trailing entry */
     assert_int_equal(decode_with_field(&m, entry0 + 9, RAFT_ENTRY_BYTES_MAX + 1, 4), RR_ETOOBIG);
     assert_int_equal(decode_with_field(&m, entry0 + 9, UINT32_MAX, 4), RR_ETOOBIG);
-    assert_true(decode_with_field(&m, entry0 + 9, 5, 4) < 0); /* misframes the next entry */
-    assert_int_equal(decode_mutated(&m, entry0 + 8, 0), RR_ECORRUPT);      /* entry type */
+    assert_true(decode_with_field(&m, entry0 + 9, 5, 4) < 0);         /* misframes the next entry */
+    assert_int_equal(decode_mutated(&m, entry0 + 8, 0), RR_ECORRUPT); /* entry type */
     assert_int_equal(decode_mutated(&m, entry0 + 8, 3), RR_ECORRUPT);
-    assert_int_equal(decode_with_field(&m, entry0, 0, 8), RR_ECORRUPT);      /* term 0 */
+    assert_int_equal(decode_with_field(&m, entry0, 0, 8), RR_ECORRUPT);          /* term 0 */
     assert_int_equal(decode_with_field(&m, entry0, m.term + 1, 8), RR_ECORRUPT); /* > term */
     assert_int_equal(decode_with_field(&m, entry0, 7, 8), 0);
     assert_int_equal(decode_with_field(&m, entry0 + 17, 2, 8), RR_ECORRUPT); /* backwards */
@@ -612,7 +618,7 @@ static void test_decode_snapshot_limits(void **state)
                      RR_ETOOBIG);
     assert_int_equal(decode_with_field(&m, offset_at, 11, 8), RR_ECORRUPT); /* past total */
     assert_int_equal(decode_with_field(&m, offset_at, UINT64_MAX, 8), RR_ECORRUPT);
-    assert_int_equal(decode_with_field(&m, HEADER_BYTES, 0, 8), RR_ECORRUPT); /* index 0 */
+    assert_int_equal(decode_with_field(&m, HEADER_BYTES, 0, 8), RR_ECORRUPT);     /* index 0 */
     assert_int_equal(decode_with_field(&m, HEADER_BYTES + 8, 0, 8), RR_ECORRUPT); /* term 0 */
     assert_int_equal(decode_with_field(&m, HEADER_BYTES + 8, m.term + 1, 8), RR_ECORRUPT);
     assert_int_equal(decode_mutated(&m, total_at + 8, 1), RR_ECORRUPT); /* done too early */
@@ -736,9 +742,9 @@ static void test_bytes_limit(void **state)
 
 /* ---- batches -------------------------------------------------------------------------- */
 
-#define MIXED_HB        1000u
-#define MIXED_HB_RESP   500u
-#define MIXED_MSGS      5u
+#define MIXED_HB      1000u
+#define MIXED_HB_RESP 500u
+#define MIXED_MSGS    5u
 
 struct mixed {
     struct raft_entry entries[8];
@@ -758,18 +764,17 @@ static void mixed_init(struct mixed *x)
     x->msgs[3].append_resp.index = 48;
     msg_base(&x->msgs[4], RAFT_MSG_TIMEOUT_NOW);
     for (uint32_t i = 0; i < MIXED_HB; i++) {
-        x->hb[i] = (struct codec_heartbeat){.group = i * 3, .term = 5 + i % 2,
-                                            .commit = 1000 + i, .read_ctx = i % 5};
+        x->hb[i] = (struct codec_heartbeat){
+            .group = i * 3, .term = 5 + i % 2, .commit = 1000 + i, .read_ctx = i % 5};
     }
     for (uint32_t i = 0; i < MIXED_HB_RESP; i++) {
-        x->hb_resp[i] = (struct codec_heartbeat){.group = i * 7 + 1, .term = 9,
-                                                 .read_ctx = UINT64_MAX - i};
+        x->hb_resp[i] =
+            (struct codec_heartbeat){.group = i * 7 + 1, .term = 9, .read_ctx = UINT64_MAX - i};
     }
 }
 
 /* Writes: msg0, n_hb heartbeats, msg1, msg2, n_resp heartbeat responses, msg3, msg4. */
-static void mixed_write(const struct mixed *x, struct rr_bytes *out, uint32_t n_hb,
-                        uint32_t n_resp)
+static void mixed_write(const struct mixed *x, struct rr_bytes *out, uint32_t n_hb, uint32_t n_resp)
 {
     struct codec_batch_writer w;
     assert_int_equal(codec_batch_begin(&w, out, 1, 2), 0);
@@ -785,8 +790,7 @@ static void mixed_write(const struct mixed *x, struct rr_bytes *out, uint32_t n_
     codec_batch_end(&w);
 }
 
-static void expect_heartbeat(const struct raft_msg *m, const struct codec_heartbeat *hb,
-                             bool resp)
+static void expect_heartbeat(const struct raft_msg *m, const struct codec_heartbeat *hb, bool resp)
 {
     assert_int_equal(m->type, resp ? RAFT_MSG_HEARTBEAT_RESP : RAFT_MSG_HEARTBEAT);
     assert_int_equal(m->from, 1);
@@ -801,8 +805,8 @@ static void expect_heartbeat(const struct raft_msg *m, const struct codec_heartb
     }
 }
 
-static void mixed_check(const struct mixed *x, const uint8_t *in, size_t len, uint32_t n_hb,
-                        uint32_t n_resp)
+static void
+mixed_check(const struct mixed *x, const uint8_t *in, size_t len, uint32_t n_hb, uint32_t n_resp)
 {
     struct codec_batch_reader r;
     struct raft_msg m;
@@ -896,8 +900,8 @@ static void test_batch_heartbeats_all_groups(void **state)
     struct codec_heartbeat *hb = calloc(RAFT_GROUPS_MAX + 1, sizeof(*hb));
     assert_non_null(hb);
     for (uint32_t g = 0; g <= RAFT_GROUPS_MAX; g++) {
-        hb[g] = (struct codec_heartbeat){.group = g, .term = g + 1ull, .commit = 2ull * g,
-                                         .read_ctx = g % 3};
+        hb[g] = (struct codec_heartbeat){
+            .group = g, .term = g + 1ull, .commit = 2ull * g, .read_ctx = g % 3};
     }
     struct rr_bytes b;
     rr_bytes_init(&b);
@@ -976,7 +980,8 @@ static void test_batch_full(void **state)
         added++;
     }
     assert_int_equal(rc, RR_ETOOBIG);
-    assert_int_equal(added, (RAFT_BATCH_BYTES_MAX - 13) / (5 + 22 + 28 + 13 + RAFT_ENTRY_BYTES_MAX));
+    assert_int_equal(added,
+                     (RAFT_BATCH_BYTES_MAX - 13) / (5 + 22 + 28 + 13 + RAFT_ENTRY_BYTES_MAX));
     size_t len = b.len;
     codec_batch_end(&w);
     assert_int_equal(b.len, len);
@@ -1034,24 +1039,24 @@ static void test_batch_malformed(void **state)
     assert_int_equal(small_batch_with(0, CODEC_VERSION + 1, 1), RR_EBADVERSION);
     assert_int_equal(small_batch_with(1, 0, 4), RR_ECORRUPT);                    /* from */
     assert_int_equal(small_batch_with(5, RAFT_NODE_ID_MAX + 1, 4), RR_ECORRUPT); /* to */
-    assert_int_equal(small_batch_with(9, 1, 4), RR_ECORRUPT);    /* fewer records: trailing */
-    assert_int_equal(small_batch_with(9, 3, 4), RR_ETRUNCATED);  /* more records than bytes */
+    assert_int_equal(small_batch_with(9, 1, 4), RR_ECORRUPT);   /* fewer records: trailing */
+    assert_int_equal(small_batch_with(9, 3, 4), RR_ETRUNCATED); /* more records than bytes */
     assert_int_equal(small_batch_with(9, UINT32_MAX, 4), RR_ETRUNCATED);
-    assert_int_equal(small_batch_with(rec, 0, 1), RR_EBADTYPE);  /* record kind */
+    assert_int_equal(small_batch_with(rec, 0, 1), RR_EBADTYPE); /* record kind */
     assert_int_equal(small_batch_with(rec, 4, 1), RR_EBADTYPE);
     assert_int_equal(small_batch_with(rec + 1, 38, 4), RR_ETRUNCATED); /* length < body */
     assert_int_equal(small_batch_with(rec + 1, 40, 4), RR_ECORRUPT);   /* length > body */
     assert_int_equal(small_batch_with(rec + 1, UINT32_MAX, 4), RR_ETRUNCATED);
-    assert_int_equal(small_batch_with(rec + 5 + 6, 3, 4), RR_ECORRUPT); /* msg from != batch */
+    assert_int_equal(small_batch_with(rec + 5 + 6, 3, 4), RR_ECORRUPT);  /* msg from != batch */
     assert_int_equal(small_batch_with(rec + 5 + 10, 1, 4), RR_ECORRUPT); /* msg to != batch */
     assert_int_equal(small_batch_with(rec + 5 + 1, RAFT_MSG_PERSISTED, 1), RR_EBADTYPE);
     assert_int_equal(small_batch_with(rec + 5 + 0, 0, 1), RR_EBADVERSION);
     assert_int_equal(small_batch_with(hb, RAFT_MSG_HEARTBEAT, 1), RR_EBADTYPE);
     assert_int_equal(small_batch_with(hb + 1, 4 + 2 * 28 + 1, 4), RR_ETRUNCATED);
     assert_int_equal(small_batch_with(hb + 1, 4 + 28 + 1, 4), RR_ECORRUPT); /* length < set */
-    assert_int_equal(small_batch_with(hb + 5, 1, 4), RR_ECORRUPT);  /* count vs length */
+    assert_int_equal(small_batch_with(hb + 5, 1, 4), RR_ECORRUPT);          /* count vs length */
     assert_int_equal(small_batch_with(hb + 5, 3, 4), RR_ECORRUPT);
-    assert_int_equal(small_batch_with(hb + 5, 0, 4), RR_ECORRUPT);  /* empty set */
+    assert_int_equal(small_batch_with(hb + 5, 0, 4), RR_ECORRUPT); /* empty set */
     assert_int_equal(small_batch_with(hb + 5, RAFT_GROUPS_MAX + 1, 4), RR_ETOOBIG);
     assert_int_equal(small_batch_with(hb + 1, 3, 4), RR_ETRUNCATED); /* shorter than count */
     /* The heartbeat record re-labelled as a set of responses no longer divides evenly. */

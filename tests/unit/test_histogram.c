@@ -1,10 +1,13 @@
 /* Histogram tests: percentiles against exact ones from sorted samples for several
  * distributions, merging, the empty histogram, and the bucket layout. */
+/* cmocka.h needs these four first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include <stdlib.h>
 #include <string.h>
