@@ -1,0 +1,162 @@
+/* Encoding of segment headers and records; see wal.c for the format in prose. */
+#include "storage/wal_format.h"
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+
+#include <string.h>
+#include <xxhash.h>
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+uint64_t wal_segment_salt(const struct wal_segment_header *h)
+{
+    uint8_t buf[40];
+    put64(buf, h->cluster_id);
+    put32(buf + 8, h->node_id);
+    put32(buf + 12, h->worker_id);
+    put32(buf + 16, h->group_count);
+    put32(buf + 20, h->worker_count);
+    put64(buf + 24, h->seq);
+    put64(buf + 32, 0x5a17ull);
+    return XXH3_64bits(buf, sizeof(buf));
+}
+
+void wal_segment_header_encode(const struct wal_segment_header *h, uint8_t *buf)
+{
+    memset(buf, 0, WAL_SEGMENT_HEADER_BYTES);
+    put64(buf, WAL_SEGMENT_MAGIC);
+    put32(buf + 8, h->version);
+    put32(buf + 12, WAL_SEGMENT_HEADER_BYTES);
+    put64(buf + 16, h->cluster_id);
+    put32(buf + 24, h->node_id);
+    put32(buf + 28, h->worker_id);
+    put32(buf + 32, h->group_count);
+    put32(buf + 36, h->worker_count);
+    put64(buf + 40, h->seq);
+    put64(buf + 48, h->segment_bytes);
+    put64(buf + 56, h->salt);
+    put64(buf + 64, XXH3_64bits(buf, 64));
+}
+
+int wal_segment_header_decode(const uint8_t *buf, struct wal_segment_header *h)
+{
+    if (get64(buf) != WAL_SEGMENT_MAGIC) {
+        return RR_ECORRUPT;
+    }
+    if (get64(buf + 64) != XXH3_64bits(buf, 64)) {
+        return RR_ECORRUPT;
+    }
+    h->version = get32(buf + 8);
+    if (h->version != WAL_FORMAT_VERSION || get32(buf + 12) != WAL_SEGMENT_HEADER_BYTES) {
+        return RR_EBADVERSION;
+    }
+    h->cluster_id = get64(buf + 16);
+    h->node_id = get32(buf + 24);
+    h->worker_id = get32(buf + 28);
+    h->group_count = get32(buf + 32);
+    h->worker_count = get32(buf + 36);
+    h->seq = get64(buf + 40);
+    h->segment_bytes = get64(buf + 48);
+    h->salt = get64(buf + 56);
+    if (h->salt != wal_segment_salt(h)) {
+        return RR_ECORRUPT;
+    }
+    return RR_OK;
+}
+
+void wal_record_encode(const struct wal_record *r, uint64_t salt, uint8_t *buf)
+{
+    RR_ASSERT(r->payload_len <= WAL_PAYLOAD_MAX);
+    uint32_t size = wal_record_size(r->payload_len);
+    put32(buf + 8, r->payload_len);
+    buf[12] = (uint8_t)(WAL_RECORD_MAGIC & 0xffu);
+    buf[13] = (uint8_t)(WAL_RECORD_MAGIC >> 8);
+    buf[14] = r->type;
+    buf[15] = r->entry_type;
+    put32(buf + 16, r->group);
+    put32(buf + 20, 0);
+    put64(buf + 24, r->term);
+    put64(buf + 32, r->index);
+    if (r->payload_len > 0) {
+        memcpy(buf + WAL_RECORD_HEADER_BYTES, r->payload, r->payload_len);
+    }
+    uint32_t used = WAL_RECORD_HEADER_BYTES + r->payload_len;
+    memset(buf + used, 0, size - used);
+    put64(buf, XXH3_64bits_withSeed(buf + 8, used - 8u, salt));
+}
+
+uint32_t wal_record_peek_size(const uint8_t *hdr)
+{
+    return wal_record_size(get32(hdr + 8));
+}
+
+int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt,
+                          struct wal_record *out)
+{
+    if (avail < WAL_RECORD_HEADER_BYTES) {
+        return RR_ETRUNCATED;
+    }
+    uint32_t len = get32(buf + 8);
+    uint16_t magic = (uint16_t)(buf[12] | (buf[13] << 8));
+    uint8_t type = buf[14];
+    if (magic != WAL_RECORD_MAGIC || len > WAL_PAYLOAD_MAX || type < WAL_REC_ENTRY ||
+        type > WAL_REC_SEAL || get32(buf + 20) != 0) {
+        return RR_ECORRUPT;
+    }
+    uint32_t size = wal_record_size(len);
+    if (size > avail) {
+        return RR_ETRUNCATED;
+    }
+    if (get64(buf) != XXH3_64bits_withSeed(buf + 8, WAL_RECORD_HEADER_BYTES - 8u + len, salt)) {
+        return RR_ECORRUPT;
+    }
+    out->type = type;
+    out->entry_type = buf[15];
+    out->group = get32(buf + 16);
+    out->payload_len = len;
+    out->term = get64(buf + 24);
+    out->index = get64(buf + 32);
+    out->payload = buf + WAL_RECORD_HEADER_BYTES;
+    return (int64_t)size;
+}
+
+const char *wal_record_type_name(uint8_t type)
+{
+    switch (type) {
+    case WAL_REC_ENTRY:
+        return "entry";
+    case WAL_REC_HARD_STATE:
+        return "hard_state";
+    case WAL_REC_TRUNCATE:
+        return "truncate";
+    case WAL_REC_COMPACT:
+        return "compact";
+    case WAL_REC_SEAL:
+        return "seal";
+    default:
+        return "unknown";
+    }
+}

@@ -1,0 +1,107 @@
+/* The WAL's on-disk format: segment header and record encoding, checksums, limits. Shared by
+ * the WAL, recovery and tools/ringraft-wal. docs/disk-format.md describes it in prose. */
+#ifndef RR_STORAGE_WAL_FORMAT_H
+#define RR_STORAGE_WAL_FORMAT_H
+
+#include "core/base/types.h"
+#include "core/limits.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the format is little-endian and encoded with memcpy on a little-endian host");
+
+#define WAL_SEGMENT_MAGIC   0x474553574c415252ULL /* "RRALWSEG" read as little-endian */
+#define WAL_FORMAT_VERSION  1u
+#define WAL_RECORD_MAGIC    0x5257u /* "WR": a cheap first filter before the checksum */
+
+/* The header occupies the first 4 KiB of a segment so records start page-aligned. */
+#define WAL_SEGMENT_HEADER_BYTES 4096u
+#define WAL_SEGMENT_HEADER_USED  72u /* bytes of the header covered by its checksum + 8 */
+
+/* Record header: 40 bytes, then the payload, then zero padding to a multiple of 8. */
+#define WAL_RECORD_HEADER_BYTES 40u
+#define WAL_RECORD_ALIGN        8u
+
+/* Largest payload of one record: one Raft entry at its limit. */
+#define WAL_PAYLOAD_MAX RAFT_ENTRY_BYTES_MAX
+#define WAL_RECORD_MAX  (WAL_RECORD_HEADER_BYTES + WAL_PAYLOAD_MAX + WAL_RECORD_ALIGN)
+
+/* Bytes of one flush (one write + one data sync). Also the width of the torn-tail window
+ * recovery accepts at the end of the newest segment (see wal.c's format comment). */
+#define WAL_FLUSH_BYTES_MAX (2u << 20)
+
+/* Segment size bounds: large enough for a maximal record plus a seal, small enough that
+ * record offsets fit 32 bits. */
+#define WAL_SEGMENT_BYTES_MIN (64u << 10)
+#define WAL_SEGMENT_BYTES_MAX (1ull << 32)
+#define WAL_SEGMENT_BYTES_DEFAULT (64ull << 20)
+
+_Static_assert(WAL_RECORD_MAX < WAL_FLUSH_BYTES_MAX, "a record must fit one flush");
+_Static_assert(WAL_SEGMENT_HEADER_USED <= WAL_SEGMENT_HEADER_BYTES, "header fits its page");
+
+enum wal_record_type {
+    WAL_REC_ENTRY = 1,      /* a Raft entry: term, index, entry type, payload */
+    WAL_REC_HARD_STATE = 2, /* term in term, commit in index, vote in a 4-byte payload */
+    WAL_REC_TRUNCATE = 3,   /* entries at index and above are removed */
+    WAL_REC_COMPACT = 4,    /* entries at index and below are removed; term = term at index */
+    WAL_REC_SEAL = 5,       /* end of this segment: the log continues in the next one */
+};
+
+struct wal_segment_header {
+    uint32_t version;      /* WAL_FORMAT_VERSION */
+    uint64_t cluster_id;   /* chosen at cluster creation */
+    uint32_t node_id;      /* this node */
+    uint32_t worker_id;    /* worker owning the WAL, < worker_count */
+    uint32_t group_count;  /* G of the cluster */
+    uint32_t worker_count; /* W of the cluster */
+    uint64_t seq;          /* segment sequence number, from 1, increasing */
+    uint64_t segment_bytes; /* file size, header included */
+    uint64_t salt;         /* seeds every record checksum of this segment */
+};
+
+/* A decoded record header; payload points into the caller's buffer. */
+struct wal_record {
+    uint8_t type;        /* enum wal_record_type */
+    uint8_t entry_type;  /* opaque to the WAL (the core's entry type) */
+    uint32_t group;      /* Raft group id */
+    uint32_t payload_len; /* bytes of payload */
+    raft_term term;
+    raft_index index;
+    const uint8_t *payload;
+};
+
+/* Salt of a segment: mixes identity and sequence so a record copied from another node,
+ * worker or segment (or left over in a reused file) fails its checksum. */
+uint64_t wal_segment_salt(const struct wal_segment_header *h);
+
+/* Encodes h into buf[WAL_SEGMENT_HEADER_BYTES] (unused bytes zero). */
+void wal_segment_header_encode(const struct wal_segment_header *h, uint8_t *buf);
+/* Decodes buf[WAL_SEGMENT_HEADER_BYTES]: RR_ECORRUPT on bad magic or checksum,
+ * RR_EBADVERSION on an unknown version. */
+int wal_segment_header_decode(const uint8_t *buf, struct wal_segment_header *h);
+
+/* Total on-disk bytes of a record with payload_len bytes of payload (8-aligned). */
+static inline uint32_t wal_record_size(uint32_t payload_len)
+{
+    uint32_t raw = WAL_RECORD_HEADER_BYTES + payload_len;
+    return (raw + WAL_RECORD_ALIGN - 1u) & ~(WAL_RECORD_ALIGN - 1u);
+}
+
+/* Encodes r (with r->payload_len bytes at r->payload) into buf[wal_record_size(len)]. */
+void wal_record_encode(const struct wal_record *r, uint64_t salt, uint8_t *buf);
+
+/* Decodes the record at buf, of which avail bytes are readable. Returns its total size, or
+ * RR_ETRUNCATED if it claims more than avail, RR_ECORRUPT if the header is implausible or the
+ * checksum does not match. */
+int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt,
+                          struct wal_record *out);
+
+/* The record's length field, for walking encoded records already known to be valid. */
+uint32_t wal_record_peek_size(const uint8_t *hdr);
+
+const char *wal_record_type_name(uint8_t type);
+
+#endif

@@ -1,0 +1,429 @@
+/* Recovery at open: find the segments, verify every header and record, rebuild the index,
+ * settle the torn tail of the newest segment, refuse anything else that is damaged. The
+ * rules are in wal.c's format comment. */
+#include "storage/wal_internal.h"
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* What the scan learnt about one segment file. */
+struct scan {
+    uint64_t seq;
+    int fd;
+    bool header_ok;
+    uint64_t bytes;
+    uint64_t salt;
+    bool sealed;
+    uint64_t data_end;   /* file offset where valid records end */
+    uint64_t torn_end;   /* end of valid records of the torn flush past data_end, or 0 */
+};
+
+static int cmp_seq(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sequence numbers of the wal-* files, sorted; *n of them in a malloc'ed array. */
+static int list_segments(struct wal *wal, uint64_t **out, uint32_t *n)
+{
+    int fd = dup(wal->dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return RR_EIO;
+    }
+    uint32_t cap = 16;
+    uint64_t *seqs = malloc(cap * sizeof(*seqs));
+    *n = 0;
+    struct dirent *e;
+    while (seqs != NULL && (e = readdir(d)) != NULL) {
+        unsigned long long seq;
+        char tail;
+        if (strlen(e->d_name) != 20 || sscanf(e->d_name, "wal-%16llx%c", &seq, &tail) != 1) {
+            continue;
+        }
+        if (*n == cap) {
+            cap *= 2;
+            uint64_t *m = realloc(seqs, cap * sizeof(*seqs));
+            if (m == NULL) {
+                free(seqs);
+                seqs = NULL;
+                break;
+            }
+            seqs = m;
+        }
+        seqs[(*n)++] = seq;
+    }
+    closedir(d);
+    if (seqs == NULL) {
+        return RR_ENOMEM;
+    }
+    qsort(seqs, *n, sizeof(*seqs), cmp_seq);
+    *out = seqs;
+    return RR_OK;
+}
+
+static int read_file(int fd, uint8_t *buf, uint64_t len)
+{
+    uint64_t done = 0;
+    while (done < len) {
+        ssize_t r = WAL_FAULT(WAL_FP_PREAD, pread(fd, buf + done, (size_t)(len - done),
+                                                  (off_t)done));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            return r == 0 ? RR_ETRUNCATED : RR_EIO;
+        }
+        done += (uint64_t)r;
+    }
+    return RR_OK;
+}
+
+static int check_identity(const struct wal *wal, const struct wal_segment_header *h,
+                          const char *name, char *err, size_t err_len)
+{
+    const struct wal_config *c = &wal->cfg;
+    if (h->cluster_id == c->cluster_id && h->node_id == c->node_id &&
+        h->worker_id == c->worker_id && h->group_count == c->group_count &&
+        h->worker_count == c->worker_count) {
+        return RR_OK;
+    }
+    snprintf(err, err_len,
+             "%s/%s: segment belongs to cluster %llx node %u worker %u (G=%u W=%u), but this is "
+             "cluster %llx node %u worker %u (G=%u W=%u): refusing to open",
+             wal->dir, name, (unsigned long long)h->cluster_id, h->node_id, h->worker_id,
+             h->group_count, h->worker_count, (unsigned long long)c->cluster_id, c->node_id,
+             c->worker_id, c->group_count, c->worker_count);
+    return RR_EMISMATCH;
+}
+
+/* Opens one segment and checks its header; s->header_ok false means "not a usable
+ * segment" (the caller decides whether that is an unfinished preparation or corruption). */
+static int open_one(struct wal *wal, struct scan *s, uint8_t *hdr, char *err, size_t err_len)
+{
+    char name[32];
+    wal_segment_name(name, sizeof(name), s->seq);
+    s->fd = WAL_FAULT(WAL_FP_SEG_OPEN, openat(wal->dir_fd, name, O_RDWR | O_CLOEXEC));
+    if (s->fd < 0) {
+        snprintf(err, err_len, "%s/%s: cannot open: %s", wal->dir, name, strerror(errno));
+        return RR_EIO;
+    }
+    struct stat st;
+    struct wal_segment_header h;
+    if (fstat(s->fd, &st) != 0 || (uint64_t)st.st_size < WAL_SEGMENT_HEADER_BYTES ||
+        read_file(s->fd, hdr, WAL_SEGMENT_HEADER_BYTES) != RR_OK ||
+        wal_segment_header_decode(hdr, &h) != RR_OK || h.seq != s->seq ||
+        h.segment_bytes != (uint64_t)st.st_size || h.segment_bytes < WAL_SEGMENT_BYTES_MIN) {
+        s->header_ok = false;
+        return RR_OK;
+    }
+    s->header_ok = true;
+    s->bytes = h.segment_bytes;
+    s->salt = h.salt;
+    return check_identity(wal, &h, name, err, err_len);
+}
+
+static int corrupt(const struct wal *wal, uint64_t seq, uint64_t off, const uint8_t *rec,
+                   uint64_t avail, const char *why, char *err, size_t err_len)
+{
+    char name[32];
+    wal_segment_name(name, sizeof(name), seq);
+    uint32_t group = 0;
+    if (avail >= WAL_RECORD_HEADER_BYTES) {
+        memcpy(&group, rec + 16, sizeof(group));
+    }
+    snprintf(err, err_len,
+             "%s/%s: record at offset %llu (group %u, as its header claims): %s; refusing to "
+             "start (run ringraft-wal verify)",
+             wal->dir, name, (unsigned long long)off, group, why);
+    return RR_ECORRUPT;
+}
+
+/* Looks for valid records past the first invalid one at s->data_end. */
+static int scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err,
+                       size_t err_len)
+{
+    s->torn_end = 0;
+    for (uint64_t p = s->data_end + WAL_RECORD_ALIGN; p + WAL_RECORD_HEADER_BYTES <= s->bytes;
+         p += WAL_RECORD_ALIGN) {
+        if (buf[p + 12] != (WAL_RECORD_MAGIC & 0xffu) || buf[p + 13] != (WAL_RECORD_MAGIC >> 8)) {
+            continue;
+        }
+        struct wal_record r;
+        int64_t n = wal_record_decode(buf + p, s->bytes - p, s->salt, &r);
+        if (n < 0) {
+            continue;
+        }
+        if (p - s->data_end > WAL_FLUSH_BYTES_MAX) {
+            /* Written by a later flush, so the bytes at data_end had been synced. */
+            return corrupt(wal, s->seq, s->data_end, buf + s->data_end, s->bytes - s->data_end,
+                           "invalid record followed by valid ones written later", err,
+                           err_len);
+        }
+        s->torn_end = p + (uint64_t)n;
+        p += (uint64_t)n - WAL_RECORD_ALIGN;
+    }
+    return RR_OK;
+}
+
+/* Verifies and replays the records of one segment that starts at lsn_start. */
+static int scan_records(struct wal *wal, struct scan *s, uint64_t lsn_start, uint8_t *buf,
+                        char *err, size_t err_len)
+{
+    int rc = read_file(s->fd, buf, s->bytes);
+    if (rc != RR_OK) {
+        char name[32];
+        wal_segment_name(name, sizeof(name), s->seq);
+        snprintf(err, err_len, "%s/%s: read failed: %s", wal->dir, name, rr_strerror(rc));
+        return rc;
+    }
+    uint64_t off = WAL_SEGMENT_HEADER_BYTES;
+    s->sealed = false;
+    while (off < s->bytes) {
+        struct wal_record r;
+        int64_t n = wal_record_decode(buf + off, s->bytes - off, s->salt, &r);
+        if (n < 0) {
+            break;
+        }
+        if (r.type == WAL_REC_SEAL) {
+            s->sealed = true;
+            off += (uint64_t)n;
+            break;
+        }
+        rc = wal_apply_record(wal, &r, lsn_start + off - WAL_SEGMENT_HEADER_BYTES, (uint32_t)n);
+        if (rc != RR_OK) {
+            return corrupt(wal, s->seq, off, buf + off, s->bytes - off,
+                           rc == RR_ENOMEM ? "out of memory" : "breaks the log's order", err,
+                           err_len);
+        }
+        off += (uint64_t)n;
+    }
+    s->data_end = off;
+    return s->sealed ? RR_OK : scan_beyond(wal, s, buf, err, err_len);
+}
+
+static bool has_records(const struct scan *s)
+{
+    return s->data_end > WAL_SEGMENT_HEADER_BYTES || s->sealed;
+}
+
+static void adopt(struct wal *wal, const struct scan *s, uint64_t lsn_start)
+{
+    struct wal_segment *seg = &wal->segs[wal->seg_count++];
+    memset(seg, 0, sizeof(*seg));
+    seg->seq = s->seq;
+    seg->fd = s->fd;
+    seg->salt = s->salt;
+    seg->bytes = s->bytes;
+    seg->lsn_start = lsn_start;
+    seg->lsn_limit = lsn_start + s->bytes - WAL_SEGMENT_HEADER_BYTES;
+    seg->sealed = s->sealed;
+    seg->lsn_end = lsn_start + s->data_end - WAL_SEGMENT_HEADER_BYTES;
+}
+
+static void drop_file(struct wal *wal, struct scan *s)
+{
+    char name[32];
+    wal_segment_name(name, sizeof(name), s->seq);
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    unlinkat(wal->dir_fd, name, 0);
+}
+
+/* The newest segment holding records ended in a torn flush: zero its valid records past
+ * the tear, so appends resuming at data_end can never run into them. */
+static int zero_torn(struct wal *wal, const struct scan *s)
+{
+    for (uint64_t off = s->data_end; off < s->torn_end; off += WAL_PREP_CHUNK) {
+        uint64_t n = s->torn_end - off < WAL_PREP_CHUNK ? s->torn_end - off : WAL_PREP_CHUNK;
+        if (pwrite(s->fd, wal->zeros, (size_t)n, (off_t)off) != (ssize_t)n) {
+            return RR_EIO;
+        }
+    }
+    return WAL_FAULT(WAL_FP_SEG_PREP, fdatasync(s->fd)) == 0 ? RR_OK : RR_EIO;
+}
+
+/* Scans segments [0, n) in order; segments past the last used one are spares. */
+static int scan_all(struct wal *wal, struct scan *sc, uint32_t n, char *err, size_t err_len)
+{
+    uint8_t *buf = NULL;
+    uint64_t buf_len = 0;
+    uint64_t lsn = 0;
+    int rc = RR_OK;
+    int open_end = -1; /* a segment that ended without a seal: only unused ones may follow */
+    for (uint32_t i = 0; i < n && rc == RR_OK; i++) {
+        struct scan *s = &sc[i];
+        if (!s->header_ok) {
+            continue; /* checked by the caller: only the newest may be unusable */
+        }
+        if (s->bytes > buf_len) {
+            free(buf);
+            buf_len = s->bytes;
+            buf = WAL_FAULT(WAL_FP_ALLOC, 0) == 0 ? malloc(buf_len) : NULL;
+            if (buf == NULL) {
+                snprintf(err, err_len, "wal: out of memory reading segments");
+                return RR_ENOMEM;
+            }
+        }
+        rc = scan_records(wal, s, lsn, buf, err, err_len);
+        if (rc != RR_OK) {
+            break;
+        }
+        if (open_end >= 0 && has_records(s)) {
+            rc = corrupt(wal, sc[open_end].seq, sc[open_end].data_end, buf, 0,
+                         "segment ends without a seal but a later segment holds records", err,
+                         err_len);
+            break;
+        }
+        if (!s->sealed && open_end < 0) {
+            open_end = (int)i;
+        }
+        lsn += s->data_end - WAL_SEGMENT_HEADER_BYTES;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Installs the scanned segments: used ones in order, the active one, and one spare. */
+static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size_t err_len)
+{
+    uint64_t lsn = 0;
+    uint32_t i = 0;
+    for (; i < n && sc[i].header_ok && sc[i].sealed; i++) {
+        adopt(wal, &sc[i], lsn);
+        lsn = wal->segs[wal->seg_count - 1].lsn_end;
+        sc[i].fd = -1;
+    }
+    if (i < n && sc[i].header_ok) {
+        /* The first unsealed segment is the active one (used or a spare never used). */
+        if (sc[i].torn_end > 0 && zero_torn(wal, &sc[i]) != RR_OK) {
+            snprintf(err, err_len, "wal: cannot zero the torn tail of segment %llu",
+                     (unsigned long long)sc[i].seq);
+            return RR_EIO;
+        }
+        if (!has_records(&sc[i]) && WAL_FAULT(WAL_FP_SEG_PREP, fsync(sc[i].fd)) != 0) {
+            snprintf(err, err_len, "wal: cannot sync spare segment: %s", strerror(errno));
+            return RR_EIO;
+        }
+        adopt(wal, &sc[i], lsn);
+        sc[i].fd = -1;
+        i++;
+    }
+    for (; i < n; i++) {
+        drop_file(wal, &sc[i]); /* unused spares: preparation starts afresh */
+    }
+    if (wal->seg_count == 0 || wal->segs[wal->seg_count - 1].sealed) {
+        struct wal_segment seg;
+        int rc = wal_segment_create_sync(wal, wal->next_seq, &seg);
+        if (rc != RR_OK) {
+            snprintf(err, err_len, "wal: cannot prepare segment %llu in %s: %s",
+                     (unsigned long long)wal->next_seq, wal->dir,
+                     rc == -ENOSPC ? "no space left on device" : rr_strerror(rc));
+            return rc == -ENOSPC ? RR_ENOSPACE : rc;
+        }
+        seg.lsn_start = lsn;
+        seg.lsn_end = lsn;
+        seg.lsn_limit = lsn + seg.bytes - WAL_SEGMENT_HEADER_BYTES;
+        wal->segs[wal->seg_count++] = seg;
+        wal->next_seq++;
+    }
+    struct wal_segment *active = &wal->segs[wal->seg_count - 1];
+    wal->head = active->lsn_end;
+    wal->durable = wal->head;
+    wal->ring_lo = wal->head;
+    wal->pin_change_lsn = 0;
+    return RR_OK;
+}
+
+/* Chooses the run of segments to use: deletions run oldest first, so files older than a
+ * gap in the sequence are leftovers of an interrupted deletion. */
+static uint32_t contiguous_start(struct wal *wal, uint64_t *seqs, uint32_t n)
+{
+    uint32_t start = n == 0 ? 0 : n - 1;
+    while (start > 0 && seqs[start - 1] + 1 == seqs[start]) {
+        start--;
+    }
+    for (uint32_t i = 0; i < start; i++) {
+        struct scan s = {.seq = seqs[i], .fd = -1};
+        drop_file(wal, &s);
+    }
+    return start;
+}
+
+int wal_recover(struct wal *wal, char *err, size_t err_len)
+{
+    uint64_t *seqs = NULL;
+    uint32_t n = 0;
+    int rc = list_segments(wal, &seqs, &n);
+    if (rc != RR_OK) {
+        snprintf(err, err_len, "wal: cannot list %s", wal->dir);
+        return rc;
+    }
+    uint32_t start = contiguous_start(wal, seqs, n);
+    uint32_t count = n - start;
+    if (count > WAL_SEGMENTS_MAX - 1u) {
+        free(seqs);
+        snprintf(err, err_len, "wal: %u segments exceed the limit %u", count, WAL_SEGMENTS_MAX);
+        return RR_ETOOBIG;
+    }
+    struct scan *sc = calloc(count + 1u, sizeof(*sc));
+    uint8_t *hdr = malloc(WAL_SEGMENT_HEADER_BYTES);
+    rc = sc == NULL || hdr == NULL ? RR_ENOMEM : RR_OK;
+    if (rc != RR_OK) {
+        snprintf(err, err_len, "wal: out of memory");
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        sc[i].seq = seqs[start + i];
+        sc[i].fd = -1;
+    }
+    wal->next_seq = n == 0 ? 1 : seqs[n - 1] + 1;
+    for (uint32_t i = 0; i < count && rc == RR_OK; i++) {
+        rc = open_one(wal, &sc[i], hdr, err, err_len);
+        if (rc == RR_OK && !sc[i].header_ok && i + 1 < count) {
+            char name[32];
+            wal_segment_name(name, sizeof(name), sc[i].seq);
+            snprintf(err, err_len, "%s/%s: bad segment header or size (offset 0); refusing to start",
+                     wal->dir, name);
+            rc = RR_ECORRUPT;
+        }
+    }
+    if (rc == RR_OK && count > 0 && !sc[count - 1].header_ok) {
+        drop_file(wal, &sc[count - 1]); /* a preparation the crash interrupted */
+        count--;
+    }
+    if (rc == RR_OK) {
+        rc = scan_all(wal, sc, count, err, err_len);
+    }
+    if (rc == RR_OK) {
+        rc = install(wal, sc, count, err, err_len);
+    }
+    for (uint32_t i = 0; sc != NULL && i < count; i++) {
+        if (sc[i].fd >= 0) {
+            close(sc[i].fd);
+        }
+    }
+    free(sc);
+    free(hdr);
+    free(seqs);
+    if (rc == RR_OK) {
+        wal->collect_wanted = true;
+        wal_collect(wal);
+    }
+    return rc;
+}

@@ -1,0 +1,78 @@
+/* Test-build hooks (see wal_testing.h). The production build compiles this file to nothing
+ * but one unused declaration, which keeps the translation unit non-empty. */
+#include "storage/wal_testing.h"
+
+#ifdef RR_STORAGE_TESTING
+
+#include <errno.h>
+#include <string.h>
+
+#define WAL_TEST_SEGMENTS 65536
+
+struct wal_test_fault_slot {
+    uint32_t countdown; /* 0: inactive; 1: the next hit fails */
+    int err;
+};
+
+static struct wal_test_fault_slot faults[WAL_FP_COUNT];
+static uint64_t hits[WAL_FP_COUNT];
+/* synced[seq % N] = offset + 1 (0: nothing synced yet); seqs stay far below N in tests. */
+static uint64_t synced[WAL_TEST_SEGMENTS];
+
+void wal_test_fail_at(enum wal_fault_point fp, uint32_t nth, int err)
+{
+    faults[fp].countdown = nth;
+    faults[fp].err = err;
+}
+
+void wal_test_faults_clear(void)
+{
+    memset(faults, 0, sizeof(faults));
+}
+
+uint64_t wal_test_hits(enum wal_fault_point fp)
+{
+    return hits[fp];
+}
+
+int64_t wal_test_fault(enum wal_fault_point fp, int64_t res)
+{
+    hits[fp]++;
+    struct wal_test_fault_slot *f = &faults[fp];
+    if (f->countdown == 0) {
+        return res;
+    }
+    if (--f->countdown > 0) {
+        return res;
+    }
+    if (f->err < 0) {
+        errno = -f->err; /* syscall-style callers read errno after a negative result */
+    }
+    return f->err;
+}
+
+void wal_test_synced(uint64_t seq, uint64_t offset)
+{
+    uint64_t *s = &synced[seq % WAL_TEST_SEGMENTS];
+    if (offset + 1 > *s) {
+        *s = offset + 1;
+    }
+}
+
+uint64_t wal_test_synced_upto(uint64_t seq, int *known)
+{
+    uint64_t s = synced[seq % WAL_TEST_SEGMENTS];
+    *known = s != 0;
+    return s == 0 ? 0 : s - 1;
+}
+
+void wal_test_synced_clear(void)
+{
+    memset(synced, 0, sizeof(synced));
+}
+
+#else
+
+extern int wal_testing_compiled_out;
+
+#endif

@@ -1,0 +1,52 @@
+/* Test-build hooks of the storage layer: fault injection at I/O submission and completion,
+ * and the power-loss model's record of synced offsets. Compiled only when
+ * RR_STORAGE_TESTING is defined (storage.mk's test library); in the production build the
+ * macros below expand to their plain argument and add no code. */
+#ifndef RR_STORAGE_WAL_TESTING_H
+#define RR_STORAGE_WAL_TESTING_H
+
+#include <stdint.h>
+
+/* Points where a test can replace a result with an error. */
+enum wal_fault_point {
+    WAL_FP_LOCK,        /* opening or locking the data directory */
+    WAL_FP_SEG_OPEN,    /* creating or opening a segment file */
+    WAL_FP_SEG_PREP,    /* a synchronous preparation write, fallocate or fsync */
+    WAL_FP_PREP_CQE,    /* an asynchronous preparation step's completion */
+    WAL_FP_WRITE_CQE,   /* a flush write's completion (a short count or an error) */
+    WAL_FP_SYNC_CQE,    /* a flush sync's completion */
+    WAL_FP_READ_CQE,    /* an asynchronous read's completion */
+    WAL_FP_PREAD,       /* a blocking read (recovery, wal_read_blocking) */
+    WAL_FP_UNLINK,      /* deleting a segment */
+    WAL_FP_ALLOC,       /* a memory allocation */
+    WAL_FP_SNAP_IO,     /* a snapshot file operation */
+    WAL_FP_COUNT
+};
+
+#ifdef RR_STORAGE_TESTING
+
+/* The nth (1-based) call at point fp from now returns err instead of its result; err > 0
+ * with WAL_FP_WRITE_CQE means "complete only err bytes" (a short write). */
+void wal_test_fail_at(enum wal_fault_point fp, uint32_t nth, int err);
+void wal_test_faults_clear(void);
+/* Hits of each point so far (tests assert a path was reached). */
+uint64_t wal_test_hits(enum wal_fault_point fp);
+int64_t wal_test_fault(enum wal_fault_point fp, int64_t res);
+
+/* Power-loss model: the highest file offset of segment seq covered by a completed data
+ * sync, and whether its preparation was synced at all. */
+void wal_test_synced(uint64_t seq, uint64_t offset);
+uint64_t wal_test_synced_upto(uint64_t seq, int *known);
+void wal_test_synced_clear(void);
+
+#define WAL_FAULT(fp, res)       ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
+#define WAL_SYNCED(seq, offset)  wal_test_synced((seq), (offset))
+
+#else
+
+#define WAL_FAULT(fp, res)       (res)
+#define WAL_SYNCED(seq, offset)  ((void)(seq), (void)(offset))
+
+#endif
+
+#endif
