@@ -991,6 +991,7 @@ int codec_batch_next(struct codec_batch_reader *r,
                      struct raft_msg *m,
                      struct codec_scratch *scratch)
 {
+    RR_ASSERT(r->in != NULL); /* only after a successful codec_batch_open */
     RR_ASSERT(r->pos <= r->len);
     if (r->hb_left > 0) {
         next_heartbeat(r, m);

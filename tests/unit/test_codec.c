@@ -1096,8 +1096,13 @@ static void test_batch_every_prefix(void **state)
 
 /* ---- fuzz ----------------------------------------------------------------------------- */
 
+/* Longer or different runs: build with -DFUZZ_ITERATIONS=... -DFUZZ_SEED=... */
+#ifndef FUZZ_ITERATIONS
 #define FUZZ_ITERATIONS 100000u
-#define FUZZ_SEED       0x5eed0c0dec5eedULL
+#endif
+#ifndef FUZZ_SEED
+#define FUZZ_SEED 0x5eed0c0dec5eedULL
+#endif
 
 struct corpus {
     uint32_t count;
