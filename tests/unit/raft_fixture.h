@@ -637,6 +637,8 @@ struct fx_net {
     uint32_t count;
     bool cut[FX_NODES_MAX + 1][FX_NODES_MAX + 1]; /* cut[a][b]: messages a->b are dropped */
     uint32_t delivered[RAFT_MSG_TYPE_MAX + 1];    /* per message type */
+    uint32_t rejected_appends;                    /* APPEND_RESPs with rejected set */
+    uint32_t chunk_max;                           /* largest SNAPSHOT chunk delivered */
 };
 
 static inline void fx_net_cut(struct fx_net *net, raft_node a, raft_node b)
@@ -661,6 +663,12 @@ static inline uint32_t fx_net_deliver(struct fx_net *net)
                 if (!net->cut[id][m->to]) {
                     fx_step(net->n[m->to], m);
                     net->delivered[m->type]++;
+                    if (m->type == RAFT_MSG_APPEND_RESP && m->append_resp.rejected) {
+                        net->rejected_appends++;
+                    }
+                    if (m->type == RAFT_MSG_SNAPSHOT && m->snapshot.chunk.len > net->chunk_max) {
+                        net->chunk_max = m->snapshot.chunk.len;
+                    }
                     moved++;
                 }
             }
