@@ -121,6 +121,7 @@ struct raft_msg_persisted {
     raft_index index; /* last entry index made durable by the batch (0 if none) */
     raft_term term;   /* term of that entry */
     raft_index snapshot_index; /* snapshot made durable by the batch (0 if none) */
+    uint64_t seq; /* the core's number for the batch; 0 (hand-made notice): trust the term */
 };
 
 struct raft_msg {

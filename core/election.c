@@ -1,0 +1,284 @@
+/* Leader election (paper §5.2): roles, randomized timeouts, PreVote (thesis §9.6),
+ * RequestVote and leader leases (thesis §4.2.3). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "core/raft_internal.h"
+
+/* Paper §5.2: "Raft uses randomized election timeouts to ensure that split votes are rare";
+ * drawn again every time the timer is reset, from [election_ticks, 2 * election_ticks). */
+void election_reset_timer(struct raft *r)
+{
+    r->election_elapsed = 0;
+    r->election_timeout =
+        r->opt.election_ticks + (uint32_t)rr_prng_range(&r->prng, 0, r->opt.election_ticks);
+}
+
+static void leader_teardown(struct raft *r)
+{
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        progress_free(&r->prs[i]);
+    }
+    free(r->prs);
+    r->prs = NULL;
+    r->pr_count = 0;
+    r->bcast_pending = false;
+    r->uncommitted_bytes = 0;
+    read_index_drop_pending(r);
+}
+
+void election_become_follower(struct raft *r, raft_term term, raft_node leader)
+{
+    RR_ASSERT(term >= r->term);
+    if (r->role == RAFT_LEADER) {
+        leader_teardown(r);
+    }
+    if (term > r->term) {
+        r->term = term;
+        r->vote = RAFT_NODE_NONE;
+    }
+    r->role = RAFT_FOLLOWER;
+    r->leader = leader;
+    r->vote_count = 0;
+    election_reset_timer(r);
+}
+
+bool election_in_lease(const struct raft *r)
+{
+    return r->opt.check_quorum && r->leader != RAFT_NODE_NONE &&
+           r->election_elapsed < r->opt.election_ticks;
+}
+
+static bool members_have_voter(const struct raft_member *m, uint32_t n, raft_node id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (m[i].id == id) {
+            return m[i].role == RAFT_VOTER;
+        }
+    }
+    return false;
+}
+
+/* Asks every voter of the configuration (both halves when joint) once. */
+static void send_vote_requests(struct raft *r, uint8_t type, raft_term term, bool transfer)
+{
+    const struct raft_config *c = &r->config;
+    for (uint32_t half = 0; half < 2; half++) {
+        const struct raft_member *m = half == 0 ? c->members : c->old_members;
+        uint32_t n = half == 0 ? c->member_count : c->old_member_count;
+        for (uint32_t i = 0; i < n; i++) {
+            if (m[i].role != RAFT_VOTER || m[i].id == r->opt.id) {
+                continue;
+            }
+            if (half == 1 && members_have_voter(c->members, c->member_count, m[i].id)) {
+                continue; /* asked as a member of the new half */
+            }
+            struct raft_msg req = raft_msg_new(r, type, m[i].id);
+            req.term = term;
+            req.vote.last_log_index = log_last_index(&r->log);
+            req.vote.last_log_term = log_last_term(&r->log);
+            req.vote.transfer = transfer;
+            raft_send(r, &req, false, false);
+        }
+    }
+}
+
+static void record_vote(struct raft *r, raft_node id, bool granted)
+{
+    for (uint32_t i = 0; i < r->vote_count; i++) {
+        if (r->votes[i].id == id) {
+            return; /* the first answer counts */
+        }
+    }
+    RR_ASSERT(r->vote_count < 2 * RAFT_MEMBERS_MAX);
+    r->votes[r->vote_count++] = (struct raft_vote_record){id, granted};
+}
+
+static int vote_of(void *ctx, raft_node id)
+{
+    const struct raft *r = ctx;
+    for (uint32_t i = 0; i < r->vote_count; i++) {
+        if (r->votes[i].id == id) {
+            return r->votes[i].granted ? 1 : 0;
+        }
+    }
+    return -1;
+}
+
+static void become_leader(struct raft *r);
+
+static void tally(struct raft *r)
+{
+    enum quorum_result res = quorum_vote_result(&r->config, vote_of, r);
+    if (res == QUORUM_LOST) {
+        election_become_follower(r, r->term, RAFT_NODE_NONE);
+    } else if (res == QUORUM_WON && r->role == RAFT_PRE_CANDIDATE) {
+        election_campaign(r, false, false);
+    } else if (res == QUORUM_WON) {
+        become_leader(r);
+    }
+}
+
+/* Thesis §9.6: "a candidate would first ask other servers whether its log was up-to-date
+ * enough to get their vote"; nothing is persisted, so its own pre-vote counts at once. */
+static void become_pre_candidate(struct raft *r)
+{
+    r->role = RAFT_PRE_CANDIDATE;
+    r->leader = RAFT_NODE_NONE;
+    r->vote_count = 0;
+    election_reset_timer(r);
+    send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
+    record_vote(r, r->opt.id, true);
+    tally(r);
+}
+
+/* Paper §5.2: "a follower increments its current term and transitions to candidate state.
+ * It then votes for itself and issues RequestVote RPCs". The own vote counts only once the
+ * new term and vote are durable: it comes back as a VOTE_RESP after the persist. */
+static void become_candidate(struct raft *r, bool transfer)
+{
+    r->term++;
+    r->vote = r->opt.id;
+    r->role = RAFT_CANDIDATE;
+    r->leader = RAFT_NODE_NONE;
+    r->vote_count = 0;
+    election_reset_timer(r);
+    send_vote_requests(r, RAFT_MSG_VOTE, r->term, transfer);
+    struct raft_msg self = raft_msg_new(r, RAFT_MSG_VOTE_RESP, r->opt.id);
+    self.vote_resp.granted = true;
+    raft_send(r, &self, true, true);
+}
+
+void election_campaign(struct raft *r, bool pre, bool transfer)
+{
+    RR_ASSERT(r->role != RAFT_LEADER);
+    if (!raft_config_is_voter(&r->config, r->opt.id)) {
+        return; /* learners and removed nodes never campaign */
+    }
+    if (pre && r->opt.pre_vote) {
+        become_pre_candidate(r);
+    } else {
+        become_candidate(r, transfer);
+    }
+}
+
+static bool leader_alloc_progress(struct raft *r)
+{
+    const struct raft_config *c = &r->config;
+    uint32_t cap = c->member_count + c->old_member_count;
+    r->prs = calloc(cap, sizeof(*r->prs));
+    if (r->prs == NULL) {
+        return false;
+    }
+    raft_index next = log_last_index(&r->log) + 1;
+    for (uint32_t half = 0; half < 2; half++) {
+        const struct raft_member *m = half == 0 ? c->members : c->old_members;
+        uint32_t n = half == 0 ? c->member_count : c->old_member_count;
+        for (uint32_t i = 0; i < n; i++) {
+            if (m[i].id == r->opt.id || raft_progress_of(r, m[i].id) != NULL) {
+                continue;
+            }
+            progress_init(&r->prs[r->pr_count++], m[i].id, next, r->opt.inflight_count_max,
+                          r->opt.inflight_bytes_max);
+        }
+    }
+    return true;
+}
+
+/* Paper §5.2: "Once a candidate wins an election, it becomes leader. It then sends
+ * heartbeat messages to all of the other servers". Thesis §6.4: it commits a blank no-op
+ * entry at the start of its term, so that it learns which entries are committed (and can
+ * serve ReadIndex). */
+static void become_leader(struct raft *r)
+{
+    RR_ASSERT(r->role == RAFT_CANDIDATE);
+    RR_ASSERT(r->vote == r->opt.id);
+    if (!leader_alloc_progress(r) || replication_append_local(r, RAFT_ENTRY_NORMAL, NULL, 0) != 0) {
+        /* Out of memory: give the office up rather than lead half-built. */
+        free(r->prs);
+        r->prs = NULL;
+        r->pr_count = 0;
+        election_become_follower(r, r->term, RAFT_NODE_NONE);
+        return;
+    }
+    r->role = RAFT_LEADER;
+    r->leader = r->opt.id;
+    r->heartbeat_elapsed = 0;
+    r->uncommitted_bytes = 0;
+    r->read_round = 0;
+    election_reset_timer(r);
+    replication_bcast_append(r, true);
+    replication_maybe_commit(r);
+}
+
+static void reply_vote(struct raft *r, const struct raft_msg *m, bool granted)
+{
+    bool pre = m->type == RAFT_MSG_PRE_VOTE;
+    struct raft_msg resp = raft_msg_new(r, pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP,
+                                        m->from);
+    /* A grant answers in the requested term (a pre-vote's future term); a rejection carries
+     * ours so that a candidate behind us catches up. */
+    resp.term = granted ? m->term : r->term;
+    resp.vote_resp.granted = granted;
+    /* A real vote must be durable before it leaves; a pre-vote changes nothing. */
+    raft_send(r, &resp, !pre, false);
+}
+
+/* Paper §5.2/§5.4.1, Figure 2 RequestVote: "If votedFor is null or candidateId, and
+ * candidate's log is at least as up-to-date as receiver's log, grant vote"; "each server
+ * will vote for at most one candidate in a given term". A pre-vote for a later term is
+ * granted on the log check alone (it binds nothing); once a leader is known, a node does not
+ * vote for a rival in the same term. */
+void election_handle_vote(struct raft *r, const struct raft_msg *m)
+{
+    bool pre = m->type == RAFT_MSG_PRE_VOTE;
+    bool can_vote = r->vote == m->from ||
+                    (r->vote == RAFT_NODE_NONE && r->leader == RAFT_NODE_NONE) ||
+                    (pre && m->term > r->term);
+    bool grant = can_vote && log_is_up_to_date(&r->log, m->vote.last_log_index,
+                                               m->vote.last_log_term);
+    if (grant && !pre) {
+        r->vote = m->from;
+        r->election_elapsed = 0; /* a granted vote defers our own candidacy */
+    }
+    reply_vote(r, m, grant);
+}
+
+void election_handle_vote_resp(struct raft *r, const struct raft_msg *m)
+{
+    bool pre = m->type == RAFT_MSG_PRE_VOTE_RESP;
+    if (r->role != (pre ? RAFT_PRE_CANDIDATE : RAFT_CANDIDATE)) {
+        return; /* a late answer to an election already decided */
+    }
+    if (pre && m->vote_resp.granted && m->term != r->term + 1) {
+        return; /* granted for another round */
+    }
+    if (!raft_config_is_voter(&r->config, m->from)) {
+        return;
+    }
+    record_vote(r, m->from, m->vote_resp.granted);
+    tally(r);
+}
+
+/* Thesis §3.10: the leader tells the transfer target to start an election at once; the
+ * target campaigns with the transfer flag so voters disregard their leader lease. */
+void election_handle_timeout_now(struct raft *r, const struct raft_msg *m)
+{
+    (void)m;
+    if (r->role != RAFT_LEADER) {
+        election_campaign(r, false, true);
+    }
+}
+
+/* Paper §5.2: "If a follower receives no communication over a period of time called the
+ * election timeout, then it assumes there is no viable leader and begins an election". */
+void election_tick(struct raft *r)
+{
+    RR_ASSERT(r->role != RAFT_LEADER);
+    r->election_elapsed++;
+    if (r->election_elapsed >= r->election_timeout) {
+        election_reset_timer(r);
+        election_campaign(r, true, false);
+    }
+}

@@ -1,0 +1,65 @@
+/* The in-memory Raft log of one group: every entry since the last compaction, owned copies. */
+#ifndef RR_CORE_LOG_H
+#define RR_CORE_LOG_H
+
+#include "core/msg.h"
+
+/* entries[i] has index prev_index + 1 + i; each entry's data is malloc'd (NULL when empty).
+ *
+ * Persistence bookkeeping: entries up to `handed` were handed out in a ready batch for the
+ * caller to persist; entries up to `persisted` are known durable (persisted <= handed <=
+ * last). A truncation of handed-out entries raises a barrier: a persist notice from a batch
+ * handed out before the truncation vouches only for the entries below the barrier, because
+ * the same (index, term) may reappear later from another leader (an A-B-A replacement). */
+struct raft_log {
+    struct raft_entry *entries; /* malloc'd array, `cap` slots, `count` used */
+    uint64_t count;
+    uint64_t cap;
+    raft_index prev_index;      /* last compacted index (0 at the start of time) */
+    raft_term prev_term;        /* its term */
+    raft_index persisted;       /* last index known durable; <= handed */
+    raft_index handed;          /* last index handed out for persistence; <= last */
+    raft_index barrier_index;   /* 0: none; else the lowest index replaced since ... */
+    uint64_t barrier_seq;       /* ... the batch with this sequence number was handed out */
+    uint64_t seq_next;          /* sequence number of the next batch handed out; from 1 */
+};
+
+void log_init(struct raft_log *l, raft_index prev_index, raft_term prev_term);
+void log_free(struct raft_log *l);
+
+raft_index log_first_index(const struct raft_log *l);
+raft_index log_last_index(const struct raft_log *l);
+raft_term log_last_term(const struct raft_log *l);
+/* Term at index; 0 when unknown (compacted, or past the end). prev_index's term is known. */
+raft_term log_term(const struct raft_log *l, raft_index index);
+/* Entry at index, or NULL if not in memory. */
+const struct raft_entry *log_entry(const struct raft_log *l, raft_index index);
+
+/* Appends one entry at last + 1 with a copy of data. RR_ENOMEM leaves the log unchanged. */
+int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *data,
+               uint32_t len);
+/* Makes room for `more` entries so that the next `more` appends cannot fail on the array. */
+int log_reserve(struct raft_log *l, uint64_t more);
+/* Removes the entries from index on (index > prev_index). Lowers handed/persisted and raises
+ * the persistence barrier if handed-out entries are removed. */
+void log_truncate_from(struct raft_log *l, raft_index index);
+/* Drops entries up to index (prev_index < index <= last) after a snapshot. */
+void log_compact_to(struct raft_log *l, raft_index index);
+/* After installing a snapshot at (index, term): keeps the entries after index if the log
+ * holds (index, term), else drops them all. The entries kept are to be handed out again,
+ * because the snapshot replaces the whole durable log. */
+void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term);
+
+/* Paper §5.4.1: "the log with the later term is more up-to-date; if the logs end with the
+ * same term, then whichever log is longer is more up-to-date". True if (last_index,
+ * last_term) is at least as up to date as this log. */
+bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term);
+/* The largest index <= index whose term is <= term (or prev_index if none is known): the
+ * fast back-tracking hint (etcd's findConflictByTerm). */
+raft_index log_find_conflict_by_term(const struct raft_log *l, raft_index index, raft_term term);
+
+/* A persist notice: batch `seq` (0: unsequenced) made entries up to (index, term) durable.
+ * Returns true if `persisted` advanced. */
+bool log_persisted_to(struct raft_log *l, raft_index index, raft_term term, uint64_t seq);
+
+#endif

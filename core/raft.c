@@ -1,0 +1,780 @@
+/* One Raft group: the entry points of core/raft.h and the glue between its parts.
+ *
+ * Guide to the module (paper §5, §7; thesis §3, §6.4, §9.6):
+ *   raft.c          init/fini, raft_step (input validation, term rules §5.1, dispatch),
+ *                   raft_tick, ready/advance, status and queries.
+ *   election.c      roles, randomized timeouts, PreVote, RequestVote, leader leases.
+ *   replication.c   AppendEntries and heartbeats, progress, commitment, proposals,
+ *                   CheckQuorum, persist notices.
+ *   read_index.c    ReadIndex rounds carried by heartbeats.
+ *   snapshot.c      taking snapshots, sending and receiving InstallSnapshot chunks.
+ *   log.c           the in-memory log; progress.c the per-follower window and quorums.
+ *
+ * Rules that cut across files:
+ * - Input from peers is validated in full before any state changes; bad input returns an
+ *   error and never trips an assertion. Assertions guard our own invariants.
+ * - Messages are queued in r->msgs / r->after and handed out by raft_ready. An
+ *   AppendEntries or InstallSnapshot message does not point into the log while queued
+ *   (the log may grow or be compacted); raft_ready resolves it and drops it if the log no
+ *   longer holds what it needs or this node is no longer that term's leader.
+ * - Between raft_ready and raft_advance the group must not be mutated: the ready points
+ *   into the log and the queues. This is asserted.
+ * - Persistence is acknowledged by the RAFT_MSG_PERSISTED notice the ready adds to
+ *   msgs_after_persist; until then a leader does not count itself for those entries and
+ *   nobody applies them. Responses that acknowledge durable state (APPEND_RESP,
+ *   VOTE_RESP, a finished SNAPSHOT_RESP) also wait for the persist.
+ * - A ready carrying a snapshot replaces the whole durable log: the entries kept after the
+ *   snapshot index are handed out again in the same ready.
+ * - A leader that steps down drops its unconfirmed ReadIndex requests; the caller's clients
+ *   retry elsewhere. Confirmed ones are still released once applied. */
+#include "core/raft.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "core/codec.h"
+#include "core/raft_internal.h"
+
+void raft_options_default(struct raft_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->election_ticks = 10;
+    o->heartbeat_ticks = 1;
+    o->pre_vote = true;
+    o->check_quorum = true;
+    o->inflight_count_max = RAFT_INFLIGHT_COUNT_MAX;
+    o->inflight_bytes_max = RAFT_INFLIGHT_BYTES_MAX;
+    o->append_entries_max = RAFT_APPEND_ENTRIES_MAX;
+    o->append_bytes_max = RAFT_APPEND_BYTES_MAX;
+}
+
+size_t raft_sizeof(void)
+{
+    return sizeof(struct raft);
+}
+
+static bool options_valid(const struct raft_options *o)
+{
+    return o->id != RAFT_NODE_NONE && o->id <= RAFT_NODE_ID_MAX && o->heartbeat_ticks >= 1 &&
+           o->election_ticks > o->heartbeat_ticks && o->election_ticks <= (1u << 30) &&
+           o->inflight_count_max >= 1 && o->inflight_count_max <= RAFT_INFLIGHT_COUNT_MAX &&
+           o->inflight_bytes_max >= 1 && o->inflight_bytes_max <= RAFT_INFLIGHT_BYTES_MAX &&
+           o->append_entries_max >= 1 && o->append_entries_max <= RAFT_APPEND_ENTRIES_MAX &&
+           o->append_bytes_max >= 1 && o->append_bytes_max <= RAFT_APPEND_BYTES_MAX;
+}
+
+static bool members_valid(const struct raft_member *m, uint32_t n, bool need_voter)
+{
+    if (n > RAFT_MEMBERS_MAX) {
+        return false;
+    }
+    bool voter = false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (m[i].id == RAFT_NODE_NONE || m[i].id > RAFT_NODE_ID_MAX) {
+            return false;
+        }
+        if (m[i].role != RAFT_VOTER && m[i].role != RAFT_LEARNER) {
+            return false;
+        }
+        voter = voter || m[i].role == RAFT_VOTER;
+        for (uint32_t j = 0; j < i; j++) {
+            if (m[j].id == m[i].id) {
+                return false;
+            }
+        }
+    }
+    return voter || !need_voter;
+}
+
+bool raft_config_valid(const struct raft_config *c)
+{
+    return c->member_count > 0 && members_valid(c->members, c->member_count, true) &&
+           members_valid(c->old_members, c->old_member_count, c->old_member_count > 0);
+}
+
+int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c)
+{
+    RR_ASSERT(e->type == RAFT_ENTRY_CONFIG);
+    memset(c, 0, sizeof(*c));
+    if (codec_config_decode(e->data.base, e->data.len, c) != 0 || !raft_config_valid(c)) {
+        return RR_ECORRUPT;
+    }
+    return 0;
+}
+
+void raft_config_refresh(struct raft *r)
+{
+    raft_index last = log_last_index(&r->log);
+    for (raft_index i = last; i > r->log.prev_index; i--) {
+        const struct raft_entry *e = log_entry(&r->log, i);
+        if (e->type == RAFT_ENTRY_CONFIG) {
+            int rv = raft_config_from_entry(e, &r->config);
+            RR_ASSERT(rv == 0); /* validated before it entered the log */
+            return;
+        }
+    }
+    r->config = r->snap.index > 0 ? r->snap.config : r->bootstrap;
+}
+
+struct raft_progress *raft_progress_of(struct raft *r, raft_node id)
+{
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        if (r->prs[i].id == id) {
+            return &r->prs[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- restore ------------------------------------------------------------------------- */
+
+static int init_snapshot(struct raft *r, const struct raft_restore *rs)
+{
+    const struct raft_snapshot_meta *s = &rs->snapshot;
+    if (s->index == 0) {
+        return 0;
+    }
+    if (s->term == 0 || !raft_config_valid(&s->config) || rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX ||
+        (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
+        return RR_EINVAL;
+    }
+    if (rs->snapshot_bytes > 0) {
+        r->snap_data = malloc(rs->snapshot_bytes);
+        if (r->snap_data == NULL) {
+            return RR_ENOMEM;
+        }
+        memcpy(r->snap_data, rs->snapshot_data, rs->snapshot_bytes);
+    }
+    r->snap = *s;
+    r->snap_bytes = rs->snapshot_bytes;
+    log_init(&r->log, s->index, s->term);
+    return 0;
+}
+
+static int init_entries(struct raft *r, const struct raft_restore *rs)
+{
+    if (rs->entry_count > 0 && rs->entries == NULL) {
+        return RR_EINVAL;
+    }
+    int rv = log_reserve(&r->log, rs->entry_count);
+    for (uint32_t i = 0; rv == 0 && i < rs->entry_count; i++) {
+        const struct raft_entry *e = &rs->entries[i];
+        struct raft_config c;
+        if (e->index != log_last_index(&r->log) + 1 || e->term < log_last_term(&r->log) ||
+            e->term == 0 || e->term > rs->hard_state.term || e->data.len > RAFT_ENTRY_BYTES_MAX ||
+            (e->data.base == NULL && e->data.len > 0) ||
+            (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_CONFIG)) {
+            return RR_EINVAL;
+        }
+        if (e->type == RAFT_ENTRY_CONFIG && raft_config_from_entry(e, &c) != 0) {
+            return RR_ECORRUPT;
+        }
+        rv = log_append(&r->log, e->term, e->type, e->data.base, e->data.len);
+    }
+    /* Restored entries are durable by definition. */
+    r->log.handed = log_last_index(&r->log);
+    r->log.persisted = r->log.handed;
+    return rv;
+}
+
+static int init_hard_state(struct raft *r, const struct raft_restore *rs)
+{
+    const struct raft_hard_state *hs = &rs->hard_state;
+    if (hs->vote > RAFT_NODE_ID_MAX || (hs->term == 0 && hs->vote != RAFT_NODE_NONE)) {
+        return RR_EINVAL;
+    }
+    r->term = hs->term;
+    r->vote = hs->vote;
+    r->commit = hs->commit > r->snap.index ? hs->commit : r->snap.index;
+    if (r->commit > log_last_index(&r->log)) {
+        return RR_ECORRUPT; /* a commit index past the durable log: storage lost entries */
+    }
+    r->applied = r->snap.index;
+    r->hs_handed = (struct raft_hard_state){r->term, r->vote, r->commit};
+    return 0;
+}
+
+static int init_restore(struct raft *r, const struct raft_restore *rs)
+{
+    int rv = init_snapshot(r, rs);
+    if (rv == 0) {
+        rv = init_entries(r, rs);
+    }
+    if (rv == 0) {
+        rv = init_hard_state(r, rs);
+    }
+    return rv;
+}
+
+int raft_init(struct raft *r, const struct raft_options *o, const struct raft_config *config,
+              const struct raft_restore *restore)
+{
+    if (o == NULL || !options_valid(o)) {
+        return RR_EINVAL;
+    }
+    memset(r, 0, sizeof(*r));
+    r->opt = *o;
+    rr_prng_seed(&r->prng, o->seed);
+    log_init(&r->log, 0, 0);
+    if (config != NULL) {
+        r->bootstrap = *config;
+    }
+    int rv = restore != NULL ? init_restore(r, restore) : 0;
+    if (rv == 0) {
+        raft_config_refresh(r);
+        rv = raft_config_valid(&r->config) ? 0 : RR_EINVAL;
+    }
+    if (rv != 0) {
+        raft_fini(r);
+        return rv;
+    }
+    r->role = RAFT_FOLLOWER;
+    election_reset_timer(r);
+    return 0;
+}
+
+static void progress_free_all(struct raft *r)
+{
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        progress_free(&r->prs[i]);
+    }
+    free(r->prs);
+    r->prs = NULL;
+    r->pr_count = 0;
+}
+
+void raft_fini(struct raft *r)
+{
+    log_free(&r->log);
+    progress_free_all(r);
+    free(r->snap_data);
+    r->snap_data = NULL;
+    snapshot_rx_reset(r);
+    read_index_free(r);
+    free(r->msgs.msgs);
+    free(r->after.msgs);
+    r->msgs = (struct raft_msg_queue){0};
+    r->after = (struct raft_msg_queue){0};
+}
+
+/* ---- messages out -------------------------------------------------------------------- */
+
+struct raft_msg raft_msg_new(const struct raft *r, uint8_t type, raft_node to)
+{
+    struct raft_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    m.group = r->opt.group;
+    m.from = r->opt.id;
+    m.to = to;
+    m.term = r->term;
+    return m;
+}
+
+bool raft_send(struct raft *r, const struct raft_msg *m, bool after_persist, bool reserved)
+{
+    struct raft_msg_queue *q = after_persist ? &r->after : &r->msgs;
+    uint32_t limit = RAFT_READY_MSGS_MAX + (reserved ? RAFT_MSG_RESERVE : 0);
+    if (q->count >= limit) {
+        return false; /* the network may drop messages; Raft retries */
+    }
+    if (q->count == q->cap) {
+        uint32_t cap = q->cap == 0 ? 8 : q->cap * 2;
+        if (cap > RAFT_READY_MSGS_MAX + RAFT_MSG_RESERVE) {
+            cap = RAFT_READY_MSGS_MAX + RAFT_MSG_RESERVE;
+        }
+        struct raft_msg *msgs = realloc(q->msgs, cap * sizeof(*msgs));
+        if (msgs == NULL) {
+            return false;
+        }
+        q->msgs = msgs;
+        q->cap = cap;
+    }
+    q->msgs[q->count++] = *m;
+    return true;
+}
+
+/* ---- step ---------------------------------------------------------------------------- */
+
+static int validate_vote(const struct raft_msg *m)
+{
+    const struct raft_msg_vote *v = &m->vote;
+    if (v->last_log_term > m->term || (v->last_log_index == 0) != (v->last_log_term == 0)) {
+        return RR_EINVAL;
+    }
+    return 0;
+}
+
+static int validate_by_type(const struct raft *r, const struct raft_msg *m)
+{
+    switch ((enum raft_msg_type)m->type) {
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_PRE_VOTE:
+        return validate_vote(m);
+    case RAFT_MSG_APPEND:
+        return replication_validate_append(r, m);
+    case RAFT_MSG_SNAPSHOT:
+        return snapshot_validate(r, m);
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PRE_VOTE_RESP:
+    case RAFT_MSG_APPEND_RESP:
+    case RAFT_MSG_HEARTBEAT:
+    case RAFT_MSG_HEARTBEAT_RESP:
+    case RAFT_MSG_SNAPSHOT_RESP:
+    case RAFT_MSG_TIMEOUT_NOW:
+    case RAFT_MSG_PERSISTED:
+        return 0;
+    }
+    return RR_EINVAL;
+}
+
+/* Checks what can be checked without state: type, addressing, membership, shape. */
+static int step_validate(const struct raft *r, const struct raft_msg *m)
+{
+    if (m == NULL || m->type < RAFT_MSG_VOTE || m->type > RAFT_MSG_TYPE_MAX) {
+        return RR_EINVAL;
+    }
+    if (m->group != r->opt.group || m->to != r->opt.id) {
+        return RR_EINVAL;
+    }
+    if (m->type == RAFT_MSG_PERSISTED) {
+        return m->from == r->opt.id ? 0 : RR_EINVAL;
+    }
+    bool self_vote = m->type == RAFT_MSG_VOTE_RESP && m->from == r->opt.id;
+    if (m->term == 0 || (m->from == r->opt.id && !self_vote)) {
+        return RR_EINVAL;
+    }
+    if (!raft_config_is_member(&r->config, m->from)) {
+        return RR_EINVAL;
+    }
+    return validate_by_type(r, m);
+}
+
+static bool msg_from_leader(uint8_t type)
+{
+    return type == RAFT_MSG_APPEND || type == RAFT_MSG_HEARTBEAT || type == RAFT_MSG_SNAPSHOT;
+}
+
+/* A message from a term behind ours. Paper §5.1: "If a server receives a request with a
+ * stale term number, it rejects the request." A stale leader is answered so that it learns
+ * the newer term and steps down (it may be cut off from everyone else, etcd #5451); a stale
+ * pre-candidate is answered so that it stops waiting. Everything else is dropped. */
+static void step_stale_term(struct raft *r, const struct raft_msg *m)
+{
+    if (msg_from_leader(m->type)) {
+        struct raft_msg resp = raft_msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
+        resp.append_resp.rejected = true;
+        resp.append_resp.index = m->type == RAFT_MSG_APPEND ? m->append.prev_index : 0;
+        raft_send(r, &resp, false, false);
+    } else if (m->type == RAFT_MSG_PRE_VOTE) {
+        struct raft_msg resp = raft_msg_new(r, RAFT_MSG_PRE_VOTE_RESP, m->from);
+        resp.vote_resp.granted = false;
+        raft_send(r, &resp, false, false);
+    }
+}
+
+/* Term rules (paper §5.1): "If RPC request or response contains term T > currentTerm: set
+ * currentTerm = T, convert to follower." Returns false if the message is fully handled.
+ * PreVote (thesis §9.6) changes nothing until a real election: a pre-vote request carries
+ * the term the sender would campaign in and must not raise ours, nor may a granted
+ * pre-vote response. Leader lease (thesis §4.2.3): a node that heard from a leader within
+ * the minimum election timeout disregards (and does not adopt the term of) vote requests,
+ * unless the candidate was told to campaign by the leader itself. */
+static bool step_term(struct raft *r, const struct raft_msg *m)
+{
+    if (m->term < r->term) {
+        step_stale_term(r, m);
+        return false;
+    }
+    if (m->term == r->term) {
+        return true;
+    }
+    bool vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE;
+    if (vote_req && !m->vote.transfer && election_in_lease(r)) {
+        return false;
+    }
+    if (m->type == RAFT_MSG_PRE_VOTE ||
+        (m->type == RAFT_MSG_PRE_VOTE_RESP && m->vote_resp.granted)) {
+        return true;
+    }
+    election_become_follower(r, m->term, msg_from_leader(m->type) ? m->from : RAFT_NODE_NONE);
+    return true;
+}
+
+/* A leader's message in our term: there is one leader per term (Election Safety), so a
+ * candidate yields to it; a second leader in our term means a faulty peer. */
+static int step_accept_leader(struct raft *r, const struct raft_msg *m)
+{
+    if (r->role == RAFT_LEADER || (r->leader != RAFT_NODE_NONE && r->leader != m->from)) {
+        return RR_ECORRUPT;
+    }
+    if (r->role != RAFT_FOLLOWER) {
+        election_become_follower(r, m->term, m->from);
+    }
+    r->leader = m->from;
+    r->election_elapsed = 0;
+    return 0;
+}
+
+static int step_dispatch(struct raft *r, const struct raft_msg *m)
+{
+    int rv = msg_from_leader(m->type) ? step_accept_leader(r, m) : 0;
+    if (rv != 0) {
+        return rv;
+    }
+    switch ((enum raft_msg_type)m->type) {
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_PRE_VOTE:
+        election_handle_vote(r, m);
+        return 0;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PRE_VOTE_RESP:
+        election_handle_vote_resp(r, m);
+        return 0;
+    case RAFT_MSG_APPEND:
+        return replication_handle_append(r, m);
+    case RAFT_MSG_APPEND_RESP:
+        replication_handle_append_resp(r, m);
+        return 0;
+    case RAFT_MSG_HEARTBEAT:
+        replication_handle_heartbeat(r, m);
+        return 0;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        replication_handle_heartbeat_resp(r, m);
+        return 0;
+    case RAFT_MSG_SNAPSHOT:
+        return snapshot_handle(r, m);
+    case RAFT_MSG_SNAPSHOT_RESP:
+        snapshot_handle_resp(r, m);
+        return 0;
+    case RAFT_MSG_TIMEOUT_NOW:
+        election_handle_timeout_now(r, m);
+        return 0;
+    case RAFT_MSG_PERSISTED:
+        break;
+    }
+    RR_ASSERT(false); /* validated */
+    return RR_EINVAL;
+}
+
+static void assert_invariants(const struct raft *r)
+{
+    RR_ASSERT(r->commit <= log_last_index(&r->log));
+    RR_ASSERT(r->applied <= r->commit);
+    RR_ASSERT(r->applied >= r->log.prev_index);
+    RR_ASSERT(r->log.persisted <= r->log.handed);
+    RR_ASSERT(r->log.handed <= log_last_index(&r->log));
+    RR_ASSERT(r->snap.index >= r->log.prev_index);
+    if (r->role == RAFT_LEADER) {
+        RR_ASSERT(r->vote == r->opt.id);
+        RR_ASSERT(r->leader == r->opt.id);
+    }
+    if (r->role == RAFT_CANDIDATE) {
+        RR_ASSERT(r->vote == r->opt.id);
+    }
+}
+
+int raft_step(struct raft *r, const struct raft_msg *m)
+{
+    RR_ASSERT(!r->handed.pending);
+    int rv = step_validate(r, m);
+    if (rv != 0) {
+        return rv;
+    }
+    if (m->type == RAFT_MSG_PERSISTED) {
+        replication_handle_persisted(r, m);
+    } else if (step_term(r, m)) {
+        rv = step_dispatch(r, m);
+    }
+    assert_invariants(r);
+    return rv;
+}
+
+void raft_tick(struct raft *r)
+{
+    RR_ASSERT(!r->handed.pending);
+    if (r->role == RAFT_LEADER) {
+        replication_tick(r);
+    } else {
+        election_tick(r);
+    }
+    assert_invariants(r);
+}
+
+void raft_campaign(struct raft *r)
+{
+    RR_ASSERT(!r->handed.pending);
+    if (r->role != RAFT_LEADER) {
+        election_campaign(r, true, false);
+    }
+    assert_invariants(r);
+}
+
+/* ---- ready / advance ----------------------------------------------------------------- */
+
+/* Last committed index that may be handed out to apply: durable locally, bounded per ready. */
+static raft_index apply_limit(const struct raft *r)
+{
+    raft_index to = r->commit < r->log.persisted ? r->commit : r->log.persisted;
+    if (to > r->applied + RAFT_APPLY_ENTRIES_MAX) {
+        to = r->applied + RAFT_APPLY_ENTRIES_MAX;
+    }
+    return to > r->applied ? to : r->applied;
+}
+
+static bool hard_state_changed(const struct raft *r)
+{
+    return r->term != r->hs_handed.term || r->vote != r->hs_handed.vote ||
+           r->commit != r->hs_handed.commit;
+}
+
+bool raft_has_ready(const struct raft *r)
+{
+    return hard_state_changed(r) || r->snap_to_hand || r->log.handed < log_last_index(&r->log) ||
+           r->msgs.count > 0 || r->after.count > 0 || (r->bcast_pending && r->pr_count > 0) ||
+           apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0;
+}
+
+/* Points a queued AppendEntries / InstallSnapshot at the data it carries; false if it is
+ * stale (we are no longer that term's leader, or the data is gone). */
+static bool resolve_msg(const struct raft *r, struct raft_msg *m)
+{
+    if (m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_SNAPSHOT) {
+        return true;
+    }
+    if (r->role != RAFT_LEADER || m->term != r->term) {
+        return false;
+    }
+    if (m->type == RAFT_MSG_SNAPSHOT) {
+        struct raft_msg_snapshot *s = &m->snapshot;
+        if (s->meta.index != r->snap.index || s->offset + s->chunk.len > r->snap_bytes) {
+            return false;
+        }
+        s->chunk.base = s->chunk.len > 0 ? r->snap_data + s->offset : NULL;
+        return true;
+    }
+    struct raft_msg_append *a = &m->append;
+    if (log_term(&r->log, a->prev_index) != a->prev_term ||
+        (a->prev_index != 0 && a->prev_term == 0)) {
+        return false;
+    }
+    if (a->entry_count > 0) {
+        a->entries = log_entry(&r->log, a->prev_index + 1);
+        if (a->entries == NULL || a->prev_index + a->entry_count > log_last_index(&r->log)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void ready_msgs(struct raft *r, struct raft_ready *rd)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->msgs.count; i++) {
+        if (resolve_msg(r, &r->msgs.msgs[i])) {
+            r->msgs.msgs[k++] = r->msgs.msgs[i];
+        }
+    }
+    r->msgs.count = k;
+    if (k > 0) {
+        rd->flags |= RAFT_READY_MSGS;
+        rd->msgs = r->msgs.msgs;
+        rd->msg_count = k;
+    }
+}
+
+/* The persist notice for this ready's writes, which the caller steps back once durable. */
+static void ready_persist_notice(struct raft *r, const struct raft_ready *rd)
+{
+    struct raft_msg m = raft_msg_new(r, RAFT_MSG_PERSISTED, r->opt.id);
+    if (rd->entry_count > 0) {
+        m.persisted.index = rd->entries[rd->entry_count - 1].index;
+        m.persisted.term = rd->entries[rd->entry_count - 1].term;
+    }
+    if (rd->snapshot != NULL) {
+        m.persisted.snapshot_index = rd->snapshot->index;
+    }
+    m.persisted.seq = r->log.seq_next++;
+    /* The reserve keeps room for it; only a failed allocation drops it, and then the next
+     * batch's notice covers these entries too. */
+    (void)raft_send(r, &m, true, true);
+}
+
+static void ready_log(struct raft *r, struct raft_ready *rd)
+{
+    if (r->snap_to_hand) {
+        rd->flags |= RAFT_READY_SNAPSHOT;
+        rd->snapshot = &r->snap;
+        rd->snapshot_data = r->snap_data;
+        rd->snapshot_bytes = r->snap_bytes;
+        r->handed.snapshot = true;
+    }
+    raft_index last = log_last_index(&r->log);
+    if (r->log.handed < last) {
+        rd->flags |= RAFT_READY_ENTRIES;
+        rd->entries = log_entry(&r->log, r->log.handed + 1);
+        rd->entry_count = (uint32_t)(last - r->log.handed);
+        r->handed.entries_to = last;
+    }
+    if (rd->entry_count > 0 || rd->snapshot != NULL) {
+        ready_persist_notice(r, rd);
+    }
+}
+
+static void ready_apply(struct raft *r, struct raft_ready *rd)
+{
+    raft_index to = apply_limit(r);
+    r->handed.applied_to = to;
+    if (to > r->applied) {
+        rd->flags |= RAFT_READY_COMMITTED;
+        rd->committed = log_entry(&r->log, r->applied + 1);
+        rd->committed_count = (uint32_t)(to - r->applied);
+        RR_ASSERT(rd->committed != NULL);
+    }
+    uint32_t n = read_index_ready_count(r, to);
+    if (n > 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            r->read_out[i] = (struct raft_read_state){r->reads[i].ctx, r->reads[i].index};
+        }
+        rd->flags |= RAFT_READY_READS;
+        rd->reads = r->read_out;
+        rd->read_count = n;
+        r->handed.read_count = n;
+    }
+}
+
+void raft_ready(struct raft *r, struct raft_ready *rd)
+{
+    RR_ASSERT(!r->handed.pending);
+    memset(rd, 0, sizeof(*rd));
+    memset(&r->handed, 0, sizeof(r->handed));
+    if (r->role == RAFT_LEADER && r->bcast_pending) {
+        replication_bcast_append(r, false);
+    }
+    r->bcast_pending = false;
+    if (hard_state_changed(r)) {
+        rd->flags |= RAFT_READY_HARD_STATE;
+        r->handed.hard_state = true;
+    }
+    rd->hard_state = (struct raft_hard_state){r->term, r->vote, r->commit};
+    ready_log(r, rd);
+    ready_apply(r, rd);
+    ready_msgs(r, rd);
+    if (r->after.count > 0) {
+        rd->flags |= RAFT_READY_MSGS_AFTER_PERSIST;
+        rd->msgs_after_persist = r->after.msgs;
+        rd->msg_after_persist_count = r->after.count;
+    }
+    r->handed.pending = true;
+}
+
+static void advance_reads(struct raft *r, uint32_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    RR_ASSERT(n <= r->read_confirmed);
+    memmove(r->reads, r->reads + n, (r->read_count - n) * sizeof(*r->reads));
+    r->read_count -= n;
+    r->read_confirmed -= n;
+    r->read_assigned -= n;
+}
+
+void raft_advance(struct raft *r, const struct raft_ready *rd)
+{
+    RR_ASSERT(r->handed.pending);
+    if (r->handed.hard_state) {
+        r->hs_handed = rd->hard_state;
+    }
+    if (r->handed.entries_to > 0) {
+        r->log.handed = r->handed.entries_to;
+    }
+    r->snap_to_hand = r->snap_to_hand && !r->handed.snapshot;
+    RR_ASSERT(r->handed.applied_to >= r->applied);
+    r->applied = r->handed.applied_to;
+    advance_reads(r, r->handed.read_count);
+    r->msgs.count = 0;
+    r->after.count = 0;
+    r->handed.pending = false;
+    assert_invariants(r);
+}
+
+/* ---- queries ------------------------------------------------------------------------- */
+
+void raft_status(const struct raft *r, struct raft_status *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->id = r->opt.id;
+    s->group = r->opt.group;
+    s->role = r->role;
+    s->term = r->term;
+    s->vote = r->vote;
+    s->leader = r->leader;
+    s->commit = r->commit;
+    s->applied = r->applied;
+    s->first_index = log_first_index(&r->log);
+    s->last_index = log_last_index(&r->log);
+    s->last_term = log_last_term(&r->log);
+    s->persisted_index = r->log.persisted;
+    s->snapshot_index = r->snap.index;
+    s->snapshot_term = r->snap.term;
+}
+
+raft_term raft_term_at(const struct raft *r, raft_index index)
+{
+    if (index == r->snap.index) {
+        return r->snap.term;
+    }
+    return log_term(&r->log, index);
+}
+
+const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index)
+{
+    return log_entry(&r->log, index);
+}
+
+const struct raft_config *raft_config(const struct raft *r)
+{
+    return &r->config;
+}
+
+bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view *p)
+{
+    if (r->role != RAFT_LEADER) {
+        return false;
+    }
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        const struct raft_progress *pr = &r->prs[i];
+        if (pr->id == id) {
+            *p = (struct raft_progress_view){pr->state, pr->match, pr->next,
+                                             pr->inflights.count, pr->inflights.bytes,
+                                             pr->recent_active};
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *raft_msg_type_name(uint8_t type)
+{
+    static const char *const names[] = {
+        [RAFT_MSG_VOTE] = "VOTE",
+        [RAFT_MSG_VOTE_RESP] = "VOTE_RESP",
+        [RAFT_MSG_PRE_VOTE] = "PRE_VOTE",
+        [RAFT_MSG_PRE_VOTE_RESP] = "PRE_VOTE_RESP",
+        [RAFT_MSG_APPEND] = "APPEND",
+        [RAFT_MSG_APPEND_RESP] = "APPEND_RESP",
+        [RAFT_MSG_HEARTBEAT] = "HEARTBEAT",
+        [RAFT_MSG_HEARTBEAT_RESP] = "HEARTBEAT_RESP",
+        [RAFT_MSG_SNAPSHOT] = "SNAPSHOT",
+        [RAFT_MSG_SNAPSHOT_RESP] = "SNAPSHOT_RESP",
+        [RAFT_MSG_TIMEOUT_NOW] = "TIMEOUT_NOW",
+        [RAFT_MSG_PERSISTED] = "PERSISTED",
+    };
+    if (type < RAFT_MSG_VOTE || type > RAFT_MSG_TYPE_MAX) {
+        return "UNKNOWN";
+    }
+    return names[type];
+}

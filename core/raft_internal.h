@@ -1,0 +1,166 @@
+/* struct raft and the functions the core/ files implementing core/raft.h share. */
+#ifndef RR_CORE_RAFT_INTERNAL_H
+#define RR_CORE_RAFT_INTERNAL_H
+
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/raft.h"
+
+/* Outgoing messages gathered for the next ready batch. Grown on demand (most groups are
+ * idle), bounded by RAFT_READY_MSGS_MAX plus a reserve for the messages that must not be
+ * dropped (persist notice, own vote). */
+struct raft_msg_queue {
+    struct raft_msg *msgs; /* malloc'd, `cap` slots */
+    uint32_t count;
+    uint32_t cap;
+};
+#define RAFT_MSG_RESERVE 2
+
+/* One candidate's tally entry. */
+struct raft_vote_record {
+    raft_node id;
+    bool granted;
+};
+
+/* A queued ReadIndex request. Reads are FIFO: the confirmed ones form a prefix, then those
+ * assigned to the round in flight, then unassigned ones. */
+struct raft_pending_read {
+    uint64_t ctx;     /* the caller's context */
+    uint64_t round;   /* round serving it; 0: not assigned yet */
+    raft_index index; /* commit index at the start of its round */
+};
+
+/* A snapshot being received from the leader, chunk by chunk. */
+struct raft_snapshot_rx {
+    struct raft_snapshot_meta meta; /* index 0: no transfer in progress */
+    uint8_t *data;                  /* malloc'd, total_bytes long */
+    uint64_t total_bytes;
+    uint64_t received;              /* bytes received so far (chunks arrive in order) */
+};
+
+/* What the last raft_ready handed out, applied by raft_advance. */
+struct raft_handed {
+    bool pending;           /* a ready is out: no mutation until raft_advance */
+    bool hard_state;
+    bool snapshot;
+    raft_index entries_to;  /* last entry index handed out for persistence */
+    raft_index applied_to;  /* last committed entry handed out */
+    uint32_t read_count;    /* reads released */
+};
+
+struct raft {
+    struct raft_options opt;
+    struct rr_prng prng;
+
+    /* Persistent state (Figure 2); commit is persisted too, for faster restarts. */
+    raft_term term;
+    raft_node vote;
+    raft_index commit;
+
+    /* Volatile state. */
+    uint8_t role;               /* enum raft_role */
+    raft_node leader;           /* RAFT_NODE_NONE if unknown */
+    raft_index applied;         /* last index handed out in `committed`; <= commit */
+    uint32_t election_elapsed;  /* ticks since the timer was reset */
+    uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
+    uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
+    struct raft_log log;
+    struct raft_config config;  /* in force: the latest in the log or snapshot */
+    struct raft_config bootstrap; /* used when neither log nor snapshot has a config */
+
+    /* The latest snapshot (taken locally or installed); index 0: none. The log's
+     * prev_index may be below snap.index: trailing entries are kept after compaction. */
+    struct raft_snapshot_meta snap;
+    uint8_t *snap_data;         /* malloc'd copy, snap_bytes long */
+    uint64_t snap_bytes;
+    bool snap_to_hand;          /* installed from the leader, not yet handed out */
+    struct raft_snapshot_rx rx;
+
+    /* Candidate and pre-candidate. */
+    struct raft_vote_record votes[2 * RAFT_MEMBERS_MAX];
+    uint32_t vote_count;
+
+    /* Leader. */
+    struct raft_progress *prs;  /* malloc'd, one per member other than self */
+    uint32_t pr_count;
+    bool bcast_pending;         /* new entries to send at the next raft_ready */
+    uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */
+
+    /* ReadIndex (leader). */
+    struct raft_pending_read *reads; /* malloc'd FIFO, `read_cap` slots */
+    uint32_t read_count;
+    uint32_t read_cap;
+    uint32_t read_confirmed;    /* reads [0, read_confirmed) have their index */
+    uint32_t read_assigned;     /* reads [0, read_assigned) have a round */
+    uint64_t read_round;        /* round in flight (0: none); rounds increase per leader */
+    uint64_t read_round_last;   /* last round id used */
+    raft_index read_round_index; /* commit index when that round started */
+    struct raft_read_state *read_out; /* ready's reads, RAFT_READS_MAX slots when allocated */
+
+    /* Ready/advance. */
+    struct raft_hard_state hs_handed; /* hard state last handed out */
+    struct raft_msg_queue msgs;       /* sent at once */
+    struct raft_msg_queue after;      /* sent after the batch is durable */
+    struct raft_handed handed;
+};
+
+/* raft.c */
+struct raft_msg raft_msg_new(const struct raft *r, uint8_t type, raft_node to);
+/* Queues m in msgs (after_persist false) or msgs_after_persist. `reserved` may use the
+ * reserve slots. Returns false if the message was dropped (queue full or no memory). */
+bool raft_send(struct raft *r, const struct raft_msg *m, bool after_persist, bool reserved);
+/* Recomputes r->config from the log, the snapshot or the bootstrap configuration. */
+void raft_config_refresh(struct raft *r);
+/* Validates and decodes a config entry's payload. */
+int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c);
+bool raft_config_valid(const struct raft_config *c);
+struct raft_progress *raft_progress_of(struct raft *r, raft_node id);
+
+/* election.c */
+void election_reset_timer(struct raft *r);
+void election_become_follower(struct raft *r, raft_term term, raft_node leader);
+/* pre: try PreVote first (if enabled); transfer: ignore leader leases (TIMEOUT_NOW). */
+void election_campaign(struct raft *r, bool pre, bool transfer);
+bool election_in_lease(const struct raft *r);
+void election_tick(struct raft *r);
+void election_handle_vote(struct raft *r, const struct raft_msg *m);
+void election_handle_vote_resp(struct raft *r, const struct raft_msg *m);
+void election_handle_timeout_now(struct raft *r, const struct raft_msg *m);
+
+/* replication.c */
+void replication_tick(struct raft *r);
+int replication_validate_append(const struct raft *r, const struct raft_msg *m);
+int replication_handle_append(struct raft *r, const struct raft_msg *m);
+void replication_handle_append_resp(struct raft *r, const struct raft_msg *m);
+void replication_handle_heartbeat(struct raft *r, const struct raft_msg *m);
+void replication_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m);
+void replication_handle_persisted(struct raft *r, const struct raft_msg *m);
+/* Sends what p lacks if it is not paused; allow_empty also sends an empty append (to carry
+ * the commit index or probe). */
+void replication_send_append(struct raft *r, struct raft_progress *p, bool allow_empty);
+void replication_bcast_append(struct raft *r, bool allow_empty);
+void replication_bcast_heartbeat(struct raft *r);
+void replication_maybe_commit(struct raft *r);
+/* The leader's no-op, appended when it takes office. */
+int replication_append_local(struct raft *r, uint8_t type, const uint8_t *data, uint32_t len);
+/* Entry payload appended to the log: config entries take effect at once. */
+int replication_append_entry(struct raft *r, const struct raft_entry *e);
+
+/* read_index.c */
+void read_index_on_commit(struct raft *r);
+void read_index_on_ack(struct raft *r, struct raft_progress *p, uint64_t ctx);
+void read_index_drop_pending(struct raft *r);
+uint64_t read_index_heartbeat_ctx(const struct raft *r);
+/* Reads releasable once entries up to `applied` are applied. */
+uint32_t read_index_ready_count(const struct raft *r, raft_index applied);
+void read_index_free(struct raft *r);
+
+/* snapshot.c */
+int snapshot_validate(const struct raft *r, const struct raft_msg *m);
+int snapshot_handle(struct raft *r, const struct raft_msg *m);
+void snapshot_handle_resp(struct raft *r, const struct raft_msg *m);
+void snapshot_send(struct raft *r, struct raft_progress *p);
+void snapshot_tick(struct raft *r, struct raft_progress *p);
+void snapshot_rx_reset(struct raft *r);
+
+#endif

@@ -1,0 +1,242 @@
+/* Log compaction and InstallSnapshot (paper §7): taking snapshots, sending them in chunks to
+ * followers that lag behind the log, and receiving and installing them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "core/raft_internal.h"
+
+/* The configuration in force at index (the latest config entry at or before it). */
+static struct raft_config config_at(const struct raft *r, raft_index index)
+{
+    for (raft_index i = index; i > r->log.prev_index; i--) {
+        const struct raft_entry *e = log_entry(&r->log, i);
+        struct raft_config c;
+        if (e->type == RAFT_ENTRY_CONFIG && raft_config_from_entry(e, &c) == 0) {
+            return c;
+        }
+    }
+    return r->snap.index > 0 ? r->snap.config : r->bootstrap;
+}
+
+/* Paper §7: "Each server takes snapshots independently, covering just the committed
+ * entries in its log." The log keeps `trailing` entries before index so that followers
+ * lagging a little get entries rather than a whole snapshot. */
+int raft_snapshot_taken(struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes,
+                        raft_index trailing)
+{
+    RR_ASSERT(!r->handed.pending);
+    if (index == 0 || index > r->applied || (data == NULL && bytes > 0)) {
+        return RR_EINVAL;
+    }
+    if (bytes > RAFT_SNAPSHOT_BYTES_MAX) {
+        return RR_ETOOBIG;
+    }
+    if (index <= r->snap.index) {
+        return RR_ECOMPACTED;
+    }
+    uint8_t *copy = NULL;
+    if (bytes > 0) {
+        copy = malloc(bytes);
+        if (copy == NULL) {
+            return RR_ENOMEM;
+        }
+        memcpy(copy, data, bytes);
+    }
+    RR_ASSERT(index >= r->log.prev_index);
+    r->snap.config = config_at(r, index);
+    r->snap.term = log_term(&r->log, index);
+    r->snap.index = index;
+    RR_ASSERT(r->snap.term > 0);
+    free(r->snap_data);
+    r->snap_data = copy;
+    r->snap_bytes = bytes;
+    raft_index compact_to = index > trailing ? index - trailing : 0;
+    if (compact_to > r->log.prev_index) {
+        log_compact_to(&r->log, compact_to);
+    }
+    return 0;
+}
+
+/* ---- leader -------------------------------------------------------------------------- */
+
+/* Sends the chunk at p's offset; one chunk is in flight at a time. */
+void snapshot_send(struct raft *r, struct raft_progress *p)
+{
+    RR_ASSERT(r->snap.index > 0); /* the log was compacted, so a snapshot exists */
+    if (p->state != RAFT_PROGRESS_SNAPSHOT || p->pending_snapshot != r->snap.index) {
+        progress_become_snapshot(p, r->snap.index); /* (re)start with the latest snapshot */
+    }
+    if (p->snap_chunk_inflight) {
+        return;
+    }
+    uint64_t left = r->snap_bytes - p->snap_offset;
+    uint32_t len = left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
+    struct raft_msg m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
+    m.snapshot.meta = r->snap;
+    m.snapshot.offset = p->snap_offset;
+    m.snapshot.total_bytes = r->snap_bytes;
+    m.snapshot.done = p->snap_offset + len == r->snap_bytes;
+    m.snapshot.chunk.len = len; /* base is resolved by raft_ready */
+    if (raft_send(r, &m, false, false)) {
+        p->snap_chunk_inflight = true;
+        p->snap_wait_ticks = 0;
+    }
+}
+
+/* A chunk or its answer may be lost: resend after an election timeout of silence. */
+void snapshot_tick(struct raft *r, struct raft_progress *p)
+{
+    if (p->state != RAFT_PROGRESS_SNAPSHOT) {
+        return;
+    }
+    if (!p->snap_chunk_inflight || ++p->snap_wait_ticks >= r->opt.election_ticks) {
+        p->snap_chunk_inflight = false;
+        snapshot_send(r, p);
+    }
+}
+
+void snapshot_handle_resp(struct raft *r, const struct raft_msg *m)
+{
+    struct raft_progress *p = raft_progress_of(r, m->from);
+    if (r->role != RAFT_LEADER || p == NULL) {
+        return;
+    }
+    p->recent_active = true;
+    const struct raft_msg_snapshot_resp *s = &m->snapshot_resp;
+    if (p->state != RAFT_PROGRESS_SNAPSHOT || s->index != p->pending_snapshot) {
+        return; /* about another transfer */
+    }
+    if (s->done) {
+        /* The follower holds everything up to the snapshot: resume with appends. */
+        progress_maybe_update(p, s->index);
+        progress_become_probe(p);
+        replication_send_append(r, p, true);
+        replication_maybe_commit(r);
+        return;
+    }
+    if (s->rejected || s->next_offset > r->snap_bytes || s->index != r->snap.index) {
+        p->snap_offset = 0; /* restart the transfer */
+    } else {
+        p->snap_offset = s->next_offset;
+    }
+    p->snap_chunk_inflight = false;
+    snapshot_send(r, p);
+}
+
+/* ---- follower ------------------------------------------------------------------------ */
+
+int snapshot_validate(const struct raft *r, const struct raft_msg *m)
+{
+    (void)r;
+    const struct raft_msg_snapshot *s = &m->snapshot;
+    if (s->meta.index == 0 || s->meta.term == 0 || s->meta.term > m->term ||
+        !raft_config_valid(&s->meta.config)) {
+        return RR_EINVAL;
+    }
+    if (s->total_bytes > RAFT_SNAPSHOT_BYTES_MAX || s->chunk.len > RAFT_SNAPSHOT_CHUNK_BYTES ||
+        s->offset > s->total_bytes || s->chunk.len > s->total_bytes - s->offset ||
+        (s->chunk.base == NULL && s->chunk.len > 0)) {
+        return RR_EINVAL;
+    }
+    if (s->done != (s->offset + s->chunk.len == s->total_bytes)) {
+        return RR_EINVAL;
+    }
+    return 0;
+}
+
+void snapshot_rx_reset(struct raft *r)
+{
+    free(r->rx.data);
+    memset(&r->rx, 0, sizeof(r->rx));
+}
+
+static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool rejected, bool done)
+{
+    struct raft_msg resp = raft_msg_new(r, RAFT_MSG_SNAPSHOT_RESP, m->from);
+    resp.snapshot_resp.index = m->snapshot.meta.index;
+    resp.snapshot_resp.next_offset = done ? m->snapshot.total_bytes : r->rx.received;
+    resp.snapshot_resp.rejected = rejected;
+    resp.snapshot_resp.done = done;
+    /* "Installed" acknowledges durable state; progress reports need not wait. */
+    raft_send(r, &resp, done, false);
+}
+
+static bool rx_matches(const struct raft *r, const struct raft_msg_snapshot *s)
+{
+    return r->rx.meta.index == s->meta.index && r->rx.meta.term == s->meta.term &&
+           r->rx.total_bytes == s->total_bytes;
+}
+
+static int rx_start(struct raft *r, const struct raft_msg_snapshot *s)
+{
+    snapshot_rx_reset(r);
+    if (s->total_bytes > 0) {
+        r->rx.data = malloc(s->total_bytes);
+        if (r->rx.data == NULL) {
+            return RR_ENOMEM;
+        }
+    }
+    r->rx.meta = s->meta;
+    r->rx.total_bytes = s->total_bytes;
+    return 0;
+}
+
+/* Paper §7 InstallSnapshot receiver: "6. If existing log entry has same index and term as
+ * snapshot's last included entry, retain log entries following it and reply. 7. Discard the
+ * entire log. 8. Reset state machine using snapshot contents". Either way the durable log is
+ * rewritten: the snapshot goes out in a ready with the kept entries after it. */
+static void install(struct raft *r)
+{
+    const struct raft_snapshot_meta *meta = &r->rx.meta;
+    log_install_snapshot(&r->log, meta->index, meta->term);
+    free(r->snap_data);
+    r->snap = *meta;
+    r->snap_data = r->rx.data;
+    r->snap_bytes = r->rx.total_bytes;
+    r->rx.data = NULL;
+    snapshot_rx_reset(r);
+    r->commit = r->snap.index;
+    r->applied = r->snap.index;
+    r->snap_to_hand = true;
+    raft_config_refresh(r);
+}
+
+int snapshot_handle(struct raft *r, const struct raft_msg *m)
+{
+    const struct raft_msg_snapshot *s = &m->snapshot;
+    if (s->meta.index <= r->commit) {
+        /* Older than what we have committed: nothing to install, but tell the leader. */
+        reply_snapshot(r, m, false, true);
+        return 0;
+    }
+    if (!rx_matches(r, s)) {
+        if (s->offset != 0) {
+            reply_snapshot(r, m, true, false); /* missed the start: restart */
+            return 0;
+        }
+        int rv = rx_start(r, s);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    if (s->offset != r->rx.received) {
+        /* A duplicate is answered with our position; a gap restarts the transfer. */
+        bool gap = s->offset > r->rx.received;
+        reply_snapshot(r, m, gap, false);
+        if (gap) {
+            snapshot_rx_reset(r);
+        }
+        return 0;
+    }
+    if (s->chunk.len > 0) {
+        memcpy(r->rx.data + s->offset, s->chunk.base, s->chunk.len);
+    }
+    r->rx.received += s->chunk.len;
+    if (s->done) {
+        install(r);
+    }
+    reply_snapshot(r, m, false, s->done);
+    return 0;
+}
