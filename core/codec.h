@@ -12,7 +12,7 @@
 
 #define CODEC_VERSION 1
 
-/* A growable byte buffer (allocated with malloc; limited by `limit`). */
+/* A growable byte buffer (allocated with malloc; limited to RAFT_BATCH_BYTES_MAX). */
 struct rr_bytes {
     uint8_t *base;
     size_t len;
