@@ -138,6 +138,14 @@ void log_truncate_from(struct raft_log *l, raft_index index)
     }
 }
 
+/* Moves the entries after the first `drop` (already freed) to the front. */
+static void log_shift(struct raft_log *l, uint64_t drop)
+{
+    if (drop > 0 && drop < l->count) {
+        memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
+    }
+}
+
 void log_compact_to(struct raft_log *l, raft_index index)
 {
     RR_ASSERT(index > l->prev_index);
@@ -146,7 +154,7 @@ void log_compact_to(struct raft_log *l, raft_index index)
     uint64_t drop = index - l->prev_index;
     raft_term term = log_term(l, index);
     log_free_range(l, 0, drop);
-    memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
+    log_shift(l, drop);
     l->count -= drop;
     l->prev_index = index;
     l->prev_term = term;
@@ -160,7 +168,7 @@ void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
         drop = index - l->prev_index;
     }
     log_free_range(l, 0, drop);
-    memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
+    log_shift(l, drop);
     l->count -= drop;
     l->prev_index = index;
     l->prev_term = term;
