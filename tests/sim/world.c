@@ -246,8 +246,12 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     struct sim_unit *u = unit_cur(nd, w);
     nd->cur[w] = NULL;
     u->held = held;
-    uint64_t start = nd->disk_free_at[w] > s->now ? nd->disk_free_at[w] : s->now;
-    u->done_at = start + sim_rand(s, 1, s->rates.disk_max);
+    /* The device works on several units at once but completes them in order: a unit is
+     * durable after its own delay and never before the unit submitted ahead of it. */
+    u->done_at = s->now + sim_rand(s, 1, s->rates.disk_max);
+    if (u->done_at < nd->disk_free_at[w]) {
+        u->done_at = nd->disk_free_at[w];
+    }
     nd->disk_free_at[w] = u->done_at;
     if (nd->tail[w] == NULL) {
         nd->head[w] = u;
@@ -537,8 +541,13 @@ static void snapshots(struct sim *s, uint32_t node)
 {
     struct sim_node *nd = &s->node[node];
     for (raft_group g = 0; g < s->cfg.groups; g++) {
-        if (nd->sm[g].applied >= nd->dlog[g].snap.index + SIM_SNAPSHOT_GAP &&
-            sim_chance(s, s->rates.snapshot)) {
+        /* The core's snapshot may be ahead of the durable one (a leader's snapshot whose
+         * unit is still in flight): count from the later of the two. */
+        struct raft_status st;
+        raft_status(sim_group(s, node, g), &st);
+        raft_index base = st.snapshot_index > nd->dlog[g].snap.index ? st.snapshot_index
+                                                                      : nd->dlog[g].snap.index;
+        if (nd->sm[g].applied >= base + SIM_SNAPSHOT_GAP && sim_chance(s, s->rates.snapshot)) {
             take_snapshot(s, node, g);
         }
     }
@@ -696,6 +705,34 @@ static bool live_pending(const struct sim *s, raft_group g)
     return false;
 }
 
+/* The group's state on every node, for a liveness report. */
+static void print_group(struct sim *s, raft_group g)
+{
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        struct raft_status st;
+        raft_status(sim_group(s, i, g), &st);
+        printf("  node %u group %u: role %u term %llu vote %u leader %u commit %llu applied "
+               "%llu last %llu/%llu persisted %llu snapshot %llu pending %u\n",
+               i + 1, g, st.role, (unsigned long long)st.term, st.vote, st.leader,
+               (unsigned long long)st.commit, (unsigned long long)st.applied,
+               (unsigned long long)st.last_index, (unsigned long long)st.last_term,
+               (unsigned long long)st.persisted_index, (unsigned long long)st.snapshot_index,
+               s->node[i].pending_count[g]);
+        const struct sim_unit *u = s->node[i].head[g % s->cfg.workers];
+        printf("    has_ready %d durable last %llu unit %s done_at %llu\n",
+               raft_has_ready(sim_group(s, i, g)), (unsigned long long)sim_dlog_last(&s->node[i].dlog[g]),
+               u != NULL ? "queued" : "none", u != NULL ? (unsigned long long)u->done_at : 0ULL);
+        struct raft_progress_view pv;
+        for (uint32_t k = 1; k <= s->cfg.nodes; k++) {
+            if (raft_progress(sim_group(s, i, g), k, &pv)) {
+                printf("    progress %u: state %u match %llu next %llu inflight %u active %d\n", k,
+                       pv.state, (unsigned long long)pv.match, (unsigned long long)pv.next,
+                       pv.inflight_count, pv.recent_active);
+            }
+        }
+    }
+}
+
 /* After heal: every group must come to exactly one leader and ack a new proposal. */
 static void liveness(struct sim *s)
 {
@@ -723,6 +760,7 @@ static void liveness(struct sim *s)
     if (s->tick_no > s->heal_tick + SIM_LIVENESS_TICKS && s->live_left > 0) {
         for (raft_group g = 0; g < s->cfg.groups; g++) {
             if (!s->live_done[g]) {
+                print_group(s, g);
                 sim_violation(s, "liveness",
                               "group %u: no single leader acked a proposal within %u ticks of "
                               "healing",
