@@ -99,6 +99,7 @@ TEST_STAGES := test-unit
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51
+BUILD_TARGETS += $(B)/bench/idle_groups
 bench-idle:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/bench/idle_groups
 	$(Q)build/release/bench/idle_groups $(BENCH_IDLE_ARGS)

@@ -200,10 +200,12 @@ static uint64_t median(uint64_t *v, uint32_t n)
     return v[n / 2];
 }
 
+/* Bytes in use: small chunks (uordblks) plus large ones glibc maps directly (hblkhd), such
+ * as the table's group array. */
 static size_t heap_used(void)
 {
     struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks;
+    return mi.uordblks + mi.hblkhd;
 }
 
 int main(int argc, char **argv)
@@ -257,17 +259,20 @@ int main(int argc, char **argv)
     size_t heap_elected = heap_used();
     long elected_delta = (long)heap_elected - (long)heap_before_elect;
 
+    uint64_t *tick_ns = calloc(runs, sizeof(uint64_t));
     uint64_t *node_ns = calloc(runs, sizeof(uint64_t));
     uint64_t *round_ns = calloc(runs, sizeof(uint64_t));
-    if (node_ns == NULL || round_ns == NULL) {
+    if (tick_ns == NULL || node_ns == NULL || round_ns == NULL) {
         die("samples", RR_ENOMEM);
     }
     uint64_t batches0 = nodes[0].batches, bytes0 = nodes[0].bytes;
     for (uint32_t r = 0; r < runs; r++) {
         uint64_t t0 = now_ns();
         multi_tick(nodes[0].m);
+        uint64_t tt = now_ns();
         node_drain(&nodes[0]);
         uint64_t t1 = now_ns();
+        tick_ns[r] = tt - t0;
         node_ns[r] = t1 - t0;
         for (int i = 1; i < NODES; i++) {
             multi_tick(nodes[i].m);
@@ -282,15 +287,19 @@ int main(int argc, char **argv)
     printf("idle_groups: %u groups x %d nodes, leaders per node %u/%u/%u, elected after %u "
            "ticks\n",
            groups, NODES, led[0], led[1], led[2], ticks + 1);
+    double table = (double)heap_create[0] / per_node;
+    double grown = (double)elected_delta / (double)(per_node * NODES);
     printf("raft_sizeof            %zu bytes\n", raft_sizeof());
-    printf("heap at create         %.1f bytes/group (table, groups, dirty list)\n",
-           (double)heap_create[0] / per_node);
-    printf("heap after election    %+.1f bytes/group (logs, progress; all nodes)\n",
-           (double)elected_delta / (double)(per_node * NODES));
-    printf("total per group        %.1f bytes\n",
-           (double)heap_create[0] / per_node + (double)elected_delta / (per_node * NODES));
+    printf("table at create        %.1f bytes/group (group slot + multi overhead %.1f)\n", table,
+           table - (double)raft_sizeof());
+    printf("core heap, elected     %+.1f bytes/group (averaged over leaders and followers)\n",
+           grown);
+    printf("total per group        %.1f bytes\n", table + grown);
+    double med_tick = (double)median(tick_ns, runs);
     double med_node = (double)median(node_ns, runs);
     double med_round = (double)median(round_ns, runs);
+    printf("node multi_tick        median %.0f ns (%.1f ns/group)\n", med_tick,
+           med_tick / per_node);
     printf("node tick+drain        median %.0f ns (%.1f ns/group), %u runs\n", med_node,
            med_node / per_node, runs);
     printf("cluster round          median %.0f ns (%.1f ns/group/node)\n", med_round,
@@ -300,6 +309,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NODES; i++) {
         multi_destroy(nodes[i].m);
     }
+    free(tick_ns);
     free(node_ns);
     free(round_ns);
     return 0;

@@ -1,0 +1,593 @@
+/* Drain order, driven end to end: a 3-node cluster of N groups per node that runs only
+ * through multi_* and drain_*, with a fake disk that completes persist units in order and a
+ * fake network that passes batches. Checks elections and commits in every group, one batch
+ * per peer per drain with heartbeats coalesced, and that held messages wait for the disk. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/base/errors.h"
+#include "core/codec.h"
+#include "core/drain.h"
+
+#define NODES 3
+
+struct net_batch {
+    raft_node from;
+    raft_node to;
+    uint8_t *bytes;
+    size_t len;
+};
+
+/* What one node sent in the current measuring window, per destination. */
+struct send_stats {
+    uint32_t batches;
+    uint32_t records;
+    uint32_t heartbeats;
+    uint32_t heartbeat_resps;
+    uint32_t others;
+    uint32_t append_resps;
+};
+
+struct tnode {
+    raft_node id;
+    struct multi *m;
+    struct cluster *c;
+    struct drain_held **disk; /* submitted units, oldest first */
+    uint32_t disk_count;
+    uint32_t disk_cap;
+    raft_index *applied;      /* per group id: last applied index */
+    uint64_t *value;          /* per group id: payload of the last non-empty entry */
+    uint64_t persists;
+    uint64_t submits;
+    struct send_stats sent[NODES + 1];
+};
+
+struct cluster {
+    uint32_t groups;
+    struct tnode n[NODES];
+    struct net_batch *net;
+    uint32_t net_count;
+    uint32_t net_cap;
+    bool hold_network; /* sends are counted but not delivered */
+};
+
+static struct tnode *node_of(struct cluster *c, raft_node id)
+{
+    assert_true(id >= 1 && id <= NODES);
+    return &c->n[id - 1];
+}
+
+static void count_batch(struct send_stats *s, const uint8_t *batch, size_t len)
+{
+    struct codec_batch_reader r;
+    assert_int_equal(codec_batch_open(&r, batch, len), 0);
+    s->batches++;
+    s->records += r.records_left;
+    static struct codec_scratch scratch;
+    struct raft_msg m;
+    int rc;
+    while ((rc = codec_batch_next(&r, &m, &scratch)) == 1) {
+        s->heartbeats += m.type == RAFT_MSG_HEARTBEAT;
+        s->heartbeat_resps += m.type == RAFT_MSG_HEARTBEAT_RESP;
+        s->others += m.type != RAFT_MSG_HEARTBEAT && m.type != RAFT_MSG_HEARTBEAT_RESP;
+        s->append_resps += m.type == RAFT_MSG_APPEND_RESP;
+    }
+    assert_int_equal(rc, 0);
+}
+
+static void persist_cb(void *ctx, raft_group g, const struct raft_ready *rd)
+{
+    struct tnode *n = ctx;
+    (void)g;
+    assert_true((rd->flags & (RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES |
+                              RAFT_READY_SNAPSHOT)) != 0);
+    n->persists++;
+}
+
+static void send_cb(void *ctx, raft_node to, const uint8_t *batch, size_t len)
+{
+    struct tnode *n = ctx;
+    struct cluster *c = n->c;
+    assert_true(to != n->id);
+    count_batch(&n->sent[to], batch, len);
+    if (c->net_count == c->net_cap) {
+        c->net_cap = c->net_cap == 0 ? 64 : c->net_cap * 2;
+        c->net = realloc(c->net, c->net_cap * sizeof(*c->net));
+        assert_non_null(c->net);
+    }
+    struct net_batch *b = &c->net[c->net_count++];
+    b->from = n->id;
+    b->to = to;
+    b->len = len;
+    b->bytes = malloc(len);
+    assert_non_null(b->bytes);
+    memcpy(b->bytes, batch, len);
+}
+
+static void persist_submit_cb(void *ctx, struct drain_held *held)
+{
+    struct tnode *n = ctx;
+    if (n->disk_count == n->disk_cap) {
+        n->disk_cap = n->disk_cap == 0 ? 16 : n->disk_cap * 2;
+        n->disk = realloc(n->disk, n->disk_cap * sizeof(*n->disk));
+        assert_non_null(n->disk);
+    }
+    n->disk[n->disk_count++] = held;
+    n->submits++;
+}
+
+static void restore_cb(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
+                       const uint8_t *data, uint64_t bytes)
+{
+    (void)ctx, (void)g, (void)meta, (void)data, (void)bytes;
+    fail_msg("no snapshots in these tests");
+}
+
+static void apply_cb(void *ctx, raft_group g, const struct raft_entry *e)
+{
+    struct tnode *n = ctx;
+    /* Committed entries arrive in order, without gaps. */
+    assert_int_equal(e->index, n->applied[g] + 1);
+    n->applied[g] = e->index;
+    if (e->type == RAFT_ENTRY_NORMAL && e->data.len == sizeof(uint64_t)) {
+        memcpy(&n->value[g], e->data.base, sizeof(uint64_t));
+    }
+}
+
+static void read_cb(void *ctx, raft_group g, const struct raft_read_state *rs)
+{
+    struct tnode *n = ctx;
+    assert_true(rs->index <= n->applied[g]);
+}
+
+static const struct drain_ops ops = {
+    .persist = persist_cb,
+    .send = send_cb,
+    .persist_submit = persist_submit_cb,
+    .restore = restore_cb,
+    .apply = apply_cb,
+    .read = read_cb,
+};
+
+static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
+{
+    struct cluster *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    c->groups = groups;
+    struct raft_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.member_count = NODES;
+    for (uint32_t i = 0; i < NODES; i++) {
+        cfg.members[i].id = i + 1;
+        cfg.members[i].role = RAFT_VOTER;
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        struct tnode *n = &c->n[i];
+        n->id = i + 1;
+        n->c = c;
+        n->applied = calloc(groups, sizeof(*n->applied));
+        n->value = calloc(groups, sizeof(*n->value));
+        assert_non_null(n->applied);
+        assert_non_null(n->value);
+        struct multi_options o;
+        memset(&o, 0, sizeof(o));
+        raft_options_default(&o.group);
+        o.id = n->id;
+        o.worker = 0;
+        o.worker_count = 1;
+        o.group_count = groups;
+        o.seed = seed;
+        assert_int_equal(multi_create(&n->m, &o, &cfg, NULL, NULL), 0);
+    }
+    return c;
+}
+
+static void cluster_free(struct cluster *c)
+{
+    for (uint32_t i = 0; i < NODES; i++) {
+        struct tnode *n = &c->n[i];
+        for (uint32_t k = 0; k < n->disk_count; k++) {
+            drain_held_free(n->disk[k]);
+        }
+        free(n->disk);
+        multi_destroy(n->m);
+        free(n->applied);
+        free(n->value);
+    }
+    for (uint32_t k = 0; k < c->net_count; k++) {
+        free(c->net[k].bytes);
+    }
+    free(c->net);
+    free(c);
+}
+
+static void reset_stats(struct cluster *c)
+{
+    for (uint32_t i = 0; i < NODES; i++) {
+        memset(c->n[i].sent, 0, sizeof(c->n[i].sent));
+    }
+}
+
+static bool node_drain(struct tnode *n)
+{
+    if (!multi_has_dirty(n->m)) {
+        return false;
+    }
+    assert_int_equal(drain_run(n->m, &ops, n), 0);
+    return true;
+}
+
+/* The disk completes every submitted unit, in submission order. */
+static bool node_complete_disk(struct tnode *n)
+{
+    uint32_t count = n->disk_count;
+    if (count == 0) {
+        return false;
+    }
+    for (uint32_t k = 0; k < count; k++) {
+        assert_int_equal(drain_persisted(n->m, n->disk[k], &ops, n), 0);
+    }
+    memmove(n->disk, n->disk + count, (n->disk_count - count) * sizeof(*n->disk));
+    n->disk_count -= count;
+    return true;
+}
+
+static bool cluster_deliver(struct cluster *c)
+{
+    uint32_t count = c->net_count;
+    if (count == 0 || c->hold_network) {
+        return false;
+    }
+    struct net_batch *q = c->net;
+    c->net = NULL;
+    c->net_count = 0;
+    c->net_cap = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        struct tnode *to = node_of(c, q[k].to);
+        assert_int_equal(multi_receive(to->m, q[k].bytes, q[k].len), 0);
+        free(q[k].bytes);
+    }
+    free(q);
+    return true;
+}
+
+/* Drains, completes persists and delivers until nothing moves. */
+static void cluster_settle(struct cluster *c)
+{
+    for (int round = 0; round < 1000; round++) {
+        bool busy = false;
+        for (uint32_t i = 0; i < NODES; i++) {
+            busy |= node_drain(&c->n[i]);
+        }
+        for (uint32_t i = 0; i < NODES; i++) {
+            busy |= node_complete_disk(&c->n[i]);
+        }
+        busy |= cluster_deliver(c);
+        if (!busy) {
+            return;
+        }
+    }
+    fail_msg("cluster did not settle");
+}
+
+static void cluster_tick(struct cluster *c)
+{
+    for (uint32_t i = 0; i < NODES; i++) {
+        multi_tick(c->n[i].m);
+    }
+    cluster_settle(c);
+}
+
+static void group_status(struct cluster *c, uint32_t i, raft_group g, struct raft_status *st)
+{
+    struct raft *r = multi_group(c->n[i].m, g);
+    assert_non_null(r);
+    raft_status(r, st);
+}
+
+/* The leader of g if every node agrees on one, else 0. Checks Election Safety on the way:
+ * at most one leader per term. */
+static raft_node agreed_leader(struct cluster *c, raft_group g)
+{
+    raft_node leader = RAFT_NODE_NONE;
+    raft_term leader_term = 0;
+    for (uint32_t i = 0; i < NODES; i++) {
+        struct raft_status st;
+        group_status(c, i, g, &st);
+        if (st.role == RAFT_LEADER) {
+            assert_true(leader == RAFT_NODE_NONE || st.term != leader_term);
+            leader = st.id;
+            leader_term = st.term;
+        }
+    }
+    for (uint32_t i = 0; i < NODES && leader != RAFT_NODE_NONE; i++) {
+        struct raft_status st;
+        group_status(c, i, g, &st);
+        if (st.leader != leader || st.term != leader_term) {
+            return RAFT_NODE_NONE;
+        }
+    }
+    return leader;
+}
+
+static uint32_t groups_with_leader(struct cluster *c)
+{
+    uint32_t count = 0;
+    for (raft_group g = 0; g < c->groups; g++) {
+        count += agreed_leader(c, g) != RAFT_NODE_NONE;
+    }
+    return count;
+}
+
+static uint32_t elect_all(struct cluster *c)
+{
+    for (uint32_t t = 1; t <= 300; t++) {
+        cluster_tick(c);
+        if (t % 5 == 0 && groups_with_leader(c) == c->groups) {
+            return t;
+        }
+    }
+    fail_msg("not every group elected a leader");
+    return 0;
+}
+
+static void test_cluster_elects_and_commits(void **state)
+{
+    (void)state;
+    enum { G = 16 };
+    struct cluster *c = cluster_new(G, 7);
+    elect_all(c);
+    uint32_t led[NODES + 1] = {0};
+    for (raft_group g = 0; g < G; g++) {
+        raft_node l = agreed_leader(c, g);
+        led[l]++;
+        uint64_t v = 1000 + g;
+        raft_index idx = 0;
+        assert_int_equal(multi_propose(node_of(c, l)->m, g, (const uint8_t *)&v, sizeof(v), &idx),
+                         0);
+        assert_true(idx > 0);
+        /* Proposing at a follower is refused. */
+        raft_node f = l % NODES + 1;
+        assert_int_equal(multi_propose(node_of(c, f)->m, g, (const uint8_t *)&v, sizeof(v), &idx),
+                         RR_ENOTLEADER);
+    }
+    cluster_settle(c);
+    /* Followers learn the commit index from the next append or heartbeat. */
+    for (int t = 0; t < 3; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_group g = 0; g < G; g++) {
+            assert_int_equal(c->n[i].value[g], 1000 + g);
+            struct raft_status st;
+            group_status(c, i, g, &st);
+            assert_int_equal(st.applied, c->n[i].applied[g]);
+            assert_int_equal(st.commit, st.applied);
+        }
+    }
+    /* With 16 groups, leadership does not all land on one node: every node serves writes. */
+    assert_true(led[1] < G && led[2] < G && led[3] < G);
+    cluster_free(c);
+}
+
+/* One tick of G idle groups: each node sends each peer one batch with one heartbeat record
+ * carrying all the groups it leads; the replies come back as one batch with one response
+ * record. */
+static void check_heartbeat_coalescing(uint32_t groups)
+{
+    struct cluster *c = cluster_new(groups, 11);
+    elect_all(c);
+    cluster_settle(c);
+    uint32_t led[NODES + 1] = {0};
+    for (raft_group g = 0; g < groups; g++) {
+        led[agreed_leader(c, g)]++;
+    }
+    for (int tick = 0; tick < 3; tick++) {
+        reset_stats(c);
+        for (uint32_t i = 0; i < NODES; i++) {
+            multi_tick(c->n[i].m);
+            assert_true(node_drain(&c->n[i]));
+        }
+        for (uint32_t i = 0; i < NODES; i++) {
+            for (raft_node to = 1; to <= NODES; to++) {
+                struct send_stats *s = &c->n[i].sent[to];
+                if (to == c->n[i].id || led[c->n[i].id] == 0) {
+                    assert_int_equal(s->batches, 0);
+                    continue;
+                }
+                assert_int_equal(s->batches, 1);
+                assert_int_equal(s->records, 1);
+                assert_int_equal(s->heartbeats, led[c->n[i].id]);
+                assert_int_equal(s->others, 0);
+            }
+        }
+        /* Deliver; the followers answer in their next drain (or after their persist). */
+        reset_stats(c);
+        assert_true(cluster_deliver(c));
+        for (uint32_t i = 0; i < NODES; i++) {
+            node_drain(&c->n[i]);
+            node_complete_disk(&c->n[i]);
+        }
+        for (uint32_t i = 0; i < NODES; i++) {
+            for (raft_node to = 1; to <= NODES; to++) {
+                struct send_stats *s = &c->n[i].sent[to];
+                if (to == c->n[i].id || led[to] == 0) {
+                    assert_int_equal(s->batches, 0);
+                    continue;
+                }
+                assert_int_equal(s->batches, 1);
+                assert_int_equal(s->records, 1);
+                assert_int_equal(s->heartbeat_resps, led[to]);
+                assert_int_equal(s->others, 0);
+            }
+        }
+        cluster_settle(c);
+    }
+    /* Idle: still the same leaders, nothing committed beyond the no-ops. */
+    for (raft_group g = 0; g < groups; g++) {
+        assert_true(agreed_leader(c, g) != RAFT_NODE_NONE);
+    }
+    cluster_free(c);
+}
+
+static void test_heartbeats_coalesce_64(void **state)
+{
+    (void)state;
+    check_heartbeat_coalescing(64);
+}
+
+static void test_heartbeats_coalesce_4096(void **state)
+{
+    (void)state;
+    check_heartbeat_coalescing(4096);
+}
+
+/* A follower's append response leaves only after its entries are durable: drain_run holds
+ * it, drain_persisted sends it. */
+static void test_held_until_persisted(void **state)
+{
+    (void)state;
+    enum { G = 8 };
+    struct cluster *c = cluster_new(G, 3);
+    elect_all(c);
+    cluster_settle(c);
+    raft_group g = 5;
+    raft_node l = agreed_leader(c, g);
+    struct tnode *leader = node_of(c, l);
+    struct tnode *follower = node_of(c, l % NODES + 1);
+    uint64_t v = 77;
+    raft_index idx = 0;
+    assert_int_equal(multi_propose(leader->m, g, (const uint8_t *)&v, sizeof(v), &idx), 0);
+
+    /* The leader's appends go out at once, before its own write is durable (§10.2.1). */
+    reset_stats(c);
+    assert_true(node_drain(leader));
+    assert_int_equal(leader->disk_count, 1);
+    assert_int_equal(leader->sent[follower->id].batches, 1);
+    assert_int_equal(leader->sent[follower->id].others, 1);
+
+    /* The follower persists the entry; its response waits for the disk. */
+    c->hold_network = true;
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < c->net_count; k++) {
+        struct net_batch b = c->net[k];
+        if (b.to == follower->id) {
+            assert_int_equal(multi_receive(follower->m, b.bytes, b.len), 0);
+            free(b.bytes);
+        } else {
+            c->net[kept++] = b;
+        }
+    }
+    c->net_count = kept;
+    reset_stats(c);
+    uint64_t persists = follower->persists;
+    assert_true(node_drain(follower));
+    assert_true(follower->persists > persists);
+    assert_int_equal(follower->disk_count, 1);
+    assert_int_equal(follower->sent[l].append_resps, 0);
+    /* More drains do not release it either. */
+    multi_tick(follower->m);
+    node_drain(follower);
+    assert_int_equal(follower->sent[l].append_resps, 0);
+
+    /* The disk completes: exactly one batch to the leader carries the response. */
+    uint32_t batches = follower->sent[l].batches;
+    assert_true(node_complete_disk(follower));
+    assert_int_equal(follower->sent[l].batches, batches + 1);
+    assert_int_equal(follower->sent[l].append_resps, 1);
+    c->hold_network = false;
+    cluster_settle(c);
+    for (int t = 0; t < 3; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(c->n[i].value[g], 77);
+    }
+    cluster_free(c);
+}
+
+/* A unit that never becomes durable (crash) is freed without sending or stepping anything. */
+static void test_held_freed_on_crash(void **state)
+{
+    (void)state;
+    enum { G = 4 };
+    struct cluster *c = cluster_new(G, 5);
+    elect_all(c);
+    cluster_settle(c);
+    raft_group g = 2;
+    struct tnode *leader = node_of(c, agreed_leader(c, g));
+    uint64_t v = 9;
+    raft_index idx = 0;
+    assert_int_equal(multi_propose(leader->m, g, (const uint8_t *)&v, sizeof(v), &idx), 0);
+    assert_true(node_drain(leader));
+    assert_int_equal(leader->disk_count, 1);
+    struct raft_status before;
+    raft_status(multi_group(leader->m, g), &before);
+    drain_held_free(leader->disk[0]);
+    leader->disk_count = 0;
+    struct raft_status after;
+    raft_status(multi_group(leader->m, g), &after);
+    assert_int_equal(after.persisted_index, before.persisted_index);
+    assert_true(after.persisted_index < idx);
+    drain_held_free(NULL);
+    cluster_free(c);
+}
+
+/* More committed entries than one ready may carry (RAFT_APPLY_ENTRIES_MAX): the group stays
+ * dirty after its drain and the next drains apply the rest, with no tick to wake it. */
+static void test_apply_backlog_redrains(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(2, 9);
+    elect_all(c);
+    cluster_settle(c);
+    raft_group g = 1;
+    struct tnode *leader = node_of(c, agreed_leader(c, g));
+    raft_index last = 0;
+    for (uint64_t v = 1; v <= 2 * RAFT_APPLY_ENTRIES_MAX + 100; v++) {
+        assert_int_equal(multi_propose(leader->m, g, (const uint8_t *)&v, sizeof(v), &last), 0);
+    }
+    cluster_settle(c);
+    assert_int_equal(leader->applied[g], last);
+    assert_int_equal(leader->value[g], 2 * RAFT_APPLY_ENTRIES_MAX + 100);
+    assert_false(multi_has_dirty(leader->m));
+    cluster_free(c);
+}
+
+/* A drain with nothing to do sends nothing and submits no unit. */
+static void test_quiet_drain(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(4, 1);
+    for (uint32_t i = 0; i < NODES; i++) {
+        struct tnode *n = &c->n[i];
+        node_drain(n); /* groups start dirty */
+        assert_false(multi_has_dirty(n->m));
+        assert_int_equal(drain_run(n->m, &ops, n), 0);
+        assert_int_equal(n->submits, 0);
+        for (raft_node to = 1; to <= NODES; to++) {
+            assert_int_equal(n->sent[to].batches, 0);
+        }
+    }
+    cluster_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quiet_drain),
+        cmocka_unit_test(test_cluster_elects_and_commits),
+        cmocka_unit_test(test_heartbeats_coalesce_64),
+        cmocka_unit_test(test_heartbeats_coalesce_4096),
+        cmocka_unit_test(test_held_until_persisted),
+        cmocka_unit_test(test_held_freed_on_crash),
+        cmocka_unit_test(test_apply_backlog_redrains),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
