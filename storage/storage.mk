@@ -21,3 +21,9 @@ $(B)/tests/storage/test_%: $(B)/tests/storage/test_%.o $(LIBSTORAGE_TEST) $(LIBC
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) $(LIBS_XXHASH)
 
 BUILD_TARGETS += $(LIBSTORAGE_TEST)
+
+# ---- test stage --------------------------------------------------------------------------
+TEST_STAGES += test-storage
+
+test-storage:
+	$(Q)tools/stage.sh storage 300 tools/run-tests.sh $(STORAGE_TEST_BIN)

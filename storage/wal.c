@@ -14,10 +14,10 @@
  * and zeros. The salt is xxh3-64 of the identity fields and the sequence number.
  *
  * Records follow from offset 4096, back to back, each 8-byte aligned:
- *   0  u64 checksum: XXH3_64bits_withSeed(bytes 8 .. 40 + payload_len, salt)
+ *   0  u64 checksum: XXH3_64bits_withSeed(bytes 8 .. end of padding, salt)
  *   8  u32 payload_len   12 u16 record magic 0x5257   14 u8 type   15 u8 entry type
  *   16 u32 group         20 u32 zero                  24 u64 term  32 u64 index
- *   40 payload, then zero padding to a multiple of 8 (not covered by the checksum).
+ *   40 payload, then zero padding to a multiple of 8 (covered by the checksum too).
  * Types: 1 entry; 2 hard state (term, commit in index, vote as a u32 payload); 3 truncate
  * (the group's entries at index and above are gone); 4 compact (entries at index and below
  * are gone, term is the term at index); 5 seal (the segment ends here, the log continues at

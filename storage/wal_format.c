@@ -105,7 +105,7 @@ void wal_record_encode(const struct wal_record *r, uint64_t salt, uint8_t *buf)
     }
     uint32_t used = WAL_RECORD_HEADER_BYTES + r->payload_len;
     memset(buf + used, 0, size - used);
-    put64(buf, XXH3_64bits_withSeed(buf + 8, used - 8u, salt));
+    put64(buf, XXH3_64bits_withSeed(buf + 8, size - 8u, salt));
 }
 
 uint32_t wal_record_peek_size(const uint8_t *hdr)
@@ -130,7 +130,7 @@ int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt,
     if (size > avail) {
         return RR_ETRUNCATED;
     }
-    if (get64(buf) != XXH3_64bits_withSeed(buf + 8, WAL_RECORD_HEADER_BYTES - 8u + len, salt)) {
+    if (get64(buf) != XXH3_64bits_withSeed(buf + 8, size - 8u, salt)) {
         return RR_ECORRUPT;
     }
     out->type = type;

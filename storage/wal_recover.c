@@ -25,6 +25,7 @@ struct scan {
     bool sealed;
     uint64_t data_end;   /* file offset where valid records end */
     uint64_t torn_end;   /* end of valid records of the torn flush past data_end, or 0 */
+    uint32_t bad_group;  /* group field of the invalid record at data_end (unverified) */
 };
 
 static int cmp_seq(const void *a, const void *b)
@@ -137,20 +138,26 @@ static int open_one(struct wal *wal, struct scan *s, uint8_t *hdr, char *err, si
     return check_identity(wal, &h, name, err, err_len);
 }
 
-static int corrupt(const struct wal *wal, uint64_t seq, uint64_t off, const uint8_t *rec,
-                   uint64_t avail, const char *why, char *err, size_t err_len)
+static int corrupt_group(const struct wal *wal, uint64_t seq, uint64_t off, uint32_t group,
+                         const char *why, char *err, size_t err_len)
 {
     char name[32];
     wal_segment_name(name, sizeof(name), seq);
-    uint32_t group = 0;
-    if (avail >= WAL_RECORD_HEADER_BYTES) {
-        memcpy(&group, rec + 16, sizeof(group));
-    }
     snprintf(err, err_len,
              "%s/%s: record at offset %llu (group %u, as its header claims): %s; refusing to "
              "start (run ringraft-wal verify)",
              wal->dir, name, (unsigned long long)off, group, why);
     return RR_ECORRUPT;
+}
+
+static int corrupt(const struct wal *wal, uint64_t seq, uint64_t off, const uint8_t *rec,
+                   uint64_t avail, const char *why, char *err, size_t err_len)
+{
+    uint32_t group = 0;
+    if (avail >= WAL_RECORD_HEADER_BYTES) {
+        memcpy(&group, rec + 16, sizeof(group));
+    }
+    return corrupt_group(wal, seq, off, group, why, err, err_len);
 }
 
 /* Looks for valid records past the first invalid one at s->data_end. */
@@ -184,13 +191,7 @@ static int scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf
 static int scan_records(struct wal *wal, struct scan *s, uint64_t lsn_start, uint8_t *buf,
                         char *err, size_t err_len)
 {
-    int rc = read_file(s->fd, buf, s->bytes);
-    if (rc != RR_OK) {
-        char name[32];
-        wal_segment_name(name, sizeof(name), s->seq);
-        snprintf(err, err_len, "%s/%s: read failed: %s", wal->dir, name, rr_strerror(rc));
-        return rc;
-    }
+    int rc;
     uint64_t off = WAL_SEGMENT_HEADER_BYTES;
     s->sealed = false;
     while (off < s->bytes) {
@@ -213,6 +214,9 @@ static int scan_records(struct wal *wal, struct scan *s, uint64_t lsn_start, uin
         off += (uint64_t)n;
     }
     s->data_end = off;
+    if (s->bytes - off >= WAL_RECORD_HEADER_BYTES) {
+        memcpy(&s->bad_group, buf + off + 16, sizeof(s->bad_group));
+    }
     return s->sealed ? RR_OK : scan_beyond(wal, s, buf, err, err_len);
 }
 
@@ -281,14 +285,26 @@ static int scan_all(struct wal *wal, struct scan *sc, uint32_t n, char *err, siz
                 return RR_ENOMEM;
             }
         }
-        rc = scan_records(wal, s, lsn, buf, err, err_len);
+        rc = read_file(s->fd, buf, s->bytes);
         if (rc != RR_OK) {
+            char name[32];
+            wal_segment_name(name, sizeof(name), s->seq);
+            snprintf(err, err_len, "%s/%s: read failed: %s", wal->dir, name, rr_strerror(rc));
             break;
         }
-        if (open_end >= 0 && has_records(s)) {
-            rc = corrupt(wal, sc[open_end].seq, sc[open_end].data_end, buf, 0,
-                         "segment ends without a seal but a later segment holds records", err,
-                         err_len);
+        struct wal_record first;
+        if (open_end >= 0 && wal_record_decode(buf + WAL_SEGMENT_HEADER_BYTES,
+                                               s->bytes - WAL_SEGMENT_HEADER_BYTES, s->salt,
+                                               &first) > 0) {
+            rc = corrupt_group(wal, sc[open_end].seq, sc[open_end].data_end,
+                               sc[open_end].bad_group,
+                               "invalid record, and the segment ends without a seal while a "
+                               "later segment holds records",
+                               err, err_len);
+            break;
+        }
+        rc = scan_records(wal, s, lsn, buf, err, err_len);
+        if (rc != RR_OK) {
             break;
         }
         if (!s->sealed && open_end < 0) {
@@ -325,8 +341,27 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
         sc[i].fd = -1;
         i++;
     }
+    if (wal->seg_count > 0) {
+        wal->next_seq = wal->segs[wal->seg_count - 1].seq + 1;
+    }
+    if (i < n && sc[i].header_ok && !has_records(&sc[i]) && wal->seg_count > 0 &&
+        !wal->segs[wal->seg_count - 1].sealed) {
+        /* A spare prepared before the crash stays the spare; its sequence number follows
+         * the active one's, so the files remain a contiguous run. */
+        if (WAL_FAULT(WAL_FP_SEG_PREP, fsync(sc[i].fd)) != 0) {
+            snprintf(err, err_len, "wal: cannot sync spare segment: %s", strerror(errno));
+            return RR_EIO;
+        }
+        wal->prep.state = WAL_PREP_READY;
+        wal->prep.fd = sc[i].fd;
+        wal->prep.seq = sc[i].seq;
+        wal->prep.bytes = sc[i].bytes;
+        wal->next_seq = sc[i].seq + 1;
+        sc[i].fd = -1;
+        i++;
+    }
     for (; i < n; i++) {
-        drop_file(wal, &sc[i]); /* unused spares: preparation starts afresh */
+        drop_file(wal, &sc[i]); /* extra spares: nothing was ever written to them */
     }
     if (wal->seg_count == 0 || wal->segs[wal->seg_count - 1].sealed) {
         struct wal_segment seg;

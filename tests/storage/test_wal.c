@@ -1,0 +1,428 @@
+/* WAL round trips for every strategy, many groups interleaved, truncation, compaction with
+ * segment deletion, reads from cache and disk, identity and lock refusal. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/storage/wal_helpers.h"
+
+#define PAYLOAD_MAX 300
+
+struct fx {
+    char dir[64];
+    struct io_uring ring;
+    struct wal *wal;
+    uint64_t acked;
+    struct wal_config cfg;
+    uint8_t buf[WAL_PAYLOAD_MAX];
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    th_mkdtemp(fx->dir);
+    assert_int_equal(io_uring_queue_init(256, &fx->ring, 0), 0);
+    fx->cfg = th_config(fx->dir, 8);
+    *state = fx;
+    return 0;
+}
+
+static void fx_close(struct fx *fx)
+{
+    if (fx->wal != NULL) {
+        th_quiesce(&fx->ring, fx->wal);
+        wal_close(fx->wal);
+        fx->wal = NULL;
+    }
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *fx = *state;
+    fx_close(fx);
+    io_uring_queue_exit(&fx->ring);
+    th_rmrf(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static void fx_open(struct fx *fx)
+{
+    char err[256] = "";
+    int rc = wal_open(&fx->cfg, &fx->ring, &fx->wal, err, sizeof(err));
+    if (rc != 0) {
+        fail_msg("wal_open: %d %s", rc, err);
+    }
+}
+
+/* Appends entry (g, i) of generation gen, waiting out back-pressure. */
+static void fx_append(struct fx *fx, raft_group g, raft_index i, uint32_t gen,
+                      const struct wal_hard_state *hs)
+{
+    struct wal_entry e = {.term = gen + 1u, .index = i, .type = (uint8_t)(i % 3)};
+    e.len = th_payload(g, i, gen, fx->buf, PAYLOAD_MAX);
+    e.data = fx->buf;
+    for (;;) {
+        int rc = wal_append(fx->wal, g, hs, &e, 1, th_count_cb, &fx->acked);
+        if (rc != RR_EBUSY) {
+            assert_int_equal(rc, 0);
+            return;
+        }
+        assert_int_equal(th_step(&fx->ring, fx->wal), 0);
+    }
+}
+
+static void fx_sync(struct fx *fx, uint64_t want)
+{
+    assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, want), 0);
+}
+
+/* Checks entries [lo, hi] of g against generation gen(i) with a blocking read. */
+static void fx_verify(struct fx *fx, raft_group g, raft_index lo, raft_index hi,
+                      uint32_t (*gen)(raft_index))
+{
+    static uint8_t rbuf[1u << 20];
+    raft_index i = lo;
+    while (i <= hi) {
+        struct wal_read rd = {.group = g, .lo = i, .hi = hi, .buf = rbuf, .buf_len = sizeof(rbuf)};
+        int rc = wal_read_blocking(fx->wal, &rd);
+        if (rc != 0) {
+            fail_msg("read group %u index %llu: %d", g, (unsigned long long)i, rc);
+        }
+        for (uint32_t k = 0; k < rd.count; k++, i++) {
+            uint32_t gn = gen == NULL ? 0 : gen(i);
+            uint32_t len = th_payload(g, i, gn, fx->buf, PAYLOAD_MAX);
+            assert_int_equal(rd.entries[k].index, i);
+            assert_int_equal(rd.entries[k].term, gn + 1u);
+            assert_int_equal(rd.entries[k].type, i % 3);
+            assert_int_equal(rd.entries[k].len, len);
+            assert_memory_equal(rd.entries[k].data, fx->buf, len);
+        }
+    }
+}
+
+static void round_trip(void **state, const char *strategy)
+{
+    struct fx *fx = *state;
+    assert_int_equal(wal_strategy_parse(strategy, &fx->cfg.strategy), 0);
+    fx_open(fx);
+    const uint32_t groups = 8;
+    const raft_index per_group = 60;
+    for (raft_index i = 1; i <= per_group; i++) {
+        for (raft_group g = 0; g < groups; g++) {
+            struct wal_hard_state hs = {.term = 1, .vote = g + 1, .commit = i - 1};
+            fx_append(fx, g, i, 0, i % 7 == 0 ? &hs : NULL);
+        }
+        wal_submit(fx->wal);
+    }
+    fx_sync(fx, groups * per_group);
+    const struct wal_stats *st = wal_stats(fx->wal);
+    assert_true(st->records >= groups * per_group);
+    assert_int_equal(st->units, groups * per_group);
+    if (strcmp(strategy, "none") == 0) {
+        assert_int_equal(st->batch_records.max, 1);
+    }
+    for (raft_group g = 0; g < groups; g++) {
+        fx_verify(fx, g, 1, per_group, NULL);
+    }
+    assert_true(wal_segment_count(fx->wal) >= 2);
+    fx_close(fx);
+    fx_open(fx); /* recovery rebuilds the same log */
+    for (raft_group g = 0; g < groups; g++) {
+        struct wal_group_info gi;
+        assert_int_equal(wal_group_info(fx->wal, g, &gi), 0);
+        assert_int_equal(gi.first_index, 1);
+        assert_int_equal(gi.last_index, per_group);
+        assert_int_equal(gi.hs.vote, g + 1);
+        assert_int_equal(gi.hs.commit, 55);
+        fx_verify(fx, g, 1, per_group, NULL);
+    }
+    assert_true(wal_stats(fx->wal)->disk_reads > 0);
+}
+
+static void test_round_trip_none(void **state)
+{
+    round_trip(state, "none");
+}
+
+static void test_round_trip_fixed(void **state)
+{
+    round_trip(state, "fixed:5");
+}
+
+static void test_round_trip_linger(void **state)
+{
+    round_trip(state, "linger:200");
+}
+
+static void test_round_trip_adaptive(void **state)
+{
+    round_trip(state, "adaptive");
+}
+
+static void test_strategy_parse(void **state)
+{
+    (void)state;
+    struct wal_strategy s;
+    char buf[32];
+    assert_int_equal(wal_strategy_parse("fixed:16", &s), 0);
+    assert_int_equal(s.kind, WAL_STRATEGY_FIXED);
+    assert_string_equal(wal_strategy_format(&s, buf, sizeof(buf)), "fixed:16");
+    assert_int_equal(wal_strategy_parse("linger:250", &s), 0);
+    assert_string_equal(wal_strategy_format(&s, buf, sizeof(buf)), "linger:250");
+    assert_int_equal(wal_strategy_parse("adaptive", &s), 0);
+    assert_string_equal(wal_strategy_format(&s, buf, sizeof(buf)), "adaptive");
+    assert_int_equal(wal_strategy_parse("none", &s), 0);
+    assert_string_equal(wal_strategy_format(&s, buf, sizeof(buf)), "none");
+    assert_int_equal(wal_strategy_parse("fixed:", &s), RR_EINVAL);
+    assert_int_equal(wal_strategy_parse("fixed:0", &s), RR_EINVAL);
+    assert_int_equal(wal_strategy_parse("linger:x", &s), RR_EINVAL);
+    assert_int_equal(wal_strategy_parse("bogus", &s), RR_EINVAL);
+}
+
+/* 64 groups on worker 1 of 4 (groups 1, 5, 9, ...), interleaved over many segments. */
+static void test_many_groups_interleaved(void **state)
+{
+    struct fx *fx = *state;
+    fx->cfg.group_count = 256;
+    fx->cfg.worker_count = 4;
+    fx->cfg.worker_id = 1;
+    fx->cfg.segment_bytes = 64u << 10;
+    fx_open(fx);
+    uint64_t n = 0;
+    for (raft_index i = 1; i <= 20; i++) {
+        for (raft_group g = 1; g < 256; g += 4) {
+            fx_append(fx, g, i, 0, NULL);
+            n++;
+        }
+        wal_submit(fx->wal);
+    }
+    fx_sync(fx, n);
+    assert_int_equal(wal_append(fx->wal, 2, NULL, NULL, 0, NULL, NULL), RR_EINVAL);
+    fx_close(fx);
+    fx_open(fx);
+    for (raft_group g = 1; g < 256; g += 4) {
+        fx_verify(fx, g, 1, 20, NULL);
+    }
+}
+
+static uint32_t gen_rewritten(raft_index i)
+{
+    return i >= 6 ? 1u : 0u;
+}
+
+/* An append at or below the last index replaces the suffix; an explicit truncation drops
+ * it; both survive recovery. */
+static void test_truncate_suffix(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    for (raft_index i = 1; i <= 10; i++) {
+        fx_append(fx, 3, i, 0, NULL);
+    }
+    for (raft_index i = 6; i <= 8; i++) {
+        fx_append(fx, 3, i, 1, NULL);
+    }
+    fx_sync(fx, 13);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 3, &gi);
+    assert_int_equal(gi.last_index, 8);
+    fx_verify(fx, 3, 1, 8, gen_rewritten);
+    for (raft_index i = 1; i <= 5; i++) {
+        fx_append(fx, 4, i, 0, NULL);
+    }
+    assert_int_equal(wal_truncate(fx->wal, 4, 3, th_count_cb, &fx->acked), 0);
+    fx_sync(fx, 19);
+    struct wal_read rd = {.group = 4, .lo = 3, .hi = 3, .buf = fx->buf, .buf_len = 4096};
+    assert_int_equal(wal_read(fx->wal, &rd), RR_EUNAVAILABLE);
+    fx_close(fx);
+    fx_open(fx);
+    wal_group_info(fx->wal, 3, &gi);
+    assert_int_equal(gi.last_index, 8);
+    fx_verify(fx, 3, 1, 8, gen_rewritten);
+    wal_group_info(fx->wal, 4, &gi);
+    assert_int_equal(gi.last_index, 2);
+    fx_verify(fx, 4, 1, 2, NULL);
+    /* A gap is refused; appending after a truncation continues the log. */
+    struct wal_entry e = {.term = 1, .index = 9, .len = 0};
+    assert_int_equal(wal_append(fx->wal, 4, NULL, &e, 1, NULL, NULL), RR_EINVAL);
+    fx_append(fx, 4, 3, 0, NULL);
+    fx_sync(fx, 1);
+}
+
+/* Compacting every group lets old segments go; the lagging group is reported as the pin;
+ * idle groups' hard state is carried forward so they do not pin anything. */
+static void test_compaction_deletes_segments(void **state)
+{
+    struct fx *fx = *state;
+    fx->cfg.segment_bytes = 64u << 10;
+    fx_open(fx);
+    struct wal_hard_state hs = {.term = 2, .vote = 1, .commit = 0};
+    fx_append(fx, 7, 1, 0, &hs); /* group 7 stays idle from here on */
+    uint64_t n = 1;
+    for (raft_index i = 1; i <= 400; i++) {
+        for (raft_group g = 0; g < 3; g++) {
+            fx_append(fx, g, i, 0, NULL);
+            n++;
+        }
+        wal_submit(fx->wal);
+    }
+    fx_sync(fx, n);
+    uint32_t before = wal_segment_count(fx->wal);
+    assert_true(before > 4);
+    raft_group pin_g = 99;
+    raft_index pin_i = 0;
+    assert_int_equal(wal_oldest_pin(fx->wal, &pin_g, &pin_i), 0);
+    assert_int_equal(pin_g, 7);
+    assert_int_equal(pin_i, 1);
+    assert_int_equal(wal_compact(fx->wal, 7, 1, 1, th_count_cb, &fx->acked), 0);
+    for (raft_group g = 0; g < 2; g++) {
+        assert_int_equal(wal_compact(fx->wal, g, 390, 1, th_count_cb, &fx->acked), 0);
+        n++;
+    }
+    n++;
+    fx_sync(fx, n);
+    /* Group 2 has not compacted: it pins the oldest segment. */
+    assert_int_equal(wal_oldest_pin(fx->wal, &pin_g, &pin_i), 0);
+    assert_int_equal(pin_g, 2);
+    assert_int_equal(wal_compact(fx->wal, 2, 395, 1, th_count_cb, &fx->acked), 0);
+    n++;
+    fx_sync(fx, n);
+    /* Carried-forward records need one more flush to become durable. */
+    fx_append(fx, 0, 401, 0, NULL);
+    n++;
+    fx_sync(fx, n);
+    fx_append(fx, 0, 402, 0, NULL);
+    n++;
+    fx_sync(fx, n);
+    assert_true(wal_segment_count(fx->wal) <= 3);
+    assert_true(wal_stats(fx->wal)->segments_deleted > 0);
+    assert_int_equal(wal_oldest_pin(fx->wal, &pin_g, &pin_i), RR_ENOTFOUND);
+    struct wal_read rd = {.group = 0, .lo = 10, .hi = 20, .buf = fx->buf, .buf_len = 4096};
+    assert_int_equal(wal_read(fx->wal, &rd), RR_ECOMPACTED);
+    struct wal_entry e = {.term = 1, .index = 5};
+    assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, NULL, NULL), RR_ECOMPACTED);
+    fx_close(fx);
+    fx_open(fx);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.snap_index, 390);
+    assert_int_equal(gi.first_index, 391);
+    assert_int_equal(gi.last_index, 402);
+    fx_verify(fx, 0, 391, 402, NULL);
+    wal_group_info(fx->wal, 7, &gi);
+    assert_int_equal(gi.hs.term, 2);
+    assert_int_equal(gi.hs.vote, 1);
+    assert_int_equal(gi.snap_index, 1);
+    assert_int_equal(gi.last_index, 1);
+    wal_group_info(fx->wal, 2, &gi);
+    assert_int_equal(gi.first_index, 396);
+    fx_verify(fx, 2, 396, 400, NULL);
+}
+
+static int read_done;
+
+static void read_cb(struct wal_read *rd)
+{
+    (void)rd;
+    read_done++;
+}
+
+/* Entries that left the cache are read through the ring without blocking. */
+static void test_async_disk_read(void **state)
+{
+    struct fx *fx = *state;
+    fx->cfg.cache_bytes = 4u << 20;
+    fx->cfg.segment_bytes = 1u << 20;
+    fx_open(fx);
+    uint64_t n = 0;
+    for (raft_index i = 1; i <= 40000; i++) {
+        fx_append(fx, (raft_group)(i % 2), (i + 1) / 2, 0, NULL);
+        n++;
+        if (i % 64 == 0) {
+            wal_submit(fx->wal);
+        }
+    }
+    fx_sync(fx, n);
+    static uint8_t rbuf[1u << 16];
+    struct wal_read rd = {.group = 1, .lo = 1, .hi = 100, .buf = rbuf, .buf_len = sizeof(rbuf),
+                          .cb = read_cb};
+    read_done = 0;
+    int rc = wal_read(fx->wal, &rd);
+    assert_int_equal(rc, 1);
+    while (read_done == 0) {
+        assert_int_equal(th_step(&fx->ring, fx->wal), 0);
+    }
+    assert_int_equal(rd.status, 0);
+    assert_true(rd.count > 10);
+    for (uint32_t k = 0; k < rd.count; k++) {
+        uint32_t len = th_payload(1, k + 1, 0, fx->buf, PAYLOAD_MAX);
+        assert_int_equal(rd.entries[k].len, len);
+        assert_memory_equal(rd.entries[k].data, fx->buf, len);
+    }
+    /* Recent entries come from the cache, synchronously. */
+    struct wal_read rc2 = {.group = 0, .lo = 19990, .hi = 20000, .buf = rbuf,
+                           .buf_len = sizeof(rbuf)};
+    assert_int_equal(wal_read(fx->wal, &rc2), 0);
+    assert_int_equal(rc2.count, 11);
+    rc2.buf_len = 10;
+    assert_int_equal(wal_read(fx->wal, &rc2), RR_ETOOBIG);
+}
+
+static void test_identity_and_lock(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_append(fx, 1, 1, 0, NULL);
+    fx_sync(fx, 1);
+    char err[256];
+    struct wal *other = NULL;
+    struct io_uring r2;
+    assert_int_equal(io_uring_queue_init(8, &r2, 0), 0);
+    assert_int_equal(wal_open(&fx->cfg, &r2, &other, err, sizeof(err)), RR_EBUSY);
+    assert_non_null(strstr(err, "locked"));
+    fx_close(fx);
+    struct wal_config c = fx->cfg;
+    c.group_count = 16;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EMISMATCH);
+    assert_non_null(strstr(err, "G=8"));
+    c = fx->cfg;
+    c.node_id = 2;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EMISMATCH);
+    c = fx->cfg;
+    c.cluster_id = 99;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EMISMATCH);
+    c = fx->cfg;
+    c.worker_id = 1;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EINVAL);
+    c.worker_count = 2;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EMISMATCH);
+    c = fx->cfg;
+    c.segment_bytes = 1000;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EINVAL);
+    c = fx->cfg;
+    c.cache_bytes = 3u << 20;
+    assert_int_equal(wal_open(&c, &r2, &other, err, sizeof(err)), RR_EINVAL);
+    io_uring_queue_exit(&r2);
+    assert_int_equal(wal_index_bytes_per_entry(), 24);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strategy_parse),
+        cmocka_unit_test_setup_teardown(test_round_trip_none, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_fixed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_linger, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_adaptive, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_many_groups_interleaved, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_suffix, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_deletes_segments, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_async_disk_read, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_identity_and_lock, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

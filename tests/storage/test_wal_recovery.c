@@ -1,0 +1,355 @@
+/* Recovery: the newest record torn at every byte offset, bit flips in old segments and in
+ * the torn-tail region, corruption beyond the torn window, interrupted preparation,
+ * leftovers of an interrupted deletion. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/storage/wal_helpers.h"
+
+struct fx {
+    char dir[64];
+    struct io_uring ring;
+    struct wal *wal;
+    uint64_t acked;
+    struct wal_config cfg;
+    uint8_t buf[4096];
+    char err[512];
+};
+
+static int fx_setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    th_mkdtemp(fx->dir);
+    assert_int_equal(io_uring_queue_init(64, &fx->ring, 0), 0);
+    fx->cfg = th_config(fx->dir, 4);
+    fx->cfg.segment_bytes = 64u << 10;
+    *state = fx;
+    return 0;
+}
+
+static void fx_close(struct fx *fx)
+{
+    if (fx->wal != NULL) {
+        th_quiesce(&fx->ring, fx->wal);
+        wal_close(fx->wal);
+        fx->wal = NULL;
+    }
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *fx = *state;
+    fx_close(fx);
+    io_uring_queue_exit(&fx->ring);
+    th_rmrf(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static int fx_try_open(struct fx *fx)
+{
+    fx->err[0] = '\0';
+    return wal_open(&fx->cfg, &fx->ring, &fx->wal, fx->err, sizeof(fx->err));
+}
+
+static void fx_open(struct fx *fx)
+{
+    int rc = fx_try_open(fx);
+    if (rc != 0) {
+        fail_msg("wal_open: %d %s", rc, fx->err);
+    }
+}
+
+/* Writes entries 1..n of group g, each unit durable before the next (one record each). */
+static void fx_fill(struct fx *fx, raft_group g, raft_index n, uint32_t max_len)
+{
+    for (raft_index i = 1; i <= n; i++) {
+        struct wal_entry e = {.term = 1, .index = i};
+        e.len = th_payload(g, i, 0, fx->buf, max_len);
+        e.data = fx->buf;
+        assert_int_equal(wal_append(fx->wal, g, NULL, &e, 1, th_count_cb, &fx->acked), 0);
+        assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, fx->acked + 1), 0);
+    }
+}
+
+static void fx_fill_from(struct fx *fx, raft_group g, raft_index lo, raft_index hi)
+{
+    for (raft_index i = lo; i <= hi; i++) {
+        struct wal_entry e = {.term = 1, .index = i};
+        assert_int_equal(wal_append(fx->wal, g, NULL, &e, 1, th_count_cb, &fx->acked), 0);
+        assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, fx->acked + 1), 0);
+    }
+}
+
+static raft_index fx_last(struct fx *fx, raft_group g)
+{
+    struct wal_group_info gi;
+    assert_int_equal(wal_group_info(fx->wal, g, &gi), 0);
+    return gi.last_index;
+}
+
+static uint8_t *read_path(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    uint8_t *b = malloc((size_t)st.st_size);
+    assert_non_null(b);
+    assert_int_equal(pread(fd, b, (size_t)st.st_size, 0), st.st_size);
+    close(fd);
+    *len = (size_t)st.st_size;
+    return b;
+}
+
+static void write_path(const char *path, const uint8_t *b, size_t len)
+{
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, len, 0), (ssize_t)len);
+    close(fd);
+}
+
+/* Offset of the last record in a segment image, and its end. */
+static void last_record(const uint8_t *img, size_t len, uint64_t salt, size_t *start, size_t *end)
+{
+    size_t off = WAL_SEGMENT_HEADER_BYTES;
+    *start = *end = off;
+    for (;;) {
+        struct wal_record r;
+        int64_t n = wal_record_decode(img + off, len - off, salt, &r);
+        if (n < 0) {
+            return;
+        }
+        *start = off;
+        off += (size_t)n;
+        *end = off;
+    }
+}
+
+static uint64_t segment_salt(const uint8_t *img)
+{
+    struct wal_segment_header h;
+    assert_int_equal(wal_segment_header_decode(img, &h), 0);
+    return h.salt;
+}
+
+/* Cut the newest record at every byte offset (the rest zero, as a preallocated file reads
+ * after a power loss, or garbage): recovery keeps exactly the records before it. */
+static void test_torn_tail_every_offset(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 1, 5, 200);
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *orig = read_path(path, &len);
+    size_t start, end;
+    last_record(orig, len, segment_salt(orig), &start, &end);
+    assert_true(end > start);
+    uint8_t *img = malloc(len);
+    for (size_t cut = start; cut < end; cut++) {
+        for (int garbage = 0; garbage < 2; garbage++) {
+            memcpy(img, orig, len);
+            for (size_t k = cut; k < end; k++) {
+                img[k] = garbage ? (uint8_t)(k * 131u + 7u) : 0;
+            }
+            write_path(path, img, len);
+            fx_open(fx);
+            /* Zeros over zero padding change nothing: the record is whole. */
+            assert_int_equal(fx_last(fx, 1), memcmp(img, orig, len) == 0 ? 5 : 4);
+            fx_close(fx);
+        }
+    }
+    /* Untouched, all five are there; appending after a recovered tear works. */
+    write_path(path, orig, len);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 1), 5);
+    fx_close(fx);
+    memcpy(img, orig, len);
+    img[end - 9] ^= 0x10;
+    write_path(path, img, len);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 1), 4);
+    struct wal_entry e = {.term = 2, .index = 5};
+    assert_int_equal(wal_append(fx->wal, 1, NULL, &e, 1, th_count_cb, &fx->acked), 0);
+    assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, fx->acked + 1), 0);
+    fx_close(fx);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 1), 5);
+    free(img);
+    free(orig);
+}
+
+/* A flipped bit in a sealed (older) segment is refused, naming file and offset; every bit
+ * of one record is tried. */
+static void test_bit_flip_older_segment(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 2, 600, 200); /* several 64 KiB segments */
+    assert_true(wal_segment_count(fx->wal) >= 3);
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *orig = read_path(path, &len);
+    size_t rec = WAL_SEGMENT_HEADER_BYTES + 3 * 8; /* inside the first record's header */
+    size_t first_end = WAL_SEGMENT_HEADER_BYTES + wal_record_peek_size(orig + 4096);
+    for (size_t byte = WAL_SEGMENT_HEADER_BYTES; byte < first_end; byte += 5) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            orig[byte] ^= (uint8_t)(1u << bit);
+            write_path(path, orig, len);
+            assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+            assert_non_null(strstr(fx->err, "wal-0000000000000001"));
+            assert_non_null(strstr(fx->err, "offset 4096"));
+            orig[byte] ^= (uint8_t)(1u << bit);
+        }
+    }
+    (void)rec;
+    /* A record in the middle of the old segment names its group. */
+    size_t mid = 4096;
+    for (int k = 0; k < 10; k++) {
+        mid += wal_record_peek_size(orig + mid);
+    }
+    orig[mid + 44] ^= 1;
+    write_path(path, orig, len);
+    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+    char want[64];
+    snprintf(want, sizeof(want), "offset %zu (group 2", mid);
+    if (strstr(fx->err, want) == NULL) {
+        fail_msg("%s: want \"%s\"", fx->err, want);
+    }
+    orig[mid + 44] ^= 1;
+    /* A damaged header of a segment that is not the newest is refused too. */
+    orig[20] ^= 4;
+    write_path(path, orig, len);
+    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+    assert_non_null(strstr(fx->err, "header"));
+    orig[20] ^= 4;
+    write_path(path, orig, len);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 2), 600);
+    free(orig);
+}
+
+/* In the newest segment, a bad record followed by valid ones written more than one flush
+ * later is corruption, not a torn tail. */
+static void test_flip_beyond_torn_window(void **state)
+{
+    struct fx *fx = *state;
+    fx->cfg.segment_bytes = 8u << 20;
+    fx_open(fx);
+    fx_fill(fx, 0, 1300, 4000); /* ~2.6 MiB of records, one flush each */
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *img = read_path(path, &len);
+    img[4096 + 50] ^= 0x80;
+    write_path(path, img, len);
+    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+    assert_non_null(strstr(fx->err, "written later"));
+    img[4096 + 50] ^= 0x80;
+    /* The same flip within the last flush's reach is a torn tail. */
+    size_t start, end;
+    last_record(img, len, segment_salt(img), &start, &end);
+    size_t off = 4096;
+    size_t near = 4096;
+    raft_index before = 0; /* records before the flipped one */
+    while (off < end) {
+        if (end - off < (1u << 20)) {
+            near = off;
+            break;
+        }
+        off += wal_record_peek_size(img + off);
+        before++;
+    }
+    img[near + 50] ^= 0x80;
+    write_path(path, img, len);
+    fx_open(fx);
+    raft_index last = fx_last(fx, 0);
+    assert_int_equal(last, before);
+    assert_true(last > 500);
+    /* The valid records past the tear were zeroed: appending continues cleanly. */
+    fx_close(fx);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 0), last);
+    free(img);
+}
+
+/* A spare whose preparation was interrupted is discarded; leftovers before a sequence gap
+ * (an interrupted deletion) are removed. */
+static void test_interrupted_prep_and_gap(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 3, 2000, 200);
+    assert_int_equal(wal_compact(fx->wal, 3, 1990, 1, th_count_cb, &fx->acked), 0);
+    assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, fx->acked + 1), 0);
+    fx_fill_from(fx, 3, 2001, 2002);
+    uint64_t active_seq = wal_segment_count(fx->wal);
+    (void)active_seq;
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    assert_int_equal(access(path, F_OK), -1); /* compaction deleted the first segment */
+    int fd = open(path, O_CREAT | O_WRONLY, 0644); /* a leftover before the gap */
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "leftover", 8), 8);
+    close(fd);
+    /* The newest file is a half-prepared spare. */
+    uint64_t newest = 0;
+    for (uint64_t s = 2; s < 64; s++) {
+        char p2[128];
+        th_segment_path(fx->dir, s, p2, sizeof(p2));
+        if (access(p2, F_OK) == 0) {
+            newest = s;
+        }
+    }
+    char partial[128];
+    th_segment_path(fx->dir, newest + 1, partial, sizeof(partial));
+    fd = open(partial, O_CREAT | O_WRONLY, 0644);
+    assert_int_equal(write(fd, "partial", 7), 7);
+    close(fd);
+    fx_open(fx);
+    struct wal_group_info gi;
+    assert_int_equal(wal_group_info(fx->wal, 3, &gi), 0);
+    assert_int_equal(gi.snap_index, 1990);
+    assert_int_equal(gi.last_index, 2002);
+    fx_close(fx);
+    assert_int_equal(access(path, F_OK), -1);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 3), 2002);
+}
+
+/* Wrong identity inside a segment: refused with both identities in the message. */
+static void test_refuses_foreign_segment(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 0, 2, 10);
+    fx_close(fx);
+    fx->cfg.worker_count = 2;
+    assert_int_equal(fx_try_open(fx), RR_EMISMATCH);
+    assert_non_null(strstr(fx->err, "W=1"));
+    assert_non_null(strstr(fx->err, "W=2"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bit_flip_older_segment, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_flip_beyond_torn_window, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_prep_and_gap, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_foreign_segment, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
