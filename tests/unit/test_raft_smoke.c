@@ -29,6 +29,15 @@ struct disk {
     uint32_t count;
 };
 
+/* One ready batch's writes and held messages, waiting for its (asynchronous) persist. */
+struct unit {
+    struct raft_ready rd;           /* flags, hard state; pointers to the copies below */
+    struct raft_snapshot_meta snap;
+    uint8_t *snap_data;
+    struct raft_entry *ents;        /* deep copies */
+    struct raft_msg *held;          /* msgs_after_persist (they carry no pointers) */
+};
+
 struct node {
     struct raft *r;
     bool up;
@@ -37,6 +46,8 @@ struct node {
     uint64_t reads[READS_MAX];
     raft_index read_index[READS_MAX];
     uint32_t read_count;
+    struct unit *units; /* pending persists, oldest first (async mode) */
+    uint32_t unit_count;
 };
 
 struct netmsg {
@@ -56,8 +67,15 @@ struct cluster {
     /* State Machine Safety: what was applied at each index, by anyone. */
     raft_term applied_term[LOG_MAX];
     uint64_t applied_sum[LOG_MAX];
-    uint8_t *snapshot_image; /* the "state machine" snapshot data to use */
-    uint64_t snapshot_bytes;
+    /* Fault injection for the randomized test. */
+    bool async;                 /* persists complete later, in order, or are lost */
+    bool random_order;          /* deliver messages in random order */
+    uint32_t dup_per_million;   /* duplicate a delivered message */
+    bool cut[N_MAX][N_MAX];     /* link i -> j drops everything */
+    raft_node term_leader[LOG_MAX]; /* Election Safety: the leader seen for each term */
+    /* ReadIndex: highest index applied anywhere when read ctx was requested. */
+    raft_index read_floor[1024];
+    raft_term applied_at_term[LOG_MAX]; /* a term >= the one the entry was committed in */
 };
 
 static uint8_t *dup_bytes(const uint8_t *p, uint64_t len)
@@ -188,12 +206,30 @@ static void node_start(struct cluster *c, uint32_t i)
     nd->applied = nd->disk.snap.index; /* the state machine restarts from the snapshot */
 }
 
+static void unit_free(struct unit *u)
+{
+    for (uint32_t k = 0; k < u->rd.entry_count; k++) {
+        free((void *)(uintptr_t)u->ents[k].data.base);
+    }
+    free(u->ents);
+    free(u->snap_data);
+    free(u->held);
+}
+
 static void node_crash(struct cluster *c, uint32_t i)
 {
-    raft_fini(c->nodes[i].r);
-    free(c->nodes[i].r);
-    c->nodes[i].r = NULL;
-    c->nodes[i].up = false;
+    struct node *nd = &c->nodes[i];
+    /* Writes not yet durable are lost, with the messages held for them. */
+    for (uint32_t k = 0; k < nd->unit_count; k++) {
+        unit_free(&nd->units[k]);
+    }
+    free(nd->units);
+    nd->units = NULL;
+    nd->unit_count = 0;
+    raft_fini(nd->r);
+    free(nd->r);
+    nd->r = NULL;
+    nd->up = false;
 }
 
 static void apply_entry(struct cluster *c, struct node *nd, const struct raft_entry *e)
@@ -201,8 +237,11 @@ static void apply_entry(struct cluster *c, struct node *nd, const struct raft_en
     assert_int_equal(e->index, nd->applied + 1);
     assert_true(e->index < LOG_MAX);
     if (c->applied_term[e->index] == 0) {
+        struct raft_status s;
+        raft_status(nd->r, &s);
         c->applied_term[e->index] = e->term;
         c->applied_sum[e->index] = sum_of(e);
+        c->applied_at_term[e->index] = s.term;
     }
     /* State Machine Safety: everyone applies the same entry at an index. */
     assert_int_equal(c->applied_term[e->index], e->term);
@@ -210,7 +249,110 @@ static void apply_entry(struct cluster *c, struct node *nd, const struct raft_en
     nd->applied = e->index;
 }
 
-/* Drains node i's ready batches: the disk is synchronous, so held messages go right after. */
+/* Releases the messages held for a durable batch: peers' go out, ours are stepped. */
+static void release_held(struct cluster *c, uint32_t i, const struct raft_msg *held,
+                         uint32_t count)
+{
+    for (uint32_t k = 0; k < count; k++) {
+        if (held[k].to == i + 1) {
+            assert_int_equal(raft_step(c->nodes[i].r, &held[k]), 0);
+        } else {
+            net_push(c, &held[k]);
+        }
+    }
+}
+
+/* Completes node i's oldest pending persist (async mode). */
+static bool node_persist_one(struct cluster *c, uint32_t i)
+{
+    struct node *nd = &c->nodes[i];
+    if (!nd->up || nd->unit_count == 0) {
+        return false;
+    }
+    struct unit u = nd->units[0];
+    memmove(nd->units, nd->units + 1, (nd->unit_count - 1) * sizeof(*nd->units));
+    nd->unit_count--;
+    /* The unit moved: point its ready at its own copies again. */
+    u.rd.snapshot = u.rd.snapshot != NULL ? &u.snap : NULL;
+    u.rd.snapshot_data = u.snap_data;
+    u.rd.entries = u.ents;
+    disk_persist(&nd->disk, &u.rd);
+    release_held(c, i, u.held, u.rd.msg_after_persist_count);
+    unit_free(&u);
+    return true;
+}
+
+static void node_queue_unit(struct node *nd, const struct raft_ready *rd)
+{
+    struct unit u;
+    memset(&u, 0, sizeof(u));
+    u.rd = *rd;
+    if (rd->snapshot != NULL) {
+        u.snap = *rd->snapshot;
+        u.snap_data = dup_bytes(rd->snapshot_data, rd->snapshot_bytes);
+    }
+    if (rd->entry_count > 0) {
+        u.ents = calloc(rd->entry_count, sizeof(*u.ents));
+        assert_non_null(u.ents);
+        for (uint32_t k = 0; k < rd->entry_count; k++) {
+            u.ents[k] = rd->entries[k];
+            u.ents[k].data.base = dup_bytes(rd->entries[k].data.base, rd->entries[k].data.len);
+        }
+    }
+    u.rd.entries = u.ents;
+    if (rd->msg_after_persist_count > 0) {
+        u.held = calloc(rd->msg_after_persist_count, sizeof(*u.held));
+        assert_non_null(u.held);
+        memcpy(u.held, rd->msgs_after_persist, rd->msg_after_persist_count * sizeof(*u.held));
+    }
+    nd->units = realloc(nd->units, (nd->unit_count + 1) * sizeof(*nd->units));
+    assert_non_null(nd->units);
+    nd->units[nd->unit_count++] = u;
+}
+
+static void check_read(struct cluster *c, struct node *nd, const struct raft_read_state *rs)
+{
+    assert_true(rs->index <= nd->applied);
+    assert_true(nd->read_count < READS_MAX);
+    /* Linearizability: a read reflects every write applied anywhere before it was asked. */
+    if (rs->ctx < 1024) {
+        assert_true(rs->index >= c->read_floor[rs->ctx]);
+    }
+    nd->reads[nd->read_count] = rs->ctx;
+    nd->read_index[nd->read_count++] = rs->index;
+}
+
+static void node_handle_ready(struct cluster *c, uint32_t i, const struct raft_ready *rd)
+{
+    struct node *nd = &c->nodes[i];
+    bool writes = rd->flags & (RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT |
+                               RAFT_READY_MSGS_AFTER_PERSIST);
+    if (c->async && writes) {
+        node_queue_unit(nd, rd);
+    } else if (!c->async) {
+        disk_persist(&nd->disk, rd);
+    }
+    for (uint32_t k = 0; k < rd->msg_count; k++) {
+        assert_int_not_equal(rd->msgs[k].to, i + 1);
+        net_push(c, &rd->msgs[k]);
+    }
+    if (rd->snapshot != NULL) {
+        nd->applied = rd->snapshot->index;
+        if (c->async && c->applied_sum[rd->snapshot->index] != 0 && rd->snapshot_bytes >= 8) {
+            uint64_t v;
+            memcpy(&v, rd->snapshot_data, 8);
+            assert_int_equal(v, c->applied_sum[rd->snapshot->index]);
+        }
+    }
+    for (uint32_t k = 0; k < rd->committed_count; k++) {
+        apply_entry(c, nd, &rd->committed[k]);
+    }
+    for (uint32_t k = 0; k < rd->read_count; k++) {
+        check_read(c, nd, &rd->reads[k]);
+    }
+}
+
+/* Drains node i's ready batches. With a synchronous disk, held messages go right after. */
 static bool node_drain(struct cluster *c, uint32_t i)
 {
     struct node *nd = &c->nodes[i];
@@ -220,39 +362,38 @@ static bool node_drain(struct cluster *c, uint32_t i)
         any = true;
         struct raft_ready rd;
         raft_ready(nd->r, &rd);
-        disk_persist(&nd->disk, &rd);
-        for (uint32_t k = 0; k < rd.msg_count; k++) {
-            assert_int_not_equal(rd.msgs[k].to, i + 1);
-            net_push(c, &rd.msgs[k]);
-        }
-        if (rd.snapshot != NULL) {
-            nd->applied = rd.snapshot->index;
-        }
-        for (uint32_t k = 0; k < rd.committed_count; k++) {
-            apply_entry(c, nd, &rd.committed[k]);
-        }
-        for (uint32_t k = 0; k < rd.read_count; k++) {
-            assert_true(rd.reads[k].index <= nd->applied);
-            assert_true(nd->read_count < READS_MAX);
-            nd->reads[nd->read_count] = rd.reads[k].ctx;
-            nd->read_index[nd->read_count++] = rd.reads[k].index;
-        }
-        struct raft_msg local[RAFT_READY_MSGS_MAX + 8];
-        uint32_t local_count = 0;
-        for (uint32_t k = 0; k < rd.msg_after_persist_count; k++) {
-            const struct raft_msg *m = &rd.msgs_after_persist[k];
-            if (m->to == i + 1) {
-                local[local_count++] = *m;
-            } else {
-                net_push(c, m);
-            }
+        node_handle_ready(c, i, &rd);
+        struct raft_msg held[RAFT_READY_MSGS_MAX + 8];
+        uint32_t held_count = c->async ? 0 : rd.msg_after_persist_count;
+        if (held_count > 0) {
+            memcpy(held, rd.msgs_after_persist, held_count * sizeof(*held));
         }
         raft_advance(nd->r, &rd);
-        for (uint32_t k = 0; k < local_count; k++) {
-            assert_int_equal(raft_step(nd->r, &local[k]), 0);
-        }
+        release_held(c, i, held, held_count);
     }
     return any;
+}
+
+/* Delivers the next message (or a random one), perhaps twice. */
+static void deliver_one(struct cluster *c)
+{
+    if (c->random_order && c->net_count > 1) {
+        uint32_t k = (uint32_t)rr_prng_range(&c->prng, 0, c->net_count);
+        struct netmsg t = c->net[c->net_head];
+        c->net[c->net_head] = c->net[(c->net_head + k) % NET_MAX];
+        c->net[(c->net_head + k) % NET_MAX] = t;
+    }
+    struct netmsg *q = &c->net[c->net_head];
+    c->net_head = (c->net_head + 1) % NET_MAX;
+    c->net_count--;
+    struct node *to = &c->nodes[q->m.to - 1];
+    if (c->dup_per_million > 0 && rr_prng_chance(&c->prng, c->dup_per_million)) {
+        net_push(c, &q->m);
+    }
+    if (to->up && c->nodes[q->m.from - 1].up && !c->cut[q->m.from - 1][q->m.to - 1]) {
+        assert_int_equal(raft_step(to->r, &q->m), 0);
+    }
+    netmsg_free(q);
 }
 
 static void deliver_all(struct cluster *c)
@@ -262,16 +403,14 @@ static void deliver_all(struct cluster *c)
         for (uint32_t i = 0; i < c->n; i++) {
             any = node_drain(c, i) || any;
         }
+        for (uint32_t i = 0; i < c->n; i++) {
+            while (node_persist_one(c, i)) {
+                any = true;
+            }
+        }
         uint32_t n = c->net_count;
         for (uint32_t k = 0; k < n; k++) {
-            struct netmsg *q = &c->net[c->net_head];
-            c->net_head = (c->net_head + 1) % NET_MAX;
-            c->net_count--;
-            struct node *to = &c->nodes[q->m.to - 1];
-            if (to->up && c->nodes[q->m.from - 1].up) {
-                assert_int_equal(raft_step(to->r, &q->m), 0);
-            }
-            netmsg_free(q);
+            deliver_one(c);
             any = true;
         }
         if (!any) {
@@ -613,6 +752,199 @@ static void test_rejects_malformed(void **state)
     cluster_free(c);
 }
 
+/* ---- randomized faults ----------------------------------------------------------- */
+
+static raft_index max_applied(const struct cluster *c)
+{
+    raft_index m = 0;
+    for (uint32_t i = 0; i < c->n; i++) {
+        m = c->nodes[i].applied > m ? c->nodes[i].applied : m;
+    }
+    return m;
+}
+
+/* Election Safety and Leader Completeness (paper Figure 3) over the live nodes. */
+static void check_safety(struct cluster *c)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (!c->nodes[i].up) {
+            continue;
+        }
+        struct raft_status s = status_of(c, i);
+        assert_true(s.commit <= s.last_index);
+        assert_true(s.applied <= s.commit);
+        if (s.role != RAFT_LEADER) {
+            continue;
+        }
+        assert_true(s.term < LOG_MAX);
+        if (c->term_leader[s.term] == 0) {
+            c->term_leader[s.term] = s.id;
+        }
+        assert_int_equal(c->term_leader[s.term], s.id);
+        for (raft_index k = s.first_index; k < LOG_MAX && c->applied_term[k] != 0; k++) {
+            if (c->applied_at_term[k] < s.term) {
+                assert_int_equal(raft_term_at(c->nodes[i].r, k), c->applied_term[k]);
+            }
+        }
+    }
+}
+
+static void chaos_snapshot(struct cluster *c, uint32_t i)
+{
+    struct node *nd = &c->nodes[i];
+    raft_index back = rr_prng_range(&c->prng, 0, 4);
+    if (nd->applied <= back) {
+        return;
+    }
+    raft_index index = nd->applied - back;
+    uint64_t bytes = rr_prng_chance(&c->prng, 200000) ? RAFT_SNAPSHOT_CHUNK_BYTES + 99 : 64;
+    uint8_t *data = calloc(1, bytes);
+    assert_non_null(data);
+    memcpy(data, &c->applied_sum[index], 8);
+    int rv = raft_snapshot_taken(nd->r, index, data, bytes, rr_prng_range(&c->prng, 0, 6));
+    assert_true(rv == 0 || rv == RR_ECOMPACTED);
+    free(data);
+}
+
+static void chaos_crash_or_restart(struct cluster *c, uint32_t i)
+{
+    if (c->nodes[i].up) {
+        node_crash(c, i);
+    } else {
+        node_start(c, i);
+    }
+}
+
+static void chaos_client(struct cluster *c, uint32_t *next_ctx, bool read)
+{
+    int l = leader_of(c);
+    if (l < 0) {
+        return;
+    }
+    if (read && *next_ctx < 1024) {
+        c->read_floor[*next_ctx] = max_applied(c);
+        if (raft_read_index(c->nodes[l].r, *next_ctx) == 0) {
+            (*next_ctx)++;
+        }
+        return;
+    }
+    uint8_t data[4];
+    uint32_t k = (uint32_t)rr_prng_next(&c->prng);
+    memcpy(data, &k, sizeof(data));
+    int rv = raft_propose(c->nodes[l].r, data, sizeof(data), NULL);
+    assert_int_equal(rv, 0);
+}
+
+static void chaos_step(struct cluster *c, uint32_t *next_ctx)
+{
+    uint64_t a = rr_prng_range(&c->prng, 0, 1000);
+    uint32_t i = (uint32_t)rr_prng_range(&c->prng, 0, c->n);
+    if (a < 250) {
+        for (uint32_t k = 0; k < c->n; k++) {
+            if (c->nodes[k].up) {
+                raft_tick(c->nodes[k].r);
+            }
+        }
+    } else if (a < 600) {
+        for (int k = 0; k < 5 && c->net_count > 0; k++) {
+            deliver_one(c);
+        }
+    } else if (a < 800) {
+        node_persist_one(c, i);
+    } else if (a < 880) {
+        chaos_client(c, next_ctx, false);
+    } else if (a < 900) {
+        chaos_client(c, next_ctx, true);
+    } else if (a < 915) {
+        chaos_crash_or_restart(c, i);
+    } else if (a < 940) {
+        uint32_t j = (uint32_t)rr_prng_range(&c->prng, 0, c->n);
+        c->cut[i][j] = !c->cut[i][j];
+    } else if (a < 960) {
+        if (c->nodes[i].up) {
+            chaos_snapshot(c, i);
+        }
+    } else if (a < 970) {
+        memset(c->cut, 0, sizeof(c->cut));
+    }
+    for (uint32_t k = 0; k < c->n; k++) {
+        node_drain(c, k);
+    }
+    check_safety(c);
+}
+
+/* Heals every fault and requires the cluster to commit and apply a new entry everywhere. */
+static void chaos_heal(struct cluster *c)
+{
+    c->loss_per_million = 0;
+    c->dup_per_million = 0;
+    memset(c->cut, 0, sizeof(c->cut));
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (!c->nodes[i].up) {
+            node_start(c, i);
+        }
+    }
+    raft_index final = 0;
+    for (int t = 0; t < 3000; t++) {
+        run_ticks(c, 1);
+        check_safety(c);
+        int l = leader_of(c);
+        if (final == 0 && l >= 0) {
+            uint8_t b = 0xee;
+            assert_int_equal(raft_propose(c->nodes[l].r, &b, 1, &final), 0);
+        }
+        bool done = final != 0;
+        for (uint32_t i = 0; i < c->n; i++) {
+            done = done && c->nodes[i].applied >= final;
+        }
+        if (done) {
+            return;
+        }
+        if (final != 0 && l < 0) {
+            final = 0; /* the leader changed before committing it: propose again */
+        }
+    }
+    fail_msg("no progress after healing");
+}
+
+static void chaos_run(uint64_t seed, uint32_t n, uint32_t steps)
+{
+    struct cluster *c = cluster_new(n);
+    rr_prng_seed(&c->prng, seed);
+    c->async = true;
+    c->random_order = true;
+    c->loss_per_million = 50000;
+    c->dup_per_million = 20000;
+    uint32_t next_ctx = 1;
+    for (uint32_t s = 0; s < steps; s++) {
+        chaos_step(c, &next_ctx);
+    }
+    chaos_heal(c);
+    if (getenv("RAFT_SMOKE_VERBOSE") != NULL) {
+        raft_term terms = 0;
+        for (raft_term t = 0; t < LOG_MAX; t++) {
+            terms += c->term_leader[t] != 0;
+        }
+        struct raft_status st = status_of(c, 0);
+        print_message("seed %llu: %u nodes, applied %llu, %llu leader terms, term %llu, "
+                      "snapshot %llu\n",
+                      (unsigned long long)seed, n, (unsigned long long)max_applied(c),
+                      (unsigned long long)terms, (unsigned long long)st.term,
+                      (unsigned long long)st.snapshot_index);
+    }
+    cluster_free(c);
+}
+
+static void test_randomized_faults(void **state)
+{
+    (void)state;
+    const char *env = getenv("RAFT_SMOKE_SEEDS");
+    uint64_t seeds = env != NULL ? strtoull(env, NULL, 10) : 20;
+    for (uint64_t seed = 1; seed <= seeds; seed++) {
+        chaos_run(seed, seed % 2 == 0 ? 3 : 5, 20000);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_single_node),
         cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_rejects_malformed),
+        cmocka_unit_test(test_randomized_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
