@@ -203,9 +203,11 @@ static void completeness_at(struct sim *s, uint32_t node, raft_group g,
     }
 }
 
-/* Leader Completeness (§5.4): a leader holds every entry committed before its term. Here,
- * committed = applied by some node. Checked when a node is first seen leading a term, and
- * again for every leader whenever an entry is first applied (check_apply). */
+/* Leader Completeness (§5.4): "if a log entry is committed in a given term, then that entry
+ * will be present in the logs of the leaders for all higher-numbered terms". Committed =
+ * applied by some node; the commit term is bounded by the highest term the group had then
+ * (commit_term_max), so a leader of a later term must hold the entry. A stale leader of an
+ * earlier term need not. Checked when a node is first seen leading a term. */
 void leader_completeness(struct sim *s, uint32_t node, raft_group g)
 {
     struct raft_status st;
@@ -213,7 +215,7 @@ void leader_completeness(struct sim *s, uint32_t node, raft_group g)
     raft_index from = st.first_index > 0 ? st.first_index : 1;
     for (raft_index i = from; i <= s->committed_max[g]; i++) {
         const struct sim_committed *c = committed_at(s, g, i);
-        if (c->set && c->term < st.term) {
+        if (c->set && c->commit_term_max < st.term) {
             completeness_at(s, node, g, &st, i, c->term);
         }
     }
@@ -226,7 +228,7 @@ void state_machine_safety(struct sim *s, uint32_t node, raft_group g, raft_index
 {
     struct sim_committed *c = committed_at(s, g, index);
     if (!c->set) {
-        *c = (struct sim_committed){term, entry_hash, state_hash, true};
+        *c = (struct sim_committed){term, entry_hash, state_hash, 0, true};
         if (index > s->committed_max[g]) {
             s->committed_max[g] = index;
         }
@@ -341,6 +343,9 @@ void check_node(struct sim *s, uint32_t node)
         struct raft *r = sim_group(s, node, g);
         struct raft_status st;
         raft_status(r, &st);
+        if (st.term > s->term_max[g]) {
+            s->term_max[g] = st.term;
+        }
         election_safety(s, node, g, &st);
         leader_append_only(s, node, g, &st);
         struct sim_watch *w = &nd->watch[g];
@@ -378,6 +383,13 @@ void check_persist_entries(struct sim *s, uint32_t node, raft_group g, const str
                           node + 1, g, (ull)st.term, (ull)first, (ull)w->handed_last);
         }
     }
+    if ((int64_t)g == s->cfg.trace) {
+        printf("  t=%llu node %u writes %llu..%llu (term %llu..%llu) hs %d %llu/%u/%llu\n",
+               (ull)s->now, node + 1, (ull)first, (ull)rd->entries[rd->entry_count - 1].index,
+               (ull)rd->entries[0].term, (ull)rd->entries[rd->entry_count - 1].term,
+               (rd->flags & RAFT_READY_HARD_STATE) != 0, (ull)rd->hard_state.term,
+               rd->hard_state.vote, (ull)rd->hard_state.commit);
+    }
     for (uint32_t i = 0; i < rd->entry_count; i++) {
         const struct raft_entry *e = &rd->entries[i];
         if (i > 0 && e->index != rd->entries[i - 1].index + 1) {
@@ -398,6 +410,53 @@ void check_durable_hard_state(struct sim *s, uint32_t node, raft_group g,
     persisted_hard_state(s, node, g, old, new_hs);
 }
 
+static void trace_msg(const struct sim *s, const struct raft_msg *m)
+{
+    printf("  t=%llu send %s %u->%u term %llu", (ull)s->now, raft_msg_type_name(m->type), m->from,
+           m->to, (ull)m->term);
+    switch ((enum raft_msg_type)m->type) {
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_PRE_VOTE:
+        printf(" last %llu/%llu", (ull)m->vote.last_log_index, (ull)m->vote.last_log_term);
+        break;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PRE_VOTE_RESP:
+        printf(" granted %d", m->vote_resp.granted);
+        break;
+    case RAFT_MSG_APPEND:
+        printf(" prev %llu/%llu commit %llu entries %u", (ull)m->append.prev_index,
+               (ull)m->append.prev_term, (ull)m->append.commit, m->append.entry_count);
+        for (uint32_t i = 0; i < m->append.entry_count; i++) {
+            printf(" %llu/%llu", (ull)m->append.entries[i].index, (ull)m->append.entries[i].term);
+        }
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        printf(" rejected %d index %llu hint %llu/%llu", m->append_resp.rejected,
+               (ull)m->append_resp.index, (ull)m->append_resp.hint_index,
+               (ull)m->append_resp.hint_term);
+        break;
+    case RAFT_MSG_HEARTBEAT:
+        printf(" commit %llu ctx %llu", (ull)m->heartbeat.commit, (ull)m->heartbeat.read_ctx);
+        break;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        printf(" ctx %llu", (ull)m->heartbeat_resp.read_ctx);
+        break;
+    case RAFT_MSG_SNAPSHOT:
+        printf(" snapshot %llu/%llu offset %llu done %d", (ull)m->snapshot.meta.index,
+               (ull)m->snapshot.meta.term, (ull)m->snapshot.offset, m->snapshot.done);
+        break;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        printf(" index %llu next %llu rejected %d done %d", (ull)m->snapshot_resp.index,
+               (ull)m->snapshot_resp.next_offset, m->snapshot_resp.rejected,
+               m->snapshot_resp.done);
+        break;
+    case RAFT_MSG_TIMEOUT_NOW:
+    case RAFT_MSG_PERSISTED:
+        break;
+    }
+    printf("\n");
+}
+
 void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len)
 {
     struct codec_batch_reader rd;
@@ -407,25 +466,13 @@ void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t l
     }
     struct raft_msg m;
     while ((rc = codec_batch_next(&rd, &m, s->scratch)) == 1) {
+        if ((int64_t)m.group == s->cfg.trace) {
+            trace_msg(s, &m);
+        }
         persisted_before_send(s, node, &m);
     }
     if (rc < 0) {
         sim_fail(s, "node %u sent a malformed batch (%d)", node + 1, rc);
-    }
-}
-
-/* Every leader with a later term must hold a newly committed entry (leader completeness). */
-static void check_new_commit(struct sim *s, raft_group g, raft_index index, raft_term term)
-{
-    for (uint32_t k = 0; k < s->cfg.nodes; k++) {
-        if (!s->node[k].up) {
-            continue;
-        }
-        struct raft_status st;
-        raft_status(sim_group(s, k, g), &st);
-        if (st.role == RAFT_LEADER && st.term > term) {
-            completeness_at(s, k, g, &st, index, term);
-        }
     }
 }
 
@@ -467,7 +514,7 @@ static void check_client_ack(struct sim *s, uint32_t node, raft_group g,
         if (e->index > s->acked_max[g]) {
             s->acked_max[g] = e->index;
         }
-        if (p.payload_id == s->live_payload[g] && s->healed && !s->live_done[g]) {
+        if (s->healed && p.payload_id > s->heal_payload && !s->live_done[g]) {
             s->live_done[g] = true;
             s->live_left--;
         }
@@ -484,6 +531,10 @@ void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_e
                       (ull)e->index, (ull)sm->applied);
     }
     uint64_t h = sim_entry_hash(e);
+    if ((int64_t)g == s->cfg.trace) {
+        printf("  t=%llu node %u applies %llu/%llu\n", (ull)s->now, node + 1, (ull)e->index,
+               (ull)e->term);
+    }
     sm->applied = e->index;
     sm->hash = sim_hash_bytes(sm->hash ^ e->term, &h, sizeof(h));
     sm->count++;
@@ -491,7 +542,10 @@ void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_e
     state_machine_safety(s, node, g, e->index, e->term, h, sm->hash);
     log_matching(s, g, e->index, e->term, h, 0);
     if (fresh) {
-        check_new_commit(s, g, e->index, e->term);
+        struct raft_status st;
+        raft_status(sim_group(s, node, g), &st);
+        struct sim_committed *c = committed_at(s, g, e->index);
+        c->commit_term_max = st.term > s->term_max[g] ? st.term : s->term_max[g];
         check_payload_once(s, node, g, e);
     }
     check_client_ack(s, node, g, e);

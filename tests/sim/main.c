@@ -2,7 +2,7 @@
  * and coverage, and on failure the command that replays it.
  *
  *   sim --seed S | --seeds N [--start S]  [--nodes 3|5] [--groups G] [--workers 1|2]
- *       [--ticks T] [-v]
+ *       [--ticks T] [-v] [--trace G]
  *
  * Without --nodes, seeds alternate between 3 nodes (even) and 5 nodes (odd); without
  * --workers, one seed in four runs two workers per node to exercise routing. */
@@ -37,6 +37,7 @@ struct sim_args {
     uint32_t groups;
     uint32_t workers; /* 0: by seed */
     uint32_t ticks;
+    int32_t trace;
     bool verbose;
 };
 
@@ -44,7 +45,7 @@ static _Noreturn void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5] [--groups G]\n"
-            "          [--workers 1|2] [--ticks T] [-v]\n",
+            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -62,7 +63,7 @@ static uint64_t parse_u64(const char *argv0, const char *s)
 static void parse_args(int argc, char **argv, struct sim_args *a)
 {
     *a = (struct sim_args){.start = 1, .count = 1, .groups = SIM_DEFAULT_GROUPS,
-                           .ticks = SIM_DEFAULT_TICKS};
+                           .ticks = SIM_DEFAULT_TICKS, .trace = -1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (strcmp(opt, "-v") == 0) {
@@ -88,6 +89,8 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
             a->workers = (uint32_t)v;
         } else if (strcmp(opt, "--ticks") == 0 && v >= 1 && v <= 1000000) {
             a->ticks = (uint32_t)v;
+        } else if (strcmp(opt, "--trace") == 0 && v < SIM_GROUPS_MAX) {
+            a->trace = (int32_t)v;
         } else {
             usage(argv[0]);
         }
@@ -137,6 +140,7 @@ int main(int argc, char **argv)
             .workers = a.workers != 0 ? a.workers : ((seed / 2) % 4 == 3 ? 2 : 1),
             .ticks = a.ticks,
             .verbose = a.verbose,
+            .trace = a.trace,
             .argv0 = argv[0],
         };
         struct sim_counts n;

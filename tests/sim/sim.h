@@ -190,6 +190,7 @@ struct sim_config {
     uint32_t workers;
     uint32_t ticks; /* fault phase; the liveness phase follows */
     bool verbose;
+    int32_t trace; /* group whose messages, writes and applies are printed; -1: none */
     const char *argv0;
 };
 
@@ -219,6 +220,9 @@ struct sim_committed {
     raft_term term;
     uint64_t entry_hash;
     uint64_t state_hash; /* state machine hash right after applying it */
+    /* Highest term any node of the group had when it was first applied: it was committed in
+     * a term no later than this, so every leader of a later term must hold it. */
+    raft_term commit_term_max;
     bool set;
 };
 
@@ -257,13 +261,16 @@ struct sim {
     struct sim_map entries;  /* (group, index, term) -> entry hash, prev term */
     struct sim_map payloads; /* payload id -> (group, index) applied */
     raft_index acked_max[SIM_GROUPS_MAX];
+    raft_term term_max[SIM_GROUPS_MAX]; /* highest term seen on any node of the group */
     struct sim_read *reads; /* indexed by ctx - 1 */
     size_t read_count;
     size_t read_cap;
     uint64_t payload_next;
     struct codec_scratch *scratch; /* decoding outgoing batches for the checkers */
     /* Liveness after heal: a proposal per group must be acked. */
-    uint64_t live_payload[SIM_GROUPS_MAX]; /* 0: none proposed yet */
+    uint64_t heal_payload;                 /* payload ids above it were proposed after heal */
+    uint32_t live_node[SIM_GROUPS_MAX];    /* where the last liveness proposal went, + 1 */
+    raft_term live_term[SIM_GROUPS_MAX];   /* in which term */
     bool live_done[SIM_GROUPS_MAX];
     uint32_t live_left;
 };

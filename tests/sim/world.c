@@ -15,6 +15,7 @@
 #define SIM_TRAILING_MAX 5u  /* entries kept before a snapshot index, chosen per snapshot */
 #define SIM_DRAIN_ROUNDS 8   /* drain_run calls per step while groups still have a ready */
 #define SIM_DOWN_TICKS_MAX 40u
+#define SIM_UNCOMMITTED_MAX 8u /* clients propose only while the leader's tail is shorter */
 
 static uint64_t sim_rand(struct sim *s, uint64_t lo, uint64_t hi) /* in [lo, hi] */
 {
@@ -378,6 +379,20 @@ static const struct raft_restore *restore_cb(void *ctx, raft_group g)
     return rs;
 }
 
+static void print_durable(const struct sim *s, uint32_t node)
+{
+    for (raft_group g = 0; g < s->cfg.groups; g++) {
+        const struct sim_dlog *d = &s->node[node].dlog[g];
+        printf("  node %u group %u durable: hs %llu/%u/%llu snapshot %llu/%llu entries %llu..%llu "
+               "last term %llu\n",
+               node + 1, g, (unsigned long long)d->hs.term, d->hs.vote,
+               (unsigned long long)d->hs.commit, (unsigned long long)d->snap.index,
+               (unsigned long long)d->snap.term, (unsigned long long)d->snap.index + 1,
+               (unsigned long long)sim_dlog_last(d),
+               (unsigned long long)sim_dlog_term(d, sim_dlog_last(d)));
+    }
+}
+
 static void node_start(struct sim *s, uint32_t node)
 {
     struct sim_node *nd = &s->node[node];
@@ -391,6 +406,7 @@ static void node_start(struct sim *s, uint32_t node)
         nd->wctx[w] = (struct sim_wctx){.s = s, .node = node, .worker = w};
         int rc = multi_create(&nd->m[w], &mo, &s->config, restore_cb, &nd->wctx[w]);
         if (rc != 0) {
+            print_durable(s, node);
             sim_fail(s, "node %u: multi_create: %s", node + 1, rr_strerror(rc));
         }
         for (raft_group g = w; g < s->cfg.groups; g += s->cfg.workers) {
@@ -417,6 +433,26 @@ static void node_free_units(struct sim_node *nd, uint32_t w)
     nd->cur[w] = NULL;
 }
 
+/* Where a crash tears a unit: after a random number of whole groups' writes. One group's
+ * writes of one ready are atomic (one WAL record): the core's restore requires that — entries
+ * whose term is past the durable term, or a durable commit past the durable log, are
+ * refused (raft_init), and a tear inside a group's writes could leave either. */
+static uint32_t tear_point(struct sim *s, const struct sim_unit *u)
+{
+    uint32_t groups = 1;
+    for (uint32_t i = 1; i < u->count; i++) {
+        groups += u->recs[i].g != u->recs[i - 1].g;
+    }
+    uint32_t keep_groups = (uint32_t)sim_rand(s, 0, groups - 1);
+    uint32_t i = 0;
+    for (uint32_t seen = 0; i < u->count; i++) {
+        if (i > 0 && u->recs[i].g != u->recs[i - 1].g && ++seen == keep_groups) {
+            break;
+        }
+    }
+    return keep_groups == 0 ? 0 : i;
+}
+
 /* A crash loses every persist unit not yet durable; the first may be torn. */
 static void node_crash(struct sim *s, uint32_t node)
 {
@@ -425,7 +461,7 @@ static void node_crash(struct sim *s, uint32_t node)
     for (uint32_t w = 0; w < s->cfg.workers; w++) {
         struct sim_unit *u = nd->head[w];
         if (u != NULL && u->count > 0 && sim_chance(s, s->rates.tear)) {
-            uint32_t keep = (uint32_t)sim_rand(s, 0, u->count - 1);
+            uint32_t keep = tear_point(s, u);
             sim_unit_apply(s, node, u, keep);
             s->n.torn += keep > 0;
         }
@@ -469,9 +505,11 @@ static void client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t 
             sim_fail(s, "node %u group %u accepted a proposal as role %u", node + 1, g, st.role);
         }
         s->n.proposals++;
-        if (nd->pending_count[g] < SIM_PENDING_MAX) {
-            nd->pending[g][nd->pending_count[g]++] = (struct sim_pending){index, id};
+        if (nd->pending_count[g] == SIM_PENDING_MAX) {
+            /* Only the liveness proposal comes here with a full list: it must be tracked. */
+            nd->pending[g][0] = nd->pending[g][--nd->pending_count[g]];
         }
+        nd->pending[g][nd->pending_count[g]++] = (struct sim_pending){index, id};
         return;
     }
     if (rc != RR_ENOTLEADER && rc != RR_ETRANSFER && rc != RR_EBUSY && rc != RR_ETOOBIG) {
@@ -499,9 +537,13 @@ static void clients(struct sim *s, uint32_t node)
         struct raft_status st;
         raft_status(sim_group(s, node, g), &st);
         bool leader = st.role == RAFT_LEADER;
-        /* Followers get a few proposals too: they must refuse them. */
+        /* Followers get a few proposals too: they must refuse them. Clients hold back while
+         * the leader's uncommitted tail is long (flow control, as a real client would see
+         * from latency), and after heal only the liveness proposals are made. */
         uint32_t rate = leader ? s->rates.propose : s->rates.propose / 16;
-        if (nd->pending_count[g] < SIM_PENDING_MAX && sim_chance(s, rate)) {
+        bool room = st.last_index - st.commit < SIM_UNCOMMITTED_MAX;
+        if (!s->healed && room && nd->pending_count[g] < SIM_PENDING_MAX &&
+            sim_chance(s, rate)) {
             client_propose(s, node, g, ++s->payload_next);
         }
         if (sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
@@ -656,6 +698,7 @@ static void heal_all(struct sim *s)
     s->rates.dup = 0;
     s->healed = true;
     s->heal_tick = s->tick_no;
+    s->heal_payload = s->payload_next;
     for (uint32_t i = 0; i < s->cfg.nodes; i++) {
         if (!s->node[i].up) {
             node_restart(s, i);
@@ -690,19 +733,6 @@ static void faults(struct sim *s)
             node_crash(s, victim);
         }
     }
-}
-
-static bool live_pending(const struct sim *s, raft_group g)
-{
-    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
-        const struct sim_node *nd = &s->node[i];
-        for (uint32_t k = 0; k < nd->pending_count[g]; k++) {
-            if (nd->pending[g][k].payload_id == s->live_payload[g]) {
-                return true;
-            }
-        }
-    }
-    return false;
 }
 
 /* The group's state on every node, for a liveness report. */
@@ -742,17 +772,21 @@ static void liveness(struct sim *s)
         }
         uint32_t leaders = 0;
         uint32_t leader = 0;
+        raft_term term = 0;
         for (uint32_t i = 0; i < s->cfg.nodes; i++) {
             struct raft_status st;
             raft_status(sim_group(s, i, g), &st);
             if (st.role == RAFT_LEADER) {
                 leaders++;
                 leader = i;
+                term = st.term;
             }
         }
-        if (leaders == 1 && (s->live_payload[g] == 0 || !live_pending(s, g))) {
-            s->live_payload[g] = ++s->payload_next;
-            client_propose(s, leader, g, s->live_payload[g]);
+        /* Propose again whenever leadership moved: the last proposal may be lost. */
+        if (leaders == 1 && (s->live_node[g] != leader + 1 || s->live_term[g] != term)) {
+            s->live_node[g] = leader + 1;
+            s->live_term[g] = term;
+            client_propose(s, leader, g, ++s->payload_next);
             node_drain_all(s, leader);
             check_node(s, leader);
         }
