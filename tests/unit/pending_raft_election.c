@@ -58,7 +58,9 @@ static void test_follower_starts_election_on_timeout(void **state)
 {
     (void)state;
     struct fx *f = fx_new(1, 3);
-    fx_tick(f, 2 * E);
+    for (uint32_t i = 0; i < 2 * E && fx_role(f) == RAFT_FOLLOWER; i++) {
+        raft_tick(f->r);
+    }
     fx_drain(f);
     struct raft_status s = fx_status(f);
     assert_int_equal(s.role, RAFT_CANDIDATE);
@@ -375,6 +377,40 @@ static void test_vote_response_only_after_persist(void **state)
     fx_free(f);
 }
 
+/* votedFor is persistent state: a node restarted in the same term keeps its vote and does
+ * not grant a second one. Reference: Figure 2 ("Persistent state on all servers") */
+static void test_restored_vote_prevents_second_vote(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_log(&o, 3, NULL, 0, 1, 2);
+    assert_int_equal(fx_status(f).vote, 2);
+    struct raft_msg v3 = fx_vote(RAFT_MSG_VOTE, 3, 1, 1, 0, 0);
+    fx_step(f, &v3);
+    fx_drain(f);
+    assert_false(vote_granted(f, 3));
+    assert_int_equal(fx_status(f).vote, 2);
+    fx_free(f);
+}
+
+/* A candidate has voted for itself in its term, so it refuses a rival of the same term.
+ * Reference: §5.2 ("It then votes for itself"; at most one vote per term) */
+static void test_candidate_rejects_rival_same_term(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(1, 3);
+    raft_campaign(f->r);
+    fx_drain(f);
+    fx_clear(f);
+    struct raft_msg v2 = fx_vote(RAFT_MSG_VOTE, 2, 1, 1, 0, 0);
+    fx_step(f, &v2);
+    fx_drain(f);
+    assert_false(vote_granted(f, 2));
+    assert_int_equal(fx_status(f).vote, 1);
+    assert_int_equal(fx_term(f), 1);
+    fx_free(f);
+}
+
 /* "If election timeout elapses without receiving AppendEntries RPC from current leader or
  * granting vote to candidate: convert to candidate": granting a vote restarts the timer.
  * Reference: Figure 2, §5.2 */
@@ -438,6 +474,8 @@ int main(void)
         cmocka_unit_test(test_vote_granted_for_higher_last_term_shorter_log),
         cmocka_unit_test(test_vote_granted_for_equal_log),
         cmocka_unit_test(test_vote_response_only_after_persist),
+        cmocka_unit_test(test_restored_vote_prevents_second_vote),
+        cmocka_unit_test(test_candidate_rejects_rival_same_term),
         cmocka_unit_test(test_granting_vote_resets_election_timer),
         cmocka_unit_test(test_leader_heartbeat_resets_election_timer),
     };

@@ -133,6 +133,47 @@ static void test_leader_rejects_prevote_and_stays_leader(void **state)
     fx_free(f);
 }
 
+/* A PreVote is granted only to a log at least as up-to-date as the voter's, exactly as a
+ * vote would be. Reference: thesis §9.6, §5.4.1 */
+static void test_prevote_rejected_for_stale_log(void **state)
+{
+    (void)state;
+    const raft_term terms[] = {1, 2};
+    struct raft_options o = opts(2, true, true);
+    struct fx *f = fx_new_log(&o, 3, terms, 2, 2, RAFT_NODE_NONE);
+    struct raft_msg pv = fx_vote(RAFT_MSG_PRE_VOTE, 3, 2, 3, 5, 1);
+    fx_step(f, &pv);
+    fx_drain(f);
+    assert_false(granted(f, RAFT_MSG_PRE_VOTE_RESP, 3));
+    fx_clear(f);
+    struct raft_msg ok = fx_vote(RAFT_MSG_PRE_VOTE, 3, 2, 3, 2, 2);
+    fx_step(f, &ok);
+    fx_drain(f);
+    assert_true(granted(f, RAFT_MSG_PRE_VOTE_RESP, 3));
+    assert_int_equal(fx_term(f), 2);
+    fx_free(f);
+}
+
+/* A pre-candidate that hears from a leader of its term gives up its PreVote campaign.
+ * Reference: thesis §9.6, §5.2 */
+static void test_pre_candidate_follows_leader_of_its_term(void **state)
+{
+    (void)state;
+    struct raft_options o = opts(1, true, false);
+    struct fx *f = fx_new_log(&o, 3, NULL, 0, 2, RAFT_NODE_NONE);
+    fx_tick(f, 2 * 5u);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_PRE_CANDIDATE);
+    struct raft_msg app = fx_append(2, 1, 2, 0, 0, 0, NULL, 0);
+    fx_step(f, &app);
+    fx_drain(f);
+    struct raft_status s = fx_status(f);
+    assert_int_equal(s.role, RAFT_FOLLOWER);
+    assert_int_equal(s.leader, 2);
+    assert_int_equal(s.term, 2);
+    fx_free(f);
+}
+
 /* CheckQuorum: "a leader steps down if an election timeout elapses without a successful
  * round of heartbeats to a majority of its cluster." Reference: thesis §6.2 */
 static void test_check_quorum_leader_steps_down(void **state)
@@ -270,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_prevote_rejected_while_hearing_leader),
         cmocka_unit_test(test_prevote_granted_after_leader_silent),
         cmocka_unit_test(test_leader_rejects_prevote_and_stays_leader),
+        cmocka_unit_test(test_prevote_rejected_for_stale_log),
+        cmocka_unit_test(test_pre_candidate_follows_leader_of_its_term),
         cmocka_unit_test(test_check_quorum_leader_steps_down),
         cmocka_unit_test(test_check_quorum_leader_stays_with_quorum),
         cmocka_unit_test(test_lease_follower_ignores_higher_term_vote),

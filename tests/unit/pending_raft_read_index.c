@@ -109,23 +109,31 @@ static void test_read_index_waits_for_current_term_commit(void **state)
 }
 
 /* "The leader records its current commit index in a local variable readIndex" and
- * "sends a new round of heartbeats" -- one round serves every read queued before it.
- * Reference: thesis §6.4 steps 2-3 and the batching note of §6.4 */
+ * "sends a new round of heartbeats"; reads that arrive while a round is in flight are
+ * batched: the next single round serves all of them, at one index. Reference: thesis §6.4
+ * steps 2-3 and its note on batching */
 static void test_read_index_batched_one_round(void **state)
 {
     (void)state;
     struct fx *f = leader(3);
+    assert_int_equal(raft_read_index(f->r, 10), 0);
+    fx_drain(f);
+    uint64_t first = round_ctx(f, 2, 0);
     assert_int_equal(raft_read_index(f->r, 11), 0);
     assert_int_equal(raft_read_index(f->r, 12), 0);
+    assert_int_equal(raft_read_index(f->r, 13), 0);
     fx_drain(f);
-    uint64_t ctx = round_ctx(f, 2, 0);
-    assert_int_equal(rounds_to(f, 2), 1);
-    confirm(f, 2, ctx);
-    assert_int_equal(f->read_count, 2);
-    assert_int_equal(f->reads[0].ctx, 11);
-    assert_int_equal(f->reads[1].ctx, 12);
-    assert_int_equal(f->reads[0].index, 1);
-    assert_int_equal(f->reads[1].index, 1);
+    confirm(f, 2, first);
+    assert_int_equal(f->read_count, 1);
+    uint64_t second = round_ctx(f, 2, first);
+    fx_drain(f);
+    assert_int_equal(rounds_to(f, 2), 2); /* one for the first read, one for the other three */
+    confirm(f, 2, second);
+    assert_int_equal(f->read_count, 4);
+    for (uint32_t i = 1; i < 4; i++) {
+        assert_int_equal(f->reads[i].ctx, 10 + i);
+        assert_int_equal(f->reads[i].index, 1);
+    }
     fx_free(f);
 }
 

@@ -289,6 +289,36 @@ static void test_propose_refused_when_not_leader(void **state)
     fx_free(f);
 }
 
+/* Leader Append-Only: "a leader never overwrites or deletes entries in its log; it only
+ * appends new entries." An AppendEntries from another node claiming the same term is
+ * refused and leaves the leader's log as it was. Reference: §5.3, Figure 3 */
+static void test_leader_never_overwrites_its_log(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_log(&o, 3, NULL, 0, 3, RAFT_NODE_NONE);
+    fx_make_leader(f);
+    fx_ack_appends(f);
+    raft_index idx = 0;
+    assert_int_equal(raft_propose(f->r, (const uint8_t *)"x", 1, &idx), 0);
+    fx_drain(f);
+    assert_int_equal(fx_term(f), 4);
+    struct raft_entry e[1];
+    const raft_term et[] = {3};
+    fx_entries(e, 1, et, 1); /* conflicts with the leader's no-op 1:4 */
+    struct raft_msg rival = fx_append(2, 1, 4, 0, 0, 0, e, 1);
+    raft_step(f->r, &rival); /* an error or a no-op; either way nothing may change */
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_LEADER);
+    assert_int_equal(fx_last(f), 2);
+    assert_int_equal(raft_term_at(f->r, 1), 4);
+    const struct raft_entry *mine = raft_entry_at(f->r, 2);
+    FX_NONNULL(mine);
+    assert_int_equal(mine->data.len, 1);
+    assert_int_equal(f->truncations, 0);
+    fx_free(f);
+}
+
 /* ---- follower side --------------------------------------------------------------------- */
 
 /* "Append any new entries not already in the log" and reply success with the new match.
@@ -484,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_leader_sends_heartbeats_every_heartbeat_ticks),
         cmocka_unit_test(test_heartbeat_commit_capped_by_match),
         cmocka_unit_test(test_propose_refused_when_not_leader),
+        cmocka_unit_test(test_leader_never_overwrites_its_log),
         cmocka_unit_test(test_follower_appends_entries),
         cmocka_unit_test(test_follower_append_response_only_after_persist),
         cmocka_unit_test(test_follower_rejects_prev_term_mismatch),
