@@ -32,6 +32,7 @@ struct send_stats {
     uint32_t heartbeat_resps;
     uint32_t others;
     uint32_t append_resps;
+    size_t len_max; /* longest batch */
 };
 
 struct tnode {
@@ -69,6 +70,7 @@ static void count_batch(struct send_stats *s, const uint8_t *batch, size_t len)
     assert_int_equal(codec_batch_open(&r, batch, len), 0);
     s->batches++;
     s->records += r.records_left;
+    s->len_max = len > s->len_max ? len : s->len_max;
     static struct codec_scratch scratch;
     struct raft_msg m;
     int rc;
@@ -135,7 +137,7 @@ static void apply_cb(void *ctx, raft_group g, const struct raft_entry *e)
     /* Committed entries arrive in order, without gaps. */
     assert_int_equal(e->index, n->applied[g] + 1);
     n->applied[g] = e->index;
-    if (e->type == RAFT_ENTRY_NORMAL && e->data.len == sizeof(uint64_t)) {
+    if (e->type == RAFT_ENTRY_NORMAL && e->data.len >= sizeof(uint64_t)) {
         memcpy(&n->value[g], e->data.base, sizeof(uint64_t));
     }
 }
@@ -560,6 +562,53 @@ static void test_apply_backlog_redrains(void **state)
     cluster_free(c);
 }
 
+/* A drain whose output to a peer exceeds RAFT_BATCH_BYTES_MAX closes the full batch and
+ * starts another: every batch stays within the limit and everything still arrives. */
+static void test_batches_split_at_limit(void **state)
+{
+    (void)state;
+    enum { G = 24, PER_GROUP = 3 };
+    struct cluster *c = cluster_new(G, 13);
+    struct tnode *leader = node_of(c, 1);
+    for (raft_group g = 0; g < G; g++) {
+        raft_campaign(multi_group(leader->m, g));
+    }
+    cluster_settle(c);
+    for (raft_group g = 0; g < G; g++) {
+        assert_int_equal(agreed_leader(c, g), 1);
+    }
+    /* 24 groups x 3 entries of 1 MiB: 72 MiB to each follower in one drain. */
+    uint8_t *data = calloc(1, RAFT_ENTRY_BYTES_MAX);
+    assert_non_null(data);
+    for (raft_group g = 0; g < G; g++) {
+        for (uint64_t k = 1; k <= PER_GROUP; k++) {
+            uint64_t v = g * 10 + k;
+            memcpy(data, &v, sizeof(v));
+            raft_index idx = 0;
+            assert_int_equal(multi_propose(leader->m, g, data, RAFT_ENTRY_BYTES_MAX, &idx), 0);
+        }
+    }
+    free(data);
+    reset_stats(c);
+    assert_true(node_drain(leader));
+    for (raft_node to = 2; to <= NODES; to++) {
+        struct send_stats *st = &leader->sent[to];
+        assert_true(st->batches >= 2);
+        assert_true(st->len_max <= RAFT_BATCH_BYTES_MAX);
+        assert_int_equal(st->others, G * PER_GROUP);
+    }
+    cluster_settle(c);
+    for (int t = 0; t < 3; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_group g = 0; g < G; g++) {
+            assert_int_equal(c->n[i].value[g], g * 10 + PER_GROUP);
+        }
+    }
+    cluster_free(c);
+}
+
 /* A drain with nothing to do sends nothing and submits no unit. */
 static void test_quiet_drain(void **state)
 {
@@ -588,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_held_until_persisted),
         cmocka_unit_test(test_held_freed_on_crash),
         cmocka_unit_test(test_apply_backlog_redrains),
+        cmocka_unit_test(test_batches_split_at_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
