@@ -10,24 +10,28 @@
 #ifndef RR_TESTS_UNIT_RAFT_FIXTURE_H
 #define RR_TESTS_UNIT_RAFT_FIXTURE_H
 
-#include <setjmp.h>
+/* cmocka.h needs these four first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/base/errors.h"
 #include "core/raft.h"
 
-#define FX_GROUP       7    /* group id stamped on every message in these tests */
-#define FX_MSGS_MAX    2048 /* captured messages per node between clears */
-#define FX_LOG_MAX     1024 /* highest log index the fake disk tracks */
-#define FX_APPLIED_MAX 1024 /* committed entries recorded per node */
-#define FX_READS_MAX   256  /* read states recorded per node */
-#define FX_NODES_MAX   5    /* nodes in a test cluster; ids are 1..FX_NODES_MAX */
-#define FX_LOOPS_MAX   10000 /* bound on every drain/deliver loop: a core that never quiesces fails */
+#define FX_GROUP       7     /* group id stamped on every message in these tests */
+#define FX_MSGS_MAX    2048  /* captured messages per node between clears */
+#define FX_LOG_MAX     1024  /* highest log index the fake disk tracks */
+#define FX_APPLIED_MAX 1024  /* committed entries recorded per node */
+#define FX_READS_MAX   256   /* read states recorded per node */
+#define FX_NODES_MAX   5     /* nodes in a test cluster; ids are 1..FX_NODES_MAX */
+#define FX_LOOPS_MAX   10000 /* bound on drain/deliver loops: a core that never quiesces fails */
 
 /* A captured message with its own copy of the entries and chunk it points to. */
 struct fx_msg {
@@ -47,20 +51,20 @@ struct fx {
     uint32_t held_count;
     /* The fake disk. */
     struct raft_hard_state hs;
-    uint32_t hs_writes;               /* ready batches carrying a hard state */
-    raft_term disk_term[FX_LOG_MAX];  /* term of each written index */
-    raft_index disk_last;             /* last written index */
-    raft_index durable_last;          /* last index whose write fx_persist() completed */
-    uint32_t truncations;             /* writes that replaced a suffix */
-    uint32_t entry_writes;            /* ready batches carrying entries */
-    raft_index snap_index;            /* last snapshot written, 0 if none */
-    uint8_t *snap_data;               /* its bytes */
+    uint32_t hs_writes;              /* ready batches carrying a hard state */
+    raft_term disk_term[FX_LOG_MAX]; /* term of each written index */
+    raft_index disk_last;            /* last written index */
+    raft_index durable_last;         /* last index whose write fx_persist() completed */
+    uint32_t truncations;            /* writes that replaced a suffix */
+    uint32_t entry_writes;           /* ready batches carrying entries */
+    raft_index snap_index;           /* last snapshot written, 0 if none */
+    uint8_t *snap_data;              /* its bytes */
     uint64_t snap_bytes;
     /* The fake state machine. */
     raft_index applied[FX_APPLIED_MAX]; /* committed entries handed out, in order */
     raft_term applied_term[FX_APPLIED_MAX];
     uint32_t applied_count;
-    raft_index applied_last;            /* last applied index (a snapshot moves it) */
+    raft_index applied_last; /* last applied index (a snapshot moves it) */
     struct raft_read_state reads[FX_READS_MAX];
     uint32_t read_count;
     uint32_t readies; /* ready batches taken */
@@ -68,12 +72,12 @@ struct fx {
 
 /* assert_non_null that the compiler also understands (cmocka's failure is not _Noreturn,
  * so -Wnull-dereference would flag the uses that follow). */
-#define FX_NONNULL(p)                                                                             \
-    do {                                                                                          \
-        assert_non_null(p);                                                                       \
-        if ((p) == NULL) {                                                                        \
-            abort();                                                                              \
-        }                                                                                         \
+#define FX_NONNULL(p)                                                                              \
+    do {                                                                                           \
+        assert_non_null(p);                                                                        \
+        if ((p) == NULL) {                                                                         \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* ---- configuration and options ---------------------------------------------------- */
@@ -105,8 +109,8 @@ static inline struct raft_options fx_options(raft_node id)
 }
 
 /* Entries with the given terms at first.. (empty payloads). */
-static inline void fx_entries(struct raft_entry *e, raft_index first, const raft_term *terms,
-                              uint32_t n)
+static inline void
+fx_entries(struct raft_entry *e, raft_index first, const raft_term *terms, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
         memset(&e[i], 0, sizeof(e[i]));
@@ -118,8 +122,8 @@ static inline void fx_entries(struct raft_entry *e, raft_index first, const raft
 
 /* ---- creation ----------------------------------------------------------------------- */
 
-static inline struct fx *fx_new_restore(const struct raft_options *o, uint32_t voters,
-                                        const struct raft_restore *rs)
+static inline struct fx *
+fx_new_restore(const struct raft_options *o, uint32_t voters, const struct raft_restore *rs)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -158,8 +162,11 @@ static inline struct fx *fx_new(raft_node id, uint32_t voters)
 }
 
 /* A node restarting with a durable log of the given terms (indexes 1..n) and hard state. */
-static inline struct fx *fx_new_log(const struct raft_options *o, uint32_t voters,
-                                    const raft_term *terms, uint32_t n, raft_term term,
+static inline struct fx *fx_new_log(const struct raft_options *o,
+                                    uint32_t voters,
+                                    const raft_term *terms,
+                                    uint32_t n,
+                                    raft_term term,
                                     raft_node vote)
 {
     struct raft_entry e[FX_LOG_MAX];
@@ -485,8 +492,12 @@ static inline struct raft_msg fx_msg(uint8_t type, raft_node from, raft_node to,
     return m;
 }
 
-static inline struct raft_msg fx_vote(uint8_t type, raft_node from, raft_node to, raft_term term,
-                                      raft_index last_index, raft_term last_term)
+static inline struct raft_msg fx_vote(uint8_t type,
+                                      raft_node from,
+                                      raft_node to,
+                                      raft_term term,
+                                      raft_index last_index,
+                                      raft_term last_term)
 {
     struct raft_msg m = fx_msg(type, from, to, term);
     m.vote.last_log_index = last_index;
@@ -494,17 +505,21 @@ static inline struct raft_msg fx_vote(uint8_t type, raft_node from, raft_node to
     return m;
 }
 
-static inline struct raft_msg fx_vote_resp(uint8_t type, raft_node from, raft_node to,
-                                           raft_term term, bool granted)
+static inline struct raft_msg
+fx_vote_resp(uint8_t type, raft_node from, raft_node to, raft_term term, bool granted)
 {
     struct raft_msg m = fx_msg(type, from, to, term);
     m.vote_resp.granted = granted;
     return m;
 }
 
-static inline struct raft_msg fx_append(raft_node from, raft_node to, raft_term term,
-                                        raft_index prev_index, raft_term prev_term,
-                                        raft_index commit, const struct raft_entry *e,
+static inline struct raft_msg fx_append(raft_node from,
+                                        raft_node to,
+                                        raft_term term,
+                                        raft_index prev_index,
+                                        raft_term prev_term,
+                                        raft_index commit,
+                                        const struct raft_entry *e,
                                         uint32_t n)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_APPEND, from, to, term);
@@ -516,8 +531,8 @@ static inline struct raft_msg fx_append(raft_node from, raft_node to, raft_term 
     return m;
 }
 
-static inline struct raft_msg fx_append_resp(raft_node from, raft_node to, raft_term term,
-                                             bool rejected, raft_index index)
+static inline struct raft_msg
+fx_append_resp(raft_node from, raft_node to, raft_term term, bool rejected, raft_index index)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_APPEND_RESP, from, to, term);
     m.append_resp.rejected = rejected;
@@ -525,8 +540,8 @@ static inline struct raft_msg fx_append_resp(raft_node from, raft_node to, raft_
     return m;
 }
 
-static inline struct raft_msg fx_heartbeat(raft_node from, raft_node to, raft_term term,
-                                           raft_index commit, uint64_t read_ctx)
+static inline struct raft_msg
+fx_heartbeat(raft_node from, raft_node to, raft_term term, raft_index commit, uint64_t read_ctx)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_HEARTBEAT, from, to, term);
     m.heartbeat.commit = commit;
@@ -534,8 +549,8 @@ static inline struct raft_msg fx_heartbeat(raft_node from, raft_node to, raft_te
     return m;
 }
 
-static inline struct raft_msg fx_heartbeat_resp(raft_node from, raft_node to, raft_term term,
-                                                uint64_t read_ctx)
+static inline struct raft_msg
+fx_heartbeat_resp(raft_node from, raft_node to, raft_term term, uint64_t read_ctx)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_HEARTBEAT_RESP, from, to, term);
     m.heartbeat_resp.read_ctx = read_ctx;

@@ -5,8 +5,11 @@
 #define E 5u /* fx_options' election_ticks */
 
 /* Ticks a twin of (o, restore) until it leaves the follower role: its election timeout. */
-static uint32_t measure_timeout(const struct raft_options *o, uint32_t voters,
-                                const raft_term *terms, uint32_t n, raft_term term)
+static uint32_t measure_timeout(const struct raft_options *o,
+                                uint32_t voters,
+                                const raft_term *terms,
+                                uint32_t n,
+                                raft_term term)
 {
     struct fx *f = fx_new_log(o, voters, terms, n, term, RAFT_NODE_NONE);
     uint32_t ticks = 0;

@@ -61,7 +61,7 @@ static void test_probe_sends_one_append_until_response(void **state)
     ack_from(f, 2, false);
     fx_clear(f);
     propose_n(f, 3, 1);
-    assert_true(fx_count_appends(f, 2) >= 1); /* node 2 answered: replicating */
+    assert_true(fx_count_appends(f, 2) >= 1);    /* node 2 answered: replicating */
     assert_int_equal(fx_count_appends(f, 3), 0); /* node 3 did not: paused */
     assert_int_equal(fx_progress(f, 3).state, RAFT_PROGRESS_PROBE);
     struct raft_msg ack = fx_append_resp(3, 1, 1, false, 1);
@@ -153,8 +153,8 @@ static void test_follower_rejection_carries_hint(void **state)
 
 /* Leader restored with the given log at `term`, elected, its probe to node 2 rejected with
  * (hint_index, hint_term); returns the prev_index of the next probe to node 2. */
-static raft_index next_probe_after_hint(const raft_term *terms, uint32_t n, raft_term term,
-                                        raft_index hint_index, raft_term hint_term)
+static raft_index next_probe_after_hint(
+    const raft_term *terms, uint32_t n, raft_term term, raft_index hint_index, raft_term hint_term)
 {
     struct raft_options o = fx_options(1);
     struct fx *f = fx_new_log(&o, 3, terms, n, term, RAFT_NODE_NONE);

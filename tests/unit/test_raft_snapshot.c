@@ -8,9 +8,15 @@ static uint8_t pattern(uint64_t i)
     return (uint8_t)((i * 7u + 3u) & 0xffu);
 }
 
-static struct raft_msg snapshot_chunk(raft_node from, raft_node to, raft_term term,
-                                      raft_index index, raft_term snap_term, uint64_t offset,
-                                      uint64_t total, const uint8_t *data, uint32_t len,
+static struct raft_msg snapshot_chunk(raft_node from,
+                                      raft_node to,
+                                      raft_term term,
+                                      raft_index index,
+                                      raft_term snap_term,
+                                      uint64_t offset,
+                                      uint64_t total,
+                                      const uint8_t *data,
+                                      uint32_t len,
                                       bool done)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_SNAPSHOT, from, to, term);

@@ -168,8 +168,8 @@ static void test_read_index_is_commit_at_round_start(void **state)
     assert_int_equal(raft_propose(f->r, (const uint8_t *)"a", 1, &idx), 0);
     fx_drain(f);
     const struct raft_msg *app = fx_expect(f, RAFT_MSG_APPEND, 2);
-    struct raft_msg ack = fx_append_resp(2, 1, app->term, false,
-                                         app->append.prev_index + app->append.entry_count);
+    struct raft_msg ack =
+        fx_append_resp(2, 1, app->term, false, app->append.prev_index + app->append.entry_count);
     fx_step(f, &ack);
     fx_drain(f);
     assert_int_equal(fx_commit(f), idx); /* moved during the round */
