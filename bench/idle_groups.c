@@ -77,8 +77,11 @@ static void persist_submit_cb(void *ctx, struct drain_held *held)
     n->disk[n->disk_count++] = held;
 }
 
-static void restore_cb(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
-                       const uint8_t *data, uint64_t bytes)
+static void restore_cb(void *ctx,
+                       raft_group g,
+                       const struct raft_snapshot_meta *meta,
+                       const uint8_t *data,
+                       uint64_t bytes)
 {
     (void)ctx, (void)g, (void)meta, (void)data, (void)bytes;
 }
@@ -304,8 +307,8 @@ int main(int argc, char **argv)
            med_node / per_node, runs);
     printf("cluster round          median %.0f ns (%.1f ns/group/node)\n", med_round,
            med_round / (per_node * NODES));
-    printf("node 1 sent            %.2f batches/tick, %.0f bytes/tick\n",
-           (double)batches / runs, (double)bytes / runs);
+    printf("node 1 sent            %.2f batches/tick, %.0f bytes/tick\n", (double)batches / runs,
+           (double)bytes / runs);
     for (int i = 0; i < NODES; i++) {
         multi_destroy(nodes[i].m);
     }

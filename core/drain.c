@@ -33,9 +33,7 @@
  * (several ticks without a drain) splits them. */
 #define DRAIN_HB_RECORD_MAX RAFT_GROUPS_MAX
 
-_Static_assert((uint64_t)DRAIN_HB_RECORD_MAX * DRAIN_HEARTBEAT_BYTES_MAX +
-                       DRAIN_RECORD_SLACK_BYTES * 4 <
-                   RAFT_BATCH_BYTES_MAX,
+_Static_assert(DRAIN_HB_RECORD_MAX *(uint64_t)DRAIN_HEARTBEAT_BYTES_MAX < RAFT_BATCH_BYTES_MAX / 2,
                "a full heartbeat record must fit an empty batch");
 
 struct drain_pass {
@@ -270,8 +268,8 @@ static void drain_outbox_send(struct drain_outbox *out, const struct drain_ops *
     }
 }
 
-static int drain_local_push(struct raft_msg **arr, uint32_t *count, uint32_t *cap,
-                            const struct raft_msg *m)
+static int
+drain_local_push(struct raft_msg **arr, uint32_t *count, uint32_t *cap, const struct raft_msg *m)
 {
     /* Local messages are acknowledgements and votes: no entries or chunks to copy. */
     RR_ASSERT(m->type != RAFT_MSG_APPEND || m->append.entry_count == 0);
@@ -453,7 +451,9 @@ int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx)
     return d.rc;
 }
 
-int drain_persisted(struct multi *m, struct drain_held *held, const struct drain_ops *ops,
+int drain_persisted(struct multi *m,
+                    struct drain_held *held,
+                    const struct drain_ops *ops,
                     void *ctx)
 {
     RR_ASSERT(!m->draining);

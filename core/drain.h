@@ -28,8 +28,11 @@ struct drain_ops {
      * drain_held_free() if it never will be (crash). Units complete in submission order. */
     void (*persist_submit)(void *ctx, struct drain_held *held);
     /* Restores group g's state machine from a snapshot (before applying later entries). */
-    void (*restore)(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
-                    const uint8_t *data, uint64_t bytes);
+    void (*restore)(void *ctx,
+                    raft_group g,
+                    const struct raft_snapshot_meta *meta,
+                    const uint8_t *data,
+                    uint64_t bytes);
     /* Applies one committed entry of group g. */
     void (*apply)(void *ctx, raft_group g, const struct raft_entry *e);
     /* Releases one read: the state machine of g now includes rs->index. */
@@ -53,7 +56,9 @@ int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx);
  * (owned by `m` afterwards). Units must be passed in submission order. May leave groups
  * with new ready batches (multi_has_dirty: call drain_run again). Returns 0 or the first
  * raft_step error of a local message (all are stepped regardless). */
-int drain_persisted(struct multi *m, struct drain_held *held, const struct drain_ops *ops,
+int drain_persisted(struct multi *m,
+                    struct drain_held *held,
+                    const struct drain_ops *ops,
                     void *ctx);
 /* Frees a unit that will never be durable (crash, shutdown). NULL is a no-op. */
 void drain_held_free(struct drain_held *held);

@@ -83,9 +83,11 @@ static void multi_fini_groups(struct multi *m, uint32_t initialised)
     }
 }
 
-int multi_create(struct multi **out, const struct multi_options *o,
+int multi_create(struct multi **out,
+                 const struct multi_options *o,
                  const struct raft_config *config,
-                 const struct raft_restore *(*restore)(void *ctx, raft_group g), void *ctx)
+                 const struct raft_restore *(*restore)(void *ctx, raft_group g),
+                 void *ctx)
 {
     int rc = multi_validate(o);
     if (rc != 0) {
@@ -215,8 +217,7 @@ void multi_tick(struct multi *m)
 
 /* Checks what the codec cannot know: the batch is for this node, from a peer, and for a
  * group this table owns. Local-only messages never come from the wire. */
-static int multi_check_incoming(const struct multi *m, const struct raft_msg *msg,
-                                int64_t *slot)
+static int multi_check_incoming(const struct multi *m, const struct raft_msg *msg, int64_t *slot)
 {
     if (msg->to != m->o.id || msg->from == m->o.id || msg->from == RAFT_NODE_NONE) {
         return RR_EMISMATCH;
@@ -261,8 +262,8 @@ int multi_receive(struct multi *m, const uint8_t *batch, size_t len)
     }
 }
 
-int multi_propose(struct multi *m, raft_group g, const uint8_t *data, uint32_t len,
-                  raft_index *index)
+int multi_propose(
+    struct multi *m, raft_group g, const uint8_t *data, uint32_t len, raft_index *index)
 {
     int64_t slot = multi_slot_of(m, g);
     if (slot < 0) {

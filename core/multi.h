@@ -26,12 +26,14 @@ struct multi;
  * Every group starts dirty. Returns 0, RR_EINVAL (worker >= worker_count, id out of range,
  * or this worker would own no group or more than RAFT_GROUPS_MAX), RR_ENOMEM, or the first
  * raft_init error (groups initialised before it are finalised). */
-int multi_create(struct multi **out, const struct multi_options *o,
+int multi_create(struct multi **out,
+                 const struct multi_options *o,
                  const struct raft_config *config,
-                 const struct raft_restore *(*restore)(void *ctx, raft_group g), void *ctx);
+                 const struct raft_restore *(*restore)(void *ctx, raft_group g),
+                 void *ctx);
 void multi_destroy(struct multi *m);
 
-uint32_t multi_group_count(const struct multi *m);   /* groups in this table */
+uint32_t multi_group_count(const struct multi *m); /* groups in this table */
 raft_group multi_group_id(const struct multi *m, uint32_t slot);
 /* The group, or NULL if g is not owned by this table. The group is marked dirty, since the
  * caller may change it directly (raft_campaign, raft_snapshot_taken, raft_step). */
@@ -48,8 +50,8 @@ void multi_tick(struct multi *m);
 int multi_receive(struct multi *m, const uint8_t *batch, size_t len);
 
 /* raft_propose / raft_read_index on group g; RR_ENOTFOUND if this table does not own g. */
-int multi_propose(struct multi *m, raft_group g, const uint8_t *data, uint32_t len,
-                  raft_index *index);
+int multi_propose(
+    struct multi *m, raft_group g, const uint8_t *data, uint32_t len, raft_index *index);
 int multi_read_index(struct multi *m, raft_group g, uint64_t ctx);
 
 /* Marks g (owned by this table: asserted) as possibly having a ready batch, for callers that

@@ -61,23 +61,23 @@ struct drain_held {
 
 struct multi {
     struct multi_options o;
-    uint32_t count;         /* groups in this table */
-    size_t stride;          /* bytes per group: raft_sizeof() rounded up to max alignment */
-    unsigned char *groups;  /* count * stride: group at slot s is groups + s * stride */
-    uint8_t *dirty_bit;     /* per slot: 1 while the slot is in dirty_list */
-    uint32_t *dirty_list;   /* slots that may have a ready, each at most once */
+    uint32_t count;        /* groups in this table */
+    size_t stride;         /* bytes per group: raft_sizeof() rounded up to max alignment */
+    unsigned char *groups; /* count * stride: group at slot s is groups + s * stride */
+    uint8_t *dirty_bit;    /* per slot: 1 while the slot is in dirty_list */
+    uint32_t *dirty_list;  /* slots that may have a ready, each at most once */
     uint32_t dirty_count;
-    uint32_t *drain_list;   /* the dirty list drain_run is walking (swapped with dirty_list) */
-    bool draining;          /* inside drain_run or drain_persisted: no re-entry */
-    struct codec_scratch *scratch;   /* decode storage for multi_receive */
-    struct drain_outbox out;         /* immediate messages of the current drain */
-    struct raft_msg *local;          /* immediate messages to this node (stepped after) */
+    uint32_t *drain_list; /* the dirty list drain_run is walking (swapped with dirty_list) */
+    bool draining;        /* inside drain_run or drain_persisted: no re-entry */
+    struct codec_scratch *scratch; /* decode storage for multi_receive */
+    struct drain_outbox out;       /* immediate messages of the current drain */
+    struct raft_msg *local;        /* immediate messages to this node (stepped after) */
     uint32_t local_count;
     uint32_t local_cap;
-    struct drain_held *held_pool;    /* recycled held units, at most MULTI_HELD_POOL_MAX */
+    struct drain_held *held_pool; /* recycled held units, at most MULTI_HELD_POOL_MAX */
     uint32_t held_pool_count;
-    uint64_t held_submitted;         /* units passed to persist_submit */
-    uint64_t held_done;              /* units released (drain_persisted); <= held_submitted */
+    uint64_t held_submitted; /* units passed to persist_submit */
+    uint64_t held_done;      /* units released (drain_persisted); <= held_submitted */
 };
 
 static inline struct raft *multi_at(struct multi *m, uint32_t slot)

@@ -2,14 +2,13 @@
  * through multi_* and drain_*, with a fake disk that completes persist units in order and a
  * fake network that passes batches. Checks elections and commits in every group, one batch
  * per peer per drain with heartbeats coalesced, and that held messages wait for the disk. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cmocka.h>
 
 #include "core/base/errors.h"
 #include "core/codec.h"
@@ -42,8 +41,8 @@ struct tnode {
     struct drain_held **disk; /* submitted units, oldest first */
     uint32_t disk_count;
     uint32_t disk_cap;
-    raft_index *applied;      /* per group id: last applied index */
-    uint64_t *value;          /* per group id: payload of the last non-empty entry */
+    raft_index *applied; /* per group id: last applied index */
+    uint64_t *value;     /* per group id: payload of the last non-empty entry */
     uint64_t persists;
     uint64_t submits;
     struct send_stats sent[NODES + 1];
@@ -87,8 +86,8 @@ static void persist_cb(void *ctx, raft_group g, const struct raft_ready *rd)
 {
     struct tnode *n = ctx;
     (void)g;
-    assert_true((rd->flags & (RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES |
-                              RAFT_READY_SNAPSHOT)) != 0);
+    assert_true((rd->flags & (RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT)) !=
+                0);
     n->persists++;
 }
 
@@ -124,8 +123,11 @@ static void persist_submit_cb(void *ctx, struct drain_held *held)
     n->submits++;
 }
 
-static void restore_cb(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
-                       const uint8_t *data, uint64_t bytes)
+static void restore_cb(void *ctx,
+                       raft_group g,
+                       const struct raft_snapshot_meta *meta,
+                       const uint8_t *data,
+                       uint64_t bytes)
 {
     (void)ctx, (void)g, (void)meta, (void)data, (void)bytes;
     fail_msg("no snapshots in these tests");

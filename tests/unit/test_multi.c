@@ -1,11 +1,10 @@
 /* Group table: slot math, ownership, seeds, and what multi_receive refuses. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-#include <cmocka.h>
 
 #include "core/base/errors.h"
 #include "core/codec.h"
@@ -23,8 +22,8 @@ static struct raft_config three_voters(void)
     return c;
 }
 
-static struct multi_options options(raft_node id, uint32_t worker, uint32_t workers,
-                                    uint32_t groups)
+static struct multi_options
+options(raft_node id, uint32_t worker, uint32_t workers, uint32_t groups)
 {
     struct multi_options o;
     memset(&o, 0, sizeof(o));
@@ -177,8 +176,7 @@ static void test_seeds_differ(void **state)
     multi_destroy(m2);
 }
 
-static size_t heartbeat_batch(uint8_t *buf, size_t cap, raft_node from, raft_node to,
-                              raft_group g)
+static size_t heartbeat_batch(uint8_t *buf, size_t cap, raft_node from, raft_node to, raft_group g)
 {
     struct rr_bytes out;
     rr_bytes_init(&out);
