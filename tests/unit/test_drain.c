@@ -2,11 +2,15 @@
  * through multi_* and drain_*, with a fake disk that completes persist units in order and a
  * fake network that passes batches. Checks elections and commits in every group, one batch
  * per peer per drain with heartbeats coalesced, and that held messages wait for the disk. */
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka.h needs these four first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
 #include <stdlib.h>
 #include <string.h>
 

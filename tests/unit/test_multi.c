@@ -1,9 +1,13 @@
 /* Group table: slot math, ownership, seeds, and what multi_receive refuses. */
-#include <cmocka.h>
-#include <setjmp.h>
+/* cmocka.h needs these four first, in this order. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
+#include <setjmp.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
 #include <string.h>
 
 #include "core/base/errors.h"
