@@ -31,9 +31,10 @@
 /* Heartbeats per heartbeat-set record. One group sends at most one heartbeat per peer per
  * tick, so a drain after one tick writes one record per peer; a drain that gathers more
  * (several ticks without a drain) splits them. */
-#define DRAIN_HB_RECORD_MAX RAFT_GROUPS_MAX
+#define DRAIN_HB_RECORD_MAX       RAFT_GROUPS_MAX
+#define DRAIN_HB_RECORD_BYTES_MAX (DRAIN_HB_RECORD_MAX * (uint64_t)DRAIN_HEARTBEAT_BYTES_MAX)
 
-_Static_assert(DRAIN_HB_RECORD_MAX *(uint64_t)DRAIN_HEARTBEAT_BYTES_MAX < RAFT_BATCH_BYTES_MAX / 2,
+_Static_assert(DRAIN_HB_RECORD_BYTES_MAX < RAFT_BATCH_BYTES_MAX / 2,
                "a full heartbeat record must fit an empty batch");
 
 struct drain_pass {
