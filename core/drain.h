@@ -1,13 +1,21 @@
 /* The order in which a group table's ready batches are handled, shared by the node (io/)
- * and the simulator so the simulator tests the node's real ordering:
+ * and the simulator so the simulator tests the node's real ordering. drain_run, for each
+ * dirty group in turn:
  *
- *   1. persist: every group's hard state, snapshot and entries go into one persist unit;
- *   2. send: messages that need no persist go out, one batch per peer;
- *   3. apply: committed entries (already durable locally) are applied, snapshots restored;
+ *   1. persist: its hard state, snapshot and entries go into the open persist unit (one
+ *      unit for all groups of the drain);
+ *   2. encode: its messages that need no persist join this drain's per-peer batches; those
+ *      that wait for the persist join the unit's held batches (or, addressed to this node,
+ *      are copied to be stepped later);
+ *   3. restore the snapshot if any, then apply committed entries (already durable locally);
  *   4. reads: read states whose index is now applied are released;
- *   5. advance every group.
+ *   5. raft_advance.
+ *   Then: send one batch per peer (heartbeats coalesced), close the persist unit
+ *   (persist_submit), step local messages that needed no persist.
  *   Later, when the persist unit is durable, drain_persisted() sends the messages held for
  *   it (one batch per peer) and steps the local ones (persist acknowledgements, own vote).
+ * Sends are issued after the applies of the same drain so that every group's messages to a
+ * peer can share one batch; a node's loop submits them after drain_run returns anyway.
  */
 #ifndef RR_CORE_DRAIN_H
 #define RR_CORE_DRAIN_H
