@@ -615,6 +615,48 @@ static void test_batches_split_at_limit(void **state)
     cluster_free(c);
 }
 
+/* Cross-group group commit: one drain puts every group's writes into one persist unit, and
+ * a second drain while the first unit is in flight opens a second unit. */
+static void test_one_unit_per_drain(void **state)
+{
+    (void)state;
+    enum { G = 32 };
+    struct cluster *c = cluster_new(G, 21);
+    struct tnode *leader = node_of(c, 2);
+    for (raft_group g = 0; g < G; g++) {
+        raft_campaign(multi_group(leader->m, g));
+    }
+    cluster_settle(c);
+    uint64_t persists = leader->persists, submits = leader->submits;
+    for (raft_group g = 0; g < G; g++) {
+        uint64_t v = 500 + g;
+        raft_index idx = 0;
+        assert_int_equal(multi_propose(leader->m, g, (const uint8_t *)&v, sizeof(v), &idx), 0);
+    }
+    assert_true(node_drain(leader));
+    assert_int_equal(leader->persists - persists, G);
+    assert_int_equal(leader->submits - submits, 1);
+    for (raft_group g = 0; g < G; g += 2) {
+        uint64_t v = 600 + g;
+        raft_index idx = 0;
+        assert_int_equal(multi_propose(leader->m, g, (const uint8_t *)&v, sizeof(v), &idx), 0);
+    }
+    assert_true(node_drain(leader));
+    assert_int_equal(leader->persists - persists, G + G / 2);
+    assert_int_equal(leader->submits - submits, 2);
+    assert_int_equal(leader->disk_count, 2);
+    cluster_settle(c);
+    for (int t = 0; t < 3; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_group g = 0; g < G; g++) {
+            assert_int_equal(c->n[i].value[g], g % 2 == 0 ? 600 + g : 500 + g);
+        }
+    }
+    cluster_free(c);
+}
+
 /* A drain with nothing to do sends nothing and submits no unit. */
 static void test_quiet_drain(void **state)
 {
@@ -644,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_held_freed_on_crash),
         cmocka_unit_test(test_apply_backlog_redrains),
         cmocka_unit_test(test_batches_split_at_limit),
+        cmocka_unit_test(test_one_unit_per_drain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
