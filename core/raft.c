@@ -153,6 +153,20 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
     return 0;
 }
 
+static bool restored_entry_valid(const struct raft *r, const struct raft_entry *e)
+{
+    struct raft_config c;
+    if (e->index != log_last_index(&r->log) + 1 || e->term < log_last_term(&r->log) ||
+        e->term == 0 || e->data.len > RAFT_ENTRY_BYTES_MAX ||
+        (e->data.base == NULL && e->data.len > 0)) {
+        return false;
+    }
+    if (e->type == RAFT_ENTRY_CONFIG) {
+        return raft_config_from_entry(e, &c) == 0;
+    }
+    return e->type == RAFT_ENTRY_NORMAL;
+}
+
 static int init_entries(struct raft *r, const struct raft_restore *rs)
 {
     if (rs->entry_count > 0 && rs->entries == NULL) {
@@ -161,15 +175,8 @@ static int init_entries(struct raft *r, const struct raft_restore *rs)
     int rv = log_reserve(&r->log, rs->entry_count);
     for (uint32_t i = 0; rv == 0 && i < rs->entry_count; i++) {
         const struct raft_entry *e = &rs->entries[i];
-        struct raft_config c;
-        if (e->index != log_last_index(&r->log) + 1 || e->term < log_last_term(&r->log) ||
-            e->term == 0 || e->term > rs->hard_state.term || e->data.len > RAFT_ENTRY_BYTES_MAX ||
-            (e->data.base == NULL && e->data.len > 0) ||
-            (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_CONFIG)) {
+        if (!restored_entry_valid(r, e)) {
             return RR_EINVAL;
-        }
-        if (e->type == RAFT_ENTRY_CONFIG && raft_config_from_entry(e, &c) != 0) {
-            return RR_ECORRUPT;
         }
         rv = log_append(&r->log, e->term, e->type, e->data.base, e->data.len);
     }
@@ -179,6 +186,12 @@ static int init_entries(struct raft *r, const struct raft_restore *rs)
     return rv;
 }
 
+/* A WAL writes a batch's entries before its hard state, so a write torn by a crash can
+ * leave entries of a term the durable hard state never reached. Nothing of that batch was
+ * acknowledged (acks wait for the whole batch), so the term is raised to the log's; no
+ * vote was cast in it, since a vote leaves only once durable. A commit index past the
+ * durable log (another write order, torn) may refer to entries that were lost while older
+ * conflicting ones survived, so it is dropped: commit is a hint the leader gives again. */
 static int init_hard_state(struct raft *r, const struct raft_restore *rs)
 {
     const struct raft_hard_state *hs = &rs->hard_state;
@@ -188,11 +201,15 @@ static int init_hard_state(struct raft *r, const struct raft_restore *rs)
     r->term = hs->term;
     r->vote = hs->vote;
     r->commit = hs->commit > r->snap.index ? hs->commit : r->snap.index;
+    r->hs_handed = (struct raft_hard_state){r->term, r->vote, r->commit};
+    if (log_last_term(&r->log) > r->term) {
+        r->term = log_last_term(&r->log);
+        r->vote = RAFT_NODE_NONE;
+    }
     if (r->commit > log_last_index(&r->log)) {
-        return RR_ECORRUPT; /* a commit index past the durable log: storage lost entries */
+        r->commit = r->snap.index;
     }
     r->applied = r->snap.index;
-    r->hs_handed = (struct raft_hard_state){r->term, r->vote, r->commit};
     return 0;
 }
 

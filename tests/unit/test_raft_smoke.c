@@ -752,6 +752,48 @@ static void test_rejects_malformed(void **state)
     cluster_free(c);
 }
 
+/* A crash tore a batch: its entries are durable but not the hard state written after them
+ * (or, with another write order, the commit index is past the durable log). */
+static void test_restore_after_torn_write(void **state)
+{
+    (void)state;
+    struct raft_config cfg = {.member_count = 3,
+                              .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}}};
+    struct raft_entry ents[3] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL},
+                                 {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL},
+                                 {.term = 3, .index = 3, .type = RAFT_ENTRY_NORMAL}};
+    struct raft_restore rs = {.hard_state = {.term = 2, .vote = 2, .commit = 7},
+                              .entries = ents,
+                              .entry_count = 3};
+    struct raft_options o;
+    raft_options_default(&o);
+    o.id = 1;
+    o.group = GROUP;
+    struct raft *r = malloc(raft_sizeof());
+    assert_non_null(r);
+    assert_int_equal(raft_init(r, &o, &cfg, &rs), 0);
+    struct raft_status s;
+    raft_status(r, &s);
+    assert_int_equal(s.term, 3);            /* raised to the log's last term */
+    assert_int_equal(s.vote, RAFT_NODE_NONE); /* no vote was cast in term 3 */
+    assert_int_equal(s.commit, 0);          /* past the durable log: forgotten */
+    assert_true(raft_has_ready(r));
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_true(rd.flags & RAFT_READY_HARD_STATE);
+    assert_int_equal(rd.hard_state.term, 3);
+    assert_int_equal(rd.entry_count, 0); /* restored entries are durable already */
+    raft_advance(r, &rd);
+    /* Entries out of order are refused. */
+    ents[2].index = 5;
+    struct raft *r2 = malloc(raft_sizeof());
+    assert_non_null(r2);
+    assert_int_equal(raft_init(r2, &o, &cfg, &rs), RR_EINVAL);
+    free(r2);
+    raft_fini(r);
+    free(r);
+}
+
 /* ---- randomized faults ----------------------------------------------------------- */
 
 static raft_index max_applied(const struct cluster *c)
@@ -956,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_single_node),
         cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_rejects_malformed),
+        cmocka_unit_test(test_restore_after_torn_write),
         cmocka_unit_test(test_randomized_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
