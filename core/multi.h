@@ -12,7 +12,7 @@ struct multi_options {
     uint32_t worker_count;     /* W, same on every node */
     uint32_t group_count;      /* G in the cluster, same on every node */
     struct raft_options group; /* per-group options; id/group/seed are set per group */
-    uint64_t seed;             /* each group's PRNG seed is derived from this and its id */
+    uint64_t seed;             /* each group's PRNG seed is mixed from this, g and id */
 };
 
 struct multi;
