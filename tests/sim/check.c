@@ -500,25 +500,27 @@ static void check_payload_once(struct sim *s, uint32_t node, raft_group g,
 static void check_client_ack(struct sim *s, uint32_t node, raft_group g,
                              const struct raft_entry *e)
 {
+    /* At most one pending proposal per index: client_propose drops older ones. */
     struct sim_node *nd = &s->node[node];
-    for (uint32_t k = 0; k < nd->pending_count[g]; k++) {
-        struct sim_pending p = nd->pending[g][k];
-        if (p.index != e->index) {
-            continue;
-        }
-        nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
-        if (e->data.len != SIM_PAYLOAD_BYTES || sim_get64(e->data.base) != p.payload_id) {
-            return; /* another entry took the index: the proposal was lost, not acked */
-        }
-        s->n.acks++;
-        if (e->index > s->acked_max[g]) {
-            s->acked_max[g] = e->index;
-        }
-        if (s->healed && p.payload_id > s->heal_payload && !s->live_done[g]) {
-            s->live_done[g] = true;
-            s->live_left--;
-        }
+    uint32_t k = 0;
+    while (k < nd->pending_count[g] && nd->pending[g][k].index != e->index) {
+        k++;
+    }
+    if (k == nd->pending_count[g]) {
         return;
+    }
+    struct sim_pending p = nd->pending[g][k];
+    nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+    if (e->data.len != SIM_PAYLOAD_BYTES || sim_get64(e->data.base) != p.payload_id) {
+        return; /* another entry took the index: the proposal was lost, not acked */
+    }
+    s->n.acks++;
+    if (e->index > s->acked_max[g]) {
+        s->acked_max[g] = e->index;
+    }
+    if (s->healed && p.payload_id > s->heal_payload && !s->live_done[g]) {
+        s->live_done[g] = true;
+        s->live_left--;
     }
 }
 

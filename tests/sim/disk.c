@@ -95,7 +95,9 @@ void sim_dlog_install_snapshot(struct sim_dlog *d, const struct raft_snapshot_me
     for (uint32_t k = 0; k < drop; k++) {
         free(d->e[k].data);
     }
-    memmove(d->e, d->e + drop, (d->count - drop) * sizeof(*d->e));
+    if (d->count > drop) {
+        memmove(d->e, d->e + drop, (d->count - drop) * sizeof(*d->e));
+    }
     d->count -= drop;
     free(d->snap_data);
     d->snap = *meta;

@@ -11,8 +11,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 jobs=$(nproc 2>/dev/null || echo 1)
 [ "$jobs" -gt "$count" ] && jobs=$count
 [ "$jobs" -lt 1 ] && jobs=1
-logdir=$(dirname "$bin")/seed-logs
-mkdir -p "$logdir"
+# A private log directory: several people may run seeds at once. Kept only on failure.
+logdir=$(mktemp -d "$(dirname "$bin")/seed-logs.XXXXXX")
 t0=$(date +%s.%N)
 per=$(( (count + jobs - 1) / jobs ))
 pids=()
@@ -39,4 +39,5 @@ if [ $failed -ne 0 ]; then
     echo "simulator: FAILED ($count seeds from $start, ${wall}s; logs in $logdir)"
     exit 1
 fi
-echo "simulator: $count seeds from $start passed in ${wall}s (${#pids[@]} processes; logs in $logdir)"
+rm -rf "$logdir"
+echo "simulator: $count seeds from $start passed in ${wall}s (${#pids[@]} processes)"

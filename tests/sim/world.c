@@ -505,6 +505,15 @@ static void client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t 
             sim_fail(s, "node %u group %u accepted a proposal as role %u", node + 1, g, st.role);
         }
         s->n.proposals++;
+        /* The leader appended at `index`: its log was cut there, so earlier proposals of
+         * this node at or past it (from an earlier term) are lost. */
+        for (uint32_t k = 0; k < nd->pending_count[g];) {
+            if (nd->pending[g][k].index >= index) {
+                nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+            } else {
+                k++;
+            }
+        }
         if (nd->pending_count[g] == SIM_PENDING_MAX) {
             /* Only the liveness proposal comes here with a full list: it must be tracked. */
             nd->pending[g][0] = nd->pending[g][--nd->pending_count[g]];
