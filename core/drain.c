@@ -266,6 +266,9 @@ static void drain_outbox_send(struct drain_outbox *out, const struct drain_ops *
             ops->send(ctx, p->to, p->bytes.base, p->bytes.len);
             p->bytes.len = 0;
         }
+        if (p->bytes.cap > DRAIN_RETAIN_BYTES_MAX) {
+            rr_bytes_free(&p->bytes);
+        }
     }
 }
 

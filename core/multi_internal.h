@@ -1,5 +1,5 @@
 /* The group table's layout and the drain's per-peer outboxes, shared by core/multi.c and
- * core/drain.c only. Nothing outside those two files may include this header. */
+ * core/drain.c only. Nothing else may include this header, except their white-box tests. */
 #ifndef RR_CORE_MULTI_INTERNAL_H
 #define RR_CORE_MULTI_INTERNAL_H
 
@@ -16,7 +16,12 @@
  * heartbeat plus one record header; used only to decide when to start a new batch before a
  * peer's batch would exceed RAFT_BATCH_BYTES_MAX. */
 #define DRAIN_HEARTBEAT_BYTES_MAX 64u
-#define DRAIN_RECORD_SLACK_BYTES  64u
+/* A peer's batch buffer keeps its capacity across drains up to this many bytes, so a steady
+ * stream of drains does not allocate. A buffer grown past it (a burst of appends or snapshot
+ * chunks) is freed once sent: otherwise one burst would pin up to RAFT_BATCH_BYTES_MAX per
+ * peer in the table and in every pooled held unit. */
+#define DRAIN_RETAIN_BYTES_MAX   (1u << 20)
+#define DRAIN_RECORD_SLACK_BYTES 64u
 
 /* Everything one drain sends to one peer. The buffers keep their capacity across drains. */
 struct drain_peer {

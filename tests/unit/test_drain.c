@@ -17,6 +17,7 @@
 #include "core/base/errors.h"
 #include "core/codec.h"
 #include "core/drain.h"
+#include "core/multi_internal.h" /* white-box: buffer capacities kept across drains */
 
 #define NODES 3
 
@@ -610,6 +611,16 @@ static void test_batches_split_at_limit(void **state)
     for (uint32_t i = 0; i < NODES; i++) {
         for (raft_group g = 0; g < G; g++) {
             assert_int_equal(c->n[i].value[g], g * 10 + PER_GROUP);
+        }
+        /* The burst's buffers were not kept: the table and its pooled units hold little. */
+        struct multi *m = c->n[i].m;
+        for (uint32_t k = 0; k < m->out.peer_count; k++) {
+            assert_true(m->out.peers[k].bytes.cap <= DRAIN_RETAIN_BYTES_MAX);
+        }
+        for (struct drain_held *h = m->held_pool; h != NULL; h = h->next) {
+            for (uint32_t k = 0; k < h->out.peer_count; k++) {
+                assert_true(h->out.peers[k].bytes.cap <= DRAIN_RETAIN_BYTES_MAX);
+            }
         }
     }
     cluster_free(c);
