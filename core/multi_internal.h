@@ -12,16 +12,17 @@
  * (one per fsync in progress plus the one being filled). */
 #define MULTI_HELD_POOL_MAX 4
 
-/* Heartbeat record slack: codec_batch_add_heartbeats writes at most this many bytes per
- * heartbeat plus one record header; used only to decide when to start a new batch before a
- * peer's batch would exceed RAFT_BATCH_BYTES_MAX. */
+/* Upper bounds of what the codec writes: per coalesced heartbeat, and per record beyond its
+ * message (record header). Used only to decide when to start a new batch before a peer's
+ * batch would exceed RAFT_BATCH_BYTES_MAX. */
 #define DRAIN_HEARTBEAT_BYTES_MAX 64u
+#define DRAIN_RECORD_SLACK_BYTES  64u
+
 /* A peer's batch buffer keeps its capacity across drains up to this many bytes, so a steady
  * stream of drains does not allocate. A buffer grown past it (a burst of appends or snapshot
  * chunks) is freed once sent: otherwise one burst would pin up to RAFT_BATCH_BYTES_MAX per
  * peer in the table and in every pooled held unit. */
-#define DRAIN_RETAIN_BYTES_MAX   (1u << 20)
-#define DRAIN_RECORD_SLACK_BYTES 64u
+#define DRAIN_RETAIN_BYTES_MAX (1u << 20)
 
 /* Everything one drain sends to one peer. The buffers keep their capacity across drains. */
 struct drain_peer {
