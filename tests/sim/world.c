@@ -433,26 +433,6 @@ static void node_free_units(struct sim_node *nd, uint32_t w)
     nd->cur[w] = NULL;
 }
 
-/* Where a crash tears a unit: after a random number of whole groups' writes. One group's
- * writes of one ready are atomic (one WAL record): the core's restore requires that — entries
- * whose term is past the durable term, or a durable commit past the durable log, are
- * refused (raft_init), and a tear inside a group's writes could leave either. */
-static uint32_t tear_point(struct sim *s, const struct sim_unit *u)
-{
-    uint32_t groups = 1;
-    for (uint32_t i = 1; i < u->count; i++) {
-        groups += u->recs[i].g != u->recs[i - 1].g;
-    }
-    uint32_t keep_groups = (uint32_t)sim_rand(s, 0, groups - 1);
-    uint32_t i = 0;
-    for (uint32_t seen = 0; i < u->count; i++) {
-        if (i > 0 && u->recs[i].g != u->recs[i - 1].g && ++seen == keep_groups) {
-            break;
-        }
-    }
-    return keep_groups == 0 ? 0 : i;
-}
-
 /* A crash loses every persist unit not yet durable; the first may be torn. */
 static void node_crash(struct sim *s, uint32_t node)
 {
@@ -461,7 +441,9 @@ static void node_crash(struct sim *s, uint32_t node)
     for (uint32_t w = 0; w < s->cfg.workers; w++) {
         struct sim_unit *u = nd->head[w];
         if (u != NULL && u->count > 0 && sim_chance(s, s->rates.tear)) {
-            uint32_t keep = tear_point(s, u);
+            /* Any prefix of records, as a torn WAL tail leaves: a group's entries may be
+             * durable without the hard state written after them, or the reverse. */
+            uint32_t keep = (uint32_t)sim_rand(s, 0, u->count - 1);
             sim_unit_apply(s, node, u, keep);
             s->n.torn += keep > 0;
         }
