@@ -79,12 +79,15 @@ enum raft_ready_flag {
     RAFT_READY_READS = 1u << 6,
 };
 
-/* One output batch. Everything it points to stays valid until raft_advance(). */
+/* One output batch. Everything it points to stays valid until raft_advance(); the group
+ * must not be stepped, ticked or otherwise changed in between (asserted). */
 struct raft_ready {
     uint32_t flags;
     struct raft_hard_state hard_state; /* persist when RAFT_READY_HARD_STATE */
     /* Snapshot received from the leader: persist, then restore the state machine from it
-     * before applying `committed`. Its data is `snapshot_data` (snapshot_bytes long). */
+     * before applying `committed`. Its data is `snapshot_data` (snapshot_bytes long). It
+     * replaces the whole durable log: the core hands out again, in `entries` of the same
+     * batch, every entry it keeps after the snapshot index. */
     const struct raft_snapshot_meta *snapshot;
     const uint8_t *snapshot_data;
     uint64_t snapshot_bytes;
@@ -95,7 +98,8 @@ struct raft_ready {
     const struct raft_msg *msgs; /* may be sent at once */
     uint32_t msg_count;
     /* Send (or, when addressed to this node, raft_step) only after this batch's hard
-     * state, snapshot and entries are durable. */
+     * state, snapshot and entries are durable. They point to nothing (no entries, no
+     * chunks), so a shallow copy may be held past raft_advance. */
     const struct raft_msg *msgs_after_persist;
     uint32_t msg_after_persist_count;
     /* Committed entries to apply, in order; all are already durable locally. */
