@@ -226,6 +226,22 @@ static void test_snapshot_chunk_gap_rejected(void **state)
     assert_true(r->snapshot_resp.rejected || r->snapshot_resp.next_offset == 0);
     assert_int_equal(f->snap_index, 0);
     assert_int_equal(fx_status(f).snapshot_index, 0);
+
+    /* Mid-transfer: chunk 0 arrives, then the last chunk skipping 100..200. */
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, 300, data, sizeof(data), false);
+    fx_clear(f);
+    fx_step(f, &c0);
+    fx_drain(f);
+    assert_int_equal(fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1)->snapshot_resp.next_offset, 100);
+    struct raft_msg c2 = snapshot_chunk(1, 2, 1, 20, 1, 200, 300, data, sizeof(data), true);
+    fx_clear(f);
+    fx_step(f, &c2);
+    fx_drain(f);
+    r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1);
+    assert_false(r->snapshot_resp.done);
+    assert_true(r->snapshot_resp.rejected || r->snapshot_resp.next_offset == 100);
+    assert_int_equal(f->snap_index, 0); /* never installed with a hole */
+    assert_int_equal(fx_status(f).snapshot_index, 0);
     fx_free(f);
 }
 
