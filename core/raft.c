@@ -298,7 +298,7 @@ bool raft_send(struct raft *r, const struct raft_msg *m, bool after_persist, boo
         return false; /* the network may drop messages; Raft retries */
     }
     if (q->count == q->cap) {
-        uint32_t cap = q->cap == 0 ? 8 : q->cap * 2;
+        uint32_t cap = q->cap == 0 ? RAFT_MSG_QUEUE_KEEP : q->cap * 2;
         if (cap > RAFT_READY_MSGS_MAX + RAFT_MSG_RESERVE) {
             cap = RAFT_READY_MSGS_MAX + RAFT_MSG_RESERVE;
         }
@@ -687,6 +687,18 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     r->handed.pending = true;
 }
 
+/* Empties a queue. Capacity above RAFT_MSG_QUEUE_KEEP is released: most groups are idle
+ * (a heartbeat and its answer per tick), and a burst must not pin memory in every group. */
+static void queue_clear(struct raft_msg_queue *q)
+{
+    q->count = 0;
+    if (q->cap > RAFT_MSG_QUEUE_KEEP) {
+        free(q->msgs);
+        q->msgs = NULL;
+        q->cap = 0;
+    }
+}
+
 static void advance_reads(struct raft *r, uint32_t n)
 {
     if (n == 0) {
@@ -712,8 +724,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
     advance_reads(r, r->handed.read_count);
-    r->msgs.count = 0;
-    r->after.count = 0;
+    queue_clear(&r->msgs);
+    queue_clear(&r->after);
     r->handed.pending = false;
     assert_invariants(r);
 }

@@ -14,7 +14,8 @@ struct raft_msg_queue {
     uint32_t count;
     uint32_t cap;
 };
-#define RAFT_MSG_RESERVE 2
+#define RAFT_MSG_RESERVE    2
+#define RAFT_MSG_QUEUE_KEEP 4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
 
 /* One candidate's tally entry. */
 struct raft_vote_record {
