@@ -264,6 +264,30 @@ void persisted_hard_state(struct sim *s, uint32_t node, raft_group g,
     }
 }
 
+/* Log Matching, as the leader relies on it: a follower that accepts an append in term T
+ * claims its log equals the leader of T's log up to the acked index, so while that leader
+ * still leads T (its log only grows) the two hold the same term there. */
+static void ack_matches_leader(struct sim *s, uint32_t node, const struct raft_msg *m,
+                               raft_term mine)
+{
+    uint32_t leader = m->to - 1;
+    if (m->to == RAFT_NODE_NONE || leader >= s->cfg.nodes || !s->node[leader].up || mine == 0) {
+        return;
+    }
+    struct raft *lr = sim_group(s, leader, m->group);
+    struct raft_status ls;
+    raft_status(lr, &ls);
+    raft_term theirs = raft_term_at(lr, m->append_resp.index);
+    if (ls.role != RAFT_LEADER || ls.term != m->term || theirs == 0 || theirs == mine) {
+        return;
+    }
+    sim_violation(s, "log_matching",
+                  "node %u acked group %u index %llu to leader %u of term %llu holding term "
+                  "%llu there; the leader holds term %llu",
+                  node + 1, m->group, (ull)m->append_resp.index, m->to, (ull)m->term,
+                  (ull)mine, (ull)theirs);
+}
+
 /* What leaves a node must already be durable there: a granted vote (its term and vote), an
  * accepted append (the entries up to the acked index, with the terms the node now has),
  * an installed snapshot. */
@@ -300,6 +324,9 @@ void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *
     struct raft_status st;
     raft_status(r, &st);
     raft_term mem = raft_term_at(r, acked);
+    if (m->type == RAFT_MSG_APPEND_RESP && st.term == m->term) {
+        ack_matches_leader(s, node, m, mem);
+    }
     if (st.term == m->term && acked > d->snap.index && mem != 0 &&
         mem != sim_dlog_term(d, acked)) {
         sim_violation(s, "persisted_before_ack",
