@@ -122,13 +122,15 @@ fx_entries(struct raft_entry *e, raft_index first, const raft_term *terms, uint3
 
 /* ---- creation ----------------------------------------------------------------------- */
 
-static inline struct fx *
-fx_new_restore(const struct raft_options *o, uint32_t voters, const struct raft_restore *rs)
+/* A node with bootstrap configuration `cfg` and optional durable state `rs`. */
+static inline struct fx *fx_new_config(const struct raft_options *o,
+                                       const struct raft_config *cfg,
+                                       const struct raft_restore *rs)
 {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     f->o = *o;
-    fx_config(&f->cfg, voters);
+    f->cfg = *cfg;
     f->out = calloc(FX_MSGS_MAX, sizeof(*f->out));
     f->held = calloc(FX_MSGS_MAX, sizeof(*f->held));
     f->r = malloc(raft_sizeof());
@@ -152,6 +154,15 @@ fx_new_restore(const struct raft_options *o, uint32_t voters, const struct raft_
         f->durable_last = f->disk_last;
     }
     return f;
+}
+
+/* A node of a bootstrap cluster of voters 1..voters, with optional durable state. */
+static inline struct fx *
+fx_new_restore(const struct raft_options *o, uint32_t voters, const struct raft_restore *rs)
+{
+    struct raft_config c;
+    fx_config(&c, voters);
+    return fx_new_config(o, &c, rs);
 }
 
 /* A fresh node `id` of a `voters`-voter bootstrap cluster. */

@@ -454,6 +454,30 @@ static void test_leader_heartbeat_resets_election_timer(void **state)
     fx_free(f);
 }
 
+/* Leadership transfer: "the target server starts an election" at once on TimeoutNow, without
+ * waiting for its timeout or a PreVote round, and marks its requests so voters set their
+ * lease aside. Reference: thesis §3.10 */
+static void test_timeout_now_starts_election_at_once(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(2);
+    o.pre_vote = true;
+    o.check_quorum = true;
+    struct fx *f = fx_new_restore(&o, 3, NULL);
+    fx_hear_leader(f, 1, 1);
+    fx_clear(f);
+    struct raft_msg tn = fx_msg(RAFT_MSG_TIMEOUT_NOW, 1, 2, 1);
+    fx_step(f, &tn);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_CANDIDATE);
+    assert_int_equal(fx_term(f), 2);
+    assert_int_equal(fx_count(f, RAFT_MSG_PRE_VOTE, 0), 0);
+    const struct raft_msg *v = fx_expect(f, RAFT_MSG_VOTE, 3);
+    assert_int_equal(v->term, 2);
+    assert_true(v->vote.transfer);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_candidate_rejects_rival_same_term),
         cmocka_unit_test(test_granting_vote_resets_election_timer),
         cmocka_unit_test(test_leader_heartbeat_resets_election_timer),
+        cmocka_unit_test(test_timeout_now_starts_election_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,6 +220,19 @@ static void test_read_index_not_served_after_step_down(void **state)
     fx_free(f);
 }
 
+/* The read queue is bounded: past RAFT_READS_MAX queued reads the leader refuses with
+ * RR_EBUSY instead of growing without limit. Reference: core/limits.h */
+static void test_read_index_busy_when_queue_full(void **state)
+{
+    (void)state;
+    struct fx *f = leader(3);
+    for (uint64_t i = 1; i <= RAFT_READS_MAX; i++) {
+        assert_int_equal(raft_read_index(f->r, i), 0);
+    }
+    assert_int_equal(raft_read_index(f->r, RAFT_READS_MAX + 1), RR_EBUSY);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_read_index_is_commit_at_round_start),
         cmocka_unit_test(test_read_index_later_read_waits_for_next_round),
         cmocka_unit_test(test_read_index_not_served_after_step_down),
+        cmocka_unit_test(test_read_index_busy_when_queue_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

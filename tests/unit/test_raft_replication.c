@@ -500,6 +500,124 @@ static void test_follower_learns_commit_from_heartbeat(void **state)
     fx_free(f);
 }
 
+/* State Machine Safety: "if a server has applied a log entry at a given index to its state
+ * machine, no other server will ever apply a different log entry for the same index". A
+ * committed entry is never truncated, even by a (faulty) append that conflicts with it.
+ * Reference: §5.4.3, Figure 3 */
+static void test_follower_never_truncates_committed_entry(void **state)
+{
+    (void)state;
+    const raft_term terms[] = {1, 1};
+    struct raft_options o = fx_options(2);
+    struct fx *f = fx_new_log(&o, 3, terms, 2, 1, RAFT_NODE_NONE);
+    struct raft_msg hb = fx_heartbeat(1, 2, 1, 2, 0);
+    fx_step(f, &hb);
+    fx_drain(f);
+    assert_int_equal(fx_commit(f), 2);
+    const raft_term t[] = {2};
+    struct raft_msg bad = fx_append(3, 2, 2, 1, 1, 0, ents(2, t, 1), 1);
+    raft_step(f->r, &bad); /* refused as corrupt, or ignored */
+    fx_drain(f);
+    assert_int_equal(raft_term_at(f->r, 2), 1);
+    assert_int_equal(fx_last(f), 2);
+    assert_int_equal(fx_commit(f), 2);
+    assert_int_equal(f->truncations, 0);
+    fx_free(f);
+}
+
+/* "If a server receives a request with a stale term number, it rejects the request" --
+ * responses too: an acknowledgement from an older term does not count toward commitment.
+ * Reference: §5.1 */
+static void test_leader_ignores_stale_term_response(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_log(&o, 3, NULL, 0, 1, RAFT_NODE_NONE);
+    fx_make_leader(f);
+    assert_int_equal(fx_term(f), 2);
+    fx_clear(f);
+    struct raft_msg old = fx_append_resp(2, 1, 1, false, 1);
+    raft_step(f->r, &old);
+    fx_drain(f);
+    assert_int_equal(fx_progress(f, 2).match, 0);
+    assert_int_equal(fx_commit(f), 0);
+    assert_int_equal(fx_role(f), RAFT_LEADER);
+    struct raft_msg cur = fx_append_resp(2, 1, 2, false, 1);
+    fx_step(f, &cur);
+    fx_drain(f);
+    assert_int_equal(fx_commit(f), 1);
+    fx_free(f);
+}
+
+/* A delayed rejection of an index below the follower's known match is stale: nextIndex is
+ * never moved back past matchIndex (etcd's maybeDecrTo). Reference: §5.3 */
+static void test_leader_ignores_stale_rejection(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_leader(&o, 3);
+    for (int i = 0; i < 3; i++) {
+        raft_index idx = 0;
+        assert_int_equal(raft_propose(f->r, (const uint8_t *)"x", 1, &idx), 0);
+        fx_drain(f);
+    }
+    fx_ack_appends(f);
+    fx_clear(f);
+    assert_int_equal(fx_progress(f, 2).match, 4);
+    struct raft_msg rej = fx_append_resp(2, 1, 1, true, 1);
+    rej.append_resp.hint_index = 1;
+    rej.append_resp.hint_term = 1;
+    raft_step(f->r, &rej);
+    fx_drain(f);
+    struct raft_progress_view p = fx_progress(f, 2);
+    assert_int_equal(p.match, 4);
+    assert_int_equal(p.next, 5);
+    assert_int_equal(p.state, RAFT_PROGRESS_REPLICATE);
+    assert_int_equal(fx_count_appends(f, 2), 0); /* nothing re-sent */
+    fx_free(f);
+}
+
+/* An entry over RAFT_ENTRY_BYTES_MAX is refused at the leader and never enters the log.
+ * Reference: core/limits.h */
+static void test_propose_refuses_oversized_entry(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_leader(&o, 3);
+    uint8_t *big = calloc(1, RAFT_ENTRY_BYTES_MAX + 1u);
+    FX_NONNULL(big);
+    raft_index idx = 0;
+    assert_int_equal(raft_propose(f->r, big, RAFT_ENTRY_BYTES_MAX + 1u, &idx), RR_ETOOBIG);
+    assert_int_equal(fx_last(f), 1);
+    assert_false(raft_has_ready(f->r));
+    free(big);
+    fx_free(f);
+}
+
+/* A restarting node applies what its persisted commit index covers, and nothing beyond it
+ * until a leader says so. Reference: core/raft.h raft_hard_state.commit, Figure 2 */
+static void test_restart_applies_up_to_persisted_commit(void **state)
+{
+    (void)state;
+    struct raft_entry e[3];
+    const raft_term t[] = {1, 1, 1};
+    fx_entries(e, 1, t, 3);
+    struct raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard_state.term = 1;
+    rs.hard_state.commit = 2;
+    rs.entries = e;
+    rs.entry_count = 3;
+    struct raft_options o = fx_options(2);
+    struct fx *f = fx_new_restore(&o, 3, &rs);
+    fx_drain(f);
+    assert_int_equal(fx_commit(f), 2);
+    assert_int_equal(f->applied_count, 2);
+    assert_int_equal(f->applied[1], 2);
+    assert_int_equal(f->entry_writes, 0); /* restored entries are already durable */
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +642,11 @@ int main(void)
         cmocka_unit_test(test_follower_commit_is_min_of_leader_commit_and_last_new),
         cmocka_unit_test(test_follower_applies_only_after_local_persist),
         cmocka_unit_test(test_follower_learns_commit_from_heartbeat),
+        cmocka_unit_test(test_follower_never_truncates_committed_entry),
+        cmocka_unit_test(test_leader_ignores_stale_term_response),
+        cmocka_unit_test(test_leader_ignores_stale_rejection),
+        cmocka_unit_test(test_propose_refuses_oversized_entry),
+        cmocka_unit_test(test_restart_applies_up_to_persisted_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

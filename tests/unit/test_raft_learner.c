@@ -1,0 +1,91 @@
+/* Non-voting members (learners, thesis §4.2.1) in elections and commitment, as named tests:
+ * "they do not vote and are not counted for the purpose of commitment". */
+#include "tests/unit/raft_fixture.h"
+
+#define E 5u /* fx_options' election_ticks */
+
+/* Voters 1..3 and learner 4. */
+static void config_with_learner(struct raft_config *c)
+{
+    fx_config(c, 3);
+    c->members[3].id = 4;
+    c->members[3].role = RAFT_LEARNER;
+    c->member_count = 4;
+}
+
+static struct fx *node(raft_node id)
+{
+    struct raft_config c;
+    config_with_learner(&c);
+    struct raft_options o = fx_options(id);
+    return fx_new_config(&o, &c, NULL);
+}
+
+/* A learner never starts an election, however long it hears nothing. Reference: thesis
+ * §4.2.1 */
+static void test_learner_never_campaigns(void **state)
+{
+    (void)state;
+    struct fx *f = node(4);
+    for (uint32_t i = 0; i < 10 * E; i++) {
+        raft_tick(f->r);
+        fx_drain(f);
+    }
+    assert_int_equal(fx_role(f), RAFT_FOLLOWER);
+    assert_int_equal(fx_term(f), 0);
+    assert_int_equal(fx_count(f, RAFT_MSG_VOTE, 0) + fx_count(f, RAFT_MSG_PRE_VOTE, 0), 0);
+    fx_free(f);
+}
+
+/* A candidate asks only voters, and a learner's grant does not count toward a majority.
+ * Reference: thesis §4.2.1 */
+static void test_learner_vote_not_counted(void **state)
+{
+    (void)state;
+    struct fx *f = node(1);
+    raft_campaign(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_VOTE, 4), 0);
+    assert_int_equal(fx_count(f, RAFT_MSG_VOTE, 0), 2);
+    struct raft_msg g4 = fx_vote_resp(RAFT_MSG_VOTE_RESP, 4, 1, 1, true);
+    raft_step(f->r, &g4);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_CANDIDATE); /* itself + a learner: no majority */
+    struct raft_msg g2 = fx_vote_resp(RAFT_MSG_VOTE_RESP, 2, 1, 1, true);
+    fx_step(f, &g2);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_LEADER);
+    fx_free(f);
+}
+
+/* The leader replicates to a learner but does not count it for commitment.
+ * Reference: thesis §4.2.1 */
+static void test_learner_ack_not_counted_for_commit(void **state)
+{
+    (void)state;
+    struct fx *f = node(1);
+    fx_make_leader(f);
+    const struct raft_msg *app = fx_expect(f, RAFT_MSG_APPEND, 4); /* it is replicated to */
+    assert_int_equal(app->append.entry_count, 1);
+    fx_clear(f);
+    struct raft_msg a4 = fx_append_resp(4, 1, 1, false, 1);
+    fx_step(f, &a4);
+    fx_drain(f);
+    assert_int_equal(fx_progress(f, 4).match, 1);
+    assert_int_equal(fx_commit(f), 0); /* itself + a learner: no majority of voters */
+    struct raft_msg a2 = fx_append_resp(2, 1, 1, false, 1);
+    fx_step(f, &a2);
+    fx_drain(f);
+    assert_int_equal(fx_commit(f), 1);
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_learner_never_campaigns),
+        cmocka_unit_test(test_learner_vote_not_counted),
+        cmocka_unit_test(test_learner_ack_not_counted_for_commit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
