@@ -338,9 +338,33 @@ static bool entry_valid(const struct raft_entry *e, raft_index index, raft_term 
     return e->type == RAFT_ENTRY_NORMAL || e->type == RAFT_ENTRY_CONFIG;
 }
 
+/* A leader of our term or later holds every entry we know committed (Leader Completeness,
+ * paper §5.4): one that contradicts them is faulty. A stale leader may, and is merely
+ * rejected for its term. Checked before anything changes. */
+static bool append_contradicts_commit(const struct raft *r, const struct raft_msg *m)
+{
+    const struct raft_msg_append *a = &m->append;
+    if (m->term < r->term) {
+        return false;
+    }
+    if (a->prev_index <= r->commit && a->prev_index >= r->log.prev_index &&
+        log_term(&r->log, a->prev_index) != a->prev_term) {
+        return true;
+    }
+    for (uint32_t i = 0; i < a->entry_count; i++) {
+        const struct raft_entry *e = &a->entries[i];
+        if (e->index > r->commit) {
+            break;
+        }
+        if (e->index > r->log.prev_index && log_term(&r->log, e->index) != e->term) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int replication_validate_append(const struct raft *r, const struct raft_msg *m)
 {
-    (void)r;
     const struct raft_msg_append *a = &m->append;
     if (a->prev_term > m->term || (a->prev_index == 0) != (a->prev_term == 0)) {
         return RR_EINVAL;
@@ -360,7 +384,7 @@ int replication_validate_append(const struct raft *r, const struct raft_msg *m)
         }
         term = e->term;
     }
-    return 0;
+    return append_contradicts_commit(r, m) ? RR_ECORRUPT : 0;
 }
 
 static void reply_append(struct raft *r, const struct raft_msg *m, raft_index index)
@@ -386,10 +410,10 @@ static void reject_append(struct raft *r, const struct raft_msg *m)
 }
 
 /* The first entry of m that is not already in our log, as an offset into m's entries
- * (entry_count if none). Sets *conflict if our log holds a different entry at that index.
- * Returns RR_ECORRUPT if that would overwrite a committed entry. */
-static int find_new_entries(const struct raft *r, const struct raft_msg_append *a, uint32_t *first,
-                            bool *conflict)
+ * (entry_count if none). Sets *conflict if our log holds a different entry at that index,
+ * which is never a committed one (validated). */
+static void find_new_entries(const struct raft *r, const struct raft_msg_append *a,
+                             uint32_t *first, bool *conflict)
 {
     raft_index last = log_last_index(&r->log);
     *conflict = false;
@@ -397,16 +421,16 @@ static int find_new_entries(const struct raft *r, const struct raft_msg_append *
         const struct raft_entry *e = &a->entries[i];
         if (e->index > last) {
             *first = i;
-            return 0;
+            return;
         }
         if (log_term(&r->log, e->index) != e->term) {
+            RR_ASSERT(e->index > r->commit);
             *first = i;
             *conflict = true;
-            return e->index <= r->commit ? RR_ECORRUPT : 0;
+            return;
         }
     }
     *first = a->entry_count;
-    return 0;
 }
 
 static bool log_has_config_from(const struct raft *r, raft_index from)
@@ -427,10 +451,7 @@ static int append_new_entries(struct raft *r, const struct raft_msg_append *a)
 {
     uint32_t first;
     bool conflict;
-    int rv = find_new_entries(r, a, &first, &conflict);
-    if (rv != 0) {
-        return rv;
-    }
+    find_new_entries(r, a, &first, &conflict);
     if (conflict) {
         raft_index from = a->entries[first].index;
         bool config_removed = log_has_config_from(r, from);
@@ -439,7 +460,7 @@ static int append_new_entries(struct raft *r, const struct raft_msg_append *a)
             raft_config_refresh(r); /* back to the configuration before the removed entry */
         }
     }
-    rv = log_reserve(&r->log, a->entry_count - first);
+    int rv = log_reserve(&r->log, a->entry_count - first);
     for (uint32_t i = first; rv == 0 && i < a->entry_count; i++) {
         rv = replication_append_entry(r, &a->entries[i]);
     }
