@@ -139,7 +139,8 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
 
 /* Queues a linearizable read (thesis §6.4) at the leader; `ctx` comes back in a read
  * state. One confirmation round serves every read queued before it starts. Returns
- * RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX queued) or 0. */
+ * RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX queued) or 0. If the leader steps down before a
+ * read's round is confirmed, the read is dropped without a read state: clients retry. */
 int raft_read_index(struct raft *r, uint64_t ctx);
 
 /* The caller took a snapshot of its state machine covering the log up to `index`

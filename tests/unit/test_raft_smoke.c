@@ -11,6 +11,7 @@
 
 #include "core/base/errors.h"
 #include "core/base/prng.h"
+#include "core/progress.h"
 #include "core/raft.h"
 
 #define N_MAX     5
@@ -794,6 +795,80 @@ static void test_restore_after_torn_write(void **state)
     free(r);
 }
 
+/* A leader of our term that contradicts an entry we know committed is faulty: refused with
+ * nothing changed. The same message from a stale term is merely rejected. */
+static void test_append_contradicting_commit_refused(void **state)
+{
+    (void)state;
+    struct cluster *c = cluster_new(3);
+    struct raft *r = c->nodes[0].r;
+    struct raft_entry e[2] = {{.term = 2, .index = 1, .type = RAFT_ENTRY_NORMAL},
+                              {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL}};
+    struct raft_msg m = {.type = RAFT_MSG_APPEND, .group = GROUP, .from = 2, .to = 1, .term = 2};
+    m.append.entries = e;
+    m.append.entry_count = 2;
+    m.append.commit = 2;
+    assert_int_equal(raft_step(r, &m), 0);
+    deliver_all(c);
+    assert_int_equal(status_of(c, 0).commit, 2);
+    struct raft_status before = status_of(c, 0);
+    e[1].term = 3; /* index 2 is committed with term 2 */
+    m.term = 3;
+    m.from = 3;
+    assert_int_equal(raft_step(r, &m), RR_ECORRUPT);
+    struct raft_status after = status_of(c, 0);
+    assert_memory_equal(&before, &after, sizeof(before));
+    m.term = 1; /* stale: no error, no change */
+    e[0].term = 1;
+    e[1].term = 1;
+    assert_int_equal(raft_step(r, &m), 0);
+    assert_int_equal(status_of(c, 0).term, 2);
+    assert_int_equal(raft_term_at(r, 2), 2);
+    cluster_free(c);
+}
+
+static uint64_t value_by_id(void *ctx, raft_node id)
+{
+    const uint64_t *v = ctx;
+    return v[id];
+}
+
+static int vote_by_id(void *ctx, raft_node id)
+{
+    const int *v = ctx;
+    return v[id];
+}
+
+/* Quorums: a majority of voters; learners never count; a joint configuration needs a
+ * majority of each half. */
+static void test_quorum_arithmetic(void **state)
+{
+    (void)state;
+    struct raft_config c = {.member_count = 4,
+                            .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER},
+                                        {4, RAFT_LEARNER}}};
+    uint64_t match[8] = {0, 10, 7, 3, 100};
+    assert_int_equal(quorum_value(&c, value_by_id, match), 7);
+    int votes[8] = {-1, 1, 0, -1, 1};
+    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_PENDING);
+    votes[3] = 1;
+    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_WON);
+    votes[3] = 0;
+    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_LOST);
+    /* Joint: C_new = {1, 2, 3}, C_old = {3, 4, 5}. */
+    struct raft_config j = {.member_count = 3,
+                            .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}},
+                            .old_member_count = 3,
+                            .old_members = {{3, RAFT_VOTER}, {4, RAFT_VOTER}, {5, RAFT_VOTER}}};
+    uint64_t jm[8] = {0, 9, 9, 1, 2, 3};
+    assert_int_equal(quorum_value(&j, value_by_id, jm), 2); /* old half holds it back */
+    int jv[8] = {-1, 1, 1, 0, 0, -1};
+    assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_LOST);
+    jv[3] = 1;
+    jv[4] = 1;
+    assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_WON);
+}
+
 /* ---- randomized faults ----------------------------------------------------------- */
 
 static raft_index max_applied(const struct cluster *c)
@@ -999,6 +1074,8 @@ int main(void)
         cmocka_unit_test(test_snapshot_to_lagging_follower),
         cmocka_unit_test(test_rejects_malformed),
         cmocka_unit_test(test_restore_after_torn_write),
+        cmocka_unit_test(test_append_contradicting_commit_refused),
+        cmocka_unit_test(test_quorum_arithmetic),
         cmocka_unit_test(test_randomized_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
