@@ -4,13 +4,12 @@
 
 #define E 5u /* fx_options' election_ticks */
 
-/* Voters 1..3 and learner 4. */
+/* Voters 1..3 and learners 4 and 5 (two, so that counting them would tip a majority). */
 static void config_with_learner(struct raft_config *c)
 {
-    fx_config(c, 3);
-    c->members[3].id = 4;
+    fx_config(c, 5);
     c->members[3].role = RAFT_LEARNER;
-    c->member_count = 4;
+    c->members[4].role = RAFT_LEARNER;
 }
 
 static struct fx *node(raft_node id)
@@ -47,10 +46,13 @@ static void test_learner_vote_not_counted(void **state)
     fx_drain(f);
     assert_int_equal(fx_count(f, RAFT_MSG_VOTE, 4), 0);
     assert_int_equal(fx_count(f, RAFT_MSG_VOTE, 0), 2);
+    assert_int_equal(fx_count(f, RAFT_MSG_VOTE, 5), 0);
     struct raft_msg g4 = fx_vote_resp(RAFT_MSG_VOTE_RESP, 4, 1, 1, true);
+    struct raft_msg g5 = fx_vote_resp(RAFT_MSG_VOTE_RESP, 5, 1, 1, true);
     raft_step(f->r, &g4);
+    raft_step(f->r, &g5);
     fx_drain(f);
-    assert_int_equal(fx_role(f), RAFT_CANDIDATE); /* itself + a learner: no majority */
+    assert_int_equal(fx_role(f), RAFT_CANDIDATE); /* itself + two learners: no majority */
     struct raft_msg g2 = fx_vote_resp(RAFT_MSG_VOTE_RESP, 2, 1, 1, true);
     fx_step(f, &g2);
     fx_drain(f);
@@ -69,10 +71,12 @@ static void test_learner_ack_not_counted_for_commit(void **state)
     assert_int_equal(app->append.entry_count, 1);
     fx_clear(f);
     struct raft_msg a4 = fx_append_resp(4, 1, 1, false, 1);
+    struct raft_msg a5 = fx_append_resp(5, 1, 1, false, 1);
     fx_step(f, &a4);
+    fx_step(f, &a5);
     fx_drain(f);
     assert_int_equal(fx_progress(f, 4).match, 1);
-    assert_int_equal(fx_commit(f), 0); /* itself + a learner: no majority of voters */
+    assert_int_equal(fx_commit(f), 0); /* itself + two learners: no majority of voters */
     struct raft_msg a2 = fx_append_resp(2, 1, 1, false, 1);
     fx_step(f, &a2);
     fx_drain(f);
