@@ -237,6 +237,109 @@ static void test_fast_backtracking_fewer_round_trips(void **state)
     fx_net_free(&net);
 }
 
+/* Ticks the leader up to `ticks` times, answering node 2's heartbeats (it is alive) but
+ * dropping everything else; returns the first message of `type` to node 2 that `want`
+ * accepts, copied into *out, or false. */
+static bool tick_until_resent(struct fx *f,
+                              uint32_t ticks,
+                              uint8_t type,
+                              bool (*want)(const struct raft_msg *),
+                              struct raft_msg *out)
+{
+    for (uint32_t i = 0; i < ticks; i++) {
+        raft_tick(f->r);
+        fx_drain(f);
+        const struct fx_msg *m = fx_find(f, type, 2);
+        if (m != NULL && want(&m->m)) {
+            *out = m->m;
+            out->append.entries = NULL; /* the copy dies with fx_clear */
+            return true;
+        }
+        const struct fx_msg *hb = fx_find_last(f, RAFT_MSG_HEARTBEAT, 2);
+        struct raft_msg resp =
+            fx_heartbeat_resp(2, 1, fx_term(f), hb != NULL ? hb->m.heartbeat.read_ctx : 0);
+        fx_clear(f);
+        fx_step(f, &resp);
+        fx_drain(f);
+        m = fx_find(f, type, 2);
+        if (m != NULL && want(&m->m)) {
+            *out = m->m;
+            out->append.entries = NULL;
+            return true;
+        }
+        fx_clear(f);
+    }
+    return false;
+}
+
+static bool carries_index_2(const struct raft_msg *m)
+{
+    return m->append.prev_index < 2 && m->append.prev_index + m->append.entry_count >= 2;
+}
+
+/* "If followers crash or run slowly, or if network packets are lost, the leader retries
+ * AppendEntries RPCs indefinitely until all followers eventually store all log entries."
+ * A lost append to a live follower is sent again. Reference: §5.3 */
+static void test_leader_retries_lost_append(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_leader(&o, 3);
+    propose_n(f, 1, 1);
+    assert_int_equal(fx_count_appends(f, 2), 1);
+    fx_clear(f); /* the append to node 2 is lost */
+    struct raft_msg again;
+    assert_true(tick_until_resent(f, 3 * 5u, RAFT_MSG_APPEND, carries_index_2, &again));
+    struct raft_msg ack =
+        fx_append_resp(2, 1, again.term, false, again.append.prev_index + again.append.entry_count);
+    fx_step(f, &ack);
+    fx_drain(f);
+    assert_int_equal(fx_progress(f, 2).match, 2);
+    fx_free(f);
+}
+
+static bool is_first_chunk(const struct raft_msg *m)
+{
+    return m->snapshot.offset == 0 && m->snapshot.meta.index == 10;
+}
+
+/* The same for InstallSnapshot: a lost chunk is sent again. Reference: §5.3, §7 */
+static void test_leader_retries_lost_snapshot_chunk(void **state)
+{
+    (void)state;
+    static const uint8_t data[64] = {1, 2, 3};
+    struct raft_entry e[2];
+    const raft_term t[] = {1, 1};
+    fx_entries(e, 11, t, 2);
+    struct raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard_state.term = 1;
+    rs.hard_state.commit = 10;
+    rs.snapshot.index = 10;
+    rs.snapshot.term = 1;
+    fx_config(&rs.snapshot.config, 3);
+    rs.snapshot_data = data;
+    rs.snapshot_bytes = sizeof(data);
+    rs.entries = e;
+    rs.entry_count = 2;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_restore(&o, 3, &rs);
+    fx_make_leader(f);
+    const struct raft_msg *probe = fx_expect(f, RAFT_MSG_APPEND, 2);
+    struct raft_msg rej = fx_append_resp(2, 1, probe->term, true, probe->append.prev_index);
+    fx_clear(f);
+    fx_step(f, &rej); /* node 2 has nothing: hint 0 */
+    fx_drain(f);
+    const struct raft_msg *chunk = fx_expect(f, RAFT_MSG_SNAPSHOT, 2);
+    assert_true(is_first_chunk(chunk));
+    assert_int_equal(fx_progress(f, 2).state, RAFT_PROGRESS_SNAPSHOT);
+    fx_clear(f); /* the chunk is lost */
+    struct raft_msg again;
+    assert_true(tick_until_resent(f, 3 * 5u, RAFT_MSG_SNAPSHOT, is_first_chunk, &again));
+    assert_int_equal(again.snapshot.total_bytes, sizeof(data));
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +351,8 @@ int main(void)
         cmocka_unit_test(test_leader_uses_hint_index_to_skip),
         cmocka_unit_test(test_leader_uses_hint_term_to_skip_term),
         cmocka_unit_test(test_fast_backtracking_fewer_round_trips),
+        cmocka_unit_test(test_leader_retries_lost_append),
+        cmocka_unit_test(test_leader_retries_lost_snapshot_chunk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

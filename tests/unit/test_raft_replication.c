@@ -618,6 +618,30 @@ static void test_restart_applies_up_to_persisted_commit(void **state)
     fx_free(f);
 }
 
+/* "Raft RPCs are idempotent, so this causes no harm": the same AppendEntries delivered twice
+ * leaves the log as once, and both replies agree. Reference: §5.5 */
+static void test_append_is_idempotent(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    const raft_term t[] = {1, 1};
+    struct raft_msg app = fx_append(1, 2, 1, 0, 0, 0, ents(1, t, 2), 2);
+    fx_step(f, &app);
+    fx_drain(f);
+    fx_clear(f);
+    uint32_t writes = f->entry_writes;
+    app = fx_append(1, 2, 1, 0, 0, 0, ents(1, t, 2), 2);
+    fx_step(f, &app);
+    fx_drain(f);
+    assert_int_equal(fx_last(f), 2);
+    assert_int_equal(f->entry_writes, writes);
+    assert_int_equal(f->truncations, 0);
+    const struct raft_msg *r = append_resp_to(f, 1);
+    assert_false(r->append_resp.rejected);
+    assert_int_equal(r->append_resp.index, 2);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -642,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_follower_commit_is_min_of_leader_commit_and_last_new),
         cmocka_unit_test(test_follower_applies_only_after_local_persist),
         cmocka_unit_test(test_follower_learns_commit_from_heartbeat),
+        cmocka_unit_test(test_append_is_idempotent),
         cmocka_unit_test(test_follower_never_truncates_committed_entry),
         cmocka_unit_test(test_leader_ignores_stale_term_response),
         cmocka_unit_test(test_leader_ignores_stale_rejection),
