@@ -302,6 +302,41 @@ static void test_partial_partition_cannot_disrupt_leader(void **state)
     fx_net_free(&net);
 }
 
+/* The case PreVote exists for: a node isolated for many election timeouts rejoins, and the
+ * stable leader keeps its term and role; the node simply follows it again.
+ * Reference: thesis §9.6 */
+static void test_rejoining_node_does_not_disrupt_leader(void **state)
+{
+    (void)state;
+    struct fx_net net;
+    memset(&net, 0, sizeof(net));
+    net.count = 3;
+    for (raft_node id = 1; id <= 3; id++) {
+        struct raft_options o = opts(id, true, true);
+        net.n[id] = fx_new_restore(&o, 3, NULL);
+    }
+    raft_campaign(net.n[1]->r);
+    fx_net_deliver(&net);
+    assert_int_equal(fx_role(net.n[1]), RAFT_LEADER);
+    raft_term t = fx_term(net.n[1]);
+    fx_net_cut(&net, 1, 3);
+    fx_net_cut(&net, 2, 3);
+    for (uint32_t i = 0; i < 20 * E; i++) {
+        fx_net_tick(&net);
+    }
+    memset(net.cut, 0, sizeof(net.cut));
+    for (uint32_t i = 0; i < 4 * E; i++) {
+        fx_net_tick(&net);
+        assert_int_equal(fx_role(net.n[1]), RAFT_LEADER);
+        assert_int_equal(fx_term(net.n[1]), t);
+    }
+    struct raft_status s3 = fx_status(net.n[3]);
+    assert_int_equal(s3.term, t);
+    assert_int_equal(s3.leader, 1);
+    assert_int_equal(s3.last_index, fx_last(net.n[1]));
+    fx_net_free(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_lease_bypassed_by_transfer_vote),
         cmocka_unit_test(test_lease_leader_ignores_higher_term_vote),
         cmocka_unit_test(test_partial_partition_cannot_disrupt_leader),
+        cmocka_unit_test(test_rejoining_node_does_not_disrupt_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
