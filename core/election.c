@@ -24,6 +24,7 @@ static void leader_teardown(struct raft *r)
     r->prs = NULL;
     r->pr_count = 0;
     r->bcast_pending = false;
+    r->commit_bcast = false;
     r->uncommitted_bytes = 0;
     read_index_drop_pending(r);
 }
@@ -79,7 +80,12 @@ static void send_vote_requests(struct raft *r, uint8_t type, raft_term term, boo
             req.vote.last_log_index = log_last_index(&r->log);
             req.vote.last_log_term = log_last_term(&r->log);
             req.vote.transfer = transfer;
-            raft_send(r, &req, false, false);
+            /* A real vote request leaves only once our new term and own vote are durable.
+             * Otherwise we could win term T on the others' votes alone, act as its leader,
+             * crash before T is durable, restart in T - 1 and win T again (voters may grant
+             * the same candidate twice) with a different log: two entries at one (index,
+             * T). A pre-vote binds nothing and goes at once. */
+            raft_send(r, &req, type == RAFT_MSG_VOTE, false);
         }
     }
 }
