@@ -28,6 +28,7 @@ struct raft_progress {
     uint8_t state;              /* enum raft_progress_state */
     bool probe_sent;            /* PROBE: an append is out; paused until a response */
     bool recent_active;         /* heard from since the last CheckQuorum period */
+    bool append_queued;         /* an append to it waits in the current ready's queue */
     raft_index match;           /* highest index known replicated; <= leader's last */
     raft_index next;            /* next index to send; > match */
     raft_index pending_snapshot; /* SNAPSHOT: index of the snapshot being sent */

@@ -550,7 +550,7 @@ static bool hard_state_changed(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return hard_state_changed(r) || r->snap_to_hand || r->log.handed < log_last_index(&r->log) ||
-           r->msgs.count > 0 || r->after.count > 0 || (r->bcast_pending && r->pr_count > 0) ||
+           r->msgs.count > 0 || r->after.count > 0 || ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0;
 }
 
@@ -573,6 +573,7 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
         return true;
     }
     struct raft_msg_append *a = &m->append;
+    a->commit = r->commit; /* the latest: it may have advanced since the append was queued */
     if (log_term(&r->log, a->prev_index) != a->prev_term ||
         (a->prev_index != 0 && a->prev_term == 0)) {
         return false;
@@ -667,10 +668,7 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     RR_ASSERT(!r->handed.pending);
     memset(rd, 0, sizeof(*rd));
     memset(&r->handed, 0, sizeof(r->handed));
-    if (r->role == RAFT_LEADER && r->bcast_pending) {
-        replication_bcast_append(r, false);
-    }
-    r->bcast_pending = false;
+    replication_flush(r);
     if (hard_state_changed(r)) {
         rd->flags |= RAFT_READY_HARD_STATE;
         r->handed.hard_state = true;

@@ -85,6 +85,7 @@ struct raft {
     struct raft_progress *prs;  /* malloc'd, one per member other than self */
     uint32_t pr_count;
     bool bcast_pending;         /* new entries to send at the next raft_ready */
+    bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
     uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */
 
     /* ReadIndex (leader). */
@@ -141,6 +142,8 @@ void replication_handle_persisted(struct raft *r, const struct raft_msg *m);
 void replication_send_append(struct raft *r, struct raft_progress *p, bool allow_empty);
 void replication_bcast_append(struct raft *r, bool allow_empty);
 void replication_bcast_heartbeat(struct raft *r);
+/* At raft_ready: sends new entries (proposals) and the commit index to followers. */
+void replication_flush(struct raft *r);
 void replication_maybe_commit(struct raft *r);
 /* The leader's no-op, appended when it takes office. */
 int replication_append_local(struct raft *r, uint8_t type, const uint8_t *data, uint32_t len);

@@ -107,6 +107,7 @@ static bool send_append_once(struct raft *r, struct raft_progress *p, bool allow
     if (!raft_send(r, &m, false, false)) {
         return false;
     }
+    p->append_queued = true;
     if (n > 0 || p->state == RAFT_PROGRESS_PROBE) {
         progress_sent_entries(p, prev + n, bytes);
     }
@@ -191,8 +192,24 @@ void replication_maybe_commit(struct raft *r)
     uncommitted_release(r, r->commit + 1, index);
     r->commit = index;
     read_index_on_commit(r);
-    /* Followers learn the new commit index with the next append (empty if need be). */
-    replication_bcast_append(r, true);
+    /* Followers learn it from the next append, sent at raft_ready (empty if need be). */
+    r->commit_bcast = true;
+}
+
+void replication_flush(struct raft *r)
+{
+    if (r->role == RAFT_LEADER && r->bcast_pending) {
+        replication_bcast_append(r, false);
+    }
+    for (uint32_t i = 0; r->role == RAFT_LEADER && i < r->pr_count; i++) {
+        struct raft_progress *p = &r->prs[i];
+        if (r->commit_bcast && !p->append_queued) {
+            replication_send_append(r, p, true);
+        }
+        p->append_queued = false;
+    }
+    r->bcast_pending = false;
+    r->commit_bcast = false;
 }
 
 /* ---- leader: responses --------------------------------------------------------------- */

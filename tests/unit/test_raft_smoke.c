@@ -1057,7 +1057,9 @@ static void test_randomized_faults(void **state)
     (void)state;
     const char *env = getenv("RAFT_SMOKE_SEEDS");
     uint64_t seeds = env != NULL ? strtoull(env, NULL, 10) : 20;
-    for (uint64_t seed = 1; seed <= seeds; seed++) {
+    const char *start_env = getenv("RAFT_SMOKE_START");
+    uint64_t start = start_env != NULL ? strtoull(start_env, NULL, 10) : 1;
+    for (uint64_t seed = start; seed < start + seeds; seed++) {
         chaos_run(seed, seed % 2 == 0 ? 3 : 5, 20000);
     }
 }
