@@ -827,6 +827,40 @@ static void test_append_contradicting_commit_refused(void **state)
     cluster_free(c);
 }
 
+/* A candidate's RequestVote leaves only after its new term and own vote are durable
+ * (regression: seed 608 of the randomized test won a term twice across a crash). */
+static void test_vote_requests_wait_for_persist(void **state)
+{
+    (void)state;
+    struct raft_config cfg = {.member_count = 3,
+                              .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}}};
+    struct raft_options o;
+    raft_options_default(&o);
+    o.id = 1;
+    o.group = GROUP;
+    o.pre_vote = false;
+    struct raft *r = malloc(raft_sizeof());
+    assert_non_null(r);
+    assert_int_equal(raft_init(r, &o, &cfg, NULL), 0);
+    raft_campaign(r);
+    struct raft_ready rd;
+    raft_ready(r, &rd);
+    assert_true(rd.flags & RAFT_READY_HARD_STATE);
+    assert_int_equal(rd.hard_state.term, 1);
+    assert_int_equal(rd.hard_state.vote, 1);
+    uint32_t votes = 0;
+    for (uint32_t i = 0; i < rd.msg_count; i++) {
+        assert_int_not_equal(rd.msgs[i].type, RAFT_MSG_VOTE);
+    }
+    for (uint32_t i = 0; i < rd.msg_after_persist_count; i++) {
+        votes += rd.msgs_after_persist[i].type == RAFT_MSG_VOTE;
+    }
+    assert_int_equal(votes, 2);
+    raft_advance(r, &rd);
+    raft_fini(r);
+    free(r);
+}
+
 static uint64_t value_by_id(void *ctx, raft_node id)
 {
     const uint64_t *v = ctx;
@@ -1078,6 +1112,7 @@ int main(void)
         cmocka_unit_test(test_restore_after_torn_write),
         cmocka_unit_test(test_append_contradicting_commit_refused),
         cmocka_unit_test(test_quorum_arithmetic),
+        cmocka_unit_test(test_vote_requests_wait_for_persist),
         cmocka_unit_test(test_randomized_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
