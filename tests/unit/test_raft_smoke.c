@@ -77,6 +77,7 @@ struct cluster {
     /* ReadIndex: highest index applied anywhere when read ctx was requested. */
     raft_index read_floor[1024];
     raft_term applied_at_term[LOG_MAX]; /* a term >= the one the entry was committed in */
+    uint32_t profile;                   /* chaos_weights row */
 };
 
 static uint8_t *dup_bytes(const uint8_t *p, uint64_t len)
@@ -314,13 +315,15 @@ static void node_queue_unit(struct node *nd, const struct raft_ready *rd)
 static void check_read(struct cluster *c, struct node *nd, const struct raft_read_state *rs)
 {
     assert_true(rs->index <= nd->applied);
-    assert_true(nd->read_count < READS_MAX);
     /* Linearizability: a read reflects every write applied anywhere before it was asked. */
     if (rs->ctx < 1024) {
         assert_true(rs->index >= c->read_floor[rs->ctx]);
     }
-    nd->reads[nd->read_count] = rs->ctx;
-    nd->read_index[nd->read_count++] = rs->index;
+    if (nd->read_count < READS_MAX) {
+        nd->reads[nd->read_count] = rs->ctx;
+        nd->read_index[nd->read_count] = rs->index;
+    }
+    nd->read_count++;
 }
 
 static void node_handle_ready(struct cluster *c, uint32_t i, const struct raft_ready *rd)
@@ -986,37 +989,88 @@ static void chaos_client(struct cluster *c, uint32_t *next_ctx, bool read)
     assert_int_equal(rv, 0);
 }
 
+/* Chaos actions, and their weights (per mille) in each profile: balanced, crash-heavy,
+ * slow disk (persists rare against ticks, so much is in flight when a node crashes). */
+enum chaos_action {
+    CHAOS_TICK,
+    CHAOS_DELIVER,
+    CHAOS_PERSIST,
+    CHAOS_PROPOSE,
+    CHAOS_READ,
+    CHAOS_CRASH,
+    CHAOS_CUT,
+    CHAOS_SNAPSHOT,
+    CHAOS_HEAL_CUTS,
+    CHAOS_ACTIONS,
+};
+
+static const uint16_t chaos_weights[3][CHAOS_ACTIONS] = {
+    {250, 350, 200, 80, 20, 15, 25, 20, 10},
+    {250, 350, 100, 80, 20, 60, 25, 20, 10},
+    {300, 350, 110, 100, 40, 5, 20, 20, 10},
+};
+
+static enum chaos_action chaos_pick(struct cluster *c)
+{
+    const uint16_t *w = chaos_weights[c->profile];
+    uint32_t total = 0;
+    for (int k = 0; k < CHAOS_ACTIONS; k++) {
+        total += w[k];
+    }
+    uint32_t x = (uint32_t)rr_prng_range(&c->prng, 0, total);
+    int k = 0;
+    while (x >= w[k]) {
+        x -= w[k++];
+    }
+    return (enum chaos_action)k;
+}
+
+static void chaos_tick_all(struct cluster *c)
+{
+    for (uint32_t k = 0; k < c->n; k++) {
+        if (c->nodes[k].up) {
+            raft_tick(c->nodes[k].r);
+        }
+    }
+}
+
 static void chaos_step(struct cluster *c, uint32_t *next_ctx)
 {
-    uint64_t a = rr_prng_range(&c->prng, 0, 1000);
     uint32_t i = (uint32_t)rr_prng_range(&c->prng, 0, c->n);
-    if (a < 250) {
-        for (uint32_t k = 0; k < c->n; k++) {
-            if (c->nodes[k].up) {
-                raft_tick(c->nodes[k].r);
-            }
-        }
-    } else if (a < 600) {
+    uint32_t j = (uint32_t)rr_prng_range(&c->prng, 0, c->n);
+    switch (chaos_pick(c)) {
+    case CHAOS_TICK:
+        chaos_tick_all(c);
+        break;
+    case CHAOS_DELIVER:
         for (int k = 0; k < 5 && c->net_count > 0; k++) {
             deliver_one(c);
         }
-    } else if (a < 800) {
+        break;
+    case CHAOS_PERSIST:
         node_persist_one(c, i);
-    } else if (a < 880) {
+        break;
+    case CHAOS_PROPOSE:
         chaos_client(c, next_ctx, false);
-    } else if (a < 900) {
+        break;
+    case CHAOS_READ:
         chaos_client(c, next_ctx, true);
-    } else if (a < 915) {
+        break;
+    case CHAOS_CRASH:
         chaos_crash_or_restart(c, i);
-    } else if (a < 940) {
-        uint32_t j = (uint32_t)rr_prng_range(&c->prng, 0, c->n);
+        break;
+    case CHAOS_CUT:
         c->cut[i][j] = !c->cut[i][j];
-    } else if (a < 960) {
+        break;
+    case CHAOS_SNAPSHOT:
         if (c->nodes[i].up) {
             chaos_snapshot(c, i);
         }
-    } else if (a < 970) {
+        break;
+    case CHAOS_HEAL_CUTS:
+    case CHAOS_ACTIONS:
         memset(c->cut, 0, sizeof(c->cut));
+        break;
     }
     for (uint32_t k = 0; k < c->n; k++) {
         node_drain(c, k);
@@ -1066,6 +1120,7 @@ static void chaos_run(uint64_t seed, uint32_t n, uint32_t steps)
     c->random_order = true;
     c->loss_per_million = 50000;
     c->dup_per_million = 20000;
+    c->profile = (uint32_t)(seed / 2 % 3);
     uint32_t next_ctx = 1;
     for (uint32_t s = 0; s < steps; s++) {
         chaos_step(c, &next_ctx);
