@@ -243,6 +243,9 @@ int raft_init(struct raft *r, const struct raft_options *o, const struct raft_co
         raft_config_refresh(r);
         rv = raft_config_valid(&r->config) ? 0 : RR_EINVAL;
     }
+    if (rv == 0 && restore == NULL && !raft_config_is_member(&r->config, o->id)) {
+        rv = RR_EINVAL; /* a fresh node must belong to its bootstrap configuration */
+    }
     if (rv != 0) {
         raft_fini(r);
         return rv;
