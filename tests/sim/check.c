@@ -123,6 +123,7 @@ void election_safety(struct sim *s, uint32_t node, raft_group g, const struct ra
     if (fresh) {
         v->x = node + 1;
         s->n.elections++;
+        sim_on_election(s, node);
         if (s->cfg.verbose) {
             printf("  t=%llu group %u term %llu: leader %u\n", (ull)s->now, g, (ull)st->term,
                    node + 1);
@@ -205,7 +206,7 @@ static void completeness_at(struct sim *s, uint32_t node, raft_group g,
 
 /* Leader Completeness (§5.4): "if a log entry is committed in a given term, then that entry
  * will be present in the logs of the leaders for all higher-numbered terms". Committed =
- * applied by some node; the commit term is bounded by the highest term the group had then
+ * applied by some node; the commit term is at most the term of the node that first applied it
  * (commit_term_max), so a leader of a later term must hold the entry. A stale leader of an
  * earlier term need not. Checked when a node is first seen leading a term. */
 void leader_completeness(struct sim *s, uint32_t node, raft_group g)
@@ -370,9 +371,6 @@ void check_node(struct sim *s, uint32_t node)
         struct raft *r = sim_group(s, node, g);
         struct raft_status st;
         raft_status(r, &st);
-        if (st.term > s->term_max[g]) {
-            s->term_max[g] = st.term;
-        }
         election_safety(s, node, g, &st);
         leader_append_only(s, node, g, &st);
         struct sim_watch *w = &nd->watch[g];
@@ -574,7 +572,9 @@ void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_e
         struct raft_status st;
         raft_status(sim_group(s, node, g), &st);
         struct sim_committed *c = committed_at(s, g, e->index);
-        c->commit_term_max = st.term > s->term_max[g] ? st.term : s->term_max[g];
+        /* The commit index came from a leader of a term <= ours (or we lead): the entry was
+         * committed in a term no later than our current one. */
+        c->commit_term_max = st.term;
         check_payload_once(s, node, g, e);
     }
     check_client_ack(s, node, g, e);

@@ -151,6 +151,7 @@ struct sim_node {
     uint32_t pending_count[SIM_GROUPS_MAX];
     struct sim_watch watch[SIM_GROUPS_MAX];
     uint64_t restart_at; /* while down */
+    uint64_t churn_at;   /* while up: crash at this time (0: not scheduled) */
     struct raft_restore restore;      /* multi_create restore callback scratch */
     struct raft_entry *restore_entries;
     uint32_t restore_cap;
@@ -203,6 +204,7 @@ struct sim_rates {
     uint32_t crash;     /* per tick */
     uint32_t tear;      /* per crash: tear the first incomplete unit */
     uint32_t partition; /* per tick, when none is active */
+    uint32_t churn;     /* per new leader: crash it within two ticks (Figure 8 patterns) */
     uint32_t propose;   /* per leader group per node tick */
     uint32_t read;
     uint32_t snapshot;  /* per group per node tick, once applied is far enough ahead */
@@ -210,7 +212,7 @@ struct sim_rates {
 
 struct sim_counts {
     uint64_t steps, ticks, deliveries, batches, dropped, duplicated, persists;
-    uint64_t elections, crashes, restarts, torn, truncations, partitions, one_way;
+    uint64_t elections, churns, crashes, restarts, torn, truncations, partitions, one_way;
     uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served;
     uint64_t applied;
 };
@@ -220,8 +222,8 @@ struct sim_committed {
     raft_term term;
     uint64_t entry_hash;
     uint64_t state_hash; /* state machine hash right after applying it */
-    /* Highest term any node of the group had when it was first applied: it was committed in
-     * a term no later than this, so every leader of a later term must hold it. */
+    /* Term of the node that first applied it, then: it learned the commit from a leader of
+     * a term no later than its own, so every leader of a later term must hold the entry. */
     raft_term commit_term_max;
     bool set;
 };
@@ -261,7 +263,6 @@ struct sim {
     struct sim_map entries;  /* (group, index, term) -> entry hash, prev term */
     struct sim_map payloads; /* payload id -> (group, index) applied */
     raft_index acked_max[SIM_GROUPS_MAX];
-    raft_term term_max[SIM_GROUPS_MAX]; /* highest term seen on any node of the group */
     struct sim_read *reads; /* indexed by ctx - 1 */
     size_t read_count;
     size_t read_cap;
@@ -278,6 +279,8 @@ struct sim {
 /* tests/sim/world.c */
 int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *digest);
 struct raft *sim_group(struct sim *s, uint32_t node, raft_group g);
+/* A node was first seen leading a term: the fault scheduler may plan its crash. */
+void sim_on_election(struct sim *s, uint32_t node);
 
 /* tests/sim/disk.c */
 raft_index sim_dlog_last(const struct sim_dlog *d);

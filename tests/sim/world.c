@@ -14,7 +14,7 @@
 #define SIM_SNAPSHOT_GAP 16u /* applied entries past the durable snapshot before another */
 #define SIM_TRAILING_MAX 5u  /* entries kept before a snapshot index, chosen per snapshot */
 #define SIM_DRAIN_ROUNDS 8   /* drain_run calls per step while groups still have a ready */
-#define SIM_DOWN_TICKS_MAX 40u
+#define SIM_DOWN_TICKS_MAX 25u
 #define SIM_UNCOMMITTED_MAX 8u /* clients propose only while the leader's tail is shorter */
 
 static uint64_t sim_rand(struct sim *s, uint64_t lo, uint64_t hi) /* in [lo, hi] */
@@ -453,6 +453,7 @@ static void node_crash(struct sim *s, uint32_t node)
     }
     memset(nd->raft, 0, sizeof(nd->raft));
     nd->up = false;
+    nd->churn_at = 0;
     nd->incarnation++;
     nd->restart_at = s->now + sim_rand(s, 3, SIM_DOWN_TICKS_MAX) * SIM_TICK;
     s->n.crashes++;
@@ -673,7 +674,7 @@ static void partition_start(struct sim *s)
         }
         s->n.one_way++;
     }
-    s->partition_until = s->now + sim_rand(s, 5, 60) * SIM_TICK;
+    s->partition_until = s->now + sim_rand(s, 3, 40) * SIM_TICK;
     s->n.partitions++;
     if (s->cfg.verbose) {
         printf("  t=%llu partition until %llu\n", (unsigned long long)s->now,
@@ -700,6 +701,14 @@ static void heal_all(struct sim *s)
     }
 }
 
+void sim_on_election(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    if (!s->healed && nd->churn_at == 0 && sim_chance(s, s->rates.churn)) {
+        nd->churn_at = s->now + sim_rand(s, 1, 2 * SIM_TICK);
+    }
+}
+
 static void faults(struct sim *s)
 {
     uint32_t n = s->cfg.nodes;
@@ -722,6 +731,15 @@ static void faults(struct sim *s)
         uint32_t victim = (uint32_t)sim_rand(s, 0, n - 1);
         if (s->node[victim].up) {
             node_crash(s, victim);
+            down++;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct sim_node *nd = &s->node[i];
+        if (nd->up && nd->churn_at != 0 && s->now >= nd->churn_at && down < n / 2 + 1) {
+            s->n.churns++;
+            node_crash(s, i);
+            down++;
         }
     }
 }
@@ -818,9 +836,10 @@ static void rates_init(struct sim *s)
     r->dup = (uint32_t)sim_rand(s, 0, 30000);
     r->delay_max = sim_rand(s, 20, 300);
     r->disk_max = sim_rand(s, 10, 300);
-    r->crash = (uint32_t)sim_rand(s, 2000, 20000);
+    r->crash = (uint32_t)sim_rand(s, 5000, 50000);
     r->tear = 500000;
-    r->partition = (uint32_t)sim_rand(s, 5000, 30000);
+    r->partition = (uint32_t)sim_rand(s, 10000, 50000);
+    r->churn = (uint32_t)sim_rand(s, 0, 500000);
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
@@ -829,7 +848,7 @@ static void rates_init(struct sim *s)
 static void options_init(struct sim *s)
 {
     static const uint32_t inflight[] = {1, 4, RAFT_INFLIGHT_COUNT_MAX};
-    static const uint32_t per_msg[] = {1, 4, 64};
+    static const uint32_t per_msg[] = {1, 2, 64};
     struct multi_options *mo = &s->mo;
     memset(mo, 0, sizeof(*mo));
     mo->worker_count = s->cfg.workers;
