@@ -73,7 +73,7 @@ int log_reserve(struct raft_log *l, uint64_t more)
     if (l->count + more <= l->cap) {
         return 0;
     }
-    uint64_t cap = l->cap < 16 ? 16 : l->cap;
+    uint64_t cap = l->cap < 4 ? 4 : l->cap;
     while (cap < l->count + more) {
         cap *= 2;
     }

@@ -689,11 +689,14 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 }
 
 /* Empties a queue. Capacity above RAFT_MSG_QUEUE_KEEP is released: most groups are idle
- * (a heartbeat and its answer per tick), and a burst must not pin memory in every group. */
+ * (a heartbeat and its answer per tick), and a burst must not pin memory in every group. A
+ * queue that this batch did not use at all is released whole: idle groups send nothing
+ * after a persist, so their `after` queue would only hold memory. */
 static void queue_clear(struct raft_msg_queue *q)
 {
+    bool unused = q->count == 0;
     q->count = 0;
-    if (q->cap > RAFT_MSG_QUEUE_KEEP) {
+    if (q->cap > RAFT_MSG_QUEUE_KEEP || unused) {
         free(q->msgs);
         q->msgs = NULL;
         q->cap = 0;
