@@ -33,7 +33,7 @@ struct raft_pending_read {
 
 /* A snapshot being received from the leader, chunk by chunk. */
 struct raft_snapshot_rx {
-    struct raft_snapshot_meta meta; /* index 0: no transfer in progress */
+    struct raft_snapshot_meta meta; /* the snapshot being received */
     uint8_t *data;                  /* malloc'd, total_bytes long */
     uint64_t total_bytes;
     uint64_t received;              /* bytes received so far (chunks arrive in order) */
@@ -75,7 +75,7 @@ struct raft {
     uint8_t *snap_data;         /* malloc'd copy, snap_bytes long */
     uint64_t snap_bytes;
     bool snap_to_hand;          /* installed from the leader, not yet handed out */
-    struct raft_snapshot_rx rx;
+    struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
 
     /* Candidate and pre-candidate. */
     struct raft_vote_record votes[2 * RAFT_MEMBERS_MAX];

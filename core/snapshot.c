@@ -148,15 +148,19 @@ int snapshot_validate(const struct raft *r, const struct raft_msg *m)
 
 void snapshot_rx_reset(struct raft *r)
 {
-    free(r->rx.data);
-    memset(&r->rx, 0, sizeof(r->rx));
+    if (r->rx != NULL) {
+        free(r->rx->data);
+        free(r->rx);
+        r->rx = NULL;
+    }
 }
 
 static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool rejected, bool done)
 {
     struct raft_msg resp = raft_msg_new(r, RAFT_MSG_SNAPSHOT_RESP, m->from);
     resp.snapshot_resp.index = m->snapshot.meta.index;
-    resp.snapshot_resp.next_offset = done ? m->snapshot.total_bytes : r->rx.received;
+    resp.snapshot_resp.next_offset =
+        done ? m->snapshot.total_bytes : (r->rx != NULL ? r->rx->received : 0);
     resp.snapshot_resp.rejected = rejected;
     resp.snapshot_resp.done = done;
     /* "Installed" acknowledges durable state; progress reports need not wait. */
@@ -165,21 +169,27 @@ static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool reject
 
 static bool rx_matches(const struct raft *r, const struct raft_msg_snapshot *s)
 {
-    return r->rx.meta.index == s->meta.index && r->rx.meta.term == s->meta.term &&
-           r->rx.total_bytes == s->total_bytes;
+    return r->rx != NULL && r->rx->meta.index == s->meta.index &&
+           r->rx->meta.term == s->meta.term && r->rx->total_bytes == s->total_bytes;
 }
 
 static int rx_start(struct raft *r, const struct raft_msg_snapshot *s)
 {
     snapshot_rx_reset(r);
+    struct raft_snapshot_rx *rx = calloc(1, sizeof(*rx));
+    if (rx == NULL) {
+        return RR_ENOMEM;
+    }
     if (s->total_bytes > 0) {
-        r->rx.data = malloc(s->total_bytes);
-        if (r->rx.data == NULL) {
+        rx->data = malloc(s->total_bytes);
+        if (rx->data == NULL) {
+            free(rx);
             return RR_ENOMEM;
         }
     }
-    r->rx.meta = s->meta;
-    r->rx.total_bytes = s->total_bytes;
+    rx->meta = s->meta;
+    rx->total_bytes = s->total_bytes;
+    r->rx = rx;
     return 0;
 }
 
@@ -189,13 +199,13 @@ static int rx_start(struct raft *r, const struct raft_msg_snapshot *s)
  * rewritten: the snapshot goes out in a ready with the kept entries after it. */
 static void install(struct raft *r)
 {
-    const struct raft_snapshot_meta *meta = &r->rx.meta;
-    log_install_snapshot(&r->log, meta->index, meta->term);
+    struct raft_snapshot_rx *rx = r->rx;
+    log_install_snapshot(&r->log, rx->meta.index, rx->meta.term);
     free(r->snap_data);
-    r->snap = *meta;
-    r->snap_data = r->rx.data;
-    r->snap_bytes = r->rx.total_bytes;
-    r->rx.data = NULL;
+    r->snap = rx->meta;
+    r->snap_data = rx->data;
+    r->snap_bytes = rx->total_bytes;
+    rx->data = NULL;
     snapshot_rx_reset(r);
     r->commit = r->snap.index;
     r->applied = r->snap.index;
@@ -221,9 +231,9 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
             return rv;
         }
     }
-    if (s->offset != r->rx.received) {
+    if (s->offset != r->rx->received) {
         /* A duplicate is answered with our position; a gap restarts the transfer. */
-        bool gap = s->offset > r->rx.received;
+        bool gap = s->offset > r->rx->received;
         reply_snapshot(r, m, gap, false);
         if (gap) {
             snapshot_rx_reset(r);
@@ -231,9 +241,9 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         return 0;
     }
     if (s->chunk.len > 0) {
-        memcpy(r->rx.data + s->offset, s->chunk.base, s->chunk.len);
+        memcpy(r->rx->data + s->offset, s->chunk.base, s->chunk.len);
     }
-    r->rx.received += s->chunk.len;
+    r->rx->received += s->chunk.len;
     if (s->done) {
         install(r);
     }
