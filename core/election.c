@@ -221,8 +221,8 @@ static void become_leader(struct raft *r)
 static void reply_vote(struct raft *r, const struct raft_msg *m, bool granted)
 {
     bool pre = m->type == RAFT_MSG_PRE_VOTE;
-    struct raft_msg resp = raft_msg_new(r, pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP,
-                                        m->from);
+    struct raft_msg resp =
+        raft_msg_new(r, pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
     /* A grant answers in the requested term (a pre-vote's future term); a rejection carries
      * ours so that a candidate behind us catches up. */
     resp.term = granted ? m->term : r->term;
@@ -242,8 +242,8 @@ void election_handle_vote(struct raft *r, const struct raft_msg *m)
     bool can_vote = r->vote == m->from ||
                     (r->vote == RAFT_NODE_NONE && r->leader == RAFT_NODE_NONE) ||
                     (pre && m->term > r->term);
-    bool grant = can_vote && log_is_up_to_date(&r->log, m->vote.last_log_index,
-                                               m->vote.last_log_term);
+    bool grant =
+        can_vote && log_is_up_to_date(&r->log, m->vote.last_log_index, m->vote.last_log_term);
     if (grant && !pre) {
         r->vote = m->from;
         r->election_elapsed = 0; /* a granted vote defers our own candidacy */

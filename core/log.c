@@ -86,8 +86,7 @@ int log_reserve(struct raft_log *l, uint64_t more)
     return 0;
 }
 
-int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *data,
-               uint32_t len)
+int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *data, uint32_t len)
 {
     RR_ASSERT(term >= log_last_term(l));
     RR_ASSERT(len <= RAFT_ENTRY_BYTES_MAX);

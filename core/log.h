@@ -15,13 +15,13 @@ struct raft_log {
     struct raft_entry *entries; /* malloc'd array, `cap` slots, `count` used */
     uint64_t count;
     uint64_t cap;
-    raft_index prev_index;      /* last compacted index (0 at the start of time) */
-    raft_term prev_term;        /* its term */
-    raft_index persisted;       /* last index known durable; <= handed */
-    raft_index handed;          /* last index handed out for persistence; <= last */
-    raft_index barrier_index;   /* 0: none; else the lowest index replaced since ... */
-    uint64_t barrier_seq;       /* ... the batch with this sequence number was handed out */
-    uint64_t seq_next;          /* sequence number of the next batch handed out; from 1 */
+    raft_index prev_index;    /* last compacted index (0 at the start of time) */
+    raft_term prev_term;      /* its term */
+    raft_index persisted;     /* last index known durable; <= handed */
+    raft_index handed;        /* last index handed out for persistence; <= last */
+    raft_index barrier_index; /* 0: none; else the lowest index replaced since ... */
+    uint64_t barrier_seq;     /* ... the batch with this sequence number was handed out */
+    uint64_t seq_next;        /* sequence number of the next batch handed out; from 1 */
 };
 
 void log_init(struct raft_log *l, raft_index prev_index, raft_term prev_term);
@@ -36,8 +36,7 @@ raft_term log_term(const struct raft_log *l, raft_index index);
 const struct raft_entry *log_entry(const struct raft_log *l, raft_index index);
 
 /* Appends one entry at last + 1 with a copy of data. RR_ENOMEM leaves the log unchanged. */
-int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *data,
-               uint32_t len);
+int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *data, uint32_t len);
 /* Makes room for `more` entries so that the next `more` appends cannot fail on the array. */
 int log_reserve(struct raft_log *l, uint64_t more);
 /* Removes the entries from index on (index > prev_index). Lowers handed/persisted and raises

@@ -6,8 +6,11 @@
 
 #include "core/base/assert.h"
 
-void progress_init(struct raft_progress *p, raft_node id, raft_index next,
-                   uint32_t inflight_count_max, uint64_t inflight_bytes_max)
+void progress_init(struct raft_progress *p,
+                   raft_node id,
+                   raft_index next,
+                   uint32_t inflight_count_max,
+                   uint64_t inflight_bytes_max)
 {
     RR_ASSERT(next >= 1);
     memset(p, 0, sizeof(*p));
@@ -181,8 +184,10 @@ void inflights_reset(struct raft_inflights *in)
 }
 
 /* The value a majority of the voters in members[0..n) reach; UINT64_MAX with no voters. */
-static uint64_t quorum_half(const struct raft_member *members, uint32_t n,
-                            uint64_t (*value)(void *ctx, raft_node id), void *ctx)
+static uint64_t quorum_half(const struct raft_member *members,
+                            uint32_t n,
+                            uint64_t (*value)(void *ctx, raft_node id),
+                            void *ctx)
 {
     uint64_t v[RAFT_MEMBERS_MAX];
     uint32_t k = 0;
@@ -202,16 +207,18 @@ static uint64_t quorum_half(const struct raft_member *members, uint32_t n,
     return k == 0 ? UINT64_MAX : v[k / 2];
 }
 
-uint64_t quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id),
-                      void *ctx)
+uint64_t
+quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id), void *ctx)
 {
     uint64_t a = quorum_half(c->members, c->member_count, value, ctx);
     uint64_t b = quorum_half(c->old_members, c->old_member_count, value, ctx);
     return a < b ? a : b;
 }
 
-static enum quorum_result quorum_vote_half(const struct raft_member *members, uint32_t n,
-                                           int (*vote)(void *ctx, raft_node id), void *ctx)
+static enum quorum_result quorum_vote_half(const struct raft_member *members,
+                                           uint32_t n,
+                                           int (*vote)(void *ctx, raft_node id),
+                                           void *ctx)
 {
     uint32_t voters = 0, granted = 0, rejected = 0;
     for (uint32_t i = 0; i < n && i < RAFT_MEMBERS_MAX; i++) {
@@ -236,8 +243,8 @@ static enum quorum_result quorum_vote_half(const struct raft_member *members, ui
     return QUORUM_PENDING;
 }
 
-enum quorum_result quorum_vote_result(const struct raft_config *c,
-                                      int (*vote)(void *ctx, raft_node id), void *ctx)
+enum quorum_result
+quorum_vote_result(const struct raft_config *c, int (*vote)(void *ctx, raft_node id), void *ctx)
 {
     enum quorum_result a = quorum_vote_half(c->members, c->member_count, vote, ctx);
     enum quorum_result b = quorum_vote_half(c->old_members, c->old_member_count, vote, ctx);

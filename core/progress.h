@@ -16,32 +16,35 @@ struct raft_inflight {
 struct raft_inflights {
     struct raft_inflight *ring; /* malloc'd, `cap` slots */
     uint32_t cap;
-    uint32_t start;             /* oldest slot */
-    uint32_t count;             /* appends in flight; <= count_max */
-    uint64_t bytes;             /* their payload bytes */
-    uint32_t count_max;         /* options.inflight_count_max */
-    uint64_t bytes_max;         /* options.inflight_bytes_max */
+    uint32_t start;     /* oldest slot */
+    uint32_t count;     /* appends in flight; <= count_max */
+    uint64_t bytes;     /* their payload bytes */
+    uint32_t count_max; /* options.inflight_count_max */
+    uint64_t bytes_max; /* options.inflight_bytes_max */
 };
 
 struct raft_progress {
     raft_node id;
-    uint8_t state;              /* enum raft_progress_state */
-    bool probe_sent;            /* PROBE: an append is out; paused until a response */
-    bool recent_active;         /* heard from since the last CheckQuorum period */
-    bool append_queued;         /* an append to it waits in the current ready's queue */
-    raft_index match;           /* highest index known replicated; <= leader's last */
-    raft_index next;            /* next index to send; > match */
+    uint8_t state;               /* enum raft_progress_state */
+    bool probe_sent;             /* PROBE: an append is out; paused until a response */
+    bool recent_active;          /* heard from since the last CheckQuorum period */
+    bool append_queued;          /* an append to it waits in the current ready's queue */
+    raft_index match;            /* highest index known replicated; <= leader's last */
+    raft_index next;             /* next index to send; > match */
     raft_index pending_snapshot; /* SNAPSHOT: index of the snapshot being sent */
-    uint64_t snap_offset;       /* SNAPSHOT: offset of the next (or in-flight) chunk */
-    bool snap_chunk_inflight;   /* SNAPSHOT: a chunk awaits its response */
-    uint32_t snap_wait_ticks;   /* SNAPSHOT: ticks since that chunk left */
-    uint32_t stall_ticks;       /* REPLICATE: ticks without progress while appends are out */
-    uint64_t read_ack;          /* highest ReadIndex round context echoed */
+    uint64_t snap_offset;        /* SNAPSHOT: offset of the next (or in-flight) chunk */
+    bool snap_chunk_inflight;    /* SNAPSHOT: a chunk awaits its response */
+    uint32_t snap_wait_ticks;    /* SNAPSHOT: ticks since that chunk left */
+    uint32_t stall_ticks;        /* REPLICATE: ticks without progress while appends are out */
+    uint64_t read_ack;           /* highest ReadIndex round context echoed */
     struct raft_inflights inflights;
 };
 
-void progress_init(struct raft_progress *p, raft_node id, raft_index next,
-                   uint32_t inflight_count_max, uint64_t inflight_bytes_max);
+void progress_init(struct raft_progress *p,
+                   raft_node id,
+                   raft_index next,
+                   uint32_t inflight_count_max,
+                   uint64_t inflight_bytes_max);
 void progress_free(struct raft_progress *p);
 
 /* State changes; each resets the in-flight window. */
@@ -69,8 +72,8 @@ void inflights_reset(struct raft_inflights *in);
 /* Quorum arithmetic. value(ctx, id) gives a number per voter; the result is the largest v
  * such that a majority of the voters have value >= v; for a joint configuration the
  * smaller of the two halves' results. Learners never count. */
-uint64_t quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id),
-                      void *ctx);
+uint64_t
+quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id), void *ctx);
 
 enum quorum_result {
     QUORUM_PENDING = 0,
@@ -78,7 +81,7 @@ enum quorum_result {
     QUORUM_LOST = 2,
 };
 /* vote(ctx, id): 1 granted, 0 rejected, -1 no answer yet. */
-enum quorum_result quorum_vote_result(const struct raft_config *c,
-                                      int (*vote)(void *ctx, raft_node id), void *ctx);
+enum quorum_result
+quorum_vote_result(const struct raft_config *c, int (*vote)(void *ctx, raft_node id), void *ctx);
 
 #endif

@@ -136,7 +136,8 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
     if (s->index == 0) {
         return 0;
     }
-    if (s->term == 0 || !raft_config_valid(&s->config) || rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX ||
+    if (s->term == 0 || !raft_config_valid(&s->config) ||
+        rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX ||
         (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
         return RR_EINVAL;
     }
@@ -225,7 +226,9 @@ static int init_restore(struct raft *r, const struct raft_restore *rs)
     return rv;
 }
 
-int raft_init(struct raft *r, const struct raft_options *o, const struct raft_config *config,
+int raft_init(struct raft *r,
+              const struct raft_options *o,
+              const struct raft_config *config,
               const struct raft_restore *restore)
 {
     if (o == NULL || !options_valid(o)) {
@@ -553,7 +556,8 @@ static bool hard_state_changed(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return hard_state_changed(r) || r->snap_to_hand || r->log.handed < log_last_index(&r->log) ||
-           r->msgs.count > 0 || r->after.count > 0 || ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
+           r->msgs.count > 0 || r->after.count > 0 ||
+           ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0;
 }
 
@@ -781,9 +785,9 @@ bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view
     for (uint32_t i = 0; i < r->pr_count; i++) {
         const struct raft_progress *pr = &r->prs[i];
         if (pr->id == id) {
-            *p = (struct raft_progress_view){pr->state, pr->match, pr->next,
-                                             pr->inflights.count, pr->inflights.bytes,
-                                             pr->recent_active};
+            *p = (struct raft_progress_view){
+                pr->state,           pr->match,           pr->next,
+                pr->inflights.count, pr->inflights.bytes, pr->recent_active};
             return true;
         }
     }

@@ -36,17 +36,17 @@ struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
     uint8_t *data;                  /* malloc'd, total_bytes long */
     uint64_t total_bytes;
-    uint64_t received;              /* bytes received so far (chunks arrive in order) */
+    uint64_t received; /* bytes received so far (chunks arrive in order) */
 };
 
 /* What the last raft_ready handed out, applied by raft_advance. */
 struct raft_handed {
-    bool pending;           /* a ready is out: no mutation until raft_advance */
+    bool pending; /* a ready is out: no mutation until raft_advance */
     bool hard_state;
     bool snapshot;
-    raft_index entries_to;  /* last entry index handed out for persistence */
-    raft_index applied_to;  /* last committed entry handed out */
-    uint32_t read_count;    /* reads released */
+    raft_index entries_to; /* last entry index handed out for persistence */
+    raft_index applied_to; /* last committed entry handed out */
+    uint32_t read_count;   /* reads released */
 };
 
 struct raft {
@@ -66,15 +66,15 @@ struct raft {
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
     struct raft_log log;
-    struct raft_config config;  /* in force: the latest in the log or snapshot */
+    struct raft_config config;    /* in force: the latest in the log or snapshot */
     struct raft_config bootstrap; /* used when neither log nor snapshot has a config */
 
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */
     struct raft_snapshot_meta snap;
-    uint8_t *snap_data;         /* malloc'd copy, snap_bytes long */
+    uint8_t *snap_data; /* malloc'd copy, snap_bytes long */
     uint64_t snap_bytes;
-    bool snap_to_hand;          /* installed from the leader, not yet handed out */
+    bool snap_to_hand;           /* installed from the leader, not yet handed out */
     struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
 
     /* Candidate and pre-candidate. */
@@ -82,7 +82,7 @@ struct raft {
     uint32_t vote_count;
 
     /* Leader. */
-    struct raft_progress *prs;  /* malloc'd, one per member other than self */
+    struct raft_progress *prs; /* malloc'd, one per member other than self */
     uint32_t pr_count;
     bool bcast_pending;         /* new entries to send at the next raft_ready */
     bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
@@ -92,11 +92,11 @@ struct raft {
     struct raft_pending_read *reads; /* malloc'd FIFO, `read_cap` slots */
     uint32_t read_count;
     uint32_t read_cap;
-    uint32_t read_confirmed;    /* reads [0, read_confirmed) have their index */
-    uint32_t read_assigned;     /* reads [0, read_assigned) have a round */
-    uint64_t read_round;        /* round in flight (0: none); rounds increase per leader */
-    uint64_t read_round_last;   /* last round id used */
-    raft_index read_round_index; /* commit index when that round started */
+    uint32_t read_confirmed;          /* reads [0, read_confirmed) have their index */
+    uint32_t read_assigned;           /* reads [0, read_assigned) have a round */
+    uint64_t read_round;              /* round in flight (0: none); rounds increase per leader */
+    uint64_t read_round_last;         /* last round id used */
+    raft_index read_round_index;      /* commit index when that round started */
     struct raft_read_state *read_out; /* ready's reads, RAFT_READS_MAX slots when allocated */
 
     /* Ready/advance. */

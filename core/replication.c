@@ -28,10 +28,8 @@ int replication_append_entry(struct raft *r, const struct raft_entry *e)
 
 int replication_append_local(struct raft *r, uint8_t type, const uint8_t *data, uint32_t len)
 {
-    struct raft_entry e = {.term = r->term,
-                           .index = log_last_index(&r->log) + 1,
-                           .type = type,
-                           .data = {data, len}};
+    struct raft_entry e = {
+        .term = r->term, .index = log_last_index(&r->log) + 1, .type = type, .data = {data, len}};
     return replication_append_entry(r, &e);
 }
 
@@ -214,8 +212,8 @@ void replication_flush(struct raft *r)
 
 /* ---- leader: responses --------------------------------------------------------------- */
 
-static void handle_append_reject(struct raft *r, struct raft_progress *p,
-                                 const struct raft_msg_append_resp *a)
+static void
+handle_append_reject(struct raft *r, struct raft_progress *p, const struct raft_msg_append_resp *a)
 {
     /* Fast back-tracking (paper §5.3 end; etcd's findConflictByTerm): skip every entry of
      * the leader's log whose term is above the follower's term at the hint. */
@@ -343,8 +341,8 @@ void replication_tick(struct raft *r)
 
 /* ---- follower ------------------------------------------------------------------------ */
 
-static bool entry_valid(const struct raft_entry *e, raft_index index, raft_term term_min,
-                        raft_term term_max)
+static bool
+entry_valid(const struct raft_entry *e, raft_index index, raft_term term_min, raft_term term_max)
 {
     if (e->index != index || e->term < term_min || e->term > term_max || e->term == 0) {
         return false;
@@ -416,8 +414,8 @@ static void reject_append(struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_append *a = &m->append;
     raft_index last = log_last_index(&r->log);
-    raft_index hint = log_find_conflict_by_term(&r->log, a->prev_index < last ? a->prev_index : last,
-                                                a->prev_term);
+    raft_index hint = log_find_conflict_by_term(
+        &r->log, a->prev_index < last ? a->prev_index : last, a->prev_term);
     struct raft_msg resp = raft_msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
     resp.append_resp.rejected = true;
     resp.append_resp.index = a->prev_index;
@@ -429,8 +427,10 @@ static void reject_append(struct raft *r, const struct raft_msg *m)
 /* The first entry of m that is not already in our log, as an offset into m's entries
  * (entry_count if none). Sets *conflict if our log holds a different entry at that index,
  * which is never a committed one (validated). */
-static void find_new_entries(const struct raft *r, const struct raft_msg_append *a,
-                             uint32_t *first, bool *conflict)
+static void find_new_entries(const struct raft *r,
+                             const struct raft_msg_append *a,
+                             uint32_t *first,
+                             bool *conflict)
 {
     raft_index last = log_last_index(&r->log);
     *conflict = false;
@@ -494,7 +494,8 @@ int replication_handle_append(struct raft *r, const struct raft_msg *m)
     }
     /* Paper Figure 2: "2. Reply false if log doesn't contain an entry at prevLogIndex
      * whose term matches prevLogTerm". */
-    if (a->prev_index > log_last_index(&r->log) || log_term(&r->log, a->prev_index) != a->prev_term) {
+    if (a->prev_index > log_last_index(&r->log) ||
+        log_term(&r->log, a->prev_index) != a->prev_term) {
         reject_append(r, m);
         return 0;
     }

@@ -23,8 +23,8 @@ static struct raft_config config_at(const struct raft *r, raft_index index)
 /* Paper §7: "Each server takes snapshots independently, covering just the committed
  * entries in its log." The log keeps `trailing` entries before index so that followers
  * lagging a little get entries rather than a whole snapshot. */
-int raft_snapshot_taken(struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes,
-                        raft_index trailing)
+int raft_snapshot_taken(
+    struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes, raft_index trailing)
 {
     RR_ASSERT(!r->handed.pending);
     if (index == 0 || index > r->applied || (data == NULL && bytes > 0)) {

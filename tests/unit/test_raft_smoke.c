@@ -1,11 +1,17 @@
-/* Smoke tests for the single-group core: a small in-memory cluster (synchronous disk,
- * FIFO network with optional loss) that elects, replicates, commits, restarts nodes, serves
- * ReadIndex and ships snapshots, checking State Machine Safety on every apply. */
+/* Smoke tests for the single-group core: a small in-memory cluster that elects, replicates,
+ * commits, restarts nodes, serves ReadIndex and ships snapshots, checking State Machine
+ * Safety on every apply; and a randomized fault test (asynchronous persists lost on crash,
+ * loss, duplication, reordering, partitions, snapshots) checking Election Safety, Leader
+ * Completeness and ReadIndex linearizability after every step. RAFT_SMOKE_SEEDS,
+ * RAFT_SMOKE_START and RAFT_SMOKE_VERBOSE tune the randomized test. */
+/* cmocka.h needs these first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,11 +38,11 @@ struct disk {
 
 /* One ready batch's writes and held messages, waiting for its (asynchronous) persist. */
 struct unit {
-    struct raft_ready rd;           /* flags, hard state; pointers to the copies below */
+    struct raft_ready rd; /* flags, hard state; pointers to the copies below */
     struct raft_snapshot_meta snap;
     uint8_t *snap_data;
-    struct raft_entry *ents;        /* deep copies */
-    struct raft_msg *held;          /* msgs_after_persist (they carry no pointers) */
+    struct raft_entry *ents; /* deep copies */
+    struct raft_msg *held;   /* msgs_after_persist (they carry no pointers) */
 };
 
 struct node {
@@ -69,10 +75,10 @@ struct cluster {
     raft_term applied_term[LOG_MAX];
     uint64_t applied_sum[LOG_MAX];
     /* Fault injection for the randomized test. */
-    bool async;                 /* persists complete later, in order, or are lost */
-    bool random_order;          /* deliver messages in random order */
-    uint32_t dup_per_million;   /* duplicate a delivered message */
-    bool cut[N_MAX][N_MAX];     /* link i -> j drops everything */
+    bool async;                     /* persists complete later, in order, or are lost */
+    bool random_order;              /* deliver messages in random order */
+    uint32_t dup_per_million;       /* duplicate a delivered message */
+    bool cut[N_MAX][N_MAX];         /* link i -> j drops everything */
     raft_node term_leader[LOG_MAX]; /* Election Safety: the leader seen for each term */
     /* ReadIndex: highest index applied anywhere when read ctx was requested. */
     raft_index read_floor[1024];
@@ -116,8 +122,8 @@ static void net_push(struct cluster *c, const struct raft_msg *m)
         assert_non_null(q->ents);
         for (uint32_t i = 0; i < m->append.entry_count; i++) {
             q->ents[i] = m->append.entries[i];
-            q->ents[i].data.base = dup_bytes(m->append.entries[i].data.base,
-                                             m->append.entries[i].data.len);
+            q->ents[i].data.base =
+                dup_bytes(m->append.entries[i].data.base, m->append.entries[i].data.len);
         }
         q->m.append.entries = q->ents;
     }
@@ -252,8 +258,7 @@ static void apply_entry(struct cluster *c, struct node *nd, const struct raft_en
 }
 
 /* Releases the messages held for a durable batch: peers' go out, ours are stepped. */
-static void release_held(struct cluster *c, uint32_t i, const struct raft_msg *held,
-                         uint32_t count)
+static void release_held(struct cluster *c, uint32_t i, const struct raft_msg *held, uint32_t count)
 {
     for (uint32_t k = 0; k < count; k++) {
         if (held[k].to == i + 1) {
@@ -766,9 +771,8 @@ static void test_restore_after_torn_write(void **state)
     struct raft_entry ents[3] = {{.term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL},
                                  {.term = 2, .index = 2, .type = RAFT_ENTRY_NORMAL},
                                  {.term = 3, .index = 3, .type = RAFT_ENTRY_NORMAL}};
-    struct raft_restore rs = {.hard_state = {.term = 2, .vote = 2, .commit = 7},
-                              .entries = ents,
-                              .entry_count = 3};
+    struct raft_restore rs = {
+        .hard_state = {.term = 2, .vote = 2, .commit = 7}, .entries = ents, .entry_count = 3};
     struct raft_options o;
     raft_options_default(&o);
     o.id = 1;
@@ -778,9 +782,9 @@ static void test_restore_after_torn_write(void **state)
     assert_int_equal(raft_init(r, &o, &cfg, &rs), 0);
     struct raft_status s;
     raft_status(r, &s);
-    assert_int_equal(s.term, 3);            /* raised to the log's last term */
+    assert_int_equal(s.term, 3);              /* raised to the log's last term */
     assert_int_equal(s.vote, RAFT_NODE_NONE); /* no vote was cast in term 3 */
-    assert_int_equal(s.commit, 0);          /* past the durable log: forgotten */
+    assert_int_equal(s.commit, 0);            /* past the durable log: forgotten */
     assert_true(raft_has_ready(r));
     struct raft_ready rd;
     raft_ready(r, &rd);
@@ -881,9 +885,9 @@ static int vote_by_id(void *ctx, raft_node id)
 static void test_quorum_arithmetic(void **state)
 {
     (void)state;
-    struct raft_config c = {.member_count = 4,
-                            .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER},
-                                        {4, RAFT_LEARNER}}};
+    struct raft_config c = {
+        .member_count = 4,
+        .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}, {4, RAFT_LEARNER}}};
     uint64_t match[8] = {0, 10, 7, 3, 100};
     assert_int_equal(quorum_value(&c, value_by_id, match), 7);
     int votes[8] = {-1, 1, 0, -1, 1};
