@@ -160,7 +160,11 @@ void leader_append_only(struct sim *s, uint32_t node, raft_group g, const struct
 
 /* Log Matching (§5.3): an (index, term) names one entry, whose predecessor has one term, on
  * every node. By induction on the predecessor, equal (index, term) means equal prefixes. */
-void log_matching(struct sim *s, raft_group g, raft_index index, raft_term term, uint64_t hash,
+void log_matching(struct sim *s,
+                  raft_group g,
+                  raft_index index,
+                  raft_term term,
+                  uint64_t hash,
                   raft_term prev_term)
 {
     bool fresh = false;
@@ -171,8 +175,8 @@ void log_matching(struct sim *s, raft_group g, raft_index index, raft_term term,
         return;
     }
     if (v->x != hash) {
-        sim_violation(s, "log_matching", "group %u index %llu term %llu: two different entries",
-                      g, (ull)index, (ull)term);
+        sim_violation(s, "log_matching", "group %u index %llu term %llu: two different entries", g,
+                      (ull)index, (ull)term);
     }
     if (prev_term == 0) {
         return; /* predecessor unknown (compacted) */
@@ -186,8 +190,12 @@ void log_matching(struct sim *s, raft_group g, raft_index index, raft_term term,
     }
 }
 
-static void completeness_at(struct sim *s, uint32_t node, raft_group g,
-                            const struct raft_status *st, raft_index i, raft_term term)
+static void completeness_at(struct sim *s,
+                            uint32_t node,
+                            raft_group g,
+                            const struct raft_status *st,
+                            raft_index i,
+                            raft_term term)
 {
     if (i > st->last_index) {
         sim_violation(s, "leader_completeness",
@@ -224,8 +232,13 @@ void leader_completeness(struct sim *s, uint32_t node, raft_group g)
 
 /* State Machine Safety (§5.4.3): no two nodes apply different entries at one index, and the
  * state after an index is the same everywhere (so snapshots carry the right state too). */
-void state_machine_safety(struct sim *s, uint32_t node, raft_group g, raft_index index,
-                          raft_term term, uint64_t entry_hash, uint64_t state_hash)
+void state_machine_safety(struct sim *s,
+                          uint32_t node,
+                          raft_group g,
+                          raft_index index,
+                          raft_term term,
+                          uint64_t entry_hash,
+                          uint64_t state_hash)
 {
     struct sim_committed *c = committed_at(s, g, index);
     if (!c->set) {
@@ -250,8 +263,11 @@ void state_machine_safety(struct sim *s, uint32_t node, raft_group g, raft_index
 
 /* Durable hard state: the durable term never goes back, and a durable vote for a term never
  * changes, across crashes and restarts (the disk outlives incarnations). */
-void persisted_hard_state(struct sim *s, uint32_t node, raft_group g,
-                          const struct raft_hard_state *old, const struct raft_hard_state *new_hs)
+void persisted_hard_state(struct sim *s,
+                          uint32_t node,
+                          raft_group g,
+                          const struct raft_hard_state *old,
+                          const struct raft_hard_state *new_hs)
 {
     if (new_hs->term < old->term) {
         sim_violation(s, "persisted_hard_state",
@@ -260,16 +276,16 @@ void persisted_hard_state(struct sim *s, uint32_t node, raft_group g,
     }
     if (new_hs->term == old->term && old->vote != RAFT_NODE_NONE && new_hs->vote != old->vote) {
         sim_violation(s, "persisted_hard_state",
-                      "node %u group %u: durable vote in term %llu changed from %u to %u",
-                      node + 1, g, (ull)old->term, old->vote, new_hs->vote);
+                      "node %u group %u: durable vote in term %llu changed from %u to %u", node + 1,
+                      g, (ull)old->term, old->vote, new_hs->vote);
     }
 }
 
 /* Log Matching, as the leader relies on it: a follower that accepts an append in term T
  * claims its log equals the leader of T's log up to the acked index, so while that leader
  * still leads T (its log only grows) the two hold the same term there. */
-static void ack_matches_leader(struct sim *s, uint32_t node, const struct raft_msg *m,
-                               raft_term mine)
+static void
+ack_matches_leader(struct sim *s, uint32_t node, const struct raft_msg *m, raft_term mine)
 {
     uint32_t leader = m->to - 1;
     if (m->to == RAFT_NODE_NONE || leader >= s->cfg.nodes || !s->node[leader].up || mine == 0) {
@@ -285,8 +301,8 @@ static void ack_matches_leader(struct sim *s, uint32_t node, const struct raft_m
     sim_violation(s, "log_matching",
                   "node %u acked group %u index %llu to leader %u of term %llu holding term "
                   "%llu there; the leader holds term %llu",
-                  node + 1, m->group, (ull)m->append_resp.index, m->to, (ull)m->term,
-                  (ull)mine, (ull)theirs);
+                  node + 1, m->group, (ull)m->append_resp.index, m->to, (ull)m->term, (ull)mine,
+                  (ull)theirs);
 }
 
 /* What leaves a node must already be durable there: a granted vote (its term and vote), an
@@ -318,8 +334,7 @@ void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *
         sim_violation(s, "persisted_before_ack",
                       "node %u acked group %u index %llu (term %llu) to %u with durable log "
                       "ending at %llu",
-                      node + 1, m->group, (ull)acked, (ull)m->term, m->to,
-                      (ull)sim_dlog_last(d));
+                      node + 1, m->group, (ull)acked, (ull)m->term, m->to, (ull)sim_dlog_last(d));
     }
     struct raft *r = sim_group(s, node, m->group);
     struct raft_status st;
@@ -328,8 +343,7 @@ void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *
     if (m->type == RAFT_MSG_APPEND_RESP && st.term == m->term) {
         ack_matches_leader(s, node, m, mem);
     }
-    if (st.term == m->term && acked > d->snap.index && mem != 0 &&
-        mem != sim_dlog_term(d, acked)) {
+    if (st.term == m->term && acked > d->snap.index && mem != 0 && mem != sim_dlog_term(d, acked)) {
         sim_violation(s, "persisted_before_ack",
                       "node %u acked group %u index %llu in term %llu holding term %llu there, "
                       "but term %llu is durable",
@@ -340,8 +354,7 @@ void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *
 
 /* Linearizable reads (thesis §6.4): a read serves a state that includes every write acked
  * before it began, and is released only once its read index is applied. */
-void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
-                       raft_index index)
+void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index)
 {
     const struct sim_read *rd = &s->reads[ctx - 1];
     raft_index applied = s->node[node].sm[g].applied;
@@ -428,7 +441,9 @@ void check_persist_entries(struct sim *s, uint32_t node, raft_group g, const str
     w->handed_leader = st.role == RAFT_LEADER ? st.term : 0;
 }
 
-void check_durable_hard_state(struct sim *s, uint32_t node, raft_group g,
+void check_durable_hard_state(struct sim *s,
+                              uint32_t node,
+                              raft_group g,
                               const struct raft_hard_state *old,
                               const struct raft_hard_state *new_hs)
 {
@@ -472,8 +487,7 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
         printf(" index %llu next %llu rejected %d done %d", (ull)m->snapshot_resp.index,
-               (ull)m->snapshot_resp.next_offset, m->snapshot_resp.rejected,
-               m->snapshot_resp.done);
+               (ull)m->snapshot_resp.next_offset, m->snapshot_resp.rejected, m->snapshot_resp.done);
         break;
     case RAFT_MSG_TIMEOUT_NOW:
     case RAFT_MSG_PERSISTED:
@@ -502,8 +516,8 @@ void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t l
 }
 
 /* A payload id names one client proposal: applied at one (group, index) at most. */
-static void check_payload_once(struct sim *s, uint32_t node, raft_group g,
-                               const struct raft_entry *e)
+static void
+check_payload_once(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
     if (e->type != RAFT_ENTRY_NORMAL || e->data.len != SIM_PAYLOAD_BYTES) {
         return;
@@ -522,8 +536,7 @@ static void check_payload_once(struct sim *s, uint32_t node, raft_group g,
     }
 }
 
-static void check_client_ack(struct sim *s, uint32_t node, raft_group g,
-                             const struct raft_entry *e)
+static void check_client_ack(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
     /* At most one pending proposal per index: client_propose drops older ones. */
     struct sim_node *nd = &s->node[node];
@@ -609,16 +622,15 @@ uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g)
     return s->read_count; /* ctx = position + 1: 0 is never a context */
 }
 
-void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
-                       raft_index index)
+void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index)
 {
     if (ctx == 0 || ctx > s->read_count) {
         sim_fail(s, "node %u group %u released unknown read %llu", node + 1, g, (ull)ctx);
     }
     struct sim_read *rd = &s->reads[ctx - 1];
     if (rd->node != node || rd->g != g || rd->served) {
-        sim_fail(s, "node %u group %u released read %llu (node %u group %u, served %d)",
-                 node + 1, g, (ull)ctx, rd->node + 1, rd->g, rd->served);
+        sim_fail(s, "node %u group %u released read %llu (node %u group %u, served %d)", node + 1,
+                 g, (ull)ctx, rd->node + 1, rd->g, rd->served);
     }
     rd->served = true;
     s->n.reads_served++;

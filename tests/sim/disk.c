@@ -78,8 +78,10 @@ static bool sim_dlog_put_entry(struct sim_dlog *d, const struct sim_rec *r)
     return true;
 }
 
-void sim_dlog_install_snapshot(struct sim_dlog *d, const struct raft_snapshot_meta *meta,
-                               const uint8_t *data, uint64_t bytes)
+void sim_dlog_install_snapshot(struct sim_dlog *d,
+                               const struct raft_snapshot_meta *meta,
+                               const uint8_t *data,
+                               uint64_t bytes)
 {
     if (meta->index <= d->snap.index) {
         return; /* an older snapshot than the one already durable adds nothing */
@@ -152,8 +154,9 @@ void sim_unit_apply(struct sim *s, uint32_t node, const struct sim_unit *u, uint
             break;
         case SIM_REC_ENTRY:
             if (!sim_dlog_put_entry(d, r)) {
-                sim_fail(s, "node %u group %u: entry %llu written after durable last %llu "
-                            "(a gap in the log)",
+                sim_fail(s,
+                         "node %u group %u: entry %llu written after durable last %llu "
+                         "(a gap in the log)",
                          node + 1, r->g, (unsigned long long)r->index,
                          (unsigned long long)sim_dlog_last(d));
             }

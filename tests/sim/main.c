@@ -33,7 +33,7 @@ static void sim_assert_handler(const char *file, int line, const char *expr)
 struct sim_args {
     uint64_t start;
     uint64_t count;
-    uint32_t nodes;   /* 0: by seed */
+    uint32_t nodes; /* 0: by seed */
     uint32_t groups;
     uint32_t workers; /* 0: by seed */
     uint32_t ticks;
@@ -62,8 +62,11 @@ static uint64_t parse_u64(const char *argv0, const char *s)
 
 static void parse_args(int argc, char **argv, struct sim_args *a)
 {
-    *a = (struct sim_args){.start = 1, .count = 1, .groups = SIM_DEFAULT_GROUPS,
-                           .ticks = SIM_DEFAULT_TICKS, .trace = -1};
+    *a = (struct sim_args){.start = 1,
+                           .count = 1,
+                           .groups = SIM_DEFAULT_GROUPS,
+                           .ticks = SIM_DEFAULT_TICKS,
+                           .trace = -1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (strcmp(opt, "-v") == 0) {
@@ -103,8 +106,8 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
            "reads=%llu reads_served=%llu applied=%llu\n",
-           what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->crashes, (ull)n->restarts,
-           (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way,
+           what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->crashes,
+           (ull)n->restarts, (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way,
            (ull)n->dropped, (ull)n->duplicated, (ull)n->snapshots_taken,
            (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
            (ull)n->reads_served, (ull)n->applied);

@@ -19,8 +19,8 @@
 
 /* Election ticks: the core's timeout is random in [e, 2e). Liveness must hold within
  * ten maximal election timeouts after every fault has healed. */
-#define SIM_ELECTION_TICKS  10u
-#define SIM_LIVENESS_TICKS  (10u * 2u * SIM_ELECTION_TICKS)
+#define SIM_ELECTION_TICKS 10u
+#define SIM_LIVENESS_TICKS (10u * 2u * SIM_ELECTION_TICKS)
 
 /* Client proposals in flight per (node, group); a payload is an id, group and node. */
 #define SIM_PENDING_MAX   8
@@ -126,12 +126,12 @@ struct sim_pending { /* a client proposal waiting for its apply on the proposing
     uint64_t payload_id;
 };
 
-struct sim_watch { /* what the checkers remember of one (node, group) */
+struct sim_watch {         /* what the checkers remember of one (node, group) */
     raft_term leader_term; /* term this node was last seen leading; 0: never */
     raft_index leader_last;
     raft_term leader_last_term;
-    raft_index handed_last;     /* last entry index handed to the disk */
-    raft_term handed_leader;    /* term it led when it last handed entries out; 0: not leader */
+    raft_index handed_last;  /* last entry index handed to the disk */
+    raft_term handed_leader; /* term it led when it last handed entries out; 0: not leader */
 };
 
 struct sim_node {
@@ -150,9 +150,9 @@ struct sim_node {
     struct sim_pending pending[SIM_GROUPS_MAX][SIM_PENDING_MAX];
     uint32_t pending_count[SIM_GROUPS_MAX];
     struct sim_watch watch[SIM_GROUPS_MAX];
-    uint64_t restart_at; /* while down */
-    uint64_t churn_at;   /* while up: crash at this time (0: not scheduled) */
-    struct raft_restore restore;      /* multi_create restore callback scratch */
+    uint64_t restart_at;         /* while down */
+    uint64_t churn_at;           /* while up: crash at this time (0: not scheduled) */
+    struct raft_restore restore; /* multi_create restore callback scratch */
     struct raft_entry *restore_entries;
     uint32_t restore_cap;
 };
@@ -207,7 +207,7 @@ struct sim_rates {
     uint32_t churn;     /* per new leader: crash it within two ticks (Figure 8 patterns) */
     uint32_t propose;   /* per leader group per node tick */
     uint32_t read;
-    uint32_t snapshot;  /* per group per node tick, once applied is far enough ahead */
+    uint32_t snapshot; /* per group per node tick, once applied is far enough ahead */
 };
 
 struct sim_counts {
@@ -269,9 +269,9 @@ struct sim {
     uint64_t payload_next;
     struct codec_scratch *scratch; /* decoding outgoing batches for the checkers */
     /* Liveness after heal: a proposal per group must be acked. */
-    uint64_t heal_payload;                 /* payload ids above it were proposed after heal */
-    uint32_t live_node[SIM_GROUPS_MAX];    /* where the last liveness proposal went, + 1 */
-    raft_term live_term[SIM_GROUPS_MAX];   /* in which term */
+    uint64_t heal_payload;               /* payload ids above it were proposed after heal */
+    uint32_t live_node[SIM_GROUPS_MAX];  /* where the last liveness proposal went, + 1 */
+    raft_term live_term[SIM_GROUPS_MAX]; /* in which term */
     bool live_done[SIM_GROUPS_MAX];
     uint32_t live_left;
 };
@@ -286,8 +286,10 @@ void sim_on_election(struct sim *s, uint32_t node);
 raft_index sim_dlog_last(const struct sim_dlog *d);
 raft_term sim_dlog_term(const struct sim_dlog *d, raft_index i);
 void sim_dlog_free(struct sim_dlog *d);
-void sim_dlog_install_snapshot(struct sim_dlog *d, const struct raft_snapshot_meta *meta,
-                               const uint8_t *data, uint64_t bytes);
+void sim_dlog_install_snapshot(struct sim_dlog *d,
+                               const struct raft_snapshot_meta *meta,
+                               const uint8_t *data,
+                               uint64_t bytes);
 struct sim_rec *sim_unit_add(struct sim_unit *u);
 void sim_rec_set_data(struct sim_rec *r, const uint8_t *data, uint64_t len);
 void sim_unit_free(struct sim_unit *u);
@@ -306,30 +308,42 @@ void check_free(struct sim *s);
 void check_node(struct sim *s, uint32_t node);
 /* Hooks the drain ops call. */
 void check_persist_entries(struct sim *s, uint32_t node, raft_group g, const struct raft_ready *rd);
-void check_durable_hard_state(struct sim *s, uint32_t node, raft_group g,
+void check_durable_hard_state(struct sim *s,
+                              uint32_t node,
+                              raft_group g,
                               const struct raft_hard_state *old,
                               const struct raft_hard_state *new_hs);
 void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len);
 void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e);
 void check_restore(struct sim *s, uint32_t node, raft_group g, raft_index index);
 uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g);
-void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
-                       raft_index index);
+void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
 
 /* Named checkers (also called by the hooks above). */
 void sim_print_replay(const struct sim_config *cfg);
 
 void election_safety(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
 void leader_append_only(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
-void log_matching(struct sim *s, raft_group g, raft_index index, raft_term term, uint64_t hash,
+void log_matching(struct sim *s,
+                  raft_group g,
+                  raft_index index,
+                  raft_term term,
+                  uint64_t hash,
                   raft_term prev_term);
 void leader_completeness(struct sim *s, uint32_t node, raft_group g);
-void state_machine_safety(struct sim *s, uint32_t node, raft_group g, raft_index index,
-                          raft_term term, uint64_t entry_hash, uint64_t state_hash);
-void persisted_hard_state(struct sim *s, uint32_t node, raft_group g,
-                          const struct raft_hard_state *old, const struct raft_hard_state *new_hs);
+void state_machine_safety(struct sim *s,
+                          uint32_t node,
+                          raft_group g,
+                          raft_index index,
+                          raft_term term,
+                          uint64_t entry_hash,
+                          uint64_t state_hash);
+void persisted_hard_state(struct sim *s,
+                          uint32_t node,
+                          raft_group g,
+                          const struct raft_hard_state *old,
+                          const struct raft_hard_state *new_hs);
 void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *m);
-void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
-                       raft_index index);
+void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
 
 #endif

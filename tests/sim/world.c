@@ -11,10 +11,10 @@
 #include "core/base/errors.h"
 #include "tests/sim/sim.h"
 
-#define SIM_SNAPSHOT_GAP 16u /* applied entries past the durable snapshot before another */
-#define SIM_TRAILING_MAX 5u  /* entries kept before a snapshot index, chosen per snapshot */
-#define SIM_DRAIN_ROUNDS 8   /* drain_run calls per step while groups still have a ready */
-#define SIM_DOWN_TICKS_MAX 25u
+#define SIM_SNAPSHOT_GAP    16u /* applied entries past the durable snapshot before another */
+#define SIM_TRAILING_MAX    5u  /* entries kept before a snapshot index, chosen per snapshot */
+#define SIM_DRAIN_ROUNDS    8   /* drain_run calls per step while groups still have a ready */
+#define SIM_DOWN_TICKS_MAX  25u
 #define SIM_UNCOMMITTED_MAX 8u /* clients propose only while the leader's tail is shorter */
 
 static uint64_t sim_rand(struct sim *s, uint64_t lo, uint64_t hi) /* in [lo, hi] */
@@ -96,7 +96,11 @@ static struct sim_event ev_pop(struct sim *s)
     return top;
 }
 
-static void ev_at(struct sim *s, uint64_t time, uint8_t type, uint32_t node, uint32_t worker,
+static void ev_at(struct sim *s,
+                  uint64_t time,
+                  uint8_t type,
+                  uint32_t node,
+                  uint32_t worker,
                   struct sim_packet *pkt)
 {
     struct sim_event e = {
@@ -112,8 +116,8 @@ static void ev_at(struct sim *s, uint64_t time, uint8_t type, uint32_t node, uin
 
 /* ---- network ---- */
 
-static void net_send(struct sim *s, uint32_t from, uint32_t worker, raft_node to_id,
-                     const uint8_t *b, size_t len)
+static void net_send(
+    struct sim *s, uint32_t from, uint32_t worker, raft_node to_id, const uint8_t *b, size_t len)
 {
     if (to_id == RAFT_NODE_NONE || to_id > s->cfg.nodes || to_id - 1 == from) {
         sim_fail(s, "node %u sent a batch to node %u", from + 1, to_id);
@@ -168,20 +172,24 @@ static void sm_save(const struct sim_sm *sm, uint8_t out[SIM_SM_BYTES])
     sm_put64(out + 16, sm->count);
 }
 
-static void sm_load(struct sim *s, uint32_t node, raft_group g, const struct raft_snapshot_meta *meta,
-                    const uint8_t *data, uint64_t bytes)
+static void sm_load(struct sim *s,
+                    uint32_t node,
+                    raft_group g,
+                    const struct raft_snapshot_meta *meta,
+                    const uint8_t *data,
+                    uint64_t bytes)
 {
     if (bytes != SIM_SM_BYTES || data == NULL) {
-        sim_fail(s, "node %u group %u: snapshot of %llu bytes, not a state machine image",
-                 node + 1, g, (unsigned long long)bytes);
+        sim_fail(s, "node %u group %u: snapshot of %llu bytes, not a state machine image", node + 1,
+                 g, (unsigned long long)bytes);
     }
     struct sim_sm *sm = &s->node[node].sm[g];
     sm->applied = sm_get64(data);
     sm->hash = sm_get64(data + 8);
     sm->count = sm_get64(data + 16);
     if (sm->applied != meta->index) {
-        sim_fail(s, "node %u group %u: snapshot meta index %llu holds a state at %llu", node + 1,
-                 g, (unsigned long long)meta->index, (unsigned long long)sm->applied);
+        sim_fail(s, "node %u group %u: snapshot meta index %llu holds a state at %llu", node + 1, g,
+                 (unsigned long long)meta->index, (unsigned long long)sm->applied);
     }
     check_restore(s, node, g, meta->index);
 }
@@ -264,8 +272,11 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     ev_at(s, u->done_at, SIM_EV_PERSIST, c->node, w, NULL);
 }
 
-static void op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
-                       const uint8_t *data, uint64_t bytes)
+static void op_restore(void *ctx,
+                       raft_group g,
+                       const struct raft_snapshot_meta *meta,
+                       const uint8_t *data,
+                       uint64_t bytes)
 {
     struct sim_wctx *c = ctx;
     c->s->n.snapshots_installed++;
@@ -356,8 +367,8 @@ static const struct raft_restore *restore_cb(void *ctx, raft_group g)
     }
     if (d->count > nd->restore_cap) {
         nd->restore_cap = d->count;
-        nd->restore_entries = realloc(nd->restore_entries,
-                                      nd->restore_cap * sizeof(*nd->restore_entries));
+        nd->restore_entries =
+            realloc(nd->restore_entries, nd->restore_cap * sizeof(*nd->restore_entries));
         RR_ASSERT(nd->restore_entries != NULL);
     }
     for (uint32_t k = 0; k < d->count; k++) {
@@ -534,8 +545,7 @@ static void clients(struct sim *s, uint32_t node)
          * from latency), and after heal only the liveness proposals are made. */
         uint32_t rate = leader ? s->rates.propose : s->rates.propose / 16;
         bool room = st.last_index - st.commit < SIM_UNCOMMITTED_MAX;
-        if (!s->healed && room && nd->pending_count[g] < SIM_PENDING_MAX &&
-            sim_chance(s, rate)) {
+        if (!s->healed && room && nd->pending_count[g] < SIM_PENDING_MAX && sim_chance(s, rate)) {
             client_propose(s, node, g, ++s->payload_next);
         }
         if (sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
@@ -561,8 +571,8 @@ static void take_snapshot(struct sim *s, uint32_t node, raft_group g)
     sm_save(&nd->sm[g], data);
     /* Durable first: the core may drop its log prefix as soon as it is told. */
     sim_dlog_install_snapshot(&nd->dlog[g], &meta, data, SIM_SM_BYTES);
-    int rc = raft_snapshot_taken(r, meta.index, data, SIM_SM_BYTES,
-                                 sim_rand(s, 0, SIM_TRAILING_MAX));
+    int rc =
+        raft_snapshot_taken(r, meta.index, data, SIM_SM_BYTES, sim_rand(s, 0, SIM_TRAILING_MAX));
     if (rc != 0) {
         sim_fail(s, "node %u group %u: raft_snapshot_taken(%llu): %s", node + 1, g,
                  (unsigned long long)meta.index, rr_strerror(rc));
@@ -579,8 +589,8 @@ static void snapshots(struct sim *s, uint32_t node)
          * unit is still in flight): count from the later of the two. */
         struct raft_status st;
         raft_status(sim_group(s, node, g), &st);
-        raft_index base = st.snapshot_index > nd->dlog[g].snap.index ? st.snapshot_index
-                                                                      : nd->dlog[g].snap.index;
+        raft_index base =
+            st.snapshot_index > nd->dlog[g].snap.index ? st.snapshot_index : nd->dlog[g].snap.index;
         if (nd->sm[g].applied >= base + SIM_SNAPSHOT_GAP && sim_chance(s, s->rates.snapshot)) {
             take_snapshot(s, node, g);
         }
@@ -759,7 +769,8 @@ static void print_group(struct sim *s, raft_group g)
                s->node[i].pending_count[g]);
         const struct sim_unit *u = s->node[i].head[g % s->cfg.workers];
         printf("    has_ready %d durable last %llu unit %s done_at %llu\n",
-               raft_has_ready(sim_group(s, i, g)), (unsigned long long)sim_dlog_last(&s->node[i].dlog[g]),
+               raft_has_ready(sim_group(s, i, g)),
+               (unsigned long long)sim_dlog_last(&s->node[i].dlog[g]),
                u != NULL ? "queued" : "none", u != NULL ? (unsigned long long)u->done_at : 0ULL);
         struct raft_progress_view pv;
         for (uint32_t k = 1; k <= s->cfg.nodes; k++) {
