@@ -11,11 +11,12 @@
 #include "core/base/errors.h"
 #include "tests/sim/sim.h"
 
-#define SIM_SNAPSHOT_GAP    16u /* applied entries past the durable snapshot before another */
-#define SIM_TRAILING_MAX    5u  /* entries kept before a snapshot index, chosen per snapshot */
-#define SIM_DRAIN_ROUNDS    8   /* drain_run calls per step while groups still have a ready */
-#define SIM_DOWN_TICKS_MAX  25u
-#define SIM_UNCOMMITTED_MAX 8u /* clients propose only while the leader's tail is shorter */
+#define SIM_SNAPSHOT_GAP     16u /* applied entries past the durable snapshot before another */
+#define SIM_TRAILING_MAX     5u  /* entries kept before a snapshot index, chosen per snapshot */
+#define SIM_DRAIN_ROUNDS     8   /* drain_run calls per step while groups still have a ready */
+#define SIM_DOWN_TICKS_MAX   25u
+#define SIM_HEALED_DELAY_MAX 50u /* network and disk delay bound after heal: half a tick */
+#define SIM_UNCOMMITTED_MAX  8u  /* clients propose only while the leader's tail is shorter */
 
 static uint64_t sim_rand(struct sim *s, uint64_t lo, uint64_t hi) /* in [lo, hi] */
 {
@@ -698,6 +699,14 @@ static void heal_all(struct sim *s)
     s->partition_until = 0;
     s->rates.loss = 0;
     s->rates.dup = 0;
+    /* Raft's timing requirement (§5.6): broadcast time well under the election timeout. The
+     * fault phase may break it (slow links and disks); a healed cluster must meet it. */
+    if (s->rates.delay_max > SIM_HEALED_DELAY_MAX) {
+        s->rates.delay_max = SIM_HEALED_DELAY_MAX;
+    }
+    if (s->rates.disk_max > SIM_HEALED_DELAY_MAX) {
+        s->rates.disk_max = SIM_HEALED_DELAY_MAX;
+    }
     s->healed = true;
     s->heal_tick = s->tick_no;
     s->heal_payload = s->payload_next;
@@ -709,6 +718,27 @@ static void heal_all(struct sim *s)
     if (s->cfg.verbose) {
         printf("  t=%llu heal\n", (unsigned long long)s->now);
     }
+}
+
+/* A follower (or candidate) that campaigns at once, as a leadership transfer target does. */
+static void force_campaign(struct sim *s)
+{
+    uint32_t node = (uint32_t)sim_rand(s, 0, s->cfg.nodes - 1);
+    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
+    struct sim_node *nd = &s->node[node];
+    if (!nd->up) {
+        return;
+    }
+    struct raft_status st;
+    raft_status(sim_group(s, node, g), &st);
+    if (st.role == RAFT_LEADER) {
+        return;
+    }
+    s->n.campaigns++;
+    raft_campaign(sim_group(s, node, g));
+    multi_mark_dirty(nd->m[g % s->cfg.workers], g);
+    node_drain(s, node, g % s->cfg.workers);
+    check_node(s, node);
 }
 
 void sim_on_election(struct sim *s, uint32_t node)
@@ -743,6 +773,9 @@ static void faults(struct sim *s)
             node_crash(s, victim);
             down++;
         }
+    }
+    if (sim_chance(s, s->rates.campaign)) {
+        force_campaign(s);
     }
     for (uint32_t i = 0; i < n; i++) {
         struct sim_node *nd = &s->node[i];
@@ -851,6 +884,7 @@ static void rates_init(struct sim *s)
     r->tear = 500000;
     r->partition = (uint32_t)sim_rand(s, 10000, 50000);
     r->churn = (uint32_t)sim_rand(s, 0, 500000);
+    r->campaign = (uint32_t)sim_rand(s, 0, 50000);
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
