@@ -910,6 +910,174 @@ static void test_quorum_arithmetic(void **state)
     assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_WON);
 }
 
+/* ---- random peer input ------------------------------------------------------------ */
+
+/* A random message from a peer: any type, mostly plausible (a member, a term near ours, an
+ * append near our log's end) so that the core goes deep, with enough subtly wrong ones (gaps,
+ * term inversions, bad offsets, unknown senders, other groups) to exercise validation. */
+static raft_term random_term(struct rr_prng *p, raft_term cur)
+{
+    return rr_prng_chance(p, 700000) ? cur + rr_prng_range(p, 0, 2) : rr_prng_range(p, 0, cur + 3);
+}
+
+static void random_append(struct rr_prng *p,
+                          const struct raft *r,
+                          struct raft_msg *m,
+                          struct raft_entry *ents,
+                          uint8_t *buf)
+{
+    struct raft_status s;
+    raft_status(r, &s);
+    uint32_t n = (uint32_t)rr_prng_range(p, 0, 5);
+    m->append.prev_index = rr_prng_range(p, 0, s.last_index + 3);
+    m->append.prev_term = rr_prng_chance(p, 700000) ? raft_term_at(r, m->append.prev_index)
+                                                    : rr_prng_range(p, 0, m->term + 1);
+    m->append.commit = rr_prng_range(p, 0, s.last_index + n + 2);
+    raft_term t = m->append.prev_term;
+    for (uint32_t i = 0; i < n; i++) {
+        t = rr_prng_chance(p, 800000) ? t : rr_prng_range(p, 0, m->term + 2);
+        ents[i] = (struct raft_entry){
+            .term = t,
+            .index = m->append.prev_index + 1 + i + (rr_prng_chance(p, 30000) ? 1 : 0),
+            .type = rr_prng_chance(p, 30000) ? (uint8_t)rr_prng_range(p, 0, 4) : RAFT_ENTRY_NORMAL,
+            .data = {buf, (uint32_t)rr_prng_range(p, 0, 16)}};
+    }
+    m->append.entries = n > 0 ? ents : NULL;
+    m->append.entry_count = n;
+}
+
+static void random_snapshot(struct rr_prng *p, struct raft_msg *m, uint8_t *buf)
+{
+    m->snapshot.meta.index = rr_prng_range(p, 0, 16);
+    m->snapshot.meta.term = rr_prng_range(p, 0, m->term + 1);
+    m->snapshot.meta.config.member_count = (uint32_t)rr_prng_range(p, 0, 4);
+    for (uint32_t i = 0; i < 3; i++) {
+        m->snapshot.meta.config.members[i] = (struct raft_member){i + 1, RAFT_VOTER};
+    }
+    m->snapshot.total_bytes = rr_prng_range(p, 0, 40);
+    m->snapshot.offset = rr_prng_chance(p, 500000) ? 0 : rr_prng_range(p, 0, 40);
+    m->snapshot.chunk = (struct raft_buf){buf, (uint32_t)rr_prng_range(p, 0, 20)};
+    m->snapshot.done = m->snapshot.offset + m->snapshot.chunk.len == m->snapshot.total_bytes;
+    if (rr_prng_chance(p, 100000)) {
+        m->snapshot.done = !m->snapshot.done;
+    }
+}
+
+static void random_msg(struct rr_prng *p,
+                       const struct raft *r,
+                       struct raft_msg *m,
+                       struct raft_entry *ents,
+                       uint8_t *buf)
+{
+    struct raft_status s;
+    raft_status(r, &s);
+    memset(m, 0, sizeof(*m));
+    m->type = (uint8_t)rr_prng_range(p, 0, RAFT_MSG_TYPE_MAX + 2);
+    m->group = rr_prng_chance(p, 20000) ? GROUP + 1 : GROUP;
+    m->from = rr_prng_chance(p, 900000) ? (raft_node)rr_prng_range(p, 2, 4)
+                                        : (raft_node)rr_prng_range(p, 0, 5);
+    m->to = rr_prng_chance(p, 20000) ? 2 : 1;
+    m->term = random_term(p, s.term);
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        random_append(p, r, m, ents, buf);
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        m->append_resp.rejected = rr_prng_chance(p, 300000);
+        m->append_resp.index = rr_prng_range(p, 0, s.last_index + 2);
+        m->append_resp.hint_index = rr_prng_range(p, 0, s.last_index + 2);
+        m->append_resp.hint_term = rr_prng_range(p, 0, s.term + 1);
+        break;
+    case RAFT_MSG_SNAPSHOT:
+        random_snapshot(p, m, buf);
+        break;
+    case RAFT_MSG_SNAPSHOT_RESP:
+        m->snapshot_resp.index = rr_prng_range(p, 0, 16);
+        m->snapshot_resp.next_offset = rr_prng_range(p, 0, 64);
+        m->snapshot_resp.rejected = rr_prng_chance(p, 300000);
+        m->snapshot_resp.done = rr_prng_chance(p, 300000);
+        break;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PRE_VOTE_RESP:
+        m->vote_resp.granted = rr_prng_chance(p, 700000);
+        break;
+    case RAFT_MSG_HEARTBEAT:
+        m->heartbeat.commit = rr_prng_range(p, 0, s.last_index + 2);
+        m->heartbeat.read_ctx = rr_prng_range(p, 0, 4);
+        break;
+    case RAFT_MSG_HEARTBEAT_RESP:
+        m->heartbeat_resp.read_ctx = rr_prng_range(p, 0, 40);
+        break;
+    default:
+        m->vote.last_log_index = rr_prng_range(p, 0, s.last_index + 2);
+        m->vote.last_log_term = rr_prng_range(p, 0, m->term + 1);
+        m->vote.transfer = rr_prng_chance(p, 100000);
+        break;
+    }
+}
+
+/* Whatever peers send, the core answers with 0 or an error and never trips an assertion
+ * (RR_ASSERT traps; ASan/UBSan watch the rest). Its own output is drained as a node would. */
+static void test_random_peer_input_never_asserts(void **state)
+{
+    (void)state;
+    struct raft_config cfg = {.member_count = 3,
+                              .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}}};
+    struct rr_prng p;
+    rr_prng_seed(&p, 7);
+    uint8_t buf[64] = {0};
+    struct raft_entry ents[8];
+    for (int round = 0; round < 200; round++) {
+        struct raft_options o;
+        raft_options_default(&o);
+        o.id = 1;
+        o.group = GROUP;
+        o.seed = (uint64_t)round;
+        o.pre_vote = round % 2 == 0;
+        struct raft *r = malloc(raft_sizeof());
+        assert_non_null(r);
+        assert_int_equal(raft_init(r, &o, &cfg, NULL), 0);
+        for (int k = 0; k < 500; k++) {
+            struct raft_msg m;
+            random_msg(&p, r, &m, ents, buf);
+            int rv = raft_step(r, &m);
+            assert_true(rv == 0 || rv == RR_EINVAL || rv == RR_ECORRUPT);
+            if (rr_prng_chance(&p, 100000)) {
+                raft_tick(r);
+            }
+            if (rr_prng_chance(&p, 50000)) {
+                raft_campaign(r);
+            }
+            if (rr_prng_chance(&p, 100000)) {
+                (void)raft_propose(r, buf, 3, NULL);
+                (void)raft_read_index(r, (uint64_t)k);
+            }
+            struct raft_status st;
+            raft_status(r, &st);
+            if (rr_prng_chance(&p, 20000) && st.applied > st.snapshot_index) {
+                (void)raft_snapshot_taken(r, st.applied, buf, 10, rr_prng_range(&p, 0, 3));
+            }
+            while (raft_has_ready(r)) {
+                struct raft_ready rd;
+                raft_ready(r, &rd);
+                struct raft_msg local[RAFT_READY_MSGS_MAX + 8];
+                uint32_t n = 0;
+                for (uint32_t i = 0; i < rd.msg_after_persist_count; i++) {
+                    if (rd.msgs_after_persist[i].to == 1) {
+                        local[n++] = rd.msgs_after_persist[i];
+                    }
+                }
+                raft_advance(r, &rd);
+                for (uint32_t i = 0; i < n; i++) {
+                    assert_int_equal(raft_step(r, &local[i]), 0);
+                }
+            }
+        }
+        raft_fini(r);
+        free(r);
+    }
+}
+
 /* ---- randomized faults ----------------------------------------------------------- */
 
 static raft_index max_applied(const struct cluster *c)
@@ -1172,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_append_contradicting_commit_refused),
         cmocka_unit_test(test_quorum_arithmetic),
         cmocka_unit_test(test_vote_requests_wait_for_persist),
+        cmocka_unit_test(test_random_peer_input_never_asserts),
         cmocka_unit_test(test_randomized_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
