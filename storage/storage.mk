@@ -27,3 +27,9 @@ TEST_STAGES += test-storage
 
 test-storage:
 	$(Q)tools/stage.sh storage 300 tools/run-tests.sh $(STORAGE_TEST_BIN)
+
+# ---- tools/ringraft-wal -----------------------------------------------------------------
+RINGRAFT_WAL := $(B)/tools/ringraft-wal
+$(RINGRAFT_WAL): $(B)/tools/ringraft_wal.o $(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_URING) $(LIBS_XXHASH)
+BUILD_TARGETS += $(RINGRAFT_WAL)

@@ -281,9 +281,12 @@ int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, 
     }
     switch ((enum wal_record_type)r->type) {
     case WAL_REC_ENTRY: {
-        if (r->index <= gs->snap_index || (gs->count > 0 && r->index > gs_last(gs) + 1) ||
-            (gs->count == 0 && gs->snap_index > 0 && r->index != gs->snap_index + 1)) {
+        if (r->index <= gs->snap_index) {
             return RR_ECORRUPT;
+        }
+        if ((gs->count > 0 && r->index > gs_last(gs) + 1) ||
+            (gs->count == 0 && gs->snap_index > 0 && r->index != gs->snap_index + 1)) {
+            return RR_EUNAVAILABLE; /* a gap: recovery decides (wal_apply_gap) */
         }
         if (gs->count == 0) {
             gs->first_index = r->index;
@@ -315,6 +318,17 @@ int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, 
         break;
     }
     return RR_ECORRUPT;
+}
+
+int wal_apply_gap(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size)
+{
+    struct wal_group_state *gs = wal_group(wal, r->group);
+    RR_ASSERT(gs != NULL);
+    RR_ASSERT(r->type == WAL_REC_ENTRY);
+    gs_truncate(gs, gs->first_index);
+    gs->first_index = r->index;
+    struct wal_loc loc = {.term = r->term, .lsn = lsn, .size = size, .type = r->entry_type};
+    return gs_push(gs, &loc);
 }
 
 int wal_group_info(const struct wal *wal, raft_group group, struct wal_group_info *out)
@@ -540,19 +554,19 @@ int wal_compact(struct wal *wal, raft_group group, raft_index index, raft_term t
     if (gs == NULL || index == 0) {
         return RR_EINVAL;
     }
-    if (index <= gs->snap_index) {
-        return RR_OK; /* already compacted that far */
-    }
     int rc = start_unit(wal, cb, wal_record_size(0));
     if (rc != RR_OK) {
         return rc;
     }
-    rc = put_marker(wal, group, WAL_REC_COMPACT, index, term);
-    RR_ASSERT(rc == RR_OK);
+    if (index > gs->snap_index) {
+        rc = put_marker(wal, group, WAL_REC_COMPACT, index, term);
+        RR_ASSERT(rc == RR_OK);
+        /* Segments this frees may go only once the compact record is durable. */
+        wal->pin_change_lsn = wal->head;
+        wal->collect_wanted = true;
+    }
+    /* Already compacted that far: the unit still completes in order, with what precedes. */
     push_unit(wal, cb, arg);
-    /* Segments this frees may go only once the compact record is durable. */
-    wal->pin_change_lsn = wal->head;
-    wal->collect_wanted = true;
     return RR_OK;
 }
 
@@ -695,8 +709,13 @@ static void maybe_flush(struct wal *wal)
     submit_write(wal);
 }
 
+static void ack_units(struct wal *wal, int status);
+
 void wal_submit(struct wal *wal)
 {
+    if (wal->error == 0) {
+        ack_units(wal, RR_OK); /* units that queued no record of their own */
+    }
     maybe_flush(wal);
 }
 
@@ -1223,7 +1242,6 @@ void wal_close(struct wal *wal)
     if (wal == NULL) {
         return;
     }
-    RR_ASSERT(wal->inflight == 0);
     for (uint32_t i = 0; i < wal->seg_count; i++) {
         close(wal->segs[i].fd);
     }

@@ -117,8 +117,9 @@ struct wal_stats {
 int wal_open(const struct wal_config *cfg, struct io_uring *ring, struct wal **out, char *err,
              size_t err_len);
 
-/* Closes files and frees memory. Units not yet durable are dropped without callback; I/O
- * still in flight must have been drained by the caller (wal_busy() false). */
+/* Closes files and frees memory. Units not yet durable are dropped without callback. The
+ * kernel must no longer touch the WAL's buffers: either wal_busy() is false, or the caller
+ * has reaped (or torn down the ring and waited for) every SQE the WAL submitted. */
 void wal_close(struct wal *wal);
 
 /* True while SQEs of the WAL are in flight (the caller keeps reaping before wal_close). */

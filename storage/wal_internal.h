@@ -156,6 +156,7 @@ struct wal {
     uint32_t reads_active;
     uint32_t inflight;        /* SQEs prepared and not yet completed */
 
+    void *recover_gaps;       /* wal_recover.c's per-group gap table while it runs */
     int error;                /* fatal error; 0 while healthy */
     char error_msg[WAL_ERR_LEN];
     struct wal_stats stats;
@@ -169,6 +170,11 @@ struct io_uring_sqe *wal_sqe(struct wal *wal, enum wal_op op, uint64_t id);
 struct wal_group_state *wal_group(const struct wal *wal, raft_group group);
 /* Recovery replays records through these, as appends do. */
 int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size);
+/* An entry after a gap in its group's log (wal_apply_record returned RR_EUNAVAILABLE):
+ * legal in recovery only if a later compact record covers the gap, because the segment
+ * holding the missing entries was deleted after that compaction was durable. Restarts the
+ * group's retained entries at r->index. */
+int wal_apply_gap(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size);
 void wal_collect(struct wal *wal);
 
 /* wal_segment.c */

@@ -4,6 +4,7 @@
 #define RR_TESTS_STORAGE_WAL_HELPERS_H
 
 #include "core/base/errors.h"
+#include "core/base/prng.h"
 #include "storage/wal.h"
 #include "storage/wal_format.h"
 
@@ -132,6 +133,148 @@ static inline void th_count_cb(void *arg, int status)
 static inline int th_segment_path(const char *dir, uint64_t seq, char *out, size_t len)
 {
     return snprintf(out, len, "%s/wal-%016llx", dir, (unsigned long long)seq);
+}
+
+/* A crash-test workload: appends consecutive entries (payload generation 0) to random
+ * groups, sometimes with a hard state whose commit grows, sometimes compacting; units are
+ * numbered, and acknowledgements must come back in that order. */
+#define TH_GROUPS_MAX 64
+#define TH_PAYLOAD_MAX 700
+
+struct th_unit {
+    raft_group group;
+    raft_index last;      /* last index of the unit's entries (0: none) */
+    raft_index commit;    /* hard-state commit it carried, or 0 */
+    raft_index compacted; /* compaction point, or 0 */
+};
+
+struct th_work {
+    struct wal *wal;
+    uint32_t groups;
+    raft_index next[TH_GROUPS_MAX];   /* next index to append per group */
+    raft_index commit[TH_GROUPS_MAX]; /* last commit written per group */
+    struct rr_prng prng;
+    uint64_t submitted;               /* units queued */
+    uint64_t acked;                   /* units acknowledged */
+    struct th_unit ring[1024];        /* units in flight, by number % 1024 */
+    void (*on_ack)(struct th_work *w, const struct th_unit *u);
+    int failed;                       /* a unit completed with an error */
+    uint8_t buf[3][TH_PAYLOAD_MAX];
+};
+
+static struct th_work *th_cur_work;
+
+static inline void th_work_ack(void *arg, int status)
+{
+    struct th_work *w = th_cur_work;
+    uint64_t n = (uint64_t)(uintptr_t)arg;
+    if (status != 0 || n != w->acked) {
+        w->failed = status != 0 ? status : -1; /* out-of-order completion is a failure */
+        return;
+    }
+    w->acked++;
+    if (w->on_ack != NULL) {
+        w->on_ack(w, &w->ring[n % 1024]);
+    }
+}
+
+static inline void th_work_init(struct th_work *w, struct wal *wal, uint32_t groups,
+                                uint64_t seed)
+{
+    memset(w, 0, sizeof(*w));
+    w->wal = wal;
+    w->groups = groups;
+    rr_prng_seed(&w->prng, seed);
+    for (raft_group g = 0; g < groups; g++) {
+        struct wal_group_info gi;
+        wal_group_info(wal, g, &gi);
+        w->next[g] = gi.last_index + 1;
+        w->commit[g] = gi.hs.commit;
+    }
+    th_cur_work = w;
+}
+
+/* Queues one unit if fewer than 512 are in flight; returns the wal_append result. */
+static inline int th_work_unit(struct th_work *w)
+{
+    if (w->submitted - w->acked >= 512) {
+        return RR_EBUSY;
+    }
+    raft_group g = (raft_group)rr_prng_range(&w->prng, 0, w->groups);
+    struct th_unit u = {.group = g};
+    int rc;
+    if (rr_prng_chance(&w->prng, 20000) && w->next[g] > 60) {
+        u.compacted = w->next[g] - 50;
+        rc = wal_compact(w->wal, g, u.compacted, 1, th_work_ack, (void *)(uintptr_t)w->submitted);
+    } else {
+        uint32_t n = (uint32_t)rr_prng_range(&w->prng, 1, 4);
+        struct wal_entry e[3];
+        for (uint32_t k = 0; k < n; k++) {
+            raft_index i = w->next[g] + k;
+            e[k] = (struct wal_entry){.term = 1, .index = i, .type = 0};
+            e[k].len = th_payload(g, i, 0, w->buf[k], TH_PAYLOAD_MAX);
+            e[k].data = w->buf[k];
+        }
+        struct wal_hard_state hs = {.term = 1, .vote = 1, .commit = w->next[g] - 1};
+        bool with_hs = rr_prng_chance(&w->prng, 300000) && hs.commit > w->commit[g];
+        rc = wal_append(w->wal, g, with_hs ? &hs : NULL, e, n, th_work_ack,
+                        (void *)(uintptr_t)w->submitted);
+        if (rc == 0) {
+            u.last = w->next[g] + n - 1;
+            u.commit = with_hs ? hs.commit : 0;
+            w->next[g] += n;
+            if (with_hs) {
+                w->commit[g] = hs.commit;
+            }
+        }
+    }
+    if (rc == 0) {
+        w->ring[w->submitted % 1024] = u;
+        w->submitted++;
+    }
+    return rc;
+}
+
+/* Checks every retained entry of every group against its deterministic payload; returns a
+ * description of the first mismatch, or NULL. acked_last/acked_commit: what must be there. */
+static inline const char *th_verify(struct wal *wal, uint32_t groups, const raft_index *acked_last,
+                                    const raft_index *acked_commit, char *msg, size_t len)
+{
+    static uint8_t rbuf[1u << 20];
+    static uint8_t want[TH_PAYLOAD_MAX];
+    for (raft_group g = 0; g < groups; g++) {
+        struct wal_group_info gi;
+        wal_group_info(wal, g, &gi);
+        if (gi.last_index < acked_last[g]) {
+            snprintf(msg, len, "group %u: last index %llu < acknowledged %llu", g,
+                     (unsigned long long)gi.last_index, (unsigned long long)acked_last[g]);
+            return msg;
+        }
+        if (gi.hs.commit < acked_commit[g]) {
+            snprintf(msg, len, "group %u: commit %llu < acknowledged %llu", g,
+                     (unsigned long long)gi.hs.commit, (unsigned long long)acked_commit[g]);
+            return msg;
+        }
+        raft_index i = gi.first_index;
+        while (i <= gi.last_index) {
+            struct wal_read rd = {.group = g, .lo = i, .hi = gi.last_index, .buf = rbuf,
+                                  .buf_len = sizeof(rbuf)};
+            int rc = wal_read_blocking(wal, &rd);
+            if (rc != 0) {
+                snprintf(msg, len, "group %u index %llu: read %d", g, (unsigned long long)i, rc);
+                return msg;
+            }
+            for (uint32_t k = 0; k < rd.count; k++, i++) {
+                uint32_t n = th_payload(g, i, 0, want, TH_PAYLOAD_MAX);
+                if (rd.entries[k].len != n || memcmp(rd.entries[k].data, want, n) != 0) {
+                    snprintf(msg, len, "group %u index %llu: wrong payload", g,
+                             (unsigned long long)i);
+                    return msg;
+                }
+            }
+        }
+    }
+    return NULL;
 }
 
 #endif
