@@ -15,8 +15,8 @@
 #include "core/base/assert.h"
 #include "tests/sim/sim.h"
 
-#define SIM_DEFAULT_GROUPS 16u
-#define SIM_DEFAULT_TICKS  500u
+#define SIM_DEFAULT_GROUPS 24u
+#define SIM_DEFAULT_TICKS  800u
 
 typedef unsigned long long ull;
 
