@@ -27,3 +27,39 @@ bool raft_config_is_joint(const struct raft_config *c)
 {
     return c->old_member_count > 0;
 }
+
+static uint8_t members_role(const struct raft_member *m, uint32_t n, raft_node id)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (m[i].id == id) {
+            return m[i].role;
+        }
+    }
+    return 0;
+}
+
+/* Every member of a is in b with the same role, and the counts agree (ids are unique). */
+static bool
+members_equal(const struct raft_member *a, uint32_t na, const struct raft_member *b, uint32_t nb)
+{
+    if (na != nb) {
+        return false;
+    }
+    for (uint32_t i = 0; i < na; i++) {
+        if (members_role(b, nb, a[i].id) != a[i].role) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool raft_config_equal(const struct raft_config *a, const struct raft_config *b)
+{
+    return members_equal(a->members, a->member_count, b->members, b->member_count) &&
+           members_equal(a->old_members, a->old_member_count, b->old_members, b->old_member_count);
+}
+
+uint8_t raft_config_role(const struct raft_config *c, raft_node id)
+{
+    return members_role(c->members, c->member_count, id);
+}

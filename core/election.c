@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/base/assert.h"
+#include "core/base/errors.h"
 #include "core/raft_internal.h"
 
 /* Paper §5.2: "Raft uses randomized election timeouts to ensure that split votes are rare";
@@ -26,6 +27,7 @@ static void leader_teardown(struct raft *r)
     r->bcast_pending = false;
     r->commit_bcast = false;
     r->uncommitted_bytes = 0;
+    election_transfer_abort(r);
     read_index_drop_pending(r);
 }
 
@@ -171,24 +173,12 @@ void election_campaign(struct raft *r, bool pre, bool transfer)
 
 static bool leader_alloc_progress(struct raft *r)
 {
-    const struct raft_config *c = &r->config;
-    uint32_t cap = c->member_count + c->old_member_count;
-    r->prs = calloc(cap, sizeof(*r->prs));
-    if (r->prs == NULL) {
+    RR_ASSERT(r->prs == NULL && r->pr_count == 0);
+    struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);
+    if (prs == NULL) {
         return false;
     }
-    raft_index next = log_last_index(&r->log) + 1;
-    for (uint32_t half = 0; half < 2; half++) {
-        const struct raft_member *m = half == 0 ? c->members : c->old_members;
-        uint32_t n = half == 0 ? c->member_count : c->old_member_count;
-        for (uint32_t i = 0; i < n; i++) {
-            if (m[i].id == r->opt.id || raft_progress_of(r, m[i].id) != NULL) {
-                continue;
-            }
-            progress_init(&r->prs[r->pr_count++], m[i].id, next, r->opt.inflight_count_max,
-                          r->opt.inflight_bytes_max);
-        }
-    }
+    membership_progress_install(r, prs, log_last_index(&r->log) + 1, NULL);
     return true;
 }
 
@@ -213,6 +203,7 @@ static void become_leader(struct raft *r)
     r->heartbeat_elapsed = 0;
     r->uncommitted_bytes = 0;
     r->read_round = 0;
+    election_transfer_abort(r);
     election_reset_timer(r);
     replication_bcast_append(r, true);
     replication_maybe_commit(r);
@@ -274,6 +265,66 @@ void election_handle_timeout_now(struct raft *r, const struct raft_msg *m)
     (void)m;
     if (r->role != RAFT_LEADER) {
         election_campaign(r, false, true);
+    }
+}
+
+/* ---- leadership transfer (thesis §3.10) ------------------------------------------------ */
+
+int raft_transfer_leader(struct raft *r, raft_node target)
+{
+    RR_ASSERT(!r->handed.pending);
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOTLEADER;
+    }
+    if (r->transfer_target != RAFT_NODE_NONE) {
+        return RR_ETRANSFER;
+    }
+    /* Only a voter of the configuration being moved to can win and keep the office. */
+    struct raft_progress *p = raft_progress_of(r, target);
+    if (target == r->opt.id || p == NULL || raft_config_role(&r->config, target) != RAFT_VOTER) {
+        return RR_EINVAL;
+    }
+    /* "1. The prior leader stops accepting new client requests." */
+    r->transfer_target = target;
+    r->transfer_elapsed = 0;
+    r->transfer_sent = false;
+    /* "2. The prior leader fully updates the target server's log to match its own". */
+    if (p->match < log_last_index(&r->log)) {
+        replication_send_append(r, p, true);
+    }
+    election_transfer_progress(r, p);
+    return 0;
+}
+
+raft_node raft_transfer_target(const struct raft *r)
+{
+    return r->transfer_target;
+}
+
+void election_transfer_abort(struct raft *r)
+{
+    r->transfer_target = RAFT_NODE_NONE;
+    r->transfer_elapsed = 0;
+    r->transfer_sent = false;
+}
+
+/* "3. The prior leader sends a TimeoutNow request to the target server", once the target
+ * holds every entry of the leader's log (so it wins the election on log comparison). */
+void election_transfer_progress(struct raft *r, const struct raft_progress *p)
+{
+    if (r->transfer_target != p->id || r->transfer_sent || p->match < log_last_index(&r->log)) {
+        return;
+    }
+    struct raft_msg m = raft_msg_new(r, RAFT_MSG_TIMEOUT_NOW, p->id);
+    r->transfer_sent = raft_send(r, &m, false, false);
+}
+
+/* "If the transfer does not complete within an election timeout, the prior leader aborts
+ * the transfer and resumes accepting client requests." */
+void election_transfer_tick(struct raft *r)
+{
+    if (r->transfer_target != RAFT_NODE_NONE && ++r->transfer_elapsed >= r->opt.election_ticks) {
+        election_transfer_abort(r);
     }
 }
 

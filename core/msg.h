@@ -51,17 +51,17 @@ struct raft_snapshot_meta {
 };
 
 enum raft_msg_type {
-    RAFT_MSG_VOTE = 1,           /* RequestVote (paper §5.2) */
+    RAFT_MSG_VOTE = 1, /* RequestVote (paper §5.2) */
     RAFT_MSG_VOTE_RESP = 2,
-    RAFT_MSG_PRE_VOTE = 3,       /* thesis §9.6; term is the term the sender would use */
+    RAFT_MSG_PRE_VOTE = 3, /* thesis §9.6; term is the term the sender would use */
     RAFT_MSG_PRE_VOTE_RESP = 4,
-    RAFT_MSG_APPEND = 5,         /* AppendEntries with entries (paper §5.3) */
+    RAFT_MSG_APPEND = 5, /* AppendEntries with entries (paper §5.3) */
     RAFT_MSG_APPEND_RESP = 6,
-    RAFT_MSG_HEARTBEAT = 7,      /* empty AppendEntries carrying commit and a read context */
+    RAFT_MSG_HEARTBEAT = 7, /* empty AppendEntries carrying commit and a read context */
     RAFT_MSG_HEARTBEAT_RESP = 8,
-    RAFT_MSG_SNAPSHOT = 9,       /* one InstallSnapshot chunk (paper §7) */
+    RAFT_MSG_SNAPSHOT = 9, /* one InstallSnapshot chunk (paper §7) */
     RAFT_MSG_SNAPSHOT_RESP = 10,
-    RAFT_MSG_TIMEOUT_NOW = 11,   /* leadership transfer (thesis §3.10) */
+    RAFT_MSG_TIMEOUT_NOW = 11, /* leadership transfer (thesis §3.10) */
     /* Local only, never on the wire: the caller's notice that a ready batch's writes are
      * durable. The core emits it addressed to itself, held until the persist completes. */
     RAFT_MSG_PERSISTED = 12,
@@ -88,14 +88,14 @@ struct raft_msg_append {
 
 struct raft_msg_append_resp {
     bool rejected;
-    raft_index index;       /* accepted: last index now matching; rejected: prev_index probed */
-    raft_index hint_index;  /* rejected: follower's hint for the next probe (fast back-track) */
-    raft_term hint_term;    /* rejected: term at hint_index in the follower's log, or 0 */
+    raft_index index;      /* accepted: last index now matching; rejected: prev_index probed */
+    raft_index hint_index; /* rejected: follower's hint for the next probe (fast back-track) */
+    raft_term hint_term;   /* rejected: term at hint_index in the follower's log, or 0 */
 };
 
 struct raft_msg_heartbeat {
-    raft_index commit;  /* min(leader commit, follower match) */
-    uint64_t read_ctx;  /* ReadIndex round the leader is confirming; 0: none */
+    raft_index commit; /* min(leader commit, follower match) */
+    uint64_t read_ctx; /* ReadIndex round the leader is confirming; 0: none */
 };
 
 struct raft_msg_heartbeat_resp {
@@ -118,8 +118,8 @@ struct raft_msg_snapshot_resp {
 };
 
 struct raft_msg_persisted {
-    raft_index index; /* last entry index made durable by the batch (0 if none) */
-    raft_term term;   /* term of that entry */
+    raft_index index;          /* last entry index made durable by the batch (0 if none) */
+    raft_term term;            /* term of that entry */
     raft_index snapshot_index; /* snapshot made durable by the batch (0 if none) */
     uint64_t seq; /* the core's number for the batch; 0 (hand-made notice): trust the term */
 };
@@ -146,8 +146,12 @@ struct raft_msg {
 const char *raft_msg_type_name(uint8_t type);
 
 /* Configuration queries (pure helpers). */
-bool raft_config_is_voter(const struct raft_config *c, raft_node id);    /* in either half */
-bool raft_config_is_member(const struct raft_config *c, raft_node id);   /* in either half */
+bool raft_config_is_voter(const struct raft_config *c, raft_node id);  /* in either half */
+bool raft_config_is_member(const struct raft_config *c, raft_node id); /* in either half */
 bool raft_config_is_joint(const struct raft_config *c);
+/* Same members with the same roles in each half, in any order. */
+bool raft_config_equal(const struct raft_config *a, const struct raft_config *b);
+/* Role of id in the new half (members), or 0 if it is not there. */
+uint8_t raft_config_role(const struct raft_config *c, raft_node id);
 
 #endif

@@ -106,16 +106,7 @@ int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c)
 
 void raft_config_refresh(struct raft *r)
 {
-    raft_index last = log_last_index(&r->log);
-    for (raft_index i = last; i > r->log.prev_index; i--) {
-        const struct raft_entry *e = log_entry(&r->log, i);
-        if (e->type == RAFT_ENTRY_CONFIG) {
-            int rv = raft_config_from_entry(e, &r->config);
-            RR_ASSERT(rv == 0); /* validated before it entered the log */
-            return;
-        }
-    }
-    r->config = r->snap.index > 0 ? r->snap.config : r->bootstrap;
+    r->config_index = membership_config_at(r, log_last_index(&r->log), &r->config);
 }
 
 struct raft_progress *raft_progress_of(struct raft *r, raft_node id)
@@ -246,9 +237,9 @@ int raft_init(struct raft *r,
         raft_config_refresh(r);
         rv = raft_config_valid(&r->config) ? 0 : RR_EINVAL;
     }
-    if (rv == 0 && restore == NULL && !raft_config_is_member(&r->config, o->id)) {
-        rv = RR_EINVAL; /* a fresh node must belong to its bootstrap configuration */
-    }
+    /* A fresh node outside its bootstrap configuration is a server being added (thesis
+     * §4.2.1): it learns the configuration from the leader and never campaigns before a
+     * configuration in its log makes it a voter. */
     if (rv != 0) {
         raft_fini(r);
         return rv;
@@ -369,7 +360,10 @@ static int step_validate(const struct raft *r, const struct raft_msg *m)
     if (m->term == 0 || (m->from == r->opt.id && !self_vote)) {
         return RR_EINVAL;
     }
-    if (!raft_config_is_member(&r->config, m->from)) {
+    /* Membership is not checked: a server being added hears from a leader its own
+     * configuration does not list yet, and a removed one may still talk. Each handler
+     * ignores what a non-member has no say in (votes, acknowledgements). */
+    if (m->from == RAFT_NODE_NONE || m->from > RAFT_NODE_ID_MAX) {
         return RR_EINVAL;
     }
     return validate_by_type(r, m);
@@ -493,6 +487,8 @@ static void assert_invariants(const struct raft *r)
     if (r->role == RAFT_LEADER) {
         RR_ASSERT(r->vote == r->opt.id);
         RR_ASSERT(r->leader == r->opt.id);
+    } else {
+        RR_ASSERT(r->transfer_target == RAFT_NODE_NONE);
     }
     if (r->role == RAFT_CANDIDATE) {
         RR_ASSERT(r->vote == r->opt.id);
@@ -511,6 +507,7 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     } else if (step_term(r, m)) {
         rv = step_dispatch(r, m);
     }
+    membership_check(r);
     assert_invariants(r);
     return rv;
 }
@@ -757,6 +754,8 @@ void raft_status(const struct raft *r, struct raft_status *s)
     s->persisted_index = r->log.persisted;
     s->snapshot_index = r->snap.index;
     s->snapshot_term = r->snap.term;
+    s->config_index = r->config_index;
+    s->transfer_target = r->transfer_target;
 }
 
 raft_term raft_term_at(const struct raft *r, raft_index index)

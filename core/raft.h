@@ -35,17 +35,17 @@ struct raft_hard_state {
 };
 
 struct raft_options {
-    raft_node id;                  /* this node; must be a member of the initial config */
-    raft_group group;              /* stamped on every message */
-    uint32_t election_ticks;       /* election timeout is random in [e, 2e) ticks */
-    uint32_t heartbeat_ticks;      /* leader heartbeat period; < election_ticks */
-    bool pre_vote;                 /* thesis §9.6 */
-    bool check_quorum;             /* leader steps down without a quorum's contact */
-    uint32_t inflight_count_max;   /* per follower; <= RAFT_INFLIGHT_COUNT_MAX */
-    uint32_t inflight_bytes_max;   /* per follower; <= RAFT_INFLIGHT_BYTES_MAX */
-    uint32_t append_entries_max;   /* per message; <= RAFT_APPEND_ENTRIES_MAX */
-    uint32_t append_bytes_max;     /* per message; <= RAFT_APPEND_BYTES_MAX */
-    uint64_t seed;                 /* PRNG seed (election timeouts) */
+    raft_node id;                /* this node; must be a member of the initial config */
+    raft_group group;            /* stamped on every message */
+    uint32_t election_ticks;     /* election timeout is random in [e, 2e) ticks */
+    uint32_t heartbeat_ticks;    /* leader heartbeat period; < election_ticks */
+    bool pre_vote;               /* thesis §9.6 */
+    bool check_quorum;           /* leader steps down without a quorum's contact */
+    uint32_t inflight_count_max; /* per follower; <= RAFT_INFLIGHT_COUNT_MAX */
+    uint32_t inflight_bytes_max; /* per follower; <= RAFT_INFLIGHT_BYTES_MAX */
+    uint32_t append_entries_max; /* per message; <= RAFT_APPEND_ENTRIES_MAX */
+    uint32_t append_bytes_max;   /* per message; <= RAFT_APPEND_BYTES_MAX */
+    uint64_t seed;               /* PRNG seed (election timeouts) */
 };
 
 /* Fills `o` with defaults: election 10 ticks, heartbeat 1, pre_vote and check_quorum on, the
@@ -116,9 +116,14 @@ struct raft; /* opaque */
 size_t raft_sizeof(void);
 
 /* Initialises `r` (raft_sizeof() bytes). `config` is the bootstrap configuration, used
- * only when `restore` is NULL or holds no snapshot and no config entry. Returns 0 or
- * RR_ENOMEM / RR_EINVAL. */
-int raft_init(struct raft *r, const struct raft_options *o, const struct raft_config *config,
+ * only when `restore` is NULL or holds no snapshot and no config entry. Every node of a
+ * cluster is given the same one, including servers added later: a fresh node that is not a
+ * voter of its configuration is a server being added; it never campaigns and waits for the
+ * leader's log (or snapshot) to tell it the configuration. Returns 0 or RR_ENOMEM /
+ * RR_EINVAL. */
+int raft_init(struct raft *r,
+              const struct raft_options *o,
+              const struct raft_config *config,
               const struct raft_restore *restore);
 /* Frees what raft_init and later calls allocated; `r` itself belongs to the caller. */
 void raft_fini(struct raft *r);
@@ -128,8 +133,12 @@ void raft_tick(struct raft *r);
 
 /* Handles a message from a peer (or a local RAFT_MSG_PERSISTED / self vote). Entries and
  * chunks the message points to need only live for the call. Returns 0, or an error for a
- * message that is malformed for this group (wrong group, sender not known); the caller
- * may drop the connection but the group stays consistent. */
+ * message that is malformed for this group (wrong group or recipient, sender id out of
+ * range, bad shape); the caller may drop the connection but the group stays consistent.
+ * A sender outside the configuration is not an error: configurations change, and a node
+ * learns of one only from its log (a server being added hears from a leader it does not
+ * know yet; a removed server may still talk). Their messages are handled by the usual
+ * rules: answers from non-members are ignored, their votes are not counted. */
 int raft_step(struct raft *r, const struct raft_msg *m);
 
 /* Appends a command at the leader. On success *index is its log index. Returns
@@ -147,11 +156,49 @@ int raft_read_index(struct raft *r, uint64_t ctx);
  * (<= applied). The core keeps `data` (copied) to send to lagging followers, and compacts
  * the log up to index, keeping `trailing` entries before it for followers that lag a little.
  * The caller must have the snapshot durable before it drops its own log prefix. */
-int raft_snapshot_taken(struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes,
-                        raft_index trailing);
+int raft_snapshot_taken(
+    struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes, raft_index trailing);
 
 /* Campaigns now (tests and leadership transfer). */
 void raft_campaign(struct raft *r);
+
+/* ---- membership changes (paper §6, thesis §4) ----------------------------------------
+ *
+ * A configuration lives in the log (RAFT_ENTRY_CONFIG) and takes effect on every server as
+ * soon as its entry is appended, committed or not; a truncated entry reverts to the one
+ * before. Only the leader proposes changes, one at a time:
+ * - a change of at most one voter (adding, removing, promoting or demoting one server;
+ *   learners may change freely alongside) is appended as the new configuration (thesis
+ *   §4.1);
+ * - any larger change goes through the joint configuration C_old,new (paper §6), where
+ *   elections and commitment need majorities of both halves; once C_old,new is committed
+ *   the leader appends C_new by itself (no call needed).
+ * The leader refuses (RR_ECONFIG) until an entry of its own term is committed (the 2015
+ * fix for single-server changes) and while a configuration entry is uncommitted or the
+ * configuration is joint. A leader that is not a voter of C_new keeps leading, without
+ * counting itself in C_new, until C_new is committed, then steps down. */
+
+/* Proposes `target` (not joint: old_member_count 0; at least one voter) at the leader. On
+ * success *index (may be NULL) is the index of the configuration entry appended (C_new, or
+ * C_old,new for a joint change). Returns RR_ENOTLEADER, RR_ETRANSFER, RR_ECONFIG (see
+ * above), RR_EINVAL (invalid target, or the same as the configuration in force) or
+ * RR_ENOMEM. */
+int raft_change_config(struct raft *r, const struct raft_config *target, raft_index *index);
+/* Single-server helper on top of raft_change_config: gives `id` the role `role`
+ * (RAFT_VOTER or RAFT_LEARNER; adds it if needed: promoting a learner is
+ * raft_change_member(r, id, RAFT_VOTER, ...)) or removes it (role 0). RR_EINVAL if that
+ * changes nothing. */
+int raft_change_member(struct raft *r, raft_node id, uint8_t role, raft_index *index);
+
+/* Leadership transfer (thesis §3.10) to the voter `target` (a voter of C_new when joint).
+ * The leader stops accepting proposals and configuration changes (RR_ETRANSFER), brings
+ * the target's log up to date, then sends it TIMEOUT_NOW so that it campaigns at once. The
+ * transfer ends when this node steps down or, failing that, after an election timeout
+ * (election_ticks), when proposals resume. Returns RR_ENOTLEADER, RR_ETRANSFER (a transfer
+ * is already in progress), RR_EINVAL (target is this node or not a voter) or 0. */
+int raft_transfer_leader(struct raft *r, raft_node target);
+/* The transfer in progress at this leader, or RAFT_NODE_NONE. */
+raft_node raft_transfer_target(const struct raft *r);
 
 bool raft_has_ready(const struct raft *r);
 /* Fills `rd`. Call only when raft_has_ready(). */
@@ -164,18 +211,20 @@ void raft_advance(struct raft *r, const struct raft_ready *rd);
 struct raft_status {
     raft_node id;
     raft_group group;
-    uint8_t role;       /* enum raft_role */
+    uint8_t role; /* enum raft_role */
     raft_term term;
     raft_node vote;
-    raft_node leader;   /* RAFT_NODE_NONE if unknown */
+    raft_node leader; /* RAFT_NODE_NONE if unknown */
     raft_index commit;
-    raft_index applied; /* last index handed out in `committed` */
-    raft_index first_index;     /* first entry kept in memory (snapshot index + 1) */
+    raft_index applied;     /* last index handed out in `committed` */
+    raft_index first_index; /* first entry kept in memory (snapshot index + 1) */
     raft_index last_index;
     raft_term last_term;
     raft_index persisted_index; /* last entry known durable locally */
     raft_index snapshot_index;
     raft_term snapshot_term;
+    raft_index config_index;   /* entry of the configuration in force (raft_config_index) */
+    raft_node transfer_target; /* leader: leadership transfer in progress, or NONE */
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 
@@ -186,6 +235,14 @@ raft_term raft_term_at(const struct raft *r, raft_index index);
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 /* The configuration in force (the latest in the log, committed or not). */
 const struct raft_config *raft_config(const struct raft *r);
+/* Index of the entry that configuration came from: 0 for the bootstrap configuration, the
+ * snapshot index for the snapshot's. It is pending while above the commit index. */
+raft_index raft_config_index(const struct raft *r);
+/* True if the configuration in force is not committed yet. */
+bool raft_config_pending(const struct raft *r);
+/* The latest committed configuration (the one in force at the commit index) into *c;
+ * returns the index of its entry as raft_config_index does. */
+raft_index raft_config_committed(const struct raft *r, struct raft_config *c);
 
 /* Leader-only view of a follower, for tests and status. Returns false if not leader or
  * `id` is not a follower. */
@@ -198,5 +255,23 @@ struct raft_progress_view {
     bool recent_active;
 };
 bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view *p);
+
+/* Leader-only report on every follower it replicates to (members of both halves when
+ * joint, and servers leaving with the pending configuration): how far
+ * behind each one is, so that the caller promotes a learner once it has caught up (thesis
+ * §4.2.1). */
+struct raft_member_progress {
+    raft_node id;
+    uint8_t role;  /* enum raft_member_role in the configuration in force (voter if either
+                      half of a joint configuration has it as one); 0: a server the pending
+                      configuration removes, still replicated to until it commits */
+    uint8_t state; /* enum raft_progress_state */
+    raft_index match;
+    raft_index lag; /* leader's last index - match: entries it still lacks */
+    bool recent_active;
+};
+/* Writes up to `cap` records; returns the number of members other than this node (which
+ * may exceed cap), or RR_ENOTLEADER. */
+int raft_members_progress(const struct raft *r, struct raft_member_progress *out, uint32_t cap);
 
 #endif

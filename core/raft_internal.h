@@ -66,7 +66,12 @@ struct raft {
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
     struct raft_log log;
-    struct raft_config config;    /* in force: the latest in the log or snapshot */
+    struct raft_config config; /* in force: the latest in the log or snapshot */
+    /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
+     * the snapshot's. Above `commit` it is the pending configuration; the committed one is
+     * found by scanning back from `commit` (membership_config_at), so that idle groups do
+     * not carry a second copy. */
+    raft_index config_index;
     struct raft_config bootstrap; /* used when neither log nor snapshot has a config */
 
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
@@ -87,6 +92,11 @@ struct raft {
     bool bcast_pending;         /* new entries to send at the next raft_ready */
     bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
     uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */
+
+    /* Leadership transfer (leader, thesis §3.10). */
+    raft_node transfer_target; /* RAFT_NODE_NONE: no transfer in progress */
+    uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
+    bool transfer_sent;        /* TIMEOUT_NOW is out */
 
     /* ReadIndex (leader). */
     struct raft_pending_read *reads; /* malloc'd FIFO, `read_cap` slots */
@@ -128,6 +138,11 @@ void election_tick(struct raft *r);
 void election_handle_vote(struct raft *r, const struct raft_msg *m);
 void election_handle_vote_resp(struct raft *r, const struct raft_msg *m);
 void election_handle_timeout_now(struct raft *r, const struct raft_msg *m);
+/* Leadership transfer: ends it (proposals resume); counts a tick; p (the target's
+ * progress) advanced. */
+void election_transfer_abort(struct raft *r);
+void election_transfer_tick(struct raft *r);
+void election_transfer_progress(struct raft *r, const struct raft_progress *p);
 
 /* replication.c */
 void replication_tick(struct raft *r);
@@ -158,6 +173,25 @@ uint64_t read_index_heartbeat_ctx(const struct raft *r);
 /* Reads releasable once entries up to `applied` are applied. */
 uint32_t read_index_ready_count(const struct raft *r, raft_index applied);
 void read_index_free(struct raft *r);
+
+/* membership.c */
+/* The configuration in force at `index` (the latest at or before it); returns the index of
+ * the entry it came from (0: bootstrap; the snapshot index: the snapshot's). */
+raft_index membership_config_at(const struct raft *r, raft_index index, struct raft_config *c);
+/* A progress array sized for c and `departing` (may be NULL), or NULL on allocation
+ * failure; and its installation as the leader's progress set for the members of r->config
+ * and of `departing` (servers a pending configuration removes, replicated to until it
+ * commits): followers already known keep their progress, new ones start in probe at
+ * `next`, the others are dropped. */
+struct raft_progress *membership_progress_alloc(const struct raft_config *c,
+                                                const struct raft_config *departing);
+void membership_progress_install(struct raft *r,
+                                 struct raft_progress *prs,
+                                 raft_index next,
+                                 const struct raft_config *departing);
+/* After each step: a leader leaves a committed joint configuration, and steps down once a
+ * committed configuration no longer counts it as a voter. */
+void membership_check(struct raft *r);
 
 /* snapshot.c */
 int snapshot_validate(const struct raft *r, const struct raft_msg *m);

@@ -22,6 +22,7 @@ int replication_append_entry(struct raft *r, const struct raft_entry *e)
         /* Paper §6 / thesis §4.1: "a server always uses the latest configuration in its
          * log, regardless of whether the entry is committed". */
         r->config = c;
+        r->config_index = e->index;
     }
     return rv;
 }
@@ -38,6 +39,9 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
     RR_ASSERT(!r->handed.pending);
     if (r->role != RAFT_LEADER) {
         return RR_ENOTLEADER;
+    }
+    if (r->transfer_target != RAFT_NODE_NONE) {
+        return RR_ETRANSFER; /* thesis §3.10: "the prior leader stops accepting new requests" */
     }
     if (data == NULL && len > 0) {
         return RR_EINVAL;
@@ -263,6 +267,7 @@ void replication_handle_append_resp(struct raft *r, const struct raft_msg *m)
     }
     replication_maybe_commit(r);
     replication_send_append(r, p, false);
+    election_transfer_progress(r, p);
 }
 
 void replication_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
@@ -329,6 +334,7 @@ void replication_tick(struct raft *r)
             return;
         }
     }
+    election_transfer_tick(r);
     if (r->heartbeat_elapsed >= r->opt.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
         replication_bcast_heartbeat(r);

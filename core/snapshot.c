@@ -7,19 +7,6 @@
 #include "core/base/errors.h"
 #include "core/raft_internal.h"
 
-/* The configuration in force at index (the latest config entry at or before it). */
-static struct raft_config config_at(const struct raft *r, raft_index index)
-{
-    for (raft_index i = index; i > r->log.prev_index; i--) {
-        const struct raft_entry *e = log_entry(&r->log, i);
-        struct raft_config c;
-        if (e->type == RAFT_ENTRY_CONFIG && raft_config_from_entry(e, &c) == 0) {
-            return c;
-        }
-    }
-    return r->snap.index > 0 ? r->snap.config : r->bootstrap;
-}
-
 /* Paper §7: "Each server takes snapshots independently, covering just the committed
  * entries in its log." The log keeps `trailing` entries before index so that followers
  * lagging a little get entries rather than a whole snapshot. */
@@ -45,7 +32,9 @@ int raft_snapshot_taken(
         memcpy(copy, data, bytes);
     }
     RR_ASSERT(index >= r->log.prev_index);
-    r->snap.config = config_at(r, index);
+    /* The snapshot carries the configuration in force at its index (paper §7), committed
+     * since index <= applied: it replaces the compacted configuration entries. */
+    (void)membership_config_at(r, index, &r->snap.config);
     r->snap.term = log_term(&r->log, index);
     r->snap.index = index;
     RR_ASSERT(r->snap.term > 0);

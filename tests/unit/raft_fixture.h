@@ -108,6 +108,22 @@ static inline struct raft_options fx_options(raft_node id)
     return o;
 }
 
+/* A configuration of the given voters and learners. */
+static inline void fx_config_ids(struct raft_config *c,
+                                 const raft_node *voters,
+                                 uint32_t voter_count,
+                                 const raft_node *learners,
+                                 uint32_t learner_count)
+{
+    memset(c, 0, sizeof(*c));
+    for (uint32_t i = 0; i < voter_count; i++) {
+        c->members[c->member_count++] = (struct raft_member){voters[i], RAFT_VOTER};
+    }
+    for (uint32_t i = 0; i < learner_count; i++) {
+        c->members[c->member_count++] = (struct raft_member){learners[i], RAFT_LEARNER};
+    }
+}
+
 /* Entries with the given terms at first.. (empty payloads). */
 static inline void
 fx_entries(struct raft_entry *e, raft_index first, const raft_term *terms, uint32_t n)
@@ -716,6 +732,37 @@ static inline void fx_net_tick(struct fx_net *net)
         raft_tick(net->n[id]->r);
     }
     fx_net_deliver(net);
+}
+
+/* A network of `count` fresh nodes, all bootstrapped with voters 1..voters (nodes above
+ * `voters` are servers waiting to be added). */
+static inline void
+fx_net_init(struct fx_net *net, uint32_t count, uint32_t voters, bool pre_vote, bool check_quorum)
+{
+    assert_true(count <= FX_NODES_MAX);
+    memset(net, 0, sizeof(*net));
+    net->count = count;
+    for (raft_node id = 1; id <= count; id++) {
+        struct raft_options o = fx_options(id);
+        o.pre_vote = pre_vote;
+        o.check_quorum = check_quorum;
+        net->n[id] = fx_new_restore(&o, voters, NULL);
+    }
+}
+
+/* Makes `id` campaign and win, then ticks until its no-op is committed everywhere. */
+static inline void fx_net_elect(struct fx_net *net, raft_node id)
+{
+    raft_campaign(net->n[id]->r);
+    fx_net_deliver(net);
+    if (fx_role(net->n[id]) != RAFT_LEADER) {
+        raft_campaign(net->n[id]->r); /* PreVote passed; now the real election */
+        fx_net_deliver(net);
+    }
+    assert_int_equal(fx_role(net->n[id]), RAFT_LEADER);
+    fx_net_tick(net);
+    fx_net_tick(net);
+    assert_int_equal(fx_commit(net->n[id]), fx_last(net->n[id]));
 }
 
 static inline void fx_net_free(struct fx_net *net)

@@ -746,7 +746,7 @@ static void test_rejects_malformed(void **state)
     m.group = GROUP + 1;
     assert_int_equal(raft_step(r, &m), RR_EINVAL);
     m.group = GROUP;
-    m.from = 9; /* not a member */
+    m.from = RAFT_NODE_ID_MAX + 1; /* not a valid node id */
     assert_int_equal(raft_step(r, &m), RR_EINVAL);
     m.from = 2;
     m.type = 200;
