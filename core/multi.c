@@ -288,3 +288,59 @@ int multi_read_index(struct multi *m, raft_group g, uint64_t ctx)
     }
     return rc;
 }
+
+/* ---- membership ---------------------------------------------------------------------- */
+
+int multi_change_config(struct multi *m,
+                        const struct raft_config *target,
+                        struct multi_config_result *out,
+                        uint32_t cap)
+{
+    if (target == NULL || out == NULL || cap < m->count) {
+        return RR_EINVAL;
+    }
+    int started = 0;
+    for (uint32_t s = 0; s < m->count; s++) {
+        out[s] = (struct multi_config_result){.group = multi_group_id(m, s)};
+        out[s].result = raft_change_config(multi_at(m, s), target, &out[s].index);
+        if (out[s].result == 0) {
+            multi_mark_slot(m, s);
+            started++;
+        }
+    }
+    return started;
+}
+
+static enum multi_config_phase config_phase(const struct raft *r, const struct raft_config *target)
+{
+    const struct raft_config *c = raft_config(r);
+    if (raft_config_is_joint(c)) {
+        struct raft_config next = *c;
+        next.old_member_count = 0;
+        return raft_config_equal(&next, target) ? MULTI_CONFIG_JOINT : MULTI_CONFIG_OTHER;
+    }
+    if (!raft_config_equal(c, target)) {
+        return MULTI_CONFIG_OTHER;
+    }
+    return raft_config_pending(r) ? MULTI_CONFIG_PENDING : MULTI_CONFIG_DONE;
+}
+
+void multi_config_progress(struct multi *m,
+                           const struct raft_config *target,
+                           struct multi_config_progress *p,
+                           uint8_t *phases,
+                           uint32_t cap)
+{
+    memset(p, 0, sizeof(*p));
+    p->groups = m->count;
+    for (uint32_t s = 0; s < m->count; s++) {
+        enum multi_config_phase ph = config_phase(multi_at(m, s), target);
+        p->done += ph == MULTI_CONFIG_DONE;
+        p->pending += ph == MULTI_CONFIG_PENDING;
+        p->joint += ph == MULTI_CONFIG_JOINT;
+        p->other += ph == MULTI_CONFIG_OTHER;
+        if (phases != NULL && s < cap) {
+            phases[s] = (uint8_t)ph;
+        }
+    }
+}

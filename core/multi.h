@@ -54,6 +54,53 @@ int multi_propose(
     struct multi *m, raft_group g, const uint8_t *data, uint32_t len, raft_index *index);
 int multi_read_index(struct multi *m, raft_group g, uint64_t ctx);
 
+/* ---- membership: one change for every group of the table ----------------------------
+ *
+ * The node's groups share one set of servers, so adding, removing or replacing a server is
+ * the same change in every group. Each group runs it on its own (raft_change_config: joint
+ * consensus or the single-server path, one change in flight, the 2015 rule), only where
+ * this node leads; the other groups' leaders are on other nodes, which run the same call. */
+
+struct multi_config_result {
+    raft_group group;
+    int result;       /* raft_change_config's: 0, RR_ENOTLEADER (led elsewhere), RR_ECONFIG
+                         (a change in flight or no own-term commit yet: retry), ... */
+    raft_index index; /* result 0: the index of the configuration entry appended */
+};
+
+/* Proposes `target` in every group of this table. out[slot] (cap >= multi_group_count(),
+ * else RR_EINVAL and nothing is proposed) receives each group's result, in slot order.
+ * Returns the number of groups where the change started. */
+int multi_change_config(struct multi *m,
+                        const struct raft_config *target,
+                        struct multi_config_result *out,
+                        uint32_t cap);
+
+/* Where a group stands relative to a target configuration. */
+enum multi_config_phase {
+    MULTI_CONFIG_OTHER = 0,   /* some other configuration (not started here, or superseded) */
+    MULTI_CONFIG_JOINT = 1,   /* in C_old,new on the way to the target */
+    MULTI_CONFIG_PENDING = 2, /* the target is in force but not committed */
+    MULTI_CONFIG_DONE = 3,    /* the target is in force and committed */
+};
+
+struct multi_config_progress {
+    uint32_t groups; /* in this table */
+    uint32_t done;
+    uint32_t pending;
+    uint32_t joint;
+    uint32_t other;
+};
+
+/* Counts the groups of this table in each phase towards `target`, and writes each group's
+ * phase (enum multi_config_phase) to phases[slot] for slot < cap (phases may be NULL). Every
+ * node reports its own view; a change is complete when its leaders report it done. */
+void multi_config_progress(struct multi *m,
+                           const struct raft_config *target,
+                           struct multi_config_progress *p,
+                           uint8_t *phases,
+                           uint32_t cap);
+
 /* Marks g (owned by this table: asserted) as possibly having a ready batch, for callers that
  * changed it through a pointer obtained earlier. Everything in this header marks on its own. */
 void multi_mark_dirty(struct multi *m, raft_group g);
