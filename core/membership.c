@@ -96,6 +96,7 @@ void membership_progress_install(struct raft *r,
     free(r->prs);
     r->prs = prs;
     r->pr_count = count;
+    r->prs_departing = departing != NULL;
 }
 
 /* ---- proposing ----------------------------------------------------------------------- */
@@ -150,9 +151,11 @@ static int change_allowed(const struct raft *r)
     if (r->transfer_target != RAFT_NODE_NONE) {
         return RR_ETRANSFER;
     }
-    if (raft_term_at(r, r->commit) != r->term || r->config_index > r->commit ||
-        raft_config_is_joint(&r->config)) {
-        return RR_ECONFIG;
+    if (raft_term_at(r, r->commit) != r->term) {
+        return RR_ECONFIG; /* no entry of this term committed yet */
+    }
+    if (r->config_index > r->commit || raft_config_is_joint(&r->config)) {
+        return RR_ECONFIG; /* a change in flight */
     }
     return 0;
 }
@@ -240,11 +243,15 @@ static void leave_joint(struct raft *r)
 /* Drops the progress of servers that left with the configuration entry just committed. */
 static void prune_departed(struct raft *r)
 {
+    if (!r->prs_departing) {
+        return;
+    }
     uint32_t kept = 0;
     for (uint32_t i = 0; i < r->pr_count; i++) {
         kept += raft_config_is_member(&r->config, r->prs[i].id) ? 1u : 0u;
     }
     if (kept == r->pr_count) {
+        r->prs_departing = false;
         return;
     }
     struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);

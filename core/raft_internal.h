@@ -89,6 +89,7 @@ struct raft {
     /* Leader. */
     struct raft_progress *prs; /* malloc'd, one per member other than self */
     uint32_t pr_count;
+    bool prs_departing;         /* prs also holds servers the pending configuration removes */
     bool bcast_pending;         /* new entries to send at the next raft_ready */
     bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
     uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */

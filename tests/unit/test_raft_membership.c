@@ -362,6 +362,42 @@ static void test_new_node_accepts_appends_and_does_not_campaign(void **state)
     fx_free(f);
 }
 
+/* Paper §7: the snapshot metadata "includes the latest configuration as of the last
+ * included index", so a server that receives the snapshot instead of the compacted
+ * configuration entries still ends up with it. Reference: §7, thesis §5.4 */
+static void test_snapshot_carries_configuration(void **state)
+{
+    (void)state;
+    struct fx_net net;
+    fx_net_init(&net, 4, 3, false, false);
+    fx_net_elect(&net, 1);
+    struct fx *l = net.n[1];
+    fx_net_cut(&net, 1, 4);
+    raft_index idx = 0;
+    assert_int_equal(raft_change_member(l->r, 4, RAFT_LEARNER, &idx), 0);
+    raft_index p = 0;
+    assert_int_equal(raft_propose(l->r, (const uint8_t *)"x", 1, &p), 0);
+    fx_net_tick(&net);
+    fx_net_tick(&net);
+    assert_int_equal(fx_status(l).applied, p);
+    assert_int_equal(raft_snapshot_taken(l->r, p, (const uint8_t *)"S", 1, 0), 0);
+    assert_int_equal(fx_status(l).first_index, p + 1); /* the config entry is compacted */
+    assert_int_equal(raft_config_index(l->r), idx);
+    net.cut[1][4] = net.cut[4][1] = false;
+    for (uint32_t i = 0; i < 4; i++) {
+        fx_net_tick(&net);
+    }
+    assert_true(net.delivered[RAFT_MSG_SNAPSHOT] > 0);
+    struct fx *n4 = net.n[4];
+    assert_int_equal(fx_status(n4).snapshot_index, p);
+    assert_int_equal(raft_config_index(n4->r), p); /* from the snapshot */
+    assert_int_equal(raft_config_role(raft_config(n4->r), 4), RAFT_LEARNER);
+    struct raft_config c;
+    assert_int_equal(raft_config_committed(n4->r, &c), p);
+    assert_true(raft_config_equal(&c, raft_config(l->r)));
+    fx_net_free(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_removed_leader_steps_down_after_commit),
         cmocka_unit_test(test_removed_server_does_not_disrupt),
         cmocka_unit_test(test_new_node_accepts_appends_and_does_not_campaign),
+        cmocka_unit_test(test_snapshot_carries_configuration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
