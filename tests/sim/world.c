@@ -460,6 +460,7 @@ static void node_crash(struct sim *s, uint32_t node)
             s->n.torn += keep > 0;
         }
         node_free_units(nd, w);
+        nd->disk_free_at[w] = 0; /* the lost units no longer occupy the device */
         multi_destroy(nd->m[w]);
         nd->m[w] = NULL;
     }
