@@ -562,8 +562,26 @@ static void check_client_ack(struct sim *s, uint32_t node, raft_group g, const s
     }
 }
 
+/* core/raft.h: committed entries handed out to apply "are already durable locally" (the
+ * snapshot the state machine was restored from covers the rest). */
+void persisted_before_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
+{
+    const struct sim_dlog *d = &s->node[node].dlog[g];
+    if (e->index <= d->snap.index) {
+        return;
+    }
+    raft_term t = sim_dlog_term(d, e->index);
+    if (t != e->term) {
+        sim_violation(s, "persisted_before_apply",
+                      "node %u group %u applies %llu (term %llu) while its durable log holds "
+                      "term %llu there (durable last %llu)",
+                      node + 1, g, (ull)e->index, (ull)e->term, (ull)t, (ull)sim_dlog_last(d));
+    }
+}
+
 void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
+    persisted_before_apply(s, node, g, e);
     struct sim_sm *sm = &s->node[node].sm[g];
     if (e->index != sm->applied + 1) {
         sim_violation(s, "state_machine_safety",

@@ -346,6 +346,7 @@ void persisted_hard_state(struct sim *s,
                           const struct raft_hard_state *old,
                           const struct raft_hard_state *new_hs);
 void persisted_before_send(struct sim *s, uint32_t node, const struct raft_msg *m);
+void persisted_before_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e);
 void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
 
 #endif
