@@ -158,11 +158,31 @@ static void become_candidate(struct raft *r, bool transfer)
     raft_send(r, &self, true, true);
 }
 
+/* Learners and servers waiting to be added never campaign. Thesis §4.2.2: "a server that
+ * is not part of its own latest configuration should still start new elections, as it
+ * might still be needed until the C_new entry is committed ... It does not count its own
+ * vote in elections unless it is part of its latest configuration" (the tally counts only
+ * the configuration's voters). Without this, a leader that removed itself and lost its
+ * quorum may hold the only copy of C_new, which the remaining voters need to elect anyone:
+ * they would wait for it forever. */
+static bool may_campaign(const struct raft *r)
+{
+    if (raft_config_is_voter(&r->config, r->opt.id)) {
+        return true;
+    }
+    if (r->config_index <= r->commit) {
+        return false;
+    }
+    struct raft_config committed;
+    (void)raft_config_committed(r, &committed);
+    return raft_config_is_voter(&committed, r->opt.id);
+}
+
 void election_campaign(struct raft *r, bool pre, bool transfer)
 {
     RR_ASSERT(r->role != RAFT_LEADER);
-    if (!raft_config_is_voter(&r->config, r->opt.id)) {
-        return; /* learners and removed nodes never campaign */
+    if (!may_campaign(r)) {
+        return;
     }
     if (pre && r->opt.pre_vote) {
         become_pre_candidate(r);
@@ -335,6 +355,11 @@ void election_tick(struct raft *r)
     RR_ASSERT(r->role != RAFT_LEADER);
     r->election_elapsed++;
     if (r->election_elapsed >= r->election_timeout) {
+        /* No word from the leader for a whole timeout: it is no longer known, so its lease
+         * ends, even here if this node may not campaign. Otherwise a non-voter (by its own
+         * log) would keep disregarding vote requests for a leader that is gone, and a voter
+         * of the cluster's newer configuration could never be elected with its vote. */
+        r->leader = RAFT_NODE_NONE;
         election_reset_timer(r);
         election_campaign(r, true, false);
     }

@@ -255,9 +255,21 @@ static void prune_departed(struct raft *r)
         return;
     }
     struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);
-    if (prs != NULL) { /* else the next step tries again */
-        membership_progress_install(r, prs, log_last_index(&r->log) + 1, NULL);
+    if (prs == NULL) {
+        return; /* the next step tries again */
     }
+    /* A last word to those leaving: the commit index, so that those holding the entry know
+     * that it is committed and stop counting themselves as possibly needed (thesis §4.2.2:
+     * a server outside its latest configuration campaigns while that one is pending). */
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        const struct raft_progress *p = &r->prs[i];
+        if (!raft_config_is_member(&r->config, p->id)) {
+            struct raft_msg m = raft_msg_new(r, RAFT_MSG_HEARTBEAT, p->id);
+            m.heartbeat.commit = r->commit < p->match ? r->commit : p->match;
+            raft_send(r, &m, false, false);
+        }
+    }
+    membership_progress_install(r, prs, log_last_index(&r->log) + 1, NULL);
 }
 
 void membership_check(struct raft *r)

@@ -398,6 +398,145 @@ static void test_snapshot_carries_configuration(void **state)
     fx_net_free(&net);
 }
 
+/* ---- randomized: changes, transfers and partitions together ---------------------------- */
+
+static uint64_t rnd_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static raft_node current_leader(const struct fx_net *net)
+{
+    raft_node best = RAFT_NODE_NONE;
+    for (raft_node id = 1; id <= net->count; id++) {
+        if (fx_role(net->n[id]) == RAFT_LEADER &&
+            (best == RAFT_NODE_NONE || fx_term(net->n[id]) > fx_term(net->n[best]))) {
+            best = id;
+        }
+    }
+    return best;
+}
+
+/* One random operation at the leader; refusals (RR_ECONFIG, RR_ETRANSFER, ...) are fine. */
+static void random_op(struct fx_net *net, uint64_t *x, uint32_t *changes)
+{
+    raft_node l = current_leader(net);
+    if (l == RAFT_NODE_NONE) {
+        return;
+    }
+    struct raft *r = net->n[l]->r;
+    raft_node id = (raft_node)(rnd_next(x) % net->count + 1);
+    static const uint8_t roles[] = {RAFT_VOTER, RAFT_LEARNER, 0};
+    struct raft_config target;
+    switch (rnd_next(x) % 4) {
+    case 0:
+        *changes += raft_change_member(r, id, roles[rnd_next(x) % 3], NULL) == 0;
+        break;
+    case 1:
+        memset(&target, 0, sizeof(target));
+        for (raft_node v = 1; v <= net->count; v++) {
+            if (rnd_next(x) % 2 == 0) {
+                target.members[target.member_count++] = (struct raft_member){v, RAFT_VOTER};
+            }
+        }
+        *changes += target.member_count > 0 && raft_change_config(r, &target, NULL) == 0;
+        break;
+    case 2:
+        (void)raft_transfer_leader(r, id);
+        break;
+    default:
+        (void)raft_propose(r, (const uint8_t *)"x", 1, NULL);
+        break;
+    }
+}
+
+/* Election Safety and State Machine Safety (paper Figure 3) across every node. */
+static void check_safety(const struct fx_net *net, raft_node *leader_of_term, uint32_t terms)
+{
+    for (raft_node id = 1; id <= net->count; id++) {
+        const struct fx *f = net->n[id];
+        raft_term t = fx_term(f);
+        if (fx_role(f) == RAFT_LEADER && t < terms) {
+            assert_true(leader_of_term[t] == RAFT_NODE_NONE || leader_of_term[t] == id);
+            leader_of_term[t] = id;
+        }
+        for (raft_node o = 1; o < id; o++) {
+            const struct fx *g = net->n[o];
+            uint32_t n = f->applied_count < g->applied_count ? f->applied_count : g->applied_count;
+            for (uint32_t k = 0; k < n; k++) {
+                assert_int_equal(f->applied[k], g->applied[k]);
+                assert_int_equal(f->applied_term[k], g->applied_term[k]);
+            }
+        }
+    }
+}
+
+/* Liveness once healed: some leader gets a proposal of its own term committed (a leader may
+ * step down first, having removed itself; a transfer may be running). */
+static bool heal_and_commit(struct fx_net *net)
+{
+    raft_node by = RAFT_NODE_NONE;
+    raft_term at = 0;
+    raft_index want = 0;
+    for (uint32_t tick = 0; tick < 60 * E; tick++) {
+        raft_node l = current_leader(net);
+        raft_index p = 0;
+        if (l != RAFT_NODE_NONE && (l != by || fx_term(net->n[l]) != at) &&
+            raft_propose(net->n[l]->r, (const uint8_t *)"y", 1, &p) == 0) {
+            by = l;
+            at = fx_term(net->n[l]);
+            want = p;
+        }
+        fx_net_tick(net);
+        if (want > 0 && fx_commit(net->n[by]) >= want && raft_term_at(net->n[by]->r, want) == at) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Random adds, removes, replacements (joint), promotions, demotions and transfers while
+ * links are cut and healed: no two leaders in a term, no two different entries applied at
+ * one index, and once healed the cluster elects a leader that commits. Reference: §6,
+ * Figure 3, thesis §3.10, §4 */
+static void test_random_changes_keep_safety(void **state)
+{
+    (void)state;
+    uint32_t changes = 0;
+    for (uint64_t seed = 1; seed <= 200; seed++) {
+        uint64_t x = 0x9e3779b97f4a7c15ull * seed;
+        struct fx_net net;
+        fx_net_init(&net, 5, 3, true, true);
+        fx_net_elect(&net, 1);
+        raft_node leader_of_term[256] = {0};
+        for (uint32_t tick = 0; tick < 300; tick++) {
+            if (rnd_next(&x) % 4 == 0) {
+                random_op(&net, &x, &changes);
+            }
+            if (rnd_next(&x) % 16 == 0) {
+                raft_node a = (raft_node)(rnd_next(&x) % 5 + 1);
+                raft_node b = (raft_node)(rnd_next(&x) % 5 + 1);
+                if (a != b) {
+                    net.cut[a][b] = net.cut[b][a] = !net.cut[a][b];
+                }
+            }
+            if (tick % 60 == 59) {
+                memset(net.cut, 0, sizeof(net.cut));
+            }
+            fx_net_tick(&net);
+            check_safety(&net, leader_of_term, 256);
+        }
+        memset(net.cut, 0, sizeof(net.cut));
+        assert_true(heal_and_commit(&net));
+        check_safety(&net, leader_of_term, 256);
+        fx_net_free(&net);
+    }
+    assert_true(changes > 1000); /* the runs did change configurations (about 20 each) */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_removed_server_does_not_disrupt),
         cmocka_unit_test(test_new_node_accepts_appends_and_does_not_campaign),
         cmocka_unit_test(test_snapshot_carries_configuration),
+        cmocka_unit_test(test_random_changes_keep_safety),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
