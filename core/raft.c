@@ -377,7 +377,12 @@ static bool msg_from_leader(uint8_t type)
 /* A message from a term behind ours. Paper §5.1: "If a server receives a request with a
  * stale term number, it rejects the request." A stale leader is answered so that it learns
  * the newer term and steps down (it may be cut off from everyone else, etcd #5451); a stale
- * pre-candidate is answered so that it stops waiting. Everything else is dropped. */
+ * pre-candidate is answered so that it stops waiting. A stale candidate is answered too
+ * (Figure 2 RequestVote: "Reply false if term < currentTerm", with currentTerm): once
+ * configurations differ, the servers raising our term may be ones the candidate never
+ * hears from (a server with a stale configuration campaigning among its own voters), and
+ * a candidate that never learns the term would campaign below it forever. Everything else
+ * is dropped. */
 static void step_stale_term(struct raft *r, const struct raft_msg *m)
 {
     if (msg_from_leader(m->type)) {
@@ -385,9 +390,10 @@ static void step_stale_term(struct raft *r, const struct raft_msg *m)
         resp.append_resp.rejected = true;
         resp.append_resp.index = m->type == RAFT_MSG_APPEND ? m->append.prev_index : 0;
         raft_send(r, &resp, false, false);
-    } else if (m->type == RAFT_MSG_PRE_VOTE) {
-        struct raft_msg resp = raft_msg_new(r, RAFT_MSG_PRE_VOTE_RESP, m->from);
-        resp.vote_resp.granted = false;
+    } else if (m->type == RAFT_MSG_PRE_VOTE || m->type == RAFT_MSG_VOTE) {
+        uint8_t type = m->type == RAFT_MSG_VOTE ? RAFT_MSG_VOTE_RESP : RAFT_MSG_PRE_VOTE_RESP;
+        struct raft_msg resp = raft_msg_new(r, type, m->from);
+        resp.vote_resp.granted = false; /* carries our term: nothing durable is vouched for */
         raft_send(r, &resp, false, false);
     }
 }
