@@ -102,16 +102,17 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
 
 static void print_counts(const char *what, const struct sim_counts *n)
 {
-    printf("%s steps=%llu elections=%llu churns=%llu campaigns=%llu crashes=%llu restarts=%llu "
+    printf("%s steps=%llu elections=%llu churns=%llu campaigns=%llu transfers=%llu crashes=%llu "
+           "restarts=%llu "
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
            "reads=%llu reads_served=%llu applied=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
-           (ull)n->crashes, (ull)n->restarts, (ull)n->torn, (ull)n->truncations, (ull)n->partitions,
-           (ull)n->one_way, (ull)n->dropped, (ull)n->duplicated, (ull)n->snapshots_taken,
-           (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
-           (ull)n->reads_served, (ull)n->applied);
+           (ull)n->transfers, (ull)n->crashes, (ull)n->restarts, (ull)n->torn, (ull)n->truncations,
+           (ull)n->partitions, (ull)n->one_way, (ull)n->dropped, (ull)n->duplicated,
+           (ull)n->snapshots_taken, (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks,
+           (ull)n->reads, (ull)n->reads_served, (ull)n->applied);
 }
 
 static void add_counts(struct sim_counts *t, const struct sim_counts *n)

@@ -206,6 +206,7 @@ struct sim_rates {
     uint32_t partition; /* per tick, when none is active */
     uint32_t churn;     /* per new leader: crash it within two ticks (Figure 8 patterns) */
     uint32_t campaign;  /* per tick: a random node campaigns now in a random group */
+    uint32_t transfer;  /* per tick: a random group's leader transfers leadership */
     uint32_t propose;   /* per leader group per node tick */
     uint32_t read;
     uint32_t snapshot; /* per group per node tick, once applied is far enough ahead */
@@ -213,8 +214,8 @@ struct sim_rates {
 
 struct sim_counts {
     uint64_t steps, ticks, deliveries, batches, dropped, duplicated, persists;
-    uint64_t elections, churns, campaigns, crashes, restarts, torn, truncations, partitions,
-        one_way;
+    uint64_t elections, churns, campaigns, transfers, crashes, restarts, torn, truncations,
+        partitions, one_way;
     uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served;
     uint64_t applied;
 };

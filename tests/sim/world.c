@@ -486,7 +486,8 @@ static void node_restart(struct sim *s, uint32_t node)
 
 /* ---- clients and snapshots ---- */
 
-static void client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t id)
+/* Returns multi_propose's result (0, or a refusal a leader may legitimately give). */
+static int client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t id)
 {
     struct sim_node *nd = &s->node[node];
     uint8_t p[SIM_PAYLOAD_BYTES];
@@ -515,11 +516,12 @@ static void client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t 
             nd->pending[g][0] = nd->pending[g][--nd->pending_count[g]];
         }
         nd->pending[g][nd->pending_count[g]++] = (struct sim_pending){index, id};
-        return;
+        return 0;
     }
     if (rc != RR_ENOTLEADER && rc != RR_ETRANSFER && rc != RR_EBUSY && rc != RR_ETOOBIG) {
         sim_fail(s, "node %u group %u: multi_propose: %s", node + 1, g, rr_strerror(rc));
     }
+    return rc;
 }
 
 static void client_read(struct sim *s, uint32_t node, raft_group g)
@@ -548,7 +550,7 @@ static void clients(struct sim *s, uint32_t node)
         uint32_t rate = leader ? s->rates.propose : s->rates.propose / 16;
         bool room = st.last_index - st.commit < SIM_UNCOMMITTED_MAX;
         if (!s->healed && room && nd->pending_count[g] < SIM_PENDING_MAX && sim_chance(s, rate)) {
-            client_propose(s, node, g, ++s->payload_next);
+            (void)client_propose(s, node, g, ++s->payload_next);
         }
         if (sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
             client_read(s, node, g);
@@ -742,6 +744,32 @@ static void force_campaign(struct sim *s)
     check_node(s, node);
 }
 
+/* A random group's leader hands leadership to a random other voter (thesis §3.10). */
+static void transfer_leader(struct sim *s)
+{
+    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
+    uint32_t target = (uint32_t)sim_rand(s, 0, s->cfg.nodes - 1);
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        struct raft_status st;
+        if (!s->node[i].up || i == target) {
+            continue;
+        }
+        raft_status(sim_group(s, i, g), &st);
+        if (st.role != RAFT_LEADER) {
+            continue;
+        }
+        int rc = raft_transfer_leader(sim_group(s, i, g), target + 1);
+        if (rc != 0 && rc != RR_ETRANSFER && rc != RR_ENOTLEADER) {
+            sim_fail(s, "node %u group %u: raft_transfer_leader(%u): %s", i + 1, g, target + 1,
+                     rr_strerror(rc));
+        }
+        s->n.transfers += rc == 0;
+        multi_mark_dirty(s->node[i].m[g % s->cfg.workers], g);
+        node_drain(s, i, g % s->cfg.workers);
+        check_node(s, i);
+    }
+}
+
 void sim_on_election(struct sim *s, uint32_t node)
 {
     struct sim_node *nd = &s->node[node];
@@ -777,6 +805,9 @@ static void faults(struct sim *s)
     }
     if (sim_chance(s, s->rates.campaign)) {
         force_campaign(s);
+    }
+    if (sim_chance(s, s->rates.transfer)) {
+        transfer_leader(s);
     }
     for (uint32_t i = 0; i < n; i++) {
         struct sim_node *nd = &s->node[i];
@@ -837,10 +868,11 @@ static void liveness(struct sim *s)
             }
         }
         /* Propose again whenever leadership moved: the last proposal may be lost. */
-        if (leaders == 1 && (s->live_node[g] != leader + 1 || s->live_term[g] != term)) {
+        /* A refused proposal (a transfer in progress) is retried on the next tick. */
+        if (leaders == 1 && (s->live_node[g] != leader + 1 || s->live_term[g] != term) &&
+            client_propose(s, leader, g, ++s->payload_next) == 0) {
             s->live_node[g] = leader + 1;
             s->live_term[g] = term;
-            client_propose(s, leader, g, ++s->payload_next);
             node_drain_all(s, leader);
             check_node(s, leader);
         }
@@ -886,6 +918,7 @@ static void rates_init(struct sim *s)
     r->partition = (uint32_t)sim_rand(s, 10000, 50000);
     r->churn = (uint32_t)sim_rand(s, 0, 500000);
     r->campaign = (uint32_t)sim_rand(s, 0, 50000);
+    r->transfer = (uint32_t)sim_rand(s, 0, 100000);
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
