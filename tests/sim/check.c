@@ -17,8 +17,9 @@ typedef unsigned long long ull; /* printf's %llu */
 
 void sim_print_replay(const struct sim_config *cfg)
 {
-    printf("replay: %s --seed %llu --nodes %u --groups %u --workers %u --ticks %u\n", cfg->argv0,
-           (ull)cfg->seed, cfg->nodes, cfg->groups, cfg->workers, cfg->ticks);
+    printf("replay: %s --seed %llu --nodes %u --groups %u --workers %u --ticks %u%s\n", cfg->argv0,
+           (ull)cfg->seed, cfg->nodes, cfg->groups, cfg->workers, cfg->ticks,
+           cfg->membership ? " --membership" : "");
 }
 
 _Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)

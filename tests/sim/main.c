@@ -2,7 +2,7 @@
  * and coverage, and on failure the command that replays it.
  *
  *   sim --seed S | --seeds N [--start S]  [--nodes 3|5] [--groups G] [--workers 1|2]
- *       [--ticks T] [-v] [--trace G]
+ *       [--ticks T] [-v] [--trace G] [--membership]
  *
  * Without --nodes, seeds alternate between 3 nodes (even) and 5 nodes (odd); without
  * --workers, one seed in four runs two workers per node to exercise routing. */
@@ -39,13 +39,14 @@ struct sim_args {
     uint32_t ticks;
     int32_t trace;
     bool verbose;
+    bool membership;
 };
 
 static _Noreturn void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5] [--groups G]\n"
-            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP]\n",
+            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--membership]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -71,6 +72,10 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
         const char *opt = argv[i];
         if (strcmp(opt, "-v") == 0) {
             a->verbose = true;
+            continue;
+        }
+        if (strcmp(opt, "--membership") == 0) {
+            a->membership = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -102,17 +107,18 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
 
 static void print_counts(const char *what, const struct sim_counts *n)
 {
-    printf("%s steps=%llu elections=%llu churns=%llu campaigns=%llu transfers=%llu crashes=%llu "
+    printf("%s steps=%llu elections=%llu churns=%llu campaigns=%llu transfers=%llu "
+           "member_changes=%llu crashes=%llu "
            "restarts=%llu "
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
            "reads=%llu reads_served=%llu applied=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
-           (ull)n->transfers, (ull)n->crashes, (ull)n->restarts, (ull)n->torn, (ull)n->truncations,
-           (ull)n->partitions, (ull)n->one_way, (ull)n->dropped, (ull)n->duplicated,
-           (ull)n->snapshots_taken, (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks,
-           (ull)n->reads, (ull)n->reads_served, (ull)n->applied);
+           (ull)n->transfers, (ull)n->member_changes, (ull)n->crashes, (ull)n->restarts,
+           (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way, (ull)n->dropped,
+           (ull)n->duplicated, (ull)n->snapshots_taken, (ull)n->snapshots_installed,
+           (ull)n->proposals, (ull)n->acks, (ull)n->reads, (ull)n->reads_served, (ull)n->applied);
 }
 
 static void add_counts(struct sim_counts *t, const struct sim_counts *n)
@@ -146,6 +152,7 @@ int main(int argc, char **argv)
             .ticks = a.ticks,
             .verbose = a.verbose,
             .trace = a.trace,
+            .membership = a.membership,
             .argv0 = argv[0],
         };
         struct sim_counts n;

@@ -191,7 +191,8 @@ struct sim_config {
     uint32_t workers;
     uint32_t ticks; /* fault phase; the liveness phase follows */
     bool verbose;
-    int32_t trace; /* group whose messages, writes and applies are printed; -1: none */
+    int32_t trace;   /* group whose messages, writes and applies are printed; -1: none */
+    bool membership; /* exercise configuration changes (voter <-> learner) */
     const char *argv0;
 };
 
@@ -207,6 +208,7 @@ struct sim_rates {
     uint32_t churn;     /* per new leader: crash it within two ticks (Figure 8 patterns) */
     uint32_t campaign;  /* per tick: a random node campaigns now in a random group */
     uint32_t transfer;  /* per tick: a random group's leader transfers leadership */
+    uint32_t member;    /* per tick (--membership): a leader demotes or promotes a node */
     uint32_t propose;   /* per leader group per node tick */
     uint32_t read;
     uint32_t snapshot; /* per group per node tick, once applied is far enough ahead */
@@ -214,8 +216,8 @@ struct sim_rates {
 
 struct sim_counts {
     uint64_t steps, ticks, deliveries, batches, dropped, duplicated, persists;
-    uint64_t elections, churns, campaigns, transfers, crashes, restarts, torn, truncations,
-        partitions, one_way;
+    uint64_t elections, churns, campaigns, transfers, member_changes, crashes, restarts, torn,
+        truncations, partitions, one_way;
     uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served;
     uint64_t applied;
 };

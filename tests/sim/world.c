@@ -744,6 +744,48 @@ static void force_campaign(struct sim *s)
     check_node(s, node);
 }
 
+static uint32_t voters_of(const struct raft_config *c)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        n += c->members[i].role == RAFT_VOTER;
+    }
+    return n;
+}
+
+/* A random group's leader demotes a voter to learner (keeping at least two voters) or
+ * promotes a learner back: single-server changes (thesis §4.1), one at a time. */
+static void change_member(struct sim *s)
+{
+    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
+    raft_node id = (raft_node)sim_rand(s, 1, s->cfg.nodes);
+    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        struct raft_status st;
+        if (!s->node[i].up) {
+            continue;
+        }
+        struct raft *r = sim_group(s, i, g);
+        raft_status(r, &st);
+        if (st.role != RAFT_LEADER) {
+            continue;
+        }
+        const struct raft_config *c = raft_config(r);
+        bool voter = raft_config_is_voter(c, id);
+        if (voter && voters_of(c) <= 2) {
+            return;
+        }
+        int rc = raft_change_member(r, id, voter ? RAFT_LEARNER : RAFT_VOTER, NULL);
+        if (rc != 0 && rc != RR_ECONFIG && rc != RR_ETRANSFER && rc != RR_ENOTLEADER) {
+            sim_fail(s, "node %u group %u: raft_change_member(%u): %s", i + 1, g, id,
+                     rr_strerror(rc));
+        }
+        s->n.member_changes += rc == 0;
+        multi_mark_dirty(s->node[i].m[g % s->cfg.workers], g);
+        node_drain(s, i, g % s->cfg.workers);
+        check_node(s, i);
+    }
+}
+
 /* A random group's leader hands leadership to a random other voter (thesis §3.10). */
 static void transfer_leader(struct sim *s)
 {
@@ -758,8 +800,10 @@ static void transfer_leader(struct sim *s)
         if (st.role != RAFT_LEADER) {
             continue;
         }
-        int rc = raft_transfer_leader(sim_group(s, i, g), target + 1);
-        if (rc != 0 && rc != RR_ETRANSFER && rc != RR_ENOTLEADER) {
+        struct raft *r = sim_group(s, i, g);
+        int rc = raft_transfer_leader(r, target + 1);
+        bool learner = !raft_config_is_voter(raft_config(r), target + 1);
+        if (rc != 0 && rc != RR_ETRANSFER && rc != RR_ENOTLEADER && !(learner && rc == RR_EINVAL)) {
             sim_fail(s, "node %u group %u: raft_transfer_leader(%u): %s", i + 1, g, target + 1,
                      rr_strerror(rc));
         }
@@ -808,6 +852,9 @@ static void faults(struct sim *s)
     }
     if (sim_chance(s, s->rates.transfer)) {
         transfer_leader(s);
+    }
+    if (s->cfg.membership && sim_chance(s, s->rates.member)) {
+        change_member(s);
     }
     for (uint32_t i = 0; i < n; i++) {
         struct sim_node *nd = &s->node[i];
@@ -919,6 +966,7 @@ static void rates_init(struct sim *s)
     r->churn = (uint32_t)sim_rand(s, 0, 500000);
     r->campaign = (uint32_t)sim_rand(s, 0, 50000);
     r->transfer = (uint32_t)sim_rand(s, 0, 100000);
+    r->member = (uint32_t)sim_rand(s, 0, 100000);
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
