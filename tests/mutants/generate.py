@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# Regenerates tests/mutants/*.patch from the real core/ source: each mutant names a file, an
+# exact snippet and its replacement; the patch is `diff -u` of the file before and after,
+# under a header (expect: CHECKER, optional seeds: N, a sentence on the bug). Run from the
+# repository root when core/ has moved and a patch no longer applies; a snippet that is no
+# longer found stops the script, and the mutant must be rewritten by hand.
+import os
+import shutil
+import subprocess
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = tempfile.mkdtemp(prefix='mutants-')
+
+
+def mutant(name, expect, desc, path, old, new, seeds=None):
+    src=open(os.path.join(ROOT,path)).read()
+    assert src.count(old)==1, (name, 'pattern count', src.count(old))
+    d=f'{WORK}/{name}'
+    shutil.rmtree(d, ignore_errors=True); os.makedirs(os.path.dirname(f'{d}/{path}'), exist_ok=True)
+    open(f'{d}/{path}','w').write(src.replace(old,new))
+    diff=subprocess.run(['diff','-u','--label',f'a/{path}','--label',f'b/{path}',os.path.join(ROOT,path),f'{d}/{path}'],capture_output=True,text=True).stdout
+    assert diff
+    open(f'{ROOT}/tests/mutants/{name}.patch','w').write(f'expect: {expect}\n'+(f'seeds: {seeds}\n' if seeds else '')+f'{desc}\n\n'+diff)
+    print(name, 'ok')
+
+mutant('double_vote','persisted_hard_state',
+ 'A follower grants its vote to any candidate while no leader is known, even after voting for\nanother in the same term (Figure 2: "each server will vote for at most one candidate in a given term").',
+ 'core/election.c',
+ "(r->vote == RAFT_NODE_NONE && r->leader == RAFT_NODE_NONE) ||",
+ "((r->vote == RAFT_NODE_NONE || r->role == RAFT_FOLLOWER) && r->leader == RAFT_NODE_NONE) ||")
+
+mutant('commit_previous_term','leader_completeness',
+ 'Commits an entry of an earlier term by counting replicas (paper §5.4.2, Figure 8: a leader\ncommits only entries of its own term that way). Losing such an entry takes three leaders\nwith divergent logs in a row, about one seed in three hundred: hence the larger budget.',
+ 'core/replication.c',
+ """    if (log_term(&r->log, index) != r->term) {
+        return;
+    }
+    uncommitted_release""",
+ """    uncommitted_release""", seeds=1000)
+
+mutant('no_truncate','log_matching',
+ 'Keeps a conflicting suffix instead of deleting it (Figure 2 AppendEntries receiver, step 3),\nthen acknowledges the leader\'s entries as if it held them.',
+ 'core/replication.c',
+ """    if (conflict) {
+        raft_index from = a->entries[first].index;
+        bool config_removed = log_has_config_from(r, from);
+        log_truncate_from(&r->log, from);
+        if (config_removed) {
+            raft_config_refresh(r); /* back to the configuration before the removed entry */
+        }
+    }""",
+ """    if (conflict) {
+        (void)log_has_config_from;
+        first = a->entry_count; /* keep ours */
+    }""")
+
+mutant('ack_before_persist','persisted_before_ack',
+ 'Acknowledges an append at once instead of after its entries are durable (the ack lets the\nleader count this node toward a commit that a crash here could undo).',
+ 'core/replication.c',
+ """    resp.append_resp.index = index;
+    /* It acknowledges entries: it leaves once they (and our term) are durable. */
+    raft_send(r, &resp, true, false);""",
+ """    resp.append_resp.index = index;
+    raft_send(r, &resp, false, false);""")
+
+mutant('read_without_confirmation','read_linearizable',
+ 'Serves ReadIndex reads at the leader\'s commit index without the heartbeat round that proves\nit is still the leader (thesis §6.4 step 3).',
+ 'core/read_index.c',
+ """    round_check(r); /* a single voter confirms at once */
+}""",
+ """    r->read_confirmed = r->read_assigned;
+    r->read_round = 0;
+}""")
+
+mutant('vote_not_persisted','persisted_hard_state',
+ 'Leaves the vote out of the persisted hard state: after a crash the node may vote again in a\nterm it already voted in (Figure 2: votedFor is persistent state).',
+ 'core/raft.c',
+ """    rd->hard_state = (struct raft_hard_state){r->term, r->vote, r->commit};""",
+ """    rd->hard_state = (struct raft_hard_state){r->term, RAFT_NODE_NONE, r->commit};""")
+
+mutant('count_rejected_votes','election_safety',
+ 'Counts every vote response as a grant, so two candidates of one term can both win (paper\n§5.2: "a candidate wins an election if it receives votes from a majority").',
+ 'core/election.c',
+ """    record_vote(r, m->from, m->vote_resp.granted);""",
+ """    record_vote(r, m->from, true);""")
+
+mutant('apply_before_persist','persisted_before_apply',
+ 'Applies committed entries before they are durable locally (core/raft.h: committed entries\nhanded out "are already durable locally"); a crash could then leave the state machine ahead\nof the log it restarts from.',
+ 'core/raft.c',
+ """    raft_index to = r->commit < r->log.persisted ? r->commit : r->log.persisted;""",
+ """    raft_index to = r->commit;""")
