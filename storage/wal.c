@@ -643,6 +643,7 @@ static void submit_write(struct wal *wal)
 {
     struct wal_flush *f = &wal->flush;
     const struct wal_segment *seg = &wal->segs[f->seg];
+    RR_ASSERT(seg->seq == f->seq);
     uint64_t ring_size = wal->ring_mask + 1;
     uint64_t pos = f->cur & wal->ring_mask;
     uint64_t len = f->hi - f->cur;
@@ -700,6 +701,7 @@ static void maybe_flush(struct wal *wal)
     f->lo = wal->durable;
     f->cur = f->lo;
     f->hi = plan_flush(wal, &f->seg, &f->records);
+    f->seq = wal->segs[f->seg].seq;
     RR_ASSERT(f->hi > f->lo);
     f->active = true;
     f->started_ns = wal_now_ns();
@@ -726,6 +728,11 @@ static void ack_units(struct wal *wal, int status)
         if (status == RR_OK && u->end_lsn > wal->durable) {
             break;
         }
+        if (status == RR_OK) {
+            int s = wal_segment_find(wal, u->end_lsn - 1);
+            RR_ASSERT(s >= 0);
+            WAL_ACKED(wal->segs[s].seq, WAL_SEGMENT_HEADER_BYTES + u->end_lsn - wal->segs[s].lsn_start);
+        }
         wal_persist_cb cb = u->cb;
         void *arg = u->arg;
         wal->unit_head = (wal->unit_head + 1u) % WAL_UNITS_MAX;
@@ -744,6 +751,7 @@ static void flush_done(struct wal *wal)
 {
     struct wal_flush *f = &wal->flush;
     const struct wal_segment *seg = &wal->segs[f->seg];
+    RR_ASSERT(seg->seq == f->seq);
     WAL_SYNCED(seg->seq, WAL_SEGMENT_HEADER_BYTES + f->hi - seg->lsn_start);
     uint64_t now = wal_now_ns();
     wal->stats.flushes++;

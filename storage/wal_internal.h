@@ -79,6 +79,7 @@ struct wal_flush {
     bool sync_cancelled; /* the linked sync did not run: write and sync again */
     int write_res;      /* error of the write, if any */
     uint32_t seg;       /* index in wal->segs */
+    uint64_t seq;       /* that segment's sequence number (segs shift on deletion) */
     uint64_t lo, hi;    /* lsn range of the flush */
     uint64_t cur;       /* lsn the current write starts at (lo, or past a short write) */
     uint32_t records;

@@ -382,8 +382,11 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
     if (i < n && sc[i].header_ok && !has_records(&sc[i]) && wal->seg_count > 0 &&
         !wal->segs[wal->seg_count - 1].sealed) {
         /* A spare prepared before the crash stays the spare; its sequence number follows
-         * the active one's, so the files remain a contiguous run. */
-        if (WAL_FAULT(WAL_FP_SEG_PREP, fsync(sc[i].fd)) != 0) {
+         * the active one's, so the files remain a contiguous run. Valid records left in it
+         * by a torn flush are zeroed first: appends will start at its beginning and must
+         * never run into them. */
+        if ((sc[i].torn_end > 0 && zero_torn(wal, &sc[i]) != RR_OK) ||
+            WAL_FAULT(WAL_FP_SEG_PREP, fsync(sc[i].fd)) != 0) {
             snprintf(err, err_len, "wal: cannot sync spare segment: %s", strerror(errno));
             return RR_EIO;
         }

@@ -5,6 +5,8 @@
 #ifdef RR_STORAGE_TESTING
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WAL_TEST_SEGMENTS 65536
@@ -64,6 +66,24 @@ uint64_t wal_test_synced_upto(uint64_t seq, int *known)
     uint64_t s = synced[seq % WAL_TEST_SEGMENTS];
     *known = s != 0;
     return s == 0 ? 0 : s - 1;
+}
+
+static int acked_check_on = 0;
+
+void wal_test_acked(uint64_t seq, uint64_t end_offset)
+{
+    int known;
+    uint64_t s = wal_test_synced_upto(seq, &known);
+    if (acked_check_on && (!known || s < end_offset)) {
+        fprintf(stderr, "acknowledged up to segment %llu offset %llu but synced only to %llu\n",
+                (unsigned long long)seq, (unsigned long long)end_offset, (unsigned long long)s);
+        abort();
+    }
+}
+
+void wal_test_acked_check(int on)
+{
+    acked_check_on = on;
 }
 
 void wal_test_synced_clear(void)

@@ -38,14 +38,20 @@ int64_t wal_test_fault(enum wal_fault_point fp, int64_t res);
 void wal_test_synced(uint64_t seq, uint64_t offset);
 uint64_t wal_test_synced_upto(uint64_t seq, int *known);
 void wal_test_synced_clear(void);
+/* Called as a unit is acknowledged: aborts if its last byte is not covered by a recorded
+ * sync (the power-loss model would then be unable to vouch for it). */
+void wal_test_acked(uint64_t seq, uint64_t end_offset);
+void wal_test_acked_check(int on);
 
 #define WAL_FAULT(fp, res)       ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
 #define WAL_SYNCED(seq, offset)  wal_test_synced((seq), (offset))
+#define WAL_ACKED(seq, offset)   wal_test_acked((seq), (offset))
 
 #else
 
 #define WAL_FAULT(fp, res)       (res)
 #define WAL_SYNCED(seq, offset)  ((void)(seq), (void)(offset))
+#define WAL_ACKED(seq, offset)   ((void)(seq), (void)(offset))
 
 #endif
 

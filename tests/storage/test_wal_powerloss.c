@@ -5,7 +5,8 @@
  * before recovery rewrites every file as a power loss may leave it (SQLite's crash VFS
  * does the same): bytes past the synced offset revert to the file's durable image (what
  * recovery left at the start of the life; zeros for a file prepared since) or are torn
- * sector by sector (kept, reverted or garbage); a file whose preparation was never synced
+ * sector by sector (kept, reverted, or the changed bytes garbled: the powersafe-overwrite
+ * assumption, docs/storage.md); a file whose preparation was never synced
  * disappears. Every acknowledged entry and hard state must
  * survive recovery. tests/storage/mutants/ack-before-sync.patch acknowledges on the write's
  * completion instead: `make mutant-ack-before-sync` checks that this test then fails. */
@@ -148,19 +149,38 @@ static void lose_power_on(const char *dir, const char *name, struct rr_prng *prn
             continue; /* unchanged, or this sector reached the disk */
         }
         for (uint64_t k = 0; k < end - start; k++) {
+            /* Powersafe overwrite (as SQLite's PSOW): a torn sector garbles the bytes being
+             * changed, never the unchanged ones around them. */
             uint64_t at = start + k;
             uint8_t old = im != NULL && at < im->len ? im->data[at] : 0;
-            sector[k] = choice == 1 ? (uint8_t)rr_prng_next(prng) : old;
+            bool changed = sector[k] != old;
+            sector[k] = choice == 1 && changed ? (uint8_t)rr_prng_next(prng) : old;
         }
         assert_int_equal(pwrite(fd, sector, end - start, (off_t)start), (ssize_t)(end - start));
     }
     close(fd);
 }
 
+static char crash_log[8192];
+
 static void lose_power(const char *dir, struct rr_prng *prng, int tear)
 {
     char names[256][32];
     int n = segment_names(dir, names, 256);
+    size_t len = (size_t)snprintf(crash_log, sizeof(crash_log), "tear %d:", tear);
+    for (int i = 0; i < n && len < sizeof(crash_log) - 100; i++) {
+        unsigned long long seq;
+        sscanf(names[i], "wal-%16llx", &seq);
+        int known;
+        uint64_t o = wal_test_synced_upto(seq, &known);
+        len += (size_t)snprintf(crash_log + len, sizeof(crash_log) - len, " %llx:%s%llu%s", seq,
+                                known ? "" : "?", (unsigned long long)o, image_of(seq) ? "i" : "");
+    }
+    if (getenv("RR_KEEP_PREV")) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s.prev; cp -a %s %s.prev", dir, dir, dir);
+        (void)!system(cmd);
+    }
     for (int i = 0; i < n; i++) {
         lose_power_on(dir, names[i], prng, tear);
     }
@@ -183,10 +203,12 @@ static void one_life(const char *dir, uint64_t seed, uint32_t crash_at, const ch
     char msg[256];
     const char *bad = th_verify(wal, GROUPS, acked_last, acked_commit, msg, sizeof(msg));
     if (bad != NULL) {
+        fprintf(stderr, "%s\n", crash_log);
         fail_msg("seed %llu: acknowledged data lost after power loss: %s",
                  (unsigned long long)seed, bad);
     }
     images_take(dir);
+    wal_test_acked_check(1);
     static struct th_work w;
     th_work_init(&w, wal, GROUPS, seed);
     w.on_ack = on_ack;
@@ -204,6 +226,7 @@ static void one_life(const char *dir, uint64_t seed, uint32_t crash_at, const ch
         }
         assert_int_equal(w.failed, 0);
     }
+    wal_test_acked_check(0);
     /* Power fails here. Let the kernel finish what it was doing, but tell the WAL nothing:
      * the acknowledgements given so far are all there is. */
     io_uring_submit(&ring);
