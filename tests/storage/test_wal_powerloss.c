@@ -91,7 +91,7 @@ static void images_take(const char *dir)
     char names[IMAGES_MAX][32];
     int n = segment_names(dir, names, IMAGES_MAX);
     for (int i = 0; i < n; i++) {
-        char path[256];
+        char path[8448];
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
         unsigned long long seq;
         assert_int_equal(sscanf(names[i], "wal-%16llx", &seq), 1);
@@ -117,7 +117,7 @@ static void lose_power_on(const char *dir, const char *name, struct rr_prng *prn
     if (sscanf(name, "wal-%16llx", &seq) != 1) {
         return;
     }
-    char path[256];
+    char path[8448];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     int known = 0;
     uint64_t synced = wal_test_synced_upto(seq, &known);
@@ -176,11 +176,7 @@ static void lose_power(const char *dir, struct rr_prng *prng, int tear)
         len += (size_t)snprintf(crash_log + len, sizeof(crash_log) - len, " %llx:%s%llu%s", seq,
                                 known ? "" : "?", (unsigned long long)o, image_of(seq) ? "i" : "");
     }
-    if (getenv("RR_KEEP_PREV")) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s.prev; cp -a %s %s.prev", dir, dir, dir);
-        (void)!system(cmd);
-    }
+
     for (int i = 0; i < n; i++) {
         lose_power_on(dir, names[i], prng, tear);
     }
