@@ -55,3 +55,14 @@ mutant-ack-before-sync:
 TEST_STAGES += test-storage-mutant
 test-storage-mutant:
 	$(Q)tools/stage.sh storage-mutant 300 $(MAKE) --no-print-directory mutant-ack-before-sync
+
+# ---- soak: more kills and power losses, bounded by SOAK_SECONDS ---------------------------
+SOAK_SECONDS ?= 60
+.PHONY: soak mutant-ack-before-sync test-storage test-storage-mutant bench-wal
+soak:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
+	$(Q)tools/stage.sh soak-kill $$(( $(SOAK_SECONDS) + 60 )) env RR_SOAK_SECONDS=$(SOAK_SECONDS) \
+		build/debug/tests/storage/test_wal_kill
+	$(Q)tools/stage.sh soak-powerloss $$(( $(SOAK_SECONDS) * 4 + 60 )) env \
+		RR_POWERLOSS_LIVES=$$(( $(SOAK_SECONDS) * 60 )) RR_SEED=$$(date +%s) \
+		build/debug/tests/storage/test_wal_powerloss
