@@ -66,3 +66,14 @@ soak:
 	$(Q)tools/stage.sh soak-powerloss $$(( $(SOAK_SECONDS) * 4 + 60 )) env \
 		RR_POWERLOSS_LIVES=$$(( $(SOAK_SECONDS) * 60 )) RR_SEED=$$(date +%s) \
 		build/debug/tests/storage/test_wal_powerloss
+
+# ---- bench/wal-bench ---------------------------------------------------------------------
+WAL_BENCH := $(B)/bench/wal-bench
+$(WAL_BENCH): $(B)/bench/wal_bench.o $(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_URING) $(LIBS_XXHASH)
+BUILD_TARGETS += $(WAL_BENCH)
+BENCH_DIR ?= /tmp/wal-bench-$(shell id -u)
+
+bench-wal:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build
+	$(Q)build/release/bench/wal-bench $(BENCH_DIR); rc=$$?; rm -rf $(BENCH_DIR); exit $$rc
