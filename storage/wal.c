@@ -388,8 +388,11 @@ static struct wal_segment *active_segment(struct wal *wal)
 }
 
 /* Makes room for bytes of records in the active segment: seals it and activates the spare
- * when they do not fit. Returns 0, RR_EBUSY or RR_ENOSPACE; changes nothing on error. */
-static int reserve(struct wal *wal, uint64_t bytes)
+ * when they do not fit. Entries leave WAL_MAINT_RESERVE bytes of each segment to
+ * maintenance records (compaction, truncation, hard state alone), so that when no new
+ * segment can be prepared (disk full) the node can still vote and compact to free space.
+ * Returns 0, RR_EBUSY or RR_ENOSPACE; changes nothing on error. */
+static int reserve(struct wal *wal, uint64_t bytes, bool maint)
 {
     uint64_t ring_size = wal->ring_mask + 1;
     uint32_t seal = wal_record_size(0);
@@ -397,7 +400,8 @@ static int reserve(struct wal *wal, uint64_t bytes)
         return RR_EBUSY; /* unflushed bytes must stay in the ring until written */
     }
     struct wal_segment *seg = active_segment(wal);
-    if (wal->head + bytes + seal <= seg->lsn_limit) {
+    uint64_t keep = maint ? 0 : WAL_MAINT_RESERVE;
+    if (wal->head + bytes + seal + keep <= seg->lsn_limit) {
         return RR_OK;
     }
     if (wal->prep.state != WAL_PREP_READY) {
@@ -409,7 +413,7 @@ static int reserve(struct wal *wal, uint64_t bytes)
     if (wal->seg_count == WAL_SEGMENTS_MAX) {
         return RR_ENOSPACE; /* the WAL's budget of open segment files is spent */
     }
-    if (wal->prep.bytes - WAL_SEGMENT_HEADER_BYTES < bytes + seal) {
+    if (wal->prep.bytes - WAL_SEGMENT_HEADER_BYTES < bytes + seal + keep) {
         return RR_ETOOBIG;
     }
     struct wal_record r = {.type = WAL_REC_SEAL};
@@ -469,7 +473,7 @@ static int put_hard_state(struct wal *wal, raft_group group, const struct wal_ha
     return wal_apply_record(wal, &r, lsn, wal_record_size(r.payload_len));
 }
 
-static int start_unit(struct wal *wal, wal_persist_cb cb, uint64_t bytes)
+static int start_unit(struct wal *wal, wal_persist_cb cb, uint64_t bytes, bool maint)
 {
     if (wal->error != 0) {
         return wal->error;
@@ -477,7 +481,7 @@ static int start_unit(struct wal *wal, wal_persist_cb cb, uint64_t bytes)
     if (cb != NULL && wal->unit_count == WAL_UNITS_MAX) {
         return RR_EBUSY;
     }
-    return reserve(wal, bytes);
+    return reserve(wal, bytes, maint);
 }
 
 int wal_append(struct wal *wal, raft_group group, const struct wal_hard_state *hs,
@@ -490,7 +494,7 @@ int wal_append(struct wal *wal, raft_group group, const struct wal_hard_state *h
     uint64_t bytes = hs != NULL ? wal_record_size(sizeof(uint32_t)) : 0;
     int rc = check_append(wal, gs, entries, n, &bytes);
     if (rc == RR_OK) {
-        rc = start_unit(wal, cb, bytes);
+        rc = start_unit(wal, cb, bytes, n == 0);
     }
     if (rc != RR_OK) {
         return rc;
@@ -537,7 +541,7 @@ int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persis
     if (index <= gs->snap_index) {
         return RR_ECOMPACTED;
     }
-    int rc = start_unit(wal, cb, wal_record_size(0));
+    int rc = start_unit(wal, cb, wal_record_size(0), true);
     if (rc != RR_OK) {
         return rc;
     }
@@ -554,7 +558,7 @@ int wal_compact(struct wal *wal, raft_group group, raft_index index, raft_term t
     if (gs == NULL || index == 0) {
         return RR_EINVAL;
     }
-    int rc = start_unit(wal, cb, wal_record_size(0));
+    int rc = start_unit(wal, cb, wal_record_size(0), true);
     if (rc != RR_OK) {
         return rc;
     }
@@ -1069,7 +1073,7 @@ static void carry_forward(struct wal *wal, const struct wal_segment *seg)
         if (!hs && !snap) {
             continue;
         }
-        if (reserve(wal, per_group) != RR_OK) {
+        if (reserve(wal, per_group, true) != RR_OK) {
             return; /* try again after the next flush */
         }
         if (hs) {

@@ -18,6 +18,8 @@
 /* Zero-fill chunk of segment preparation: one write SQE each. */
 #define WAL_PREP_CHUNK (1u << 20)
 #define WAL_CACHE_BYTES_DEFAULT (16u << 20)
+/* Bytes of each segment that entries leave to maintenance records (see reserve()). */
+#define WAL_MAINT_RESERVE (4u << 10)
 #define WAL_ERR_LEN 256
 #define WAL_NO_LSN UINT64_MAX
 

@@ -134,9 +134,19 @@ static int open_one(struct wal *wal, struct scan *s, uint8_t *hdr, char *err, si
     }
     struct stat st;
     struct wal_segment_header h;
-    if (fstat(s->fd, &st) != 0 || (uint64_t)st.st_size < WAL_SEGMENT_HEADER_BYTES ||
-        read_file(s->fd, hdr, WAL_SEGMENT_HEADER_BYTES) != RR_OK ||
-        wal_segment_header_decode(hdr, &h) != RR_OK || h.seq != s->seq ||
+    if (fstat(s->fd, &st) != 0) {
+        snprintf(err, err_len, "%s/%s: cannot stat: %s", wal->dir, name, strerror(errno));
+        return RR_EIO;
+    }
+    int rc = (uint64_t)st.st_size < WAL_SEGMENT_HEADER_BYTES
+                 ? RR_ETRUNCATED
+                 : read_file(s->fd, hdr, WAL_SEGMENT_HEADER_BYTES);
+    if (rc == RR_EIO) {
+        /* An I/O error is not an unfinished preparation: never delete on it. */
+        snprintf(err, err_len, "%s/%s: header read failed", wal->dir, name);
+        return RR_EIO;
+    }
+    if (rc != RR_OK || wal_segment_header_decode(hdr, &h) != RR_OK || h.seq != s->seq ||
         h.segment_bytes != (uint64_t)st.st_size || h.segment_bytes < WAL_SEGMENT_BYTES_MIN) {
         s->header_ok = false;
         return RR_OK;
