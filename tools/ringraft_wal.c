@@ -120,7 +120,10 @@ static void account(struct tool *t, const struct wal_record *r, int64_t size)
     }
 }
 
-/* Walks one segment; returns 1 if it ends without a seal (newest-segment semantics apply). */
+/* Walks one segment; returns SEG_UNSEALED and/or SEG_RECORDS. */
+#define SEG_UNSEALED 1
+#define SEG_RECORDS 2
+
 static int segment(struct tool *t, const char *path, int is_last)
 {
     uint64_t len = 0;
@@ -163,14 +166,15 @@ static int segment(struct tool *t, const char *path, int is_last)
         for (uint64_t k = off; k < len && k < off + WAL_RECORD_HEADER_BYTES; k++) {
             zeros &= buf[k] == 0;
         }
-        if (!zeros || !is_last) {
-            printf("%s: first bad record at offset %" PRIu64 " (%s)\n", path, off,
-                   is_last ? "torn tail of the newest segment: recovery truncates it"
-                           : "corruption: the segment has no seal");
+        if (!zeros) {
+            printf("%s: first bad record at offset %" PRIu64
+                   " (a torn tail if no later segment holds records, else corruption)\n",
+                   path, off);
         }
     }
+    int has = off > WAL_SEGMENT_HEADER_BYTES;
     free(buf);
-    return !sealed;
+    return (sealed ? 0 : SEG_UNSEALED) | (has ? SEG_RECORDS : 0);
 }
 
 static int usage(void)
@@ -259,15 +263,21 @@ int main(int argc, char **argv)
     }
     qsort(names, (size_t)n, sizeof(char *), cmp_names);
     t.groups = calloc(TOOL_GROUPS_MAX, sizeof(*t.groups));
-    int open_seen = 0;
+    char *open_seg = NULL; /* an unsealed segment: only unused spares may follow */
     for (int i = 0; i < n && t.groups != NULL; i++) {
-        int unsealed = segment(&t, names[i], i == n - 1 || i == n - 2);
-        if (open_seen && unsealed >= 0) {
-            /* An unsealed segment may only be followed by unused spares. */
+        int r = segment(&t, names[i], i == n - 1);
+        if (open_seg != NULL && (r & SEG_RECORDS)) {
+            printf("%s: ends without a seal but %s holds records: corruption (recovery "
+                   "refuses to start)\n", open_seg, names[i]);
+            t.bad = 1;
         }
-        open_seen |= unsealed;
-        free(names[i]);
+        if ((r & SEG_UNSEALED) && open_seg == NULL) {
+            open_seg = names[i];
+        } else {
+            free(names[i]);
+        }
     }
+    free(open_seg);
     free(names);
     if (t.mode == 2) {
         summary(&t);
