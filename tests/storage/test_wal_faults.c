@@ -175,6 +175,39 @@ static void test_prep_failure_then_recovery_of_space(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* A segment whose file cannot be deleted is leaked and counted, nothing else. */
+static void test_unlink_failure_is_counted(void **state)
+{
+    struct fx *fx = *state;
+    assert_int_equal(fx_open(fx), 0);
+    uint64_t n = 0;
+    for (raft_index i = 1; i <= 1200; i++) {
+        int rc = append(fx, 0, i);
+        while (rc == RR_EBUSY) {
+            th_step(&fx->ring, fx->wal);
+            rc = append(fx, 0, i);
+        }
+        assert_int_equal(rc, 0);
+        n++;
+    }
+    settle(fx, n);
+    assert_true(wal_segment_count(fx->wal) >= 3);
+    wal_test_fail_at(WAL_FP_UNLINK, 1, -EIO);
+    assert_int_equal(wal_compact(fx->wal, 0, 1190, 1, status_cb, fx), 0);
+    n++;
+    settle(fx, n);
+    assert_int_equal(wal_stats(fx->wal)->unlink_failures, 1);
+    assert_true(wal_stats(fx->wal)->segments_deleted >= 2);
+    assert_int_equal(wal_error(fx->wal), 0);
+    fx_close(fx);
+    /* The leaked file lies before a gap: recovery removes it and the log is intact. */
+    assert_int_equal(fx_open(fx), 0);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.snap_index, 1190);
+    assert_int_equal(gi.last_index, 1200);
+}
+
 static void test_open_failures(void **state)
 {
     struct fx *fx = *state;
@@ -299,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_error_is_fatal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_error_is_fatal_never_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prep_failure_then_recovery_of_space, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unlink_failure_is_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
