@@ -17,9 +17,9 @@ typedef unsigned long long ull; /* printf's %llu */
 
 void sim_print_replay(const struct sim_config *cfg)
 {
-    printf("replay: %s --seed %llu --nodes %u --groups %u --workers %u --ticks %u%s\n", cfg->argv0,
-           (ull)cfg->seed, cfg->nodes, cfg->groups, cfg->workers, cfg->ticks,
-           cfg->membership ? " --membership" : "");
+    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s\n",
+           cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
+           cfg->membership ? "" : " --no-membership");
 }
 
 _Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
@@ -79,6 +79,7 @@ void check_init(struct sim *s)
     sim_map_init(&s->leaders);
     sim_map_init(&s->entries);
     sim_map_init(&s->payloads);
+    sim_map_init(&s->changes);
     s->scratch = malloc(sizeof(*s->scratch));
     RR_ASSERT(s->scratch != NULL);
 }
@@ -88,6 +89,7 @@ void check_free(struct sim *s)
     sim_map_free(&s->leaders);
     sim_map_free(&s->entries);
     sim_map_free(&s->payloads);
+    sim_map_free(&s->changes);
     for (raft_group g = 0; g < SIM_GROUPS_MAX; g++) {
         free(s->committed[g]);
     }
@@ -289,7 +291,7 @@ static void
 ack_matches_leader(struct sim *s, uint32_t node, const struct raft_msg *m, raft_term mine)
 {
     uint32_t leader = m->to - 1;
-    if (m->to == RAFT_NODE_NONE || leader >= s->cfg.nodes || !s->node[leader].up || mine == 0) {
+    if (m->to == RAFT_NODE_NONE || leader >= s->cfg.pool || !s->node[leader].up || mine == 0) {
         return;
     }
     struct raft *lr = sim_group(s, leader, m->group);
@@ -373,6 +375,221 @@ void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
     }
 }
 
+/* ---- membership (paper §6, thesis §4) ---- */
+
+/* The configuration a node's own log puts in force, read from the log itself: the latest
+ * configuration entry at or below `below`, else the snapshot's, else the bootstrap one.
+ * Returns false if it cannot be known (the core's snapshot is not the one the harness saw). */
+static bool log_config_at(struct sim *s,
+                          uint32_t node,
+                          raft_group g,
+                          raft_index below,
+                          struct raft_config *c,
+                          raft_index *at,
+                          bool *in_log)
+{
+    *in_log = false;
+    struct raft *r = sim_group(s, node, g);
+    struct raft_status st;
+    raft_status(r, &st);
+    raft_index i = below < st.last_index ? below : st.last_index;
+    for (; i > 0; i--) {
+        const struct raft_entry *e = raft_entry_at(r, i);
+        if (e == NULL) {
+            break;
+        }
+        if (e->type == RAFT_ENTRY_CONFIG) {
+            memset(c, 0, sizeof(*c));
+            if (codec_config_decode(e->data.base, e->data.len, c) != 0) {
+                sim_fail(s, "node %u group %u: undecodable configuration entry at %llu", node + 1,
+                         g, (ull)i);
+            }
+            *at = i;
+            *in_log = true;
+            return true;
+        }
+    }
+    if (i > st.snapshot_index) {
+        return false; /* an entry the log should hold is missing: nothing to compare */
+    }
+    const struct sim_watch *w = &s->node[node].watch[g];
+    if (st.snapshot_index == 0) {
+        *c = s->config;
+        *at = 0;
+        return true;
+    }
+    if (w->snap_index != st.snapshot_index) {
+        return false;
+    }
+    *c = w->snap_config;
+    *at = st.snapshot_index;
+    return true;
+}
+
+bool sim_config_at(struct sim *s, uint32_t node, raft_group g, raft_index index, struct raft_config *c)
+{
+    raft_index at = 0;
+    bool in_log = false;
+    return log_config_at(s, node, g, index, c, &at, &in_log);
+}
+
+/* Configurations take effect when appended (paper §6: "a server always uses the latest
+ * configuration in its log, regardless of whether the entry is committed") and a truncated
+ * entry reverts to the one before: the configuration in force (raft_config) is the latest
+ * configuration entry in the node's log, else its snapshot's, else the bootstrap one.
+ * *out receives the configuration the log puts in force. */
+void config_on_append(struct sim *s, uint32_t node, raft_group g, struct raft_config *out)
+{
+    struct raft *r = sim_group(s, node, g);
+    raft_index at = 0;
+    bool in_log = false;
+    if (!log_config_at(s, node, g, UINT64_MAX, out, &at, &in_log)) {
+        *out = *raft_config(r);
+        return;
+    }
+    /* From the snapshot, the core may still name the compacted entry it came from. */
+    raft_index ci = raft_config_index(r);
+    if (!raft_config_equal(out, raft_config(r)) || (in_log ? ci != at : ci > at)) {
+        sim_violation(s, "config_on_append",
+                      "node %u group %u: configuration in force is the one of index %llu (%u "
+                      "members, joint %d), but the latest in its log is at %llu (%u members, "
+                      "joint %d)",
+                      node + 1, g, (ull)raft_config_index(r), raft_config(r)->member_count,
+                      raft_config_is_joint(raft_config(r)), (ull)at, out->member_count,
+                      raft_config_is_joint(out));
+    }
+}
+
+static bool durable_on(const struct sim *s, uint32_t node, raft_group g, raft_index i, raft_term t)
+{
+    const struct sim_dlog *d = &s->node[node].dlog[g];
+    return d->snap.index >= i || sim_dlog_term(d, i) == t;
+}
+
+static bool majority_durable(const struct sim *s,
+                             const struct raft_member *m,
+                             uint32_t count,
+                             raft_group g,
+                             raft_index i,
+                             raft_term t,
+                             uint32_t *have,
+                             uint32_t *voters)
+{
+    *have = 0;
+    *voters = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        if (m[k].role != RAFT_VOTER) {
+            continue;
+        }
+        (*voters)++;
+        if (m[k].id >= 1 && m[k].id <= s->cfg.pool && durable_on(s, m[k].id - 1, g, i, t)) {
+            (*have)++;
+        }
+    }
+    return 2 * *have > *voters;
+}
+
+/* Every entry a leader commits is durable on a majority of the voters (of both halves when
+ * joint) of the configuration in force in its own log (paper §5.3, §6): checked whenever a
+ * leader's commit index moves, on the entry at the new commit index, against the disks. */
+void commit_quorum(struct sim *s,
+                   uint32_t node,
+                   raft_group g,
+                   const struct raft_status *st,
+                   const struct raft_config *c)
+{
+    struct sim_watch *w = &s->node[node].watch[g];
+    if (st->role != RAFT_LEADER) {
+        w->cq_term = 0;
+        return;
+    }
+    if (w->cq_term != st->term) {
+        w->cq_term = st->term;
+        w->cq_commit = st->commit;
+        return;
+    }
+    if (st->commit <= w->cq_commit) {
+        return;
+    }
+    w->cq_commit = st->commit;
+    raft_term t = raft_term_at(sim_group(s, node, g), st->commit);
+    uint32_t have = 0;
+    uint32_t voters = 0;
+    if (!majority_durable(s, c->members, c->member_count, g, st->commit, t, &have, &voters) ||
+        (c->old_member_count > 0 &&
+         !majority_durable(s, c->old_members, c->old_member_count, g, st->commit, t, &have,
+                           &voters))) {
+        sim_violation(s, "commit_quorum",
+                      "node %u group %u term %llu committed %llu (term %llu), durable on only %u "
+                      "of %u voters of %s of its configuration",
+                      node + 1, g, (ull)st->term, (ull)st->commit, (ull)t, have, voters,
+                      c->old_member_count > 0 ? "a half" : "the whole");
+    }
+}
+
+/* Two rules on a configuration entry a leader appends in its own term: the 2015 fix (a leader
+ * appends no configuration entry until an entry of its term is committed) and one change at
+ * a time (no configuration entry beyond an uncommitted one, except the C_new that follows
+ * the leader's own joint C_old,new). Called as the entry is handed to the disk. */
+void config_change_rules(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
+{
+    struct raft *r = sim_group(s, node, g);
+    struct raft_status st;
+    raft_status(r, &st);
+    if (e->type != RAFT_ENTRY_CONFIG || st.role != RAFT_LEADER || e->term != st.term) {
+        return;
+    }
+    if (raft_term_at(r, st.commit) != st.term) {
+        sim_violation(s, "config_after_own_term_commit",
+                      "node %u group %u term %llu appended a configuration at %llu with commit "
+                      "index %llu of term %llu",
+                      node + 1, g, (ull)st.term, (ull)e->index, (ull)st.commit,
+                      (ull)raft_term_at(r, st.commit));
+    }
+    for (raft_index i = e->index - 1; i > st.commit; i--) {
+        const struct raft_entry *p = raft_entry_at(r, i);
+        if (p == NULL || p->type != RAFT_ENTRY_CONFIG) {
+            continue;
+        }
+        struct raft_config pc;
+        struct raft_config ec;
+        memset(&pc, 0, sizeof(pc));
+        memset(&ec, 0, sizeof(ec));
+        bool ok = codec_config_decode(p->data.base, p->data.len, &pc) == 0 &&
+                  codec_config_decode(e->data.base, e->data.len, &ec) == 0;
+        struct raft_config pnew = pc;
+        pnew.old_member_count = 0;
+        if (ok && raft_config_is_joint(&pc) && !raft_config_is_joint(&ec) &&
+            p->term == st.term && raft_config_equal(&pnew, &ec)) {
+            return; /* leaving its own joint configuration */
+        }
+        sim_violation(s, "single_config_change",
+                      "node %u group %u term %llu appended a configuration at %llu while the one "
+                      "at %llu is uncommitted (commit %llu)",
+                      node + 1, g, (ull)st.term, (ull)e->index, (ull)i, (ull)st.commit);
+    }
+}
+
+void check_config_started(struct sim *s, raft_group g, raft_index index, raft_term term)
+{
+    bool fresh = false;
+    (void)sim_map_put(&s->changes, (struct sim_key){g, index, term}, &fresh);
+    if (fresh) {
+        s->n.config_started++;
+    }
+}
+
+/* End of a run: every started change whose entry never committed was truncated or lost. */
+void check_config_finish(struct sim *s)
+{
+    for (size_t k = 0; k < s->changes.cap; k++) {
+        const struct sim_slot *sl = &s->changes.slots[k];
+        if (sl->used && sl->v.x == 0) {
+            s->n.config_aborted++;
+        }
+    }
+}
+
 /* ---- hooks ---- */
 
 void check_node(struct sim *s, uint32_t node)
@@ -387,6 +604,9 @@ void check_node(struct sim *s, uint32_t node)
         raft_status(r, &st);
         election_safety(s, node, g, &st);
         leader_append_only(s, node, g, &st);
+        struct raft_config c;
+        config_on_append(s, node, g, &c);
+        commit_quorum(s, node, g, &st, &c);
         struct sim_watch *w = &nd->watch[g];
         if (st.role == RAFT_LEADER && w->leader_term != st.term) {
             w->leader_term = st.term;
@@ -437,6 +657,7 @@ void check_persist_entries(struct sim *s, uint32_t node, raft_group g, const str
         }
         raft_term prev = i > 0 ? rd->entries[i - 1].term : raft_term_at(r, e->index - 1);
         log_matching(s, g, e->index, e->term, sim_entry_hash(e), prev);
+        config_change_rules(s, node, g, e);
     }
     w->handed_last = rd->entries[rd->entry_count - 1].index;
     w->handed_leader = st.role == RAFT_LEADER ? st.term : 0;
@@ -608,6 +829,14 @@ void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_e
          * committed in a term no later than our current one. */
         c->commit_term_max = st.term;
         check_payload_once(s, node, g, e);
+        struct sim_val *ch =
+            e->type == RAFT_ENTRY_CONFIG
+                ? sim_map_get(&s->changes, (struct sim_key){g, e->index, e->term})
+                : NULL;
+        if (ch != NULL && ch->x == 0) {
+            ch->x = 1;
+            s->n.config_completed++;
+        }
     }
     check_client_ack(s, node, g, e);
 }

@@ -1,10 +1,12 @@
 /* The simulator's command line: runs one seed or a range of seeds, prints each seed's digest
  * and coverage, and on failure the command that replays it.
  *
- *   sim --seed S | --seeds N [--start S]  [--nodes 3|5] [--groups G] [--workers 1|2]
- *       [--ticks T] [-v] [--trace G] [--membership]
+ *   sim --seed S | --seeds N [--start S]  [--nodes 3|5|7] [--groups G] [--workers 1|2]
+ *       [--ticks T] [-v] [--trace G] [--no-membership]
  *
- * Without --nodes, seeds alternate between 3 nodes (even) and 5 nodes (odd); without
+ * Without --nodes, seeds alternate 3 nodes (even) and 5 (odd); --nodes 7 runs seven. Membership
+ * faults are on unless --no-membership, over a pool of node ids 1..P (--pool; by default N + 2,
+ * capped at SIM_POOL_DEFAULT_MAX, see sim.h). Without
  * --workers, one seed in four runs two workers per node to exercise routing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@ struct sim_args {
     uint64_t start;
     uint64_t count;
     uint32_t nodes; /* 0: by seed */
+    uint32_t pool;  /* 0: default */
     uint32_t groups;
     uint32_t workers; /* 0: by seed */
     uint32_t ticks;
@@ -45,8 +48,8 @@ struct sim_args {
 static _Noreturn void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5] [--groups G]\n"
-            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--membership]\n",
+            "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5|7] [--pool P] [--groups G]\n"
+            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--no-membership]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -67,15 +70,16 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
                            .count = 1,
                            .groups = SIM_DEFAULT_GROUPS,
                            .ticks = SIM_DEFAULT_TICKS,
-                           .trace = -1};
+                           .trace = -1,
+                           .membership = true};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (strcmp(opt, "-v") == 0) {
             a->verbose = true;
             continue;
         }
-        if (strcmp(opt, "--membership") == 0) {
-            a->membership = true;
+        if (strcmp(opt, "--membership") == 0 || strcmp(opt, "--no-membership") == 0) {
+            a->membership = opt[2] == 'm'; /* on by default; --membership kept for old replays */
             continue;
         }
         if (i + 1 >= argc) {
@@ -89,8 +93,10 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
             a->count = v;
         } else if (strcmp(opt, "--start") == 0) {
             a->start = v;
-        } else if (strcmp(opt, "--nodes") == 0 && (v == 3 || v == 5)) {
+        } else if (strcmp(opt, "--nodes") == 0 && (v == 3 || v == 5 || v == 7)) {
             a->nodes = (uint32_t)v;
+        } else if (strcmp(opt, "--pool") == 0 && v >= 3 && v <= SIM_NODES_MAX) {
+            a->pool = (uint32_t)v;
         } else if (strcmp(opt, "--groups") == 0 && v >= 2 && v <= SIM_GROUPS_MAX) {
             a->groups = (uint32_t)v;
         } else if (strcmp(opt, "--workers") == 0 && v >= 1 && v <= SIM_WORKERS_MAX) {
@@ -108,14 +114,17 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
 static void print_counts(const char *what, const struct sim_counts *n)
 {
     printf("%s steps=%llu elections=%llu churns=%llu campaigns=%llu transfers=%llu "
-           "member_changes=%llu crashes=%llu "
+           "member_changes=%llu config_started=%llu config_completed=%llu config_aborted=%llu "
+           "joint_changes=%llu promotions=%llu leader_removals=%llu joins=%llu crashes=%llu "
            "restarts=%llu "
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
            "reads=%llu reads_served=%llu applied=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
-           (ull)n->transfers, (ull)n->member_changes, (ull)n->crashes, (ull)n->restarts,
+           (ull)n->transfers, (ull)n->member_changes, (ull)n->config_started,
+           (ull)n->config_completed, (ull)n->config_aborted, (ull)n->joint_changes,
+           (ull)n->promotions, (ull)n->leader_removals, (ull)n->joins, (ull)n->crashes, (ull)n->restarts,
            (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way, (ull)n->dropped,
            (ull)n->duplicated, (ull)n->snapshots_taken, (ull)n->snapshots_installed,
            (ull)n->proposals, (ull)n->acks, (ull)n->reads, (ull)n->reads_served, (ull)n->applied);
@@ -144,15 +153,24 @@ int main(int argc, char **argv)
     uint64_t all = 0;
     for (uint64_t k = 0; k < a.count; k++) {
         uint64_t seed = a.start + k;
+        uint32_t nodes = a.nodes != 0 ? a.nodes : (uint32_t)(3 + 2 * (seed % 2));
+        uint32_t pool = a.pool != 0 ? a.pool : nodes + (a.membership ? 2u : 0u);
+        if (a.pool == 0 && pool > SIM_POOL_DEFAULT_MAX) {
+            pool = nodes > SIM_POOL_DEFAULT_MAX ? nodes : SIM_POOL_DEFAULT_MAX;
+        }
+        if (pool < nodes) {
+            usage(argv[0]);
+        }
         current = (struct sim_config){
             .seed = seed,
-            .nodes = a.nodes != 0 ? a.nodes : (seed % 2 == 0 ? 3 : 5),
+            .nodes = nodes,
             .groups = a.groups,
             .workers = a.workers != 0 ? a.workers : ((seed / 2) % 4 == 3 ? 2 : 1),
             .ticks = a.ticks,
             .verbose = a.verbose,
             .trace = a.trace,
             .membership = a.membership,
+            .pool = pool,
             .argv0 = argv[0],
         };
         struct sim_counts n;

@@ -120,7 +120,7 @@ static void ev_at(struct sim *s,
 static void net_send(
     struct sim *s, uint32_t from, uint32_t worker, raft_node to_id, const uint8_t *b, size_t len)
 {
-    if (to_id == RAFT_NODE_NONE || to_id > s->cfg.nodes || to_id - 1 == from) {
+    if (to_id == RAFT_NODE_NONE || to_id > s->cfg.pool || to_id - 1 == from) {
         sim_fail(s, "node %u sent a batch to node %u", from + 1, to_id);
     }
     uint32_t to = to_id - 1;
@@ -219,6 +219,8 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         r->g = g;
         r->meta = *rd->snapshot;
         sim_rec_set_data(r, rd->snapshot_data, rd->snapshot_bytes);
+        s->node[c->node].watch[g].snap_index = rd->snapshot->index;
+        s->node[c->node].watch[g].snap_config = rd->snapshot->config;
     }
     if ((rd->flags & RAFT_READY_ENTRIES) != 0) {
         for (uint32_t i = 0; i < rd->entry_count; i++) {
@@ -360,6 +362,8 @@ static const struct raft_restore *restore_cb(void *ctx, raft_group g)
     memset(&nd->sm[g], 0, sizeof(nd->sm[g]));
     memset(&nd->watch[g], 0, sizeof(nd->watch[g]));
     nd->watch[g].handed_last = sim_dlog_last(d);
+    nd->watch[g].snap_index = d->snap.index;
+    nd->watch[g].snap_config = d->snap.config;
     if (d->snap.index > 0) {
         sm_load(s, c->node, g, &d->snap, d->snap_data, d->snap_bytes);
     }
@@ -427,6 +431,7 @@ static void node_start(struct sim *s, uint32_t node)
         }
     }
     nd->up = true;
+    nd->joined = true;
     memset(nd->pending_count, 0, sizeof(nd->pending_count));
     node_drain_all(s, node);
     check_node(s, node);
@@ -566,7 +571,12 @@ static void take_snapshot(struct sim *s, uint32_t node, raft_group g)
     memset(&meta, 0, sizeof(meta));
     meta.index = nd->sm[g].applied;
     meta.term = raft_term_at(r, meta.index);
-    meta.config = *raft_config(r);
+    /* The configuration at the snapshot index, not the one in force (a later entry may
+     * still be truncated). */
+    if (!sim_config_at(s, node, g, meta.index, &meta.config)) {
+        sim_fail(s, "node %u group %u: no configuration known at applied index %llu", node + 1,
+                 g, (unsigned long long)meta.index);
+    }
     if (meta.term == 0) {
         sim_fail(s, "node %u group %u: no term for applied index %llu", node + 1, g,
                  (unsigned long long)meta.index);
@@ -581,6 +591,8 @@ static void take_snapshot(struct sim *s, uint32_t node, raft_group g)
         sim_fail(s, "node %u group %u: raft_snapshot_taken(%llu): %s", node + 1, g,
                  (unsigned long long)meta.index, rr_strerror(rc));
     }
+    nd->watch[g].snap_index = meta.index;
+    nd->watch[g].snap_config = meta.config;
     multi_mark_dirty(nd->m[g % s->cfg.workers], g);
     s->n.snapshots_taken++;
 }
@@ -669,7 +681,7 @@ static void step_persist(struct sim *s, const struct sim_event *e)
 
 static void partition_start(struct sim *s)
 {
-    uint32_t n = s->cfg.nodes;
+    uint32_t n = s->cfg.pool;
     memset(s->blocked, 0, sizeof(s->blocked));
     if (sim_chance(s, 500000)) {
         uint64_t side = sim_rand(s, 1, (1u << n) - 2); /* both sides non-empty */
@@ -713,8 +725,8 @@ static void heal_all(struct sim *s)
     s->healed = true;
     s->heal_tick = s->tick_no;
     s->heal_payload = s->payload_next;
-    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
-        if (!s->node[i].up) {
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
+        if (!s->node[i].up && s->node[i].joined) {
             node_restart(s, i);
         }
     }
@@ -726,7 +738,7 @@ static void heal_all(struct sim *s)
 /* A follower (or candidate) that campaigns at once, as a leadership transfer target does. */
 static void force_campaign(struct sim *s)
 {
-    uint32_t node = (uint32_t)sim_rand(s, 0, s->cfg.nodes - 1);
+    uint32_t node = (uint32_t)sim_rand(s, 0, s->cfg.pool - 1);
     raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
     struct sim_node *nd = &s->node[node];
     if (!nd->up) {
@@ -753,45 +765,199 @@ static uint32_t voters_of(const struct raft_config *c)
     return n;
 }
 
-/* A random group's leader demotes a voter to learner (keeping at least two voters) or
- * promotes a learner back: single-server changes (thesis §4.1), one at a time. */
-static void change_member(struct sim *s)
+/* A new node id joins: it starts empty, with the cluster's bootstrap configuration (which
+ * does not hold it), and waits for a leader to replicate to it. */
+static void node_join(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    if (nd->joined) {
+        return;
+    }
+    s->n.joins++;
+    if (s->cfg.verbose) {
+        printf("  t=%llu node %u joins\n", (unsigned long long)s->now, node + 1);
+    }
+    node_start(s, node);
+}
+
+/* A pool id in neither half of c, joined or not; 0 if every id is a member. */
+static raft_node outsider(struct sim *s, const struct raft_config *c)
+{
+    raft_node ids[SIM_NODES_MAX];
+    uint32_t k = 0;
+    for (raft_node id = 1; id <= s->cfg.pool; id++) {
+        if (!raft_config_is_member(c, id)) {
+            ids[k++] = id;
+        }
+    }
+    return k == 0 ? 0 : ids[sim_rand(s, 0, k - 1)];
+}
+
+/* A random member of the new half with the given role (0: any), or 0. */
+static raft_node member_with(struct sim *s, const struct raft_config *c, uint8_t role)
+{
+    raft_node ids[RAFT_MEMBERS_MAX];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        if (role == 0 || c->members[i].role == role) {
+            ids[k++] = c->members[i].id;
+        }
+    }
+    return k == 0 ? 0 : ids[sim_rand(s, 0, k - 1)];
+}
+
+static void config_remove(struct raft_config *c, raft_node id)
+{
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        if (c->members[i].id == id) {
+            c->members[i] = c->members[--c->member_count];
+            return;
+        }
+    }
+}
+
+#define SIM_VOTERS_MIN    2u /* membership faults keep at least two voters... */
+#define SIM_VOTERS_MAX    7u /* ...and at most seven */
+#define SIM_PROMOTE_LAG   4u /* a learner is promoted once this close to the leader's log */
+
+/* A random group's leader starts a configuration change (paper §6, thesis §4), chosen at
+ * random: add a pool node as a learner (starting it empty if it never ran), promote a
+ * caught-up learner, demote a voter, remove a member (the leader itself included), or
+ * replace one or two voters at once through joint consensus (raft_change_config). Changes are
+ * per group: each group's membership wanders on its own over the shared pool of nodes. */
+static void membership_fault(struct sim *s)
 {
     raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
-    raft_node id = (raft_node)sim_rand(s, 1, s->cfg.nodes);
-    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+    uint32_t leader = s->cfg.pool;
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
         struct raft_status st;
         if (!s->node[i].up) {
             continue;
         }
-        struct raft *r = sim_group(s, i, g);
-        raft_status(r, &st);
-        if (st.role != RAFT_LEADER) {
-            continue;
+        raft_status(sim_group(s, i, g), &st);
+        if (st.role == RAFT_LEADER && (leader == s->cfg.pool || sim_chance(s, 500000))) {
+            leader = i; /* a stale leader of an earlier term may be picked: it must refuse */
         }
-        const struct raft_config *c = raft_config(r);
-        bool voter = raft_config_is_voter(c, id);
-        if (voter && voters_of(c) <= 2) {
+    }
+    if (leader == s->cfg.pool) {
+        return;
+    }
+    struct raft *r = sim_group(s, leader, g);
+    struct raft_config c = *raft_config(r);
+    if (raft_config_is_joint(&c)) {
+        c.old_member_count = 0; /* refused below (a change in flight), as it must be */
+    }
+    uint32_t voters = voters_of(&c);
+    raft_node id = 0;
+    uint8_t role = 0;
+    bool joint = false;
+    bool promote = false;
+    switch (sim_rand(s, 0, 5)) {
+    case 0: /* add a new server as a learner */
+    case 1:
+        id = outsider(s, &c);
+        role = RAFT_LEARNER;
+        break;
+    case 2: { /* promote a learner once it has caught up (thesis §4.2.1) */
+        struct raft_member_progress mp[RAFT_MEMBERS_MAX];
+        int n = raft_members_progress(r, mp, RAFT_MEMBERS_MAX);
+        for (int k = 0; k < n && k < (int)RAFT_MEMBERS_MAX; k++) {
+            if (mp[k].role == RAFT_LEARNER && mp[k].lag <= SIM_PROMOTE_LAG &&
+                voters < SIM_VOTERS_MAX) {
+                id = mp[k].id;
+                role = RAFT_VOTER;
+                promote = true;
+                break;
+            }
+        }
+        break;
+    }
+    case 3: /* demote or remove a member: the leader itself is as likely as any */
+        id = member_with(s, &c, 0);
+        role = sim_chance(s, 300000) ? RAFT_LEARNER : 0;
+        if (id != 0 && raft_config_role(&c, id) == RAFT_VOTER && voters <= SIM_VOTERS_MIN) {
+            id = 0;
+        }
+        if (id != 0 && role == RAFT_LEARNER && raft_config_role(&c, id) == RAFT_LEARNER) {
+            role = 0;
+        }
+        break;
+    default: /* replace one or two voters at once, through C_old,new */
+        joint = true;
+        break;
+    }
+    int rc;
+    raft_index index = 0;
+    uint64_t sent_removal = 0;
+    if (joint) {
+        struct raft_config t = c;
+        uint32_t out = (uint32_t)sim_rand(s, 1, 2);
+        uint32_t changed = 0;
+        for (uint32_t k = 0; k < out && voters_of(&t) > SIM_VOTERS_MIN - 1; k++) {
+            raft_node v = member_with(s, &t, RAFT_VOTER);
+            if (v == leader + 1) {
+                sent_removal = 1;
+            }
+            config_remove(&t, v);
+            changed++;
+        }
+        for (uint32_t k = 0; k < 2 && voters_of(&t) < SIM_VOTERS_MIN + 1; k++) {
+            /* A learner promoted, or a server never seen (or once removed) added as a voter. */
+            raft_node in = sim_chance(s, 500000) ? member_with(s, &t, RAFT_LEARNER) : 0;
+            if (in == 0) {
+                in = outsider(s, &t);
+            }
+            if (in == 0) {
+                break;
+            }
+            config_remove(&t, in);
+            t.members[t.member_count++] = (struct raft_member){.id = in, .role = RAFT_VOTER};
+            changed++;
+        }
+        if (changed < 2 || voters_of(&t) < 1) {
             return;
         }
-        int rc = raft_change_member(r, id, voter ? RAFT_LEARNER : RAFT_VOTER, NULL);
-        if (rc != 0 && rc != RR_ECONFIG && rc != RR_ETRANSFER && rc != RR_ENOTLEADER) {
-            sim_fail(s, "node %u group %u: raft_change_member(%u): %s", i + 1, g, id,
-                     rr_strerror(rc));
+        for (uint32_t i = 0; i < t.member_count; i++) {
+            node_join(s, t.members[i].id - 1);
         }
-        s->n.member_changes += rc == 0;
-        multi_mark_dirty(s->node[i].m[g % s->cfg.workers], g);
-        node_drain(s, i, g % s->cfg.workers);
-        check_node(s, i);
+        rc = raft_change_config(r, &t, &index);
+    } else {
+        if (id == 0) {
+            return;
+        }
+        node_join(s, id - 1);
+        sent_removal = role == 0 && id == leader + 1;
+        rc = raft_change_member(r, id, role, &index);
     }
+    if (rc != 0 && rc != RR_ECONFIG && rc != RR_ETRANSFER && rc != RR_ENOTLEADER &&
+        rc != RR_EINVAL) {
+        sim_fail(s, "node %u group %u: configuration change: %s", leader + 1, g, rr_strerror(rc));
+    }
+    if (rc == 0) {
+        struct raft_status st;
+        raft_status(r, &st);
+        s->n.member_changes++;
+        s->n.promotions += promote;
+        s->n.leader_removals += sent_removal;
+        s->n.joint_changes += raft_config_is_joint(raft_config(r));
+        check_config_started(s, g, index, st.term);
+        if (s->cfg.verbose) {
+            printf("  t=%llu group %u: node %u starts a change at %llu (joint %d)\n",
+                   (unsigned long long)s->now, g, leader + 1, (unsigned long long)index,
+                   raft_config_is_joint(raft_config(r)));
+        }
+    }
+    multi_mark_dirty(s->node[leader].m[g % s->cfg.workers], g);
+    node_drain(s, leader, g % s->cfg.workers);
+    check_node(s, leader);
 }
 
 /* A random group's leader hands leadership to a random other voter (thesis §3.10). */
 static void transfer_leader(struct sim *s)
 {
     raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
-    uint32_t target = (uint32_t)sim_rand(s, 0, s->cfg.nodes - 1);
-    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+    uint32_t target = (uint32_t)sim_rand(s, 0, s->cfg.pool - 1);
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
         struct raft_status st;
         if (!s->node[i].up || i == target) {
             continue;
@@ -802,7 +968,8 @@ static void transfer_leader(struct sim *s)
         }
         struct raft *r = sim_group(s, i, g);
         int rc = raft_transfer_leader(r, target + 1);
-        bool learner = !raft_config_is_voter(raft_config(r), target + 1);
+        /* Only a voter of the new half (C_new when joint) may be a target. */
+        bool learner = raft_config_role(raft_config(r), target + 1) != RAFT_VOTER;
         if (rc != 0 && rc != RR_ETRANSFER && rc != RR_ENOTLEADER && !(learner && rc == RR_EINVAL)) {
             sim_fail(s, "node %u group %u: raft_transfer_leader(%u): %s", i + 1, g, target + 1,
                      rr_strerror(rc));
@@ -824,13 +991,15 @@ void sim_on_election(struct sim *s, uint32_t node)
 
 static void faults(struct sim *s)
 {
-    uint32_t n = s->cfg.nodes;
+    uint32_t n = s->cfg.pool;
     uint32_t down = 0;
+    uint32_t joined = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (!s->node[i].up && s->now >= s->node[i].restart_at) {
             node_restart(s, i);
         }
-        down += !s->node[i].up;
+        down += s->node[i].joined && !s->node[i].up;
+        joined += s->node[i].joined;
     }
     if (s->partition_until != 0 && s->now >= s->partition_until) {
         memset(s->blocked, 0, sizeof(s->blocked));
@@ -840,7 +1009,7 @@ static void faults(struct sim *s)
         partition_start(s);
     }
     /* Up to a bare majority down: quorum is sometimes lost, never for long. */
-    if (down < n / 2 + 1 && sim_chance(s, s->rates.crash)) {
+    if (down < joined / 2 + 1 && sim_chance(s, s->rates.crash)) {
         uint32_t victim = (uint32_t)sim_rand(s, 0, n - 1);
         if (s->node[victim].up) {
             node_crash(s, victim);
@@ -854,11 +1023,11 @@ static void faults(struct sim *s)
         transfer_leader(s);
     }
     if (s->cfg.membership && sim_chance(s, s->rates.member)) {
-        change_member(s);
+        membership_fault(s);
     }
     for (uint32_t i = 0; i < n; i++) {
         struct sim_node *nd = &s->node[i];
-        if (nd->up && nd->churn_at != 0 && s->now >= nd->churn_at && down < n / 2 + 1) {
+        if (nd->up && nd->churn_at != 0 && s->now >= nd->churn_at && down < joined / 2 + 1) {
             s->n.churns++;
             node_crash(s, i);
             down++;
@@ -869,9 +1038,20 @@ static void faults(struct sim *s)
 /* The group's state on every node, for a liveness report. */
 static void print_group(struct sim *s, raft_group g)
 {
-    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
         struct raft_status st;
+        if (!s->node[i].up) {
+            continue;
+        }
         raft_status(sim_group(s, i, g), &st);
+        const struct raft_config *c = raft_config(sim_group(s, i, g));
+        printf("  node %u group %u: config at %llu pending %d joint %d members", i + 1, g,
+               (unsigned long long)raft_config_index(sim_group(s, i, g)),
+               raft_config_pending(sim_group(s, i, g)), raft_config_is_joint(c));
+        for (uint32_t k = 0; k < c->member_count; k++) {
+            printf(" %u%s", c->members[k].id, c->members[k].role == RAFT_VOTER ? "" : "L");
+        }
+        printf("\n");
         printf("  node %u group %u: role %u term %llu vote %u leader %u commit %llu applied "
                "%llu last %llu/%llu persisted %llu snapshot %llu pending %u\n",
                i + 1, g, st.role, (unsigned long long)st.term, st.vote, st.leader,
@@ -885,7 +1065,7 @@ static void print_group(struct sim *s, raft_group g)
                (unsigned long long)sim_dlog_last(&s->node[i].dlog[g]),
                u != NULL ? "queued" : "none", u != NULL ? (unsigned long long)u->done_at : 0ULL);
         struct raft_progress_view pv;
-        for (uint32_t k = 1; k <= s->cfg.nodes; k++) {
+        for (uint32_t k = 1; k <= s->cfg.pool; k++) {
             if (raft_progress(sim_group(s, i, g), k, &pv)) {
                 printf("    progress %u: state %u match %llu next %llu inflight %u active %d\n", k,
                        pv.state, (unsigned long long)pv.match, (unsigned long long)pv.next,
@@ -905,8 +1085,11 @@ static void liveness(struct sim *s)
         uint32_t leaders = 0;
         uint32_t leader = 0;
         raft_term term = 0;
-        for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+        for (uint32_t i = 0; i < s->cfg.pool; i++) {
             struct raft_status st;
+            if (!s->node[i].up) {
+                continue; /* a pool node that never joined */
+            }
             raft_status(sim_group(s, i, g), &st);
             if (st.role == RAFT_LEADER) {
                 leaders++;
@@ -924,7 +1107,30 @@ static void liveness(struct sim *s)
             check_node(s, leader);
         }
     }
-    if (s->tick_no > s->heal_tick + SIM_LIVENESS_TICKS && s->live_left > 0) {
+    /* Every change started has completed or been abandoned cleanly: each group's single
+     * leader is in a committed, non-joint configuration. */
+    raft_group stuck = s->cfg.groups;
+    for (raft_group g = 0; g < s->cfg.groups && stuck == s->cfg.groups; g++) {
+        uint32_t leaders = 0;
+        bool settled = false;
+        for (uint32_t i = 0; i < s->cfg.pool; i++) {
+            if (!s->node[i].up) {
+                continue;
+            }
+            struct raft *r = sim_group(s, i, g);
+            struct raft_status st;
+            raft_status(r, &st);
+            if (st.role == RAFT_LEADER) {
+                leaders++;
+                settled = !raft_config_pending(r) && !raft_config_is_joint(raft_config(r));
+            }
+        }
+        if (leaders != 1 || !settled) {
+            stuck = g;
+        }
+    }
+    s->live_over = s->live_left == 0 && stuck == s->cfg.groups;
+    if (s->tick_no > s->heal_tick + SIM_LIVENESS_TICKS && !s->live_over) {
         for (raft_group g = 0; g < s->cfg.groups; g++) {
             if (!s->live_done[g]) {
                 print_group(s, g);
@@ -934,6 +1140,11 @@ static void liveness(struct sim *s)
                               g, SIM_LIVENESS_TICKS);
             }
         }
+        print_group(s, stuck);
+        sim_violation(s, "liveness",
+                      "group %u: a configuration change is still joint or pending %u ticks after "
+                      "healing",
+                      stuck, SIM_LIVENESS_TICKS);
     }
 }
 
@@ -966,7 +1177,7 @@ static void rates_init(struct sim *s)
     r->churn = (uint32_t)sim_rand(s, 0, 500000);
     r->campaign = (uint32_t)sim_rand(s, 0, 50000);
     r->transfer = (uint32_t)sim_rand(s, 0, 100000);
-    r->member = (uint32_t)sim_rand(s, 0, 100000);
+    r->member = (uint32_t)sim_rand(s, 20000, 200000);
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
@@ -985,6 +1196,16 @@ static void options_init(struct sim *s)
     mo->group.heartbeat_ticks = 1;
     mo->group.pre_vote = sim_chance(s, 500000);
     mo->group.check_quorum = sim_chance(s, 500000);
+    /* A removed server that never learned of its removal times out and campaigns with ever
+     * higher terms; PreVote or CheckQuorum's lease is what keeps it from deposing leaders
+     * (docs/membership.md). With membership faults, one of them is always on. */
+    if (s->cfg.membership && !mo->group.pre_vote && !mo->group.check_quorum) {
+        if (sim_chance(s, 500000)) {
+            mo->group.pre_vote = true;
+        } else {
+            mo->group.check_quorum = true;
+        }
+    }
     mo->group.inflight_count_max = inflight[sim_rand(s, 0, 2)];
     mo->group.append_entries_max = per_msg[sim_rand(s, 0, 2)];
     memset(&s->config, 0, sizeof(s->config));
@@ -1016,7 +1237,7 @@ static void sim_dispatch(struct sim *s, const struct sim_event *e)
 
 static void sim_teardown(struct sim *s)
 {
-    for (uint32_t i = 0; i < s->cfg.nodes; i++) {
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
         struct sim_node *nd = &s->node[i];
         for (uint32_t w = 0; w < s->cfg.workers && nd->up; w++) {
             node_free_units(nd, w);
@@ -1038,7 +1259,7 @@ int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *dige
 {
     struct sim *s = calloc(1, sizeof(*s));
     RR_ASSERT(s != NULL);
-    RR_ASSERT(cfg->nodes >= 1 && cfg->nodes <= SIM_NODES_MAX);
+    RR_ASSERT(cfg->nodes >= 1 && cfg->nodes <= cfg->pool && cfg->pool <= SIM_NODES_MAX);
     RR_ASSERT(cfg->workers >= 1 && cfg->workers <= SIM_WORKERS_MAX);
     RR_ASSERT(cfg->groups >= cfg->workers && cfg->groups <= SIM_GROUPS_MAX);
     s->cfg = *cfg;
@@ -1048,17 +1269,22 @@ int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *dige
     options_init(s);
     check_init(s);
     s->live_left = cfg->groups;
-    for (uint32_t i = 0; i < cfg->nodes; i++) {
-        node_start(s, i);
+    /* The cluster's nodes start; the rest of the pool joins when a leader adds it. */
+    for (uint32_t i = 0; i < cfg->pool; i++) {
+        s->node[i].restart_at = UINT64_MAX;
+        if (i < cfg->nodes) {
+            node_start(s, i);
+        }
         ev_at(s, sim_rand(s, 0, SIM_TICK - 1), SIM_EV_TICK, i, 0, NULL);
     }
     ev_at(s, SIM_TICK / 2, SIM_EV_FAULT, 0, 0, NULL);
-    while (s->ev_count > 0 && !(s->healed && s->live_left == 0)) {
+    while (s->ev_count > 0 && !(s->healed && s->live_over)) {
         struct sim_event e = ev_pop(s);
         s->now = e.time;
         s->n.steps++;
         sim_dispatch(s, &e);
     }
+    check_config_finish(s);
     *out = s->n;
     *digest = s->digest;
     sim_teardown(s);
