@@ -181,8 +181,8 @@ static bool may_campaign(const struct raft *r)
 void election_campaign(struct raft *r, bool pre, bool transfer)
 {
     RR_ASSERT(r->role != RAFT_LEADER);
-    if (!may_campaign(r)) {
-        return;
+    if (!may_campaign(r) || r->term >= RAFT_TERM_MAX) {
+        return; /* at RAFT_TERM_MAX there is no next term that peers would accept */
     }
     if (pre && r->opt.pre_vote) {
         become_pre_candidate(r);

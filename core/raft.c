@@ -315,7 +315,8 @@ bool raft_send(struct raft *r, const struct raft_msg *m, bool after_persist, boo
 static int validate_vote(const struct raft_msg *m)
 {
     const struct raft_msg_vote *v = &m->vote;
-    if (v->last_log_term > m->term || (v->last_log_index == 0) != (v->last_log_term == 0)) {
+    if (v->last_log_term > m->term || (v->last_log_index == 0) != (v->last_log_term == 0) ||
+        v->last_log_index > RAFT_INDEX_MAX) {
         return RR_EINVAL;
     }
     return 0;
@@ -357,7 +358,7 @@ static int step_validate(const struct raft *r, const struct raft_msg *m)
         return m->from == r->opt.id ? 0 : RR_EINVAL;
     }
     bool self_vote = m->type == RAFT_MSG_VOTE_RESP && m->from == r->opt.id;
-    if (m->term == 0 || (m->from == r->opt.id && !self_vote)) {
+    if (m->term == 0 || m->term > RAFT_TERM_MAX || (m->from == r->opt.id && !self_vote)) {
         return RR_EINVAL;
     }
     /* Membership is not checked: a server being added hears from a leader its own

@@ -15,6 +15,14 @@ struct raft_msg_queue {
     uint32_t cap;
 };
 #define RAFT_MSG_RESERVE    2
+
+/* Largest term and log index accepted from a peer. Real clusters never come near either;
+ * the bound leaves room for the core's own + 1 (a campaign's next term, the entry after the
+ * last, a pre-vote's term) without wrapping, so a peer's extreme value cannot wrap a term to
+ * 0 or the log's index arithmetic. A node whose term reaches RAFT_TERM_MAX no longer
+ * campaigns. */
+#define RAFT_TERM_MAX  (UINT64_MAX >> 1)
+#define RAFT_INDEX_MAX (UINT64_MAX >> 1)
 #define RAFT_MSG_QUEUE_KEEP 4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
 
 /* One candidate's tally entry. */
@@ -34,6 +42,8 @@ struct raft_pending_read {
 /* A snapshot being received from the leader, chunk by chunk. */
 struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
+    raft_node from;                 /* from this leader ... */
+    raft_term term;                 /* ... in this term: another one starts over */
     uint8_t *data;                  /* malloc'd, total_bytes long */
     uint64_t total_bytes;
     uint64_t received; /* bytes received so far (chunks arrive in order) */

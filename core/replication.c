@@ -393,6 +393,9 @@ int replication_validate_append(const struct raft *r, const struct raft_msg *m)
     if (a->entry_count > RAFT_APPEND_ENTRIES_MAX || (a->entry_count > 0 && a->entries == NULL)) {
         return RR_EINVAL;
     }
+    if (a->prev_index > RAFT_INDEX_MAX - a->entry_count) {
+        return RR_EINVAL; /* the entries' indexes would run past the range (or wrap) */
+    }
     raft_term term = a->prev_term;
     for (uint32_t i = 0; i < a->entry_count; i++) {
         const struct raft_entry *e = &a->entries[i];

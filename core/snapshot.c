@@ -120,8 +120,8 @@ int snapshot_validate(const struct raft *r, const struct raft_msg *m)
 {
     (void)r;
     const struct raft_msg_snapshot *s = &m->snapshot;
-    if (s->meta.index == 0 || s->meta.term == 0 || s->meta.term > m->term ||
-        !raft_config_valid(&s->meta.config)) {
+    if (s->meta.index == 0 || s->meta.index > RAFT_INDEX_MAX || s->meta.term == 0 ||
+        s->meta.term > m->term || !raft_config_valid(&s->meta.config)) {
         return RR_EINVAL;
     }
     if (s->total_bytes > RAFT_SNAPSHOT_BYTES_MAX || s->chunk.len > RAFT_SNAPSHOT_CHUNK_BYTES ||
@@ -156,14 +156,20 @@ static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool reject
     raft_send(r, &resp, done, false);
 }
 
-static bool rx_matches(const struct raft *r, const struct raft_msg_snapshot *s)
+/* A transfer resumes only with the same leader in the same term: two servers' snapshots at
+ * one (index, term) and of one size need not hold the same bytes (each server takes its
+ * own, paper §7), so another leader's chunks must not complete this one's. */
+static bool rx_matches(const struct raft *r, const struct raft_msg *m)
 {
-    return r->rx != NULL && r->rx->meta.index == s->meta.index &&
-           r->rx->meta.term == s->meta.term && r->rx->total_bytes == s->total_bytes;
+    const struct raft_msg_snapshot *s = &m->snapshot;
+    return r->rx != NULL && r->rx->from == m->from && r->rx->term == m->term &&
+           r->rx->meta.index == s->meta.index && r->rx->meta.term == s->meta.term &&
+           r->rx->total_bytes == s->total_bytes;
 }
 
-static int rx_start(struct raft *r, const struct raft_msg_snapshot *s)
+static int rx_start(struct raft *r, const struct raft_msg *m)
 {
+    const struct raft_msg_snapshot *s = &m->snapshot;
     snapshot_rx_reset(r);
     struct raft_snapshot_rx *rx = calloc(1, sizeof(*rx));
     if (rx == NULL) {
@@ -177,6 +183,8 @@ static int rx_start(struct raft *r, const struct raft_msg_snapshot *s)
         }
     }
     rx->meta = s->meta;
+    rx->from = m->from;
+    rx->term = m->term;
     rx->total_bytes = s->total_bytes;
     r->rx = rx;
     return 0;
@@ -210,12 +218,12 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         reply_snapshot(r, m, false, true);
         return 0;
     }
-    if (!rx_matches(r, s)) {
+    if (!rx_matches(r, m)) {
         if (s->offset != 0) {
             reply_snapshot(r, m, true, false); /* missed the start: restart */
             return 0;
         }
-        int rv = rx_start(r, s);
+        int rv = rx_start(r, m);
         if (rv != 0) {
             return rv;
         }
