@@ -90,3 +90,50 @@ mutant('apply_before_persist','persisted_before_apply',
  'core/raft.c',
  """    raft_index to = r->commit < r->log.persisted ? r->commit : r->log.persisted;""",
  """    raft_index to = r->commit;""")
+
+# ---- membership (paper §6, thesis §4) ----
+
+mutant('config_before_own_term_commit','config_after_own_term_commit',
+ 'Lets a leader propose a configuration change before an entry of its own term is committed\n(the 2015 fix to single-server changes, thesis §4.1 erratum: a new leader may otherwise\nappend C_new on top of a configuration an earlier leader left uncommitted).',
+ 'core/membership.c',
+ """    if (raft_term_at(r, r->commit) != r->term) {
+        return RR_ECONFIG; /* no entry of this term committed yet */
+    }
+""",
+ "")
+
+mutant('config_on_commit','config_on_append',
+ 'Puts a follower\'s configuration in force only once its entry is committed, instead of when\nit is appended (paper §6: "a server always uses the latest configuration in its log,\nregardless of whether the entry is committed").',
+ 'core/membership.c',
+ """void membership_check(struct raft *r)
+{
+""",
+ """void membership_check(struct raft *r)
+{
+    if (r->role != RAFT_LEADER) {
+        r->config_index = membership_config_at(r, r->commit, &r->config);
+    }
+""")
+
+mutant('learner_in_quorum','commit_quorum',
+ 'Counts learners toward quorums (a learner never votes and never counts toward a majority,\nthesis §4.2.1), so a leader commits entries a majority of the voters does not hold.',
+ 'core/progress.c',
+ """        if (members[i].role != RAFT_VOTER) {
+            continue;
+        }
+        /* Insertion sort""",
+ """        /* Insertion sort""")
+
+mutant('two_changes_in_flight','single_config_change',
+ 'Allows a configuration change while another is uncommitted (thesis §4.1: "the leader will\nnot begin a new configuration change until the previous one has committed"); two\nsingle-server changes in flight no longer keep every pair of majorities overlapping.',
+ 'core/membership.c',
+ """    if (r->config_index > r->commit || raft_config_is_joint(&r->config)) {""",
+ """    if (raft_config_is_joint(&r->config)) {""")
+
+mutant('keep_truncated_config','config_on_append',
+ 'Keeps the configuration of a truncated entry in force instead of reverting to the one\nbefore it (a configuration lives in the log: when its entry goes, so does it).',
+ 'core/replication.c',
+ """        if (config_removed) {
+            raft_config_refresh(r); /* back to the configuration before the removed entry */
+        }""",
+ """        (void)config_removed;""")
