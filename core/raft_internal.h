@@ -44,7 +44,8 @@ struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
     raft_node from;                 /* from this leader ... */
     raft_term term;                 /* ... in this term: another one starts over */
-    uint8_t *data;                  /* malloc'd, total_bytes long */
+    uint8_t *data;                  /* malloc'd, `cap` bytes, grown as chunks arrive */
+    uint64_t cap;                   /* <= total_bytes */
     uint64_t total_bytes;
     uint64_t received; /* bytes received so far (chunks arrive in order) */
 };

@@ -175,18 +175,33 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     if (rx == NULL) {
         return RR_ENOMEM;
     }
-    if (s->total_bytes > 0) {
-        rx->data = malloc(s->total_bytes);
-        if (rx->data == NULL) {
-            free(rx);
-            return RR_ENOMEM;
-        }
-    }
     rx->meta = s->meta;
     rx->from = m->from;
     rx->term = m->term;
     rx->total_bytes = s->total_bytes;
     r->rx = rx;
+    return 0;
+}
+
+/* Makes room for `need` bytes. The buffer grows with the bytes received rather than being
+ * sized by the first chunk's total_bytes: a peer claiming a term and a 1 GiB snapshot in one
+ * empty chunk must not make every group of the node reserve that much. */
+static int rx_reserve(struct raft_snapshot_rx *rx, uint64_t need)
+{
+    if (need <= rx->cap) {
+        return 0;
+    }
+    uint64_t cap = rx->cap > 0 ? rx->cap : RAFT_SNAPSHOT_CHUNK_BYTES;
+    while (cap < need) {
+        cap *= 2;
+    }
+    cap = cap < rx->total_bytes ? cap : rx->total_bytes;
+    uint8_t *data = realloc(rx->data, cap);
+    if (data == NULL) {
+        return RR_ENOMEM;
+    }
+    rx->data = data;
+    rx->cap = cap;
     return 0;
 }
 
@@ -238,6 +253,10 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         return 0;
     }
     if (s->chunk.len > 0) {
+        int rv = rx_reserve(r->rx, s->offset + s->chunk.len);
+        if (rv != 0) {
+            return rv;
+        }
         memcpy(r->rx->data + s->offset, s->chunk.base, s->chunk.len);
     }
     r->rx->received += s->chunk.len;
