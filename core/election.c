@@ -279,11 +279,14 @@ void election_handle_vote_resp(struct raft *r, const struct raft_msg *m)
 }
 
 /* Thesis §3.10: the leader tells the transfer target to start an election at once; the
- * target campaigns with the transfer flag so voters disregard their leader lease. */
+ * target campaigns with the transfer flag so voters disregard their leader lease. Only the
+ * leader we follow in this term may do that: a late TIMEOUT_NOW from an aborted transfer, a
+ * removed server or any other peer would otherwise skip PreVote and every voter's lease.
+ * The leader brings the target up to date first, so the target knows it by then. */
 void election_handle_timeout_now(struct raft *r, const struct raft_msg *m)
 {
-    (void)m;
-    if (r->role != RAFT_LEADER) {
+    if (r->role == RAFT_FOLLOWER && r->leader != RAFT_NODE_NONE && m->from == r->leader &&
+        m->term == r->term) {
         election_campaign(r, false, true);
     }
 }

@@ -137,6 +137,37 @@ static void test_transfer_to_non_voter_refused(void **state)
     fx_free(f);
 }
 
+/* Only the leader this node follows may tell it to campaign at once: a TimeoutNow from any
+ * other peer (a removed server, an aborted transfer's late message, a node that never led)
+ * is ignored, so it cannot bypass PreVote and the voters' leases. The same message from
+ * the leader starts an election. Reference: thesis §3.10, §4.2.3 */
+static void test_timeout_now_only_from_current_leader(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    fx_hear_leader(f, 1, 3);
+    struct raft_msg tn = fx_msg(RAFT_MSG_TIMEOUT_NOW, 3, 2, 3);
+    fx_step(f, &tn);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_FOLLOWER);
+    assert_int_equal(fx_term(f), 3);
+
+    /* No leader known in this term: still ignored. */
+    struct fx *g = fx_new(2, 3);
+    tn = fx_msg(RAFT_MSG_TIMEOUT_NOW, 1, 2, 1);
+    fx_step(g, &tn);
+    fx_drain(g);
+    assert_int_equal(fx_role(g), RAFT_FOLLOWER);
+    fx_free(g);
+
+    tn = fx_msg(RAFT_MSG_TIMEOUT_NOW, 1, 2, 3);
+    fx_step(f, &tn);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_CANDIDATE);
+    assert_int_equal(fx_term(f), 4);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_transfer_target_wins),
         cmocka_unit_test(test_transfer_aborts_after_election_timeout),
         cmocka_unit_test(test_transfer_to_non_voter_refused),
+        cmocka_unit_test(test_timeout_now_only_from_current_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
