@@ -84,8 +84,11 @@ enum raft_ready_flag {
 struct raft_ready {
     uint32_t flags;
     struct raft_hard_state hard_state; /* persist when RAFT_READY_HARD_STATE */
-    /* Snapshot received from the leader: persist, then restore the state machine from it
-     * before applying `committed`. Its data is `snapshot_data` (snapshot_bytes long). It
+    /* Snapshot received from the leader: queue it for persistence, and restore the state
+     * machine from it before applying `committed` (the restore may run before the write is
+     * durable: the reply that vouches for it waits for the persist, and a restart rebuilds
+     * the state machine from durable state; a state machine that keeps its own durable
+     * state must not let it run ahead of the snapshot's persist). Its data is `snapshot_data` (snapshot_bytes long). It
      * replaces the whole durable log: the core hands out again, in `entries` of the same
      * batch, every entry it keeps after the snapshot index. */
     const struct raft_snapshot_meta *snapshot;
