@@ -426,7 +426,8 @@ static bool log_config_at(struct sim *s,
     return true;
 }
 
-bool sim_config_at(struct sim *s, uint32_t node, raft_group g, raft_index index, struct raft_config *c)
+bool sim_config_at(
+    struct sim *s, uint32_t node, raft_group g, raft_index index, struct raft_config *c)
 {
     raft_index at = 0;
     bool in_log = false;
@@ -516,9 +517,8 @@ void commit_quorum(struct sim *s,
     uint32_t have = 0;
     uint32_t voters = 0;
     if (!majority_durable(s, c->members, c->member_count, g, st->commit, t, &have, &voters) ||
-        (c->old_member_count > 0 &&
-         !majority_durable(s, c->old_members, c->old_member_count, g, st->commit, t, &have,
-                           &voters))) {
+        (c->old_member_count > 0 && !majority_durable(s, c->old_members, c->old_member_count, g,
+                                                      st->commit, t, &have, &voters))) {
         sim_violation(s, "commit_quorum",
                       "node %u group %u term %llu committed %llu (term %llu), durable on only %u "
                       "of %u voters of %s of its configuration",
@@ -559,8 +559,8 @@ void config_change_rules(struct sim *s, uint32_t node, raft_group g, const struc
                   codec_config_decode(e->data.base, e->data.len, &ec) == 0;
         struct raft_config pnew = pc;
         pnew.old_member_count = 0;
-        if (ok && raft_config_is_joint(&pc) && !raft_config_is_joint(&ec) &&
-            p->term == st.term && raft_config_equal(&pnew, &ec)) {
+        if (ok && raft_config_is_joint(&pc) && !raft_config_is_joint(&ec) && p->term == st.term &&
+            raft_config_equal(&pnew, &ec)) {
             return; /* leaving its own joint configuration */
         }
         sim_violation(s, "single_config_change",
@@ -829,10 +829,9 @@ void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_e
          * committed in a term no later than our current one. */
         c->commit_term_max = st.term;
         check_payload_once(s, node, g, e);
-        struct sim_val *ch =
-            e->type == RAFT_ENTRY_CONFIG
-                ? sim_map_get(&s->changes, (struct sim_key){g, e->index, e->term})
-                : NULL;
+        struct sim_val *ch = e->type == RAFT_ENTRY_CONFIG
+                                 ? sim_map_get(&s->changes, (struct sim_key){g, e->index, e->term})
+                                 : NULL;
         if (ch != NULL && ch->x == 0) {
             ch->x = 1;
             s->n.config_completed++;

@@ -574,8 +574,8 @@ static void take_snapshot(struct sim *s, uint32_t node, raft_group g)
     /* The configuration at the snapshot index, not the one in force (a later entry may
      * still be truncated). */
     if (!sim_config_at(s, node, g, meta.index, &meta.config)) {
-        sim_fail(s, "node %u group %u: no configuration known at applied index %llu", node + 1,
-                 g, (unsigned long long)meta.index);
+        sim_fail(s, "node %u group %u: no configuration known at applied index %llu", node + 1, g,
+                 (unsigned long long)meta.index);
     }
     if (meta.term == 0) {
         sim_fail(s, "node %u group %u: no term for applied index %llu", node + 1, g,
@@ -816,9 +816,9 @@ static void config_remove(struct raft_config *c, raft_node id)
     }
 }
 
-#define SIM_VOTERS_MIN    2u /* membership faults keep at least two voters... */
-#define SIM_VOTERS_MAX    7u /* ...and at most seven */
-#define SIM_PROMOTE_LAG   4u /* a learner is promoted once this close to the leader's log */
+#define SIM_VOTERS_MIN  2u /* membership faults keep at least two voters... */
+#define SIM_VOTERS_MAX  7u /* ...and at most seven */
+#define SIM_PROMOTE_LAG 4u /* a learner is promoted once this close to the leader's log */
 
 /* A random group's leader starts a configuration change (paper §6, thesis §4), chosen at
  * random: add a pool node as a learner (starting it empty if it never ran), promote a
