@@ -457,7 +457,10 @@ static void push_unit(struct wal *wal, wal_persist_cb cb, void *arg)
     RR_ASSERT(wal->unit_count < WAL_UNITS_MAX);
     struct wal_unit *u = &wal->units[(wal->unit_head + wal->unit_count) % WAL_UNITS_MAX];
     u->end_lsn = wal->head;
-    u->queued_ns = wal_now_ns();
+    if (wal->append_ns == 0) {
+        wal->append_ns = wal_now_ns(); /* one clock read per loop iteration's appends */
+    }
+    u->queued_ns = wal->append_ns;
     u->cb = cb;
     u->arg = arg;
     wal->unit_count++;
@@ -621,6 +624,26 @@ static uint64_t plan_flush(struct wal *wal, uint32_t *seg_index, uint32_t *recor
     RR_ASSERT(s >= 0);
     const struct wal_segment *seg = &wal->segs[s];
     uint64_t end = seg->sealed ? seg->lsn_end : wal->head;
+    if (!seg->sealed && wal->strategy.kind != WAL_STRATEGY_NONE &&
+        end - lo <= WAL_FLUSH_BYTES_MAX) {
+        /* Everything queued fits one flush in the active segment: no walk over the record
+         * headers. queued_records counts exactly the records of [durable, head) here (no
+         * flush is in flight and an unsealed segment holds no seal). */
+        *seg_index = (uint32_t)s;
+        *records = (uint32_t)wal->queued_records;
+#ifdef RR_SLOW_ASSERTS
+        uint64_t walked = lo;
+        uint32_t n = 0;
+        uint8_t h[WAL_RECORD_HEADER_BYTES];
+        while (walked < end) {
+            ring_read(wal, walked, h, sizeof(h));
+            walked += wal_record_peek_size(h);
+            n++;
+        }
+        RR_ASSERT(walked == end && n == *records);
+#endif
+        return end;
+    }
     uint64_t hi = lo;
     uint32_t n = 0;
     uint8_t hdr[WAL_RECORD_HEADER_BYTES];
@@ -662,6 +685,7 @@ static void submit_write(struct wal *wal)
     f->sync_done = false;
     f->short_write = false;
     f->sync_cancelled = false;
+    f->write_silent = false;
     f->write_res = 0;
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
         struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_WRITE, 0);
@@ -676,6 +700,15 @@ static void submit_write(struct wal *wal)
     struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, 0);
     io_uring_prep_writev(w, seg->fd, f->iov, nr, (uint64_t)off);
     w->flags |= IOSQE_IO_LINK;
+    /* A write that wrote everything posts no CQE: the caller's loop then wakes once per
+     * flush (for the sync) rather than twice. A short or failed write still posts its CQE
+     * and, being the failed head of a skip-success link, the sync it cancels posts none
+     * (io_uring's REQ_F_SKIP_LINK_CQES); handle_write and handle_sync account for both. */
+    f->write_silent = wal->cqe_skip;
+    if (f->write_silent) {
+        w->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        wal->inflight--; /* the pair posts exactly one CQE: the write's or the sync's */
+    }
     struct io_uring_sqe *s = wal_sqe(wal, WAL_OP_SYNC, 0);
     io_uring_prep_fsync(s, seg->fd, IORING_FSYNC_DATASYNC);
 }
@@ -719,6 +752,7 @@ static void ack_units(struct wal *wal, int status);
 
 void wal_submit(struct wal *wal)
 {
+    wal->append_ns = 0;
     if (wal->error == 0) {
         ack_units(wal, RR_OK); /* units that queued no record of their own */
     }
@@ -792,10 +826,17 @@ static void flush_settle(struct wal *wal)
     flush_done(wal);
 }
 
+static void handle_sync(struct wal *wal, int res);
+
 static void handle_write(struct wal *wal, int res)
 {
     struct wal_flush *f = &wal->flush;
     RR_ASSERT(f->active);
+    RR_ASSERT(!f->write_done);
+    /* A silent write posts a CQE only when it wrote less than asked or failed; the linked
+     * sync it cancelled then posts none: settle it here as cancelled. */
+    bool cancel_sync = f->write_silent && res != (int)(f->hi - f->cur);
+    f->write_silent = false;
     res = WAL_FAULT(WAL_FP_WRITE_CQE, res);
     f->write_done = true;
     const struct wal_segment *seg = &wal->segs[f->seg];
@@ -818,6 +859,10 @@ static void handle_write(struct wal *wal, int res)
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
         f->sync_done = true;
     }
+    if (cancel_sync) {
+        handle_sync(wal, -ECANCELED); /* its SQE posts no CQE */
+        return;
+    }
     flush_settle(wal);
 }
 
@@ -825,6 +870,13 @@ static void handle_sync(struct wal *wal, int res)
 {
     struct wal_flush *f = &wal->flush;
     RR_ASSERT(f->active);
+    if (f->write_silent && res != -ECANCELED) {
+        /* The sync ran, so the silent write before it wrote every byte (a short or failed
+         * write breaks the link): settle the write first, as if its CQE had come. */
+        f->write_silent = false;
+        handle_write(wal, (int)(f->hi - f->cur));
+        RR_ASSERT(!f->sync_done);
+    }
     res = WAL_FAULT(WAL_FP_SYNC_CQE, res);
     f->sync_done = true;
     if (res < 0 && res != -ECANCELED) {
@@ -1013,6 +1065,7 @@ int wal_handle_cqe(struct wal *wal, const struct io_uring_cqe *cqe)
     RR_ASSERT((ud & (0xffull << WAL_USER_DATA_TAG_SHIFT)) == wal->user_tag);
     RR_ASSERT(wal->inflight > 0);
     wal->inflight--;
+    wal->append_ns = 0;
     enum wal_op op = (enum wal_op)((ud >> 48) & 0xffu);
     uint64_t id = ud & ((1ull << 48) - 1);
     switch (op) {
@@ -1217,6 +1270,7 @@ int wal_open(const struct wal_config *cfg, struct io_uring *ring, struct wal **o
     wal->lock_fd = -1;
     wal->prep.fd = -1;
     wal->user_tag = (uint64_t)cfg->user_data_tag << WAL_USER_DATA_TAG_SHIFT;
+    wal->cqe_skip = (ring->features & IORING_FEAT_CQE_SKIP) != 0;
     if (wal->cfg.segment_bytes == 0) {
         wal->cfg.segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
     }
