@@ -211,6 +211,8 @@ static void one(const char *base, const char *strategy, uint32_t appenders, uint
         run.a[i].ready = 1;
     }
     wal_stats_reset(wal);
+    struct rusage ru0;
+    getrusage(RUSAGE_THREAD, &ru0);
     uint64_t t0 = now_ns();
     while ((double)(now_ns() - t0) < seconds * 1e9) {
         for (uint32_t i = 0; i < appenders; i++) {
@@ -250,6 +252,22 @@ static void one(const char *base, const char *strategy, uint32_t appenders, uint
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     r->rss_mb = (double)ru.ru_maxrss / 1024.0;
+    if (getenv("BENCH_DEBUG")) { /* where the time between syncs goes (docs/storage.md) */
+        struct rusage ru1;
+        getrusage(RUSAGE_THREAD, &ru1);
+        double us = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e6 +
+                    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec);
+        double sy = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
+                    (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
+        fprintf(stderr, "debug: main thread user %.1f us sys %.1f us per flush; context switches "
+                "per 100 flushes: %ld voluntary, %ld involuntary\n",
+                us / (double)st->flushes, sy / (double)st->flushes,
+                (ru1.ru_nvcsw - ru0.ru_nvcsw) * 100 / (long)st->flushes,
+                (ru1.ru_nivcsw - ru0.ru_nivcsw) * 100 / (long)st->flushes);
+        fprintf(stderr, "debug: flush p50 %.1f us, queue p50 %.1f us, elapsed/flush %.1f us\n",
+                (double)histogram_quantile(&st->flush_ns, 0.5) / 1e3,
+                (double)histogram_quantile(&st->queue_ns, 0.5) / 1e3, el * 1e6 / (double)st->flushes);
+    }
     struct histogram sizes = st->batch_bytes;
     uint64_t flushes = st->flushes;
     while (wal_busy(wal)) {
@@ -261,6 +279,21 @@ static void one(const char *base, const char *strategy, uint32_t appenders, uint
     nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     raw_replay(base, &sizes, flushes, seconds, sync, prep, r);
     r->ratio = r->raw_mb_s > 0 ? wal_mb_s / r->raw_mb_s : 0;
+}
+
+/* Whether key ("adaptive/64/256") is one of filter's comma-separated items. */
+static int row_selected(const char *filter, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = filter; *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t l = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (l == kl && strncmp(p, key, l) == 0) {
+            return 1;
+        }
+        p += l + (e != NULL ? 1 : 0);
+    }
+    return 0;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -316,6 +349,9 @@ int main(int argc, char **argv)
     printf("| strategy   | app | size | appends/s |   MB/s  | p50 us  | p99 us  | p999 us | "
            "batch p50/p99/max | fsync/s | raw MB/s | raw p50 | ratio | RSS MB |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    /* BENCH_FILTER=adaptive/64/256,none/64/256 runs only the listed rows (strategy/apps/size)
+     * and skips the sync-method section. */
+    const char *filter = getenv("BENCH_FILTER");
     const char *strategies[] = {"none", "fixed:16", "linger:200", "adaptive"};
     const uint32_t apps[] = {1, 8, 64};
     const uint32_t sizes[] = {16, 256, 4096};
@@ -323,6 +359,11 @@ int main(int argc, char **argv)
     for (int s = 0; s < 4; s++) {
         for (int a = 0; a < 3; a++) {
             for (int z = 0; z < 3; z++) {
+                char key[64];
+                snprintf(key, sizeof(key), "%s/%u/%u", strategies[s], apps[a], sizes[z]);
+                if (filter != NULL && !row_selected(filter, key)) {
+                    continue;
+                }
                 struct result m;
                 measure(base, strategies[s], apps[a], sizes[z], secs, reps,
                         WAL_SYNC_LINKED_FDATASYNC, WAL_PREP_ZERO, &m);
@@ -336,10 +377,15 @@ int main(int argc, char **argv)
             }
         }
     }
-    printf("\nsync method x segment preparation (adaptive and none, 1 appender, 256 B):\n");
+    for (int sy = 0; sy < 2 && filter == NULL; sy++) {
+        break;
+    }
+    if (filter == NULL) {
+        printf("\nsync method x segment preparation (adaptive and none, 1 appender, 256 B):\n");
+    }
     const char *sync_names[] = {"write+linked fdatasync", "RWF_DSYNC"};
     const char *prep_names[] = {"zero-filled", "fallocate"};
-    for (int sy = 0; sy < 2; sy++) {
+    for (int sy = 0; sy < 2 && filter == NULL; sy++) {
         for (int pr = 0; pr < 2; pr++) {
             struct result ma, mn;
             measure(base, "adaptive", 1, 256, secs, reps, (enum wal_sync_method)sy,
