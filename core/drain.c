@@ -109,6 +109,10 @@ static int drain_peer_get(struct drain_outbox *out, raft_node to, struct drain_p
         if (rc != 0) {
             return rc;
         }
+        /* Each open batch writer points at its own peer's bytes; the array may have moved. */
+        for (uint32_t i = 0; i < out->peer_count; i++) {
+            out->peers[i].w.out = &out->peers[i].bytes;
+        }
         struct drain_peer *p = &out->peers[out->peer_count];
         memset(p, 0, sizeof(*p));
         p->to = to;

@@ -4,7 +4,7 @@
  *   sim --seed S | --seeds N [--start S]  [--nodes 3|5|7] [--groups G] [--workers 1|2]
  *       [--ticks T] [-v] [--trace G] [--no-membership]
  *
- * Without --nodes, seeds alternate 3 nodes (even) and 5 (odd); --nodes 7 runs seven. Membership
+ * Without --nodes, seeds rotate 3, 5 and 7 nodes (seed % 3). Membership
  * faults are on unless --no-membership, over a pool of node ids 1..P (--pool; by default N + 2,
  * capped at SIM_POOL_DEFAULT_MAX, see sim.h). Without
  * --workers, one seed in four runs two workers per node to exercise routing. */
@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     uint64_t all = 0;
     for (uint64_t k = 0; k < a.count; k++) {
         uint64_t seed = a.start + k;
-        uint32_t nodes = a.nodes != 0 ? a.nodes : (uint32_t)(3 + 2 * (seed % 2));
+        uint32_t nodes = a.nodes != 0 ? a.nodes : (uint32_t)(3 + 2 * (seed % 3));
         uint32_t pool = a.pool != 0 ? a.pool : nodes + (a.membership ? 2u : 0u);
         if (a.pool == 0 && pool > SIM_POOL_DEFAULT_MAX) {
             pool = nodes > SIM_POOL_DEFAULT_MAX ? nodes : SIM_POOL_DEFAULT_MAX;
