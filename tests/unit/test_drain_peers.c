@@ -19,7 +19,7 @@
 #define VOTERS 9u
 
 struct sent {
-    uint32_t batches[VOTERS + 1];  /* batches sent to each node */
+    uint32_t batches[VOTERS + 1];   /* batches sent to each node */
     uint32_t pre_votes[VOTERS + 1]; /* PRE_VOTE messages decoded per destination */
 };
 
