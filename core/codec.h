@@ -36,7 +36,9 @@ int codec_msg_encode(struct rr_bytes *out, const struct raft_msg *m);
 /* Decodes exactly one message occupying all of in[0..len). Entries and chunks point into
  * `in` and `scratch`. Returns 0, RR_ETRUNCATED, RR_EBADTYPE, RR_EBADVERSION, RR_ETOOBIG or
  * RR_ECORRUPT (bad counts, trailing bytes, invalid values). */
-int codec_msg_decode(const uint8_t *in, size_t len, struct raft_msg *m,
+int codec_msg_decode(const uint8_t *in,
+                     size_t len,
+                     struct raft_msg *m,
                      struct codec_scratch *scratch);
 
 /* One group's heartbeat (or heartbeat response: commit is then unused) in a coalesced set. */
@@ -50,15 +52,19 @@ struct codec_heartbeat {
 /* Batch writer: begin, add records, end. The header's record count is fixed up by end. */
 struct codec_batch_writer {
     struct rr_bytes *out;
-    size_t start;          /* offset of the batch header in out */
+    size_t start; /* offset of the batch header in out */
     uint32_t record_count;
 };
-int codec_batch_begin(struct codec_batch_writer *w, struct rr_bytes *out, raft_node from,
+int codec_batch_begin(struct codec_batch_writer *w,
+                      struct rr_bytes *out,
+                      raft_node from,
                       raft_node to);
 int codec_batch_add_msg(struct codec_batch_writer *w, const struct raft_msg *m);
 /* resp=false: RAFT_MSG_HEARTBEAT set; resp=true: RAFT_MSG_HEARTBEAT_RESP set. */
-int codec_batch_add_heartbeats(struct codec_batch_writer *w, bool resp,
-                               const struct codec_heartbeat *hb, uint32_t count);
+int codec_batch_add_heartbeats(struct codec_batch_writer *w,
+                               bool resp,
+                               const struct codec_heartbeat *hb,
+                               uint32_t count);
 void codec_batch_end(struct codec_batch_writer *w);
 /* True if nothing was added since begin. */
 bool codec_batch_is_empty(const struct codec_batch_writer *w);
@@ -77,7 +83,8 @@ struct codec_batch_reader {
 };
 int codec_batch_open(struct codec_batch_reader *r, const uint8_t *in, size_t len);
 /* 1: *m filled; 0: end of batch (all bytes consumed); < 0: malformed batch. */
-int codec_batch_next(struct codec_batch_reader *r, struct raft_msg *m,
+int codec_batch_next(struct codec_batch_reader *r,
+                     struct raft_msg *m,
                      struct codec_scratch *scratch);
 
 /* Configuration entries' payload. */

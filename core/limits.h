@@ -13,39 +13,39 @@
 /* Entries in one AppendEntries message, and their payload bytes. A follower in the
  * replicate state receives a stream of these; the values keep one message well under the
  * frame limit while amortising per-message costs. */
-#define RAFT_APPEND_ENTRIES_MAX    256
-#define RAFT_APPEND_BYTES_MAX      (1u << 20)
+#define RAFT_APPEND_ENTRIES_MAX 256
+#define RAFT_APPEND_BYTES_MAX   (1u << 20)
 
 /* Payload bytes of one entry (a client command). Redis's default proto-max-bulk-len is
  * 512 MiB; a replicated log keeps entries small so one cannot stall a pipeline. */
-#define RAFT_ENTRY_BYTES_MAX       (1u << 20)
+#define RAFT_ENTRY_BYTES_MAX (1u << 20)
 
 /* Per-follower in-flight window (etcd's MaxInflightMsgs / MaxInflightBytes). */
-#define RAFT_INFLIGHT_COUNT_MAX    64
-#define RAFT_INFLIGHT_BYTES_MAX    (8u << 20)
+#define RAFT_INFLIGHT_COUNT_MAX 64
+#define RAFT_INFLIGHT_BYTES_MAX (8u << 20)
 
 /* Bytes of one InstallSnapshot chunk, and of a whole snapshot the core will buffer. */
-#define RAFT_SNAPSHOT_CHUNK_BYTES  (256u << 10)
-#define RAFT_SNAPSHOT_BYTES_MAX    (1u << 30)
+#define RAFT_SNAPSHOT_CHUNK_BYTES (256u << 10)
+#define RAFT_SNAPSHOT_BYTES_MAX   (1u << 30)
 
 /* Entries handed out to apply in one ready batch: bounds the work of one drain. */
-#define RAFT_APPLY_ENTRIES_MAX     1024
+#define RAFT_APPLY_ENTRIES_MAX 1024
 
 /* Outstanding ReadIndex requests per group. */
-#define RAFT_READS_MAX             4096
+#define RAFT_READS_MAX 4096
 
 /* Uncommitted proposal bytes a leader accepts before refusing with RR_EBUSY. */
 #define RAFT_UNCOMMITTED_BYTES_MAX (64u << 20)
 
 /* Messages one group may emit in one ready batch (a leader with 15 followers emits a few
  * per follower per tick). */
-#define RAFT_READY_MSGS_MAX        256
+#define RAFT_READY_MSGS_MAX 256
 
 /* Groups in one group table (one worker). */
-#define RAFT_GROUPS_MAX            65536
+#define RAFT_GROUPS_MAX 65536
 
 /* Bytes of one encoded batch (all messages of one drain for one peer). */
-#define RAFT_BATCH_BYTES_MAX       (64u << 20)
+#define RAFT_BATCH_BYTES_MAX (64u << 20)
 
 _Static_assert(RAFT_APPEND_BYTES_MAX >= RAFT_ENTRY_BYTES_MAX, "an entry must fit a message");
 _Static_assert(RAFT_BATCH_BYTES_MAX > RAFT_APPEND_BYTES_MAX + RAFT_SNAPSHOT_CHUNK_BYTES,

@@ -88,9 +88,9 @@ struct raft_ready {
      * machine from it before applying `committed` (the restore may run before the write is
      * durable: the reply that vouches for it waits for the persist, and a restart rebuilds
      * the state machine from durable state; a state machine that keeps its own durable
-     * state must not let it run ahead of the snapshot's persist). Its data is `snapshot_data` (snapshot_bytes long). It
-     * replaces the whole durable log: the core hands out again, in `entries` of the same
-     * batch, every entry it keeps after the snapshot index. */
+     * state must not let it run ahead of the snapshot's persist). Its data is `snapshot_data`
+     * (snapshot_bytes long). It replaces the whole durable log: the core hands out again, in
+     * `entries` of the same batch, every entry it keeps after the snapshot index. */
     const struct raft_snapshot_meta *snapshot;
     const uint8_t *snapshot_data;
     uint64_t snapshot_bytes;

@@ -14,15 +14,15 @@ struct raft_msg_queue {
     uint32_t count;
     uint32_t cap;
 };
-#define RAFT_MSG_RESERVE    2
+#define RAFT_MSG_RESERVE 2
 
 /* Largest term and log index accepted from a peer. Real clusters never come near either;
  * the bound leaves room for the core's own + 1 (a campaign's next term, the entry after the
  * last, a pre-vote's term) without wrapping, so a peer's extreme value cannot wrap a term to
  * 0 or the log's index arithmetic. A node whose term reaches RAFT_TERM_MAX no longer
  * campaigns. */
-#define RAFT_TERM_MAX  (UINT64_MAX >> 1)
-#define RAFT_INDEX_MAX (UINT64_MAX >> 1)
+#define RAFT_TERM_MAX       (UINT64_MAX >> 1)
+#define RAFT_INDEX_MAX      (UINT64_MAX >> 1)
 #define RAFT_MSG_QUEUE_KEEP 4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
 
 /* One candidate's tally entry. */

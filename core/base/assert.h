@@ -11,11 +11,11 @@ void rr_assert_set_handler(rr_assert_handler handler);
 /* Called on a failed assertion; never returns. */
 _Noreturn void rr_assert_fail(const char *file, int line, const char *expr);
 
-#define RR_ASSERT(expr)                                                                           \
-    do {                                                                                          \
-        if (__builtin_expect(!(expr), 0)) {                                                       \
-            rr_assert_fail(__FILE__, __LINE__, #expr);                                            \
-        }                                                                                         \
+#define RR_ASSERT(expr)                                                                            \
+    do {                                                                                           \
+        if (__builtin_expect(!(expr), 0)) {                                                        \
+            rr_assert_fail(__FILE__, __LINE__, #expr);                                             \
+        }                                                                                          \
     } while (0)
 
 /* O(n) checks: compiled in only when RR_SLOW_ASSERTS is defined (test builds). */

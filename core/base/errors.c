@@ -3,8 +3,8 @@
 const char *rr_strerror(int code)
 {
     switch (code) {
-#define RR_ERROR_CASE(name, value, message)                                                       \
-    case (value):                                                                                 \
+#define RR_ERROR_CASE(name, value, message)                                                        \
+    case (value):                                                                                  \
         return (message);
         RR_ERROR_TABLE(RR_ERROR_CASE)
 #undef RR_ERROR_CASE

@@ -1,8 +1,8 @@
 #include "core/base/histogram.h"
 
-#include "core/base/assert.h"
-
 #include <string.h>
+
+#include "core/base/assert.h"
 
 /* Bucket layout: for value v < 2^SUB_BITS the bucket is v. Otherwise let e be the position of
  * v's top bit (e >= SUB_BITS); the bucket is (e - SUB_BITS + 1) * SUB_COUNT plus the SUB_BITS

@@ -11,10 +11,10 @@
 #define HIST_BUCKET_COUNT ((64u - HIST_SUB_BITS + 1u) * HIST_SUB_COUNT)
 
 struct histogram {
-    uint64_t count;                     /* values recorded */
-    uint64_t sum;                       /* sum of values (wraps only past 2^64) */
-    uint64_t min;                       /* smallest value; UINT64_MAX when empty */
-    uint64_t max;                       /* largest value; 0 when empty */
+    uint64_t count;                      /* values recorded */
+    uint64_t sum;                        /* sum of values (wraps only past 2^64) */
+    uint64_t min;                        /* smallest value; UINT64_MAX when empty */
+    uint64_t max;                        /* largest value; 0 when empty */
     uint64_t buckets[HIST_BUCKET_COUNT]; /* per-bucket counts */
 };
 

@@ -223,7 +223,8 @@ static void test_snapshot_rx_reassembles_across_growth(void **state)
     }
     for (uint64_t off = 0; off < total;) {
         uint64_t left = total - off;
-        uint32_t len = left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
+        uint32_t len =
+            left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
         struct raft_msg s = snapshot_chunk(1, 2, 1, 10, 1, off, total, data + off, len);
         fx_step(f, &s);
         off += len;
