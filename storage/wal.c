@@ -685,7 +685,6 @@ static void submit_write(struct wal *wal)
     f->sync_done = false;
     f->short_write = false;
     f->sync_cancelled = false;
-    f->write_silent = false;
     f->write_res = 0;
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
         struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_WRITE, 0);
@@ -700,15 +699,6 @@ static void submit_write(struct wal *wal)
     struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, 0);
     io_uring_prep_writev(w, seg->fd, f->iov, nr, (uint64_t)off);
     w->flags |= IOSQE_IO_LINK;
-    /* A write that wrote everything posts no CQE: the caller's loop then wakes once per
-     * flush (for the sync) rather than twice. A short or failed write still posts its CQE
-     * and, being the failed head of a skip-success link, the sync it cancels posts none
-     * (io_uring's REQ_F_SKIP_LINK_CQES); handle_write and handle_sync account for both. */
-    f->write_silent = wal->cqe_skip;
-    if (f->write_silent) {
-        w->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        wal->inflight--; /* the pair posts exactly one CQE: the write's or the sync's */
-    }
     struct io_uring_sqe *s = wal_sqe(wal, WAL_OP_SYNC, 0);
     io_uring_prep_fsync(s, seg->fd, IORING_FSYNC_DATASYNC);
 }
@@ -826,17 +816,10 @@ static void flush_settle(struct wal *wal)
     flush_done(wal);
 }
 
-static void handle_sync(struct wal *wal, int res);
-
 static void handle_write(struct wal *wal, int res)
 {
     struct wal_flush *f = &wal->flush;
     RR_ASSERT(f->active);
-    RR_ASSERT(!f->write_done);
-    /* A silent write posts a CQE only when it wrote less than asked or failed; the linked
-     * sync it cancelled then posts none: settle it here as cancelled. */
-    bool cancel_sync = f->write_silent && res != (int)(f->hi - f->cur);
-    f->write_silent = false;
     res = WAL_FAULT(WAL_FP_WRITE_CQE, res);
     f->write_done = true;
     const struct wal_segment *seg = &wal->segs[f->seg];
@@ -859,10 +842,6 @@ static void handle_write(struct wal *wal, int res)
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
         f->sync_done = true;
     }
-    if (cancel_sync) {
-        handle_sync(wal, -ECANCELED); /* its SQE posts no CQE */
-        return;
-    }
     flush_settle(wal);
 }
 
@@ -870,13 +849,6 @@ static void handle_sync(struct wal *wal, int res)
 {
     struct wal_flush *f = &wal->flush;
     RR_ASSERT(f->active);
-    if (f->write_silent && res != -ECANCELED) {
-        /* The sync ran, so the silent write before it wrote every byte (a short or failed
-         * write breaks the link): settle the write first, as if its CQE had come. */
-        f->write_silent = false;
-        handle_write(wal, (int)(f->hi - f->cur));
-        RR_ASSERT(!f->sync_done);
-    }
     res = WAL_FAULT(WAL_FP_SYNC_CQE, res);
     f->sync_done = true;
     if (res < 0 && res != -ECANCELED) {
@@ -1270,7 +1242,6 @@ int wal_open(const struct wal_config *cfg, struct io_uring *ring, struct wal **o
     wal->lock_fd = -1;
     wal->prep.fd = -1;
     wal->user_tag = (uint64_t)cfg->user_data_tag << WAL_USER_DATA_TAG_SHIFT;
-    wal->cqe_skip = (ring->features & IORING_FEAT_CQE_SKIP) != 0;
     if (wal->cfg.segment_bytes == 0) {
         wal->cfg.segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
     }

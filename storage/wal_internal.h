@@ -79,7 +79,6 @@ struct wal_flush {
     bool sync_done;
     bool short_write;   /* resubmit the remainder once the (cancelled) sync completes */
     bool sync_cancelled; /* the linked sync did not run: write and sync again */
-    bool write_silent;  /* the write went with IOSQE_CQE_SKIP_SUCCESS: no CQE if it wrote all */
     int write_res;      /* error of the write, if any */
     uint32_t seg;       /* index in wal->segs */
     uint64_t seq;       /* that segment's sequence number (segs shift on deletion) */
@@ -123,7 +122,6 @@ struct wal {
     int dir_fd;
     int lock_fd;
     uint64_t user_tag;        /* cfg.user_data_tag << 56 */
-    bool cqe_skip;            /* the ring supports IOSQE_CQE_SKIP_SUCCESS */
 
     uint32_t local_groups;    /* groups of this worker */
     struct wal_group_state *groups;
