@@ -3,11 +3,6 @@
  * same run: plain sequential writes replaying the batch sizes the strategy produced, each
  * followed by the same sync, on a file prepared the same way, without the WAL. Every row
  * is the median of BENCH_REPS runs. The last line summarises adaptive, 64 x 256 B. */
-#include "core/base/errors.h"
-#include "core/base/histogram.h"
-#include "storage/wal.h"
-#include "storage/wal_format.h"
-
 #include <fcntl.h>
 #include <ftw.h>
 #include <liburing.h>
@@ -18,9 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TAG 0x77
+#include "core/base/errors.h"
+#include "core/base/histogram.h"
+#include "storage/wal.h"
+#include "storage/wal_format.h"
+
+#define TAG           0x77
 #define APPENDERS_MAX 64
-#define REPS_MAX 9
+#define REPS_MAX      9
 
 struct result {
     double appends_s, mb_s, p50_us, p99_us, p999_us, fsyncs_s;
@@ -93,8 +93,12 @@ static struct io_uring_sqe *get_sqe(struct io_uring *ring)
     return sqe;
 }
 
-static void raw_replay(const char *base, const struct histogram *sizes, uint64_t flushes,
-                       double seconds, enum wal_sync_method sync, enum wal_prep_method prep,
+static void raw_replay(const char *base,
+                       const struct histogram *sizes,
+                       uint64_t flushes,
+                       double seconds,
+                       enum wal_sync_method sync,
+                       enum wal_prep_method prep,
                        struct result *r)
 {
     char path[512];
@@ -175,8 +179,13 @@ static void raw_replay(const char *base, const struct histogram *sizes, uint64_t
     free(list);
 }
 
-static void one(const char *base, const char *strategy, uint32_t appenders, uint32_t size,
-                double seconds, enum wal_sync_method sync, enum wal_prep_method prep,
+static void one(const char *base,
+                const char *strategy,
+                uint32_t appenders,
+                uint32_t size,
+                double seconds,
+                enum wal_sync_method sync,
+                enum wal_prep_method prep,
                 struct result *r)
 {
     char dir[512];
@@ -184,9 +193,15 @@ static void one(const char *base, const char *strategy, uint32_t appenders, uint
     nftw(dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
     struct io_uring ring;
     io_uring_queue_init(256, &ring, 0);
-    struct wal_config cfg = {.dir = dir, .cluster_id = 1, .node_id = 1, .worker_id = 0,
-                             .group_count = APPENDERS_MAX, .worker_count = 1,
-                             .user_data_tag = TAG, .iowq_max_workers = 2, .sync_method = sync,
+    struct wal_config cfg = {.dir = dir,
+                             .cluster_id = 1,
+                             .node_id = 1,
+                             .worker_id = 0,
+                             .group_count = APPENDERS_MAX,
+                             .worker_count = 1,
+                             .user_data_tag = TAG,
+                             .iowq_max_workers = 2,
+                             .sync_method = sync,
                              .prep_method = prep};
     wal_strategy_parse(strategy, &cfg.strategy);
     struct wal *wal;
@@ -259,14 +274,16 @@ static void one(const char *base, const char *strategy, uint32_t appenders, uint
                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec);
         double sy = (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
                     (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
-        fprintf(stderr, "debug: main thread user %.1f us sys %.1f us per flush; context switches "
+        fprintf(stderr,
+                "debug: main thread user %.1f us sys %.1f us per flush; context switches "
                 "per 100 flushes: %ld voluntary, %ld involuntary\n",
                 us / (double)st->flushes, sy / (double)st->flushes,
                 (ru1.ru_nvcsw - ru0.ru_nvcsw) * 100 / (long)st->flushes,
                 (ru1.ru_nivcsw - ru0.ru_nivcsw) * 100 / (long)st->flushes);
         fprintf(stderr, "debug: flush p50 %.1f us, queue p50 %.1f us, elapsed/flush %.1f us\n",
                 (double)histogram_quantile(&st->flush_ns, 0.5) / 1e3,
-                (double)histogram_quantile(&st->queue_ns, 0.5) / 1e3, el * 1e6 / (double)st->flushes);
+                (double)histogram_quantile(&st->queue_ns, 0.5) / 1e3,
+                el * 1e6 / (double)st->flushes);
     }
     struct histogram sizes = st->batch_bytes;
     uint64_t flushes = st->flushes;
@@ -320,14 +337,20 @@ static void row(const char *label, uint32_t apps, uint32_t size, const struct re
 {
     printf("| %-10s | %3u | %4u | %9.0f | %7.2f | %7.0f | %7.0f | %7.0f | %4.0f/%4.0f/%4.0f | "
            "%7.0f | %7.2f | %7.0f | %5.2f | %5.0f |\n",
-           label, apps, size, m->appends_s, m->mb_s, m->p50_us, m->p99_us, m->p999_us,
-           m->batch_p50, m->batch_p99, m->batch_max, m->fsyncs_s, m->raw_mb_s, m->raw_p50_us,
-           m->ratio, m->rss_mb);
+           label, apps, size, m->appends_s, m->mb_s, m->p50_us, m->p99_us, m->p999_us, m->batch_p50,
+           m->batch_p99, m->batch_max, m->fsyncs_s, m->raw_mb_s, m->raw_p50_us, m->ratio,
+           m->rss_mb);
     fflush(stdout);
 }
 
-static void measure(const char *base, const char *strategy, uint32_t apps, uint32_t size,
-                    double secs, int reps, enum wal_sync_method sync, enum wal_prep_method prep,
+static void measure(const char *base,
+                    const char *strategy,
+                    uint32_t apps,
+                    uint32_t size,
+                    double secs,
+                    int reps,
+                    enum wal_sync_method sync,
+                    enum wal_prep_method prep,
                     struct result *m)
 {
     struct result rs[REPS_MAX];
@@ -345,7 +368,8 @@ int main(int argc, char **argv)
     reps = reps < 1 ? 1 : (reps > REPS_MAX ? REPS_MAX : reps);
     mkdir(base, 0755);
     printf("wal-bench: %.2fs per run, median of %d runs; raw = same sync + preparation, "
-           "replaying the strategy's batch sizes\n", secs, reps);
+           "replaying the strategy's batch sizes\n",
+           secs, reps);
     printf("| strategy   | app | size | appends/s |   MB/s  | p50 us  | p99 us  | p999 us | "
            "batch p50/p99/max | fsync/s | raw MB/s | raw p50 | ratio | RSS MB |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

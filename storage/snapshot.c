@@ -5,9 +5,6 @@
  * 48 u64 xxh3-64 of bytes 0..47 + config + data, 56 u64 zero; then config, then data. */
 #include "storage/snapshot.h"
 
-#include "core/base/errors.h"
-#include "storage/wal_testing.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +15,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define SNAP_MAGIC 0x3130504153525252ull /* "RRRSNAP01" minus one R, as a u64 */
+#include "core/base/errors.h"
+#include "storage/wal_testing.h"
+
+#define SNAP_MAGIC  0x3130504153525252ull /* "RRRSNAP01" minus one R, as a u64 */
 #define SNAP_HEADER 64u
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -98,8 +98,8 @@ int snapshot_save(const char *dir, const struct snapshot *s, char *err, size_t e
     }
     close(fd);
     int dfd = rc == RR_OK ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    if (rc == RR_OK && (dfd < 0 || WAL_FAULT(WAL_FP_SNAP_IO, rename(tpath, path)) != 0 ||
-                        fsync(dfd) != 0)) {
+    if (rc == RR_OK &&
+        (dfd < 0 || WAL_FAULT(WAL_FP_SNAP_IO, rename(tpath, path)) != 0 || fsync(dfd) != 0)) {
         rc = -errno;
     }
     if (dfd >= 0) {
@@ -164,8 +164,8 @@ static int load_file(const char *path, struct snapshot *out)
     return rc;
 }
 
-int snapshot_load(const char *dir, raft_group group, struct snapshot *out, char *err,
-                  size_t err_len)
+int snapshot_load(
+    const char *dir, raft_group group, struct snapshot *out, char *err, size_t err_len)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {

@@ -4,22 +4,22 @@
 #ifndef RR_STORAGE_SNAPSHOT_H
 #define RR_STORAGE_SNAPSHOT_H
 
-#include "core/base/types.h"
-
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/base/types.h"
+
 /* Bounds what one load allocates: the core's snapshot limit (core/limits.h). */
-#define SNAPSHOT_BYTES_MAX (1ull << 30)
+#define SNAPSHOT_BYTES_MAX  (1ull << 30)
 #define SNAPSHOT_CONFIG_MAX (64u << 10)
 
 struct snapshot {
     raft_group group;
-    raft_index index;   /* last entry the snapshot covers */
-    raft_term term;     /* its term */
-    uint8_t *config;    /* the group's configuration, opaque; malloc'ed by load */
+    raft_index index; /* last entry the snapshot covers */
+    raft_term term;   /* its term */
+    uint8_t *config;  /* the group's configuration, opaque; malloc'ed by load */
     uint32_t config_len;
-    uint8_t *data;      /* the state machine image; malloc'ed by load */
+    uint8_t *data; /* the state machine image; malloc'ed by load */
     uint64_t data_len;
 };
 
@@ -28,8 +28,8 @@ int snapshot_save(const char *dir, const struct snapshot *s, char *err, size_t e
 
 /* Loads the newest valid snapshot of group (damaged or unfinished files are skipped and
  * named in err). RR_ENOTFOUND if there is none. The caller frees with snapshot_free. */
-int snapshot_load(const char *dir, raft_group group, struct snapshot *out, char *err,
-                  size_t err_len);
+int snapshot_load(
+    const char *dir, raft_group group, struct snapshot *out, char *err, size_t err_len);
 void snapshot_free(struct snapshot *s);
 
 /* Deletes group's snapshots older than index, and leftover temporary files. */

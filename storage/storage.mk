@@ -37,20 +37,20 @@ BUILD_TARGETS += $(RINGRAFT_WAL)
 # ---- mutant: acknowledging before the sync must fail the power-loss test ----------------
 # Builds a patched copy of the tree under /tmp and expects its power-loss test to report
 # lost acknowledged data. The production sources are never patched.
-MUTANT_DIR := /tmp/ringraft-mutant-$(shell id -u)
+STORAGE_MUTANT_DIR := /tmp/ringraft-mutant-$(shell id -u)
 mutant-ack-before-sync:
-	$(Q)rm -rf $(MUTANT_DIR) && mkdir -p $(MUTANT_DIR)
-	$(Q)cp -r Makefile core storage tests tools $(MUTANT_DIR)/
-	$(Q)cd $(MUTANT_DIR) && patch -s -p1 < tests/storage/mutants/ack-before-sync.patch
-	$(Q)$(MAKE) --no-print-directory -C $(MUTANT_DIR) FLAVOUR=$(FLAVOUR) \
+	$(Q)rm -rf $(STORAGE_MUTANT_DIR) && mkdir -p $(STORAGE_MUTANT_DIR)
+	$(Q)cp -r Makefile core storage tests tools $(STORAGE_MUTANT_DIR)/
+	$(Q)cd $(STORAGE_MUTANT_DIR) && patch -s -p1 < tests/storage/mutants/ack-before-sync.patch
+	$(Q)$(MAKE) --no-print-directory -C $(STORAGE_MUTANT_DIR) FLAVOUR=$(FLAVOUR) \
 		build/$(FLAVOUR)/tests/storage/test_wal_powerloss >/dev/null
 	$(Q)if RR_NO_ACK_CHECK=1 ASAN_OPTIONS=detect_leaks=0 \
-		$(MUTANT_DIR)/build/$(FLAVOUR)/tests/storage/test_wal_powerloss >$(MUTANT_DIR)/out 2>&1; then \
+		$(STORAGE_MUTANT_DIR)/build/$(FLAVOUR)/tests/storage/test_wal_powerloss >$(STORAGE_MUTANT_DIR)/out 2>&1; then \
 		echo "mutant ack-before-sync SURVIVED: the power-loss test cannot see early acks"; exit 1; \
-	elif grep -q "acknowledged data lost" $(MUTANT_DIR)/out; then \
-		echo "mutant ack-before-sync killed: $$(grep -m1 -o 'acknowledged data lost.*' $(MUTANT_DIR)/out)"; \
-		rm -rf $(MUTANT_DIR); \
-	else cat $(MUTANT_DIR)/out; echo "mutant ack-before-sync failed for another reason"; exit 1; fi
+	elif grep -q "acknowledged data lost" $(STORAGE_MUTANT_DIR)/out; then \
+		echo "mutant ack-before-sync killed: $$(grep -m1 -o 'acknowledged data lost.*' $(STORAGE_MUTANT_DIR)/out)"; \
+		rm -rf $(STORAGE_MUTANT_DIR); \
+	else cat $(STORAGE_MUTANT_DIR)/out; echo "mutant ack-before-sync failed for another reason"; exit 1; fi
 
 TEST_STAGES += test-storage-mutant
 test-storage-mutant:

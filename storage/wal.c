@@ -53,11 +53,6 @@
  * the cache: a ring of the most recent cache_bytes of records (byte L at L mod size), which
  * doubles as the write buffer and serves reads of recent entries.
  */
-#include "storage/wal_internal.h"
-
-#include "core/base/assert.h"
-#include "core/base/errors.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +60,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "storage/wal_internal.h"
 
 uint64_t wal_now_ns(void)
 {
@@ -426,8 +425,11 @@ static int reserve(struct wal *wal, uint64_t bytes, bool maint)
     return RR_OK;
 }
 
-static int check_append(struct wal *wal, const struct wal_group_state *gs,
-                        const struct wal_entry *entries, uint32_t n, uint64_t *bytes)
+static int check_append(struct wal *wal,
+                        const struct wal_group_state *gs,
+                        const struct wal_entry *entries,
+                        uint32_t n,
+                        uint64_t *bytes)
 {
     for (uint32_t i = 0; i < n; i++) {
         if (entries[i].len > WAL_PAYLOAD_MAX || (entries[i].len > 0 && entries[i].data == NULL) ||
@@ -469,8 +471,11 @@ static void push_unit(struct wal *wal, wal_persist_cb cb, void *arg)
 static int put_hard_state(struct wal *wal, raft_group group, const struct wal_hard_state *hs)
 {
     uint32_t vote = hs->vote;
-    struct wal_record r = {.type = WAL_REC_HARD_STATE, .group = group, .term = hs->term,
-                           .index = hs->commit, .payload_len = sizeof(vote),
+    struct wal_record r = {.type = WAL_REC_HARD_STATE,
+                           .group = group,
+                           .term = hs->term,
+                           .index = hs->commit,
+                           .payload_len = sizeof(vote),
                            .payload = (const uint8_t *)&vote};
     uint64_t lsn = ring_put(wal, &r, active_segment(wal)->salt);
     return wal_apply_record(wal, &r, lsn, wal_record_size(r.payload_len));
@@ -487,8 +492,13 @@ static int start_unit(struct wal *wal, wal_persist_cb cb, uint64_t bytes, bool m
     return reserve(wal, bytes, maint);
 }
 
-int wal_append(struct wal *wal, raft_group group, const struct wal_hard_state *hs,
-               const struct wal_entry *entries, uint32_t n, wal_persist_cb cb, void *arg)
+int wal_append(struct wal *wal,
+               raft_group group,
+               const struct wal_hard_state *hs,
+               const struct wal_entry *entries,
+               uint32_t n,
+               wal_persist_cb cb,
+               void *arg)
 {
     struct wal_group_state *gs = wal_group(wal, group);
     if (gs == NULL || (hs == NULL && n == 0)) {
@@ -508,9 +518,12 @@ int wal_append(struct wal *wal, raft_group group, const struct wal_hard_state *h
     }
     uint64_t salt = active_segment(wal)->salt;
     for (uint32_t i = 0; i < n; i++) {
-        struct wal_record r = {.type = WAL_REC_ENTRY, .entry_type = entries[i].type,
-                               .group = group, .term = entries[i].term,
-                               .index = entries[i].index, .payload_len = entries[i].len,
+        struct wal_record r = {.type = WAL_REC_ENTRY,
+                               .entry_type = entries[i].type,
+                               .group = group,
+                               .term = entries[i].term,
+                               .index = entries[i].index,
+                               .payload_len = entries[i].len,
                                .payload = entries[i].data};
         uint64_t lsn = ring_put(wal, &r, salt);
         rc = wal_apply_record(wal, &r, lsn, wal_record_size(r.payload_len));
@@ -526,16 +539,15 @@ int wal_append(struct wal *wal, raft_group group, const struct wal_hard_state *h
     return RR_OK;
 }
 
-static int put_marker(struct wal *wal, raft_group group, uint8_t type, raft_index index,
-                      raft_term term)
+static int
+put_marker(struct wal *wal, raft_group group, uint8_t type, raft_index index, raft_term term)
 {
     struct wal_record r = {.type = type, .group = group, .term = term, .index = index};
     uint64_t lsn = ring_put(wal, &r, active_segment(wal)->salt);
     return wal_apply_record(wal, &r, lsn, wal_record_size(0));
 }
 
-int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persist_cb cb,
-                 void *arg)
+int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persist_cb cb, void *arg)
 {
     struct wal_group_state *gs = wal_group(wal, group);
     if (gs == NULL || index == 0) {
@@ -554,8 +566,12 @@ int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persis
     return RR_OK;
 }
 
-int wal_compact(struct wal *wal, raft_group group, raft_index index, raft_term term,
-                wal_persist_cb cb, void *arg)
+int wal_compact(struct wal *wal,
+                raft_group group,
+                raft_index index,
+                raft_term term,
+                wal_persist_cb cb,
+                void *arg)
 {
     struct wal_group_state *gs = wal_group(wal, group);
     if (gs == NULL || index == 0) {
@@ -706,8 +722,8 @@ static void submit_write(struct wal *wal)
 static void record_queue_delays(struct wal *wal, uint64_t hi, uint64_t now)
 {
     while (wal->unit_started < wal->unit_count) {
-        const struct wal_unit *u = &wal->units[(wal->unit_head + wal->unit_started) %
-                                               WAL_UNITS_MAX];
+        const struct wal_unit *u =
+            &wal->units[(wal->unit_head + wal->unit_started) % WAL_UNITS_MAX];
         if (u->end_lsn > hi) {
             break;
         }
@@ -759,7 +775,8 @@ static void ack_units(struct wal *wal, int status)
         if (status == RR_OK) {
             int s = wal_segment_find(wal, u->end_lsn - 1);
             RR_ASSERT(s >= 0);
-            WAL_ACKED(wal->segs[s].seq, WAL_SEGMENT_HEADER_BYTES + u->end_lsn - wal->segs[s].lsn_start);
+            WAL_ACKED(wal->segs[s].seq,
+                      WAL_SEGMENT_HEADER_BYTES + u->end_lsn - wal->segs[s].lsn_start);
         }
         wal_persist_cb cb = u->cb;
         void *arg = u->arg;
@@ -830,9 +847,8 @@ static void handle_write(struct wal *wal, int res)
         f->write_res = res;
         char name[32];
         wal_segment_name(name, sizeof(name), seg->seq);
-        wal_fail(wal, res == -ENOSPC ? RR_ENOSPACE : RR_EIO,
-                 "%s: write at offset %llu failed: %s", name,
-                 (unsigned long long)(WAL_SEGMENT_HEADER_BYTES + f->cur - seg->lsn_start),
+        wal_fail(wal, res == -ENOSPC ? RR_ENOSPACE : RR_EIO, "%s: write at offset %llu failed: %s",
+                 name, (unsigned long long)(WAL_SEGMENT_HEADER_BYTES + f->cur - seg->lsn_start),
                  strerror(-res));
     } else if ((uint64_t)res < want) {
         wal->stats.short_writes++;
@@ -888,16 +904,17 @@ static void read_finish(struct wal *wal, struct wal_read_slot *slot)
             }
         }
         struct wal_record r;
-        int64_t n = s < 0 ? RR_EIO
-                          : wal_record_decode(rd->buf + slot->pos[k], slot->size[k],
-                                              wal->segs[s].salt, &r);
-        if (n < 0 || r.type != WAL_REC_ENTRY || r.group != rd->group ||
-            r.index != rd->lo + k) {
+        int64_t n =
+            s < 0 ? RR_EIO
+                  : wal_record_decode(rd->buf + slot->pos[k], slot->size[k], wal->segs[s].salt, &r);
+        if (n < 0 || r.type != WAL_REC_ENTRY || r.group != rd->group || r.index != rd->lo + k) {
             rd->status = RR_ECORRUPT;
             break;
         }
-        rd->entries[k] = (struct wal_entry){.term = r.term, .index = r.index,
-                                            .type = r.entry_type, .len = r.payload_len,
+        rd->entries[k] = (struct wal_entry){.term = r.term,
+                                            .index = r.index,
+                                            .type = r.entry_type,
+                                            .len = r.payload_len,
                                             .data = r.payload};
     }
     slot->rd = NULL;
@@ -1156,8 +1173,8 @@ int wal_oldest_pin(const struct wal *wal, raft_group *group, raft_index *index)
 
 uint32_t wal_segment_count(const struct wal *wal)
 {
-    return wal->seg_count + (wal->prep.state == WAL_PREP_READY ||
-                             wal->prep.state == WAL_PREP_RUNNING ? 1u : 0u);
+    return wal->seg_count +
+           (wal->prep.state == WAL_PREP_READY || wal->prep.state == WAL_PREP_RUNNING ? 1u : 0u);
 }
 
 uint64_t wal_disk_bytes(const struct wal *wal)
@@ -1183,8 +1200,8 @@ static int check_config(const struct wal_config *cfg, char *err, size_t err_len)
         return RR_EINVAL;
     }
     uint64_t seg = cfg->segment_bytes;
-    if (seg != 0 && (seg < WAL_SEGMENT_BYTES_MIN || seg > WAL_SEGMENT_BYTES_MAX ||
-                     seg % 4096 != 0)) {
+    if (seg != 0 &&
+        (seg < WAL_SEGMENT_BYTES_MIN || seg > WAL_SEGMENT_BYTES_MAX || seg % 4096 != 0)) {
         snprintf(err, err_len, "wal: segment size %llu out of range or not 4 KiB aligned",
                  (unsigned long long)seg);
         return RR_EINVAL;
@@ -1223,7 +1240,10 @@ static int alloc_state(struct wal *wal)
     return RR_OK;
 }
 
-int wal_open(const struct wal_config *cfg, struct io_uring *ring, struct wal **out, char *err,
+int wal_open(const struct wal_config *cfg,
+             struct io_uring *ring,
+             struct wal **out,
+             char *err,
              size_t err_len)
 {
     *out = NULL;

@@ -3,13 +3,13 @@
 #ifndef RR_STORAGE_WAL_H
 #define RR_STORAGE_WAL_H
 
-#include "core/base/histogram.h"
-#include "core/base/types.h"
-
 #include <liburing.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/base/histogram.h"
+#include "core/base/types.h"
 
 struct wal;
 
@@ -51,15 +51,15 @@ enum wal_prep_method {
 #define WAL_USER_DATA_TAG_SHIFT 56
 
 struct wal_config {
-    const char *dir;         /* data directory of this worker's WAL (created if missing) */
-    uint64_t cluster_id;     /* identity, checked against every segment header */
+    const char *dir;     /* data directory of this worker's WAL (created if missing) */
+    uint64_t cluster_id; /* identity, checked against every segment header */
     uint32_t node_id;
-    uint32_t worker_id;      /* < worker_count */
-    uint32_t group_count;    /* G; groups g with g % worker_count == worker_id live here */
-    uint32_t worker_count;   /* W */
-    uint64_t segment_bytes;  /* 0: WAL_SEGMENT_BYTES_DEFAULT */
-    uint32_t cache_bytes;    /* ring of recent records (power of two, 0: 16 MiB) */
-    uint8_t user_data_tag;   /* top byte of every user_data (nonzero) */
+    uint32_t worker_id;       /* < worker_count */
+    uint32_t group_count;     /* G; groups g with g % worker_count == worker_id live here */
+    uint32_t worker_count;    /* W */
+    uint64_t segment_bytes;   /* 0: WAL_SEGMENT_BYTES_DEFAULT */
+    uint32_t cache_bytes;     /* ring of recent records (power of two, 0: 16 MiB) */
+    uint8_t user_data_tag;    /* top byte of every user_data (nonzero) */
     uint8_t iowq_max_workers; /* bound io-wq workers of the ring (0: leave the ring alone) */
     struct wal_strategy strategy;
     enum wal_sync_method sync_method;
@@ -82,12 +82,12 @@ struct wal_hard_state {
 
 /* What recovery (and later appends) know of one group. */
 struct wal_group_info {
-    raft_index first_index;  /* first retained entry (snap_index + 1 if none) */
-    raft_index last_index;   /* last entry; first_index - 1 when the log is empty */
-    raft_index snap_index;   /* entries up to here were compacted away (0: none) */
-    raft_term snap_term;     /* term of entry snap_index */
+    raft_index first_index;   /* first retained entry (snap_index + 1 if none) */
+    raft_index last_index;    /* last entry; first_index - 1 when the log is empty */
+    raft_index snap_index;    /* entries up to here were compacted away (0: none) */
+    raft_term snap_term;      /* term of entry snap_index */
     struct wal_hard_state hs; /* latest hard state; all zero if none */
-    uint64_t bytes;          /* record bytes of retained entries */
+    uint64_t bytes;           /* record bytes of retained entries */
 };
 
 /* Called once the persist unit is durable (status 0) or has failed (negative code: the unit
@@ -95,16 +95,16 @@ struct wal_group_info {
 typedef void (*wal_persist_cb)(void *arg, int status);
 
 struct wal_stats {
-    uint64_t records;        /* records made durable */
-    uint64_t bytes;          /* record bytes made durable */
-    uint64_t flushes;        /* completed write + sync pairs */
-    uint64_t units;          /* persist units acknowledged */
-    uint64_t cache_hits;     /* entries read from the in-memory ring */
-    uint64_t disk_reads;     /* entries read from segment files */
+    uint64_t records;    /* records made durable */
+    uint64_t bytes;      /* record bytes made durable */
+    uint64_t flushes;    /* completed write + sync pairs */
+    uint64_t units;      /* persist units acknowledged */
+    uint64_t cache_hits; /* entries read from the in-memory ring */
+    uint64_t disk_reads; /* entries read from segment files */
     uint64_t segments_created;
     uint64_t segments_deleted;
-    uint64_t short_writes;   /* writes the kernel completed partially, then resumed */
-    uint64_t unlink_failures; /* segments whose file could not be deleted (leaked) */
+    uint64_t short_writes;          /* writes the kernel completed partially, then resumed */
+    uint64_t unlink_failures;       /* segments whose file could not be deleted (leaked) */
     struct histogram batch_records; /* records per flush */
     struct histogram batch_bytes;   /* bytes per flush */
     struct histogram flush_ns;      /* submission of a flush to its sync completing */
@@ -114,7 +114,10 @@ struct wal_stats {
 /* Opens (recovering) or creates the WAL in cfg->dir and prepares its first segment; blocks
  * (start-up only). Takes an exclusive lock on the directory. On error returns a negative
  * code and writes a message naming the file, offset and group into err. */
-int wal_open(const struct wal_config *cfg, struct io_uring *ring, struct wal **out, char *err,
+int wal_open(const struct wal_config *cfg,
+             struct io_uring *ring,
+             struct wal **out,
+             char *err,
              size_t err_len);
 
 /* Closes files and frees memory. Units not yet durable are dropped without callback. The
@@ -130,17 +133,25 @@ bool wal_busy(const struct wal *wal);
  * from that index on is replaced (truncate then append). Returns 0, RR_EBUSY (ring, unit
  * table or spare segment full: retry after completions), RR_EINVAL, RR_ECOMPACTED,
  * RR_ENOSPACE (no segment could be prepared), or the WAL's fatal error. cb may be NULL. */
-int wal_append(struct wal *wal, raft_group group, const struct wal_hard_state *hs,
-               const struct wal_entry *entries, uint32_t n, wal_persist_cb cb, void *arg);
+int wal_append(struct wal *wal,
+               raft_group group,
+               const struct wal_hard_state *hs,
+               const struct wal_entry *entries,
+               uint32_t n,
+               wal_persist_cb cb,
+               void *arg);
 
 /* Removes group's entries at index and above (log conflict). Durable like a unit. */
-int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persist_cb cb,
-                 void *arg);
+int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persist_cb cb, void *arg);
 
 /* Forgets group's entries up to index (covered by a durable snapshot whose last entry has
  * term). Segments nobody needs any more are deleted once this is durable. */
-int wal_compact(struct wal *wal, raft_group group, raft_index index, raft_term term,
-                wal_persist_cb cb, void *arg);
+int wal_compact(struct wal *wal,
+                raft_group group,
+                raft_index index,
+                raft_term term,
+                wal_persist_cb cb,
+                void *arg);
 
 /* Ends a loop iteration: applies the strategy and prepares SQEs; the caller then submits. */
 void wal_submit(struct wal *wal);
@@ -163,18 +174,18 @@ struct wal_read;
 typedef void (*wal_read_cb)(struct wal_read *rd);
 
 struct wal_read {
-    raft_group group;  /* in */
-    raft_index lo;     /* in: first index wanted */
-    raft_index hi;     /* in: last index wanted (inclusive) */
-    uint8_t *buf;      /* in: receives the records */
-    size_t buf_len;    /* in: at least one record's size, else RR_ETOOBIG */
-    wal_read_cb cb;    /* in: called when a pending read completes */
-    void *arg;         /* in: for the callback */
-    int status;        /* out: 0 or a negative code */
-    uint32_t count;    /* out: entries delivered from lo (stops early when buf is full) */
+    raft_group group; /* in */
+    raft_index lo;    /* in: first index wanted */
+    raft_index hi;    /* in: last index wanted (inclusive) */
+    uint8_t *buf;     /* in: receives the records */
+    size_t buf_len;   /* in: at least one record's size, else RR_ETOOBIG */
+    wal_read_cb cb;   /* in: called when a pending read completes */
+    void *arg;        /* in: for the callback */
+    int status;       /* out: 0 or a negative code */
+    uint32_t count;   /* out: entries delivered from lo (stops early when buf is full) */
     struct wal_entry entries[WAL_READ_ENTRIES_MAX]; /* out: payloads point into buf */
-    uint32_t pending;  /* private: disk reads in flight */
-    uint32_t slot;     /* private */
+    uint32_t pending;                               /* private: disk reads in flight */
+    uint32_t slot;                                  /* private */
 };
 
 /* Starts reading [lo, hi] of rd->group. Returns 0 if the read completed synchronously

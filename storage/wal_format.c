@@ -1,11 +1,11 @@
 /* Encoding of segment headers and records; see wal.c for the format in prose. */
 #include "storage/wal_format.h"
 
-#include "core/base/assert.h"
-#include "core/base/errors.h"
-
 #include <string.h>
 #include <xxhash.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -113,8 +113,7 @@ uint32_t wal_record_peek_size(const uint8_t *hdr)
     return wal_record_size(get32(hdr + 8));
 }
 
-int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt,
-                          struct wal_record *out)
+int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, struct wal_record *out)
 {
     if (avail < WAL_RECORD_HEADER_BYTES) {
         return RR_ETRUNCATED;

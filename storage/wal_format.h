@@ -3,19 +3,19 @@
 #ifndef RR_STORAGE_WAL_FORMAT_H
 #define RR_STORAGE_WAL_FORMAT_H
 
-#include "core/base/types.h"
-#include "core/limits.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/base/types.h"
+#include "core/limits.h"
+
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the format is little-endian and encoded with memcpy on a little-endian host");
 
-#define WAL_SEGMENT_MAGIC   0x474553574c415252ULL /* "RRALWSEG" read as little-endian */
-#define WAL_FORMAT_VERSION  1u
-#define WAL_RECORD_MAGIC    0x5257u /* "WR": a cheap first filter before the checksum */
+#define WAL_SEGMENT_MAGIC  0x474553574c415252ULL /* "RRALWSEG" read as little-endian */
+#define WAL_FORMAT_VERSION 1u
+#define WAL_RECORD_MAGIC   0x5257u /* "WR": a cheap first filter before the checksum */
 
 /* The header occupies the first 4 KiB of a segment so records start page-aligned. */
 #define WAL_SEGMENT_HEADER_BYTES 4096u
@@ -35,8 +35,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 /* Segment size bounds: large enough for a maximal record plus a seal, small enough that
  * record offsets fit 32 bits. */
-#define WAL_SEGMENT_BYTES_MIN (64u << 10)
-#define WAL_SEGMENT_BYTES_MAX (1ull << 32)
+#define WAL_SEGMENT_BYTES_MIN     (64u << 10)
+#define WAL_SEGMENT_BYTES_MAX     (1ull << 32)
 #define WAL_SEGMENT_BYTES_DEFAULT (64ull << 20)
 
 _Static_assert(WAL_RECORD_MAX < WAL_FLUSH_BYTES_MAX, "a record must fit one flush");
@@ -51,22 +51,22 @@ enum wal_record_type {
 };
 
 struct wal_segment_header {
-    uint32_t version;      /* WAL_FORMAT_VERSION */
-    uint64_t cluster_id;   /* chosen at cluster creation */
-    uint32_t node_id;      /* this node */
-    uint32_t worker_id;    /* worker owning the WAL, < worker_count */
-    uint32_t group_count;  /* G of the cluster */
-    uint32_t worker_count; /* W of the cluster */
-    uint64_t seq;          /* segment sequence number, from 1, increasing */
+    uint32_t version;       /* WAL_FORMAT_VERSION */
+    uint64_t cluster_id;    /* chosen at cluster creation */
+    uint32_t node_id;       /* this node */
+    uint32_t worker_id;     /* worker owning the WAL, < worker_count */
+    uint32_t group_count;   /* G of the cluster */
+    uint32_t worker_count;  /* W of the cluster */
+    uint64_t seq;           /* segment sequence number, from 1, increasing */
     uint64_t segment_bytes; /* file size, header included */
-    uint64_t salt;         /* seeds every record checksum of this segment */
+    uint64_t salt;          /* seeds every record checksum of this segment */
 };
 
 /* A decoded record header; payload points into the caller's buffer. */
 struct wal_record {
-    uint8_t type;        /* enum wal_record_type */
-    uint8_t entry_type;  /* opaque to the WAL (the core's entry type) */
-    uint32_t group;      /* Raft group id */
+    uint8_t type;         /* enum wal_record_type */
+    uint8_t entry_type;   /* opaque to the WAL (the core's entry type) */
+    uint32_t group;       /* Raft group id */
     uint32_t payload_len; /* bytes of payload */
     raft_term term;
     raft_index index;
@@ -96,8 +96,8 @@ void wal_record_encode(const struct wal_record *r, uint64_t salt, uint8_t *buf);
 /* Decodes the record at buf, of which avail bytes are readable. Returns its total size, or
  * RR_ETRUNCATED if it claims more than avail, RR_ECORRUPT if the header is implausible or the
  * checksum does not match. */
-int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt,
-                          struct wal_record *out);
+int64_t
+wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, struct wal_record *out);
 
 /* The record's length field, for walking encoded records already known to be valid. */
 uint32_t wal_record_peek_size(const uint8_t *hdr);

@@ -3,11 +3,11 @@
 #ifndef RR_STORAGE_WAL_INTERNAL_H
 #define RR_STORAGE_WAL_INTERNAL_H
 
+#include <sys/uio.h>
+
 #include "storage/wal.h"
 #include "storage/wal_format.h"
 #include "storage/wal_testing.h"
-
-#include <sys/uio.h>
 
 /* Segment files open at once (active, spare and older ones kept for lagging groups). */
 #define WAL_SEGMENTS_MAX 4096
@@ -16,12 +16,12 @@
 /* Concurrent asynchronous reads. */
 #define WAL_READS_MAX 64
 /* Zero-fill chunk of segment preparation: one write SQE each. */
-#define WAL_PREP_CHUNK (1u << 20)
+#define WAL_PREP_CHUNK          (1u << 20)
 #define WAL_CACHE_BYTES_DEFAULT (16u << 20)
 /* Bytes of each segment that entries leave to maintenance records (see reserve()). */
 #define WAL_MAINT_RESERVE (4u << 10)
-#define WAL_ERR_LEN 256
-#define WAL_NO_LSN UINT64_MAX
+#define WAL_ERR_LEN       256
+#define WAL_NO_LSN        UINT64_MAX
 
 /* The kind of an SQE, in bits 48..55 of its user_data. */
 enum wal_op {
@@ -46,16 +46,16 @@ struct wal_group_state {
     uint32_t count;         /* retained entries */
     uint32_t cap;           /* capacity of locs, a power of two or 0 */
     struct wal_loc *locs;
-    raft_index snap_index;  /* compacted up to here */
+    raft_index snap_index; /* compacted up to here */
     raft_term snap_term;
-    uint64_t snap_lsn;      /* lsn of the newest COMPACT record; WAL_NO_LSN if none */
+    uint64_t snap_lsn; /* lsn of the newest COMPACT record; WAL_NO_LSN if none */
     struct wal_hard_state hs;
-    uint64_t hs_lsn;        /* lsn of the newest hard-state record; WAL_NO_LSN if none */
-    uint64_t bytes;         /* record bytes of retained entries */
+    uint64_t hs_lsn; /* lsn of the newest hard-state record; WAL_NO_LSN if none */
+    uint64_t bytes;  /* record bytes of retained entries */
 };
 
 struct wal_segment {
-    uint64_t seq;       /* sequence number, in the file name */
+    uint64_t seq; /* sequence number, in the file name */
     int fd;
     uint64_t salt;      /* checksum seed of its records */
     uint64_t bytes;     /* file size */
@@ -74,16 +74,16 @@ struct wal_unit {
 };
 
 struct wal_flush {
-    bool active;        /* a write + sync is in flight */
+    bool active; /* a write + sync is in flight */
     bool write_done;
     bool sync_done;
-    bool short_write;   /* resubmit the remainder once the (cancelled) sync completes */
+    bool short_write;    /* resubmit the remainder once the (cancelled) sync completes */
     bool sync_cancelled; /* the linked sync did not run: write and sync again */
-    int write_res;      /* error of the write, if any */
-    uint32_t seg;       /* index in wal->segs */
-    uint64_t seq;       /* that segment's sequence number (segs shift on deletion) */
-    uint64_t lo, hi;    /* lsn range of the flush */
-    uint64_t cur;       /* lsn the current write starts at (lo, or past a short write) */
+    int write_res;       /* error of the write, if any */
+    uint32_t seg;        /* index in wal->segs */
+    uint64_t seq;        /* that segment's sequence number (segs shift on deletion) */
+    uint64_t lo, hi;     /* lsn range of the flush */
+    uint64_t cur;        /* lsn the current write starts at (lo, or past a short write) */
     uint32_t records;
     uint64_t started_ns;
     struct iovec iov[2];
@@ -103,13 +103,13 @@ struct wal_prep {
     int fd;
     uint64_t seq;
     uint64_t bytes;
-    uint64_t done;    /* bytes zero-filled so far */
-    uint32_t step;    /* 0 fill, 1 header, 2 fsync file, 3 fsync dir */
-    uint8_t *header;  /* encoded header, WAL_SEGMENT_HEADER_BYTES */
+    uint64_t done;   /* bytes zero-filled so far */
+    uint32_t step;   /* 0 fill, 1 header, 2 fsync file, 3 fsync dir */
+    uint8_t *header; /* encoded header, WAL_SEGMENT_HEADER_BYTES */
 };
 
 struct wal_read_slot {
-    struct wal_read *rd;  /* NULL when free */
+    struct wal_read *rd;                 /* NULL when free */
     uint64_t seq[WAL_READ_ENTRIES_MAX];  /* segment of each entry */
     uint32_t pos[WAL_READ_ENTRIES_MAX];  /* offset of each record in rd->buf */
     uint32_t size[WAL_READ_ENTRIES_MAX]; /* record size */
@@ -121,34 +121,34 @@ struct wal {
     char *dir;
     int dir_fd;
     int lock_fd;
-    uint64_t user_tag;        /* cfg.user_data_tag << 56 */
+    uint64_t user_tag; /* cfg.user_data_tag << 56 */
 
-    uint32_t local_groups;    /* groups of this worker */
+    uint32_t local_groups; /* groups of this worker */
     struct wal_group_state *groups;
 
     struct wal_segment segs[WAL_SEGMENTS_MAX];
-    uint32_t seg_count;       /* segs[seg_count - 1] is the active segment */
-    uint64_t next_seq;        /* sequence number of the next segment to prepare */
+    uint32_t seg_count; /* segs[seg_count - 1] is the active segment */
+    uint64_t next_seq;  /* sequence number of the next segment to prepare */
     struct wal_prep prep;
 
-    uint8_t *ring_buf;        /* cache_bytes ring: byte at lsn L lives at L & ring_mask */
+    uint8_t *ring_buf; /* cache_bytes ring: byte at lsn L lives at L & ring_mask */
     uint64_t ring_mask;
-    uint64_t ring_lo;         /* oldest lsn still held by the ring */
-    uint8_t *scratch;         /* WAL_RECORD_MAX bytes for records that wrap the ring */
-    uint8_t *zeros;           /* WAL_PREP_CHUNK zero bytes */
+    uint64_t ring_lo; /* oldest lsn still held by the ring */
+    uint8_t *scratch; /* WAL_RECORD_MAX bytes for records that wrap the ring */
+    uint8_t *zeros;   /* WAL_PREP_CHUNK zero bytes */
 
-    uint64_t head;            /* lsn where the next record is encoded */
-    uint64_t durable;         /* everything below is written and synced */
-    uint64_t queued_records;  /* records in [durable, head) not yet in a flush */
-    uint64_t pin_change_lsn;  /* segments may be deleted only once durable reaches it */
-    bool collect_wanted;      /* a compaction or rotation may have freed a segment */
+    uint64_t head;           /* lsn where the next record is encoded */
+    uint64_t durable;        /* everything below is written and synced */
+    uint64_t queued_records; /* records in [durable, head) not yet in a flush */
+    uint64_t pin_change_lsn; /* segments may be deleted only once durable reaches it */
+    bool collect_wanted;     /* a compaction or rotation may have freed a segment */
 
     struct wal_unit units[WAL_UNITS_MAX];
-    uint32_t unit_head;       /* oldest unacknowledged unit */
+    uint32_t unit_head; /* oldest unacknowledged unit */
     uint32_t unit_count;
-    uint32_t unit_started;    /* units whose queueing delay was recorded */
-    uint64_t append_ns;       /* clock read by the first unit queued since the last
-                               * wal_submit or CQE (0: read it again) */
+    uint32_t unit_started; /* units whose queueing delay was recorded */
+    uint64_t append_ns;    /* clock read by the first unit queued since the last
+                            * wal_submit or CQE (0: read it again) */
 
     struct wal_flush flush;
     struct wal_strategy strategy;
@@ -159,10 +159,10 @@ struct wal {
 
     struct wal_read_slot reads[WAL_READS_MAX];
     uint32_t reads_active;
-    uint32_t inflight;        /* SQEs prepared and not yet completed */
+    uint32_t inflight; /* SQEs prepared and not yet completed */
 
-    void *recover_gaps;       /* wal_recover.c's per-group gap table while it runs */
-    int error;                /* fatal error; 0 while healthy */
+    void *recover_gaps; /* wal_recover.c's per-group gap table while it runs */
+    int error;          /* fatal error; 0 while healthy */
     char error_msg[WAL_ERR_LEN];
     struct wal_stats stats;
 };

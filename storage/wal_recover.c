@@ -1,11 +1,6 @@
 /* Recovery at open: find the segments, verify every header and record, rebuild the index,
  * settle the torn tail of the newest segment, refuse anything else that is damaged. The
  * rules are in wal.c's format comment. */
-#include "storage/wal_internal.h"
-
-#include "core/base/assert.h"
-#include "core/base/errors.h"
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "storage/wal_internal.h"
+
 /* What the scan learnt about one segment file. */
 struct scan {
     uint64_t seq;
@@ -23,9 +22,9 @@ struct scan {
     uint64_t bytes;
     uint64_t salt;
     bool sealed;
-    uint64_t data_end;   /* file offset where valid records end */
-    uint64_t torn_end;   /* end of valid records of the torn flush past data_end, or 0 */
-    uint32_t bad_group;  /* group field of the invalid record at data_end (unverified) */
+    uint64_t data_end;  /* file offset where valid records end */
+    uint64_t torn_end;  /* end of valid records of the torn flush past data_end, or 0 */
+    uint32_t bad_group; /* group field of the invalid record at data_end (unverified) */
 };
 
 /* Gaps met during replay, per local group: each must end up covered by a compaction. */
@@ -34,8 +33,6 @@ struct gap {
     uint64_t seq;     /* where the entry after the gap lies */
     uint64_t off;
 };
-
-
 
 static int cmp_seq(const void *a, const void *b)
 {
@@ -90,8 +87,8 @@ static int read_file(int fd, uint8_t *buf, uint64_t len)
 {
     uint64_t done = 0;
     while (done < len) {
-        ssize_t r = WAL_FAULT(WAL_FP_PREAD, pread(fd, buf + done, (size_t)(len - done),
-                                                  (off_t)done));
+        ssize_t r =
+            WAL_FAULT(WAL_FP_PREAD, pread(fd, buf + done, (size_t)(len - done), (off_t)done));
         if (r < 0 && errno == EINTR) {
             continue;
         }
@@ -103,8 +100,11 @@ static int read_file(int fd, uint8_t *buf, uint64_t len)
     return RR_OK;
 }
 
-static int check_identity(const struct wal *wal, const struct wal_segment_header *h,
-                          const char *name, char *err, size_t err_len)
+static int check_identity(const struct wal *wal,
+                          const struct wal_segment_header *h,
+                          const char *name,
+                          char *err,
+                          size_t err_len)
 {
     const struct wal_config *c = &wal->cfg;
     if (h->cluster_id == c->cluster_id && h->node_id == c->node_id &&
@@ -157,8 +157,13 @@ static int open_one(struct wal *wal, struct scan *s, uint8_t *hdr, char *err, si
     return check_identity(wal, &h, name, err, err_len);
 }
 
-static int corrupt_group(const struct wal *wal, uint64_t seq, uint64_t off, uint32_t group,
-                         const char *why, char *err, size_t err_len)
+static int corrupt_group(const struct wal *wal,
+                         uint64_t seq,
+                         uint64_t off,
+                         uint32_t group,
+                         const char *why,
+                         char *err,
+                         size_t err_len)
 {
     char name[32];
     wal_segment_name(name, sizeof(name), seq);
@@ -169,8 +174,14 @@ static int corrupt_group(const struct wal *wal, uint64_t seq, uint64_t off, uint
     return RR_ECORRUPT;
 }
 
-static int corrupt(const struct wal *wal, uint64_t seq, uint64_t off, const uint8_t *rec,
-                   uint64_t avail, const char *why, char *err, size_t err_len)
+static int corrupt(const struct wal *wal,
+                   uint64_t seq,
+                   uint64_t off,
+                   const uint8_t *rec,
+                   uint64_t avail,
+                   const char *why,
+                   char *err,
+                   size_t err_len)
 {
     uint32_t group = 0;
     if (avail >= WAL_RECORD_HEADER_BYTES) {
@@ -180,8 +191,8 @@ static int corrupt(const struct wal *wal, uint64_t seq, uint64_t off, const uint
 }
 
 /* Looks for valid records past the first invalid one at s->data_end. */
-static int scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err,
-                       size_t err_len)
+static int
+scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err, size_t err_len)
 {
     s->torn_end = 0;
     for (uint64_t p = s->data_end + WAL_RECORD_ALIGN; p + WAL_RECORD_HEADER_BYTES <= s->bytes;
@@ -197,8 +208,7 @@ static int scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf
         if (p - s->data_end > WAL_FLUSH_BYTES_MAX) {
             /* Written by a later flush, so the bytes at data_end had been synced. */
             return corrupt(wal, s->seq, s->data_end, buf + s->data_end, s->bytes - s->data_end,
-                           "invalid record followed by valid ones written later", err,
-                           err_len);
+                           "invalid record followed by valid ones written later", err, err_len);
         }
         s->torn_end = p + (uint64_t)n;
         p += (uint64_t)n - WAL_RECORD_ALIGN;
@@ -207,8 +217,8 @@ static int scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf
 }
 
 /* Verifies and replays the records of one segment that starts at lsn_start. */
-static int scan_records(struct wal *wal, struct scan *s, uint64_t lsn_start, uint8_t *buf,
-                        char *err, size_t err_len)
+static int scan_records(
+    struct wal *wal, struct scan *s, uint64_t lsn_start, uint8_t *buf, char *err, size_t err_len)
 {
     int rc;
     uint64_t off = WAL_SEGMENT_HEADER_BYTES;
@@ -320,11 +330,10 @@ static int scan_all(struct wal *wal, struct scan *sc, uint32_t n, char *err, siz
             break;
         }
         struct wal_record first;
-        if (open_end >= 0 && wal_record_decode(buf + WAL_SEGMENT_HEADER_BYTES,
-                                               s->bytes - WAL_SEGMENT_HEADER_BYTES, s->salt,
-                                               &first) > 0) {
-            rc = corrupt_group(wal, sc[open_end].seq, sc[open_end].data_end,
-                               sc[open_end].bad_group,
+        if (open_end >= 0 &&
+            wal_record_decode(buf + WAL_SEGMENT_HEADER_BYTES, s->bytes - WAL_SEGMENT_HEADER_BYTES,
+                              s->salt, &first) > 0) {
+            rc = corrupt_group(wal, sc[open_end].seq, sc[open_end].data_end, sc[open_end].bad_group,
                                "invalid record, and the segment ends without a seal while a "
                                "later segment holds records",
                                err, err_len);
@@ -481,8 +490,9 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
         if (rc == RR_OK && !sc[i].header_ok && i + 1 < count) {
             char name[32];
             wal_segment_name(name, sizeof(name), sc[i].seq);
-            snprintf(err, err_len, "%s/%s: bad segment header or size (offset 0); refusing to start",
-                     wal->dir, name);
+            snprintf(err, err_len,
+                     "%s/%s: bad segment header or size (offset 0); refusing to start", wal->dir,
+                     name);
             rc = RR_ECORRUPT;
         }
     }

@@ -1,10 +1,5 @@
 /* Segment files: naming, the directory lock, preparation (synchronous at start-up, through
  * the ring afterwards), activation and deletion. */
-#include "storage/wal_internal.h"
-
-#include "core/base/assert.h"
-#include "core/base/errors.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +7,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "storage/wal_internal.h"
 
 void wal_segment_name(char *buf, size_t len, uint64_t seq)
 {
@@ -60,8 +59,8 @@ static int write_full(int fd, const uint8_t *buf, size_t len, off_t off)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t n = WAL_FAULT(WAL_FP_SEG_PREP, pwrite(fd, buf + done, len - done,
-                                                      off + (off_t)done));
+        ssize_t n =
+            WAL_FAULT(WAL_FP_SEG_PREP, pwrite(fd, buf + done, len - done, off + (off_t)done));
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -146,8 +145,7 @@ static void prep_submit(struct wal *wal)
         if (wal->cfg.prep_method == WAL_PREP_FALLOCATE) {
             io_uring_prep_fallocate(sqe, p->fd, 0, 0, (off_t)p->bytes);
         } else {
-            uint64_t n = p->bytes - p->done < WAL_PREP_CHUNK ? p->bytes - p->done
-                                                             : WAL_PREP_CHUNK;
+            uint64_t n = p->bytes - p->done < WAL_PREP_CHUNK ? p->bytes - p->done : WAL_PREP_CHUNK;
             io_uring_prep_write(sqe, p->fd, wal->zeros, (unsigned)n, p->done);
         }
         break;

@@ -9,17 +9,17 @@
 
 /* Points where a test can replace a result with an error. */
 enum wal_fault_point {
-    WAL_FP_LOCK,        /* opening or locking the data directory */
-    WAL_FP_SEG_OPEN,    /* creating or opening a segment file */
-    WAL_FP_SEG_PREP,    /* a synchronous preparation write, fallocate or fsync */
-    WAL_FP_PREP_CQE,    /* an asynchronous preparation step's completion */
-    WAL_FP_WRITE_CQE,   /* a flush write's completion (a short count or an error) */
-    WAL_FP_SYNC_CQE,    /* a flush sync's completion */
-    WAL_FP_READ_CQE,    /* an asynchronous read's completion */
-    WAL_FP_PREAD,       /* a blocking read (recovery, wal_read_blocking) */
-    WAL_FP_UNLINK,      /* deleting a segment */
-    WAL_FP_ALLOC,       /* a memory allocation */
-    WAL_FP_SNAP_IO,     /* a snapshot file operation */
+    WAL_FP_LOCK,      /* opening or locking the data directory */
+    WAL_FP_SEG_OPEN,  /* creating or opening a segment file */
+    WAL_FP_SEG_PREP,  /* a synchronous preparation write, fallocate or fsync */
+    WAL_FP_PREP_CQE,  /* an asynchronous preparation step's completion */
+    WAL_FP_WRITE_CQE, /* a flush write's completion (a short count or an error) */
+    WAL_FP_SYNC_CQE,  /* a flush sync's completion */
+    WAL_FP_READ_CQE,  /* an asynchronous read's completion */
+    WAL_FP_PREAD,     /* a blocking read (recovery, wal_read_blocking) */
+    WAL_FP_UNLINK,    /* deleting a segment */
+    WAL_FP_ALLOC,     /* a memory allocation */
+    WAL_FP_SNAP_IO,   /* a snapshot file operation */
     WAL_FP_COUNT
 };
 
@@ -43,15 +43,15 @@ void wal_test_synced_clear(void);
 void wal_test_acked(uint64_t seq, uint64_t end_offset);
 void wal_test_acked_check(int on);
 
-#define WAL_FAULT(fp, res)       ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
-#define WAL_SYNCED(seq, offset)  wal_test_synced((seq), (offset))
-#define WAL_ACKED(seq, offset)   wal_test_acked((seq), (offset))
+#define WAL_FAULT(fp, res)      ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
+#define WAL_SYNCED(seq, offset) wal_test_synced((seq), (offset))
+#define WAL_ACKED(seq, offset)  wal_test_acked((seq), (offset))
 
 #else
 
-#define WAL_FAULT(fp, res)       (res)
-#define WAL_SYNCED(seq, offset)  ((void)(seq), (void)(offset))
-#define WAL_ACKED(seq, offset)   ((void)(seq), (void)(offset))
+#define WAL_FAULT(fp, res)      (res)
+#define WAL_SYNCED(seq, offset) ((void)(seq), (void)(offset))
+#define WAL_ACKED(seq, offset)  ((void)(seq), (void)(offset))
 
 #endif
 

@@ -1,8 +1,5 @@
 /* ringraft-wal: inspect a WAL directory or segment files without opening the WAL (no lock,
  * no recovery, nothing written). Commands: dump [--json], verify, summary. */
-#include "core/base/errors.h"
-#include "storage/wal_format.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,16 +9,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/base/errors.h"
+#include "storage/wal_format.h"
+
 #define TOOL_GROUPS_MAX 65536u
 
 struct group_summary {
-    raft_index first;  /* first entry index seen (0: none) */
-    raft_index last;   /* last entry index after truncations */
-    raft_index snap;   /* latest compaction point */
+    raft_index first; /* first entry index seen (0: none) */
+    raft_index last;  /* last entry index after truncations */
+    raft_index snap;  /* latest compaction point */
     raft_term hs_term;
     uint32_t hs_vote;
     raft_index hs_commit;
-    uint64_t bytes;    /* record bytes of its entries */
+    uint64_t bytes; /* record bytes of its entries */
     uint64_t records;
 };
 
@@ -64,8 +64,8 @@ static uint8_t *load(const char *path, uint64_t *len)
     return buf;
 }
 
-static void print_record(const struct tool *t, const char *path, uint64_t off,
-                         const struct wal_record *r, int64_t size)
+static void print_record(
+    const struct tool *t, const char *path, uint64_t off, const struct wal_record *r, int64_t size)
 {
     if (t->mode != 0) {
         return;
@@ -122,7 +122,7 @@ static void account(struct tool *t, const struct wal_record *r, int64_t size)
 
 /* Walks one segment; returns SEG_UNSEALED and/or SEG_RECORDS. */
 #define SEG_UNSEALED 1
-#define SEG_RECORDS 2
+#define SEG_RECORDS  2
 
 static int segment(struct tool *t, const char *path, int is_last)
 {
@@ -141,9 +141,10 @@ static int segment(struct tool *t, const char *path, int is_last)
         return 0;
     }
     if (t->mode == 0 && !t->json) {
-        printf("%s: segment %" PRIu64 " cluster %" PRIx64 " node %u worker %u G=%u W=%u bytes %"
-               PRIu64 "\n", path, h.seq, h.cluster_id, h.node_id, h.worker_id, h.group_count,
-               h.worker_count, h.segment_bytes);
+        printf("%s: segment %" PRIu64 " cluster %" PRIx64
+               " node %u worker %u G=%u W=%u bytes %" PRIu64 "\n",
+               path, h.seq, h.cluster_id, h.node_id, h.worker_id, h.group_count, h.worker_count,
+               h.segment_bytes);
     }
     uint64_t off = WAL_SEGMENT_HEADER_BYTES;
     int sealed = 0;
@@ -223,8 +224,8 @@ static void summary(const struct tool *t)
         if (t->json) {
             printf("{\"group\":%u,\"first\":%" PRIu64 ",\"last\":%" PRIu64 ",\"snap\":%" PRIu64
                    ",\"term\":%" PRIu64 ",\"vote\":%u,\"commit\":%" PRIu64 ",\"bytes\":%" PRIu64
-                   "}\n", g, s->first, s->last, s->snap, s->hs_term, s->hs_vote, s->hs_commit,
-                   s->bytes);
+                   "}\n",
+                   g, s->first, s->last, s->snap, s->hs_term, s->hs_vote, s->hs_commit, s->bytes);
         } else {
             printf("group %-6u first %-8" PRIu64 " last %-8" PRIu64 " snap %-8" PRIu64
                    " term %-6" PRIu64 " vote %-4u commit %-8" PRIu64 " bytes %" PRIu64 "\n",
@@ -268,7 +269,8 @@ int main(int argc, char **argv)
         int r = segment(&t, names[i], i == n - 1);
         if (open_seg != NULL && (r & SEG_RECORDS)) {
             printf("%s: ends without a seal but %s holds records: corruption (recovery "
-                   "refuses to start)\n", open_seg, names[i]);
+                   "refuses to start)\n",
+                   open_seg, names[i]);
             t.bad = 1;
         }
         if ((r & SEG_UNSEALED) && open_seg == NULL) {
