@@ -392,7 +392,7 @@ static size_t msg_body_bytes(const struct raft_msg *m)
     case RAFT_MSG_PERSISTED:
         break;
     }
-    RR_ASSERT(!"msg_body_bytes: not a wire type");
+    RR_ASSERT(false && "msg_body_bytes: not a wire type");
     return 0;
 }
 
@@ -505,7 +505,7 @@ static uint8_t *put_body(uint8_t *p, const struct raft_msg *m)
     case RAFT_MSG_PERSISTED:
         break;
     }
-    RR_ASSERT(!"put_body: not a wire type");
+    RR_ASSERT(false && "put_body: not a wire type");
     return p;
 }
 
@@ -677,7 +677,7 @@ static int get_fixed_body(struct cursor *c, struct raft_msg *m)
     case RAFT_MSG_APPEND:
     case RAFT_MSG_SNAPSHOT:
     case RAFT_MSG_PERSISTED:
-        RR_ASSERT(!"get_fixed_body: not a fixed-size type");
+        RR_ASSERT(false && "get_fixed_body: not a fixed-size type");
         break;
     }
     return c->truncated ? RR_ETRUNCATED : rc;

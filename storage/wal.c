@@ -1075,7 +1075,7 @@ int wal_handle_cqe(struct wal *wal, const struct io_uring_cqe *cqe)
         maybe_flush(wal);
         break;
     default:
-        RR_ASSERT(!"unknown WAL op in user_data");
+        RR_ASSERT(false && "unknown WAL op in user_data");
     }
     return wal->error;
 }
