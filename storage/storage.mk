@@ -5,6 +5,7 @@
 
 STORAGE_TEST_OBJ := $(STORAGE_SRC:%.c=$(B)/storage-test/%.o)
 LIBSTORAGE_TEST := $(B)/libringraft-storage-test.a
+RINGRAFT_WAL := $(B)/tools/ringraft-wal
 
 $(B)/storage-test/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -25,14 +26,15 @@ BUILD_TARGETS += $(LIBSTORAGE_TEST)
 # ---- test stage --------------------------------------------------------------------------
 TEST_STAGES += test-storage
 
-test-storage:
-	$(Q)tools/stage.sh storage 300 tools/run-tests.sh $(STORAGE_TEST_BIN)
+test-storage: $(RINGRAFT_WAL)
+	$(Q)RINGRAFT_WAL=$(RINGRAFT_WAL) tools/stage.sh storage 300 tools/run-tests.sh $(STORAGE_TEST_BIN)
 
 # ---- tools/ringraft-wal -----------------------------------------------------------------
-RINGRAFT_WAL := $(B)/tools/ringraft-wal
 $(RINGRAFT_WAL): $(B)/tools/ringraft_wal.o $(LIBSTORAGE) $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_URING) $(LIBS_XXHASH)
 BUILD_TARGETS += $(RINGRAFT_WAL)
+# test_wal_tool runs the tool (order-only: not linked in).
+$(B)/tests/storage/test_wal_tool: | $(RINGRAFT_WAL)
 
 # ---- mutant: acknowledging before the sync must fail the power-loss test ----------------
 # Builds a patched copy of the tree under /tmp and expects its power-loss test to report
