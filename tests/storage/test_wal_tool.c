@@ -9,11 +9,11 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "tests/storage/wal_helpers.h"
-
 #include <dirent.h>
 #include <libgen.h>
 #include <sys/wait.h>
+
+#include "tests/storage/wal_helpers.h"
 
 #define GROUPS    3
 #define PER_GROUP 100u
@@ -125,10 +125,12 @@ static void test_summary(void **state)
     for (raft_group g = 0; g < GROUPS; g++) {
         const struct wal_group_info *gi = &fx->info[g];
         char want[256];
-        snprintf(want, sizeof(want), "group %-6u first %-8llu last %-8llu snap %-8llu term %-6llu vote %-4u commit %-8llu ",
-                 g, (unsigned long long)gi->first_index, (unsigned long long)gi->last_index,
-                 (unsigned long long)gi->snap_index, (unsigned long long)gi->hs.term,
-                 (unsigned)gi->hs.vote, (unsigned long long)gi->hs.commit);
+        snprintf(
+            want, sizeof(want),
+            "group %-6u first %-8llu last %-8llu snap %-8llu term %-6llu vote %-4u commit %-8llu ",
+            g, (unsigned long long)gi->first_index, (unsigned long long)gi->last_index,
+            (unsigned long long)gi->snap_index, (unsigned long long)gi->hs.term,
+            (unsigned)gi->hs.vote, (unsigned long long)gi->hs.commit);
         if (strstr(out, want) == NULL) {
             fail_msg("summary lacks \"%s\":\n%s", want, out);
         }
@@ -197,8 +199,8 @@ static void test_dump_json(void **state)
 {
     struct fx *fx = *state;
     assert_int_equal(run_tool("dump --json", fx->dir, out, sizeof(out)), 0);
-    static const char *keys[] = {"file", "offset", "size", "type", "group", "term", "index",
-                                 "entry_type", "payload_len"};
+    static const char *keys[] = {"file", "offset", "size",       "type",       "group",
+                                 "term", "index",  "entry_type", "payload_len"};
     unsigned entries[GROUPS] = {0}, lines = 0, truncs = 0, compacts = 0, hs = 0;
     for (char *line = out; *line != '\0';) {
         char *nl = strchr(line, '\n');
