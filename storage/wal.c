@@ -409,7 +409,7 @@ static int reserve(struct wal *wal, uint64_t bytes, bool maint)
         }
         return RR_EBUSY;
     }
-    if (wal->seg_count == WAL_SEGMENTS_MAX) {
+    if (wal->seg_count >= WAL_SEGMENT_LIMIT(WAL_SEGMENTS_MAX)) {
         return RR_ENOSPACE; /* the WAL's budget of open segment files is spent */
     }
     if (wal->prep.bytes - WAL_SEGMENT_HEADER_BYTES < bytes + seal + keep) {

@@ -27,9 +27,22 @@ void wal_test_fail_at(enum wal_fault_point fp, uint32_t nth, int err)
     faults[fp].err = err;
 }
 
+static uint32_t segment_limit; /* 0: the WAL's own */
+
 void wal_test_faults_clear(void)
 {
     memset(faults, 0, sizeof(faults));
+    segment_limit = 0;
+}
+
+void wal_test_segments_max(uint32_t n)
+{
+    segment_limit = n;
+}
+
+uint32_t wal_test_segment_limit(uint32_t limit)
+{
+    return segment_limit != 0 && segment_limit < limit ? segment_limit : limit;
 }
 
 uint64_t wal_test_hits(enum wal_fault_point fp)

@@ -33,6 +33,12 @@ void wal_test_faults_clear(void);
 uint64_t wal_test_hits(enum wal_fault_point fp);
 int64_t wal_test_fault(enum wal_fault_point fp, int64_t res);
 
+/* Lowers the budget of segment files a running WAL may hold (WAL_SEGMENTS_MAX) to n, so
+ * that its limit is reached with a few small segments; 0 (and wal_test_faults_clear)
+ * restores it. */
+void wal_test_segments_max(uint32_t n);
+uint32_t wal_test_segment_limit(uint32_t limit);
+
 /* Power-loss model: the highest file offset of segment seq covered by a completed data
  * sync, and whether its preparation was synced at all. */
 void wal_test_synced(uint64_t seq, uint64_t offset);
@@ -46,12 +52,14 @@ void wal_test_acked_check(int on);
 #define WAL_FAULT(fp, res)      ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
 #define WAL_SYNCED(seq, offset) wal_test_synced((seq), (offset))
 #define WAL_ACKED(seq, offset)  wal_test_acked((seq), (offset))
+#define WAL_SEGMENT_LIMIT(n)    wal_test_segment_limit(n)
 
 #else
 
 #define WAL_FAULT(fp, res)      (res)
 #define WAL_SYNCED(seq, offset) ((void)(seq), (void)(offset))
 #define WAL_ACKED(seq, offset)  ((void)(seq), (void)(offset))
+#define WAL_SEGMENT_LIMIT(n)    (n)
 
 #endif
 

@@ -317,6 +317,75 @@ static void test_segment_count_limit(void **state)
     assert_int_equal(st.st_size, 0);
 }
 
+/* The budget of segment files spent at run time (lowered to 3 by the test hook): appends of
+ * entries return RR_ENOSPACE and change nothing, everything acknowledged stays readable,
+ * a hard state alone and a compaction still go through, and once the compaction let the
+ * oldest segment go, appends resume. */
+static void test_segment_limit_at_runtime(void **state)
+{
+    struct fx *fx = *state;
+    fx->cfg.segment_bytes = 64u << 10;
+    assert_int_equal(fx_open(fx), 0);
+    wal_test_segments_max(3);
+    raft_index next = 1;
+    uint64_t units = 0;
+    int rc = 0;
+    while (next < 100000) {
+        rc = append_range(fx, 0, next, next + 7);
+        if (rc == RR_EBUSY) {
+            assert_int_equal(th_step(&fx->ring, fx->wal), 0);
+            continue;
+        }
+        if (rc != 0) {
+            break;
+        }
+        next += 8;
+        units++;
+    }
+    assert_int_equal(rc, RR_ENOSPACE);
+    settle(fx, units);
+    assert_int_equal(fx->failed, 0);
+    assert_int_equal(wal_error(fx->wal), 0);
+    assert_true(wal_segment_count(fx->wal) <= 4);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.last_index, next - 1);
+    assert_true(next > 500); /* three segments of about 250 entries each were filled */
+    check_entries(fx, 0, 1, next - 1);
+    /* refused again, nothing changed */
+    assert_int_equal(append_range(fx, 0, next, next + 7), RR_ENOSPACE);
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.last_index, next - 1);
+    /* the maintenance reserve still takes a hard state alone and a compaction */
+    struct wal_hard_state hs = {.term = 1, .vote = 1, .commit = next - 1};
+    assert_int_equal(wal_append(fx->wal, 0, &hs, NULL, 0, status_cb, fx), 0);
+    units++;
+    raft_index upto = (next - 1) / 2;
+    assert_int_equal(wal_compact(fx->wal, 0, upto, 1, status_cb, fx), 0);
+    units++;
+    settle(fx, units);
+    assert_int_equal(fx->failed, 0);
+    for (int k = 0; k < 1000; k++) {
+        rc = append_range(fx, 0, next, next + 7);
+        if (rc != RR_ENOSPACE && rc != RR_EBUSY) {
+            break;
+        }
+        assert_int_equal(th_step(&fx->ring, fx->wal), 0);
+    }
+    assert_int_equal(rc, 0);
+    units++;
+    settle(fx, units);
+    assert_int_equal(fx->failed, 0);
+    fx_close(fx);
+    wal_test_faults_clear();
+    assert_int_equal(fx_open(fx), 0);
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.last_index, next + 7);
+    assert_int_equal(gi.snap_index, upto);
+    assert_int_equal(gi.hs.commit, next - 1);
+    check_entries(fx, 0, upto + 1, next + 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_oom_in_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_slots_exhausted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_count_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_limit_at_runtime, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
