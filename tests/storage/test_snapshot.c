@@ -1,9 +1,11 @@
 /* Snapshots: round trip, newest valid wins, damaged files skipped, pruning, failures. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "storage/snapshot.h"
 #include "storage/wal_testing.h"
@@ -11,9 +13,13 @@
 
 static void save(const char *dir, raft_group g, raft_index idx, const char *cfg, const char *data)
 {
-    struct snapshot s = {.group = g, .index = idx, .term = idx / 10 + 1,
-                         .config = (uint8_t *)(uintptr_t)cfg, .config_len = (uint32_t)strlen(cfg),
-                         .data = (uint8_t *)(uintptr_t)data, .data_len = strlen(data)};
+    struct snapshot s = {.group = g,
+                         .index = idx,
+                         .term = idx / 10 + 1,
+                         .config = (uint8_t *)(uintptr_t)cfg,
+                         .config_len = (uint32_t)strlen(cfg),
+                         .data = (uint8_t *)(uintptr_t)data,
+                         .data_len = strlen(data)};
     char err[256];
     assert_int_equal(snapshot_save(dir, &s, err, sizeof(err)), 0);
 }
@@ -68,8 +74,13 @@ static void test_snapshot_write_failures(void **state)
     char err[512];
     uint8_t c[1] = {'c'};
     uint8_t dd[1] = {'d'};
-    struct snapshot s = {.group = 1, .index = 20, .term = 2, .config = c, .config_len = 1,
-                         .data = dd, .data_len = 1};
+    struct snapshot s = {.group = 1,
+                         .index = 20,
+                         .term = 2,
+                         .config = c,
+                         .config_len = 1,
+                         .data = dd,
+                         .data_len = 1};
     for (uint32_t nth = 1; nth <= 5; nth++) {
         wal_test_fail_at(WAL_FP_SNAP_IO, nth, nth == 3 ? -ENOSPC : -EIO);
         int rc = snapshot_save(dir, &s, err, sizeof(err));

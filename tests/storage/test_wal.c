@@ -1,10 +1,12 @@
 /* WAL round trips for every strategy, many groups interleaved, truncation, compaction with
  * segment deletion, reads from cache and disk, identity and lock refusal. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "tests/storage/wal_helpers.h"
 
@@ -59,8 +61,8 @@ static void fx_open(struct fx *fx)
 }
 
 /* Appends entry (g, i) of generation gen, waiting out back-pressure. */
-static void fx_append(struct fx *fx, raft_group g, raft_index i, uint32_t gen,
-                      const struct wal_hard_state *hs)
+static void
+fx_append(struct fx *fx, raft_group g, raft_index i, uint32_t gen, const struct wal_hard_state *hs)
 {
     struct wal_entry e = {.term = gen + 1u, .index = i, .type = (uint8_t)(i % 3)};
     e.len = th_payload(g, i, gen, fx->buf, PAYLOAD_MAX);
@@ -81,8 +83,8 @@ static void fx_sync(struct fx *fx, uint64_t want)
 }
 
 /* Checks entries [lo, hi] of g against generation gen(i) with a blocking read. */
-static void fx_verify(struct fx *fx, raft_group g, raft_index lo, raft_index hi,
-                      uint32_t (*gen)(raft_index))
+static void
+fx_verify(struct fx *fx, raft_group g, raft_index lo, raft_index hi, uint32_t (*gen)(raft_index))
 {
     static uint8_t rbuf[1u << 20];
     raft_index i = lo;
@@ -354,8 +356,8 @@ static void test_async_disk_read(void **state)
     }
     fx_sync(fx, n);
     static uint8_t rbuf[1u << 16];
-    struct wal_read rd = {.group = 1, .lo = 1, .hi = 100, .buf = rbuf, .buf_len = sizeof(rbuf),
-                          .cb = read_cb};
+    struct wal_read rd = {
+        .group = 1, .lo = 1, .hi = 100, .buf = rbuf, .buf_len = sizeof(rbuf), .cb = read_cb};
     read_done = 0;
     int rc = wal_read(fx->wal, &rd);
     assert_int_equal(rc, 1);
@@ -370,8 +372,8 @@ static void test_async_disk_read(void **state)
         assert_memory_equal(rd.entries[k].data, fx->buf, len);
     }
     /* Recent entries come from the cache, synchronously. */
-    struct wal_read rc2 = {.group = 0, .lo = 19990, .hi = 20000, .buf = rbuf,
-                           .buf_len = sizeof(rbuf)};
+    struct wal_read rc2 = {
+        .group = 0, .lo = 19990, .hi = 20000, .buf = rbuf, .buf_len = sizeof(rbuf)};
     assert_int_equal(wal_read(fx->wal, &rc2), 0);
     assert_int_equal(rc2.count, 11);
     rc2.buf_len = 10;

@@ -1,14 +1,16 @@
 /* Error paths through the test build's fault hooks, and a full disk (a small tmpfs). */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+
+#include <sys/mount.h>
 
 #include "storage/wal_testing.h"
 #include "tests/storage/wal_helpers.h"
-
-#include <sys/mount.h>
 
 struct fx {
     char dir[64];
@@ -254,8 +256,8 @@ static void test_read_failures(void **state)
     fx_close(fx);
     assert_int_equal(fx_open(fx), 0); /* the cache is empty after recovery */
     static uint8_t buf[4096];
-    struct wal_read rd = {.group = 1, .lo = 1, .hi = 3, .buf = buf, .buf_len = sizeof(buf),
-                          .cb = read_cb};
+    struct wal_read rd = {
+        .group = 1, .lo = 1, .hi = 3, .buf = buf, .buf_len = sizeof(buf), .cb = read_cb};
     wal_test_fail_at(WAL_FP_READ_CQE, 2, -EIO);
     assert_int_equal(wal_read(fx->wal, &rd), 1);
     while (!read_cb_done) {

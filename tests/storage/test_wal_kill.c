@@ -3,17 +3,19 @@
  * WAL itself and checks that every acknowledged entry and hard state survived, then starts
  * the next child on the same directory. RR_KILLS sets the number of kills (default 50);
  * RR_SOAK_SECONDS instead runs kills until that many seconds have passed (make soak). */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-
-#include "tests/storage/wal_helpers.h"
+/* clang-format on */
 
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include "tests/storage/wal_helpers.h"
 
 #define GROUPS 8
 

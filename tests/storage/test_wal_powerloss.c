@@ -10,16 +10,18 @@
  * disappears. Every acknowledged entry and hard state must
  * survive recovery. tests/storage/mutants/ack-before-sync.patch acknowledges on the write's
  * completion instead: `make mutant-ack-before-sync` checks that this test then fails. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+
+#include <dirent.h>
 
 #include "storage/wal_internal.h"
 #include "tests/storage/wal_helpers.h"
-
-#include <dirent.h>
 
 #define GROUPS 6
 #define SECTOR 512
@@ -200,8 +202,8 @@ static void one_life(const char *dir, uint64_t seed, uint32_t crash_at, const ch
     const char *bad = th_verify(wal, GROUPS, acked_last, acked_commit, msg, sizeof(msg));
     if (bad != NULL) {
         fprintf(stderr, "%s\n", crash_log);
-        fail_msg("seed %llu: acknowledged data lost after power loss: %s",
-                 (unsigned long long)seed, bad);
+        fail_msg("seed %llu: acknowledged data lost after power loss: %s", (unsigned long long)seed,
+                 bad);
     }
     images_take(dir);
     /* The mutant run turns this off so that the recovery check itself must catch it. */

@@ -1,11 +1,13 @@
 /* Recovery: the newest record torn at every byte offset, bit flips in old segments and in
  * the torn-tail region, corruption beyond the torn window, interrupted preparation,
  * leftovers of an interrupted deletion. */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "tests/storage/wal_helpers.h"
 
@@ -299,7 +301,7 @@ static void test_interrupted_prep_and_gap(void **state)
     fx_close(fx);
     char path[128];
     th_segment_path(fx->dir, 1, path, sizeof(path));
-    assert_int_equal(access(path, F_OK), -1); /* compaction deleted the first segment */
+    assert_int_equal(access(path, F_OK), -1);      /* compaction deleted the first segment */
     int fd = open(path, O_CREAT | O_WRONLY, 0644); /* a leftover before the gap */
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "leftover", 8), 8);

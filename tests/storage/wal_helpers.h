@@ -3,11 +3,6 @@
 #ifndef RR_TESTS_STORAGE_WAL_HELPERS_H
 #define RR_TESTS_STORAGE_WAL_HELPERS_H
 
-#include "core/base/errors.h"
-#include "core/base/prng.h"
-#include "storage/wal.h"
-#include "storage/wal_format.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -18,6 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+
+#include "core/base/errors.h"
+#include "core/base/prng.h"
+#include "storage/wal.h"
+#include "storage/wal_format.h"
 
 #define TEST_TAG 0x5a
 
@@ -63,8 +63,8 @@ static inline struct wal_config th_config(const char *dir, uint32_t groups)
 }
 
 /* Payload of (group, index, generation): length and bytes derived from the triple. */
-static inline uint32_t th_payload(raft_group g, raft_index i, uint32_t gen, uint8_t *buf,
-                                  uint32_t max_len)
+static inline uint32_t
+th_payload(raft_group g, raft_index i, uint32_t gen, uint8_t *buf, uint32_t max_len)
 {
     uint64_t key[3] = {g, i, gen};
     uint64_t h = XXH3_64bits(key, sizeof(key));
@@ -96,8 +96,8 @@ static inline int th_step(struct io_uring *ring, struct wal *wal)
 }
 
 /* Runs the loop until *done reaches want (or the WAL fails). */
-static inline int th_run_until(struct io_uring *ring, struct wal *wal, const uint64_t *done,
-                               uint64_t want)
+static inline int
+th_run_until(struct io_uring *ring, struct wal *wal, const uint64_t *done, uint64_t want)
 {
     while (*done < want) {
         int rc = th_step(ring, wal);
@@ -138,7 +138,7 @@ static inline int th_segment_path(const char *dir, uint64_t seq, char *out, size
 /* A crash-test workload: appends consecutive entries (payload generation 0) to random
  * groups, sometimes with a hard state whose commit grows, sometimes compacting; units are
  * numbered, and acknowledgements must come back in that order. */
-#define TH_GROUPS_MAX 64
+#define TH_GROUPS_MAX  64
 #define TH_PAYLOAD_MAX 700
 
 struct th_unit {
@@ -154,11 +154,11 @@ struct th_work {
     raft_index next[TH_GROUPS_MAX];   /* next index to append per group */
     raft_index commit[TH_GROUPS_MAX]; /* last commit written per group */
     struct rr_prng prng;
-    uint64_t submitted;               /* units queued */
-    uint64_t acked;                   /* units acknowledged */
-    struct th_unit ring[1024];        /* units in flight, by number % 1024 */
+    uint64_t submitted;        /* units queued */
+    uint64_t acked;            /* units acknowledged */
+    struct th_unit ring[1024]; /* units in flight, by number % 1024 */
     void (*on_ack)(struct th_work *w, const struct th_unit *u);
-    int failed;                       /* a unit completed with an error */
+    int failed; /* a unit completed with an error */
     uint8_t buf[3][TH_PAYLOAD_MAX];
 };
 
@@ -178,8 +178,7 @@ static inline void th_work_ack(void *arg, int status)
     }
 }
 
-static inline void th_work_init(struct th_work *w, struct wal *wal, uint32_t groups,
-                                uint64_t seed)
+static inline void th_work_init(struct th_work *w, struct wal *wal, uint32_t groups, uint64_t seed)
 {
     memset(w, 0, sizeof(*w));
     w->wal = wal;
@@ -237,8 +236,12 @@ static inline int th_work_unit(struct th_work *w)
 
 /* Checks every retained entry of every group against its deterministic payload; returns a
  * description of the first mismatch, or NULL. acked_last/acked_commit: what must be there. */
-static inline const char *th_verify(struct wal *wal, uint32_t groups, const raft_index *acked_last,
-                                    const raft_index *acked_commit, char *msg, size_t len)
+static inline const char *th_verify(struct wal *wal,
+                                    uint32_t groups,
+                                    const raft_index *acked_last,
+                                    const raft_index *acked_commit,
+                                    char *msg,
+                                    size_t len)
 {
     static uint8_t rbuf[1u << 20];
     static uint8_t want[TH_PAYLOAD_MAX];
@@ -257,8 +260,8 @@ static inline const char *th_verify(struct wal *wal, uint32_t groups, const raft
         }
         raft_index i = gi.first_index;
         while (i <= gi.last_index) {
-            struct wal_read rd = {.group = g, .lo = i, .hi = gi.last_index, .buf = rbuf,
-                                  .buf_len = sizeof(rbuf)};
+            struct wal_read rd = {
+                .group = g, .lo = i, .hi = gi.last_index, .buf = rbuf, .buf_len = sizeof(rbuf)};
             int rc = wal_read_blocking(wal, &rd);
             if (rc != 0) {
                 snprintf(msg, len, "group %u index %llu: read %d", g, (unsigned long long)i, rc);
