@@ -422,9 +422,17 @@ int main(int argc, char **argv)
                    mn.appends_s);
         }
     }
-    printf("\nSUMMARY adaptive 64x256B: %.2f x raw limit bytes/s, %.1f x none appends/s "
-           "(%.0f vs %.0f appends/s)\n",
-           adaptive64.ratio, none64.appends_s > 0 ? adaptive64.appends_s / none64.appends_s : 0,
-           adaptive64.appends_s, none64.appends_s);
+    if (adaptive64.appends_s <= 0) {
+        printf("\nSUMMARY adaptive 64x256B: not run (BENCH_FILTER)\n");
+    } else if (none64.appends_s <= 0) {
+        printf("\nSUMMARY adaptive 64x256B: %.2f x raw limit bytes/s; none 64x256B not run "
+               "(BENCH_FILTER)\n",
+               adaptive64.ratio);
+    } else {
+        printf("\nSUMMARY adaptive 64x256B: %.2f x raw limit bytes/s, %.1f x none appends/s "
+               "(%.0f vs %.0f appends/s)\n",
+               adaptive64.ratio, adaptive64.appends_s / none64.appends_s, adaptive64.appends_s,
+               none64.appends_s);
+    }
     return 0;
 }
