@@ -206,41 +206,12 @@ static bool node_valid(raft_node id)
     return id != RAFT_NODE_NONE && id <= RAFT_NODE_ID_MAX;
 }
 
-/* One half of a configuration: ids valid and distinct, roles known, at least one voter
- * (a half without voters could never form a majority). */
-static int members_check(const struct raft_member *m, uint32_t n)
-{
-    bool voter = false;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!node_valid(m[i].id)) {
-            return RR_ECORRUPT;
-        }
-        if (m[i].role != RAFT_VOTER && m[i].role != RAFT_LEARNER) {
-            return RR_ECORRUPT;
-        }
-        voter = voter || m[i].role == RAFT_VOTER;
-        for (uint32_t j = 0; j < i; j++) {
-            if (m[j].id == m[i].id) {
-                return RR_ECORRUPT;
-            }
-        }
-    }
-    return voter ? 0 : RR_ECORRUPT;
-}
-
 static int config_check(const struct raft_config *c)
 {
     if (c->member_count > RAFT_MEMBERS_MAX || c->old_member_count > RAFT_MEMBERS_MAX) {
         return RR_ETOOBIG;
     }
-    if (c->member_count == 0) {
-        return RR_ECORRUPT;
-    }
-    int rc = members_check(c->members, c->member_count);
-    if (rc == 0 && c->old_member_count > 0) {
-        rc = members_check(c->old_members, c->old_member_count);
-    }
-    return rc;
+    return raft_config_valid(c) ? 0 : RR_ECORRUPT;
 }
 
 static int entry_check(const struct raft_entry *e, raft_term msg_term, raft_term prev_term)

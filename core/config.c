@@ -63,3 +63,34 @@ uint8_t raft_config_role(const struct raft_config *c, raft_node id)
 {
     return members_role(c->members, c->member_count, id);
 }
+
+/* One half of a configuration: ids valid and distinct, roles known and, when need_voter, at
+ * least one voter (a half without voters could never form a majority). */
+static bool members_valid(const struct raft_member *m, uint32_t n, bool need_voter)
+{
+    if (n > RAFT_MEMBERS_MAX) {
+        return false;
+    }
+    bool voter = false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (m[i].id == RAFT_NODE_NONE || m[i].id > RAFT_NODE_ID_MAX) {
+            return false;
+        }
+        if (m[i].role != RAFT_VOTER && m[i].role != RAFT_LEARNER) {
+            return false;
+        }
+        voter = voter || m[i].role == RAFT_VOTER;
+        for (uint32_t j = 0; j < i; j++) {
+            if (m[j].id == m[i].id) {
+                return false;
+            }
+        }
+    }
+    return voter || !need_voter;
+}
+
+bool raft_config_valid(const struct raft_config *c)
+{
+    return c->member_count > 0 && members_valid(c->members, c->member_count, true) &&
+           members_valid(c->old_members, c->old_member_count, c->old_member_count > 0);
+}

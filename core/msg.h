@@ -149,6 +149,10 @@ const char *raft_msg_type_name(uint8_t type);
 bool raft_config_is_voter(const struct raft_config *c, raft_node id);  /* in either half */
 bool raft_config_is_member(const struct raft_config *c, raft_node id); /* in either half */
 bool raft_config_is_joint(const struct raft_config *c);
+/* Well formed: a non-empty C_new, each half within RAFT_MEMBERS_MAX with valid, distinct ids,
+ * known roles and at least one voter. The codec refuses, and the core never adopts, anything
+ * else. */
+bool raft_config_valid(const struct raft_config *c);
 /* Same members with the same roles in each half, in any order. */
 bool raft_config_equal(const struct raft_config *a, const struct raft_config *b);
 /* Role of id in the new half (members), or 0 if it is not there. */

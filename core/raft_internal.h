@@ -137,7 +137,6 @@ bool raft_send(struct raft *r, const struct raft_msg *m, bool after_persist, boo
 void raft_config_refresh(struct raft *r);
 /* Validates and decodes a config entry's payload. */
 int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c);
-bool raft_config_valid(const struct raft_config *c);
 struct raft_progress *raft_progress_of(struct raft *r, raft_node id);
 
 /* election.c */
