@@ -105,6 +105,7 @@ struct io_uring_sqe *wal_sqe(struct wal *wal, enum wal_op op, uint64_t id)
     struct io_uring_sqe *sqe = io_uring_get_sqe(wal->ring);
     if (sqe == NULL) {
         /* SQ full: hand what is queued to the kernel, then there is room. */
+        WAL_BEFORE_SUBMIT(wal->ring);
         io_uring_submit(wal->ring);
         sqe = io_uring_get_sqe(wal->ring);
     }
@@ -710,6 +711,7 @@ static void submit_write(struct wal *wal)
     }
     /* Both SQEs must go to the kernel in one submission, or the link would break. */
     if (io_uring_sq_space_left(wal->ring) < 2) {
+        WAL_BEFORE_SUBMIT(wal->ring);
         io_uring_submit(wal->ring);
     }
     struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, 0);

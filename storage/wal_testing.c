@@ -5,6 +5,7 @@
 #ifdef RR_STORAGE_TESTING
 
 #include <errno.h>
+#include <liburing.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,26 @@ void wal_test_acked(uint64_t seq, uint64_t end_offset)
 void wal_test_acked_check(int on)
 {
     acked_check_on = on;
+}
+
+static wal_test_sqe_observer observer;
+static void *observer_arg;
+
+void wal_test_observe(wal_test_sqe_observer fn, void *arg)
+{
+    observer = fn;
+    observer_arg = arg;
+}
+
+void wal_test_before_submit(struct io_uring *ring)
+{
+    if (observer == NULL) {
+        return;
+    }
+    /* SQEs prepared since the last submission lie between sqe_head and sqe_tail. */
+    for (unsigned i = ring->sq.sqe_head; i != ring->sq.sqe_tail; i++) {
+        observer(observer_arg, &ring->sq.sqes[i & ring->sq.ring_mask]);
+    }
 }
 
 void wal_test_synced_clear(void)

@@ -49,7 +49,18 @@ void wal_test_synced_clear(void);
 void wal_test_acked(uint64_t seq, uint64_t end_offset);
 void wal_test_acked_check(int on);
 
+/* I/O observation for the power-loss model: the WAL calls WAL_BEFORE_SUBMIT(ring) before
+ * each io_uring_submit it makes itself (a full SQ); a test harness that drives the ring calls
+ * wal_test_before_submit() before its own submissions. The registered observer then sees
+ * every SQE exactly as the kernel will (op, fd, offset, length, buffers). */
+struct io_uring;
+struct io_uring_sqe;
+typedef void (*wal_test_sqe_observer)(void *arg, const struct io_uring_sqe *sqe);
+void wal_test_observe(wal_test_sqe_observer fn, void *arg);
+void wal_test_before_submit(struct io_uring *ring);
+
 #define WAL_FAULT(fp, res)      ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
+#define WAL_BEFORE_SUBMIT(ring) wal_test_before_submit(ring)
 #define WAL_SYNCED(seq, offset) wal_test_synced((seq), (offset))
 #define WAL_ACKED(seq, offset)  wal_test_acked((seq), (offset))
 #define WAL_SEGMENT_LIMIT(n)    wal_test_segment_limit(n)
@@ -57,6 +68,7 @@ void wal_test_acked_check(int on);
 #else
 
 #define WAL_FAULT(fp, res)      (res)
+#define WAL_BEFORE_SUBMIT(ring) ((void)(ring))
 #define WAL_SYNCED(seq, offset) ((void)(seq), (void)(offset))
 #define WAL_ACKED(seq, offset)  ((void)(seq), (void)(offset))
 #define WAL_SEGMENT_LIMIT(n)    (n)
