@@ -159,3 +159,24 @@ const char *wal_record_type_name(uint8_t type)
         return "unknown";
     }
 }
+
+bool wal_segment_name_parse(const char *name, uint64_t *seq)
+{
+    if (strncmp(name, "wal-", 4) != 0 || strlen(name) != 20) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (const char *p = name + 4; *p != '\0'; p++) {
+        uint64_t d;
+        if (*p >= '0' && *p <= '9') {
+            d = (uint64_t)(*p - '0');
+        } else if (*p >= 'a' && *p <= 'f') {
+            d = (uint64_t)(*p - 'a' + 10);
+        } else {
+            return false;
+        }
+        v = v << 4 | d;
+    }
+    *seq = v;
+    return true;
+}

@@ -104,4 +104,8 @@ uint32_t wal_record_peek_size(const uint8_t *hdr);
 
 const char *wal_record_type_name(uint8_t type);
 
+/* Segment file names are exactly "wal-" and 16 lowercase hex digits. Returns true and the
+ * sequence number for such a name, false for anything else (which is never a segment). */
+bool wal_segment_name_parse(const char *name, uint64_t *seq);
+
 #endif
