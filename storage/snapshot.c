@@ -1,8 +1,12 @@
 /* Snapshot files. Name: snap-<group, 8 hex>-<index, 16 hex>; written as <name>.tmp, fsynced,
  * renamed, then the directory fsynced, so a crash leaves either the old set or the new file
- * complete. Layout (little-endian): 0 u64 magic "RRSNAP01", 8 u32 version 1, 12 u32 group,
- * 16 u64 index, 24 u64 term, 32 u32 config_len, 36 u32 zero, 40 u64 data_len,
- * 48 u64 xxh3-64 of bytes 0..47 + config + data, 56 u64 zero; then config, then data. */
+ * complete. Layout (little-endian): 0 u64 magic, the ASCII bytes "RRSNAP02"
+ * (0x323050414e535252 read as a u64), 8 u32 version 2, 12 u32 group, 16 u64 index, 24 u64 term,
+ * 32 u32 config_len, 36 u32 zero, 40 u64 data_len, 48 u64 xxh3-64 of bytes 0..47 + config +
+ * data, 56 u64 zero; then config, then data.
+ * Version 1 had the same layout with magic 0x3130504153525252 (the bytes "RRRSAP01"); such a
+ * file, or one with this magic and another version, is refused (RR_EBADVERSION), never
+ * loaded or passed over for an older snapshot. */
 #include "storage/snapshot.h"
 
 #include <dirent.h>
@@ -18,8 +22,13 @@
 #include "core/base/errors.h"
 #include "storage/wal_testing.h"
 
-#define SNAP_MAGIC  0x3130504153525252ull /* "RRRSNAP01" minus one R, as a u64 */
-#define SNAP_HEADER 64u
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the format is little-endian and encoded with memcpy on a little-endian host");
+
+#define SNAP_MAGIC    0x323050414e535252ull /* "RRSNAP02" read as little-endian */
+#define SNAP_VERSION  2u
+#define SNAP_MAGIC_V1 0x3130504153525252ull /* version 1's magic: the bytes "RRRSAP01" */
+#define SNAP_HEADER   64u
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -53,7 +62,7 @@ static uint64_t checksum(const uint8_t *hdr, const struct snapshot *s)
 static void encode_header(const struct snapshot *s, uint8_t *h)
 {
     uint64_t magic = SNAP_MAGIC;
-    uint32_t version = 1;
+    uint32_t version = SNAP_VERSION;
     uint32_t zero = 0;
     memset(h, 0, SNAP_HEADER);
     memcpy(h, &magic, 8);
@@ -114,8 +123,9 @@ int snapshot_save(const char *dir, const struct snapshot *s, char *err, size_t e
     return RR_OK;
 }
 
-/* Reads and verifies one file; RR_ECORRUPT if damaged. */
-static int load_file(const char *path, struct snapshot *out)
+/* Reads and verifies one file; RR_ECORRUPT if damaged, RR_EBADVERSION (and the version in
+ * *version) if it is a snapshot of another format version. */
+static int load_file(const char *path, struct snapshot *out, uint32_t *version)
 {
     memset(out, 0, sizeof(*out));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -131,6 +141,13 @@ static int load_file(const char *path, struct snapshot *out)
     int rc = read(fd, h, sizeof(h)) == (ssize_t)sizeof(h) ? RR_OK : RR_ECORRUPT;
     if (rc == RR_OK) {
         memcpy(&magic, h, 8);
+        memcpy(version, h + 8, 4);
+        if ((magic == SNAP_MAGIC && *version != SNAP_VERSION) ||
+            (magic == SNAP_MAGIC_V1 && *version == 1)) {
+            rc = RR_EBADVERSION; /* decided before anything else: the layout may differ */
+        }
+    }
+    if (rc == RR_OK) {
         memcpy(&out->group, h + 12, 4);
         memcpy(&out->index, h + 16, 8);
         memcpy(&out->term, h + 24, 8);
@@ -199,11 +216,24 @@ int snapshot_load(
         snprintf(path, sizeof(path), "%s/snap-%08x-%016llx", dir, group, next);
         best = next;
         found = 1;
-        if (load_file(path, out) == RR_OK && out->group == group && out->index == next) {
+        uint32_t version = 0;
+        int rc = load_file(path, out, &version);
+        if (rc == RR_OK && out->group == group && out->index == next) {
             closedir(d);
             return RR_OK;
         }
         snapshot_free(out);
+        if (rc == RR_EBADVERSION) {
+            /* Refused, not skipped: an older snapshot may predate compacted log entries. */
+            char note[512];
+            snprintf(note, sizeof(note), "%s", err);
+            snprintf(err, err_len,
+                     "%s%ssnapshot: %s has format version %u; this build reads version %u "
+                     "only: refused",
+                     note, note[0] != '\0' ? "; " : "", path, version, SNAP_VERSION);
+            closedir(d);
+            return RR_EBADVERSION;
+        }
         snprintf(err, err_len, "snapshot: %s is damaged; skipped", path);
     }
     closedir(d);

@@ -27,7 +27,10 @@ struct snapshot {
 int snapshot_save(const char *dir, const struct snapshot *s, char *err, size_t err_len);
 
 /* Loads the newest valid snapshot of group (damaged or unfinished files are skipped and
- * named in err). RR_ENOTFOUND if there is none. The caller frees with snapshot_free. */
+ * named in err). RR_ENOTFOUND if there is none; RR_EBADVERSION, naming the file and its
+ * version in err, if the newest file that is not damaged has another format version (a
+ * version-1 file, say): older snapshots are then not tried. The caller frees with
+ * snapshot_free. */
 int snapshot_load(
     const char *dir, raft_group group, struct snapshot *out, char *err, size_t err_len);
 void snapshot_free(struct snapshot *s);
