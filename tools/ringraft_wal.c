@@ -1,8 +1,14 @@
 /* ringraft-wal: inspect a WAL directory or segment files without opening the WAL (no lock,
- * no recovery, nothing written). Commands: dump [--json], verify, summary. */
+ * no recovery, nothing written). Commands: dump [--json], verify, summary.
+ * In a directory, segments are the files named exactly "wal-" + 16 lowercase hex digits
+ * (wal_segment_name_parse); other "wal-*" files are reported as ignored strays. A file named
+ * on the command line is read as a segment whatever its name. The per-group table is sized
+ * from the segment headers' group count; a record of a group outside its header's range (at
+ * or above G, or owned by another worker) is reported as corruption. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +16,8 @@
 #include <unistd.h>
 
 #include "core/base/errors.h"
+#include "core/limits.h"
 #include "storage/wal_format.h"
-
-#define TOOL_GROUPS_MAX 65536u
 
 struct group_summary {
     raft_index first; /* first entry index seen (0: none) */
@@ -30,7 +35,49 @@ struct tool {
     int mode; /* 0 dump, 1 verify, 2 summary */
     int bad;  /* a bad record was found outside a torn tail */
     struct group_summary *groups;
+    uint32_t groups_len; /* entries of groups: the largest header group count seen */
 };
+
+/* Diagnostics: on stdout with the rest of the report, on stderr when stdout is JSON. */
+static void note(const struct tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const struct tool *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(t->json ? stderr : stdout, fmt, ap);
+    va_end(ap);
+}
+
+/* Grows the per-group table to count entries (new ones zero). */
+static int groups_reserve(struct tool *t, uint32_t count)
+{
+    if (count <= t->groups_len) {
+        return RR_OK;
+    }
+    struct group_summary *g = realloc(t->groups, (size_t)count * sizeof(*g));
+    if (g == NULL) {
+        fprintf(stderr, "out of memory for a table of %u groups\n", count);
+        return RR_ENOMEM;
+    }
+    memset(g + t->groups_len, 0, (size_t)(count - t->groups_len) * sizeof(*g));
+    t->groups = g;
+    t->groups_len = count;
+    return RR_OK;
+}
+
+/* The header describes a WAL the library can open: W > 0, worker < W, 0 < G and at most
+ * RAFT_GROUPS_MAX groups per worker. */
+static int header_in_range(const struct wal_segment_header *h)
+{
+    return h->worker_count > 0 && h->worker_id < h->worker_count && h->group_count > 0 &&
+           h->group_count <= (uint64_t)RAFT_GROUPS_MAX * h->worker_count;
+}
+
+/* Group g belongs to the WAL of this header (as wal.c's wal_group decides). */
+static int group_in_range(const struct wal_segment_header *h, uint32_t g)
+{
+    return g < h->group_count && g % h->worker_count == h->worker_id;
+}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -86,7 +133,7 @@ static void print_record(
 
 static void account(struct tool *t, const struct wal_record *r, int64_t size)
 {
-    if (r->group >= TOOL_GROUPS_MAX || r->type == WAL_REC_SEAL) {
+    if (r->group >= t->groups_len || r->type == WAL_REC_SEAL) {
         return;
     }
     struct group_summary *g = &t->groups[r->group];
@@ -146,6 +193,20 @@ static int segment(struct tool *t, const char *path, int is_last)
                path, h.seq, h.cluster_id, h.node_id, h.worker_id, h.group_count, h.worker_count,
                h.segment_bytes);
     }
+    if (!header_in_range(&h)) {
+        note(t,
+             "%s: segment header out of range: G=%u W=%u worker %u (at most %u groups per "
+             "worker): corruption\n",
+             path, h.group_count, h.worker_count, h.worker_id, (unsigned)RAFT_GROUPS_MAX);
+        t->bad = 1;
+        free(buf);
+        return 0;
+    }
+    if (groups_reserve(t, h.group_count) != RR_OK) {
+        t->bad = 1;
+        free(buf);
+        return 0;
+    }
     uint64_t off = WAL_SEGMENT_HEADER_BYTES;
     int sealed = 0;
     while (off < len) {
@@ -155,7 +216,16 @@ static int segment(struct tool *t, const char *path, int is_last)
             break;
         }
         print_record(t, path, off, &r, n);
-        account(t, &r, n);
+        if (r.type != WAL_REC_SEAL && !group_in_range(&h, r.group)) {
+            note(t,
+                 "%s: record at offset %" PRIu64
+                 ": group %u out of range for the segment header (G=%u W=%u worker %u): "
+                 "corruption\n",
+                 path, off, r.group, h.group_count, h.worker_count, h.worker_id);
+            t->bad = 1;
+        } else {
+            account(t, &r, n);
+        }
         off += (uint64_t)n;
         if (r.type == WAL_REC_SEAL) {
             sealed = 1;
@@ -184,7 +254,19 @@ static int usage(void)
     return 2;
 }
 
-static int collect(const char *arg, char ***names, int *n)
+static void push(char ***names, int *n, char *name)
+{
+    *names = realloc(*names, (size_t)(*n + 1) * sizeof(char *));
+    if (*names == NULL || name == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    (*names)[(*n)++] = name;
+}
+
+/* Adds arg (a segment) or the segments of directory arg to names, and the "wal-*" files of
+ * the directory that are not segment names to strays. */
+static int collect(const char *arg, char ***names, int *n, char ***strays, int *n_strays)
 {
     struct stat st;
     if (stat(arg, &st) != 0) {
@@ -192,31 +274,38 @@ static int collect(const char *arg, char ***names, int *n)
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        *names = realloc(*names, (size_t)(*n + 1) * sizeof(char *));
-        (*names)[(*n)++] = strdup(arg);
+        push(names, n, strdup(arg));
         return 0;
     }
     DIR *d = opendir(arg);
+    if (d == NULL) {
+        fprintf(stderr, "%s: cannot open\n", arg);
+        return -1;
+    }
     struct dirent *e;
-    while (d != NULL && (e = readdir(d)) != NULL) {
+    while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, "wal-", 4) != 0) {
             continue;
         }
         size_t len = strlen(arg) + strlen(e->d_name) + 2;
         char *p = malloc(len);
-        snprintf(p, len, "%s/%s", arg, e->d_name);
-        *names = realloc(*names, (size_t)(*n + 1) * sizeof(char *));
-        (*names)[(*n)++] = p;
+        if (p != NULL) {
+            snprintf(p, len, "%s/%s", arg, e->d_name);
+        }
+        uint64_t seq;
+        if (wal_segment_name_parse(e->d_name, &seq)) {
+            push(names, n, p);
+        } else {
+            push(strays, n_strays, p);
+        }
     }
-    if (d != NULL) {
-        closedir(d);
-    }
+    closedir(d);
     return 0;
 }
 
 static void summary(const struct tool *t)
 {
-    for (uint32_t g = 0; g < TOOL_GROUPS_MAX; g++) {
+    for (uint32_t g = 0; g < t->groups_len; g++) {
         const struct group_summary *s = &t->groups[g];
         if (s->records == 0) {
             continue;
@@ -255,17 +344,29 @@ int main(int argc, char **argv)
         t.json = 1;
         a++;
     }
-    char **names = NULL;
-    int n = 0;
+    char **names = NULL, **strays = NULL;
+    int n = 0, n_strays = 0;
     for (; a < argc; a++) {
-        if (collect(argv[a], &names, &n) != 0) {
+        if (collect(argv[a], &names, &n, &strays, &n_strays) != 0) {
             return 1;
         }
     }
-    qsort(names, (size_t)n, sizeof(char *), cmp_names);
-    t.groups = calloc(TOOL_GROUPS_MAX, sizeof(*t.groups));
+    if (n > 0) {
+        qsort(names, (size_t)n, sizeof(char *), cmp_names);
+    }
+    if (n_strays > 0) {
+        qsort(strays, (size_t)n_strays, sizeof(char *), cmp_names);
+    }
+    for (int i = 0; i < n_strays; i++) {
+        note(&t,
+             "%s: not a segment name (segments are \"wal-\" and 16 lowercase hex digits): "
+             "ignored\n",
+             strays[i]);
+        free(strays[i]);
+    }
+    free(strays);
     char *open_seg = NULL; /* an unsealed segment: only unused spares may follow */
-    for (int i = 0; i < n && t.groups != NULL; i++) {
+    for (int i = 0; i < n; i++) {
         int r = segment(&t, names[i], i == n - 1);
         if (open_seg != NULL && (r & SEG_RECORDS)) {
             printf("%s: ends without a seal but %s holds records: corruption (recovery "

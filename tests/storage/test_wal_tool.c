@@ -1,6 +1,8 @@
 /* tools/ringraft-wal against a WAL written by the library: verify, summary, dump, dump
- * --json. The tool's path comes from $RINGRAFT_WAL (storage.mk sets it), else it is derived
- * from this binary's path (build/<flavour>/tests/storage/ -> build/<flavour>/tools/). */
+ * --json; a WAL of more than 65536 groups; records of groups outside the segment header's
+ * range; stray "wal-*" files that are not segment names. The tool's path comes from $RINGRAFT_WAL
+ * (storage.mk sets it), else it is derived from this binary's path (build/<flavour>/tests/storage/
+ * -> build/<flavour>/tools/). */
 /* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +113,20 @@ static int teardown(void **state)
 
 static char out[4u << 20];
 
+/* Fails unless out holds the summary line of group g as the library sees it. */
+static void expect_summary(const char *text, raft_group g, const struct wal_group_info *gi)
+{
+    char want[256];
+    snprintf(want, sizeof(want),
+             "group %-6u first %-8llu last %-8llu snap %-8llu term %-6llu vote %-4u commit %-8llu ",
+             g, (unsigned long long)gi->first_index, (unsigned long long)gi->last_index,
+             (unsigned long long)gi->snap_index, (unsigned long long)gi->hs.term,
+             (unsigned)gi->hs.vote, (unsigned long long)gi->hs.commit);
+    if (strstr(text, want) == NULL) {
+        fail_msg("summary lacks \"%s\":\n%s", want, text);
+    }
+}
+
 static void test_verify_good(void **state)
 {
     struct fx *fx = *state;
@@ -123,17 +139,7 @@ static void test_summary(void **state)
     struct fx *fx = *state;
     assert_int_equal(run_tool("summary", fx->dir, out, sizeof(out)), 0);
     for (raft_group g = 0; g < GROUPS; g++) {
-        const struct wal_group_info *gi = &fx->info[g];
-        char want[256];
-        snprintf(
-            want, sizeof(want),
-            "group %-6u first %-8llu last %-8llu snap %-8llu term %-6llu vote %-4u commit %-8llu ",
-            g, (unsigned long long)gi->first_index, (unsigned long long)gi->last_index,
-            (unsigned long long)gi->snap_index, (unsigned long long)gi->hs.term,
-            (unsigned)gi->hs.vote, (unsigned long long)gi->hs.commit);
-        if (strstr(out, want) == NULL) {
-            fail_msg("summary lacks \"%s\":\n%s", want, out);
-        }
+        expect_summary(out, g, &fx->info[g]);
     }
     /* --json summary agrees */
     assert_int_equal(run_tool("summary --json", fx->dir, out, sizeof(out)), 0);
@@ -300,6 +306,231 @@ static void test_verify_flipped_byte(void **state)
     assert_non_null(strstr(out, want));
 }
 
+/* Counts the lines of text that start with "group ". */
+static unsigned summary_lines(const char *text)
+{
+    unsigned n = 0;
+    for (const char *p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        n += strncmp(p, "group ", 6) == 0;
+    }
+    return n;
+}
+
+/* A WAL of 70000 groups (above the tool's old fixed table of 65536), written by the library.
+ * The library allows at most RAFT_GROUPS_MAX groups per worker, so the cluster has two
+ * workers and this is worker 1's WAL, which holds the odd groups: 5 and 69999. */
+#define BIG_GROUPS 70000u
+
+static void test_summary_many_groups(void **state)
+{
+    (void)state;
+    char dir[64];
+    th_mkdtemp(dir);
+    struct io_uring ring;
+    struct wal *wal;
+    char err[256];
+    assert_int_equal(io_uring_queue_init(64, &ring, 0), 0);
+    struct wal_config cfg = th_config(dir, BIG_GROUPS);
+    cfg.worker_count = 2;
+    cfg.worker_id = 1;
+    cfg.segment_bytes = 64u << 10;
+    assert_int_equal(wal_open(&cfg, &ring, &wal, err, sizeof(err)), 0);
+    static const raft_group groups[2] = {BIG_GROUPS - 1, 5};
+    static const raft_index last[2] = {40, 25};
+    uint64_t done = 0, want = 0;
+    static uint8_t buf[1000];
+    for (raft_index i = 1; i <= 40; i++) {
+        for (int k = 0; k < 2; k++) {
+            raft_group g = groups[k];
+            if (i > last[k]) {
+                continue;
+            }
+            struct wal_entry e = {.term = 3 + (raft_term)k, .index = i, .type = 0, .data = buf};
+            e.len = th_payload(g, i, 0, buf, sizeof(buf));
+            struct wal_hard_state hs = {.term = 3 + (raft_term)k, .vote = 1, .commit = i - 1};
+            int rc;
+            while ((rc = wal_append(wal, g, i % 10 == 0 ? &hs : NULL, &e, 1, th_count_cb, &done)) ==
+                   RR_EBUSY) {
+                assert_int_equal(th_step(&ring, wal), 0);
+            }
+            assert_int_equal(rc, 0);
+            want++;
+        }
+    }
+    assert_int_equal(wal_compact(wal, BIG_GROUPS - 1, 10, 3, th_count_cb, &done), 0);
+    want++;
+    assert_int_equal(th_run_until(&ring, wal, &done, want), 0);
+    struct wal_group_info info[2];
+    for (int k = 0; k < 2; k++) {
+        wal_group_info(wal, groups[k], &info[k]);
+    }
+    th_quiesce(&ring, wal);
+    wal_close(wal);
+    io_uring_queue_exit(&ring);
+    assert_int_equal(info[0].last_index, 40);
+    assert_int_equal(info[0].snap_index, 10);
+    assert_int_equal(info[1].last_index, 25);
+
+    assert_int_equal(run_tool("verify", dir, out, sizeof(out)), 0);
+    if (strstr(out, "verify: ok") == NULL) {
+        fail_msg("verify of a %u-group WAL:\n%s", BIG_GROUPS, out);
+    }
+    assert_int_equal(run_tool("summary", dir, out, sizeof(out)), 0);
+    for (int k = 0; k < 2; k++) {
+        expect_summary(out, groups[k], &info[k]);
+    }
+    assert_int_equal(summary_lines(out), 2);
+    assert_int_equal(run_tool("summary --json", dir, out, sizeof(out)), 0);
+    char line[128];
+    snprintf(line, sizeof(line), "{\"group\":%u,\"first\":11,\"last\":40,\"snap\":10,",
+             BIG_GROUPS - 1);
+    if (strstr(out, line) == NULL) {
+        fail_msg("summary --json lacks \"%s\":\n%s", line, out);
+    }
+    th_rmrf(dir);
+}
+
+/* Writes one segment by hand (the library never writes a record of a group it does not
+ * own, nor a header it could not open): header G=70000, W=workers, worker workers - 1; entry
+ * records of the given groups, index 1; no seal, zeros after the records. */
+static void write_segment(const char *dir, uint32_t workers, const raft_group *groups, unsigned n)
+{
+    static uint8_t seg[64u << 10];
+    memset(seg, 0, sizeof(seg));
+    struct wal_segment_header h = {.version = WAL_FORMAT_VERSION,
+                                   .cluster_id = 0xc1u,
+                                   .node_id = 1,
+                                   .worker_id = workers - 1,
+                                   .group_count = BIG_GROUPS,
+                                   .worker_count = workers,
+                                   .seq = 1,
+                                   .segment_bytes = sizeof(seg)};
+    h.salt = wal_segment_salt(&h);
+    wal_segment_header_encode(&h, seg);
+    uint32_t off = WAL_SEGMENT_HEADER_BYTES;
+    static const uint8_t payload[16] = "payload";
+    for (unsigned k = 0; k < n; k++) {
+        struct wal_record r = {.type = WAL_REC_ENTRY,
+                               .group = groups[k],
+                               .payload_len = sizeof(payload),
+                               .term = 1,
+                               .index = 1,
+                               .payload = payload};
+        wal_record_encode(&r, h.salt, seg + off);
+        off += wal_record_size(r.payload_len);
+    }
+    char path[128];
+    th_segment_path(dir, 1, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, seg, sizeof(seg)), (ssize_t)sizeof(seg));
+    close(fd);
+}
+
+/* Records of a group at or above the header's group count, or of a group another worker
+ * owns, are corruption (recovery refuses them): verify names each and fails. */
+static void test_verify_group_out_of_range(void **state)
+{
+    (void)state;
+    char dir[64];
+    th_mkdtemp(dir);
+    static const raft_group groups[4] = {5, BIG_GROUPS + 1, 6, BIG_GROUPS - 1};
+    write_segment(dir, 2, groups, 4);
+    char seg[128];
+    th_segment_path(dir, 1, seg, sizeof(seg));
+    uint32_t rec = wal_record_size(16);
+
+    int rc = run_tool("verify", dir, out, sizeof(out));
+    if (rc != 1) {
+        fail_msg("verify of records out of range exited %d, want 1:\n%s", rc, out);
+    }
+    char want[256];
+    snprintf(want, sizeof(want), "%s: record at offset %u: group %u out of range", seg,
+             WAL_SEGMENT_HEADER_BYTES + rec, BIG_GROUPS + 1);
+    if (strstr(out, want) == NULL) {
+        fail_msg("verify output lacks \"%s\":\n%s", want, out);
+    }
+    snprintf(want, sizeof(want), "%s: record at offset %u: group 6 out of range", seg,
+             WAL_SEGMENT_HEADER_BYTES + 2 * rec);
+    if (strstr(out, want) == NULL) {
+        fail_msg("verify output lacks \"%s\":\n%s", want, out);
+    }
+    assert_non_null(strstr(out, "corruption"));
+    assert_non_null(strstr(out, "verify: FAILED"));
+    /* the summary lists the groups in range only, and still says what is wrong */
+    assert_int_equal(run_tool("summary", dir, out, sizeof(out)), 1);
+    assert_int_equal(summary_lines(out), 2);
+    assert_non_null(strstr(out, "group 5      first 1 "));
+    assert_non_null(strstr(out, "group 69999  first 1 "));
+    /* only in-range records: clean */
+    write_segment(dir, 2, groups, 1);
+    assert_int_equal(run_tool("verify", dir, out, sizeof(out)), 0);
+    /* a header the library cannot open: 70000 groups on one worker, above RAFT_GROUPS_MAX */
+    write_segment(dir, 1, groups, 1);
+    rc = run_tool("verify", dir, out, sizeof(out));
+    snprintf(want, sizeof(want), "%s: segment header out of range: G=%u W=1 worker 0 ", seg,
+             BIG_GROUPS);
+    if (rc != 1 || strstr(out, want) == NULL) {
+        fail_msg("verify exited %d; want 1 and \"%s\":\n%s", rc, want, out);
+    }
+    th_rmrf(dir);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    uint64_t len = 0;
+    int in = open(from, O_RDONLY);
+    assert_true(in >= 0);
+    struct stat st;
+    assert_int_equal(fstat(in, &st), 0);
+    len = (uint64_t)st.st_size;
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    assert_int_equal(pread(in, buf, len, 0), (ssize_t)len);
+    close(in);
+    int o = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(o >= 0);
+    assert_int_equal(write(o, buf, len), (ssize_t)len);
+    close(o);
+    free(buf);
+}
+
+/* Files named like segments but not exactly "wal-" + 16 lowercase hex digits are not
+ * segments: reported as ignored, not read (each is a copy of segment 2 here, which would
+ * count its records twice and put records after the unsealed newest segment). */
+static void test_stray_names_ignored(void **state)
+{
+    struct fx *fx = *state;
+    static const char *strays[] = {"wal-0x0000000000000002", "wal-000000000000000A",
+                                   "wal-0000000000000002.old"};
+    char seg2[128];
+    th_segment_path(fx->dir, 2, seg2, sizeof(seg2));
+    for (size_t k = 0; k < sizeof(strays) / sizeof(strays[0]); k++) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/%s", fx->dir, strays[k]);
+        copy_file(seg2, path);
+    }
+    int rc = run_tool("verify", fx->dir, out, sizeof(out));
+    if (rc != 0 || strstr(out, "verify: ok") == NULL) {
+        fail_msg("verify with stray files exited %d:\n%s", rc, out);
+    }
+    for (size_t k = 0; k < sizeof(strays) / sizeof(strays[0]); k++) {
+        char want[256];
+        snprintf(want, sizeof(want), "%s/%s: not a segment name", fx->dir, strays[k]);
+        const char *p = strstr(out, want);
+        if (p == NULL || strstr(p, "ignored") == NULL) {
+            fail_msg("verify does not report %s as ignored:\n%s", strays[k], out);
+        }
+    }
+    assert_int_equal(run_tool("summary", fx->dir, out, sizeof(out)), 0);
+    for (raft_group g = 0; g < GROUPS; g++) {
+        expect_summary(out, g, &fx->info[g]);
+    }
+    char want[256];
+    snprintf(want, sizeof(want), "%s/%s: not a segment name", fx->dir, strays[0]);
+    assert_non_null(strstr(out, want));
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -321,6 +552,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
+        cmocka_unit_test(test_summary_many_groups),
+        cmocka_unit_test(test_verify_group_out_of_range),
+        cmocka_unit_test_setup_teardown(test_stray_names_ignored, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
