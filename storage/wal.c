@@ -90,6 +90,11 @@ int wal_error(const struct wal *wal)
     return wal->error;
 }
 
+const struct wal_recovery *wal_recovery_report(const struct wal *wal)
+{
+    return &wal->recovery;
+}
+
 const char *wal_error_message(const struct wal *wal)
 {
     return wal->error != 0 ? wal->error_msg : "";
@@ -100,16 +105,22 @@ size_t wal_index_bytes_per_entry(void)
     return sizeof(struct wal_loc);
 }
 
+bool wal_sq_room(struct wal *wal, unsigned n)
+{
+    if (io_uring_sq_space_left(wal->ring) >= n) {
+        return true;
+    }
+    /* SQ full: hand what is queued to the kernel. That can fail (say, -EBUSY while the CQ
+     * overflows): the work then waits for the caller's next submit and wal_submit. */
+    WAL_BEFORE_SUBMIT(wal->ring);
+    int rc = WAL_FAULT(WAL_FP_SUBMIT, io_uring_submit(wal->ring));
+    return rc >= 0 && io_uring_sq_space_left(wal->ring) >= n;
+}
+
 struct io_uring_sqe *wal_sqe(struct wal *wal, enum wal_op op, uint64_t id)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(wal->ring);
-    if (sqe == NULL) {
-        /* SQ full: hand what is queued to the kernel, then there is room. */
-        WAL_BEFORE_SUBMIT(wal->ring);
-        io_uring_submit(wal->ring);
-        sqe = io_uring_get_sqe(wal->ring);
-    }
-    RR_ASSERT(sqe != NULL);
+    RR_ASSERT(sqe != NULL && "the caller reserved room with wal_sq_room");
     RR_ASSERT(id < (1ull << 48));
     io_uring_sqe_set_data64(sqe, wal->user_tag | ((uint64_t)op << 48) | id);
     wal->inflight++;
@@ -243,25 +254,45 @@ static void gs_compact(struct wal_group_state *gs, raft_index index, raft_term t
     gs->snap_term = term;
 }
 
+/* Moves the deque into a new array of ncap locations (>= count), oldest first. */
+static int gs_resize(struct wal_group_state *gs, uint32_t ncap)
+{
+    RR_ASSERT(ncap >= gs->count);
+    struct wal_loc *n = malloc((size_t)ncap * sizeof(*n));
+    if (n == NULL) {
+        return RR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < gs->count; i++) {
+        n[i] = gs->locs[(gs->head + i) & (gs->cap - 1u)];
+    }
+    free(gs->locs);
+    gs->locs = n;
+    gs->head = 0;
+    gs->cap = ncap;
+    return RR_OK;
+}
+
+/* Gives memory back once compaction left the deque at a quarter of its capacity or less
+ * (keeping the larger deque when that allocation fails is always correct). */
+static void gs_shrink(struct wal_group_state *gs)
+{
+    uint32_t ncap = gs->cap;
+    while (ncap > 16u && gs->count <= ncap / 4u) {
+        ncap /= 2u;
+    }
+    if (ncap != gs->cap) {
+        (void)gs_resize(gs, ncap);
+    }
+}
+
 static int gs_push(struct wal_group_state *gs, const struct wal_loc *loc)
 {
     if (gs->count == gs->cap) {
         /* Grows by doubling: amortised, and bounded by the retained entries of the group. */
         uint32_t ncap = gs->cap == 0 ? 16u : gs->cap * 2u;
-        if (ncap == 0 || WAL_FAULT(WAL_FP_ALLOC, 0) != 0) {
+        if (ncap == 0 || WAL_FAULT(WAL_FP_ALLOC, 0) != 0 || gs_resize(gs, ncap) != RR_OK) {
             return RR_ENOMEM;
         }
-        struct wal_loc *n = malloc((size_t)ncap * sizeof(*n));
-        if (n == NULL) {
-            return RR_ENOMEM;
-        }
-        for (uint32_t i = 0; i < gs->count; i++) {
-            n[i] = gs->locs[(gs->head + i) & (gs->cap - 1u)];
-        }
-        free(gs->locs);
-        gs->locs = n;
-        gs->head = 0;
-        gs->cap = ncap;
     }
     gs->locs[(gs->head + gs->count) & (gs->cap - 1u)] = *loc;
     gs->count++;
@@ -442,13 +473,16 @@ static int check_append(struct wal *wal,
     if (n > 0 && entries[0].index <= gs->snap_index) {
         return RR_ECOMPACTED;
     }
-    if (n > 0 && entries[0].index > gs_last(gs) + 1 && (gs->count > 0 || gs->snap_index > 0)) {
-        return RR_EINVAL; /* a gap */
+    if (n > 0 && entries[0].index > gs_last(gs) + 1) {
+        /* A gap, or a log that would not start at snap_index + 1 (recovery refuses both):
+         * after a snapshot, wal_compact first. */
+        return RR_EINVAL;
     }
-    if (*bytes > WAL_FLUSH_BYTES_MAX * 8ull) {
+    /* A unit stays in the ring until written, with room for a seal: a larger one could
+     * never be queued (RR_EBUSY forever), so it is refused outright. */
+    if (*bytes > WAL_FLUSH_BYTES_MAX * 8ull || *bytes + wal_record_size(0) > wal->ring_mask + 1) {
         return RR_ETOOBIG;
     }
-    (void)wal;
     return RR_OK;
 }
 
@@ -563,6 +597,7 @@ int wal_truncate(struct wal *wal, raft_group group, raft_index index, wal_persis
     }
     rc = put_marker(wal, group, WAL_REC_TRUNCATE, index, 0);
     RR_ASSERT(rc == RR_OK);
+    wal->collect_wanted = true; /* dropped entries may have held the oldest segment */
     push_unit(wal, cb, arg);
     return RR_OK;
 }
@@ -585,9 +620,8 @@ int wal_compact(struct wal *wal,
     if (index > gs->snap_index) {
         rc = put_marker(wal, group, WAL_REC_COMPACT, index, term);
         RR_ASSERT(rc == RR_OK);
-        /* Segments this frees may go only once the compact record is durable. */
-        wal->pin_change_lsn = wal->head;
-        wal->collect_wanted = true;
+        gs_shrink(gs);
+        wal->collect_wanted = true; /* may free the oldest segment once durable */
     }
     /* Already compacted that far: the unit still completes in order, with what precedes. */
     push_unit(wal, cb, arg);
@@ -596,10 +630,15 @@ int wal_compact(struct wal *wal,
 
 /* ---- flushing -------------------------------------------------------------------------- */
 
-static void arm_timer(struct wal *wal, uint32_t usec)
+/* Arms the strategy's timer; false if the ring had no room (the caller flushes now). */
+static bool arm_timer(struct wal *wal, uint32_t usec)
 {
     if (wal->timer_armed) {
-        return;
+        return true;
+    }
+    if (!wal_sq_room(wal, 1)) {
+        wal->stats.deferred++;
+        return false;
     }
     wal->timer_ts.tv_sec = usec / 1000000u;
     wal->timer_ts.tv_nsec = (long long)(usec % 1000000u) * 1000;
@@ -607,6 +646,24 @@ static void arm_timer(struct wal *wal, uint32_t usec)
     struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_TIMER, wal->timer_gen);
     io_uring_prep_timeout(sqe, &wal->timer_ts, 0, 0);
     wal->timer_armed = true;
+    return true;
+}
+
+/* A flush started before the timer fired: that timer belonged to records now in flight.
+ * Its expiry is made stale (timer_gen) and it is removed, so the next records get a full
+ * delay of their own instead of the old timer's remainder. */
+static void disarm_timer(struct wal *wal)
+{
+    if (!wal->timer_armed) {
+        return;
+    }
+    uint64_t old = wal->user_tag | ((uint64_t)WAL_OP_TIMER << 48) | wal->timer_gen;
+    wal->timer_armed = false;
+    wal->timer_gen++;
+    if (wal_sq_room(wal, 1)) { /* else it expires later, ignored */
+        struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_TIMER_REMOVE, 0);
+        io_uring_prep_timeout_remove(sqe, old, 0);
+    }
 }
 
 /* Whether the strategy wants a flush of what is queued now. */
@@ -620,14 +677,12 @@ static bool strategy_ready(struct wal *wal)
         if (wal->queued_records >= wal->strategy.param || wal->timer_fired) {
             return true;
         }
-        arm_timer(wal, wal->strategy.max_delay_us);
-        return false;
+        return !arm_timer(wal, wal->strategy.max_delay_us);
     case WAL_STRATEGY_LINGER:
         if (wal->timer_fired) {
             return true;
         }
-        arm_timer(wal, wal->strategy.param);
-        return false;
+        return !arm_timer(wal, wal->strategy.param);
     }
     return true;
 }
@@ -671,7 +726,7 @@ static uint64_t plan_flush(struct wal *wal, uint32_t *seg_index, uint32_t *recor
             break;
         }
         hi += size;
-        if (hdr[14] != WAL_REC_SEAL) {
+        if (wal_record_peek_type(hdr) != WAL_REC_SEAL) {
             n++;
         }
         if (wal->strategy.kind == WAL_STRATEGY_NONE && n == 1) {
@@ -683,9 +738,16 @@ static uint64_t plan_flush(struct wal *wal, uint32_t *seg_index, uint32_t *recor
     return hi;
 }
 
-static void submit_write(struct wal *wal)
+/* Prepares the flush's write (and linked sync) from f->cur; false if the ring had no room
+ * (f->resubmit then makes wal_submit try again). */
+static bool submit_write(struct wal *wal)
 {
     struct wal_flush *f = &wal->flush;
+    f->resubmit = !wal_sq_room(wal, wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC ? 1u : 2u);
+    if (f->resubmit) {
+        wal->stats.deferred++;
+        return false;
+    }
     const struct wal_segment *seg = &wal->segs[f->seg];
     RR_ASSERT(seg->seq == f->seq);
     uint64_t ring_size = wal->ring_mask + 1;
@@ -707,18 +769,39 @@ static void submit_write(struct wal *wal)
         struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_WRITE, 0);
         io_uring_prep_writev2(sqe, seg->fd, f->iov, nr, (uint64_t)off, RWF_DSYNC);
         f->sync_done = true; /* the write itself is the sync */
-        return;
+        return true;
     }
-    /* Both SQEs must go to the kernel in one submission, or the link would break. */
-    if (io_uring_sq_space_left(wal->ring) < 2) {
-        WAL_BEFORE_SUBMIT(wal->ring);
-        io_uring_submit(wal->ring);
-    }
+    /* Both SQEs go to the kernel in one submission (room for both was made above), or the
+     * link would break. */
     struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, 0);
     io_uring_prep_writev(w, seg->fd, f->iov, nr, (uint64_t)off);
     w->flags |= IOSQE_IO_LINK;
     struct io_uring_sqe *s = wal_sqe(wal, WAL_OP_SYNC, 0);
     io_uring_prep_fsync(s, seg->fd, IORING_FSYNC_DATASYNC);
+    return true;
+}
+
+/* Copies len bytes to lsn in the ring (wrapping). */
+static void ring_write(struct wal *wal, uint64_t lsn, const uint8_t *src, uint32_t len)
+{
+    uint64_t size = wal->ring_mask + 1;
+    uint64_t pos = lsn & wal->ring_mask;
+    uint64_t first = size - pos < len ? size - pos : len;
+    memcpy(wal->ring_buf + pos, src, (size_t)first);
+    memcpy(wal->ring_buf, src + first, (size_t)(len - first));
+}
+
+/* Stamps the flush's first record with the segment offset durable when the flush starts:
+ * a valid record whose flush base lies past a damaged one proves the damaged bytes had
+ * been synced, so recovery refuses them as corruption instead of taking them for the torn
+ * tail of the last flush (wal_recover.c). */
+static void stamp_flush_base(struct wal *wal, const struct wal_segment *seg, uint64_t lo)
+{
+    uint8_t hdr[WAL_REC_OFF_LEN];
+    uint64_t base = lo > seg->lsn_start ? lo - seg->lsn_start : 0;
+    ring_read(wal, lo, hdr, sizeof(hdr));
+    wal_record_set_flush_base(hdr, (uint32_t)(WAL_SEGMENT_HEADER_BYTES + base), seg->salt);
+    ring_write(wal, lo, hdr, sizeof(hdr));
 }
 
 static void record_queue_delays(struct wal *wal, uint64_t hi, uint64_t now)
@@ -736,13 +819,23 @@ static void record_queue_delays(struct wal *wal, uint64_t hi, uint64_t now)
 
 static void maybe_flush(struct wal *wal)
 {
-    if (wal->error != 0 || wal->flush.active || wal->durable == wal->head) {
-        return;
-    }
-    if (!strategy_ready(wal)) {
-        return;
-    }
     struct wal_flush *f = &wal->flush;
+    if (wal->error != 0) {
+        return;
+    }
+    if (f->active) {
+        if (f->resubmit) {
+            submit_write(wal); /* the ring had no room for it earlier */
+        }
+        return;
+    }
+    if (wal->durable == wal->head || !strategy_ready(wal)) {
+        return;
+    }
+    if (!wal_sq_room(wal, 3)) { /* write, sync and the timer's removal */
+        wal->stats.deferred++;
+        return;
+    }
     f->lo = wal->durable;
     f->cur = f->lo;
     f->hi = plan_flush(wal, &f->seg, &f->records);
@@ -750,21 +843,36 @@ static void maybe_flush(struct wal *wal)
     RR_ASSERT(f->hi > f->lo);
     f->active = true;
     f->started_ns = wal_now_ns();
+    stamp_flush_base(wal, &wal->segs[f->seg], f->lo);
     wal->timer_fired = false;
+    disarm_timer(wal);
     wal->queued_records -= f->records;
     record_queue_delays(wal, f->hi, f->started_ns);
     submit_write(wal);
 }
 
 static void ack_units(struct wal *wal, int status);
+static void fail_units(struct wal *wal);
 
 void wal_submit(struct wal *wal)
 {
     wal->append_ns = 0;
-    if (wal->error == 0) {
-        ack_units(wal, RR_OK); /* units that queued no record of their own */
+    if (wal->error != 0) {
+        fail_units(wal);
+        return;
     }
+    ack_units(wal, RR_OK); /* units that queued no record of their own */
     maybe_flush(wal);
+    wal_meta_kick(wal); /* a step the ring had no room for */
+}
+
+/* After a fatal error every queued unit fails, once no flush that could still complete
+ * is in flight (its completion fails them itself). */
+static void fail_units(struct wal *wal)
+{
+    if (wal->error != 0 && !wal->flush.active) {
+        ack_units(wal, wal->error);
+    }
 }
 
 static void ack_units(struct wal *wal, int status)
@@ -810,7 +918,7 @@ static void flush_done(struct wal *wal)
     wal->durable = f->hi;
     f->active = false;
     ack_units(wal, RR_OK);
-    if (wal->collect_wanted && wal->durable >= wal->pin_change_lsn) {
+    if (wal->collect_wanted) {
         wal_collect(wal);
     }
     maybe_flush(wal);
@@ -962,44 +1070,77 @@ static int read_start(struct wal *wal, struct wal_read *rd, bool blocking)
     }
     struct wal_read_slot *slot = &wal->reads[slot_i];
     raft_index hi = rd->hi < gs_last(gs) ? rd->hi : gs_last(gs);
-    rd->status = RR_OK;
-    rd->count = 0;
-    rd->pending = 0;
-    rd->slot = slot_i;
+    /* Plan first: which entries come from the ring, and the disk reads, adjacent records of
+     * one segment coalesced into one read. Nothing changes if the ring has no room. */
+    uint32_t count = 0;
+    uint32_t reads = 0;
+    int last_seg = -1;
+    uint64_t last_end = 0; /* lsn just past the previous disk-read record */
+    uint32_t run_head = 0;
     size_t pos = 0;
-    for (raft_index i = rd->lo; i <= hi && rd->count < WAL_READ_ENTRIES_MAX; i++) {
+    for (raft_index i = rd->lo; i <= hi && count < WAL_READ_ENTRIES_MAX; i++) {
         const struct wal_loc *loc = gs_loc(gs, i);
         if (pos + loc->size > rd->buf_len) {
             break;
         }
         int s = wal_segment_find(wal, loc->lsn);
         RR_ASSERT(s >= 0);
-        struct wal_segment *seg = &wal->segs[s];
-        uint32_t k = rd->count++;
-        slot->seq[k] = seg->seq;
+        uint32_t k = count++;
+        slot->seq[k] = wal->segs[s].seq;
         slot->pos[k] = (uint32_t)pos;
         slot->size[k] = loc->size;
-        off_t off = (off_t)(WAL_SEGMENT_HEADER_BYTES + loc->lsn - seg->lsn_start);
-        if (loc->lsn >= wal->ring_lo) {
-            ring_read(wal, loc->lsn, rd->buf + pos, loc->size);
-            wal->stats.cache_hits++;
-        } else if (blocking) {
-            int rc = pread_full(seg->fd, rd->buf + pos, loc->size, off);
-            if (rc != RR_OK) {
-                rd->status = rc;
+        slot->run[k] = 0;
+        if (loc->lsn < wal->ring_lo) {
+            if (s == last_seg && loc->lsn == last_end) {
+                slot->run[run_head] += loc->size; /* continues the previous read */
+            } else {
+                run_head = k;
+                slot->run[k] = loc->size;
+                reads++;
             }
-            wal->stats.disk_reads++;
+            last_seg = s;
+            last_end = loc->lsn + loc->size;
         } else {
-            struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_READ, ((uint64_t)slot_i << 16) | k);
-            io_uring_prep_read(sqe, seg->fd, rd->buf + pos, loc->size, (uint64_t)off);
-            seg->reads++;
-            rd->pending++;
-            wal->stats.disk_reads++;
+            last_seg = -1;
         }
         pos += loc->size;
     }
-    if (rd->count == 0) {
+    if (count == 0) {
         return RR_ETOOBIG;
+    }
+    if (!blocking && reads > 0 && !wal_sq_room(wal, reads)) {
+        wal->stats.deferred++;
+        return RR_EBUSY;
+    }
+    rd->status = RR_OK;
+    rd->count = count;
+    rd->pending = 0;
+    rd->slot = slot_i;
+    for (uint32_t k = 0; k < count; k++) {
+        const struct wal_loc *loc = gs_loc(gs, rd->lo + k);
+        if (loc->lsn >= wal->ring_lo) {
+            ring_read(wal, loc->lsn, rd->buf + slot->pos[k], loc->size);
+            wal->stats.cache_hits++;
+            continue;
+        }
+        wal->stats.disk_reads++;
+        if (slot->run[k] == 0) {
+            continue; /* read with the run it belongs to */
+        }
+        int s = wal_segment_find(wal, loc->lsn);
+        struct wal_segment *seg = &wal->segs[s];
+        off_t off = (off_t)(WAL_SEGMENT_HEADER_BYTES + loc->lsn - seg->lsn_start);
+        if (blocking) {
+            int rc = pread_full(seg->fd, rd->buf + slot->pos[k], slot->run[k], off);
+            if (rc != RR_OK) {
+                rd->status = rc;
+            }
+            continue;
+        }
+        struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_READ, ((uint64_t)slot_i << 16) | k);
+        io_uring_prep_read(sqe, seg->fd, rd->buf + slot->pos[k], slot->run[k], (uint64_t)off);
+        seg->reads++;
+        rd->pending++;
     }
     slot->rd = rd;
     wal->reads_active++;
@@ -1037,15 +1178,15 @@ static void handle_read(struct wal *wal, uint64_t id, int res)
     }
     if (res < 0 && rd->status == RR_OK) {
         rd->status = res;
-    } else if (res >= 0 && (uint32_t)res != slot->size[k] && rd->status == RR_OK) {
+    } else if (res >= 0 && (uint32_t)res != slot->run[k] && rd->status == RR_OK) {
         rd->status = RR_ETRUNCATED; /* a record lies wholly inside a preallocated file */
     }
     if (--rd->pending > 0) {
         return;
     }
     read_finish(wal, slot);
-    if (wal->collect_wanted && wal->durable >= wal->pin_change_lsn) {
-        wal_collect(wal); /* a deletion may have waited for this read */
+    if (wal->collect_wanted) {
+        wal_collect(wal); /* a retirement may have waited for this read */
     }
     rd->cb(rd);
 }
@@ -1072,13 +1213,16 @@ int wal_handle_cqe(struct wal *wal, const struct io_uring_cqe *cqe)
     case WAL_OP_READ:
         handle_read(wal, id, cqe->res);
         break;
-    case WAL_OP_PREP:
-        wal_prep_handle(wal, cqe->res);
-        maybe_flush(wal);
+    case WAL_OP_META:
+        wal_meta_handle(wal, cqe->res);
+        maybe_flush(wal); /* records may have waited for the spare */
         break;
+    case WAL_OP_TIMER_REMOVE:
+        break; /* the removed timer's own completion is stale (timer_gen) */
     default:
         RR_ASSERT(false && "unknown WAL op in user_data");
     }
+    fail_units(wal);
     return wal->error;
 }
 
@@ -1128,38 +1272,64 @@ static void carry_forward(struct wal *wal, const struct wal_segment *seg)
             put_marker(wal, group, WAL_REC_COMPACT, gs->snap_index, gs->snap_term);
         }
     }
-    wal->pin_change_lsn = wal->head;
 }
 
-void wal_collect(struct wal *wal)
+/* Marks the oldest segments that no group needs: free once everything queued now is
+ * durable. Carries idle groups' markers forward out of the first segment still needed. */
+static void mark_free_segments(struct wal *wal)
 {
-    wal->collect_wanted = false;
-    while (wal->seg_count > 1 && wal->error == 0) {
-        struct wal_segment *seg = &wal->segs[0];
-        if (!seg->sealed || seg->reads > 0) {
-            wal->collect_wanted = seg->reads > 0;
-            return;
+    for (uint32_t i = 0; i + 1 < wal->seg_count && wal->error == 0; i++) {
+        struct wal_segment *seg = &wal->segs[i];
+        if (seg->retire_lsn != WAL_NO_LSN) {
+            continue;
+        }
+        if (!seg->sealed) {
+            break;
         }
         bool entries_pin = false;
         uint64_t low = lowest_pin(wal, seg->lsn_end, &entries_pin);
         if (low >= seg->lsn_end) {
-            wal_segment_delete_oldest(wal);
+            seg->retire_lsn = wal->head;
+            wal->collect_wanted = true;
             continue;
         }
         if (!entries_pin) {
             carry_forward(wal, seg);
             wal->collect_wanted = true;
         }
-        return;
+        break;
+    }
+}
+
+/* Retires segments no group needs. The in-memory index already reflects queued records (a
+ * queued hard state, truncation or compaction moves a group's pins before it is durable), so
+ * a segment found free here still holds the only durable copy of what supersedes nothing
+ * yet: it is marked with retire_lsn = head and leaves only once everything queued now is
+ * durable. Pins only move forward, so a segment once free stays free. */
+void wal_collect(struct wal *wal)
+{
+    wal->collect_wanted = false;
+    mark_free_segments(wal);
+    while (wal->error == 0 && wal->seg_count > 1 && wal->segs[0].retire_lsn != WAL_NO_LSN) {
+        const struct wal_segment *seg = &wal->segs[0];
+        if (wal->durable < seg->retire_lsn || seg->reads > 0) {
+            wal->collect_wanted = true; /* again after the next flush or read */
+            break;
+        }
+        wal_segment_retire_oldest(wal);
     }
 }
 
 int wal_oldest_pin(const struct wal *wal, raft_group *group, raft_index *index)
 {
-    if (wal->seg_count < 2) {
+    uint32_t first = 0;
+    while (first < wal->seg_count && wal->segs[first].retire_lsn != WAL_NO_LSN) {
+        first++;
+    }
+    if (first + 1 >= wal->seg_count) {
         return RR_ENOTFOUND;
     }
-    const struct wal_segment *seg = &wal->segs[0];
+    const struct wal_segment *seg = &wal->segs[first];
     uint64_t best = WAL_NO_LSN;
     for (uint32_t g = 0; g < wal->local_groups; g++) {
         const struct wal_group_state *gs = &wal->groups[g];
@@ -1175,8 +1345,9 @@ int wal_oldest_pin(const struct wal *wal, raft_group *group, raft_index *index)
 
 uint32_t wal_segment_count(const struct wal *wal)
 {
-    return wal->seg_count +
-           (wal->prep.state == WAL_PREP_READY || wal->prep.state == WAL_PREP_RUNNING ? 1u : 0u);
+    bool spare = wal->prep.state == WAL_PREP_READY || wal->prep.state == WAL_PREP_RUNNING;
+    bool deleting = wal->meta.job == WAL_JOB_DELETE;
+    return wal->seg_count + wal->retired_count + (spare ? 1u : 0u) + (deleting ? 1u : 0u);
 }
 
 uint64_t wal_disk_bytes(const struct wal *wal)
@@ -1185,8 +1356,14 @@ uint64_t wal_disk_bytes(const struct wal *wal)
     for (uint32_t i = 0; i < wal->seg_count; i++) {
         total += wal->segs[i].bytes;
     }
+    for (uint32_t i = 0; i < wal->retired_count; i++) {
+        total += wal->retired[(wal->retired_head + i) % WAL_SEGMENTS_MAX].bytes;
+    }
     if (wal->prep.state == WAL_PREP_READY || wal->prep.state == WAL_PREP_RUNNING) {
-        total += wal->prep.bytes;
+        total += wal->cfg.segment_bytes;
+    }
+    if (wal->meta.job == WAL_JOB_DELETE) {
+        total += wal->meta.bytes;
     }
     return total;
 }
@@ -1263,6 +1440,7 @@ int wal_open(const struct wal_config *cfg,
     wal->dir_fd = -1;
     wal->lock_fd = -1;
     wal->prep.fd = -1;
+    wal->meta.fd = -1;
     wal->user_tag = (uint64_t)cfg->user_data_tag << WAL_USER_DATA_TAG_SHIFT;
     if (wal->cfg.segment_bytes == 0) {
         wal->cfg.segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
@@ -1291,7 +1469,7 @@ int wal_open(const struct wal_config *cfg,
         wal_close(wal);
         return rc;
     }
-    wal_prep_start(wal);
+    wal_meta_kick(wal);
     *out = wal;
     return RR_OK;
 }
@@ -1306,6 +1484,12 @@ void wal_close(struct wal *wal)
     }
     if (wal->prep.fd >= 0) {
         close(wal->prep.fd);
+    }
+    if (wal->meta.fd >= 0) {
+        close(wal->meta.fd);
+    }
+    for (uint32_t i = 0; i < wal->retired_count; i++) {
+        close(wal->retired[(wal->retired_head + i) % WAL_SEGMENTS_MAX].fd);
     }
     if (wal->groups != NULL) {
         for (uint32_t g = 0; g < wal->local_groups; g++) {

@@ -95,21 +95,35 @@ struct wal_group_info {
 typedef void (*wal_persist_cb)(void *arg, int status);
 
 struct wal_stats {
-    uint64_t records;    /* records made durable */
-    uint64_t bytes;      /* record bytes made durable */
-    uint64_t flushes;    /* completed write + sync pairs */
-    uint64_t units;      /* persist units acknowledged */
-    uint64_t cache_hits; /* entries read from the in-memory ring */
-    uint64_t disk_reads; /* entries read from segment files */
-    uint64_t segments_created;
+    uint64_t records;           /* records made durable */
+    uint64_t bytes;             /* record bytes made durable */
+    uint64_t flushes;           /* completed write + sync pairs */
+    uint64_t units;             /* persist units acknowledged */
+    uint64_t cache_hits;        /* entries read from the in-memory ring */
+    uint64_t disk_reads;        /* entries read from segment files */
+    uint64_t segments_created;  /* new files, zero-filled or fallocated */
+    uint64_t segments_recycled; /* retired files renamed into spares (no zero-fill) */
     uint64_t segments_deleted;
     uint64_t short_writes;          /* writes the kernel completed partially, then resumed */
-    uint64_t unlink_failures;       /* segments whose file could not be deleted (leaked) */
+    uint64_t deferred;              /* times the SQ had no room and work waited a submit */
     struct histogram batch_records; /* records per flush */
     struct histogram batch_bytes;   /* bytes per flush */
     struct histogram flush_ns;      /* submission of a flush to its sync completing */
     struct histogram queue_ns;      /* a unit's wait from wal_append to its flush starting */
 };
+
+/* What recovery found and did, for the operator's log (wal_recovery_report). */
+struct wal_recovery {
+    uint32_t segments;         /* segment files replayed */
+    uint32_t stray_files;      /* "wal-*" names that are not segment names: ignored, kept */
+    char first_stray[64];      /* one of them, for the log */
+    uint64_t torn_bytes;       /* bytes of a torn last flush dropped from the newest segment */
+    uint64_t torn_offset;      /* where the tear began (0: no tear) */
+    uint64_t torn_seq;         /* in which segment */
+    uint32_t unfinished_spare; /* 1 when a spare whose preparation a crash interrupted, holding
+                                * no record, was removed */
+};
+const struct wal_recovery *wal_recovery_report(const struct wal *wal);
 
 /* Opens (recovering) or creates the WAL in cfg->dir and prepares its first segment; blocks
  * (start-up only). Takes an exclusive lock on the directory. On error returns a negative

@@ -87,30 +87,65 @@ int wal_segment_header_decode(const uint8_t *buf, struct wal_segment_header *h)
     return RR_OK;
 }
 
+/* What the flush base adds to a record's checksum: nothing for 0, so records encoded
+ * before their flush is planned need one hash only. */
+static uint64_t flush_base_mix(uint32_t flush_base, uint64_t salt)
+{
+    uint8_t b[4];
+    put32(b, flush_base);
+    return flush_base == 0 ? 0 : XXH3_64bits_withSeed(b, sizeof(b), salt);
+}
+
 void wal_record_encode(const struct wal_record *r, uint64_t salt, uint8_t *buf)
 {
     RR_ASSERT(r->payload_len <= WAL_PAYLOAD_MAX);
     uint32_t size = wal_record_size(r->payload_len);
-    put32(buf + 8, r->payload_len);
-    buf[12] = (uint8_t)(WAL_RECORD_MAGIC & 0xffu);
-    buf[13] = (uint8_t)(WAL_RECORD_MAGIC >> 8);
-    buf[14] = r->type;
-    buf[15] = r->entry_type;
-    put32(buf + 16, r->group);
-    put32(buf + 20, 0);
-    put64(buf + 24, r->term);
-    put64(buf + 32, r->index);
+    put32(buf + WAL_REC_OFF_FLUSH_BASE, r->flush_base);
+    put32(buf + WAL_REC_OFF_LEN, r->payload_len);
+    buf[WAL_REC_OFF_MAGIC] = (uint8_t)(WAL_RECORD_MAGIC & 0xffu);
+    buf[WAL_REC_OFF_MAGIC + 1] = (uint8_t)(WAL_RECORD_MAGIC >> 8);
+    buf[WAL_REC_OFF_TYPE] = r->type;
+    buf[WAL_REC_OFF_ENTRY_TYPE] = r->entry_type;
+    put32(buf + WAL_REC_OFF_GROUP, r->group);
+    put64(buf + WAL_REC_OFF_TERM, r->term);
+    put64(buf + WAL_REC_OFF_INDEX, r->index);
     if (r->payload_len > 0) {
         memcpy(buf + WAL_RECORD_HEADER_BYTES, r->payload, r->payload_len);
     }
     uint32_t used = WAL_RECORD_HEADER_BYTES + r->payload_len;
     memset(buf + used, 0, size - used);
-    put64(buf, XXH3_64bits_withSeed(buf + 8, size - 8u, salt));
+    uint64_t sum =
+        XXH3_64bits_withSeed(buf + WAL_REC_HASHED_FROM, size - WAL_REC_HASHED_FROM, salt);
+    put64(buf, sum ^ flush_base_mix(r->flush_base, salt));
+}
+
+void wal_record_set_flush_base(uint8_t *hdr, uint32_t flush_base, uint64_t salt)
+{
+    uint32_t old = get32(hdr + WAL_REC_OFF_FLUSH_BASE);
+    uint64_t sum = get64(hdr) ^ flush_base_mix(old, salt) ^ flush_base_mix(flush_base, salt);
+    put64(hdr, sum);
+    put32(hdr + WAL_REC_OFF_FLUSH_BASE, flush_base);
 }
 
 uint32_t wal_record_peek_size(const uint8_t *hdr)
 {
-    return wal_record_size(get32(hdr + 8));
+    return wal_record_size(get32(hdr + WAL_REC_OFF_LEN));
+}
+
+uint8_t wal_record_peek_type(const uint8_t *hdr)
+{
+    return hdr[WAL_REC_OFF_TYPE];
+}
+
+uint32_t wal_record_peek_group(const uint8_t *hdr)
+{
+    return get32(hdr + WAL_REC_OFF_GROUP);
+}
+
+bool wal_record_peek_magic(const uint8_t *hdr)
+{
+    return hdr[WAL_REC_OFF_MAGIC] == (WAL_RECORD_MAGIC & 0xffu) &&
+           hdr[WAL_REC_OFF_MAGIC + 1] == (WAL_RECORD_MAGIC >> 8);
 }
 
 int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, struct wal_record *out)
@@ -118,26 +153,29 @@ int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, str
     if (avail < WAL_RECORD_HEADER_BYTES) {
         return RR_ETRUNCATED;
     }
-    uint32_t len = get32(buf + 8);
-    uint16_t magic = (uint16_t)(buf[12] | (buf[13] << 8));
-    uint8_t type = buf[14];
-    if (magic != WAL_RECORD_MAGIC || len > WAL_PAYLOAD_MAX || type < WAL_REC_ENTRY ||
-        type > WAL_REC_SEAL || get32(buf + 20) != 0) {
+    uint32_t len = get32(buf + WAL_REC_OFF_LEN);
+    uint8_t type = buf[WAL_REC_OFF_TYPE];
+    if (!wal_record_peek_magic(buf) || len > WAL_PAYLOAD_MAX || type < WAL_REC_ENTRY ||
+        type > WAL_REC_SEAL) {
         return RR_ECORRUPT;
     }
     uint32_t size = wal_record_size(len);
     if (size > avail) {
         return RR_ETRUNCATED;
     }
-    if (get64(buf) != XXH3_64bits_withSeed(buf + 8, size - 8u, salt)) {
+    uint32_t flush_base = get32(buf + WAL_REC_OFF_FLUSH_BASE);
+    uint64_t sum =
+        XXH3_64bits_withSeed(buf + WAL_REC_HASHED_FROM, size - WAL_REC_HASHED_FROM, salt);
+    if (get64(buf) != (sum ^ flush_base_mix(flush_base, salt))) {
         return RR_ECORRUPT;
     }
     out->type = type;
-    out->entry_type = buf[15];
-    out->group = get32(buf + 16);
+    out->entry_type = buf[WAL_REC_OFF_ENTRY_TYPE];
+    out->group = get32(buf + WAL_REC_OFF_GROUP);
     out->payload_len = len;
-    out->term = get64(buf + 24);
-    out->index = get64(buf + 32);
+    out->term = get64(buf + WAL_REC_OFF_TERM);
+    out->index = get64(buf + WAL_REC_OFF_INDEX);
+    out->flush_base = flush_base;
     out->payload = buf + WAL_RECORD_HEADER_BYTES;
     return (int64_t)size;
 }

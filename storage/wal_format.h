@@ -14,14 +14,27 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "the format is little-endian and encoded with memcpy on a little-endian host");
 
 #define WAL_SEGMENT_MAGIC  0x474553574c415252ULL /* "RRALWSEG" read as little-endian */
-#define WAL_FORMAT_VERSION 1u
+#define WAL_FORMAT_VERSION 2u                    /* 2: flush base in records; see wal.c */
 #define WAL_RECORD_MAGIC   0x5257u /* "WR": a cheap first filter before the checksum */
 
 /* The header occupies the first 4 KiB of a segment so records start page-aligned. */
 #define WAL_SEGMENT_HEADER_BYTES 4096u
 #define WAL_SEGMENT_HEADER_USED  72u /* bytes of the header covered by its checksum + 8 */
 
-/* Record header: 40 bytes, then the payload, then zero padding to a multiple of 8. */
+/* Record header: 40 bytes, then the payload, then zero padding to a multiple of 8. Field
+ * offsets (wal.c's format comment explains them): */
+#define WAL_REC_OFF_CHECKSUM   0u
+#define WAL_REC_OFF_FLUSH_BASE 8u
+#define WAL_REC_OFF_LEN        12u
+#define WAL_REC_OFF_MAGIC      16u
+#define WAL_REC_OFF_TYPE       18u
+#define WAL_REC_OFF_ENTRY_TYPE 19u
+#define WAL_REC_OFF_GROUP      20u
+#define WAL_REC_OFF_TERM       24u
+#define WAL_REC_OFF_INDEX      32u
+/* The checksum covers bytes 12..end; the flush base is folded into it separately so that it
+ * can be set when the flush is planned, without hashing the record again. */
+#define WAL_REC_HASHED_FROM     12u
 #define WAL_RECORD_HEADER_BYTES 40u
 #define WAL_RECORD_ALIGN        8u
 
@@ -70,6 +83,7 @@ struct wal_record {
     uint32_t payload_len; /* bytes of payload */
     raft_term term;
     raft_index index;
+    uint32_t flush_base; /* 0, or the segment offset durable when its flush was submitted */
     const uint8_t *payload;
 };
 
@@ -99,8 +113,16 @@ void wal_record_encode(const struct wal_record *r, uint64_t salt, uint8_t *buf);
 int64_t
 wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, struct wal_record *out);
 
-/* The record's length field, for walking encoded records already known to be valid. */
+/* Fields of an encoded record header, unverified (for walking records already known to be
+ * valid, and for naming the group a damaged record claims). */
 uint32_t wal_record_peek_size(const uint8_t *hdr);
+uint8_t wal_record_peek_type(const uint8_t *hdr);
+uint32_t wal_record_peek_group(const uint8_t *hdr);
+bool wal_record_peek_magic(const uint8_t *hdr);
+
+/* Sets the flush base of the encoded record whose first 16 header bytes are hdr, keeping
+ * its checksum valid (the rest of the record is not read). */
+void wal_record_set_flush_base(uint8_t *hdr, uint32_t flush_base, uint64_t salt);
 
 const char *wal_record_type_name(uint8_t type);
 

@@ -15,6 +15,9 @@
 #define WAL_UNITS_MAX 16384
 /* Concurrent asynchronous reads. */
 #define WAL_READS_MAX 64
+/* Retired segments kept (not deleted) so that the next rotation recycles one instead of
+ * creating and zero-filling a file. */
+#define WAL_RECYCLE_POOL 2
 /* Zero-fill chunk of segment preparation: one write SQE each. */
 #define WAL_PREP_CHUNK          (1u << 20)
 #define WAL_CACHE_BYTES_DEFAULT (16u << 20)
@@ -29,7 +32,8 @@ enum wal_op {
     WAL_OP_SYNC = 2,
     WAL_OP_TIMER = 3,
     WAL_OP_READ = 4,
-    WAL_OP_PREP = 5,
+    WAL_OP_META = 5,         /* a step of segment maintenance (wal_segment.c) */
+    WAL_OP_TIMER_REMOVE = 6, /* cancels the strategy's timer */
 };
 
 /* Where one retained entry lives: 24 bytes per entry (wal_index_bytes_per_entry). */
@@ -57,13 +61,22 @@ struct wal_group_state {
 struct wal_segment {
     uint64_t seq; /* sequence number, in the file name */
     int fd;
-    uint64_t salt;      /* checksum seed of its records */
-    uint64_t bytes;     /* file size */
-    uint64_t lsn_start; /* lsn of the first record byte (file offset WAL_SEGMENT_HEADER_BYTES) */
-    uint64_t lsn_end;   /* one past the last record (the seal once sealed) */
-    uint64_t lsn_limit; /* lsn_start + bytes - header: records must end at or before */
-    uint32_t reads;     /* disk reads in flight: deletion waits for them */
-    bool sealed;        /* a SEAL record ends it */
+    uint64_t salt;       /* checksum seed of its records */
+    uint64_t bytes;      /* file size */
+    uint64_t lsn_start;  /* lsn of the first record byte (file offset WAL_SEGMENT_HEADER_BYTES) */
+    uint64_t lsn_end;    /* one past the last record (the seal once sealed) */
+    uint64_t lsn_limit;  /* lsn_start + bytes - header: records must end at or before */
+    uint64_t retire_lsn; /* WAL_NO_LSN while needed; else it is handed to maintenance
+                          * (recycling or deletion) once durable reaches this lsn */
+    uint32_t reads;      /* disk reads in flight: retirement waits for them */
+    bool sealed;         /* a SEAL record ends it */
+};
+
+/* A segment no group needs any more, waiting to be recycled or deleted, oldest first. */
+struct wal_retired {
+    uint64_t seq;
+    int fd;
+    uint64_t bytes;
 };
 
 struct wal_unit {
@@ -79,6 +92,7 @@ struct wal_flush {
     bool sync_done;
     bool short_write;    /* resubmit the remainder once the (cancelled) sync completes */
     bool sync_cancelled; /* the linked sync did not run: write and sync again */
+    bool resubmit;       /* the ring had no room for the write: wal_submit retries */
     int write_res;       /* error of the write, if any */
     uint32_t seg;        /* index in wal->segs */
     uint64_t seq;        /* that segment's sequence number (segs shift on deletion) */
@@ -89,12 +103,12 @@ struct wal_flush {
     struct iovec iov[2];
 };
 
-/* Segment preparation, done through the ring one SQE at a time. */
+/* The spare: the segment that becomes active when the active one fills. */
 enum wal_prep_state {
-    WAL_PREP_IDLE,
-    WAL_PREP_RUNNING, /* an SQE is in flight */
-    WAL_PREP_READY,   /* the spare is durable and may become active */
-    WAL_PREP_FAILED,  /* prep_error tells why; retried after a segment is deleted */
+    WAL_PREP_IDLE,    /* none, and no job prepares one */
+    WAL_PREP_RUNNING, /* a maintenance job creates or recycles it */
+    WAL_PREP_READY,   /* durable (file, header and name) and may become active */
+    WAL_PREP_FAILED,  /* error tells why; retried once a segment is retired or deleted */
 };
 
 struct wal_prep {
@@ -103,9 +117,31 @@ struct wal_prep {
     int fd;
     uint64_t seq;
     uint64_t bytes;
-    uint64_t done;   /* bytes zero-filled so far */
-    uint32_t step;   /* 0 fill, 1 header, 2 fsync file, 3 fsync dir */
     uint8_t *header; /* encoded header, WAL_SEGMENT_HEADER_BYTES */
+};
+
+/* Segment maintenance: one job at a time, one SQE at a time, every metadata operation
+ * (create, rename, unlink) followed by a directory fsync before the next one starts, so the
+ * segment names on disk always form a contiguous run of sequence numbers (wal_segment.c). */
+enum wal_meta_job {
+    WAL_JOB_NONE,
+    WAL_JOB_CREATE,  /* open, zero-fill or fallocate, header, fsync file, fsync directory */
+    WAL_JOB_RECYCLE, /* rename the oldest retired file, fsync directory, header, fsync file */
+    WAL_JOB_DELETE,  /* unlink the oldest retired file (closed first), fsync directory */
+    WAL_JOB_DISCARD, /* unlink a file whose creation failed, fsync directory */
+};
+
+struct wal_meta {
+    enum wal_meta_job job;
+    uint8_t step;      /* index into the job's list of steps */
+    bool deferred;     /* no SQE could be had: wal_submit retries */
+    int fd;            /* the file the job works on */
+    int discard_error; /* WAL_JOB_DISCARD: the error the spare fails with */
+    uint64_t seq;      /* its sequence number once the job is done */
+    uint64_t bytes;
+    uint64_t done;     /* bytes zero-filled so far */
+    char old_name[32]; /* paths are read by the kernel at submission: they live here */
+    char new_name[32];
 };
 
 struct wal_read_slot {
@@ -113,6 +149,8 @@ struct wal_read_slot {
     uint64_t seq[WAL_READ_ENTRIES_MAX];  /* segment of each entry */
     uint32_t pos[WAL_READ_ENTRIES_MAX];  /* offset of each record in rd->buf */
     uint32_t size[WAL_READ_ENTRIES_MAX]; /* record size */
+    uint32_t run[WAL_READ_ENTRIES_MAX];  /* at a disk read's first entry: its bytes (adjacent
+                                          * records of one segment share one read) */
 };
 
 struct wal {
@@ -130,6 +168,10 @@ struct wal {
     uint32_t seg_count; /* segs[seg_count - 1] is the active segment */
     uint64_t next_seq;  /* sequence number of the next segment to prepare */
     struct wal_prep prep;
+    struct wal_meta meta;
+    struct wal_retired retired[WAL_SEGMENTS_MAX]; /* FIFO: retired[(retired_head + i) % max] */
+    uint32_t retired_head;
+    uint32_t retired_count;
 
     uint8_t *ring_buf; /* cache_bytes ring: byte at lsn L lives at L & ring_mask */
     uint64_t ring_mask;
@@ -140,8 +182,7 @@ struct wal {
     uint64_t head;           /* lsn where the next record is encoded */
     uint64_t durable;        /* everything below is written and synced */
     uint64_t queued_records; /* records in [durable, head) not yet in a flush */
-    uint64_t pin_change_lsn; /* segments may be deleted only once durable reaches it */
-    bool collect_wanted;     /* a compaction or rotation may have freed a segment */
+    bool collect_wanted;     /* a record that moves pins was queued, or a retirement waits */
 
     struct wal_unit units[WAL_UNITS_MAX];
     uint32_t unit_head; /* oldest unacknowledged unit */
@@ -162,7 +203,8 @@ struct wal {
     uint32_t inflight; /* SQEs prepared and not yet completed */
 
     void *recover_gaps; /* wal_recover.c's per-group gap table while it runs */
-    int error;          /* fatal error; 0 while healthy */
+    struct wal_recovery recovery;
+    int error; /* fatal error; 0 while healthy */
     char error_msg[WAL_ERR_LEN];
     struct wal_stats stats;
 };
@@ -171,6 +213,10 @@ struct wal {
 uint64_t wal_now_ns(void);
 void wal_fail(struct wal *wal, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* True when n SQEs can be had now (submitting what is queued if the SQ is full); false if
+ * the ring cannot take them, and the caller defers its work to a later wal_submit. */
+bool wal_sq_room(struct wal *wal, unsigned n);
+/* An SQE tagged with op and id; the caller made sure of room with wal_sq_room. */
 struct io_uring_sqe *wal_sqe(struct wal *wal, enum wal_op op, uint64_t id);
 struct wal_group_state *wal_group(const struct wal *wal, raft_group group);
 /* Recovery replays records through these, as appends do. */
@@ -184,13 +230,18 @@ void wal_collect(struct wal *wal);
 
 /* wal_segment.c */
 void wal_segment_name(char *buf, size_t len, uint64_t seq);
+/* The header (and so the salt) segment seq of this WAL has or will have. */
+void wal_segment_fill_header(const struct wal *wal, uint64_t seq, struct wal_segment_header *h);
 int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *out);
-void wal_prep_start(struct wal *wal);
-void wal_prep_handle(struct wal *wal, int res);
+/* Starts the next maintenance job if none runs: prepares a spare (recycling a retired file
+ * when there is one) or deletes retired files beyond WAL_RECYCLE_POOL. */
+void wal_meta_kick(struct wal *wal);
+void wal_meta_handle(struct wal *wal, int res);
 /* Makes the prepared spare the active segment starting at lsn. */
 void wal_segment_activate(struct wal *wal, uint64_t lsn);
 int wal_segment_find(const struct wal *wal, uint64_t lsn);
-void wal_segment_delete_oldest(struct wal *wal);
+/* Moves the oldest segment (no longer needed, durable, no reads) to the retired queue. */
+void wal_segment_retire_oldest(struct wal *wal);
 int wal_lock_dir(struct wal *wal, char *err, size_t err_len);
 
 /* wal_recover.c */

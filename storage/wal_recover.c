@@ -57,9 +57,17 @@ static int list_segments(struct wal *wal, uint64_t **out, uint32_t *n)
     *n = 0;
     struct dirent *e;
     while (seqs != NULL && (e = readdir(d)) != NULL) {
-        unsigned long long seq;
-        char tail;
-        if (strlen(e->d_name) != 20 || sscanf(e->d_name, "wal-%16llx%c", &seq, &tail) != 1) {
+        uint64_t seq;
+        if (!wal_segment_name_parse(e->d_name, &seq)) {
+            if (strncmp(e->d_name, "wal-", 4) == 0) {
+                /* Looks like ours but is not a segment name: never read, never deleted. */
+                struct wal_recovery *rep = &wal->recovery;
+                if (rep->stray_files++ == 0) {
+                    size_t len = strnlen(e->d_name, sizeof(rep->first_stray) - 1);
+                    memcpy(rep->first_stray, e->d_name, len);
+                    rep->first_stray[len] = '\0';
+                }
+            }
             continue;
         }
         if (*n == cap) {
@@ -146,8 +154,19 @@ static int open_one(struct wal *wal, struct scan *s, uint8_t *hdr, char *err, si
         snprintf(err, err_len, "%s/%s: header read failed", wal->dir, name);
         return RR_EIO;
     }
-    if (rc != RR_OK || wal_segment_header_decode(hdr, &h) != RR_OK || h.seq != s->seq ||
-        h.segment_bytes != (uint64_t)st.st_size || h.segment_bytes < WAL_SEGMENT_BYTES_MIN) {
+    s->bytes = (uint64_t)st.st_size;
+    int dec = rc == RR_OK ? wal_segment_header_decode(hdr, &h) : rc;
+    if (dec == RR_EBADVERSION) {
+        snprintf(err, err_len,
+                 "%s/%s: segment format version %u, this build reads version %u only: refusing "
+                 "to open (the data directory was written by another ringraft version)",
+                 wal->dir, name, h.version, WAL_FORMAT_VERSION);
+        return RR_EBADVERSION;
+    }
+    if (dec != RR_OK || h.seq != s->seq || h.segment_bytes != (uint64_t)st.st_size ||
+        h.segment_bytes < WAL_SEGMENT_BYTES_MIN) {
+        /* A preparation or recycling the crash interrupted, or damage: the caller tells
+         * them apart by looking for records under the salt this name implies. */
         s->header_ok = false;
         return RR_OK;
     }
@@ -183,21 +202,22 @@ static int corrupt(const struct wal *wal,
                    char *err,
                    size_t err_len)
 {
-    uint32_t group = 0;
-    if (avail >= WAL_RECORD_HEADER_BYTES) {
-        memcpy(&group, rec + 16, sizeof(group));
-    }
+    uint32_t group = avail >= WAL_RECORD_HEADER_BYTES ? wal_record_peek_group(rec) : 0;
     return corrupt_group(wal, seq, off, group, why, err, err_len);
 }
 
-/* Looks for valid records past the first invalid one at s->data_end. */
+/* Looks for valid records past the first invalid one at s->data_end. Only the last flush
+ * can be torn: each flush's first record carries the segment offset that was durable when
+ * the flush was submitted (its flush base), so a valid record whose flush base lies past
+ * data_end proves the bytes at data_end had been synced: they are corrupt, not torn. Valid
+ * records that prove nothing belong to the torn flush; torn_end is where they end. */
 static int
 scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err, size_t err_len)
 {
     s->torn_end = 0;
     for (uint64_t p = s->data_end + WAL_RECORD_ALIGN; p + WAL_RECORD_HEADER_BYTES <= s->bytes;
          p += WAL_RECORD_ALIGN) {
-        if (buf[p + 12] != (WAL_RECORD_MAGIC & 0xffu) || buf[p + 13] != (WAL_RECORD_MAGIC >> 8)) {
+        if (!wal_record_peek_magic(buf + p)) {
             continue;
         }
         struct wal_record r;
@@ -205,10 +225,14 @@ scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err
         if (n < 0) {
             continue;
         }
-        if (p - s->data_end > WAL_FLUSH_BYTES_MAX) {
-            /* Written by a later flush, so the bytes at data_end had been synced. */
-            return corrupt(wal, s->seq, s->data_end, buf + s->data_end, s->bytes - s->data_end,
-                           "invalid record followed by valid ones written later", err, err_len);
+        if (r.flush_base > s->data_end) {
+            char why[160];
+            snprintf(why, sizeof(why),
+                     "invalid record, but the record at offset %llu was written by a later flush "
+                     "that started once offset %u was durable",
+                     (unsigned long long)p, r.flush_base);
+            return corrupt(wal, s->seq, s->data_end, buf + s->data_end, s->bytes - s->data_end, why,
+                           err, err_len);
         }
         s->torn_end = p + (uint64_t)n;
         p += (uint64_t)n - WAL_RECORD_ALIGN;
@@ -228,6 +252,10 @@ static int scan_records(
         int64_t n = wal_record_decode(buf + off, s->bytes - off, s->salt, &r);
         if (n < 0) {
             break;
+        }
+        if (r.flush_base > off) {
+            return corrupt(wal, s->seq, off, buf + off, s->bytes - off,
+                           "flush base past the record itself", err, err_len);
         }
         if (r.type == WAL_REC_SEAL) {
             s->sealed = true;
@@ -252,7 +280,7 @@ static int scan_records(
     }
     s->data_end = off;
     if (s->bytes - off >= WAL_RECORD_HEADER_BYTES) {
-        memcpy(&s->bad_group, buf + off + 16, sizeof(s->bad_group));
+        s->bad_group = wal_record_peek_group(buf + off);
     }
     return s->sealed ? RR_OK : scan_beyond(wal, s, buf, err, err_len);
 }
@@ -274,6 +302,7 @@ static void adopt(struct wal *wal, const struct scan *s, uint64_t lsn_start)
     seg->lsn_limit = lsn_start + s->bytes - WAL_SEGMENT_HEADER_BYTES;
     seg->sealed = s->sealed;
     seg->lsn_end = lsn_start + s->data_end - WAL_SEGMENT_HEADER_BYTES;
+    seg->retire_lsn = WAL_NO_LSN;
 }
 
 static void drop_file(struct wal *wal, struct scan *s)
@@ -361,7 +390,7 @@ static int check_gaps(struct wal *wal, char *err, size_t err_len)
             uint8_t hdr[WAL_RECORD_HEADER_BYTES];
             uint32_t group = g * wal->cfg.worker_count + wal->cfg.worker_id;
             memset(hdr, 0, sizeof(hdr));
-            memcpy(hdr + 16, &group, sizeof(group));
+            memcpy(hdr + WAL_REC_OFF_GROUP, &group, sizeof(group));
             return corrupt(wal, gaps[g].seq, gaps[g].off, hdr, sizeof(hdr),
                            "entries before it are missing (no compaction covers them)", err,
                            err_len);
@@ -382,6 +411,11 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
     }
     if (i < n && sc[i].header_ok) {
         /* The first unsealed segment is the active one (used or a spare never used). */
+        if (sc[i].torn_end > 0) {
+            wal->recovery.torn_seq = sc[i].seq;
+            wal->recovery.torn_offset = sc[i].data_end;
+            wal->recovery.torn_bytes = sc[i].torn_end - sc[i].data_end;
+        }
         if (sc[i].torn_end > 0 && zero_torn(wal, &sc[i]) != RR_OK) {
             snprintf(err, err_len, "wal: cannot zero the torn tail of segment %llu",
                      (unsigned long long)sc[i].seq);
@@ -432,6 +466,7 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
         seg.lsn_start = lsn;
         seg.lsn_end = lsn;
         seg.lsn_limit = lsn + seg.bytes - WAL_SEGMENT_HEADER_BYTES;
+        seg.retire_lsn = WAL_NO_LSN;
         wal->segs[wal->seg_count++] = seg;
         wal->next_seq++;
     }
@@ -439,23 +474,97 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
     wal->head = active->lsn_end;
     wal->durable = wal->head;
     wal->ring_lo = wal->head;
-    wal->pin_change_lsn = 0;
     return RR_OK;
 }
 
-/* Chooses the run of segments to use: deletions run oldest first, so files older than a
- * gap in the sequence are leftovers of an interrupted deletion. */
-static uint32_t contiguous_start(struct wal *wal, uint64_t *seqs, uint32_t n)
+/* Segment names change on disk only in issue order (wal_segment.c: each create, rename or
+ * unlink is made durable before the next), so the files always form one contiguous run. A
+ * gap means a file was lost or removed by hand: refuse rather than guess which records
+ * went with it. */
+static int
+check_contiguous(const struct wal *wal, const uint64_t *seqs, uint32_t n, char *err, size_t err_len)
 {
-    uint32_t start = n == 0 ? 0 : n - 1;
-    while (start > 0 && seqs[start - 1] + 1 == seqs[start]) {
-        start--;
+    for (uint32_t i = 1; i < n; i++) {
+        if (seqs[i] != seqs[i - 1] + 1) {
+            char have[32];
+            char missing[32];
+            wal_segment_name(have, sizeof(have), seqs[i]);
+            wal_segment_name(missing, sizeof(missing), seqs[i - 1] + 1);
+            snprintf(err, err_len,
+                     "%s: segment %s is missing (the files before %s must form a contiguous "
+                     "run); refusing to start (run ringraft-wal verify)",
+                     wal->dir, missing, have);
+            return RR_ECORRUPT;
+        }
     }
-    for (uint32_t i = 0; i < start; i++) {
-        struct scan s = {.seq = seqs[i], .fd = -1};
-        drop_file(wal, &s);
+    return RR_OK;
+}
+
+/* The newest file has no usable header. If any record is valid under the salt its name
+ * implies, it is a segment that held records and lost its header: refuse. Otherwise it is a
+ * preparation or recycling the crash interrupted (its old records, if any, carry another
+ * segment's salt), and it is removed. */
+static int settle_unusable_newest(struct wal *wal, struct scan *s, char *err, size_t err_len)
+{
+    char name[32];
+    wal_segment_name(name, sizeof(name), s->seq);
+    struct wal_segment_header h;
+    wal_segment_fill_header(wal, s->seq, &h);
+    uint8_t *buf = s->bytes > WAL_SEGMENT_HEADER_BYTES ? malloc(s->bytes) : NULL;
+    if (s->bytes > WAL_SEGMENT_HEADER_BYTES) {
+        int rc = buf == NULL ? RR_ENOMEM : read_file(s->fd, buf, s->bytes);
+        if (rc != RR_OK) {
+            free(buf);
+            snprintf(err, err_len, "%s/%s: cannot read a file with a bad header: %s", wal->dir,
+                     name, rr_strerror(rc));
+            return rc;
+        }
     }
-    return start;
+    for (uint64_t p = WAL_SEGMENT_HEADER_BYTES;
+         buf != NULL && p + WAL_RECORD_HEADER_BYTES <= s->bytes; p += WAL_RECORD_ALIGN) {
+        struct wal_record r;
+        if (wal_record_peek_magic(buf + p) &&
+            wal_record_decode(buf + p, s->bytes - p, h.salt, &r) > 0) {
+            free(buf);
+            return corrupt_group(wal, s->seq, 0, r.group,
+                                 "bad segment header (offset 0) on a segment holding records", err,
+                                 err_len);
+        }
+    }
+    free(buf);
+    close(s->fd);
+    s->fd = -1;
+    if (unlinkat(wal->dir_fd, name, 0) != 0) {
+        snprintf(err, err_len, "%s/%s: cannot remove an unfinished segment: %s", wal->dir, name,
+                 strerror(errno));
+        return RR_EIO;
+    }
+    wal->recovery.unfinished_spare = 1;
+    return RR_OK;
+}
+
+/* Every group's retained log must start right after its snapshot: entries before them were
+ * dropped only by a durable compaction (a segment goes only when nothing in it is needed). */
+static int check_log_starts(struct wal *wal, char *err, size_t err_len)
+{
+    for (uint32_t g = 0; g < wal->local_groups; g++) {
+        const struct wal_group_state *gs = &wal->groups[g];
+        if (gs->count > 0 && gs->first_index != gs->snap_index + 1) {
+            int s = wal_segment_find(wal, gs->locs[gs->head].lsn);
+            uint64_t seq = s >= 0 ? wal->segs[s].seq : 0;
+            uint64_t off =
+                s >= 0 ? WAL_SEGMENT_HEADER_BYTES + gs->locs[gs->head].lsn - wal->segs[s].lsn_start
+                       : 0;
+            char why[160];
+            snprintf(why, sizeof(why),
+                     "the group's log starts at index %llu but its snapshot ends at %llu: "
+                     "entries are missing",
+                     (unsigned long long)gs->first_index, (unsigned long long)gs->snap_index);
+            return corrupt_group(wal, seq, off, g * wal->cfg.worker_count + wal->cfg.worker_id, why,
+                                 err, err_len);
+        }
+    }
+    return RR_OK;
 }
 
 int wal_recover(struct wal *wal, char *err, size_t err_len)
@@ -467,8 +576,13 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
         snprintf(err, err_len, "wal: cannot list %s", wal->dir);
         return rc;
     }
-    uint32_t start = contiguous_start(wal, seqs, n);
-    uint32_t count = n - start;
+    rc = check_contiguous(wal, seqs, n, err, err_len);
+    if (rc != RR_OK) {
+        free(seqs);
+        return rc;
+    }
+    uint32_t start = 0;
+    uint32_t count = n;
     if (count > WAL_SEGMENTS_MAX - 1u) {
         free(seqs);
         snprintf(err, err_len, "wal: %u segments exceed the limit %u", count, WAL_SEGMENTS_MAX);
@@ -497,7 +611,7 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
         }
     }
     if (rc == RR_OK && count > 0 && !sc[count - 1].header_ok) {
-        drop_file(wal, &sc[count - 1]); /* a preparation the crash interrupted */
+        rc = settle_unusable_newest(wal, &sc[count - 1], err, err_len);
         count--;
     }
     struct gap *gaps = calloc(wal->local_groups, sizeof(*gaps));
@@ -517,6 +631,16 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
     if (rc == RR_OK) {
         rc = install(wal, sc, count, err, err_len);
     }
+    if (rc == RR_OK) {
+        rc = check_log_starts(wal, err, err_len);
+    }
+    if (rc == RR_OK && WAL_FAULT(WAL_FP_SEG_PREP, fsync(wal->dir_fd)) != 0) {
+        /* Removed files, an adopted spare and a created segment: their names are durable
+         * before anything is written on the strength of them. */
+        snprintf(err, err_len, "wal: cannot fsync %s: %s", wal->dir, strerror(errno));
+        rc = RR_EIO;
+    }
+    wal->recovery.segments = count;
     for (uint32_t i = 0; sc != NULL && i < count; i++) {
         if (sc[i].fd >= 0) {
             close(sc[i].fd);

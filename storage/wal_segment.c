@@ -19,7 +19,31 @@ void wal_segment_name(char *buf, size_t len, uint64_t seq)
 
 int wal_lock_dir(struct wal *wal, char *err, size_t err_len)
 {
-    if (mkdir(wal->dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(wal->dir, 0755) == 0) {
+        /* A new directory's name lives in its parent: make it durable before any segment
+         * in it counts as durable. */
+        char parent[4096];
+        snprintf(parent, sizeof(parent), "%s", wal->dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent) {
+            slash[1] = '\0';
+        } else if (slash != NULL) {
+            *slash = '\0';
+        } else {
+            snprintf(parent, sizeof(parent), ".");
+        }
+        int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int rc = pfd >= 0 ? fsync(pfd) : -1;
+        int saved = errno;
+        if (pfd >= 0) {
+            close(pfd);
+        }
+        if (rc != 0) {
+            snprintf(err, err_len, "wal: cannot fsync %s after creating %s: %s", parent, wal->dir,
+                     strerror(saved));
+            return RR_EIO;
+        }
+    } else if (errno != EEXIST) {
         snprintf(err, err_len, "wal: cannot create %s: %s", wal->dir, strerror(errno));
         return -errno;
     }
@@ -41,7 +65,7 @@ int wal_lock_dir(struct wal *wal, char *err, size_t err_len)
     return RR_OK;
 }
 
-static void fill_header(const struct wal *wal, uint64_t seq, struct wal_segment_header *h)
+void wal_segment_fill_header(const struct wal *wal, uint64_t seq, struct wal_segment_header *h)
 {
     memset(h, 0, sizeof(*h));
     h->version = WAL_FORMAT_VERSION;
@@ -86,7 +110,7 @@ static int prepare_sync(struct wal *wal, int fd, uint64_t seq)
         rc = write_full(fd, wal->zeros, n, (off_t)off);
     }
     struct wal_segment_header h;
-    fill_header(wal, seq, &h);
+    wal_segment_fill_header(wal, seq, &h);
     wal_segment_header_encode(&h, wal->prep.header);
     if (rc == RR_OK) {
         rc = write_full(fd, wal->prep.header, WAL_SEGMENT_HEADER_BYTES, 0);
@@ -123,7 +147,7 @@ int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *o
         return rc;
     }
     struct wal_segment_header h;
-    fill_header(wal, seq, &h);
+    wal_segment_fill_header(wal, seq, &h);
     memset(out, 0, sizeof(*out));
     out->seq = seq;
     out->fd = fd;
@@ -134,97 +158,258 @@ int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *o
     return RR_OK;
 }
 
-/* ---- asynchronous preparation of the spare --------------------------------------------- */
+/* ---- maintenance: spares and retired files, through the ring -------------------------- */
 
-static void prep_submit(struct wal *wal)
+/* The steps of each job, in order. Every metadata operation (open with O_CREAT, rename,
+ * unlink) is followed by a directory fsync before anything else touches a name: the names
+ * on disk then change in the order they were issued, so after any crash they form one
+ * contiguous run of sequence numbers and recovery can take a gap for what it is, damage. A
+ * recycled file's new header is written only once its new name is durable, so a header
+ * never names a sequence number its file name does not carry. */
+enum wal_step {
+    STEP_OPEN,      /* IORING_OP_OPENAT, O_CREAT | O_TRUNC */
+    STEP_FILL,      /* zero-fill (repeated) or fallocate */
+    STEP_HEADER,    /* write the new header */
+    STEP_SYNC_FILE, /* fsync the file: data, size and extents */
+    STEP_SYNC_DIR,  /* fsync the directory: the name changes before it are durable */
+    STEP_RENAME,    /* IORING_OP_RENAMEAT old -> new name */
+    STEP_UNLINK,    /* IORING_OP_UNLINKAT */
+    STEP_END,
+};
+
+static const uint8_t job_steps[][6] = {
+    [WAL_JOB_NONE] = {STEP_END},
+    [WAL_JOB_CREATE] = {STEP_OPEN, STEP_FILL, STEP_HEADER, STEP_SYNC_FILE, STEP_SYNC_DIR, STEP_END},
+    [WAL_JOB_RECYCLE] = {STEP_RENAME, STEP_SYNC_DIR, STEP_HEADER, STEP_SYNC_FILE, STEP_END},
+    [WAL_JOB_DELETE] = {STEP_UNLINK, STEP_SYNC_DIR, STEP_END},
+    [WAL_JOB_DISCARD] = {STEP_UNLINK, STEP_SYNC_DIR, STEP_END},
+};
+
+static enum wal_step meta_step(const struct wal_meta *m)
 {
-    struct wal_prep *p = &wal->prep;
-    struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_PREP, p->step);
-    switch (p->step) {
-    case 0:
+    return (enum wal_step)job_steps[m->job][m->step];
+}
+
+/* Prepares the SQE of the current step; false if the ring had no room (deferred). */
+static bool meta_submit(struct wal *wal)
+{
+    struct wal_meta *m = &wal->meta;
+    if (!wal_sq_room(wal, 1)) {
+        m->deferred = true;
+        wal->stats.deferred++;
+        return false;
+    }
+    m->deferred = false;
+    struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_META, m->step);
+    switch (meta_step(m)) {
+    case STEP_OPEN:
+        io_uring_prep_openat(sqe, wal->dir_fd, m->new_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                             0644);
+        break;
+    case STEP_FILL:
         if (wal->cfg.prep_method == WAL_PREP_FALLOCATE) {
-            io_uring_prep_fallocate(sqe, p->fd, 0, 0, (off_t)p->bytes);
+            io_uring_prep_fallocate(sqe, m->fd, 0, 0, (off_t)m->bytes);
         } else {
-            uint64_t n = p->bytes - p->done < WAL_PREP_CHUNK ? p->bytes - p->done : WAL_PREP_CHUNK;
-            io_uring_prep_write(sqe, p->fd, wal->zeros, (unsigned)n, p->done);
+            uint64_t n = m->bytes - m->done < WAL_PREP_CHUNK ? m->bytes - m->done : WAL_PREP_CHUNK;
+            io_uring_prep_write(sqe, m->fd, wal->zeros, (unsigned)n, m->done);
         }
         break;
-    case 1:
-        io_uring_prep_write(sqe, p->fd, p->header, WAL_SEGMENT_HEADER_BYTES, 0);
+    case STEP_HEADER:
+        io_uring_prep_write(sqe, m->fd, wal->prep.header, WAL_SEGMENT_HEADER_BYTES, 0);
         break;
-    case 2:
-        io_uring_prep_fsync(sqe, p->fd, 0); /* a full fsync: size and extents are metadata */
+    case STEP_SYNC_FILE:
+        io_uring_prep_fsync(sqe, m->fd, 0); /* a full fsync: size and extents are metadata */
         break;
-    default:
-        io_uring_prep_fsync(sqe, wal->dir_fd, 0); /* the new name must survive a crash */
+    case STEP_SYNC_DIR:
+        io_uring_prep_fsync(sqe, wal->dir_fd, 0);
+        break;
+    case STEP_RENAME:
+        io_uring_prep_renameat(sqe, wal->dir_fd, m->old_name, wal->dir_fd, m->new_name, 0);
+        break;
+    case STEP_UNLINK:
+        io_uring_prep_unlinkat(sqe, wal->dir_fd, m->old_name, 0);
+        break;
+    case STEP_END:
+        RR_ASSERT(false && "a finished job has no step to submit");
         break;
     }
-    p->state = WAL_PREP_RUNNING;
+    return true;
 }
 
-void wal_prep_start(struct wal *wal)
+static void meta_start(struct wal *wal, enum wal_meta_job job)
 {
-    struct wal_prep *p = &wal->prep;
-    if (p->state == WAL_PREP_RUNNING || p->state == WAL_PREP_READY || wal->error != 0) {
+    struct wal_meta *m = &wal->meta;
+    RR_ASSERT(m->job == WAL_JOB_NONE);
+    m->job = job;
+    m->step = 0;
+    m->done = 0;
+    if (job == WAL_JOB_CREATE || job == WAL_JOB_RECYCLE) {
+        m->seq = wal->next_seq;
+        m->bytes = wal->cfg.segment_bytes;
+        wal_segment_name(m->new_name, sizeof(m->new_name), m->seq);
+        struct wal_segment_header h;
+        wal_segment_fill_header(wal, m->seq, &h);
+        wal_segment_header_encode(&h, wal->prep.header);
+        wal->prep.state = WAL_PREP_RUNNING;
+    }
+    if (job == WAL_JOB_CREATE) {
+        m->fd = -1;
+    }
+    if (job == WAL_JOB_RECYCLE || job == WAL_JOB_DELETE) {
+        struct wal_retired *r = &wal->retired[wal->retired_head];
+        wal_segment_name(m->old_name, sizeof(m->old_name), r->seq);
+        m->fd = r->fd;
+        if (job == WAL_JOB_DELETE) {
+            m->bytes = r->bytes;
+        }
+        wal->retired_head = (wal->retired_head + 1u) % WAL_SEGMENTS_MAX;
+        wal->retired_count--;
+        if (job == WAL_JOB_RECYCLE && r->bytes != m->bytes) {
+            /* Segments change size only across restarts with a new configuration: such a
+             * file cannot be recycled, so it is deleted and a new one created. */
+            job = m->job = WAL_JOB_DELETE;
+            m->bytes = r->bytes;
+            wal->prep.state = WAL_PREP_IDLE;
+        }
+        if (job == WAL_JOB_DELETE) {
+            /* Closed here, while it still has its name: the close only drops a reference.
+             * The unlink then frees the blocks in the kernel's worker, off this thread. */
+            close(m->fd);
+            m->fd = -1;
+        }
+    }
+    meta_submit(wal);
+}
+
+void wal_meta_kick(struct wal *wal)
+{
+    struct wal_meta *m = &wal->meta;
+    if (wal->error != 0) {
         return;
     }
-    p->seq = wal->next_seq;
-    p->bytes = wal->cfg.segment_bytes;
-    p->done = 0;
-    p->step = 0;
-    p->error = 0;
-    p->fd = open_segment_file(wal, p->seq);
-    if (p->fd < 0) {
-        p->error = errno != 0 ? -errno : RR_EIO;
+    if (m->job != WAL_JOB_NONE) {
+        if (m->deferred) {
+            meta_submit(wal);
+        }
+        return;
+    }
+    struct wal_prep *p = &wal->prep;
+    bool need_spare = p->state == WAL_PREP_IDLE;
+    if (need_spare || (p->state == WAL_PREP_FAILED && wal->retired_count > 0)) {
+        meta_start(wal, wal->retired_count > 0 ? WAL_JOB_RECYCLE : WAL_JOB_CREATE);
+    } else if (wal->retired_count > WAL_RECYCLE_POOL) {
+        meta_start(wal, WAL_JOB_DELETE);
+    }
+}
+
+static void meta_done(struct wal *wal)
+{
+    struct wal_meta *m = &wal->meta;
+    struct wal_prep *p = &wal->prep;
+    switch (m->job) {
+    case WAL_JOB_CREATE:
+    case WAL_JOB_RECYCLE:
+        p->state = WAL_PREP_READY;
+        p->fd = m->fd;
+        p->seq = m->seq;
+        p->bytes = m->bytes;
+        p->error = 0;
+        wal->next_seq = m->seq + 1;
+        if (m->job == WAL_JOB_CREATE) {
+            wal->stats.segments_created++;
+        } else {
+            wal->stats.segments_recycled++;
+        }
+        WAL_SYNCED(m->seq, WAL_SEGMENT_HEADER_BYTES);
+        break;
+    case WAL_JOB_DELETE:
+        wal->stats.segments_deleted++;
+        if (p->state == WAL_PREP_FAILED) {
+            p->state = WAL_PREP_IDLE; /* space was freed: try preparing again */
+        }
+        break;
+    case WAL_JOB_DISCARD:
         p->state = WAL_PREP_FAILED;
+        p->error = m->discard_error;
+        break;
+    case WAL_JOB_NONE:
+        RR_ASSERT(false && "no job to finish");
+        break;
+    }
+    m->job = WAL_JOB_NONE;
+    m->fd = -1;
+    wal_meta_kick(wal);
+}
+
+/* A spare could not be created (typically ENOSPC): give back what the file took, then fail
+ * the spare until a segment is retired or deleted. */
+static void meta_create_failed(struct wal *wal, int res)
+{
+    struct wal_meta *m = &wal->meta;
+    bool created = m->fd >= 0;
+    if (created) {
+        close(m->fd);
+        m->fd = -1;
+    }
+    m->job = WAL_JOB_NONE;
+    if (!created) {
+        wal->prep.state = WAL_PREP_FAILED;
+        wal->prep.error = res;
         return;
     }
-    struct wal_segment_header h;
-    fill_header(wal, p->seq, &h);
-    wal_segment_header_encode(&h, p->header);
-    prep_submit(wal);
+    memcpy(m->old_name, m->new_name, sizeof(m->old_name));
+    m->job = WAL_JOB_DISCARD;
+    m->step = 0;
+    m->discard_error = res;
+    meta_submit(wal);
 }
 
-static void prep_failed(struct wal *wal, int res)
+void wal_meta_handle(struct wal *wal, int res)
 {
-    struct wal_prep *p = &wal->prep;
-    char name[32];
-    wal_segment_name(name, sizeof(name), p->seq);
-    close(p->fd);
-    p->fd = -1;
-    unlinkat(wal->dir_fd, name, 0); /* give back whatever space it took */
-    p->state = WAL_PREP_FAILED;
-    p->error = res;
-}
-
-void wal_prep_handle(struct wal *wal, int res)
-{
-    struct wal_prep *p = &wal->prep;
-    RR_ASSERT(p->state == WAL_PREP_RUNNING);
-    res = WAL_FAULT(WAL_FP_PREP_CQE, res);
+    struct wal_meta *m = &wal->meta;
+    RR_ASSERT(m->job != WAL_JOB_NONE);
+    enum wal_step step = meta_step(m);
+    res = WAL_FAULT(step == STEP_UNLINK ? WAL_FP_UNLINK : WAL_FP_PREP_CQE, res);
+    if (wal->error != 0) {
+        return; /* stopped: nothing more is issued */
+    }
+    if (res < 0 && m->job == WAL_JOB_CREATE && step != STEP_SYNC_DIR) {
+        meta_create_failed(wal, res);
+        return;
+    }
     if (res < 0) {
-        prep_failed(wal, res);
+        /* A name change that failed or could not be made durable breaks the contiguous run
+         * recovery relies on, and a failed fsync is never retried: stop. */
+        static const char *const what[] = {
+            "create", "prepare", "write the header of", "fsync", "fsync the directory for",
+            "rename", "delete"};
+        wal_fail(wal, RR_EIO, "wal: cannot %s segment %s: %s", what[step],
+                 m->job == WAL_JOB_DELETE || m->job == WAL_JOB_DISCARD ? m->old_name : m->new_name,
+                 strerror(-res));
         return;
     }
-    if (p->step == 0 && wal->cfg.prep_method == WAL_PREP_ZERO) {
+    if (step == STEP_OPEN) {
+        m->fd = res;
+    } else if (step == STEP_FILL && wal->cfg.prep_method == WAL_PREP_ZERO) {
         if (res == 0) {
-            prep_failed(wal, RR_EIO);
+            meta_create_failed(wal, RR_EIO);
             return;
         }
-        p->done += (uint64_t)res; /* a short write simply continues from where it ended */
-        if (p->done < p->bytes) {
-            prep_submit(wal);
+        m->done += (uint64_t)res; /* a short write simply continues from where it ended */
+        if (m->done < m->bytes) {
+            meta_submit(wal);
             return;
         }
-    }
-    if (p->step < 3) {
-        p->step++;
-        prep_submit(wal);
+    } else if (step == STEP_HEADER && (uint32_t)res != WAL_SEGMENT_HEADER_BYTES) {
+        wal_fail(wal, RR_EIO, "wal: short header write on segment %s", m->new_name);
         return;
     }
-    p->state = WAL_PREP_READY;
-    wal->stats.segments_created++;
-    WAL_SYNCED(p->seq, WAL_SEGMENT_HEADER_BYTES);
+    m->step++;
+    if (meta_step(m) == STEP_END) {
+        meta_done(wal);
+        return;
+    }
+    meta_submit(wal);
 }
 
 void wal_segment_activate(struct wal *wal, uint64_t lsn)
@@ -233,7 +418,7 @@ void wal_segment_activate(struct wal *wal, uint64_t lsn)
     RR_ASSERT(p->state == WAL_PREP_READY);
     RR_ASSERT(wal->seg_count < WAL_SEGMENTS_MAX);
     struct wal_segment_header h;
-    fill_header(wal, p->seq, &h);
+    wal_segment_fill_header(wal, p->seq, &h);
     struct wal_segment *s = &wal->segs[wal->seg_count++];
     memset(s, 0, sizeof(*s));
     s->seq = p->seq;
@@ -243,10 +428,10 @@ void wal_segment_activate(struct wal *wal, uint64_t lsn)
     s->lsn_start = lsn;
     s->lsn_end = lsn;
     s->lsn_limit = lsn + p->bytes - WAL_SEGMENT_HEADER_BYTES;
+    s->retire_lsn = WAL_NO_LSN;
     p->fd = -1;
     p->state = WAL_PREP_IDLE;
-    wal->next_seq = p->seq + 1;
-    wal_prep_start(wal);
+    wal_meta_kick(wal);
 }
 
 int wal_segment_find(const struct wal *wal, uint64_t lsn)
@@ -266,24 +451,20 @@ int wal_segment_find(const struct wal *wal, uint64_t lsn)
     return found;
 }
 
-void wal_segment_delete_oldest(struct wal *wal)
+void wal_segment_retire_oldest(struct wal *wal)
 {
     RR_ASSERT(wal->seg_count > 1);
     struct wal_segment *seg = &wal->segs[0];
-    RR_ASSERT(seg->reads == 0);
-    char name[32];
-    wal_segment_name(name, sizeof(name), seg->seq);
-    close(seg->fd);
-    /* A failed unlink leaks the file but loses nothing: recovery replays it (its records
-     * are all superseded) or, past a sequence gap, deletes it. */
-    if (WAL_FAULT(WAL_FP_UNLINK, unlinkat(wal->dir_fd, name, 0)) != 0) {
-        wal->stats.unlink_failures++;
-    }
+    RR_ASSERT(seg->reads == 0 && seg->sealed);
+    RR_ASSERT(seg->retire_lsn != WAL_NO_LSN && wal->durable >= seg->retire_lsn);
+    RR_ASSERT(wal->retired_count < WAL_SEGMENTS_MAX);
+    struct wal_retired *r =
+        &wal->retired[(wal->retired_head + wal->retired_count) % WAL_SEGMENTS_MAX];
+    r->seq = seg->seq;
+    r->fd = seg->fd;
+    r->bytes = seg->bytes;
+    wal->retired_count++;
     memmove(&wal->segs[0], &wal->segs[1], (wal->seg_count - 1u) * sizeof(wal->segs[0]));
     wal->seg_count--;
-    wal->stats.segments_deleted++;
-    if (wal->prep.state == WAL_PREP_FAILED) {
-        wal->prep.state = WAL_PREP_IDLE; /* space was freed: try preparing again */
-        wal_prep_start(wal);
-    }
+    wal_meta_kick(wal);
 }

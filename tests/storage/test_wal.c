@@ -300,8 +300,13 @@ static void test_compaction_deletes_segments(void **state)
     fx_append(fx, 0, 402, 0, NULL);
     n++;
     fx_sync(fx, n);
-    assert_true(wal_segment_count(fx->wal) <= 3);
-    assert_true(wal_stats(fx->wal)->segments_deleted > 0);
+    /* active, spare, at most one still needed, and the pool of 2 retired files kept for
+     * recycling (WAL_RECYCLE_POOL); the rest were recycled into spares or deleted */
+    th_quiesce(&fx->ring, fx->wal); /* deletions run through the ring, one at a time */
+    if (wal_segment_count(fx->wal) > 5) {
+        fail_msg("%u segment files left", wal_segment_count(fx->wal));
+    }
+    assert_true(wal_stats(fx->wal)->segments_deleted + wal_stats(fx->wal)->segments_recycled > 0);
     /* What still pins the oldest file is a group's first retained entry, nothing older. */
     if (wal_oldest_pin(fx->wal, &pin_g, &pin_i) == 0) {
         struct wal_group_info pi;

@@ -110,7 +110,7 @@ static uint8_t *read_path(const char *path, size_t *len)
 
 static void write_path(const char *path, const uint8_t *b, size_t len)
 {
-    int fd = open(path, O_WRONLY);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, b, len, 0), (ssize_t)len);
     close(fd);
@@ -241,54 +241,75 @@ static void test_bit_flip_older_segment(void **state)
     free(orig);
 }
 
-/* In the newest segment, a bad record followed by valid ones written more than one flush
- * later is corruption, not a torn tail. */
+/* In the newest segment only the last flush may be torn. A bad record followed by a valid
+ * one whose flush started after it was durable is corruption; a bad record in the last
+ * flush is a torn tail. */
 static void test_flip_beyond_torn_window(void **state)
 {
     struct fx *fx = *state;
     fx->cfg.segment_bytes = 8u << 20;
     fx_open(fx);
-    fx_fill(fx, 0, 1300, 4000); /* ~2.6 MiB of records, one flush each */
+    fx_fill(fx, 0, 1300, 4000); /* one flush each */
     fx_close(fx);
     char path[128];
     th_segment_path(fx->dir, 1, path, sizeof(path));
     size_t len;
     uint8_t *img = read_path(path, &len);
-    img[4096 + 50] ^= 0x80;
-    write_path(path, img, len);
-    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
-    assert_non_null(strstr(fx->err, "written later"));
-    img[4096 + 50] ^= 0x80;
-    /* The same flip within the last flush's reach is a torn tail. */
     size_t start, end;
     last_record(img, len, segment_salt(img), &start, &end);
+    /* the second-to-last record: one flush before the end, so the last proves it synced */
     size_t off = 4096;
-    size_t near = 4096;
-    raft_index before = 0; /* records before the flipped one */
-    while (off < end) {
-        if (end - off < (1u << 20)) {
-            near = off;
-            break;
-        }
+    size_t prev = 4096;
+    raft_index before = 0;
+    while (off < start) {
+        prev = off;
         off += wal_record_peek_size(img + off);
         before++;
     }
-    img[near + 50] ^= 0x80;
+    assert_int_equal(off, start);
+    size_t targets[2] = {4096, prev};
+    for (int t = 0; t < 2; t++) {
+        img[targets[t] + 50] ^= 0x80;
+        write_path(path, img, len);
+        assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+        assert_non_null(strstr(fx->err, "written by a later flush"));
+        char want[64];
+        snprintf(want, sizeof(want), "offset %zu (group 0", targets[t]);
+        if (strstr(fx->err, want) == NULL) {
+            fail_msg("%s: want \"%s\"", fx->err, want);
+        }
+        img[targets[t] + 50] ^= 0x80;
+    }
+    /* The same flip in the last flush is a torn tail: that record alone goes. */
+    img[start + 50] ^= 0x80;
     write_path(path, img, len);
     fx_open(fx);
     raft_index last = fx_last(fx, 0);
     assert_int_equal(last, before);
-    assert_true(last > 500);
-    /* The valid records past the tear were zeroed: appending continues cleanly. */
+    assert_int_equal(last, 1299);
+    assert_int_equal(wal_recovery_report(fx->wal)->torn_seq, 0); /* no valid record followed */
     fx_close(fx);
     fx_open(fx);
     assert_int_equal(fx_last(fx, 0), last);
     free(img);
 }
 
-/* A spare whose preparation was interrupted is discarded; leftovers before a sequence gap
- * (an interrupted deletion) are removed. */
-static void test_interrupted_prep_and_gap(void **state)
+static uint64_t newest_seq(const char *dir)
+{
+    uint64_t newest = 0;
+    for (uint64_t s = 1; s < 256; s++) {
+        char p[128];
+        th_segment_path(dir, s, p, sizeof(p));
+        if (access(p, F_OK) == 0) {
+            newest = s;
+        }
+    }
+    return newest;
+}
+
+/* A newest file whose preparation was interrupted (no valid header, no record under the
+ * salt its name implies) is removed; the log is intact. */
+static void test_interrupted_prep(void **state)
 {
     struct fx *fx = *state;
     fx_open(fx);
@@ -296,39 +317,77 @@ static void test_interrupted_prep_and_gap(void **state)
     assert_int_equal(wal_compact(fx->wal, 3, 1990, 1, th_count_cb, &fx->acked), 0);
     assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, fx->acked + 1), 0);
     fx_fill_from(fx, 3, 2001, 2002);
-    uint64_t active_seq = wal_segment_count(fx->wal);
-    (void)active_seq;
     fx_close(fx);
-    char path[128];
-    th_segment_path(fx->dir, 1, path, sizeof(path));
-    assert_int_equal(access(path, F_OK), -1);      /* compaction deleted the first segment */
-    int fd = open(path, O_CREAT | O_WRONLY, 0644); /* a leftover before the gap */
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "leftover", 8), 8);
-    close(fd);
-    /* The newest file is a half-prepared spare. */
-    uint64_t newest = 0;
-    for (uint64_t s = 2; s < 64; s++) {
-        char p2[128];
-        th_segment_path(fx->dir, s, p2, sizeof(p2));
-        if (access(p2, F_OK) == 0) {
-            newest = s;
-        }
-    }
     char partial[128];
-    th_segment_path(fx->dir, newest + 1, partial, sizeof(partial));
-    fd = open(partial, O_CREAT | O_WRONLY, 0644);
+    th_segment_path(fx->dir, newest_seq(fx->dir) + 1, partial, sizeof(partial));
+    int fd = open(partial, O_CREAT | O_WRONLY, 0644);
     assert_int_equal(write(fd, "partial", 7), 7);
     close(fd);
     fx_open(fx);
+    assert_int_equal(wal_recovery_report(fx->wal)->unfinished_spare, 1);
     struct wal_group_info gi;
     assert_int_equal(wal_group_info(fx->wal, 3, &gi), 0);
     assert_int_equal(gi.snap_index, 1990);
     assert_int_equal(gi.last_index, 2002);
     fx_close(fx);
-    assert_int_equal(access(path, F_OK), -1);
     fx_open(fx);
     assert_int_equal(fx_last(fx, 3), 2002);
+}
+
+/* Segment names always form a contiguous run (every name change is made durable before the
+ * next): a gap is damage, refused with the missing name, and nothing is deleted. */
+static void test_gap_is_refused(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 3, 2000, 200);
+    fx_close(fx);
+    uint64_t newest = newest_seq(fx->dir);
+    assert_true(newest >= 3);
+    char path[128];
+    th_segment_path(fx->dir, 2, path, sizeof(path));
+    char moved[160];
+    snprintf(moved, sizeof(moved), "%s.moved", path);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+    assert_non_null(strstr(fx->err, "segment wal-0000000000000002 is missing"));
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    assert_int_equal(access(path, F_OK), 0); /* the file before the gap is still there */
+    th_segment_path(fx->dir, 2, path, sizeof(path));
+    assert_int_equal(rename(moved, path), 0);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 3), 2000);
+}
+
+/* Files whose names are not exactly "wal-" and 16 lowercase hex digits are never segments:
+ * ignored, reported, kept. */
+static void test_stray_names_ignored(void **state)
+{
+    struct fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 1, 300, 200);
+    fx_close(fx);
+    char src[128];
+    th_segment_path(fx->dir, 1, src, sizeof(src));
+    size_t len;
+    uint8_t *img = read_path(src, &len);
+    const char *strays[] = {"wal-0x00000000000002", "wal-000000000000000A", "wal-1",
+                            "wal-0000000000000001.tmp"};
+    for (int i = 0; i < 4; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s/%s", fx->dir, strays[i]);
+        write_path(p, img, len);
+    }
+    fx_open(fx);
+    assert_int_equal(wal_recovery_report(fx->wal)->stray_files, 4);
+    assert_int_equal(fx_last(fx, 1), 300);
+    fx_close(fx);
+    for (int i = 0; i < 4; i++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s/%s", fx->dir, strays[i]);
+        assert_int_equal(access(p, F_OK), 0);
+    }
+    free(img);
 }
 
 /* Wrong identity inside a segment: refused with both identities in the message. */
@@ -350,7 +409,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bit_flip_older_segment, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_flip_beyond_torn_window, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_interrupted_prep_and_gap, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_interrupted_prep, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_gap_is_refused, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stray_names_ignored, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_segment, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
