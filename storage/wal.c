@@ -1,51 +1,13 @@
-/* The write-ahead log of one worker.
+/* The write-ahead log of one worker: appends, flushing, the strategies, segment lifetime,
+ * open and close. The on-disk format, the replay rule and the recovery rules are described
+ * once, at the top of storage/wal_format.h.
  *
- * FORMAT (docs/disk-format.md says the same with tables; keep them in step)
- *
- * A WAL is a directory holding a LOCK file (flock'ed by the owning process), segment files
- * named "wal-" followed by the 16-hex-digit sequence number ("wal-000000000000002a"), and
- * snapshot files (storage/snapshot.c). All integers are little-endian.
- *
- * A segment is a preallocated file of segment_bytes. Its first 4096 bytes are the header:
- *   0  u64 magic "RRALWSEG"      8 u32 format version (1)   12 u32 header bytes (4096)
- *   16 u64 cluster id           24 u32 node id             28 u32 worker id
- *   32 u32 group count (G)      36 u32 worker count (W)    40 u64 sequence number
- *   48 u64 segment bytes        56 u64 salt                64 u64 xxh3-64 of bytes 0..63
- * and zeros. The salt is xxh3-64 of the identity fields and the sequence number.
- *
- * Records follow from offset 4096, back to back, each 8-byte aligned:
- *   0  u64 checksum: XXH3_64bits_withSeed(bytes 8 .. end of padding, salt)
- *   8  u32 payload_len   12 u16 record magic 0x5257   14 u8 type   15 u8 entry type
- *   16 u32 group         20 u32 zero                  24 u64 term  32 u64 index
- *   40 payload, then zero padding to a multiple of 8 (covered by the checksum too).
- * Types: 1 entry; 2 hard state (term, commit in index, vote as a u32 payload); 3 truncate
- * (the group's entries at index and above are gone); 4 compact (entries at index and below
- * are gone, term is the term at index); 5 seal (the segment ends here, the log continues at
- * the next sequence number). A record is valid when its magic, type, zero field and length
- * are plausible, it fits the file, and the checksum matches with this segment's salt: the
- * salt makes a record of another segment, node or worker invalid here.
- *
- * Replay rule (what recovery rebuilds, and what appends do in memory): records apply in
- * log order. An entry at index i for group g first drops g's entries at i and above (the
- * core may rewrite a suffix), then appends; it must follow g's last entry or its compaction
- * point (a gap is corruption). The newest hard-state and compact records of a group win.
- *
- * WRITING: one flush (a write of consecutive records, then a data sync) is in flight at a
- * time, never larger than WAL_FLUSH_BYTES_MAX, never spanning two segments. A persist unit
- * is acknowledged only after the sync covering its last record completed, so units complete
- * in submission order. When a unit does not fit the active segment, a seal record ends the
- * segment and the prepared spare becomes active; a new spare is then prepared through the
- * ring (zero-filled and fsynced, with the directory, before any record goes in it).
- *
- * RECOVERY (wal_recover.c): segments are read in sequence order, every record verified. In a
- * segment, the first invalid record at offset X ends its data. That is legal only in the
- * newest segment holding records (the torn tail of the last flush), and only if no valid
- * record lies more than WAL_FLUSH_BYTES_MAX beyond X (a valid record that far on was
- * written by a later flush, which started only after the flush covering X was synced, so X
- * was durable and is now corrupt). Anything else (an unsealed segment followed by one
- * holding records, a bad header other than on the newest, unfinished, spare) refuses to
- * open, naming file, offset and group. Valid records of the torn flush past X are zeroed
- * before appending resumes at X, so they can never be read as a continuation.
+ * WRITING: a flush is a write of consecutive records then a data sync, never larger than
+ * WAL_FLUSH_BYTES_MAX, never spanning two segments; one is in flight at a time. A persist
+ * unit is acknowledged only after the sync covering its last record completed, so units
+ * complete in submission order. When a unit does not fit the active segment, a seal record
+ * ends it and the prepared spare becomes active; the next spare is prepared through the ring
+ * (wal_segment.c), from a retired segment when one is free.
  *
  * LOG POSITIONS: in memory a record is located by its lsn, a byte position that runs on
  * across segments: the first record byte of a segment has the lsn where the previous
@@ -300,7 +262,7 @@ static int gs_push(struct wal_group_state *gs, const struct wal_loc *loc)
     return RR_OK;
 }
 
-/* Applies one record to the index: the replay rule of the format comment. */
+/* Applies one record to the index: the replay rule (storage/wal_format.h). */
 int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size)
 {
     if (r->type == WAL_REC_SEAL) {

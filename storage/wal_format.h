@@ -1,5 +1,56 @@
 /* The WAL's on-disk format: segment header and record encoding, checksums, limits. Shared by
- * the WAL, recovery and tools/ringraft-wal. docs/disk-format.md describes it in prose. */
+ * the WAL, recovery and tools/ringraft-wal. This comment is the format's one description;
+ * docs/disk-format.md renders it as tables and explains the choices.
+ *
+ * DIRECTORY. A LOCK file (flock'ed by the owning process), snapshot files (snapshot.c) and
+ * segment files named exactly "wal-" and 16 lowercase hex digits, the sequence number
+ * ("wal-000000000000002a"). Any other name is not a segment: never read, never deleted.
+ * Segment names change (create, rename, unlink) only in issue order, each made durable with
+ * a directory fsync before the next, so the segment files always form one contiguous run of
+ * sequence numbers: a gap is damage.
+ *
+ * SEGMENT. A file of segment_bytes (zero-filled or fallocated when new, or a recycled
+ * segment with stale records that fail their checksum under the new salt). All integers are
+ * little-endian. Bytes 0..4095 are the header:
+ *   0  u64 magic "RRALWSEG"      8 u32 format version (2)   12 u32 header bytes (4096)
+ *   16 u64 cluster id           24 u32 node id             28 u32 worker id
+ *   32 u32 group count (G)      36 u32 worker count (W)    40 u64 sequence number
+ *   48 u64 segment bytes        56 u64 salt                64 u64 xxh3-64 of bytes 0..63
+ * then zeros. salt = XXH3_64bits of the 40 bytes: u64 cluster id, u32 node id, u32 worker id,
+ * u32 G, u32 W, u64 sequence number, u64 0x5a17. Since the salt follows from the identity and
+ * the file name, records of a file whose header is damaged can still be verified.
+ *
+ * RECORD. From offset 4096, back to back, each 8-byte aligned:
+ *   0  u64 checksum    8 u32 flush base   12 u32 payload_len   16 u16 magic 0x5257
+ *   18 u8 type         19 u8 entry type   20 u32 group         24 u64 term   32 u64 index
+ *   40 payload, then zero padding to a multiple of 8.
+ * checksum = XXH3_64bits_withSeed(bytes 12 .. end of padding, salt) XOR m, where m is 0 for a
+ * flush base of 0 and XXH3_64bits_withSeed(u32 flush base, salt) otherwise. The flush base is
+ * set in the first record of each flush: the segment offset below which everything was
+ * durable when that flush was submitted (>= 4096, <= the record's own offset); other records
+ * carry 0. Types: 1 entry; 2 hard state (term, commit in index, vote as a u32 payload);
+ * 3 truncate (the group's entries at index and above are gone); 4 compact (entries at index
+ * and below are gone, term is the term at index); 5 seal (the segment ends here, the log
+ * continues at the next sequence number). A record is valid when its magic, type and length
+ * are plausible, it fits the file, and the checksum matches under this segment's salt.
+ *
+ * REPLAY (recovery rebuilds the index, appends update it the same way): records apply in
+ * log order. An entry at index i of group g drops g's entries at i and above (the core may
+ * rewrite a suffix), then appends. The newest hard-state and compact records win. At the end
+ * every group's retained log starts at snap_index + 1: entries go only by a durable
+ * compaction (a segment is retired only once every record in it is superseded by a durable
+ * record), so anything else means records are missing.
+ *
+ * RECOVERY. Segments are replayed in sequence order. Every segment but the newest holding
+ * records ends with a seal. In the newest, the first invalid record at offset X ends the
+ * data; that is a torn tail only if no valid record after X has a flush base above X (one
+ * that has proves X was synced before a later flush began: corruption, refused). The valid
+ * records of the torn flush after X are zeroed before appending resumes at X. The newest
+ * file may be an unfinished spare: no usable header and no record valid under the salt its
+ * name implies; it is removed. Anything else damaged is refused, naming file, offset and
+ * group. Only the last flush can be torn, so the torn window is one flush (at most
+ * WAL_FLUSH_BYTES_MAX): a bit flip inside the last flush is indistinguishable from a tear.
+ */
 #ifndef RR_STORAGE_WAL_FORMAT_H
 #define RR_STORAGE_WAL_FORMAT_H
 
@@ -22,7 +73,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define WAL_SEGMENT_HEADER_USED  72u /* bytes of the header covered by its checksum + 8 */
 
 /* Record header: 40 bytes, then the payload, then zero padding to a multiple of 8. Field
- * offsets (wal.c's format comment explains them): */
+ * offsets (the comment at the top of this file explains them): */
 #define WAL_REC_OFF_CHECKSUM   0u
 #define WAL_REC_OFF_FLUSH_BASE 8u
 #define WAL_REC_OFF_LEN        12u
@@ -43,7 +94,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 #define WAL_RECORD_MAX  (WAL_RECORD_HEADER_BYTES + WAL_PAYLOAD_MAX + WAL_RECORD_ALIGN)
 
 /* Bytes of one flush (one write + one data sync). Also the width of the torn-tail window
- * recovery accepts at the end of the newest segment (see wal.c's format comment). */
+ * recovery accepts at the end of the newest segment (the last flush: see above). */
 #define WAL_FLUSH_BYTES_MAX (2u << 20)
 
 /* Segment size bounds: large enough for a maximal record plus a seal, small enough that

@@ -1,6 +1,6 @@
 /* Recovery at open: find the segments, verify every header and record, rebuild the index,
  * settle the torn tail of the newest segment, refuse anything else that is damaged. The
- * rules are in wal.c's format comment. */
+ * rules are in storage/wal_format.h's top comment. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
