@@ -42,6 +42,13 @@ struct run {
 
 static struct run *cur;
 
+/* Steady state (the second table): small segments, every appender compacting behind
+ * itself as a node snapshotting its groups would, and the WAL warmed up until retired
+ * segments are being recycled, so segment preparation costs what it costs in a long run. */
+static int steady;
+#define STEADY_SEGMENT_BYTES (1ull << 20)
+#define STEADY_KEEP          64u /* entries each appender keeps behind its compaction */
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -179,6 +186,41 @@ static void raw_replay(const char *base,
     free(list);
 }
 
+/* One loop iteration: every ready appender appends (and in steady state compacts behind
+ * itself), then submit, wait, handle completions. */
+static void pump(struct io_uring *ring, struct wal *wal, uint32_t appenders, uint32_t size)
+{
+    static uint8_t payload[4096];
+    for (uint32_t i = 0; i < appenders; i++) {
+        struct appender *ap = &cur->a[i];
+        if (!ap->ready) {
+            continue;
+        }
+        struct wal_entry e = {.term = 1, .index = ap->next, .len = size, .data = payload};
+        ap->sent_ns = now_ns();
+        int rc = wal_append(wal, i, NULL, &e, 1, on_ack, ap);
+        if (rc == RR_EBUSY) {
+            break;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "wal-bench: append: %s\n", rr_strerror(rc));
+            exit(1);
+        }
+        ap->ready = 0;
+        ap->next++;
+        if (steady && ap->next % STEADY_KEEP == 0 && ap->next > STEADY_KEEP) {
+            rc = wal_compact(wal, i, ap->next - STEADY_KEEP, 1, NULL, NULL);
+            if (rc != 0 && rc != RR_EBUSY) {
+                fprintf(stderr, "wal-bench: compact: %s\n", rr_strerror(rc));
+                exit(1);
+            }
+        }
+    }
+    wal_submit(wal);
+    io_uring_submit_and_wait(ring, 1);
+    drain(ring, wal);
+}
+
 static void one(const char *base,
                 const char *strategy,
                 uint32_t appenders,
@@ -202,7 +244,8 @@ static void one(const char *base,
                              .user_data_tag = TAG,
                              .iowq_max_workers = 2,
                              .sync_method = sync,
-                             .prep_method = prep};
+                             .prep_method = prep,
+                             .segment_bytes = steady ? STEADY_SEGMENT_BYTES : 0};
     wal_strategy_parse(strategy, &cfg.strategy);
     struct wal *wal;
     char err[256];
@@ -219,38 +262,25 @@ static void one(const char *base,
     memset(&run, 0, sizeof(run));
     histogram_init(&run.lat);
     cur = &run;
-    static uint8_t payload[4096];
-    memset(payload, 0xab, sizeof(payload));
     for (uint32_t i = 0; i < appenders; i++) {
         run.a[i].next = 1;
         run.a[i].ready = 1;
+    }
+    if (steady) {
+        /* Warm up: until segments are recycled (bounded), outside the measurement. */
+        uint64_t w0 = now_ns();
+        while (wal_stats(wal)->segments_recycled < 1 && now_ns() - w0 < 10000000000ull) {
+            pump(&ring, wal, appenders, size);
+        }
+        histogram_init(&run.lat);
+        run.acks = 0;
     }
     wal_stats_reset(wal);
     struct rusage ru0;
     getrusage(RUSAGE_THREAD, &ru0);
     uint64_t t0 = now_ns();
     while ((double)(now_ns() - t0) < seconds * 1e9) {
-        for (uint32_t i = 0; i < appenders; i++) {
-            struct appender *ap = &run.a[i];
-            if (!ap->ready) {
-                continue;
-            }
-            struct wal_entry e = {.term = 1, .index = ap->next, .len = size, .data = payload};
-            ap->sent_ns = now_ns();
-            int rc = wal_append(wal, i, NULL, &e, 1, on_ack, ap);
-            if (rc == RR_EBUSY) {
-                break;
-            }
-            if (rc != 0) {
-                fprintf(stderr, "wal-bench: append: %s\n", rr_strerror(rc));
-                exit(1);
-            }
-            ap->ready = 0;
-            ap->next++;
-        }
-        wal_submit(wal);
-        io_uring_submit_and_wait(&ring, 1);
-        drain(&ring, wal);
+        pump(&ring, wal, appenders, size);
     }
     double el = (double)(now_ns() - t0) / 1e9;
     const struct wal_stats *st = wal_stats(wal);
@@ -376,6 +406,8 @@ int main(int argc, char **argv)
     /* BENCH_FILTER=adaptive/64/256,none/64/256 runs only the listed rows (strategy/apps/size)
      * and skips the sync-method section. */
     const char *filter = getenv("BENCH_FILTER");
+    const int steady_only =
+        getenv("BENCH_STEADY") != NULL && strcmp(getenv("BENCH_STEADY"), "only") == 0;
     const char *strategies[] = {"none", "fixed:16", "linger:200", "adaptive"};
     const uint32_t apps[] = {1, 8, 64};
     const uint32_t sizes[] = {16, 256, 4096};
@@ -385,7 +417,7 @@ int main(int argc, char **argv)
             for (int z = 0; z < 3; z++) {
                 char key[64];
                 snprintf(key, sizeof(key), "%s/%u/%u", strategies[s], apps[a], sizes[z]);
-                if (filter != NULL && !row_selected(filter, key)) {
+                if ((filter != NULL && !row_selected(filter, key)) || steady_only) {
                     continue;
                 }
                 struct result m;
@@ -401,15 +433,12 @@ int main(int argc, char **argv)
             }
         }
     }
-    for (int sy = 0; sy < 2 && filter == NULL; sy++) {
-        break;
-    }
-    if (filter == NULL) {
+    if (filter == NULL && !steady_only) {
         printf("\nsync method x segment preparation (adaptive and none, 1 appender, 256 B):\n");
     }
     const char *sync_names[] = {"write+linked fdatasync", "RWF_DSYNC"};
     const char *prep_names[] = {"zero-filled", "fallocate"};
-    for (int sy = 0; sy < 2 && filter == NULL; sy++) {
+    for (int sy = 0; sy < 2 && filter == NULL && !steady_only; sy++) {
         for (int pr = 0; pr < 2; pr++) {
             struct result ma, mn;
             measure(base, "adaptive", 1, 256, secs, reps, (enum wal_sync_method)sy,
@@ -421,6 +450,31 @@ int main(int argc, char **argv)
                    sync_names[sy], prep_names[pr], ma.appends_s, ma.p50_us, ma.raw_p50_us,
                    mn.appends_s);
         }
+    }
+    /* BENCH_STEADY=0 skips the steady-state table; BENCH_STEADY=only runs it alone. */
+    const char *steady_env = getenv("BENCH_STEADY");
+    if (steady_env == NULL || strcmp(steady_env, "0") != 0) {
+        steady = 1;
+        printf("\nsteady state: 1 MiB segments, each appender compacting all but its last %u "
+               "entries, warmed up until retired segments are recycled:\n",
+               STEADY_KEEP);
+        printf("| strategy   | app | size | appends/s |   MB/s  | p50 us  | p99 us  | p999 us | "
+               "batch p50/p99/max | fsync/s | raw MB/s | raw p50 | ratio | RSS MB |\n");
+        printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (int a = 1; a < 3; a++) { /* 8 and 64 appenders: one appender rarely rotates */
+            for (int z = 0; z < 3; z++) {
+                char key[64];
+                snprintf(key, sizeof(key), "adaptive/%u/%u", apps[a], sizes[z]);
+                if (filter != NULL && !row_selected(filter, key)) {
+                    continue;
+                }
+                struct result m;
+                measure(base, "adaptive", apps[a], sizes[z], secs, reps, WAL_SYNC_LINKED_FDATASYNC,
+                        WAL_PREP_ZERO, &m);
+                row("adaptive", apps[a], sizes[z], &m);
+            }
+        }
+        steady = 0;
     }
     if (adaptive64.appends_s <= 0) {
         printf("\nSUMMARY adaptive 64x256B: not run (BENCH_FILTER)\n");

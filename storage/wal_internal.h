@@ -1,10 +1,13 @@
-/* Internal state of the WAL shared by wal.c (append/flush/read), wal_segment.c (files,
- * preparation, deletion) and wal_recover.c (start-up scan). Not for use outside storage/. */
+/* Internal state of the WAL shared by wal.c (append, dispatch, open), wal_index.c (the
+ * in-memory index), wal_flush.c (flushing), wal_read.c (reads), wal_segment.c (files,
+ * preparation, deletion, lifetime) and wal_recover.c (start-up scan). Not for use outside
+ * storage/. */
 #ifndef RR_STORAGE_WAL_INTERNAL_H
 #define RR_STORAGE_WAL_INTERNAL_H
 
 #include <sys/uio.h>
 
+#include "core/base/assert.h"
 #include "storage/wal.h"
 #include "storage/wal_format.h"
 #include "storage/wal_testing.h"
@@ -21,7 +24,7 @@
 /* Zero-fill chunk of segment preparation: one write SQE each. */
 #define WAL_PREP_CHUNK          (1u << 20)
 #define WAL_CACHE_BYTES_DEFAULT (16u << 20)
-/* Bytes of each segment that entries leave to maintenance records (see reserve()). */
+/* Bytes of each segment that entries leave to maintenance records (see wal_reserve()). */
 #define WAL_MAINT_RESERVE (4u << 10)
 #define WAL_ERR_LEN       256
 #define WAL_NO_LSN        UINT64_MAX
@@ -209,6 +212,23 @@ struct wal {
     struct wal_stats stats;
 };
 
+/* The index's deque of locations (wal_index.c), read elsewhere too. */
+
+/* Index of the newest retained entry (first_index - 1 when none is retained). */
+static inline raft_index gs_last(const struct wal_group_state *gs)
+{
+    return gs->first_index + gs->count - 1;
+}
+
+/* The location of a retained entry. */
+static inline struct wal_loc *gs_loc(const struct wal_group_state *gs, raft_index index)
+{
+    RR_ASSERT(index >= gs->first_index);
+    RR_ASSERT(index - gs->first_index < gs->count);
+    uint32_t i = (uint32_t)(index - gs->first_index);
+    return &gs->locs[(gs->head + i) & (gs->cap - 1u)];
+}
+
 /* wal.c */
 uint64_t wal_now_ns(void);
 void wal_fail(struct wal *wal, int code, const char *fmt, ...)
@@ -219,6 +239,17 @@ bool wal_sq_room(struct wal *wal, unsigned n);
 /* An SQE tagged with op and id; the caller made sure of room with wal_sq_room. */
 struct io_uring_sqe *wal_sqe(struct wal *wal, enum wal_op op, uint64_t id);
 struct wal_group_state *wal_group(const struct wal *wal, raft_group group);
+/* Copies len bytes at lsn out of the ring (the caller checked they are held). */
+void wal_ring_read(const struct wal *wal, uint64_t lsn, uint8_t *dst, uint32_t len);
+/* Room for bytes of records in the active segment (sealing it if need be); 0 or an error. */
+int wal_reserve(struct wal *wal, uint64_t bytes, bool maint);
+/* Queues a hard-state record of group and indexes it; room was reserved. */
+int wal_put_hard_state(struct wal *wal, raft_group group, const struct wal_hard_state *hs);
+/* Queues a truncate or compact record of group and indexes it; room was reserved. */
+int wal_put_marker(
+    struct wal *wal, raft_group group, uint8_t type, raft_index index, raft_term term);
+
+/* wal_index.c */
 /* Recovery replays records through these, as appends do. */
 int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size);
 /* An entry after a gap in its group's log (wal_apply_record returned RR_EUNAVAILABLE):
@@ -226,7 +257,24 @@ int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, 
  * holding the missing entries was deleted after that compaction was durable. Restarts the
  * group's retained entries at r->index. */
 int wal_apply_gap(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size);
-void wal_collect(struct wal *wal);
+/* Gives a group's deque memory back once compaction left it mostly empty. */
+void wal_index_shrink(struct wal_group_state *gs);
+/* Lowest lsn any group still needs; *entries_pin: whether entries pin below limit. */
+uint64_t wal_index_lowest_pin(const struct wal *wal, uint64_t limit, bool *entries_pin);
+
+/* wal_flush.c */
+/* Starts a flush if none is in flight and the strategy wants one (or resubmits a write). */
+void wal_flush_maybe(struct wal *wal);
+/* After a fatal error, fails every queued unit once no flush is in flight. */
+void wal_fail_units(struct wal *wal);
+/* Completion handlers of the flush's write, its sync and the strategy's timer. */
+void wal_flush_handle_write(struct wal *wal, int res);
+void wal_flush_handle_sync(struct wal *wal, int res);
+void wal_flush_handle_timer(struct wal *wal, uint64_t gen);
+
+/* wal_read.c */
+/* Completion handler of one disk read of an asynchronous wal_read. */
+void wal_read_handle(struct wal *wal, uint64_t id, int res);
 
 /* wal_segment.c */
 void wal_segment_name(char *buf, size_t len, uint64_t seq);
@@ -243,6 +291,8 @@ int wal_segment_find(const struct wal *wal, uint64_t lsn);
 /* Moves the oldest segment (no longer needed, durable, no reads) to the retired queue. */
 void wal_segment_retire_oldest(struct wal *wal);
 int wal_lock_dir(struct wal *wal, char *err, size_t err_len);
+/* Retires segments no group needs once what superseded them is durable. */
+void wal_collect(struct wal *wal);
 
 /* wal_recover.c */
 int wal_recover(struct wal *wal, char *err, size_t err_len);

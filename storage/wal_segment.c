@@ -1,5 +1,6 @@
 /* Segment files: naming, the directory lock, preparation (synchronous at start-up, through
- * the ring afterwards), activation and deletion. */
+ * the ring afterwards), activation and deletion, and their lifetime: which segments no
+ * group needs any more. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -467,4 +468,103 @@ void wal_segment_retire_oldest(struct wal *wal)
     memmove(&wal->segs[0], &wal->segs[1], (wal->seg_count - 1u) * sizeof(wal->segs[0]));
     wal->seg_count--;
     wal_meta_kick(wal);
+}
+
+/* ---- segment lifetime ------------------------------------------------------------------ */
+
+/* Rewrites the hard-state and compact records that alone pin segment seg into the active
+ * segment, so an idle group cannot hold the oldest file forever. */
+static void carry_forward(struct wal *wal, const struct wal_segment *seg)
+{
+    uint32_t per_group = 2u * wal_record_size(sizeof(uint32_t));
+    for (uint32_t g = 0; g < wal->local_groups; g++) {
+        struct wal_group_state *gs = &wal->groups[g];
+        raft_group group = g * wal->cfg.worker_count + wal->cfg.worker_id;
+        bool hs = gs->hs_lsn < seg->lsn_end;
+        bool snap = gs->snap_lsn < seg->lsn_end;
+        if (!hs && !snap) {
+            continue;
+        }
+        if (wal_reserve(wal, per_group, true) != RR_OK) {
+            return; /* try again after the next flush */
+        }
+        if (hs) {
+            struct wal_hard_state h = gs->hs;
+            wal_put_hard_state(wal, group, &h);
+        }
+        if (snap) {
+            wal_put_marker(wal, group, WAL_REC_COMPACT, gs->snap_index, gs->snap_term);
+        }
+    }
+}
+
+/* Marks the oldest segments that no group needs: free once everything queued now is
+ * durable. Carries idle groups' markers forward out of the first segment still needed. */
+static void mark_free_segments(struct wal *wal)
+{
+    for (uint32_t i = 0; i + 1 < wal->seg_count && wal->error == 0; i++) {
+        struct wal_segment *seg = &wal->segs[i];
+        if (seg->retire_lsn != WAL_NO_LSN) {
+            continue;
+        }
+        if (!seg->sealed) {
+            break;
+        }
+        bool entries_pin = false;
+        uint64_t low = wal_index_lowest_pin(wal, seg->lsn_end, &entries_pin);
+        if (low >= seg->lsn_end) {
+            seg->retire_lsn = wal->head;
+            wal->collect_wanted = true;
+            continue;
+        }
+        if (!entries_pin) {
+            carry_forward(wal, seg);
+            wal->collect_wanted = true;
+        }
+        break;
+    }
+}
+
+/* Retires segments no group needs. The in-memory index already reflects queued records (a
+ * queued hard state, truncation or compaction moves a group's pins before it is durable), so
+ * a segment found free here still holds the only durable copy of what supersedes nothing
+ * yet: it is marked with retire_lsn = head and leaves only once everything queued now is
+ * durable. Pins only move forward, so a segment once free stays free. */
+void wal_collect(struct wal *wal)
+{
+    wal->collect_wanted = false;
+    mark_free_segments(wal);
+    while (wal->error == 0 && wal->seg_count > 1 && wal->segs[0].retire_lsn != WAL_NO_LSN) {
+        const struct wal_segment *seg = &wal->segs[0];
+        if (wal->durable < seg->retire_lsn || seg->reads > 0) {
+            wal->collect_wanted = true; /* again after the next flush or read */
+            break;
+        }
+        wal_segment_retire_oldest(wal);
+    }
+}
+
+uint32_t wal_segment_count(const struct wal *wal)
+{
+    bool spare = wal->prep.state == WAL_PREP_READY || wal->prep.state == WAL_PREP_RUNNING;
+    bool deleting = wal->meta.job == WAL_JOB_DELETE;
+    return wal->seg_count + wal->retired_count + (spare ? 1u : 0u) + (deleting ? 1u : 0u);
+}
+
+uint64_t wal_disk_bytes(const struct wal *wal)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < wal->seg_count; i++) {
+        total += wal->segs[i].bytes;
+    }
+    for (uint32_t i = 0; i < wal->retired_count; i++) {
+        total += wal->retired[(wal->retired_head + i) % WAL_SEGMENTS_MAX].bytes;
+    }
+    if (wal->prep.state == WAL_PREP_READY || wal->prep.state == WAL_PREP_RUNNING) {
+        total += wal->cfg.segment_bytes;
+    }
+    if (wal->meta.job == WAL_JOB_DELETE) {
+        total += wal->meta.bytes;
+    }
+    return total;
 }
