@@ -100,6 +100,8 @@ static struct io_uring_sqe *get_sqe(struct io_uring *ring)
     return sqe;
 }
 
+static uint32_t inflight = 1; /* flushes in flight, WAL and raw alike (BENCH_FLUSHES) */
+
 static void raw_replay(const char *base,
                        const struct histogram *sizes,
                        uint64_t flushes,
@@ -146,36 +148,54 @@ static void raw_replay(const char *base,
     }
     struct histogram lat;
     histogram_init(&lat);
+    /* Up to `inflight` write + sync pairs outstanding, as the WAL may have (BENCH_FLUSHES);
+     * each pair's latency runs from its submission to its sync's completion. */
     uint64_t off = WAL_SEGMENT_HEADER_BYTES, bytes = 0, done = 0;
+    uint64_t started[WAL_FLUSHES_MAX];
+    uint32_t outstanding = 0;
+    uint64_t i = 0;
     uint64_t t0 = now_ns();
-    for (uint64_t i = 0; i < n && (double)(now_ns() - t0) < seconds * 1e9; i++) {
-        if (off + list[i] > file_bytes) {
-            off = WAL_SEGMENT_HEADER_BYTES;
+    while ((i < n && (double)(now_ns() - t0) < seconds * 1e9) || outstanding > 0) {
+        while (outstanding < inflight && i < n && (double)(now_ns() - t0) < seconds * 1e9) {
+            if (off + list[i] > file_bytes) {
+                off = WAL_SEGMENT_HEADER_BYTES;
+            }
+            uint64_t slot = i % WAL_FLUSHES_MAX;
+            started[slot] = now_ns();
+            struct io_uring_sqe *w = get_sqe(&ring);
+            if (sync == WAL_SYNC_RWF_DSYNC) {
+                static struct iovec iov[WAL_FLUSHES_MAX];
+                iov[slot] = (struct iovec){.iov_base = buf, .iov_len = list[i]};
+                io_uring_prep_writev2(w, fd, &iov[slot], 1, off, RWF_DSYNC);
+                io_uring_sqe_set_data64(w, slot | 0x100u);
+            } else {
+                io_uring_prep_write(w, fd, buf, (unsigned)list[i], off);
+                w->flags |= IOSQE_IO_LINK;
+                io_uring_sqe_set_data64(w, slot);
+                struct io_uring_sqe *f = get_sqe(&ring);
+                io_uring_prep_fsync(f, fd, IORING_FSYNC_DATASYNC);
+                io_uring_sqe_set_data64(f, slot | 0x100u);
+            }
+            off += list[i];
+            bytes += list[i];
+            outstanding++;
+            i++;
         }
-        uint64_t s = now_ns();
-        struct io_uring_sqe *w = get_sqe(&ring);
-        if (sync == WAL_SYNC_RWF_DSYNC) {
-            struct iovec iov = {.iov_base = buf, .iov_len = list[i]};
-            io_uring_prep_writev2(w, fd, &iov, 1, off, RWF_DSYNC);
-            io_uring_submit_and_wait(&ring, 1);
-        } else {
-            io_uring_prep_write(w, fd, buf, (unsigned)list[i], off);
-            w->flags |= IOSQE_IO_LINK;
-            io_uring_prep_fsync(get_sqe(&ring), fd, IORING_FSYNC_DATASYNC);
-            io_uring_submit_and_wait(&ring, 2);
-        }
+        io_uring_submit_and_wait(&ring, 1);
         struct io_uring_cqe *cqe;
         while (io_uring_peek_cqe(&ring, &cqe) == 0) {
             if (cqe->res < 0) {
                 fprintf(stderr, "raw: %s\n", strerror(-cqe->res));
                 exit(1);
             }
+            uint64_t ud = io_uring_cqe_get_data64(cqe);
+            if (ud & 0x100u) { /* the pair is durable */
+                histogram_record(&lat, now_ns() - started[ud & 0xffu]);
+                outstanding--;
+                done++;
+            }
             io_uring_cqe_seen(&ring, cqe);
         }
-        histogram_record(&lat, now_ns() - s);
-        off += list[i];
-        bytes += list[i];
-        done++;
     }
     double el = (double)(now_ns() - t0) / 1e9;
     r->raw_mb_s = (double)bytes / el / 1e6;
@@ -245,7 +265,8 @@ static void one(const char *base,
                              .iowq_max_workers = 2,
                              .sync_method = sync,
                              .prep_method = prep,
-                             .segment_bytes = steady ? STEADY_SEGMENT_BYTES : 0};
+                             .segment_bytes = steady ? STEADY_SEGMENT_BYTES : 0,
+                             .flushes_in_flight = (uint8_t)inflight};
     wal_strategy_parse(strategy, &cfg.strategy);
     struct wal *wal;
     char err[256];
@@ -397,9 +418,11 @@ int main(int argc, char **argv)
     int reps = getenv("BENCH_REPS") ? atoi(getenv("BENCH_REPS")) : 3;
     reps = reps < 1 ? 1 : (reps > REPS_MAX ? REPS_MAX : reps);
     mkdir(base, 0755);
+    inflight = getenv("BENCH_FLUSHES") ? (uint32_t)atoi(getenv("BENCH_FLUSHES")) : 1;
+    inflight = inflight < 1 ? 1 : (inflight > WAL_FLUSHES_MAX ? WAL_FLUSHES_MAX : inflight);
     printf("wal-bench: %.2fs per run, median of %d runs; raw = same sync + preparation, "
-           "replaying the strategy's batch sizes\n",
-           secs, reps);
+           "replaying the strategy's batch sizes; %u flush(es) in flight, WAL and raw\n",
+           secs, reps, inflight);
     printf("| strategy   | app | size | appends/s |   MB/s  | p50 us  | p99 us  | p999 us | "
            "batch p50/p99/max | fsync/s | raw MB/s | raw p50 | ratio | RSS MB |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

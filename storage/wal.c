@@ -440,10 +440,10 @@ int wal_handle_cqe(struct wal *wal, const struct io_uring_cqe *cqe)
     uint64_t id = ud & ((1ull << 48) - 1);
     switch (op) {
     case WAL_OP_WRITE:
-        wal_flush_handle_write(wal, cqe->res);
+        wal_flush_handle_write(wal, id, cqe->res);
         break;
     case WAL_OP_SYNC:
-        wal_flush_handle_sync(wal, cqe->res);
+        wal_flush_handle_sync(wal, id, cqe->res);
         break;
     case WAL_OP_TIMER:
         wal_flush_handle_timer(wal, id);
@@ -479,6 +479,10 @@ static int check_config(const struct wal_config *cfg, char *err, size_t err_len)
         (seg < WAL_SEGMENT_BYTES_MIN || seg > WAL_SEGMENT_BYTES_MAX || seg % 4096 != 0)) {
         snprintf(err, err_len, "wal: segment size %llu out of range or not 4 KiB aligned",
                  (unsigned long long)seg);
+        return RR_EINVAL;
+    }
+    if (cfg->flushes_in_flight > WAL_FLUSHES_MAX) {
+        snprintf(err, err_len, "wal: flushes in flight must be 1 or %u", WAL_FLUSHES_MAX);
         return RR_EINVAL;
     }
     uint32_t cache = cfg->cache_bytes;
@@ -545,6 +549,7 @@ int wal_open(const struct wal_config *cfg,
         wal->cfg.cache_bytes = WAL_CACHE_BYTES_DEFAULT;
     }
     wal_set_strategy(wal, &cfg->strategy);
+    wal->flush_max = cfg->flushes_in_flight == 0 ? 1u : cfg->flushes_in_flight;
     wal_stats_reset(wal);
     rc = alloc_state(wal);
     if (rc != RR_OK) {

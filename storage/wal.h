@@ -13,8 +13,9 @@
 
 struct wal;
 
-/* Batching strategy (DESIGN.md §4). At most one flush (write + data sync) is in flight at
- * any time whatever the strategy, so persist units complete in submission order. */
+/* Batching strategy (DESIGN.md §4). One flush (write + data sync) is in flight at a time,
+ * or two with cfg.flushes_in_flight = 2; either way persist units complete in submission
+ * order, acknowledged only once every earlier flush is durable too. */
 enum wal_strategy_kind {
     WAL_STRATEGY_NONE,     /* one record per write + sync: the baseline */
     WAL_STRATEGY_FIXED,    /* flush when param records are queued, or after max_delay_us */
@@ -46,6 +47,9 @@ enum wal_prep_method {
     WAL_PREP_FALLOCATE, /* fallocate only: cheaper to prepare, costlier first writes on ext4 */
 };
 
+/* Flushes in flight at once, at most (cfg.flushes_in_flight chooses 1 or 2). */
+#define WAL_FLUSHES_MAX 2
+
 /* The io_uring user_data of every SQE the WAL submits has this value in its top 8 bits:
  * the caller routes CQEs whose top byte equals its configured tag to wal_handle_cqe(). */
 #define WAL_USER_DATA_TAG_SHIFT 56
@@ -64,6 +68,7 @@ struct wal_config {
     struct wal_strategy strategy;
     enum wal_sync_method sync_method;
     enum wal_prep_method prep_method;
+    uint8_t flushes_in_flight; /* 1..WAL_FLUSHES_MAX (0: the default, 1); docs/storage.md */
 };
 
 struct wal_entry {

@@ -64,20 +64,18 @@ static bool strategy_ready(struct wal *wal)
     return true;
 }
 
-/* Chooses [lo, hi) of the next flush: whole records in one segment, at most
- * WAL_FLUSH_BYTES_MAX, a single record under `none`. */
-static uint64_t plan_flush(struct wal *wal, uint32_t *seg_index, uint32_t *records)
+/* Chooses [lo, hi) of the next flush, from the end of the last one planned: whole records
+ * in one segment, at most WAL_FLUSH_BYTES_MAX, a single record under `none`. */
+static uint64_t plan_flush(struct wal *wal, int s, uint32_t *seg_index, uint32_t *records)
 {
-    uint64_t lo = wal->durable;
-    int s = wal_segment_find(wal, lo);
-    RR_ASSERT(s >= 0);
+    uint64_t lo = wal->submitted;
     const struct wal_segment *seg = &wal->segs[s];
     uint64_t end = seg->sealed ? seg->lsn_end : wal->head;
     if (!seg->sealed && wal->strategy.kind != WAL_STRATEGY_NONE &&
         end - lo <= WAL_FLUSH_BYTES_MAX) {
         /* Everything queued fits one flush in the active segment: no walk over the record
-         * headers. queued_records counts exactly the records of [durable, head) here (no
-         * flush is in flight and an unsealed segment holds no seal). */
+         * headers. queued_records counts exactly the records of [submitted, head) here (an
+         * unsealed segment holds no seal). */
         *seg_index = (uint32_t)s;
         *records = (uint32_t)wal->queued_records;
 #ifdef RR_SLOW_ASSERTS
@@ -115,18 +113,31 @@ static uint64_t plan_flush(struct wal *wal, uint32_t *seg_index, uint32_t *recor
     return hi;
 }
 
-/* Prepares the flush's write (and linked sync) from f->cur; false if the ring had no room
- * (f->resubmit then makes wal_submit try again). */
-static bool submit_write(struct wal *wal)
+static struct wal_flush *flush_slot(struct wal *wal, uint32_t i)
 {
-    struct wal_flush *f = &wal->flush;
+    return &wal->flushes[(wal->flush_head + i) % WAL_FLUSHES_MAX];
+}
+
+/* The segment a flush writes. Looked up again each time: retiring the oldest segment when
+ * an earlier flush completes shifts wal->segs under a flush still in flight. */
+static const struct wal_segment *flush_segment(const struct wal *wal, const struct wal_flush *f)
+{
+    int s = wal_segment_find(wal, f->lo);
+    RR_ASSERT(s >= 0 && wal->segs[s].seq == f->seq);
+    return &wal->segs[s];
+}
+
+/* Prepares flush f's write (and linked sync) from f->cur; false if the ring had no room
+ * (f->resubmit then makes wal_submit try again). The SQEs carry f's slot as their id. */
+static bool submit_write(struct wal *wal, struct wal_flush *f)
+{
+    uint64_t id = (uint64_t)(f - wal->flushes);
     f->resubmit = !wal_sq_room(wal, wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC ? 1u : 2u);
     if (f->resubmit) {
         wal->stats.deferred++;
         return false;
     }
-    const struct wal_segment *seg = &wal->segs[f->seg];
-    RR_ASSERT(seg->seq == f->seq);
+    const struct wal_segment *seg = flush_segment(wal, f);
     uint64_t ring_size = wal->ring_mask + 1;
     uint64_t pos = f->cur & wal->ring_mask;
     uint64_t len = f->hi - f->cur;
@@ -143,17 +154,17 @@ static bool submit_write(struct wal *wal)
     f->sync_cancelled = false;
     f->write_res = 0;
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
-        struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_WRITE, 0);
+        struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_WRITE, id);
         io_uring_prep_writev2(sqe, seg->fd, f->iov, nr, (uint64_t)off, RWF_DSYNC);
         f->sync_done = true; /* the write itself is the sync */
         return true;
     }
     /* Both SQEs go to the kernel in one submission (room for both was made above), or the
      * link would break. */
-    struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, 0);
+    struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, id);
     io_uring_prep_writev(w, seg->fd, f->iov, nr, (uint64_t)off);
     w->flags |= IOSQE_IO_LINK;
-    struct io_uring_sqe *s = wal_sqe(wal, WAL_OP_SYNC, 0);
+    struct io_uring_sqe *s = wal_sqe(wal, WAL_OP_SYNC, id);
     io_uring_prep_fsync(s, seg->fd, IORING_FSYNC_DATASYNC);
     return true;
 }
@@ -171,11 +182,12 @@ static void ring_write(struct wal *wal, uint64_t lsn, const uint8_t *src, uint32
 /* Stamps the flush's first record with the segment offset durable when the flush starts:
  * a valid record whose flush base lies past a damaged one proves the damaged bytes had
  * been synced, so recovery refuses them as corruption instead of taking them for the torn
- * tail of the last flush (wal_recover.c). */
+ * tail of the flushes that were in flight (wal_recover.c). */
 static void stamp_flush_base(struct wal *wal, const struct wal_segment *seg, uint64_t lo)
 {
     uint8_t hdr[WAL_REC_OFF_LEN];
-    uint64_t base = lo > seg->lsn_start ? lo - seg->lsn_start : 0;
+    uint64_t d = wal->durable;
+    uint64_t base = d > seg->lsn_start ? d - seg->lsn_start : 0;
     wal_ring_read(wal, lo, hdr, sizeof(hdr));
     wal_record_set_flush_base(hdr, (uint32_t)(WAL_SEGMENT_HEADER_BYTES + base), seg->salt);
     ring_write(wal, lo, hdr, sizeof(hdr));
@@ -196,36 +208,53 @@ static void record_queue_delays(struct wal *wal, uint64_t hi, uint64_t now)
 
 void wal_flush_maybe(struct wal *wal)
 {
-    struct wal_flush *f = &wal->flush;
     if (wal->error != 0) {
         return;
     }
-    if (f->active) {
+    for (uint32_t i = 0; i < wal->flush_count; i++) {
+        struct wal_flush *f = flush_slot(wal, i);
         if (f->resubmit) {
-            submit_write(wal); /* the ring had no room for it earlier */
+            submit_write(wal, f); /* the ring had no room for it earlier */
         }
+    }
+    if (wal->flush_count == wal->flush_max || wal->submitted == wal->head) {
         return;
     }
-    if (wal->durable == wal->head || !strategy_ready(wal)) {
+    int s = wal_segment_find(wal, wal->submitted);
+    RR_ASSERT(s >= 0);
+    if (wal->flush_count > 0 && flush_slot(wal, 0)->seq != wal->segs[s].seq) {
+        /* A flush starts in a new segment only once every earlier one is durable: recovery
+         * takes a segment that ends without its seal, followed by one holding records, for
+         * corruption. */
+        return;
+    }
+    if (!strategy_ready(wal)) {
         return;
     }
     if (!wal_sq_room(wal, 3)) { /* write, sync and the timer's removal */
         wal->stats.deferred++;
         return;
     }
-    f->lo = wal->durable;
+    struct wal_flush *f = flush_slot(wal, wal->flush_count);
+    RR_ASSERT(!f->active);
+    f->lo = wal->submitted;
     f->cur = f->lo;
-    f->hi = plan_flush(wal, &f->seg, &f->records);
-    f->seq = wal->segs[f->seg].seq;
+    uint32_t seg_index = 0;
+    f->hi = plan_flush(wal, s, &seg_index, &f->records);
+    f->seq = wal->segs[seg_index].seq;
     RR_ASSERT(f->hi > f->lo);
     f->active = true;
+    f->done = false;
+    f->resubmit = false;
     f->started_ns = wal_now_ns();
-    stamp_flush_base(wal, &wal->segs[f->seg], f->lo);
+    wal->flush_count++;
+    wal->submitted = f->hi;
+    stamp_flush_base(wal, &wal->segs[seg_index], f->lo);
     wal->timer_fired = false;
     disarm_timer(wal);
     wal->queued_records -= f->records;
     record_queue_delays(wal, f->hi, f->started_ns);
-    submit_write(wal);
+    submit_write(wal, f);
 }
 
 static void ack_units(struct wal *wal, int status);
@@ -246,7 +275,7 @@ void wal_submit(struct wal *wal)
  * is in flight (its completion fails them itself). */
 void wal_fail_units(struct wal *wal)
 {
-    if (wal->error != 0 && !wal->flush.active) {
+    if (wal->error != 0 && wal->flush_count == 0) {
         ack_units(wal, wal->error);
     }
 }
@@ -278,21 +307,35 @@ static void ack_units(struct wal *wal, int status)
     }
 }
 
-static void flush_done(struct wal *wal)
+/* Flushes complete in any order; they become durable in the order they were planned. */
+static void flush_done(struct wal *wal, struct wal_flush *f)
 {
-    struct wal_flush *f = &wal->flush;
-    const struct wal_segment *seg = &wal->segs[f->seg];
-    RR_ASSERT(seg->seq == f->seq);
-    WAL_SYNCED(seg->seq, WAL_SEGMENT_HEADER_BYTES + f->hi - seg->lsn_start);
-    uint64_t now = wal_now_ns();
-    wal->stats.flushes++;
-    wal->stats.records += f->records;
-    wal->stats.bytes += f->hi - f->lo;
-    histogram_record(&wal->stats.batch_records, f->records);
-    histogram_record(&wal->stats.batch_bytes, f->hi - f->lo);
-    histogram_record(&wal->stats.flush_ns, now - f->started_ns);
-    wal->durable = f->hi;
-    f->active = false;
+    f->done = true;
+    bool advanced = false;
+    while (wal->flush_count > 0 && flush_slot(wal, 0)->done) {
+        struct wal_flush *h = flush_slot(wal, 0);
+        int s = wal_segment_find(wal, h->lo);
+        RR_ASSERT(s >= 0 && wal->segs[s].seq == h->seq);
+        const struct wal_segment *seg = &wal->segs[s];
+        WAL_SYNCED(seg->seq, WAL_SEGMENT_HEADER_BYTES + h->hi - seg->lsn_start);
+        uint64_t now = wal_now_ns();
+        wal->stats.flushes++;
+        wal->stats.records += h->records;
+        wal->stats.bytes += h->hi - h->lo;
+        histogram_record(&wal->stats.batch_records, h->records);
+        histogram_record(&wal->stats.batch_bytes, h->hi - h->lo);
+        histogram_record(&wal->stats.flush_ns, now - h->started_ns);
+        RR_ASSERT(h->lo == wal->durable);
+        wal->durable = h->hi;
+        h->active = false;
+        h->done = false;
+        wal->flush_head = (wal->flush_head + 1u) % WAL_FLUSHES_MAX;
+        wal->flush_count--;
+        advanced = true;
+    }
+    if (!advanced) {
+        return; /* an earlier flush is still in flight */
+    }
     ack_units(wal, RR_OK);
     if (wal->collect_wanted) {
         wal_collect(wal);
@@ -301,31 +344,49 @@ static void flush_done(struct wal *wal)
 }
 
 /* Both halves of a linked flush have completed (or the single RWF_DSYNC write). */
-static void flush_settle(struct wal *wal)
+static void flush_settle(struct wal *wal, struct wal_flush *f)
 {
-    struct wal_flush *f = &wal->flush;
     if (!f->write_done || !f->sync_done) {
         return;
     }
     if (wal->error != 0) {
-        f->active = false;
-        ack_units(wal, wal->error);
+        /* Stopped: once no flush is left in flight, every unit fails. */
+        f->done = true;
+        bool all = true;
+        for (uint32_t i = 0; i < wal->flush_count; i++) {
+            all = all && flush_slot(wal, i)->done;
+        }
+        if (all) {
+            for (uint32_t i = 0; i < wal->flush_count; i++) {
+                flush_slot(wal, i)->active = false;
+                flush_slot(wal, i)->done = false;
+            }
+            wal->flush_count = 0;
+            ack_units(wal, wal->error);
+        }
         return;
     }
     if (f->short_write || f->sync_cancelled) {
-        submit_write(wal); /* resume from the first byte not written, then sync again */
+        submit_write(wal, f); /* resume from the first byte not written, then sync again */
         return;
     }
-    flush_done(wal);
+    flush_done(wal, f);
 }
 
-void wal_flush_handle_write(struct wal *wal, int res)
+static struct wal_flush *flush_of(struct wal *wal, uint64_t id)
 {
-    struct wal_flush *f = &wal->flush;
+    RR_ASSERT(id < WAL_FLUSHES_MAX);
+    struct wal_flush *f = &wal->flushes[id];
     RR_ASSERT(f->active);
+    return f;
+}
+
+void wal_flush_handle_write(struct wal *wal, uint64_t id, int res)
+{
+    struct wal_flush *f = flush_of(wal, id);
     res = WAL_FAULT(WAL_FP_WRITE_CQE, res);
     f->write_done = true;
-    const struct wal_segment *seg = &wal->segs[f->seg];
+    const struct wal_segment *seg = flush_segment(wal, f);
     uint64_t want = f->hi - f->cur;
     if (res == -EINTR || res == -EAGAIN) {
         f->short_write = true; /* nothing written: rewrite the whole range */
@@ -344,20 +405,19 @@ void wal_flush_handle_write(struct wal *wal, int res)
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
         f->sync_done = true;
     }
-    flush_settle(wal);
+    flush_settle(wal, f);
 }
 
-void wal_flush_handle_sync(struct wal *wal, int res)
+void wal_flush_handle_sync(struct wal *wal, uint64_t id, int res)
 {
-    struct wal_flush *f = &wal->flush;
-    RR_ASSERT(f->active);
+    struct wal_flush *f = flush_of(wal, id);
     res = WAL_FAULT(WAL_FP_SYNC_CQE, res);
     f->sync_done = true;
     if (res < 0 && res != -ECANCELED) {
         /* Never retried: after a failed fsync the kernel may have dropped the dirty pages,
          * so a later successful fsync would prove nothing (the "fsyncgate" lesson). */
         char name[32];
-        wal_segment_name(name, sizeof(name), wal->segs[f->seg].seq);
+        wal_segment_name(name, sizeof(name), f->seq);
         wal_fail(wal, RR_EIO, "%s: fdatasync failed: %s; the WAL stops (fsync is never retried)",
                  name, strerror(-res));
     } else if (res == -ECANCELED) {
@@ -365,7 +425,7 @@ void wal_flush_handle_sync(struct wal *wal, int res)
          * all, the range is written and synced again: never acknowledge without a sync. */
         f->sync_cancelled = true;
     }
-    flush_settle(wal);
+    flush_settle(wal, f);
 }
 
 void wal_flush_handle_timer(struct wal *wal, uint64_t gen)

@@ -91,14 +91,14 @@ struct wal_unit {
 
 struct wal_flush {
     bool active; /* a write + sync is in flight */
+    bool done;   /* synced, waiting for an earlier flush to be durable too */
     bool write_done;
     bool sync_done;
     bool short_write;    /* resubmit the remainder once the (cancelled) sync completes */
     bool sync_cancelled; /* the linked sync did not run: write and sync again */
     bool resubmit;       /* the ring had no room for the write: wal_submit retries */
     int write_res;       /* error of the write, if any */
-    uint32_t seg;        /* index in wal->segs */
-    uint64_t seq;        /* that segment's sequence number (segs shift on deletion) */
+    uint64_t seq;        /* sequence number of the segment it writes */
     uint64_t lo, hi;     /* lsn range of the flush */
     uint64_t cur;        /* lsn the current write starts at (lo, or past a short write) */
     uint32_t records;
@@ -194,7 +194,11 @@ struct wal {
     uint64_t append_ns;    /* clock read by the first unit queued since the last
                             * wal_submit or CQE (0: read it again) */
 
-    struct wal_flush flush;
+    struct wal_flush flushes[WAL_FLUSHES_MAX]; /* FIFO: flushes[(flush_head + i) % MAX] */
+    uint32_t flush_head;
+    uint32_t flush_count; /* flushes in flight (planned and not yet durable) */
+    uint32_t flush_max;   /* cfg.flushes_in_flight, 1 or 2 */
+    uint64_t submitted;   /* end of the last planned flush (durable when none in flight) */
     struct wal_strategy strategy;
     bool timer_armed;
     bool timer_fired;
@@ -268,8 +272,8 @@ void wal_flush_maybe(struct wal *wal);
 /* After a fatal error, fails every queued unit once no flush is in flight. */
 void wal_fail_units(struct wal *wal);
 /* Completion handlers of the flush's write, its sync and the strategy's timer. */
-void wal_flush_handle_write(struct wal *wal, int res);
-void wal_flush_handle_sync(struct wal *wal, int res);
+void wal_flush_handle_write(struct wal *wal, uint64_t id, int res);
+void wal_flush_handle_sync(struct wal *wal, uint64_t id, int res);
 void wal_flush_handle_timer(struct wal *wal, uint64_t gen);
 
 /* wal_read.c */

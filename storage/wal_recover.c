@@ -473,6 +473,7 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
     struct wal_segment *active = &wal->segs[wal->seg_count - 1];
     wal->head = active->lsn_end;
     wal->durable = wal->head;
+    wal->submitted = wal->head;
     wal->ring_lo = wal->head;
     return RR_OK;
 }

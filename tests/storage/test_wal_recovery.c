@@ -294,6 +294,54 @@ static void test_flip_beyond_torn_window(void **state)
     free(img);
 }
 
+/* With two flushes in flight the torn window is the last two: a flush planned while the one
+ * before it was in flight carries a flush base that proves nothing about it. F1 is durable
+ * alone; F2 and F3 run together, so F3's base is the end of F1. */
+static void test_torn_window_two_flushes(void **state)
+{
+    struct fx *fx = *state;
+    fx->cfg.flushes_in_flight = 2;
+    fx->cfg.segment_bytes = 1u << 20;
+    fx_open(fx);
+    struct wal_entry e[3];
+    uint8_t payload[3][100];
+    for (int k = 0; k < 3; k++) {
+        e[k] = (struct wal_entry){.term = 1, .index = 1 + (raft_index)k, .len = 100};
+        memset(payload[k], k + 1, sizeof(payload[k]));
+        e[k].data = payload[k];
+    }
+    assert_int_equal(wal_append(fx->wal, 1, NULL, &e[0], 1, th_count_cb, &fx->acked), 0);
+    assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, 1), 0);
+    assert_int_equal(wal_append(fx->wal, 1, NULL, &e[1], 1, th_count_cb, &fx->acked), 0);
+    wal_submit(fx->wal); /* F2 */
+    assert_int_equal(wal_append(fx->wal, 1, NULL, &e[2], 1, th_count_cb, &fx->acked), 0);
+    wal_submit(fx->wal); /* F3, while F2 is in flight */
+    assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, 3), 0);
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *img = read_path(path, &len);
+    size_t size = wal_record_size(100);
+    size_t r1 = 4096, r2 = r1 + size, r3 = r2 + size;
+    uint32_t base3;
+    memcpy(&base3, img + r3 + WAL_REC_OFF_FLUSH_BASE, sizeof(base3));
+    assert_int_equal(base3, r2); /* durable when F3 was planned: the end of F1 */
+    /* A flip in F1: F2's and F3's bases prove it was synced: refused. */
+    img[r1 + 50] ^= 1;
+    write_path(path, img, len);
+    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+    img[r1 + 50] ^= 1;
+    /* A flip in F2: nothing proves it synced: a torn tail, F2 and F3 dropped. */
+    img[r2 + 50] ^= 1;
+    write_path(path, img, len);
+    fx_open(fx);
+    assert_int_equal(fx_last(fx, 1), 1);
+    assert_int_equal(wal_recovery_report(fx->wal)->torn_offset, r2);
+    assert_int_equal(wal_recovery_report(fx->wal)->torn_bytes, r3 + size - r2);
+    free(img);
+}
+
 static uint64_t newest_seq(const char *dir)
 {
     uint64_t newest = 0;
@@ -409,6 +457,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bit_flip_older_segment, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_flip_beyond_torn_window, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_window_two_flushes, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_prep, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_gap_is_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stray_names_ignored, fx_setup, fx_teardown),

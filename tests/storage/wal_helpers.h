@@ -59,6 +59,9 @@ static inline struct wal_config th_config(const char *dir, uint32_t groups)
     c.user_data_tag = TEST_TAG;
     c.iowq_max_workers = 2;
     c.strategy.kind = WAL_STRATEGY_ADAPTIVE;
+    /* RR_WAL_FLUSHES=1|2 runs a test with that many flushes in flight. */
+    const char *flushes = getenv("RR_WAL_FLUSHES");
+    c.flushes_in_flight = flushes != NULL ? (uint8_t)atoi(flushes) : 0;
     return c;
 }
 
