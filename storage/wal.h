@@ -103,6 +103,7 @@ struct wal_stats {
     uint64_t records;           /* records made durable */
     uint64_t bytes;             /* record bytes made durable */
     uint64_t flushes;           /* completed write + sync pairs */
+    uint64_t overlapped;        /* flushes started while an earlier one was in flight */
     uint64_t units;             /* persist units acknowledged */
     uint64_t cache_hits;        /* entries read from the in-memory ring */
     uint64_t disk_reads;        /* entries read from segment files */

@@ -247,6 +247,7 @@ void wal_flush_maybe(struct wal *wal)
     f->done = false;
     f->resubmit = false;
     f->started_ns = wal_now_ns();
+    wal->stats.overlapped += wal->flush_count > 0 ? 1u : 0u;
     wal->flush_count++;
     wal->submitted = f->hi;
     stamp_flush_base(wal, &wal->segs[seg_index], f->lo);

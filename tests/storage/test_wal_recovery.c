@@ -317,6 +317,7 @@ static void test_torn_window_two_flushes(void **state)
     assert_int_equal(wal_append(fx->wal, 1, NULL, &e[2], 1, th_count_cb, &fx->acked), 0);
     wal_submit(fx->wal); /* F3, while F2 is in flight */
     assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, 3), 0);
+    assert_int_equal(wal_stats(fx->wal)->overlapped, 1);
     fx_close(fx);
     char path[128];
     th_segment_path(fx->dir, 1, path, sizeof(path));
