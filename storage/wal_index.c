@@ -103,10 +103,12 @@ int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, 
             (gs->count == 0 && gs->snap_index > 0 && r->index != gs->snap_index + 1)) {
             return RR_EUNAVAILABLE; /* a gap: recovery decides (wal_apply_gap) */
         }
+        /* Truncate first: replay may begin with superseded entries (the segment holding
+         * the log's start was retired), and a rewrite from below them restarts the log. */
+        gs_truncate(gs, r->index);
         if (gs->count == 0) {
             gs->first_index = r->index;
         }
-        gs_truncate(gs, r->index);
         struct wal_loc loc = {.term = r->term, .lsn = lsn, .size = size, .type = r->entry_type};
         return gs_push(gs, &loc);
     }

@@ -209,7 +209,6 @@ struct wal {
     uint32_t reads_active;
     uint32_t inflight; /* SQEs prepared and not yet completed */
 
-    void *recover_gaps; /* wal_recover.c's per-group gap table while it runs */
     struct wal_recovery recovery;
     int error; /* fatal error; 0 while healthy */
     char error_msg[WAL_ERR_LEN];

@@ -27,13 +27,6 @@ struct scan {
     uint32_t bad_group; /* group field of the invalid record at data_end (unverified) */
 };
 
-/* Gaps met during replay, per local group: each must end up covered by a compaction. */
-struct gap {
-    raft_index index; /* first index after the gap (0: none) */
-    uint64_t seq;     /* where the entry after the gap lies */
-    uint64_t off;
-};
-
 static int cmp_seq(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a;
@@ -265,10 +258,8 @@ static int scan_records(
         uint64_t lsn = lsn_start + off - WAL_SEGMENT_HEADER_BYTES;
         rc = wal_apply_record(wal, &r, lsn, (uint32_t)n);
         if (rc == RR_EUNAVAILABLE) {
-            struct gap *g = &((struct gap *)wal->recover_gaps)[r.group / wal->cfg.worker_count];
-            if (g->index == 0) {
-                *g = (struct gap){.index = r.index, .seq = s->seq, .off = off};
-            }
+            /* An entry after a gap: the log restarts there. Legal only if, at the end, a
+             * compaction covers what is missing (check_log_starts). */
             rc = wal_apply_gap(wal, &r, lsn, (uint32_t)n);
         }
         if (rc != RR_OK) {
@@ -379,24 +370,6 @@ static int scan_all(struct wal *wal, struct scan *sc, uint32_t n, char *err, siz
     }
     free(buf);
     return rc;
-}
-
-/* A gap left uncovered by any compaction means records are missing. */
-static int check_gaps(struct wal *wal, char *err, size_t err_len)
-{
-    const struct gap *gaps = wal->recover_gaps;
-    for (uint32_t g = 0; g < wal->local_groups; g++) {
-        if (gaps[g].index != 0 && wal->groups[g].snap_index + 1 < gaps[g].index) {
-            uint8_t hdr[WAL_RECORD_HEADER_BYTES];
-            uint32_t group = g * wal->cfg.worker_count + wal->cfg.worker_id;
-            memset(hdr, 0, sizeof(hdr));
-            memcpy(hdr + WAL_REC_OFF_GROUP, &group, sizeof(group));
-            return corrupt(wal, gaps[g].seq, gaps[g].off, hdr, sizeof(hdr),
-                           "entries before it are missing (no compaction covers them)", err,
-                           err_len);
-        }
-    }
-    return RR_OK;
 }
 
 /* Installs the scanned segments: used ones in order, the active one, and one spare. */
@@ -615,20 +588,9 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
         rc = settle_unusable_newest(wal, &sc[count - 1], err, err_len);
         count--;
     }
-    struct gap *gaps = calloc(wal->local_groups, sizeof(*gaps));
-    wal->recover_gaps = gaps;
-    if (rc == RR_OK && gaps == NULL) {
-        snprintf(err, err_len, "wal: out of memory");
-        rc = RR_ENOMEM;
-    }
     if (rc == RR_OK) {
         rc = scan_all(wal, sc, count, err, err_len);
     }
-    if (rc == RR_OK) {
-        rc = check_gaps(wal, err, err_len);
-    }
-    free(gaps);
-    wal->recover_gaps = NULL;
     if (rc == RR_OK) {
         rc = install(wal, sc, count, err, err_len);
     }
