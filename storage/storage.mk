@@ -76,8 +76,8 @@ soak:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)tools/stage.sh soak-kill $$(( $(SOAK_SECONDS) + 60 )) env RR_SOAK_SECONDS=$(SOAK_SECONDS) \
 		build/debug/tests/storage/test_wal_kill
-	$(Q)tools/stage.sh soak-powerloss $$(( $(SOAK_SECONDS) * 4 + 60 )) env \
-		RR_POWERLOSS_LIVES=$$(( $(SOAK_SECONDS) * 60 )) RR_SEED=$$(date +%s) \
+	$(Q)tools/stage.sh soak-powerloss $$(( $(SOAK_SECONDS) + 120 )) env \
+		RR_POWERLOSS_SECONDS=$(SOAK_SECONDS) RR_SEED=$$(date +%s) \
 		build/debug/tests/storage/test_wal_powerloss
 
 # ---- bench/wal-bench ---------------------------------------------------------------------

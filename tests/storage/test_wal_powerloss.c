@@ -56,8 +56,9 @@
  *
  * The patches in tests/storage/mutants/ break the WAL on purpose (acknowledging before the
  * sync, a sync that is a no-op, a sync of the wrong file); `make test-storage-mutant`
- * checks that this test kills each of them. RR_POWERLOSS_LIVES sets the number of lives,
- * RR_SEED the seed, RR_POWERLOSS_VERBOSE=1 prints what each crash did, and
+ * checks that this test kills each of them. RR_POWERLOSS_LIVES sets the number of lives
+ * (RR_POWERLOSS_SECONDS instead runs lives for that long), RR_SEED the seed,
+ * RR_POWERLOSS_VERBOSE=1 prints what each crash did, and
  * RR_POWERLOSS_SAVE=DIR keeps a copy of the last crashed directory before its recovery. */
 /* clang-format off */
 #include <stdarg.h>
@@ -71,6 +72,7 @@
 #include <limits.h>
 #include <linux/falloc.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "storage/wal_testing.h"
 #include "tests/storage/wal_helpers.h"
@@ -210,6 +212,7 @@ static struct {
     uint64_t units, acked, entries, overwrites, hard_states, truncations, compactions;
     uint64_t beyond_ack; /* groups that recovered records of units never acknowledged */
     uint64_t names_undone, names_kept, torn_writes;
+    uint32_t lives;
 } cover;
 
 /* ---- the model -------------------------------------------------------------------------- */
@@ -2299,7 +2302,15 @@ static void one_life(const char *dir, uint64_t seed, uint32_t life, struct rr_pr
 
 static char run_dir[64];
 
-static void run(uint32_t lives, uint64_t seed)
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs lives (or, with seconds > 0, lives until that much time has passed). */
+static void run(uint32_t lives, double seconds, uint64_t seed)
 {
     char *dir = run_dir;
     th_mkdtemp(dir);
@@ -2314,9 +2325,13 @@ static void run(uint32_t lives, uint64_t seed)
     crash_log[0] = '\0';
     struct rr_prng prng;
     rr_prng_seed(&prng, seed);
-    for (uint32_t life = 0; life < lives; life++) {
+    double deadline = now_seconds() + seconds;
+    uint32_t life = 0;
+    for (; seconds > 0 ? now_seconds() < deadline : life < lives; life++) {
         one_life(dir, seed, life, &prng);
     }
+    lives = life;
+    cover.lives = lives;
     /* A last recovery checks the last crash. */
     struct io_uring ring;
     assert_int_equal(io_uring_queue_init(8, &ring, 0), 0);
@@ -2348,22 +2363,29 @@ static void test_power_loss(void **state)
     uint32_t lives = env != NULL ? (uint32_t)strtoul(env, NULL, 10) : 120;
     const char *s = getenv("RR_SEED");
     uint64_t seed = s != NULL ? strtoull(s, NULL, 10) : 42;
-    fprintf(stderr, "power loss: %u lives, seed %llu (RR_POWERLOSS_LIVES, RR_SEED)\n", lives,
-            (unsigned long long)seed);
+    const char *secs = getenv("RR_POWERLOSS_SECONDS");
+    double seconds = secs != NULL ? strtod(secs, NULL) : 0;
+    if (seconds > 0) {
+        fprintf(stderr, "power loss: lives for %.0f s, seed %llu (RR_POWERLOSS_SECONDS, RR_SEED)\n",
+                seconds, (unsigned long long)seed);
+    } else {
+        fprintf(stderr, "power loss: %u lives, seed %llu (RR_POWERLOSS_LIVES, RR_SEED)\n", lives,
+                (unsigned long long)seed);
+    }
     memset(&cover, 0, sizeof(cover));
-    run(lives, seed);
-    fprintf(
-        stderr,
-        "power loss: %llu units (%llu acknowledged): %llu entries (%llu overwriting), %llu hard "
-        "states, %llu truncations, %llu compactions; %llu group recoveries kept unacknowledged "
-        "records; not durable at the crash: %llu writes, %llu name operations kept, %llu "
-        "undone\n",
-        (unsigned long long)cover.units, (unsigned long long)cover.acked,
-        (unsigned long long)cover.entries, (unsigned long long)cover.overwrites,
-        (unsigned long long)cover.hard_states, (unsigned long long)cover.truncations,
-        (unsigned long long)cover.compactions, (unsigned long long)cover.beyond_ack,
-        (unsigned long long)cover.torn_writes, (unsigned long long)cover.names_kept,
-        (unsigned long long)cover.names_undone);
+    run(lives, seconds, seed);
+    fprintf(stderr,
+            "power loss: %u lives, %llu units (%llu acknowledged): %llu entries (%llu "
+            "overwriting), %llu hard "
+            "states, %llu truncations, %llu compactions; %llu group recoveries kept unacknowledged "
+            "records; not durable at the crash: %llu writes, %llu name operations kept, %llu "
+            "undone\n",
+            cover.lives, (unsigned long long)cover.units, (unsigned long long)cover.acked,
+            (unsigned long long)cover.entries, (unsigned long long)cover.overwrites,
+            (unsigned long long)cover.hard_states, (unsigned long long)cover.truncations,
+            (unsigned long long)cover.compactions, (unsigned long long)cover.beyond_ack,
+            (unsigned long long)cover.torn_writes, (unsigned long long)cover.names_kept,
+            (unsigned long long)cover.names_undone);
 }
 
 /* Also after a failure: the ring, the model and the directories of the test go. */
