@@ -676,6 +676,11 @@ static void model_observe(void *arg, const struct io_uring_sqe *sqe)
     if ((sqe->flags & IOSQE_FIXED_FILE) != 0) {
         model_fail("fixed files are not modelled (opcode %u)", sqe->opcode);
     }
+    bool is_write = sqe->opcode == IORING_OP_WRITE || sqe->opcode == IORING_OP_WRITE_FIXED ||
+                    sqe->opcode == IORING_OP_WRITEV;
+    if (is_write && sqe->off == UINT64_MAX) {
+        model_fail("a write at the file position (offset -1) is not modelled");
+    }
     int dir_unused;
     switch (sqe->opcode) {
     case IORING_OP_WRITE: {
