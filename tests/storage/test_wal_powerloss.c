@@ -2365,7 +2365,7 @@ static void test_power_loss(void **state)
 {
     (void)state;
     const char *env = getenv("RR_POWERLOSS_LIVES");
-    uint32_t lives = env != NULL ? (uint32_t)strtoul(env, NULL, 10) : 120;
+    uint32_t lives = env != NULL ? (uint32_t)strtoul(env, NULL, 10) : 200;
     const char *s = getenv("RR_SEED");
     uint64_t seed = s != NULL ? strtoull(s, NULL, 10) : 42;
     const char *secs = getenv("RR_POWERLOSS_SECONDS");
