@@ -36,37 +36,50 @@ BUILD_TARGETS += $(RINGRAFT_WAL)
 # test_wal_tool runs the tool (order-only: not linked in).
 $(B)/tests/storage/test_wal_tool: | $(RINGRAFT_WAL)
 
-# ---- mutant: acknowledging before the sync must fail the power-loss test ----------------
-# Builds a patched copy of the tree under /tmp and expects its power-loss test to report
-# lost acknowledged data. The production sources are never patched.
+# ---- mutants: each tests/storage/mutants/NAME.patch must fail a named storage test -------
+# `make mutant-NAME` copies the tree under /tmp, applies the patch there (patch -p1; the
+# production sources are never patched), builds that copy's test named by the patch's
+# "# test: NAME" line (default test_wal_powerloss) and runs it with its defaults. The mutant
+# is killed when the test fails with the message given by the patch's first
+# "# expect: TEXT" line (a fixed string); it survives if the test passes, and the target
+# also fails if the test fails for another reason. The stage runs every patch. A kill only
+# means something while the unpatched test passes (the test-storage stage).
+STORAGE_MUTANTS := $(patsubst tests/storage/mutants/%.patch,%,$(wildcard tests/storage/mutants/*.patch))
 STORAGE_MUTANT_DIR := /tmp/ringraft-mutant-$(shell id -u)
-mutant-ack-before-sync:
-	$(Q)rm -rf $(STORAGE_MUTANT_DIR) && mkdir -p $(STORAGE_MUTANT_DIR)
-	$(Q)cp -r Makefile core storage tests tools $(STORAGE_MUTANT_DIR)/
-	$(Q)cd $(STORAGE_MUTANT_DIR) && patch -s -p1 < tests/storage/mutants/ack-before-sync.patch
-	$(Q)$(MAKE) --no-print-directory -C $(STORAGE_MUTANT_DIR) FLAVOUR=$(FLAVOUR) \
-		build/$(FLAVOUR)/tests/storage/test_wal_powerloss >/dev/null
-	$(Q)if RR_NO_ACK_CHECK=1 ASAN_OPTIONS=detect_leaks=0 \
-		$(STORAGE_MUTANT_DIR)/build/$(FLAVOUR)/tests/storage/test_wal_powerloss >$(STORAGE_MUTANT_DIR)/out 2>&1; then \
-		echo "mutant ack-before-sync SURVIVED: the power-loss test cannot see early acks"; exit 1; \
-	elif grep -q "acknowledged data lost" $(STORAGE_MUTANT_DIR)/out; then \
-		echo "mutant ack-before-sync killed: $$(grep -m1 -o 'acknowledged data lost.*' $(STORAGE_MUTANT_DIR)/out)"; \
-		rm -rf $(STORAGE_MUTANT_DIR); \
-	else cat $(STORAGE_MUTANT_DIR)/out; echo "mutant ack-before-sync failed for another reason"; exit 1; fi
+
+mutant-%: tests/storage/mutants/%.patch
+	$(Q)expect=$$(sed -n 's/^# expect: //p' $< | head -n 1); \
+	if [ -z "$$expect" ]; then echo "$<: no '# expect: ' line"; exit 1; fi; \
+	test=$$(sed -n 's/^# test: //p' $< | head -n 1); test=$${test:-test_wal_powerloss}; \
+	dir=$(STORAGE_MUTANT_DIR)-$*; \
+	rm -rf $$dir && mkdir -p $$dir && \
+	cp -r Makefile core storage tests tools $$dir/ && \
+	(cd $$dir && patch -s -p1 < tests/storage/mutants/$*.patch) && \
+	$(MAKE) --no-print-directory -C $$dir FLAVOUR=$(FLAVOUR) \
+		build/$(FLAVOUR)/tests/storage/$$test >/dev/null || exit 1; \
+	start=$$(date +%s); \
+	if ASAN_OPTIONS=detect_leaks=0 $$dir/build/$(FLAVOUR)/tests/storage/$$test \
+		>$$dir/out 2>&1; then \
+		echo "mutant $* SURVIVED: $$(grep 'power loss:' $$dir/out | tail -n 1)"; exit 1; \
+	elif grep -qF "$$expect" $$dir/out; then \
+		echo "mutant $* killed by $$test in $$(( $$(date +%s) - start ))s: $$(grep -m1 -oE 'seed [0-9]+ life [0-9]+: .{0,160}' $$dir/out || grep -m1 -F "$$expect" $$dir/out)"; \
+		rm -rf $$dir; \
+	else cat $$dir/out; echo "mutant $* failed the test for another reason than '$$expect'"; exit 1; fi
 
 TEST_STAGES += test-storage-mutant
 test-storage-mutant:
-	$(Q)tools/stage.sh storage-mutant 300 $(MAKE) --no-print-directory mutant-ack-before-sync
+	$(Q)tools/stage.sh storage-mutant 900 $(MAKE) --no-print-directory \
+		$(addprefix mutant-,$(STORAGE_MUTANTS))
 
 # ---- soak: more kills and power losses, bounded by SOAK_SECONDS ---------------------------
 SOAK_SECONDS ?= 60
-.PHONY: soak mutant-ack-before-sync test-storage test-storage-mutant bench-wal
+.PHONY: soak test-storage test-storage-mutant bench-wal
 soak:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)tools/stage.sh soak-kill $$(( $(SOAK_SECONDS) + 60 )) env RR_SOAK_SECONDS=$(SOAK_SECONDS) \
 		build/debug/tests/storage/test_wal_kill
-	$(Q)tools/stage.sh soak-powerloss $$(( $(SOAK_SECONDS) * 4 + 60 )) env \
-		RR_POWERLOSS_LIVES=$$(( $(SOAK_SECONDS) * 60 )) RR_SEED=$$(date +%s) \
+	$(Q)tools/stage.sh soak-powerloss $$(( $(SOAK_SECONDS) + 120 )) env \
+		RR_POWERLOSS_SECONDS=$(SOAK_SECONDS) RR_SEED=$$(date +%s) \
 		build/debug/tests/storage/test_wal_powerloss
 
 # ---- bench/wal-bench ---------------------------------------------------------------------

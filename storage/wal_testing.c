@@ -118,6 +118,7 @@ void wal_test_before_submit(struct io_uring *ring)
     for (unsigned i = ring->sq.sqe_head; i != ring->sq.sqe_tail; i++) {
         observer(observer_arg, &ring->sq.sqes[i & ring->sq.ring_mask]);
     }
+    observer(observer_arg, NULL);
 }
 
 void wal_test_synced_clear(void)

@@ -53,7 +53,9 @@ void wal_test_acked_check(int on);
 /* I/O observation for the power-loss model: the WAL calls WAL_BEFORE_SUBMIT(ring) before
  * each io_uring_submit it makes itself (a full SQ); a test harness that drives the ring calls
  * wal_test_before_submit() before its own submissions. The registered observer then sees
- * every SQE exactly as the kernel will (op, fd, offset, length, buffers). */
+ * every SQE exactly as the kernel will (op, fd, offset, length, buffers), in ring order, and
+ * then once more with sqe == NULL: the end of one submission (a link chain never spans
+ * two). */
 struct io_uring;
 struct io_uring_sqe;
 typedef void (*wal_test_sqe_observer)(void *arg, const struct io_uring_sqe *sqe);
