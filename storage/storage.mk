@@ -29,6 +29,13 @@ TEST_STAGES += test-storage
 test-storage: $(RINGRAFT_WAL)
 	$(Q)RINGRAFT_WAL=$(RINGRAFT_WAL) tools/stage.sh storage 300 tools/run-tests.sh $(STORAGE_TEST_BIN)
 
+# The same WAL tests with two flushes in flight (cfg.flushes_in_flight = 2, not the default).
+TEST_STAGES += test-storage-2flight
+STORAGE_2FLIGHT_BIN := $(addprefix $(B)/tests/storage/,test_wal test_wal_hardening \
+	test_wal_recovery test_wal_faults test_wal_kill test_wal_powerloss)
+test-storage-2flight:
+	$(Q)RR_WAL_FLUSHES=2 tools/stage.sh storage-2flight 300 tools/run-tests.sh $(STORAGE_2FLIGHT_BIN)
+
 # ---- tools/ringraft-wal -----------------------------------------------------------------
 $(RINGRAFT_WAL): $(B)/tools/ringraft_wal.o $(LIBSTORAGE) $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_URING) $(LIBS_XXHASH)
@@ -73,7 +80,7 @@ test-storage-mutant:
 
 # ---- soak: more kills and power losses, bounded by SOAK_SECONDS ---------------------------
 SOAK_SECONDS ?= 60
-.PHONY: soak test-storage test-storage-mutant bench-wal
+.PHONY: soak test-storage test-storage-2flight test-storage-mutant bench-wal
 soak:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)tools/stage.sh soak-kill $$(( $(SOAK_SECONDS) + 60 )) env RR_SOAK_SECONDS=$(SOAK_SECONDS) \
