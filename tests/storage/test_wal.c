@@ -12,57 +12,36 @@
 
 #define PAYLOAD_MAX 300
 
-struct fx {
-    char dir[64];
-    struct io_uring ring;
-    struct wal *wal;
-    uint64_t acked;
-    struct wal_config cfg;
-    uint8_t buf[WAL_PAYLOAD_MAX];
-};
-
 static int fx_setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    th_mkdtemp(fx->dir);
-    assert_int_equal(io_uring_queue_init(256, &fx->ring, 0), 0);
-    fx->cfg = th_config(fx->dir, 8);
+    struct th_fx *fx = th_fx_new(8);
+    fx->ring_entries = 256;
     *state = fx;
     return 0;
 }
 
-static void fx_close(struct fx *fx)
-{
-    if (fx->wal != NULL) {
-        th_quiesce(&fx->ring, fx->wal);
-        wal_close(fx->wal);
-        fx->wal = NULL;
-    }
-}
-
 static int fx_teardown(void **state)
 {
-    struct fx *fx = *state;
-    fx_close(fx);
-    io_uring_queue_exit(&fx->ring);
-    th_rmrf(fx->dir);
-    free(fx);
+    th_fx_free(*state);
     return 0;
 }
 
-static void fx_open(struct fx *fx)
+static void fx_close(struct th_fx *fx)
 {
-    char err[256] = "";
-    int rc = wal_open(&fx->cfg, &fx->ring, &fx->wal, err, sizeof(err));
+    th_fx_close(fx);
+}
+
+static void fx_open(struct th_fx *fx)
+{
+    int rc = th_fx_try_open(fx);
     if (rc != 0) {
-        fail_msg("wal_open: %d %s", rc, err);
+        fail_msg("wal_open: %d %s", rc, fx->err);
     }
 }
 
 /* Appends entry (g, i) of generation gen, waiting out back-pressure. */
-static void
-fx_append(struct fx *fx, raft_group g, raft_index i, uint32_t gen, const struct wal_hard_state *hs)
+static void fx_append(
+    struct th_fx *fx, raft_group g, raft_index i, uint32_t gen, const struct wal_hard_state *hs)
 {
     struct wal_entry e = {.term = gen + 1u, .index = i, .type = (uint8_t)(i % 3)};
     e.len = th_payload(g, i, gen, fx->buf, PAYLOAD_MAX);
@@ -77,14 +56,14 @@ fx_append(struct fx *fx, raft_group g, raft_index i, uint32_t gen, const struct 
     }
 }
 
-static void fx_sync(struct fx *fx, uint64_t want)
+static void fx_sync(struct th_fx *fx, uint64_t want)
 {
     assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, want), 0);
 }
 
 /* Checks entries [lo, hi] of g against generation gen(i) with a blocking read. */
 static void
-fx_verify(struct fx *fx, raft_group g, raft_index lo, raft_index hi, uint32_t (*gen)(raft_index))
+fx_verify(struct th_fx *fx, raft_group g, raft_index lo, raft_index hi, uint32_t (*gen)(raft_index))
 {
     static uint8_t rbuf[1u << 20];
     raft_index i = lo;
@@ -108,7 +87,7 @@ fx_verify(struct fx *fx, raft_group g, raft_index lo, raft_index hi, uint32_t (*
 
 static void round_trip(void **state, const char *strategy)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(wal_strategy_parse(strategy, &fx->cfg.strategy), 0);
     fx_open(fx);
     const uint32_t groups = 8;
@@ -188,7 +167,7 @@ static void test_strategy_parse(void **state)
 /* 64 groups on worker 1 of 4 (groups 1, 5, 9, ...), interleaved over many segments. */
 static void test_many_groups_interleaved(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.group_count = 256;
     fx->cfg.worker_count = 4;
     fx->cfg.worker_id = 1;
@@ -220,7 +199,7 @@ static uint32_t gen_rewritten(raft_index i)
  * it; both survive recovery. */
 static void test_truncate_suffix(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     for (raft_index i = 1; i <= 10; i++) {
         fx_append(fx, 3, i, 0, NULL);
@@ -259,7 +238,7 @@ static void test_truncate_suffix(void **state)
  * idle groups' hard state is carried forward so they do not pin anything. */
 static void test_compaction_deletes_segments(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.segment_bytes = 64u << 10;
     fx_open(fx);
     struct wal_hard_state hs = {.term = 2, .vote = 1, .commit = 0};
@@ -347,7 +326,7 @@ static void read_cb(struct wal_read *rd)
 /* Entries that left the cache are read through the ring without blocking. */
 static void test_async_disk_read(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.cache_bytes = 4u << 20;
     fx->cfg.segment_bytes = 1u << 20;
     fx_open(fx);
@@ -387,7 +366,7 @@ static void test_async_disk_read(void **state)
 
 static void test_identity_and_lock(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_append(fx, 1, 1, 0, NULL);
     fx_sync(fx, 1);

@@ -12,76 +12,45 @@
 #include "storage/wal_testing.h"
 #include "tests/storage/wal_helpers.h"
 
-struct fx {
-    char dir[64];
-    struct io_uring ring;
-    struct wal *wal;
-    uint64_t acked;
-    int failed;
-    int last_status;
-    struct wal_config cfg;
-    char err[512];
-};
-
-static void status_cb(void *arg, int status)
-{
-    struct fx *fx = arg;
-    if (status == 0) {
-        fx->acked++;
-    } else {
-        fx->failed++;
-        fx->last_status = status;
-    }
-}
-
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    th_mkdtemp(fx->dir);
-    assert_int_equal(io_uring_queue_init(64, &fx->ring, 0), 0);
-    fx->cfg = th_config(fx->dir, 4);
+    struct th_fx *fx = th_fx_new(4);
     fx->cfg.segment_bytes = 64u << 10;
     wal_test_faults_clear();
     *state = fx;
     return 0;
 }
 
-static void fx_close(struct fx *fx)
+static void fx_close(struct th_fx *fx)
 {
-    if (fx->wal != NULL) {
-        th_quiesce(&fx->ring, fx->wal);
-        wal_close(fx->wal);
-        fx->wal = NULL;
-    }
+    th_fx_close(fx);
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     wal_test_faults_clear();
     fx_close(fx);
-    io_uring_queue_exit(&fx->ring);
     umount2(fx->dir, MNT_DETACH);
-    th_rmrf(fx->dir);
-    free(fx);
+    th_fx_free(fx);
     return 0;
 }
 
-static int fx_open(struct fx *fx)
+static int fx_open(struct th_fx *fx)
 {
-    return wal_open(&fx->cfg, &fx->ring, &fx->wal, fx->err, sizeof(fx->err));
+    return th_fx_try_open(fx);
 }
 
-static int append(struct fx *fx, raft_group g, raft_index i)
+static int append(struct th_fx *fx, raft_group g, raft_index i)
 {
     uint8_t buf[200];
     struct wal_entry e = {.term = 1, .index = i, .data = buf};
     e.len = th_payload(g, i, 0, buf, sizeof(buf));
-    return wal_append(fx->wal, g, NULL, &e, 1, status_cb, fx);
+    return wal_append(fx->wal, g, NULL, &e, 1, th_fx_cb, fx);
 }
 
 /* Runs the loop until every queued unit completed one way or the other. */
-static void settle(struct fx *fx, uint64_t units)
+static void settle(struct th_fx *fx, uint64_t units)
 {
     while (fx->acked + (uint64_t)fx->failed < units) {
         th_step(&fx->ring, fx->wal);
@@ -90,7 +59,7 @@ static void settle(struct fx *fx, uint64_t units)
 
 static void test_short_write_resumes(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     wal_test_fail_at(WAL_FP_WRITE_CQE, 1, 8); /* the kernel wrote only 8 bytes */
     for (raft_index i = 1; i <= 5; i++) {
@@ -108,7 +77,7 @@ static void test_short_write_resumes(void **state)
 
 static void test_write_error_is_fatal(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     wal_test_fail_at(WAL_FP_WRITE_CQE, 1, -EIO);
     assert_int_equal(append(fx, 1, 1), 0);
@@ -123,7 +92,7 @@ static void test_write_error_is_fatal(void **state)
 
 static void test_sync_error_is_fatal_never_retried(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     assert_int_equal(append(fx, 2, 1), 0);
     settle(fx, 1);
@@ -141,7 +110,7 @@ static void test_sync_error_is_fatal_never_retried(void **state)
 
 static void test_prep_failure_then_recovery_of_space(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     th_quiesce(&fx->ring, fx->wal); /* the first spare is ready */
     uint64_t n = 0;
@@ -165,7 +134,7 @@ static void test_prep_failure_then_recovery_of_space(void **state)
     assert_int_equal(fx->acked, n);
     assert_int_equal(wal_error(fx->wal), 0); /* not fatal: reads and compaction go on */
     /* Compaction frees segments; preparation is retried and appends resume. */
-    assert_int_equal(wal_compact(fx->wal, 3, i - 2, 1, status_cb, fx), 0);
+    assert_int_equal(wal_compact(fx->wal, 3, i - 2, 1, th_fx_cb, fx), 0);
     n++;
     settle(fx, n);
     th_quiesce(&fx->ring, fx->wal);
@@ -182,7 +151,7 @@ static void test_prep_failure_then_recovery_of_space(void **state)
  * acknowledged is lost, and a reopen (which replays the undeleted file) is intact. */
 static void test_unlink_failure_stops_the_wal(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     uint64_t n = 0;
     for (raft_index i = 1; i <= 2400; i++) {
@@ -197,7 +166,7 @@ static void test_unlink_failure_stops_the_wal(void **state)
     settle(fx, n);
     assert_true(wal_segment_count(fx->wal) >= 6);
     wal_test_fail_at(WAL_FP_UNLINK, 1, -EIO);
-    assert_int_equal(wal_compact(fx->wal, 0, 2390, 1, status_cb, fx), 0);
+    assert_int_equal(wal_compact(fx->wal, 0, 2390, 1, th_fx_cb, fx), 0);
     n++;
     settle(fx, n);
     for (int k = 0; k < 1000 && wal_error(fx->wal) == 0; k++) {
@@ -216,7 +185,7 @@ static void test_unlink_failure_stops_the_wal(void **state)
 
 static void test_open_failures(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     assert_int_equal(append(fx, 0, 1), 0);
     settle(fx, 1);
@@ -251,7 +220,7 @@ static void read_cb(struct wal_read *rd)
 
 static void test_read_failures(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     for (raft_index i = 1; i <= 3; i++) {
         assert_int_equal(append(fx, 1, i), 0);
@@ -278,7 +247,7 @@ static void test_read_failures(void **state)
 /* A real full file system: a 1 MiB tmpfs. Skipped where mounting is not permitted. */
 static void test_disk_full(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     if (mount("tmpfs", fx->dir, "tmpfs", 0, "size=400k") != 0) {
         skip();
     }

@@ -13,90 +13,38 @@
 #include "storage/wal_internal.h"
 #include "tests/storage/wal_helpers.h"
 
-struct fx {
-    char dir[64];
-    struct io_uring ring;
-    struct wal_config cfg;
-    struct wal *wal;
-    char err[512];
-    uint64_t acked;
-    uint64_t failed;
-    int last_status;
-};
-
-static void unit_cb(void *arg, int status)
-{
-    struct fx *fx = arg;
-    if (status == 0) {
-        fx->acked++;
-    } else {
-        fx->failed++;
-        fx->last_status = status;
-    }
-}
-
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    th_mkdtemp(fx->dir);
-    fx->cfg = th_config(fx->dir, 2);
+    struct th_fx *fx = th_fx_new(2);
     fx->cfg.segment_bytes = 64u << 10;
     *state = fx;
     return 0;
 }
 
-static int fx_try_open(struct fx *fx, unsigned entries)
+static int fx_try_open(struct th_fx *fx, unsigned entries)
 {
-    assert_int_equal(io_uring_queue_init(entries, &fx->ring, 0), 0);
-    int rc = wal_open(&fx->cfg, &fx->ring, &fx->wal, fx->err, sizeof(fx->err));
-    if (rc != 0) {
-        io_uring_queue_exit(&fx->ring);
-        fx->wal = NULL;
-    }
-    return rc;
+    fx->ring_entries = entries;
+    return th_fx_try_open(fx);
 }
 
-static void fx_open(struct fx *fx)
+static void fx_open(struct th_fx *fx)
 {
     if (fx_try_open(fx, 64) != 0) {
         fail_msg("open: %s", fx->err);
     }
 }
 
-/* A crash of the process: nothing queued reaches the file; what the kernel already has
- * stays (the page cache survives a process crash). */
-static void fx_crash(struct fx *fx)
-{
-    io_uring_queue_exit(&fx->ring); /* waits for the kernel's in-flight requests */
-    wal_close(fx->wal);
-    fx->wal = NULL;
-}
-
-static void fx_close(struct fx *fx)
-{
-    if (fx->wal != NULL) {
-        th_quiesce(&fx->ring, fx->wal);
-        wal_close(fx->wal);
-        io_uring_queue_exit(&fx->ring);
-        fx->wal = NULL;
-    }
-}
-
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
-    fx_close(fx);
     wal_test_faults_clear();
     wal_test_observe(NULL, NULL);
-    th_rmrf(fx->dir);
-    free(fx);
+    th_fx_free(*state);
     return 0;
 }
 
 /* Hands the WAL one CQE, submitting first only if asked (so a test can stop between the
  * completion of one flush and the submission of the next). */
-static void step_one(struct fx *fx, bool submit_first)
+static void step_one(struct th_fx *fx, bool submit_first)
 {
     if (submit_first) {
         wal_submit(fx->wal);
@@ -109,21 +57,21 @@ static void step_one(struct fx *fx, bool submit_first)
     assert_int_equal(wal_handle_cqe(fx->wal, &c), 0);
 }
 
-static void run_until_acked(struct fx *fx, uint64_t want)
+static void run_until_acked(struct th_fx *fx, uint64_t want)
 {
     assert_int_equal(th_run_until(&fx->ring, fx->wal, &fx->acked, want), 0);
 }
 
-static void append_one(struct fx *fx, raft_group g, raft_index i)
+static void append_one(struct th_fx *fx, raft_group g, raft_index i)
 {
     static uint8_t buf[1000];
     memset(buf, (int)(i & 0xffu), sizeof(buf));
     struct wal_entry e = {.term = 1, .index = i, .len = sizeof(buf), .data = buf};
     uint64_t want = fx->acked + 1;
-    int rc = wal_append(fx->wal, g, NULL, &e, 1, unit_cb, fx);
+    int rc = wal_append(fx->wal, g, NULL, &e, 1, th_fx_cb, fx);
     while (rc == RR_EBUSY) {
         th_step(&fx->ring, fx->wal);
-        rc = wal_append(fx->wal, g, NULL, &e, 1, unit_cb, fx);
+        rc = wal_append(fx->wal, g, NULL, &e, 1, th_fx_cb, fx);
     }
     assert_int_equal(rc, 0);
     run_until_acked(fx, want);
@@ -131,7 +79,7 @@ static void append_one(struct fx *fx, raft_group g, raft_index i)
 
 /* Group 0's entries until the first segment is sealed and everything is durable, then a few
  * more in the second: returns the next index. */
-static raft_index fill_first_segment(struct fx *fx)
+static raft_index fill_first_segment(struct th_fx *fx)
 {
     raft_index i = 1;
     while (fx->wal->seg_count < 2 || !fx->wal->segs[0].sealed ||
@@ -150,10 +98,10 @@ static raft_index fill_first_segment(struct fx *fx)
  * vote twice in one term. */
 static void test_pin_race_hard_state(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     struct wal_hard_state hs = {.term = 5, .vote = 7, .commit = 0};
-    assert_int_equal(wal_append(fx->wal, 1, &hs, NULL, 0, unit_cb, fx), 0);
+    assert_int_equal(wal_append(fx->wal, 1, &hs, NULL, 0, th_fx_cb, fx), 0);
     run_until_acked(fx, 1);
     raft_index next = fill_first_segment(fx);
     char oldest[128];
@@ -161,18 +109,18 @@ static void test_pin_race_hard_state(void **state)
     uint64_t before = fx->acked;
     /* Flush F1: group 0 compacts its whole log (the oldest segment now holds only group 1's
      * hard state)... */
-    assert_int_equal(wal_compact(fx->wal, 0, next - 1, 1, unit_cb, fx), 0);
+    assert_int_equal(wal_compact(fx->wal, 0, next - 1, 1, th_fx_cb, fx), 0);
     wal_submit(fx->wal);
     io_uring_submit(&fx->ring);
     /* ...and group 1's next hard state is queued behind F1, not yet durable. */
     struct wal_hard_state hs2 = {.term = 6, .vote = 8, .commit = 0};
-    assert_int_equal(wal_append(fx->wal, 1, &hs2, NULL, 0, unit_cb, fx), 0);
+    assert_int_equal(wal_append(fx->wal, 1, &hs2, NULL, 0, th_fx_cb, fx), 0);
     while (fx->acked == before) {
         step_one(fx, false); /* F1 completes; F2 is prepared but never submitted */
     }
     struct stat st;
     assert_int_equal(stat(oldest, &st), 0); /* the only durable copy of term 5 is there */
-    fx_crash(fx);
+    th_fx_crash(fx);
     fx_open(fx);
     struct wal_group_info gi;
     wal_group_info(fx->wal, 1, &gi);
@@ -186,18 +134,18 @@ static void test_pin_race_hard_state(void **state)
  * 1..55 went, and recovery accepted a log 56..61 with no snapshot. */
 static void test_pin_race_truncate(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     raft_index next = fill_first_segment(fx);
     uint64_t before = fx->acked;
-    assert_int_equal(wal_compact(fx->wal, 1, 1, 1, unit_cb, fx), 0); /* a flush F1 */
+    assert_int_equal(wal_compact(fx->wal, 1, 1, 1, th_fx_cb, fx), 0); /* a flush F1 */
     wal_submit(fx->wal);
     io_uring_submit(&fx->ring);
-    assert_int_equal(wal_truncate(fx->wal, 0, 1, unit_cb, fx), 0); /* queued behind F1 */
+    assert_int_equal(wal_truncate(fx->wal, 0, 1, th_fx_cb, fx), 0); /* queued behind F1 */
     while (fx->acked == before) {
         step_one(fx, false);
     }
-    fx_crash(fx);
+    th_fx_crash(fx);
     fx_open(fx);
     struct wal_group_info gi;
     wal_group_info(fx->wal, 0, &gi);
@@ -206,7 +154,7 @@ static void test_pin_race_truncate(void **state)
     assert_int_equal(gi.snap_index, 0);
 }
 
-static void append_entries(struct fx *fx, raft_index lo, uint32_t n, uint8_t fill)
+static void append_entries(struct th_fx *fx, raft_index lo, uint32_t n, uint8_t fill)
 {
     static uint8_t buf[8][600];
     struct wal_entry e[8];
@@ -216,10 +164,10 @@ static void append_entries(struct fx *fx, raft_index lo, uint32_t n, uint8_t fil
             .term = fill, .index = lo + k, .len = sizeof(buf[k]), .data = buf[k]};
     }
     uint64_t want = fx->acked + 1;
-    int rc = wal_append(fx->wal, 0, NULL, e, n, unit_cb, fx);
+    int rc = wal_append(fx->wal, 0, NULL, e, n, th_fx_cb, fx);
     while (rc == RR_EBUSY) {
         th_step(&fx->ring, fx->wal);
-        rc = wal_append(fx->wal, 0, NULL, e, n, unit_cb, fx);
+        rc = wal_append(fx->wal, 0, NULL, e, n, th_fx_cb, fx);
     }
     assert_int_equal(rc, 0);
     run_until_acked(fx, want);
@@ -230,7 +178,7 @@ static void append_entries(struct fx *fx, raft_index lo, uint32_t n, uint8_t fil
  * rewrite truncated them but kept their first index, so entry 169 was filed as 171. */
 static void test_replay_starting_with_superseded_entries(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     raft_index i = 1;
     while (fx->wal->seg_count < 2) {
@@ -240,7 +188,7 @@ static void test_replay_starting_with_superseded_entries(void **state)
     append_entries(fx, base, 5, 1);
     append_entries(fx, base - 3, 4, 2); /* rewrites base - 3 .. base, after the stale suffix */
     uint64_t want = fx->acked + 1;
-    assert_int_equal(wal_compact(fx->wal, 0, base - 4, 1, unit_cb, fx), 0);
+    assert_int_equal(wal_compact(fx->wal, 0, base - 4, 1, th_fx_cb, fx), 0);
     run_until_acked(fx, want);
     char first[128];
     th_segment_path(fx->dir, 1, first, sizeof(first)); /* the segment holding the start */
@@ -250,7 +198,7 @@ static void test_replay_starting_with_superseded_entries(void **state)
         wal_submit(fx->wal);
     }
     assert_int_not_equal(access(first, F_OK), 0);
-    fx_close(fx);
+    th_fx_close(fx);
     fx_open(fx);
     struct wal_group_info gi;
     wal_group_info(fx->wal, 0, &gi);
@@ -274,11 +222,11 @@ static void test_replay_starting_with_superseded_entries(void **state)
  * file holding entries 1..k is gone (here removed by hand, keeping the run contiguous). */
 static void test_log_must_start_after_snapshot(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     raft_index next = fill_first_segment(fx);
     uint64_t first = fx->wal->segs[0].seq;
-    fx_close(fx);
+    th_fx_close(fx);
     char path[128];
     th_segment_path(fx->dir, first, path, sizeof(path));
     assert_int_equal(unlink(path), 0);
@@ -292,7 +240,7 @@ static void test_log_must_start_after_snapshot(void **state)
  * deleted: its records are valid under the salt its name implies. */
 static void test_bad_header_over_records_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.segment_bytes = 1u << 20;
     fx_open(fx);
     for (raft_index i = 1; i <= 100; i++) {
@@ -300,7 +248,7 @@ static void test_bad_header_over_records_refused(void **state)
     }
     uint64_t active = fx->wal->segs[fx->wal->seg_count - 1].seq;
     uint64_t spare = fx->wal->prep.seq;
-    fx_close(fx);
+    th_fx_close(fx);
     char path[128];
     th_segment_path(fx->dir, spare, path, sizeof(path));
     assert_int_equal(unlink(path), 0); /* the active segment is now the newest file */
@@ -326,6 +274,9 @@ struct ops_seen {
 static void count_ops(void *arg, const struct io_uring_sqe *sqe)
 {
     struct ops_seen *o = arg;
+    if (sqe == NULL) {
+        return; /* the end of a submission */
+    }
     switch (sqe->opcode) {
     case IORING_OP_RENAMEAT:
         o->renames++;
@@ -351,7 +302,7 @@ static void count_ops(void *arg, const struct io_uring_sqe *sqe)
 }
 
 /* The harness's own loop shows the observer what it submits. */
-static void observed_step(struct fx *fx)
+static void observed_step(struct th_fx *fx)
 {
     wal_submit(fx->wal);
     wal_test_before_submit(&fx->ring);
@@ -370,7 +321,7 @@ static void observed_step(struct fx *fx)
  * leaves through the ring: recycled by renameat into the next spare, or unlinked. */
 static void test_compaction_every_flush_retires(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.segment_bytes = 256u << 10;
     fx_open(fx);
     static struct ops_seen ops;
@@ -387,12 +338,12 @@ static void test_compaction_every_flush_retires(void **state)
                 e[j] = (struct wal_entry){
                     .term = 1, .index = next[g] + (raft_index)j, .len = sizeof(buf), .data = buf};
             }
-            if (wal_append(fx->wal, g, NULL, e, 4, unit_cb, fx) != 0) {
+            if (wal_append(fx->wal, g, NULL, e, 4, th_fx_cb, fx) != 0) {
                 break;
             }
             next[g] += 4;
             bytes += 4 * sizeof(buf);
-            assert_int_equal(wal_compact(fx->wal, g, next[g] - 1, 1, unit_cb, fx), 0);
+            assert_int_equal(wal_compact(fx->wal, g, next[g] - 1, 1, th_fx_cb, fx), 0);
         }
         observed_step(fx);
         uint32_t n = wal_segment_count(fx->wal);
@@ -416,7 +367,7 @@ static void test_compaction_every_flush_retires(void **state)
  * loop thread, frees its blocks). */
 static void test_deletion_through_the_ring(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     static struct ops_seen ops;
     memset(&ops, 0, sizeof(ops));
@@ -426,7 +377,7 @@ static void test_deletion_through_the_ring(void **state)
         append_one(fx, 0, i++);
     }
     uint64_t before = fx->acked;
-    assert_int_equal(wal_compact(fx->wal, 0, i - 1, 1, unit_cb, fx), 0);
+    assert_int_equal(wal_compact(fx->wal, 0, i - 1, 1, th_fx_cb, fx), 0);
     while (fx->acked == before || wal_busy(fx->wal)) {
         observed_step(fx);
     }
@@ -435,7 +386,7 @@ static void test_deletion_through_the_ring(void **state)
     assert_int_equal(ops.unlinks, st->segments_deleted);
     assert_true(ops.fsyncs >= ops.unlinks); /* every unlink made durable before the next */
     assert_true(wal_segment_count(fx->wal) <= 2 + WAL_RECYCLE_POOL);
-    fx_close(fx);
+    th_fx_close(fx);
     fx_open(fx); /* the remaining files form a contiguous run */
     struct wal_group_info gi;
     wal_group_info(fx->wal, 0, &gi);
@@ -447,7 +398,7 @@ static void test_deletion_through_the_ring(void **state)
  * it; now it is refused with RR_ETOOBIG and nothing is queued. */
 static void test_unit_larger_than_ring(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.cache_bytes = 4u << 20;
     fx->cfg.segment_bytes = 16u << 20;
     fx_open(fx);
@@ -457,8 +408,8 @@ static void test_unit_larger_than_ring(void **state)
         e[k] = (struct wal_entry){
             .term = 1, .index = 1 + (raft_index)k, .len = sizeof(big) - 64, .data = big};
     }
-    assert_int_equal(wal_append(fx->wal, 0, NULL, e, 5, unit_cb, fx), RR_ETOOBIG);
-    assert_int_equal(wal_append(fx->wal, 0, NULL, e, 3, unit_cb, fx), 0); /* 3 MiB fits */
+    assert_int_equal(wal_append(fx->wal, 0, NULL, e, 5, th_fx_cb, fx), RR_ETOOBIG);
+    assert_int_equal(wal_append(fx->wal, 0, NULL, e, 3, th_fx_cb, fx), 0); /* 3 MiB fits */
     run_until_acked(fx, 1);
 }
 
@@ -466,7 +417,7 @@ static void test_unit_larger_than_ring(void **state)
  * callback. */
 static void test_fatal_error_fails_queued_units(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     append_one(fx, 0, 1);
     /* The next index allocation fails: the WAL stops while the unit is only queued. */
@@ -477,8 +428,8 @@ static void test_fatal_error_fails_queued_units(void **state)
     wal_test_fail_at(WAL_FP_ALLOC, 1, 1);
     struct wal_entry e = {.term = 1, .index = cap + 1, .len = 0};
     struct wal_hard_state hs = {.term = 2, .vote = 1, .commit = 1};
-    assert_int_equal(wal_append(fx->wal, 1, &hs, NULL, 0, unit_cb, fx), 0); /* queued */
-    assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, unit_cb, fx), RR_ENOMEM);
+    assert_int_equal(wal_append(fx->wal, 1, &hs, NULL, 0, th_fx_cb, fx), 0); /* queued */
+    assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, th_fx_cb, fx), RR_ENOMEM);
     assert_int_equal(wal_error(fx->wal), RR_ENOMEM);
     uint64_t acked = fx->acked;
     wal_submit(fx->wal);
@@ -492,7 +443,7 @@ static void test_fatal_error_fails_queued_units(void **state)
  * the flush, and the next records arm a timer of their own. */
 static void test_fixed_timer_removed_after_count_flush(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(wal_strategy_parse("fixed:4", &fx->cfg.strategy), 0);
     fx->cfg.strategy.max_delay_us = 2000000; /* long: only the count can start a flush */
     fx_open(fx);
@@ -502,7 +453,7 @@ static void test_fixed_timer_removed_after_count_flush(void **state)
     static uint8_t buf[64];
     for (raft_index i = 1; i <= 4; i++) {
         struct wal_entry e = {.term = 1, .index = i, .len = sizeof(buf), .data = buf};
-        assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, unit_cb, fx), 0);
+        assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, th_fx_cb, fx), 0);
         wal_submit(fx->wal); /* arms the timer with the first record */
     }
     while (fx->acked < 4) {
@@ -512,7 +463,7 @@ static void test_fixed_timer_removed_after_count_flush(void **state)
     assert_int_equal(ops.timeout_removes, 1);
     assert_false(fx->wal->timer_armed);
     struct wal_entry e = {.term = 1, .index = 5, .len = sizeof(buf), .data = buf};
-    assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, unit_cb, fx), 0);
+    assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, th_fx_cb, fx), 0);
     wal_submit(fx->wal);
     assert_int_equal(ops.timeouts, 1); /* counted at submission: not yet */
     wal_test_before_submit(&fx->ring);
@@ -538,13 +489,13 @@ static void read_done(struct wal_read *rd)
  * entries and a submit that fails, flushes and reads wait instead, then complete. */
 static void test_full_sq_defers(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_try_open(fx, 4), 0);
     th_quiesce(&fx->ring, fx->wal);
     for (raft_index i = 1; i <= 40; i++) {
         append_one(fx, 0, i);
     }
-    fx_close(fx);
+    th_fx_close(fx);
     assert_int_equal(fx_try_open(fx, 4), 0); /* cold cache: reads go to disk */
     static struct wal_read rd[8];
     static uint8_t bufs[8][2048];

@@ -15,61 +15,30 @@
 
 #define PAYLOAD 200u
 
-struct fx {
-    char dir[64];
-    struct io_uring ring;
-    struct wal *wal;
-    struct wal_config cfg;
-    uint64_t acked;
-    uint64_t failed;
-    char err[512];
-};
-
-static void status_cb(void *arg, int status)
-{
-    struct fx *fx = arg;
-    if (status == 0) {
-        fx->acked++;
-    } else {
-        fx->failed++;
-    }
-}
-
 static int setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    th_mkdtemp(fx->dir);
-    assert_int_equal(io_uring_queue_init(256, &fx->ring, 0), 0);
-    fx->cfg = th_config(fx->dir, 2);
+    struct th_fx *fx = th_fx_new(2);
+    fx->ring_entries = 256;
     wal_test_faults_clear();
     *state = fx;
     return 0;
 }
 
-static void fx_close(struct fx *fx)
+static void fx_close(struct th_fx *fx)
 {
-    if (fx->wal != NULL) {
-        th_quiesce(&fx->ring, fx->wal);
-        wal_close(fx->wal);
-        fx->wal = NULL;
-    }
+    th_fx_close(fx);
 }
 
 static int teardown(void **state)
 {
-    struct fx *fx = *state;
     wal_test_faults_clear();
-    fx_close(fx);
-    io_uring_queue_exit(&fx->ring);
-    th_rmrf(fx->dir);
-    free(fx);
+    th_fx_free(*state);
     return 0;
 }
 
-static int fx_open(struct fx *fx)
+static int fx_open(struct th_fx *fx)
 {
-    fx->err[0] = '\0';
-    return wal_open(&fx->cfg, &fx->ring, &fx->wal, fx->err, sizeof(fx->err));
+    return th_fx_try_open(fx);
 }
 
 /* PAYLOAD bytes of (g, i): th_payload's prefix, zeros after it. */
@@ -80,7 +49,7 @@ static void payload(raft_group g, raft_index i, uint8_t *buf)
 }
 
 /* Entries [lo, hi] of group g in one unit, fixed-size payloads from th_payload's bytes. */
-static int append_range(struct fx *fx, raft_group g, raft_index lo, raft_index hi)
+static int append_range(struct th_fx *fx, raft_group g, raft_index lo, raft_index hi)
 {
     static uint8_t buf[16][PAYLOAD];
     struct wal_entry e[16];
@@ -90,10 +59,10 @@ static int append_range(struct fx *fx, raft_group g, raft_index lo, raft_index h
         payload(g, lo + k, buf[k]);
         e[k] = (struct wal_entry){.term = 1, .index = lo + k, .len = PAYLOAD, .data = buf[k]};
     }
-    return wal_append(fx->wal, g, NULL, e, n, status_cb, fx);
+    return wal_append(fx->wal, g, NULL, e, n, th_fx_cb, fx);
 }
 
-static void settle(struct fx *fx, uint64_t want)
+static void settle(struct th_fx *fx, uint64_t want)
 {
     while (fx->acked + fx->failed < want) {
         assert_int_equal(th_step(&fx->ring, fx->wal), 0);
@@ -101,7 +70,7 @@ static void settle(struct fx *fx, uint64_t want)
 }
 
 /* Entries [lo, hi] of g are readable (blocking) with their payloads. */
-static void check_entries(struct fx *fx, raft_group g, raft_index lo, raft_index hi)
+static void check_entries(struct th_fx *fx, raft_group g, raft_index lo, raft_index hi)
 {
     static struct wal_read rd;
     static uint8_t rbuf[1u << 16];
@@ -135,7 +104,7 @@ static uint8_t *read_file_all(const char *path, size_t *len)
  * keeps exactly the records before the tear. */
 static void test_zeroing_torn_tail_fails(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     assert_int_equal(append_range(fx, 0, 1, 5), 0);
     settle(fx, 1);
@@ -204,7 +173,7 @@ static void test_zeroing_torn_tail_fails(void **state)
  * and after a reopen every acknowledged entry is there. */
 static void test_oom_in_append(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     /* 16 entries fill group 0's first index deque (capacity 16) */
     assert_int_equal(append_range(fx, 0, 1, 16), 0);
@@ -248,7 +217,7 @@ static void read_cb(struct wal_read *rd)
  * nothing; once they complete, each delivered its entry and the refused read succeeds. */
 static void test_read_slots_exhausted(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
     uint64_t units = 0;
     for (raft_index i = 1; i <= WAL_READS_MAX + 1; i += 16) {
@@ -297,7 +266,7 @@ static void test_read_slots_exhausted(void **state)
  * message naming the limit, before reading any of them, and touches none. */
 static void test_segment_count_limit(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     char path[128];
     for (uint64_t s = 1; s <= WAL_SEGMENTS_MAX; s++) {
         th_segment_path(fx->dir, s, path, sizeof(path));
@@ -323,7 +292,7 @@ static void test_segment_count_limit(void **state)
  * oldest segment go, appends resume. */
 static void test_segment_limit_at_runtime(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.segment_bytes = 64u << 10;
     assert_int_equal(fx_open(fx), 0);
     wal_test_segments_max(3);
@@ -358,10 +327,10 @@ static void test_segment_limit_at_runtime(void **state)
     assert_int_equal(gi.last_index, next - 1);
     /* the maintenance reserve still takes a hard state alone and a compaction */
     struct wal_hard_state hs = {.term = 1, .vote = 1, .commit = next - 1};
-    assert_int_equal(wal_append(fx->wal, 0, &hs, NULL, 0, status_cb, fx), 0);
+    assert_int_equal(wal_append(fx->wal, 0, &hs, NULL, 0, th_fx_cb, fx), 0);
     units++;
     raft_index upto = (next - 1) / 2;
-    assert_int_equal(wal_compact(fx->wal, 0, upto, 1, status_cb, fx), 0);
+    assert_int_equal(wal_compact(fx->wal, 0, upto, 1, th_fx_cb, fx), 0);
     units++;
     settle(fx, units);
     assert_int_equal(fx->failed, 0);

@@ -11,54 +11,31 @@
 
 #include "tests/storage/wal_helpers.h"
 
-struct fx {
-    char dir[64];
-    struct io_uring ring;
-    struct wal *wal;
-    uint64_t acked;
-    struct wal_config cfg;
-    uint8_t buf[4096];
-    char err[512];
-};
-
 static int fx_setup(void **state)
 {
-    struct fx *fx = calloc(1, sizeof(*fx));
-    assert_non_null(fx);
-    th_mkdtemp(fx->dir);
-    assert_int_equal(io_uring_queue_init(64, &fx->ring, 0), 0);
-    fx->cfg = th_config(fx->dir, 4);
+    struct th_fx *fx = th_fx_new(4);
     fx->cfg.segment_bytes = 64u << 10;
     *state = fx;
     return 0;
 }
 
-static void fx_close(struct fx *fx)
+static void fx_close(struct th_fx *fx)
 {
-    if (fx->wal != NULL) {
-        th_quiesce(&fx->ring, fx->wal);
-        wal_close(fx->wal);
-        fx->wal = NULL;
-    }
+    th_fx_close(fx);
 }
 
 static int fx_teardown(void **state)
 {
-    struct fx *fx = *state;
-    fx_close(fx);
-    io_uring_queue_exit(&fx->ring);
-    th_rmrf(fx->dir);
-    free(fx);
+    th_fx_free(*state);
     return 0;
 }
 
-static int fx_try_open(struct fx *fx)
+static int fx_try_open(struct th_fx *fx)
 {
-    fx->err[0] = '\0';
-    return wal_open(&fx->cfg, &fx->ring, &fx->wal, fx->err, sizeof(fx->err));
+    return th_fx_try_open(fx);
 }
 
-static void fx_open(struct fx *fx)
+static void fx_open(struct th_fx *fx)
 {
     int rc = fx_try_open(fx);
     if (rc != 0) {
@@ -67,7 +44,7 @@ static void fx_open(struct fx *fx)
 }
 
 /* Writes entries 1..n of group g, each unit durable before the next (one record each). */
-static void fx_fill(struct fx *fx, raft_group g, raft_index n, uint32_t max_len)
+static void fx_fill(struct th_fx *fx, raft_group g, raft_index n, uint32_t max_len)
 {
     for (raft_index i = 1; i <= n; i++) {
         struct wal_entry e = {.term = 1, .index = i};
@@ -78,7 +55,7 @@ static void fx_fill(struct fx *fx, raft_group g, raft_index n, uint32_t max_len)
     }
 }
 
-static void fx_fill_from(struct fx *fx, raft_group g, raft_index lo, raft_index hi)
+static void fx_fill_from(struct th_fx *fx, raft_group g, raft_index lo, raft_index hi)
 {
     for (raft_index i = lo; i <= hi; i++) {
         struct wal_entry e = {.term = 1, .index = i};
@@ -87,7 +64,7 @@ static void fx_fill_from(struct fx *fx, raft_group g, raft_index lo, raft_index 
     }
 }
 
-static raft_index fx_last(struct fx *fx, raft_group g)
+static raft_index fx_last(struct th_fx *fx, raft_group g)
 {
     struct wal_group_info gi;
     assert_int_equal(wal_group_info(fx->wal, g, &gi), 0);
@@ -144,7 +121,7 @@ static uint64_t segment_salt(const uint8_t *img)
  * after a power loss, or garbage): recovery keeps exactly the records before it. */
 static void test_torn_tail_every_offset(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_fill(fx, 1, 5, 200);
     fx_close(fx);
@@ -193,7 +170,7 @@ static void test_torn_tail_every_offset(void **state)
  * of one record is tried. */
 static void test_bit_flip_older_segment(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_fill(fx, 2, 600, 200); /* several 64 KiB segments */
     assert_true(wal_segment_count(fx->wal) >= 3);
@@ -246,7 +223,7 @@ static void test_bit_flip_older_segment(void **state)
  * flush is a torn tail. */
 static void test_flip_beyond_torn_window(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.segment_bytes = 8u << 20;
     fx_open(fx);
     fx_fill(fx, 0, 1300, 4000); /* one flush each */
@@ -299,7 +276,7 @@ static void test_flip_beyond_torn_window(void **state)
  * alone; F2 and F3 run together, so F3's base is the end of F1. */
 static void test_torn_window_two_flushes(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx->cfg.flushes_in_flight = 2;
     fx->cfg.segment_bytes = 1u << 20;
     fx_open(fx);
@@ -360,7 +337,7 @@ static uint64_t newest_seq(const char *dir)
  * salt its name implies) is removed; the log is intact. */
 static void test_interrupted_prep(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_fill(fx, 3, 2000, 200);
     assert_int_equal(wal_compact(fx->wal, 3, 1990, 1, th_count_cb, &fx->acked), 0);
@@ -387,7 +364,7 @@ static void test_interrupted_prep(void **state)
  * next): a gap is damage, refused with the missing name, and nothing is deleted. */
 static void test_gap_is_refused(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_fill(fx, 3, 2000, 200);
     fx_close(fx);
@@ -412,7 +389,7 @@ static void test_gap_is_refused(void **state)
  * ignored, reported, kept. */
 static void test_stray_names_ignored(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_fill(fx, 1, 300, 200);
     fx_close(fx);
@@ -442,7 +419,7 @@ static void test_stray_names_ignored(void **state)
 /* Wrong identity inside a segment: refused with both identities in the message. */
 static void test_refuses_foreign_segment(void **state)
 {
-    struct fx *fx = *state;
+    struct th_fx *fx = *state;
     fx_open(fx);
     fx_fill(fx, 0, 2, 10);
     fx_close(fx);

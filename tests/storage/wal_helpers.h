@@ -138,6 +138,88 @@ static inline int th_segment_path(const char *dir, uint64_t seq, char *out, size
     return snprintf(out, len, "%s/wal-%016llx", dir, (unsigned long long)seq);
 }
 
+/* The fixture the storage tests share: a temporary directory, a WAL configuration, and per
+ * open a ring and the WAL, with counters of its units' outcomes (th_fx_cb). */
+struct th_fx {
+    char dir[64];
+    struct wal_config cfg;
+    unsigned ring_entries; /* SQ size of each open's ring (0: 64) */
+    struct io_uring ring;
+    struct wal *wal;
+    char err[512];   /* wal_open's message */
+    uint64_t acked;  /* units acknowledged */
+    uint64_t failed; /* units that failed */
+    int last_status; /* the last failure's code */
+    uint8_t buf[WAL_PAYLOAD_MAX];
+};
+
+static inline struct th_fx *th_fx_new(uint32_t groups)
+{
+    struct th_fx *fx = calloc(1, sizeof(*fx));
+    if (fx == NULL) {
+        perror("calloc");
+        abort();
+    }
+    th_mkdtemp(fx->dir);
+    fx->cfg = th_config(fx->dir, groups);
+    return fx;
+}
+
+/* Persist callback counting into the fixture passed as arg. */
+static inline void th_fx_cb(void *arg, int status)
+{
+    struct th_fx *fx = arg;
+    if (status == 0) {
+        fx->acked++;
+    } else {
+        fx->failed++;
+        fx->last_status = status;
+    }
+}
+
+/* Opens (recovering) the WAL on a new ring; on failure returns the code, fx->err says why. */
+static inline int th_fx_try_open(struct th_fx *fx)
+{
+    fx->err[0] = '\0';
+    if (io_uring_queue_init(fx->ring_entries != 0 ? fx->ring_entries : 64, &fx->ring, 0) != 0) {
+        perror("io_uring_queue_init");
+        abort();
+    }
+    int rc = wal_open(&fx->cfg, &fx->ring, &fx->wal, fx->err, sizeof(fx->err));
+    if (rc != 0) {
+        io_uring_queue_exit(&fx->ring);
+        fx->wal = NULL;
+    }
+    return rc;
+}
+
+/* A clean close: reaps everything in flight first. */
+static inline void th_fx_close(struct th_fx *fx)
+{
+    if (fx->wal != NULL) {
+        th_quiesce(&fx->ring, fx->wal);
+        wal_close(fx->wal);
+        io_uring_queue_exit(&fx->ring);
+        fx->wal = NULL;
+    }
+}
+
+/* A process crash: what was queued never reaches the file, what the kernel already has
+ * stays (the ring's teardown waits for its requests). */
+static inline void th_fx_crash(struct th_fx *fx)
+{
+    io_uring_queue_exit(&fx->ring);
+    wal_close(fx->wal);
+    fx->wal = NULL;
+}
+
+static inline void th_fx_free(struct th_fx *fx)
+{
+    th_fx_close(fx);
+    th_rmrf(fx->dir);
+    free(fx);
+}
+
 /* A crash-test workload: appends consecutive entries (payload generation 0) to random
  * groups, sometimes with a hard state whose commit grows, sometimes compacting; units are
  * numbered, and acknowledgements must come back in that order. */
