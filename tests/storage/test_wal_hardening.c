@@ -394,6 +394,35 @@ static void test_deletion_through_the_ring(void **state)
     wal_test_observe(NULL, NULL);
 }
 
+/* The index gives memory back after a compaction: a group's deque halves while it is a
+ * quarter full or less, and reads still find every retained entry. */
+static void test_index_shrinks_after_compaction(void **state)
+{
+    struct th_fx *fx = *state;
+    fx->cfg.segment_bytes = 1u << 20;
+    fx_open(fx);
+    for (raft_index i = 1; i <= 1000; i++) {
+        append_one(fx, 0, i);
+    }
+    uint32_t before = fx->wal->groups[0].cap;
+    assert_true(before >= 1024);
+    uint64_t want = fx->acked + 1;
+    assert_int_equal(wal_compact(fx->wal, 0, 990, 1, th_fx_cb, fx), 0);
+    run_until_acked(fx, want);
+    assert_int_equal(fx->wal->groups[0].cap, 32); /* 10 entries: 16 would be full */
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.first_index, 991);
+    static uint8_t rbuf[1u << 16];
+    struct wal_read rd = {.group = 0, .lo = 991, .hi = 1000, .buf = rbuf, .buf_len = sizeof(rbuf)};
+    assert_true(wal_read_blocking(fx->wal, &rd) >= 0);
+    assert_int_equal(rd.count, 10);
+    for (uint32_t k = 0; k < 10; k++) {
+        assert_int_equal(((const uint8_t *)rd.entries[k].data)[0], (uint8_t)(991 + k));
+    }
+    append_one(fx, 0, 1001); /* and the log goes on */
+}
+
 /* Bug: a unit larger than the record ring got RR_EBUSY forever although the API accepted
  * it; now it is refused with RR_ETOOBIG and nothing is queued. */
 static void test_unit_larger_than_ring(void **state)
@@ -544,6 +573,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_header_over_records_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_every_flush_retires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletion_through_the_ring, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_shrinks_after_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_larger_than_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_error_fails_queued_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixed_timer_removed_after_count_flush, setup,
