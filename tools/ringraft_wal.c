@@ -242,6 +242,22 @@ static int segment(struct tool *t, const char *path, int is_last)
                    " (a torn tail if no later segment holds records, else corruption)\n",
                    path, off);
         }
+        /* As recovery does: a valid record further on whose flush began once this offset was
+         * durable proves the bad record had been synced (docs/disk-format.md). */
+        for (uint64_t p = off + WAL_RECORD_ALIGN; !zeros && p + WAL_RECORD_HEADER_BYTES <= len;
+             p += WAL_RECORD_ALIGN) {
+            struct wal_record r;
+            if (wal_record_peek_magic(buf + p) &&
+                wal_record_decode(buf + p, len - p, h.salt, &r) > 0 && r.flush_base > off) {
+                note(t,
+                     "%s: record at offset %" PRIu64 " is bad, but the record at offset %" PRIu64
+                     " was written by a later flush that started once offset %u was durable: "
+                     "corruption\n",
+                     path, off, p, r.flush_base);
+                t->bad = 1;
+                break;
+            }
+        }
     }
     int has = off > WAL_SEGMENT_HEADER_BYTES;
     free(buf);

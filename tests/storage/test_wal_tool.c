@@ -306,6 +306,48 @@ static void test_verify_flipped_byte(void **state)
     assert_non_null(strstr(out, want));
 }
 
+/* In the newest segment, where a bad record could be a torn tail, verify applies the
+ * recovery's rule: a later flush's first record whose flush base lies past the bad record
+ * proves it had been synced, so it is corruption. */
+static void test_verify_flip_before_later_flush(void **state)
+{
+    (void)state;
+    char dir[64];
+    th_mkdtemp(dir);
+    struct io_uring ring;
+    assert_int_equal(io_uring_queue_init(64, &ring, 0), 0);
+    struct wal_config cfg = th_config(dir, 1);
+    struct wal *wal;
+    char err[256];
+    assert_int_equal(wal_open(&cfg, &ring, &wal, err, sizeof(err)), 0);
+    uint64_t done = 0;
+    static uint8_t buf[100];
+    for (raft_index i = 1; i <= 3; i++) { /* one flush each */
+        struct wal_entry e = {.term = 1, .index = i, .len = sizeof(buf), .data = buf};
+        assert_int_equal(wal_append(wal, 0, NULL, &e, 1, th_count_cb, &done), 0);
+        assert_int_equal(th_run_until(&ring, wal, &done, i), 0);
+    }
+    th_quiesce(&ring, wal);
+    wal_close(wal);
+    io_uring_queue_exit(&ring);
+    char seg[128];
+    th_segment_path(dir, 1, seg, sizeof(seg));
+    assert_int_equal(run_tool("verify", dir, out, sizeof(out)), 0);
+    int fd = open(seg, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 4096 + 60), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, 4096 + 60), 1);
+    close(fd);
+    assert_int_not_equal(run_tool("verify", dir, out, sizeof(out)), 0);
+    if (strstr(out, "record at offset 4096 is bad, but the record at offset") == NULL ||
+        strstr(out, "written by a later flush") == NULL) {
+        fail_msg("verify output:\n%s", out);
+    }
+    th_rmrf(dir);
+}
+
 /* Counts the lines of text that start with "group ". */
 static unsigned summary_lines(const char *text)
 {
@@ -552,6 +594,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_flipped_byte, setup, teardown),
+        cmocka_unit_test(test_verify_flip_before_later_flush),
         cmocka_unit_test(test_summary_many_groups),
         cmocka_unit_test(test_verify_group_out_of_range),
         cmocka_unit_test_setup_teardown(test_stray_names_ignored, setup, teardown),
