@@ -46,8 +46,13 @@ static struct run *cur;
  * itself as a node snapshotting its groups would, and the WAL warmed up until retired
  * segments are being recycled, so segment preparation costs what it costs in a long run. */
 static int steady;
-#define STEADY_SEGMENT_BYTES (1ull << 20)
-#define STEADY_KEEP          64u /* entries each appender keeps behind its compaction */
+/* Segments sized so that rotations come about as often as with the 64 MiB default under a
+ * large-record load, and warm-up stays short for small records. */
+static uint64_t steady_segment_bytes(uint32_t size)
+{
+    return size >= 4096 ? 64ull << 20 : (size >= 256 ? 4ull << 20 : 1ull << 20);
+}
+#define STEADY_KEEP 64u /* entries each appender keeps behind its compaction */
 
 static uint64_t now_ns(void)
 {
@@ -265,7 +270,7 @@ static void one(const char *base,
                              .iowq_max_workers = 2,
                              .sync_method = sync,
                              .prep_method = prep,
-                             .segment_bytes = steady ? STEADY_SEGMENT_BYTES : 0,
+                             .segment_bytes = steady ? steady_segment_bytes(size) : 0,
                              .flushes_in_flight = (uint8_t)inflight};
     wal_strategy_parse(strategy, &cfg.strategy);
     struct wal *wal;
@@ -478,7 +483,8 @@ int main(int argc, char **argv)
     const char *steady_env = getenv("BENCH_STEADY");
     if (steady_env == NULL || strcmp(steady_env, "0") != 0) {
         steady = 1;
-        printf("\nsteady state: 1 MiB segments, each appender compacting all but its last %u "
+        printf("\nsteady state: segments of 1 MiB (16 B), 4 MiB (256 B) or 64 MiB (4 KiB records), "
+               "each appender compacting all but its last %u "
                "entries, warmed up until retired segments are recycled:\n",
                STEADY_KEEP);
         printf("| strategy   | app | size | appends/s |   MB/s  | p50 us  | p99 us  | p999 us | "
