@@ -597,7 +597,7 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
     if (rc == RR_OK) {
         rc = check_log_starts(wal, err, err_len);
     }
-    if (rc == RR_OK && WAL_FAULT(WAL_FP_SEG_PREP, fsync(wal->dir_fd)) != 0) {
+    if (rc == RR_OK && WAL_FAULT(WAL_FP_DIR_SYNC, fsync(wal->dir_fd)) != 0) {
         /* Removed files, an adopted spare and a created segment: their names are durable
          * before anything is written on the strength of them. */
         snprintf(err, err_len, "wal: cannot fsync %s: %s", wal->dir, strerror(errno));

@@ -34,7 +34,7 @@ int wal_lock_dir(struct wal *wal, char *err, size_t err_len)
             snprintf(parent, sizeof(parent), ".");
         }
         int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int rc = pfd >= 0 ? fsync(pfd) : -1;
+        int rc = pfd >= 0 ? WAL_FAULT(WAL_FP_DIR_SYNC, fsync(pfd)) : -1;
         int saved = errno;
         if (pfd >= 0) {
             close(pfd);

@@ -21,6 +21,7 @@ enum wal_fault_point {
     WAL_FP_ALLOC,     /* a memory allocation */
     WAL_FP_SNAP_IO,   /* a snapshot file operation */
     WAL_FP_SUBMIT,    /* an io_uring_submit the WAL makes itself (a full SQ) */
+    WAL_FP_DIR_SYNC,  /* open's fsync of a new WAL directory's parent, recovery's of the WAL's */
     WAL_FP_COUNT
 };
 

@@ -423,6 +423,35 @@ static void test_index_shrinks_after_compaction(void **state)
     append_one(fx, 0, 1001); /* and the log goes on */
 }
 
+/* Bug: recovery adopted a spare (and removed files) without fsyncing the directory, and a
+ * new WAL directory was never fsynced in its parent. Both fsyncs are made, and a failure of
+ * either stops the open. */
+static void test_directory_fsyncs(void **state)
+{
+    struct th_fx *fx = *state;
+    char sub[128];
+    snprintf(sub, sizeof(sub), "%s/w0", fx->dir);
+    fx->cfg.dir = sub;
+    uint64_t hits = wal_test_hits(WAL_FP_DIR_SYNC);
+    wal_test_fail_at(WAL_FP_DIR_SYNC, 1, -EIO); /* the parent's, after creating w0 */
+    assert_int_equal(fx_try_open(fx, 64), RR_EIO);
+    assert_non_null(strstr(fx->err, "cannot fsync"));
+    assert_non_null(strstr(fx->err, "after creating"));
+    assert_int_equal(wal_test_hits(WAL_FP_DIR_SYNC), hits + 1);
+    th_rmrf(sub);
+    fx_open(fx); /* creates w0: the parent's fsync, then recovery's of w0 */
+    assert_int_equal(wal_test_hits(WAL_FP_DIR_SYNC), hits + 3);
+    append_one(fx, 0, 1);
+    th_fx_close(fx);
+    wal_test_fail_at(WAL_FP_DIR_SYNC, 1, -EIO); /* recovery's, of w0 */
+    assert_int_equal(fx_try_open(fx, 64), RR_EIO);
+    assert_non_null(strstr(fx->err, "cannot fsync"));
+    fx_open(fx);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.last_index, 1);
+}
+
 /* Bug: a unit larger than the record ring got RR_EBUSY forever although the API accepted
  * it; now it is refused with RR_ETOOBIG and nothing is queued. */
 static void test_unit_larger_than_ring(void **state)
@@ -574,6 +603,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compaction_every_flush_retires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletion_through_the_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_shrinks_after_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_fsyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_larger_than_ring, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_error_fails_queued_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixed_timer_removed_after_count_flush, setup,
