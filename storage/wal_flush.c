@@ -288,12 +288,6 @@ static void ack_units(struct wal *wal, int status)
         if (status == RR_OK && u->end_lsn > wal->durable) {
             break;
         }
-        if (status == RR_OK) {
-            int s = wal_segment_find(wal, u->end_lsn - 1);
-            RR_ASSERT(s >= 0);
-            WAL_ACKED(wal->segs[s].seq,
-                      WAL_SEGMENT_HEADER_BYTES + u->end_lsn - wal->segs[s].lsn_start);
-        }
         wal_persist_cb cb = u->cb;
         void *arg = u->arg;
         wal->unit_head = (wal->unit_head + 1u) % WAL_UNITS_MAX;
@@ -315,10 +309,7 @@ static void flush_done(struct wal *wal, struct wal_flush *f)
     bool advanced = false;
     while (wal->flush_count > 0 && flush_slot(wal, 0)->done) {
         struct wal_flush *h = flush_slot(wal, 0);
-        int s = wal_segment_find(wal, h->lo);
-        RR_ASSERT(s >= 0 && wal->segs[s].seq == h->seq);
-        const struct wal_segment *seg = &wal->segs[s];
-        WAL_SYNCED(seg->seq, WAL_SEGMENT_HEADER_BYTES + h->hi - seg->lsn_start);
+        (void)flush_segment(wal, h); /* asserts the flush's segment is still in place */
         uint64_t now = wal_now_ns();
         wal->stats.flushes++;
         wal->stats.records += h->records;

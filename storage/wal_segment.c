@@ -155,7 +155,6 @@ int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *o
     out->salt = h.salt;
     out->bytes = h.segment_bytes;
     wal->stats.segments_created++;
-    WAL_SYNCED(seq, WAL_SEGMENT_HEADER_BYTES);
     return RR_OK;
 }
 
@@ -321,7 +320,6 @@ static void meta_done(struct wal *wal)
         } else {
             wal->stats.segments_recycled++;
         }
-        WAL_SYNCED(m->seq, WAL_SEGMENT_HEADER_BYTES);
         break;
     case WAL_JOB_DELETE:
         wal->stats.segments_deleted++;

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAL_TEST_SEGMENTS 65536
-
 struct wal_test_fault_slot {
     uint32_t countdown; /* 0: inactive; 1: the next hit fails */
     int err;
@@ -19,8 +17,6 @@ struct wal_test_fault_slot {
 
 static struct wal_test_fault_slot faults[WAL_FP_COUNT];
 static uint64_t hits[WAL_FP_COUNT];
-/* synced[seq % N] = offset + 1 (0: nothing synced yet); seqs stay far below N in tests. */
-static uint64_t synced[WAL_TEST_SEGMENTS];
 
 void wal_test_fail_at(enum wal_fault_point fp, uint32_t nth, int err)
 {
@@ -67,39 +63,6 @@ int64_t wal_test_fault(enum wal_fault_point fp, int64_t res)
     return f->err;
 }
 
-void wal_test_synced(uint64_t seq, uint64_t offset)
-{
-    uint64_t *s = &synced[seq % WAL_TEST_SEGMENTS];
-    if (offset + 1 > *s) {
-        *s = offset + 1;
-    }
-}
-
-uint64_t wal_test_synced_upto(uint64_t seq, int *known)
-{
-    uint64_t s = synced[seq % WAL_TEST_SEGMENTS];
-    *known = s != 0;
-    return s == 0 ? 0 : s - 1;
-}
-
-static int acked_check_on = 0;
-
-void wal_test_acked(uint64_t seq, uint64_t end_offset)
-{
-    int known;
-    uint64_t s = wal_test_synced_upto(seq, &known);
-    if (acked_check_on && (!known || s < end_offset)) {
-        fprintf(stderr, "acknowledged up to segment %llu offset %llu but synced only to %llu\n",
-                (unsigned long long)seq, (unsigned long long)end_offset, (unsigned long long)s);
-        abort();
-    }
-}
-
-void wal_test_acked_check(int on)
-{
-    acked_check_on = on;
-}
-
 static wal_test_sqe_observer observer;
 static void *observer_arg;
 
@@ -119,11 +82,6 @@ void wal_test_before_submit(struct io_uring *ring)
         observer(observer_arg, &ring->sq.sqes[i & ring->sq.ring_mask]);
     }
     observer(observer_arg, NULL);
-}
-
-void wal_test_synced_clear(void)
-{
-    memset(synced, 0, sizeof(synced));
 }
 
 #else

@@ -1,5 +1,5 @@
 /* Test-build hooks of the storage layer: fault injection at I/O submission and completion,
- * and the power-loss model's record of synced offsets. Compiled only when
+ * and the observer of every SQE the WAL issues (the power-loss model's input). Compiled only when
  * RR_STORAGE_TESTING is defined (storage.mk's test library); in the production build the
  * macros below expand to their plain argument and add no code. */
 #ifndef RR_STORAGE_WAL_TESTING_H
@@ -41,16 +41,6 @@ int64_t wal_test_fault(enum wal_fault_point fp, int64_t res);
 void wal_test_segments_max(uint32_t n);
 uint32_t wal_test_segment_limit(uint32_t limit);
 
-/* Power-loss model: the highest file offset of segment seq covered by a completed data
- * sync, and whether its preparation was synced at all. */
-void wal_test_synced(uint64_t seq, uint64_t offset);
-uint64_t wal_test_synced_upto(uint64_t seq, int *known);
-void wal_test_synced_clear(void);
-/* Called as a unit is acknowledged: aborts if its last byte is not covered by a recorded
- * sync (the power-loss model would then be unable to vouch for it). */
-void wal_test_acked(uint64_t seq, uint64_t end_offset);
-void wal_test_acked_check(int on);
-
 /* I/O observation for the power-loss model: the WAL calls WAL_BEFORE_SUBMIT(ring) before
  * each io_uring_submit it makes itself (a full SQ); a test harness that drives the ring calls
  * wal_test_before_submit() before its own submissions. The registered observer then sees
@@ -65,16 +55,12 @@ void wal_test_before_submit(struct io_uring *ring);
 
 #define WAL_FAULT(fp, res)      ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
 #define WAL_BEFORE_SUBMIT(ring) wal_test_before_submit(ring)
-#define WAL_SYNCED(seq, offset) wal_test_synced((seq), (offset))
-#define WAL_ACKED(seq, offset)  wal_test_acked((seq), (offset))
 #define WAL_SEGMENT_LIMIT(n)    wal_test_segment_limit(n)
 
 #else
 
 #define WAL_FAULT(fp, res)      (res)
 #define WAL_BEFORE_SUBMIT(ring) ((void)(ring))
-#define WAL_SYNCED(seq, offset) ((void)(seq), (void)(offset))
-#define WAL_ACKED(seq, offset)  ((void)(seq), (void)(offset))
 #define WAL_SEGMENT_LIMIT(n)    (n)
 
 #endif
