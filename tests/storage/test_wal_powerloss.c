@@ -43,8 +43,8 @@
  * record or none the records allow. When recovery refuses the crashed state, the crash is
  * done again with only what was durable and recovered again: a WAL that acknowledged what
  * was not durable is then reported as having lost acknowledged data, a recovery that
- * refuses a state a power loss may leave as a recovery failure. The WAL's own power-loss
- * hooks (WAL_SYNCED, WAL_ACKED) play no part.
+ * refuses a state a power loss may leave as a recovery failure. Nothing the WAL says about
+ * its own syncs plays a part.
  *
  * KNOWN LIMITS: whatever recovery (wal_open) leaves is taken as durable at the start of a
  * life, including the synchronous writes, fsyncs and file creations recovery itself makes
