@@ -416,6 +416,30 @@ static void test_stray_names_ignored(void **state)
     free(img);
 }
 
+/* A segment of format version 1 (before the flush base) is refused by name, not taken for
+ * an unfinished spare or damage. */
+static void test_refuses_version_1(void **state)
+{
+    struct th_fx *fx = *state;
+    fx_open(fx);
+    fx_fill(fx, 0, 20, 100);
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *img = read_path(path, &len);
+    uint32_t v1 = 1;
+    memcpy(img + 8, &v1, sizeof(v1));
+    uint64_t sum = XXH3_64bits(img, 64);
+    memcpy(img + 64, &sum, sizeof(sum));
+    write_path(path, img, len);
+    assert_int_equal(fx_try_open(fx), RR_EBADVERSION);
+    assert_non_null(strstr(fx->err, "wal-0000000000000001: segment format version 1"));
+    assert_non_null(strstr(fx->err, "reads version 2 only"));
+    assert_int_equal(access(path, F_OK), 0);
+    free(img);
+}
+
 /* Wrong identity inside a segment: refused with both identities in the message. */
 static void test_refuses_foreign_segment(void **state)
 {
@@ -440,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gap_is_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stray_names_ignored, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_segment, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_version_1, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
