@@ -236,7 +236,7 @@ int wal_reserve(struct wal *wal, uint64_t bytes, bool maint)
     }
     if (wal->prep.state != WAL_PREP_READY) {
         if (wal->prep.state == WAL_PREP_FAILED) {
-            return wal->prep.error == -ENOSPC ? RR_ENOSPACE : wal->prep.error;
+            return wal->prep.error == -ENOSPC ? RR_ENOSPACE : RR_EIO;
         }
         return RR_EBUSY;
     }

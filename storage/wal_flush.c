@@ -272,13 +272,27 @@ void wal_submit(struct wal *wal)
     wal_meta_kick(wal); /* a step the ring had no room for */
 }
 
-/* After a fatal error every queued unit fails, once no flush that could still complete
- * is in flight (its completion fails them itself). */
+/* After a fatal error every queued unit fails, once no flush has an SQE in flight: a
+ * flush whose write waits for ring room (resubmit) has none and never will, now. */
 void wal_fail_units(struct wal *wal)
 {
-    if (wal->error != 0 && wal->flush_count == 0) {
-        ack_units(wal, wal->error);
+    if (wal->error == 0) {
+        return;
     }
+    for (uint32_t i = 0; i < wal->flush_count; i++) {
+        const struct wal_flush *f = flush_slot(wal, i);
+        if (!f->done && !f->resubmit) {
+            return; /* its completion calls again */
+        }
+    }
+    for (uint32_t i = 0; i < wal->flush_count; i++) {
+        struct wal_flush *f = flush_slot(wal, i);
+        f->active = false;
+        f->done = false;
+        f->resubmit = false;
+    }
+    wal->flush_count = 0;
+    ack_units(wal, wal->error);
 }
 
 static void ack_units(struct wal *wal, int status)
@@ -342,20 +356,8 @@ static void flush_settle(struct wal *wal, struct wal_flush *f)
         return;
     }
     if (wal->error != 0) {
-        /* Stopped: once no flush is left in flight, every unit fails. */
         f->done = true;
-        bool all = true;
-        for (uint32_t i = 0; i < wal->flush_count; i++) {
-            all = all && flush_slot(wal, i)->done;
-        }
-        if (all) {
-            for (uint32_t i = 0; i < wal->flush_count; i++) {
-                flush_slot(wal, i)->active = false;
-                flush_slot(wal, i)->done = false;
-            }
-            wal->flush_count = 0;
-            ack_units(wal, wal->error);
-        }
+        wal_fail_units(wal); /* stopped: once nothing is left in flight, every unit fails */
         return;
     }
     if (f->short_write || f->sync_cancelled) {

@@ -48,9 +48,9 @@
  * records of the torn flush after X are zeroed before appending resumes at X. The newest
  * file may be an unfinished spare: no usable header and no record valid under the salt its
  * name implies; it is removed. Anything else damaged is refused, naming file, offset and
- * group. Only the flushes in flight can be torn, so the torn window is one flush (at most
- * WAL_FLUSH_BYTES_MAX), or two with two flushes in flight: a bit flip inside it is
- * indistinguishable from a tear.
+ * group. A flush is proven synced only by a later flush's first record, so the torn window
+ * is the last flush on disk, synced or not (at most WAL_FLUSH_BYTES_MAX), and with two
+ * flushes in flight the one before it: a bit flip inside it is indistinguishable from a tear.
  */
 #ifndef RR_STORAGE_WAL_FORMAT_H
 #define RR_STORAGE_WAL_FORMAT_H

@@ -114,9 +114,14 @@ enum wal_prep_state {
     WAL_PREP_FAILED,  /* error tells why; retried once a segment is retired or deleted */
 };
 
+/* A spare whose preparation failed is tried again after this long even when no segment
+ * is retired meanwhile (space may have been freed by someone else). */
+#define WAL_PREP_RETRY_NS 100000000ull
+
 struct wal_prep {
     enum wal_prep_state state;
     int error;
+    uint64_t failed_ns; /* when it failed (wal_now_ns) */
     int fd;
     uint64_t seq;
     uint64_t bytes;

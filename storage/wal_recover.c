@@ -489,6 +489,8 @@ static int settle_unusable_newest(struct wal *wal, struct scan *s, char *err, si
         int rc = buf == NULL ? RR_ENOMEM : read_file(s->fd, buf, s->bytes);
         if (rc != RR_OK) {
             free(buf);
+            close(s->fd);
+            s->fd = -1;
             snprintf(err, err_len, "%s/%s: cannot read a file with a bad header: %s", wal->dir,
                      name, rr_strerror(rc));
             return rc;
@@ -500,6 +502,8 @@ static int settle_unusable_newest(struct wal *wal, struct scan *s, char *err, si
         if (wal_record_peek_magic(buf + p) &&
             wal_record_decode(buf + p, s->bytes - p, h.salt, &r) > 0) {
             free(buf);
+            close(s->fd);
+            s->fd = -1;
             return corrupt_group(wal, s->seq, 0, r.group,
                                  "bad segment header (offset 0) on a segment holding records", err,
                                  err_len);

@@ -295,7 +295,9 @@ void wal_meta_kick(struct wal *wal)
     }
     struct wal_prep *p = &wal->prep;
     bool need_spare = p->state == WAL_PREP_IDLE;
-    if (need_spare || (p->state == WAL_PREP_FAILED && wal->retired_count > 0)) {
+    bool retry = p->state == WAL_PREP_FAILED &&
+                 (wal->retired_count > 0 || wal_now_ns() - p->failed_ns >= WAL_PREP_RETRY_NS);
+    if (need_spare || retry) {
         meta_start(wal, wal->retired_count > 0 ? WAL_JOB_RECYCLE : WAL_JOB_CREATE);
     } else if (wal->retired_count > WAL_RECYCLE_POOL) {
         meta_start(wal, WAL_JOB_DELETE);
@@ -330,6 +332,7 @@ static void meta_done(struct wal *wal)
     case WAL_JOB_DISCARD:
         p->state = WAL_PREP_FAILED;
         p->error = m->discard_error;
+        p->failed_ns = wal_now_ns();
         break;
     case WAL_JOB_NONE:
         RR_ASSERT(false && "no job to finish");
@@ -354,6 +357,7 @@ static void meta_create_failed(struct wal *wal, int res)
     if (!created) {
         wal->prep.state = WAL_PREP_FAILED;
         wal->prep.error = res;
+        wal->prep.failed_ns = wal_now_ns();
         return;
     }
     memcpy(m->old_name, m->new_name, sizeof(m->old_name));
@@ -370,7 +374,10 @@ void wal_meta_handle(struct wal *wal, int res)
     enum wal_step step = meta_step(m);
     res = WAL_FAULT(step == STEP_UNLINK ? WAL_FP_UNLINK : WAL_FP_PREP_CQE, res);
     if (wal->error != 0) {
-        return; /* stopped: nothing more is issued */
+        if (step == STEP_OPEN && res >= 0) {
+            close(res); /* stopped: nothing more is issued, but the new file is not leaked */
+        }
+        return;
     }
     if (res < 0 && m->job == WAL_JOB_CREATE && step != STEP_SYNC_DIR) {
         meta_create_failed(wal, res);
@@ -475,6 +482,16 @@ void wal_segment_retire_oldest(struct wal *wal)
 static void carry_forward(struct wal *wal, const struct wal_segment *seg)
 {
     uint32_t per_group = 2u * wal_record_size(sizeof(uint32_t));
+    uint64_t total = 0;
+    for (uint32_t g = 0; g < wal->local_groups; g++) {
+        const struct wal_group_state *gs = &wal->groups[g];
+        total += gs->hs_lsn < seg->lsn_end || gs->snap_lsn < seg->lsn_end ? per_group : 0u;
+    }
+    /* All at once, so that the segment can go: outside the maintenance reserve if there is
+     * room (or a spare), else inside it, but only if everything fits, since a half-done carry
+     * would spend the reserve without freeing anything. More than a segment holds goes group
+     * by group, outside the reserve, over several rotations. */
+    bool whole = wal_reserve(wal, total, false) == RR_OK || wal_reserve(wal, total, true) == RR_OK;
     for (uint32_t g = 0; g < wal->local_groups; g++) {
         struct wal_group_state *gs = &wal->groups[g];
         raft_group group = g * wal->cfg.worker_count + wal->cfg.worker_id;
@@ -483,7 +500,7 @@ static void carry_forward(struct wal *wal, const struct wal_segment *seg)
         if (!hs && !snap) {
             continue;
         }
-        if (wal_reserve(wal, per_group, true) != RR_OK) {
+        if (!whole && wal_reserve(wal, per_group, false) != RR_OK) {
             return; /* try again after the next flush */
         }
         if (hs) {
