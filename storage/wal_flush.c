@@ -64,19 +64,28 @@ static bool strategy_ready(struct wal *wal)
     return true;
 }
 
-/* Chooses [lo, hi) of the next flush, from the end of the last one planned: whole records
- * in one segment, at most WAL_FLUSH_BYTES_MAX, a single record under `none`. */
-static uint64_t plan_flush(struct wal *wal, int s, uint32_t *seg_index, uint32_t *records)
+static struct wal_flush *flush_slot(struct wal *wal, uint32_t i)
 {
-    uint64_t lo = wal->submitted;
+    return &wal->flushes[(wal->flush_head + i) % WAL_FLUSHES_MAX];
+}
+
+/* Where the next flush starts: the end of the last one planned, or what is durable. */
+static uint64_t planned_end(struct wal *wal)
+{
+    return wal->flush_count > 0 ? flush_slot(wal, wal->flush_count - 1)->hi : wal->durable;
+}
+
+/* Chooses [lo, hi) of the next flush, lo in segment s: whole records in that segment, at
+ * most WAL_FLUSH_BYTES_MAX, a single record under `none`. */
+static uint64_t plan_flush(struct wal *wal, uint64_t lo, int s, uint32_t *records)
+{
     const struct wal_segment *seg = &wal->segs[s];
     uint64_t end = seg->sealed ? seg->lsn_end : wal->head;
     if (!seg->sealed && wal->strategy.kind != WAL_STRATEGY_NONE &&
         end - lo <= WAL_FLUSH_BYTES_MAX) {
         /* Everything queued fits one flush in the active segment: no walk over the record
-         * headers. queued_records counts exactly the records of [submitted, head) here (an
+         * headers. queued_records counts exactly the records of [lo, head) here (an
          * unsealed segment holds no seal). */
-        *seg_index = (uint32_t)s;
         *records = (uint32_t)wal->queued_records;
 #ifdef RR_SLOW_ASSERTS
         uint64_t walked = lo;
@@ -108,14 +117,8 @@ static uint64_t plan_flush(struct wal *wal, int s, uint32_t *seg_index, uint32_t
             break;
         }
     }
-    *seg_index = (uint32_t)s;
     *records = n;
     return hi;
-}
-
-static struct wal_flush *flush_slot(struct wal *wal, uint32_t i)
-{
-    return &wal->flushes[(wal->flush_head + i) % WAL_FLUSHES_MAX];
 }
 
 /* The segment a flush writes. Looked up again each time: retiring the oldest segment when
@@ -217,10 +220,11 @@ void wal_flush_maybe(struct wal *wal)
             submit_write(wal, f); /* the ring had no room for it earlier */
         }
     }
-    if (wal->flush_count == wal->flush_max || wal->submitted == wal->head) {
+    uint64_t lo = planned_end(wal);
+    if (wal->flush_count == wal->flush_max || lo == wal->head) {
         return;
     }
-    int s = wal_segment_find(wal, wal->submitted);
+    int s = wal_segment_find(wal, lo);
     RR_ASSERT(s >= 0);
     if (wal->flush_count > 0 && flush_slot(wal, 0)->seq != wal->segs[s].seq) {
         /* A flush starts in a new segment only once every earlier one is durable: recovery
@@ -237,11 +241,10 @@ void wal_flush_maybe(struct wal *wal)
     }
     struct wal_flush *f = flush_slot(wal, wal->flush_count);
     RR_ASSERT(!f->active);
-    f->lo = wal->submitted;
+    f->lo = lo;
     f->cur = f->lo;
-    uint32_t seg_index = 0;
-    f->hi = plan_flush(wal, s, &seg_index, &f->records);
-    f->seq = wal->segs[seg_index].seq;
+    f->hi = plan_flush(wal, lo, s, &f->records);
+    f->seq = wal->segs[s].seq;
     RR_ASSERT(f->hi > f->lo);
     f->active = true;
     f->done = false;
@@ -249,8 +252,7 @@ void wal_flush_maybe(struct wal *wal)
     f->started_ns = wal_now_ns();
     wal->stats.overlapped += wal->flush_count > 0 ? 1u : 0u;
     wal->flush_count++;
-    wal->submitted = f->hi;
-    stamp_flush_base(wal, &wal->segs[seg_index], f->lo);
+    stamp_flush_base(wal, &wal->segs[s], f->lo);
     wal->timer_fired = false;
     disarm_timer(wal);
     wal->queued_records -= f->records;

@@ -148,6 +148,17 @@ bool wal_record_peek_magic(const uint8_t *hdr)
            hdr[WAL_REC_OFF_MAGIC + 1] == (WAL_RECORD_MAGIC >> 8);
 }
 
+uint64_t wal_record_find_valid(
+    const uint8_t *buf, uint64_t from, uint64_t len, uint64_t salt, struct wal_record *r)
+{
+    for (uint64_t p = from; p + WAL_RECORD_HEADER_BYTES <= len; p += WAL_RECORD_ALIGN) {
+        if (wal_record_peek_magic(buf + p) && wal_record_decode(buf + p, len - p, salt, r) > 0) {
+            return p;
+        }
+    }
+    return 0;
+}
+
 int64_t wal_record_decode(const uint8_t *buf, uint64_t avail, uint64_t salt, struct wal_record *out)
 {
     if (avail < WAL_RECORD_HEADER_BYTES) {

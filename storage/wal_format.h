@@ -172,6 +172,11 @@ uint8_t wal_record_peek_type(const uint8_t *hdr);
 uint32_t wal_record_peek_group(const uint8_t *hdr);
 bool wal_record_peek_magic(const uint8_t *hdr);
 
+/* The first record at or after offset from (in 8-byte steps) of buf[0, len) that is valid
+ * under salt: its offset (decoded into r), or 0 if there is none. */
+uint64_t wal_record_find_valid(
+    const uint8_t *buf, uint64_t from, uint64_t len, uint64_t salt, struct wal_record *r);
+
 /* Sets the flush base of the encoded record whose first 16 header bytes are hdr, keeping
  * its checksum valid (the rest of the record is not read). */
 void wal_record_set_flush_base(uint8_t *hdr, uint32_t flush_base, uint64_t salt);

@@ -203,7 +203,6 @@ struct wal {
     uint32_t flush_head;
     uint32_t flush_count; /* flushes in flight (planned and not yet durable) */
     uint32_t flush_max;   /* cfg.flushes_in_flight, 1 or 2 */
-    uint64_t submitted;   /* end of the last planned flush (durable when none in flight) */
     struct wal_strategy strategy;
     bool timer_armed;
     bool timer_fired;
@@ -283,6 +282,9 @@ void wal_flush_handle_timer(struct wal *wal, uint64_t gen);
 /* wal_read.c */
 /* Completion handler of one disk read of an asynchronous wal_read. */
 void wal_read_handle(struct wal *wal, uint64_t id, int res);
+/* Reads len bytes at off with blocking preads (start-up, tools): 0, RR_ETRUNCATED at end of
+ * file, RR_EIO. */
+int wal_pread_full(int fd, uint8_t *buf, size_t len, off_t off);
 
 /* wal_segment.c */
 void wal_segment_name(char *buf, size_t len, uint64_t seq);

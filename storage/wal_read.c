@@ -36,7 +36,7 @@ static void read_finish(struct wal *wal, struct wal_read_slot *slot)
 }
 
 /* Blocking preads used at start-up and by tools; the loop uses the ring. */
-static int pread_full(int fd, uint8_t *buf, size_t len, off_t off)
+int wal_pread_full(int fd, uint8_t *buf, size_t len, off_t off)
 {
     size_t done = 0;
     while (done < len) {
@@ -135,7 +135,7 @@ static int read_start(struct wal *wal, struct wal_read *rd, bool blocking)
         struct wal_segment *seg = &wal->segs[s];
         off_t off = (off_t)(WAL_SEGMENT_HEADER_BYTES + loc->lsn - seg->lsn_start);
         if (blocking) {
-            int rc = pread_full(seg->fd, rd->buf + slot->pos[k], slot->run[k], off);
+            int rc = wal_pread_full(seg->fd, rd->buf + slot->pos[k], slot->run[k], off);
             if (rc != RR_OK) {
                 rd->status = rc;
             }

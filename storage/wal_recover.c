@@ -86,19 +86,7 @@ static int list_segments(struct wal *wal, uint64_t **out, uint32_t *n)
 
 static int read_file(int fd, uint8_t *buf, uint64_t len)
 {
-    uint64_t done = 0;
-    while (done < len) {
-        ssize_t r =
-            WAL_FAULT(WAL_FP_PREAD, pread(fd, buf + done, (size_t)(len - done), (off_t)done));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return r == 0 ? RR_ETRUNCATED : RR_EIO;
-        }
-        done += (uint64_t)r;
-    }
-    return RR_OK;
+    return wal_pread_full(fd, buf, (size_t)len, 0);
 }
 
 static int check_identity(const struct wal *wal,
@@ -199,8 +187,8 @@ static int corrupt(const struct wal *wal,
     return corrupt_group(wal, seq, off, group, why, err, err_len);
 }
 
-/* Looks for valid records past the first invalid one at s->data_end. Only the last flush
- * can be torn: each flush's first record carries the segment offset that was durable when
+/* Looks for valid records past the first invalid one at s->data_end. Only the flushes in
+ * flight can be torn: each flush's first record carries the segment offset that was durable when
  * the flush was submitted (its flush base), so a valid record whose flush base lies past
  * data_end proves the bytes at data_end had been synced: they are corrupt, not torn. Valid
  * records that prove nothing belong to the torn flush; torn_end is where they end. */
@@ -208,16 +196,10 @@ static int
 scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err, size_t err_len)
 {
     s->torn_end = 0;
-    for (uint64_t p = s->data_end + WAL_RECORD_ALIGN; p + WAL_RECORD_HEADER_BYTES <= s->bytes;
-         p += WAL_RECORD_ALIGN) {
-        if (!wal_record_peek_magic(buf + p)) {
-            continue;
-        }
-        struct wal_record r;
-        int64_t n = wal_record_decode(buf + p, s->bytes - p, s->salt, &r);
-        if (n < 0) {
-            continue;
-        }
+    struct wal_record r;
+    for (uint64_t p =
+             wal_record_find_valid(buf, s->data_end + WAL_RECORD_ALIGN, s->bytes, s->salt, &r);
+         p != 0; p = wal_record_find_valid(buf, s->torn_end, s->bytes, s->salt, &r)) {
         if (r.flush_base > s->data_end) {
             char why[160];
             snprintf(why, sizeof(why),
@@ -227,8 +209,7 @@ scan_beyond(const struct wal *wal, struct scan *s, const uint8_t *buf, char *err
             return corrupt(wal, s->seq, s->data_end, buf + s->data_end, s->bytes - s->data_end, why,
                            err, err_len);
         }
-        s->torn_end = p + (uint64_t)n;
-        p += (uint64_t)n - WAL_RECORD_ALIGN;
+        s->torn_end = p + wal_record_size(r.payload_len);
     }
     return RR_OK;
 }
@@ -446,7 +427,6 @@ static int install(struct wal *wal, struct scan *sc, uint32_t n, char *err, size
     struct wal_segment *active = &wal->segs[wal->seg_count - 1];
     wal->head = active->lsn_end;
     wal->durable = wal->head;
-    wal->submitted = wal->head;
     wal->ring_lo = wal->head;
     return RR_OK;
 }
@@ -484,34 +464,26 @@ static int settle_unusable_newest(struct wal *wal, struct scan *s, char *err, si
     wal_segment_name(name, sizeof(name), s->seq);
     struct wal_segment_header h;
     wal_segment_fill_header(wal, s->seq, &h);
-    uint8_t *buf = s->bytes > WAL_SEGMENT_HEADER_BYTES ? malloc(s->bytes) : NULL;
-    if (s->bytes > WAL_SEGMENT_HEADER_BYTES) {
-        int rc = buf == NULL ? RR_ENOMEM : read_file(s->fd, buf, s->bytes);
-        if (rc != RR_OK) {
-            free(buf);
-            close(s->fd);
-            s->fd = -1;
-            snprintf(err, err_len, "%s/%s: cannot read a file with a bad header: %s", wal->dir,
-                     name, rr_strerror(rc));
-            return rc;
-        }
-    }
-    for (uint64_t p = WAL_SEGMENT_HEADER_BYTES;
-         buf != NULL && p + WAL_RECORD_HEADER_BYTES <= s->bytes; p += WAL_RECORD_ALIGN) {
-        struct wal_record r;
-        if (wal_record_peek_magic(buf + p) &&
-            wal_record_decode(buf + p, s->bytes - p, h.salt, &r) > 0) {
-            free(buf);
-            close(s->fd);
-            s->fd = -1;
-            return corrupt_group(wal, s->seq, 0, r.group,
-                                 "bad segment header (offset 0) on a segment holding records", err,
-                                 err_len);
-        }
-    }
+    bool has_body = s->bytes > WAL_SEGMENT_HEADER_BYTES; /* else it cannot hold a record */
+    uint8_t *buf = has_body ? malloc(s->bytes) : NULL;
+    int rc = !has_body ? RR_OK : buf == NULL ? RR_ENOMEM : read_file(s->fd, buf, s->bytes);
+    struct wal_record r;
+    uint64_t found = has_body && rc == RR_OK ? wal_record_find_valid(buf, WAL_SEGMENT_HEADER_BYTES,
+                                                                     s->bytes, h.salt, &r)
+                                             : 0;
     free(buf);
     close(s->fd);
     s->fd = -1;
+    if (rc != RR_OK) {
+        snprintf(err, err_len, "%s/%s: cannot read a file with a bad header: %s", wal->dir, name,
+                 rr_strerror(rc));
+        return rc;
+    }
+    if (found != 0) {
+        return corrupt_group(wal, s->seq, 0, r.group,
+                             "bad segment header (offset 0) on a segment holding records", err,
+                             err_len);
+    }
     if (unlinkat(wal->dir_fd, name, 0) != 0) {
         snprintf(err, err_len, "%s/%s: cannot remove an unfinished segment: %s", wal->dir, name,
                  strerror(errno));
@@ -559,7 +531,6 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
         free(seqs);
         return rc;
     }
-    uint32_t start = 0;
     uint32_t count = n;
     if (count > WAL_SEGMENTS_MAX - 1u) {
         free(seqs);
@@ -573,7 +544,7 @@ int wal_recover(struct wal *wal, char *err, size_t err_len)
         snprintf(err, err_len, "wal: out of memory");
     }
     for (uint32_t i = 0; i < count; i++) {
-        sc[i].seq = seqs[start + i];
+        sc[i].seq = seqs[i];
         sc[i].fd = -1;
     }
     wal->next_seq = n == 0 ? 1 : seqs[n - 1] + 1;

@@ -244,11 +244,12 @@ static int segment(struct tool *t, const char *path, int is_last)
         }
         /* As recovery does: a valid record further on whose flush began once this offset was
          * durable proves the bad record had been synced (docs/disk-format.md). */
-        for (uint64_t p = off + WAL_RECORD_ALIGN; !zeros && p + WAL_RECORD_HEADER_BYTES <= len;
-             p += WAL_RECORD_ALIGN) {
-            struct wal_record r;
-            if (wal_record_peek_magic(buf + p) &&
-                wal_record_decode(buf + p, len - p, h.salt, &r) > 0 && r.flush_base > off) {
+        struct wal_record r;
+        for (uint64_t p =
+                 zeros ? 0 : wal_record_find_valid(buf, off + WAL_RECORD_ALIGN, len, h.salt, &r);
+             p != 0;
+             p = wal_record_find_valid(buf, p + wal_record_size(r.payload_len), len, h.salt, &r)) {
+            if (r.flush_base > off) {
                 note(t,
                      "%s: record at offset %" PRIu64 " is bad, but the record at offset %" PRIu64
                      " was written by a later flush that started once offset %u was durable: "
