@@ -96,6 +96,9 @@ TEST_STAGES := test-unit
 # ---- storage tools, benchmarks and soak -----------------------------------------------
 -include storage/storage.mk
 
+# ---- the node: io/ (service and wire libraries, runtime, ringraftd) -----------------------
+-include io/io.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51

@@ -1,0 +1,61 @@
+# io/: the node. Two layers:
+#   io/service/, io/wire/  pure code (no syscalls, no clocks): the RESP parser and reply
+#                          writer, the command table, the state machines, the peer frame
+#                          and handshake codec. Built into libringraft-service.a and tested
+#                          by tests/service/ without any process or socket.
+#   io/*.c                 the runtime: the kernel seam, worker event loops, peer and client
+#                          connections, ringraftd itself.
+
+SERVICE_SRC := $(wildcard io/service/*.c io/wire/*.c)
+SERVICE_OBJ := $(SERVICE_SRC:%.c=$(B)/%.o)
+LIBSERVICE := $(B)/libringraft-service.a
+SERVICE_TEST_SRC := $(wildcard tests/service/test_*.c)
+SERVICE_TEST_BIN := $(SERVICE_TEST_SRC:%.c=$(B)/%)
+
+$(LIBSERVICE): $(SERVICE_OBJ)
+	$(call say,AR,$@)$(AR) rcs $@ $^
+
+$(B)/tests/service/%: $(B)/tests/service/%.o $(LIBSERVICE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_XXHASH)
+
+ifneq ($(SERVICE_SRC),)
+BUILD_TARGETS += $(LIBSERVICE) $(SERVICE_TEST_BIN)
+TEST_STAGES += test-service
+endif
+
+test-service:
+	$(Q)tools/stage.sh service 300 tools/run-tests.sh $(SERVICE_TEST_BIN)
+
+# ---- the runtime and ringraftd ---------------------------------------------------------
+NODE_SRC := $(filter-out io/main.c,$(wildcard io/*.c))
+NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)
+LIBNODE := $(B)/libringraft-node.a
+RINGRAFTD := $(B)/ringraftd
+
+$(LIBNODE): $(NODE_OBJ)
+	$(call say,AR,$@)$(AR) rcs $@ $^
+
+$(RINGRAFTD): $(B)/io/main.o $(LIBNODE) $(LIBSERVICE) $(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_URING) $(LIBS_XXHASH) -lpthread
+
+BUILD_TARGETS += $(RINGRAFTD)
+
+# ---- running a local cluster, and the process tests (tests/node) -----------------------
+# `make run`: the release build as a local 3-node cluster in the foreground (data and logs
+# in build/run-cluster; Ctrl-C stops it). docs/operations.md.
+.PHONY: run test-node
+RUN_DIR ?= $(CURDIR)/build/run-cluster
+run: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd
+	$(Q)tools/run-local-cluster.sh $(RUN_DIR)
+
+# The node tests start real ringraftd processes (build/debug/ringraftd, always: they are
+# sanitizer tests) on 127.0.0.1 and talk RESP to them; each test has its own timeout
+# (NODE_TEST_TIMEOUT seconds), the stage NODE_STAGE_TIMEOUT. NODE_TESTS=pattern picks tests.
+NODE_STAGE_TIMEOUT ?= 900
+NODE_TEST_TIMEOUT ?= 180
+TEST_STAGES += test-node
+test-node:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
+	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
+		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
