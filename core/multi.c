@@ -181,6 +181,15 @@ struct raft *multi_group(struct multi *m, raft_group g)
     return multi_at(m, (uint32_t)slot);
 }
 
+const struct raft *multi_group_peek(const struct multi *m, raft_group g)
+{
+    int64_t slot = multi_slot_of(m, g);
+    if (slot < 0) {
+        return NULL;
+    }
+    return (const struct raft *)(const void *)(m->groups + (size_t)slot * m->stride);
+}
+
 void multi_mark_slot(struct multi *m, uint32_t slot)
 {
     RR_ASSERT(slot < m->count);

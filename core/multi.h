@@ -39,6 +39,9 @@ raft_group multi_group_id(const struct multi *m, uint32_t slot);
  * caller may change it directly (raft_campaign, raft_snapshot_taken, raft_step). */
 struct raft *multi_group(struct multi *m, raft_group g);
 
+/* The group for reading only (raft_status and other const calls), or NULL; marks nothing. */
+const struct raft *multi_group_peek(const struct multi *m, raft_group g);
+
 /* Ticks every group, marking dirty those that then have a ready batch. */
 void multi_tick(struct multi *m);
 /* Decodes a batch from a peer and steps each message into its group. Returns 0, or an error

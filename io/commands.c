@@ -1,0 +1,503 @@
+/* Commands the node answers itself, from its configuration and the published group view
+ * (struct group_pub): PING, ECHO, SELECT, QUIT, AUTH, HELLO, CLIENT, CONFIG GET, COMMAND,
+ * INFO, CLUSTER, RAFT STATUS, READONLY/READWRITE, WAIT. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "io/client.h"
+#include "io/log.h"
+
+#define RINGRAFT_VERSION "0.1.0"
+
+static bool arg_is(const uint8_t *a, size_t l, const char *s)
+{
+    return l == strlen(s) && strncasecmp((const char *)a, s, l) == 0;
+}
+
+/* The 40-character node id Redis Cluster clients expect, derived from cluster and node id. */
+static void node_name(const struct node *n, raft_node id, char out[41])
+{
+    snprintf(out, 41, "%016" PRIx64 "%08x%016x", n->cfg.cluster_id, id, 0);
+}
+
+static void reply_pair(struct reply *r, const char *k, const char *v)
+{
+    reply_bulk_cstr(r, k);
+    reply_bulk_cstr(r, v);
+}
+
+static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct reply *r)
+{
+    struct config_item {
+        const char *name;
+        const char *value;
+    } items[16];
+    uint32_t k = 0;
+    items[k++] = (struct config_item){"save", ""};
+    items[k++] = (struct config_item){"appendonly", "yes"};
+    items[k++] = (struct config_item){"appendfsync", "always"};
+    items[k++] = (struct config_item){"databases", "1"};
+    items[k++] = (struct config_item){"cluster-enabled", "yes"};
+    static _Thread_local char port[16], maxclients[16], dir[NODE_PATH_MAX], bulk[24];
+    snprintf(port, sizeof(port), "%u", config_self(&n->cfg)->port);
+    snprintf(maxclients, sizeof(maxclients), "%u", n->cfg.maxclients);
+    snprintf(dir, sizeof(dir), "%s", n->cfg.dir);
+    snprintf(bulk, sizeof(bulk), "%" PRIu64, n->cfg.proto_max_bulk_len);
+    items[k++] = (struct config_item){"port", port};
+    items[k++] = (struct config_item){"maxclients", maxclients};
+    items[k++] = (struct config_item){"dir", dir};
+    items[k++] = (struct config_item){"proto-max-bulk-len", bulk};
+    uint32_t matched = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        matched += sm_glob_match(pat, pl, (const uint8_t *)items[i].name, strlen(items[i].name), true);
+    }
+    reply_array(r, 2 * (int64_t)matched);
+    for (uint32_t i = 0; i < k; i++) {
+        if (sm_glob_match(pat, pl, (const uint8_t *)items[i].name, strlen(items[i].name), true)) {
+            reply_pair(r, items[i].name, items[i].value);
+        }
+    }
+}
+
+static void command_info(const struct cmd_spec *c, struct reply *r)
+{
+    reply_array(r, 10);
+    reply_bulk_cstr(r, c->name);
+    reply_int(r, c->arity);
+    /* flags as a set of simple strings */
+    uint32_t nf = 0;
+    const char *f = c->flags ? c->flags : "";
+    for (const char *p = f; *p != '\0';) {
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        nf++;
+        p += strcspn(p, " ");
+    }
+    reply_array(r, nf);
+    for (const char *p = f; *p != '\0';) {
+        while (*p == ' ') {
+            p++;
+        }
+        if (*p == '\0') {
+            break;
+        }
+        size_t l = strcspn(p, " ");
+        char word[32];
+        snprintf(word, sizeof(word), "%.*s", (int)l, p);
+        reply_simple(r, word);
+        p += l;
+    }
+    reply_int(r, c->first_key);
+    reply_int(r, c->last_key);
+    reply_int(r, c->key_step);
+    reply_array(r, 0); /* ACL categories */
+    reply_array(r, 0); /* tips */
+    reply_array(r, 0); /* key specs */
+    reply_array(r, 0); /* subcommands */
+}
+
+static void command_cmd(uint32_t argc, const uint8_t *const argv[], const size_t argl[],
+                        struct reply *r)
+{
+    if (argc == 1) {
+        reply_array(r, (int64_t)cmd_count());
+        for (size_t i = 0; i < cmd_count(); i++) {
+            command_info(cmd_at(i), r);
+        }
+        return;
+    }
+    if (arg_is(argv[1], argl[1], "count")) {
+        reply_int(r, (int64_t)cmd_count());
+        return;
+    }
+    if (arg_is(argv[1], argl[1], "docs")) {
+        /* No docs: an empty map (redis-cli then shows no hints). */
+        reply_array(r, 0);
+        return;
+    }
+    if (arg_is(argv[1], argl[1], "info")) {
+        reply_array(r, argc - 2);
+        for (uint32_t i = 2; i < argc; i++) {
+            const struct cmd_spec *c = cmd_lookup(argv[i], argl[i]);
+            if (c == NULL) {
+                reply_null_array(r);
+            } else {
+                command_info(c, r);
+            }
+        }
+        return;
+    }
+    reply_errorf(r, "ERR unknown subcommand '%.*s'. Try COMMAND HELP.", (int)argl[1],
+                 (const char *)argv[1]);
+}
+
+static uint32_t groups_led_by(const struct node *n, raft_node id)
+{
+    uint32_t k = 0;
+    for (raft_group g = 0; g < n->cfg.groups; g++) {
+        k += atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed) == id;
+    }
+    return k;
+}
+
+static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply *r)
+{
+    struct worker *w = cl->w;
+    struct node *n = w->node;
+    bool all = sl == 0 || arg_is(sec, sl, "all") || arg_is(sec, sl, "everything") ||
+               arg_is(sec, sl, "default");
+    char *text = malloc(64 << 10);
+    if (text == NULL) {
+        reply_error(r, "OOM out of memory");
+        return;
+    }
+    size_t cap = 64 << 10, len = 0;
+#define OUT(...) len += (size_t)snprintf(text + len, len < cap ? cap - len : 0, __VA_ARGS__)
+    if (all || arg_is(sec, sl, "server")) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        OUT("# Server\r\nredis_version:7.0.15\r\nringraft_version:" RINGRAFT_VERSION
+            "\r\nredis_mode:cluster\r\nos:Linux\r\nprocess_id:%d\r\nrun_id:%s\r\n"
+            "tcp_port:%u\r\nuptime_in_seconds:%" PRId64 "\r\nnode_id:%u\r\nworkers:%u\r\n"
+            "groups:%u\r\n\r\n",
+            (int)getpid(), n->run_id, config_self(&n->cfg)->port,
+            (node_clock_ms() - n->start_ms) / 1000, n->cfg.node_id, n->cfg.workers, n->cfg.groups);
+    }
+    if (all || arg_is(sec, sl, "clients")) {
+        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
+            atomic_load(&n->clients), n->cfg.maxclients);
+    }
+    if (all || arg_is(sec, sl, "stats")) {
+        uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, redir = 0, tmo = 0, busy = 0,
+                 acc = 0, errs = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            prop += atomic_load_explicit(&p->proposals, memory_order_relaxed);
+            appl += atomic_load_explicit(&p->applied, memory_order_relaxed);
+            reads += atomic_load_explicit(&p->reads, memory_order_relaxed);
+            fout += atomic_load_explicit(&p->forwards_out, memory_order_relaxed);
+            fin += atomic_load_explicit(&p->forwards_in, memory_order_relaxed);
+            redir += atomic_load_explicit(&p->redirects, memory_order_relaxed);
+            tmo += atomic_load_explicit(&p->timeouts, memory_order_relaxed);
+            busy += atomic_load_explicit(&p->busy_rejects, memory_order_relaxed);
+            acc += atomic_load_explicit(&p->clients_accepted, memory_order_relaxed);
+            errs += atomic_load_explicit(&p->client_errors, memory_order_relaxed);
+        }
+        OUT("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\nproposals:%" PRIu64
+            "\r\napplied_entries:%" PRIu64 "\r\nread_index_requests:%" PRIu64
+            "\r\nforwarded_out:%" PRIu64 "\r\nforwarded_in:%" PRIu64 "\r\nredirects:%" PRIu64
+            "\r\nrequest_timeouts:%" PRIu64 "\r\nbusy_rejects:%" PRIu64
+            "\r\nprotocol_errors:%" PRIu64 "\r\n\r\n",
+            acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs);
+    }
+    if (all || arg_is(sec, sl, "raft")) {
+        uint32_t known = 0;
+        for (raft_group g = 0; g < n->cfg.groups; g++) {
+            known += atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed) != 0;
+        }
+        OUT("# Raft\r\nnode_id:%u\r\ngroups:%u\r\ngroups_with_leader:%u\r\n", n->cfg.node_id,
+            n->cfg.groups, known);
+        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
+            OUT("groups_led_by_node_%u:%u\r\n", n->cfg.nodes[i].id,
+                groups_led_by(n, n->cfg.nodes[i].id));
+        }
+        OUT("\r\n");
+    }
+    if (all || arg_is(sec, sl, "storage") || arg_is(sec, sl, "batching") ||
+        arg_is(sec, sl, "persistence")) {
+        char strat[64];
+        uint64_t flushes = 0, records = 0, bytes = 0, frames = 0, fbytes = 0, sends = 0,
+                 dropped = 0, bad = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            flushes += atomic_load_explicit(&p->wal_flushes, memory_order_relaxed);
+            records += atomic_load_explicit(&p->wal_records, memory_order_relaxed);
+            bytes += atomic_load_explicit(&p->wal_bytes, memory_order_relaxed);
+            frames += atomic_load_explicit(&p->frames_sent, memory_order_relaxed);
+            fbytes += atomic_load_explicit(&p->frame_bytes_sent, memory_order_relaxed);
+            sends += atomic_load_explicit(&p->peer_sends, memory_order_relaxed);
+            dropped += atomic_load_explicit(&p->frames_dropped, memory_order_relaxed);
+            bad += atomic_load_explicit(&p->frames_bad, memory_order_relaxed);
+        }
+        OUT("# Batching\r\ndisk_strategy:%s\r\nnet_strategy:%s\r\nwal_flushes:%" PRIu64
+            "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
+            "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
+            "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
+            "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64 "\r\n\r\n",
+            wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
+            n->cfg.net_batching == NET_BATCHING_NONE ? "none" : "adaptive", flushes, records, bytes,
+            flushes ? (double)records / (double)flushes : 0.0,
+            flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad);
+    }
+    if (all || arg_is(sec, sl, "cluster")) {
+        OUT("# Cluster\r\ncluster_enabled:1\r\n\r\n");
+    }
+    if (all || arg_is(sec, sl, "keyspace")) {
+        OUT("# Keyspace\r\n");
+    }
+#undef OUT
+    if (len >= cap) {
+        len = cap - 1;
+    }
+    reply_bulk(r, text, len);
+    free(text);
+}
+
+/* CLUSTER SLOTS: one range per group, its leader as master and the other nodes as replicas. */
+static void cluster_slots(struct node *n, struct reply *r)
+{
+    reply_array(r, n->cfg.groups);
+    for (raft_group g = 0; g < n->cfg.groups; g++) {
+        uint16_t first, last;
+        cmd_group_slots(g, n->cfg.groups, &first, &last);
+        raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
+        if (leader == 0) {
+            leader = n->cfg.node_id;
+        }
+        reply_array(r, 2 + n->cfg.node_count);
+        reply_int(r, first);
+        reply_int(r, last);
+        const struct node_address *order[RAFT_MEMBERS_MAX];
+        uint32_t k = 0;
+        order[k++] = config_node(&n->cfg, leader);
+        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
+            if (n->cfg.nodes[i].id != leader) {
+                order[k++] = &n->cfg.nodes[i];
+            }
+        }
+        for (uint32_t i = 0; i < k; i++) {
+            char name[41];
+            node_name(n, order[i]->id, name);
+            reply_array(r, 3);
+            reply_bulk_cstr(r, order[i]->host);
+            reply_int(r, order[i]->port);
+            reply_bulk_cstr(r, name);
+        }
+    }
+}
+
+/* CLUSTER NODES: every node a master owning the slot ranges of the groups it leads. */
+static void cluster_nodes(struct node *n, struct reply *r)
+{
+    size_t cap = 4096 + (size_t)n->cfg.groups * 16 * n->cfg.node_count, len = 0;
+    char *text = malloc(cap);
+    if (text == NULL) {
+        reply_error(r, "OOM out of memory");
+        return;
+    }
+    for (uint32_t i = 0; i < n->cfg.node_count; i++) {
+        const struct node_address *a = &n->cfg.nodes[i];
+        char name[41];
+        node_name(n, a->id, name);
+        len += (size_t)snprintf(text + len, cap - len, "%s %s:%u@%u %smaster - 0 0 %u connected",
+                                name, a->host, a->port, a->peer_port,
+                                a->id == n->cfg.node_id ? "myself," : "", a->id);
+        for (raft_group g = 0; g < n->cfg.groups; g++) {
+            raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
+            if (leader == 0) {
+                leader = n->cfg.node_id; /* unknown: claim it; clients retry on -TRYAGAIN */
+            }
+            if (leader != a->id) {
+                continue;
+            }
+            uint16_t first, last;
+            cmd_group_slots(g, n->cfg.groups, &first, &last);
+            len += (size_t)snprintf(text + len, cap - len, first == last ? " %u" : " %u-%u", first,
+                                    last);
+        }
+        len += (size_t)snprintf(text + len, cap - len, "\n");
+    }
+    reply_bulk(r, text, len);
+    free(text);
+}
+
+static void cluster_cmd(struct node *n, uint32_t argc, const uint8_t *const argv[],
+                        const size_t argl[], struct reply *r)
+{
+    if (arg_is(argv[1], argl[1], "slots")) {
+        cluster_slots(n, r);
+    } else if (arg_is(argv[1], argl[1], "nodes")) {
+        cluster_nodes(n, r);
+    } else if (arg_is(argv[1], argl[1], "keyslot") && argc == 3) {
+        reply_int(r, cmd_keyslot(argv[2], argl[2]));
+    } else if (arg_is(argv[1], argl[1], "myid")) {
+        char name[41];
+        node_name(n, n->cfg.node_id, name);
+        reply_bulk_cstr(r, name);
+    } else if (arg_is(argv[1], argl[1], "info")) {
+        char text[512];
+        int l = snprintf(text, sizeof(text),
+                         "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:"
+                         "16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\n"
+                         "cluster_known_nodes:%u\r\ncluster_size:%u\r\ncluster_current_epoch:1\r\n"
+                         "cluster_my_epoch:1\r\n",
+                         n->cfg.node_count, n->cfg.node_count);
+        reply_bulk(r, text, (size_t)l);
+    } else {
+        reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CLUSTER HELP.", (int)argl[1],
+                     (const char *)argv[1]);
+    }
+}
+
+static const char *role_name(uint32_t role)
+{
+    switch (role) {
+    case RAFT_LEADER:
+        return "leader";
+    case RAFT_CANDIDATE:
+        return "candidate";
+    case RAFT_PRE_CANDIDATE:
+        return "pre-candidate";
+    default:
+        return "follower";
+    }
+}
+
+/* RAFT STATUS: one line per group, as a bulk string. */
+static void raft_cmd(struct node *n, uint32_t argc, const uint8_t *const argv[],
+                     const size_t argl[], struct reply *r)
+{
+    (void)argc;
+    if (!arg_is(argv[1], argl[1], "status")) {
+        reply_errorf(r, "ERR unknown subcommand '%.*s'. Try RAFT STATUS.", (int)argl[1],
+                     (const char *)argv[1]);
+        return;
+    }
+    size_t cap = 256 + (size_t)n->cfg.groups * 160, len = 0;
+    char *text = malloc(cap);
+    if (text == NULL) {
+        reply_error(r, "OOM out of memory");
+        return;
+    }
+    len += (size_t)snprintf(text + len, cap - len, "node:%u groups:%u workers:%u\n",
+                            n->cfg.node_id, n->cfg.groups, n->cfg.workers);
+    for (raft_group g = 0; g < n->cfg.groups; g++) {
+        const struct group_pub *p = &n->pub[g];
+        len += (size_t)snprintf(
+            text + len, cap - len,
+            "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64 " applied:%" PRIu64
+            " last:%" PRIu64 " snapshot:%" PRIu64 "\n",
+            g, role_name(atomic_load(&p->role)), atomic_load(&p->term), atomic_load(&p->leader),
+            atomic_load(&p->commit), atomic_load(&p->applied), atomic_load(&p->last_index),
+            atomic_load(&p->snapshot_index));
+    }
+    reply_bulk(r, text, len);
+    free(text);
+}
+
+bool node_command(struct client *cl, const struct cmd_spec *cmd, uint32_t argc,
+                  const uint8_t *const argv[], const size_t argl[], struct reply *r)
+{
+    struct node *n = cl->w->node;
+    switch (cmd->id) {
+    case CMD_ID_PING:
+        if (argc == 1) {
+            reply_simple(r, "PONG");
+        } else {
+            reply_bulk(r, argv[1], argl[1]);
+        }
+        return true;
+    case CMD_ID_ECHO:
+        reply_bulk(r, argv[1], argl[1]);
+        return true;
+    case CMD_ID_QUIT:
+        reply_simple(r, "OK");
+        return false;
+    case CMD_ID_SELECT:
+        if (argl[1] == 1 && argv[1][0] == '0') {
+            reply_simple(r, "OK");
+        } else {
+            reply_error(r, "ERR SELECT is not allowed in cluster mode");
+        }
+        return true;
+    case CMD_ID_AUTH:
+        reply_error(r, "ERR AUTH <password> called without any password configured for the "
+                       "default user. Are you sure your configuration is correct?");
+        return true;
+    case CMD_ID_READONLY:
+    case CMD_ID_READWRITE:
+        reply_simple(r, "OK");
+        return true;
+    case CMD_ID_WAIT:
+        /* Writes are acknowledged only once a majority has them: report the other nodes. */
+        reply_int(r, (int64_t)n->cfg.node_count - 1);
+        return true;
+    case CMD_ID_HELLO: {
+        if (argc >= 2 && !(argl[1] == 1 && argv[1][0] == '2')) {
+            reply_error(r, "NOPROTO sorry, this protocol version is not supported");
+            return true;
+        }
+        char name[41];
+        node_name(n, n->cfg.node_id, name);
+        reply_array(r, 14);
+        reply_pair(r, "server", "redis");
+        reply_pair(r, "version", "7.0.15");
+        reply_bulk_cstr(r, "proto");
+        reply_int(r, 2);
+        reply_bulk_cstr(r, "id");
+        reply_int(r, (int64_t)cl->id);
+        reply_pair(r, "mode", "cluster");
+        reply_pair(r, "role", "master");
+        reply_bulk_cstr(r, "modules");
+        reply_array(r, 0);
+        return true;
+    }
+    case CMD_ID_CLIENT:
+        if (arg_is(argv[1], argl[1], "id")) {
+            reply_int(r, (int64_t)cl->id);
+        } else if (arg_is(argv[1], argl[1], "setname") && argc == 3) {
+            if (argl[2] >= sizeof(cl->name) || memchr(argv[2], ' ', argl[2]) != NULL) {
+                reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
+                               "characters.");
+            } else {
+                memcpy(cl->name, argv[2], argl[2]);
+                cl->name[argl[2]] = '\0';
+                reply_simple(r, "OK");
+            }
+        } else if (arg_is(argv[1], argl[1], "getname")) {
+            if (cl->name[0] == '\0') {
+                reply_null(r);
+            } else {
+                reply_bulk_cstr(r, cl->name);
+            }
+        } else if (arg_is(argv[1], argl[1], "setinfo")) {
+            reply_simple(r, "OK");
+        } else {
+            reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CLIENT HELP.", (int)argl[1],
+                         (const char *)argv[1]);
+        }
+        return true;
+    case CMD_ID_CONFIG:
+        if (arg_is(argv[1], argl[1], "get") && argc >= 3) {
+            config_get(n, argv[2], argl[2], r);
+        } else {
+            reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.", (int)argl[1],
+                         (const char *)argv[1]);
+        }
+        return true;
+    case CMD_ID_COMMAND:
+        command_cmd(argc, argv, argl, r);
+        return true;
+    case CMD_ID_INFO:
+        info(cl, argc > 1 ? argv[1] : NULL, argc > 1 ? argl[1] : 0, r);
+        return true;
+    case CMD_ID_CLUSTER:
+        cluster_cmd(n, argc, argv, argl, r);
+        return true;
+    case CMD_ID_RAFT:
+        raft_cmd(n, argc, argv, argl, r);
+        return true;
+    default:
+        reply_errorf(r, "ERR command '%s' is not supported", cmd->name);
+        return true;
+    }
+}

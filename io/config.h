@@ -1,0 +1,75 @@
+/* ringraftd's configuration: a built-in default (a single-node cluster on 127.0.0.1:7001,
+ * data in ./ringraft-data), overridden by a redis.conf-like file ("key value" lines, '#'
+ * comments) and then by command-line flags ("--key value"), in that order. docs/node.md
+ * lists every option. */
+#ifndef RR_IO_CONFIG_H
+#define RR_IO_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/limits.h"
+#include "storage/wal.h"
+
+#define NODE_HOST_MAX 64
+#define NODE_PATH_MAX 512
+
+struct node_address {
+    raft_node id;
+    char host[NODE_HOST_MAX]; /* where clients and peers reach it */
+    uint16_t port;            /* client (RESP) port */
+    uint16_t peer_port;       /* worker w listens for peers on peer_port + w */
+};
+
+enum net_batching { NET_BATCHING_NONE = 0, NET_BATCHING_ADAPTIVE = 1 };
+
+struct node_config {
+    raft_node node_id;
+    uint64_t cluster_id;
+    char cluster_secret[128];
+    struct node_address nodes[RAFT_MEMBERS_MAX]; /* the initial membership, this node included */
+    uint32_t node_count;
+    char bind[NODE_HOST_MAX]; /* address the client and peer listeners bind */
+    char dir[NODE_PATH_MAX];
+    char logfile[NODE_PATH_MAX]; /* "" : stderr */
+    int log_level;
+    uint32_t workers; /* W */
+    uint32_t groups;  /* G */
+    char cpus[128];   /* "off", or a CPU list ("0-3", "2,3") the workers pin to in order */
+    struct wal_strategy disk_batching;
+    enum net_batching net_batching;
+    uint32_t tick_ms;
+    uint32_t election_ticks;
+    uint32_t heartbeat_ticks;
+    uint32_t request_timeout_ms; /* a client request still unanswered after this fails */
+    bool redirect;               /* answer -MOVED for groups led elsewhere instead of forwarding */
+    /* io_uring features (each probed at start; off means the plain path). */
+    bool uring_defer_taskrun;
+    bool uring_multishot_accept;
+    bool uring_msg_ring;
+    /* Limits. */
+    uint32_t maxclients;              /* per node */
+    uint64_t client_query_buffer_max; /* bytes of unparsed input per client */
+    uint64_t client_output_buffer_max;
+    uint64_t proto_max_bulk_len;
+    uint32_t pipeline_max;        /* requests of one client in flight */
+    uint64_t peer_output_max;     /* bytes queued for one peer connection */
+    uint64_t worker_inflight_max; /* bytes of client requests in flight on one worker */
+};
+
+/* The built-in default. */
+void config_default(struct node_config *c);
+/* Applies one "key value..." setting. Returns 0, or -1 with a message in err. */
+int config_set(struct node_config *c, const char *key, const char *value, char *err, size_t len);
+/* Reads a file of settings. Returns 0 or -1 with "file:line: message" in err. */
+int config_load_file(struct node_config *c, const char *path, char *err, size_t len);
+/* Checks the whole configuration (this node in the node list, ports, G and W). */
+int config_validate(const struct node_config *c, char *err, size_t len);
+/* Writes every setting as a config file would hold it. */
+void config_write(const struct node_config *c, FILE *f);
+/* This node's entry in the node list (validated to exist). */
+const struct node_address *config_self(const struct node_config *c);
+const struct node_address *config_node(const struct node_config *c, raft_node id);
+
+#endif

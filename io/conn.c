@@ -1,0 +1,276 @@
+/* Buffered sockets on the worker's ring: one recv and at most one send in flight per
+ * connection, output double-buffered so new bytes never wait for a send to finish, every
+ * buffer bounded. A connection is freed only once no SQE refers to it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "io/log.h"
+#include "io/node.h"
+
+#define CONN_IN_INITIAL  (16u << 10)
+#define CONN_OUT_INITIAL (16u << 10)
+#define CONN_RECV_MIN    (16u << 10)
+
+static uint64_t conn_next_id = 1; /* per thread is enough for uniqueness with the worker id */
+
+struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->w = w;
+    c->fd = fd;
+    c->kind = kind;
+    c->in_max = in_max;
+    c->out_max = out_max;
+    c->in_cap = CONN_IN_INITIAL;
+    c->in = malloc(c->in_cap);
+    if (c->in == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->id = ((uint64_t)w->id << 48) | __atomic_fetch_add(&conn_next_id, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+static void conn_free(struct conn *c)
+{
+    free(c->in);
+    free(c->out[0].buf);
+    free(c->out[1].buf);
+    free(c);
+}
+
+static bool conn_idle(const struct conn *c) { return !c->recv_pending && !c->send_pending; }
+
+static void conn_submit_close(struct conn *c)
+{
+    if (c->close_submitted) {
+        return;
+    }
+    c->close_submitted = true;
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+    io_uring_prep_close(sqe, c->fd);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_CLOSE, c));
+}
+
+void conn_settle(struct conn *c)
+{
+    if (c->closing && conn_idle(c)) {
+        conn_submit_close(c);
+    }
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    if (c->recv_pending || c->send_pending) {
+        /* Cancel what is in flight; the close follows once both completions are in. */
+        struct io_uring_sqe *sqe = worker_sqe(c->w);
+        io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+        return;
+    }
+    conn_submit_close(c);
+}
+
+void conn_start_recv(struct conn *c)
+{
+    if (c->recv_pending || c->closing || c->paused) {
+        return;
+    }
+    if (c->in_cap - c->in_len < CONN_RECV_MIN) {
+        size_t cap = c->in_cap * 2;
+        while (cap - c->in_len < CONN_RECV_MIN) {
+            cap *= 2;
+        }
+        if (cap > c->in_max + CONN_RECV_MIN) {
+            cap = c->in_max + CONN_RECV_MIN;
+        }
+        if (cap <= c->in_cap) {
+            /* The input limit is reached: the owner stops reading until it consumes. */
+            return;
+        }
+        uint8_t *in = realloc(c->in, cap);
+        if (in == NULL) {
+            LOG_W("connection %llx: out of memory for input; closing", (unsigned long long)c->id);
+            conn_close(c);
+            return;
+        }
+        c->in = in;
+        c->in_cap = cap;
+    }
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+    io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_RECV, c));
+    c->recv_pending = true;
+}
+
+void conn_consume(struct conn *c, size_t n)
+{
+    RR_ASSERT(n <= c->in_len);
+    if (n == 0) {
+        return;
+    }
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= n;
+}
+
+size_t conn_output_bytes(const struct conn *c)
+{
+    return c->out[0].len + c->out[1].len - c->sent;
+}
+
+uint8_t *conn_reserve(struct conn *c, size_t n)
+{
+    if (c->closing || conn_output_bytes(c) + n > c->out_max) {
+        return NULL;
+    }
+    struct conn_buf *o = &c->out[c->fill];
+    if (o->cap - o->len < n) {
+        size_t cap = o->cap ? o->cap : CONN_OUT_INITIAL;
+        while (cap - o->len < n) {
+            cap *= 2;
+        }
+        uint8_t *buf = realloc(o->buf, cap);
+        if (buf == NULL) {
+            return NULL;
+        }
+        o->buf = buf;
+        o->cap = cap;
+    }
+    uint8_t *p = o->buf + o->len;
+    o->len += n;
+    conn_flush_later(c);
+    return p;
+}
+
+bool conn_write(struct conn *c, const void *p, size_t n)
+{
+    uint8_t *dst = conn_reserve(c, n);
+    if (dst == NULL) {
+        return false;
+    }
+    memcpy(dst, p, n);
+    return true;
+}
+
+void conn_flush_later(struct conn *c)
+{
+    if (!c->queued) {
+        c->queued = true;
+        c->next = c->w->flush_list;
+        c->w->flush_list = c;
+    }
+}
+
+static void conn_submit_send(struct conn *c)
+{
+    if (c->send_pending || c->closing) {
+        return;
+    }
+    uint8_t sending = (uint8_t)!c->fill;
+    if (c->out[sending].len == c->sent) {
+        /* Nothing left in the sending buffer: swap if the other has bytes. */
+        c->out[sending].len = 0;
+        c->sent = 0;
+        if (c->out[c->fill].len == 0) {
+            return;
+        }
+        c->fill = sending;
+        sending = (uint8_t)!c->fill;
+    }
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+    io_uring_prep_send(sqe, c->fd, c->out[sending].buf + c->sent, c->out[sending].len - c->sent,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_SEND, c));
+    c->send_pending = true;
+    c->w->st.sends++;
+}
+
+void conn_send_now(struct conn *c) { conn_submit_send(c); }
+
+void conn_flush_all(struct worker *w)
+{
+    struct conn *c = w->flush_list;
+    w->flush_list = NULL;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        c->queued = false;
+        conn_submit_send(c);
+        c = next;
+    }
+}
+
+void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res)
+{
+    (void)w;
+    switch (tag) {
+    case UD_RECV:
+        c->recv_pending = false;
+        if (c->closing) {
+            break;
+        }
+        if (res <= 0) {
+            if (res == -EAGAIN || res == -EINTR || res == -ENOBUFS) {
+                conn_start_recv(c);
+                return;
+            }
+            conn_close(c);
+            break;
+        }
+        c->in_len += (size_t)res;
+        if (c->kind == CONN_CLIENT) {
+            client_on_recv(c);
+        } else {
+            peer_on_recv(c);
+        }
+        if (!c->closing) {
+            conn_start_recv(c);
+        }
+        break;
+    case UD_SEND:
+        c->send_pending = false;
+        if (c->closing) {
+            break;
+        }
+        if (res < 0) {
+            if (res == -EAGAIN || res == -EINTR) {
+                conn_submit_send(c);
+                return;
+            }
+            conn_close(c);
+            break;
+        }
+        c->sent += (size_t)res;
+        conn_submit_send(c);
+        if (c->close_after_flush && !c->send_pending) {
+            conn_close(c);
+            break;
+        }
+        if (c->kind == CONN_CLIENT && !c->send_pending) {
+            /* A client paused for output room may read again. */
+            conn_start_recv(c);
+        }
+        break;
+    case UD_CLOSE:
+        if (c->kind == CONN_CLIENT) {
+            client_on_closed(c);
+        } else {
+            peer_on_closed(c);
+        }
+        conn_free(c);
+        return;
+    default:
+        RR_ASSERT(false);
+    }
+    if (c->closing && conn_idle(c)) {
+        conn_submit_close(c);
+    }
+}

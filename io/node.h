@@ -1,0 +1,346 @@
+/* The node's runtime: shared types of the worker loop (worker.c), connections (conn.c),
+ * peers (peer.c), clients (client.c) and request routing (route.c). docs/node.md describes
+ * the design; this header is internal to io/.
+ *
+ * Threads. A node is one process with W workers, each a thread that owns one io_uring, one
+ * group table (core/multi), one WAL, its groups' state machines, its peer connections (one
+ * per other node) and the client connections it accepted. Workers share nothing mutable
+ * except: the SPSC hand-off queues between them (route.c), and the published per-group view
+ * (struct group_pub: written only by the owning worker, read by anyone, relaxed atomics) that
+ * CLUSTER SLOTS, RAFT STATUS and routing decisions of other workers read. */
+#ifndef RR_IO_NODE_H
+#define RR_IO_NODE_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/drain.h"
+#include "core/multi.h"
+#include "io/config.h"
+#include "io/service/cmd.h"
+#include "io/service/reply.h"
+#include "io/service/resp.h"
+#include "io/service/sm.h"
+#include "storage/wal.h"
+
+#define NODE_WORKERS_MAX 64
+
+/* Top byte of an SQE's user_data: what completed. The rest is a pointer (user space
+ * pointers fit 56 bits) or a small value. */
+enum ud_tag {
+    UD_WAL = 0x01, /* the WAL's own (wal_config.user_data_tag) */
+    UD_RECV = 0x10,
+    UD_SEND = 0x11,
+    UD_CLOSE = 0x12,
+    UD_CONNECT = 0x13,
+    UD_ACCEPT_CLIENT = 0x20,
+    UD_ACCEPT_PEER = 0x21,
+    UD_TICK = 0x30,
+    UD_WAKE = 0x31,    /* MSG_RING from another worker, or the wake eventfd read */
+    UD_IGNORE = 0x3f,  /* completions nobody waits for (cancels, MSG_RING sender side) */
+};
+#define UD_MAKE(tag, ptr) (((uint64_t)(tag) << 56) | (uint64_t)(uintptr_t)(ptr))
+#define UD_TAG(ud)        ((uint8_t)((ud) >> 56))
+#define UD_PTR(ud)        ((void *)(uintptr_t)((ud) & ((1ull << 56) - 1)))
+
+/* ---- connections (conn.c) ---------------------------------------------------------- */
+
+enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2 };
+
+struct conn_buf {
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+/* A socket with an input buffer and double-buffered output: bytes are appended to `out[fill]`
+ * while `out[!fill]` is being sent; a send in flight is one SQE at a time. */
+struct conn {
+    struct worker *w;
+    int fd;
+    uint8_t kind;
+    bool recv_pending;
+    bool send_pending;
+    bool closing; /* close requested: no new I/O; freed when nothing is in flight */
+    bool close_submitted;
+    bool paused; /* the owner stopped reading (limits); it resumes it */
+    bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
+    uint8_t *in;
+    size_t in_len, in_cap, in_max;
+    struct conn_buf out[2];
+    uint8_t fill;      /* which out buffer collects new bytes */
+    size_t sent;       /* bytes of out[!fill] already sent */
+    size_t out_max;    /* bytes both buffers may hold together */
+    uint64_t id;       /* unique within the node */
+    void *owner;       /* struct client or struct peer */
+    struct conn *next; /* worker's list of connections with output to flush */
+    bool queued;       /* on that list */
+};
+
+/* ---- requests (route.c) --------------------------------------------------------------- */
+
+enum req_state {
+    REQ_NEW = 0,
+    REQ_WAITING,   /* no leader known (or busy): retried on a leader change or a tick */
+    REQ_PROPOSED,  /* this node leads: entry at (index, term) */
+    REQ_READING,   /* this node leads: ReadIndex with ctx = req id */
+    REQ_FORWARDED, /* sent to the leader's node, id in the forward map */
+    REQ_DONE,
+};
+
+enum req_origin {
+    ORIGIN_CLIENT = 1, /* a client connection of worker `origin_worker` on this node */
+    ORIGIN_PEER = 2,   /* forwarded to us by node `origin_node` (same worker) */
+    ORIGIN_FANOUT = 3, /* one group's part of a node command over every group */
+};
+
+struct req {
+    uint64_t id; /* unique within the node: read ctx and forward id */
+    uint8_t state;
+    uint8_t origin;
+    uint8_t cls; /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
+    bool redirect_ok; /* may answer -MOVED (client in redirect mode) */
+    bool not_leader;  /* ORIGIN_PEER: answer "not the leader" instead of a reply */
+    bool failed;      /* fan-out parent: a part failed (its error is the reply) */
+    int64_t sum;      /* fan-out parent: DBSIZE total, or keys gathered */
+    bool scan_cursor; /* a SCAN: the reply's cursor is turned into the node-wide one */
+    uint64_t cost;    /* bytes charged to the worker's in-flight budget */
+    raft_group group;
+    uint16_t slot;
+    uint32_t origin_worker;
+    raft_node origin_node;
+    uint64_t origin_id; /* ORIGIN_PEER: the forwarder's id */
+    uint64_t client_id, seq;
+    int64_t deadline_ms;
+    raft_index index; /* REQ_PROPOSED */
+    raft_term term;
+    raft_node forwarded_to;
+    uint32_t argc;
+    const uint8_t **argv;
+    uint32_t *argl;
+    uint8_t *args; /* argv points into this copy */
+    struct reply reply;
+    struct req *parent; /* ORIGIN_FANOUT */
+    uint32_t children_left;
+    void *client; /* ORIGIN_CLIENT: the struct client, on origin_worker */
+    struct req *conn_next;   /* client's in-order list */
+    struct req *list_prev, *list_next; /* the owner's list for `state` */
+    struct req *hnext;       /* id map chain */
+    struct req *all_prev, *all_next; /* the owner worker's in-flight list (timeouts) */
+};
+
+/* Internal classes of fan-out parts (not in the command table). */
+enum { REQ_INTERNAL_DBSIZE = 0x40, REQ_INTERNAL_SCAN = 0x41 };
+
+struct req_list {
+    struct req *head, *tail;
+    uint32_t count;
+};
+
+/* ---- peers (peer.c) -------------------------------------------------------------------- */
+
+enum peer_state { PEER_DOWN = 0, PEER_CONNECTING, PEER_HANDSHAKE, PEER_UP };
+
+struct peer {
+    raft_node id;
+    uint8_t state;
+    bool dialer; /* this node dials (lower id dials) */
+    struct conn *conn;
+    struct sockaddr_in addr; /* its peer port for this worker */
+    int64_t next_dial_ms;
+    uint32_t backoff_ms;
+    uint64_t frames_in, frames_out, bytes_in, bytes_out;
+    uint64_t dropped_frames; /* output over the limit, or down */
+    uint64_t bad_frames;     /* closed for a failed check */
+    uint64_t connects;
+    struct req_list forwarded; /* requests forwarded to this peer, oldest first */
+};
+
+/* ---- per-group state on the owner worker ------------------------------------------------ */
+
+struct group_state {
+    raft_group g;
+    uint8_t role;
+    raft_node leader;
+    raft_term term;
+    struct sm *sm;
+    struct req_list proposed; /* by index */
+    struct req_list reading;
+    struct req_list waiting;
+};
+
+/* What any thread may read about a group (written by the owner only). */
+struct group_pub {
+    _Atomic uint32_t leader;
+    _Atomic uint32_t role;
+    _Atomic uint64_t term, commit, applied, last_index, snapshot_index;
+};
+
+/* ---- worker --------------------------------------------------------------------------- */
+
+/* Single-producer single-consumer queue of request pointers between two workers. */
+#define XQ_SLOTS 16384
+struct xq {
+    _Alignas(64) _Atomic uint64_t head; /* consumer */
+    _Alignas(64) _Atomic uint64_t tail; /* producer */
+    _Alignas(64) struct req *slot[XQ_SLOTS];
+};
+
+struct pending_append; /* worker.c */
+struct held_unit;
+
+struct worker_stats {
+    uint64_t loops, submits, cqes, ticks, drains;
+    uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
+    uint64_t timeouts, busy_rejects, handoffs;
+    uint64_t clients_accepted, clients_closed, client_errors;
+    uint64_t frames_sent, frame_bytes_sent, sends;
+};
+
+/* Counters any thread may read (INFO), written by the worker once per tick. */
+struct worker_pub {
+    _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
+    _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors;
+    _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
+    _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
+    _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
+};
+
+struct worker {
+    struct worker_pub pub;
+    struct node *node;
+    uint32_t id;
+    pthread_t thread;
+    struct io_uring ring;
+    bool ring_ready;
+    int wake_fd; /* eventfd: the main thread's stop signal (and the wake fallback) */
+    uint64_t wake_buf;
+    _Atomic bool sleeping;
+    struct multi *multi;
+    struct wal *wal;
+    struct group_state *groups; /* by slot */
+    uint32_t group_count;
+    int client_lfd, peer_lfd;
+    struct peer peers[RAFT_MEMBERS_MAX];
+    uint32_t peer_count;
+    struct conn *flush_list;
+    /* persistence */
+    uint64_t persist_issued;  /* WAL units issued (appended or queued) */
+    uint64_t persist_durable; /* WAL units acknowledged */
+    struct pending_append *append_head, *append_tail; /* refused with RR_EBUSY, in order */
+    struct held_unit *held_head, *held_tail; /* drain units waiting for durability */
+    int fatal;
+    /* time */
+    int64_t now_ms;          /* monotonic, refreshed each iteration */
+    int64_t next_tick_ms;
+    int64_t next_sweep_ms;
+    struct __kernel_timespec tick_ts;
+    bool tick_armed;
+    /* requests */
+    uint64_t next_req_id;
+    struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
+    uint32_t req_map_mask;
+    struct req_list all;   /* every request this worker owns and has not completed */
+    struct req_list retry; /* to execute again at the next iteration (decided in a drain) */
+    uint64_t inflight_bytes;
+    uint64_t next_client_seq;
+    /* hand-off queues: in[j] from worker j, out[j] to worker j */
+    struct xq **in;
+    struct xq **out;
+    bool wake_pending[NODE_WORKERS_MAX];
+    struct req_list *outbox; /* [W]: requests for a worker whose queue was full, in order */
+    struct client *resume_head; /* clients whose paused input is parsed next iteration */
+    /* clients */
+    uint32_t clients;
+    struct reply scratch; /* apply replies on replicas */
+    struct resp_args args;
+    uint8_t *args_scratch;
+    struct worker_stats st;
+    bool stopping;
+    uint32_t accept_retries;
+};
+
+struct node {
+    struct node_config cfg;
+    struct worker *workers[NODE_WORKERS_MAX];
+    struct group_pub *pub; /* [G] */
+    _Atomic bool stop;
+    int64_t start_ms;
+    char run_id[41];
+    _Atomic uint64_t next_client_id;
+    _Atomic uint32_t clients;
+    struct raft_config initial;
+};
+
+/* node.c */
+int64_t node_clock_ms(void);      /* monotonic */
+int64_t node_wall_ms(void);       /* unix time: the leader's entry timestamp */
+raft_group node_slot_group(const struct node *n, uint16_t slot);
+struct worker *node_group_worker(const struct node *n, raft_group g);
+
+/* worker.c */
+void *worker_main(void *arg);
+struct io_uring_sqe *worker_sqe(struct worker *w);
+struct group_state *worker_group(struct worker *w, raft_group g);
+void worker_wake(struct worker *w, uint32_t to);
+
+/* conn.c */
+struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max);
+void conn_start_recv(struct conn *c);
+/* Appends bytes to the output; false if over the limit (nothing appended). */
+bool conn_write(struct conn *c, const void *p, size_t n);
+/* Reserves n bytes at the end of the output and returns them (NULL: over the limit). */
+uint8_t *conn_reserve(struct conn *c, size_t n);
+void conn_flush_later(struct conn *c);
+void conn_flush_all(struct worker *w);
+/* Starts a send now if none is in flight (net-batching none). */
+void conn_send_now(struct conn *c);
+void conn_close(struct conn *c);
+/* After an operation of a closing connection completed outside conn_handle_cqe. */
+void conn_settle(struct conn *c);
+void conn_consume(struct conn *c, size_t n);
+size_t conn_output_bytes(const struct conn *c);
+/* CQE handlers; return the conn's events to its owner. */
+void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res);
+
+/* peer.c */
+int peer_setup(struct worker *w);
+void peer_tick(struct worker *w);
+void peer_on_recv(struct conn *c);
+void peer_on_closed(struct conn *c);
+void peer_on_connected(struct worker *w, struct conn *c, int res);
+void peer_accepted(struct worker *w, int fd);
+struct peer *peer_find(struct worker *w, raft_node id);
+void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t len);
+/* Sends a frame of `type` whose payload is the concatenation of the parts. */
+bool peer_send_frame(struct peer *p, uint16_t type, const void *a, size_t alen, const void *b,
+                     size_t blen);
+/* Counts a failed check of a peer's frame, logs why, and closes the connection. */
+void peer_bad_frame(struct peer *p, const char *why);
+
+/* client.c */
+void client_accepted(struct worker *w, int fd);
+void client_on_recv(struct conn *c);
+void client_on_closed(struct conn *c);
+void client_req_done(struct worker *w, struct req *r);
+
+/* route.c */
+struct req *req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[],
+                    const size_t argl[]);
+void req_free(struct req *r);
+void route_submit(struct worker *w, struct req *r); /* on the origin worker */
+void route_execute(struct worker *w, struct req *r); /* on the owner worker */
+void route_complete(struct worker *w, struct req *r);
+void route_handoffs(struct worker *w);
+void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e);
+void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
+void route_on_role(struct worker *w, struct group_state *gs);
+void route_sweep(struct worker *w);
+void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
+void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
+void route_peer_down(struct worker *w, struct peer *p);
+void req_list_push(struct req_list *l, struct req *r);
+void req_list_remove(struct req_list *l, struct req *r);
+
+#endif

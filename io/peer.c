@@ -1,0 +1,430 @@
+/* Peer transport: one TCP connection between worker w of this node and worker w of each
+ * other node. The node with the lower id dials (with exponential backoff, 50 ms to 2 s) the
+ * other's peer port + w; the other accepts. The dialer's first frame is a handshake (cluster
+ * id, node ids, worker, G, W, protocol version, proof of the cluster secret); the acceptor
+ * answers with an ack or a refusal naming the mismatch, logged on both sides. After that both
+ * directions carry frames (io/wire/frame.h): Raft batches, forwarded client requests and
+ * their replies. A frame that fails any check closes the connection and is counted; nothing
+ * in it is applied. Output per connection is bounded: a frame that does not fit is dropped
+ * and counted (Raft recovers from loss; forwarded requests time out and are retried). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "io/log.h"
+#include "io/node.h"
+#include "io/wire/frame.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+
+struct peer *peer_find(struct worker *w, raft_node id)
+{
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        if (w->peers[i].id == id) {
+            return &w->peers[i];
+        }
+    }
+    return NULL;
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_in *out)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char ps[8];
+    snprintf(ps, sizeof(ps), "%u", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        LOG_E("cannot resolve %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(out, res->ai_addr, sizeof(*out));
+    freeaddrinfo(res);
+    return 0;
+}
+
+static int listen_on(const char *host, uint16_t port, bool reuseport)
+{
+    struct sockaddr_in a;
+    if (resolve(host, port, &a) != 0) {
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    }
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 1024) != 0) {
+        LOG_E("cannot listen on %s:%u: %s", host, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int peer_setup(struct worker *w)
+{
+    struct node *n = w->node;
+    const struct node_address *self = config_self(&n->cfg);
+    w->client_lfd = listen_on(n->cfg.bind, self->port, true);
+    if (w->client_lfd < 0) {
+        return RR_EIO;
+    }
+    w->peer_lfd = listen_on(n->cfg.bind, (uint16_t)(self->peer_port + w->id), false);
+    if (w->peer_lfd < 0) {
+        return RR_EIO;
+    }
+    for (uint32_t i = 0; i < n->cfg.node_count; i++) {
+        const struct node_address *a = &n->cfg.nodes[i];
+        if (a->id == self->id) {
+            continue;
+        }
+        struct peer *p = &w->peers[w->peer_count++];
+        memset(p, 0, sizeof(*p));
+        p->id = a->id;
+        p->dialer = self->id < a->id;
+        p->backoff_ms = BACKOFF_MIN_MS;
+        if (p->dialer && resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) != 0) {
+            return RR_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static void send_handshake(struct worker *w, struct peer *p)
+{
+    struct node *n = w->node;
+    struct handshake hs = {
+        .version = HANDSHAKE_VERSION,
+        .cluster_id = n->cfg.cluster_id,
+        .node = n->cfg.node_id,
+        .worker = w->id,
+        .group_count = n->cfg.groups,
+        .worker_count = n->cfg.workers,
+        .receiver_node = p->id,
+        .nonce = ((uint64_t)node_wall_ms() << 20) ^ ((uint64_t)getpid() << 8) ^ p->connects,
+    };
+    handshake_sign(&hs, (const uint8_t *)n->cfg.cluster_secret, strlen(n->cfg.cluster_secret));
+    uint8_t buf[HANDSHAKE_BYTES];
+    handshake_encode(buf, &hs);
+    uint8_t *dst = conn_reserve(p->conn, FRAME_HEADER_BYTES + HANDSHAKE_BYTES);
+    if (dst != NULL) {
+        frame_encode(dst, FRAME_HANDSHAKE, buf, HANDSHAKE_BYTES);
+    }
+}
+
+static void peer_down(struct worker *w, struct peer *p)
+{
+    if (p->state == PEER_DOWN) {
+        return;
+    }
+    if (p->state == PEER_UP) {
+        LOG_N("peer %u: connection lost", p->id);
+    }
+    p->state = PEER_DOWN;
+    if (p->conn != NULL) {
+        p->conn->owner = NULL;
+        conn_close(p->conn);
+        p->conn = NULL;
+    }
+    p->next_dial_ms = w->now_ms + p->backoff_ms;
+    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+    route_peer_down(w, p);
+}
+
+void peer_bad_frame(struct peer *p, const char *why)
+{
+    struct worker *w = p->conn != NULL ? p->conn->w : NULL;
+    p->bad_frames++;
+    LOG_W("peer %u: %s; closing the connection", p->id, why);
+    if (w != NULL) {
+        atomic_fetch_add_explicit(&w->pub.frames_bad, 1, memory_order_relaxed);
+        peer_down(w, p);
+    }
+}
+
+void peer_tick(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        struct peer *p = &w->peers[i];
+        if (!p->dialer || p->state != PEER_DOWN || w->now_ms < p->next_dial_ms || w->stopping) {
+            continue;
+        }
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            p->next_dial_ms = w->now_ms + BACKOFF_MAX_MS;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct conn *c = conn_new(w, fd, CONN_PEER, FRAME_PAYLOAD_MAX_DEFAULT + FRAME_HEADER_BYTES,
+                                  (size_t)w->node->cfg.peer_output_max);
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        c->owner = p;
+        p->conn = c;
+        p->state = PEER_CONNECTING;
+        p->connects++;
+        struct io_uring_sqe *sqe = worker_sqe(w);
+        io_uring_prep_connect(sqe, fd, (struct sockaddr *)&p->addr, sizeof(p->addr));
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_CONNECT, c));
+        c->recv_pending = true; /* the connect counts as in flight until it completes */
+    }
+}
+
+void peer_on_connected(struct worker *w, struct conn *c, int res)
+{
+    c->recv_pending = false;
+    struct peer *p = c->owner;
+    if (c->closing || p == NULL) {
+        conn_close(c);
+        conn_settle(c);
+        return;
+    }
+    if (res < 0) {
+        LOG_D("peer %u: connect failed: %s", p->id, strerror(-res));
+        peer_down(w, p);
+        return;
+    }
+    p->state = PEER_HANDSHAKE;
+    send_handshake(w, p);
+    conn_start_recv(c);
+}
+
+void peer_accepted(struct worker *w, int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct conn *c = conn_new(w, fd, CONN_PEER, FRAME_PAYLOAD_MAX_DEFAULT + FRAME_HEADER_BYTES,
+                              (size_t)w->node->cfg.peer_output_max);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->owner = NULL; /* unknown until its handshake */
+    conn_start_recv(c);
+}
+
+static void refuse(struct worker *w, struct conn *c, uint16_t why, const char *reason)
+{
+    struct handshake_ack ack = {.accepted = false, .refusal = why};
+    snprintf(ack.reason, sizeof(ack.reason), "%s", reason);
+    uint8_t buf[HANDSHAKE_ACK_BYTES];
+    handshake_ack_encode(buf, &ack);
+    uint8_t *dst = conn_reserve(c, FRAME_HEADER_BYTES + HANDSHAKE_ACK_BYTES);
+    if (dst != NULL) {
+        frame_encode(dst, FRAME_HANDSHAKE_ACK, buf, HANDSHAKE_ACK_BYTES);
+    }
+    atomic_fetch_add_explicit(&w->pub.handshakes_refused, 1, memory_order_relaxed);
+    c->close_after_flush = true;
+}
+
+/* An inbound connection's first frame. Returns the peer it turned out to be, or NULL. */
+static struct peer *accept_handshake(struct worker *w, struct conn *c, const struct frame *f)
+{
+    struct node *n = w->node;
+    char reason[HANDSHAKE_REASON_BYTES];
+    struct handshake hs;
+    if (f->type != FRAME_HANDSHAKE || handshake_decode(f->payload, f->payload_len, &hs) != 0) {
+        LOG_W("inbound peer connection: first frame is not a valid handshake; closing");
+        refuse(w, c, HANDSHAKE_REFUSE_MALFORMED, "expected a handshake");
+        return NULL;
+    }
+    struct handshake_expect mine = {
+        .cluster_id = n->cfg.cluster_id,
+        .secret = (const uint8_t *)n->cfg.cluster_secret,
+        .secret_len = strlen(n->cfg.cluster_secret),
+        .self_node = n->cfg.node_id,
+        .peer_node = 0,
+        .group_count = n->cfg.groups,
+        .worker_count = n->cfg.workers,
+    };
+    enum handshake_refusal why = handshake_check(&hs, &mine, reason, sizeof(reason));
+    struct peer *p = why == HANDSHAKE_OK ? peer_find(w, hs.node) : NULL;
+    if (why == HANDSHAKE_OK && (p == NULL || p->dialer)) {
+        why = HANDSHAKE_REFUSE_NODE;
+        snprintf(reason, sizeof(reason), "node %u is not a peer that dials node %u", hs.node,
+                 n->cfg.node_id);
+    }
+    if (why == HANDSHAKE_OK && hs.worker != w->id) {
+        why = HANDSHAKE_REFUSE_WORKER_ID;
+        snprintf(reason, sizeof(reason), "worker %u dialed the port of worker %u", hs.worker,
+                 w->id);
+    }
+    if (why != HANDSHAKE_OK) {
+        LOG_W("refused peer handshake: %s", reason);
+        refuse(w, c, (uint16_t)why, reason);
+        return NULL;
+    }
+    if (p->conn != NULL) {
+        /* The peer reconnected (it restarted, or saw the old connection fail first). */
+        peer_down(w, p);
+    }
+    p->conn = c;
+    c->owner = p;
+    p->state = PEER_UP;
+    p->backoff_ms = BACKOFF_MIN_MS;
+    struct handshake_ack ack = {.accepted = true, .refusal = HANDSHAKE_OK};
+    uint8_t buf[HANDSHAKE_ACK_BYTES];
+    handshake_ack_encode(buf, &ack);
+    uint8_t *dst = conn_reserve(c, FRAME_HEADER_BYTES + HANDSHAKE_ACK_BYTES);
+    if (dst != NULL) {
+        frame_encode(dst, FRAME_HANDSHAKE_ACK, buf, HANDSHAKE_ACK_BYTES);
+    }
+    LOG_N("peer %u: connected (inbound)", p->id);
+    return p;
+}
+
+void peer_on_recv(struct conn *c)
+{
+    struct worker *w = c->w;
+    size_t off = 0;
+    while (!c->closing && !c->close_after_flush) {
+        struct frame f;
+        enum frame_status st =
+            frame_decode(c->in + off, c->in_len - off, FRAME_PAYLOAD_MAX_DEFAULT, &f);
+        if (st == FRAME_NEED_MORE) {
+            break;
+        }
+        struct peer *p = c->owner;
+        if (st != FRAME_COMPLETE) {
+            if (p != NULL) {
+                char why[96];
+                snprintf(why, sizeof(why), "bad frame (%s)", frame_status_str(st));
+                peer_bad_frame(p, why);
+            } else {
+                atomic_fetch_add_explicit(&w->pub.frames_bad, 1, memory_order_relaxed);
+                LOG_W("inbound peer connection: bad frame (%s); closing", frame_status_str(st));
+                conn_close(c);
+            }
+            return;
+        }
+        off += f.frame_bytes;
+        if (p == NULL) {
+            if (accept_handshake(w, c, &f) == NULL) {
+                break;
+            }
+            continue;
+        }
+        p->frames_in++;
+        p->bytes_in += f.frame_bytes;
+        if (p->state == PEER_HANDSHAKE) {
+            struct handshake_ack ack;
+            if (f.type != FRAME_HANDSHAKE_ACK ||
+                handshake_ack_decode(f.payload, f.payload_len, &ack) != 0) {
+                peer_bad_frame(p, "expected a handshake ack");
+                return;
+            }
+            if (!ack.accepted) {
+                LOG_W("peer %u refused our handshake: %s", p->id, ack.reason);
+                p->backoff_ms = BACKOFF_MAX_MS;
+                peer_down(w, p);
+                return;
+            }
+            p->state = PEER_UP;
+            p->backoff_ms = BACKOFF_MIN_MS;
+            LOG_N("peer %u: connected (outbound)", p->id);
+            continue;
+        }
+        int rc;
+        switch (f.type) {
+        case FRAME_RAFT:
+            rc = multi_receive(w->multi, f.payload, f.payload_len);
+            if (rc != 0) {
+                char why[96];
+                snprintf(why, sizeof(why), "Raft batch refused (%s)", rr_strerror(rc));
+                peer_bad_frame(p, why);
+                return;
+            }
+            break;
+        case FRAME_FORWARD:
+            route_on_forward(p, f.payload, f.payload_len);
+            break;
+        case FRAME_FORWARD_REPLY:
+            route_on_forward_reply(p, f.payload, f.payload_len);
+            break;
+        case FRAME_PING:
+            break;
+        default:
+            peer_bad_frame(p, "unexpected frame type after the handshake");
+            return;
+        }
+        if (c->owner != p) {
+            return; /* closed by a handler */
+        }
+    }
+    conn_consume(c, off);
+}
+
+void peer_on_closed(struct conn *c)
+{
+    struct peer *p = c->owner;
+    if (p != NULL && p->conn == c) {
+        p->conn = NULL;
+        peer_down(c->w, p);
+    }
+}
+
+bool peer_send_frame(struct peer *p, uint16_t type, const void *a, size_t alen, const void *b,
+                     size_t blen)
+{
+    struct worker *w;
+    if (p->state != PEER_UP || p->conn == NULL) {
+        p->dropped_frames++;
+        return false;
+    }
+    w = p->conn->w;
+    size_t payload = alen + blen;
+    if (payload > FRAME_PAYLOAD_MAX_DEFAULT) {
+        p->dropped_frames++;
+        atomic_fetch_add_explicit(&w->pub.frames_dropped, 1, memory_order_relaxed);
+        return false;
+    }
+    uint8_t *dst = conn_reserve(p->conn, FRAME_HEADER_BYTES + payload);
+    if (dst == NULL) {
+        /* A slow peer: drop rather than grow; Raft retransmits from its progress state. */
+        p->dropped_frames++;
+        atomic_fetch_add_explicit(&w->pub.frames_dropped, 1, memory_order_relaxed);
+        return false;
+    }
+    frame_header_encode(dst, (enum frame_type)type, (uint32_t)payload);
+    if (alen > 0) {
+        memcpy(dst + FRAME_HEADER_BYTES, a, alen);
+    }
+    if (blen > 0) {
+        memcpy(dst + FRAME_HEADER_BYTES + alen, b, blen);
+    }
+    frame_finalize(dst);
+    p->frames_out++;
+    p->bytes_out += FRAME_HEADER_BYTES + payload;
+    w->st.frames_sent++;
+    w->st.frame_bytes_sent += FRAME_HEADER_BYTES + payload;
+    if (w->node->cfg.net_batching == NET_BATCHING_NONE) {
+        conn_send_now(p->conn);
+    }
+    return true;
+}
+
+void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t len)
+{
+    struct peer *p = peer_find(w, to);
+    if (p == NULL) {
+        return;
+    }
+    peer_send_frame(p, FRAME_RAFT, batch, len, NULL, 0);
+}

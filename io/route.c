@@ -1,0 +1,700 @@
+/* Where a client request goes and how it comes back.
+ *
+ * The origin worker (the one that accepted the client) hands a keyed request to the worker
+ * that owns its group (g % W) through an SPSC queue. The owner either
+ *   - proposes it (a write, this node leads the group): it completes when the entry at its
+ *     (index, term) is applied; an entry of another term at that index means it was replaced
+ *     and it is retried;
+ *   - queues a ReadIndex (a read, this node leads): it completes when the read is released;
+ *   - forwards it to the leader's node over this worker's peer connection, or answers
+ *     -MOVED in redirect mode;
+ *   - or parks it until a leader is known.
+ * Retries keep the request's (client id, seq), so a write applied once and retried after a
+ * failover is answered from the state machine's session instead of applied again. Every
+ * request has a deadline; one that passes it is answered with an error saying the outcome is
+ * unknown. A completed request goes back to its origin: the client's worker, or the node that
+ * forwarded it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "io/log.h"
+#include "io/node.h"
+#include "io/wire/frame.h"
+#include "io/wire/le.h"
+
+/* ---- lists and the id map --------------------------------------------------------------- */
+
+void req_list_push(struct req_list *l, struct req *r)
+{
+    r->list_next = NULL;
+    r->list_prev = l->tail;
+    if (l->tail != NULL) {
+        l->tail->list_next = r;
+    } else {
+        l->head = r;
+    }
+    l->tail = r;
+    l->count++;
+}
+
+void req_list_remove(struct req_list *l, struct req *r)
+{
+    if (r->list_prev != NULL) {
+        r->list_prev->list_next = r->list_next;
+    } else {
+        l->head = r->list_next;
+    }
+    if (r->list_next != NULL) {
+        r->list_next->list_prev = r->list_prev;
+    } else {
+        l->tail = r->list_prev;
+    }
+    r->list_prev = r->list_next = NULL;
+    l->count--;
+}
+
+static void all_push(struct worker *w, struct req *r)
+{
+    r->all_next = NULL;
+    r->all_prev = w->all.tail;
+    if (w->all.tail != NULL) {
+        w->all.tail->all_next = r;
+    } else {
+        w->all.head = r;
+    }
+    w->all.tail = r;
+    w->all.count++;
+}
+
+static void all_remove(struct worker *w, struct req *r)
+{
+    if (r->all_prev != NULL) {
+        r->all_prev->all_next = r->all_next;
+    } else {
+        w->all.head = r->all_next;
+    }
+    if (r->all_next != NULL) {
+        r->all_next->all_prev = r->all_prev;
+    } else {
+        w->all.tail = r->all_prev;
+    }
+    r->all_prev = r->all_next = NULL;
+    w->all.count--;
+}
+
+static uint32_t map_slot(const struct worker *w, uint64_t id)
+{
+    return (uint32_t)((id * 0x9E3779B97F4A7C15ull) >> 40) & w->req_map_mask;
+}
+
+static void map_insert(struct worker *w, struct req *r)
+{
+    uint32_t s = map_slot(w, r->id);
+    r->hnext = w->req_map[s];
+    w->req_map[s] = r;
+}
+
+static struct req *map_take(struct worker *w, uint64_t id)
+{
+    struct req **pp = &w->req_map[map_slot(w, id)];
+    while (*pp != NULL) {
+        if ((*pp)->id == id) {
+            struct req *r = *pp;
+            *pp = r->hnext;
+            r->hnext = NULL;
+            return r;
+        }
+        pp = &(*pp)->hnext;
+    }
+    return NULL;
+}
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+struct req *req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[],
+                    const size_t argl[])
+{
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < argc; i++) {
+        bytes += argl[i];
+    }
+    size_t head = sizeof(struct req) + argc * (sizeof(uint8_t *) + sizeof(uint32_t));
+    struct req *r = malloc(head + bytes + 1);
+    if (r == NULL) {
+        return NULL;
+    }
+    memset(r, 0, sizeof(*r));
+    r->id = ((uint64_t)w->id << 56 >> 8) | ++w->next_req_id;
+    r->argv = (const uint8_t **)(void *)(r + 1);
+    r->argl = (uint32_t *)(void *)(r->argv + argc);
+    r->args = (uint8_t *)(r->argl + argc);
+    r->argc = argc;
+    size_t off = 0;
+    for (uint32_t i = 0; i < argc; i++) {
+        memcpy(r->args + off, argv[i], argl[i]);
+        r->argv[i] = r->args + off;
+        r->argl[i] = (uint32_t)argl[i];
+        off += argl[i];
+    }
+    reply_init(&r->reply, (size_t)w->node->cfg.client_output_buffer_max);
+    r->deadline_ms = node_clock_ms() + w->node->cfg.request_timeout_ms;
+    return r;
+}
+
+void req_free(struct req *r)
+{
+    reply_free(&r->reply);
+    free(r);
+}
+
+static bool xq_push(struct xq *q, struct req *r)
+{
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    if (tail - head >= XQ_SLOTS) {
+        return false;
+    }
+    q->slot[tail % XQ_SLOTS] = r;
+    atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+    return true;
+}
+
+static struct req *xq_pop(struct xq *q)
+{
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (head == tail) {
+        return NULL;
+    }
+    struct req *r = q->slot[head % XQ_SLOTS];
+    atomic_store_explicit(&q->head, head + 1, memory_order_release);
+    return r;
+}
+
+static void reply_error_and_complete(struct worker *w, struct req *r, const char *err)
+{
+    reply_reset(&r->reply);
+    reply_error(&r->reply, err);
+    route_complete(w, r);
+}
+
+/* Hands r to worker `to`. A full queue (the other worker is far behind) keeps r in this
+ * worker's outbox for `to`, in order; the budget of bytes in flight bounds it. */
+static void hand_to(struct worker *w, uint32_t to, struct req *r)
+{
+    struct req_list *box = &w->outbox[to];
+    if (box->head != NULL || !xq_push(w->out[to], r)) {
+        req_list_push(box, r);
+        return;
+    }
+    w->st.handoffs++;
+    worker_wake(w, to);
+}
+
+static void flush_outboxes(struct worker *w)
+{
+    for (uint32_t to = 0; to < w->node->cfg.workers; to++) {
+        struct req_list *box = &w->outbox[to];
+        struct req *r;
+        while ((r = box->head) != NULL && xq_push(w->out[to], r)) {
+            req_list_remove(box, r);
+            w->st.handoffs++;
+            worker_wake(w, to);
+        }
+    }
+}
+
+void route_submit(struct worker *w, struct req *r)
+{
+    uint32_t owner = r->group % w->node->cfg.workers;
+    r->origin_worker = w->id;
+    if (owner == w->id) {
+        route_execute(w, r);
+    } else {
+        hand_to(w, owner, r);
+    }
+}
+
+void route_handoffs(struct worker *w)
+{
+    flush_outboxes(w);
+    for (uint32_t j = 0; j < w->node->cfg.workers; j++) {
+        if (j == w->id) {
+            continue;
+        }
+        struct req *r;
+        while ((r = xq_pop(w->in[j])) != NULL) {
+            if (r->state == REQ_DONE) {
+                client_req_done(w, r);
+            } else {
+                route_execute(w, r);
+            }
+        }
+    }
+    /* Requests whose retry was decided inside a drain (which must not propose). */
+    struct req_list retry = w->retry;
+    memset(&w->retry, 0, sizeof(w->retry));
+    struct req *r = retry.head;
+    while (r != NULL) {
+        struct req *next = r->list_next;
+        r->list_prev = r->list_next = NULL;
+        r->state = REQ_NEW;
+        route_execute(w, r);
+        r = next;
+    }
+}
+
+static void retry_later(struct worker *w, struct req *r)
+{
+    r->state = REQ_WAITING;
+    req_list_push(&w->retry, r);
+}
+
+static void park(struct worker *w, struct group_state *gs, struct req *r)
+{
+    (void)w;
+    r->state = REQ_WAITING;
+    req_list_push(&gs->waiting, r);
+}
+
+/* Parks r on its group's waiting list: tried again on a leader change or the next sweep. */
+static void retry_later_parked(struct worker *w, struct req *r)
+{
+    park(w, worker_group(w, r->group), r);
+}
+
+/* ---- execution at the owner ---------------------------------------------------------- */
+
+static void moved(struct worker *w, struct req *r, raft_node leader)
+{
+    const struct node_address *a = config_node(&w->node->cfg, leader);
+    reply_reset(&r->reply);
+    if (a == NULL) {
+        reply_error(&r->reply, "TRYAGAIN leader unknown");
+    } else {
+        reply_errorf(&r->reply, "MOVED %u %s:%u", r->slot, a->host, a->port);
+    }
+    w->st.redirects++;
+    route_complete(w, r);
+}
+
+static bool forward(struct worker *w, struct req *r, raft_node leader)
+{
+    struct peer *p = peer_find(w, leader);
+    if (p == NULL || p->state != PEER_UP) {
+        return false;
+    }
+    size_t args = 0;
+    for (uint32_t i = 0; i < r->argc; i++) {
+        args += 4 + (size_t)r->argl[i];
+    }
+    uint8_t head[8 + 8 + 8 + 4 + 1 + 4];
+    uint8_t *q = head;
+    le_put_u64(q, r->id), q += 8;
+    le_put_u64(q, r->client_id), q += 8;
+    le_put_u64(q, r->seq), q += 8;
+    le_put_u32(q, r->group), q += 4;
+    *q++ = r->cls;
+    le_put_u32(q, r->argc);
+    uint8_t *payload = malloc(args);
+    if (payload == NULL && args > 0) {
+        return false;
+    }
+    q = payload;
+    for (uint32_t i = 0; i < r->argc; i++) {
+        le_put_u32(q, r->argl[i]), q += 4;
+        memcpy(q, r->argv[i], r->argl[i]), q += r->argl[i];
+    }
+    bool ok = peer_send_frame(p, FRAME_FORWARD, head, sizeof(head), payload, args);
+    free(payload);
+    if (!ok) {
+        return false;
+    }
+    r->state = REQ_FORWARDED;
+    r->forwarded_to = leader;
+    req_list_push(&p->forwarded, r);
+    map_insert(w, r);
+    w->st.forwards_out++;
+    return true;
+}
+
+static void propose(struct worker *w, struct group_state *gs, struct req *r)
+{
+    struct sm_entry_header h = {.client_id = r->client_id, .seq = r->seq, .time_ms = node_wall_ms()};
+    size_t len = sm_entry_size(r->argc, r->argl);
+    if (len > RAFT_ENTRY_BYTES_MAX) {
+        reply_error_and_complete(w, r, "ERR command too large for the log");
+        return;
+    }
+    uint8_t stack[4096];
+    uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
+    if (buf == NULL) {
+        reply_error_and_complete(w, r, "OOM command not allowed when used memory > 'maxmemory'.");
+        return;
+    }
+    size_t n = sm_entry_encode(&h, r->argc, r->argv, r->argl, buf, len);
+    RR_ASSERT(n == len);
+    raft_index index = 0;
+    int rc = multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index);
+    if (buf != stack) {
+        free(buf);
+    }
+    if (rc == 0) {
+        struct raft_status st;
+        raft_status(multi_group_peek(w->multi, gs->g), &st);
+        r->state = REQ_PROPOSED;
+        r->index = index;
+        r->term = st.term;
+        req_list_push(&gs->proposed, r);
+        w->st.proposals++;
+        return;
+    }
+    park(w, gs, r); /* not leader any more, transfer in progress, or over the uncommitted limit */
+}
+
+static void read_index(struct worker *w, struct group_state *gs, struct req *r)
+{
+    int rc = multi_read_index(w->multi, gs->g, r->id);
+    if (rc == 0) {
+        r->state = REQ_READING;
+        req_list_push(&gs->reading, r);
+        map_insert(w, r);
+        w->st.reads++;
+        return;
+    }
+    park(w, gs, r);
+}
+
+void route_execute(struct worker *w, struct req *r)
+{
+    if (r->all_prev == NULL && w->all.head != r) {
+        all_push(w, r);
+    }
+    struct group_state *gs = worker_group(w, r->group);
+    RR_ASSERT(gs != NULL);
+    if (w->fatal != 0) {
+        reply_error_and_complete(w, r, "ERR this node's storage failed; see its log");
+        return;
+    }
+    raft_node self = w->node->cfg.node_id;
+    if (gs->role == RAFT_LEADER) {
+        if (r->cls == CMD_WRITE) {
+            propose(w, gs, r);
+        } else {
+            read_index(w, gs, r);
+        }
+        return;
+    }
+    if (gs->leader != RAFT_NODE_NONE && gs->leader != self) {
+        if (r->origin == ORIGIN_PEER) {
+            /* Never forward a forwarded request: the forwarder retries at the leader it
+             * learns of, which keeps requests from circling during elections. */
+            reply_reset(&r->reply);
+            r->not_leader = true;
+            route_complete(w, r);
+            return;
+        }
+        if (r->redirect_ok) {
+            moved(w, r, gs->leader);
+            return;
+        }
+        if (forward(w, r, gs->leader)) {
+            return;
+        }
+    }
+    park(w, gs, r);
+}
+
+/* ---- outcomes ------------------------------------------------------------------------- */
+
+void route_complete(struct worker *w, struct req *r)
+{
+    if (r->all_prev != NULL || w->all.head == r) {
+        all_remove(w, r);
+    }
+    r->state = REQ_DONE;
+    if (r->origin == ORIGIN_PEER) {
+        struct peer *p = peer_find(w, r->origin_node);
+        if (p != NULL && p->state == PEER_UP) {
+            uint8_t head[8 + 1 + 4];
+            le_put_u64(head, r->origin_id);
+            head[8] = r->not_leader ? 1 : 0;
+            struct group_state *gs = worker_group(w, r->group);
+            le_put_u32(head + 9, gs != NULL ? gs->leader : 0);
+            peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf,
+                            r->not_leader ? 0 : r->reply.len);
+        }
+        req_free(r);
+        return;
+    }
+    if (r->origin_worker == w->id) {
+        client_req_done(w, r);
+    } else {
+        hand_to(w, r->origin_worker, r);
+    }
+}
+
+void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e)
+{
+    struct req *head = gs->proposed.head;
+    bool mine = head != NULL && head->index == e->index && head->term == e->term;
+    struct reply *out = mine ? &head->reply : &w->scratch;
+    reply_reset(out);
+    if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
+        int rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
+        if (rc != 0) {
+            /* The entry cannot be skipped: the state machine would diverge. */
+            LOG_E("group %u: applying entry %llu failed: %s; stopping", gs->g,
+                  (unsigned long long)e->index, rr_strerror(rc));
+            abort();
+        }
+    }
+    /* Resolve every proposal at or below this index: ours completes, others were replaced. */
+    while ((head = gs->proposed.head) != NULL && head->index <= e->index) {
+        req_list_remove(&gs->proposed, head);
+        if (head->index == e->index && head->term == e->term) {
+            route_complete(w, head);
+        } else {
+            retry_later(w, head);
+        }
+    }
+}
+
+static void serve_read(struct worker *w, struct group_state *gs, struct req *r);
+
+void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx)
+{
+    struct req *r = map_take(w, ctx);
+    if (r == NULL || r->state != REQ_READING) {
+        return; /* timed out meanwhile */
+    }
+    req_list_remove(&gs->reading, r);
+    serve_read(w, gs, r);
+    route_complete(w, r);
+}
+
+struct scan_ctx {
+    struct reply *keys;
+    uint64_t count;
+};
+
+static void collect_key(void *arg, const uint8_t *key, size_t len)
+{
+    struct scan_ctx *c = arg;
+    reply_bulk(c->keys, key, len);
+    c->count++;
+}
+
+static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
+{
+    (void)w;
+    int64_t now = node_wall_ms();
+    reply_reset(&r->reply);
+    if (r->cls == REQ_INTERNAL_DBSIZE) {
+        reply_int(&r->reply, (int64_t)sm_key_count(gs->sm, now));
+        return;
+    }
+    if (r->cls == REQ_INTERNAL_SCAN) {
+        /* args: cursor-within-group, count, pattern (may be empty: all), type (may be empty).
+         * KEYS is a scan with count 0 (everything). Reply: *2 :next-cursor *n keys. */
+        uint64_t cursor = strtoull((const char *)r->argv[0], NULL, 10);
+        uint64_t count = strtoull((const char *)r->argv[1], NULL, 10);
+        char type[16] = "";
+        if (r->argl[3] > 0 && r->argl[3] < sizeof(type)) {
+            memcpy(type, r->argv[3], r->argl[3]);
+        }
+        struct reply keys;
+        reply_init(&keys, r->reply.limit);
+        struct scan_ctx c = {.keys = &keys};
+        do {
+            sm_scan(gs->sm, now, &cursor, count ? (uint32_t)count : 1024, r->argl[2] ? r->argv[2] : NULL,
+                    r->argl[2], r->argl[3] ? type : NULL, collect_key, &c);
+        } while (count == 0 && cursor != 0);
+        reply_array(&r->reply, 2);
+        reply_int(&r->reply, (int64_t)cursor);
+        reply_array(&r->reply, (int64_t)c.count);
+        reply_raw(&r->reply, keys.buf, keys.len);
+        reply_free(&keys);
+        return;
+    }
+    sm_read(gs->sm, now, r->argc, r->argv, r->argl, &r->reply);
+}
+
+void route_on_role(struct worker *w, struct group_state *gs)
+{
+    if (gs->role != RAFT_LEADER) {
+        /* Reads queued at this (former) leader can no longer be confirmed here. */
+        struct req *r;
+        while ((r = gs->reading.head) != NULL) {
+            req_list_remove(&gs->reading, r);
+            map_take(w, r->id);
+            retry_later(w, r);
+        }
+    }
+    struct req *r;
+    while ((r = gs->waiting.head) != NULL) {
+        req_list_remove(&gs->waiting, r);
+        retry_later(w, r);
+    }
+}
+
+static void unlink_req(struct worker *w, struct req *r)
+{
+    struct group_state *gs = worker_group(w, r->group);
+    switch (r->state) {
+    case REQ_WAITING:
+        /* On a group's waiting list or the retry list. */
+        if (gs != NULL) {
+            for (struct req *x = gs->waiting.head; x != NULL; x = x->list_next) {
+                if (x == r) {
+                    req_list_remove(&gs->waiting, r);
+                    return;
+                }
+            }
+        }
+        req_list_remove(&w->retry, r);
+        return;
+    case REQ_PROPOSED:
+        req_list_remove(&gs->proposed, r);
+        return;
+    case REQ_READING:
+        req_list_remove(&gs->reading, r);
+        map_take(w, r->id);
+        return;
+    case REQ_FORWARDED: {
+        struct peer *p = peer_find(w, r->forwarded_to);
+        req_list_remove(&p->forwarded, r);
+        map_take(w, r->id);
+        return;
+    }
+    default:
+        RR_ASSERT(false);
+    }
+}
+
+void route_sweep(struct worker *w)
+{
+    int64_t now = node_clock_ms();
+    struct req *r = w->all.head;
+    while (r != NULL) {
+        struct req *next = r->all_next;
+        if (r->deadline_ms <= now) {
+            unlink_req(w, r);
+            w->st.timeouts++;
+            reply_reset(&r->reply);
+            if (r->state == REQ_PROPOSED || r->state == REQ_FORWARDED) {
+                reply_error(&r->reply, "TIMEOUT no answer in time; the command may or may not "
+                                       "have been applied");
+            } else {
+                reply_error(&r->reply, "CLUSTERDOWN no leader for this slot; try again");
+            }
+            route_complete(w, r);
+        }
+        r = next;
+    }
+    /* Parked requests try again: a leader may be known now, or the WAL has room. */
+    for (uint32_t s = 0; s < w->group_count; s++) {
+        struct group_state *gs = &w->groups[s];
+        while ((r = gs->waiting.head) != NULL) {
+            req_list_remove(&gs->waiting, r);
+            retry_later(w, r);
+        }
+    }
+}
+
+/* ---- forwarding over the peer transport ------------------------------------------------- */
+
+void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
+{
+    struct worker *w = p->conn->w;
+    if (len < 33) {
+        peer_bad_frame(p, "short forward");
+        return;
+    }
+    uint64_t fwd_id = le_get_u64(payload);
+    uint64_t client_id = le_get_u64(payload + 8);
+    uint64_t seq = le_get_u64(payload + 16);
+    raft_group g = le_get_u32(payload + 24);
+    uint8_t cls = payload[28];
+    uint32_t argc = le_get_u32(payload + 29);
+    if (worker_group(w, g) == NULL || argc == 0 || argc > 1u << 20 ||
+        (cls != CMD_WRITE && cls != CMD_READ && cls != REQ_INTERNAL_DBSIZE &&
+         cls != REQ_INTERNAL_SCAN)) {
+        peer_bad_frame(p, "forward for a group or class this worker does not serve");
+        return;
+    }
+    const uint8_t **argv = malloc(argc * sizeof(*argv));
+    size_t *argl = malloc(argc * sizeof(*argl));
+    if (argv == NULL || argl == NULL) {
+        free(argv), free(argl);
+        return;
+    }
+    size_t off = 33;
+    for (uint32_t i = 0; i < argc; i++) {
+        if (len - off < 4 || len - off - 4 < le_get_u32(payload + off)) {
+            free(argv), free(argl);
+            peer_bad_frame(p, "truncated forward");
+            return;
+        }
+        argl[i] = le_get_u32(payload + off);
+        argv[i] = payload + off + 4;
+        off += 4 + argl[i];
+    }
+    struct req *r = req_new(w, argc, argv, argl);
+    free(argv), free(argl);
+    if (r == NULL) {
+        return; /* the forwarder times out */
+    }
+    r->origin = ORIGIN_PEER;
+    r->origin_node = p->id;
+    r->origin_id = fwd_id;
+    r->origin_worker = w->id;
+    r->client_id = client_id;
+    r->seq = seq;
+    r->group = g;
+    r->cls = cls;
+    w->st.forwards_in++;
+    route_execute(w, r);
+}
+
+void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len)
+{
+    struct worker *w = p->conn->w;
+    if (len < 13) {
+        peer_bad_frame(p, "short forward reply");
+        return;
+    }
+    struct req *r = map_take(w, le_get_u64(payload));
+    if (r == NULL) {
+        return; /* timed out meanwhile */
+    }
+    if (r->state != REQ_FORWARDED || r->forwarded_to != p->id) {
+        map_insert(w, r);
+        peer_bad_frame(p, "forward reply for a request not forwarded to this peer");
+        return;
+    }
+    req_list_remove(&p->forwarded, r);
+    if (payload[8] != 0) {
+        /* Not the leader (any more): try again once we know better. */
+        retry_later_parked(w, r);
+        return;
+    }
+    reply_reset(&r->reply);
+    reply_raw(&r->reply, payload + 13, len - 13);
+    route_complete(w, r);
+}
+
+void route_peer_down(struct worker *w, struct peer *p)
+{
+    /* The outcome of what was forwarded is unknown: retry with the same (client id, seq), so
+     * the state machine's session answers a write that was applied instead of applying it
+     * again. */
+    struct req *r;
+    while ((r = p->forwarded.head) != NULL) {
+        req_list_remove(&p->forwarded, r);
+        map_take(w, r->id);
+        retry_later_parked(w, r);
+    }
+}

@@ -1,0 +1,726 @@
+/* One worker: a thread with its own io_uring, group table, WAL and connections, running one
+ * event loop. An iteration: handle completions; take requests other workers handed over;
+ * tick the groups when a tick is due; step and drain the groups (core/drain.h's order);
+ * queue WAL writes (wal_submit) and sends; wake the workers we handed requests to; then one
+ * io_uring_submit_and_wait_timeout until the next completion or tick. Nothing here blocks
+ * except that wait. */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/base/assert.h"
+#include "core/base/errors.h"
+#include "io/client.h"
+#include "io/log.h"
+#include "io/node.h"
+
+#define RING_ENTRIES     4096
+#define RING_CQ_ENTRIES  16384
+#define DRAIN_ROUNDS_MAX 8
+#define SWEEP_MS         100
+
+/* A WAL append refused for back-pressure (RR_EBUSY), kept until the WAL has room. Units are
+ * issued to the WAL in the order the drain produced them. */
+struct pending_append {
+    struct pending_append *next;
+    raft_group g;
+    bool has_hs;
+    struct wal_hard_state hs;
+    uint32_t n;
+    struct wal_entry *entries;
+    uint8_t *data;
+};
+
+/* A drain's persist unit: its held messages go out once every WAL unit issued up to and
+ * including the drain is durable (the WAL acknowledges units in order). */
+struct held_unit {
+    struct held_unit *next;
+    struct drain_held *held;
+    uint64_t need;
+};
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    if (sqe == NULL) {
+        /* The SQ is full: hand what is queued to the kernel and take a fresh slot. */
+        io_uring_submit(&w->ring);
+        w->st.submits++;
+        sqe = io_uring_get_sqe(&w->ring);
+    }
+    RR_ASSERT(sqe != NULL);
+    return sqe;
+}
+
+struct group_state *worker_group(struct worker *w, raft_group g)
+{
+    if (g >= w->node->cfg.groups || g % w->node->cfg.workers != w->id) {
+        return NULL;
+    }
+    return &w->groups[g / w->node->cfg.workers];
+}
+
+/* ---- persistence ---------------------------------------------------------------------- */
+
+static void on_wal_unit(void *arg, int status)
+{
+    struct worker *w = arg;
+    if (status < 0) {
+        if (w->fatal == 0) {
+            LOG_E("WAL write failed: %s; this worker stops accepting writes",
+                  w->wal ? wal_error_message(w->wal) : rr_strerror(status));
+        }
+        w->fatal = status;
+        return;
+    }
+    w->persist_durable++;
+}
+
+static int append_now(struct worker *w, const struct pending_append *a)
+{
+    return wal_append(w->wal, a->g, a->has_hs ? &a->hs : NULL, a->entries, a->n, on_wal_unit, w);
+}
+
+static void pending_free(struct pending_append *a)
+{
+    free(a->entries);
+    free(a->data);
+    free(a);
+}
+
+static void flush_pending_appends(struct worker *w)
+{
+    while (w->append_head != NULL) {
+        struct pending_append *a = w->append_head;
+        int rc = append_now(w, a);
+        if (rc == RR_EBUSY) {
+            return;
+        }
+        if (rc != 0) {
+            LOG_E("WAL append for group %u failed: %s", a->g, rr_strerror(rc));
+            w->fatal = rc;
+        }
+        w->append_head = a->next;
+        if (w->append_head == NULL) {
+            w->append_tail = NULL;
+        }
+        pending_free(a);
+    }
+}
+
+static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
+{
+    struct worker *w = ctx;
+    if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
+        /* Nothing in this node compacts a log yet, so no leader sends snapshots. */
+        LOG_E("group %u: received a snapshot, which this version cannot install", g);
+        w->fatal = RR_EINVAL;
+        return;
+    }
+    struct pending_append a = {.g = g};
+    if ((rd->flags & RAFT_READY_HARD_STATE) != 0) {
+        a.has_hs = true;
+        a.hs = (struct wal_hard_state){
+            .term = rd->hard_state.term, .vote = rd->hard_state.vote, .commit = rd->hard_state.commit};
+    }
+    struct wal_entry stack[64];
+    a.n = (rd->flags & RAFT_READY_ENTRIES) != 0 ? rd->entry_count : 0;
+    a.entries = a.n <= 64 ? stack : malloc(sizeof(*a.entries) * a.n);
+    RR_ASSERT(a.entries != NULL);
+    for (uint32_t i = 0; i < a.n; i++) {
+        const struct raft_entry *e = &rd->entries[i];
+        a.entries[i] = (struct wal_entry){
+            .term = e->term, .index = e->index, .type = e->type, .len = e->data.len, .data = e->data.base};
+    }
+    w->persist_issued++;
+    int rc = w->append_head == NULL ? append_now(w, &a) : RR_EBUSY;
+    if (rc == RR_EBUSY) {
+        /* Keep a copy (the ready's memory goes at raft_advance) for when the WAL has room. */
+        struct pending_append *u = calloc(1, sizeof(*u));
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < a.n; i++) {
+            bytes += a.entries[i].len;
+        }
+        RR_ASSERT(u != NULL);
+        *u = a;
+        u->entries = malloc(sizeof(*a.entries) * (a.n ? a.n : 1));
+        u->data = malloc(bytes ? bytes : 1);
+        RR_ASSERT(u->entries != NULL && u->data != NULL);
+        size_t off = 0;
+        for (uint32_t i = 0; i < a.n; i++) {
+            u->entries[i] = a.entries[i];
+            memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            u->entries[i].data = u->data + off;
+            off += a.entries[i].len;
+        }
+        if (w->append_tail == NULL) {
+            w->append_head = u;
+        } else {
+            w->append_tail->next = u;
+        }
+        w->append_tail = u;
+    } else if (rc != 0) {
+        LOG_E("WAL append for group %u failed: %s", g, rr_strerror(rc));
+        w->fatal = rc;
+    }
+    if (a.entries != stack) {
+        free(a.entries);
+    }
+}
+
+static void op_send(void *ctx, raft_node to, const uint8_t *batch, size_t len)
+{
+    peer_send_raft(ctx, to, batch, len);
+}
+
+static void op_persist_submit(void *ctx, struct drain_held *held)
+{
+    struct worker *w = ctx;
+    struct held_unit *h = malloc(sizeof(*h));
+    RR_ASSERT(h != NULL);
+    h->next = NULL;
+    h->held = held;
+    h->need = w->persist_issued;
+    if (w->held_tail == NULL) {
+        w->held_head = h;
+    } else {
+        w->held_tail->next = h;
+    }
+    w->held_tail = h;
+}
+
+static void op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
+                       const uint8_t *data, uint64_t bytes)
+{
+    (void)ctx, (void)meta, (void)data, (void)bytes;
+    LOG_E("group %u: snapshot restore is not supported by this version", g);
+}
+
+static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
+{
+    struct worker *w = ctx;
+    w->st.applied++;
+    route_on_apply(w, worker_group(w, g), e);
+}
+
+static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
+{
+    struct worker *w = ctx;
+    route_on_read(w, worker_group(w, g), rs->ctx);
+}
+
+static const struct drain_ops worker_drain_ops = {
+    .persist = op_persist,
+    .send = op_send,
+    .persist_submit = op_persist_submit,
+    .restore = op_restore,
+    .apply = op_apply,
+    .read = op_read,
+};
+
+static void release_durable(struct worker *w)
+{
+    while (w->held_head != NULL) {
+        struct held_unit *h = w->held_head;
+        if (h->need > w->persist_durable) {
+            return;
+        }
+        w->held_head = h->next;
+        if (w->held_head == NULL) {
+            w->held_tail = NULL;
+        }
+        int rc = drain_persisted(w->multi, h->held, &worker_drain_ops, w);
+        if (rc != 0) {
+            LOG_W("stepping a persist acknowledgement failed: %s", rr_strerror(rc));
+        }
+        free(h);
+    }
+}
+
+static void drain_groups(struct worker *w)
+{
+    for (int round = 0; round < DRAIN_ROUNDS_MAX && multi_has_dirty(w->multi); round++) {
+        int rc = drain_run(w->multi, &worker_drain_ops, w);
+        w->st.drains++;
+        if (rc == RR_ENOMEM || rc == RR_ETOOBIG) {
+            LOG_E("drain failed: %s", rr_strerror(rc));
+            w->fatal = rc;
+        }
+        release_durable(w);
+    }
+}
+
+/* ---- time ----------------------------------------------------------------------------- */
+
+static void publish_groups(struct worker *w)
+{
+    for (uint32_t s = 0; s < w->group_count; s++) {
+        struct group_state *gs = &w->groups[s];
+        struct raft_status st;
+        raft_status(multi_group_peek(w->multi, gs->g), &st);
+        struct group_pub *p = &w->node->pub[gs->g];
+        atomic_store_explicit(&p->term, st.term, memory_order_relaxed);
+        atomic_store_explicit(&p->commit, st.commit, memory_order_relaxed);
+        atomic_store_explicit(&p->applied, st.applied, memory_order_relaxed);
+        atomic_store_explicit(&p->last_index, st.last_index, memory_order_relaxed);
+        atomic_store_explicit(&p->snapshot_index, st.snapshot_index, memory_order_relaxed);
+        if (st.role != gs->role || st.leader != gs->leader || st.term != gs->term) {
+            gs->role = st.role;
+            gs->leader = st.leader;
+            gs->term = st.term;
+            atomic_store_explicit(&p->role, st.role, memory_order_relaxed);
+            atomic_store_explicit(&p->leader, st.leader, memory_order_relaxed);
+            route_on_role(w, gs);
+        }
+    }
+}
+
+#define PUB(field, value) atomic_store_explicit(&w->pub.field, (value), memory_order_relaxed)
+
+static void publish_stats(struct worker *w)
+{
+    const struct worker_stats *st = &w->st;
+    PUB(proposals, st->proposals);
+    PUB(applied, st->applied);
+    PUB(reads, st->reads);
+    PUB(forwards_out, st->forwards_out);
+    PUB(forwards_in, st->forwards_in);
+    PUB(redirects, st->redirects);
+    PUB(timeouts, st->timeouts);
+    PUB(busy_rejects, st->busy_rejects);
+    PUB(clients_accepted, st->clients_accepted);
+    PUB(client_errors, st->client_errors);
+    PUB(frames_sent, st->frames_sent);
+    PUB(frame_bytes_sent, st->frame_bytes_sent);
+    PUB(peer_sends, st->sends);
+    const struct wal_stats *ws = wal_stats(w->wal);
+    PUB(wal_flushes, ws->flushes);
+    PUB(wal_records, ws->records);
+    PUB(wal_bytes, ws->bytes);
+}
+
+#undef PUB
+
+static void run_ticks(struct worker *w)
+{
+    uint32_t due = 0;
+    while (w->now_ms >= w->next_tick_ms && due < 10) {
+        w->next_tick_ms += w->node->cfg.tick_ms;
+        due++;
+    }
+    if (w->now_ms >= w->next_tick_ms) {
+        /* Far behind (the process was stopped): do not replay every missed tick. */
+        w->next_tick_ms = w->now_ms + w->node->cfg.tick_ms;
+    }
+    for (uint32_t i = 0; i < due; i++) {
+        multi_tick(w->multi);
+        w->st.ticks++;
+    }
+    if (due > 0) {
+        peer_tick(w);
+        publish_stats(w);
+    }
+    if (w->now_ms >= w->next_sweep_ms) {
+        w->next_sweep_ms = w->now_ms + SWEEP_MS;
+        route_sweep(w);
+    }
+}
+
+/* ---- hand-off wake-ups ---------------------------------------------------------------- */
+
+void worker_wake(struct worker *w, uint32_t to) { w->wake_pending[to] = true; }
+
+static void send_wakes(struct worker *w)
+{
+    struct node *n = w->node;
+    for (uint32_t j = 0; j < n->cfg.workers; j++) {
+        if (!w->wake_pending[j]) {
+            continue;
+        }
+        w->wake_pending[j] = false;
+        struct worker *t = n->workers[j];
+        if (n->cfg.uring_msg_ring) {
+            struct io_uring_sqe *sqe = worker_sqe(w);
+            io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD_MAKE(UD_WAKE, 0), 0);
+            io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+        } else {
+            uint64_t one = 1;
+            ssize_t rc = write(t->wake_fd, &one, sizeof(one));
+            (void)rc; /* an eventfd write fails only on counter overflow: it is awake anyway */
+        }
+    }
+}
+
+static void arm_wake_fd(struct worker *w)
+{
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_read(sqe, w->wake_fd, &w->wake_buf, sizeof(w->wake_buf), 0);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_WAKE, 1));
+}
+
+/* ---- accept ----------------------------------------------------------------------------- */
+
+static void arm_accept(struct worker *w, int fd, uint8_t tag)
+{
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    if (w->node->cfg.uring_multishot_accept) {
+        io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    } else {
+        io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    }
+    io_uring_sqe_set_data64(sqe, UD_MAKE(tag, 0));
+}
+
+static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *cqe)
+{
+    int fd = tag == UD_ACCEPT_CLIENT ? w->client_lfd : w->peer_lfd;
+    bool more = w->node->cfg.uring_multishot_accept && (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (cqe->res >= 0) {
+        if (w->stopping) {
+            close(cqe->res);
+        } else if (tag == UD_ACCEPT_CLIENT) {
+            client_accepted(w, cqe->res);
+        } else {
+            peer_accepted(w, cqe->res);
+        }
+    } else if (cqe->res != -ECANCELED) {
+        LOG_W("accept failed: %s", strerror(-cqe->res));
+    }
+    if (!more && !w->stopping) {
+        arm_accept(w, fd, tag);
+    }
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    uint8_t tag = UD_TAG(ud);
+    w->st.cqes++;
+    switch (tag) {
+    case UD_WAL: {
+        int rc = wal_handle_cqe(w->wal, cqe);
+        if (rc != 0 && w->fatal == 0) {
+            LOG_E("WAL stopped: %s", wal_error_message(w->wal));
+            w->fatal = rc;
+        }
+        break;
+    }
+    case UD_RECV:
+    case UD_SEND:
+    case UD_CLOSE:
+        conn_handle_cqe(w, tag, UD_PTR(ud), cqe->res);
+        break;
+    case UD_CONNECT:
+        peer_on_connected(w, UD_PTR(ud), cqe->res);
+        break;
+    case UD_ACCEPT_CLIENT:
+    case UD_ACCEPT_PEER:
+        on_accept(w, tag, cqe);
+        break;
+    case UD_WAKE:
+        if (UD_PTR(ud) != NULL) {
+            if (atomic_load(&w->node->stop)) {
+                w->stopping = true;
+            } else {
+                arm_wake_fd(w);
+            }
+        }
+        break;
+    case UD_IGNORE:
+        break;
+    default:
+        LOG_E("completion with unknown tag 0x%x", tag);
+        RR_ASSERT(false);
+    }
+}
+
+static void loop_iteration(struct worker *w)
+{
+    w->now_ms = node_clock_ms();
+    if (w->now_ms >= w->next_tick_ms) {
+        run_ticks(w);
+        publish_groups(w);
+    }
+    route_handoffs(w);
+    client_resume_pending(w);
+    flush_pending_appends(w);
+    release_durable(w);
+    drain_groups(w);
+    if (w->fatal == 0) {
+        wal_submit(w->wal);
+    }
+    conn_flush_all(w);
+    send_wakes(w);
+
+    int64_t wait_ms = w->next_tick_ms - node_clock_ms();
+    if (multi_has_dirty(w->multi)) {
+        wait_ms = 0;
+    }
+    if (wait_ms < 0) {
+        wait_ms = 0;
+    }
+    struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
+    struct io_uring_cqe *cqe = NULL;
+    int rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, wait_ms > 0 ? 1 : 0, &ts, NULL);
+    w->st.submits++;
+    w->st.loops++;
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
+        LOG_E("io_uring_submit_and_wait failed: %s", strerror(-rc));
+    }
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&w->ring, head, cqe)
+    {
+        handle_cqe(w, cqe);
+        seen++;
+    }
+    io_uring_cq_advance(&w->ring, seen);
+}
+
+static int ring_setup(struct worker *w)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = RING_CQ_ENTRIES;
+    if (w->node->cfg.uring_defer_taskrun) {
+        p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    }
+    int rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+    if (rc == -EINVAL && w->node->cfg.uring_defer_taskrun) {
+        LOG_W("io_uring: SINGLE_ISSUER/DEFER_TASKRUN not supported; using the plain ring");
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = RING_CQ_ENTRIES;
+        rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+    }
+    if (rc < 0) {
+        LOG_E("io_uring_queue_init: %s", strerror(-rc));
+        return rc;
+    }
+    w->ring_ready = true;
+    if (w->id == 0) {
+        LOG_N("io_uring: defer_taskrun=%s multishot_accept=%s msg_ring=%s",
+              (p.flags & IORING_SETUP_DEFER_TASKRUN) ? "on" : "off",
+              w->node->cfg.uring_multishot_accept ? "on" : "off",
+              w->node->cfg.uring_msg_ring ? "on" : "off");
+    }
+    return 0;
+}
+
+/* Start-up (blocking, before the loop): WAL recovery and the groups' durable state. */
+struct restore_ctx {
+    struct worker *w;
+    struct raft_restore r;
+    struct raft_entry *entries;
+    uint8_t *data;
+    struct wal_read *rd;
+};
+
+static const struct raft_restore *restore_group(void *arg, raft_group g)
+{
+    struct restore_ctx *rc = arg;
+    free(rc->entries);
+    free(rc->data);
+    rc->entries = NULL;
+    rc->data = NULL;
+    struct wal_group_info info;
+    if (wal_group_info(rc->w->wal, g, &info) != 0) {
+        return NULL;
+    }
+    if (info.snap_index != 0) {
+        LOG_E("group %u: the WAL was compacted at %llu but this version keeps no snapshots", g,
+              (unsigned long long)info.snap_index);
+        rc->w->fatal = RR_EINVAL;
+        return NULL;
+    }
+    memset(&rc->r, 0, sizeof(rc->r));
+    rc->r.hard_state = (struct raft_hard_state){
+        .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
+    uint64_t count = info.last_index >= info.first_index ? info.last_index - info.first_index + 1 : 0;
+    if (count == 0 && info.hs.term == 0) {
+        return NULL;
+    }
+    rc->entries = calloc(count ? count : 1, sizeof(*rc->entries));
+    size_t cap = (size_t)info.bytes + 1, used = 0;
+    rc->data = malloc(cap);
+    RR_ASSERT(rc->entries != NULL && rc->data != NULL);
+    raft_index next = info.first_index;
+    while (next <= info.last_index) {
+        struct wal_read *rd = rc->rd;
+        memset(rd, 0, offsetof(struct wal_read, entries));
+        rd->group = g;
+        rd->lo = next;
+        rd->hi = info.last_index;
+        rd->buf = rc->data + used;
+        rd->buf_len = cap - used;
+        int err = wal_read_blocking(rc->w->wal, rd);
+        if (err < 0 || rd->count == 0) {
+            LOG_E("group %u: reading entries from %llu failed: %s", g, (unsigned long long)next,
+                  rr_strerror(err));
+            rc->w->fatal = err < 0 ? err : RR_EIO;
+            return NULL;
+        }
+        for (uint32_t i = 0; i < rd->count; i++) {
+            const struct wal_entry *e = &rd->entries[i];
+            struct raft_entry *re = &rc->entries[next - info.first_index];
+            *re = (struct raft_entry){.term = e->term, .index = e->index, .type = e->type,
+                                      .data = {.base = e->data, .len = e->len}};
+            used = (size_t)((const uint8_t *)e->data + e->len - rc->data);
+            next++;
+        }
+    }
+    rc->r.entries = rc->entries;
+    rc->r.entry_count = (uint32_t)count;
+    return &rc->r;
+}
+
+static int worker_open(struct worker *w)
+{
+    struct node *n = w->node;
+    const struct node_config *cfg = &n->cfg;
+    char dir[NODE_PATH_MAX + 32];
+    snprintf(dir, sizeof(dir), "%s/wal-%u", cfg->dir, w->id);
+    struct wal_config wc = {
+        .dir = dir,
+        .cluster_id = cfg->cluster_id,
+        .node_id = cfg->node_id,
+        .worker_id = w->id,
+        .group_count = cfg->groups,
+        .worker_count = cfg->workers,
+        .user_data_tag = UD_WAL,
+        .iowq_max_workers = 2,
+        .strategy = cfg->disk_batching,
+    };
+    char err[512];
+    int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));
+    if (rc != 0) {
+        LOG_E("cannot open the WAL in %s: %s", dir, err);
+        return rc;
+    }
+    struct multi_options mo = {
+        .id = cfg->node_id,
+        .worker = w->id,
+        .worker_count = cfg->workers,
+        .group_count = cfg->groups,
+        .seed = (uint64_t)node_wall_ms() ^ ((uint64_t)cfg->node_id << 32),
+    };
+    raft_options_default(&mo.group);
+    mo.group.election_ticks = cfg->election_ticks;
+    mo.group.heartbeat_ticks = cfg->heartbeat_ticks;
+    struct restore_ctx rctx = {.w = w, .rd = malloc(sizeof(struct wal_read))};
+    RR_ASSERT(rctx.rd != NULL);
+    rc = multi_create(&w->multi, &mo, &n->initial, restore_group, &rctx);
+    free(rctx.entries);
+    free(rctx.data);
+    free(rctx.rd);
+    if (rc != 0 || w->fatal != 0) {
+        LOG_E("cannot create the group table: %s", rr_strerror(rc ? rc : w->fatal));
+        return rc ? rc : w->fatal;
+    }
+    w->group_count = multi_group_count(w->multi);
+    w->groups = calloc(w->group_count, sizeof(*w->groups));
+    RR_ASSERT(w->groups != NULL);
+    struct sm_limits sl;
+    sm_limits_default(&sl);
+    for (uint32_t s = 0; s < w->group_count; s++) {
+        w->groups[s].g = multi_group_id(w->multi, s);
+        if (sm_create(&w->groups[s].sm, &sl) != 0) {
+            return RR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void pin_cpu(struct worker *w)
+{
+    const char *spec = w->node->cfg.cpus;
+    if (strcmp(spec, "off") == 0 || spec[0] == '\0') {
+        return;
+    }
+    /* The w-th CPU of the list ("0-3" or "2,3,5"). */
+    int cpus[256], n = 0;
+    const char *p = spec;
+    while (*p != '\0' && n < 256) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p) {
+            break;
+        }
+        if (*end == '-') {
+            p = end + 1;
+            b = strtol(p, &end, 10);
+        }
+        for (long c = a; c <= b && n < 256; c++) {
+            cpus[n++] = (int)c;
+        }
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (n == 0) {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)cpus[w->id % (uint32_t)n], &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (rc != 0) {
+        LOG_W("pinning to CPU %d failed: %s", cpus[w->id % (uint32_t)n], strerror(rc));
+    } else {
+        LOG_N("pinned to CPU %d", cpus[w->id % (uint32_t)n]);
+    }
+}
+
+/* Set by worker_main once start-up finished (0) or failed (negative). */
+int worker_start_status(struct worker *w);
+
+void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    log_set_worker((int)w->id);
+    pin_cpu(w);
+    int rc = ring_setup(w);
+    if (rc == 0) {
+        rc = worker_open(w);
+    }
+    if (rc == 0) {
+        rc = peer_setup(w);
+    }
+    extern void node_worker_started(struct worker * w, int status);
+    node_worker_started(w, rc);
+    if (rc != 0) {
+        return NULL;
+    }
+    reply_init(&w->scratch, 64u << 20);
+    arm_wake_fd(w);
+    arm_accept(w, w->client_lfd, UD_ACCEPT_CLIENT);
+    arm_accept(w, w->peer_lfd, UD_ACCEPT_PEER);
+    w->now_ms = node_clock_ms();
+    w->next_tick_ms = w->now_ms;
+    w->next_sweep_ms = w->now_ms + SWEEP_MS;
+    while (!w->stopping) {
+        loop_iteration(w);
+    }
+    /* Shut down: no new input; let the WAL finish what is in flight (bounded). */
+    LOG_I("stopping");
+    int64_t deadline = node_clock_ms() + 5000;
+    while (wal_busy(w->wal) && node_clock_ms() < deadline) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000};
+        io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&w->ring, head, cqe)
+        {
+            uint64_t ud = io_uring_cqe_get_data64(cqe);
+            if (UD_TAG(ud) == UD_WAL) {
+                wal_handle_cqe(w->wal, cqe);
+            }
+            seen++;
+        }
+        io_uring_cq_advance(&w->ring, seen);
+    }
+    return NULL;
+}
