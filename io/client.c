@@ -3,6 +3,8 @@
  * pipeline and output are bounded: past pipeline-max requests in flight, or output over
  * half its limit, the connection stops reading until replies drain; output over the limit
  * closes it (as Redis's client-output-buffer-limit does). */
+#include "io/client.h"
+
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,6 @@
 #include <unistd.h>
 
 #include "core/base/assert.h"
-#include "io/client.h"
 #include "io/log.h"
 
 static void client_parse(struct client *cl);
@@ -244,8 +245,11 @@ static struct req *client_enqueue(struct client *cl, struct req *r)
  * cursor within that group's table. One SCAN call reads one group (at its leader). */
 #define SCAN_GROUP_BITS 14
 
-static bool scan_request(struct client *cl, struct req *r, uint32_t argc,
-                         const uint8_t *const argv[], const size_t argl[])
+static bool scan_request(struct client *cl,
+                         struct req *r,
+                         uint32_t argc,
+                         const uint8_t *const argv[],
+                         const size_t argl[])
 {
     struct worker *w = cl->w;
     char num[32];
@@ -355,8 +359,12 @@ static void scan_fix_reply(struct worker *w, struct req *r)
 }
 
 /* Splits a node command over every group: DBSIZE, KEYS, FLUSHDB / FLUSHALL. */
-static void fanout(struct client *cl, struct req *parent, uint8_t child_cls,
-                   uint32_t argc, const uint8_t *const argv[], const size_t argl[])
+static void fanout(struct client *cl,
+                   struct req *parent,
+                   uint8_t child_cls,
+                   uint32_t argc,
+                   const uint8_t *const argv[],
+                   const size_t argl[])
 {
     struct worker *w = cl->w;
     uint32_t groups = w->node->cfg.groups;
@@ -370,7 +378,7 @@ static void fanout(struct client *cl, struct req *parent, uint8_t child_cls,
         c->parent = parent;
         c->group = g;
         c->cls = child_cls == REQ_INTERNAL_SCAN || child_cls == REQ_INTERNAL_DBSIZE ? child_cls
-                                                                                     : CMD_WRITE;
+                                                                                    : CMD_WRITE;
         route_submit(w, c);
     }
 }
@@ -382,8 +390,8 @@ static void immediate(struct client *cl, struct req *r)
     client_req_done(cl->w, r);
 }
 
-static void handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[],
-                           const size_t argl[])
+static void
+handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
     struct worker *w = cl->w;
     struct node *n = w->node;

@@ -27,7 +27,11 @@ void client_resume_pending(struct worker *w);
 
 /* Node commands (commands.c): everything CMD_NODE except the fan-outs. Writes the reply
  * into r. Returns false if the client should be closed after the reply (QUIT). */
-bool node_command(struct client *cl, const struct cmd_spec *cmd, uint32_t argc,
-                  const uint8_t *const argv[], const size_t argl[], struct reply *r);
+bool node_command(struct client *cl,
+                  const struct cmd_spec *cmd,
+                  uint32_t argc,
+                  const uint8_t *const argv[],
+                  const size_t argl[],
+                  struct reply *r);
 
 #endif

@@ -54,7 +54,8 @@ static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct rep
     items[k++] = (struct config_item){"proto-max-bulk-len", bulk};
     uint32_t matched = 0;
     for (uint32_t i = 0; i < k; i++) {
-        matched += sm_glob_match(pat, pl, (const uint8_t *)items[i].name, strlen(items[i].name), true);
+        matched +=
+            sm_glob_match(pat, pl, (const uint8_t *)items[i].name, strlen(items[i].name), true);
     }
     reply_array(r, 2 * (int64_t)matched);
     for (uint32_t i = 0; i < k; i++) {
@@ -105,8 +106,8 @@ static void command_info(const struct cmd_spec *c, struct reply *r)
     reply_array(r, 0); /* subcommands */
 }
 
-static void command_cmd(uint32_t argc, const uint8_t *const argv[], const size_t argl[],
-                        struct reply *r)
+static void
+command_cmd(uint32_t argc, const uint8_t *const argv[], const size_t argl[], struct reply *r)
 {
     if (argc == 1) {
         reply_array(r, (int64_t)cmd_count());
@@ -173,8 +174,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             (node_clock_ms() - n->start_ms) / 1000, n->cfg.node_id, n->cfg.workers, n->cfg.groups);
     }
     if (all || arg_is(sec, sl, "clients")) {
-        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n",
-            atomic_load(&n->clients), n->cfg.maxclients);
+        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n", atomic_load(&n->clients),
+            n->cfg.maxclients);
     }
     if (all || arg_is(sec, sl, "stats")) {
         uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, redir = 0, tmo = 0, busy = 0,
@@ -320,8 +321,11 @@ static void cluster_nodes(struct node *n, struct reply *r)
     free(text);
 }
 
-static void cluster_cmd(struct node *n, uint32_t argc, const uint8_t *const argv[],
-                        const size_t argl[], struct reply *r)
+static void cluster_cmd(struct node *n,
+                        uint32_t argc,
+                        const uint8_t *const argv[],
+                        const size_t argl[],
+                        struct reply *r)
 {
     if (arg_is(argv[1], argl[1], "slots")) {
         cluster_slots(n, r);
@@ -363,8 +367,11 @@ static const char *role_name(uint32_t role)
 }
 
 /* RAFT STATUS: one line per group, as a bulk string. */
-static void raft_cmd(struct node *n, uint32_t argc, const uint8_t *const argv[],
-                     const size_t argl[], struct reply *r)
+static void raft_cmd(struct node *n,
+                     uint32_t argc,
+                     const uint8_t *const argv[],
+                     const size_t argl[],
+                     struct reply *r)
 {
     (void)argc;
     if (!arg_is(argv[1], argl[1], "status")) {
@@ -378,24 +385,28 @@ static void raft_cmd(struct node *n, uint32_t argc, const uint8_t *const argv[],
         reply_error(r, "OOM out of memory");
         return;
     }
-    len += (size_t)snprintf(text + len, cap - len, "node:%u groups:%u workers:%u\n",
-                            n->cfg.node_id, n->cfg.groups, n->cfg.workers);
+    len += (size_t)snprintf(text + len, cap - len, "node:%u groups:%u workers:%u\n", n->cfg.node_id,
+                            n->cfg.groups, n->cfg.workers);
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         const struct group_pub *p = &n->pub[g];
-        len += (size_t)snprintf(
-            text + len, cap - len,
-            "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64 " applied:%" PRIu64
-            " last:%" PRIu64 " snapshot:%" PRIu64 "\n",
-            g, role_name(atomic_load(&p->role)), atomic_load(&p->term), atomic_load(&p->leader),
-            atomic_load(&p->commit), atomic_load(&p->applied), atomic_load(&p->last_index),
-            atomic_load(&p->snapshot_index));
+        len += (size_t)snprintf(text + len, cap - len,
+                                "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64
+                                " applied:%" PRIu64 " last:%" PRIu64 " snapshot:%" PRIu64 "\n",
+                                g, role_name(atomic_load(&p->role)), atomic_load(&p->term),
+                                atomic_load(&p->leader), atomic_load(&p->commit),
+                                atomic_load(&p->applied), atomic_load(&p->last_index),
+                                atomic_load(&p->snapshot_index));
     }
     reply_bulk(r, text, len);
     free(text);
 }
 
-bool node_command(struct client *cl, const struct cmd_spec *cmd, uint32_t argc,
-                  const uint8_t *const argv[], const size_t argl[], struct reply *r)
+bool node_command(struct client *cl,
+                  const struct cmd_spec *cmd,
+                  uint32_t argc,
+                  const uint8_t *const argv[],
+                  const size_t argl[],
+                  struct reply *r)
 {
     struct node *n = cl->w->node;
     switch (cmd->id) {

@@ -15,7 +15,8 @@ void config_default(struct node_config *c)
     c->node_id = 1;
     c->cluster_id = 0x7269666172676e72ull; /* "rngrafir": any fixed value; set your own */
     snprintf(c->cluster_secret, sizeof(c->cluster_secret), "ringraft-default-secret");
-    c->nodes[0] = (struct node_address){.id = 1, .host = "127.0.0.1", .port = 7001, .peer_port = 17001};
+    c->nodes[0] =
+        (struct node_address){.id = 1, .host = "127.0.0.1", .port = 7001, .peer_port = 17001};
     c->node_count = 1;
     snprintf(c->bind, sizeof(c->bind), "127.0.0.1");
     snprintf(c->dir, sizeof(c->dir), "./ringraft-data");
@@ -25,11 +26,13 @@ void config_default(struct node_config *c)
     snprintf(c->cpus, sizeof(c->cpus), "off");
     c->disk_batching = (struct wal_strategy){.kind = WAL_STRATEGY_ADAPTIVE};
     c->net_batching = NET_BATCHING_ADAPTIVE;
+    c->disk_flushes_in_flight = 1;
     c->tick_ms = 10;
     c->election_ticks = 20;
     c->heartbeat_ticks = 2;
     c->request_timeout_ms = 5000;
     c->redirect = false;
+    c->leader_balance = true;
     c->uring_defer_taskrun = true;
     c->uring_multishot_accept = true;
     c->uring_msg_ring = true;
@@ -188,7 +191,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
 #define U64(name, field, lo, hi)                                                                   \
     if (strcmp(key, name) == 0) {                                                                  \
         if (parse_u64(value, (lo), (hi), &v) != 0) {                                               \
-            return fail(err, len, "bad value for %s: '%s'", key, value);                         \
+            return fail(err, len, "bad value for %s: '%s'", key, value);                           \
         }                                                                                          \
         c->field = v;                                                                              \
         return 0;                                                                                  \
@@ -196,7 +199,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
 #define U32(name, field, lo, hi)                                                                   \
     if (strcmp(key, name) == 0) {                                                                  \
         if (parse_u64(value, (lo), (hi), &v) != 0) {                                               \
-            return fail(err, len, "bad value for %s: '%s'", key, value);                         \
+            return fail(err, len, "bad value for %s: '%s'", key, value);                           \
         }                                                                                          \
         c->field = (uint32_t)v;                                                                    \
         return 0;                                                                                  \
@@ -204,14 +207,14 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
 #define BOOL(name, field)                                                                          \
     if (strcmp(key, name) == 0) {                                                                  \
         if (parse_bool(value, &c->field) != 0) {                                                   \
-            return fail(err, len, "bad value for %s: '%s' (yes or no)", key, value);             \
+            return fail(err, len, "bad value for %s: '%s' (yes or no)", key, value);               \
         }                                                                                          \
         return 0;                                                                                  \
     }
 #define STR(name, field)                                                                           \
     if (strcmp(key, name) == 0) {                                                                  \
         if (strlen(value) >= sizeof(c->field)) {                                                   \
-            return fail(err, len, "value for %s too long: '%s'", key, value);                    \
+            return fail(err, len, "value for %s too long: '%s'", key, value);                      \
         }                                                                                          \
         snprintf(c->field, sizeof(c->field), "%s", value);                                         \
         return 0;                                                                                  \
@@ -226,10 +229,12 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     U32("groups", groups, 1, 16384)
     STR("cpus", cpus)
     U32("tick-ms", tick_ms, 1, 1000)
+    U32("disk-flushes-in-flight", disk_flushes_in_flight, 1, WAL_FLUSHES_MAX)
     U32("election-ticks", election_ticks, 3, 10000)
     U32("heartbeat-ticks", heartbeat_ticks, 1, 10000)
     U32("request-timeout-ms", request_timeout_ms, 10, 3600 * 1000)
     BOOL("redirect", redirect)
+    BOOL("leader-balance", leader_balance)
     BOOL("uring-defer-taskrun", uring_defer_taskrun)
     BOOL("uring-multishot-accept", uring_multishot_accept)
     BOOL("uring-msg-ring", uring_msg_ring)
@@ -281,6 +286,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
             c->net_batching = NET_BATCHING_NONE;
         } else if (strcmp(value, "adaptive") == 0) {
             c->net_batching = NET_BATCHING_ADAPTIVE;
+            c->disk_flushes_in_flight = 1;
         } else {
             return fail(err, len, "bad value for %s: '%s' (none or adaptive)", key, value);
         }
@@ -412,11 +418,13 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "loglevel %s\n", log_level_name((enum log_level)c->log_level));
     fprintf(f, "workers %u\ngroups %u\ncpus %s\n", c->workers, c->groups, c->cpus);
     fprintf(f, "disk-batching %s\n", wal_strategy_format(&c->disk_batching, strat, sizeof(strat)));
+    fprintf(f, "disk-flushes-in-flight %u\n", c->disk_flushes_in_flight);
     fprintf(f, "net-batching %s\n", c->net_batching == NET_BATCHING_NONE ? "none" : "adaptive");
-    fprintf(f, "tick-ms %u\nelection-ticks %u\nheartbeat-ticks %u\n", c->tick_ms,
-            c->election_ticks, c->heartbeat_ticks);
+    fprintf(f, "tick-ms %u\nelection-ticks %u\nheartbeat-ticks %u\n", c->tick_ms, c->election_ticks,
+            c->heartbeat_ticks);
     fprintf(f, "request-timeout-ms %u\n", c->request_timeout_ms);
     fprintf(f, "redirect %s\n", c->redirect ? "yes" : "no");
+    fprintf(f, "leader-balance %s\n", c->leader_balance ? "yes" : "no");
     fprintf(f, "uring-defer-taskrun %s\n", c->uring_defer_taskrun ? "yes" : "no");
     fprintf(f, "uring-multishot-accept %s\n", c->uring_multishot_accept ? "yes" : "no");
     fprintf(f, "uring-msg-ring %s\n", c->uring_msg_ring ? "yes" : "no");

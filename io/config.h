@@ -38,12 +38,14 @@ struct node_config {
     uint32_t groups;  /* G */
     char cpus[128];   /* "off", or a CPU list ("0-3", "2,3") the workers pin to in order */
     struct wal_strategy disk_batching;
+    uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
     enum net_batching net_batching;
     uint32_t tick_ms;
     uint32_t election_ticks;
     uint32_t heartbeat_ticks;
     uint32_t request_timeout_ms; /* a client request still unanswered after this fails */
     bool redirect;               /* answer -MOVED for groups led elsewhere instead of forwarding */
+    bool leader_balance;         /* hand each group's leadership to its preferred node */
     /* io_uring features (each probed at start; off means the plain path). */
     bool uring_defer_taskrun;
     bool uring_multishot_accept;

@@ -44,7 +44,10 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
-static bool conn_idle(const struct conn *c) { return !c->recv_pending && !c->send_pending; }
+static bool conn_idle(const struct conn *c)
+{
+    return !c->recv_pending && !c->send_pending;
+}
 
 static void conn_submit_close(struct conn *c)
 {
@@ -194,7 +197,10 @@ static void conn_submit_send(struct conn *c)
     c->w->st.sends++;
 }
 
-void conn_send_now(struct conn *c) { conn_submit_send(c); }
+void conn_send_now(struct conn *c)
+{
+    conn_submit_send(c);
+}
 
 void conn_flush_all(struct worker *w)
 {

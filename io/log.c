@@ -16,7 +16,10 @@ void log_setup(enum log_level min, int fd)
     log_fd = fd;
 }
 
-void log_set_worker(int worker) { log_worker = worker; }
+void log_set_worker(int worker)
+{
+    log_worker = worker;
+}
 
 static const char *const level_names[] = {"debug", "info", "notice", "warning", "error"};
 
@@ -33,7 +36,10 @@ int log_level_parse(const char *s)
     return -1;
 }
 
-const char *log_level_name(enum log_level l) { return level_names[l]; }
+const char *log_level_name(enum log_level l)
+{
+    return level_names[l];
+}
 
 void log_emit(struct log_site *site, enum log_level level, const char *fmt, ...)
 {
@@ -54,8 +60,8 @@ void log_emit(struct log_site *site, enum log_level level, const char *fmt, ...)
     char line[1024];
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-7s ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-7s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, level_names[level]);
     if (log_worker >= 0) {
         n += snprintf(line + n, sizeof(line) - (size_t)n, "[w%d] ", log_worker);

@@ -30,7 +30,7 @@ void log_emit(struct log_site *site, enum log_level level, const char *fmt, ...)
 /* Each call site gets its own rate-limit state (thread-local: workers never share it). */
 #define LOG(level, ...)                                                                            \
     do {                                                                                           \
-        static _Thread_local struct log_site log_site_;                                           \
+        static _Thread_local struct log_site log_site_;                                            \
         log_emit(&log_site_, (level), __VA_ARGS__);                                                \
     } while (0)
 #define LOG_D(...) LOG(LOG_DEBUG, __VA_ARGS__)

@@ -1,5 +1,7 @@
 /* The process: identity of the data directory, the workers and their hand-off queues,
  * start-up and a clean shutdown on SIGINT/SIGTERM. */
+#include "io/node.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,7 +16,6 @@
 
 #include "core/base/assert.h"
 #include "io/log.h"
-#include "io/node.h"
 #include "io/ringraftd.h"
 
 int64_t node_clock_ms(void)
@@ -109,8 +110,8 @@ static int check_identity(const struct node_config *c)
         fsync(dfd);
         close(dfd);
     }
-    LOG_N("initialised data directory %s for node %u of cluster 0x%016" PRIx64, c->dir,
-          c->node_id, c->cluster_id);
+    LOG_N("initialised data directory %s for node %u of cluster 0x%016" PRIx64, c->dir, c->node_id,
+          c->cluster_id);
     return 0;
 }
 
@@ -130,8 +131,8 @@ int node_run(const struct node_config *cfg)
     RR_ASSERT(n != NULL);
     n->cfg = *cfg;
     n->start_ms = node_clock_ms();
-    snprintf(n->run_id, sizeof(n->run_id), "%016" PRIx64 "%08x%016" PRIx64, (uint64_t)node_wall_ms(),
-             (unsigned)getpid(), cfg->cluster_id);
+    snprintf(n->run_id, sizeof(n->run_id), "%016" PRIx64 "%08x%016" PRIx64,
+             (uint64_t)node_wall_ms(), (unsigned)getpid(), cfg->cluster_id);
     atomic_store(&n->next_client_id, ((uint64_t)cfg->node_id << 48) | 1);
     if (mkdir_p(cfg->dir) != 0) {
         LOG_E("cannot create data directory %s: %s", cfg->dir, strerror(errno));

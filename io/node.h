@@ -38,8 +38,8 @@ enum ud_tag {
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
     UD_TICK = 0x30,
-    UD_WAKE = 0x31,    /* MSG_RING from another worker, or the wake eventfd read */
-    UD_IGNORE = 0x3f,  /* completions nobody waits for (cancels, MSG_RING sender side) */
+    UD_WAKE = 0x31,   /* MSG_RING from another worker, or the wake eventfd read */
+    UD_IGNORE = 0x3f, /* completions nobody waits for (cancels, MSG_RING sender side) */
 };
 #define UD_MAKE(tag, ptr) (((uint64_t)(tag) << 56) | (uint64_t)(uintptr_t)(ptr))
 #define UD_TAG(ud)        ((uint8_t)((ud) >> 56))
@@ -64,7 +64,7 @@ struct conn {
     bool send_pending;
     bool closing; /* close requested: no new I/O; freed when nothing is in flight */
     bool close_submitted;
-    bool paused; /* the owner stopped reading (limits); it resumes it */
+    bool paused;            /* the owner stopped reading (limits); it resumes it */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
@@ -99,7 +99,7 @@ struct req {
     uint64_t id; /* unique within the node: read ctx and forward id */
     uint8_t state;
     uint8_t origin;
-    uint8_t cls; /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
+    uint8_t cls;      /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
     bool redirect_ok; /* may answer -MOVED (client in redirect mode) */
     bool not_leader;  /* ORIGIN_PEER: answer "not the leader" instead of a reply */
     bool failed;      /* fan-out parent: a part failed (its error is the reply) */
@@ -123,11 +123,11 @@ struct req {
     struct reply reply;
     struct req *parent; /* ORIGIN_FANOUT */
     uint32_t children_left;
-    void *client; /* ORIGIN_CLIENT: the struct client, on origin_worker */
-    struct req *conn_next;   /* client's in-order list */
+    void *client;                      /* ORIGIN_CLIENT: the struct client, on origin_worker */
+    struct req *conn_next;             /* client's in-order list */
     struct req *list_prev, *list_next; /* the owner's list for `state` */
-    struct req *hnext;       /* id map chain */
-    struct req *all_prev, *all_next; /* the owner worker's in-flight list (timeouts) */
+    struct req *hnext;                 /* id map chain */
+    struct req *all_prev, *all_next;   /* the owner worker's in-flight list (timeouts) */
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
@@ -193,7 +193,7 @@ struct held_unit;
 struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
-    uint64_t timeouts, busy_rejects, handoffs;
+    uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors;
     uint64_t frames_sent, frame_bytes_sent, sends;
 };
@@ -226,15 +226,16 @@ struct worker {
     uint32_t peer_count;
     struct conn *flush_list;
     /* persistence */
-    uint64_t persist_issued;  /* WAL units issued (appended or queued) */
-    uint64_t persist_durable; /* WAL units acknowledged */
+    uint64_t persist_issued;                          /* WAL units issued (appended or queued) */
+    uint64_t persist_durable;                         /* WAL units acknowledged */
     struct pending_append *append_head, *append_tail; /* refused with RR_EBUSY, in order */
-    struct held_unit *held_head, *held_tail; /* drain units waiting for durability */
+    struct held_unit *held_head, *held_tail;          /* drain units waiting for durability */
     int fatal;
     /* time */
-    int64_t now_ms;          /* monotonic, refreshed each iteration */
+    int64_t now_ms; /* monotonic, refreshed each iteration */
     int64_t next_tick_ms;
     int64_t next_sweep_ms;
+    int64_t next_balance_ms;
     struct __kernel_timespec tick_ts;
     bool tick_armed;
     /* requests */
@@ -249,7 +250,7 @@ struct worker {
     struct xq **in;
     struct xq **out;
     bool wake_pending[NODE_WORKERS_MAX];
-    struct req_list *outbox; /* [W]: requests for a worker whose queue was full, in order */
+    struct req_list *outbox;    /* [W]: requests for a worker whose queue was full, in order */
     struct client *resume_head; /* clients whose paused input is parsed next iteration */
     /* clients */
     uint32_t clients;
@@ -274,8 +275,8 @@ struct node {
 };
 
 /* node.c */
-int64_t node_clock_ms(void);      /* monotonic */
-int64_t node_wall_ms(void);       /* unix time: the leader's entry timestamp */
+int64_t node_clock_ms(void); /* monotonic */
+int64_t node_wall_ms(void);  /* unix time: the leader's entry timestamp */
 raft_group node_slot_group(const struct node *n, uint16_t slot);
 struct worker *node_group_worker(const struct node *n, raft_group g);
 
@@ -314,8 +315,8 @@ void peer_accepted(struct worker *w, int fd);
 struct peer *peer_find(struct worker *w, raft_node id);
 void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t len);
 /* Sends a frame of `type` whose payload is the concatenation of the parts. */
-bool peer_send_frame(struct peer *p, uint16_t type, const void *a, size_t alen, const void *b,
-                     size_t blen);
+bool peer_send_frame(
+    struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen);
 /* Counts a failed check of a peer's frame, logs why, and closes the connection. */
 void peer_bad_frame(struct peer *p, const char *why);
 
@@ -326,10 +327,10 @@ void client_on_closed(struct conn *c);
 void client_req_done(struct worker *w, struct req *r);
 
 /* route.c */
-struct req *req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[],
-                    const size_t argl[]);
+struct req *
+req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[]);
 void req_free(struct req *r);
-void route_submit(struct worker *w, struct req *r); /* on the origin worker */
+void route_submit(struct worker *w, struct req *r);  /* on the origin worker */
 void route_execute(struct worker *w, struct req *r); /* on the owner worker */
 void route_complete(struct worker *w, struct req *r);
 void route_handoffs(struct worker *w);

@@ -380,8 +380,8 @@ void peer_on_closed(struct conn *c)
     }
 }
 
-bool peer_send_frame(struct peer *p, uint16_t type, const void *a, size_t alen, const void *b,
-                     size_t blen)
+bool peer_send_frame(
+    struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
 {
     struct worker *w;
     if (p->state != PEER_UP || p->conn == NULL) {

@@ -113,8 +113,8 @@ static struct req *map_take(struct worker *w, uint64_t id)
 
 /* ---- requests --------------------------------------------------------------------------- */
 
-struct req *req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[],
-                    const size_t argl[])
+struct req *
+req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
     size_t bytes = 0;
     for (uint32_t i = 0; i < argc; i++) {
@@ -322,7 +322,8 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
 
 static void propose(struct worker *w, struct group_state *gs, struct req *r)
 {
-    struct sm_entry_header h = {.client_id = r->client_id, .seq = r->seq, .time_ms = node_wall_ms()};
+    struct sm_entry_header h = {
+        .client_id = r->client_id, .seq = r->seq, .time_ms = node_wall_ms()};
     size_t len = sm_entry_size(r->argc, r->argl);
     if (len > RAFT_ENTRY_BYTES_MAX) {
         reply_error_and_complete(w, r, "ERR command too large for the log");
@@ -509,8 +510,9 @@ static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
         reply_init(&keys, r->reply.limit);
         struct scan_ctx c = {.keys = &keys};
         do {
-            sm_scan(gs->sm, now, &cursor, count ? (uint32_t)count : 1024, r->argl[2] ? r->argv[2] : NULL,
-                    r->argl[2], r->argl[3] ? type : NULL, collect_key, &c);
+            sm_scan(gs->sm, now, &cursor, count ? (uint32_t)count : 1024,
+                    r->argl[2] ? r->argv[2] : NULL, r->argl[2], r->argl[3] ? type : NULL,
+                    collect_key, &c);
         } while (count == 0 && cursor != 0);
         reply_array(&r->reply, 2);
         reply_int(&r->reply, (int64_t)cursor);

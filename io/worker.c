@@ -123,8 +123,9 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
     struct pending_append a = {.g = g};
     if ((rd->flags & RAFT_READY_HARD_STATE) != 0) {
         a.has_hs = true;
-        a.hs = (struct wal_hard_state){
-            .term = rd->hard_state.term, .vote = rd->hard_state.vote, .commit = rd->hard_state.commit};
+        a.hs = (struct wal_hard_state){.term = rd->hard_state.term,
+                                       .vote = rd->hard_state.vote,
+                                       .commit = rd->hard_state.commit};
     }
     struct wal_entry stack[64];
     a.n = (rd->flags & RAFT_READY_ENTRIES) != 0 ? rd->entry_count : 0;
@@ -132,8 +133,11 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
     RR_ASSERT(a.entries != NULL);
     for (uint32_t i = 0; i < a.n; i++) {
         const struct raft_entry *e = &rd->entries[i];
-        a.entries[i] = (struct wal_entry){
-            .term = e->term, .index = e->index, .type = e->type, .len = e->data.len, .data = e->data.base};
+        a.entries[i] = (struct wal_entry){.term = e->term,
+                                          .index = e->index,
+                                          .type = e->type,
+                                          .len = e->data.len,
+                                          .data = e->data.base};
     }
     w->persist_issued++;
     int rc = w->append_head == NULL ? append_now(w, &a) : RR_EBUSY;
@@ -192,8 +196,11 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     w->held_tail = h;
 }
 
-static void op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta,
-                       const uint8_t *data, uint64_t bytes)
+static void op_restore(void *ctx,
+                       raft_group g,
+                       const struct raft_snapshot_meta *meta,
+                       const uint8_t *data,
+                       uint64_t bytes)
 {
     (void)ctx, (void)meta, (void)data, (void)bytes;
     LOG_E("group %u: snapshot restore is not supported by this version", g);
@@ -304,6 +311,43 @@ static void publish_stats(struct worker *w)
 
 #undef PUB
 
+/* Leaders spread over the nodes: group g prefers node nodes[g % N]. Once a second, a leader
+ * whose group prefers another node that is connected and nearly caught up hands leadership
+ * to it (thesis §3.10), a few groups at a time. This also moves leadership back to a node
+ * that returns after a failure. */
+#define BALANCE_PERIOD_MS      1000
+#define BALANCE_TRANSFERS_MAX  8
+#define BALANCE_CATCH_UP_SLACK 64
+
+static void balance_leaders(struct worker *w)
+{
+    struct node *n = w->node;
+    uint32_t started_now = 0;
+    for (uint32_t s = 0; s < w->group_count && started_now < BALANCE_TRANSFERS_MAX; s++) {
+        struct group_state *gs = &w->groups[s];
+        if (gs->role != RAFT_LEADER) {
+            continue;
+        }
+        raft_node pref = n->cfg.nodes[gs->g % n->cfg.node_count].id;
+        struct peer *p = peer_find(w, pref);
+        if (pref == n->cfg.node_id || p == NULL || p->state != PEER_UP) {
+            continue;
+        }
+        const struct raft *ro = multi_group_peek(w->multi, gs->g);
+        struct raft_status st;
+        struct raft_progress_view pv;
+        raft_status(ro, &st);
+        if (st.transfer_target != RAFT_NODE_NONE || !raft_progress(ro, pref, &pv) ||
+            pv.match + BALANCE_CATCH_UP_SLACK < st.last_index) {
+            continue;
+        }
+        if (raft_transfer_leader(multi_group(w->multi, gs->g), pref) == 0) {
+            started_now++;
+            w->st.transfers++;
+        }
+    }
+}
+
 static void run_ticks(struct worker *w)
 {
     uint32_t due = 0;
@@ -327,11 +371,18 @@ static void run_ticks(struct worker *w)
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
     }
+    if (w->node->cfg.leader_balance && w->now_ms >= w->next_balance_ms) {
+        w->next_balance_ms = w->now_ms + BALANCE_PERIOD_MS;
+        balance_leaders(w);
+    }
 }
 
 /* ---- hand-off wake-ups ---------------------------------------------------------------- */
 
-void worker_wake(struct worker *w, uint32_t to) { w->wake_pending[to] = true; }
+void worker_wake(struct worker *w, uint32_t to)
+{
+    w->wake_pending[to] = true;
+}
 
 static void send_wakes(struct worker *w)
 {
@@ -541,7 +592,8 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
     memset(&rc->r, 0, sizeof(rc->r));
     rc->r.hard_state = (struct raft_hard_state){
         .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
-    uint64_t count = info.last_index >= info.first_index ? info.last_index - info.first_index + 1 : 0;
+    uint64_t count =
+        info.last_index >= info.first_index ? info.last_index - info.first_index + 1 : 0;
     if (count == 0 && info.hs.term == 0) {
         return NULL;
     }
@@ -568,7 +620,9 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
         for (uint32_t i = 0; i < rd->count; i++) {
             const struct wal_entry *e = &rd->entries[i];
             struct raft_entry *re = &rc->entries[next - info.first_index];
-            *re = (struct raft_entry){.term = e->term, .index = e->index, .type = e->type,
+            *re = (struct raft_entry){.term = e->term,
+                                      .index = e->index,
+                                      .type = e->type,
                                       .data = {.base = e->data, .len = e->len}};
             used = (size_t)((const uint8_t *)e->data + e->len - rc->data);
             next++;
@@ -595,6 +649,7 @@ static int worker_open(struct worker *w)
         .user_data_tag = UD_WAL,
         .iowq_max_workers = 2,
         .strategy = cfg->disk_batching,
+        .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
     };
     char err[512];
     int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));
@@ -701,6 +756,7 @@ void *worker_main(void *arg)
     w->now_ms = node_clock_ms();
     w->next_tick_ms = w->now_ms;
     w->next_sweep_ms = w->now_ms + SWEEP_MS;
+    w->next_balance_ms = w->now_ms + 2 * BALANCE_PERIOD_MS;
     while (!w->stopping) {
         loop_iteration(w);
     }

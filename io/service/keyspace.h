@@ -1,0 +1,70 @@
+/* The keyspace of one state machine: a chained hash table of objects (strings and streams)
+ * with optional expiry times, and Redis's reverse-binary SCAN cursor over its buckets. */
+#ifndef RR_SERVICE_KEYSPACE_H
+#define RR_SERVICE_KEYSPACE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/service/stream.h"
+
+enum obj_type { OBJ_STRING = 1, OBJ_STREAM = 2 };
+
+struct obj {
+    struct obj *next;      /* hash chain */
+    uint64_t hash;         /* of the key */
+    int64_t expire_at;     /* unix ms; meaningful only if has_expire */
+    bool has_expire;       /* the key has a TTL */
+    uint8_t type;          /* enum obj_type */
+    uint32_t key_len;      /* bytes in key */
+    size_t val_len;        /* OBJ_STRING: bytes in val */
+    uint8_t *val;          /* OBJ_STRING: owned value bytes (never NULL) */
+    struct stream *stream; /* OBJ_STREAM: owned */
+    uint8_t key[];         /* the key bytes */
+};
+
+struct keyspace {
+    struct obj **buckets;  /* mask + 1 chains */
+    uint64_t mask;         /* bucket count - 1 (a power of two minus one) */
+    uint64_t count;        /* objects in the table, expired or not */
+    uint64_t expire_count; /* objects with has_expire */
+    uint64_t expire_scan;  /* next bucket the active expiry step examines */
+};
+
+int ks_init(struct keyspace *ks);
+/* Frees every object and the table. */
+void ks_free(struct keyspace *ks);
+uint64_t ks_hash(const uint8_t *key, size_t len);
+
+/* The object for key, expired or not; NULL if none. */
+struct obj *ks_find(const struct keyspace *ks, const uint8_t *key, size_t len);
+/* True if o is expired at now_ms. */
+bool ks_expired(const struct obj *o, int64_t now_ms);
+/* The live object at now_ms, or NULL (never deletes). */
+struct obj *ks_lookup(const struct keyspace *ks, const uint8_t *key, size_t len, int64_t now);
+
+/* A new, unlinked string object for key with an empty value buffer of val_len bytes (the
+ * caller fills it). NULL when out of memory. */
+struct obj *ks_obj_new(const uint8_t *key, size_t len, size_t val_len);
+void ks_obj_free(struct obj *o);
+/* Links o (whose key must not be in the table). Grows the table when it can. */
+void ks_insert(struct keyspace *ks, struct obj *o);
+/* Unlinks and frees o. */
+void ks_delete(struct keyspace *ks, struct obj *o);
+/* Sets or clears o's expiry, keeping expire_count right. */
+void ks_set_expire(struct keyspace *ks, struct obj *o, bool has, int64_t at);
+/* Deletes expired objects in up to `buckets` buckets, resuming where the last call stopped. */
+void ks_expire_step(struct keyspace *ks, int64_t now, uint32_t buckets);
+/* Empties the table (keeps it allocated at its minimum size when possible). */
+void ks_clear(struct keyspace *ks);
+
+/* One SCAN step over the buckets from *cursor; see sm_scan. fn gets every object in the
+ * visited buckets. */
+void ks_scan(const struct keyspace *ks,
+             uint64_t *cursor,
+             uint32_t count,
+             void (*fn)(void *ctx, const struct obj *o),
+             void *ctx);
+
+#endif

@@ -1,0 +1,137 @@
+/* One Raft group's state machine: string keys with TTLs and streams, plus client sessions
+ * that make retried writes apply once. Applied deterministically from the log: the only
+ * clock is the time the leader stamped on each entry. */
+#ifndef RR_SERVICE_SM_H
+#define RR_SERVICE_SM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/base/types.h"
+#include "io/service/reply.h"
+
+struct sm_limits {
+    uint32_t sessions_max;      /* client sessions remembered (default 4096); the oldest (by
+                                   last use, in log order) is evicted deterministically */
+    uint32_t session_reply_max; /* largest reply cached per session for retries (default
+                                   64 KiB; larger replies are cached as an error "-ERR reply
+                                   too large to replay") */
+    size_t reply_limit;         /* the limit given to reply buffers by callers; informational
+                                   (sm_apply builds each reply in a buffer of this limit) */
+};
+
+#define SM_SESSIONS_MAX_DEFAULT      4096u
+#define SM_SESSION_REPLY_MAX_DEFAULT (64u * 1024u)
+#define SM_REPLY_LIMIT_DEFAULT       ((size_t)512 * 1024 * 1024)
+
+void sm_limits_default(struct sm_limits *l);
+
+struct sm;
+
+/* l NULL: defaults. sessions_max and session_reply_max must be >= 1. RR_ENOMEM. */
+int sm_create(struct sm **out, const struct sm_limits *l);
+/* NULL is a no-op. */
+void sm_destroy(struct sm *sm);
+
+/* Log entry types: the first byte of every entry this module encodes. */
+enum sm_entry_type {
+    SM_ENTRY_COMMAND = 1, /* header + a command's arguments */
+    SM_ENTRY_NOOP = 2,    /* u64 time_ms only: advances the clock, applies nothing */
+};
+
+/* What the node puts in front of every write command in a log entry. */
+struct sm_entry_header {
+    uint64_t client_id; /* node-assigned, unique in the cluster; 0: no session (no dedup) */
+    uint64_t seq;       /* per client, strictly increasing; a retry reuses its seq */
+    int64_t time_ms;    /* the leader's wall clock when proposing (unix ms): the only clock
+                           the state machine sees (TTLs, stream IDs) */
+};
+
+/* Bytes sm_entry_encode needs. */
+size_t sm_entry_size(uint32_t argc, const uint32_t argl[]);
+
+/* Encodes header + the command's arguments (argv[0] is the command name) into out; returns
+ * bytes written or 0 if cap is too small. Layout (little-endian):
+ *   u8 type (SM_ENTRY_COMMAND), u64 client_id, u64 seq, i64 time_ms, u32 argc,
+ *   argc * (u32 len, len bytes)
+ * argc >= 1. */
+size_t sm_entry_encode(const struct sm_entry_header *h,
+                       uint32_t argc,
+                       const uint8_t *const argv[],
+                       const uint32_t argl[],
+                       uint8_t *out,
+                       size_t cap);
+
+/* Bytes of a no-op entry: u8 type (SM_ENTRY_NOOP), i64 time_ms. */
+#define SM_ENTRY_NOOP_BYTES 9u
+/* Encodes a no-op entry; returns SM_ENTRY_NOOP_BYTES or 0 if cap is too small. */
+size_t sm_entry_encode_noop(int64_t time_ms, uint8_t *out, size_t cap);
+
+/* Applies one committed entry (the node calls this for every normal entry in log order, on
+ * every replica). Writes the reply meant for the proposing client into r (the node discards
+ * it on replicas that did not propose); a no-op entry writes nothing. If (client_id, seq) is
+ * at or below the session's last applied seq, nothing is applied and the cached reply for
+ * that seq is written (or "-ERR request already applied; reply not kept" if older than the
+ * last). A malformed entry writes an error reply and changes nothing. time_ms never makes
+ * the state machine's clock go backwards: the clock is max(previous, time_ms). Returns 0 or
+ * RR_ENOMEM (state unchanged: the node may retry the same entry). */
+int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r);
+
+/* Serves a CMD_READ command (argv[0] is the name, arity already checked). now_ms: the
+ * reading node's clock; the state machine uses max(its clock, now_ms) to decide expiry
+ * (reads at the leader; keys are never deleted by a read). XREAD with BLOCK is refused with
+ * "ERR XREAD BLOCK is not supported" (SM_XREAD_BLOCK_ERROR) for now. */
+void sm_read(struct sm *sm,
+             int64_t now_ms,
+             uint32_t argc,
+             const uint8_t *const argv[],
+             const uint32_t argl[],
+             struct reply *r);
+
+#define SM_XREAD_BLOCK_ERROR "ERR XREAD BLOCK is not supported"
+
+/* Live (unexpired at max(the sm's clock, now_ms)) key count, for DBSIZE. */
+uint64_t sm_key_count(const struct sm *sm, int64_t now_ms);
+
+/* The state machine's clock: the largest time_ms applied so far (0 initially). */
+int64_t sm_clock(const struct sm *sm);
+
+/* Index of the last entry applied (0 initially; sm_load sets it from the snapshot). */
+raft_index sm_applied_index(const struct sm *sm);
+
+/* KEYS / SCAN support: calls fn for each live key matching the glob pattern (Redis
+ * stringmatchlen semantics, NULL: all) starting at *cursor, at most `count` visits (keys
+ * examined; a bucket is never split, so a visit may slightly exceed count), updates *cursor
+ * (0 when the iteration is complete). The cursor is Redis's reverse-binary bucket cursor,
+ * so it survives inserts, deletes and table resizes between calls: every key present for the
+ * whole scan is returned at least once. type_filter NULL or "string"/"stream" (any other
+ * name matches nothing). fn must not modify the sm. */
+void sm_scan(const struct sm *sm,
+             int64_t now_ms,
+             uint64_t *cursor,
+             uint32_t count,
+             const uint8_t *pattern,
+             size_t pattern_len,
+             const char *type_filter,
+             void (*fn)(void *ctx, const uint8_t *key, size_t len),
+             void *ctx);
+
+/* Deterministic digest of the whole state (live keys, values, TTLs, streams, sessions, the
+ * clock) for tests: equal states give equal digests regardless of insertion order. Keys
+ * already expired at the clock are not part of the state. */
+uint64_t sm_digest(const struct sm *sm);
+
+/* Snapshot support: serialize the whole state to a byte stream (appended to out) and load it
+ * back. sm_serialize returns 0 or RR_ENOMEM (also when out's limit is reached). sm_load
+ * replaces the state only on success; RR_ECORRUPT / RR_EBADVERSION / RR_ENOMEM otherwise
+ * (the state is then unchanged; never crashes on bad input). */
+int sm_serialize(const struct sm *sm, struct reply *out);
+int sm_load(struct sm *sm, const uint8_t *data, size_t len);
+
+/* Redis's stringmatchlen: glob match of str against pattern (*, ?, [a-z], [^x], \x).
+ * nocase: ASCII case-insensitive. */
+bool sm_glob_match(
+    const uint8_t *pattern, size_t pattern_len, const uint8_t *str, size_t str_len, bool nocase);
+
+#endif

@@ -1,0 +1,205 @@
+/* Command table, key slots, CROSSSLOT and the reply writer. Error strings were checked
+ * against redis-server 7.0.15. */
+#include "tests/service/sm_helpers.h"
+
+static const char *reply_str(struct reply *r, char *buf, size_t cap)
+{
+    assert_true(r->len < cap);
+    memcpy(buf, r->buf, r->len);
+    buf[r->len] = '\0';
+    reply_reset(r);
+    return buf;
+}
+
+static void test_lookup_is_case_insensitive(void **state)
+{
+    (void)state;
+    const struct cmd_spec *c = cmd_lookup((const uint8_t *)"SeT", 3);
+    assert_non_null(c);
+    assert_string_equal(c->name, "set");
+    assert_int_equal(c->arity, -3);
+    assert_int_equal(c->cls, CMD_WRITE);
+    assert_null(cmd_lookup((const uint8_t *)"sett", 4));
+    assert_null(cmd_lookup((const uint8_t *)"", 0));
+    /* Every row is reachable by its name and ids are unique. */
+    for (size_t i = 0; i < cmd_count(); i++) {
+        const struct cmd_spec *s = cmd_at(i);
+        assert_ptr_equal(cmd_lookup((const uint8_t *)s->name, strlen(s->name)), s);
+        for (size_t j = 0; j < i; j++) {
+            assert_int_not_equal(cmd_at(j)->id, s->id);
+        }
+    }
+    assert_int_equal(cmd_lookup((const uint8_t *)"raft", 4)->arity, -2);
+    assert_int_equal(cmd_lookup((const uint8_t *)"flushdb", 7)->cls, CMD_NODE);
+    assert_int_equal(cmd_lookup((const uint8_t *)"xread", 5)->cls, CMD_READ);
+}
+
+static void test_arity_and_unknown_errors(void **state)
+{
+    (void)state;
+    struct reply r;
+    reply_init(&r, 1 << 16);
+    char buf[1024];
+    const struct cmd_spec *set = cmd_lookup((const uint8_t *)"set", 3);
+    assert_int_equal(cmd_check_arity(set, 3, &r), 0);
+    assert_int_equal(cmd_check_arity(set, 5, &r), 0);
+    assert_int_equal(cmd_check_arity(set, 2, &r), RR_EINVAL);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR wrong number of arguments for 'set' command\r\n");
+    const struct cmd_spec *get = cmd_lookup((const uint8_t *)"get", 3);
+    assert_int_equal(cmd_check_arity(get, 3, &r), RR_EINVAL);
+    reply_reset(&r);
+
+    struct t_cmd c;
+    t_split(&c, "foo a b");
+    cmd_reply_unknown(&r, c.argc, c.argv, c.argl);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n");
+    t_split(&c, "nope");
+    cmd_reply_unknown(&r, c.argc, c.argv, c.argl);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR unknown command 'nope', with args beginning with: \r\n");
+    /* Truncation: the name at 128 bytes, the listing while under 128 bytes (Redis 7.0.15:
+     * a 130-byte name, then 100 a's, 40 b's and "c"). */
+    char name[131], a[101], b[41];
+    memset(name, 'x', 130);
+    memset(a, 'a', 100);
+    memset(b, 'b', 40);
+    const uint8_t *argv[4] = {(const uint8_t *)name, (const uint8_t *)a, (const uint8_t *)b,
+                              (const uint8_t *)"c"};
+    const uint32_t argl[4] = {130, 100, 40, 1};
+    cmd_reply_unknown(&r, 4, argv, argl);
+    char expect[512];
+    snprintf(expect, sizeof(expect),
+             "-ERR unknown command '%.128s', with args beginning with: '%.100s' '%.25s' \r\n", name,
+             a, b);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)), expect);
+    /* CR/LF become spaces, a NUL ends an argument. */
+    const uint8_t *argv2[4] = {(const uint8_t *)"nope", (const uint8_t *)"a\r\nb",
+                               (const uint8_t *)"x\0y", (const uint8_t *)"z"};
+    const uint32_t argl2[4] = {4, 4, 3, 1};
+    cmd_reply_unknown(&r, 4, argv2, argl2);
+    assert_string_equal(
+        reply_str(&r, buf, sizeof(buf)),
+        "-ERR unknown command 'nope', with args beginning with: 'a  b' 'x' 'z' \r\n");
+    reply_free(&r);
+}
+
+static uint16_t slot(const char *key)
+{
+    return cmd_keyslot((const uint8_t *)key, strlen(key));
+}
+
+/* Redis Cluster specification values. */
+static void test_keyslot_known_values(void **state)
+{
+    (void)state;
+    assert_int_equal(slot("123456789"), 12739);
+    assert_int_equal(slot("foo"), 12182);
+    assert_int_equal(slot("bar"), 5061);
+    assert_int_equal(slot("{user1000}.following"), slot("{user1000}.followers"));
+    assert_int_equal(slot("{user1000}.following"), slot("user1000"));
+    assert_int_not_equal(slot("foo{}{bar}"), slot("bar")); /* empty tag: whole key */
+    assert_int_equal(slot("foo{{bar}}zap"), slot("{bar"));
+    assert_int_equal(slot("foo{bar}{zap}"), slot("bar"));
+    assert_int_equal(slot(""), 0);
+}
+
+static int request_slot(const char *line, uint16_t *s, struct reply *r)
+{
+    struct t_cmd c;
+    t_split(&c, line);
+    const struct cmd_spec *spec = cmd_lookup(c.argv[0], c.argl[0]);
+    assert_non_null(spec);
+    return cmd_request_slot(spec, c.argc, c.argv, c.argl, s, r);
+}
+
+static void test_request_slot(void **state)
+{
+    (void)state;
+    struct reply r;
+    reply_init(&r, 1 << 16);
+    char buf[512];
+    uint16_t s = 0;
+    assert_int_equal(request_slot("get foo", &s, &r), 1);
+    assert_int_equal(s, 12182);
+    assert_int_equal(request_slot("mset {a}x 1 {a}y 2", &s, &r), 1);
+    assert_int_equal(s, slot("a"));
+    assert_int_equal(request_slot("ping", &s, &r), 0);
+    assert_int_equal(request_slot("mset a 1 b 2", &s, &r), CMD_CROSSSLOT);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    /* MSET's values are not keys. */
+    assert_int_equal(request_slot("mset {a}x foo {a}y bar", &s, &r), 1);
+    assert_int_equal(request_slot("xread count 5 streams {s}1 {s}2 0 $", &s, &r), 1);
+    assert_int_equal(s, slot("s"));
+    assert_int_equal(request_slot("xread block 0 streams a b 0 0", &s, &r), CMD_CROSSSLOT);
+    reply_reset(&r);
+    assert_int_equal(request_slot("xread streams a b 0", &s, &r), RR_EINVAL);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR Unbalanced XREAD list of streams: for each stream key an ID or "
+                        "'$' must be specified.\r\n");
+    assert_int_equal(request_slot("xread foo streams a 0", &s, &r), 0);
+    reply_free(&r);
+}
+
+static void test_slot_groups_are_contiguous(void **state)
+{
+    (void)state;
+    const uint32_t counts[] = {1, 2, 3, 7, 100, 1000, 16383, 16384};
+    for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+        uint32_t g_count = counts[k];
+        uint32_t next = 0;
+        for (uint32_t g = 0; g < g_count; g++) {
+            uint16_t first, last;
+            cmd_group_slots(g, g_count, &first, &last);
+            assert_int_equal(first, next);
+            assert_true(last >= first);
+            assert_int_equal(cmd_slot_group(first, g_count), g);
+            assert_int_equal(cmd_slot_group(last, g_count), g);
+            next = (uint32_t)last + 1;
+        }
+        assert_int_equal(next, CMD_SLOTS);
+    }
+}
+
+static void test_reply_encoding_and_limit(void **state)
+{
+    (void)state;
+    struct reply r;
+    reply_init(&r, 64);
+    char buf[128];
+    reply_simple(&r, "OK");
+    reply_int(&r, INT64_MIN);
+    reply_bulk(&r, "ab", 2);
+    reply_null(&r);
+    reply_null_array(&r);
+    reply_array(&r, 3);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "+OK\r\n:-9223372036854775808\r\n$2\r\nab\r\n$-1\r\n*-1\r\n*3\r\n");
+    reply_errorf(&r, "ERR %s\nx", "bad");
+    reply_bulk_int(&r, -12);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)), "-ERR bad x\r\n$3\r\n-12\r\n");
+    /* A value past the limit is dropped whole, and so is everything after it. */
+    reply_simple(&r, "0123456789");
+    reply_bulk(&r, buf, 60);
+    assert_true(r.overflow);
+    reply_simple(&r, "x");
+    assert_int_equal(r.len, 13);
+    reply_reset(&r);
+    assert_false(r.overflow);
+    reply_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lookup_is_case_insensitive),
+        cmocka_unit_test(test_arity_and_unknown_errors),
+        cmocka_unit_test(test_keyslot_known_values),
+        cmocka_unit_test(test_request_slot),
+        cmocka_unit_test(test_slot_groups_are_contiguous),
+        cmocka_unit_test(test_reply_encoding_and_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

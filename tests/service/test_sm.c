@@ -1,0 +1,624 @@
+/* State machine tests: string and key commands byte for byte against Redis 7.0.15, client
+ * sessions (retries apply once, deterministic eviction), expiry driven by the entries'
+ * clock, determinism (digests), snapshots, malformed entries and a randomized comparison
+ * with a simple model. */
+#include "io/service/keyspace.h"
+#include "tests/service/sm_helpers.h"
+
+#define T_TIME 1700000000000LL /* the entries' clock in these tests (unix ms) */
+
+/* Verified against redis-server 7.0.15 (tools: a raw RESP client over a unix socket). */
+static const struct t_case string_cases[] = {
+    {"set a b", "+OK\r\n"},
+    {"get a", "$1\r\nb\r\n"},
+    {"set a b ex 0", "-ERR invalid expire time in 'set' command\r\n"},
+    {"set a b ex -1", "-ERR invalid expire time in 'set' command\r\n"},
+    {"set a b ex x", "-ERR value is not an integer or out of range\r\n"},
+    {"set a b nx xx", "-ERR syntax error\r\n"},
+    {"set a b px 100 ex 100", "-ERR syntax error\r\n"},
+    {"set a b keepttl ex 1", "-ERR syntax error\r\n"},
+    {"set a c nx get", "$1\r\nb\r\n"},
+    {"set a c xx get", "$1\r\nb\r\n"},
+    {"get a", "$1\r\nc\r\n"},
+    {"set a d get", "$1\r\nc\r\n"},
+    {"set missing v xx", "$-1\r\n"},
+    {"get missing", "$-1\r\n"},
+    {"set missing v xx get", "$-1\r\n"},
+    {"set n1 v nx", "+OK\r\n"},
+    {"set n1 v nx", "$-1\r\n"},
+    {"set a b ex 9223372036854775", "-ERR invalid expire time in 'set' command\r\n"},
+    {"set a b exat 9223372036854776", "-ERR invalid expire time in 'set' command\r\n"},
+    {"set a b foo", "-ERR syntax error\r\n"},
+    {"set a b ex", "-ERR syntax error\r\n"},
+    {"set a b GET NX", "$1\r\nd\r\n"},
+    {"setnx a x", ":0\r\n"},
+    {"setnx fresh x", ":1\r\n"},
+    {"getset fresh y", "$1\r\nx\r\n"},
+    {"getset nokey y", "$-1\r\n"},
+    {"getdel fresh", "$1\r\ny\r\n"},
+    {"getdel fresh", "$-1\r\n"},
+    {"incr cnt", ":1\r\n"},
+    {"incrby cnt 10", ":11\r\n"},
+    {"decr cnt", ":10\r\n"},
+    {"decrby cnt 5", ":5\r\n"},
+    {"incrby cnt x", "-ERR value is not an integer or out of range\r\n"},
+    {"incrby cnt 1.5", "-ERR value is not an integer or out of range\r\n"},
+    {"decrby cnt -9223372036854775808", "-ERR decrement would overflow\r\n"},
+    {"set big 9223372036854775807", "+OK\r\n"},
+    {"incr big", "-ERR increment or decrement would overflow\r\n"},
+    {"set small -9223372036854775808", "+OK\r\n"},
+    {"decr small", "-ERR increment or decrement would overflow\r\n"},
+    {"set sp \" 1\"", "+OK\r\n"},
+    {"incr sp", "-ERR value is not an integer or out of range\r\n"},
+    {"set z -0", "+OK\r\n"},
+    {"incr z", "-ERR value is not an integer or out of range\r\n"},
+    {"set lz 01", "+OK\r\n"},
+    {"incr lz", "-ERR value is not an integer or out of range\r\n"},
+    {"set neg -5", "+OK\r\n"},
+    {"incr neg", ":-4\r\n"},
+    {"append ap hello", ":5\r\n"},
+    {"append ap \" world\"", ":11\r\n"},
+    {"get ap", "$11\r\nhello world\r\n"},
+    {"strlen ap", ":11\r\n"},
+    {"strlen nokey", ":1\r\n"},
+    {"getrange ap 0 4", "$5\r\nhello\r\n"},
+    {"getrange ap -5 -1", "$5\r\nworld\r\n"},
+    {"getrange ap -1 -5", "$0\r\n\r\n"},
+    {"getrange ap 0 -100", "$1\r\nh\r\n"},
+    {"getrange ap -100 -100", "$1\r\nh\r\n"},
+    {"getrange ap 5 100", "$6\r\n world\r\n"},
+    {"getrange ap x 1", "-ERR value is not an integer or out of range\r\n"},
+    {"getrange nokey 0 1", "$1\r\ny\r\n"},
+    {"mset k1 v1 k2 v2 k1 v3", "+OK\r\n"},
+    {"mget k1 k2 nokey", "*3\r\n$2\r\nv3\r\n$2\r\nv2\r\n$1\r\ny\r\n"},
+    {"mset k1", "-ERR wrong number of arguments for 'mset' command\r\n"},
+    {"mset k1 v1 k2", "-ERR wrong number of arguments for 'mset' command\r\n"},
+    {"exists k1 k2 k1 nokey", ":4\r\n"},
+    {"del k1 k1 k2 nokey", ":3\r\n"},
+    {"exists k1", ":0\r\n"},
+    {"type ap", "+string\r\n"},
+    {"type nokey", "+none\r\n"},
+    {"ttl ap", ":-1\r\n"},
+    {"pttl ap", ":-1\r\n"},
+    {"expiretime ap", ":-1\r\n"},
+    {"ttl nokey", ":-2\r\n"},
+    {"set \"\" empty", "+OK\r\n"},
+    {"get \"\"", "$5\r\nempty\r\n"},
+    {"append \"\" \"\"", ":5\r\n"},
+    {"strlen \"\"", ":5\r\n"},
+    {"set a b ex 100", "+OK\r\n"},
+    {"ttl a", ":100\r\n"},
+    {"expire a 10 foo", "-ERR Unsupported option foo\r\n"},
+    {"expire a 10 nx xx",
+     "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n"},
+    {"expire a 10 gt lt", "-ERR GT and LT options at the same time are not compatible\r\n"},
+    {"expire a x foo", "-ERR Unsupported option foo\r\n"},
+    {"expire a x", "-ERR value is not an integer or out of range\r\n"},
+    {"expire a 9223372036854776", "-ERR invalid expire time in 'expire' command\r\n"},
+    {"pexpire a 9223372036854775807", "-ERR invalid expire time in 'pexpire' command\r\n"},
+    {"expire nokey 9223372036854775", "-ERR invalid expire time in 'expire' command\r\n"},
+    {"expire nokey 100", ":0\r\n"},
+    {"expire a 200 nx", ":0\r\n"},
+    {"expire a 200 xx", ":1\r\n"},
+    {"ttl a", ":200\r\n"},
+    {"expire a 50 gt", ":0\r\n"},
+    {"expire a 500 gt", ":1\r\n"},
+    {"ttl a", ":500\r\n"},
+    {"expire a 1000 lt", ":0\r\n"},
+    {"expire a 5 lt", ":1\r\n"},
+    {"ttl a", ":5\r\n"},
+    {"persist a", ":1\r\n"},
+    {"persist a", ":0\r\n"},
+    {"ttl a", ":-1\r\n"},
+    {"expire a 100 gt", ":0\r\n"},
+    {"expire a 100 lt", ":1\r\n"},
+    {"ttl a", ":100\r\n"},
+    {"expire a -1", ":1\r\n"},
+    {"exists a", ":0\r\n"},
+    {"get", "-ERR wrong number of arguments for 'get' command\r\n"},
+    {"foo a b", "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"},
+    {"flushdb foo", "-ERR syntax error\r\n"},
+    {"set x 1", "+OK\r\n"},
+    {"flushdb async", "+OK\r\n"},
+    {"exists x", ":0\r\n"},
+};
+
+static void test_string_commands_match_redis(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    T_RUN(&t, T_TIME, string_cases);
+    t_fini(&t);
+}
+
+/* Expiry follows the entries' clock only: a key is gone for every command once an entry's
+ * time (or a read's now) reaches its expiry, and the clock never goes backwards. */
+static void test_expiry_follows_entry_clock(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    assert_string_equal(t_apply(&t, 1000, "set k v px 100"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "pttl k"), ":100\r\n");
+    assert_string_equal(t_read(&t, 1050, "pttl k"), ":50\r\n");
+    assert_string_equal(t_read(&t, 1100, "get k"), "$-1\r\n");
+    assert_int_equal(sm_key_count(t.sm, 1100), 0);
+    assert_int_equal(sm_key_count(t.sm, 0), 1);
+    /* An entry stamped earlier does not move the clock back. */
+    assert_string_equal(t_apply(&t, 1099, "set other x"), "+OK\r\n");
+    assert_int_equal(sm_clock(t.sm), 1099);
+    assert_string_equal(t_apply(&t, 500, "pexpiretime k"),
+                        "-ERR 'pexpiretime' is not a replicated write command\r\n");
+    assert_int_equal(sm_clock(t.sm), 1099);
+    assert_string_equal(t_read(&t, 0, "pexpiretime k"), ":1100\r\n");
+    assert_string_equal(t_read(&t, 0, "expiretime k"), ":1\r\n");
+    /* The entry at 1100 sees k expired: INCR starts from 0 without the old TTL. */
+    assert_string_equal(t_apply(&t, 1100, "incr k"), ":1\r\n");
+    assert_string_equal(t_read(&t, 0, "ttl k"), ":-1\r\n");
+    /* INCR and APPEND keep a TTL; SET drops it unless KEEPTTL. */
+    assert_string_equal(t_apply(&t, 2000, "expire k 10"), ":1\r\n");
+    assert_string_equal(t_apply(&t, 2000, "incr k"), ":2\r\n");
+    assert_string_equal(t_apply(&t, 2000, "append k 0"), ":2\r\n");
+    assert_string_equal(t_read(&t, 0, "pttl k"), ":10000\r\n");
+    assert_string_equal(t_apply(&t, 2000, "set k v keepttl"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "pttl k"), ":10000\r\n");
+    assert_string_equal(t_apply(&t, 2000, "set k v"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "pttl k"), ":-1\r\n");
+    /* EXAT / PXAT in the past leave no key; EXPIREAT in the past deletes and answers 1. */
+    assert_string_equal(t_apply(&t, 3000, "set p v pxat 2999"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "exists p"), ":0\r\n");
+    assert_string_equal(t_apply(&t, 3000, "pexpireat k 3000"), ":1\r\n");
+    assert_string_equal(t_read(&t, 0, "exists k"), ":0\r\n");
+    /* TTL rounds to the nearest second, like Redis. */
+    assert_string_equal(t_apply(&t, 3000, "set r v px 1500"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "ttl r"), ":2\r\n");
+    assert_string_equal(t_read(&t, 3001, "ttl r"), ":1\r\n");
+    t_fini(&t);
+}
+
+/* A retried (client, seq) gets the first reply and is applied once. */
+static void test_session_retry_applies_once(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME, "incr c"), ":1\r\n");
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME, "incr c"), ":1\r\n");
+    assert_string_equal(t_read(&t, 0, "get c"), "$1\r\n1\r\n");
+    assert_string_equal(t_apply_as(&t, 7, 2, T_TIME, "incr c"), ":2\r\n");
+    /* Older than the last: applied, but its reply is gone. */
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME, "incr c"),
+                        "-ERR request already applied; reply not kept\r\n");
+    assert_string_equal(t_apply_as(&t, 7, 2, T_TIME, "incr c"), ":2\r\n");
+    /* Another client is independent; client 0 is never deduplicated. */
+    assert_string_equal(t_apply_as(&t, 8, 1, T_TIME, "incr c"), ":3\r\n");
+    assert_string_equal(t_apply_as(&t, 0, 1, T_TIME, "incr c"), ":4\r\n");
+    assert_string_equal(t_apply_as(&t, 0, 1, T_TIME, "incr c"), ":5\r\n");
+    /* Errors are replies too: cached and replayed. */
+    assert_string_equal(t_apply_as(&t, 7, 3, T_TIME, "incrby c x"),
+                        "-ERR value is not an integer or out of range\r\n");
+    assert_string_equal(t_apply_as(&t, 7, 3, T_TIME, "incrby c 1"),
+                        "-ERR value is not an integer or out of range\r\n");
+    assert_string_equal(t_read(&t, 0, "get c"), "$1\r\n5\r\n");
+    t_fini(&t);
+}
+
+static void test_session_large_reply_not_kept(void **state)
+{
+    (void)state;
+    struct sm_limits l;
+    sm_limits_default(&l);
+    l.session_reply_max = 8;
+    struct t_sm t;
+    t_init_limits(&t, &l);
+    assert_string_equal(t_apply_as(&t, 1, 1, T_TIME, "set k 0123456789"), "+OK\r\n");
+    assert_string_equal(t_apply_as(&t, 1, 2, T_TIME, "getset k x"), "$10\r\n0123456789\r\n");
+    assert_string_equal(t_apply_as(&t, 1, 2, T_TIME, "getset k y"),
+                        "-ERR reply too large to replay\r\n");
+    assert_string_equal(t_read(&t, 0, "get k"), "$1\r\nx\r\n");
+    t_fini(&t);
+}
+
+/* The least recently used session goes first, by log order. */
+static void test_session_eviction_is_lru(void **state)
+{
+    (void)state;
+    struct sm_limits l;
+    sm_limits_default(&l);
+    l.sessions_max = 2;
+    struct t_sm t;
+    t_init_limits(&t, &l);
+    assert_string_equal(t_apply_as(&t, 1, 1, T_TIME, "incr a"), ":1\r\n");
+    assert_string_equal(t_apply_as(&t, 2, 1, T_TIME, "incr b"), ":1\r\n");
+    assert_string_equal(t_apply_as(&t, 1, 2, T_TIME, "incr a"), ":2\r\n"); /* 1 is newest */
+    assert_string_equal(t_apply_as(&t, 3, 1, T_TIME, "incr c"), ":1\r\n"); /* evicts 2 */
+    /* Client 1 is remembered (and a retry counts as a use); client 2 was forgotten, so its
+     * retry applies again. */
+    assert_string_equal(t_apply_as(&t, 1, 2, T_TIME, "incr a"), ":2\r\n");
+    assert_string_equal(t_apply_as(&t, 2, 1, T_TIME, "incr b"), ":2\r\n");
+    /* That evicted client 3 (used before client 1's retry). */
+    assert_string_equal(t_apply_as(&t, 3, 1, T_TIME, "incr c"), ":2\r\n");
+    t_fini(&t);
+}
+
+/* ---- determinism and snapshots ----------------------------------------------------------- */
+
+static const char *const det_script[] = {
+    "set a 1",          "set b 2 px 5000", "incr a",         "xadd s 1-1 f v",
+    "xadd s * g w",     "mset x 1 y 2",    "append y 3",     "del x",
+    "expire a 100",     "set c 3 px 1",    "getdel nothing", "xadd t * a b",
+    "xtrim s maxlen 1", "setnx z 1",       "persist a",      "pexpire b 10000",
+};
+
+static void feed(struct t_sm *t, const char *const *lines, size_t n, int64_t t0, uint64_t client)
+{
+    for (size_t i = 0; i < n; i++) {
+        t_apply_as(t, client, i + 1, t0 + (int64_t)i, lines[i]);
+    }
+}
+
+static void test_same_entries_same_digest(void **state)
+{
+    (void)state;
+    struct t_sm a;
+    struct t_sm b;
+    t_init(&a);
+    t_init(&b);
+    size_t n = sizeof(det_script) / sizeof(det_script[0]);
+    feed(&a, det_script, n, T_TIME, 5);
+    feed(&b, det_script, n, T_TIME, 5);
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    assert_string_equal(t_apply(&b, T_TIME + 100, "set a 2"), "+OK\r\n");
+    assert_int_not_equal(sm_digest(a.sm), sm_digest(b.sm));
+    t_fini(&a);
+    t_fini(&b);
+}
+
+/* Insertion order does not change the digest of equal states. */
+static void test_digest_ignores_insertion_order(void **state)
+{
+    (void)state;
+    struct t_sm a;
+    struct t_sm b;
+    t_init(&a);
+    t_init(&b);
+    char line[64];
+    for (int i = 0; i < 200; i++) {
+        snprintf(line, sizeof(line), "set k%d v%d", i, i);
+        t_apply(&a, T_TIME, line);
+        snprintf(line, sizeof(line), "set k%d v%d", 199 - i, 199 - i);
+        t_apply(&b, T_TIME, line);
+    }
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    t_fini(&a);
+    t_fini(&b);
+}
+
+static void test_serialize_load_round_trip(void **state)
+{
+    (void)state;
+    struct t_sm a;
+    struct t_sm b;
+    t_init(&a);
+    t_init(&b);
+    feed(&a, det_script, sizeof(det_script) / sizeof(det_script[0]), T_TIME, 9);
+    struct reply snap;
+    reply_init(&snap, (size_t)1 << 30);
+    assert_int_equal(sm_serialize(a.sm, &snap), 0);
+    assert_int_equal(sm_load(b.sm, snap.buf, snap.len), 0);
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    assert_int_equal(sm_applied_index(b.sm), sm_applied_index(a.sm));
+    assert_int_equal(sm_clock(b.sm), sm_clock(a.sm));
+    /* The loaded sessions still deduplicate. */
+    assert_string_equal(t_apply_as(&b, 9, 3, T_TIME, "incr a"),
+                        t_apply_as(&a, 9, 3, T_TIME, "incr a"));
+    /* And both continue identically. */
+    assert_string_equal(t_apply_as(&b, 9, 100, T_TIME + 50, "xadd s * k v"),
+                        t_apply_as(&a, 9, 100, T_TIME + 50, "xadd s * k v"));
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    /* Every truncation and a flipped byte are refused, leaving the state as it was. */
+    uint64_t before = sm_digest(b.sm);
+    for (size_t cut = 0; cut < snap.len; cut += 7) {
+        assert_int_not_equal(sm_load(b.sm, snap.buf, cut), 0);
+    }
+    snap.buf[snap.len / 2] ^= 0x40;
+    assert_int_equal(sm_load(b.sm, snap.buf, snap.len), RR_ECORRUPT);
+    assert_int_equal(sm_digest(b.sm), before);
+    reply_free(&snap);
+    t_fini(&a);
+    t_fini(&b);
+}
+
+/* ---- malformed entries -------------------------------------------------------------------- */
+
+static void apply_raw(struct t_sm *t, const uint8_t *e, size_t n, const char *expect)
+{
+    assert_int_equal(sm_apply(t->sm, ++t->index, e, n, &t->r), 0);
+    assert_string_equal(t_take(t), expect);
+}
+
+static void test_malformed_entries_change_nothing(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    t_apply(&t, T_TIME, "set k v");
+    uint64_t before = sm_digest(t.sm);
+    struct t_cmd c;
+    t_split(&c, "set k other");
+    struct sm_entry_header h = {1, 1, T_TIME + 5};
+    uint8_t e[256];
+    size_t n = sm_entry_encode(&h, c.argc, c.argv, c.argl, e, sizeof(e));
+    assert_true(n > 0);
+    assert_int_equal(sm_entry_encode(&h, c.argc, c.argv, c.argl, e, n - 1), 0);
+    const char *bad = "-ERR malformed log entry\r\n";
+    for (size_t cut = 0; cut < n; cut++) {
+        apply_raw(&t, e, cut, bad); /* every truncation */
+    }
+    uint8_t copy[256];
+    memcpy(copy, e, n);
+    copy[0] = 9; /* unknown type */
+    apply_raw(&t, copy, n, bad);
+    memcpy(copy, e, n);
+    copy[25] = 0xff; /* absurd argc */
+    copy[26] = 0xff;
+    apply_raw(&t, copy, n, bad);
+    memcpy(copy, e, n);
+    copy[29] = 0xfe; /* absurd argument length */
+    copy[32] = 0x7f;
+    apply_raw(&t, copy, n, bad);
+    memcpy(copy, e, n);
+    copy[n] = 'x'; /* trailing garbage */
+    apply_raw(&t, copy, n + 1, bad);
+    memcpy(copy, e, n);
+    copy[25] = 0; /* argc 0 */
+    apply_raw(&t, copy, n, bad);
+    assert_int_equal(sm_digest(t.sm), before);
+    assert_int_equal(sm_clock(t.sm), T_TIME);
+    /* A no-op entry moves only the clock. */
+    uint8_t noop[SM_ENTRY_NOOP_BYTES];
+    assert_int_equal(sm_entry_encode_noop(T_TIME + 10, noop, sizeof(noop)), SM_ENTRY_NOOP_BYTES);
+    apply_raw(&t, noop, sizeof(noop), "");
+    assert_int_equal(sm_clock(t.sm), T_TIME + 10);
+    /* Reads and flushes that reach sm_apply: refused or applied as documented. */
+    assert_string_equal(t_apply(&t, T_TIME, "get k"),
+                        "-ERR 'get' is not a replicated write command\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "flushdb"), "+OK\r\n");
+    assert_int_equal(sm_key_count(t.sm, 0), 0);
+    t_fini(&t);
+}
+
+/* ---- scan ------------------------------------------------------------------------------------ */
+
+struct collected {
+    char keys[512][16];
+    uint32_t count;
+};
+
+static void collect_cb(void *ctx, const uint8_t *key, size_t len)
+{
+    struct collected *c = ctx;
+    assert_true(len < 16 && c->count < 512);
+    memcpy(c->keys[c->count], key, len);
+    c->keys[c->count][len] = '\0';
+    c->count++;
+}
+
+static bool collected_has(const struct collected *c, const char *key)
+{
+    for (uint32_t i = 0; i < c->count; i++) {
+        if (strcmp(c->keys[i], key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Keys present for the whole scan are returned even when the table grows and shrinks
+ * between calls; patterns and types filter. */
+static void test_scan_survives_resizes(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    char line[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(line, sizeof(line), "set k%d v", i);
+        t_apply(&t, T_TIME, line);
+    }
+    struct collected *c = calloc(1, sizeof(*c));
+    assert_non_null(c);
+    uint64_t cursor = 0;
+    int step = 0;
+    do {
+        sm_scan(t.sm, 0, &cursor, 10, NULL, 0, NULL, collect_cb, c);
+        /* Between calls: grow with new keys, then delete them again (shrinks). */
+        for (int i = 0; i < 150 && step == 1; i++) {
+            snprintf(line, sizeof(line), "set tmp%d v", i);
+            t_apply(&t, T_TIME, line);
+        }
+        for (int i = 0; i < 150 && step == 3; i++) {
+            snprintf(line, sizeof(line), "del tmp%d", i);
+            t_apply(&t, T_TIME, line);
+        }
+        step++;
+    } while (cursor != 0);
+    for (int i = 0; i < 100; i++) {
+        snprintf(line, sizeof(line), "k%d", i);
+        assert_true(collected_has(c, line));
+    }
+    /* KEYS-style full pass with a pattern and a type. */
+    t_apply(&t, T_TIME, "xadd k1x * a b");
+    memset(c, 0, sizeof(*c));
+    cursor = 0;
+    do {
+        sm_scan(t.sm, 0, &cursor, UINT32_MAX, (const uint8_t *)"k1?", 3, NULL, collect_cb, c);
+    } while (cursor != 0);
+    assert_int_equal(c->count, 11); /* k10..k19 and k1x */
+    memset(c, 0, sizeof(*c));
+    cursor = 0;
+    do {
+        sm_scan(t.sm, 0, &cursor, UINT32_MAX, (const uint8_t *)"k1*", 3, "stream", collect_cb, c);
+    } while (cursor != 0);
+    assert_int_equal(c->count, 1);
+    assert_string_equal(c->keys[0], "k1x");
+    free(c);
+    t_fini(&t);
+}
+
+static bool glob(const char *p, const char *s)
+{
+    return sm_glob_match((const uint8_t *)p, strlen(p), (const uint8_t *)s, strlen(s), false);
+}
+
+/* Redis's stringmatchlen cases (tests/unit/keyspace.tcl and util.c's own tests). */
+static void test_glob_matches_like_redis(void **state)
+{
+    (void)state;
+    /* Redis's matcher says no here; KEYS and SCAN treat a lone "*" as "all" before it. */
+    assert_false(glob("*", ""));
+    assert_true(glob("h?llo", "hello"));
+    assert_true(glob("h*llo", "heeeello"));
+    assert_true(glob("h[ae]llo", "hallo"));
+    assert_false(glob("h[ae]llo", "hillo"));
+    assert_true(glob("h[^e]llo", "hallo"));
+    assert_false(glob("h[^e]llo", "hello"));
+    assert_true(glob("h[a-b]llo", "hbllo"));
+    assert_true(glob("h[b-a]llo", "hallo"));
+    assert_true(glob("h\\*llo", "h*llo"));
+    assert_false(glob("h\\*llo", "hello"));
+    assert_false(glob("a*b", "acd"));
+    assert_true(glob("a*", "a"));
+    assert_true(glob("*a**", "xa"));
+    assert_false(glob("[", "a"));
+    assert_true(glob("[a", "a"));
+    assert_true(sm_glob_match((const uint8_t *)"HE*", 3, (const uint8_t *)"hello", 5, true));
+    /* Pathological patterns finish quickly. */
+    assert_false(
+        glob("a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+}
+
+/* ---- randomized comparison with a model --------------------------------------------------- */
+
+#define M_KEYS 8
+
+struct model_key {
+    bool present;
+    bool is_int;
+    int64_t value;     /* values are kept integral so INCR has something to do */
+    int64_t expire_at; /* 0: none */
+};
+
+static bool model_live(const struct model_key *k, int64_t now)
+{
+    return k->present && (k->expire_at == 0 || k->expire_at > now);
+}
+
+static uint64_t prng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void test_random_ops_match_model(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    struct model_key m[M_KEYS] = {0};
+    uint64_t seed = 0x9e3779b97f4a7c15uLL;
+    int64_t now = T_TIME;
+    char line[128];
+    char expect[128];
+    for (int step = 0; step < 5000; step++) {
+        now += (int64_t)(prng_next(&seed) % 50);
+        unsigned k = (unsigned)(prng_next(&seed) % M_KEYS);
+        int64_t v = (int64_t)(prng_next(&seed) % 2000) - 1000;
+        struct model_key *mk = &m[k];
+        if (!model_live(mk, now)) {
+            mk->present = false;
+        }
+        switch (prng_next(&seed) % 6) {
+        case 0:
+            snprintf(line, sizeof(line), "set k%u %lld", k, (long long)v);
+            assert_string_equal(t_apply(&t, now, line), "+OK\r\n");
+            *mk = (struct model_key){true, true, v, 0};
+            break;
+        case 1:
+            snprintf(line, sizeof(line), "del k%u", k);
+            snprintf(expect, sizeof(expect), ":%d\r\n", mk->present ? 1 : 0);
+            assert_string_equal(t_apply(&t, now, line), expect);
+            mk->present = false;
+            break;
+        case 2:
+            snprintf(line, sizeof(line), "incrby k%u %lld", k, (long long)v);
+            mk->value = (mk->present ? mk->value : 0) + v;
+            if (!mk->present) {
+                mk->expire_at = 0;
+            }
+            mk->present = true;
+            snprintf(expect, sizeof(expect), ":%lld\r\n", (long long)mk->value);
+            assert_string_equal(t_apply(&t, now, line), expect);
+            break;
+        case 3:
+            snprintf(line, sizeof(line), "pexpire k%u %lld", k, (long long)(v + 1000));
+            snprintf(expect, sizeof(expect), ":%d\r\n", mk->present ? 1 : 0);
+            assert_string_equal(t_apply(&t, now, line), expect);
+            if (mk->present) {
+                if (v + 1000 <= 0) {
+                    mk->present = false;
+                } else {
+                    mk->expire_at = now + v + 1000;
+                }
+            }
+            break;
+        case 4:
+            snprintf(line, sizeof(line), "get k%u", k);
+            if (mk->present) {
+                char num[32];
+                int len = snprintf(num, sizeof(num), "%lld", (long long)mk->value);
+                snprintf(expect, sizeof(expect), "$%d\r\n%s\r\n", len, num);
+            } else {
+                snprintf(expect, sizeof(expect), "$-1\r\n");
+            }
+            assert_string_equal(t_read(&t, now, line), expect);
+            break;
+        default:
+            snprintf(line, sizeof(line), "pttl k%u", k);
+            snprintf(expect, sizeof(expect), ":%lld\r\n",
+                     (long long)(!mk->present         ? -2
+                                 : mk->expire_at == 0 ? -1
+                                                      : mk->expire_at - now));
+            assert_string_equal(t_read(&t, now, line), expect);
+            break;
+        }
+        uint64_t live = 0;
+        for (unsigned i = 0; i < M_KEYS; i++) {
+            live += model_live(&m[i], now) ? 1 : 0;
+        }
+        assert_int_equal(sm_key_count(t.sm, now), live);
+    }
+    t_fini(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string_commands_match_redis),
+        cmocka_unit_test(test_expiry_follows_entry_clock),
+        cmocka_unit_test(test_session_retry_applies_once),
+        cmocka_unit_test(test_session_large_reply_not_kept),
+        cmocka_unit_test(test_session_eviction_is_lru),
+        cmocka_unit_test(test_same_entries_same_digest),
+        cmocka_unit_test(test_digest_ignores_insertion_order),
+        cmocka_unit_test(test_serialize_load_round_trip),
+        cmocka_unit_test(test_malformed_entries_change_nothing),
+        cmocka_unit_test(test_scan_survives_resizes),
+        cmocka_unit_test(test_glob_matches_like_redis),
+        cmocka_unit_test(test_random_ops_match_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
