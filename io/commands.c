@@ -233,11 +233,19 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
             "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
-            "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64 "\r\n\r\n",
+            "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64 "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
             n->cfg.net_batching == NET_BATCHING_NONE ? "none" : "adaptive", flushes, records, bytes,
             flushes ? (double)records / (double)flushes : 0.0,
             flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad);
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64
+                "\r\nworker%u_wal_queue_us:p50=%" PRIu64 ",p99=%" PRIu64 "\r\n",
+                i, atomic_load(&p->flush_p50_us), atomic_load(&p->flush_p99_us), i,
+                atomic_load(&p->queue_p50_us), atomic_load(&p->queue_p99_us));
+        }
+        OUT("\r\n");
     }
     if (all || arg_is(sec, sl, "cluster")) {
         OUT("# Cluster\r\ncluster_enabled:1\r\n\r\n");

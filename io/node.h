@@ -205,6 +205,9 @@ struct worker_pub {
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
+    /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
+     * before a unit's flush starts. */
+    _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
 };
 
 struct worker {

@@ -307,6 +307,10 @@ static void publish_stats(struct worker *w)
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
     PUB(wal_bytes, ws->bytes);
+    PUB(flush_p50_us, histogram_quantile(&ws->flush_ns, 0.5) / 1000);
+    PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
+    PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
+    PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
 }
 
 #undef PUB

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the build needs when any is missing (apt-get as root, sudo
-# otherwise). Quiet when everything is present.
+# Installs the Debian packages the build and the tests need when any is missing (apt-get
+# as root, sudo otherwise). Quiet when everything is present.
 set -euo pipefail
 need=()
 have_header() { [ -e "/usr/include/$1" ]; }
 have_header liburing.h || need+=(liburing-dev)
 have_header xxhash.h || need+=(libxxhash-dev)
 have_header cmocka.h || need+=(libcmocka-dev)
+# The node tests and `make run` (tests/node, tools/ringraft-cluster): redis-cli and
+# redis-benchmark talk to the nodes, the tests are Python 3 (standard library only).
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+{ have_cmd redis-cli && have_cmd redis-benchmark; } || need+=(redis-tools)
+have_cmd python3 || need+=(python3)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing missing packages: ${need[*]}"
 sudo=""
