@@ -220,11 +220,21 @@ void route_submit(struct worker *w, struct req *r)
 void route_handoffs(struct worker *w)
 {
     flush_outboxes(w);
+    /* Requests whose retry was decided inside a drain (which must not propose) go back to
+     * their groups' waiting lists first, in id order, ahead of anything newer. */
+    struct req_list retry = w->retry;
+    memset(&w->retry, 0, sizeof(w->retry));
+    struct req *r = retry.head;
+    while (r != NULL) {
+        struct req *next = r->list_next;
+        r->list_prev = r->list_next = NULL;
+        route_execute(w, r);
+        r = next;
+    }
     for (uint32_t j = 0; j < w->node->cfg.workers; j++) {
         if (j == w->id) {
             continue;
         }
-        struct req *r;
         while ((r = xq_pop(w->in[j])) != NULL) {
             if (r->state == REQ_DONE) {
                 client_req_done(w, r);
@@ -233,36 +243,47 @@ void route_handoffs(struct worker *w)
             }
         }
     }
-    /* Requests whose retry was decided inside a drain (which must not propose). */
-    struct req_list retry = w->retry;
-    memset(&w->retry, 0, sizeof(w->retry));
-    struct req *r = retry.head;
-    while (r != NULL) {
-        struct req *next = r->list_next;
-        r->list_prev = r->list_next = NULL;
-        r->state = REQ_NEW;
-        route_execute(w, r);
-        r = next;
-    }
 }
 
+/* Queues r to be executed again at the next iteration (state REQ_NEW on the retry list). */
 static void retry_later(struct worker *w, struct req *r)
 {
-    r->state = REQ_WAITING;
+    r->state = REQ_NEW;
     req_list_push(&w->retry, r);
 }
 
-static void park(struct worker *w, struct group_state *gs, struct req *r)
+/* A group's waiting list is kept in request id order. Ids grow in arrival order on each
+ * origin worker, so one client's requests stay in their order; almost every insert is at
+ * the tail. */
+static void waiting_insert(struct group_state *gs, struct req *r)
 {
-    (void)w;
-    r->state = REQ_WAITING;
-    req_list_push(&gs->waiting, r);
+    struct req *after = gs->waiting.tail;
+    while (after != NULL && after->id > r->id) {
+        after = after->list_prev;
+    }
+    if (after == gs->waiting.tail) {
+        req_list_push(&gs->waiting, r);
+        return;
+    }
+    struct req *before = after == NULL ? gs->waiting.head : after->list_next;
+    r->list_prev = after;
+    r->list_next = before;
+    before->list_prev = r;
+    if (after == NULL) {
+        gs->waiting.head = r;
+    } else {
+        after->list_next = r;
+    }
+    gs->waiting.count++;
 }
 
-/* Parks r on its group's waiting list: tried again on a leader change or the next sweep. */
+/* Puts r back on its group's waiting list, to be placed at the next leader change or sweep
+ * (called where placing now is not allowed or would loop: inside a drain, or on a "not the
+ * leader" answer). */
 static void retry_later_parked(struct worker *w, struct req *r)
 {
-    park(w, worker_group(w, r->group), r);
+    r->state = REQ_WAITING;
+    waiting_insert(worker_group(w, r->group), r);
 }
 
 /* ---- execution at the owner ---------------------------------------------------------- */
@@ -320,20 +341,23 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     return true;
 }
 
-static void propose(struct worker *w, struct group_state *gs, struct req *r)
+/* Each place_* returns true if the request left the waiting list (proposed, reading,
+ * forwarded, or answered), false if it must wait (not leader any more, a transfer in
+ * progress, over the uncommitted limit, the leader's peer connection down). */
+static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
 {
     struct sm_entry_header h = {
         .client_id = r->client_id, .seq = r->seq, .time_ms = node_wall_ms()};
     size_t len = sm_entry_size(r->argc, r->argl);
     if (len > RAFT_ENTRY_BYTES_MAX) {
+        req_list_remove(&gs->waiting, r);
         reply_error_and_complete(w, r, "ERR command too large for the log");
-        return;
+        return true;
     }
     uint8_t stack[4096];
     uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
     if (buf == NULL) {
-        reply_error_and_complete(w, r, "OOM command not allowed when used memory > 'maxmemory'.");
-        return;
+        return false;
     }
     size_t n = sm_entry_encode(&h, r->argc, r->argv, r->argl, buf, len);
     RR_ASSERT(n == len);
@@ -342,30 +366,72 @@ static void propose(struct worker *w, struct group_state *gs, struct req *r)
     if (buf != stack) {
         free(buf);
     }
-    if (rc == 0) {
-        struct raft_status st;
-        raft_status(multi_group_peek(w->multi, gs->g), &st);
-        r->state = REQ_PROPOSED;
-        r->index = index;
-        r->term = st.term;
-        req_list_push(&gs->proposed, r);
-        w->st.proposals++;
-        return;
+    if (rc != 0) {
+        return false;
     }
-    park(w, gs, r); /* not leader any more, transfer in progress, or over the uncommitted limit */
+    struct raft_status st;
+    raft_status(multi_group_peek(w->multi, gs->g), &st);
+    req_list_remove(&gs->waiting, r);
+    r->state = REQ_PROPOSED;
+    r->index = index;
+    r->term = st.term;
+    req_list_push(&gs->proposed, r);
+    w->st.proposals++;
+    return true;
 }
 
-static void read_index(struct worker *w, struct group_state *gs, struct req *r)
+static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
 {
-    int rc = multi_read_index(w->multi, gs->g, r->id);
-    if (rc == 0) {
-        r->state = REQ_READING;
-        req_list_push(&gs->reading, r);
-        map_insert(w, r);
-        w->st.reads++;
-        return;
+    if (multi_read_index(w->multi, gs->g, r->id) != 0) {
+        return false;
     }
-    park(w, gs, r);
+    req_list_remove(&gs->waiting, r);
+    r->state = REQ_READING;
+    req_list_push(&gs->reading, r);
+    map_insert(w, r);
+    w->st.reads++;
+    return true;
+}
+
+static bool place(struct worker *w, struct group_state *gs, struct req *r)
+{
+    raft_node self = w->node->cfg.node_id;
+    if (gs->role == RAFT_LEADER) {
+        return r->cls == CMD_WRITE ? place_write(w, gs, r) : place_read(w, gs, r);
+    }
+    if (gs->leader == RAFT_NODE_NONE || gs->leader == self) {
+        return false;
+    }
+    if (r->origin == ORIGIN_PEER) {
+        /* Never forward a forwarded request: the forwarder retries at the leader it learns
+         * of, which keeps requests from circling during elections. */
+        req_list_remove(&gs->waiting, r);
+        reply_reset(&r->reply);
+        r->not_leader = true;
+        route_complete(w, r);
+        return true;
+    }
+    if (r->redirect_ok) {
+        req_list_remove(&gs->waiting, r);
+        moved(w, r, gs->leader);
+        return true;
+    }
+    req_list_remove(&gs->waiting, r);
+    if (forward(w, r, gs->leader)) {
+        return true;
+    }
+    r->state = REQ_WAITING;
+    waiting_insert(gs, r);
+    return false;
+}
+
+/* Places the group's waiting requests in order until one must wait. One order per group
+ * keeps each client's writes to a group in sequence order, as its session expects. */
+static void group_pump(struct worker *w, struct group_state *gs)
+{
+    struct req *r;
+    while ((r = gs->waiting.head) != NULL && place(w, gs, r)) {
+    }
 }
 
 void route_execute(struct worker *w, struct req *r)
@@ -379,33 +445,9 @@ void route_execute(struct worker *w, struct req *r)
         reply_error_and_complete(w, r, "ERR this node's storage failed; see its log");
         return;
     }
-    raft_node self = w->node->cfg.node_id;
-    if (gs->role == RAFT_LEADER) {
-        if (r->cls == CMD_WRITE) {
-            propose(w, gs, r);
-        } else {
-            read_index(w, gs, r);
-        }
-        return;
-    }
-    if (gs->leader != RAFT_NODE_NONE && gs->leader != self) {
-        if (r->origin == ORIGIN_PEER) {
-            /* Never forward a forwarded request: the forwarder retries at the leader it
-             * learns of, which keeps requests from circling during elections. */
-            reply_reset(&r->reply);
-            r->not_leader = true;
-            route_complete(w, r);
-            return;
-        }
-        if (r->redirect_ok) {
-            moved(w, r, gs->leader);
-            return;
-        }
-        if (forward(w, r, gs->leader)) {
-            return;
-        }
-    }
-    park(w, gs, r);
+    r->state = REQ_WAITING;
+    waiting_insert(gs, r);
+    group_pump(w, gs);
 }
 
 /* ---- outcomes ------------------------------------------------------------------------- */
@@ -535,28 +577,18 @@ void route_on_role(struct worker *w, struct group_state *gs)
             retry_later(w, r);
         }
     }
-    struct req *r;
-    while ((r = gs->waiting.head) != NULL) {
-        req_list_remove(&gs->waiting, r);
-        retry_later(w, r);
-    }
+    group_pump(w, gs);
 }
 
 static void unlink_req(struct worker *w, struct req *r)
 {
     struct group_state *gs = worker_group(w, r->group);
     switch (r->state) {
-    case REQ_WAITING:
-        /* On a group's waiting list or the retry list. */
-        if (gs != NULL) {
-            for (struct req *x = gs->waiting.head; x != NULL; x = x->list_next) {
-                if (x == r) {
-                    req_list_remove(&gs->waiting, r);
-                    return;
-                }
-            }
-        }
+    case REQ_NEW: /* on the retry list */
         req_list_remove(&w->retry, r);
+        return;
+    case REQ_WAITING:
+        req_list_remove(&gs->waiting, r);
         return;
     case REQ_PROPOSED:
         req_list_remove(&gs->proposed, r);
@@ -596,12 +628,11 @@ void route_sweep(struct worker *w)
         }
         r = next;
     }
-    /* Parked requests try again: a leader may be known now, or the WAL has room. */
+    /* Parked requests try again: a leader may be known now, a transfer over, the leader's
+     * connection back. */
     for (uint32_t s = 0; s < w->group_count; s++) {
-        struct group_state *gs = &w->groups[s];
-        while ((r = gs->waiting.head) != NULL) {
-            req_list_remove(&gs->waiting, r);
-            retry_later(w, r);
+        if (w->groups[s].waiting.head != NULL) {
+            group_pump(w, &w->groups[s]);
         }
     }
 }
