@@ -88,7 +88,7 @@ void client_on_closed(struct conn *c)
 static void client_flush(struct client *cl)
 {
     struct req *r;
-    while ((r = cl->head) != NULL && r->state == REQ_DONE) {
+    while ((r = cl->head) != NULL && r->answered) {
         cl->head = r->conn_next;
         if (cl->head == NULL) {
             cl->tail = NULL;
@@ -106,7 +106,7 @@ static void client_flush(struct client *cl)
         req_free(r);
     }
     if (cl->conn != NULL && cl->quit && cl->head == NULL) {
-        conn_close(cl->conn);
+        conn_close_after_flush(cl->conn);
     }
 }
 
@@ -215,6 +215,7 @@ void client_req_done(struct worker *w, struct req *r)
     struct client *cl = r->client;
     RR_ASSERT(cl != NULL && cl->w == w);
     r->state = REQ_DONE;
+    r->answered = true;
     if (r->scan_cursor) {
         scan_fix_reply(w, r);
     }

@@ -217,7 +217,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         arg_is(sec, sl, "persistence")) {
         char strat[64];
         uint64_t flushes = 0, records = 0, bytes = 0, frames = 0, fbytes = 0, sends = 0,
-                 dropped = 0, bad = 0;
+                 dropped = 0, bad = 0, refused = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             flushes += atomic_load_explicit(&p->wal_flushes, memory_order_relaxed);
@@ -228,16 +228,19 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             sends += atomic_load_explicit(&p->peer_sends, memory_order_relaxed);
             dropped += atomic_load_explicit(&p->frames_dropped, memory_order_relaxed);
             bad += atomic_load_explicit(&p->frames_bad, memory_order_relaxed);
+            refused += atomic_load_explicit(&p->handshakes_refused, memory_order_relaxed);
         }
         OUT("# Batching\r\ndisk_strategy:%s\r\nnet_strategy:%s\r\nwal_flushes:%" PRIu64
             "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
             "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
-            "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64 "\r\n",
+            "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64
+            "\r\npeer_handshakes_refused:%" PRIu64 "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
             n->cfg.net_batching == NET_BATCHING_NONE ? "none" : "adaptive", flushes, records, bytes,
             flushes ? (double)records / (double)flushes : 0.0,
-            flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad);
+            flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad,
+            refused);
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64

@@ -67,6 +67,15 @@ void conn_settle(struct conn *c)
     }
 }
 
+void conn_close_after_flush(struct conn *c)
+{
+    c->close_after_flush = true;
+    c->paused = true; /* nothing more is read */
+    if (conn_output_bytes(c) == 0 && !c->send_pending) {
+        conn_close(c);
+    }
+}
+
 void conn_close(struct conn *c)
 {
     if (c->closing) {

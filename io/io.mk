@@ -59,3 +59,19 @@ test-node:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
 	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
+
+# ---- node targets benchmark (bench/node-targets.py, docs/benchmarks.md) -----------------
+# `make bench-node`: ringraftd (release) against redis-server 7 with appendfsync always,
+# CPU per write, -c 1 latency against the loopback-RTT + fdatasync floor (bench/node_floor),
+# throughput over G and W, 4096 idle groups; one markdown table on stdout and in
+# build/bench-node/results.md, CSV beside it. BENCH_QUICK=1: a smoke run of a few seconds
+# per part; BENCH_ROUNDS, BENCH_REQUESTS, ...: see the script's header.
+.PHONY: bench-node
+BUILD_TARGETS += $(B)/bench/node_floor
+$(B)/bench/node_floor: $(B)/bench/node_floor.o
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ -lpthread
+
+bench-node: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
+		build/release/bench/node_floor
+	$(Q)python3 -B bench/node-targets.py

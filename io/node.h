@@ -104,6 +104,8 @@ struct req {
     bool not_leader;  /* ORIGIN_PEER: answer "not the leader" instead of a reply */
     bool failed;      /* fan-out parent: a part failed (its error is the reply) */
     int64_t sum;      /* fan-out parent: DBSIZE total, or keys gathered */
+    bool answered;    /* set on the origin worker only: the reply may be written (the owner's
+                         `state` is not read across threads) */
     bool scan_cursor; /* a SCAN: the reply's cursor is turned into the node-wide one */
     uint64_t cost;    /* bytes charged to the worker's in-flight budget */
     raft_group group;
@@ -301,6 +303,8 @@ void conn_flush_all(struct worker *w);
 /* Starts a send now if none is in flight (net-batching none). */
 void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
+/* Closes once the output already queued has been sent; reads no more. */
+void conn_close_after_flush(struct conn *c);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);

@@ -231,7 +231,7 @@ static void refuse(struct worker *w, struct conn *c, uint16_t why, const char *r
         frame_encode(dst, FRAME_HANDSHAKE_ACK, buf, HANDSHAKE_ACK_BYTES);
     }
     atomic_fetch_add_explicit(&w->pub.handshakes_refused, 1, memory_order_relaxed);
-    c->close_after_flush = true;
+    conn_close_after_flush(c);
 }
 
 /* An inbound connection's first frame. Returns the peer it turned out to be, or NULL. */

@@ -1,0 +1,129 @@
+"""Crashes and restarts: kill -9 the busiest leader, restart it; stop and restart all."""
+
+import time
+import unittest
+
+from harness import Cluster, ConnectionClosed, RespError, TestFailure, deadline_loop
+
+KEYS_PER_ROUND = 200  # enough keys to touch every group of a 16-group cluster
+
+
+def write_round(node, tag, timeout=10.0):
+    """SET tag:0..N-1 through node, pipelined; returns the replies."""
+    with node.client(timeout=timeout) as conn:
+        return conn.pipeline([("SET", "%s:%d" % (tag, k), "v-%s-%d" % (tag, k))
+                              for k in range(KEYS_PER_ROUND)])
+
+
+def check_round(test, node, tag):
+    with node.client(timeout=30) as conn:
+        got = conn.pipeline([("GET", "%s:%d" % (tag, k)) for k in range(KEYS_PER_ROUND)])
+    bad = [(k, v) for k, v in enumerate(got) if v != ("v-%s-%d" % (tag, k)).encode()]
+    test.assertEqual(bad[:5], [], "node %d: %d keys of round %s missing or wrong"
+                     % (node.id, len(bad), tag))
+
+
+def applied_by_group(node):
+    return {g: f["applied"] for g, f in node.raft_status().items()}
+
+
+class FailoverTests(unittest.TestCase):
+    def test_kill_busiest_leader_then_restart(self):
+        """kill -9 the node leading the most groups: writes through the others succeed
+        again within a few seconds; restarted, it catches up (its applied index per group
+        reaches the others') and serves what was written while it was down."""
+        with Cluster(3, groups=16) as c:
+            c.start()
+            self.assertEqual(write_round(c.node(1), "before"), ["OK"] * KEYS_PER_ROUND)
+            led = c.leaders_by_node()
+            victim = c.node(max(led, key=led.get))
+            others = [x for x in c.nodes if x is not victim]
+            self.assertGreater(led[victim.id], 0)
+            victim.kill()
+            t0 = time.monotonic()
+            recovered = None
+            last = None
+            for _ in deadline_loop(10, 0.1):
+                try:
+                    replies = write_round(others[0], "during", timeout=5)
+                except (OSError, ConnectionClosed) as e:
+                    last = repr(e)
+                    continue
+                errors = [r for r in replies if r != "OK"]
+                if not errors:
+                    recovered = time.monotonic() - t0
+                    break
+                last = "%d errors, e.g. %s" % (len(errors), errors[0])
+            self.assertIsNotNone(recovered, "writes after killing node %d (leader of %d groups) "
+                                 "did not recover within 10s; last: %s" % (victim.id,
+                                                                            led[victim.id], last))
+            print("writes resumed %.2fs after killing node %d (leader of %d of 16 groups)"
+                  % (recovered, victim.id, led[victim.id]))
+            self.assertEqual(write_round(others[1], "during2"), ["OK"] * KEYS_PER_ROUND)
+            c.wait_ready(15, nodes=others)
+            for x in others:
+                check_round(self, x, "before")
+                check_round(self, x, "during")
+            victim.start()
+            victim.wait_ping(20)
+            want = {}
+            for x in others:
+                for g, a in applied_by_group(x).items():
+                    want[g] = max(want.get(g, 0), a)
+            have = {}
+            for _ in deadline_loop(20, 0.2):
+                have = applied_by_group(victim)
+                if all(have.get(g, 0) >= a for g, a in want.items()):
+                    break
+            behind = {g: (have.get(g), a) for g, a in want.items() if have.get(g, 0) < a}
+            self.assertEqual(behind, {}, "restarted node %d did not catch up in 20s: "
+                             "group: (its applied, others' applied)" % victim.id)
+            c.wait_ready(15)
+            for tag in ("before", "during", "during2"):
+                check_round(self, victim, tag)
+            # And it takes writes again, through itself.
+            self.assertEqual(write_round(victim, "after"), ["OK"] * KEYS_PER_ROUND)
+            for x in c.nodes:
+                check_round(self, x, "after")
+
+    def test_stop_all_and_restart_keeps_acknowledged_writes(self):
+        """SIGTERM every node (each exits 0), start them all again: every acknowledged
+        write is still there (keys, a counter, a stream), on every node."""
+        with Cluster(3, groups=16) as c:
+            c.start()
+            acked = {}
+            for x in c.nodes:
+                replies = write_round(x, "n%d" % x.id)
+                self.assertEqual(replies, ["OK"] * KEYS_PER_ROUND)
+                acked["n%d" % x.id] = True
+            incrs = 0
+            stream_ids = []
+            for x in c.nodes:
+                for _ in range(10):
+                    x.call("INCR", "ctr")
+                    incrs += 1
+                    stream_ids.append(x.call("XADD", "log", "*", "from", str(x.id)))
+            status = c.stop_all()
+            self.assertEqual(status, {1: 0, 2: 0, 3: 0}, "exit status after SIGTERM")
+            for x in c.nodes:
+                self.assertIn("shutting down", x.log_text(), "node %d log" % x.id)
+            c.start(timeout=40)
+            for x in c.nodes:
+                for tag in acked:
+                    check_round(self, x, tag)
+                self.assertEqual(x.call("GET", "ctr"), str(incrs).encode(), "ctr on node %d" % x.id)
+                entries = x.call("XRANGE", "log", "-", "+")
+                self.assertEqual([e[0] for e in entries], stream_ids, "stream on node %d" % x.id)
+            # A second round: crash them all this time (kill -9), then restart.
+            replies = write_round(c.node(2), "late")
+            self.assertEqual(replies, ["OK"] * KEYS_PER_ROUND)
+            for x in c.nodes:
+                x.kill()
+            c.start(timeout=40)
+            for x in c.nodes:
+                check_round(self, x, "late")
+                check_round(self, x, "n1")
+
+
+if __name__ == "__main__":
+    unittest.main()
