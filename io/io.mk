@@ -54,11 +54,19 @@ run: deps
 # (NODE_TEST_TIMEOUT seconds), the stage NODE_STAGE_TIMEOUT. NODE_TESTS=pattern picks tests.
 NODE_STAGE_TIMEOUT ?= 900
 NODE_TEST_TIMEOUT ?= 180
-TEST_STAGES += test-node
+TEST_STAGES += test-node test-node-uring-off
 test-node:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
 	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
+
+# The same tests once more with every optional io_uring feature off (the plain paths).
+NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no
+test-node-uring-off:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
+	$(Q)RR_NODE_EXTRA="$(NODE_URING_OFF)" tools/stage.sh node-uring-off $(NODE_STAGE_TIMEOUT) \
+		python3 tests/node/run.py --bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) \
+		$(NODE_TESTS)
 
 # ---- node targets benchmark (bench/node-targets.py, docs/benchmarks.md) -----------------
 # `make bench-node`: ringraftd (release) against redis-server 7 with appendfsync always,

@@ -16,6 +16,7 @@ import ctypes
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -487,7 +488,8 @@ class Cluster:
                                % self.bin)
         self.workers = workers
         self.groups = groups
-        self.extra = list(extra)
+        # RR_NODE_EXTRA: flags every node of every test gets (the uring-off stage).
+        self.extra = shlex.split(os.environ.get("RR_NODE_EXTRA", "")) + list(extra)
         if tick_ms is not None:
             self.extra += ["--tick-ms", str(tick_ms)]
         self.loglevel = loglevel
