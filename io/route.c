@@ -459,6 +459,7 @@ void route_complete(struct worker *w, struct req *r)
     }
     r->state = REQ_DONE;
     if (r->origin == ORIGIN_PEER) {
+        w->inflight_bytes -= r->cost;
         struct peer *p = peer_find(w, r->origin_node);
         if (p != NULL && p->state == PEER_UP) {
             uint8_t head[8 + 1 + 4];
@@ -689,6 +690,16 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
     r->group = g;
     r->cls = cls;
     w->st.forwards_in++;
+    /* Forwarded requests count against this worker's budget like its own clients' do. */
+    r->cost = sizeof(*r) + len;
+    if (w->inflight_bytes + r->cost > w->node->cfg.worker_inflight_max) {
+        w->st.busy_rejects++;
+        r->cost = 0;
+        reply_error(&r->reply, "BUSY too many bytes in flight on the leader; try again");
+        route_complete(w, r);
+        return;
+    }
+    w->inflight_bytes += r->cost;
     route_execute(w, r);
 }
 

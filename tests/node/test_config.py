@@ -1,0 +1,121 @@
+"""ringraftd's configuration: bad settings and foreign data directories are refused with a
+clear message and a non-zero exit; --dump-config round-trips; the built-in default serves."""
+
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import DEFAULT_BIN, SAN_ENV, Cluster, free_port_ranges, redis_cli
+
+
+def run(args, timeout=20):
+    env = dict(os.environ)
+    env.update(SAN_ENV)
+    p = subprocess.run([DEFAULT_BIN] + args, capture_output=True, text=True, timeout=timeout,
+                       env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+class ConfigTests(unittest.TestCase):
+    def test_bad_settings_are_refused(self):
+        cases = [
+            (["--workers", "0"], "bad value for workers"),
+            (["--groups", "abc"], "bad value for groups"),
+            (["--no-such-setting", "1"], "unknown setting 'no-such-setting'"),
+            (["--node-id", "4"], "node-id 4 is not in the node list"),
+            (["--nodes", "1=127.0.0.1"], "bad value for nodes"),
+            (["--disk-batching", "sometimes"], "bad value for disk-batching"),
+            (["--heartbeat-ticks", "30", "--election-ticks", "20"], "heartbeat-ticks (30)"),
+            (["--groups", "2", "--workers", "4"], "groups (2) must be at least workers (4)"),
+            (["--check-config", "--workers"], "expected --SETTING VALUE"),
+        ]
+        for args, text in cases:
+            if "--check-config" not in args:
+                args = args + ["--check-config"]
+            rc, out = run(args)
+            self.assertEqual(rc, 2, "%s: %s" % (args, out))
+            self.assertIn(text, out, args)
+
+    def test_config_file_errors_name_the_line(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("# a comment\nworkers 2\n\ngroups lots\n")
+        try:
+            rc, out = run([f.name, "--check-config"])
+            self.assertEqual(rc, 2, out)
+            self.assertIn("%s:4: bad value for groups: 'lots'" % f.name, out)
+        finally:
+            os.unlink(f.name)
+
+    def test_dump_config_round_trips(self):
+        rc, dump = run(["--workers", "2", "--groups", "128", "--disk-batching", "linger:200",
+                        "--dump-config"])
+        self.assertEqual(rc, 0, dump)
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write(dump)
+        try:
+            rc, again = run([f.name, "--dump-config"])
+            self.assertEqual(rc, 0, again)
+            self.assertEqual(dump, again)
+            self.assertIn("disk-batching linger:200", again)
+        finally:
+            os.unlink(f.name)
+
+    def test_foreign_data_directory_is_refused(self):
+        """A node started on a data directory created for another cluster, node, G or W
+        refuses to start and names both identities; the directory is left untouched."""
+        with Cluster(1, groups=8) as c:
+            c.start()
+            node = c.node(1)
+            node.stop()
+            ident = open(os.path.join(node.data, "IDENTITY")).read()
+            for flag, value in (("--cluster-id", "0x1234"), ("--groups", "16"),
+                                ("--workers", "2"), ("--node-id", "1")):
+                args = node.argv()[1:]
+                i = args.index(flag)
+                args[i + 1] = value
+                if flag == "--node-id":
+                    continue  # same id: accepted below
+                rc, out = run(args, timeout=30)
+                self.assertEqual(rc, 1, "%s %s: %s" % (flag, value, out[-500:]))
+                self.assertIn("belongs to another cluster, node or shape", out)
+                self.assertEqual(open(os.path.join(node.data, "IDENTITY")).read(), ident)
+            node.start()
+            node.wait_ping()
+
+    def test_second_process_on_a_directory_is_refused(self):
+        with Cluster(1, groups=8) as c:
+            c.start()
+            rc, out = run(c.node(1).argv()[1:], timeout=30)
+            self.assertEqual(rc, 1, out[-500:])
+            self.assertIn("is in use by another process", out)
+            self.assertEqual(c.node(1).call("PING"), "PONG")
+
+
+class DefaultTests(unittest.TestCase):
+    def test_default_single_node(self):
+        """With only --dir and free ports, the built-in default is a single-node cluster
+        that serves writes."""
+        port, peer = free_port_ranges([1, 1])
+        with tempfile.TemporaryDirectory() as d:
+            env = dict(os.environ)
+            env.update(SAN_ENV)
+            p = subprocess.Popen([DEFAULT_BIN, "--dir", os.path.join(d, "data"), "--nodes",
+                                  "1=127.0.0.1:%d@%d" % (port, peer)], cwd=d, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            try:
+                for _ in range(200):
+                    if redis_cli(port, "PING")[1] == "PONG":
+                        break
+                    if p.poll() is not None:
+                        self.fail("ringraftd exited with %s" % p.returncode)
+                    __import__("time").sleep(0.05)
+                self.assertEqual(redis_cli(port, "SET", "k", "v"), (0, "OK"))
+                self.assertEqual(redis_cli(port, "GET", "k"), (0, "v"))
+            finally:
+                p.terminate()
+                self.assertEqual(p.wait(timeout=20), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
