@@ -297,6 +297,40 @@ static void cluster_slots(struct node *n, struct reply *r)
     }
 }
 
+/* CLUSTER SHARDS (Redis 7): one shard per group, its leader as master, the others replicas. */
+static void cluster_shards(struct node *n, struct reply *r)
+{
+    reply_array(r, n->cfg.groups);
+    for (raft_group g = 0; g < n->cfg.groups; g++) {
+        uint16_t first, last;
+        cmd_group_slots(g, n->cfg.groups, &first, &last);
+        raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
+        uint64_t applied = atomic_load_explicit(&n->pub[g].applied, memory_order_relaxed);
+        reply_array(r, 4);
+        reply_bulk_cstr(r, "slots");
+        reply_array(r, 2);
+        reply_int(r, first);
+        reply_int(r, last);
+        reply_bulk_cstr(r, "nodes");
+        reply_array(r, n->cfg.node_count);
+        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
+            const struct node_address *a = &n->cfg.nodes[i];
+            char name[41];
+            node_name(n, a->id, name);
+            reply_array(r, 14);
+            reply_pair(r, "id", name);
+            reply_bulk_cstr(r, "port");
+            reply_int(r, a->port);
+            reply_pair(r, "ip", a->host);
+            reply_pair(r, "endpoint", a->host);
+            reply_pair(r, "role", a->id == leader ? "master" : "replica");
+            reply_bulk_cstr(r, "replication-offset");
+            reply_int(r, (int64_t)applied);
+            reply_pair(r, "health", "online");
+        }
+    }
+}
+
 /* CLUSTER NODES: every node a master owning the slot ranges of the groups it leads. */
 static void cluster_nodes(struct node *n, struct reply *r)
 {
@@ -340,6 +374,8 @@ static void cluster_cmd(struct node *n,
 {
     if (arg_is(argv[1], argl[1], "slots")) {
         cluster_slots(n, r);
+    } else if (arg_is(argv[1], argl[1], "shards")) {
+        cluster_shards(n, r);
     } else if (arg_is(argv[1], argl[1], "nodes")) {
         cluster_nodes(n, r);
     } else if (arg_is(argv[1], argl[1], "keyslot") && argc == 3) {

@@ -1,0 +1,86 @@
+"""Cluster-aware clients: CLUSTER SLOTS / SHARDS / NODES name each group's leader,
+redis-cli -c and redis-benchmark --cluster work against the cluster, and a node in redirect
+mode answers -MOVED (and redis-cli -c follows it)."""
+
+import unittest
+
+from harness import Cluster, deadline_loop, redis_benchmark, redis_cli
+from test_benchmark import benchmark_errors
+
+
+def slots_table(node):
+    """CLUSTER SLOTS as [(first, last, leader port)]."""
+    out = []
+    for entry in node.call("CLUSTER", "SLOTS"):
+        out.append((int(entry[0]), int(entry[1]), int(entry[2][1])))
+    return sorted(out)
+
+
+class ClusterClientTests(unittest.TestCase):
+    def test_slots_name_the_leaders(self):
+        with Cluster(3, groups=16) as c:
+            c.start()
+            # A stable view: every group has a leader and nothing moved between the reads
+            # (leader balance transfers groups during the first seconds).
+            for _ in deadline_loop(30, 0.2):
+                table = slots_table(c.node(1))
+                st = c.node(1).raft_status()
+                if all(g.get("leader") for g in st.values()) and table == slots_table(c.node(1)):
+                    break
+            self.assertEqual(table[0][0], 0)
+            self.assertEqual(table[-1][1], 16383)
+            for (a, b), (a2, _b2) in zip([(t[0], t[1]) for t in table[:-1]],
+                                         [(t[0], t[1]) for t in table[1:]]):
+                self.assertEqual(a2, b + 1, "slot ranges contiguous")
+            ports = {x.id: x.port for x in c.nodes}
+            for g, (first, last, port) in enumerate(table):
+                self.assertEqual(port, ports[int(st[g]["leader"])], "group %d" % g)
+            shards = c.node(2).call("CLUSTER", "SHARDS")
+            self.assertEqual(len(shards), 16)
+            nodes_text = c.node(3).call("CLUSTER", "NODES")
+            if isinstance(nodes_text, bytes):
+                nodes_text = nodes_text.decode()
+            self.assertEqual(len(nodes_text.strip().splitlines()), 3)
+            self.assertEqual(redis_cli(c.node(1).port, "CLUSTER", "KEYSLOT", "123456789"),
+                             (0, "12739"))
+
+    def test_redis_cli_c_and_benchmark_cluster(self):
+        with Cluster(3, groups=16) as c:
+            c.start()
+            for x in c.nodes:
+                for k in range(20):
+                    self.assertEqual(redis_cli(x.port, "-c", "SET", "c:%d:%d" % (x.id, k), k),
+                                     (0, "OK"))
+            for x in c.nodes:
+                self.assertEqual(redis_cli(x.port, "-c", "GET", "c:3:19"), (0, "19"))
+            rc, out = redis_benchmark(c.node(1).port,
+                                      ["--cluster", "-t", "set,get", "-r", "100000", "-n", "20000",
+                                       "-c", "50", "-P", "16", "-q"], timeout=120)
+            self.assertEqual(rc, 0, out[-2000:])
+            self.assertEqual(benchmark_errors(out), [], out[-2000:])
+            self.assertIn("SET:", out)
+            sizes = {x.id: x.call("DBSIZE") for x in c.nodes}
+            self.assertEqual(len(set(sizes.values())), 1, sizes)
+
+    def test_redirect_mode_answers_moved(self):
+        with Cluster(3, groups=16, extra=["--redirect", "yes"]) as c:
+            c.start()
+            moved = 0
+            for k in range(40):
+                key = "r:%d" % k
+                rc, out = redis_cli(c.node(1).port, "SET", key, k)
+                if out.startswith("MOVED"):
+                    moved += 1
+                    slot, addr = out.split()[1:3]
+                    self.assertEqual(int(slot), int(redis_cli(c.node(1).port, "CLUSTER",
+                                                              "KEYSLOT", key)[1]))
+                else:
+                    self.assertEqual(out, "OK")
+                # redis-cli -c follows the redirection.
+                self.assertEqual(redis_cli(c.node(1).port, "-c", "SET", key, k), (0, "OK"))
+                self.assertEqual(redis_cli(c.node(2).port, "-c", "GET", key), (0, str(k)))
+            self.assertGreater(moved, 0, "some of 40 keys are led by another node")
+
+
+if __name__ == "__main__":
+    unittest.main()
