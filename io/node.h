@@ -219,7 +219,9 @@ struct worker {
     pthread_t thread;
     struct io_uring ring;
     bool ring_ready;
-    int wake_fd; /* eventfd: the main thread's stop signal (and the wake fallback) */
+    bool use_multishot_accept; /* configured, and not refused by the kernel */
+    bool use_msg_ring;         /* configured, and IORING_OP_MSG_RING probed */
+    int wake_fd;               /* eventfd: the main thread's stop signal (and the wake fallback) */
     uint64_t wake_buf;
     _Atomic bool sleeping;
     struct multi *multi;

@@ -397,7 +397,7 @@ static void send_wakes(struct worker *w)
         }
         w->wake_pending[j] = false;
         struct worker *t = n->workers[j];
-        if (n->cfg.uring_msg_ring) {
+        if (w->use_msg_ring) {
             struct io_uring_sqe *sqe = worker_sqe(w);
             io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD_MAKE(UD_WAKE, 0), 0);
             io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
@@ -421,7 +421,7 @@ static void arm_wake_fd(struct worker *w)
 static void arm_accept(struct worker *w, int fd, uint8_t tag)
 {
     struct io_uring_sqe *sqe = worker_sqe(w);
-    if (w->node->cfg.uring_multishot_accept) {
+    if (w->use_multishot_accept) {
         io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
     } else {
         io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
@@ -432,7 +432,14 @@ static void arm_accept(struct worker *w, int fd, uint8_t tag)
 static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *cqe)
 {
     int fd = tag == UD_ACCEPT_CLIENT ? w->client_lfd : w->peer_lfd;
-    bool more = w->node->cfg.uring_multishot_accept && (cqe->flags & IORING_CQE_F_MORE) != 0;
+    bool more = w->use_multishot_accept && (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (cqe->res == -EINVAL && w->use_multishot_accept) {
+        /* A kernel without multishot accept: fall back to one accept per connection. */
+        LOG_W("multishot accept refused by the kernel; using one-shot accept");
+        w->use_multishot_accept = false;
+        arm_accept(w, fd, tag);
+        return;
+    }
     if (cqe->res >= 0) {
         if (w->stopping) {
             close(cqe->res);
@@ -558,11 +565,21 @@ static int ring_setup(struct worker *w)
         return rc;
     }
     w->ring_ready = true;
+    w->use_multishot_accept = w->node->cfg.uring_multishot_accept;
+    w->use_msg_ring = w->node->cfg.uring_msg_ring;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
+    if (w->use_msg_ring &&
+        (probe == NULL || !io_uring_opcode_supported(probe, IORING_OP_MSG_RING))) {
+        LOG_W("io_uring: IORING_OP_MSG_RING not supported; waking workers through eventfd");
+        w->use_msg_ring = false;
+    }
+    if (probe != NULL) {
+        io_uring_free_probe(probe);
+    }
     if (w->id == 0) {
         LOG_N("io_uring: defer_taskrun=%s multishot_accept=%s msg_ring=%s",
               (p.flags & IORING_SETUP_DEFER_TASKRUN) ? "on" : "off",
-              w->node->cfg.uring_multishot_accept ? "on" : "off",
-              w->node->cfg.uring_msg_ring ? "on" : "off");
+              w->use_multishot_accept ? "on" : "off", w->use_msg_ring ? "on" : "off");
     }
     return 0;
 }
