@@ -495,8 +495,12 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
             abort();
         }
     }
-    /* Resolve every proposal at or below this index: ours completes, others were replaced. */
-    while ((head = gs->proposed.head) != NULL && head->index <= e->index) {
+    /* Resolve proposals (core/raft.h, "Outcome of a proposal"): at this index, ours
+     * completes and any other was replaced; beyond it, a proposal of an older term than this
+     * committed entry has failed too, since committed terms never decrease with the index
+     * (a new leader's no-op below our index). Failed ones are executed again. */
+    while ((head = gs->proposed.head) != NULL &&
+           (head->index <= e->index || head->term < e->term)) {
         req_list_remove(&gs->proposed, head);
         if (head->index == e->index && head->term == e->term) {
             route_complete(w, head);
