@@ -167,6 +167,8 @@ struct group_state {
     raft_node leader;
     raft_term term;
     struct sm *sm;
+    raft_term hs_term; /* the hard state last written to the WAL */
+    raft_node hs_vote;
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;

@@ -121,11 +121,24 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         return;
     }
     struct pending_append a = {.g = g};
-    if ((rd->flags & RAFT_READY_HARD_STATE) != 0) {
+    struct group_state *gs = worker_group(w, g);
+    if ((rd->flags & RAFT_READY_HARD_STATE) != 0 &&
+        (rd->hard_state.term != gs->hs_term || rd->hard_state.vote != gs->hs_vote ||
+         !w->node->cfg.lazy_commit)) {
+        /* Term and vote must be durable before the messages that depend on them leave. The
+         * commit index need not be (the core allows it to lag: a restarted node learns it
+         * from the leader), so a change of commit alone is not written (lazy-commit): it
+         * would cost every group a record in every flush. It rides along with the next
+         * term or vote change. */
         a.has_hs = true;
         a.hs = (struct wal_hard_state){.term = rd->hard_state.term,
                                        .vote = rd->hard_state.vote,
                                        .commit = rd->hard_state.commit};
+        gs->hs_term = rd->hard_state.term;
+        gs->hs_vote = rd->hard_state.vote;
+    }
+    if (!a.has_hs && (rd->flags & (RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT)) == 0) {
+        return; /* nothing to write: the held messages need no new unit */
     }
     struct wal_entry stack[64];
     a.n = (rd->flags & RAFT_READY_ENTRIES) != 0 ? rd->entry_count : 0;
