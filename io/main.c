@@ -11,8 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/base/assert.h"
 #include "io/log.h"
 #include "io/ringraftd.h"
+
+/* A failed invariant is logged (file, line, expression) before the process aborts, so the
+ * log says why a node died. */
+static void on_assert(const char *file, int line, const char *expr)
+{
+    LOG_E("assertion failed: %s:%d: %s", file, line, expr);
+    abort();
+}
 
 static void usage(FILE *f)
 {
@@ -84,5 +93,6 @@ int main(int argc, char **argv)
         }
     }
     log_setup((enum log_level)cfg.log_level, fd);
+    rr_assert_set_handler(on_assert);
     return node_run(&cfg);
 }
