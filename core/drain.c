@@ -5,7 +5,8 @@
  *   -> msgs encoded into this drain's per-peer batches (heartbeats set aside to coalesce)
  *   -> msgs_after_persist encoded into the held unit's per-peer batches (or, when addressed
  *      to this node, copied as local messages)
- *   -> ops->restore (snapshot) -> ops->apply (committed) -> ops->read (reads) -> raft_advance.
+ *   -> ops->restore (snapshot) -> ops->apply (committed) -> ops->read (reads)
+ *   -> ops->read_failed (read failures) -> ops->role_changed (role event) -> raft_advance.
  * Then every peer's batch gets its heartbeat-set and heartbeat-response-set records and is
  * sent: one batch per peer per drain. Then, if anything was persisted or held, the held unit
  * closes the persist unit (ops->persist_submit). drain_persisted releases it later.
@@ -371,6 +372,14 @@ static void drain_apply(struct drain_pass *d, raft_group g, const struct raft_re
     n = (rd->flags & RAFT_READY_READS) != 0 ? rd->read_count : 0;
     for (uint32_t i = 0; i < n; i++) {
         release(d->ctx, g, &rd->reads[i]);
+    }
+    n = (rd->flags & RAFT_READY_READ_FAILURES) != 0 ? rd->read_failure_count : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ops->read_failed(d->ctx, g, rd->read_failures[i]);
+    }
+    /* Last: clients still waiting after this batch's applies and reads are redirected. */
+    if ((rd->flags & RAFT_READY_ROLE) != 0) {
+        ops->role_changed(d->ctx, g, rd->role, rd->term, rd->leader);
     }
 }
 

@@ -28,7 +28,7 @@ static void leader_teardown(struct raft *r)
     r->commit_bcast = false;
     r->uncommitted_bytes = 0;
     election_transfer_abort(r);
-    read_index_drop_pending(r);
+    read_index_fail_pending(r);
 }
 
 void election_become_follower(struct raft *r, raft_term term, raft_node leader)

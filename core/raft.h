@@ -77,6 +77,8 @@ enum raft_ready_flag {
     RAFT_READY_MSGS_AFTER_PERSIST = 1u << 4,
     RAFT_READY_COMMITTED = 1u << 5,
     RAFT_READY_READS = 1u << 6,
+    RAFT_READY_ROLE = 1u << 7,          /* role, term or known leader changed */
+    RAFT_READY_READ_FAILURES = 1u << 8, /* queued reads that will never be released */
 };
 
 /* One output batch. Everything it points to stays valid until raft_advance(); the group
@@ -111,6 +113,22 @@ struct raft_ready {
     /* Reads whose index is applied once `committed` is applied. */
     const struct raft_read_state *reads;
     uint32_t read_count;
+    /* RAFT_READY_ROLE: the group's role, term or known leader differs from what the last
+     * batch carrying this flag reported (or, for the first one, from the state right after
+     * raft_init, which raft_status gives). Only the latest state is reported: a change that
+     * was undone before this batch (a pre-candidate that fell back to follower of the same
+     * leader in the same term) is not seen. The node answers or redirects waiting clients
+     * and updates what RAFT STATUS reports from it. */
+    uint8_t role;     /* enum raft_role */
+    raft_term term;   /* current term */
+    raft_node leader; /* known leader in `term` (this node when leading), or RAFT_NODE_NONE */
+    /* RAFT_READY_READ_FAILURES: the contexts of queued raft_read_index requests that will
+     * never come back in `reads`, because this node stopped leading before their
+     * confirmation round was confirmed. Each read accepted by raft_read_index comes back
+     * exactly once, in `reads` or here (unless the node is finalised first). Clients retry
+     * at the new leader. */
+    const uint64_t *read_failures;
+    uint32_t read_failure_count;
 };
 
 struct raft; /* opaque */
@@ -149,10 +167,15 @@ int raft_step(struct raft *r, const struct raft_msg *m);
  * bytes over the limit) or RR_ENOMEM. The data is copied. */
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index);
 
-/* Queues a linearizable read (thesis §6.4) at the leader; `ctx` comes back in a read
- * state. One confirmation round serves every read queued before it starts. Returns
- * RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX queued) or 0. If the leader steps down before a
- * read's round is confirmed, the read is dropped without a read state: clients retry. */
+/* Queues a linearizable read (thesis §6.4) at the leader. One confirmation round serves
+ * every read queued before it starts. Returns RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX
+ * queued or failed and not yet handed out) or 0. After 0, `ctx` comes back exactly once in
+ * a later ready: in `reads` once the read may be served (its index is applied), or in
+ * `read_failures` if this node stops leading (steps down for any reason: a higher term, a
+ * leadership transfer completing, CheckQuorum, removal from the configuration) before the
+ * read's round is confirmed; the client then retries at the new leader. A read whose round
+ * was confirmed is still released after a step-down, once its index is applied. Only
+ * raft_fini loses queued reads (the node's clients are gone with it). */
 int raft_read_index(struct raft *r, uint64_t ctx);
 
 /* The caller took a snapshot of its state machine covering the log up to `index`

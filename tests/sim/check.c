@@ -607,6 +607,7 @@ void check_node(struct sim *s, uint32_t node)
         struct raft_config c;
         config_on_append(s, node, g, &c);
         commit_quorum(s, node, g, &st, &c);
+        role_events(s, node, g, &st);
         struct sim_watch *w = &nd->watch[g];
         if (st.role == RAFT_LEADER && w->leader_term != st.term) {
             w->leader_term = st.term;
@@ -865,8 +866,108 @@ uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g)
         s->reads = realloc(s->reads, s->read_cap * sizeof(*s->reads));
         RR_ASSERT(s->reads != NULL);
     }
-    s->reads[s->read_count++] = (struct sim_read){node, g, s->acked_max[g], false};
+    s->reads[s->read_count++] = (struct sim_read){.node = node,
+                                                  .g = g,
+                                                  .min_index = s->acked_max[g],
+                                                  .incarnation = s->node[node].incarnation};
     return s->read_count; /* ctx = position + 1: 0 is never a context */
+}
+
+void check_read_accepted(struct sim *s, uint64_t ctx)
+{
+    RR_ASSERT(ctx >= 1 && ctx <= s->read_count);
+    s->reads[ctx - 1].accepted = true;
+}
+
+/* The read `ctx` comes back from node/g: it must be one that node accepted for g and that
+ * has not come back before (core/raft.h: exactly once, released or failed). */
+static struct sim_read *read_returned(struct sim *s, uint32_t node, raft_group g, uint64_t ctx)
+{
+    if (ctx == 0 || ctx > s->read_count) {
+        sim_fail(s, "node %u group %u returned unknown read %llu", node + 1, g, (ull)ctx);
+    }
+    struct sim_read *rd = &s->reads[ctx - 1];
+    if (rd->node != node || rd->g != g || !rd->accepted ||
+        rd->incarnation != s->node[node].incarnation) {
+        sim_fail(s, "node %u group %u returned read %llu of node %u group %u (accepted %d)",
+                 node + 1, g, (ull)ctx, rd->node + 1, rd->g, rd->accepted);
+    }
+    if (rd->served || rd->failed) {
+        sim_violation(s, "read_outcome",
+                      "node %u group %u: read %llu returned twice (served %d, "
+                      "failed %d)",
+                      node + 1, g, (ull)ctx, rd->served, rd->failed);
+    }
+    return rd;
+}
+
+void check_read_failed(struct sim *s, uint32_t node, raft_group g, uint64_t ctx)
+{
+    struct sim_read *rd = read_returned(s, node, g, ctx);
+    rd->failed = true;
+    s->n.reads_failed++;
+}
+
+const struct sim_read *sim_read_outstanding(struct sim *s)
+{
+    for (; s->read_resolved < s->read_count; s->read_resolved++) {
+        const struct sim_read *rd = &s->reads[s->read_resolved];
+        bool lost = rd->incarnation != s->node[rd->node].incarnation; /* the node crashed */
+        if (rd->accepted && !rd->served && !rd->failed && !lost) {
+            return rd;
+        }
+    }
+    return NULL;
+}
+
+/* core/raft.h: every read a node accepts comes back exactly once, released (`reads`) or
+ * failed (`read_failures`), unless the node crashes first. Checked when the liveness
+ * deadline passes with reads still outstanding: by then every group has had a single
+ * leader for long enough to confirm or fail any round. */
+void read_outcome(struct sim *s)
+{
+    const struct sim_read *rd = sim_read_outstanding(s);
+    if (rd != NULL) {
+        struct raft_status st;
+        raft_status(sim_group(s, rd->node, rd->g), &st);
+        sim_violation(s, "read_outcome",
+                      "node %u group %u: read %llu accepted, never released nor failed (node "
+                      "now role %u term %llu applied %llu)",
+                      rd->node + 1, rd->g, (ull)(rd - s->reads + 1), st.role, (ull)st.term,
+                      (ull)st.applied);
+    }
+}
+
+void check_role_event(
+    struct sim *s, uint32_t node, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct sim_watch *w = &s->node[node].watch[g];
+    if (term < w->ev_term || (role == w->ev_role && term == w->ev_term && leader == w->ev_leader)) {
+        sim_violation(s, "role_events",
+                      "node %u group %u: role event %u/%llu/%u after %u/%llu/%u (term back or "
+                      "no change)",
+                      node + 1, g, role, (ull)term, leader, w->ev_role, (ull)w->ev_term,
+                      w->ev_leader);
+    }
+    w->ev_role = role;
+    w->ev_term = term;
+    w->ev_leader = leader;
+}
+
+/* core/raft.h RAFT_READY_ROLE: once a group has no ready left, the role, term and leader its
+ * role events reported are its current ones. */
+void role_events(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st)
+{
+    const struct sim_watch *w = &s->node[node].watch[g];
+    if (raft_has_ready(sim_group(s, node, g))) {
+        return;
+    }
+    if (w->ev_role != st->role || w->ev_term != st->term || w->ev_leader != st->leader) {
+        sim_violation(s, "role_events",
+                      "node %u group %u: reported %u/%llu/%u, but it is %u/%llu/%u with no ready",
+                      node + 1, g, w->ev_role, (ull)w->ev_term, w->ev_leader, st->role,
+                      (ull)st->term, st->leader);
+    }
 }
 
 void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index)
@@ -874,11 +975,7 @@ void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
     if (ctx == 0 || ctx > s->read_count) {
         sim_fail(s, "node %u group %u released unknown read %llu", node + 1, g, (ull)ctx);
     }
-    struct sim_read *rd = &s->reads[ctx - 1];
-    if (rd->node != node || rd->g != g || rd->served) {
-        sim_fail(s, "node %u group %u released read %llu (node %u group %u, served %d)", node + 1,
-                 g, (ull)ctx, rd->node + 1, rd->g, rd->served);
-    }
+    struct sim_read *rd = read_returned(s, node, g, ctx);
     rd->served = true;
     s->n.reads_served++;
     read_linearizable(s, node, g, ctx, index);

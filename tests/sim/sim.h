@@ -141,6 +141,11 @@ struct sim_watch {         /* what the checkers remember of one (node, group) */
     /* commit_quorum: the commit index last seen at this node while it led cq_term. */
     raft_term cq_term;
     raft_index cq_commit;
+    /* role_events: the role, term and leader last reported by ops->role_changed (from
+     * raft_status right after the table was created). */
+    uint8_t ev_role;
+    raft_term ev_term;
+    raft_node ev_leader;
 };
 
 struct sim_node {
@@ -229,7 +234,8 @@ struct sim_counts {
     uint64_t steps, ticks, deliveries, batches, dropped, duplicated, persists;
     uint64_t elections, churns, campaigns, transfers, member_changes, crashes, restarts, torn,
         truncations, partitions, one_way;
-    uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served;
+    uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served,
+        reads_failed;
     uint64_t applied;
     /* Membership: changes started (accepted by a leader), completed (entry committed), aborted
      * (entry truncated or lost, never committed); learners promoted; removals of the leader;
@@ -253,7 +259,10 @@ struct sim_read {
     uint32_t node;
     raft_group g;
     raft_index min_index; /* highest acked write index when the read began */
-    bool served;
+    uint32_t incarnation; /* of `node` when the read was accepted */
+    bool accepted;        /* multi_read_index returned 0 */
+    bool served;          /* released through ops->read */
+    bool failed;          /* failed through ops->read_failed */
 };
 
 struct sim {
@@ -288,6 +297,7 @@ struct sim {
     struct sim_read *reads; /* indexed by ctx - 1 */
     size_t read_count;
     size_t read_cap;
+    size_t read_resolved; /* reads [0, read_resolved) are all served, failed or lost */
     uint64_t payload_next;
     struct codec_scratch *scratch; /* decoding outgoing batches for the checkers */
     /* Liveness after heal: a proposal per group must be acked. */
@@ -341,6 +351,13 @@ void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_e
 void check_restore(struct sim *s, uint32_t node, raft_group g, raft_index index);
 uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g);
 void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
+void check_read_accepted(struct sim *s, uint64_t ctx);
+void check_read_failed(struct sim *s, uint32_t node, raft_group g, uint64_t ctx);
+void check_role_event(
+    struct sim *s, uint32_t node, raft_group g, uint8_t role, raft_term term, raft_node leader);
+/* The first accepted read neither served nor failed whose node has not crashed since, or
+ * NULL. */
+const struct sim_read *sim_read_outstanding(struct sim *s);
 
 /* Named checkers (also called by the hooks above). */
 void sim_print_replay(const struct sim_config *cfg);
@@ -381,5 +398,7 @@ void check_config_finish(struct sim *s);
 bool sim_config_at(
     struct sim *s, uint32_t node, raft_group g, raft_index index, struct raft_config *c);
 void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
+void read_outcome(struct sim *s);
+void role_events(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
 
 #endif

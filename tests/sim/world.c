@@ -300,6 +300,19 @@ static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
     check_read_served(c->s, c->node, g, rs->ctx, rs->index);
 }
 
+static void op_read_failed(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    struct sim_wctx *c = ctx;
+    check_read_failed(c->s, c->node, g, read_ctx);
+}
+
+static void op_role_changed(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct sim_wctx *c = ctx;
+    sim_mix(c->s, ((uint64_t)role << 56) ^ (term << 16) ^ leader ^ ((uint64_t)g << 40));
+    check_role_event(c->s, c->node, g, role, term, leader);
+}
+
 static const struct drain_ops sim_ops = {
     .persist = op_persist,
     .send = op_send,
@@ -307,6 +320,8 @@ static const struct drain_ops sim_ops = {
     .restore = op_restore,
     .apply = op_apply,
     .read = op_read,
+    .read_failed = op_read_failed,
+    .role_changed = op_role_changed,
 };
 
 static bool table_has_ready(struct sim *s, uint32_t node, uint32_t w)
@@ -428,6 +443,11 @@ static void node_start(struct sim *s, uint32_t node)
         for (raft_group g = w; g < s->cfg.groups; g += s->cfg.workers) {
             nd->raft[g] = multi_group(nd->m[w], g);
             RR_ASSERT(nd->raft[g] != NULL);
+            struct raft_status st;
+            raft_status(nd->raft[g], &st);
+            nd->watch[g].ev_role = st.role;
+            nd->watch[g].ev_term = st.term;
+            nd->watch[g].ev_leader = st.leader;
         }
     }
     nd->up = true;
@@ -534,6 +554,7 @@ static void client_read(struct sim *s, uint32_t node, raft_group g)
     uint64_t ctx = check_read_begin(s, node, g);
     int rc = multi_read_index(s->node[node].m[g % s->cfg.workers], g, ctx);
     if (rc == 0) {
+        check_read_accepted(s, ctx);
         s->n.reads++;
         return;
     }
@@ -557,7 +578,9 @@ static void clients(struct sim *s, uint32_t node)
         if (!s->healed && room && nd->pending_count[g] < SIM_PENDING_MAX && sim_chance(s, rate)) {
             (void)client_propose(s, node, g, ++s->payload_next);
         }
-        if (sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
+        /* After heal no new reads start, so that the run can end with every read accepted
+         * released or failed (read_outcome). */
+        if (!s->healed && sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
             client_read(s, node, g);
         }
     }
@@ -1129,8 +1152,11 @@ static void liveness(struct sim *s)
             stuck = g;
         }
     }
-    s->live_over = s->live_left == 0 && stuck == s->cfg.groups;
+    s->live_over = s->live_left == 0 && stuck == s->cfg.groups && sim_read_outstanding(s) == NULL;
     if (s->tick_no > s->heal_tick + SIM_LIVENESS_TICKS && !s->live_over) {
+        if (s->live_left == 0 && stuck == s->cfg.groups) {
+            read_outcome(s);
+        }
         for (raft_group g = 0; g < s->cfg.groups; g++) {
             if (!s->live_done[g]) {
                 print_group(s, g);

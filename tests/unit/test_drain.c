@@ -51,6 +51,12 @@ struct tnode {
     uint64_t persists;
     uint64_t submits;
     struct send_stats sent[NODES + 1];
+    /* Per group id: the role, term and leader last reported by role_changed. */
+    uint8_t *role;
+    raft_term *term;
+    raft_node *leader;
+    uint64_t role_events;
+    uint64_t read_failures;
 };
 
 struct cluster {
@@ -155,6 +161,26 @@ static void read_cb(void *ctx, raft_group g, const struct raft_read_state *rs)
     assert_true(rs->index <= n->applied[g]);
 }
 
+static void read_failed_cb(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    struct tnode *n = ctx;
+    (void)g;
+    (void)read_ctx;
+    n->read_failures++;
+}
+
+static void role_changed_cb(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct tnode *n = ctx;
+    /* A term never goes back; a role event says something changed. */
+    assert_true(term >= n->term[g]);
+    assert_true(role != n->role[g] || term != n->term[g] || leader != n->leader[g]);
+    n->role[g] = role;
+    n->term[g] = term;
+    n->leader[g] = leader;
+    n->role_events++;
+}
+
 static const struct drain_ops ops = {
     .persist = persist_cb,
     .send = send_cb,
@@ -162,6 +188,8 @@ static const struct drain_ops ops = {
     .restore = restore_cb,
     .apply = apply_cb,
     .read = read_cb,
+    .read_failed = read_failed_cb,
+    .role_changed = role_changed_cb,
 };
 
 static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
@@ -182,8 +210,17 @@ static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
         n->c = c;
         n->applied = calloc(groups, sizeof(*n->applied));
         n->value = calloc(groups, sizeof(*n->value));
+        n->role = calloc(groups, sizeof(*n->role));
+        n->term = calloc(groups, sizeof(*n->term));
+        n->leader = calloc(groups, sizeof(*n->leader));
         assert_non_null(n->applied);
         assert_non_null(n->value);
+        assert_non_null(n->role);
+        assert_non_null(n->term);
+        assert_non_null(n->leader);
+        for (uint32_t g = 0; g < groups; g++) {
+            n->role[g] = RAFT_FOLLOWER; /* a fresh group's state at raft_init */
+        }
         struct multi_options o;
         memset(&o, 0, sizeof(o));
         raft_options_default(&o.group);
@@ -208,6 +245,9 @@ static void cluster_free(struct cluster *c)
         multi_destroy(n->m);
         free(n->applied);
         free(n->value);
+        free(n->role);
+        free(n->term);
+        free(n->leader);
     }
     for (uint32_t k = 0; k < c->net_count; k++) {
         free(c->net[k].bytes);
@@ -442,6 +482,60 @@ static void check_heartbeat_coalescing(uint32_t groups)
     for (raft_group g = 0; g < groups; g++) {
         assert_true(agreed_leader(c, g) != RAFT_NODE_NONE);
     }
+    cluster_free(c);
+}
+
+/* Role events: after every drain, what role_changed reported for each group is exactly the
+ * group's role, term and leader (raft_status), so a node never has to poll for them. */
+static void check_role_events_mirror_status(struct cluster *c)
+{
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_group g = 0; g < c->groups; g++) {
+            struct raft_status st;
+            group_status(c, i, g, &st);
+            assert_int_equal(c->n[i].role[g], st.role);
+            assert_int_equal(c->n[i].term[g], st.term);
+            assert_int_equal(c->n[i].leader[g], st.leader);
+        }
+    }
+}
+
+static void test_role_events_and_read_failures(void **state)
+{
+    (void)state;
+    enum { G = 8 };
+    struct cluster *c = cluster_new(G, 5);
+    elect_all(c);
+    cluster_settle(c);
+    check_role_events_mirror_status(c);
+    assert_true(c->n[0].role_events + c->n[1].role_events + c->n[2].role_events >= 3 * G);
+    /* A leader with queued reads is deposed (a higher term arrives) before any round is
+     * confirmed: each read comes back through read_failed, and the new term through
+     * role_changed, in the same drain. */
+    raft_group g = 0;
+    raft_node l = agreed_leader(c, g);
+    struct tnode *n = node_of(c, l);
+    c->hold_network = true; /* the reads' heartbeat round never comes back */
+    for (uint64_t k = 1; k <= 3; k++) {
+        assert_int_equal(multi_read_index(n->m, g, k), 0);
+    }
+    node_drain(n);
+    struct raft_status st;
+    group_status(c, l - 1, g, &st);
+    struct raft_msg hb;
+    memset(&hb, 0, sizeof(hb));
+    hb.type = RAFT_MSG_HEARTBEAT;
+    hb.group = g;
+    hb.from = l % NODES + 1;
+    hb.to = l;
+    hb.term = st.term + 1;
+    assert_int_equal(raft_step(multi_group(n->m, g), &hb), 0);
+    uint64_t failed = n->read_failures;
+    node_drain(n);
+    assert_int_equal(n->read_failures - failed, 3);
+    assert_int_equal(n->role[g], RAFT_FOLLOWER);
+    assert_int_equal(n->term[g], st.term + 1);
+    assert_int_equal(n->leader[g], hb.from);
     cluster_free(c);
 }
 
@@ -691,6 +785,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quiet_drain),
         cmocka_unit_test(test_cluster_elects_and_commits),
+        cmocka_unit_test(test_role_events_and_read_failures),
         cmocka_unit_test(test_heartbeats_coalesce_64),
         cmocka_unit_test(test_heartbeats_coalesce_4096),
         cmocka_unit_test(test_held_until_persisted),
