@@ -164,7 +164,28 @@ int raft_step(struct raft *r, const struct raft_msg *m);
 
 /* Appends a command at the leader. On success *index is its log index. Returns
  * RR_ENOTLEADER, RR_ETRANSFER (transfer in progress), RR_ETOOBIG (entry or uncommitted
- * bytes over the limit) or RR_ENOMEM. The data is copied. */
+ * bytes over the limit) or RR_ENOMEM. The data is copied.
+ *
+ * Outcome of a proposal. The core does not report outcomes; they follow from what this
+ * node applies. Let the proposal be (i, t): *index and the term this node led when it
+ * proposed (raft_status before the call). Whenever this node applies a committed entry
+ * (j, u) — `committed` of a later ready:
+ *   - j == i and u == t: the proposal has committed (it is that entry);
+ *   - j == i and u != t: it has failed (another entry holds i for good; then u > t);
+ *   - j <  i and u >  t: it has failed too, already: committed entries' terms never
+ *     decrease with the index, so whatever commits at i has a term >= u > t. This case
+ *     matters: a new leader whose log ends before i commits its no-op at j < i, and in an
+ *     idle group nothing may reach i for a long time.
+ * Otherwise it is still undecided. If this node restores a snapshot (s, v) instead — one
+ * received from a leader, as a follower — then a proposal with i <= s has an unknown
+ * outcome (the snapshot does not say which entries it holds; retry through client
+ * sessions, thesis §6.3), and one with i > s and v > t has failed. A proposal is never
+ * decided any other way: a truncation of this node's log, a step-down or a role event does
+ * not settle it (a deposed leader's entry may still be committed by its successor). Why
+ * this holds: State Machine Safety (paper §5.4.3) makes the entry applied at i the one
+ * committed at i everywhere, and Election Safety with Leader Append-Only make (i, t) name
+ * one entry — the one this node appended while leading t. tests/unit/test_raft_outcome.c
+ * pins the rule; the simulator checks it (proposal_outcome). */
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index);
 
 /* Queues a linearizable read (thesis §6.4) at the leader. One confirmation round serves

@@ -79,6 +79,7 @@ void check_init(struct sim *s)
     sim_map_init(&s->leaders);
     sim_map_init(&s->entries);
     sim_map_init(&s->payloads);
+    sim_map_init(&s->failed);
     sim_map_init(&s->changes);
     s->scratch = malloc(sizeof(*s->scratch));
     RR_ASSERT(s->scratch != NULL);
@@ -89,6 +90,7 @@ void check_free(struct sim *s)
     sim_map_free(&s->leaders);
     sim_map_free(&s->entries);
     sim_map_free(&s->payloads);
+    sim_map_free(&s->failed);
     sim_map_free(&s->changes);
     for (raft_group g = 0; g < SIM_GROUPS_MAX; g++) {
         free(s->committed[g]);
@@ -757,10 +759,82 @@ check_payload_once(struct sim *s, uint32_t node, raft_group g, const struct raft
                       "index %llu",
                       node + 1, (ull)id, g, (ull)e->index, (ull)v->x, (ull)v->y);
     }
+    if (sim_map_get(&s->failed, (struct sim_key){id, 0, 0}) != NULL) {
+        sim_violation(s, "proposal_outcome",
+                      "node %u group %u applies payload %llu at %llu, a proposal the outcome rule "
+                      "had declared failed",
+                      node + 1, g, (ull)id, (ull)e->index);
+    }
+}
+
+/* A proposal the rule declares failed: no node may have applied it, nor ever apply it. */
+static void proposal_failed(struct sim *s, uint32_t node, raft_group g, const struct sim_pending *p)
+{
+    const struct sim_val *v = sim_map_get(&s->payloads, (struct sim_key){p->payload_id, 0, 0});
+    if (v != NULL) {
+        sim_violation(s, "proposal_outcome",
+                      "node %u group %u: proposal (%llu, term %llu) declared failed, but its "
+                      "payload %llu was applied at group %llu index %llu",
+                      node + 1, g, (ull)p->index, (ull)p->term, (ull)p->payload_id, (ull)v->x,
+                      (ull)v->y);
+    }
+    bool fresh = false;
+    (void)sim_map_put(&s->failed, (struct sim_key){p->payload_id, 0, 0}, &fresh);
+    s->n.outcome_failed++;
+}
+
+/* core/raft.h, raft_propose: the proposing node decides each proposal (i, t) from the entry
+ * (j, u) it applies: committed iff j == i and u == t (then it must be the proposal's own
+ * entry); failed if j == i and u != t, or j < i and u > t (then it must never be applied
+ * anywhere). Undecided proposals stay pending. */
+static void proposal_outcome(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
+{
+    struct sim_node *nd = &s->node[node];
+    for (uint32_t k = 0; k < nd->pending_count[g];) {
+        struct sim_pending p = nd->pending[g][k];
+        bool ours = e->data.len == SIM_PAYLOAD_BYTES && sim_get64(e->data.base) == p.payload_id;
+        if (p.index == e->index && e->term == p.term && !ours) {
+            sim_violation(s, "proposal_outcome",
+                          "node %u group %u: applies (%llu, term %llu) which is not its proposal "
+                          "(payload %llu) of that index and term",
+                          node + 1, g, (ull)e->index, (ull)e->term, (ull)p.payload_id);
+        }
+        bool failed =
+            (p.index == e->index && e->term != p.term) || (p.index > e->index && e->term > p.term);
+        if (failed) {
+            proposal_failed(s, node, g, &p);
+            nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+        } else {
+            k++;
+        }
+    }
+}
+
+void check_proposals_snapshot(struct sim *s,
+                              uint32_t node,
+                              raft_group g,
+                              const struct raft_snapshot_meta *meta)
+{
+    struct sim_node *nd = &s->node[node];
+    for (uint32_t k = 0; k < nd->pending_count[g];) {
+        struct sim_pending p = nd->pending[g][k];
+        bool unknown = p.index <= meta->index;
+        bool failed = !unknown && meta->term > p.term;
+        if (failed) {
+            proposal_failed(s, node, g, &p);
+        }
+        s->n.outcome_unknown += unknown;
+        if (failed || unknown) {
+            nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+        } else {
+            k++;
+        }
+    }
 }
 
 static void check_client_ack(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
+    proposal_outcome(s, node, g, e);
     /* At most one pending proposal per index: client_propose drops older ones. */
     struct sim_node *nd = &s->node[node];
     uint32_t k = 0;

@@ -120,7 +120,8 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
-           "reads=%llu reads_served=%llu reads_failed=%llu applied=%llu\n",
+           "reads=%llu reads_served=%llu reads_failed=%llu outcome_failed=%llu "
+           "outcome_unknown=%llu applied=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
            (ull)n->transfers, (ull)n->member_changes, (ull)n->config_started,
            (ull)n->config_completed, (ull)n->config_aborted, (ull)n->joint_changes,
@@ -128,7 +129,8 @@ static void print_counts(const char *what, const struct sim_counts *n)
            (ull)n->restarts, (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way,
            (ull)n->dropped, (ull)n->duplicated, (ull)n->snapshots_taken,
            (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
-           (ull)n->reads_served, (ull)n->reads_failed, (ull)n->applied);
+           (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
+           (ull)n->outcome_unknown, (ull)n->applied);
 }
 
 static void add_counts(struct sim_counts *t, const struct sim_counts *n)

@@ -126,6 +126,7 @@ struct sim_sm { /* a state machine: enough to compare replicas exactly */
 
 struct sim_pending { /* a client proposal waiting for its apply on the proposing node */
     raft_index index;
+    raft_term term; /* the term the node led when it proposed */
     uint64_t payload_id;
 };
 
@@ -236,6 +237,8 @@ struct sim_counts {
         truncations, partitions, one_way;
     uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served,
         reads_failed;
+    /* Proposal outcomes decided by core/raft.h's rule on the proposing node. */
+    uint64_t outcome_failed, outcome_unknown;
     uint64_t applied;
     /* Membership: changes started (accepted by a leader), completed (entry committed), aborted
      * (entry truncated or lost, never committed); learners promoted; removals of the leader;
@@ -292,6 +295,7 @@ struct sim {
     struct sim_map leaders;  /* (group, term) -> leader id */
     struct sim_map entries;  /* (group, index, term) -> entry hash, prev term */
     struct sim_map payloads; /* payload id -> (group, index) applied */
+    struct sim_map failed;   /* payload ids whose proposals the outcome rule declared failed */
     struct sim_map changes;  /* (group, index, term) of a started change -> completed */
     raft_index acked_max[SIM_GROUPS_MAX];
     struct sim_read *reads; /* indexed by ctx - 1 */
@@ -349,6 +353,12 @@ void check_durable_hard_state(struct sim *s,
 void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len);
 void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e);
 void check_restore(struct sim *s, uint32_t node, raft_group g, raft_index index);
+/* A snapshot from the leader replaced the proposing node's state: proposals it covers have
+ * an unknown outcome, later ones of an older term have failed. */
+void check_proposals_snapshot(struct sim *s,
+                              uint32_t node,
+                              raft_group g,
+                              const struct raft_snapshot_meta *meta);
 uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g);
 void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
 void check_read_accepted(struct sim *s, uint64_t ctx);

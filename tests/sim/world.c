@@ -283,6 +283,7 @@ static void op_restore(void *ctx,
 {
     struct sim_wctx *c = ctx;
     c->s->n.snapshots_installed++;
+    check_proposals_snapshot(c->s, c->node, g, meta);
     sm_load(c->s, c->node, g, meta, data, bytes);
 }
 
@@ -540,7 +541,8 @@ static int client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t i
             /* Only the liveness proposal comes here with a full list: it must be tracked. */
             nd->pending[g][0] = nd->pending[g][--nd->pending_count[g]];
         }
-        nd->pending[g][nd->pending_count[g]++] = (struct sim_pending){index, id};
+        nd->pending[g][nd->pending_count[g]++] =
+            (struct sim_pending){.index = index, .term = st.term, .payload_id = id};
         return 0;
     }
     if (rc != RR_ENOTLEADER && rc != RR_ETRANSFER && rc != RR_EBUSY && rc != RR_ETOOBIG) {

@@ -58,6 +58,7 @@ struct fx {
     uint32_t truncations;            /* writes that replaced a suffix */
     uint32_t entry_writes;           /* ready batches carrying entries */
     raft_index snap_index;           /* last snapshot written, 0 if none */
+    raft_term snap_term;             /* its term */
     uint8_t *snap_data;              /* its bytes */
     uint64_t snap_bytes;
     /* The fake state machine. */
@@ -356,6 +357,7 @@ static inline void fx_record_snapshot(struct fx *f, const struct raft_ready *rd)
     }
     f->snap_bytes = rd->snapshot_bytes;
     f->snap_index = rd->snapshot->index;
+    f->snap_term = rd->snapshot->term;
     f->disk_last = rd->snapshot->index;
     f->durable_last = 0; /* the snapshot is durable only at the next fx_persist */
     f->applied_last = rd->snapshot->index;
