@@ -192,7 +192,10 @@ static int drain_outbox_add(struct drain_outbox *out, const struct raft_msg *m)
     if (rc != 0) {
         return rc;
     }
-    if (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_HEARTBEAT_RESP) {
+    /* A quiescing heartbeat (rare: once per group going idle) travels as a message of its
+     * own: heartbeat sets carry no flags. */
+    bool quiesce = m->type == RAFT_MSG_HEARTBEAT && m->heartbeat.quiesce;
+    if ((m->type == RAFT_MSG_HEARTBEAT && !quiesce) || m->type == RAFT_MSG_HEARTBEAT_RESP) {
         return drain_add_heartbeat(p, m);
     }
     size_t bytes = 0;
@@ -387,6 +390,8 @@ static void drain_group(struct drain_pass *d, uint32_t slot)
 {
     struct multi *m = d->m;
     struct raft *r = multi_at(m, slot);
+    /* Whatever marked the slot may have woken (or quiesced) the group. */
+    multi_awake_sync(m, slot);
     if (!raft_has_ready(r)) {
         return;
     }

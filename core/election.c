@@ -307,6 +307,7 @@ int raft_transfer_leader(struct raft *r, raft_node target)
     if (target == r->opt.id || p == NULL || raft_config_role(&r->config, target) != RAFT_VOTER) {
         return RR_EINVAL;
     }
+    quiesce_wake(r);
     /* "1. The prior leader stops accepting new client requests." */
     r->transfer_target = target;
     r->transfer_elapsed = 0;

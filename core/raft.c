@@ -476,6 +476,11 @@ static void assert_invariants(const struct raft *r)
     if (r->role == RAFT_CANDIDATE) {
         RR_ASSERT(r->vote == r->opt.id);
     }
+    if (r->quiesced) {
+        RR_ASSERT(r->opt.quiesce);
+        RR_ASSERT(r->role == RAFT_LEADER || r->role == RAFT_FOLLOWER);
+        RR_ASSERT(r->role != RAFT_FOLLOWER || r->leader != RAFT_NODE_NONE);
+    }
 }
 
 int raft_step(struct raft *r, const struct raft_msg *m)
@@ -485,10 +490,18 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     if (rv != 0) {
         return rv;
     }
+    if (quiesce_wakes(r, m)) {
+        quiesce_wake(r);
+    }
+    /* Only a leader already followed may put this node to sleep (quiesce.c). */
+    bool followed = r->role == RAFT_FOLLOWER && r->leader == m->from && r->term == m->term;
     if (m->type == RAFT_MSG_PERSISTED) {
         replication_handle_persisted(r, m);
     } else if (step_term(r, m)) {
         rv = step_dispatch(r, m);
+    }
+    if (rv == 0 && followed && m->type == RAFT_MSG_HEARTBEAT) {
+        quiesce_on_heartbeat(r, m);
     }
     membership_check(r);
     assert_invariants(r);
@@ -498,6 +511,9 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 void raft_tick(struct raft *r)
 {
     RR_ASSERT(!r->handed.pending);
+    if (r->quiesced) {
+        return; /* no clock while quiesced (quiesce.c) */
+    }
     if (r->role == RAFT_LEADER) {
         replication_tick(r);
     } else {
@@ -509,6 +525,7 @@ void raft_tick(struct raft *r)
 void raft_campaign(struct raft *r)
 {
     RR_ASSERT(!r->handed.pending);
+    quiesce_wake(r);
     if (r->role != RAFT_LEADER) {
         election_campaign(r, true, false);
     }
@@ -766,6 +783,7 @@ void raft_status(const struct raft *r, struct raft_status *s)
     s->snapshot_term = r->snap.term;
     s->config_index = r->config_index;
     s->transfer_target = r->transfer_target;
+    s->quiesced = r->quiesced;
 }
 
 raft_term raft_term_at(const struct raft *r, raft_index index)

@@ -46,6 +46,7 @@ struct raft_options {
     uint32_t append_entries_max; /* per message; <= RAFT_APPEND_ENTRIES_MAX */
     uint32_t append_bytes_max;   /* per message; <= RAFT_APPEND_BYTES_MAX */
     uint64_t seed;               /* PRNG seed (election timeouts) */
+    bool quiesce;                /* idle groups stop ticking (see "quiescence"); default off */
 };
 
 /* Fills `o` with defaults: election 10 ticks, heartbeat 1, pre_vote and check_quorum on, the
@@ -247,6 +248,36 @@ int raft_transfer_leader(struct raft *r, raft_node target);
 /* The transfer in progress at this leader, or RAFT_NODE_NONE. */
 raft_node raft_transfer_target(const struct raft *r);
 
+/* ---- quiescence ----------------------------------------------------------------------
+ *
+ * With options.quiesce (same on every node), an idle group stops doing per-tick work. A
+ * leader quiesces after half an election timeout in which every follower held its whole log
+ * committed and had answered, with no proposal, read, transfer or configuration change in
+ * flight: it sends each follower a last heartbeat flagged `quiesce` and stops heartbeats and
+ * CheckQuorum. A follower quiesces on that heartbeat if it follows that leader in that term
+ * and its log ends at the heartbeat's commit index; it then stops its election timer.
+ * raft_tick does nothing while quiesced. Any message from a peer wakes the group (except
+ * heartbeat responses at a quiesced leader), as do raft_propose, raft_read_index,
+ * raft_change_config / raft_change_member, raft_transfer_leader, raft_campaign and the two
+ * calls below. A quiesced group has no timers, so the caller must supply failure detection:
+ * call raft_peer_down when the connection to a peer fails. Core/quiesce.c says why safety is
+ * untouched. */
+
+/* True while the group is quiesced (raft_tick is then a no-op and may be skipped). */
+bool raft_quiesced(const struct raft *r);
+/* Wakes the group: timers run again (a leader heartbeats at once). */
+void raft_unquiesce(struct raft *r);
+/* The node lost its connection to peer `id` (it crashed, or the link failed). A follower
+ * whose leader is `id` wakes and forgets that leader, so that it grants pre-votes at once
+ * (with CheckQuorum a follower refuses them while it knows a leader) and campaigns after
+ * its election timeout. A leader with `id` as a follower wakes so CheckQuorum runs again,
+ * and counts `id` as silent (for CheckQuorum and for quiescing) until it answers again.
+ * Safe to call spuriously (a leader that is alive is heard again at its next heartbeat).
+ * Works with quiescence off too (faster failover). Call it once the connection is torn
+ * down: no message `id` sent before the failure may be stepped after the call (a late
+ * quiescing heartbeat could otherwise put the group back to sleep under a dead leader). */
+void raft_peer_down(struct raft *r, raft_node id);
+
 bool raft_has_ready(const struct raft *r);
 /* Fills `rd`. Call only when raft_has_ready(). */
 void raft_ready(struct raft *r, struct raft_ready *rd);
@@ -272,6 +303,7 @@ struct raft_status {
     raft_term snapshot_term;
     raft_index config_index;   /* entry of the configuration in force (raft_config_index) */
     raft_node transfer_target; /* leader: leadership transfer in progress, or NONE */
+    bool quiesced;             /* no ticks until woken (raft_quiesced) */
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 

@@ -78,6 +78,8 @@ struct raft {
     uint32_t election_elapsed;  /* ticks since the timer was reset */
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
+    bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
+    uint32_t quiet_ticks;       /* leader: consecutive ticks it could have quiesced */
     struct raft_log log;
     struct raft_config config; /* in force: the latest in the log or snapshot */
     /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
@@ -194,6 +196,17 @@ uint64_t read_index_heartbeat_ctx(const struct raft *r);
 /* Reads releasable once entries up to `applied` are applied. */
 uint32_t read_index_ready_count(const struct raft *r, raft_index applied);
 void read_index_free(struct raft *r);
+
+/* quiesce.c */
+/* Leader, each tick while awake: counts idle ticks; once idle long enough sends the
+ * quiescing heartbeats and quiesces. Returns true if it just quiesced. */
+bool quiesce_tick(struct raft *r);
+/* Follower, after handling a heartbeat from the leader it already followed in this term
+ * before the message: quiesces if it is a quiescing one and we are caught up. */
+void quiesce_on_heartbeat(struct raft *r, const struct raft_msg *m);
+/* Whether a validated message from a peer wakes a quiesced group. */
+bool quiesce_wakes(const struct raft *r, const struct raft_msg *m);
+void quiesce_wake(struct raft *r);
 
 /* membership.c */
 /* The configuration in force at `index` (the latest at or before it); returns the index of

@@ -107,6 +107,7 @@ int raft_read_index(struct raft *r, uint64_t ctx)
     if (rv != 0) {
         return rv;
     }
+    quiesce_wake(r);
     r->reads[r->read_count++] = (struct raft_pending_read){ctx, 0, 0};
     round_start(r);
     return 0;

@@ -17,9 +17,10 @@ typedef unsigned long long ull; /* printf's %llu */
 
 void sim_print_replay(const struct sim_config *cfg)
 {
-    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s\n",
+    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s\n",
            cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
-           cfg->membership ? "" : " --no-membership");
+           cfg->membership ? "" : " --no-membership",
+           cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"));
 }
 
 _Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
@@ -610,6 +611,7 @@ void check_node(struct sim *s, uint32_t node)
         config_on_append(s, node, g, &c);
         commit_quorum(s, node, g, &st, &c);
         role_events(s, node, g, &st);
+        quiesce_failover(s, node, g, &st);
         struct sim_watch *w = &nd->watch[g];
         if (st.role == RAFT_LEADER && w->leader_term != st.term) {
             w->leader_term = st.term;
@@ -701,7 +703,8 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
                (ull)m->append_resp.hint_term);
         break;
     case RAFT_MSG_HEARTBEAT:
-        printf(" commit %llu ctx %llu", (ull)m->heartbeat.commit, (ull)m->heartbeat.read_ctx);
+        printf(" commit %llu ctx %llu%s", (ull)m->heartbeat.commit, (ull)m->heartbeat.read_ctx,
+               m->heartbeat.quiesce ? " quiesce" : "");
         break;
     case RAFT_MSG_HEARTBEAT_RESP:
         printf(" ctx %llu", (ull)m->heartbeat_resp.read_ctx);
@@ -721,6 +724,28 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
     printf("\n");
 }
 
+/* core/quiesce.c: a leader quiesces only with its whole log committed and durable, so the
+ * quiescing heartbeat's commit index is its last index, in its own term, and every follower
+ * it quiesces can hold exactly that log; a leader woken before the heartbeat leaves keeps it
+ * (it is still quiesced when it sends one). Checked as the heartbeat leaves. */
+static void quiesce_heartbeat(struct sim *s, uint32_t node, const struct raft_msg *m)
+{
+    s->n.quiesce_hbs++;
+    struct raft_status st;
+    raft_status(sim_group(s, node, m->group), &st);
+    if (!st.quiesced || st.role != RAFT_LEADER || st.term != m->term ||
+        m->heartbeat.commit != st.commit || st.commit != st.last_index ||
+        st.persisted_index != st.last_index || st.last_term != st.term ||
+        m->heartbeat.read_ctx != 0) {
+        sim_violation(s, "quiesce_rule",
+                      "node %u group %u sent a quiescing heartbeat (term %llu commit %llu) as "
+                      "role %u term %llu commit %llu last %llu/%llu persisted %llu",
+                      node + 1, m->group, (ull)m->term, (ull)m->heartbeat.commit, st.role,
+                      (ull)st.term, (ull)st.commit, (ull)st.last_index, (ull)st.last_term,
+                      (ull)st.persisted_index);
+    }
+}
+
 void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len)
 {
     struct codec_batch_reader rd;
@@ -734,6 +759,9 @@ void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t l
             trace_msg(s, &m);
         }
         persisted_before_send(s, node, &m);
+        if (m.type == RAFT_MSG_HEARTBEAT && m.heartbeat.quiesce) {
+            quiesce_heartbeat(s, node, &m);
+        }
     }
     if (rc < 0) {
         sim_fail(s, "node %u sent a malformed batch (%d)", node + 1, rc);
@@ -1026,6 +1054,56 @@ void check_role_event(
     w->ev_role = role;
     w->ev_term = term;
     w->ev_leader = leader;
+}
+
+/* When the link between `node` and `peer` broke (peer crashed, or a partition cut it either
+ * way), or UINT64_MAX if it is fine; never before `node` (re)started: a node learns of a
+ * failure when it first fails to connect. */
+static uint64_t link_broken_since(const struct sim *s, uint32_t node, uint32_t peer)
+{
+    const struct sim_node *p = &s->node[peer];
+    uint64_t since = UINT64_MAX;
+    if (p->joined && !p->up) {
+        since = p->down_at;
+    }
+    if ((s->blocked[node][peer] || s->blocked[peer][node]) && s->partition_at < since) {
+        since = s->partition_at;
+    }
+    if (since != UINT64_MAX && since < s->node[node].up_at) {
+        since = s->node[node].up_at;
+    }
+    return since;
+}
+
+/* A quiesced group has no timers: only the node's failure detector (multi_peer_down, which
+ * the simulator delivers within two ticks of a crash or cut) can wake it when its leader, or
+ * at a leader one of its followers, is gone. So no group may stay quiesced following a
+ * leader it has not been able to reach for three ticks, nor lead one asleep while a follower
+ * it replicates to has been unreachable that long (CheckQuorum must run) — unless that peer
+ * has been heard from since the report (a one-way cut leaves the other direction open: the
+ * peer is alive, and the group behaves as plain Raft with a lossy link). */
+void quiesce_failover(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st)
+{
+    if (!st->quiesced) {
+        return;
+    }
+    const uint64_t bound = 3 * SIM_TICK;
+    for (uint32_t k = 0; k < s->cfg.pool; k++) {
+        struct raft_progress_view pv;
+        bool watched = st->role == RAFT_LEADER ? raft_progress(sim_group(s, node, g), k + 1, &pv)
+                                               : st->leader == k + 1;
+        if (k == node || !watched) {
+            continue;
+        }
+        uint64_t since = link_broken_since(s, node, k);
+        bool heard = since != UINT64_MAX && s->heard_at[k][node] > since + 2 * SIM_TICK;
+        if (since != UINT64_MAX && s->now - since > bound && !heard) {
+            sim_violation(s, "quiesce_failover",
+                          "node %u group %u is quiesced as %s node %u, unreachable since t=%llu",
+                          node + 1, g, st->role == RAFT_LEADER ? "leader of" : "follower of", k + 1,
+                          (ull)since);
+        }
+    }
 }
 
 /* core/raft.h RAFT_READY_ROLE: once a group has no ready left, the role, term and leader its

@@ -167,6 +167,8 @@ struct sim_node {
     uint32_t pending_count[SIM_GROUPS_MAX];
     struct sim_watch watch[SIM_GROUPS_MAX];
     uint64_t restart_at;         /* while down */
+    uint64_t down_at;            /* while down: when it crashed */
+    uint64_t up_at;              /* while up: when it (re)started */
     uint64_t churn_at;           /* while up: crash at this time (0: not scheduled) */
     struct raft_restore restore; /* multi_create restore callback scratch */
     struct raft_entry *restore_entries;
@@ -179,12 +181,16 @@ enum sim_ev_type {
     SIM_EV_DELIVER = 2, /* one batch arrives */
     SIM_EV_PERSIST = 3, /* one persist unit becomes durable */
     SIM_EV_FAULT = 4,   /* the fault scheduler's turn (once per tick) */
+    /* A node's transport notices that its connection to a peer failed (the peer crashed or a
+     * partition cut the link): multi_peer_down. `worker` holds the peer's node index. */
+    SIM_EV_PEER_DOWN = 5,
 };
 
 struct sim_packet {
     uint32_t from; /* node index */
     uint32_t to;
     uint32_t worker;
+    uint32_t epoch; /* of the from -> to connection when sent (struct sim conn_epoch) */
     size_t len;
     uint8_t bytes[]; /* one encoded batch */
 };
@@ -210,6 +216,7 @@ struct sim_config {
     bool verbose;
     int32_t trace;   /* group whose messages, writes and applies are printed; -1: none */
     bool membership; /* membership faults: adds, removes, replacements, promotions */
+    int32_t quiesce; /* options.quiesce: 1 on, 0 off, -1 chosen per seed (2 in 3 on) */
     const char *argv0;
 };
 
@@ -239,6 +246,9 @@ struct sim_counts {
         reads_failed;
     /* Proposal outcomes decided by core/raft.h's rule on the proposing node. */
     uint64_t outcome_failed, outcome_unknown;
+    /* Quiescence: quiescing heartbeats sent, peer-down signals delivered, and group-ticks
+     * skipped because the group was quiesced (summed over node ticks). */
+    uint64_t quiesce_hbs, peer_downs, quiesced_ticks;
     uint64_t applied;
     /* Membership: changes started (accepted by a leader), completed (entry committed), aborted
      * (entry truncated or lost, never committed); learners promoted; removals of the leader;
@@ -279,8 +289,14 @@ struct sim {
     struct raft_config config;
     struct multi_options mo;
     bool blocked[SIM_NODES_MAX][SIM_NODES_MAX]; /* from -> to */
-    uint64_t partition_until;                   /* 0: no partition */
-    bool healed;                                /* fault phase over */
+    uint64_t partition_at;                      /* when the current partition started */
+    /* Connections: a peer-down report tears down the connection between the two nodes, so
+     * batches still in flight on it are never delivered (TCP: nothing arrives after the
+     * failure is seen). Bumped at each report; a batch carries the epoch it was sent in. */
+    uint32_t conn_epoch[SIM_NODES_MAX][SIM_NODES_MAX];
+    uint64_t heard_at[SIM_NODES_MAX][SIM_NODES_MAX]; /* last batch delivered from -> to */
+    uint64_t partition_until;                        /* 0: no partition */
+    bool healed;                                     /* fault phase over */
     uint64_t heal_tick;
     uint64_t tick_no; /* global ticks so far (fault events) */
     /* Event queue: a binary heap on (time, seq). */
@@ -410,5 +426,6 @@ bool sim_config_at(
 void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
 void read_outcome(struct sim *s);
 void role_events(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
+void quiesce_failover(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
 
 #endif

@@ -192,6 +192,8 @@ static const struct drain_ops ops = {
     .role_changed = role_changed_cb,
 };
 
+static bool cluster_quiesce; /* options.quiesce for the next cluster_new */
+
 static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
 {
     struct cluster *c = calloc(1, sizeof(*c));
@@ -224,6 +226,7 @@ static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
         struct multi_options o;
         memset(&o, 0, sizeof(o));
         raft_options_default(&o.group);
+        o.group.quiesce = cluster_quiesce;
         o.id = n->id;
         o.worker = 0;
         o.worker_count = 1;
@@ -539,6 +542,83 @@ static void test_role_events_and_read_failures(void **state)
     cluster_free(c);
 }
 
+/* Quiescence through the table: idle groups leave multi_tick's list, so a tick of an idle
+ * table visits nothing and sends nothing; a message wakes its group back onto the list; a
+ * peer reported down wakes exactly the groups it leads here, and they elect new leaders. */
+static void test_quiesced_groups_not_ticked(void **state)
+{
+    (void)state;
+    enum { G = 32 };
+    cluster_quiesce = true;
+    struct cluster *c = cluster_new(G, 9);
+    cluster_quiesce = false;
+    elect_all(c);
+    for (int t = 0; t < 30; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(multi_awake_count(c->n[i].m), 0);
+    }
+    reset_stats(c);
+    for (int t = 0; t < 20; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_node to = 1; to <= NODES; to++) {
+            assert_int_equal(c->n[i].sent[to].batches, 0);
+        }
+    }
+    /* A proposal wakes its group on every node, and only it. */
+    raft_node l = agreed_leader(c, 3);
+    uint64_t v = 7;
+    assert_int_equal(multi_propose(node_of(c, l)->m, 3, (const uint8_t *)&v, sizeof(v), NULL), 0);
+    cluster_settle(c);
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(multi_awake_count(c->n[i].m), 1);
+        assert_int_equal(c->n[i].value[3], 7);
+    }
+    for (int t = 0; t < 30; t++) {
+        cluster_tick(c);
+    }
+    assert_int_equal(multi_awake_count(c->n[0].m), 0);
+    /* The others' transports report node `l` down (spuriously: it is alive). On each of
+     * them exactly the groups `l` leads (they forget it) and the groups they lead themselves
+     * (`l` is a member: CheckQuorum must run) wake; the third node's groups sleep on. */
+    raft_node leaders[G];
+    for (raft_group g = 0; g < G; g++) {
+        leaders[g] = agreed_leader(c, g);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        raft_node me = c->n[i].id;
+        if (me == l) {
+            continue;
+        }
+        uint32_t expect = 0;
+        for (raft_group g = 0; g < G; g++) {
+            expect += leaders[g] == l || leaders[g] == me;
+        }
+        assert_int_equal(multi_awake_count(c->n[i].m), 0);
+        multi_peer_down(c->n[i].m, l);
+        assert_int_equal(multi_awake_count(c->n[i].m), expect);
+        for (raft_group g = 0; g < G; g++) {
+            struct raft_status st;
+            group_status(c, i, g, &st);
+            assert_true(st.leader != l || st.role == RAFT_LEADER);
+        }
+    }
+    /* `l` is alive: its groups hear it again (or elect anew), and everything sleeps again. */
+    for (int t = 0; t < 60; t++) {
+        cluster_tick(c);
+    }
+    for (raft_group g = 0; g < G; g++) {
+        assert_true(agreed_leader(c, g) != RAFT_NODE_NONE);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(multi_awake_count(c->n[i].m), 0);
+    }
+    cluster_free(c);
+}
+
 static void test_heartbeats_coalesce_64(void **state)
 {
     (void)state;
@@ -786,6 +866,7 @@ int main(void)
         cmocka_unit_test(test_quiet_drain),
         cmocka_unit_test(test_cluster_elects_and_commits),
         cmocka_unit_test(test_role_events_and_read_failures),
+        cmocka_unit_test(test_quiesced_groups_not_ticked),
         cmocka_unit_test(test_heartbeats_coalesce_64),
         cmocka_unit_test(test_heartbeats_coalesce_4096),
         cmocka_unit_test(test_held_until_persisted),
