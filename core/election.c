@@ -44,6 +44,8 @@ void election_become_follower(struct raft *r, raft_term term, raft_node leader)
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->vote_count = 0;
+    r->quiesced = false; /* a new role or term: its clock runs (quiesce.c) */
+    r->quiet_ticks = 0;
     election_reset_timer(r);
 }
 

@@ -106,8 +106,9 @@ void quiesce_on_heartbeat(struct raft *r, const struct raft_msg *m)
 
 bool quiesce_wakes(const struct raft *r, const struct raft_msg *m)
 {
-    return r->quiesced && m->type != RAFT_MSG_PERSISTED &&
-           !(r->role == RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT_RESP);
+    bool own_answer = r->role == RAFT_LEADER && m->type == RAFT_MSG_HEARTBEAT_RESP &&
+                      m->term == r->term; /* to its own (quiescing) heartbeats */
+    return r->quiesced && m->type != RAFT_MSG_PERSISTED && !own_answer;
 }
 
 /* Quiescing heartbeats still queued (woken before the ready that would send them) must not

@@ -281,6 +281,23 @@ static void test_quiesce_heartbeat_dropped_when_woken(void **state)
     fx_net_free(&net);
 }
 
+/* Outside input never trips an assertion: a quiesced leader that learns of a higher term
+ * from any message (here a heartbeat response no correct peer would send) steps down awake,
+ * with its clock running. */
+static void test_quiesce_higher_term_wakes_leader(void **state)
+{
+    (void)state;
+    struct fx_net net;
+    quiesced_net(&net, true, true);
+    struct fx *l = net.n[1];
+    struct raft_msg resp = fx_heartbeat_resp(2, 1, fx_term(l) + 1, 0);
+    fx_step(l, &resp);
+    fx_drain(l);
+    assert_int_equal(fx_role(l), RAFT_FOLLOWER);
+    assert_false(raft_quiesced(l->r));
+    fx_net_free(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -294,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_quiesce_peer_down_wakes_leader_for_check_quorum),
         cmocka_unit_test(test_quiesce_spurious_peer_down),
         cmocka_unit_test(test_quiesce_heartbeat_dropped_when_woken),
+        cmocka_unit_test(test_quiesce_higher_term_wakes_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
