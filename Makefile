@@ -106,6 +106,7 @@ BUILD_TARGETS += $(B)/bench/idle_groups
 bench-idle:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/bench/idle_groups
 	$(Q)build/release/bench/idle_groups $(BENCH_IDLE_ARGS)
+	$(Q)build/release/bench/idle_groups $(BENCH_IDLE_ARGS) quiesce
 
 $(B)/bench/idle_groups: $(B)/bench/idle_groups.o $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^

@@ -1,7 +1,7 @@
 /* Idle-group cost: memory per group and time per tick for G idle groups on a 3-node cluster
  * run in one process through multi_* and drain_* (in-memory disk and network).
  *
- * Usage: idle_groups [groups] [runs]   (defaults 4096 and 51)
+ * Usage: idle_groups [groups] [runs] [quiesce]   (defaults 4096, 51, quiescence off)
  * Memory is the heap growth (mallinfo2 uordblks) of one node's table, at creation and once
  * leaders are elected, divided by its groups. Time is CLOCK_MONOTONIC around one node's
  * multi_tick + drain_run (the leader side of a tick) and around a whole cluster round (all
@@ -96,6 +96,22 @@ static void read_cb(void *ctx, raft_group g, const struct raft_read_state *rs)
     (void)ctx, (void)g, (void)rs;
 }
 
+static void read_failed_cb(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    (void)ctx;
+    (void)g;
+    (void)read_ctx;
+}
+
+static void role_changed_cb(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    (void)ctx;
+    (void)g;
+    (void)role;
+    (void)term;
+    (void)leader;
+}
+
 static const struct drain_ops ops = {
     .persist = persist_cb,
     .send = send_cb,
@@ -103,6 +119,8 @@ static const struct drain_ops ops = {
     .restore = restore_cb,
     .apply = apply_cb,
     .read = read_cb,
+    .read_failed = read_failed_cb,
+    .role_changed = role_changed_cb,
 };
 
 static struct bench_node nodes[NODES];
@@ -215,6 +233,7 @@ int main(int argc, char **argv)
 {
     uint32_t groups = argc > 1 ? (uint32_t)strtoul(argv[1], NULL, 10) : 4096;
     uint32_t runs = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 10) : 51;
+    bool quiesce = argc > 3 && strcmp(argv[3], "quiesce") == 0;
     if (groups == 0 || groups > RAFT_GROUPS_MAX || runs == 0 || runs > 100000) {
         fprintf(stderr, "usage: idle_groups [groups <= %u] [runs]\n", RAFT_GROUPS_MAX);
         return 2;
@@ -231,6 +250,7 @@ int main(int argc, char **argv)
         struct multi_options o;
         memset(&o, 0, sizeof(o));
         raft_options_default(&o.group);
+        o.group.quiesce = quiesce;
         o.id = i + 1;
         o.worker_count = 1;
         o.group_count = groups;
@@ -256,7 +276,8 @@ int main(int argc, char **argv)
     if (led[0] + led[1] + led[2] != groups) {
         die("not every group elected a leader", RR_EUNAVAILABLE);
     }
-    for (int t = 0; t < 5; t++) {
+    /* Steady state: with quiescence, long enough for every group to go quiet. */
+    for (int t = 0; t < (quiesce ? 30 : 5); t++) {
         tick_all();
     }
     size_t heap_elected = heap_used();
@@ -288,8 +309,10 @@ int main(int argc, char **argv)
     uint32_t per_node = multi_group_count(nodes[0].m);
 
     printf("idle_groups: %u groups x %d nodes, leaders per node %u/%u/%u, elected after %u "
-           "ticks\n",
-           groups, NODES, led[0], led[1], led[2], ticks + 1);
+           "ticks, quiescence %s\n",
+           groups, NODES, led[0], led[1], led[2], ticks + 1, quiesce ? "on" : "off");
+    printf("awake groups           %u/%u/%u of %u per node\n", multi_awake_count(nodes[0].m),
+           multi_awake_count(nodes[1].m), multi_awake_count(nodes[2].m), per_node);
     double table = (double)heap_create[0] / per_node;
     double grown = (double)elected_delta / (double)(per_node * NODES);
     printf("raft_sizeof            %zu bytes\n", raft_sizeof());

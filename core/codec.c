@@ -29,7 +29,7 @@
 #define APPEND_FIXED_BYTES   28u /* prev_index, prev_term, commit, entry_count */
 #define ENTRY_FIXED_BYTES    13u /* term, type, data length */
 #define APPEND_RESP_BYTES    25u
-#define HEARTBEAT_BYTES      16u
+#define HEARTBEAT_BYTES      17u
 #define HEARTBEAT_RESP_BYTES 8u
 #define SNAPSHOT_FIXED_BYTES 37u /* index, term, offset, total, done, chunk length */
 #define SNAPSHOT_RESP_BYTES  18u
@@ -461,7 +461,8 @@ static uint8_t *put_body(uint8_t *p, const struct raft_msg *m)
         return put_u64(p, m->append_resp.hint_term);
     case RAFT_MSG_HEARTBEAT:
         p = put_u64(p, m->heartbeat.commit);
-        return put_u64(p, m->heartbeat.read_ctx);
+        p = put_u64(p, m->heartbeat.read_ctx);
+        return put_u8(p, m->heartbeat.quiesce);
     case RAFT_MSG_HEARTBEAT_RESP:
         return put_u64(p, m->heartbeat_resp.read_ctx);
     case RAFT_MSG_SNAPSHOT:
@@ -631,6 +632,7 @@ static int get_fixed_body(struct cursor *c, struct raft_msg *m)
     case RAFT_MSG_HEARTBEAT:
         m->heartbeat.commit = get_u64(c);
         m->heartbeat.read_ctx = get_u64(c);
+        rc = get_bool(c, &m->heartbeat.quiesce);
         break;
     case RAFT_MSG_HEARTBEAT_RESP:
         m->heartbeat_resp.read_ctx = get_u64(c);

@@ -5,7 +5,8 @@
  *   -> msgs encoded into this drain's per-peer batches (heartbeats set aside to coalesce)
  *   -> msgs_after_persist encoded into the held unit's per-peer batches (or, when addressed
  *      to this node, copied as local messages)
- *   -> ops->restore (snapshot) -> ops->apply (committed) -> ops->read (reads) -> raft_advance.
+ *   -> ops->restore (snapshot) -> ops->apply (committed) -> ops->read (reads)
+ *   -> ops->read_failed (read failures) -> ops->role_changed (role event) -> raft_advance.
  * Then every peer's batch gets its heartbeat-set and heartbeat-response-set records and is
  * sent: one batch per peer per drain. Then, if anything was persisted or held, the held unit
  * closes the persist unit (ops->persist_submit). drain_persisted releases it later.
@@ -191,7 +192,10 @@ static int drain_outbox_add(struct drain_outbox *out, const struct raft_msg *m)
     if (rc != 0) {
         return rc;
     }
-    if (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_HEARTBEAT_RESP) {
+    /* A quiescing heartbeat (rare: once per group going idle) travels as a message of its
+     * own: heartbeat sets carry no flags. */
+    bool quiesce = m->type == RAFT_MSG_HEARTBEAT && m->heartbeat.quiesce;
+    if ((m->type == RAFT_MSG_HEARTBEAT && !quiesce) || m->type == RAFT_MSG_HEARTBEAT_RESP) {
         return drain_add_heartbeat(p, m);
     }
     size_t bytes = 0;
@@ -372,12 +376,22 @@ static void drain_apply(struct drain_pass *d, raft_group g, const struct raft_re
     for (uint32_t i = 0; i < n; i++) {
         release(d->ctx, g, &rd->reads[i]);
     }
+    n = (rd->flags & RAFT_READY_READ_FAILURES) != 0 ? rd->read_failure_count : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ops->read_failed(d->ctx, g, rd->read_failures[i]);
+    }
+    /* Last: clients still waiting after this batch's applies and reads are redirected. */
+    if ((rd->flags & RAFT_READY_ROLE) != 0) {
+        ops->role_changed(d->ctx, g, rd->role, rd->term, rd->leader);
+    }
 }
 
 static void drain_group(struct drain_pass *d, uint32_t slot)
 {
     struct multi *m = d->m;
     struct raft *r = multi_at(m, slot);
+    /* Whatever marked the slot may have woken (or quiesced) the group. */
+    multi_awake_sync(m, slot);
     if (!raft_has_ready(r)) {
         return;
     }

@@ -8,8 +8,10 @@
  *      that wait for the persist join the unit's held batches (or, addressed to this node,
  *      are copied to be stepped later);
  *   3. restore the snapshot if any, then apply committed entries (already durable locally);
- *   4. reads: read states whose index is now applied are released;
- *   5. raft_advance.
+ *   4. reads: read states whose index is now applied are released, then reads that will
+ *      never be released are failed;
+ *   5. a change of role, term or leader is reported;
+ *   6. raft_advance.
  *   Then: send one batch per peer (heartbeats coalesced), close the persist unit
  *   (persist_submit), step local messages that needed no persist.
  *   Later, when the persist unit is durable, drain_persisted() sends the messages held for
@@ -45,19 +47,29 @@ struct drain_ops {
     void (*apply)(void *ctx, raft_group g, const struct raft_entry *e);
     /* Releases one read: the state machine of g now includes rs->index. */
     void (*read)(void *ctx, raft_group g, const struct raft_read_state *rs);
+    /* Fails one read (ctx from multi_read_index): g's node stopped leading before the read
+     * was confirmed, and it will never come back through `read`. Answer the client (it
+     * retries at the new leader). Every accepted read comes back exactly once, through
+     * `read` or here, unless the table is destroyed first. */
+    void (*read_failed)(void *ctx, raft_group g, uint64_t read_ctx);
+    /* Group g's role, term or known leader changed (raft_ready's RAFT_READY_ROLE), after the
+     * applies, releases and failures of the same batch: clients still waiting on this node
+     * can be redirected to `leader`. A proposal's outcome is not implied (core/raft.h:
+     * proposal outcomes are decided by what is applied). */
+    void (*role_changed)(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader);
 };
 
 /* Drains every dirty group once, in the order above (per group: ready, persist, encode,
- * restore, apply, reads, advance; then the sends; then persist_submit), and finally steps
- * any message a group addressed to this node that needed no persist. Heartbeats and
- * heartbeat responses of all groups to one peer become one record each (codec heartbeat
- * sets), and all other messages to that peer join the same batch: one batch per peer per
- * drain (more only if it would exceed RAFT_BATCH_BYTES_MAX). Groups still having a ready
- * after advance stay dirty (multi_has_dirty). The ops must not call drain_run or
- * drain_persisted; `send` must not keep the bytes. Returns 0, or RR_ENOMEM / RR_ETOOBIG
- * after finishing every group anyway: the messages that could not be encoded were dropped
- * (peers recover as from loss; a dropped local acknowledgement stalls its group, so treat
- * the error as fatal), or the first error of stepping a local message. */
+ * restore, apply, reads, read failures, role change, advance; then the sends; then persist_submit),
+ * and finally steps any message a group addressed to this node that needed no persist. Heartbeats
+ * and heartbeat responses of all groups to one peer become one record each (codec heartbeat sets),
+ * and all other messages to that peer join the same batch: one batch per peer per drain (more only
+ * if it would exceed RAFT_BATCH_BYTES_MAX). Groups still having a ready after advance stay dirty
+ * (multi_has_dirty). The ops must not call drain_run or drain_persisted; `send` must not keep the
+ * bytes. Returns 0, or RR_ENOMEM / RR_ETOOBIG after finishing every group anyway: the messages that
+ * could not be encoded were dropped (peers recover as from loss; a dropped local acknowledgement
+ * stalls its group, so treat the error as fatal), or the first error of stepping a local message.
+ */
 int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx);
 /* The unit holding `held` is durable: sends its batches (one per peer), steps its local
  * messages (persist acknowledgements, own votes) into their groups, and recycles `held`

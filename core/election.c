@@ -28,7 +28,7 @@ static void leader_teardown(struct raft *r)
     r->commit_bcast = false;
     r->uncommitted_bytes = 0;
     election_transfer_abort(r);
-    read_index_drop_pending(r);
+    read_index_fail_pending(r);
 }
 
 void election_become_follower(struct raft *r, raft_term term, raft_node leader)
@@ -44,6 +44,8 @@ void election_become_follower(struct raft *r, raft_term term, raft_node leader)
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
     r->vote_count = 0;
+    r->quiesced = false; /* a new role or term: its clock runs (quiesce.c) */
+    r->quiet_ticks = 0;
     election_reset_timer(r);
 }
 
@@ -307,6 +309,7 @@ int raft_transfer_leader(struct raft *r, raft_node target)
     if (target == r->opt.id || p == NULL || raft_config_role(&r->config, target) != RAFT_VOTER) {
         return RR_EINVAL;
     }
+    quiesce_wake(r);
     /* "1. The prior leader stops accepting new client requests." */
     r->transfer_target = target;
     r->transfer_elapsed = 0;

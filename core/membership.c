@@ -105,6 +105,7 @@ void membership_progress_install(struct raft *r,
  * Everything that can fail is done before the log changes. */
 static int leader_append_config(struct raft *r, const struct raft_config *c, raft_index *index)
 {
+    quiesce_wake(r);
     struct raft_config old = r->config;
     struct rr_bytes buf;
     rr_bytes_init(&buf);

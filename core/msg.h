@@ -96,6 +96,7 @@ struct raft_msg_append_resp {
 struct raft_msg_heartbeat {
     raft_index commit; /* min(leader commit, follower match) */
     uint64_t read_ctx; /* ReadIndex round the leader is confirming; 0: none */
+    bool quiesce;      /* the leader's last heartbeat before it quiesces (core/raft.h) */
 };
 
 struct raft_msg_heartbeat_resp {

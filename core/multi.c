@@ -58,9 +58,12 @@ static int multi_alloc(struct multi *m)
     m->dirty_bit = calloc(m->count, sizeof(*m->dirty_bit));
     m->dirty_list = calloc(m->count, sizeof(*m->dirty_list));
     m->drain_list = calloc(m->count, sizeof(*m->drain_list));
+    m->awake_list = calloc(m->count, sizeof(*m->awake_list));
+    m->awake_pos = calloc(m->count, sizeof(*m->awake_pos));
     m->scratch = malloc(sizeof(*m->scratch));
     if (m->groups == NULL || m->dirty_bit == NULL || m->dirty_list == NULL ||
-        m->drain_list == NULL || m->scratch == NULL) {
+        m->drain_list == NULL || m->awake_list == NULL || m->awake_pos == NULL ||
+        m->scratch == NULL) {
         return RR_ENOMEM;
     }
     return 0;
@@ -72,6 +75,8 @@ static void multi_free_arrays(struct multi *m)
     free(m->dirty_bit);
     free(m->dirty_list);
     free(m->drain_list);
+    free(m->awake_list);
+    free(m->awake_pos);
     free(m->scratch);
     free(m->local);
 }
@@ -118,6 +123,7 @@ int multi_create(struct multi **out,
         }
         /* A restored group may have committed entries to apply: let the first drain see it. */
         multi_mark_slot(m, s);
+        multi_awake_sync(m, s); /* every group starts awake */
     }
     *out = m;
     return 0;
@@ -213,13 +219,59 @@ bool multi_has_dirty(const struct multi *m)
     return m->dirty_count > 0;
 }
 
+void multi_awake_sync(struct multi *m, uint32_t slot)
+{
+    RR_ASSERT(slot < m->count);
+    bool awake = !raft_quiesced(multi_at(m, slot));
+    uint32_t pos = m->awake_pos[slot];
+    if (awake && pos == 0) {
+        RR_ASSERT(m->awake_count < m->count);
+        m->awake_list[m->awake_count++] = slot;
+        m->awake_pos[slot] = m->awake_count;
+    } else if (!awake && pos != 0) {
+        /* Swap the last awake slot into this one's place. */
+        uint32_t last = m->awake_list[--m->awake_count];
+        m->awake_list[pos - 1] = last;
+        m->awake_pos[last] = pos;
+        m->awake_pos[slot] = 0;
+    }
+}
+
+uint32_t multi_awake_count(const struct multi *m)
+{
+    return m->awake_count;
+}
+
+/* Ticks only awake groups: a quiesced group's tick does nothing, and with thousands of idle
+ * groups even visiting each one costs a cache miss per group per tick. Walked from the end
+ * so that a group quiescing now (swapped with the last) leaves no unvisited slot behind. */
 void multi_tick(struct multi *m)
 {
-    for (uint32_t s = 0; s < m->count; s++) {
+    for (uint32_t k = m->awake_count; k-- > 0;) {
+        uint32_t s = m->awake_list[k];
         struct raft *r = multi_at(m, s);
         raft_tick(r);
         if (raft_has_ready(r)) {
             multi_mark_slot(m, s);
+        }
+        if (raft_quiesced(r)) {
+            multi_awake_sync(m, s);
+        }
+    }
+}
+
+void multi_peer_down(struct multi *m, raft_node node)
+{
+    for (uint32_t s = 0; s < m->count; s++) {
+        struct raft *r = multi_at(m, s);
+        struct raft_status st;
+        raft_status(r, &st);
+        bool follows = st.role != RAFT_LEADER && st.leader == node;
+        bool leads = st.role == RAFT_LEADER && raft_config_is_member(raft_config(r), node);
+        if (follows || leads) {
+            raft_peer_down(r, node);
+            multi_mark_slot(m, s);
+            multi_awake_sync(m, s);
         }
     }
 }

@@ -39,11 +39,23 @@ raft_group multi_group_id(const struct multi *m, uint32_t slot);
  * caller may change it directly (raft_campaign, raft_snapshot_taken, raft_step). */
 struct raft *multi_group(struct multi *m, raft_group g);
 
-/* The group for reading only (raft_status and other const calls), or NULL; marks nothing. */
+/* The group for reading only (raft_status and other const calls), or NULL; marks nothing
+ * and does not wake a quiesced group. */
 const struct raft *multi_group_peek(const struct multi *m, raft_group g);
 
-/* Ticks every group, marking dirty those that then have a ready batch. */
+/* Ticks every group that is not quiesced (raft_quiesced), marking dirty those that then
+ * have a ready batch. Quiesced groups are not visited at all: an idle table costs nothing
+ * per tick. A group woken by an input (a message, proposal, read, multi_group access,
+ * multi_peer_down) is ticked again from the drain that follows that input. */
 void multi_tick(struct multi *m);
+/* Groups multi_tick currently ticks (not quiesced), for statistics and tests. */
+uint32_t multi_awake_count(const struct multi *m);
+/* The node lost its connection to peer `node` (transport failure, crash): raft_peer_down on
+ * every group that follows `node` as its leader (each wakes and forgets that leader, so a
+ * new leader is elected within an election timeout even if the group was quiesced) and on
+ * every group this table leads with `node` as a member (they wake; CheckQuorum runs again).
+ * O(groups); the node calls it once per failed peer connection. */
+void multi_peer_down(struct multi *m, raft_node node);
 /* Decodes a batch from a peer and steps each message into its group. Returns 0, or an error
  * for a malformed batch (codec errors), a batch or message not from a peer to this node
  * (RR_EMISMATCH), a local-only message type (RR_EBADTYPE), a message for a group this table

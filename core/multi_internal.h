@@ -74,7 +74,14 @@ struct multi {
     uint32_t *dirty_list;  /* slots that may have a ready, each at most once */
     uint32_t dirty_count;
     uint32_t *drain_list; /* the dirty list drain_run is walking (swapped with dirty_list) */
-    bool draining;        /* inside drain_run or drain_persisted: no re-entry */
+    /* Groups that are not quiesced: the only ones multi_tick ticks. awake_pos[slot] is the
+     * slot's position in awake_list + 1, or 0 while the group is quiesced. Synced with
+     * raft_quiesced() by multi_tick and whenever drain_run visits a dirty slot (every input
+     * that may wake a group marks it dirty). */
+    uint32_t *awake_list;
+    uint32_t *awake_pos;
+    uint32_t awake_count;
+    bool draining;                 /* inside drain_run or drain_persisted: no re-entry */
     struct codec_scratch *scratch; /* decode storage for multi_receive */
     struct drain_outbox out;       /* immediate messages of the current drain */
     struct raft_msg *local;        /* immediate messages to this node (stepped after) */
@@ -93,6 +100,8 @@ static inline struct raft *multi_at(struct multi *m, uint32_t slot)
 
 /* Marks a slot as possibly having a ready. */
 void multi_mark_slot(struct multi *m, uint32_t slot);
+/* Puts the slot on the awake list or takes it off, as raft_quiesced() says. */
+void multi_awake_sync(struct multi *m, uint32_t slot);
 /* Slot of group g, or -1 if this table does not own g. */
 int64_t multi_slot_of(const struct multi *m, raft_group g);
 

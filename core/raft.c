@@ -25,8 +25,9 @@
  *   VOTE_RESP, a finished SNAPSHOT_RESP) also wait for the persist.
  * - A ready carrying a snapshot replaces the whole durable log: the entries kept after the
  *   snapshot index are handed out again in the same ready.
- * - A leader that steps down drops its unconfirmed ReadIndex requests; the caller's clients
- *   retry elsewhere. Confirmed ones are still released once applied. */
+ * - A leader that steps down fails its unconfirmed ReadIndex requests (read_failures in
+ *   the next ready); the caller's clients retry elsewhere. Confirmed ones are still
+ *   released once applied. */
 #include "core/raft.h"
 
 #include <stdlib.h>
@@ -217,6 +218,10 @@ int raft_init(struct raft *r,
     }
     r->role = RAFT_FOLLOWER;
     election_reset_timer(r);
+    /* Role events report changes from here on; the caller reads the start with raft_status. */
+    r->role_handed = r->role;
+    r->role_term_handed = r->term;
+    r->leader_handed = r->leader;
     return 0;
 }
 
@@ -471,6 +476,11 @@ static void assert_invariants(const struct raft *r)
     if (r->role == RAFT_CANDIDATE) {
         RR_ASSERT(r->vote == r->opt.id);
     }
+    if (r->quiesced) {
+        RR_ASSERT(r->opt.quiesce);
+        RR_ASSERT(r->role == RAFT_LEADER || r->role == RAFT_FOLLOWER);
+        RR_ASSERT(r->role != RAFT_FOLLOWER || r->leader != RAFT_NODE_NONE);
+    }
 }
 
 int raft_step(struct raft *r, const struct raft_msg *m)
@@ -480,10 +490,18 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     if (rv != 0) {
         return rv;
     }
+    if (quiesce_wakes(r, m)) {
+        quiesce_wake(r);
+    }
+    /* Only a leader already followed may put this node to sleep (quiesce.c). */
+    bool followed = r->role == RAFT_FOLLOWER && r->leader == m->from && r->term == m->term;
     if (m->type == RAFT_MSG_PERSISTED) {
         replication_handle_persisted(r, m);
     } else if (step_term(r, m)) {
         rv = step_dispatch(r, m);
+    }
+    if (rv == 0 && followed && m->type == RAFT_MSG_HEARTBEAT) {
+        quiesce_on_heartbeat(r, m);
     }
     membership_check(r);
     assert_invariants(r);
@@ -493,6 +511,9 @@ int raft_step(struct raft *r, const struct raft_msg *m)
 void raft_tick(struct raft *r)
 {
     RR_ASSERT(!r->handed.pending);
+    if (r->quiesced) {
+        return; /* no clock while quiesced (quiesce.c) */
+    }
     if (r->role == RAFT_LEADER) {
         replication_tick(r);
     } else {
@@ -504,6 +525,7 @@ void raft_tick(struct raft *r)
 void raft_campaign(struct raft *r)
 {
     RR_ASSERT(!r->handed.pending);
+    quiesce_wake(r);
     if (r->role != RAFT_LEADER) {
         election_campaign(r, true, false);
     }
@@ -528,12 +550,19 @@ static bool hard_state_changed(const struct raft *r)
            r->commit != r->hs_handed.commit;
 }
 
+static bool role_changed(const struct raft *r)
+{
+    return r->role != r->role_handed || r->term != r->role_term_handed ||
+           r->leader != r->leader_handed;
+}
+
 bool raft_has_ready(const struct raft *r)
 {
-    return hard_state_changed(r) || r->snap_to_hand || r->log.handed < log_last_index(&r->log) ||
-           r->msgs.count > 0 || r->after.count > 0 ||
+    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand ||
+           r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
-           apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0;
+           apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
+           r->read_failed_count > 0;
 }
 
 /* Points a queued AppendEntries / InstallSnapshot at the data it carries; false if it is
@@ -643,6 +672,12 @@ static void ready_apply(struct raft *r, struct raft_ready *rd)
         rd->read_count = n;
         r->handed.read_count = n;
     }
+    if (r->read_failed_count > 0) {
+        rd->flags |= RAFT_READY_READ_FAILURES;
+        rd->read_failures = r->read_failed;
+        rd->read_failure_count = r->read_failed_count;
+        r->handed.read_failure_count = r->read_failed_count;
+    }
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
@@ -656,6 +691,13 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
         r->handed.hard_state = true;
     }
     rd->hard_state = (struct raft_hard_state){r->term, r->vote, r->commit};
+    if (role_changed(r)) {
+        rd->flags |= RAFT_READY_ROLE;
+        r->handed.role = true;
+    }
+    rd->role = r->role;
+    rd->term = r->term;
+    rd->leader = r->leader;
     ready_log(r, rd);
     ready_apply(r, rd);
     ready_msgs(r, rd);
@@ -700,6 +742,11 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     if (r->handed.hard_state) {
         r->hs_handed = rd->hard_state;
     }
+    if (r->handed.role) {
+        r->role_handed = rd->role;
+        r->role_term_handed = rd->term;
+        r->leader_handed = rd->leader;
+    }
     if (r->handed.entries_to > 0) {
         r->log.handed = r->handed.entries_to;
     }
@@ -707,6 +754,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
     advance_reads(r, r->handed.read_count);
+    RR_ASSERT(r->handed.read_failure_count == r->read_failed_count);
+    r->read_failed_count = 0;
     queue_clear(&r->msgs);
     queue_clear(&r->after);
     r->handed.pending = false;
@@ -734,6 +783,7 @@ void raft_status(const struct raft *r, struct raft_status *s)
     s->snapshot_term = r->snap.term;
     s->config_index = r->config_index;
     s->transfer_target = r->transfer_target;
+    s->quiesced = r->quiesced;
 }
 
 raft_term raft_term_at(const struct raft *r, raft_index index)

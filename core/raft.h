@@ -46,6 +46,7 @@ struct raft_options {
     uint32_t append_entries_max; /* per message; <= RAFT_APPEND_ENTRIES_MAX */
     uint32_t append_bytes_max;   /* per message; <= RAFT_APPEND_BYTES_MAX */
     uint64_t seed;               /* PRNG seed (election timeouts) */
+    bool quiesce;                /* idle groups stop ticking (see "quiescence"); default off */
 };
 
 /* Fills `o` with defaults: election 10 ticks, heartbeat 1, pre_vote and check_quorum on, the
@@ -77,6 +78,8 @@ enum raft_ready_flag {
     RAFT_READY_MSGS_AFTER_PERSIST = 1u << 4,
     RAFT_READY_COMMITTED = 1u << 5,
     RAFT_READY_READS = 1u << 6,
+    RAFT_READY_ROLE = 1u << 7,          /* role, term or known leader changed */
+    RAFT_READY_READ_FAILURES = 1u << 8, /* queued reads that will never be released */
 };
 
 /* One output batch. Everything it points to stays valid until raft_advance(); the group
@@ -111,6 +114,22 @@ struct raft_ready {
     /* Reads whose index is applied once `committed` is applied. */
     const struct raft_read_state *reads;
     uint32_t read_count;
+    /* RAFT_READY_ROLE: the group's role, term or known leader differs from what the last
+     * batch carrying this flag reported (or, for the first one, from the state right after
+     * raft_init, which raft_status gives). Only the latest state is reported: a change that
+     * was undone before this batch (a pre-candidate that fell back to follower of the same
+     * leader in the same term) is not seen. The node answers or redirects waiting clients
+     * and updates what RAFT STATUS reports from it. */
+    uint8_t role;     /* enum raft_role */
+    raft_term term;   /* current term */
+    raft_node leader; /* known leader in `term` (this node when leading), or RAFT_NODE_NONE */
+    /* RAFT_READY_READ_FAILURES: the contexts of queued raft_read_index requests that will
+     * never come back in `reads`, because this node stopped leading before their
+     * confirmation round was confirmed. Each read accepted by raft_read_index comes back
+     * exactly once, in `reads` or here (unless the node is finalised first). Clients retry
+     * at the new leader. */
+    const uint64_t *read_failures;
+    uint32_t read_failure_count;
 };
 
 struct raft; /* opaque */
@@ -146,13 +165,39 @@ int raft_step(struct raft *r, const struct raft_msg *m);
 
 /* Appends a command at the leader. On success *index is its log index. Returns
  * RR_ENOTLEADER, RR_ETRANSFER (transfer in progress), RR_ETOOBIG (entry or uncommitted
- * bytes over the limit) or RR_ENOMEM. The data is copied. */
+ * bytes over the limit) or RR_ENOMEM. The data is copied.
+ *
+ * Outcome of a proposal. The core does not report outcomes; they follow from what this
+ * node applies. Let the proposal be (i, t): *index and the term this node led when it
+ * proposed (raft_status before the call). Whenever this node applies a committed entry
+ * (j, u) — `committed` of a later ready:
+ *   - j == i and u == t: the proposal has committed (it is that entry);
+ *   - j == i and u != t: it has failed (another entry holds i for good; then u > t);
+ *   - j <  i and u >  t: it has failed too, already: committed entries' terms never
+ *     decrease with the index, so whatever commits at i has a term >= u > t. This case
+ *     matters: a new leader whose log ends before i commits its no-op at j < i, and in an
+ *     idle group nothing may reach i for a long time.
+ * Otherwise it is still undecided. If this node restores a snapshot (s, v) instead — one
+ * received from a leader, as a follower — then a proposal with i <= s has an unknown
+ * outcome (the snapshot does not say which entries it holds; retry through client
+ * sessions, thesis §6.3), and one with i > s and v > t has failed. A proposal is never
+ * decided any other way: a truncation of this node's log, a step-down or a role event does
+ * not settle it (a deposed leader's entry may still be committed by its successor). Why
+ * this holds: State Machine Safety (paper §5.4.3) makes the entry applied at i the one
+ * committed at i everywhere, and Election Safety with Leader Append-Only make (i, t) name
+ * one entry — the one this node appended while leading t. tests/unit/test_raft_outcome.c
+ * pins the rule; the simulator checks it (proposal_outcome). */
 int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *index);
 
-/* Queues a linearizable read (thesis §6.4) at the leader; `ctx` comes back in a read
- * state. One confirmation round serves every read queued before it starts. Returns
- * RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX queued) or 0. If the leader steps down before a
- * read's round is confirmed, the read is dropped without a read state: clients retry. */
+/* Queues a linearizable read (thesis §6.4) at the leader. One confirmation round serves
+ * every read queued before it starts. Returns RR_ENOTLEADER, RR_EBUSY (RAFT_READS_MAX
+ * queued or failed and not yet handed out) or 0. After 0, `ctx` comes back exactly once in
+ * a later ready: in `reads` once the read may be served (its index is applied), or in
+ * `read_failures` if this node stops leading (steps down for any reason: a higher term, a
+ * leadership transfer completing, CheckQuorum, removal from the configuration) before the
+ * read's round is confirmed; the client then retries at the new leader. A read whose round
+ * was confirmed is still released after a step-down, once its index is applied. Only
+ * raft_fini loses queued reads (the node's clients are gone with it). */
 int raft_read_index(struct raft *r, uint64_t ctx);
 
 /* The caller took a snapshot of its state machine covering the log up to `index`
@@ -203,6 +248,36 @@ int raft_transfer_leader(struct raft *r, raft_node target);
 /* The transfer in progress at this leader, or RAFT_NODE_NONE. */
 raft_node raft_transfer_target(const struct raft *r);
 
+/* ---- quiescence ----------------------------------------------------------------------
+ *
+ * With options.quiesce (same on every node), an idle group stops doing per-tick work. A
+ * leader quiesces after half an election timeout in which every follower held its whole log
+ * committed and had answered, with no proposal, read, transfer or configuration change in
+ * flight: it sends each follower a last heartbeat flagged `quiesce` and stops heartbeats and
+ * CheckQuorum. A follower quiesces on that heartbeat if it follows that leader in that term
+ * and its log ends at the heartbeat's commit index; it then stops its election timer.
+ * raft_tick does nothing while quiesced. Any message from a peer wakes the group (except
+ * heartbeat responses at a quiesced leader), as do raft_propose, raft_read_index,
+ * raft_change_config / raft_change_member, raft_transfer_leader, raft_campaign and the two
+ * calls below. A quiesced group has no timers, so the caller must supply failure detection:
+ * call raft_peer_down when the connection to a peer fails. Core/quiesce.c says why safety is
+ * untouched. */
+
+/* True while the group is quiesced (raft_tick is then a no-op and may be skipped). */
+bool raft_quiesced(const struct raft *r);
+/* Wakes the group: timers run again (a leader heartbeats at once). */
+void raft_unquiesce(struct raft *r);
+/* The node lost its connection to peer `id` (it crashed, or the link failed). A follower
+ * whose leader is `id` wakes and forgets that leader, so that it grants pre-votes at once
+ * (with CheckQuorum a follower refuses them while it knows a leader) and campaigns after
+ * its election timeout. A leader with `id` as a follower wakes so CheckQuorum runs again,
+ * and counts `id` as silent (for CheckQuorum and for quiescing) until it answers again.
+ * Safe to call spuriously (a leader that is alive is heard again at its next heartbeat).
+ * Works with quiescence off too (faster failover). Call it once the connection is torn
+ * down: no message `id` sent before the failure may be stepped after the call (a late
+ * quiescing heartbeat could otherwise put the group back to sleep under a dead leader). */
+void raft_peer_down(struct raft *r, raft_node id);
+
 bool raft_has_ready(const struct raft *r);
 /* Fills `rd`. Call only when raft_has_ready(). */
 void raft_ready(struct raft *r, struct raft_ready *rd);
@@ -228,6 +303,7 @@ struct raft_status {
     raft_term snapshot_term;
     raft_index config_index;   /* entry of the configuration in force (raft_config_index) */
     raft_node transfer_target; /* leader: leadership transfer in progress, or NONE */
+    bool quiesced;             /* no ticks until woken (raft_quiesced) */
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 

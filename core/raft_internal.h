@@ -55,9 +55,11 @@ struct raft_handed {
     bool pending; /* a ready is out: no mutation until raft_advance */
     bool hard_state;
     bool snapshot;
-    raft_index entries_to; /* last entry index handed out for persistence */
-    raft_index applied_to; /* last committed entry handed out */
-    uint32_t read_count;   /* reads released */
+    raft_index entries_to;       /* last entry index handed out for persistence */
+    raft_index applied_to;       /* last committed entry handed out */
+    uint32_t read_count;         /* reads released */
+    uint32_t read_failure_count; /* read failures reported */
+    bool role;                   /* role, term and leader reported */
 };
 
 struct raft {
@@ -76,6 +78,8 @@ struct raft {
     uint32_t election_elapsed;  /* ticks since the timer was reset */
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
+    bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
+    uint32_t quiet_ticks;       /* leader: consecutive ticks it could have quiesced */
     struct raft_log log;
     struct raft_config config; /* in force: the latest in the log or snapshot */
     /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
@@ -119,12 +123,19 @@ struct raft {
     uint64_t read_round;              /* round in flight (0: none); rounds increase per leader */
     uint64_t read_round_last;         /* last round id used */
     raft_index read_round_index;      /* commit index when that round started */
-    struct raft_read_state *read_out; /* ready's reads, RAFT_READS_MAX slots when allocated */
+    struct raft_read_state *read_out; /* ready's reads, `read_cap` slots */
+    /* Contexts of reads that will never be confirmed (this node stopped leading), to report
+     * in the next ready: `read_cap` slots; read_count + read_failed_count <= read_cap. */
+    uint64_t *read_failed;
+    uint32_t read_failed_count;
 
     /* Ready/advance. */
     struct raft_hard_state hs_handed; /* hard state last handed out */
-    struct raft_msg_queue msgs;       /* sent at once */
-    struct raft_msg_queue after;      /* sent after the batch is durable */
+    uint8_t role_handed;              /* role, term and leader last reported (RAFT_READY_ROLE) */
+    raft_term role_term_handed;
+    raft_node leader_handed;
+    struct raft_msg_queue msgs;  /* sent at once */
+    struct raft_msg_queue after; /* sent after the batch is durable */
     struct raft_handed handed;
 };
 
@@ -179,11 +190,23 @@ int replication_append_entry(struct raft *r, const struct raft_entry *e);
 /* read_index.c */
 void read_index_on_commit(struct raft *r);
 void read_index_on_ack(struct raft *r, struct raft_progress *p, uint64_t ctx);
-void read_index_drop_pending(struct raft *r);
+/* This node stops leading: unconfirmed reads become failures for the next ready. */
+void read_index_fail_pending(struct raft *r);
 uint64_t read_index_heartbeat_ctx(const struct raft *r);
 /* Reads releasable once entries up to `applied` are applied. */
 uint32_t read_index_ready_count(const struct raft *r, raft_index applied);
 void read_index_free(struct raft *r);
+
+/* quiesce.c */
+/* Leader, each tick while awake: counts idle ticks; once idle long enough sends the
+ * quiescing heartbeats and quiesces. Returns true if it just quiesced. */
+bool quiesce_tick(struct raft *r);
+/* Follower, after handling a heartbeat from the leader it already followed in this term
+ * before the message: quiesces if it is a quiescing one and we are caught up. */
+void quiesce_on_heartbeat(struct raft *r, const struct raft_msg *m);
+/* Whether a validated message from a peer wakes a quiesced group. */
+bool quiesce_wakes(const struct raft *r, const struct raft_msg *m);
+void quiesce_wake(struct raft *r);
 
 /* membership.c */
 /* The configuration in force at `index` (the latest at or before it); returns the index of

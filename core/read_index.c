@@ -10,8 +10,11 @@
  * A round serves every read queued before it starts. Round ids increase for the lifetime of
  * the node and ride on heartbeats as read_ctx; a follower echoing ctx >= id confirms the
  * round. One round is in flight at a time; reads arriving meanwhile wait for the next one,
- * which starts as soon as the current one is confirmed. A leader that steps down drops the
- * unconfirmed reads (their clients retry); confirmed reads are still released. */
+ * which starts as soon as the current one is confirmed. A leader that steps down fails the
+ * unconfirmed reads: their contexts come back in the next ready's read_failures, so the
+ * clients are answered at once and retry at the new leader. Confirmed reads are still
+ * released once applied: their index was confirmed while this node led, and serving it
+ * later, as a follower, is as linearizable as a follower read (thesis §6.4.1). */
 #include <stdlib.h>
 
 #include "core/base/assert.h"
@@ -63,10 +66,11 @@ static void round_start(struct raft *r)
     round_check(r); /* a single voter confirms at once */
 }
 
-/* Grows the queue and the ready's output array together, so that idle groups hold none. */
+/* Grows the queue, the ready's output array and the failure list together, so that idle
+ * groups hold none; each has room for every read queued or failed. */
 static int reads_reserve(struct raft *r)
 {
-    if (r->read_count < r->read_cap) {
+    if (r->read_count + r->read_failed_count < r->read_cap) {
         return 0;
     }
     uint32_t cap = r->read_cap == 0 ? 16 : r->read_cap * 2;
@@ -76,6 +80,11 @@ static int reads_reserve(struct raft *r)
         return RR_ENOMEM;
     }
     r->read_out = out;
+    uint64_t *failed = realloc(r->read_failed, cap * sizeof(*failed));
+    if (failed == NULL) {
+        return RR_ENOMEM;
+    }
+    r->read_failed = failed;
     struct raft_pending_read *reads = realloc(r->reads, cap * sizeof(*reads));
     if (reads == NULL) {
         return RR_ENOMEM;
@@ -91,13 +100,14 @@ int raft_read_index(struct raft *r, uint64_t ctx)
     if (r->role != RAFT_LEADER) {
         return RR_ENOTLEADER;
     }
-    if (r->read_count >= RAFT_READS_MAX) {
+    if (r->read_count + r->read_failed_count >= RAFT_READS_MAX) {
         return RR_EBUSY;
     }
     int rv = reads_reserve(r);
     if (rv != 0) {
         return rv;
     }
+    quiesce_wake(r);
     r->reads[r->read_count++] = (struct raft_pending_read){ctx, 0, 0};
     round_start(r);
     return 0;
@@ -116,8 +126,12 @@ void read_index_on_ack(struct raft *r, struct raft_progress *p, uint64_t ctx)
     }
 }
 
-void read_index_drop_pending(struct raft *r)
+void read_index_fail_pending(struct raft *r)
 {
+    for (uint32_t i = r->read_confirmed; i < r->read_count; i++) {
+        RR_ASSERT(r->read_failed_count < r->read_cap);
+        r->read_failed[r->read_failed_count++] = r->reads[i].ctx;
+    }
     r->read_count = r->read_confirmed;
     r->read_assigned = r->read_confirmed;
     r->read_round = 0;
@@ -141,8 +155,11 @@ void read_index_free(struct raft *r)
 {
     free(r->reads);
     free(r->read_out);
+    free(r->read_failed);
     r->reads = NULL;
     r->read_out = NULL;
+    r->read_failed = NULL;
+    r->read_failed_count = 0;
     r->read_count = 0;
     r->read_cap = 0;
     r->read_confirmed = 0;

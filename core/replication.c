@@ -40,6 +40,7 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
     if (r->role != RAFT_LEADER) {
         return RR_ENOTLEADER;
     }
+    quiesce_wake(r);
     if (r->transfer_target != RAFT_NODE_NONE) {
         return RR_ETRANSFER; /* thesis §3.10: "the prior leader stops accepting new requests" */
     }
@@ -335,6 +336,9 @@ void replication_tick(struct raft *r)
         }
     }
     election_transfer_tick(r);
+    if (quiesce_tick(r)) {
+        return; /* the quiescing heartbeats are out; nothing else is in progress */
+    }
     if (r->heartbeat_elapsed >= r->opt.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
         replication_bcast_heartbeat(r);

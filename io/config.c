@@ -28,6 +28,7 @@ void config_default(struct node_config *c)
     c->net_batching = NET_BATCHING_ADAPTIVE;
     c->disk_flushes_in_flight = 1;
     c->lazy_commit = true;
+    c->quiesce = false;
     c->tick_ms = 10;
     c->election_ticks = 20;
     c->heartbeat_ticks = 2;
@@ -236,6 +237,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     U32("request-timeout-ms", request_timeout_ms, 10, 3600 * 1000)
     BOOL("redirect", redirect)
     BOOL("lazy-commit", lazy_commit)
+    BOOL("quiesce", quiesce)
     BOOL("leader-balance", leader_balance)
     BOOL("uring-defer-taskrun", uring_defer_taskrun)
     BOOL("uring-multishot-accept", uring_multishot_accept)
@@ -290,6 +292,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
             c->net_batching = NET_BATCHING_ADAPTIVE;
             c->disk_flushes_in_flight = 1;
             c->lazy_commit = true;
+            c->quiesce = false;
         } else {
             return fail(err, len, "bad value for %s: '%s' (none or adaptive)", key, value);
         }
@@ -423,6 +426,7 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "disk-batching %s\n", wal_strategy_format(&c->disk_batching, strat, sizeof(strat)));
     fprintf(f, "disk-flushes-in-flight %u\n", c->disk_flushes_in_flight);
     fprintf(f, "lazy-commit %s\n", c->lazy_commit ? "yes" : "no");
+    fprintf(f, "quiesce %s\n", c->quiesce ? "yes" : "no");
     fprintf(f, "net-batching %s\n", c->net_batching == NET_BATCHING_NONE ? "none" : "adaptive");
     fprintf(f, "tick-ms %u\nelection-ticks %u\nheartbeat-ticks %u\n", c->tick_ms, c->election_ticks,
             c->heartbeat_ticks);

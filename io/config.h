@@ -39,7 +39,11 @@ struct node_config {
     char cpus[128];   /* "off", or a CPU list ("0-3", "2,3") the workers pin to in order */
     struct wal_strategy disk_batching;
     uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
-    bool lazy_commit; /* do not write hard states that change only the commit index */
+    bool lazy_commit;
+    bool quiesce;
+        /* idle groups stop ticking and heartbeating (core/raft.h) */ /* do not write hard states
+                                                                         that change only the commit
+                                                                         index */
     enum net_batching net_batching;
     uint32_t tick_ms;
     uint32_t election_ticks;

@@ -348,6 +348,7 @@ void route_handoffs(struct worker *w);
 void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e);
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_on_role(struct worker *w, struct group_state *gs);
+void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);

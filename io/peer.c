@@ -143,6 +143,9 @@ static void peer_down(struct worker *w, struct peer *p)
     p->next_dial_ms = w->now_ms + p->backoff_ms;
     p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
     route_peer_down(w, p);
+    /* Groups led by that peer wake (quiesced ones included) and elect a leader if it is
+     * gone; groups led here run CheckQuorum again. */
+    multi_peer_down(w->multi, p->id);
 }
 
 void peer_bad_frame(struct peer *p, const char *why)

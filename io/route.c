@@ -571,18 +571,26 @@ static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
     sm_read(gs->sm, now, r->argc, r->argv, r->argl, &r->reply);
 }
 
+void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx)
+{
+    struct req *r = map_take(w, ctx);
+    if (r == NULL || r->state != REQ_READING) {
+        return; /* timed out meanwhile */
+    }
+    /* This node stopped leading before the read was confirmed: read at the new leader. */
+    req_list_remove(&gs->reading, r);
+    retry_later(w, r);
+}
+
+/* Called from a drain (the role event), where proposing is not allowed: the group's waiting
+ * requests are queued to be placed at the next iteration, now that a leader may be known. */
 void route_on_role(struct worker *w, struct group_state *gs)
 {
-    if (gs->role != RAFT_LEADER) {
-        /* Reads queued at this (former) leader can no longer be confirmed here. */
-        struct req *r;
-        while ((r = gs->reading.head) != NULL) {
-            req_list_remove(&gs->reading, r);
-            map_take(w, r->id);
-            retry_later(w, r);
-        }
+    struct req *r;
+    while ((r = gs->waiting.head) != NULL) {
+        req_list_remove(&gs->waiting, r);
+        retry_later(w, r);
     }
-    group_pump(w, gs);
 }
 
 static void unlink_req(struct worker *w, struct req *r)

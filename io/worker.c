@@ -232,6 +232,26 @@ static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
     route_on_read(w, worker_group(w, g), rs->ctx);
 }
 
+static void op_read_failed(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    struct worker *w = ctx;
+    route_on_read_failed(w, worker_group(w, g), read_ctx);
+}
+
+static void op_role_changed(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct worker *w = ctx;
+    struct group_state *gs = worker_group(w, g);
+    gs->role = role;
+    gs->term = term;
+    gs->leader = leader;
+    struct group_pub *p = &w->node->pub[g];
+    atomic_store_explicit(&p->role, role, memory_order_relaxed);
+    atomic_store_explicit(&p->leader, leader, memory_order_relaxed);
+    atomic_store_explicit(&p->term, term, memory_order_relaxed);
+    route_on_role(w, gs);
+}
+
 static const struct drain_ops worker_drain_ops = {
     .persist = op_persist,
     .send = op_send,
@@ -239,6 +259,8 @@ static const struct drain_ops worker_drain_ops = {
     .restore = op_restore,
     .apply = op_apply,
     .read = op_read,
+    .read_failed = op_read_failed,
+    .role_changed = op_role_changed,
 };
 
 static void release_durable(struct worker *w)
@@ -275,6 +297,9 @@ static void drain_groups(struct worker *w)
 
 /* ---- time ----------------------------------------------------------------------------- */
 
+/* Publishes each group's indexes for RAFT STATUS and INFO (role, term and leader are
+ * published as soon as the drain reports a change: op_role_changed). Called every sweep, so
+ * the figures are at most SWEEP_MS old and an idle table costs O(G) ten times a second. */
 static void publish_groups(struct worker *w)
 {
     for (uint32_t s = 0; s < w->group_count; s++) {
@@ -282,19 +307,10 @@ static void publish_groups(struct worker *w)
         struct raft_status st;
         raft_status(multi_group_peek(w->multi, gs->g), &st);
         struct group_pub *p = &w->node->pub[gs->g];
-        atomic_store_explicit(&p->term, st.term, memory_order_relaxed);
         atomic_store_explicit(&p->commit, st.commit, memory_order_relaxed);
         atomic_store_explicit(&p->applied, st.applied, memory_order_relaxed);
         atomic_store_explicit(&p->last_index, st.last_index, memory_order_relaxed);
         atomic_store_explicit(&p->snapshot_index, st.snapshot_index, memory_order_relaxed);
-        if (st.role != gs->role || st.leader != gs->leader || st.term != gs->term) {
-            gs->role = st.role;
-            gs->leader = st.leader;
-            gs->term = st.term;
-            atomic_store_explicit(&p->role, st.role, memory_order_relaxed);
-            atomic_store_explicit(&p->leader, st.leader, memory_order_relaxed);
-            route_on_role(w, gs);
-        }
     }
 }
 
@@ -387,6 +403,7 @@ static void run_ticks(struct worker *w)
     if (w->now_ms >= w->next_sweep_ms) {
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
+        publish_groups(w);
     }
     if (w->node->cfg.leader_balance && w->now_ms >= w->next_balance_ms) {
         w->next_balance_ms = w->now_ms + BALANCE_PERIOD_MS;
@@ -519,7 +536,6 @@ static void loop_iteration(struct worker *w)
     w->now_ms = node_clock_ms();
     if (w->now_ms >= w->next_tick_ms) {
         run_ticks(w);
-        publish_groups(w);
     }
     route_handoffs(w);
     client_resume_pending(w);
@@ -701,6 +717,7 @@ static int worker_open(struct worker *w)
     raft_options_default(&mo.group);
     mo.group.election_ticks = cfg->election_ticks;
     mo.group.heartbeat_ticks = cfg->heartbeat_ticks;
+    mo.group.quiesce = cfg->quiesce;
     struct restore_ctx rctx = {.w = w, .rd = malloc(sizeof(struct wal_read))};
     RR_ASSERT(rctx.rd != NULL);
     rc = multi_create(&w->multi, &mo, &n->initial, restore_group, &rctx);
@@ -717,8 +734,18 @@ static int worker_open(struct worker *w)
     struct sm_limits sl;
     sm_limits_default(&sl);
     for (uint32_t s = 0; s < w->group_count; s++) {
-        w->groups[s].g = multi_group_id(w->multi, s);
-        if (sm_create(&w->groups[s].sm, &sl) != 0) {
+        struct group_state *gs = &w->groups[s];
+        gs->g = multi_group_id(w->multi, s);
+        /* Role events report changes from this state on (core/raft.h RAFT_READY_ROLE). */
+        struct raft_status st;
+        raft_status(multi_group_peek(w->multi, gs->g), &st);
+        gs->role = st.role;
+        gs->term = st.term;
+        gs->leader = st.leader;
+        atomic_store(&n->pub[gs->g].role, st.role);
+        atomic_store(&n->pub[gs->g].term, st.term);
+        atomic_store(&n->pub[gs->g].leader, st.leader);
+        if (sm_create(&gs->sm, &sl) != 0) {
             return RR_ENOMEM;
         }
     }

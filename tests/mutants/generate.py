@@ -73,6 +73,28 @@ mutant('read_without_confirmation','read_linearizable',
     r->read_round = 0;
 }""")
 
+mutant('drop_read_failures','read_outcome',
+ 'A leader that steps down drops its unconfirmed ReadIndex requests silently instead of\nreturning them as read_failures (core/raft.h: every accepted read comes back exactly once,\nreleased or failed); their clients would wait forever.',
+ 'core/read_index.c',
+ """    for (uint32_t i = r->read_confirmed; i < r->read_count; i++) {
+        RR_ASSERT(r->read_failed_count < r->read_cap);
+        r->read_failed[r->read_failed_count++] = r->reads[i].ctx;
+    }
+""",
+ "")
+
+mutant('ignore_peer_down','quiesce_failover',
+ 'Ignores the node\'s report that a peer is down (raft_peer_down does nothing): a quiesced\ngroup has no timers, so a group whose leader crashed while it slept is never woken by Raft\nitself, and a quiesced leader never notices that its followers are gone.',
+ 'core/quiesce.c',
+ """    RR_ASSERT(!r->handed.pending);
+    if (id == RAFT_NODE_NONE || id == r->opt.id) {
+        return;
+    }""",
+ """    RR_ASSERT(!r->handed.pending);
+    if (id != RAFT_NODE_NONE) {
+        return;
+    }""")
+
 mutant('vote_not_persisted','persisted_hard_state',
  'Leaves the vote out of the persisted hard state: after a crash the node may vote again in a\nterm it already voted in (Figure 2: votedFor is persistent state).',
  'core/raft.c',

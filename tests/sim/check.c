@@ -17,9 +17,10 @@ typedef unsigned long long ull; /* printf's %llu */
 
 void sim_print_replay(const struct sim_config *cfg)
 {
-    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s\n",
+    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s\n",
            cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
-           cfg->membership ? "" : " --no-membership");
+           cfg->membership ? "" : " --no-membership",
+           cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"));
 }
 
 _Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
@@ -79,6 +80,7 @@ void check_init(struct sim *s)
     sim_map_init(&s->leaders);
     sim_map_init(&s->entries);
     sim_map_init(&s->payloads);
+    sim_map_init(&s->failed);
     sim_map_init(&s->changes);
     s->scratch = malloc(sizeof(*s->scratch));
     RR_ASSERT(s->scratch != NULL);
@@ -89,6 +91,7 @@ void check_free(struct sim *s)
     sim_map_free(&s->leaders);
     sim_map_free(&s->entries);
     sim_map_free(&s->payloads);
+    sim_map_free(&s->failed);
     sim_map_free(&s->changes);
     for (raft_group g = 0; g < SIM_GROUPS_MAX; g++) {
         free(s->committed[g]);
@@ -607,6 +610,8 @@ void check_node(struct sim *s, uint32_t node)
         struct raft_config c;
         config_on_append(s, node, g, &c);
         commit_quorum(s, node, g, &st, &c);
+        role_events(s, node, g, &st);
+        quiesce_failover(s, node, g, &st);
         struct sim_watch *w = &nd->watch[g];
         if (st.role == RAFT_LEADER && w->leader_term != st.term) {
             w->leader_term = st.term;
@@ -698,7 +703,8 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
                (ull)m->append_resp.hint_term);
         break;
     case RAFT_MSG_HEARTBEAT:
-        printf(" commit %llu ctx %llu", (ull)m->heartbeat.commit, (ull)m->heartbeat.read_ctx);
+        printf(" commit %llu ctx %llu%s", (ull)m->heartbeat.commit, (ull)m->heartbeat.read_ctx,
+               m->heartbeat.quiesce ? " quiesce" : "");
         break;
     case RAFT_MSG_HEARTBEAT_RESP:
         printf(" ctx %llu", (ull)m->heartbeat_resp.read_ctx);
@@ -718,6 +724,28 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
     printf("\n");
 }
 
+/* core/quiesce.c: a leader quiesces only with its whole log committed and durable, so the
+ * quiescing heartbeat's commit index is its last index, in its own term, and every follower
+ * it quiesces can hold exactly that log; a leader woken before the heartbeat leaves keeps it
+ * (it is still quiesced when it sends one). Checked as the heartbeat leaves. */
+static void quiesce_heartbeat(struct sim *s, uint32_t node, const struct raft_msg *m)
+{
+    s->n.quiesce_hbs++;
+    struct raft_status st;
+    raft_status(sim_group(s, node, m->group), &st);
+    if (!st.quiesced || st.role != RAFT_LEADER || st.term != m->term ||
+        m->heartbeat.commit != st.commit || st.commit != st.last_index ||
+        st.persisted_index != st.last_index || st.last_term != st.term ||
+        m->heartbeat.read_ctx != 0) {
+        sim_violation(s, "quiesce_rule",
+                      "node %u group %u sent a quiescing heartbeat (term %llu commit %llu) as "
+                      "role %u term %llu commit %llu last %llu/%llu persisted %llu",
+                      node + 1, m->group, (ull)m->term, (ull)m->heartbeat.commit, st.role,
+                      (ull)st.term, (ull)st.commit, (ull)st.last_index, (ull)st.last_term,
+                      (ull)st.persisted_index);
+    }
+}
+
 void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len)
 {
     struct codec_batch_reader rd;
@@ -731,6 +759,9 @@ void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t l
             trace_msg(s, &m);
         }
         persisted_before_send(s, node, &m);
+        if (m.type == RAFT_MSG_HEARTBEAT && m.heartbeat.quiesce) {
+            quiesce_heartbeat(s, node, &m);
+        }
     }
     if (rc < 0) {
         sim_fail(s, "node %u sent a malformed batch (%d)", node + 1, rc);
@@ -756,10 +787,82 @@ check_payload_once(struct sim *s, uint32_t node, raft_group g, const struct raft
                       "index %llu",
                       node + 1, (ull)id, g, (ull)e->index, (ull)v->x, (ull)v->y);
     }
+    if (sim_map_get(&s->failed, (struct sim_key){id, 0, 0}) != NULL) {
+        sim_violation(s, "proposal_outcome",
+                      "node %u group %u applies payload %llu at %llu, a proposal the outcome rule "
+                      "had declared failed",
+                      node + 1, g, (ull)id, (ull)e->index);
+    }
+}
+
+/* A proposal the rule declares failed: no node may have applied it, nor ever apply it. */
+static void proposal_failed(struct sim *s, uint32_t node, raft_group g, const struct sim_pending *p)
+{
+    const struct sim_val *v = sim_map_get(&s->payloads, (struct sim_key){p->payload_id, 0, 0});
+    if (v != NULL) {
+        sim_violation(s, "proposal_outcome",
+                      "node %u group %u: proposal (%llu, term %llu) declared failed, but its "
+                      "payload %llu was applied at group %llu index %llu",
+                      node + 1, g, (ull)p->index, (ull)p->term, (ull)p->payload_id, (ull)v->x,
+                      (ull)v->y);
+    }
+    bool fresh = false;
+    (void)sim_map_put(&s->failed, (struct sim_key){p->payload_id, 0, 0}, &fresh);
+    s->n.outcome_failed++;
+}
+
+/* core/raft.h, raft_propose: the proposing node decides each proposal (i, t) from the entry
+ * (j, u) it applies: committed iff j == i and u == t (then it must be the proposal's own
+ * entry); failed if j == i and u != t, or j < i and u > t (then it must never be applied
+ * anywhere). Undecided proposals stay pending. */
+static void proposal_outcome(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
+{
+    struct sim_node *nd = &s->node[node];
+    for (uint32_t k = 0; k < nd->pending_count[g];) {
+        struct sim_pending p = nd->pending[g][k];
+        bool ours = e->data.len == SIM_PAYLOAD_BYTES && sim_get64(e->data.base) == p.payload_id;
+        if (p.index == e->index && e->term == p.term && !ours) {
+            sim_violation(s, "proposal_outcome",
+                          "node %u group %u: applies (%llu, term %llu) which is not its proposal "
+                          "(payload %llu) of that index and term",
+                          node + 1, g, (ull)e->index, (ull)e->term, (ull)p.payload_id);
+        }
+        bool failed =
+            (p.index == e->index && e->term != p.term) || (p.index > e->index && e->term > p.term);
+        if (failed) {
+            proposal_failed(s, node, g, &p);
+            nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+        } else {
+            k++;
+        }
+    }
+}
+
+void check_proposals_snapshot(struct sim *s,
+                              uint32_t node,
+                              raft_group g,
+                              const struct raft_snapshot_meta *meta)
+{
+    struct sim_node *nd = &s->node[node];
+    for (uint32_t k = 0; k < nd->pending_count[g];) {
+        struct sim_pending p = nd->pending[g][k];
+        bool unknown = p.index <= meta->index;
+        bool failed = !unknown && meta->term > p.term;
+        if (failed) {
+            proposal_failed(s, node, g, &p);
+        }
+        s->n.outcome_unknown += unknown;
+        if (failed || unknown) {
+            nd->pending[g][k] = nd->pending[g][--nd->pending_count[g]];
+        } else {
+            k++;
+        }
+    }
 }
 
 static void check_client_ack(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
+    proposal_outcome(s, node, g, e);
     /* At most one pending proposal per index: client_propose drops older ones. */
     struct sim_node *nd = &s->node[node];
     uint32_t k = 0;
@@ -865,8 +968,158 @@ uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g)
         s->reads = realloc(s->reads, s->read_cap * sizeof(*s->reads));
         RR_ASSERT(s->reads != NULL);
     }
-    s->reads[s->read_count++] = (struct sim_read){node, g, s->acked_max[g], false};
+    s->reads[s->read_count++] = (struct sim_read){.node = node,
+                                                  .g = g,
+                                                  .min_index = s->acked_max[g],
+                                                  .incarnation = s->node[node].incarnation};
     return s->read_count; /* ctx = position + 1: 0 is never a context */
+}
+
+void check_read_accepted(struct sim *s, uint64_t ctx)
+{
+    RR_ASSERT(ctx >= 1 && ctx <= s->read_count);
+    s->reads[ctx - 1].accepted = true;
+}
+
+/* The read `ctx` comes back from node/g: it must be one that node accepted for g and that
+ * has not come back before (core/raft.h: exactly once, released or failed). */
+static struct sim_read *read_returned(struct sim *s, uint32_t node, raft_group g, uint64_t ctx)
+{
+    if (ctx == 0 || ctx > s->read_count) {
+        sim_fail(s, "node %u group %u returned unknown read %llu", node + 1, g, (ull)ctx);
+    }
+    struct sim_read *rd = &s->reads[ctx - 1];
+    if (rd->node != node || rd->g != g || !rd->accepted ||
+        rd->incarnation != s->node[node].incarnation) {
+        sim_fail(s, "node %u group %u returned read %llu of node %u group %u (accepted %d)",
+                 node + 1, g, (ull)ctx, rd->node + 1, rd->g, rd->accepted);
+    }
+    if (rd->served || rd->failed) {
+        sim_violation(s, "read_outcome",
+                      "node %u group %u: read %llu returned twice (served %d, "
+                      "failed %d)",
+                      node + 1, g, (ull)ctx, rd->served, rd->failed);
+    }
+    return rd;
+}
+
+void check_read_failed(struct sim *s, uint32_t node, raft_group g, uint64_t ctx)
+{
+    struct sim_read *rd = read_returned(s, node, g, ctx);
+    rd->failed = true;
+    s->n.reads_failed++;
+}
+
+const struct sim_read *sim_read_outstanding(struct sim *s)
+{
+    for (; s->read_resolved < s->read_count; s->read_resolved++) {
+        const struct sim_read *rd = &s->reads[s->read_resolved];
+        bool lost = rd->incarnation != s->node[rd->node].incarnation; /* the node crashed */
+        if (rd->accepted && !rd->served && !rd->failed && !lost) {
+            return rd;
+        }
+    }
+    return NULL;
+}
+
+/* core/raft.h: every read a node accepts comes back exactly once, released (`reads`) or
+ * failed (`read_failures`), unless the node crashes first. Checked when the liveness
+ * deadline passes with reads still outstanding: by then every group has had a single
+ * leader for long enough to confirm or fail any round. */
+void read_outcome(struct sim *s)
+{
+    const struct sim_read *rd = sim_read_outstanding(s);
+    if (rd != NULL) {
+        struct raft_status st;
+        raft_status(sim_group(s, rd->node, rd->g), &st);
+        sim_violation(s, "read_outcome",
+                      "node %u group %u: read %llu accepted, never released nor failed (node "
+                      "now role %u term %llu applied %llu)",
+                      rd->node + 1, rd->g, (ull)(rd - s->reads + 1), st.role, (ull)st.term,
+                      (ull)st.applied);
+    }
+}
+
+void check_role_event(
+    struct sim *s, uint32_t node, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct sim_watch *w = &s->node[node].watch[g];
+    if (term < w->ev_term || (role == w->ev_role && term == w->ev_term && leader == w->ev_leader)) {
+        sim_violation(s, "role_events",
+                      "node %u group %u: role event %u/%llu/%u after %u/%llu/%u (term back or "
+                      "no change)",
+                      node + 1, g, role, (ull)term, leader, w->ev_role, (ull)w->ev_term,
+                      w->ev_leader);
+    }
+    w->ev_role = role;
+    w->ev_term = term;
+    w->ev_leader = leader;
+}
+
+/* When the link between `node` and `peer` broke (peer crashed, or a partition cut it either
+ * way), or UINT64_MAX if it is fine; never before `node` (re)started: a node learns of a
+ * failure when it first fails to connect. */
+static uint64_t link_broken_since(const struct sim *s, uint32_t node, uint32_t peer)
+{
+    const struct sim_node *p = &s->node[peer];
+    uint64_t since = UINT64_MAX;
+    if (p->joined && !p->up) {
+        since = p->down_at;
+    }
+    if ((s->blocked[node][peer] || s->blocked[peer][node]) && s->partition_at < since) {
+        since = s->partition_at;
+    }
+    if (since != UINT64_MAX && since < s->node[node].up_at) {
+        since = s->node[node].up_at;
+    }
+    return since;
+}
+
+/* A quiesced group has no timers: only the node's failure detector (multi_peer_down, which
+ * the simulator delivers within two ticks of a crash or cut) can wake it when its leader, or
+ * at a leader one of its followers, is gone. So no group may stay quiesced following a
+ * leader it has not been able to reach for three ticks, nor lead one asleep while a follower
+ * it replicates to has been unreachable that long (CheckQuorum must run) — unless that peer
+ * has been heard from since the report (a one-way cut leaves the other direction open: the
+ * peer is alive, and the group behaves as plain Raft with a lossy link). */
+void quiesce_failover(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st)
+{
+    if (!st->quiesced) {
+        return;
+    }
+    const uint64_t bound = 3 * SIM_TICK;
+    for (uint32_t k = 0; k < s->cfg.pool; k++) {
+        struct raft_progress_view pv;
+        bool watched = st->role == RAFT_LEADER ? raft_progress(sim_group(s, node, g), k + 1, &pv)
+                                               : st->leader == k + 1;
+        if (k == node || !watched) {
+            continue;
+        }
+        uint64_t since = link_broken_since(s, node, k);
+        bool heard = since != UINT64_MAX && s->heard_at[k][node] > since + 2 * SIM_TICK;
+        if (since != UINT64_MAX && s->now - since > bound && !heard) {
+            sim_violation(s, "quiesce_failover",
+                          "node %u group %u is quiesced as %s node %u, unreachable since t=%llu",
+                          node + 1, g, st->role == RAFT_LEADER ? "leader of" : "follower of", k + 1,
+                          (ull)since);
+        }
+    }
+}
+
+/* core/raft.h RAFT_READY_ROLE: once a group has no ready left, the role, term and leader its
+ * role events reported are its current ones. */
+void role_events(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st)
+{
+    const struct sim_watch *w = &s->node[node].watch[g];
+    if (raft_has_ready(sim_group(s, node, g))) {
+        return;
+    }
+    if (w->ev_role != st->role || w->ev_term != st->term || w->ev_leader != st->leader) {
+        sim_violation(s, "role_events",
+                      "node %u group %u: reported %u/%llu/%u, but it is %u/%llu/%u with no ready",
+                      node + 1, g, w->ev_role, (ull)w->ev_term, w->ev_leader, st->role,
+                      (ull)st->term, st->leader);
+    }
 }
 
 void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index)
@@ -874,11 +1127,7 @@ void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx,
     if (ctx == 0 || ctx > s->read_count) {
         sim_fail(s, "node %u group %u released unknown read %llu", node + 1, g, (ull)ctx);
     }
-    struct sim_read *rd = &s->reads[ctx - 1];
-    if (rd->node != node || rd->g != g || rd->served) {
-        sim_fail(s, "node %u group %u released read %llu (node %u group %u, served %d)", node + 1,
-                 g, (ull)ctx, rd->node + 1, rd->g, rd->served);
-    }
+    struct sim_read *rd = read_returned(s, node, g, ctx);
     rd->served = true;
     s->n.reads_served++;
     read_linearizable(s, node, g, ctx, index);

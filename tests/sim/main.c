@@ -43,13 +43,15 @@ struct sim_args {
     int32_t trace;
     bool verbose;
     bool membership;
+    int32_t quiesce; /* -1: per seed */
 };
 
 static _Noreturn void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5|7] [--pool P] [--groups G]\n"
-            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--no-membership]\n",
+            "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--no-membership]\n"
+            "          [--quiesce 0|1]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -71,7 +73,8 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
                            .groups = SIM_DEFAULT_GROUPS,
                            .ticks = SIM_DEFAULT_TICKS,
                            .trace = -1,
-                           .membership = true};
+                           .membership = true,
+                           .quiesce = -1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (strcmp(opt, "-v") == 0) {
@@ -103,6 +106,8 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
             a->workers = (uint32_t)v;
         } else if (strcmp(opt, "--ticks") == 0 && v >= 1 && v <= 1000000) {
             a->ticks = (uint32_t)v;
+        } else if (strcmp(opt, "--quiesce") == 0 && v <= 1) {
+            a->quiesce = (int32_t)v;
         } else if (strcmp(opt, "--trace") == 0 && v < SIM_GROUPS_MAX) {
             a->trace = (int32_t)v;
         } else {
@@ -120,7 +125,9 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
-           "reads=%llu reads_served=%llu applied=%llu\n",
+           "reads=%llu reads_served=%llu reads_failed=%llu outcome_failed=%llu "
+           "outcome_unknown=%llu quiesce_hbs=%llu peer_downs=%llu quiesced_ticks=%llu "
+           "applied=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
            (ull)n->transfers, (ull)n->member_changes, (ull)n->config_started,
            (ull)n->config_completed, (ull)n->config_aborted, (ull)n->joint_changes,
@@ -128,7 +135,9 @@ static void print_counts(const char *what, const struct sim_counts *n)
            (ull)n->restarts, (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way,
            (ull)n->dropped, (ull)n->duplicated, (ull)n->snapshots_taken,
            (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
-           (ull)n->reads_served, (ull)n->applied);
+           (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
+           (ull)n->outcome_unknown, (ull)n->quiesce_hbs, (ull)n->peer_downs, (ull)n->quiesced_ticks,
+           (ull)n->applied);
 }
 
 static void add_counts(struct sim_counts *t, const struct sim_counts *n)
@@ -171,6 +180,7 @@ int main(int argc, char **argv)
             .verbose = a.verbose,
             .trace = a.trace,
             .membership = a.membership,
+            .quiesce = a.quiesce,
             .pool = pool,
             .argv0 = argv[0],
         };

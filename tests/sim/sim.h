@@ -126,6 +126,7 @@ struct sim_sm { /* a state machine: enough to compare replicas exactly */
 
 struct sim_pending { /* a client proposal waiting for its apply on the proposing node */
     raft_index index;
+    raft_term term; /* the term the node led when it proposed */
     uint64_t payload_id;
 };
 
@@ -141,6 +142,11 @@ struct sim_watch {         /* what the checkers remember of one (node, group) */
     /* commit_quorum: the commit index last seen at this node while it led cq_term. */
     raft_term cq_term;
     raft_index cq_commit;
+    /* role_events: the role, term and leader last reported by ops->role_changed (from
+     * raft_status right after the table was created). */
+    uint8_t ev_role;
+    raft_term ev_term;
+    raft_node ev_leader;
 };
 
 struct sim_node {
@@ -161,6 +167,8 @@ struct sim_node {
     uint32_t pending_count[SIM_GROUPS_MAX];
     struct sim_watch watch[SIM_GROUPS_MAX];
     uint64_t restart_at;         /* while down */
+    uint64_t down_at;            /* while down: when it crashed */
+    uint64_t up_at;              /* while up: when it (re)started */
     uint64_t churn_at;           /* while up: crash at this time (0: not scheduled) */
     struct raft_restore restore; /* multi_create restore callback scratch */
     struct raft_entry *restore_entries;
@@ -173,12 +181,16 @@ enum sim_ev_type {
     SIM_EV_DELIVER = 2, /* one batch arrives */
     SIM_EV_PERSIST = 3, /* one persist unit becomes durable */
     SIM_EV_FAULT = 4,   /* the fault scheduler's turn (once per tick) */
+    /* A node's transport notices that its connection to a peer failed (the peer crashed or a
+     * partition cut the link): multi_peer_down. `worker` holds the peer's node index. */
+    SIM_EV_PEER_DOWN = 5,
 };
 
 struct sim_packet {
     uint32_t from; /* node index */
     uint32_t to;
     uint32_t worker;
+    uint32_t epoch; /* of the from -> to connection when sent (struct sim conn_epoch) */
     size_t len;
     uint8_t bytes[]; /* one encoded batch */
 };
@@ -204,6 +216,7 @@ struct sim_config {
     bool verbose;
     int32_t trace;   /* group whose messages, writes and applies are printed; -1: none */
     bool membership; /* membership faults: adds, removes, replacements, promotions */
+    int32_t quiesce; /* options.quiesce: 1 on, 0 off, -1 chosen per seed (2 in 3 on) */
     const char *argv0;
 };
 
@@ -229,7 +242,13 @@ struct sim_counts {
     uint64_t steps, ticks, deliveries, batches, dropped, duplicated, persists;
     uint64_t elections, churns, campaigns, transfers, member_changes, crashes, restarts, torn,
         truncations, partitions, one_way;
-    uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served;
+    uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served,
+        reads_failed;
+    /* Proposal outcomes decided by core/raft.h's rule on the proposing node. */
+    uint64_t outcome_failed, outcome_unknown;
+    /* Quiescence: quiescing heartbeats sent, peer-down signals delivered, and group-ticks
+     * skipped because the group was quiesced (summed over node ticks). */
+    uint64_t quiesce_hbs, peer_downs, quiesced_ticks;
     uint64_t applied;
     /* Membership: changes started (accepted by a leader), completed (entry committed), aborted
      * (entry truncated or lost, never committed); learners promoted; removals of the leader;
@@ -253,7 +272,10 @@ struct sim_read {
     uint32_t node;
     raft_group g;
     raft_index min_index; /* highest acked write index when the read began */
-    bool served;
+    uint32_t incarnation; /* of `node` when the read was accepted */
+    bool accepted;        /* multi_read_index returned 0 */
+    bool served;          /* released through ops->read */
+    bool failed;          /* failed through ops->read_failed */
 };
 
 struct sim {
@@ -267,8 +289,14 @@ struct sim {
     struct raft_config config;
     struct multi_options mo;
     bool blocked[SIM_NODES_MAX][SIM_NODES_MAX]; /* from -> to */
-    uint64_t partition_until;                   /* 0: no partition */
-    bool healed;                                /* fault phase over */
+    uint64_t partition_at;                      /* when the current partition started */
+    /* Connections: a peer-down report tears down the connection between the two nodes, so
+     * batches still in flight on it are never delivered (TCP: nothing arrives after the
+     * failure is seen). Bumped at each report; a batch carries the epoch it was sent in. */
+    uint32_t conn_epoch[SIM_NODES_MAX][SIM_NODES_MAX];
+    uint64_t heard_at[SIM_NODES_MAX][SIM_NODES_MAX]; /* last batch delivered from -> to */
+    uint64_t partition_until;                        /* 0: no partition */
+    bool healed;                                     /* fault phase over */
     uint64_t heal_tick;
     uint64_t tick_no; /* global ticks so far (fault events) */
     /* Event queue: a binary heap on (time, seq). */
@@ -283,11 +311,13 @@ struct sim {
     struct sim_map leaders;  /* (group, term) -> leader id */
     struct sim_map entries;  /* (group, index, term) -> entry hash, prev term */
     struct sim_map payloads; /* payload id -> (group, index) applied */
+    struct sim_map failed;   /* payload ids whose proposals the outcome rule declared failed */
     struct sim_map changes;  /* (group, index, term) of a started change -> completed */
     raft_index acked_max[SIM_GROUPS_MAX];
     struct sim_read *reads; /* indexed by ctx - 1 */
     size_t read_count;
     size_t read_cap;
+    size_t read_resolved; /* reads [0, read_resolved) are all served, failed or lost */
     uint64_t payload_next;
     struct codec_scratch *scratch; /* decoding outgoing batches for the checkers */
     /* Liveness after heal: a proposal per group must be acked. */
@@ -339,8 +369,21 @@ void check_durable_hard_state(struct sim *s,
 void check_outgoing(struct sim *s, uint32_t node, const uint8_t *batch, size_t len);
 void check_apply(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e);
 void check_restore(struct sim *s, uint32_t node, raft_group g, raft_index index);
+/* A snapshot from the leader replaced the proposing node's state: proposals it covers have
+ * an unknown outcome, later ones of an older term have failed. */
+void check_proposals_snapshot(struct sim *s,
+                              uint32_t node,
+                              raft_group g,
+                              const struct raft_snapshot_meta *meta);
 uint64_t check_read_begin(struct sim *s, uint32_t node, raft_group g);
 void check_read_served(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
+void check_read_accepted(struct sim *s, uint64_t ctx);
+void check_read_failed(struct sim *s, uint32_t node, raft_group g, uint64_t ctx);
+void check_role_event(
+    struct sim *s, uint32_t node, raft_group g, uint8_t role, raft_term term, raft_node leader);
+/* The first accepted read neither served nor failed whose node has not crashed since, or
+ * NULL. */
+const struct sim_read *sim_read_outstanding(struct sim *s);
 
 /* Named checkers (also called by the hooks above). */
 void sim_print_replay(const struct sim_config *cfg);
@@ -381,5 +424,8 @@ void check_config_finish(struct sim *s);
 bool sim_config_at(
     struct sim *s, uint32_t node, raft_group g, raft_index index, struct raft_config *c);
 void read_linearizable(struct sim *s, uint32_t node, raft_group g, uint64_t ctx, raft_index index);
+void read_outcome(struct sim *s);
+void role_events(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
+void quiesce_failover(struct sim *s, uint32_t node, raft_group g, const struct raft_status *st);
 
 #endif

@@ -142,6 +142,7 @@ static void net_send(
         p->from = from;
         p->to = to;
         p->worker = worker;
+        p->epoch = s->conn_epoch[from][to];
         p->len = len;
         memcpy(p->bytes, b, len);
         ev_at(s, s->now + sim_rand(s, 1, s->rates.delay_max), SIM_EV_DELIVER, to, worker, p);
@@ -283,6 +284,7 @@ static void op_restore(void *ctx,
 {
     struct sim_wctx *c = ctx;
     c->s->n.snapshots_installed++;
+    check_proposals_snapshot(c->s, c->node, g, meta);
     sm_load(c->s, c->node, g, meta, data, bytes);
 }
 
@@ -300,6 +302,19 @@ static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
     check_read_served(c->s, c->node, g, rs->ctx, rs->index);
 }
 
+static void op_read_failed(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    struct sim_wctx *c = ctx;
+    check_read_failed(c->s, c->node, g, read_ctx);
+}
+
+static void op_role_changed(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct sim_wctx *c = ctx;
+    sim_mix(c->s, ((uint64_t)role << 56) ^ (term << 16) ^ leader ^ ((uint64_t)g << 40));
+    check_role_event(c->s, c->node, g, role, term, leader);
+}
+
 static const struct drain_ops sim_ops = {
     .persist = op_persist,
     .send = op_send,
@@ -307,6 +322,8 @@ static const struct drain_ops sim_ops = {
     .restore = op_restore,
     .apply = op_apply,
     .read = op_read,
+    .read_failed = op_read_failed,
+    .role_changed = op_role_changed,
 };
 
 static bool table_has_ready(struct sim *s, uint32_t node, uint32_t w)
@@ -409,6 +426,8 @@ static void print_durable(const struct sim *s, uint32_t node)
     }
 }
 
+static void peer_down_later(struct sim *s, uint32_t observer, uint32_t peer);
+
 static void node_start(struct sim *s, uint32_t node)
 {
     struct sim_node *nd = &s->node[node];
@@ -428,11 +447,24 @@ static void node_start(struct sim *s, uint32_t node)
         for (raft_group g = w; g < s->cfg.groups; g += s->cfg.workers) {
             nd->raft[g] = multi_group(nd->m[w], g);
             RR_ASSERT(nd->raft[g] != NULL);
+            struct raft_status st;
+            raft_status(nd->raft[g], &st);
+            nd->watch[g].ev_role = st.role;
+            nd->watch[g].ev_term = st.term;
+            nd->watch[g].ev_leader = st.leader;
         }
     }
     nd->up = true;
     nd->joined = true;
+    nd->up_at = s->now;
     memset(nd->pending_count, 0, sizeof(nd->pending_count));
+    /* Its connection attempts to peers that are down or cut off fail. */
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
+        bool cut = s->blocked[node][i] || s->blocked[i][node];
+        if (i != node && s->node[i].joined && (!s->node[i].up || cut)) {
+            peer_down_later(s, node, i);
+        }
+    }
     node_drain_all(s, node);
     check_node(s, node);
 }
@@ -448,6 +480,37 @@ static void node_free_units(struct sim_node *nd, uint32_t w)
     nd->tail[w] = NULL;
     sim_unit_free(nd->cur[w]);
     nd->cur[w] = NULL;
+}
+
+/* The transport of `observer` notices, within two ticks, that its connection to `peer`
+ * failed: the node-level failure detection quiesced groups depend on (core/raft.h). */
+static void peer_down_later(struct sim *s, uint32_t observer, uint32_t peer)
+{
+    if (observer == peer || !s->node[observer].up) {
+        return;
+    }
+    ev_at(s, s->now + sim_rand(s, 0, 2 * SIM_TICK), SIM_EV_PEER_DOWN, observer, peer, NULL);
+}
+
+static void step_peer_down(struct sim *s, const struct sim_event *e)
+{
+    struct sim_node *nd = &s->node[e->node];
+    if (!nd->up || nd->incarnation != e->incarnation) {
+        return; /* the observer crashed meanwhile: its groups are new */
+    }
+    s->n.peer_downs++;
+    /* The connection is gone both ways: what was in flight on it is lost. */
+    s->conn_epoch[e->node][e->worker]++;
+    s->conn_epoch[e->worker][e->node]++;
+    if (s->cfg.verbose) {
+        printf("  t=%llu node %u: peer %u down\n", (unsigned long long)s->now, e->node + 1,
+               e->worker + 1);
+    }
+    for (uint32_t w = 0; w < s->cfg.workers; w++) {
+        multi_peer_down(nd->m[w], e->worker + 1);
+    }
+    node_drain_all(s, e->node);
+    check_node(s, e->node);
 }
 
 /* A crash loses every persist unit not yet durable; the first may be torn. */
@@ -474,7 +537,11 @@ static void node_crash(struct sim *s, uint32_t node)
     nd->churn_at = 0;
     nd->incarnation++;
     nd->restart_at = s->now + sim_rand(s, 3, SIM_DOWN_TICKS_MAX) * SIM_TICK;
+    nd->down_at = s->now;
     s->n.crashes++;
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
+        peer_down_later(s, i, node);
+    }
     if (s->cfg.verbose) {
         printf("  t=%llu crash node %u\n", (unsigned long long)s->now, node + 1);
     }
@@ -520,7 +587,8 @@ static int client_propose(struct sim *s, uint32_t node, raft_group g, uint64_t i
             /* Only the liveness proposal comes here with a full list: it must be tracked. */
             nd->pending[g][0] = nd->pending[g][--nd->pending_count[g]];
         }
-        nd->pending[g][nd->pending_count[g]++] = (struct sim_pending){index, id};
+        nd->pending[g][nd->pending_count[g]++] =
+            (struct sim_pending){.index = index, .term = st.term, .payload_id = id};
         return 0;
     }
     if (rc != RR_ENOTLEADER && rc != RR_ETRANSFER && rc != RR_EBUSY && rc != RR_ETOOBIG) {
@@ -534,6 +602,7 @@ static void client_read(struct sim *s, uint32_t node, raft_group g)
     uint64_t ctx = check_read_begin(s, node, g);
     int rc = multi_read_index(s->node[node].m[g % s->cfg.workers], g, ctx);
     if (rc == 0) {
+        check_read_accepted(s, ctx);
         s->n.reads++;
         return;
     }
@@ -557,7 +626,9 @@ static void clients(struct sim *s, uint32_t node)
         if (!s->healed && room && nd->pending_count[g] < SIM_PENDING_MAX && sim_chance(s, rate)) {
             (void)client_propose(s, node, g, ++s->payload_next);
         }
-        if (sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
+        /* After heal no new reads start, so that the run can end with every read accepted
+         * released or failed (read_outcome). */
+        if (!s->healed && sim_chance(s, leader ? s->rates.read : s->rates.read / 16)) {
             client_read(s, node, g);
         }
     }
@@ -625,6 +696,7 @@ static void step_tick(struct sim *s, uint32_t node)
     }
     s->n.ticks++;
     for (uint32_t w = 0; w < s->cfg.workers; w++) {
+        s->n.quiesced_ticks += multi_group_count(nd->m[w]) - multi_awake_count(nd->m[w]);
         multi_tick(nd->m[w]);
     }
     clients(s, node);
@@ -638,12 +710,13 @@ static void step_deliver(struct sim *s, struct sim_packet *p)
     struct sim_node *nd = &s->node[p->to];
     uint32_t to = p->to;
     uint32_t w = p->worker;
-    if (!nd->up || s->blocked[p->from][p->to]) {
+    if (!nd->up || s->blocked[p->from][p->to] || p->epoch != s->conn_epoch[p->from][p->to]) {
         s->n.dropped++;
         free(p);
         return;
     }
     s->n.deliveries++;
+    s->heard_at[p->from][p->to] = s->now;
     int rc = multi_receive(nd->m[w], p->bytes, p->len);
     if (rc != 0) {
         sim_fail(s, "node %u worker %u: multi_receive of a batch from node %u: %s", to + 1, w,
@@ -701,7 +774,17 @@ static void partition_start(struct sim *s)
         s->n.one_way++;
     }
     s->partition_until = s->now + sim_rand(s, 3, 40) * SIM_TICK;
+    s->partition_at = s->now;
     s->n.partitions++;
+    /* A cut link fails the connection at both ends. */
+    for (uint32_t a = 0; a < n; a++) {
+        for (uint32_t b = 0; b < n; b++) {
+            if (s->blocked[a][b]) {
+                peer_down_later(s, a, b);
+                peer_down_later(s, b, a);
+            }
+        }
+    }
     if (s->cfg.verbose) {
         printf("  t=%llu partition until %llu\n", (unsigned long long)s->now,
                (unsigned long long)s->partition_until);
@@ -1129,8 +1212,11 @@ static void liveness(struct sim *s)
             stuck = g;
         }
     }
-    s->live_over = s->live_left == 0 && stuck == s->cfg.groups;
+    s->live_over = s->live_left == 0 && stuck == s->cfg.groups && sim_read_outstanding(s) == NULL;
     if (s->tick_no > s->heal_tick + SIM_LIVENESS_TICKS && !s->live_over) {
+        if (s->live_left == 0 && stuck == s->cfg.groups) {
+            read_outcome(s);
+        }
         for (raft_group g = 0; g < s->cfg.groups; g++) {
             if (!s->live_done[g]) {
                 print_group(s, g);
@@ -1208,6 +1294,13 @@ static void options_init(struct sim *s)
     }
     mo->group.inflight_count_max = inflight[sim_rand(s, 0, 2)];
     mo->group.append_entries_max = per_msg[sim_rand(s, 0, 2)];
+    /* Quiescence in two seeds of three; those seeds also get quieter clients (1-30 % of
+     * leader ticks propose) so that groups go idle, quiesce and wake under every fault. */
+    mo->group.quiesce = s->cfg.quiesce >= 0 ? s->cfg.quiesce != 0 : sim_chance(s, 666667);
+    if (mo->group.quiesce) {
+        s->rates.propose = (uint32_t)sim_rand(s, 10000, 300000);
+        s->rates.read = s->rates.propose / 3;
+    }
     memset(&s->config, 0, sizeof(s->config));
     s->config.member_count = s->cfg.nodes;
     for (uint32_t i = 0; i < s->cfg.nodes; i++) {
@@ -1231,6 +1324,9 @@ static void sim_dispatch(struct sim *s, const struct sim_event *e)
         break;
     case SIM_EV_FAULT:
         step_fault(s);
+        break;
+    case SIM_EV_PEER_DOWN:
+        step_peer_down(s, e);
         break;
     }
 }

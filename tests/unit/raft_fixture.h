@@ -58,6 +58,7 @@ struct fx {
     uint32_t truncations;            /* writes that replaced a suffix */
     uint32_t entry_writes;           /* ready batches carrying entries */
     raft_index snap_index;           /* last snapshot written, 0 if none */
+    raft_term snap_term;             /* its term */
     uint8_t *snap_data;              /* its bytes */
     uint64_t snap_bytes;
     /* The fake state machine. */
@@ -67,6 +68,13 @@ struct fx {
     raft_index applied_last; /* last applied index (a snapshot moves it) */
     struct raft_read_state reads[FX_READS_MAX];
     uint32_t read_count;
+    uint64_t read_failures[FX_READS_MAX]; /* contexts of failed reads, in order */
+    uint32_t read_failure_count;
+    /* Role events (RAFT_READY_ROLE): how many, and the last one. */
+    uint32_t role_events;
+    uint8_t ev_role;
+    raft_term ev_term;
+    raft_node ev_leader;
     uint32_t readies; /* ready batches taken */
 };
 
@@ -154,6 +162,11 @@ static inline struct fx *fx_new_config(const struct raft_options *o,
     assert_non_null(f->held);
     assert_non_null(f->r);
     assert_int_equal(raft_init(f->r, o, &f->cfg, rs), 0);
+    struct raft_status st;
+    raft_status(f->r, &st);
+    f->ev_role = st.role;
+    f->ev_term = st.term;
+    f->ev_leader = st.leader;
     if (rs != NULL) {
         f->hs = rs->hard_state;
         f->snap_index = rs->snapshot.index;
@@ -344,6 +357,7 @@ static inline void fx_record_snapshot(struct fx *f, const struct raft_ready *rd)
     }
     f->snap_bytes = rd->snapshot_bytes;
     f->snap_index = rd->snapshot->index;
+    f->snap_term = rd->snapshot->term;
     f->disk_last = rd->snapshot->index;
     f->durable_last = 0; /* the snapshot is durable only at the next fx_persist */
     f->applied_last = rd->snapshot->index;
@@ -396,7 +410,29 @@ static inline void fx_take_ready(struct fx *f)
         assert_true(f->read_count < FX_READS_MAX);
         f->reads[f->read_count++] = rd.reads[i];
     }
+    for (uint32_t i = 0; i < rd.read_failure_count; i++) {
+        assert_true(rd.flags & RAFT_READY_READ_FAILURES);
+        assert_true(f->read_failure_count < FX_READS_MAX);
+        f->read_failures[f->read_failure_count++] = rd.read_failures[i];
+    }
+    if (rd.flags & RAFT_READY_ROLE) {
+        /* A role event reports a change, and terms never go back. */
+        assert_true(rd.role != f->ev_role || rd.term != f->ev_term || rd.leader != f->ev_leader);
+        assert_true(rd.term >= f->ev_term);
+        f->ev_role = rd.role;
+        f->ev_term = rd.term;
+        f->ev_leader = rd.leader;
+        f->role_events++;
+    }
     raft_advance(f->r, &rd);
+    /* Once nothing is left to hand out, the events reported are the group's state. */
+    if (!raft_has_ready(f->r)) {
+        struct raft_status st;
+        raft_status(f->r, &st);
+        assert_int_equal(f->ev_role, st.role);
+        assert_int_equal(f->ev_term, st.term);
+        assert_int_equal(f->ev_leader, st.leader);
+    }
 }
 
 /* Takes every ready batch without completing any persist. */

@@ -129,6 +129,7 @@ static void body_equal(const struct raft_msg *a, const struct raft_msg *b)
     case RAFT_MSG_HEARTBEAT:
         assert_true(a->heartbeat.commit == b->heartbeat.commit);
         assert_true(a->heartbeat.read_ctx == b->heartbeat.read_ctx);
+        assert_true(a->heartbeat.quiesce == b->heartbeat.quiesce);
         return;
     case RAFT_MSG_HEARTBEAT_RESP:
         assert_true(a->heartbeat_resp.read_ctx == b->heartbeat_resp.read_ctx);
@@ -384,6 +385,8 @@ static void test_roundtrip_small_types(void **state)
     roundtrip(&m);
     m.heartbeat.commit = UINT64_MAX;
     m.heartbeat.read_ctx = UINT64_MAX;
+    roundtrip(&m);
+    m.heartbeat.quiesce = true; /* the quiescing heartbeat travels as a single message */
     roundtrip(&m);
 
     msg_base(&m, RAFT_MSG_HEARTBEAT_RESP);

@@ -51,6 +51,12 @@ struct tnode {
     uint64_t persists;
     uint64_t submits;
     struct send_stats sent[NODES + 1];
+    /* Per group id: the role, term and leader last reported by role_changed. */
+    uint8_t *role;
+    raft_term *term;
+    raft_node *leader;
+    uint64_t role_events;
+    uint64_t read_failures;
 };
 
 struct cluster {
@@ -155,6 +161,26 @@ static void read_cb(void *ctx, raft_group g, const struct raft_read_state *rs)
     assert_true(rs->index <= n->applied[g]);
 }
 
+static void read_failed_cb(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    struct tnode *n = ctx;
+    (void)g;
+    (void)read_ctx;
+    n->read_failures++;
+}
+
+static void role_changed_cb(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    struct tnode *n = ctx;
+    /* A term never goes back; a role event says something changed. */
+    assert_true(term >= n->term[g]);
+    assert_true(role != n->role[g] || term != n->term[g] || leader != n->leader[g]);
+    n->role[g] = role;
+    n->term[g] = term;
+    n->leader[g] = leader;
+    n->role_events++;
+}
+
 static const struct drain_ops ops = {
     .persist = persist_cb,
     .send = send_cb,
@@ -162,7 +188,11 @@ static const struct drain_ops ops = {
     .restore = restore_cb,
     .apply = apply_cb,
     .read = read_cb,
+    .read_failed = read_failed_cb,
+    .role_changed = role_changed_cb,
 };
+
+static bool cluster_quiesce; /* options.quiesce for the next cluster_new */
 
 static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
 {
@@ -182,11 +212,21 @@ static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
         n->c = c;
         n->applied = calloc(groups, sizeof(*n->applied));
         n->value = calloc(groups, sizeof(*n->value));
+        n->role = calloc(groups, sizeof(*n->role));
+        n->term = calloc(groups, sizeof(*n->term));
+        n->leader = calloc(groups, sizeof(*n->leader));
         assert_non_null(n->applied);
         assert_non_null(n->value);
+        assert_non_null(n->role);
+        assert_non_null(n->term);
+        assert_non_null(n->leader);
+        for (uint32_t g = 0; g < groups; g++) {
+            n->role[g] = RAFT_FOLLOWER; /* a fresh group's state at raft_init */
+        }
         struct multi_options o;
         memset(&o, 0, sizeof(o));
         raft_options_default(&o.group);
+        o.group.quiesce = cluster_quiesce;
         o.id = n->id;
         o.worker = 0;
         o.worker_count = 1;
@@ -208,6 +248,9 @@ static void cluster_free(struct cluster *c)
         multi_destroy(n->m);
         free(n->applied);
         free(n->value);
+        free(n->role);
+        free(n->term);
+        free(n->leader);
     }
     for (uint32_t k = 0; k < c->net_count; k++) {
         free(c->net[k].bytes);
@@ -441,6 +484,137 @@ static void check_heartbeat_coalescing(uint32_t groups)
     /* Idle: still the same leaders, nothing committed beyond the no-ops. */
     for (raft_group g = 0; g < groups; g++) {
         assert_true(agreed_leader(c, g) != RAFT_NODE_NONE);
+    }
+    cluster_free(c);
+}
+
+/* Role events: after every drain, what role_changed reported for each group is exactly the
+ * group's role, term and leader (raft_status), so a node never has to poll for them. */
+static void check_role_events_mirror_status(struct cluster *c)
+{
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_group g = 0; g < c->groups; g++) {
+            struct raft_status st;
+            group_status(c, i, g, &st);
+            assert_int_equal(c->n[i].role[g], st.role);
+            assert_int_equal(c->n[i].term[g], st.term);
+            assert_int_equal(c->n[i].leader[g], st.leader);
+        }
+    }
+}
+
+static void test_role_events_and_read_failures(void **state)
+{
+    (void)state;
+    enum { G = 8 };
+    struct cluster *c = cluster_new(G, 5);
+    elect_all(c);
+    cluster_settle(c);
+    check_role_events_mirror_status(c);
+    assert_true(c->n[0].role_events + c->n[1].role_events + c->n[2].role_events >= 3 * G);
+    /* A leader with queued reads is deposed (a higher term arrives) before any round is
+     * confirmed: each read comes back through read_failed, and the new term through
+     * role_changed, in the same drain. */
+    raft_group g = 0;
+    raft_node l = agreed_leader(c, g);
+    struct tnode *n = node_of(c, l);
+    c->hold_network = true; /* the reads' heartbeat round never comes back */
+    for (uint64_t k = 1; k <= 3; k++) {
+        assert_int_equal(multi_read_index(n->m, g, k), 0);
+    }
+    node_drain(n);
+    struct raft_status st;
+    group_status(c, l - 1, g, &st);
+    struct raft_msg hb;
+    memset(&hb, 0, sizeof(hb));
+    hb.type = RAFT_MSG_HEARTBEAT;
+    hb.group = g;
+    hb.from = l % NODES + 1;
+    hb.to = l;
+    hb.term = st.term + 1;
+    assert_int_equal(raft_step(multi_group(n->m, g), &hb), 0);
+    uint64_t failed = n->read_failures;
+    node_drain(n);
+    assert_int_equal(n->read_failures - failed, 3);
+    assert_int_equal(n->role[g], RAFT_FOLLOWER);
+    assert_int_equal(n->term[g], st.term + 1);
+    assert_int_equal(n->leader[g], hb.from);
+    cluster_free(c);
+}
+
+/* Quiescence through the table: idle groups leave multi_tick's list, so a tick of an idle
+ * table visits nothing and sends nothing; a message wakes its group back onto the list; a
+ * peer reported down wakes exactly the groups it leads here, and they elect new leaders. */
+static void test_quiesced_groups_not_ticked(void **state)
+{
+    (void)state;
+    enum { G = 32 };
+    cluster_quiesce = true;
+    struct cluster *c = cluster_new(G, 9);
+    cluster_quiesce = false;
+    elect_all(c);
+    for (int t = 0; t < 30; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(multi_awake_count(c->n[i].m), 0);
+    }
+    reset_stats(c);
+    for (int t = 0; t < 20; t++) {
+        cluster_tick(c);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        for (raft_node to = 1; to <= NODES; to++) {
+            assert_int_equal(c->n[i].sent[to].batches, 0);
+        }
+    }
+    /* A proposal wakes its group on every node, and only it. */
+    raft_node l = agreed_leader(c, 3);
+    uint64_t v = 7;
+    assert_int_equal(multi_propose(node_of(c, l)->m, 3, (const uint8_t *)&v, sizeof(v), NULL), 0);
+    cluster_settle(c);
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(multi_awake_count(c->n[i].m), 1);
+        assert_int_equal(c->n[i].value[3], 7);
+    }
+    for (int t = 0; t < 30; t++) {
+        cluster_tick(c);
+    }
+    assert_int_equal(multi_awake_count(c->n[0].m), 0);
+    /* The others' transports report node `l` down (spuriously: it is alive). On each of
+     * them exactly the groups `l` leads (they forget it) and the groups they lead themselves
+     * (`l` is a member: CheckQuorum must run) wake; the third node's groups sleep on. */
+    raft_node leaders[G];
+    for (raft_group g = 0; g < G; g++) {
+        leaders[g] = agreed_leader(c, g);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        raft_node me = c->n[i].id;
+        if (me == l) {
+            continue;
+        }
+        uint32_t expect = 0;
+        for (raft_group g = 0; g < G; g++) {
+            expect += leaders[g] == l || leaders[g] == me;
+        }
+        assert_int_equal(multi_awake_count(c->n[i].m), 0);
+        multi_peer_down(c->n[i].m, l);
+        assert_int_equal(multi_awake_count(c->n[i].m), expect);
+        for (raft_group g = 0; g < G; g++) {
+            struct raft_status st;
+            group_status(c, i, g, &st);
+            assert_true(st.leader != l || st.role == RAFT_LEADER);
+        }
+    }
+    /* `l` is alive: its groups hear it again (or elect anew), and everything sleeps again. */
+    for (int t = 0; t < 60; t++) {
+        cluster_tick(c);
+    }
+    for (raft_group g = 0; g < G; g++) {
+        assert_true(agreed_leader(c, g) != RAFT_NODE_NONE);
+    }
+    for (uint32_t i = 0; i < NODES; i++) {
+        assert_int_equal(multi_awake_count(c->n[i].m), 0);
     }
     cluster_free(c);
 }
@@ -691,6 +865,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quiet_drain),
         cmocka_unit_test(test_cluster_elects_and_commits),
+        cmocka_unit_test(test_role_events_and_read_failures),
+        cmocka_unit_test(test_quiesced_groups_not_ticked),
         cmocka_unit_test(test_heartbeats_coalesce_64),
         cmocka_unit_test(test_heartbeats_coalesce_4096),
         cmocka_unit_test(test_held_until_persisted),

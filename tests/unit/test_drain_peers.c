@@ -83,6 +83,22 @@ static void read_cb(void *ctx, raft_group g, const struct raft_read_state *rs)
     (void)rs;
 }
 
+static void read_failed_cb(void *ctx, raft_group g, uint64_t read_ctx)
+{
+    (void)ctx;
+    (void)g;
+    (void)read_ctx;
+}
+
+static void role_changed_cb(void *ctx, raft_group g, uint8_t role, raft_term term, raft_node leader)
+{
+    (void)ctx;
+    (void)g;
+    (void)role;
+    (void)term;
+    (void)leader;
+}
+
 static const struct drain_ops ops = {
     .persist = persist_cb,
     .send = send_cb,
@@ -90,6 +106,8 @@ static const struct drain_ops ops = {
     .restore = restore_cb,
     .apply = apply_cb,
     .read = read_cb,
+    .read_failed = read_failed_cb,
+    .role_changed = role_changed_cb,
 };
 
 static void test_campaign_reaches_every_peer_in_one_batch_each(void **state)

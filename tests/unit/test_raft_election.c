@@ -478,9 +478,54 @@ static void test_timeout_now_starts_election_at_once(void **state)
     fx_free(f);
 }
 
+/* Role events: every change of role, term or known leader reaches the caller in the next
+ * ready (RAFT_READY_ROLE), and raft_has_ready says so even when nothing else changed, so a
+ * node answers, redirects and reports status without polling. Reference: core/raft.h */
+static void test_role_change_in_ready(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(1, 3);
+    assert_false(raft_has_ready(f->r));
+    /* A follower learns its leader from a heartbeat of its own term: nothing to persist or
+     * send but the answer... */
+    struct raft_msg hb = fx_heartbeat(2, 1, 1, 0, 0);
+    fx_step(f, &hb);
+    assert_true(raft_has_ready(f->r));
+    fx_drain(f);
+    assert_int_equal(f->ev_role, RAFT_FOLLOWER);
+    assert_int_equal(f->ev_term, 1);
+    assert_int_equal(f->ev_leader, 2);
+    uint32_t events = f->role_events;
+    /* ... and a heartbeat of the same leader changes nothing: no event. */
+    fx_step(f, &hb);
+    fx_drain(f);
+    assert_int_equal(f->role_events, events);
+    /* Candidate, then leader: each reported once, with the term. */
+    raft_campaign(f->r);
+    fx_drain(f);
+    assert_int_equal(f->ev_role, RAFT_CANDIDATE);
+    assert_int_equal(f->ev_term, 2);
+    assert_int_equal(f->ev_leader, RAFT_NODE_NONE);
+    fx_grant_votes(f);
+    fx_drain(f);
+    assert_int_equal(f->ev_role, RAFT_LEADER);
+    assert_int_equal(f->ev_term, 2);
+    assert_int_equal(f->ev_leader, 1);
+    assert_int_equal(f->role_events, events + 2);
+    /* Deposed by a higher term from a candidate: follower, leader unknown. */
+    struct raft_msg vote = fx_vote(RAFT_MSG_VOTE, 3, 1, 5, 100, 5);
+    fx_step(f, &vote);
+    fx_drain(f);
+    assert_int_equal(f->ev_role, RAFT_FOLLOWER);
+    assert_int_equal(f->ev_term, 5);
+    assert_int_equal(f->ev_leader, RAFT_NODE_NONE);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_role_change_in_ready),
         cmocka_unit_test(test_servers_start_as_followers),
         cmocka_unit_test(test_election_timeout_randomized_in_range),
         cmocka_unit_test(test_follower_starts_election_on_timeout),

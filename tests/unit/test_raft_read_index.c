@@ -201,7 +201,9 @@ static void test_read_index_later_read_waits_for_next_round(void **state)
 }
 
 /* A leader deposed before its round is confirmed must not serve the reads queued at it:
- * a newer leader may already have committed writes they would miss. Reference: thesis §6.4 */
+ * a newer leader may already have committed writes they would miss. They fail instead, in
+ * the next ready, so that the clients retry at once (core/raft.h: each read comes back
+ * exactly once). Reference: thesis §6.4 */
 static void test_read_index_not_served_after_step_down(void **state)
 {
     (void)state;
@@ -209,15 +211,78 @@ static void test_read_index_not_served_after_step_down(void **state)
     assert_int_equal(raft_read_index(f->r, 9), 0);
     fx_drain(f);
     uint64_t ctx = round_ctx(f, 2, 0);
+    assert_int_equal(raft_read_index(f->r, 10), 0); /* waits for the next round */
+    fx_drain(f);
     struct raft_msg newer = fx_heartbeat_resp(3, 1, fx_term(f) + 1, 0);
     fx_step(f, &newer);
+    assert_true(raft_has_ready(f->r));
     fx_drain(f);
     assert_int_equal(fx_role(f), RAFT_FOLLOWER);
+    assert_int_equal(f->read_failure_count, 2);
+    assert_int_equal(f->read_failures[0], 9);
+    assert_int_equal(f->read_failures[1], 10);
     struct raft_msg late = fx_heartbeat_resp(2, 1, fx_term(f) - 1, ctx);
     raft_step(f->r, &late); /* a stale-term echo of the old round */
     fx_drain(f);
     assert_int_equal(f->read_count, 0);
+    assert_int_equal(f->read_failure_count, 2); /* failed once, never released */
     fx_free(f);
+}
+
+/* A read whose round was confirmed while this node led is still released after it steps
+ * down, once its index is applied: the index was confirmed while it led. Reference: thesis
+ * §6.4 */
+static void test_read_index_confirmed_released_after_step_down(void **state)
+{
+    (void)state;
+    struct fx *f = leader(3);
+    /* Hold the no-op's apply back: the leader's log is durable, but a read at its commit
+     * index is released only once applied, so confirm first, then step down. */
+    assert_int_equal(raft_read_index(f->r, 5), 0);
+    uint64_t ctx = round_ctx(f, 2, 0);
+    struct raft_msg ack = fx_heartbeat_resp(2, 1, fx_term(f), ctx);
+    fx_step(f, &ack);
+    assert_int_equal(raft_read_index(f->r, 6), 0); /* next round, never confirmed */
+    struct raft_msg newer = fx_heartbeat_resp(3, 1, fx_term(f) + 1, 0);
+    fx_step(f, &newer);
+    fx_drain(f);
+    assert_int_equal(fx_role(f), RAFT_FOLLOWER);
+    assert_int_equal(f->read_count, 1);
+    assert_int_equal(f->reads[0].ctx, 5);
+    assert_int_equal(f->read_failure_count, 1);
+    assert_int_equal(f->read_failures[0], 6);
+    fx_free(f);
+}
+
+/* A leadership transfer that completes (the target wins) fails the reads the old leader
+ * could no longer confirm. Reference: thesis §3.10, §6.4 */
+static void test_read_index_fails_on_transfer(void **state)
+{
+    (void)state;
+    struct fx_net net;
+    fx_net_init(&net, 3, 3, false, false);
+    fx_net_elect(&net, 1);
+    fx_net_cut(&net, 1, 3); /* the round needs 2; 3 cannot answer */
+    net.cut[2][1] = true;   /* and 2's echoes are lost */
+    assert_int_equal(raft_read_index(net.n[1]->r, 77), 0);
+    fx_net_deliver(&net);
+    assert_int_equal(raft_transfer_leader(net.n[1]->r, 2), 0);
+    for (int t = 0; t < 5 && fx_role(net.n[2]) != RAFT_LEADER; t++) {
+        fx_net_tick(&net);
+    }
+    assert_int_equal(fx_role(net.n[2]), RAFT_LEADER);
+    net.cut[2][1] = false; /* node 1 hears the new term */
+    fx_net_tick(&net);
+    assert_int_equal(fx_role(net.n[1]), RAFT_FOLLOWER);
+    struct fx *old = net.n[1];
+    assert_int_equal(old->read_count, 0);
+    assert_int_equal(old->read_failure_count, 1);
+    assert_int_equal(old->read_failures[0], 77);
+    /* The role events told node 1 who leads now, without polling. */
+    assert_int_equal(old->ev_role, RAFT_FOLLOWER);
+    assert_int_equal(old->ev_leader, 2);
+    assert_int_equal(net.n[2]->ev_role, RAFT_LEADER);
+    fx_net_free(&net);
 }
 
 /* The read queue is bounded: past RAFT_READS_MAX queued reads the leader refuses with
@@ -243,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_read_index_is_commit_at_round_start),
         cmocka_unit_test(test_read_index_later_read_waits_for_next_round),
         cmocka_unit_test(test_read_index_not_served_after_step_down),
+        cmocka_unit_test(test_read_index_confirmed_released_after_step_down),
+        cmocka_unit_test(test_read_index_fails_on_transfer),
         cmocka_unit_test(test_read_index_busy_when_queue_full),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
