@@ -242,6 +242,7 @@ static void op_role_changed(void *ctx, raft_group g, uint8_t role, raft_term ter
 {
     struct worker *w = ctx;
     struct group_state *gs = worker_group(w, g);
+    RR_ASSERT(gs != NULL);
     gs->role = role;
     gs->term = term;
     gs->leader = leader;
