@@ -28,7 +28,7 @@ void config_default(struct node_config *c)
     c->net_batching = NET_BATCHING_ADAPTIVE;
     c->disk_flushes_in_flight = 1;
     c->lazy_commit = true;
-    c->quiesce = false;
+    c->quiesce = true;
     c->tick_ms = 10;
     c->election_ticks = 20;
     c->heartbeat_ticks = 2;
@@ -292,7 +292,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
             c->net_batching = NET_BATCHING_ADAPTIVE;
             c->disk_flushes_in_flight = 1;
             c->lazy_commit = true;
-            c->quiesce = false;
+            c->quiesce = true;
         } else {
             return fail(err, len, "bad value for %s: '%s' (none or adaptive)", key, value);
         }

@@ -41,9 +41,9 @@ struct node_config {
     uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
     bool lazy_commit;
     bool quiesce;
-        /* idle groups stop ticking and heartbeating (core/raft.h) */ /* do not write hard states
-                                                                         that change only the commit
-                                                                         index */
+    /* idle groups stop ticking and heartbeating (core/raft.h) */ /* do not write hard states
+                                                                     that change only the commit
+                                                                     index */
     enum net_batching net_batching;
     uint32_t tick_ms;
     uint32_t election_ticks;

@@ -245,6 +245,7 @@ struct worker {
     int64_t next_tick_ms;
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
+    int64_t next_publish_ms;
     struct __kernel_timespec tick_ts;
     bool tick_armed;
     /* requests */

@@ -643,9 +643,11 @@ void route_sweep(struct worker *w)
     }
     /* Parked requests try again: a leader may be known now, a transfer over, the leader's
      * connection back. */
-    for (uint32_t s = 0; s < w->group_count; s++) {
-        if (w->groups[s].waiting.head != NULL) {
-            group_pump(w, &w->groups[s]);
+    if (w->all.count > 0) {
+        for (uint32_t s = 0; s < w->group_count; s++) {
+            if (w->groups[s].waiting.head != NULL) {
+                group_pump(w, &w->groups[s]);
+            }
         }
     }
 }

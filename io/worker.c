@@ -21,6 +21,7 @@
 #define RING_CQ_ENTRIES  16384
 #define DRAIN_ROUNDS_MAX 8
 #define SWEEP_MS         100
+#define PUBLISH_MS       1000 /* RAFT STATUS indexes: O(G) raft_status calls */
 
 /* A WAL append refused for back-pressure (RR_EBUSY), kept until the WAL has room. Units are
  * issued to the WAL in the order the drain produced them. */
@@ -299,8 +300,9 @@ static void drain_groups(struct worker *w)
 /* ---- time ----------------------------------------------------------------------------- */
 
 /* Publishes each group's indexes for RAFT STATUS and INFO (role, term and leader are
- * published as soon as the drain reports a change: op_role_changed). Called every sweep, so
- * the figures are at most SWEEP_MS old and an idle table costs O(G) ten times a second. */
+ * published as soon as the drain reports a change: op_role_changed). Called every
+ * PUBLISH_MS, so the indexes are at most that old and an idle table pays O(G) once a
+ * second. */
 static void publish_groups(struct worker *w)
 {
     for (uint32_t s = 0; s < w->group_count; s++) {
@@ -350,7 +352,7 @@ static void publish_stats(struct worker *w)
  * to it (thesis §3.10), a few groups at a time. This also moves leadership back to a node
  * that returns after a failure. */
 #define BALANCE_PERIOD_MS      1000
-#define BALANCE_TRANSFERS_MAX  8
+#define BALANCE_TRANSFERS_MAX  32
 #define BALANCE_CATCH_UP_SLACK 64
 
 static void balance_leaders(struct worker *w)
@@ -399,11 +401,14 @@ static void run_ticks(struct worker *w)
     }
     if (due > 0) {
         peer_tick(w);
-        publish_stats(w);
     }
     if (w->now_ms >= w->next_sweep_ms) {
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
+        publish_stats(w);
+    }
+    if (w->now_ms >= w->next_publish_ms) {
+        w->next_publish_ms = w->now_ms + PUBLISH_MS;
         publish_groups(w);
     }
     if (w->node->cfg.leader_balance && w->now_ms >= w->next_balance_ms) {
