@@ -52,14 +52,14 @@ $(B)/tests/storage/test_wal_tool: | $(RINGRAFT_WAL)
 # also fails if the test fails for another reason. The stage runs every patch. A kill only
 # means something while the unpatched test passes (the test-storage stage).
 STORAGE_MUTANTS := $(patsubst tests/storage/mutants/%.patch,%,$(wildcard tests/storage/mutants/*.patch))
-STORAGE_MUTANT_DIR := /tmp/ringraft-mutant-$(shell id -u)
+# Each mutant builds in its own fresh directory (mktemp), so concurrent runs never collide;
+# a surviving or misbehaving mutant's directory is kept and named.
 
 mutant-%: tests/storage/mutants/%.patch
 	$(Q)expect=$$(sed -n 's/^# expect: //p' $< | head -n 1); \
 	if [ -z "$$expect" ]; then echo "$<: no '# expect: ' line"; exit 1; fi; \
 	test=$$(sed -n 's/^# test: //p' $< | head -n 1); test=$${test:-test_wal_powerloss}; \
-	dir=$(STORAGE_MUTANT_DIR)-$*; \
-	rm -rf $$dir && mkdir -p $$dir && \
+	dir=$$(mktemp -d /tmp/ringraft-mutant-$*.XXXXXX) && \
 	cp -r Makefile core storage tests tools $$dir/ && \
 	(cd $$dir && patch -s -p1 < tests/storage/mutants/$*.patch) && \
 	$(MAKE) --no-print-directory -C $$dir FLAVOUR=$(FLAVOUR) \
@@ -67,11 +67,11 @@ mutant-%: tests/storage/mutants/%.patch
 	start=$$(date +%s); \
 	if ASAN_OPTIONS=detect_leaks=0 $$dir/build/$(FLAVOUR)/tests/storage/$$test \
 		>$$dir/out 2>&1; then \
-		echo "mutant $* SURVIVED: $$(grep 'power loss:' $$dir/out | tail -n 1)"; exit 1; \
+		echo "mutant $* SURVIVED ($$dir): $$(grep 'power loss:' $$dir/out | tail -n 1)"; exit 1; \
 	elif grep -qF "$$expect" $$dir/out; then \
 		echo "mutant $* killed by $$test in $$(( $$(date +%s) - start ))s: $$(grep -m1 -oE 'seed [0-9]+ life [0-9]+: .{0,160}' $$dir/out || grep -m1 -F "$$expect" $$dir/out)"; \
 		rm -rf $$dir; \
-	else cat $$dir/out; echo "mutant $* failed the test for another reason than '$$expect'"; exit 1; fi
+	else cat $$dir/out; echo "mutant $* failed the test for another reason than '$$expect' ($$dir)"; exit 1; fi
 
 TEST_STAGES += test-storage-mutant
 test-storage-mutant:
