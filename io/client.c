@@ -16,6 +16,7 @@
 
 static void client_parse(struct client *cl);
 static void scan_fix_reply(struct worker *w, struct req *r);
+static void immediate(struct client *cl, struct req *r);
 
 void client_accepted(struct worker *w, int fd)
 {
@@ -92,6 +93,15 @@ static void client_flush(struct client *cl)
         cl->head = r->conn_next;
         if (cl->head == NULL) {
             cl->tail = NULL;
+        }
+        if (r == cl->oldest_write) {
+            /* Its reply is delivered: the next write in the list is the oldest unacked one.
+             * Each element is passed over at most once, so this is O(1) amortised. */
+            struct req *x = cl->head;
+            while (x != NULL && x->cls != CMD_WRITE) {
+                x = x->conn_next;
+            }
+            cl->oldest_write = x;
         }
         if (cl->conn != NULL && !cl->conn->closing) {
             if (r->reply.overflow) {
@@ -473,6 +483,12 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
     for (uint32_t i = 0; i < argc; i++) {
         r->cost += argl[i];
     }
+    if (cmd->cls == CMD_WRITE) {
+        /* Requests are delivered in order, so the oldest write still in the list is the
+         * client's lowest sequence number without a reply (thesis §6.3): the state machine
+         * keeps the replies from there on for retries. */
+        r->first_unacked = cl->oldest_write != NULL ? cl->oldest_write->seq : r->seq;
+    }
     if (w->inflight_bytes + r->cost > n->cfg.worker_inflight_max) {
         w->st.busy_rejects++;
         reply_error(&r->reply, "BUSY too many bytes in flight on this node; try again");
@@ -481,6 +497,9 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
     }
     w->inflight_bytes += r->cost;
     client_enqueue(cl, r);
+    if (cmd->cls == CMD_WRITE && cl->oldest_write == NULL) {
+        cl->oldest_write = r;
+    }
     route_submit(w, r);
 }
 
@@ -522,6 +541,16 @@ static void client_parse(struct client *cl)
         handle_request(cl, res.argc, w->args.argv, w->args.argl);
     }
     conn_consume(c, off);
+}
+
+void client_on_sent(struct conn *c)
+{
+    struct client *cl = c->owner;
+    if (cl->paused) {
+        client_maybe_resume(cl);
+    } else {
+        conn_start_recv(c);
+    }
 }
 
 void client_on_recv(struct conn *c)

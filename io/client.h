@@ -10,7 +10,8 @@ struct client {
     uint64_t id;  /* CLIENT ID; also the session id of its writes */
     uint64_t seq; /* last write sequence number handed out */
     struct resp_parser parser;
-    struct req *head, *tail; /* in flight, in request order */
+    struct req *head, *tail;  /* in flight, in request order */
+    struct req *oldest_write; /* the first write in that list: its seq is first_unacked */
     uint32_t inflight;
     bool paused; /* stopped reading: pipeline or output limit */
     bool quit;   /* QUIT: close once the replies before it are out */
@@ -20,6 +21,9 @@ struct client {
     int64_t created_ms;
     uint64_t commands;
 };
+
+/* The client's output was sent: it may read again if it paused for output room. */
+void client_on_sent(struct conn *c);
 
 /* Parses the input of clients that were paused and may go on (called outside drains:
  * parsing may propose). */

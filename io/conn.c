@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/base/assert.h"
+#include "io/client.h"
 #include "io/log.h"
 #include "io/node.h"
 
@@ -270,11 +271,19 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res)
             break;
         }
         if (c->kind == CONN_CLIENT && !c->send_pending) {
-            /* A client paused for output room may read again. */
-            conn_start_recv(c);
+            client_on_sent(c); /* a client paused for output room may read again */
         }
         break;
     case UD_CLOSE:
+        if (c->queued) {
+            /* Still on the flush list (queued before it closed): unlink before freeing. */
+            struct conn **pp = &c->w->flush_list;
+            while (*pp != c) {
+                pp = &(*pp)->next;
+            }
+            *pp = c->next;
+            c->queued = false;
+        }
         if (c->kind == CONN_CLIENT) {
             client_on_closed(c);
         } else {

@@ -37,6 +37,14 @@ static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
 static uint32_t started;
 static int start_status;
 
+void node_fail(struct node *n, const char *why)
+{
+    if (!atomic_exchange(&n->failed, true)) {
+        LOG_E("stopping the node: %s", why);
+        kill(getpid(), SIGTERM); /* the main thread's sigwait takes it */
+    }
+}
+
 void node_worker_started(struct worker *w, int status);
 void node_worker_started(struct worker *w, int status)
 {
@@ -115,6 +123,46 @@ static int check_identity(const struct node_config *c)
     return 0;
 }
 
+/* dir/BOOT counts the starts of this data directory (written atomically and durably before
+ * the node serves). Client ids and request ids carry it, so ids handed out after a restart
+ * never meet the sessions and forwards of an earlier run. */
+static int next_boot(const char *dir, uint32_t *boot)
+{
+    char path[NODE_PATH_MAX + 16], tmp[NODE_PATH_MAX + 24];
+    snprintf(path, sizeof(path), "%s/BOOT", dir);
+    snprintf(tmp, sizeof(tmp), "%s/BOOT.tmp", dir);
+    unsigned long prev = 0;
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &prev) != 1) {
+            prev = 0;
+        }
+        fclose(f);
+    }
+    *boot = (uint32_t)(prev + 1);
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%u\n", *boot);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0) {
+        LOG_E("cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        LOG_E("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
 raft_group node_slot_group(const struct node *n, uint16_t slot)
 {
     return cmd_slot_group(slot, n->cfg.groups);
@@ -133,7 +181,6 @@ int node_run(const struct node_config *cfg)
     n->start_ms = node_clock_ms();
     snprintf(n->run_id, sizeof(n->run_id), "%016" PRIx64 "%08x%016" PRIx64,
              (uint64_t)node_wall_ms(), (unsigned)getpid(), cfg->cluster_id);
-    atomic_store(&n->next_client_id, ((uint64_t)cfg->node_id << 48) | 1);
     if (mkdir_p(cfg->dir) != 0) {
         LOG_E("cannot create data directory %s: %s", cfg->dir, strerror(errno));
         return 1;
@@ -145,9 +192,12 @@ int node_run(const struct node_config *cfg)
         LOG_E("data directory %s is in use by another process", cfg->dir);
         return 1;
     }
-    if (check_identity(cfg) != 0) {
+    if (check_identity(cfg) != 0 || next_boot(cfg->dir, &n->boot) != 0) {
         return 1;
     }
+    /* Client id: node (16 bits) | boot (16 bits) | counter (32 bits). */
+    atomic_store(&n->next_client_id,
+                 ((uint64_t)cfg->node_id << 48) | ((uint64_t)(n->boot & 0xffff) << 32) | 1);
     /* The initial membership: every configured node is a voter of every group. */
     n->initial.member_count = cfg->node_count;
     for (uint32_t i = 0; i < cfg->node_count; i++) {
@@ -236,5 +286,5 @@ int node_run(const struct node_config *cfg)
     }
     LOG_N("stopped");
     /* The process exits: the kernel reclaims rings, sockets and memory. */
-    return status == 0 ? 0 : 1;
+    return status == 0 && !atomic_load(&n->failed) ? 0 : 1;
 }

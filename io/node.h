@@ -99,21 +99,23 @@ struct req {
     uint64_t id; /* unique within the node: read ctx and forward id */
     uint8_t state;
     uint8_t origin;
-    uint8_t cls;      /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
-    bool redirect_ok; /* may answer -MOVED (client in redirect mode) */
-    bool not_leader;  /* ORIGIN_PEER: answer "not the leader" instead of a reply */
-    bool failed;      /* fan-out parent: a part failed (its error is the reply) */
-    int64_t sum;      /* fan-out parent: DBSIZE total, or keys gathered */
-    bool answered;    /* set on the origin worker only: the reply may be written (the owner's
-                         `state` is not read across threads) */
-    bool scan_cursor; /* a SCAN: the reply's cursor is turned into the node-wide one */
-    uint64_t cost;    /* bytes charged to the worker's in-flight budget */
+    uint8_t cls;        /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
+    bool redirect_ok;   /* may answer -MOVED (client in redirect mode) */
+    bool not_leader;    /* ORIGIN_PEER: answer "not the leader" instead of a reply */
+    bool failed;        /* fan-out parent: a part failed (its error is the reply) */
+    int64_t sum;        /* fan-out parent: DBSIZE total, or keys gathered */
+    bool answered;      /* set on the origin worker only: the reply may be written (the owner's
+                           `state` is not read across threads) */
+    bool maybe_applied; /* was proposed or forwarded once: a failure must say "unknown" */
+    bool scan_cursor;   /* a SCAN: the reply's cursor is turned into the node-wide one */
+    uint64_t cost;      /* bytes charged to the worker's in-flight budget */
     raft_group group;
     uint16_t slot;
     uint32_t origin_worker;
     raft_node origin_node;
     uint64_t origin_id; /* ORIGIN_PEER: the forwarder's id */
     uint64_t client_id, seq;
+    uint64_t first_unacked; /* writes: the client's oldest write without a delivered reply */
     int64_t deadline_ms;
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
@@ -240,6 +242,7 @@ struct worker {
     struct pending_append *append_head, *append_tail; /* refused with RR_EBUSY, in order */
     struct held_unit *held_head, *held_tail;          /* drain units waiting for durability */
     int fatal;
+    bool fatal_reported;
     /* time */
     int64_t now_ms; /* monotonic, refreshed each iteration */
     int64_t next_tick_ms;
@@ -280,13 +283,18 @@ struct node {
     int64_t start_ms;
     char run_id[41];
     _Atomic uint64_t next_client_id;
+    uint32_t boot;       /* starts of this data directory, this one included (dir/BOOT) */
+    _Atomic bool failed; /* a worker hit a fatal error: the node is stopping */
     _Atomic uint32_t clients;
     struct raft_config initial;
 };
 
 /* node.c */
 int64_t node_clock_ms(void); /* monotonic */
-int64_t node_wall_ms(void);  /* unix time: the leader's entry timestamp */
+/* A worker can no longer do its job safely (storage failed): log why and stop the node, which
+ * then exits with status 1 (its peers elect other leaders). */
+void node_fail(struct node *n, const char *why);
+int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
 raft_group node_slot_group(const struct node *n, uint16_t slot);
 struct worker *node_group_worker(const struct node *n, raft_group g);
 

@@ -24,6 +24,9 @@
 #include "io/wire/frame.h"
 #include "io/wire/le.h"
 
+/* FORWARD payload header: id, client id, seq, first unacked, group, class, argc. */
+#define FORWARD_HEADER_BYTES (8 + 8 + 8 + 8 + 4 + 1 + 4)
+
 /* ---- lists and the id map --------------------------------------------------------------- */
 
 void req_list_push(struct req_list *l, struct req *r)
@@ -121,12 +124,16 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
         bytes += argl[i];
     }
     size_t head = sizeof(struct req) + argc * (sizeof(uint8_t *) + sizeof(uint32_t));
-    struct req *r = malloc(head + bytes + 1);
+    /* Each argument is NUL-terminated as well (internal arguments are parsed as strings). */
+    struct req *r = malloc(head + bytes + argc + 1);
     if (r == NULL) {
         return NULL;
     }
     memset(r, 0, sizeof(*r));
-    r->id = ((uint64_t)w->id << 56 >> 8) | ++w->next_req_id;
+    /* boot (16 bits) | worker (8) | counter (40): unique across restarts of this node (a
+     * forward reply from before a restart never matches), increasing on one worker. */
+    r->id = ((uint64_t)(w->node->boot & 0xffff) << 48) | ((uint64_t)(w->id & 0xff) << 40) |
+            (++w->next_req_id & ((1ull << 40) - 1));
     r->argv = (const uint8_t **)(void *)(r + 1);
     r->argl = (uint32_t *)(void *)(r->argv + argc);
     r->args = (uint8_t *)(r->argl + argc);
@@ -134,9 +141,10 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
     size_t off = 0;
     for (uint32_t i = 0; i < argc; i++) {
         memcpy(r->args + off, argv[i], argl[i]);
+        r->args[off + argl[i]] = '\0';
         r->argv[i] = r->args + off;
         r->argl[i] = (uint32_t)argl[i];
-        off += argl[i];
+        off += argl[i] + 1;
     }
     reply_init(&r->reply, (size_t)w->node->cfg.client_output_buffer_max);
     r->deadline_ms = node_clock_ms() + w->node->cfg.request_timeout_ms;
@@ -311,11 +319,12 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     for (uint32_t i = 0; i < r->argc; i++) {
         args += 4 + (size_t)r->argl[i];
     }
-    uint8_t head[8 + 8 + 8 + 4 + 1 + 4];
+    uint8_t head[FORWARD_HEADER_BYTES];
     uint8_t *q = head;
     le_put_u64(q, r->id), q += 8;
     le_put_u64(q, r->client_id), q += 8;
     le_put_u64(q, r->seq), q += 8;
+    le_put_u64(q, r->first_unacked), q += 8;
     le_put_u32(q, r->group), q += 4;
     *q++ = r->cls;
     le_put_u32(q, r->argc);
@@ -334,6 +343,7 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
         return false;
     }
     r->state = REQ_FORWARDED;
+    r->maybe_applied = true;
     r->forwarded_to = leader;
     req_list_push(&p->forwarded, r);
     map_insert(w, r);
@@ -346,8 +356,10 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
  * progress, over the uncommitted limit, the leader's peer connection down). */
 static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
 {
-    struct sm_entry_header h = {
-        .client_id = r->client_id, .seq = r->seq, .time_ms = node_wall_ms()};
+    struct sm_entry_header h = {.client_id = r->client_id,
+                                .seq = r->seq,
+                                .first_unacked = r->first_unacked,
+                                .time_ms = node_wall_ms()};
     size_t len = sm_entry_size(r->argc, r->argl);
     if (len > RAFT_ENTRY_BYTES_MAX) {
         req_list_remove(&gs->waiting, r);
@@ -373,6 +385,7 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     raft_status(multi_group_peek(w->multi, gs->g), &st);
     req_list_remove(&gs->waiting, r);
     r->state = REQ_PROPOSED;
+    r->maybe_applied = true;
     r->index = index;
     r->term = st.term;
     req_list_push(&gs->proposed, r);
@@ -631,7 +644,7 @@ void route_sweep(struct worker *w)
             unlink_req(w, r);
             w->st.timeouts++;
             reply_reset(&r->reply);
-            if (r->state == REQ_PROPOSED || r->state == REQ_FORWARDED) {
+            if (r->maybe_applied) {
                 reply_error(&r->reply, "TIMEOUT no answer in time; the command may or may not "
                                        "have been applied");
             } else {
@@ -657,19 +670,21 @@ void route_sweep(struct worker *w)
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
 {
     struct worker *w = p->conn->w;
-    if (len < 33) {
+    if (len < FORWARD_HEADER_BYTES) {
         peer_bad_frame(p, "short forward");
         return;
     }
     uint64_t fwd_id = le_get_u64(payload);
     uint64_t client_id = le_get_u64(payload + 8);
     uint64_t seq = le_get_u64(payload + 16);
-    raft_group g = le_get_u32(payload + 24);
-    uint8_t cls = payload[28];
-    uint32_t argc = le_get_u32(payload + 29);
+    uint64_t first_unacked = le_get_u64(payload + 24);
+    raft_group g = le_get_u32(payload + 32);
+    uint8_t cls = payload[36];
+    uint32_t argc = le_get_u32(payload + 37);
     if (worker_group(w, g) == NULL || argc == 0 || argc > 1u << 20 ||
         (cls != CMD_WRITE && cls != CMD_READ && cls != REQ_INTERNAL_DBSIZE &&
-         cls != REQ_INTERNAL_SCAN)) {
+         cls != REQ_INTERNAL_SCAN) ||
+        (cls == REQ_INTERNAL_SCAN && argc != 4)) {
         peer_bad_frame(p, "forward for a group or class this worker does not serve");
         return;
     }
@@ -679,7 +694,7 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
         free(argv), free(argl);
         return;
     }
-    size_t off = 33;
+    size_t off = FORWARD_HEADER_BYTES;
     for (uint32_t i = 0; i < argc; i++) {
         if (len - off < 4 || len - off - 4 < le_get_u32(payload + off)) {
             free(argv), free(argl);
@@ -701,6 +716,7 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
     r->origin_worker = w->id;
     r->client_id = client_id;
     r->seq = seq;
+    r->first_unacked = first_unacked;
     r->group = g;
     r->cls = cls;
     w->st.forwards_in++;

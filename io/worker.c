@@ -550,6 +550,11 @@ static void loop_iteration(struct worker *w)
     drain_groups(w);
     if (w->fatal == 0) {
         wal_submit(w->wal);
+    } else if (!w->fatal_reported) {
+        /* A worker that cannot persist must not keep leading (its heartbeats would hold
+         * leadership while no write commits): the node stops and its peers take over. */
+        w->fatal_reported = true;
+        node_fail(w->node, rr_strerror(w->fatal));
     }
     conn_flush_all(w);
     send_wakes(w);

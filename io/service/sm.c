@@ -11,11 +11,22 @@
  * Out of memory. A command allocates everything it needs before changing anything, so
  * RR_ENOMEM leaves the state as it was and the node may apply the same entry again. Each
  * reply is built in sm->scratch (limit: sm_limits.reply_limit), copied to the caller's
- * buffer, and then handed to the session by swapping buffers, so caching a reply never
- * allocates after the command ran.
+ * buffer, and then kept by the session: copied into an exact-size buffer, or, if that
+ * allocation fails, by taking scratch's buffer, so keeping a reply never fails after the
+ * command ran (the session's array has room for it before the command runs).
+ *
+ * Sessions (the Raft thesis, section 6.3). Per client: a floor (the highest first_unacked
+ * seen) and the replies of every applied seq >= floor, in an array sorted by seq (binary
+ * search per apply; seqs of one client are sparse in one group, as the client's counter is
+ * shared by all groups). Replies arrive mostly in seq order, so inserts land at or near the
+ * end and floor raises drop from the front: the array is kept[lo .. lo + n), with lo
+ * advancing on drops and the live part moved back to 0 only when the end is reached.
+ * Invariant: every applied seq >= floor has a kept reply, so a seq >= floor without one was
+ * never applied.
  *
  * Entry layout (little-endian):
- *   command = u8 1, u64 client_id, u64 seq, i64 time_ms, u32 argc, argc * (u32 len, bytes)
+ *   command = u8 1, u64 client_id, u64 seq, u64 first_unacked, i64 time_ms, u32 argc,
+ *             argc * (u32 len, bytes)
  *   noop    = u8 2, i64 time_ms */
 #include "io/service/sm.h"
 
@@ -30,13 +41,14 @@
 #include "io/service/stream.h"
 #include "io/service/util.h"
 
-#define SM_ENTRY_HEADER_BYTES 29u /* type, client_id, seq, time_ms, argc */
+#define SM_ENTRY_HEADER_BYTES 37u /* type, client_id, seq, first_unacked, time_ms, argc */
 #define SM_ARGV_STACK         16u
 #define SM_STRING_MAX         ((size_t)512 * 1024 * 1024) /* Redis's proto-max-bulk-len */
 #define SM_EXPIRE_BUCKETS     4u /* buckets the active expiry examines per applied entry */
 #define SM_SESSION_BUCKETS    64u
 #define SM_SERIAL_MAGIC       0x4d53525252uLL /* "RRRSM" */
-#define SM_SERIAL_VERSION     1u
+#define SM_SERIAL_VERSION     2u
+#define SM_KEPT_MIN           4u /* first allocation of a session's reply array */
 
 static const char err_wrongtype[] =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -45,16 +57,24 @@ static const char err_syntax[] = "ERR syntax error";
 static const char err_too_large[] = "ERR reply too large to replay";
 static const char err_not_kept[] = "ERR request already applied; reply not kept";
 
+/* The reply of one applied request, kept for its retries. */
+struct kept_reply {
+    uint64_t seq;
+    uint8_t *buf;   /* owned; NULL when len is 0 */
+    uint32_t len;   /* bytes at buf */
+    bool too_large; /* the reply was over session_reply_max (or overflowed): not kept */
+};
+
 struct session {
-    struct session *hnext; /* hash chain by client_id */
-    struct session *older; /* LRU list: towards the eviction end */
-    struct session *newer; /* LRU list: towards the most recently used */
-    uint64_t client_id;    /* != 0 */
-    uint64_t last_seq;     /* seq of the last request applied */
-    uint8_t *reply;        /* its reply (owned), unless reply_too_large */
-    size_t reply_len;      /* bytes in reply */
-    size_t reply_cap;      /* bytes allocated at reply */
-    bool reply_too_large;  /* the reply was over session_reply_max (or overflowed) */
+    struct session *hnext;   /* hash chain by client_id */
+    struct session *older;   /* LRU list: towards the eviction end */
+    struct session *newer;   /* LRU list: towards the most recently used */
+    uint64_t client_id;      /* != 0 */
+    uint64_t floor;          /* highest first_unacked seen: seqs below it are refused */
+    struct kept_reply *kept; /* kept[lo .. lo + n): strictly increasing seqs, all >= floor */
+    uint32_t lo;
+    uint32_t n;   /* <= SM_SESSION_REPLIES_MAX between applies */
+    uint32_t cap; /* entries allocated at kept */
 };
 
 struct sm {
@@ -163,6 +183,83 @@ static void session_insert(struct sm *sm, struct session *s)
     }
 }
 
+/* The kept reply for seq, or NULL. */
+static const struct kept_reply *kept_find(const struct session *s, uint64_t seq)
+{
+    uint32_t a = s->lo;
+    uint32_t b = s->lo + s->n;
+    while (a < b) {
+        uint32_t m = a + (b - a) / 2;
+        if (s->kept[m].seq < seq) {
+            a = m + 1;
+        } else {
+            b = m;
+        }
+    }
+    return a < s->lo + s->n && s->kept[a].seq == seq ? &s->kept[a] : NULL;
+}
+
+/* Forgets the lowest kept reply. */
+static void kept_drop_lowest(struct session *s)
+{
+    RR_ASSERT(s->n > 0);
+    free(s->kept[s->lo].buf);
+    s->lo++;
+    s->n--;
+    if (s->n == 0) {
+        s->lo = 0;
+    }
+}
+
+static void session_free_kept(struct session *s)
+{
+    for (uint32_t i = s->lo; i < s->lo + s->n; i++) {
+        free(s->kept[i].buf);
+    }
+    free(s->kept);
+    s->kept = NULL;
+    s->lo = 0;
+    s->n = 0;
+    s->cap = 0;
+}
+
+/* Raises the floor to f (if higher) and drops the replies below it. */
+static void session_raise_floor(struct session *s, uint64_t f)
+{
+    if (f <= s->floor) {
+        return;
+    }
+    s->floor = f;
+    while (s->n > 0 && s->kept[s->lo].seq < f) {
+        kept_drop_lowest(s);
+    }
+}
+
+/* Makes room for one more kept reply (nothing observable changes). 0 or RR_ENOMEM. */
+static int session_reserve(struct session *s)
+{
+    if (s->lo + s->n < s->cap) {
+        return 0;
+    }
+    if (s->lo > 0) {
+        memmove(s->kept, s->kept + s->lo, (size_t)s->n * sizeof(*s->kept));
+        s->lo = 0;
+        return 0;
+    }
+    uint32_t cap = s->cap == 0 ? SM_KEPT_MIN : s->cap * 2;
+    if (cap > SM_SESSION_REPLIES_MAX + 1) {
+        cap = SM_SESSION_REPLIES_MAX + 1;
+    }
+    RR_ASSERT(cap > s->n);
+    struct kept_reply *k = realloc(s->kept, (size_t)cap * sizeof(*k));
+    if (k == NULL) {
+        return RR_ENOMEM;
+    }
+    s->kept = k;
+    s->cap = cap;
+    return 0;
+}
+
 static void session_remove(struct sm *sm, struct session *s)
 {
     struct session **pp = &sm->sessions[session_bucket(sm, s->client_id)];
@@ -173,7 +270,7 @@ static void session_remove(struct sm *sm, struct session *s)
     *pp = s->hnext;
     session_unlink_lru(sm, s);
     sm->session_count--;
-    free(s->reply);
+    session_free_kept(s);
     free(s);
 }
 
@@ -283,6 +380,7 @@ size_t sm_entry_encode(const struct sm_entry_header *h,
     *p++ = SM_ENTRY_COMMAND;
     p = put_le(p, h->client_id, 8);
     p = put_le(p, h->seq, 8);
+    p = put_le(p, h->first_unacked, 8);
     p = put_le(p, (uint64_t)h->time_ms, 8);
     p = put_le(p, argc, 4);
     for (uint32_t i = 0; i < argc; i++) {
@@ -314,8 +412,12 @@ static int entry_check(const uint8_t *e, size_t len, struct sm_entry_header *h, 
     }
     h->client_id = get_le(e + 1, 8);
     h->seq = get_le(e + 9, 8);
-    h->time_ms = (int64_t)get_le(e + 17, 8);
-    *argc = (uint32_t)get_le(e + 25, 4);
+    h->first_unacked = get_le(e + 17, 8);
+    h->time_ms = (int64_t)get_le(e + 25, 8);
+    *argc = (uint32_t)get_le(e + 33, 4);
+    if (h->first_unacked > h->seq) {
+        return RR_ECORRUPT;
+    }
     if (*argc == 0 || *argc > (len - SM_ENTRY_HEADER_BYTES) / 4) {
         return RR_ECORRUPT;
     }
@@ -1058,43 +1160,60 @@ static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
     }
 }
 
-/* Writes the session's cached reply for a retry of seq. */
-static void reply_cached(const struct session *s, uint64_t seq, struct reply *r)
+/* Writes a kept reply again. */
+static void reply_kept(const struct kept_reply *k, struct reply *r)
 {
-    if (seq != s->last_seq) {
-        reply_error(r, err_not_kept);
-    } else if (s->reply_too_large) {
+    if (k->too_large) {
         reply_error(r, err_too_large);
     } else {
-        reply_raw(r, s->reply, s->reply_len);
+        reply_raw(r, k->buf, k->len);
     }
 }
 
-/* Hands the reply just built in scratch to the session: buffers are swapped, never copied,
- * so this cannot fail. */
-static void session_keep_reply(struct sm *sm, struct session *s)
+/* Keeps the reply just built in scratch as seq's (seq >= floor, not kept yet; room reserved
+ * by session_reserve), then enforces SM_SESSION_REPLIES_MAX. Cannot fail. */
+static void session_keep_reply(struct sm *sm, struct session *s, uint64_t seq)
 {
     struct reply *sc = &sm->scratch;
+    struct kept_reply k = {seq, NULL, 0, false};
     if (sc->overflow || sc->len > sm->limits.session_reply_max) {
-        s->reply_too_large = true;
-        s->reply_len = 0;
-        s->reply_cap = 0;
-        free(s->reply);
-        s->reply = NULL;
+        k.too_large = true;
         if (sc->cap > 2 * (size_t)sm->limits.session_reply_max) {
             reply_free(sc); /* do not keep a huge scratch buffer around */
         }
-        return;
+    } else if (sc->len > 0) {
+        k.buf = malloc(sc->len);
+        if (k.buf != NULL) {
+            memcpy(k.buf, sc->buf, sc->len);
+        } else {
+            k.buf = sc->buf; /* no memory for a copy: take scratch's buffer */
+            sc->buf = NULL;
+            sc->cap = 0;
+        }
+        k.len = (uint32_t)sc->len;
     }
-    uint8_t *old = s->reply;
-    size_t old_cap = s->reply_cap;
-    s->reply = sc->buf;
-    s->reply_len = sc->len;
-    s->reply_cap = sc->cap;
-    s->reply_too_large = false;
-    sc->buf = old;
-    sc->cap = old != NULL ? old_cap : 0;
     sc->len = 0;
+    /* Insert in seq order: usually at the end. */
+    RR_ASSERT(s->lo + s->n < s->cap);
+    uint32_t end = s->lo + s->n;
+    uint32_t i = end;
+    while (i > s->lo && s->kept[i - 1].seq > seq) {
+        i--;
+    }
+    RR_ASSERT(i == s->lo || s->kept[i - 1].seq < seq);
+    memmove(s->kept + i + 1, s->kept + i, (size_t)(end - i) * sizeof(*s->kept));
+    s->kept[i] = k;
+    s->n++;
+    if (s->n > SM_SESSION_REPLIES_MAX) {
+        /* Forget the oldest; refuse it from now on rather than apply it twice. The floor
+         * goes just past it (not to the next kept seq): a seq in between was never applied
+         * (every applied seq >= floor is kept), so it may still be. */
+        uint64_t dropped = s->kept[s->lo].seq;
+        kept_drop_lowest(s);
+        if (dropped + 1 > s->floor) {
+            s->floor = dropped + 1;
+        }
+    }
 }
 
 /* Applies one decoded command entry with its session bookkeeping. */
@@ -1105,20 +1224,33 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     struct session *fresh = NULL;
     if (h->client_id != 0) {
         s = session_find(sm, h->client_id);
-        if (s != NULL && h->seq <= s->last_seq) {
-            /* A retry is a use: the client is alive, keep its session. */
-            reply_cached(s, h->seq, r);
-            session_unlink_lru(sm, s);
-            session_push_newest(sm, s);
-            return 0;
-        }
-        if (s == NULL) {
+        if (s != NULL) {
+            uint64_t floor = h->first_unacked > s->floor ? h->first_unacked : s->floor;
+            const struct kept_reply *k = NULL;
+            if (h->seq < floor || (k = kept_find(s, h->seq)) != NULL) {
+                /* Not applied: acknowledged (a stale duplicate) or a retry of a kept one. */
+                if (k != NULL) {
+                    reply_kept(k, r); /* seq >= floor: the raise below keeps it */
+                } else {
+                    reply_error(r, err_not_kept);
+                }
+                session_raise_floor(s, floor);
+                /* A retry is a use: the client is alive, keep its session. */
+                session_unlink_lru(sm, s);
+                session_push_newest(sm, s);
+                return 0;
+            }
+        } else {
             fresh = calloc(1, sizeof(*fresh));
             if (fresh == NULL) {
                 return RR_ENOMEM;
             }
             fresh->client_id = h->client_id;
             s = fresh;
+        }
+        if (session_reserve(s) != 0) {
+            free(fresh);
+            return RR_ENOMEM;
         }
     }
     int64_t clock_before = sm->clock;
@@ -1128,7 +1260,10 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     reply_reset(&sm->scratch);
     if (apply_command(sm, a, &sm->scratch) != 0) {
         sm->clock = clock_before;
-        free(fresh);
+        if (fresh != NULL) {
+            session_free_kept(fresh);
+            free(fresh);
+        }
         reply_reset(&sm->scratch);
         return RR_ENOMEM;
     }
@@ -1137,8 +1272,8 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
         r->overflow = true;
     }
     if (s != NULL) {
-        s->last_seq = h->seq;
-        session_keep_reply(sm, s);
+        session_raise_floor(s, h->first_unacked);
+        session_keep_reply(sm, s, h->seq);
         if (fresh != NULL) {
             session_insert(sm, fresh);
             if (sm->session_count > sm->limits.sessions_max) {
@@ -1789,9 +1924,14 @@ uint64_t sm_digest(const struct sm *sm)
     /* Sessions in eviction order: the order decides future evictions, so it is state. */
     uint64_t sessions = 0;
     for (const struct session *s = sm->oldest; s != NULL; s = s->newer) {
-        uint64_t head[3] = {s->client_id, s->last_seq, s->reply_too_large ? 1u : 0u};
+        uint64_t head[3] = {s->client_id, s->floor, s->n};
         sessions = XXH3_64bits_withSeed(head, sizeof(head), sessions);
-        sessions = XXH3_64bits_withSeed(s->reply, s->reply_len, sessions);
+        for (uint32_t i = s->lo; i < s->lo + s->n; i++) {
+            const struct kept_reply *k = &s->kept[i];
+            uint64_t kh[3] = {k->seq, k->too_large ? 1u : 0u, k->len};
+            sessions = XXH3_64bits_withSeed(kh, sizeof(kh), sessions);
+            sessions = XXH3_64bits_withSeed(k->buf, k->len, sessions);
+        }
     }
     uint64_t all[5] = {keys, live, sessions, sm->session_count, (uint64_t)sm->clock};
     return XXH3_64bits(all, sizeof(all));
@@ -1801,8 +1941,9 @@ uint64_t sm_digest(const struct sm *sm)
  *   u64 magic, u8 version, u64 applied index, i64 clock,
  *   u64 key_count, key_count * (blob key, u8 type, u8 has_expire, i64 expire_at,
  *                               string: blob value | stream: stream_serialize),
- *   u32 session_count, session_count * (u64 client_id, u64 last_seq, u8 too_large,
- *                                       blob reply)   -- oldest first
+ *   u32 session_count, session_count * (u64 client_id, u64 floor, u32 kept_count,
+ *                                       kept_count * (u64 seq, u8 too_large, blob reply))
+ *                                       -- sessions oldest first, replies by seq
  *   u64 XXH3 of every byte before it.
  * blob = u32 length, bytes. Keys expired at the clock are left out. */
 int sm_serialize(const struct sm *sm, struct reply *out)
@@ -1832,9 +1973,13 @@ int sm_serialize(const struct sm *sm, struct reply *out)
     util_put_u32(out, sm->session_count);
     for (const struct session *s = sm->oldest; s != NULL; s = s->newer) {
         util_put_u64(out, s->client_id);
-        util_put_u64(out, s->last_seq);
-        util_put_u8(out, s->reply_too_large ? 1 : 0);
-        util_put_blob(out, s->reply, s->reply_len);
+        util_put_u64(out, s->floor);
+        util_put_u32(out, s->n);
+        for (uint32_t i = s->lo; i < s->lo + s->n && !out->overflow; i++) {
+            util_put_u64(out, s->kept[i].seq);
+            util_put_u8(out, s->kept[i].too_large ? 1 : 0);
+            util_put_blob(out, s->kept[i].buf, s->kept[i].len);
+        }
     }
     if (out->overflow) {
         return RR_ENOMEM;
@@ -1891,34 +2036,60 @@ static int load_key(struct sm *sm, struct util_cursor *c)
     return 0;
 }
 
-static int load_session(struct sm *sm, struct util_cursor *c)
+/* One kept reply of a snapshot into s (room reserved; seqs checked by the caller). */
+static int load_kept(struct session *s, struct util_cursor *c, uint64_t seq)
 {
-    uint64_t client_id = util_get_u64(c);
-    uint64_t last_seq = util_get_u64(c);
     uint8_t too_large = util_get_u8(c);
     uint32_t len;
     const uint8_t *reply = util_get_blob(c, &len);
-    if (c->bad || client_id == 0 || too_large > 1 || (too_large == 1 && len != 0) ||
-        session_find(sm, client_id) != NULL) {
+    if (c->bad || too_large > 1 || (too_large == 1 && len != 0)) {
+        return RR_ECORRUPT;
+    }
+    struct kept_reply k = {seq, NULL, len, too_large == 1};
+    if (len > 0) {
+        k.buf = malloc(len);
+        if (k.buf == NULL) {
+            return RR_ENOMEM;
+        }
+        memcpy(k.buf, reply, len);
+    }
+    s->kept[s->n++] = k;
+    return 0;
+}
+
+static int load_session(struct sm *sm, struct util_cursor *c)
+{
+    uint64_t client_id = util_get_u64(c);
+    uint64_t floor = util_get_u64(c);
+    uint32_t n = util_get_u32(c);
+    /* A kept reply takes at least 13 bytes. */
+    if (c->bad || client_id == 0 || n > SM_SESSION_REPLIES_MAX ||
+        n > (uint64_t)(c->end - c->p) / 13 || session_find(sm, client_id) != NULL) {
         return RR_ECORRUPT;
     }
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         return RR_ENOMEM;
     }
-    if (len > 0) {
-        s->reply = malloc(len);
-        if (s->reply == NULL) {
-            free(s);
-            return RR_ENOMEM;
-        }
-        memcpy(s->reply, reply, len);
-    }
     s->client_id = client_id;
-    s->last_seq = last_seq;
-    s->reply_len = len;
-    s->reply_cap = len;
-    s->reply_too_large = too_large == 1;
+    s->floor = floor;
+    s->cap = n + 1 > SM_KEPT_MIN ? n + 1 : SM_KEPT_MIN;
+    s->kept = malloc((size_t)s->cap * sizeof(*s->kept));
+    if (s->kept == NULL) {
+        free(s);
+        return RR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t seq = util_get_u64(c);
+        int rc = c->bad || seq < floor || (i > 0 && seq <= s->kept[i - 1].seq)
+                     ? RR_ECORRUPT
+                     : load_kept(s, c, seq);
+        if (rc != 0) {
+            session_free_kept(s);
+            free(s);
+            return rc;
+        }
+    }
     session_insert(sm, s);
     return 0;
 }
@@ -1954,7 +2125,7 @@ static int load_into(struct sm *sm, const uint8_t *data, size_t len)
         }
     }
     uint32_t sessions = util_get_u32(&c);
-    if (c.bad || sessions > (uint64_t)(c.end - c.p) / 21) {
+    if (c.bad || sessions > (uint64_t)(c.end - c.p) / 20) {
         return RR_ECORRUPT;
     }
     for (uint32_t i = 0; i < sessions; i++) {

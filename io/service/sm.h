@@ -14,8 +14,8 @@
 struct sm_limits {
     uint32_t sessions_max;      /* client sessions remembered (default 4096); the oldest (by
                                    last use, in log order) is evicted deterministically */
-    uint32_t session_reply_max; /* largest reply cached per session for retries (default
-                                   64 KiB; larger replies are cached as an error "-ERR reply
+    uint32_t session_reply_max; /* largest reply kept per request for retries (default
+                                   64 KiB; larger replies are kept as an error "-ERR reply
                                    too large to replay") */
     size_t reply_limit;         /* the limit given to reply buffers by callers; informational
                                    (sm_apply builds each reply in a buffer of this limit) */
@@ -24,6 +24,10 @@ struct sm_limits {
 #define SM_SESSIONS_MAX_DEFAULT      4096u
 #define SM_SESSION_REPLY_MAX_DEFAULT (64u * 1024u)
 #define SM_REPLY_LIMIT_DEFAULT       ((size_t)512 * 1024 * 1024)
+/* Replies a session keeps at most (requests its client has not acknowledged). Beyond it the
+ * lowest seq is forgotten and the session's floor raised past it: a retry of it is then
+ * refused ("already applied; reply not kept"), never applied twice. */
+#define SM_SESSION_REPLIES_MAX 4096u
 
 void sm_limits_default(struct sm_limits *l);
 
@@ -42,10 +46,13 @@ enum sm_entry_type {
 
 /* What the node puts in front of every write command in a log entry. */
 struct sm_entry_header {
-    uint64_t client_id; /* node-assigned, unique in the cluster; 0: no session (no dedup) */
-    uint64_t seq;       /* per client, strictly increasing; a retry reuses its seq */
-    int64_t time_ms;    /* the leader's wall clock when proposing (unix ms): the only clock
-                           the state machine sees (TTLs, stream IDs) */
+    uint64_t client_id;     /* node-assigned, unique in the cluster; 0: no session (no dedup) */
+    uint64_t seq;           /* per client, strictly increasing; a retry reuses its seq */
+    uint64_t first_unacked; /* the lowest seq of this client whose reply the client has not
+                               received yet (<= seq; an entry with first_unacked > seq is
+                               malformed): the session forgets the replies below it */
+    int64_t time_ms;        /* the leader's wall clock when proposing (unix ms): the only clock
+                               the state machine sees (TTLs, stream IDs) */
 };
 
 /* Bytes sm_entry_encode needs. */
@@ -53,8 +60,8 @@ size_t sm_entry_size(uint32_t argc, const uint32_t argl[]);
 
 /* Encodes header + the command's arguments (argv[0] is the command name) into out; returns
  * bytes written or 0 if cap is too small. Layout (little-endian):
- *   u8 type (SM_ENTRY_COMMAND), u64 client_id, u64 seq, i64 time_ms, u32 argc,
- *   argc * (u32 len, len bytes)
+ *   u8 type (SM_ENTRY_COMMAND), u64 client_id, u64 seq, u64 first_unacked, i64 time_ms,
+ *   u32 argc, argc * (u32 len, len bytes)
  * argc >= 1. */
 size_t sm_entry_encode(const struct sm_entry_header *h,
                        uint32_t argc,
@@ -70,12 +77,16 @@ size_t sm_entry_encode_noop(int64_t time_ms, uint8_t *out, size_t cap);
 
 /* Applies one committed entry (the node calls this for every normal entry in log order, on
  * every replica). Writes the reply meant for the proposing client into r (the node discards
- * it on replicas that did not propose); a no-op entry writes nothing. If (client_id, seq) is
- * at or below the session's last applied seq, nothing is applied and the cached reply for
- * that seq is written (or "-ERR request already applied; reply not kept" if older than the
- * last). A malformed entry writes an error reply and changes nothing. time_ms never makes
- * the state machine's clock go backwards: the clock is max(previous, time_ms). Returns 0 or
- * RR_ENOMEM (state unchanged: the node may retry the same entry). */
+ * it on replicas that did not propose); a no-op entry writes nothing. Sessions (client_id
+ * != 0; the Raft thesis, section 6.3): each keeps a floor (the highest first_unacked seen)
+ * and the replies of the applied seqs at or above it. An entry first raises the floor to
+ * its first_unacked (dropping the replies below); then a seq below the floor is not applied
+ * and gets "-ERR request already applied; reply not kept", a seq with a kept reply is not
+ * applied and gets that reply again, and any other seq is applied and its reply kept (at
+ * most SM_SESSION_REPLIES_MAX per session). A malformed entry writes an error reply and
+ * changes nothing. time_ms never makes the state machine's clock go backwards: the clock is
+ * max(previous, time_ms). Returns 0 or RR_ENOMEM (state unchanged: the node may retry the
+ * same entry). */
 int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r);
 
 /* Serves a CMD_READ command (argv[0] is the name, arity already checked). now_ms: the

@@ -110,18 +110,31 @@ static inline const char *t_take(struct t_sm *t)
     return t->out;
 }
 
-/* Encodes and applies a write from (client, seq) at time_ms; returns the reply. */
-static inline const char *
-t_apply_as(struct t_sm *t, uint64_t client, uint64_t seq, int64_t time_ms, const char *line)
+/* Encodes and applies a write from (client, seq, first_unacked) at time_ms; returns the
+ * reply. */
+static inline const char *t_apply_fu(struct t_sm *t,
+                                     uint64_t client,
+                                     uint64_t seq,
+                                     uint64_t first_unacked,
+                                     int64_t time_ms,
+                                     const char *line)
 {
     struct t_cmd c;
     t_split(&c, line);
-    struct sm_entry_header h = {client, seq, time_ms};
+    struct sm_entry_header h = {
+        .client_id = client, .seq = seq, .first_unacked = first_unacked, .time_ms = time_ms};
     static uint8_t entry[T_ENTRY_MAX];
     size_t n = sm_entry_encode(&h, c.argc, c.argv, c.argl, entry, sizeof(entry));
     assert_int_equal(n, sm_entry_size(c.argc, c.argl));
     assert_int_equal(sm_apply(t->sm, ++t->index, entry, n, &t->r), 0);
     return t_take(t);
+}
+
+/* The same from a client that waits for each reply: first_unacked = seq. */
+static inline const char *
+t_apply_as(struct t_sm *t, uint64_t client, uint64_t seq, int64_t time_ms, const char *line)
+{
+    return t_apply_fu(t, client, seq, seq, time_ms, line);
 }
 
 static inline const char *t_apply(struct t_sm *t, int64_t time_ms, const char *line)

@@ -2,6 +2,8 @@
  * sessions (retries apply once, deterministic eviction), expiry driven by the entries'
  * clock, determinism (digests), snapshots, malformed entries and a randomized comparison
  * with a simple model. */
+#include <xxhash.h>
+
 #include "io/service/keyspace.h"
 #include "tests/service/sm_helpers.h"
 
@@ -177,7 +179,8 @@ static void test_expiry_follows_entry_clock(void **state)
     t_fini(&t);
 }
 
-/* A retried (client, seq) gets the first reply and is applied once. */
+/* A retried (client, seq) gets the first reply and is applied once (a client that waits for
+ * each reply: first_unacked = seq). */
 static void test_session_retry_applies_once(void **state)
 {
     (void)state;
@@ -187,7 +190,7 @@ static void test_session_retry_applies_once(void **state)
     assert_string_equal(t_apply_as(&t, 7, 1, T_TIME, "incr c"), ":1\r\n");
     assert_string_equal(t_read(&t, 0, "get c"), "$1\r\n1\r\n");
     assert_string_equal(t_apply_as(&t, 7, 2, T_TIME, "incr c"), ":2\r\n");
-    /* Older than the last: applied, but its reply is gone. */
+    /* Below the floor (acknowledged): a stale duplicate, refused, its reply is gone. */
     assert_string_equal(t_apply_as(&t, 7, 1, T_TIME, "incr c"),
                         "-ERR request already applied; reply not kept\r\n");
     assert_string_equal(t_apply_as(&t, 7, 2, T_TIME, "incr c"), ":2\r\n");
@@ -239,6 +242,111 @@ static void test_session_eviction_is_lru(void **state)
     assert_string_equal(t_apply_as(&t, 2, 1, T_TIME, "incr b"), ":2\r\n");
     /* That evicted client 3 (used before client 1's retry). */
     assert_string_equal(t_apply_as(&t, 3, 1, T_TIME, "incr c"), ":2\r\n");
+    t_fini(&t);
+}
+
+/* A pipelined client: a later seq applied before an earlier one, and gaps (seqs that went
+ * to other groups), still apply each request once. */
+static void test_session_out_of_order(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    assert_string_equal(t_apply_fu(&t, 7, 2, 1, T_TIME, "incr c"), ":1\r\n");
+    assert_string_equal(t_apply_fu(&t, 7, 1, 1, T_TIME, "incr c"), ":2\r\n"); /* applied */
+    assert_string_equal(t_apply_fu(&t, 7, 2, 1, T_TIME, "incr c"), ":1\r\n");
+    assert_string_equal(t_apply_fu(&t, 7, 1, 1, T_TIME, "incr c"), ":2\r\n");
+    /* A gap: 6 arrives before 5 (3 and 4 went elsewhere); 5 was never applied. */
+    assert_string_equal(t_apply_fu(&t, 7, 6, 1, T_TIME, "incr c"), ":3\r\n");
+    assert_string_equal(t_apply_fu(&t, 7, 5, 1, T_TIME, "incr c"), ":4\r\n");
+    assert_string_equal(t_apply_fu(&t, 7, 6, 5, T_TIME, "incr c"), ":3\r\n");
+    assert_string_equal(t_apply_fu(&t, 7, 5, 5, T_TIME, "incr c"), ":4\r\n");
+    assert_string_equal(t_read(&t, 0, "get c"), "$1\r\n4\r\n");
+    t_fini(&t);
+}
+
+/* After a failover the node retries a whole pipeline: every retry gets its own reply. */
+static void test_session_retried_pipeline(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    char want[32];
+    for (uint64_t seq = 1; seq <= 16; seq++) {
+        snprintf(want, sizeof(want), ":%llu\r\n", (unsigned long long)seq);
+        assert_string_equal(t_apply_fu(&t, 3, seq, 1, T_TIME, "incr p"), want);
+    }
+    /* Retried in order, then in reverse, then an error reply (kept byte for byte too). */
+    for (uint64_t seq = 1; seq <= 16; seq++) {
+        snprintf(want, sizeof(want), ":%llu\r\n", (unsigned long long)seq);
+        assert_string_equal(t_apply_fu(&t, 3, seq, 1, T_TIME, "incr p"), want);
+    }
+    for (uint64_t seq = 16; seq >= 1; seq--) {
+        snprintf(want, sizeof(want), ":%llu\r\n", (unsigned long long)seq);
+        assert_string_equal(t_apply_fu(&t, 3, seq, 1, T_TIME, "incr p"), want);
+    }
+    assert_string_equal(t_apply_fu(&t, 3, 17, 1, T_TIME, "incrby p x"),
+                        "-ERR value is not an integer or out of range\r\n");
+    assert_string_equal(t_apply_fu(&t, 3, 17, 1, T_TIME, "incrby p 1"),
+                        "-ERR value is not an integer or out of range\r\n");
+    assert_string_equal(t_read(&t, 0, "get p"), "$2\r\n16\r\n");
+    t_fini(&t);
+}
+
+/* first_unacked raises the floor: acknowledged seqs are refused, never applied again. */
+static void test_session_floor(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    for (uint64_t seq = 1; seq <= 8; seq++) {
+        t_apply_fu(&t, 4, seq, 1, T_TIME, "incr f");
+    }
+    assert_string_equal(t_apply_fu(&t, 4, 10, 10, T_TIME, "incr f"), ":9\r\n");
+    const char *refused = "-ERR request already applied; reply not kept\r\n";
+    /* A stale retry (carrying its old first_unacked) does not lower the floor. */
+    assert_string_equal(t_apply_fu(&t, 4, 5, 1, T_TIME, "incr f"), refused);
+    assert_string_equal(t_apply_fu(&t, 4, 8, 8, T_TIME, "incr f"), refused);
+    assert_string_equal(t_apply_fu(&t, 4, 9, 9, T_TIME, "incr f"), refused);
+    assert_string_equal(t_apply_fu(&t, 4, 10, 1, T_TIME, "incr f"), ":9\r\n");
+    assert_string_equal(t_read(&t, 0, "get f"), "$1\r\n9\r\n");
+    /* A retry answered from the kept replies still raises the floor (forgetting 10). */
+    assert_string_equal(t_apply_fu(&t, 4, 11, 1, T_TIME, "incr f"), ":10\r\n");
+    assert_string_equal(t_apply_fu(&t, 4, 11, 11, T_TIME, "incr f"), ":10\r\n");
+    assert_string_equal(t_apply_fu(&t, 4, 10, 10, T_TIME, "incr f"), refused);
+    assert_string_equal(t_apply_fu(&t, 4, 11, 1, T_TIME, "incr f"), ":10\r\n");
+    assert_string_equal(t_read(&t, 0, "get f"), "$2\r\n10\r\n");
+    t_fini(&t);
+}
+
+/* More than SM_SESSION_REPLIES_MAX unacknowledged: the oldest reply is forgotten and the
+ * floor goes past it, so its retry is refused rather than applied twice. */
+static void test_session_reply_cap(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    char want[32];
+    for (uint64_t seq = 1; seq <= SM_SESSION_REPLIES_MAX + 1; seq++) {
+        snprintf(want, sizeof(want), ":%llu\r\n", (unsigned long long)seq);
+        assert_string_equal(t_apply_fu(&t, 5, seq, 1, T_TIME, "incr d"), want);
+    }
+    const char *refused = "-ERR request already applied; reply not kept\r\n";
+    assert_string_equal(t_apply_fu(&t, 5, 1, 1, T_TIME, "incr d"), refused);
+    assert_string_equal(t_apply_fu(&t, 5, 2, 1, T_TIME, "incr d"), ":2\r\n");
+    snprintf(want, sizeof(want), ":%u\r\n", SM_SESSION_REPLIES_MAX + 1);
+    assert_string_equal(t_apply_fu(&t, 5, SM_SESSION_REPLIES_MAX + 1, 1, T_TIME, "incr d"), want);
+    /* A late seq above the floor (never applied) still applies; that drops 2 next. */
+    uint64_t late = SM_SESSION_REPLIES_MAX + 3;
+    snprintf(want, sizeof(want), ":%u\r\n", SM_SESSION_REPLIES_MAX + 2);
+    assert_string_equal(t_apply_fu(&t, 5, late, 1, T_TIME, "incr d"), want);
+    assert_string_equal(t_apply_fu(&t, 5, 2, 1, T_TIME, "incr d"), refused);
+    snprintf(want, sizeof(want), ":%u\r\n", SM_SESSION_REPLIES_MAX + 3);
+    assert_string_equal(t_apply_fu(&t, 5, late - 1, 1, T_TIME, "incr d"), want);
+    assert_string_equal(t_apply_fu(&t, 5, 3, 1, T_TIME, "incr d"), refused);
+    assert_string_equal(t_apply_fu(&t, 5, 4, 1, T_TIME, "incr d"), ":4\r\n");
+    snprintf(want, sizeof(want), "$4\r\n%u\r\n", SM_SESSION_REPLIES_MAX + 3);
+    assert_string_equal(t_read(&t, 0, "get d"), want);
     t_fini(&t);
 }
 
@@ -295,6 +403,80 @@ static void test_digest_ignores_insertion_order(void **state)
     t_fini(&b);
 }
 
+/* A pipelined session (kept replies, out of order, too-large ones, floors) is state: equal on
+ * equal entries, in the digest, and carried by snapshots. */
+static void feed_pipelined(struct t_sm *t)
+{
+    static const uint64_t order[] = {2, 1, 4, 3, 5, 8, 6, 7, 12, 10, 11, 9, 13, 16, 14, 15};
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        t_apply_fu(t, 11, order[i], 1, T_TIME + (int64_t)i, det_script[order[i] - 1]);
+        t_apply_fu(t, 12, 2 * order[i], order[i] / 2, T_TIME + (int64_t)i, "incr q");
+    }
+    t_apply_fu(t, 11, 17, 1, T_TIME + 20, "set big 0123456789abcdef0123456789");
+    t_apply_fu(t, 11, 18, 1, T_TIME + 20, "getset big x");
+}
+
+static void copy_reply(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    assert_true(n < cap);
+    memcpy(dst, src, n + 1);
+}
+
+static void test_session_state_digest_and_snapshot(void **state)
+{
+    (void)state;
+    struct sm_limits l;
+    sm_limits_default(&l);
+    l.session_reply_max = 16; /* getset's reply is kept as too large */
+    struct t_sm a;
+    struct t_sm b;
+    struct t_sm c;
+    t_init_limits(&a, &l);
+    t_init_limits(&b, &l);
+    t_init_limits(&c, &l);
+    feed_pipelined(&a);
+    feed_pipelined(&b);
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    /* Only the floor differs (raised by a retry, which applies nothing): another state. */
+    t_apply_fu(&b, 11, 3, 3, T_TIME, "incr q");
+    assert_int_not_equal(sm_digest(a.sm), sm_digest(b.sm));
+    t_apply_fu(&a, 11, 3, 3, T_TIME, "incr q");
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+
+    struct reply snap;
+    reply_init(&snap, (size_t)1 << 30);
+    assert_int_equal(sm_serialize(a.sm, &snap), 0);
+    assert_int_equal(sm_load(c.sm, snap.buf, snap.len), 0);
+    assert_int_equal(sm_digest(a.sm), sm_digest(c.sm));
+    /* Every kept reply replays the same (and nothing is applied) after the load. */
+    char ra[256];
+    for (uint64_t seq = 1; seq <= 18; seq++) {
+        copy_reply(ra, sizeof(ra), t_apply_fu(&a, 11, seq, 3, T_TIME + 30, "incr r"));
+        assert_string_equal(t_apply_fu(&c, 11, seq, 3, T_TIME + 30, "incr r"), ra);
+    }
+    assert_string_equal(t_apply_fu(&c, 11, 18, 3, T_TIME + 30, "incr r"),
+                        "-ERR reply too large to replay\r\n");
+    for (uint64_t seq = 1; seq <= 33; seq++) {
+        copy_reply(ra, sizeof(ra), t_apply_fu(&a, 12, seq, 8, T_TIME + 30, "incr q"));
+        assert_string_equal(t_apply_fu(&c, 12, seq, 8, T_TIME + 30, "incr q"), ra);
+    }
+    assert_string_equal(t_read(&c, 0, "exists r"), ":0\r\n");
+    assert_int_equal(sm_digest(a.sm), sm_digest(c.sm));
+    /* A snapshot of the old format is refused by version. */
+    snap.buf[8] = 1;
+    uint64_t sum = XXH3_64bits(snap.buf, snap.len - 8);
+    for (unsigned i = 0; i < 8; i++) {
+        snap.buf[snap.len - 8 + i] = (uint8_t)(sum >> (8 * i));
+    }
+    assert_int_equal(sm_load(c.sm, snap.buf, snap.len), RR_EBADVERSION);
+    assert_int_equal(sm_digest(a.sm), sm_digest(c.sm));
+    reply_free(&snap);
+    t_fini(&a);
+    t_fini(&b);
+    t_fini(&c);
+}
+
 static void test_serialize_load_round_trip(void **state)
 {
     (void)state;
@@ -347,7 +529,8 @@ static void test_malformed_entries_change_nothing(void **state)
     uint64_t before = sm_digest(t.sm);
     struct t_cmd c;
     t_split(&c, "set k other");
-    struct sm_entry_header h = {1, 1, T_TIME + 5};
+    struct sm_entry_header h = {
+        .client_id = 1, .seq = 1, .first_unacked = 1, .time_ms = T_TIME + 5};
     uint8_t e[256];
     size_t n = sm_entry_encode(&h, c.argc, c.argv, c.argl, e, sizeof(e));
     assert_true(n > 0);
@@ -361,21 +544,32 @@ static void test_malformed_entries_change_nothing(void **state)
     copy[0] = 9; /* unknown type */
     apply_raw(&t, copy, n, bad);
     memcpy(copy, e, n);
-    copy[25] = 0xff; /* absurd argc */
-    copy[26] = 0xff;
+    copy[33] = 0xff; /* absurd argc */
+    copy[34] = 0xff;
     apply_raw(&t, copy, n, bad);
     memcpy(copy, e, n);
-    copy[29] = 0xfe; /* absurd argument length */
-    copy[32] = 0x7f;
+    copy[37] = 0xfe; /* absurd argument length */
+    copy[40] = 0x7f;
     apply_raw(&t, copy, n, bad);
     memcpy(copy, e, n);
     copy[n] = 'x'; /* trailing garbage */
     apply_raw(&t, copy, n + 1, bad);
     memcpy(copy, e, n);
-    copy[25] = 0; /* argc 0 */
+    copy[33] = 0; /* argc 0 */
     apply_raw(&t, copy, n, bad);
+    /* first_unacked above seq (with and without a session). */
+    for (uint64_t client = 0; client <= 1; client++) {
+        struct sm_entry_header hb = {
+            .client_id = client, .seq = 3, .first_unacked = 4, .time_ms = T_TIME + 5};
+        size_t nb = sm_entry_encode(&hb, c.argc, c.argv, c.argl, copy, sizeof(copy));
+        assert_int_equal(nb, n);
+        apply_raw(&t, copy, nb, bad);
+    }
     assert_int_equal(sm_digest(t.sm), before);
     assert_int_equal(sm_clock(t.sm), T_TIME);
+    /* No session was made: client 1's seqs 1 and 3 apply. */
+    assert_string_equal(t_apply_fu(&t, 1, 1, 1, T_TIME, "incr n"), ":1\r\n");
+    assert_string_equal(t_apply_fu(&t, 1, 3, 3, T_TIME, "incr n"), ":2\r\n");
     /* A no-op entry moves only the clock. */
     uint8_t noop[SM_ENTRY_NOOP_BYTES];
     assert_int_equal(sm_entry_encode_noop(T_TIME + 10, noop, sizeof(noop)), SM_ENTRY_NOOP_BYTES);
@@ -612,6 +806,11 @@ int main(void)
         cmocka_unit_test(test_session_retry_applies_once),
         cmocka_unit_test(test_session_large_reply_not_kept),
         cmocka_unit_test(test_session_eviction_is_lru),
+        cmocka_unit_test(test_session_out_of_order),
+        cmocka_unit_test(test_session_retried_pipeline),
+        cmocka_unit_test(test_session_floor),
+        cmocka_unit_test(test_session_reply_cap),
+        cmocka_unit_test(test_session_state_digest_and_snapshot),
         cmocka_unit_test(test_same_entries_same_digest),
         cmocka_unit_test(test_digest_ignores_insertion_order),
         cmocka_unit_test(test_serialize_load_round_trip),
