@@ -83,3 +83,13 @@ bench-node: deps
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
 		build/release/bench/node_floor
 	$(Q)python3 -B bench/node-targets.py
+
+# ---- heap allocations per acknowledged write (bench/node-allocs.sh) ---------------------
+.PHONY: bench-allocs
+build/release/bench/alloc_count.so: bench/alloc_count.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) -O2 -shared -fPIC -o $@ $< -ldl
+bench-allocs: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
+		build/release/bench/alloc_count.so
+	$(Q)bench/node-allocs.sh $(BENCH_ALLOC_WRITES)
