@@ -513,7 +513,7 @@ static void client_parse(struct client *cl)
         if (cl->inflight >= cfg->pipeline_max ||
             conn_output_bytes(c) > cfg->client_output_buffer_max / 2) {
             cl->paused = true;
-            c->paused = true;
+            conn_pause(c);
             break;
         }
         struct resp_result res;

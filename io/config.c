@@ -38,6 +38,7 @@ void config_default(struct node_config *c)
     c->uring_defer_taskrun = true;
     c->uring_multishot_accept = true;
     c->uring_msg_ring = true;
+    c->uring_multishot_recv = true;
     c->maxclients = 10000;
     c->client_query_buffer_max = 1ull << 30;
     c->client_output_buffer_max = 256ull << 20;
@@ -242,6 +243,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     BOOL("uring-defer-taskrun", uring_defer_taskrun)
     BOOL("uring-multishot-accept", uring_multishot_accept)
     BOOL("uring-msg-ring", uring_msg_ring)
+    BOOL("uring-multishot-recv", uring_multishot_recv)
     U32("maxclients", maxclients, 1, 1000000)
     U64("client-query-buffer-limit", client_query_buffer_max, 4096, 1ull << 32)
     U64("client-output-buffer-limit", client_output_buffer_max, 4096, 1ull << 34)
@@ -436,6 +438,7 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "uring-defer-taskrun %s\n", c->uring_defer_taskrun ? "yes" : "no");
     fprintf(f, "uring-multishot-accept %s\n", c->uring_multishot_accept ? "yes" : "no");
     fprintf(f, "uring-msg-ring %s\n", c->uring_msg_ring ? "yes" : "no");
+    fprintf(f, "uring-multishot-recv %s\n", c->uring_multishot_recv ? "yes" : "no");
     fprintf(f, "maxclients %u\n", c->maxclients);
     fprintf(f, "client-query-buffer-limit %" PRIu64 "\n", c->client_query_buffer_max);
     fprintf(f, "client-output-buffer-limit %" PRIu64 "\n", c->client_output_buffer_max);

@@ -55,6 +55,7 @@ struct node_config {
     bool uring_defer_taskrun;
     bool uring_multishot_accept;
     bool uring_msg_ring;
+    bool uring_multishot_recv; /* multishot recv into a provided-buffer ring */
     /* Limits. */
     uint32_t maxclients;              /* per node */
     uint64_t client_query_buffer_max; /* bytes of unparsed input per client */

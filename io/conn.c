@@ -14,6 +14,14 @@
 #define CONN_OUT_INITIAL (16u << 10)
 #define CONN_RECV_MIN    (16u << 10)
 
+/* Provided receive buffers for multishot recv: one ring per worker, shared by all its
+ * connections. A completion names the buffer it filled; its bytes are copied into the
+ * connection's input (which must be contiguous for the parsers) and the buffer goes back to
+ * the ring at once. */
+#define BUF_RING_ENTRIES 256
+#define BUF_SIZE         (16u << 10)
+#define BUF_GROUP        1
+
 static uint64_t conn_next_id = 1; /* per thread is enough for uniqueness with the worker id */
 
 struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max)
@@ -93,9 +101,103 @@ void conn_close(struct conn *c)
     conn_submit_close(c);
 }
 
+bool conn_setup_buffers(struct worker *w)
+{
+    size_t ring_bytes = BUF_RING_ENTRIES * sizeof(struct io_uring_buf);
+    void *ring = NULL;
+    if (posix_memalign(&ring, 4096, ring_bytes) != 0) {
+        return false;
+    }
+    w->buf_base = malloc((size_t)BUF_RING_ENTRIES * BUF_SIZE);
+    if (w->buf_base == NULL) {
+        free(ring);
+        return false;
+    }
+    memset(ring, 0, ring_bytes);
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring,
+                                   .ring_entries = BUF_RING_ENTRIES,
+                                   .bgid = BUF_GROUP};
+    int rc = io_uring_register_buf_ring(&w->ring, &reg, 0);
+    if (rc != 0) {
+        LOG_W("io_uring: provided buffer ring refused (%s); one recv per connection",
+              strerror(-rc));
+        free(ring);
+        free(w->buf_base);
+        w->buf_base = NULL;
+        return false;
+    }
+    w->buf_ring = ring;
+    io_uring_buf_ring_init(w->buf_ring);
+    int mask = io_uring_buf_ring_mask(BUF_RING_ENTRIES);
+    for (unsigned i = 0; i < BUF_RING_ENTRIES; i++) {
+        io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)i * BUF_SIZE, BUF_SIZE,
+                              (unsigned short)i, mask, (int)i);
+    }
+    io_uring_buf_ring_advance(w->buf_ring, BUF_RING_ENTRIES);
+    return true;
+}
+
+static void buffer_return(struct worker *w, unsigned short bid)
+{
+    io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)bid * BUF_SIZE, BUF_SIZE, bid,
+                          io_uring_buf_ring_mask(BUF_RING_ENTRIES), 0);
+    io_uring_buf_ring_advance(w->buf_ring, 1);
+}
+
+/* Makes room for n more input bytes (the limit plus one buffer of slack: a multishot recv
+ * may deliver a buffer after the owner paused). */
+static bool input_room(struct conn *c, size_t n)
+{
+    if (c->in_cap - c->in_len >= n) {
+        return true;
+    }
+    size_t cap = c->in_cap * 2;
+    while (cap - c->in_len < n) {
+        cap *= 2;
+    }
+    if (cap > c->in_max + 2 * CONN_RECV_MIN) {
+        cap = c->in_max + 2 * CONN_RECV_MIN;
+    }
+    if (cap - c->in_len < n) {
+        return false;
+    }
+    uint8_t *in = realloc(c->in, cap);
+    if (in == NULL) {
+        return false;
+    }
+    c->in = in;
+    c->in_cap = cap;
+    return true;
+}
+
+void conn_pause(struct conn *c)
+{
+    c->paused = true;
+    if (c->recv_pending && c->multishot && !c->cancel_sent && !c->closing) {
+        struct io_uring_sqe *sqe = worker_sqe(c->w);
+        io_uring_prep_cancel64(sqe, UD_MAKE(UD_RECV, c), 0);
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+        c->cancel_sent = true;
+    }
+}
+
 void conn_start_recv(struct conn *c)
 {
     if (c->recv_pending || c->closing || c->paused) {
+        return;
+    }
+    if (c->w->use_recv_multishot) {
+        if (c->in_len >= c->in_max) {
+            return; /* the owner consumes first */
+        }
+        struct io_uring_sqe *sqe = worker_sqe(c->w);
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP;
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_RECV, c));
+        c->recv_pending = true;
+        c->multishot = true;
+        c->cancel_sent = false;
         return;
     }
     if (c->in_cap - c->in_len < CONN_RECV_MIN) {
@@ -224,11 +326,53 @@ void conn_flush_all(struct worker *w)
     }
 }
 
-void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res)
+void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uint32_t flags)
 {
-    (void)w;
     switch (tag) {
     case UD_RECV:
+        if (c->multishot) {
+            if ((flags & IORING_CQE_F_BUFFER) != 0) {
+                unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
+                if (res > 0 && !c->closing) {
+                    if (input_room(c, (size_t)res)) {
+                        memcpy(c->in + c->in_len, w->buf_base + (size_t)bid * BUF_SIZE,
+                               (size_t)res);
+                        c->in_len += (size_t)res;
+                    } else {
+                        LOG_W("connection %llx: input over its limit; closing",
+                              (unsigned long long)c->id);
+                        buffer_return(w, bid);
+                        conn_close(c);
+                        break;
+                    }
+                }
+                buffer_return(w, bid);
+            }
+            bool more = (flags & IORING_CQE_F_MORE) != 0;
+            if (!more) {
+                c->recv_pending = false;
+                c->multishot = false;
+            }
+            if (c->closing) {
+                break;
+            }
+            if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED && res != -EINTR &&
+                             res != -EAGAIN)) {
+                conn_close(c);
+                break;
+            }
+            if (res > 0) {
+                if (c->kind == CONN_CLIENT) {
+                    client_on_recv(c);
+                } else {
+                    peer_on_recv(c);
+                }
+            }
+            if (!c->closing && !c->recv_pending) {
+                conn_start_recv(c); /* ended (no buffers, cancelled for a pause, ...) */
+            }
+            break;
+        }
         c->recv_pending = false;
         if (c->closing) {
             break;

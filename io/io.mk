@@ -61,7 +61,8 @@ test-node:
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
 
 # The same tests once more with every optional io_uring feature off (the plain paths).
-NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no
+NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no \
+	--uring-multishot-recv no
 test-node-uring-off:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
 	$(Q)RR_NODE_EXTRA="$(NODE_URING_OFF)" tools/stage.sh node-uring-off $(NODE_STAGE_TIMEOUT) \

@@ -65,6 +65,8 @@ struct conn {
     bool closing; /* close requested: no new I/O; freed when nothing is in flight */
     bool close_submitted;
     bool paused;            /* the owner stopped reading (limits); it resumes it */
+    bool multishot;         /* the recv in flight is multishot (provided buffers) */
+    bool cancel_sent;       /* a cancel of that recv is in flight (paused) */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
@@ -223,9 +225,12 @@ struct worker {
     pthread_t thread;
     struct io_uring ring;
     bool ring_ready;
-    bool use_multishot_accept; /* configured, and not refused by the kernel */
-    bool use_msg_ring;         /* configured, and IORING_OP_MSG_RING probed */
-    int wake_fd;               /* eventfd: the main thread's stop signal (and the wake fallback) */
+    bool use_multishot_accept;          /* configured, and not refused by the kernel */
+    bool use_msg_ring;                  /* configured, and IORING_OP_MSG_RING probed */
+    bool use_recv_multishot;            /* configured, and the provided-buffer ring registered */
+    struct io_uring_buf_ring *buf_ring; /* provided receive buffers (conn.c) */
+    uint8_t *buf_base;
+    int wake_fd; /* eventfd: the main thread's stop signal (and the wake fallback) */
     uint64_t wake_buf;
     _Atomic bool sleeping;
     struct multi *multi;
@@ -307,6 +312,10 @@ void worker_wake(struct worker *w, uint32_t to);
 /* conn.c */
 struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max);
 void conn_start_recv(struct conn *c);
+/* Registers the worker's provided-buffer ring for multishot recv; false if unavailable. */
+bool conn_setup_buffers(struct worker *w);
+/* Stops a multishot recv of a connection the owner paused (its input stays bounded). */
+void conn_pause(struct conn *c);
 /* Appends bytes to the output; false if over the limit (nothing appended). */
 bool conn_write(struct conn *c, const void *p, size_t n);
 /* Reserves n bytes at the end of the output and returns them (NULL: over the limit). */
@@ -323,7 +332,7 @@ void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);
 size_t conn_output_bytes(const struct conn *c);
 /* CQE handlers; return the conn's events to its owner. */
-void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res);
+void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uint32_t flags);
 
 /* peer.c */
 int peer_setup(struct worker *w);

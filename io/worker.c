@@ -511,7 +511,7 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
     case UD_RECV:
     case UD_SEND:
     case UD_CLOSE:
-        conn_handle_cqe(w, tag, UD_PTR(ud), cqe->res);
+        conn_handle_cqe(w, tag, UD_PTR(ud), cqe->res, cqe->flags);
         break;
     case UD_CONNECT:
         peer_on_connected(w, UD_PTR(ud), cqe->res);
@@ -607,6 +607,7 @@ static int ring_setup(struct worker *w)
     w->ring_ready = true;
     w->use_multishot_accept = w->node->cfg.uring_multishot_accept;
     w->use_msg_ring = w->node->cfg.uring_msg_ring;
+    w->use_recv_multishot = w->node->cfg.uring_multishot_recv && conn_setup_buffers(w);
     struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
     if (w->use_msg_ring &&
         (probe == NULL || !io_uring_opcode_supported(probe, IORING_OP_MSG_RING))) {
@@ -617,9 +618,10 @@ static int ring_setup(struct worker *w)
         io_uring_free_probe(probe);
     }
     if (w->id == 0) {
-        LOG_N("io_uring: defer_taskrun=%s multishot_accept=%s msg_ring=%s",
+        LOG_N("io_uring: defer_taskrun=%s multishot_accept=%s msg_ring=%s multishot_recv=%s",
               (p.flags & IORING_SETUP_DEFER_TASKRUN) ? "on" : "off",
-              w->use_multishot_accept ? "on" : "off", w->use_msg_ring ? "on" : "off");
+              w->use_multishot_accept ? "on" : "off", w->use_msg_ring ? "on" : "off",
+              w->use_recv_multishot ? "on" : "off");
     }
     return 0;
 }

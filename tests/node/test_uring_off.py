@@ -6,6 +6,7 @@ from harness import Cluster, redis_benchmark, redis_cli
 from test_benchmark import benchmark_errors
 
 URING_OFF = ["--uring-defer-taskrun", "no", "--uring-multishot-accept", "no",
+             "--uring-multishot-recv", "no",
              "--uring-msg-ring", "no"]
 
 
@@ -17,7 +18,7 @@ class UringOffTests(unittest.TestCase):
         with Cluster(3, workers=2, groups=16, extra=URING_OFF) as c:
             c.start()
             for x in c.nodes:
-                self.assertIn("defer_taskrun=off multishot_accept=off msg_ring=off",
+                self.assertIn("defer_taskrun=off multishot_accept=off msg_ring=off multishot_recv=off",
                               x.log_text(), "node %d log" % x.id)
             for x in c.nodes:
                 for k in range(30):
