@@ -47,6 +47,11 @@ class ClusterClientTests(unittest.TestCase):
     def test_redis_cli_c_and_benchmark_cluster(self):
         with Cluster(3, groups=16) as c:
             c.start()
+            # redis-benchmark --cluster refuses a cluster where one master holds every slot:
+            # wait for leader balance to give every node some groups (it starts 2 s in).
+            for _ in deadline_loop(30, 0.2):
+                if all(v > 0 for v in c.leaders_by_node().values()):
+                    break
             for x in c.nodes:
                 for k in range(20):
                     self.assertEqual(redis_cli(x.port, "-c", "SET", "c:%d:%d" % (x.id, k), k),
@@ -65,6 +70,9 @@ class ClusterClientTests(unittest.TestCase):
     def test_redirect_mode_answers_moved(self):
         with Cluster(3, groups=16, extra=["--redirect", "yes"]) as c:
             c.start()
+            for _ in deadline_loop(30, 0.2):  # leaders spread (see above)
+                if all(v > 0 for v in c.leaders_by_node().values()):
+                    break
             moved = 0
             for k in range(40):
                 key = "r:%d" % k
