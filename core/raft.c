@@ -104,6 +104,9 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
         return RR_EINVAL;
     }
+    if (snapshot_meta_reserve(r) != 0) {
+        return RR_ENOMEM;
+    }
     if (rs->snapshot_bytes > 0) {
         r->snap_data = malloc(rs->snapshot_bytes);
         if (r->snap_data == NULL) {
@@ -111,7 +114,9 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         }
         memcpy(r->snap_data, rs->snapshot_data, rs->snapshot_bytes);
     }
-    r->snap = *s;
+    *r->snap.meta = *s;
+    r->snap.index = s->index;
+    r->snap.term = s->term;
     r->snap_bytes = rs->snapshot_bytes;
     log_init(&r->log, s->index, s->term);
     return 0;
@@ -202,7 +207,7 @@ int raft_init(struct raft *r,
     rr_prng_seed(&r->prng, o->seed);
     log_init(&r->log, 0, 0);
     if (config != NULL) {
-        r->bootstrap = *config;
+        raft_config_pack(config, &r->bootstrap);
     }
     int rv = restore != NULL ? init_restore(r, restore) : 0;
     if (rv == 0) {
@@ -241,6 +246,8 @@ void raft_fini(struct raft *r)
     progress_free_all(r);
     free(r->snap_data);
     r->snap_data = NULL;
+    free(r->snap.meta);
+    r->snap = (struct raft_snap){0};
     snapshot_rx_reset(r);
     read_index_free(r);
     free(r->msgs.msgs);
@@ -635,7 +642,7 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
 {
     if (r->snap_to_hand) {
         rd->flags |= RAFT_READY_SNAPSHOT;
-        rd->snapshot = &r->snap;
+        rd->snapshot = r->snap.meta;
         rd->snapshot_data = r->snap_data;
         rd->snapshot_bytes = r->snap_bytes;
         r->handed.snapshot = true;
