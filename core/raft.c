@@ -719,12 +719,14 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 /* Empties a queue. Capacity above RAFT_MSG_QUEUE_KEEP is released: most groups are idle
  * (a heartbeat and its answer per tick), and a burst must not pin memory in every group. A
  * queue that this batch did not use at all is released whole: idle groups send nothing
- * after a persist, so their `after` queue would only hold memory. */
-static void queue_clear(struct raft_msg_queue *q)
+ * after a persist, so their `after` queue would only hold memory. So is every queue of a
+ * quiesced group (`release`): it sends nothing until woken, and its batch's messages (the
+ * quiescing heartbeats and their answers) have left. */
+static void queue_clear(struct raft_msg_queue *q, bool release)
 {
     bool unused = q->count == 0;
     q->count = 0;
-    if (q->cap > RAFT_MSG_QUEUE_KEEP || unused) {
+    if (q->cap > RAFT_MSG_QUEUE_KEEP || unused || release) {
         free(q->msgs);
         q->msgs = NULL;
         q->cap = 0;
@@ -763,8 +765,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     advance_reads(r, r->handed.read_count);
     RR_ASSERT(r->handed.read_failure_count == r->read_failed_count);
     r->read_failed_count = 0;
-    queue_clear(&r->msgs);
-    queue_clear(&r->after);
+    queue_clear(&r->msgs, r->quiesced);
+    queue_clear(&r->after, r->quiesced);
     r->handed.pending = false;
     assert_invariants(r);
 }
