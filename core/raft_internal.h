@@ -92,18 +92,21 @@ struct raft {
 
     /* Persistent state (Figure 2); commit is persisted too, for faster restarts. */
     raft_term term;
-    raft_node vote;
     raft_index commit;
+    raft_node vote;
 
-    /* Volatile state. */
-    uint8_t role;               /* enum raft_role */
+    /* Volatile state. (Fields are ordered to leave little padding: a node holds thousands
+     * of groups.) */
     raft_node leader;           /* RAFT_NODE_NONE if unknown */
     raft_index applied;         /* last index handed out in `committed`; <= commit */
     uint32_t election_elapsed;  /* ticks since the timer was reset */
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
-    bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
     uint32_t quiet_ticks;       /* leader: consecutive ticks it could have quiesced */
+    uint8_t role;               /* enum raft_role */
+    bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
+    bool snap_to_hand;          /* installed from the leader (snap), not yet handed out */
+    uint8_t role_handed;        /* role last reported (RAFT_READY_ROLE; see leader_handed) */
     struct raft_log log;
     struct raft_config config; /* in force: the latest in the log or snapshot */
     /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
@@ -113,17 +116,16 @@ struct raft {
     raft_index config_index;
     struct raft_config_packed bootstrap; /* used when neither log nor snapshot has one */
 
+    /* Candidate and pre-candidate. */
+    raft_vote_record votes[2 * RAFT_MEMBERS_MAX];
+    uint32_t vote_count;
+
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */
     struct raft_snap snap;
     uint8_t *snap_data; /* malloc'd copy, snap_bytes long */
     uint64_t snap_bytes;
-    bool snap_to_hand;           /* installed from the leader, not yet handed out */
     struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
-
-    /* Candidate and pre-candidate. */
-    raft_vote_record votes[2 * RAFT_MEMBERS_MAX];
-    uint32_t vote_count;
 
     /* Leader. */
     struct raft_progress *prs; /* malloc'd, one per member other than self */
@@ -131,12 +133,12 @@ struct raft {
     bool prs_departing;         /* prs also holds servers the pending configuration removes */
     bool bcast_pending;         /* new entries to send at the next raft_ready */
     bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
+    bool transfer_sent;         /* leadership transfer: TIMEOUT_NOW is out */
     uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */
 
     /* Leadership transfer (leader, thesis §3.10). */
     raft_node transfer_target; /* RAFT_NODE_NONE: no transfer in progress */
     uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
-    bool transfer_sent;        /* TIMEOUT_NOW is out */
 
     /* ReadIndex (leader). */
     struct raft_pending_read *reads; /* malloc'd FIFO, `read_cap` slots */
@@ -154,12 +156,11 @@ struct raft {
     uint32_t read_failed_count;
 
     /* Ready/advance. */
-    struct raft_hard_state hs_handed; /* hard state last handed out */
-    uint8_t role_handed;              /* role, term and leader last reported (RAFT_READY_ROLE) */
+    raft_node leader_handed; /* role, term and leader last reported (RAFT_READY_ROLE) */
     raft_term role_term_handed;
-    raft_node leader_handed;
-    struct raft_msg_queue msgs;  /* sent at once */
-    struct raft_msg_queue after; /* sent after the batch is durable */
+    struct raft_hard_state hs_handed; /* hard state last handed out */
+    struct raft_msg_queue msgs;       /* sent at once */
+    struct raft_msg_queue after;      /* sent after the batch is durable */
     struct raft_handed handed;
 };
 
