@@ -98,6 +98,17 @@ static int drain_grow(void **arr, uint32_t *cap, uint32_t need, size_t size, uin
     return 0;
 }
 
+/* Frees *arr (cap elements of `size` bytes) if it is above DRAIN_SCRATCH_KEEP_BYTES and the
+ * drain that just ended used `used` elements, a quarter of it or less. */
+static void drain_scratch_trim(void **arr, uint32_t *cap, uint32_t used, size_t size)
+{
+    if ((size_t)*cap * size > DRAIN_SCRATCH_KEEP_BYTES && (uint64_t)used * 4 <= *cap) {
+        free(*arr);
+        *arr = NULL;
+        *cap = 0;
+    }
+}
+
 static int drain_peer_get(struct drain_outbox *out, raft_node to, struct drain_peer **peer)
 {
     RR_ASSERT(to != RAFT_NODE_NONE);
@@ -237,6 +248,9 @@ static int drain_peer_write_hb(struct drain_outbox *out, struct drain_peer *p, u
         drain_note(&first, rc);
         done += n;
     }
+    void *arr = p->hb[k];
+    drain_scratch_trim(&arr, &p->hb_cap[k], p->hb_count[k], sizeof(*p->hb[k]));
+    p->hb[k] = arr;
     p->hb_count[k] = 0;
     return first;
 }
@@ -270,11 +284,13 @@ static void drain_outbox_send(struct drain_outbox *out, const struct drain_ops *
     for (uint32_t i = 0; i < out->peer_count; i++) {
         struct drain_peer *p = &out->peers[i];
         RR_ASSERT(!p->open);
+        size_t used = p->bytes.len;
         if (p->bytes.len > 0) {
             ops->send(ctx, p->to, p->bytes.base, p->bytes.len);
             p->bytes.len = 0;
         }
-        if (p->bytes.cap > DRAIN_RETAIN_BYTES_MAX) {
+        if (p->bytes.cap > DRAIN_RETAIN_BYTES_MAX ||
+            (p->bytes.cap > DRAIN_SCRATCH_KEEP_BYTES && used * 4 <= p->bytes.cap)) {
             rr_bytes_free(&p->bytes);
         }
     }
@@ -315,6 +331,9 @@ static struct drain_held *drain_held_get(struct multi *m)
 static void drain_held_put(struct multi *m, struct drain_held *h)
 {
     RR_ASSERT(h->out.sealed_count == 0);
+    void *arr = h->local;
+    drain_scratch_trim(&arr, &h->local_cap, h->local_count, sizeof(*h->local));
+    h->local = arr;
     h->local_count = 0;
     if (m->held_pool_count >= MULTI_HELD_POOL_MAX) {
         drain_held_free(h);
@@ -469,6 +488,9 @@ int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx)
     uint32_t local_count = m->local_count;
     m->local_count = 0;
     drain_note(&d.rc, drain_step_local(m, m->local, local_count));
+    void *arr = m->local;
+    drain_scratch_trim(&arr, &m->local_cap, local_count, sizeof(*m->local));
+    m->local = arr;
     m->draining = false;
     return d.rc;
 }

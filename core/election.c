@@ -96,21 +96,22 @@ static void send_vote_requests(struct raft *r, uint8_t type, raft_term term, boo
 
 static void record_vote(struct raft *r, raft_node id, bool granted)
 {
+    RR_ASSERT(id != RAFT_NODE_NONE && id <= RAFT_NODE_ID_MAX);
     for (uint32_t i = 0; i < r->vote_count; i++) {
-        if (r->votes[i].id == id) {
+        if ((r->votes[i] & ~RAFT_VOTE_GRANTED) == id) {
             return; /* the first answer counts */
         }
     }
     RR_ASSERT(r->vote_count < 2 * RAFT_MEMBERS_MAX);
-    r->votes[r->vote_count++] = (struct raft_vote_record){id, granted};
+    r->votes[r->vote_count++] = (raft_vote_record)(id | (granted ? RAFT_VOTE_GRANTED : 0u));
 }
 
 static int vote_of(void *ctx, raft_node id)
 {
     const struct raft *r = ctx;
     for (uint32_t i = 0; i < r->vote_count; i++) {
-        if (r->votes[i].id == id) {
-            return r->votes[i].granted ? 1 : 0;
+        if ((r->votes[i] & ~RAFT_VOTE_GRANTED) == id) {
+            return (r->votes[i] & RAFT_VOTE_GRANTED) != 0 ? 1 : 0;
         }
     }
     return -1;

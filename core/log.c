@@ -73,7 +73,8 @@ int log_reserve(struct raft_log *l, uint64_t more)
     if (l->count + more <= l->cap) {
         return 0;
     }
-    uint64_t cap = l->cap < 4 ? 4 : l->cap;
+    /* From one slot: an idle group's log often holds a single entry (its leader's no-op). */
+    uint64_t cap = l->cap < 1 ? 1 : l->cap;
     while (cap < l->count + more) {
         cap *= 2;
     }

@@ -26,11 +26,46 @@ raft_index membership_config_at(const struct raft *r, raft_index index, struct r
         }
     }
     if (r->snap.index > 0) {
-        *c = r->snap.config;
+        *c = r->snap.meta->config;
         return r->snap.index;
     }
-    *c = r->bootstrap;
+    raft_config_unpack(&r->bootstrap, c);
     return 0;
+}
+
+void raft_config_pack(const struct raft_config *c, struct raft_config_packed *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (!raft_config_valid(c)) {
+        return; /* unpacks as an empty configuration, which is invalid too */
+    }
+    p->member_count = (uint8_t)c->member_count;
+    p->old_member_count = (uint8_t)c->old_member_count;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        p->members[i] = (uint16_t)(c->members[i].id | (uint32_t)c->members[i].role << 14);
+    }
+    for (uint32_t i = 0; i < c->old_member_count; i++) {
+        p->members[c->member_count + i] =
+            (uint16_t)(c->old_members[i].id | (uint32_t)c->old_members[i].role << 14);
+    }
+}
+
+static struct raft_member member_unpack(uint16_t v)
+{
+    return (struct raft_member){.id = v & 0x3fffu, .role = (uint8_t)(v >> 14)};
+}
+
+void raft_config_unpack(const struct raft_config_packed *p, struct raft_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->member_count = p->member_count;
+    c->old_member_count = p->old_member_count;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        c->members[i] = member_unpack(p->members[i]);
+    }
+    for (uint32_t i = 0; i < c->old_member_count; i++) {
+        c->old_members[i] = member_unpack(p->members[c->member_count + i]);
+    }
 }
 
 /* ---- the leader's progress set ------------------------------------------------------- */

@@ -24,6 +24,13 @@
  * peer in the table and in every pooled held unit. */
 #define DRAIN_RETAIN_BYTES_MAX (1u << 20)
 
+/* Below DRAIN_RETAIN_BYTES_MAX, a scratch buffer or array (a peer's batch, its heartbeat
+ * sets, the local messages) larger than this is given back once a drain used a quarter of
+ * it or less: a burst (the start-up elections of thousands of groups, a catch-up) must not
+ * pin its high-water mark once the groups go idle, while steady traffic, which fills what it
+ * grew, keeps its buffers. */
+#define DRAIN_SCRATCH_KEEP_BYTES (16u << 10)
+
 /* Everything one drain sends to one peer. The buffers keep their capacity across drains. */
 struct drain_peer {
     raft_node to;

@@ -86,6 +86,9 @@ bool quiesce_tick(struct raft *r)
         m.heartbeat.commit = r->commit; /* == match: every follower holds it */
         m.heartbeat.quiesce = true;
         raft_send(r, &m, false, false);
+        /* Nothing is in flight (leader_idle): give the window's ring back; it grows again
+         * on demand once the group wakes and replicates. */
+        inflights_release(&r->prs[i].inflights);
     }
     r->quiesced = true;
     r->quiet_ticks = 0;

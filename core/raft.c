@@ -104,6 +104,9 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
         return RR_EINVAL;
     }
+    if (snapshot_meta_reserve(r) != 0) {
+        return RR_ENOMEM;
+    }
     if (rs->snapshot_bytes > 0) {
         r->snap_data = malloc(rs->snapshot_bytes);
         if (r->snap_data == NULL) {
@@ -111,7 +114,9 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         }
         memcpy(r->snap_data, rs->snapshot_data, rs->snapshot_bytes);
     }
-    r->snap = *s;
+    *r->snap.meta = *s;
+    r->snap.index = s->index;
+    r->snap.term = s->term;
     r->snap_bytes = rs->snapshot_bytes;
     log_init(&r->log, s->index, s->term);
     return 0;
@@ -202,7 +207,7 @@ int raft_init(struct raft *r,
     rr_prng_seed(&r->prng, o->seed);
     log_init(&r->log, 0, 0);
     if (config != NULL) {
-        r->bootstrap = *config;
+        raft_config_pack(config, &r->bootstrap);
     }
     int rv = restore != NULL ? init_restore(r, restore) : 0;
     if (rv == 0) {
@@ -241,6 +246,8 @@ void raft_fini(struct raft *r)
     progress_free_all(r);
     free(r->snap_data);
     r->snap_data = NULL;
+    free(r->snap.meta);
+    r->snap = (struct raft_snap){0};
     snapshot_rx_reset(r);
     read_index_free(r);
     free(r->msgs.msgs);
@@ -635,7 +642,7 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
 {
     if (r->snap_to_hand) {
         rd->flags |= RAFT_READY_SNAPSHOT;
-        rd->snapshot = &r->snap;
+        rd->snapshot = r->snap.meta;
         rd->snapshot_data = r->snap_data;
         rd->snapshot_bytes = r->snap_bytes;
         r->handed.snapshot = true;
@@ -712,12 +719,14 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 /* Empties a queue. Capacity above RAFT_MSG_QUEUE_KEEP is released: most groups are idle
  * (a heartbeat and its answer per tick), and a burst must not pin memory in every group. A
  * queue that this batch did not use at all is released whole: idle groups send nothing
- * after a persist, so their `after` queue would only hold memory. */
-static void queue_clear(struct raft_msg_queue *q)
+ * after a persist, so their `after` queue would only hold memory. So is every queue of a
+ * quiesced group (`release`): it sends nothing until woken, and its batch's messages (the
+ * quiescing heartbeats and their answers) have left. */
+static void queue_clear(struct raft_msg_queue *q, bool release)
 {
     bool unused = q->count == 0;
     q->count = 0;
-    if (q->cap > RAFT_MSG_QUEUE_KEEP || unused) {
+    if (q->cap > RAFT_MSG_QUEUE_KEEP || unused || release) {
         free(q->msgs);
         q->msgs = NULL;
         q->cap = 0;
@@ -756,8 +765,8 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     advance_reads(r, r->handed.read_count);
     RR_ASSERT(r->handed.read_failure_count == r->read_failed_count);
     r->read_failed_count = 0;
-    queue_clear(&r->msgs);
-    queue_clear(&r->after);
+    queue_clear(&r->msgs, r->quiesced);
+    queue_clear(&r->after, r->quiesced);
     r->handed.pending = false;
     assert_invariants(r);
 }

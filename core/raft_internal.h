@@ -25,11 +25,25 @@ struct raft_msg_queue {
 #define RAFT_INDEX_MAX      (UINT64_MAX >> 1)
 #define RAFT_MSG_QUEUE_KEEP 4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
 
-/* One candidate's tally entry. */
-struct raft_vote_record {
-    raft_node id;
-    bool granted;
+/* One candidate's tally entry: the voter's id (<= RAFT_NODE_ID_MAX, checked by raft_step)
+ * in the low bits, RAFT_VOTE_GRANTED if it granted. Two bytes, not eight: the table lives in
+ * every group. */
+typedef uint16_t raft_vote_record;
+#define RAFT_VOTE_GRANTED ((raft_vote_record)0x8000u)
+_Static_assert(RAFT_NODE_ID_MAX < RAFT_VOTE_GRANTED, "a vote record packs the id in 15 bits");
+
+/* A configuration in 2 bytes per member (id in the low 14 bits, role in the top 2), for the
+ * copies a group keeps but rarely reads (the bootstrap configuration): a struct raft_config
+ * is 264 bytes, most of it empty slots. Packing is lossless for valid configurations (ids
+ * <= RAFT_NODE_ID_MAX, roles 1 or 2); an invalid one packs as an empty (invalid) one. */
+struct raft_config_packed {
+    uint8_t member_count;
+    uint8_t old_member_count;
+    uint16_t members[2 * RAFT_MEMBERS_MAX]; /* members, then old_members */
 };
+_Static_assert(RAFT_NODE_ID_MAX < (1u << 14) && RAFT_LEARNER < 4, "a member packs in 16 bits");
+void raft_config_pack(const struct raft_config *c, struct raft_config_packed *p);
+void raft_config_unpack(const struct raft_config_packed *p, struct raft_config *c);
 
 /* A queued ReadIndex request. Reads are FIFO: the confirmed ones form a prefix, then those
  * assigned to the round in flight, then unassigned ones. */
@@ -50,6 +64,16 @@ struct raft_snapshot_rx {
     uint64_t received; /* bytes received so far (chunks arrive in order) */
 };
 
+/* The latest snapshot's position, inline (read on many paths), and its metadata with the
+ * configuration (280 bytes) out of line: allocated the first time the group takes or
+ * receives a snapshot (snapshot_meta_reserve), so that groups without one do not carry it.
+ * While index > 0, meta is set and holds the same index and term. */
+struct raft_snap {
+    raft_index index; /* 0: no snapshot */
+    raft_term term;
+    struct raft_snapshot_meta *meta; /* malloc'd, or NULL while the group never needed one */
+};
+
 /* What the last raft_ready handed out, applied by raft_advance. */
 struct raft_handed {
     bool pending; /* a ready is out: no mutation until raft_advance */
@@ -68,18 +92,21 @@ struct raft {
 
     /* Persistent state (Figure 2); commit is persisted too, for faster restarts. */
     raft_term term;
-    raft_node vote;
     raft_index commit;
+    raft_node vote;
 
-    /* Volatile state. */
-    uint8_t role;               /* enum raft_role */
+    /* Volatile state. (Fields are ordered to leave little padding: a node holds thousands
+     * of groups.) */
     raft_node leader;           /* RAFT_NODE_NONE if unknown */
     raft_index applied;         /* last index handed out in `committed`; <= commit */
     uint32_t election_elapsed;  /* ticks since the timer was reset */
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
-    bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
     uint32_t quiet_ticks;       /* leader: consecutive ticks it could have quiesced */
+    uint8_t role;               /* enum raft_role */
+    bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
+    bool snap_to_hand;          /* installed from the leader (snap), not yet handed out */
+    uint8_t role_handed;        /* role last reported (RAFT_READY_ROLE; see leader_handed) */
     struct raft_log log;
     struct raft_config config; /* in force: the latest in the log or snapshot */
     /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
@@ -87,19 +114,18 @@ struct raft {
      * found by scanning back from `commit` (membership_config_at), so that idle groups do
      * not carry a second copy. */
     raft_index config_index;
-    struct raft_config bootstrap; /* used when neither log nor snapshot has a config */
+    struct raft_config_packed bootstrap; /* used when neither log nor snapshot has one */
+
+    /* Candidate and pre-candidate. */
+    raft_vote_record votes[2 * RAFT_MEMBERS_MAX];
+    uint32_t vote_count;
 
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */
-    struct raft_snapshot_meta snap;
+    struct raft_snap snap;
     uint8_t *snap_data; /* malloc'd copy, snap_bytes long */
     uint64_t snap_bytes;
-    bool snap_to_hand;           /* installed from the leader, not yet handed out */
     struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
-
-    /* Candidate and pre-candidate. */
-    struct raft_vote_record votes[2 * RAFT_MEMBERS_MAX];
-    uint32_t vote_count;
 
     /* Leader. */
     struct raft_progress *prs; /* malloc'd, one per member other than self */
@@ -107,12 +133,12 @@ struct raft {
     bool prs_departing;         /* prs also holds servers the pending configuration removes */
     bool bcast_pending;         /* new entries to send at the next raft_ready */
     bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
+    bool transfer_sent;         /* leadership transfer: TIMEOUT_NOW is out */
     uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */
 
     /* Leadership transfer (leader, thesis §3.10). */
     raft_node transfer_target; /* RAFT_NODE_NONE: no transfer in progress */
     uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
-    bool transfer_sent;        /* TIMEOUT_NOW is out */
 
     /* ReadIndex (leader). */
     struct raft_pending_read *reads; /* malloc'd FIFO, `read_cap` slots */
@@ -130,12 +156,11 @@ struct raft {
     uint32_t read_failed_count;
 
     /* Ready/advance. */
-    struct raft_hard_state hs_handed; /* hard state last handed out */
-    uint8_t role_handed;              /* role, term and leader last reported (RAFT_READY_ROLE) */
+    raft_node leader_handed; /* role, term and leader last reported (RAFT_READY_ROLE) */
     raft_term role_term_handed;
-    raft_node leader_handed;
-    struct raft_msg_queue msgs;  /* sent at once */
-    struct raft_msg_queue after; /* sent after the batch is durable */
+    struct raft_hard_state hs_handed; /* hard state last handed out */
+    struct raft_msg_queue msgs;       /* sent at once */
+    struct raft_msg_queue after;      /* sent after the batch is durable */
     struct raft_handed handed;
 };
 
@@ -234,5 +259,7 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m);
 void snapshot_send(struct raft *r, struct raft_progress *p);
 void snapshot_tick(struct raft *r, struct raft_progress *p);
 void snapshot_rx_reset(struct raft *r);
+/* Allocates r->snap.meta if it is not yet: 0 or RR_ENOMEM (nothing changed). */
+int snapshot_meta_reserve(struct raft *r);
 
 #endif

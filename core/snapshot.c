@@ -7,6 +7,17 @@
 #include "core/base/errors.h"
 #include "core/raft_internal.h"
 
+int snapshot_meta_reserve(struct raft *r)
+{
+    if (r->snap.meta == NULL) {
+        r->snap.meta = calloc(1, sizeof(*r->snap.meta));
+        if (r->snap.meta == NULL) {
+            return RR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* Paper §7: "Each server takes snapshots independently, covering just the committed
  * entries in its log." The log keeps `trailing` entries before index so that followers
  * lagging a little get entries rather than a whole snapshot. */
@@ -23,6 +34,9 @@ int raft_snapshot_taken(
     if (index <= r->snap.index) {
         return RR_ECOMPACTED;
     }
+    if (snapshot_meta_reserve(r) != 0) {
+        return RR_ENOMEM;
+    }
     uint8_t *copy = NULL;
     if (bytes > 0) {
         copy = malloc(bytes);
@@ -34,9 +48,11 @@ int raft_snapshot_taken(
     RR_ASSERT(index >= r->log.prev_index);
     /* The snapshot carries the configuration in force at its index (paper §7), committed
      * since index <= applied: it replaces the compacted configuration entries. */
-    (void)membership_config_at(r, index, &r->snap.config);
+    (void)membership_config_at(r, index, &r->snap.meta->config);
     r->snap.term = log_term(&r->log, index);
     r->snap.index = index;
+    r->snap.meta->index = index;
+    r->snap.meta->term = r->snap.term;
     RR_ASSERT(r->snap.term > 0);
     free(r->snap_data);
     r->snap_data = copy;
@@ -63,7 +79,7 @@ void snapshot_send(struct raft *r, struct raft_progress *p)
     uint64_t left = r->snap_bytes - p->snap_offset;
     uint32_t len = left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
     struct raft_msg m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
-    m.snapshot.meta = r->snap;
+    m.snapshot.meta = *r->snap.meta;
     m.snapshot.offset = p->snap_offset;
     m.snapshot.total_bytes = r->snap_bytes;
     m.snapshot.done = p->snap_offset + len == r->snap_bytes;
@@ -172,7 +188,8 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     const struct raft_msg_snapshot *s = &m->snapshot;
     snapshot_rx_reset(r);
     struct raft_snapshot_rx *rx = calloc(1, sizeof(*rx));
-    if (rx == NULL) {
+    if (rx == NULL || snapshot_meta_reserve(r) != 0) {
+        free(rx);
         return RR_ENOMEM;
     }
     rx->meta = s->meta;
@@ -214,7 +231,9 @@ static void install(struct raft *r)
     struct raft_snapshot_rx *rx = r->rx;
     log_install_snapshot(&r->log, rx->meta.index, rx->meta.term);
     free(r->snap_data);
-    r->snap = rx->meta;
+    *r->snap.meta = rx->meta; /* allocated by rx_start */
+    r->snap.index = rx->meta.index;
+    r->snap.term = rx->meta.term;
     r->snap_data = rx->data;
     r->snap_bytes = rx->total_bytes;
     rx->data = NULL;

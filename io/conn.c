@@ -13,6 +13,11 @@
 #define CONN_IN_INITIAL  (16u << 10)
 #define CONN_OUT_INITIAL (16u << 10)
 #define CONN_RECV_MIN    (16u << 10)
+/* What an idle connection's buffers keep. A burst grows them (at start-up a node's groups
+ * elect their leaders at once and their messages leave in large batches); once the bytes are
+ * gone the rest is given back: the input after a small read left nothing unconsumed, the
+ * output by conn_trim (once a second for peers). Steady traffic keeps what it uses. */
+#define CONN_BUF_KEEP (64u << 10)
 
 /* Provided receive buffers for multishot recv: one ring per worker, shared by all its
  * connections. A completion names the buffer it filled; its bytes are copied into the
@@ -237,6 +242,35 @@ void conn_consume(struct conn *c, size_t n)
     c->in_len -= n;
 }
 
+/* After a read of `res` bytes was consumed: an input buffer grown by a burst shrinks back
+ * once a read much smaller than it leaves it empty (a failed realloc keeps it). */
+static void conn_shrink_input(struct conn *c, size_t res)
+{
+    if (c->in_len > 0 || c->in_cap <= CONN_BUF_KEEP || res * 4 > c->in_cap) {
+        return;
+    }
+    uint8_t *in = realloc(c->in, CONN_IN_INITIAL);
+    if (in != NULL) {
+        c->in = in;
+        c->in_cap = CONN_IN_INITIAL;
+    }
+}
+
+void conn_trim(struct conn *c)
+{
+    if (c->closing || c->send_pending) {
+        return;
+    }
+    for (int k = 0; k < 2; k++) {
+        struct conn_buf *o = &c->out[k];
+        if (o->len == 0 && o->cap > CONN_BUF_KEEP) {
+            free(o->buf);
+            o->buf = NULL;
+            o->cap = 0;
+        }
+    }
+}
+
 size_t conn_output_bytes(const struct conn *c)
 {
     return c->out[0].len + c->out[1].len - c->sent;
@@ -392,6 +426,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             peer_on_recv(c);
         }
         if (!c->closing) {
+            conn_shrink_input(c, (size_t)res);
             conn_start_recv(c);
         }
         break;

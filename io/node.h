@@ -254,6 +254,8 @@ struct worker {
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
     int64_t next_publish_ms;
+    size_t heap_trim_free; /* worker 0: free heap bytes at the last malloc_trim */
+    int64_t heap_trim_ms;  /* and when */
     struct __kernel_timespec tick_ts;
     bool tick_armed;
     /* requests */
@@ -330,6 +332,9 @@ void conn_close_after_flush(struct conn *c);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);
+/* Frees output buffers above a small size that hold nothing and are not being sent (an
+ * idle connection's share of a past burst). */
+void conn_trim(struct conn *c);
 size_t conn_output_bytes(const struct conn *c);
 /* CQE handlers; return the conn's events to its owner. */
 void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uint32_t flags);

@@ -1,7 +1,9 @@
 /* The keyspace hash table. Chained, power-of-two sized, hashed with XXH3 under a fixed seed
  * (replicas must agree on nothing here, but a fixed seed keeps runs reproducible). It grows
  * at load 1 and shrinks below 1/8, rehashing at once; a failed resize just leaves the table
- * as it was (longer chains), which no reader can observe.
+ * as it was (longer chains), which no reader can observe. An empty table (and one of a
+ * single key) is one bucket inside struct keyspace; the array is allocated at the second
+ * key and given back when the table empties.
  *
  * SCAN uses Redis's reverse-binary cursor (dict.c dictScan): the cursor's high bits are
  * incremented, so a bucket's children after a grow, or its parent after a shrink, come later
@@ -23,14 +25,24 @@ uint64_t ks_hash(const uint8_t *key, size_t len)
     return XXH3_64bits_withSeed(key, len, KS_HASH_SEED);
 }
 
+/* The one-bucket table, without freeing anything. */
+static void use_inline(struct keyspace *ks)
+{
+    ks->bucket0 = NULL;
+    ks->buckets = &ks->bucket0;
+    ks->mask = 0;
+    ks->expire_scan = 0;
+}
+
+static bool is_inline(const struct keyspace *ks)
+{
+    return ks->buckets == &ks->bucket0;
+}
+
 int ks_init(struct keyspace *ks)
 {
     memset(ks, 0, sizeof(*ks));
-    ks->buckets = calloc(KS_BUCKETS_MIN, sizeof(*ks->buckets));
-    if (ks->buckets == NULL) {
-        return RR_ENOMEM;
-    }
-    ks->mask = KS_BUCKETS_MIN - 1;
+    use_inline(ks);
     return 0;
 }
 
@@ -63,21 +75,20 @@ void ks_free(struct keyspace *ks)
 {
     if (ks->buckets != NULL) {
         free_chains(ks);
+        if (!is_inline(ks)) {
+            free(ks->buckets);
+        }
     }
-    free(ks->buckets);
     ks->buckets = NULL;
 }
 
 void ks_clear(struct keyspace *ks)
 {
     free_chains(ks);
-    struct obj **small = calloc(KS_BUCKETS_MIN, sizeof(*small));
-    if (small != NULL) {
+    if (!is_inline(ks)) {
         free(ks->buckets);
-        ks->buckets = small;
-        ks->mask = KS_BUCKETS_MIN - 1;
     }
-    ks->expire_scan = 0;
+    use_inline(ks);
 }
 
 struct obj *ks_find(const struct keyspace *ks, const uint8_t *key, size_t len)
@@ -127,7 +138,7 @@ struct obj *ks_obj_new(const uint8_t *key, size_t len, size_t val_len)
     return o;
 }
 
-/* Rehashes into 2^bits buckets if memory allows. */
+/* Rehashes into `buckets` (a power of two, >= KS_BUCKETS_MIN) buckets if memory allows. */
 static void resize(struct keyspace *ks, uint64_t buckets)
 {
     if (buckets < KS_BUCKETS_MIN || buckets > SIZE_MAX / sizeof(struct obj *)) {
@@ -146,7 +157,9 @@ static void resize(struct keyspace *ks, uint64_t buckets)
             o = next;
         }
     }
-    free(ks->buckets);
+    if (!is_inline(ks)) {
+        free(ks->buckets);
+    }
     ks->buckets = nb;
     ks->mask = buckets - 1;
     ks->expire_scan &= ks->mask;
@@ -163,7 +176,7 @@ void ks_insert(struct keyspace *ks, struct obj *o)
         ks->expire_count++;
     }
     if (ks->count > ks->mask + 1 && ks->mask < UINT64_MAX / 4) {
-        resize(ks, (ks->mask + 1) * 2);
+        resize(ks, is_inline(ks) ? KS_BUCKETS_MIN : (ks->mask + 1) * 2);
     }
 }
 
@@ -182,7 +195,10 @@ void ks_delete(struct keyspace *ks, struct obj *o)
         ks->expire_count--;
     }
     ks_obj_free(o);
-    if (ks->mask + 1 > KS_BUCKETS_MIN && ks->count < (ks->mask + 1) / 8) {
+    if (ks->count == 0 && !is_inline(ks)) {
+        free(ks->buckets); /* empty: back to the one-bucket table */
+        use_inline(ks);
+    } else if (ks->mask + 1 > KS_BUCKETS_MIN && ks->count < (ks->mask + 1) / 8) {
         resize(ks, (ks->mask + 1) / 2);
     }
 }

@@ -24,14 +24,19 @@ struct obj {
     uint8_t key[];         /* the key bytes */
 };
 
+/* A table of one key or none uses the one bucket inside the struct (mask 0): most groups'
+ * state machines are empty or nearly so, and a bucket array would cost every group. The
+ * first key beyond one moves the table to a heap array of KS_BUCKETS_MIN buckets. */
 struct keyspace {
-    struct obj **buckets;  /* mask + 1 chains */
+    struct obj **buckets;  /* mask + 1 chains: &bucket0 or a malloc'd array */
     uint64_t mask;         /* bucket count - 1 (a power of two minus one) */
+    struct obj *bucket0;   /* the chain of the one-bucket table */
     uint64_t count;        /* objects in the table, expired or not */
     uint64_t expire_count; /* objects with has_expire */
     uint64_t expire_scan;  /* next bucket the active expiry step examines */
 };
 
+/* An empty table (allocates nothing; cannot fail, returns 0). */
 int ks_init(struct keyspace *ks);
 /* Frees every object and the table. */
 void ks_free(struct keyspace *ks);

@@ -44,8 +44,8 @@
 #define SM_ENTRY_HEADER_BYTES 37u /* type, client_id, seq, first_unacked, time_ms, argc */
 #define SM_ARGV_STACK         16u
 #define SM_STRING_MAX         ((size_t)512 * 1024 * 1024) /* Redis's proto-max-bulk-len */
-#define SM_EXPIRE_BUCKETS     4u /* buckets the active expiry examines per applied entry */
-#define SM_SESSION_BUCKETS    64u
+#define SM_EXPIRE_BUCKETS     4u  /* buckets the active expiry examines per applied entry */
+#define SM_SESSION_BUCKETS    64u /* the first bucket array (beyond the inline bucket) */
 #define SM_SERIAL_MAGIC       0x4d53525252uLL /* "RRRSM" */
 #define SM_SERIAL_VERSION     2u
 #define SM_KEPT_MIN           4u /* first allocation of a session's reply array */
@@ -80,8 +80,11 @@ struct session {
 struct sm {
     struct sm_limits limits;
     struct keyspace ks;
-    struct session **sessions; /* SM_SESSION_BUCKETS * growth chains by client_id */
-    uint64_t session_mask;     /* bucket count - 1 */
+    /* Chains by client_id: &session0 (mask 0) until the second session, so that a group
+     * without clients allocates nothing; then SM_SESSION_BUCKETS, doubling at load 1. */
+    struct session **sessions;
+    uint64_t session_mask; /* bucket count - 1 */
+    struct session *session0;
     uint32_t session_count;
     struct session *oldest; /* LRU ends; NULL when there are no sessions */
     struct session *newest;
@@ -150,7 +153,8 @@ static void session_push_newest(struct sm *sm, struct session *s)
 
 static void session_grow(struct sm *sm)
 {
-    uint64_t buckets = (sm->session_mask + 1) * 2;
+    bool inline_table = sm->sessions == &sm->session0;
+    uint64_t buckets = inline_table ? SM_SESSION_BUCKETS : (sm->session_mask + 1) * 2;
     struct session **nb = calloc((size_t)buckets, sizeof(*nb));
     if (nb == NULL) {
         return; /* longer chains; nothing observable */
@@ -165,7 +169,9 @@ static void session_grow(struct sm *sm)
             s = next;
         }
     }
-    free(sm->sessions);
+    if (!inline_table) {
+        free(sm->sessions);
+    }
     sm->sessions = nb;
     sm->session_mask = buckets - 1;
 }
@@ -279,7 +285,9 @@ static void sessions_free(struct sm *sm)
     while (sm->oldest != NULL) {
         session_remove(sm, sm->oldest);
     }
-    free(sm->sessions);
+    if (sm->sessions != &sm->session0) {
+        free(sm->sessions);
+    }
     sm->sessions = NULL;
 }
 
@@ -299,13 +307,9 @@ int sm_create(struct sm **out, const struct sm_limits *l)
     RR_ASSERT(sm->limits.sessions_max >= 1);
     RR_ASSERT(sm->limits.session_reply_max >= 1);
     reply_init(&sm->scratch, sm->limits.reply_limit);
-    sm->sessions = calloc(SM_SESSION_BUCKETS, sizeof(*sm->sessions));
-    sm->session_mask = SM_SESSION_BUCKETS - 1;
-    if (sm->sessions == NULL || ks_init(&sm->ks) != 0) {
-        free(sm->sessions);
-        free(sm);
-        return RR_ENOMEM;
-    }
+    sm->sessions = &sm->session0;
+    sm->session_mask = 0;
+    (void)ks_init(&sm->ks); /* allocates nothing */
     *out = sm;
     return 0;
 }
@@ -2137,6 +2141,29 @@ static int load_into(struct sm *sm, const uint8_t *data, size_t len)
     return c.bad || c.p != c.end ? RR_ECORRUPT : 0;
 }
 
+/* Exchanges two state machines' contents. The inline buckets (session0, ks.bucket0) move
+ * with the struct, so a table using one must point into its new home. */
+static void sm_swap(struct sm *a, struct sm *b)
+{
+    bool a_sessions = a->sessions == &a->session0, b_sessions = b->sessions == &b->session0;
+    bool a_keys = a->ks.buckets == &a->ks.bucket0, b_keys = b->ks.buckets == &b->ks.bucket0;
+    struct sm tmp = *a;
+    *a = *b;
+    *b = tmp;
+    if (b_sessions) {
+        a->sessions = &a->session0;
+    }
+    if (a_sessions) {
+        b->sessions = &b->session0;
+    }
+    if (b_keys) {
+        a->ks.buckets = &a->ks.bucket0;
+    }
+    if (a_keys) {
+        b->ks.buckets = &b->ks.bucket0;
+    }
+}
+
 int sm_load(struct sm *sm, const uint8_t *data, size_t len)
 {
     struct sm *fresh;
@@ -2149,9 +2176,7 @@ int sm_load(struct sm *sm, const uint8_t *data, size_t len)
         return rc;
     }
     /* Swap the loaded contents in; the old ones leave with `fresh`. */
-    struct sm tmp = *sm;
-    *sm = *fresh;
-    *fresh = tmp;
+    sm_swap(sm, fresh);
     sm_destroy(fresh);
     while (sm->session_count > sm->limits.sessions_max) {
         session_remove(sm, sm->oldest);

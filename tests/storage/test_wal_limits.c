@@ -175,7 +175,7 @@ static void test_oom_in_append(void **state)
 {
     struct th_fx *fx = *state;
     assert_int_equal(fx_open(fx), 0);
-    /* 16 entries fill group 0's first index deque (capacity 16) */
+    /* 16 entries fill group 0's index deque (grown to capacity 16) */
     assert_int_equal(append_range(fx, 0, 1, 16), 0);
     settle(fx, 1);
     assert_int_equal(fx->acked, 1);
