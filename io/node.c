@@ -74,6 +74,38 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Replaces dir/name with text atomically and durably: a temporary file, fsync, rename,
+ * fsync of the directory. */
+static int write_durably(const char *dir, const char *name, const char *text, size_t len)
+{
+    char path[NODE_PATH_MAX + 32], tmp[NODE_PATH_MAX + 40];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+        LOG_E("cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        LOG_E("cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        LOG_E("cannot sync directory %s: %s", dir, strerror(errno));
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return -1;
+    }
+    close(dfd);
+    return 0;
+}
+
 /* dir/IDENTITY records who this data directory belongs to; written once, fsynced, and
  * checked on every later start. */
 static int check_identity(const struct node_config *c)
@@ -98,25 +130,8 @@ static int check_identity(const struct node_config *c)
         }
         return 0;
     }
-    char tmp[NODE_PATH_MAX + 24];
-    snprintf(tmp, sizeof(tmp), "%s/IDENTITY.tmp", c->dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, want, (size_t)wl) != wl || fsync(fd) != 0) {
-        LOG_E("cannot write %s: %s", tmp, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
+    if (write_durably(c->dir, "IDENTITY", want, (size_t)wl) != 0) {
         return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        LOG_E("cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
     }
     LOG_N("initialised data directory %s for node %u of cluster 0x%016" PRIx64, c->dir, c->node_id,
           c->cluster_id);
@@ -128,9 +143,8 @@ static int check_identity(const struct node_config *c)
  * never meet the sessions and forwards of an earlier run. */
 static int next_boot(const char *dir, uint32_t *boot)
 {
-    char path[NODE_PATH_MAX + 16], tmp[NODE_PATH_MAX + 24];
+    char path[NODE_PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/BOOT", dir);
-    snprintf(tmp, sizeof(tmp), "%s/BOOT.tmp", dir);
     unsigned long prev = 0;
     FILE *f = fopen(path, "r");
     if (f != NULL) {
@@ -142,35 +156,7 @@ static int next_boot(const char *dir, uint32_t *boot)
     *boot = (uint32_t)(prev + 1);
     char text[32];
     int len = snprintf(text, sizeof(text), "%u\n", *boot);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0) {
-        LOG_E("cannot write %s: %s", tmp, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        LOG_E("cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return 0;
-}
-
-raft_group node_slot_group(const struct node *n, uint16_t slot)
-{
-    return cmd_slot_group(slot, n->cfg.groups);
-}
-
-struct worker *node_group_worker(const struct node *n, raft_group g)
-{
-    return n->workers[g % n->cfg.workers];
+    return write_durably(dir, "BOOT", text, (size_t)len);
 }
 
 int node_run(const struct node_config *cfg)

@@ -302,8 +302,6 @@ int64_t node_clock_ms(void); /* monotonic */
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
 int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
-raft_group node_slot_group(const struct node *n, uint16_t slot);
-struct worker *node_group_worker(const struct node *n, raft_group g);
 
 /* worker.c */
 void *worker_main(void *arg);
