@@ -48,7 +48,8 @@
 #define SM_SESSION_BUCKETS    64u /* the first bucket array (beyond the inline bucket) */
 #define SM_SERIAL_MAGIC       0x4d53525252uLL /* "RRRSM" */
 #define SM_SERIAL_VERSION     2u
-#define SM_KEPT_MIN           4u /* first allocation of a session's reply array */
+#define SM_KEPT_MIN           4u  /* first allocation of a session's reply array */
+#define SM_KEPT_INLINE        24u /* replies up to this size are kept without an allocation */
 
 static const char err_wrongtype[] =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -57,13 +58,47 @@ static const char err_syntax[] = "ERR syntax error";
 static const char err_too_large[] = "ERR reply too large to replay";
 static const char err_not_kept[] = "ERR request already applied; reply not kept";
 
-/* The reply of one applied request, kept for its retries. */
+/* The reply of one applied request, kept for its retries. Most replies (+OK, integers, nil,
+ * short bulk strings, stream IDs) fit inline, so keeping them allocates nothing. */
 struct kept_reply {
     uint64_t seq;
-    uint8_t *buf;   /* owned; NULL when len is 0 */
-    uint32_t len;   /* bytes at buf */
+    uint32_t len;   /* bytes of the reply */
     bool too_large; /* the reply was over session_reply_max (or overflowed): not kept */
+    union {
+        uint8_t *heap;                 /* owned, when len > SM_KEPT_INLINE */
+        uint8_t bytes[SM_KEPT_INLINE]; /* when len <= SM_KEPT_INLINE */
+    } data;
 };
+
+static const uint8_t *kept_bytes(const struct kept_reply *k)
+{
+    return k->len > SM_KEPT_INLINE ? k->data.heap : k->data.bytes;
+}
+
+/* Stores a copy of reply[0, len) in k (len set). 0 or RR_ENOMEM (k unchanged). */
+static int kept_store(struct kept_reply *k, const uint8_t *reply, uint32_t len)
+{
+    if (len > SM_KEPT_INLINE) {
+        uint8_t *p = malloc(len);
+        if (p == NULL) {
+            return RR_ENOMEM;
+        }
+        memcpy(p, reply, len);
+        k->data.heap = p;
+    } else if (len > 0) {
+        memcpy(k->data.bytes, reply, len);
+    }
+    k->len = len;
+    return 0;
+}
+
+static void kept_release(struct kept_reply *k)
+{
+    if (k->len > SM_KEPT_INLINE) {
+        free(k->data.heap);
+    }
+    k->len = 0;
+}
 
 struct session {
     struct session *hnext;   /* hash chain by client_id */
@@ -209,7 +244,7 @@ static const struct kept_reply *kept_find(const struct session *s, uint64_t seq)
 static void kept_drop_lowest(struct session *s)
 {
     RR_ASSERT(s->n > 0);
-    free(s->kept[s->lo].buf);
+    kept_release(&s->kept[s->lo]);
     s->lo++;
     s->n--;
     if (s->n == 0) {
@@ -220,7 +255,7 @@ static void kept_drop_lowest(struct session *s)
 static void session_free_kept(struct session *s)
 {
     for (uint32_t i = s->lo; i < s->lo + s->n; i++) {
-        free(s->kept[i].buf);
+        kept_release(&s->kept[i]);
     }
     free(s->kept);
     s->kept = NULL;
@@ -1170,7 +1205,7 @@ static void reply_kept(const struct kept_reply *k, struct reply *r)
     if (k->too_large) {
         reply_error(r, err_too_large);
     } else {
-        reply_raw(r, k->buf, k->len);
+        reply_raw(r, kept_bytes(k), k->len);
     }
 }
 
@@ -1179,22 +1214,17 @@ static void reply_kept(const struct kept_reply *k, struct reply *r)
 static void session_keep_reply(struct sm *sm, struct session *s, uint64_t seq)
 {
     struct reply *sc = &sm->scratch;
-    struct kept_reply k = {seq, NULL, 0, false};
+    struct kept_reply k = {.seq = seq};
     if (sc->overflow || sc->len > sm->limits.session_reply_max) {
         k.too_large = true;
         if (sc->cap > 2 * (size_t)sm->limits.session_reply_max) {
             reply_free(sc); /* do not keep a huge scratch buffer around */
         }
-    } else if (sc->len > 0) {
-        k.buf = malloc(sc->len);
-        if (k.buf != NULL) {
-            memcpy(k.buf, sc->buf, sc->len);
-        } else {
-            k.buf = sc->buf; /* no memory for a copy: take scratch's buffer */
-            sc->buf = NULL;
-            sc->cap = 0;
-        }
+    } else if (kept_store(&k, sc->buf, (uint32_t)sc->len) != 0) {
+        k.data.heap = sc->buf; /* no memory for a copy: take scratch's buffer */
         k.len = (uint32_t)sc->len;
+        sc->buf = NULL;
+        sc->cap = 0;
     }
     sc->len = 0;
     /* Insert in seq order: usually at the end. */
@@ -1934,7 +1964,7 @@ uint64_t sm_digest(const struct sm *sm)
             const struct kept_reply *k = &s->kept[i];
             uint64_t kh[3] = {k->seq, k->too_large ? 1u : 0u, k->len};
             sessions = XXH3_64bits_withSeed(kh, sizeof(kh), sessions);
-            sessions = XXH3_64bits_withSeed(k->buf, k->len, sessions);
+            sessions = XXH3_64bits_withSeed(kept_bytes(k), k->len, sessions);
         }
     }
     uint64_t all[5] = {keys, live, sessions, sm->session_count, (uint64_t)sm->clock};
@@ -1982,7 +2012,7 @@ int sm_serialize(const struct sm *sm, struct reply *out)
         for (uint32_t i = s->lo; i < s->lo + s->n && !out->overflow; i++) {
             util_put_u64(out, s->kept[i].seq);
             util_put_u8(out, s->kept[i].too_large ? 1 : 0);
-            util_put_blob(out, s->kept[i].buf, s->kept[i].len);
+            util_put_blob(out, kept_bytes(&s->kept[i]), s->kept[i].len);
         }
     }
     if (out->overflow) {
@@ -2049,13 +2079,9 @@ static int load_kept(struct session *s, struct util_cursor *c, uint64_t seq)
     if (c->bad || too_large > 1 || (too_large == 1 && len != 0)) {
         return RR_ECORRUPT;
     }
-    struct kept_reply k = {seq, NULL, len, too_large == 1};
-    if (len > 0) {
-        k.buf = malloc(len);
-        if (k.buf == NULL) {
-            return RR_ENOMEM;
-        }
-        memcpy(k.buf, reply, len);
+    struct kept_reply k = {.seq = seq, .too_large = too_large == 1};
+    if (kept_store(&k, reply, len) != 0) {
+        return RR_ENOMEM;
     }
     s->kept[s->n++] = k;
     return 0;
