@@ -67,7 +67,7 @@ static void client_free_if_done(struct client *cl)
         struct req *r = cl->head;
         while (r != NULL) {
             struct req *next = r->conn_next;
-            req_free(r);
+            req_free(cl->w, r);
             r = next;
         }
         free(cl);
@@ -113,7 +113,7 @@ static void client_flush(struct client *cl)
                 conn_close(cl->conn);
             }
         }
-        req_free(r);
+        req_free(cl->w, r);
     }
     if (cl->conn != NULL && cl->quit && cl->head == NULL) {
         conn_close_after_flush(cl->conn);
@@ -192,7 +192,7 @@ static void fanout_child_done(struct worker *w, struct req *child)
             reply_raw(pr, p, (size_t)(end - p));
         }
     }
-    req_free(child);
+    req_free(w, child);
     if (--parent->children_left > 0) {
         return;
     }
@@ -330,7 +330,7 @@ static bool scan_request(struct client *cl,
         reply_error(&r->reply, "OOM out of memory");
         return false;
     }
-    req_free(r);
+    req_free(w, r);
     s->cls = REQ_INTERNAL_SCAN;
     s->group = g;
     s->scan_cursor = true;

@@ -126,6 +126,7 @@ struct req {
     const uint8_t **argv;
     uint32_t *argl;
     uint8_t *args; /* argv points into this copy */
+    bool pooled;   /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
     struct reply reply;
     struct req *parent; /* ORIGIN_FANOUT */
     uint32_t children_left;
@@ -260,6 +261,8 @@ struct worker {
     bool tick_armed;
     /* requests */
     uint64_t next_req_id;
+    struct req *req_pool; /* freed requests of REQ_POOL_BYTES, linked by list_next */
+    uint32_t req_pool_count;
     struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
     uint32_t req_map_mask;
     struct req_list all;   /* every request this worker owns and has not completed */
@@ -361,7 +364,7 @@ void client_req_done(struct worker *w, struct req *r);
 /* route.c */
 struct req *
 req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[]);
-void req_free(struct req *r);
+void req_free(struct worker *w, struct req *r);
 void route_submit(struct worker *w, struct req *r);  /* on the origin worker */
 void route_execute(struct worker *w, struct req *r); /* on the owner worker */
 void route_complete(struct worker *w, struct req *r);

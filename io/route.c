@@ -116,6 +116,13 @@ static struct req *map_take(struct worker *w, uint64_t id)
 
 /* ---- requests --------------------------------------------------------------------------- */
 
+/* Requests up to REQ_POOL_BYTES (a SET or GET with short arguments, with room to spare) are
+ * recycled through a per-worker pool with their reply buffers, so the steady state allocates
+ * nothing per request; the pool is bounded, larger requests are plain allocations. */
+#define REQ_POOL_BYTES       512u
+#define REQ_POOL_MAX         4096u /* free requests a worker keeps */
+#define REQ_POOL_REPLY_BYTES 512u  /* reply buffers a pooled request keeps */
+
 struct req *
 req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
@@ -125,11 +132,26 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
     }
     size_t head = sizeof(struct req) + argc * (sizeof(uint8_t *) + sizeof(uint32_t));
     /* Each argument is NUL-terminated as well (internal arguments are parsed as strings). */
-    struct req *r = malloc(head + bytes + argc + 1);
-    if (r == NULL) {
-        return NULL;
+    size_t need = head + bytes + argc + 1;
+    bool pooled = need <= REQ_POOL_BYTES;
+    struct req *r;
+    struct reply reply;
+    reply_init(&reply, (size_t)w->node->cfg.client_output_buffer_max);
+    if (pooled && w->req_pool != NULL) {
+        r = w->req_pool;
+        w->req_pool = r->list_next;
+        w->req_pool_count--;
+        reply.buf = r->reply.buf; /* keeps its buffer */
+        reply.cap = r->reply.cap;
+    } else {
+        r = malloc(pooled ? REQ_POOL_BYTES : need);
+        if (r == NULL) {
+            return NULL;
+        }
     }
     memset(r, 0, sizeof(*r));
+    r->pooled = pooled;
+    r->reply = reply;
     /* boot (16 bits) | worker (8) | counter (40): unique across restarts of this node (a
      * forward reply from before a restart never matches), increasing on one worker. */
     r->id = ((uint64_t)(w->node->boot & 0xffff) << 48) | ((uint64_t)(w->id & 0xff) << 40) |
@@ -146,13 +168,23 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
         r->argl[i] = (uint32_t)argl[i];
         off += argl[i] + 1;
     }
-    reply_init(&r->reply, (size_t)w->node->cfg.client_output_buffer_max);
     r->deadline_ms = node_clock_ms() + w->node->cfg.request_timeout_ms;
     return r;
 }
 
-void req_free(struct req *r)
+void req_free(struct worker *w, struct req *r)
 {
+    /* Only the worker that made a request frees it: the pool is not shared. */
+    RR_ASSERT(((r->id >> 40) & 0xff) == (w->id & 0xff));
+    if (r->pooled && w->req_pool_count < REQ_POOL_MAX) {
+        if (r->reply.cap > REQ_POOL_REPLY_BYTES) {
+            reply_free(&r->reply);
+        }
+        r->list_next = w->req_pool;
+        w->req_pool = r;
+        w->req_pool_count++;
+        return;
+    }
     reply_free(&r->reply);
     free(r);
 }
@@ -328,8 +360,9 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     le_put_u32(q, r->group), q += 4;
     *q++ = r->cls;
     le_put_u32(q, r->argc);
-    uint8_t *payload = malloc(args);
-    if (payload == NULL && args > 0) {
+    uint8_t stack[4096];
+    uint8_t *payload = args <= sizeof(stack) ? stack : malloc(args);
+    if (payload == NULL) {
         return false;
     }
     q = payload;
@@ -338,7 +371,9 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
         memcpy(q, r->argv[i], r->argl[i]), q += r->argl[i];
     }
     bool ok = peer_send_frame(p, FRAME_FORWARD, head, sizeof(head), payload, args);
-    free(payload);
+    if (payload != stack) {
+        free(payload);
+    }
     if (!ok) {
         return false;
     }
@@ -483,7 +518,7 @@ void route_complete(struct worker *w, struct req *r)
             peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf,
                             r->not_leader ? 0 : r->reply.len);
         }
-        req_free(r);
+        req_free(w, r);
         return;
     }
     if (r->origin_worker == w->id) {
@@ -688,16 +723,23 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
         peer_bad_frame(p, "forward for a group or class this worker does not serve");
         return;
     }
-    const uint8_t **argv = malloc(argc * sizeof(*argv));
-    size_t *argl = malloc(argc * sizeof(*argl));
+    const uint8_t *argv_stack[16];
+    size_t argl_stack[16];
+    bool small = argc <= 16;
+    const uint8_t **argv = small ? argv_stack : malloc(argc * sizeof(*argv));
+    size_t *argl = small ? argl_stack : malloc(argc * sizeof(*argl));
     if (argv == NULL || argl == NULL) {
-        free(argv), free(argl);
+        if (!small) {
+            free(argv), free(argl);
+        }
         return;
     }
     size_t off = FORWARD_HEADER_BYTES;
     for (uint32_t i = 0; i < argc; i++) {
         if (len - off < 4 || len - off - 4 < le_get_u32(payload + off)) {
-            free(argv), free(argl);
+            if (!small) {
+                free(argv), free(argl);
+            }
             peer_bad_frame(p, "truncated forward");
             return;
         }
@@ -706,7 +748,9 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
         off += 4 + argl[i];
     }
     struct req *r = req_new(w, argc, argv, argl);
-    free(argv), free(argl);
+    if (!small) {
+        free(argv), free(argl);
+    }
     if (r == NULL) {
         return; /* the forwarder times out */
     }
