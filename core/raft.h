@@ -207,6 +207,12 @@ int raft_read_index(struct raft *r, uint64_t ctx);
 int raft_snapshot_taken(
     struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes, raft_index trailing);
 
+/* The metadata a snapshot covering the log up to `index` carries, for the caller to store
+ * with its image before it calls raft_snapshot_taken: the index, its term and the
+ * configuration in force at it (paper §7). `index` must be applied and above the current
+ * snapshot index; RR_EINVAL otherwise. */
+int raft_snapshot_meta_at(const struct raft *r, raft_index index, struct raft_snapshot_meta *out);
+
 /* Campaigns now (tests and leadership transfer). */
 void raft_campaign(struct raft *r);
 

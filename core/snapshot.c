@@ -64,6 +64,19 @@ int raft_snapshot_taken(
     return 0;
 }
 
+int raft_snapshot_meta_at(const struct raft *r, raft_index index, struct raft_snapshot_meta *out)
+{
+    if (index == 0 || index > r->applied || index <= r->snap.index || index <= r->log.prev_index) {
+        return RR_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    out->index = index;
+    out->term = log_term(&r->log, index);
+    RR_ASSERT(out->term > 0);
+    (void)membership_config_at(r, index, &out->config);
+    return 0;
+}
+
 /* ---- leader -------------------------------------------------------------------------- */
 
 /* Sends the chunk at p's offset; one chunk is in flight at a time. */

@@ -46,6 +46,10 @@ void config_default(struct node_config *c)
     c->pipeline_max = 4096;
     c->peer_output_max = 64ull << 20;
     c->worker_inflight_max = 256ull << 20;
+    c->snapshot_log_bytes = 64ull << 20;
+    c->snapshot_trailing = 256;
+    c->snapshot_wal_segments = 8;
+    c->snapshot_slice_bytes = 256u << 10;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *fmt, ...)
@@ -251,6 +255,10 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     U32("pipeline-max", pipeline_max, 1, 1u << 20)
     U64("peer-output-limit", peer_output_max, 1u << 20, 1ull << 34)
     U64("worker-inflight-limit", worker_inflight_max, 1u << 20, 1ull << 36)
+    U64("snapshot-log-bytes", snapshot_log_bytes, 0, 1ull << 40)
+    U32("snapshot-trailing-entries", snapshot_trailing, 0, 1u << 20)
+    U32("snapshot-wal-segments", snapshot_wal_segments, 0, 4096)
+    U64("snapshot-slice-bytes", snapshot_slice_bytes, 4096, 1ull << 30)
     if (strcmp(key, "port") == 0) {
         /* Shorthand: this node's client port (peer port follows at +10000). */
         if (parse_u64(value, 1, 65535 - 10000, &v) != 0) {
@@ -446,4 +454,8 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "pipeline-max %u\n", c->pipeline_max);
     fprintf(f, "peer-output-limit %" PRIu64 "\n", c->peer_output_max);
     fprintf(f, "worker-inflight-limit %" PRIu64 "\n", c->worker_inflight_max);
+    fprintf(f, "snapshot-log-bytes %" PRIu64 "\n", c->snapshot_log_bytes);
+    fprintf(f, "snapshot-trailing-entries %u\n", c->snapshot_trailing);
+    fprintf(f, "snapshot-wal-segments %u\n", c->snapshot_wal_segments);
+    fprintf(f, "snapshot-slice-bytes %" PRIu64 "\n", c->snapshot_slice_bytes);
 }

@@ -35,6 +35,7 @@ enum ud_tag {
     UD_SEND = 0x11,
     UD_CLOSE = 0x12,
     UD_CONNECT = 0x13,
+    UD_SNAP = 0x14, /* a snapshot file operation: the pointer is a struct snap_op */
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
     UD_TICK = 0x30,
@@ -138,7 +139,12 @@ struct req {
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
-enum { REQ_INTERNAL_DBSIZE = 0x40, REQ_INTERNAL_SCAN = 0x41 };
+enum {
+    REQ_INTERNAL_DBSIZE = 0x40,
+    REQ_INTERNAL_SCAN = 0x41,
+    REQ_INTERNAL_SNAPSHOT = 0x42, /* RAFT SNAPSHOT g: served by the owner worker, locally */
+    REQ_INTERNAL_DIGEST = 0x43,   /* RAFT DIGEST g: the same */
+};
 
 struct req_list {
     struct req *head, *tail;
@@ -164,6 +170,25 @@ struct peer {
     struct req_list forwarded; /* requests forwarded to this peer, oldest first */
 };
 
+/* ---- snapshots (snapshot.c) ------------------------------------------------------------ */
+
+struct worker;
+
+/* A snapshot file operation on the worker's ring; its completion calls cb. */
+struct snap_op {
+    void (*cb)(struct worker *w, struct snap_op *op, int res);
+    void *owner; /* what cb works on */
+};
+
+/* A point in the worker's persist queue that waits until a snapshot file is durable (the
+ * WAL records behind it must not become durable before the file). */
+struct snap_barrier {
+    bool done;
+};
+
+struct snap_job; /* the local snapshot being written */
+struct snap_rx;  /* a snapshot being received from the leader */
+
 /* ---- per-group state on the owner worker ------------------------------------------------ */
 
 struct group_state {
@@ -177,6 +202,14 @@ struct group_state {
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
+    /* Snapshots (snapshot.c). */
+    raft_index snap_index;    /* the durable snapshot file's index (0: none) */
+    raft_term snap_term;      /* its term */
+    uint64_t snap_file_bytes; /* its size */
+    uint64_t log_bytes;       /* entry bytes applied since it was taken (the policy's count) */
+    int64_t snap_retry_ms;    /* a failed snapshot is not retried before this */
+    bool snap_wanted;         /* RAFT SNAPSHOT or the policy asked for one */
+    struct snap_rx *rx;       /* a snapshot from the leader being installed, or NULL */
 };
 
 /* What any thread may read about a group (written by the owner only). */
@@ -205,6 +238,9 @@ struct worker_stats {
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors;
     uint64_t frames_sent, frame_bytes_sent, sends;
+    uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
+    uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
+    uint64_t snapshot_last_bytes; /* its file size */
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -217,6 +253,10 @@ struct worker_pub {
     /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
      * before a unit's flush starts. */
     _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
+    /* Snapshots (local ones taken, received ones installed) and the WAL's disk use. */
+    _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
+    _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
+    _Atomic uint64_t wal_disk_bytes, wal_segments;
 };
 
 struct worker {
@@ -247,6 +287,13 @@ struct worker {
     uint64_t persist_durable;                         /* WAL units acknowledged */
     struct pending_append *append_head, *append_tail; /* refused with RR_EBUSY, in order */
     struct held_unit *held_head, *held_tail;          /* drain units waiting for durability */
+    /* snapshots (snapshot.c) */
+    int snap_dirfd; /* the WAL directory, where snapshot files live */
+    char snap_dir[NODE_PATH_MAX + 32];
+    struct snap_job *snap_job;   /* the local snapshot being written (one at a time) */
+    uint32_t snap_seq;           /* numbers temporary file names */
+    uint32_t snap_scan;          /* the policy's next slot */
+    raft_index *snap_candidates; /* start-up only: newest snapshot indexes per slot */
     int fatal;
     bool fatal_reported;
     /* time */
@@ -312,6 +359,44 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 struct group_state *worker_group(struct worker *w, raft_group g);
 void worker_wake(struct worker *w, uint32_t to);
 
+/* Persist queue (worker.c): WAL operations issued in order behind the drains' units, each
+ * counted as a unit; a barrier holds everything behind it until its snapshot file is
+ * durable. */
+void worker_persist_compact(struct worker *w, raft_group g, raft_index index, raft_term term);
+void worker_persist_truncate(struct worker *w, raft_group g, raft_index index);
+void worker_persist_barrier(struct worker *w, struct snap_barrier *b);
+
+/* snapshot.c */
+/* Start-up: opens the snapshot directory (the WAL's), removes unfinished temporary files,
+ * and lists each slot's snapshot files. Blocking. */
+int snapshot_worker_open(struct worker *w, const char *dir);
+void snapshot_worker_close(struct worker *w);
+/* What start-up restored for one group from its newest valid snapshot. */
+struct snapshot_restored {
+    struct raft_snapshot_meta meta; /* index 0: none found */
+    struct sm *sm;                  /* the state machine loaded from it */
+    uint64_t file_bytes;
+    uint8_t *image; /* the whole file (the core keeps a copy to send); malloc'ed */
+};
+/* Start-up: loads group g's newest valid snapshot (blocking reads). 0 (out->meta.index 0
+ * if there is none), or an error after which the node must not start (a snapshot of
+ * another format version, out of memory). */
+int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restored *out);
+/* RAFT SNAPSHOT: asks for a snapshot of gs; *index is the applied index it will cover, 0
+ * if the latest snapshot already covers it. */
+void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index);
+/* Each loop iteration: starts a wanted snapshot, advances the one being written. */
+void snapshot_pump(struct worker *w);
+void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res);
+/* The drain's persist of a ready carrying a snapshot installed from the leader: checks and
+ * loads its image, writes it to a file, and queues the WAL's truncation and compaction
+ * behind the file's durability. */
+void snapshot_persist_install(struct worker *w,
+                              struct group_state *gs,
+                              const struct raft_ready *rd);
+/* The drain's restore: swaps the loaded state in. */
+void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m);
+
 /* conn.c */
 struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max);
 void conn_start_recv(struct conn *c);
@@ -373,6 +458,9 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_on_role(struct worker *w, struct group_state *gs);
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx);
+/* The group's state machine was replaced by a snapshot at meta's (index, term): proposals it
+ * may cover, or that it proves failed, are retried (client sessions keep them exactly once). */
+void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term);
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);

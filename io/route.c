@@ -482,6 +482,24 @@ static void group_pump(struct worker *w, struct group_state *gs)
     }
 }
 
+/* RAFT SNAPSHOT / RAFT DIGEST: this node's copy of the group, answered at once. */
+static void serve_local(struct worker *w, struct group_state *gs, struct req *r)
+{
+    reply_reset(&r->reply);
+    if (r->cls == REQ_INTERNAL_SNAPSHOT) {
+        raft_index index;
+        snapshot_request(w, gs, &index);
+        reply_int(&r->reply, (int64_t)index);
+    } else {
+        char text[128];
+        int n = snprintf(text, sizeof(text), "applied:%llu digest:%016llx snapshot:%llu",
+                         (unsigned long long)sm_applied_index(gs->sm),
+                         (unsigned long long)sm_digest(gs->sm), (unsigned long long)gs->snap_index);
+        reply_bulk(&r->reply, text, (size_t)n);
+    }
+    route_complete(w, r);
+}
+
 void route_execute(struct worker *w, struct req *r)
 {
     if (r->all_prev == NULL && w->all.head != r) {
@@ -489,6 +507,10 @@ void route_execute(struct worker *w, struct req *r)
     }
     struct group_state *gs = worker_group(w, r->group);
     RR_ASSERT(gs != NULL);
+    if (r->cls == REQ_INTERNAL_SNAPSHOT || r->cls == REQ_INTERNAL_DIGEST) {
+        serve_local(w, gs, r);
+        return;
+    }
     if (w->fatal != 0) {
         reply_error_and_complete(w, r, "ERR this node's storage failed; see its log");
         return;
@@ -555,6 +577,23 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
         } else {
             retry_later(w, head);
         }
+    }
+}
+
+void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term)
+{
+    /* core/raft.h, "Outcome of a proposal": a proposal (i, t) with i <= index has an unknown
+     * outcome, one with i > index and t < term has failed. Both are executed again; the
+     * client's session applies each at most once. The rest stay: entries after the snapshot
+     * are applied as usual. */
+    struct req *r = gs->proposed.head;
+    while (r != NULL) {
+        struct req *next = r->list_next;
+        if (r->index <= index || r->term < term) {
+            req_list_remove(&gs->proposed, r);
+            retry_later(w, r);
+        }
+        r = next;
     }
 }
 

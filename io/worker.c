@@ -30,16 +30,28 @@
 #define HEAP_TRIM_FREE_MIN  (1u << 20)
 #define HEAP_TRIM_PERIOD_MS 10000
 
-/* A WAL append refused for back-pressure (RR_EBUSY), kept until the WAL has room. Units are
- * issued to the WAL in the order the drain produced them. */
+/* The persist queue: WAL operations refused for back-pressure (RR_EBUSY), and those that
+ * must wait for a snapshot file (behind a barrier), kept until they can go. They are issued
+ * to the WAL in the order they were queued, so units complete in that order too. */
+enum pending_kind {
+    PENDING_APPEND = 1, /* hard state and entries of one group's ready */
+    PENDING_TRUNCATE,   /* entries at index and above go */
+    PENDING_COMPACT,    /* entries up to index go: a snapshot covers them */
+    PENDING_BARRIER,    /* nothing behind it goes before the snapshot file is durable */
+};
+
 struct pending_append {
     struct pending_append *next;
+    uint8_t kind; /* enum pending_kind */
     raft_group g;
     bool has_hs;
     struct wal_hard_state hs;
     uint32_t n;
     struct wal_entry *entries;
     uint8_t *data;
+    raft_index index;             /* PENDING_TRUNCATE, PENDING_COMPACT */
+    raft_term term;               /* PENDING_COMPACT */
+    struct snap_barrier *barrier; /* PENDING_BARRIER (owned: freed once passed) */
 };
 
 /* A drain's persist unit: its held messages go out once every WAL unit issued up to and
@@ -89,11 +101,24 @@ static void on_wal_unit(void *arg, int status)
 
 static int append_now(struct worker *w, const struct pending_append *a)
 {
-    return wal_append(w->wal, a->g, a->has_hs ? &a->hs : NULL, a->entries, a->n, on_wal_unit, w);
+    switch (a->kind) {
+    case PENDING_TRUNCATE:
+        return wal_truncate(w->wal, a->g, a->index, on_wal_unit, w);
+    case PENDING_COMPACT:
+        return wal_compact(w->wal, a->g, a->index, a->term, on_wal_unit, w);
+    case PENDING_BARRIER:
+        return a->barrier->done ? 0 : RR_EBUSY;
+    default:
+        return wal_append(w->wal, a->g, a->has_hs ? &a->hs : NULL, a->entries, a->n, on_wal_unit,
+                          w);
+    }
 }
 
 static void pending_free(struct pending_append *a)
 {
+    if (a->kind == PENDING_BARRIER) {
+        free(a->barrier);
+    }
     free(a->entries);
     free(a->data);
     free(a);
@@ -108,7 +133,7 @@ static void flush_pending_appends(struct worker *w)
             return;
         }
         if (rc != 0) {
-            LOG_E("WAL append for group %u failed: %s", a->g, rr_strerror(rc));
+            LOG_E("WAL operation for group %u failed: %s", a->g, rr_strerror(rc));
             w->fatal = rc;
         }
         w->append_head = a->next;
@@ -119,17 +144,73 @@ static void flush_pending_appends(struct worker *w)
     }
 }
 
+static void pending_push(struct worker *w, struct pending_append *u)
+{
+    if (w->append_tail == NULL) {
+        w->append_head = u;
+    } else {
+        w->append_tail->next = u;
+    }
+    w->append_tail = u;
+}
+
+/* Issues a small WAL operation now if nothing waits ahead of it, else queues it. */
+static void persist_small(struct worker *w, const struct pending_append *a, bool unit)
+{
+    if (unit) {
+        w->persist_issued++;
+    }
+    int rc = w->append_head == NULL ? append_now(w, a) : RR_EBUSY;
+    if (rc == 0) {
+        if (a->kind == PENDING_BARRIER) {
+            free(a->barrier);
+        }
+        return;
+    }
+    if (rc != RR_EBUSY) {
+        /* (A truncation is never below the WAL's compaction point: it follows a snapshot
+         * newer than the commit index, and the WAL is compacted only to durable snapshots.) */
+        LOG_E("WAL operation for group %u failed: %s", a->g, rr_strerror(rc));
+        w->fatal = rc;
+        return;
+    }
+    struct pending_append *u = calloc(1, sizeof(*u));
+    RR_ASSERT(u != NULL);
+    *u = *a;
+    pending_push(w, u);
+}
+
+void worker_persist_compact(struct worker *w, raft_group g, raft_index index, raft_term term)
+{
+    struct pending_append a = {.kind = PENDING_COMPACT, .g = g, .index = index, .term = term};
+    persist_small(w, &a, true);
+}
+
+void worker_persist_truncate(struct worker *w, raft_group g, raft_index index)
+{
+    struct pending_append a = {.kind = PENDING_TRUNCATE, .g = g, .index = index};
+    persist_small(w, &a, true);
+}
+
+void worker_persist_barrier(struct worker *w, struct snap_barrier *b)
+{
+    struct pending_append a = {.kind = PENDING_BARRIER, .barrier = b};
+    persist_small(w, &a, false);
+}
+
 static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
 {
     struct worker *w = ctx;
-    if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
-        /* Nothing in this node compacts a log yet, so no leader sends snapshots. */
-        LOG_E("group %u: received a snapshot, which this version cannot install", g);
-        w->fatal = RR_EINVAL;
-        return;
-    }
-    struct pending_append a = {.g = g};
+    struct pending_append a = {.kind = PENDING_APPEND, .g = g};
     struct group_state *gs = worker_group(w, g);
+    if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
+        /* The file first, then the WAL's truncation and compaction behind its barrier; the
+         * hard state and the entries kept after the snapshot follow in the queue. */
+        snapshot_persist_install(w, gs, rd);
+        if (w->fatal != 0) {
+            return;
+        }
+    }
     if ((rd->flags & RAFT_READY_HARD_STATE) != 0 &&
         (rd->hard_state.term != gs->hs_term || rd->hard_state.vote != gs->hs_vote ||
          !w->node->cfg.lazy_commit)) {
@@ -145,7 +226,7 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         gs->hs_term = rd->hard_state.term;
         gs->hs_vote = rd->hard_state.vote;
     }
-    if (!a.has_hs && (rd->flags & (RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT)) == 0) {
+    if (!a.has_hs && (rd->flags & RAFT_READY_ENTRIES) == 0) {
         return; /* nothing to write: the held messages need no new unit */
     }
     struct wal_entry stack[64];
@@ -177,16 +258,13 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         size_t off = 0;
         for (uint32_t i = 0; i < a.n; i++) {
             u->entries[i] = a.entries[i];
-            memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            if (a.entries[i].len > 0) { /* an empty entry (a leader's no-op) has no data */
+                memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            }
             u->entries[i].data = u->data + off;
             off += a.entries[i].len;
         }
-        if (w->append_tail == NULL) {
-            w->append_head = u;
-        } else {
-            w->append_tail->next = u;
-        }
-        w->append_tail = u;
+        pending_push(w, u);
     } else if (rc != 0) {
         LOG_E("WAL append for group %u failed: %s", g, rr_strerror(rc));
         w->fatal = rc;
@@ -223,15 +301,20 @@ static void op_restore(void *ctx,
                        const uint8_t *data,
                        uint64_t bytes)
 {
-    (void)ctx, (void)meta, (void)data, (void)bytes;
-    LOG_E("group %u: snapshot restore is not supported by this version", g);
+    (void)data, (void)bytes; /* loaded by op_persist as it checked the image */
+    struct worker *w = ctx;
+    if (w->fatal == 0) {
+        snapshot_restore(w, worker_group(w, g), meta);
+    }
 }
 
 static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
 {
     struct worker *w = ctx;
+    struct group_state *gs = worker_group(w, g);
     w->st.applied++;
-    route_on_apply(w, worker_group(w, g), e);
+    gs->log_bytes += e->data.len + 64; /* payload and a WAL record's overhead */
+    route_on_apply(w, gs, e);
 }
 
 static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
@@ -350,6 +433,14 @@ static void publish_stats(struct worker *w)
     PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
     PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
     PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
+    PUB(snapshots_taken, st->snapshots_taken);
+    PUB(snapshots_installed, st->snapshots_installed);
+    PUB(snapshot_failures, st->snapshot_failures);
+    PUB(snapshot_bytes, st->snapshot_bytes);
+    PUB(snapshot_last_ms, st->snapshot_last_ms);
+    PUB(snapshot_last_bytes, st->snapshot_last_bytes);
+    PUB(wal_disk_bytes, wal_disk_bytes(w->wal));
+    PUB(wal_segments, wal_segment_count(w->wal));
 }
 
 #undef PUB
@@ -561,6 +652,9 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
     case UD_CONNECT:
         peer_on_connected(w, UD_PTR(ud), cqe->res);
         break;
+    case UD_SNAP:
+        snapshot_handle_cqe(w, UD_PTR(ud), cqe->res);
+        break;
     case UD_ACCEPT_CLIENT:
     case UD_ACCEPT_PEER:
         on_accept(w, tag, cqe);
@@ -593,6 +687,7 @@ static void loop_iteration(struct worker *w)
     flush_pending_appends(w);
     release_durable(w);
     drain_groups(w);
+    snapshot_pump(w);
     if (w->fatal == 0) {
         wal_submit(w->wal);
     } else if (!w->fatal_reported) {
@@ -671,51 +766,36 @@ static int ring_setup(struct worker *w)
     return 0;
 }
 
-/* Start-up (blocking, before the loop): WAL recovery and the groups' durable state. */
+/* Start-up (blocking, before the loop): WAL recovery, each group's newest valid snapshot
+ * and the WAL's entries after it. */
 struct restore_ctx {
     struct worker *w;
     struct raft_restore r;
     struct raft_entry *entries;
     uint8_t *data;
     struct wal_read *rd;
+    struct snapshot_restored *snap; /* by slot: what each group's snapshot restored */
+    uint8_t *image;                 /* the last group's snapshot file (the core copies it) */
 };
 
-static const struct raft_restore *restore_group(void *arg, raft_group g)
+/* Reads the WAL's entries first..last of g into rc. false after a fatal error. */
+static bool restore_entries(struct restore_ctx *rc,
+                            raft_group g,
+                            raft_index first,
+                            const struct wal_group_info *info)
 {
-    struct restore_ctx *rc = arg;
-    free(rc->entries);
-    free(rc->data);
-    rc->entries = NULL;
-    rc->data = NULL;
-    struct wal_group_info info;
-    if (wal_group_info(rc->w->wal, g, &info) != 0) {
-        return NULL;
-    }
-    if (info.snap_index != 0) {
-        LOG_E("group %u: the WAL was compacted at %llu but this version keeps no snapshots", g,
-              (unsigned long long)info.snap_index);
-        rc->w->fatal = RR_EINVAL;
-        return NULL;
-    }
-    memset(&rc->r, 0, sizeof(rc->r));
-    rc->r.hard_state = (struct raft_hard_state){
-        .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
-    uint64_t count =
-        info.last_index >= info.first_index ? info.last_index - info.first_index + 1 : 0;
-    if (count == 0 && info.hs.term == 0) {
-        return NULL;
-    }
+    uint64_t count = info->last_index >= first ? info->last_index - first + 1 : 0;
     rc->entries = calloc(count ? count : 1, sizeof(*rc->entries));
-    size_t cap = (size_t)info.bytes + 1, used = 0;
+    size_t cap = (size_t)info->bytes + 1, used = 0;
     rc->data = malloc(cap);
     RR_ASSERT(rc->entries != NULL && rc->data != NULL);
-    raft_index next = info.first_index;
-    while (next <= info.last_index) {
+    raft_index next = first;
+    while (next <= info->last_index) {
         struct wal_read *rd = rc->rd;
         memset(rd, 0, offsetof(struct wal_read, entries));
         rd->group = g;
         rd->lo = next;
-        rd->hi = info.last_index;
+        rd->hi = info->last_index;
         rd->buf = rc->data + used;
         rd->buf_len = cap - used;
         int err = wal_read_blocking(rc->w->wal, rd);
@@ -723,11 +803,11 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
             LOG_E("group %u: reading entries from %llu failed: %s", g, (unsigned long long)next,
                   rr_strerror(err));
             rc->w->fatal = err < 0 ? err : RR_EIO;
-            return NULL;
+            return false;
         }
         for (uint32_t i = 0; i < rd->count; i++) {
             const struct wal_entry *e = &rd->entries[i];
-            struct raft_entry *re = &rc->entries[next - info.first_index];
+            struct raft_entry *re = &rc->entries[next - first];
             *re = (struct raft_entry){.term = e->term,
                                       .index = e->index,
                                       .type = e->type,
@@ -738,6 +818,56 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
     }
     rc->r.entries = rc->entries;
     rc->r.entry_count = (uint32_t)count;
+    return true;
+}
+
+static const struct raft_restore *restore_group(void *arg, raft_group g)
+{
+    struct restore_ctx *rc = arg;
+    free(rc->entries);
+    free(rc->data);
+    free(rc->image);
+    rc->entries = NULL;
+    rc->data = NULL;
+    rc->image = NULL;
+    struct worker *w = rc->w;
+    struct wal_group_info info;
+    if (w->fatal != 0 || wal_group_info(w->wal, g, &info) != 0) {
+        return NULL;
+    }
+    struct snapshot_restored *sr = &rc->snap[g / w->node->cfg.workers];
+    int err = snapshot_startup_load(w, g, sr);
+    if (err != 0) {
+        w->fatal = err;
+        return NULL;
+    }
+    raft_index snap = sr->meta.index;
+    if (info.snap_index > snap) {
+        /* The WAL is compacted only behind a durable snapshot: one went missing or bad. */
+        LOG_E("group %u: the WAL was compacted up to %llu but the newest valid snapshot in %s "
+              "covers %llu; refusing to start",
+              g, (unsigned long long)info.snap_index, w->snap_dir, (unsigned long long)snap);
+        w->fatal = RR_ECORRUPT;
+        return NULL;
+    }
+    memset(&rc->r, 0, sizeof(rc->r));
+    rc->r.hard_state = (struct raft_hard_state){
+        .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
+    /* Entries the snapshot covers are skipped; those after it are the log. */
+    raft_index first = info.first_index > snap + 1 ? info.first_index : snap + 1;
+    if (info.last_index < first && info.hs.term == 0 && snap == 0) {
+        return NULL;
+    }
+    if (!restore_entries(rc, g, first, &info)) {
+        return NULL;
+    }
+    if (snap != 0) {
+        rc->r.snapshot = sr->meta;
+        rc->r.snapshot_data = sr->image;
+        rc->r.snapshot_bytes = sr->file_bytes;
+        rc->image = sr->image;
+        sr->image = NULL;
+    }
     return &rc->r;
 }
 
@@ -755,7 +885,7 @@ static int worker_open(struct worker *w)
         .group_count = cfg->groups,
         .worker_count = cfg->workers,
         .user_data_tag = UD_WAL,
-        .iowq_max_workers = 2,
+        .iowq_max_workers = 4, /* the WAL's, and snapshot files' writes and syncs */
         .strategy = cfg->disk_batching,
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
     };
@@ -776,12 +906,21 @@ static int worker_open(struct worker *w)
     mo.group.election_ticks = cfg->election_ticks;
     mo.group.heartbeat_ticks = cfg->heartbeat_ticks;
     mo.group.quiesce = cfg->quiesce;
-    struct restore_ctx rctx = {.w = w, .rd = malloc(sizeof(struct wal_read))};
-    RR_ASSERT(rctx.rd != NULL);
+    if (snapshot_worker_open(w, dir) != 0) {
+        return RR_EIO;
+    }
+    uint32_t slots = (cfg->groups + cfg->workers - 1) / cfg->workers;
+    struct restore_ctx rctx = {.w = w,
+                               .rd = malloc(sizeof(struct wal_read)),
+                               .snap = calloc(slots, sizeof(struct snapshot_restored))};
+    RR_ASSERT(rctx.rd != NULL && rctx.snap != NULL);
     rc = multi_create(&w->multi, &mo, &n->initial, restore_group, &rctx);
     free(rctx.entries);
     free(rctx.data);
+    free(rctx.image);
     free(rctx.rd);
+    free(w->snap_candidates);
+    w->snap_candidates = NULL;
     if (rc != 0 || w->fatal != 0) {
         LOG_E("cannot create the group table: %s", rr_strerror(rc ? rc : w->fatal));
         return rc ? rc : w->fatal;
@@ -803,10 +942,25 @@ static int worker_open(struct worker *w)
         atomic_store(&n->pub[gs->g].role, st.role);
         atomic_store(&n->pub[gs->g].term, st.term);
         atomic_store(&n->pub[gs->g].leader, st.leader);
-        if (sm_create(&gs->sm, &sl) != 0) {
+        struct snapshot_restored *sr = &rctx.snap[gs->g / cfg->workers];
+        if (sr->sm != NULL) {
+            gs->sm = sr->sm;
+            gs->snap_index = sr->meta.index;
+            gs->snap_term = sr->meta.term;
+            gs->snap_file_bytes = sr->file_bytes;
+            atomic_store(&n->pub[gs->g].snapshot_index, sr->meta.index);
+            struct wal_group_info info;
+            if (wal_group_info(w->wal, gs->g, &info) == 0 && info.snap_index < sr->meta.index) {
+                /* A crash came between the snapshot's rename and the WAL's compaction: the
+                 * WAL catches up now (queued before anything else this run writes). */
+                worker_persist_compact(w, gs->g, sr->meta.index, sr->meta.term);
+            }
+        } else if (sm_create(&gs->sm, &sl) != 0) {
+            free(rctx.snap);
             return RR_ENOMEM;
         }
     }
+    free(rctx.snap);
     return 0;
 }
 
