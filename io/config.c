@@ -50,6 +50,8 @@ void config_default(struct node_config *c)
     c->snapshot_trailing = 256;
     c->snapshot_wal_segments = 8;
     c->snapshot_slice_bytes = 256u << 10;
+    c->snapshot_worker_log_bytes = 512ull << 20;
+    c->wal_segment_bytes = 64ull << 20;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *fmt, ...)
@@ -259,6 +261,15 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     U32("snapshot-trailing-entries", snapshot_trailing, 0, 1u << 20)
     U32("snapshot-wal-segments", snapshot_wal_segments, 0, 4096)
     U64("snapshot-slice-bytes", snapshot_slice_bytes, 4096, 1ull << 30)
+    U64("snapshot-worker-log-bytes", snapshot_worker_log_bytes, 0, 1ull << 44)
+    if (strcmp(key, "wal-segment-bytes") == 0) {
+        if (parse_u64(value, 1u << 20, 1ull << 32, &v) != 0 || v % 4096 != 0) {
+            return fail(err, len, "bad value for %s: '%s' (1 MiB to 4 GiB, a multiple of 4096)",
+                        key, value);
+        }
+        c->wal_segment_bytes = v;
+        return 0;
+    }
     if (strcmp(key, "port") == 0) {
         /* Shorthand: this node's client port (peer port follows at +10000). */
         if (parse_u64(value, 1, 65535 - 10000, &v) != 0) {
@@ -458,4 +469,6 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "snapshot-trailing-entries %u\n", c->snapshot_trailing);
     fprintf(f, "snapshot-wal-segments %u\n", c->snapshot_wal_segments);
     fprintf(f, "snapshot-slice-bytes %" PRIu64 "\n", c->snapshot_slice_bytes);
+    fprintf(f, "snapshot-worker-log-bytes %" PRIu64 "\n", c->snapshot_worker_log_bytes);
+    fprintf(f, "wal-segment-bytes %" PRIu64 "\n", c->wal_segment_bytes);
 }

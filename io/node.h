@@ -209,6 +209,7 @@ struct group_state {
     uint64_t log_bytes;       /* entry bytes applied since it was taken (the policy's count) */
     int64_t snap_retry_ms;    /* a failed snapshot is not retried before this */
     bool snap_wanted;         /* RAFT SNAPSHOT or the policy asked for one */
+    bool snap_running;        /* a local snapshot of it is being written */
     struct snap_rx *rx;       /* a snapshot from the leader being installed, or NULL */
 };
 
@@ -290,9 +291,12 @@ struct worker {
     /* snapshots (snapshot.c) */
     int snap_dirfd; /* the WAL directory, where snapshot files live */
     char snap_dir[NODE_PATH_MAX + 32];
-    struct snap_job *snap_job;   /* the local snapshot being written (one at a time) */
+    struct snap_job *snap_jobs; /* local snapshots being written (SNAP_JOBS_MAX at most) */
+    uint32_t snap_job_count;
     uint32_t snap_seq;           /* numbers temporary file names */
     uint32_t snap_scan;          /* the policy's next slot */
+    uint64_t snap_log_bytes;     /* sum of the groups' log_bytes */
+    int64_t snap_pin_ms;         /* when the WAL's oldest pin was last looked up */
     raft_index *snap_candidates; /* start-up only: newest snapshot indexes per slot */
     int fatal;
     bool fatal_reported;
@@ -385,6 +389,8 @@ int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restor
 /* RAFT SNAPSHOT: asks for a snapshot of gs; *index is the applied index it will cover, 0
  * if the latest snapshot already covers it. */
 void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index);
+/* A committed entry of `bytes` payload was applied to gs (the policy counts log bytes). */
+void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes);
 /* Each loop iteration: starts a wanted snapshot, advances the one being written. */
 void snapshot_pump(struct worker *w);
 void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res);

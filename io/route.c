@@ -564,6 +564,8 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
                   (unsigned long long)e->index, rr_strerror(rc));
             abort();
         }
+    } else {
+        sm_apply_empty(gs->sm, e->index);
     }
     /* Resolve proposals (core/raft.h, "Outcome of a proposal"): at this index, ours
      * completes and any other was replaced; beyond it, a proposal of an older term than this

@@ -40,6 +40,13 @@
 #define SNAP_CANDIDATES     4u         /* snapshot files per slot considered at start-up */
 #define SNAP_RETRY_MS       5000       /* a group whose snapshot failed waits this long */
 #define SNAP_SCAN_SLOTS_MAX 1024u      /* slots the policy examines per loop iteration */
+#define SNAP_ENTRY_OVERHEAD 64u        /* a log entry's bytes beyond its payload (WAL record) */
+#define SNAP_JOBS_MAX                                                                              \
+    8u                         /* local snapshots written at once per worker: freeing a            \
+                                  WAL segment takes one of every group with entries in             \
+                                  it, and each costs three syncs, so they overlap */
+#define SNAP_PINS_MAX      64u /* pinning groups looked at per lookup */
+#define SNAP_PIN_PERIOD_MS 10  /* the WAL's oldest pin is looked up at most this often */
 
 /* One write of a snapshot file (a local one or one being installed). */
 struct snap_buf {
@@ -61,6 +68,7 @@ struct snap_unlink {
 enum job_state { JOB_OPENING = 1, JOB_WRITING, JOB_SYNCING };
 
 struct snap_job {
+    struct snap_job *next; /* the worker's list */
     struct worker *w;
     struct group_state *gs;
     struct raft_snapshot_meta meta;
@@ -327,8 +335,14 @@ static void job_free(struct snap_job *j)
         b = next;
     }
     free(j->image);
-    if (j->w->snap_job == j) {
-        j->w->snap_job = NULL;
+    struct snap_job **pp = &j->w->snap_jobs;
+    while (*pp != NULL && *pp != j) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == j) {
+        *pp = j->next;
+        j->w->snap_job_count--;
+        j->gs->snap_running = false;
     }
     free(j);
 }
@@ -366,7 +380,6 @@ static void job_done(struct snap_job *j)
 static void job_chain_cb(struct worker *w, struct snap_op *op, int res)
 {
     struct snap_job *j = op->owner;
-    RR_ASSERT(j == w->snap_job);
     j->inflight--;
     if (res < 0 && j->error == 0) {
         j->error = res;
@@ -488,7 +501,10 @@ static int job_start(struct worker *w, struct group_state *gs)
         job_free(j);
         return rc;
     }
-    w->snap_job = j;
+    j->next = w->snap_jobs;
+    w->snap_jobs = j;
+    w->snap_job_count++;
+    gs->snap_running = true;
     j->state = JOB_OPENING;
     j->open_op = (struct snap_op){job_open_cb, j};
     j->sync_op = (struct snap_op){job_chain_cb, j};
@@ -498,8 +514,20 @@ static int job_start(struct worker *w, struct group_state *gs)
     j->inflight++;
     open_tmp(w, j->tmp, sizeof(j->tmp), gs->g, index, &j->open_op);
     gs->snap_wanted = false;
+    w->snap_log_bytes -= gs->log_bytes;
     gs->log_bytes = 0;
     return 0;
+}
+
+void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes)
+{
+    uint64_t add = (uint64_t)bytes + SNAP_ENTRY_OVERHEAD;
+    gs->log_bytes += add;
+    w->snap_log_bytes += add;
+    uint64_t limit = w->node->cfg.snapshot_log_bytes;
+    if (limit != 0 && gs->log_bytes >= limit) {
+        gs->snap_wanted = true;
+    }
 }
 
 void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index)
@@ -520,7 +548,8 @@ static struct group_state *pick_wanted(struct worker *w)
     for (uint32_t k = 0; k < n; k++) {
         struct group_state *gs = &w->groups[w->snap_scan];
         w->snap_scan = (w->snap_scan + 1) % w->group_count;
-        if (gs->snap_wanted && gs->rx == NULL && w->now_ms >= gs->snap_retry_ms) {
+        if (gs->snap_wanted && gs->rx == NULL && !gs->snap_running &&
+            w->now_ms >= gs->snap_retry_ms) {
             if (sm_applied_index(gs->sm) <= gs->snap_index) {
                 gs->snap_wanted = false;
                 continue;
@@ -531,24 +560,101 @@ static struct group_state *pick_wanted(struct worker *w)
     return NULL;
 }
 
+/* Whether a snapshot of gs now would let its WAL records and log entries go. */
+static bool worth_it(const struct worker *w, const struct group_state *gs)
+{
+    return gs->rx == NULL && !gs->snap_running && w->now_ms >= gs->snap_retry_ms &&
+           sm_applied_index(gs->sm) > gs->snap_index;
+}
+
+/* A group whose first retained entry holds the WAL's oldest segment, while the WAL has more
+ * segment files than snapshot-wal-segments: snapshotting every such group lets the segment
+ * go, which is what bounds disk use however idle those groups are (decision 004: only
+ * entries pin a segment). A compaction drops all of a group's entries up to its snapshot, in
+ * every segment, so one round over the pinning groups usually frees many segments. */
+static struct group_state *pick_pinning(struct worker *w)
+{
+    uint32_t limit = w->node->cfg.snapshot_wal_segments;
+    if (limit == 0 || wal_segment_count(w->wal) <= limit ||
+        w->now_ms < w->snap_pin_ms + SNAP_PIN_PERIOD_MS) {
+        return NULL;
+    }
+    raft_group groups[SNAP_PINS_MAX];
+    raft_index firsts[SNAP_PINS_MAX];
+    uint32_t n = wal_oldest_pins(w->wal, groups, firsts, SNAP_PINS_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        struct group_state *gs = worker_group(w, groups[i]);
+        /* A snapshot covers the applied entries only: if the pinning entry is not applied
+         * yet (not committed: a leader cut off from its quorum), nothing can be done here. */
+        if (gs != NULL && worth_it(w, gs) && sm_applied_index(gs->sm) >= firsts[i]) {
+            return gs;
+        }
+    }
+    w->snap_pin_ms = w->now_ms; /* all taken care of: look again a little later */
+    return NULL;
+}
+
+/* When the worker's groups together hold more than snapshot-worker-log-bytes of log since
+ * their snapshots: the group holding the most (O(groups), at most once per tick). */
+static struct group_state *pick_largest(struct worker *w)
+{
+    uint64_t limit = w->node->cfg.snapshot_worker_log_bytes;
+    if (limit == 0 || w->snap_log_bytes < limit ||
+        w->now_ms < w->snap_pin_ms + SNAP_PIN_PERIOD_MS) {
+        return NULL;
+    }
+    w->snap_pin_ms = w->now_ms;
+    struct group_state *best = NULL;
+    for (uint32_t s = 0; s < w->group_count; s++) {
+        struct group_state *gs = &w->groups[s];
+        if (worth_it(w, gs) && (best == NULL || gs->log_bytes > best->log_bytes)) {
+            best = gs;
+        }
+    }
+    return best;
+}
+
+/* The next group to snapshot: disk first (the WAL's oldest segment), then groups asked for
+ * (RAFT SNAPSHOT, or snapshot-log-bytes reached), then the worker's memory total. */
+static struct group_state *pick_next(struct worker *w, const char **why)
+{
+    *why = "pins the oldest WAL segment";
+    struct group_state *gs = pick_pinning(w);
+    if (gs == NULL) {
+        *why = "asked for";
+        gs = pick_wanted(w);
+    }
+    if (gs == NULL) {
+        *why = "holds the most log";
+        gs = pick_largest(w);
+    }
+    return gs;
+}
+
 void snapshot_pump(struct worker *w)
 {
     if (w->fatal != 0) {
         return;
     }
-    if (w->snap_job == NULL) {
-        struct group_state *gs = pick_wanted(w);
-        if (gs != NULL) {
-            int rc = job_start(w, gs);
-            if (rc != 0) {
-                LOG_W("group %u: cannot start a snapshot: %s", gs->g, rr_strerror(rc));
-                gs->snap_retry_ms = w->now_ms + SNAP_RETRY_MS;
-            }
+    while (w->snap_job_count < SNAP_JOBS_MAX) {
+        const char *why;
+        struct group_state *gs = pick_next(w, &why);
+        if (gs == NULL) {
+            break;
+        }
+        LOG_D("group %u: snapshot at %llu (%s)", gs->g,
+              (unsigned long long)sm_applied_index(gs->sm), why);
+        int rc = job_start(w, gs);
+        if (rc != 0) {
+            LOG_W("group %u: cannot start a snapshot: %s", gs->g, rr_strerror(rc));
+            gs->snap_retry_ms = w->now_ms + SNAP_RETRY_MS;
         }
     }
-    struct snap_job *j = w->snap_job;
-    if (j != NULL && !j->serialized && !j->discard && j->error == 0) {
-        job_serialize(j, UINT64_MAX);
+    for (struct snap_job *j = w->snap_jobs, *next; j != NULL; j = next) {
+        next = j->next; /* job_serialize may finish and free j */
+        if (!j->serialized && !j->discard && j->error == 0) {
+            job_serialize(j, UINT64_MAX);
+        }
     }
 }
 
@@ -707,8 +813,11 @@ void snapshot_persist_install(struct worker *w, struct group_state *gs, const st
 
 void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m)
 {
-    struct snap_job *j = w->snap_job;
-    if (j != NULL && j->gs == gs) {
+    struct snap_job *j = w->snap_jobs;
+    while (j != NULL && j->gs != gs) {
+        j = j->next;
+    }
+    if (j != NULL) {
         /* The local snapshot in progress describes the state being replaced. */
         sm_snap_free(j->img);
         j->img = NULL;
@@ -726,6 +835,7 @@ void snapshot_restore(struct worker *w, struct group_state *gs, const struct raf
     RR_ASSERT(rc == 0);
     sm_loader_free(rx->loader);
     rx->loader = NULL;
+    w->snap_log_bytes -= gs->log_bytes;
     gs->log_bytes = 0;
     route_on_restore(w, gs, m->index, m->term);
     LOG_I("group %u: restored the leader's snapshot at %llu (term %llu)", gs->g,

@@ -313,7 +313,7 @@ static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
     struct worker *w = ctx;
     struct group_state *gs = worker_group(w, g);
     w->st.applied++;
-    gs->log_bytes += e->data.len + 64; /* payload and a WAL record's overhead */
+    snapshot_on_apply(w, gs, e->data.len);
     route_on_apply(w, gs, e);
 }
 
@@ -887,6 +887,7 @@ static int worker_open(struct worker *w)
         .user_data_tag = UD_WAL,
         .iowq_max_workers = 4, /* the WAL's, and snapshot files' writes and syncs */
         .strategy = cfg->disk_batching,
+        .segment_bytes = cfg->wal_segment_bytes,
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
     };
     char err[512];

@@ -297,6 +297,12 @@ raft_index sm_applied_index(const struct sm *sm)
     return sm->applied;
 }
 
+void sm_apply_empty(struct sm *sm, raft_index index)
+{
+    RR_ASSERT(index > sm->applied);
+    sm->applied = index;
+}
+
 static int64_t read_clock(const struct sm *sm, int64_t now_ms)
 {
     return now_ms > sm->clock ? now_ms : sm->clock;

@@ -110,6 +110,11 @@ int64_t sm_clock(const struct sm *sm);
 
 /* Index of the last entry applied (0 initially; sm_load sets it from the snapshot). */
 raft_index sm_applied_index(const struct sm *sm);
+/* The log entry at index carried no command (a new leader's empty entry, a configuration
+ * change) and was applied all the same: only the applied index moves. A snapshot can then
+ * cover it, so that such an entry at the end of an idle group's log does not stay in the
+ * WAL for good. */
+void sm_apply_empty(struct sm *sm, raft_index index);
 
 /* KEYS / SCAN support: calls fn for each live key matching the glob pattern (Redis
  * stringmatchlen semantics, NULL: all) starting at *cursor, at most `count` visits (keys
