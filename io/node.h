@@ -186,8 +186,17 @@ struct snap_barrier {
     bool done;
 };
 
-struct snap_job; /* the local snapshot being written */
-struct snap_rx;  /* a snapshot being received from the leader */
+struct snap_job;  /* the local snapshot being written */
+struct snap_rx;   /* a snapshot being received from the leader */
+struct snap_read; /* a chunk being read from a snapshot file, for a follower */
+struct snap_fd;   /* a snapshot file open for sending */
+
+/* The node's verdict on a received snapshot, given to the core outside drains. */
+struct snap_verdict {
+    raft_group g;
+    raft_index index;
+    bool ok;
+};
 
 /* ---- per-group state on the owner worker ------------------------------------------------ */
 
@@ -242,6 +251,7 @@ struct worker_stats {
     uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
+    uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -257,6 +267,7 @@ struct worker_pub {
     /* Snapshots (local ones taken, received ones installed) and the WAL's disk use. */
     _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
+    _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
     _Atomic uint64_t wal_disk_bytes, wal_segments;
 };
 
@@ -298,6 +309,16 @@ struct worker {
     uint64_t snap_log_bytes;     /* sum of the groups' log_bytes */
     int64_t snap_pin_ms;         /* when the WAL's oldest pin was last looked up */
     raft_index *snap_candidates; /* start-up only: newest snapshot indexes per slot */
+    /* Received chunks' writes, numbered so that acknowledgements wait for them (snapshot.c). */
+    uint64_t fop_issued;
+    uint64_t fop_done; /* every write up to this one completed */
+    uint8_t *fop_ring; /* completion marks, FOP_RING entries */
+    struct snap_verdict *verdicts;
+    uint32_t verdict_count, verdict_cap;
+    /* Sending: chunk reads waiting and in flight, and the files open for them. */
+    struct snap_read *snap_read_head, *snap_read_tail;
+    uint32_t snap_read_queued, snap_reads_inflight;
+    struct snap_fd *snap_fds;
     int fatal;
     bool fatal_reported;
     /* time */
@@ -380,7 +401,6 @@ struct snapshot_restored {
     struct raft_snapshot_meta meta; /* index 0: none found */
     struct sm *sm;                  /* the state machine loaded from it */
     uint64_t file_bytes;
-    uint8_t *image; /* the whole file (the core keeps a copy to send); malloc'ed */
 };
 /* Start-up: loads group g's newest valid snapshot (blocking reads). 0 (out->meta.index 0
  * if there is none), or an error after which the node must not start (a snapshot of
@@ -394,12 +414,22 @@ void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes)
 /* Each loop iteration: starts a wanted snapshot, advances the one being written. */
 void snapshot_pump(struct worker *w);
 void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res);
-/* The drain's persist of a ready carrying a snapshot installed from the leader: checks and
- * loads its image, writes it to a file, and queues the WAL's truncation and compaction
- * behind the file's durability. */
+/* The drain's persist of a received snapshot chunk: checked, loaded into a fresh state
+ * machine, written to the transfer's temporary file (its acknowledgement waits for it). */
+void snapshot_persist_chunk(struct worker *w,
+                            struct group_state *gs,
+                            const struct raft_snapshot_chunk *ch);
+/* Gives the core the verdicts on received snapshots (outside drains). */
+void snapshot_verdicts(struct worker *w);
+/* The drain's persist of a snapshot installed from the leader: its file becomes the group's
+ * snapshot, and the WAL's truncation and compaction wait behind the file's durability. */
 void snapshot_persist_install(struct worker *w,
                               struct group_state *gs,
                               const struct raft_ready *rd);
+/* The drain's request for a chunk of gs's snapshot to send (core/drain.h, snapshot_read). */
+void snapshot_read_chunk(struct worker *w, struct group_state *gs, const struct raft_msg *m);
+/* Every sweep: closes idle snapshot files. */
+void snapshot_sweep(struct worker *w);
 /* The drain's restore: swaps the loaded state in. */
 void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m);
 

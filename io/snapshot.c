@@ -3,20 +3,26 @@
  * groups restored from their newest valid snapshot at start-up, and snapshots received from
  * a leader installed. docs/node.md ("Snapshots") and decision 006 say why it is built so.
  *
- * A local snapshot (struct snap_job, one per worker at a time): the image is serialized
- * (sm_snap_*), framed into file records (storage/snapshot.h), and written to a temporary
- * file with IORING_OP_WRITE; then fsync, rename and a directory fsync go as one linked chain.
- * Once that is durable the core is told (raft_snapshot_taken: it compacts its log, keeping
- * trailing entries), the WAL compaction is queued behind every unit already issued, and the
- * group's previous snapshot file is deleted. A failed write leaves the old snapshot in place
- * and the group is tried again later; a failed fsync, rename or directory fsync stops the
- * node, as a failed WAL sync does (after a failed fsync the kernel may have dropped pages).
+ * A local snapshot (struct snap_job, up to SNAP_JOBS_MAX per worker at once): the image is
+ * serialized (sm_snap_*), framed into file records (storage/snapshot.h), and written to a
+ * temporary file with IORING_OP_WRITE; then fsync, rename and a directory fsync go as one
+ * linked chain. Once that is durable the core is told (raft_snapshot_taken: the image's size;
+ * it compacts its log, keeping trailing entries), the WAL compaction is queued behind every
+ * unit already issued, and the group's previous snapshot file is deleted. A failed write
+ * leaves the old snapshot in place and the group is tried again later; a failed fsync, rename
+ * or directory fsync stops the node, as a failed WAL sync does (after a failed fsync the
+ * kernel may have dropped pages).
  *
- * Installing (struct snap_rx): the image is checked record by record and loaded into a fresh
- * state machine as it comes; it is written to a temporary file the same way, and a barrier in
- * the persist queue holds the WAL's truncation, compaction and the entries after it until the
- * file is durable. The WAL is never compacted past a durable snapshot file, so a crash at any
- * point leaves a snapshot covering whatever the WAL dropped.
+ * Sending (struct snap_read): the core keeps no image and asks for chunks; they are read from
+ * the group's file, cut at the last whole record, every record verified, and sent.
+ *
+ * Receiving (struct snap_rx): each chunk is checked record by record and the image loaded
+ * into a fresh state machine as it comes; it is written to a temporary file (write, then
+ * fdatasync, which its acknowledgement waits for). The verdict that lets the core install it
+ * comes once the last chunk checked out and every write completed; then a barrier in the
+ * persist queue holds the WAL's truncation, compaction and the entries after the snapshot
+ * until the file is durable. The WAL is never compacted past a durable snapshot file, so a
+ * crash at any point leaves a snapshot covering whatever the WAL dropped.
  *
  * Nothing here blocks the loop but start-up, which reads snapshot files with blocking reads
  * before the loop starts. */
@@ -53,6 +59,7 @@ struct snap_buf {
     struct snap_op op;
     struct snap_buf *next;
     void *owner;  /* struct snap_job or struct snap_rx */
+    uint64_t fop; /* a received chunk's write: its number (fop_begin), else 0 */
     uint64_t off; /* file offset of p[0] */
     size_t len;   /* bytes in p */
     size_t done;  /* bytes written so far (short writes continue) */
@@ -90,28 +97,64 @@ struct snap_job {
     char tmp[80];  /* temporary name */
     char name[64]; /* final name */
     struct snap_op open_op, sync_op, rename_op, dirsync_op;
-    uint8_t *image; /* the whole file, for the core's copy (raft_snapshot_taken) */
-    size_t image_len, image_cap;
 };
 
+/* A snapshot being received from the leader, chunk by chunk (core/raft.h,
+ * raft_ready.snapshot_chunk): each chunk is checked (record checksums, then the state
+ * machine image it carries) and loaded into a fresh state machine as it comes, and written to
+ * a temporary file at its offset followed by an fdatasync, which its acknowledgement waits
+ * for. The verdict on the whole image is given once the last chunk checked out and every
+ * write completed; the core installs only then. */
 struct snap_rx {
     struct worker *w;
     struct group_state *gs;
     struct raft_snapshot_meta meta;
-    uint64_t total; /* the file's size */
+    uint64_t total;  /* the file's size */
+    uint64_t stored; /* bytes taken so far: the next chunk's offset */
     struct snapshot_reader reader;
     struct sm_loader *loader; /* the received state, swapped in by snapshot_restore */
-    int error;
-    bool loaded; /* the image checked out and is loaded */
-    int fd;
-    uint32_t inflight;
+    bool bad;                 /* refused: a chunk failed its checks or a write failed */
+    bool last_seen;           /* the chunk with `done` was taken */
+    bool verdict_given;       /* the image checked out and the core was told */
+    bool abandoned;           /* another transfer replaced it, or it was refused */
+    int fd;                   /* -1 until the open completes */
+    uint32_t inflight;        /* ring operations in flight */
+    uint32_t writes_pending;  /* chunk writes not yet synced */
+    struct snap_buf *queue;   /* writes waiting for the open */
+    struct snap_buf *queue_tail;
     uint32_t chain_left;
-    struct snap_buf *data;        /* the file's bytes, written once the open completes */
-    struct snap_barrier *barrier; /* the persist queue waits on it */
+    int error;
+    struct snap_barrier *barrier; /* the persist queue waits on it (install) */
     char tmp[80];
     char name[64];
     struct snap_op open_op, sync_op, rename_op, dirsync_op;
 };
+
+/* A chunk read from a snapshot file, for a follower (the core keeps no image). */
+struct snap_read {
+    struct snap_op op;
+    struct snap_read *next;
+    struct group_state *gs;
+    struct raft_msg m; /* the core's request; chunk set once read */
+    struct snap_fd *fd;
+    uint8_t *buf; /* RAFT_SNAPSHOT_CHUNK_BYTES, while the read is in flight */
+};
+
+/* An open snapshot file being sent (a small per-worker cache: a transfer reads one chunk
+ * after another, and opening the file for each through the ring would add a round trip). */
+struct snap_fd {
+    struct snap_op op;
+    raft_group g;
+    raft_index index;
+    int fd;        /* -1 while the open is in flight */
+    uint32_t refs; /* reads in flight on it */
+    int64_t used_ms;
+    bool used;                 /* the slot holds a file */
+    struct snap_read *waiting; /* reads waiting for the open */
+    char name[64];
+};
+
+static void reads_pump(struct worker *w);
 
 /* ---- ring helpers ------------------------------------------------------------------------ */
 
@@ -200,6 +243,7 @@ buf_new(void *owner, uint64_t off, size_t cap, void (*cb)(struct worker *, struc
     b->op.cb = cb;
     b->op.owner = b;
     b->next = NULL;
+    b->fop = 0;
     b->owner = owner;
     b->off = off;
     b->len = 0;
@@ -269,17 +313,6 @@ static void job_submit(struct snap_job *j, struct snap_buf *b)
 static void job_emit(void *ctx, const uint8_t *p, size_t n)
 {
     struct snap_job *j = ctx;
-    if (j->image_len + n > j->image_cap) {
-        size_t cap = j->image_cap > 0 ? j->image_cap * 2 : (1u << 16);
-        while (cap < j->image_len + n) {
-            cap *= 2;
-        }
-        j->image = realloc(j->image, cap);
-        RR_ASSERT(j->image != NULL);
-        j->image_cap = cap;
-    }
-    memcpy(j->image + j->image_len, p, n);
-    j->image_len += n;
     while (n > 0) {
         if (j->fill == NULL) {
             j->fill = buf_new(j, j->file_bytes, SNAP_BUF_BYTES, job_write_cb);
@@ -334,7 +367,6 @@ static void job_free(struct snap_job *j)
         free(b);
         b = next;
     }
-    free(j->image);
     struct snap_job **pp = &j->w->snap_jobs;
     while (*pp != NULL && *pp != j) {
         pp = &(*pp)->next;
@@ -358,7 +390,7 @@ static void job_done(struct snap_job *j)
         return;
     }
     struct raft *r = multi_group(w->multi, gs->g);
-    int rc = raft_snapshot_taken(r, index, j->image, j->image_len, w->node->cfg.snapshot_trailing);
+    int rc = raft_snapshot_taken(r, index, j->file_bytes, w->node->cfg.snapshot_trailing);
     if (rc != 0) {
         /* RR_ECOMPACTED: a snapshot from the leader overtook this one. */
         LOG_I("group %u: snapshot at %llu not used: %s", gs->g, (unsigned long long)index,
@@ -656,6 +688,7 @@ void snapshot_pump(struct worker *w)
             job_serialize(j, UINT64_MAX);
         }
     }
+    reads_pump(w);
 }
 
 void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res)
@@ -663,7 +696,60 @@ void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res)
     op->cb(w, op, res);
 }
 
-/* ---- installing a snapshot from the leader ------------------------------------------------ */
+/* ---- acknowledgements that wait for file writes ------------------------------------------- */
+
+/* A received chunk's acknowledgement must not leave before the chunk is stored. Such writes
+ * are numbered as they are issued; the drain's persist unit remembers the last number issued
+ * (held_unit.need_fop) and is released once every write up to it completed. They complete in
+ * any order: done[] marks them, and fop_done moves over the contiguous prefix. */
+#define FOP_RING 65536u
+
+static uint64_t fop_begin(struct worker *w)
+{
+    RR_ASSERT(w->fop_issued - w->fop_done < FOP_RING - 1);
+    return ++w->fop_issued;
+}
+
+static void fop_end(struct worker *w, uint64_t seq)
+{
+    RR_ASSERT(seq > w->fop_done && seq <= w->fop_issued);
+    w->fop_ring[seq % FOP_RING] = 1;
+    while (w->fop_done < w->fop_issued && w->fop_ring[(w->fop_done + 1) % FOP_RING] != 0) {
+        w->fop_ring[(w->fop_done + 1) % FOP_RING] = 0;
+        w->fop_done++;
+    }
+}
+
+/* ---- receiving a snapshot from the leader -------------------------------------------------- */
+
+/* Verdicts are given outside drains (core/raft.h): queued here, given by snapshot_verdicts. */
+static void verdict_later(struct worker *w, raft_group g, raft_index index, bool ok)
+{
+    if (w->verdict_count == w->verdict_cap) {
+        uint32_t cap = w->verdict_cap ? w->verdict_cap * 2 : 16;
+        struct snap_verdict *v = realloc(w->verdicts, cap * sizeof(*v));
+        RR_ASSERT(v != NULL);
+        w->verdicts = v;
+        w->verdict_cap = cap;
+    }
+    w->verdicts[w->verdict_count++] = (struct snap_verdict){.g = g, .index = index, .ok = ok};
+}
+
+void snapshot_verdicts(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->verdict_count; i++) {
+        const struct snap_verdict *v = &w->verdicts[i];
+        int rc = raft_snapshot_received(multi_group(w->multi, v->g), v->index, v->ok);
+        if (rc != 0 && rc != RR_ENOTFOUND) {
+            LOG_W("group %u: verdict on snapshot %llu: %s", v->g, (unsigned long long)v->index,
+                  rr_strerror(rc));
+        }
+        if (!v->ok) {
+            w->st.snapshots_refused++;
+        }
+    }
+    w->verdict_count = 0;
+}
 
 static int rx_head(void *ctx, const struct snapshot_head *h)
 {
@@ -684,11 +770,233 @@ static void rx_free(struct snap_rx *rx)
 {
     snapshot_reader_free(&rx->reader);
     sm_loader_free(rx->loader);
-    free(rx->data);
+    struct snap_buf *b = rx->queue;
+    while (b != NULL) {
+        struct snap_buf *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(rx->barrier);
     if (rx->gs->rx == rx) {
         rx->gs->rx = NULL;
     }
     free(rx);
+}
+
+/* Frees an abandoned transfer once nothing of it is in flight (its file goes too). */
+static void rx_settle(struct worker *w, struct snap_rx *rx)
+{
+    if (!rx->abandoned || rx->inflight > 0) {
+        return;
+    }
+    if (rx->fd >= 0) {
+        close_later(w, rx->fd);
+        unlink_later(w, rx->tmp);
+    }
+    rx_free(rx);
+}
+
+static void rx_abandon(struct worker *w, struct snap_rx *rx)
+{
+    rx->abandoned = true;
+    if (rx->gs->rx == rx) {
+        rx->gs->rx = NULL;
+    }
+    rx_settle(w, rx);
+}
+
+/* Refuses the transfer: the core drops it and the leader starts over; never installed. */
+static void rx_refuse(struct worker *w, struct snap_rx *rx, const char *why)
+{
+    if (!rx->bad) {
+        LOG_W("group %u: snapshot %llu from node %u refused: %s", rx->gs->g,
+              (unsigned long long)rx->meta.index, rx->gs->leader, why);
+        rx->bad = true;
+        verdict_later(w, rx->gs->g, rx->meta.index, false);
+    }
+    rx_abandon(w, rx);
+}
+
+/* Every chunk stored and the image checked out: the verdict that lets the core install it. */
+static void rx_maybe_verdict(struct worker *w, struct snap_rx *rx)
+{
+    if (rx->last_seen && !rx->bad && !rx->abandoned && !rx->verdict_given &&
+        rx->writes_pending == 0) {
+        rx->verdict_given = true;
+        verdict_later(w, rx->gs->g, rx->meta.index, true);
+    }
+}
+
+static void rx_sync_cb(struct worker *w, struct snap_op *op, int res)
+{
+    struct snap_buf *b = op->owner;
+    struct snap_rx *rx = b->owner;
+    rx->inflight--;
+    rx->writes_pending--;
+    fop_end(w, b->fop);
+    if (res < 0 && !rx->bad) {
+        char why[96];
+        snprintf(why, sizeof(why), "syncing %s: %s", rx->tmp, strerror(-res));
+        free(b);
+        rx_refuse(w, rx, why);
+        return;
+    }
+    free(b);
+    rx_maybe_verdict(w, rx);
+    rx_settle(w, rx);
+}
+
+static void rx_write_cb(struct worker *w, struct snap_op *op, int res)
+{
+    struct snap_buf *b = op->owner;
+    struct snap_rx *rx = b->owner;
+    rx->inflight--;
+    if (res == -EINTR || res == -EAGAIN) {
+        res = 0;
+    }
+    if (res < 0 || rx->abandoned) {
+        rx->writes_pending--;
+        fop_end(w, b->fop);
+        free(b);
+        if (res < 0) {
+            char why[96];
+            snprintf(why, sizeof(why), "writing %s: %s", rx->tmp, strerror(-res));
+            rx_refuse(w, rx, why);
+        } else {
+            rx_settle(w, rx);
+        }
+        return;
+    }
+    b->done += (size_t)res;
+    rx->inflight++;
+    if (b->done < b->len) {
+        write_buf(w, rx->fd, b);
+        return;
+    }
+    /* Durable before it is acknowledged: an fdatasync of the temporary file (which also keeps
+     * the final fsync of the install short). */
+    b->op.cb = rx_sync_cb;
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_fsync(sqe, rx->fd, IORING_FSYNC_DATASYNC);
+    submit_op(sqe, &b->op);
+}
+
+static void rx_submit(struct worker *w, struct snap_rx *rx, struct snap_buf *b)
+{
+    if (rx->fd < 0) {
+        if (rx->queue_tail == NULL) {
+            rx->queue = b;
+        } else {
+            rx->queue_tail->next = b;
+        }
+        rx->queue_tail = b;
+        return;
+    }
+    rx->inflight++;
+    write_buf(w, rx->fd, b);
+}
+
+static void rx_open_cb(struct worker *w, struct snap_op *op, int res)
+{
+    struct snap_rx *rx = op->owner;
+    rx->inflight--;
+    struct snap_buf *b = rx->queue;
+    rx->queue = rx->queue_tail = NULL;
+    if (res < 0) {
+        while (b != NULL) { /* never written: their acknowledgements may go, it is refused */
+            struct snap_buf *next = b->next;
+            rx->writes_pending--;
+            fop_end(w, b->fop);
+            free(b);
+            b = next;
+        }
+        char why[96];
+        snprintf(why, sizeof(why), "cannot create %s: %s", rx->tmp, strerror(-res));
+        rx_refuse(w, rx, why);
+        return;
+    }
+    rx->fd = res;
+    while (b != NULL) {
+        struct snap_buf *next = b->next;
+        b->next = NULL;
+        rx_submit(w, rx, b);
+        b = next;
+    }
+    rx_settle(w, rx);
+}
+
+static struct snap_rx *
+rx_new(struct worker *w, struct group_state *gs, const struct raft_snapshot_chunk *ch)
+{
+    struct snap_rx *rx = calloc(1, sizeof(*rx));
+    RR_ASSERT(rx != NULL);
+    rx->w = w;
+    rx->gs = gs;
+    rx->meta = *ch->meta;
+    rx->total = ch->total_bytes;
+    rx->fd = -1;
+    rx->open_op = (struct snap_op){rx_open_cb, rx};
+    struct sm_limits sl;
+    sm_limits_default(&sl);
+    if (sm_loader_new(&rx->loader, &sl) != 0 ||
+        snapshot_reader_init(&rx->reader, rx_head, rx_data, rx) != 0) {
+        sm_loader_free(rx->loader);
+        free(rx);
+        return NULL;
+    }
+    snapshot_name(rx->name, sizeof(rx->name), gs->g, ch->meta->index);
+    rx->inflight++;
+    open_tmp(w, rx->tmp, sizeof(rx->tmp), gs->g, ch->meta->index, &rx->open_op);
+    gs->rx = rx;
+    return rx;
+}
+
+/* The drain's persist of a received chunk: check it, load it, write it (asynchronously). */
+void snapshot_persist_chunk(struct worker *w,
+                            struct group_state *gs,
+                            const struct raft_snapshot_chunk *ch)
+{
+    struct snap_rx *rx = gs->rx;
+    if (ch->offset == 0) {
+        if (rx != NULL) {
+            rx_abandon(w, rx); /* another transfer starts: the partial one is of no use */
+        }
+        rx = rx_new(w, gs, ch);
+        if (rx == NULL) {
+            verdict_later(w, gs->g, ch->meta->index, false);
+            return;
+        }
+    }
+    if (rx == NULL || rx->meta.index != ch->meta->index || ch->offset != rx->stored) {
+        /* Not the transfer we store (ours was refused): the core must drop it too. */
+        verdict_later(w, gs->g, ch->meta->index, false);
+        return;
+    }
+    if (rx->bad) {
+        return;
+    }
+    int rc = snapshot_reader_feed(&rx->reader, ch->data, ch->len);
+    if (rc == 0 && ch->done &&
+        (!snapshot_reader_done(&rx->reader) || !sm_loader_done(rx->loader))) {
+        rc = RR_ECORRUPT;
+    }
+    if (rc != 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "%s%s%s", rr_strerror(rc), rx->reader.why[0] ? ": " : "",
+                 rx->reader.why);
+        rx_refuse(w, rx, why);
+        return;
+    }
+    rx->stored += ch->len;
+    struct snap_buf *b = buf_new(rx, ch->offset, ch->len, rx_write_cb);
+    memcpy(b->p, ch->data, ch->len);
+    b->len = ch->len;
+    b->fop = fop_begin(w);
+    rx->writes_pending++;
+    rx_submit(w, rx, b);
+    if (ch->done) {
+        rx->last_seen = true;
+    }
 }
 
 /* The installed snapshot's file is durable: the WAL operations behind the barrier may go. */
@@ -705,105 +1013,40 @@ static void rx_chain_cb(struct worker *w, struct snap_op *op, int res)
     close_later(w, rx->fd);
     if (rx->error != 0) {
         /* The core already installed it and the WAL must not be compacted without it. */
-        LOG_E("group %u: writing the snapshot received at %llu failed: %s", rx->gs->g,
+        LOG_E("group %u: making the snapshot received at %llu durable failed: %s", rx->gs->g,
               (unsigned long long)rx->meta.index, strerror(-rx->error));
         w->fatal = RR_EIO;
+        rx->barrier = NULL; /* the queue keeps waiting on it: the node stops */
     } else {
         adopt_file(w, rx->gs, rx->meta.index, rx->meta.term, rx->total);
         rx->barrier->done = true;
+        rx->barrier = NULL; /* the queue frees it once passed */
         w->st.snapshots_installed++;
     }
     rx_free(rx);
 }
 
-static void rx_write_cb(struct worker *w, struct snap_op *op, int res)
-{
-    struct snap_buf *b = op->owner;
-    struct snap_rx *rx = b->owner;
-    rx->inflight--;
-    if (res < 0 && res != -EINTR && res != -EAGAIN) {
-        LOG_E("group %u: writing the snapshot received at %llu failed: %s", rx->gs->g,
-              (unsigned long long)rx->meta.index, strerror(-res));
-        w->fatal = RR_EIO;
-        close_later(w, rx->fd);
-        rx_free(rx);
-        return;
-    }
-    b->done += res > 0 ? (size_t)res : 0;
-    if (b->done < b->len) {
-        rx->inflight++;
-        write_buf(w, rx->fd, b);
-        return;
-    }
-    rx->chain_left = 3;
-    rx->inflight += 3;
-    finish_chain(w, rx->fd, rx->tmp, rx->name, &rx->sync_op, &rx->rename_op, &rx->dirsync_op);
-}
-
-static void rx_open_cb(struct worker *w, struct snap_op *op, int res)
-{
-    struct snap_rx *rx = op->owner;
-    rx->inflight--;
-    if (res < 0) {
-        LOG_E("group %u: cannot create %s/%s: %s", rx->gs->g, w->snap_dir, rx->tmp, strerror(-res));
-        w->fatal = RR_EIO;
-        rx_free(rx);
-        return;
-    }
-    rx->fd = res;
-    rx->inflight++;
-    write_buf(w, rx->fd, rx->data);
-}
-
 void snapshot_persist_install(struct worker *w, struct group_state *gs, const struct raft_ready *rd)
 {
     const struct raft_snapshot_meta *m = rd->snapshot;
-    if (gs->rx != NULL) {
-        /* An earlier install of this group is still being written: its barrier holds the
-         * queue, so this one simply follows it. */
-        gs->rx = NULL;
+    struct snap_rx *rx = gs->rx;
+    if (rx == NULL || !rx->verdict_given || rx->meta.index != m->index ||
+        rx->total != rd->snapshot_bytes) {
+        LOG_E("group %u: the core installed snapshot %llu, which was not received here", gs->g,
+              (unsigned long long)m->index);
+        w->fatal = RR_EINVAL;
+        return;
     }
-    struct snap_rx *rx = calloc(1, sizeof(*rx));
-    RR_ASSERT(rx != NULL);
-    rx->w = w;
-    rx->gs = gs;
-    rx->meta = *m;
-    rx->total = rd->snapshot_bytes;
-    rx->fd = -1;
-    rx->open_op = (struct snap_op){rx_open_cb, rx};
+    /* Every chunk is written and synced (the verdict waited for it): fsync, rename and the
+     * directory's fsync make it the group's snapshot. */
     rx->sync_op = (struct snap_op){rx_chain_cb, rx};
     rx->rename_op = (struct snap_op){rx_chain_cb, rx};
     rx->dirsync_op = (struct snap_op){rx_chain_cb, rx};
-    struct sm_limits sl;
-    sm_limits_default(&sl);
-    int rc = sm_loader_new(&rx->loader, &sl);
-    if (rc == 0) {
-        rc = snapshot_reader_init(&rx->reader, rx_head, rx_data, rx);
-    }
-    if (rc == 0) {
-        rc = snapshot_reader_feed(&rx->reader, rd->snapshot_data, (size_t)rd->snapshot_bytes);
-    }
-    if (rc == 0 && !snapshot_reader_done(&rx->reader)) {
-        rc = RR_ECORRUPT;
-    }
-    if (rc != 0) {
-        LOG_E("group %u: the snapshot received at %llu is not valid (%s%s%s); stopping", gs->g,
-              (unsigned long long)m->index, rr_strerror(rc), rx->reader.why[0] ? ": " : "",
-              rx->reader.why);
-        w->fatal = rc;
-        rx_free(rx);
-        return;
-    }
-    rx->loaded = true;
-    rx->data = buf_new(rx, 0, (size_t)rd->snapshot_bytes, rx_write_cb);
-    memcpy(rx->data->p, rd->snapshot_data, (size_t)rd->snapshot_bytes);
-    rx->data->len = (size_t)rd->snapshot_bytes;
     rx->barrier = calloc(1, sizeof(*rx->barrier));
     RR_ASSERT(rx->barrier != NULL);
-    snapshot_name(rx->name, sizeof(rx->name), gs->g, m->index);
-    rx->inflight++;
-    open_tmp(w, rx->tmp, sizeof(rx->tmp), gs->g, m->index, &rx->open_op);
-    gs->rx = rx;
+    rx->chain_left = 3;
+    rx->inflight += 3;
+    finish_chain(w, rx->fd, rx->tmp, rx->name, &rx->sync_op, &rx->rename_op, &rx->dirsync_op);
     /* The WAL forgets everything up to the snapshot, and any suffix after it (the entries the
      * core keeps follow in this same ready), only once the file is durable. */
     worker_persist_barrier(w, rx->barrier);
@@ -825,14 +1068,14 @@ void snapshot_restore(struct worker *w, struct group_state *gs, const struct raf
         job_advance(j);
     }
     struct snap_rx *rx = gs->rx;
-    if (rx == NULL || !rx->loaded || rx->meta.index != m->index) {
+    if (rx == NULL || !rx->verdict_given || rx->meta.index != m->index || rx->loader == NULL) {
         LOG_E("group %u: asked to restore snapshot %llu that was not received", gs->g,
               (unsigned long long)m->index);
         w->fatal = RR_EINVAL;
         return;
     }
     int rc = sm_loader_finish(rx->loader, gs->sm);
-    RR_ASSERT(rc == 0);
+    RR_ASSERT(rc == 0); /* sm_loader_done was checked before the verdict */
     sm_loader_free(rx->loader);
     rx->loader = NULL;
     w->snap_log_bytes -= gs->log_bytes;
@@ -840,6 +1083,228 @@ void snapshot_restore(struct worker *w, struct group_state *gs, const struct raf
     route_on_restore(w, gs, m->index, m->term);
     LOG_I("group %u: restored the leader's snapshot at %llu (term %llu)", gs->g,
           (unsigned long long)m->index, (unsigned long long)m->term);
+}
+
+/* ---- sending a snapshot: chunks read from the file ------------------------------------------ */
+
+#define SNAP_FDS_MAX    32u   /* snapshot files open for sending, per worker */
+#define SNAP_READS_MAX  8u    /* chunk reads in flight per worker (a chunk buffer each) */
+#define SNAP_QUEUED_MAX 1024u /* chunk requests waiting for a read slot */
+#define SNAP_FD_IDLE_MS 10000 /* an unused open file is closed after this */
+
+static struct snap_fd *fd_find(struct worker *w, raft_group g, raft_index index)
+{
+    for (uint32_t i = 0; i < SNAP_FDS_MAX; i++) {
+        struct snap_fd *f = &w->snap_fds[i];
+        if (f->used && f->g == g && f->index == index) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static void fd_release(struct worker *w, struct snap_fd *f)
+{
+    if (f->fd >= 0) {
+        close_later(w, f->fd);
+    }
+    f->used = false;
+    f->fd = -1;
+}
+
+static void read_issue(struct worker *w, struct snap_read *rd);
+
+static void read_done(struct worker *w, struct snap_read *rd)
+{
+    free(rd->buf);
+    if (rd->fd != NULL) {
+        rd->fd->refs--;
+        rd->fd->used_ms = w->now_ms;
+    }
+    w->snap_reads_inflight--;
+    free(rd);
+}
+
+/* A chunk came off the disk: sent as it lies, cut to whole records, each verified. */
+static void read_cb(struct worker *w, struct snap_op *op, int res)
+{
+    struct snap_read *rd = op->owner;
+    struct raft_msg *m = &rd->m;
+    struct raft_msg_snapshot *sn = &m->snapshot;
+    if (res <= 0) {
+        LOG_W("group %u: reading snapshot %llu at %llu: %s", rd->gs->g,
+              (unsigned long long)sn->meta.index, (unsigned long long)sn->offset,
+              res < 0 ? strerror(-res) : "end of file");
+        read_done(w, rd);
+        return;
+    }
+    int64_t whole = snapshot_whole_records(rd->buf, (size_t)res, sn->offset,
+                                           snapshot_seed(rd->gs->g, sn->meta.index, sn->meta.term));
+    if (whole < 0) {
+        /* Our own file is damaged: never send it; a new snapshot will replace it. */
+        LOG_E("group %u: snapshot file %llu is damaged near offset %llu: not sent; taking a new "
+              "one",
+              rd->gs->g, (unsigned long long)sn->meta.index, (unsigned long long)sn->offset);
+        rd->gs->snap_wanted = true;
+        read_done(w, rd);
+        return;
+    }
+    if (whole > 0) {
+        sn->chunk.base = rd->buf;
+        sn->chunk.len = (uint32_t)whole;
+        sn->done = sn->offset + (uint64_t)whole == sn->total_bytes;
+        struct rr_bytes b;
+        rr_bytes_init(&b);
+        struct codec_batch_writer bw;
+        if (codec_batch_begin(&bw, &b, m->from, m->to) == 0 && codec_batch_add_msg(&bw, m) == 0) {
+            codec_batch_end(&bw);
+            peer_send_raft(w, m->to, b.base, b.len);
+            w->st.snapshot_chunks_sent++;
+        }
+        rr_bytes_free(&b);
+    }
+    read_done(w, rd);
+}
+
+static void fd_open_cb(struct worker *w, struct snap_op *op, int res)
+{
+    struct snap_fd *f = op->owner;
+    struct snap_read *rd = f->waiting;
+    f->waiting = NULL;
+    if (res < 0) {
+        LOG_W("group %u: cannot open snapshot file %s: %s", f->g, f->name, strerror(-res));
+        f->used = false;
+    } else {
+        f->fd = res;
+    }
+    while (rd != NULL) {
+        struct snap_read *next = rd->next;
+        rd->next = NULL;
+        if (res < 0) {
+            rd->fd = NULL;
+            read_done(w, rd);
+        } else {
+            read_issue(w, rd);
+        }
+        rd = next;
+    }
+}
+
+/* A slot for group g's file at index: the one open, a free one, or an idle one reused. */
+static struct snap_fd *fd_get(struct worker *w, raft_group g, raft_index index)
+{
+    struct snap_fd *f = fd_find(w, g, index);
+    if (f != NULL) {
+        return f;
+    }
+    struct snap_fd *idle = NULL;
+    for (uint32_t i = 0; i < SNAP_FDS_MAX && f == NULL; i++) {
+        struct snap_fd *c = &w->snap_fds[i];
+        if (!c->used) {
+            f = c;
+        } else if (c->refs == 0 && c->waiting == NULL && c->fd >= 0 &&
+                   (idle == NULL || c->used_ms < idle->used_ms)) {
+            idle = c;
+        }
+    }
+    if (f == NULL && idle != NULL) {
+        fd_release(w, idle);
+        f = idle;
+    }
+    if (f == NULL) {
+        return NULL;
+    }
+    *f = (struct snap_fd){.op = {fd_open_cb, f},
+                          .g = g,
+                          .index = index,
+                          .fd = -1,
+                          .used = true,
+                          .used_ms = w->now_ms};
+    snapshot_name(f->name, sizeof(f->name), g, index);
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_openat(sqe, w->snap_dirfd, f->name, O_RDONLY | O_CLOEXEC, 0);
+    submit_op(sqe, &f->op);
+    return f;
+}
+
+static void read_issue(struct worker *w, struct snap_read *rd)
+{
+    struct snap_fd *f = rd->fd;
+    if (f->fd < 0) {
+        rd->next = f->waiting; /* the open is in flight */
+        f->waiting = rd;
+        return;
+    }
+    rd->buf = malloc(RAFT_SNAPSHOT_CHUNK_BYTES);
+    RR_ASSERT(rd->buf != NULL);
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_read(sqe, f->fd, rd->buf, rd->m.snapshot.chunk.len, rd->m.snapshot.offset);
+    submit_op(sqe, &rd->op);
+}
+
+/* Starts queued chunk reads while slots are free. */
+static void reads_pump(struct worker *w)
+{
+    while (w->snap_read_head != NULL && w->snap_reads_inflight < SNAP_READS_MAX) {
+        struct snap_read *rd = w->snap_read_head;
+        w->snap_read_head = rd->next;
+        if (w->snap_read_head == NULL) {
+            w->snap_read_tail = NULL;
+        }
+        w->snap_read_queued--;
+        rd->next = NULL;
+        const struct raft_msg_snapshot *sn = &rd->m.snapshot;
+        if (rd->gs->snap_index != sn->meta.index) {
+            free(rd); /* replaced meanwhile: the core asks again for the new one */
+            continue;
+        }
+        rd->fd = fd_get(w, rd->gs->g, sn->meta.index);
+        if (rd->fd == NULL) {
+            free(rd); /* every slot busy: the core sends again after a timeout */
+            continue;
+        }
+        rd->fd->refs++;
+        w->snap_reads_inflight++;
+        read_issue(w, rd);
+    }
+}
+
+void snapshot_read_chunk(struct worker *w, struct group_state *gs, const struct raft_msg *m)
+{
+    /* Only the durable file of the snapshot the core names can be sent; a snapshot installed
+     * but not yet durable, or one just replaced, is asked for again after a timeout. */
+    if (gs->snap_index != m->snapshot.meta.index || w->snap_read_queued >= SNAP_QUEUED_MAX ||
+        m->snapshot.offset + m->snapshot.chunk.len > gs->snap_file_bytes) {
+        w->st.snapshot_chunks_dropped++;
+        return;
+    }
+    struct snap_read *rd = calloc(1, sizeof(*rd));
+    RR_ASSERT(rd != NULL);
+    rd->op = (struct snap_op){read_cb, rd};
+    rd->gs = gs;
+    rd->m = *m;
+    if (w->snap_read_tail == NULL) {
+        w->snap_read_head = rd;
+    } else {
+        w->snap_read_tail->next = rd;
+    }
+    w->snap_read_tail = rd;
+    w->snap_read_queued++;
+}
+
+/* Closes open snapshot files that are idle or no longer the group's snapshot. */
+void snapshot_sweep(struct worker *w)
+{
+    for (uint32_t i = 0; i < SNAP_FDS_MAX; i++) {
+        struct snap_fd *f = &w->snap_fds[i];
+        if (!f->used || f->refs > 0 || f->waiting != NULL || f->fd < 0) {
+            continue;
+        }
+        struct group_state *gs = worker_group(w, f->g);
+        if (gs == NULL || gs->snap_index != f->index || w->now_ms > f->used_ms + SNAP_FD_IDLE_MS) {
+            fd_release(w, f);
+        }
+    }
 }
 
 /* ---- start-up ------------------------------------------------------------------------------- */
@@ -856,8 +1321,10 @@ int snapshot_worker_open(struct worker *w, const char *dir)
     }
     uint32_t slots = (w->node->cfg.groups + w->node->cfg.workers - 1) / w->node->cfg.workers;
     w->snap_candidates = calloc((size_t)slots * SNAP_CANDIDATES, sizeof(raft_index));
+    w->fop_ring = calloc(FOP_RING, 1);
+    w->snap_fds = calloc(SNAP_FDS_MAX, sizeof(*w->snap_fds));
     DIR *d = opendir(dir);
-    if (w->snap_candidates == NULL || d == NULL) {
+    if (w->snap_candidates == NULL || w->fop_ring == NULL || w->snap_fds == NULL || d == NULL) {
         if (d != NULL) {
             closedir(d);
         }
@@ -900,6 +1367,12 @@ void snapshot_worker_close(struct worker *w)
 {
     free(w->snap_candidates);
     w->snap_candidates = NULL;
+    free(w->fop_ring);
+    w->fop_ring = NULL;
+    free(w->verdicts);
+    w->verdicts = NULL;
+    free(w->snap_fds);
+    w->snap_fds = NULL;
     if (w->snap_dirfd >= 0) {
         close(w->snap_dirfd);
         w->snap_dirfd = -1;
@@ -996,30 +1469,6 @@ static int startup_try(struct worker *w,
     return rc;
 }
 
-/* The whole file in memory, for the core's copy. */
-static int
-startup_image(struct worker *w, raft_group g, raft_index index, struct snapshot_restored *out)
-{
-    char name[64], path[NODE_PATH_MAX + 128];
-    snapshot_name(name, sizeof(name), g, index);
-    snprintf(path, sizeof(path), "%s/%s", w->snap_dir, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return RR_EIO;
-    }
-    out->image = malloc(out->file_bytes + 1);
-    size_t got = 0;
-    while (out->image != NULL && got < out->file_bytes) {
-        ssize_t k = read(fd, out->image + got, (size_t)out->file_bytes - got);
-        if (k <= 0) {
-            break;
-        }
-        got += (size_t)k;
-    }
-    close(fd);
-    return out->image != NULL && got == out->file_bytes ? 0 : RR_EIO;
-}
-
 int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restored *out)
 {
     memset(out, 0, sizeof(*out));
@@ -1039,13 +1488,6 @@ int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restor
         if (rc != 0) {
             LOG_W("%s; trying an older snapshot", err);
             continue;
-        }
-        rc = startup_image(w, g, c[i], out);
-        if (rc != 0) {
-            sm_destroy(out->sm);
-            memset(out, 0, sizeof(*out));
-            LOG_E("group %u: cannot read snapshot %llu back", g, (unsigned long long)c[i]);
-            return rc;
         }
         /* Older files are of no use any more. */
         for (uint32_t k = i + 1; k < SNAP_CANDIDATES && c[k] != 0; k++) {

@@ -59,7 +59,8 @@ struct pending_append {
 struct held_unit {
     struct held_unit *next;
     struct drain_held *held;
-    uint64_t need;
+    uint64_t need;     /* WAL units issued up to the drain */
+    uint64_t need_fop; /* received snapshot chunks' writes issued up to the drain */
 };
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
@@ -203,6 +204,9 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
     struct worker *w = ctx;
     struct pending_append a = {.kind = PENDING_APPEND, .g = g};
     struct group_state *gs = worker_group(w, g);
+    if ((rd->flags & RAFT_READY_SNAPSHOT_CHUNK) != 0) {
+        snapshot_persist_chunk(w, gs, rd->snapshot_chunk);
+    }
     if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
         /* The file first, then the WAL's truncation and compaction behind its barrier; the
          * hard state and the entries kept after the snapshot follow in the queue. */
@@ -287,6 +291,7 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     h->next = NULL;
     h->held = held;
     h->need = w->persist_issued;
+    h->need_fop = w->fop_issued;
     if (w->held_tail == NULL) {
         w->held_head = h;
     } else {
@@ -295,17 +300,20 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     w->held_tail = h;
 }
 
-static void op_restore(void *ctx,
-                       raft_group g,
-                       const struct raft_snapshot_meta *meta,
-                       const uint8_t *data,
-                       uint64_t bytes)
+static void
+op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta, uint64_t bytes)
 {
-    (void)data, (void)bytes; /* loaded by op_persist as it checked the image */
+    (void)bytes; /* loaded chunk by chunk as it was received and checked */
     struct worker *w = ctx;
     if (w->fatal == 0) {
         snapshot_restore(w, worker_group(w, g), meta);
     }
+}
+
+static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
+{
+    struct worker *w = ctx;
+    snapshot_read_chunk(w, worker_group(w, g), m);
 }
 
 static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
@@ -349,6 +357,7 @@ static const struct drain_ops worker_drain_ops = {
     .send = op_send,
     .persist_submit = op_persist_submit,
     .restore = op_restore,
+    .snapshot_read = op_snapshot_read,
     .apply = op_apply,
     .read = op_read,
     .read_failed = op_read_failed,
@@ -359,7 +368,7 @@ static void release_durable(struct worker *w)
 {
     while (w->held_head != NULL) {
         struct held_unit *h = w->held_head;
-        if (h->need > w->persist_durable) {
+        if (h->need > w->persist_durable || h->need_fop > w->fop_done) {
             return;
         }
         w->held_head = h->next;
@@ -379,6 +388,7 @@ static void drain_groups(struct worker *w)
     for (int round = 0; round < DRAIN_ROUNDS_MAX && multi_has_dirty(w->multi); round++) {
         int rc = drain_run(w->multi, &worker_drain_ops, w);
         w->st.drains++;
+        snapshot_verdicts(w); /* not inside a drain (core/raft.h) */
         if (rc == RR_ENOMEM || rc == RR_ETOOBIG) {
             LOG_E("drain failed: %s", rr_strerror(rc));
             w->fatal = rc;
@@ -440,6 +450,9 @@ static void publish_stats(struct worker *w)
     PUB(snapshot_last_ms, st->snapshot_last_ms);
     PUB(snapshot_last_bytes, st->snapshot_last_bytes);
     PUB(wal_disk_bytes, wal_disk_bytes(w->wal));
+    PUB(snapshot_chunks_sent, st->snapshot_chunks_sent);
+    PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
+    PUB(snapshots_refused, st->snapshots_refused);
     PUB(wal_segments, wal_segment_count(w->wal));
 }
 
@@ -535,6 +548,7 @@ static void run_ticks(struct worker *w)
     if (w->now_ms >= w->next_sweep_ms) {
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
+        snapshot_sweep(w);
         publish_stats(w);
     }
     if (w->now_ms >= w->next_publish_ms) {
@@ -686,6 +700,7 @@ static void loop_iteration(struct worker *w)
     client_resume_pending(w);
     flush_pending_appends(w);
     release_durable(w);
+    snapshot_verdicts(w);
     drain_groups(w);
     snapshot_pump(w);
     if (w->fatal == 0) {
@@ -775,7 +790,6 @@ struct restore_ctx {
     uint8_t *data;
     struct wal_read *rd;
     struct snapshot_restored *snap; /* by slot: what each group's snapshot restored */
-    uint8_t *image;                 /* the last group's snapshot file (the core copies it) */
 };
 
 /* Reads the WAL's entries first..last of g into rc. false after a fatal error. */
@@ -826,10 +840,8 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
     struct restore_ctx *rc = arg;
     free(rc->entries);
     free(rc->data);
-    free(rc->image);
     rc->entries = NULL;
     rc->data = NULL;
-    rc->image = NULL;
     struct worker *w = rc->w;
     struct wal_group_info info;
     if (w->fatal != 0 || wal_group_info(w->wal, g, &info) != 0) {
@@ -863,10 +875,7 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
     }
     if (snap != 0) {
         rc->r.snapshot = sr->meta;
-        rc->r.snapshot_data = sr->image;
-        rc->r.snapshot_bytes = sr->file_bytes;
-        rc->image = sr->image;
-        sr->image = NULL;
+        rc->r.snapshot_bytes = sr->file_bytes; /* the core asks for chunks of the file */
     }
     return &rc->r;
 }
@@ -918,7 +927,6 @@ static int worker_open(struct worker *w)
     rc = multi_create(&w->multi, &mo, &n->initial, restore_group, &rctx);
     free(rctx.entries);
     free(rctx.data);
-    free(rctx.image);
     free(rctx.rd);
     free(w->snap_candidates);
     w->snap_candidates = NULL;

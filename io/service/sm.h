@@ -174,6 +174,8 @@ struct sm_loader;
 int sm_loader_new(struct sm_loader **out, const struct sm_limits *l);
 /* 0, or RR_ECORRUPT / RR_EBADVERSION / RR_ENOMEM (sticky: the loader takes nothing more). */
 int sm_loader_feed(struct sm_loader *ld, const uint8_t *p, size_t n);
+/* True once the image's end was read and checked out (nothing wrong so far). */
+bool sm_loader_done(const struct sm_loader *ld);
 /* If the image was complete (its end read, nothing after it), replaces sm's state with it
  * (a serialization running on sm is stopped first) and returns 0; else RR_ECORRUPT (or the
  * feed's error) and sm is unchanged. The loader is spent either way. */

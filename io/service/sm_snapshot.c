@@ -837,6 +837,11 @@ static void sm_swap(struct sm *a, struct sm *b)
     }
 }
 
+bool sm_loader_done(const struct sm_loader *ld)
+{
+    return ld->error == 0 && ld->state == L_DONE;
+}
+
 int sm_loader_finish(struct sm_loader *ld, struct sm *sm)
 {
     int rc = ld->error != 0 ? ld->error : (ld->state == L_DONE ? 0 : RR_ECORRUPT);
