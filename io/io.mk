@@ -79,6 +79,13 @@ test-disk-bound:
 		tests/node/run.py --bin build/debug/ringraftd --timeout $$(( $(DISK_BOUND_SECONDS) + 300 )) \
 		test_disk_bound
 
+# ---- writes during a large snapshot (bench/snapshot-p99.py, docs/benchmarks.md) ------------
+# SNAP_BENCH_BYTES (default 1 GiB), SNAP_BENCH_ROUNDS, SNAP_BENCH_IDLE: see the script.
+.PHONY: bench-snapshot
+bench-snapshot: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd
+	$(Q)python3 -B bench/snapshot-p99.py
+
 # ---- node targets benchmark (bench/node-targets.py, docs/benchmarks.md) -----------------
 # `make bench-node`: ringraftd (release) against redis-server 7 with appendfsync always,
 # CPU per write, -c 1 latency against the loopback-RTT + fdatasync floor (bench/node_floor),

@@ -304,6 +304,7 @@ struct worker {
     char snap_dir[NODE_PATH_MAX + 32];
     struct snap_job *snap_jobs; /* local snapshots being written (SNAP_JOBS_MAX at most) */
     uint32_t snap_job_count;
+    uint32_t snap_serializing;   /* jobs whose image is still being serialized */
     uint32_t snap_seq;           /* numbers temporary file names */
     uint32_t snap_scan;          /* the policy's next slot */
     uint64_t snap_log_bytes;     /* sum of the groups' log_bytes */
@@ -411,6 +412,8 @@ int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restor
 void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index);
 /* A committed entry of `bytes` payload was applied to gs (the policy counts log bytes). */
 void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes);
+/* True while a snapshot's serialization can go on now: the loop must not sleep. */
+bool snapshot_busy(const struct worker *w);
 /* Each loop iteration: starts a wanted snapshot, advances the one being written. */
 void snapshot_pump(struct worker *w);
 void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res);

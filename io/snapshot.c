@@ -48,11 +48,25 @@
 #define SNAP_SCAN_SLOTS_MAX 1024u      /* slots the policy examines per loop iteration */
 #define SNAP_ENTRY_OVERHEAD 64u        /* a log entry's bytes beyond its payload (WAL record) */
 #define SNAP_JOBS_MAX                                                                              \
-    8u                         /* local snapshots written at once per worker: freeing a            \
-                                  WAL segment takes one of every group with entries in             \
-                                  it, and each costs three syncs, so they overlap */
-#define SNAP_PINS_MAX      64u /* pinning groups looked at per lookup */
-#define SNAP_PIN_PERIOD_MS 10  /* the WAL's oldest pin is looked up at most this often */
+    8u                    /* local snapshots written at once per worker: freeing a                 \
+                             WAL segment takes one of every group with entries in                  \
+                             it, and each costs three syncs, so they overlap */
+#define SNAP_PINS_MAX 64u /* pinning groups looked at per lookup */
+/* A snapshot being written costs memory in two places, both bounded: its file buffers in
+ * flight (serialization waits while a job has this much unwritten: the disk sets the pace),
+ * and the keys writes serialized ahead of the walk (sm_snap_pending; past the limit the
+ * snapshot is given up and tried again later, rather than hold a second copy of the state). */
+#define SNAP_JOB_UNWRITTEN_MAX (8u << 20)
+#define SNAP_PENDING_MAX       (64u << 20)
+/* A snapshot file goes to the disk as it is written, one range at a time (sync_file_range
+ * WAIT_BEFORE | WRITE | WAIT_AFTER on the next SNAP_WRITEBACK_BYTES, the next only once it
+ * completed), and serialization waits while more than SNAP_JOB_UNSYNCED_MAX is not on the
+ * disk yet. So the device never holds more than about one range of the snapshot ahead of the
+ * WAL's write and fdatasync (they would wait behind megabytes of it otherwise), the disk sets
+ * the snapshot's pace, and the final fsync has little left to do. */
+#define SNAP_WRITEBACK_BYTES  (1u << 20)
+#define SNAP_JOB_UNSYNCED_MAX (4u << 20)
+#define SNAP_PIN_PERIOD_MS    10 /* the WAL's oldest pin is looked up at most this often */
 
 /* One write of a snapshot file (a local one or one being installed). */
 struct snap_buf {
@@ -85,14 +99,20 @@ struct snap_job {
     struct snap_buf *fill;     /* the buffer records go to */
     struct snap_buf *queue;    /* full buffers waiting for the open */
     struct snap_buf *queue_tail;
-    int fd;              /* -1 until the open completes */
-    uint8_t state;       /* enum job_state */
-    bool serialized;     /* the end record is emitted */
-    bool discard;        /* the group's state was replaced: drop the result */
-    int error;           /* first failure (negative) */
-    uint32_t inflight;   /* ring operations in flight */
-    uint32_t chain_left; /* completions of the fsync-rename-fsync chain to come */
-    uint64_t file_bytes; /* emitted so far; the file's size once serialized */
+    int fd;                /* -1 until the open completes */
+    uint8_t state;         /* enum job_state */
+    bool serialized;       /* the end record is emitted */
+    bool discard;          /* the group's state was replaced: drop the result */
+    int error;             /* first failure (negative) */
+    uint32_t inflight;     /* ring operations in flight */
+    uint32_t chain_left;   /* completions of the fsync-rename-fsync chain to come */
+    uint64_t file_bytes;   /* emitted so far; the file's size once serialized */
+    uint64_t unwritten;    /* bytes emitted and not yet written (buffers held) */
+    uint64_t written;      /* bytes written */
+    uint64_t writeback_at; /* file offset up to which writeback was started */
+    uint64_t synced;       /* file offset up to which writeback completed */
+    bool writeback_busy;   /* a sync_file_range is in flight */
+    struct snap_op writeback_op;
     int64_t start_ms;
     char tmp[80];  /* temporary name */
     char name[64]; /* final name */
@@ -263,11 +283,46 @@ static void adopt_file(
     gs->snap_index = index;
     gs->snap_term = term;
     gs->snap_file_bytes = bytes;
+    /* Published at once (not at the next once-a-second refresh): RAFT STATUS shows a
+     * snapshot as soon as it is durable. */
+    atomic_store_explicit(&w->node->pub[gs->g].snapshot_index, index, memory_order_relaxed);
 }
 
 /* ---- a local snapshot --------------------------------------------------------------------- */
 
 static void job_advance(struct snap_job *j);
+
+/* Writes back the next range written (one at a time; see SNAP_WRITEBACK_BYTES). Writes
+ * complete in order (one file, hashed in io-wq), so [writeback_at, written) is contiguous. */
+static void job_writeback(struct worker *w, struct snap_job *j)
+{
+    if (j->fd < 0 || j->writeback_busy || j->written < j->writeback_at + SNAP_WRITEBACK_BYTES) {
+        return;
+    }
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_sync_file_range(
+        sqe, j->fd, (unsigned)(j->written - j->writeback_at), j->writeback_at,
+        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    submit_op(sqe, &j->writeback_op);
+    j->writeback_at = j->written;
+    j->writeback_busy = true;
+    j->inflight++;
+}
+
+static void job_writeback_cb(struct worker *w, struct snap_op *op, int res)
+{
+    struct snap_job *j = op->owner;
+    j->inflight--;
+    j->writeback_busy = false;
+    if (res < 0 && j->error == 0) {
+        j->error = res; /* an I/O error: the snapshot fails before its fsync would */
+    }
+    j->synced = j->writeback_at;
+    if (j->error == 0 && !j->discard) {
+        job_writeback(w, j);
+    }
+    job_advance(j);
+}
 
 static void job_write_cb(struct worker *w, struct snap_op *op, int res)
 {
@@ -290,7 +345,12 @@ static void job_write_cb(struct worker *w, struct snap_op *op, int res)
             return;
         }
     }
+    j->unwritten -= b->len;
+    j->written += b->done;
     free(b);
+    if (j->error == 0 && !j->discard) {
+        job_writeback(w, j);
+    }
     job_advance(j);
 }
 
@@ -321,6 +381,7 @@ static void job_emit(void *ctx, const uint8_t *p, size_t n)
         memcpy(j->fill->p + j->fill->len, p, take);
         j->fill->len += take;
         j->file_bytes += take;
+        j->unwritten += take;
         p += take;
         n -= take;
         if (j->fill->len == SNAP_BUF_BYTES) {
@@ -366,6 +427,9 @@ static void job_free(struct snap_job *j)
         struct snap_buf *next = b->next;
         free(b);
         b = next;
+    }
+    if (j->img != NULL) {
+        j->w->snap_serializing--;
     }
     struct snap_job **pp = &j->w->snap_jobs;
     while (*pp != NULL && *pp != j) {
@@ -467,13 +531,30 @@ static void job_advance(struct snap_job *j)
     finish_chain(w, j->fd, j->tmp, j->name, &j->sync_op, &j->rename_op, &j->dirsync_op);
 }
 
-/* Serializes up to `budget` image bytes into the file's buffers. */
-static void job_serialize(struct snap_job *j, uint64_t budget)
+/* Whether the job may serialize more now: its image is not complete and the disk has taken
+ * most of what it was given. */
+static bool job_can_serialize(const struct snap_job *j)
+{
+    return j->img != NULL && !j->serialized && !j->discard && j->error == 0 &&
+           j->unwritten < SNAP_JOB_UNWRITTEN_MAX &&
+           j->file_bytes - j->synced < SNAP_JOB_UNSYNCED_MAX;
+}
+
+/* Serializes up to about `budget` image bytes into the file's buffers (one slice of the
+ * walk: sm_snap_step never splits a key); returns the bytes produced. */
+static uint64_t job_serialize(struct snap_job *j, uint64_t budget)
 {
     uint64_t done = 0;
-    while (!j->serialized && j->error == 0 && done < budget) {
+    while (job_can_serialize(j) && done < budget) {
+        if (sm_snap_pending(j->img) > SNAP_PENDING_MAX) {
+            /* Writes serialized more keys ahead of the walk than the limit allows. */
+            j->error = -ENOMEM;
+            break;
+        }
         reply_reset(&j->out);
-        int rc = sm_snap_step(j->img, &j->out, (size_t)j->w->node->cfg.snapshot_slice_bytes);
+        uint64_t slice = budget - done;
+        int rc = sm_snap_step(j->img, &j->out,
+                              (size_t)(slice < SNAP_BUF_BYTES ? slice : SNAP_BUF_BYTES));
         if (rc < 0) {
             j->error = -ENOMEM;
             break;
@@ -484,6 +565,7 @@ static void job_serialize(struct snap_job *j, uint64_t budget)
             snapshot_writer_finish(&j->wr);
             sm_snap_free(j->img);
             j->img = NULL;
+            j->w->snap_serializing--;
             j->serialized = true;
             if (j->fill != NULL) {
                 struct snap_buf *b = j->fill;
@@ -492,7 +574,24 @@ static void job_serialize(struct snap_job *j, uint64_t budget)
             }
         }
     }
+    if (j->error != 0 && j->img != NULL) {
+        /* Stopped early: the state machine stops serializing for it (sm_snap_free). */
+        sm_snap_free(j->img);
+        j->img = NULL;
+        j->w->snap_serializing--;
+    }
     job_advance(j);
+    return done;
+}
+
+bool snapshot_busy(const struct worker *w)
+{
+    for (const struct snap_job *j = w->snap_jobs; j != NULL; j = j->next) {
+        if (job_can_serialize(j)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static int job_start(struct worker *w, struct group_state *gs)
@@ -530,9 +629,11 @@ static int job_start(struct worker *w, struct group_state *gs)
         rc = sm_snap_begin(gs->sm, &j->img);
     }
     if (rc != 0) {
+        j->img = NULL;
         job_free(j);
         return rc;
     }
+    w->snap_serializing++;
     j->next = w->snap_jobs;
     w->snap_jobs = j;
     w->snap_job_count++;
@@ -542,6 +643,7 @@ static int job_start(struct worker *w, struct group_state *gs)
     j->sync_op = (struct snap_op){job_chain_cb, j};
     j->rename_op = (struct snap_op){job_chain_cb, j};
     j->dirsync_op = (struct snap_op){job_chain_cb, j};
+    j->writeback_op = (struct snap_op){job_writeback_cb, j};
     snapshot_name(j->name, sizeof(j->name), gs->g, index);
     j->inflight++;
     open_tmp(w, j->tmp, sizeof(j->tmp), gs->g, index, &j->open_op);
@@ -682,11 +784,13 @@ void snapshot_pump(struct worker *w)
             gs->snap_retry_ms = w->now_ms + SNAP_RETRY_MS;
         }
     }
-    for (struct snap_job *j = w->snap_jobs, *next; j != NULL; j = next) {
+    /* One slice per loop iteration, shared by the jobs that may go on: the loop serves
+     * requests and drains groups between slices, so a large image never stalls it. */
+    uint64_t budget = w->node->cfg.snapshot_slice_bytes;
+    for (struct snap_job *j = w->snap_jobs, *next; j != NULL && budget > 0; j = next) {
         next = j->next; /* job_serialize may finish and free j */
-        if (!j->serialized && !j->discard && j->error == 0) {
-            job_serialize(j, UINT64_MAX);
-        }
+        uint64_t done = job_serialize(j, budget);
+        budget = done < budget ? budget - done : 0;
     }
     reads_pump(w);
 }
@@ -1062,8 +1166,11 @@ void snapshot_restore(struct worker *w, struct group_state *gs, const struct raf
     }
     if (j != NULL) {
         /* The local snapshot in progress describes the state being replaced. */
-        sm_snap_free(j->img);
-        j->img = NULL;
+        if (j->img != NULL) {
+            sm_snap_free(j->img);
+            j->img = NULL;
+            w->snap_serializing--;
+        }
         j->discard = true;
         job_advance(j);
     }

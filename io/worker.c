@@ -29,6 +29,12 @@
  * else every HEAP_TRIM_PERIOD_MS. */
 #define HEAP_TRIM_FREE_MIN  (1u << 20)
 #define HEAP_TRIM_PERIOD_MS 10000
+/* ... but not when more than this is free: malloc_trim gives pages back with one madvise
+ * per free chunk, each a TLB shootdown across the process's CPUs, on the loop thread; after
+ * a snapshot compacts a large log (tens of thousands of freed log chunks) that took 3.5 s on
+ * this VM for 400 MiB, during which no request was served. Memory freed by a compaction is
+ * taken again by the next log anyway. */
+#define HEAP_TRIM_FREE_MAX (64u << 20)
 
 /* The persist queue: WAL operations refused for back-pressure (RR_EBUSY), and those that
  * must wait for a snapshot file (behind a barrier), kept until they can go. They are issued
@@ -510,7 +516,7 @@ static void heap_trim(struct worker *w)
     struct mallinfo2 mi = mallinfo2();
     size_t moved = mi.fordblks > w->heap_trim_free ? mi.fordblks - w->heap_trim_free
                                                    : w->heap_trim_free - mi.fordblks;
-    if (mi.fordblks < HEAP_TRIM_FREE_MIN ||
+    if (mi.fordblks < HEAP_TRIM_FREE_MIN || mi.fordblks > HEAP_TRIM_FREE_MAX ||
         (moved < HEAP_TRIM_FREE_MIN && w->now_ms < w->heap_trim_ms + HEAP_TRIM_PERIOD_MS)) {
         return;
     }
@@ -715,15 +721,24 @@ static void loop_iteration(struct worker *w)
     send_wakes(w);
 
     int64_t wait_ms = w->next_tick_ms - node_clock_ms();
-    if (multi_has_dirty(w->multi)) {
-        wait_ms = 0;
+    if (multi_has_dirty(w->multi) || snapshot_busy(w)) {
+        wait_ms = 0; /* work is waiting: only collect what completed */
     }
     if (wait_ms < 0) {
         wait_ms = 0;
     }
     struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
     struct io_uring_cqe *cqe = NULL;
-    int rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, wait_ms > 0 ? 1 : 0, &ts, NULL);
+    int rc;
+    if (wait_ms > 0) {
+        rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    } else {
+        /* No wait, but the kernel must still run completions: with DEFER_TASKRUN they are
+         * posted only when we enter with GETEVENTS, which a zero-wait submit does not do.
+         * Without it, a loop kept busy (a long drain, a snapshot being serialized) would see
+         * no recv or WAL completion until it next slept. */
+        rc = io_uring_submit_and_get_events(&w->ring);
+    }
     w->st.submits++;
     w->st.loops++;
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
