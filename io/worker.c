@@ -22,6 +22,9 @@
 #define RING_ENTRIES     4096
 #define RING_CQ_ENTRIES  16384
 #define DRAIN_ROUNDS_MAX 8
+/* Entries a loop iteration applies at most (plus one group's ready batch): the drain stops
+ * there and the sends it produced leave before the rest is applied (core/drain.h). */
+#define DRAIN_APPLY_BUDGET 1024
 #define SWEEP_MS         100
 #define PUBLISH_MS       1000 /* RAFT STATUS indexes: O(G) raft_status calls */
 /* Free heap bytes above which worker 0 asks the allocator to give whole free pages back to
@@ -293,8 +296,12 @@ static void release_durable(struct worker *w)
 
 static void drain_groups(struct worker *w)
 {
-    for (int round = 0; round < DRAIN_ROUNDS_MAX && multi_has_dirty(w->multi); round++) {
-        int rc = drain_run(w->multi, &worker_drain_ops, w);
+    uint64_t budget = DRAIN_APPLY_BUDGET;
+    for (int round = 0; round < DRAIN_ROUNDS_MAX && budget > 0 && multi_has_dirty(w->multi);
+         round++) {
+        uint64_t applied = 0;
+        int rc = drain_run_bounded(w->multi, &worker_drain_ops, w, budget, &applied);
+        budget -= applied < budget ? applied : budget;
         w->st.drains++;
         if (rc == RR_ENOMEM || rc == RR_ETOOBIG) {
             LOG_E("drain failed: %s", rr_strerror(rc));
