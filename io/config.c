@@ -292,9 +292,6 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
             c->net_batching = NET_BATCHING_NONE;
         } else if (strcmp(value, "adaptive") == 0) {
             c->net_batching = NET_BATCHING_ADAPTIVE;
-            c->disk_flushes_in_flight = 1;
-            c->lazy_commit = true;
-            c->quiesce = true;
         } else {
             return fail(err, len, "bad value for %s: '%s' (none or adaptive)", key, value);
         }
