@@ -5,6 +5,8 @@
  * closes it (as Redis's client-output-buffer-limit does). */
 #include "io/client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +20,39 @@ static void client_parse(struct client *cl);
 static void scan_fix_reply(struct worker *w, struct req *r);
 static void immediate(struct client *cl, struct req *r);
 
+/* Whether the client's address is a loopback one (127.0.0.0/8, ::1, or IPv4-mapped
+ * loopback): protected mode accepts only these. */
+static bool peer_is_loopback(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return false;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return ss.ss_family == AF_UNIX;
+}
+
+static const char protected_mode_error[] =
+    "-DENIED ringraft is running in protected mode because protected mode is enabled and no "
+    "password is set for the default user. In this mode connections are only accepted from "
+    "the loopback interface. If you want to connect from external computers, either set a "
+    "password with the requirepass setting (and authenticate with AUTH), or disable protected "
+    "mode with 'protected-mode no' in the configuration file or the --protected-mode no flag, "
+    "after making sure that the node is not reachable from networks you do not trust.\r\n";
+
 void client_accepted(struct worker *w, int fd)
 {
     struct node *n = w->node;
     if (atomic_fetch_add(&n->clients, 1) >= n->cfg.maxclients) {
+        atomic_fetch_add_explicit(&n->rejected_conns, 1, memory_order_relaxed);
         atomic_fetch_sub(&n->clients, 1);
         static const char msg[] = "-ERR max number of clients reached\r\n";
         ssize_t rc = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -58,6 +89,13 @@ void client_accepted(struct worker *w, int fd)
     c->owner = cl;
     w->clients++;
     w->st.clients_accepted++;
+    cl->authenticated = n->cfg.requirepass[0] == '\0';
+    if (n->cfg.protected_mode && n->cfg.requirepass[0] == '\0' && !peer_is_loopback(fd)) {
+        atomic_fetch_add_explicit(&n->protected_conns, 1, memory_order_relaxed);
+        conn_write(c, protected_mode_error, sizeof(protected_mode_error) - 1);
+        conn_close_after_flush(c);
+        return;
+    }
     conn_start_recv(c);
 }
 
@@ -423,6 +461,12 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         immediate(cl, r);
         return;
     }
+    if (!cl->authenticated && cmd->id != CMD_ID_AUTH && cmd->id != CMD_ID_HELLO &&
+        cmd->id != CMD_ID_QUIT) {
+        reply_error(&r->reply, "NOAUTH Authentication required.");
+        immediate(cl, r);
+        return;
+    }
     if (cmd->cls == CMD_NODE) {
         static const uint8_t empty[1];
         switch (cmd->id) {
@@ -468,6 +512,16 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
     uint16_t slot = 0;
     int rc = cmd_request_slot(cmd, argc, r->argv, r->argl, &slot, &r->reply);
     if (rc < 0) {
+        immediate(cl, r);
+        return;
+    }
+    /* As Redis: past maxmemory, commands that may add data are refused at admission (an
+     * entry already in the log is always applied: every replica must apply the same log). */
+    if (cmd->cls == CMD_WRITE && n->cfg.maxmemory > 0 &&
+        atomic_load_explicit(&n->used_memory, memory_order_relaxed) > n->cfg.maxmemory &&
+        strstr(cmd->flags, "denyoom") != NULL) {
+        atomic_fetch_add_explicit(&n->oom_rejects, 1, memory_order_relaxed);
+        reply_error(&r->reply, "OOM command not allowed when used memory > 'maxmemory'.");
         immediate(cl, r);
         return;
     }
@@ -517,6 +571,7 @@ static void client_parse(struct client *cl)
             break;
         }
         struct resp_result res;
+        cl->parser.unauthenticated = !cl->authenticated;
         enum resp_status st = resp_parse(&cl->parser, c->in + off, c->in_len - off, &w->args, &res);
         off += res.consumed_bytes;
         if (st == RESP_NEED_MORE) {

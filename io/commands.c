@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/base/assert.h"
 #include "io/client.h"
 #include "io/log.h"
 
@@ -29,6 +30,145 @@ static void reply_pair(struct reply *r, const char *k, const char *v)
 {
     reply_bulk_cstr(r, k);
     reply_bulk_cstr(r, v);
+}
+
+/* ---- authentication ---------------------------------------------------------------------- */
+
+/* Compares in time independent of where the strings differ (a timing side channel must not
+ * tell an attacker how much of a guess was right). */
+static bool same_secret(const uint8_t *a, size_t al, const char *b)
+{
+    size_t bl = strlen(b);
+    size_t n = al > bl ? al : bl;
+    unsigned diff = al != bl;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t x = i < al ? a[i] : 0;
+        uint8_t y = i < bl ? (uint8_t)b[i] : 0;
+        diff |= (unsigned)(x ^ y);
+    }
+    return diff == 0;
+}
+
+/* Only the "default" user exists; without requirepass it takes any password (Redis's
+ * nopass). A success authenticates the client; a failure leaves it as it was. */
+static bool authenticate(struct client *cl,
+                         const uint8_t *user,
+                         size_t ul,
+                         const uint8_t *pass,
+                         size_t pl,
+                         struct reply *r)
+{
+    struct node *n = cl->w->node;
+    bool ok = (user == NULL || (ul == 7 && memcmp(user, "default", 7) == 0)) &&
+              (n->cfg.requirepass[0] == '\0' || same_secret(pass, pl, n->cfg.requirepass));
+    if (!ok) {
+        atomic_fetch_add_explicit(&n->auth_failures, 1, memory_order_relaxed);
+        reply_error(r, "WRONGPASS invalid username-password pair or user is disabled.");
+        return false;
+    }
+    cl->authenticated = true;
+    return true;
+}
+
+static void auth_cmd(struct client *cl,
+                     uint32_t argc,
+                     const uint8_t *const argv[],
+                     const size_t argl[],
+                     struct reply *r)
+{
+    if (argc > 3) {
+        reply_error(r, "ERR syntax error");
+        return;
+    }
+    if (argc == 2 && cl->w->node->cfg.requirepass[0] == '\0') {
+        reply_error(r, "ERR AUTH <password> called without any password configured for the "
+                       "default user. Are you sure your configuration is correct?");
+        return;
+    }
+    bool with_user = argc == 3;
+    if (authenticate(cl, with_user ? argv[1] : NULL, with_user ? argl[1] : 0, argv[argc - 1],
+                     argl[argc - 1], r)) {
+        reply_simple(r, "OK");
+    }
+}
+
+static bool client_name_ok(const uint8_t *name, size_t len, size_t cap)
+{
+    if (len >= cap) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] < '!' || name[i] > '~') {
+            return false; /* Redis: no spaces, newlines or other special characters */
+        }
+    }
+    return true;
+}
+
+static void set_client_name(struct client *cl, const uint8_t *name, size_t len)
+{
+    memcpy(cl->name, name, len);
+    cl->name[len] = '\0';
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME clientname]] (RESP2 only). */
+static void hello_cmd(struct client *cl,
+                      uint32_t argc,
+                      const uint8_t *const argv[],
+                      const size_t argl[],
+                      struct reply *r)
+{
+    struct node *n = cl->w->node;
+    if (argc >= 2 && !(argl[1] == 1 && argv[1][0] == '2')) {
+        reply_error(r, "NOPROTO sorry, this protocol version is not supported");
+        return;
+    }
+    uint32_t auth_at = 0, name_at = 0;
+    for (uint32_t i = 2; i < argc; i++) {
+        if (arg_is(argv[i], argl[i], "auth") && argc - i - 1 >= 2) {
+            auth_at = i;
+            i += 2;
+        } else if (arg_is(argv[i], argl[i], "setname") && argc - i - 1 >= 1) {
+            name_at = i;
+            i += 1;
+        } else {
+            reply_errorf(r, "ERR Syntax error in HELLO option '%.*s'", (int)argl[i],
+                         (const char *)argv[i]);
+            return;
+        }
+    }
+    if (auth_at != 0 && !authenticate(cl, argv[auth_at + 1], argl[auth_at + 1], argv[auth_at + 2],
+                                      argl[auth_at + 2], r)) {
+        return;
+    }
+    if (!cl->authenticated) {
+        reply_error(r, "NOAUTH HELLO must be called with the client already authenticated, "
+                       "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                       "authenticate the client and select the RESP protocol version at the "
+                       "same time");
+        return;
+    }
+    if (name_at != 0) {
+        if (!client_name_ok(argv[name_at + 1], argl[name_at + 1], sizeof(cl->name))) {
+            reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
+                           "characters.");
+            return;
+        }
+        set_client_name(cl, argv[name_at + 1], argl[name_at + 1]);
+    }
+    char name[41];
+    node_name(n, n->cfg.node_id, name);
+    reply_array(r, 14);
+    reply_pair(r, "server", "redis");
+    reply_pair(r, "version", "7.0.15");
+    reply_bulk_cstr(r, "proto");
+    reply_int(r, 2);
+    reply_bulk_cstr(r, "id");
+    reply_int(r, (int64_t)cl->id);
+    reply_pair(r, "mode", "cluster");
+    reply_pair(r, "role", "master");
+    reply_bulk_cstr(r, "modules");
+    reply_array(r, 0);
 }
 
 static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct reply *r)
@@ -52,6 +192,13 @@ static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct rep
     items[k++] = (struct config_item){"maxclients", maxclients};
     items[k++] = (struct config_item){"dir", dir};
     items[k++] = (struct config_item){"proto-max-bulk-len", bulk};
+    static _Thread_local char maxmemory[24];
+    snprintf(maxmemory, sizeof(maxmemory), "%" PRIu64, n->cfg.maxmemory);
+    items[k++] = (struct config_item){"maxmemory", maxmemory};
+    items[k++] = (struct config_item){"maxmemory-policy", "noeviction"};
+    items[k++] = (struct config_item){"protected-mode", n->cfg.protected_mode ? "yes" : "no"};
+    items[k++] = (struct config_item){"requirepass", n->cfg.requirepass};
+    RR_ASSERT(k <= sizeof(items) / sizeof(items[0]));
     uint32_t matched = 0;
     for (uint32_t i = 0; i < k; i++) {
         matched +=
@@ -150,6 +297,23 @@ static uint32_t groups_led_by(const struct node *n, raft_node id)
     return k;
 }
 
+/* Redis's bytesToHuman: 1023B, 1.00K, 12.50M, 3.00G. */
+static void human_bytes(uint64_t n, char out[32])
+{
+    static const char units[] = "KMGTP";
+    if (n < 1024) {
+        snprintf(out, 32, "%" PRIu64 "B", n);
+        return;
+    }
+    double v = (double)n / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, 32, "%.2f%c", v, units[u]);
+}
+
 static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply *r)
 {
     struct worker *w = cl->w;
@@ -197,8 +361,35 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\napplied_entries:%" PRIu64 "\r\nread_index_requests:%" PRIu64
             "\r\nforwarded_out:%" PRIu64 "\r\nforwarded_in:%" PRIu64 "\r\nredirects:%" PRIu64
             "\r\nrequest_timeouts:%" PRIu64 "\r\nbusy_rejects:%" PRIu64
-            "\r\nprotocol_errors:%" PRIu64 "\r\n\r\n",
-            acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs);
+            "\r\nprotocol_errors:%" PRIu64 "\r\nrejected_connections:%" PRIu64
+            "\r\nacl_access_denied_auth:%" PRIu64 "\r\noom_rejects:%" PRIu64
+            "\r\nprotected_mode_refusals:%" PRIu64 "\r\n\r\n",
+            acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs,
+            atomic_load_explicit(&n->rejected_conns, memory_order_relaxed),
+            atomic_load_explicit(&n->auth_failures, memory_order_relaxed),
+            atomic_load_explicit(&n->oom_rejects, memory_order_relaxed),
+            atomic_load_explicit(&n->protected_conns, memory_order_relaxed));
+    }
+    if (all || arg_is(sec, sl, "memory")) {
+        uint64_t used = atomic_load_explicit(&n->used_memory, memory_order_relaxed);
+        char used_h[32], max_h[32];
+        human_bytes(used, used_h);
+        human_bytes(n->cfg.maxmemory, max_h);
+        OUT("# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\nmaxmemory:%" PRIu64
+            "\r\nmaxmemory_human:%s\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            used, used_h, n->cfg.maxmemory, max_h);
+    }
+    if (all || arg_is(sec, sl, "limits")) {
+        const struct node_config *c = &n->cfg;
+        OUT("# Limits\r\nmaxclients:%u\r\nmaxmemory:%" PRIu64
+            "\r\nclient_query_buffer_limit:%" PRIu64 "\r\nclient_output_buffer_limit:%" PRIu64
+            "\r\nproto_max_bulk_len:%" PRIu64 "\r\npipeline_max:%u\r\npeer_output_limit:%" PRIu64
+            "\r\nworker_inflight_limit:%" PRIu64 "\r\nrequest_timeout_ms:%u\r\n"
+            "requirepass:%s\r\nprotected_mode:%s\r\n\r\n",
+            c->maxclients, c->maxmemory, c->client_query_buffer_max, c->client_output_buffer_max,
+            c->proto_max_bulk_len, c->pipeline_max, c->peer_output_max, c->worker_inflight_max,
+            c->request_timeout_ms, c->requirepass[0] != '\0' ? "set" : "none",
+            c->protected_mode ? "yes" : "no");
     }
     if (all || arg_is(sec, sl, "raft")) {
         uint32_t known = 0;
@@ -478,8 +669,7 @@ bool node_command(struct client *cl,
         }
         return true;
     case CMD_ID_AUTH:
-        reply_error(r, "ERR AUTH <password> called without any password configured for the "
-                       "default user. Are you sure your configuration is correct?");
+        auth_cmd(cl, argc, argv, argl, r);
         return true;
     case CMD_ID_READONLY:
     case CMD_ID_READWRITE:
@@ -489,36 +679,18 @@ bool node_command(struct client *cl,
         /* Writes are acknowledged only once a majority has them: report the other nodes. */
         reply_int(r, (int64_t)n->cfg.node_count - 1);
         return true;
-    case CMD_ID_HELLO: {
-        if (argc >= 2 && !(argl[1] == 1 && argv[1][0] == '2')) {
-            reply_error(r, "NOPROTO sorry, this protocol version is not supported");
-            return true;
-        }
-        char name[41];
-        node_name(n, n->cfg.node_id, name);
-        reply_array(r, 14);
-        reply_pair(r, "server", "redis");
-        reply_pair(r, "version", "7.0.15");
-        reply_bulk_cstr(r, "proto");
-        reply_int(r, 2);
-        reply_bulk_cstr(r, "id");
-        reply_int(r, (int64_t)cl->id);
-        reply_pair(r, "mode", "cluster");
-        reply_pair(r, "role", "master");
-        reply_bulk_cstr(r, "modules");
-        reply_array(r, 0);
+    case CMD_ID_HELLO:
+        hello_cmd(cl, argc, argv, argl, r);
         return true;
-    }
     case CMD_ID_CLIENT:
         if (arg_is(argv[1], argl[1], "id")) {
             reply_int(r, (int64_t)cl->id);
         } else if (arg_is(argv[1], argl[1], "setname") && argc == 3) {
-            if (argl[2] >= sizeof(cl->name) || memchr(argv[2], ' ', argl[2]) != NULL) {
+            if (!client_name_ok(argv[2], argl[2], sizeof(cl->name))) {
                 reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
                                "characters.");
             } else {
-                memcpy(cl->name, argv[2], argl[2]);
-                cl->name[argl[2]] = '\0';
+                set_client_name(cl, argv[2], argl[2]);
                 reply_simple(r, "OK");
             }
         } else if (arg_is(argv[1], argl[1], "getname")) {

@@ -39,6 +39,7 @@ void config_default(struct node_config *c)
     c->uring_multishot_accept = true;
     c->uring_msg_ring = true;
     c->uring_multishot_recv = true;
+    c->protected_mode = true;
     c->maxclients = 10000;
     c->client_query_buffer_max = 1ull << 30;
     c->client_output_buffer_max = 256ull << 20;
@@ -244,7 +245,10 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     BOOL("uring-multishot-accept", uring_multishot_accept)
     BOOL("uring-msg-ring", uring_msg_ring)
     BOOL("uring-multishot-recv", uring_multishot_recv)
+    STR("requirepass", requirepass)
+    BOOL("protected-mode", protected_mode)
     U32("maxclients", maxclients, 1, 1000000)
+    U64("maxmemory", maxmemory, 0, UINT64_MAX)
     U64("client-query-buffer-limit", client_query_buffer_max, 4096, 1ull << 32)
     U64("client-output-buffer-limit", client_output_buffer_max, 4096, 1ull << 34)
     U64("proto-max-bulk-len", proto_max_bulk_len, 1, RAFT_ENTRY_BYTES_MAX - 4096)
@@ -436,7 +440,10 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "uring-multishot-accept %s\n", c->uring_multishot_accept ? "yes" : "no");
     fprintf(f, "uring-msg-ring %s\n", c->uring_msg_ring ? "yes" : "no");
     fprintf(f, "uring-multishot-recv %s\n", c->uring_multishot_recv ? "yes" : "no");
+    fprintf(f, "requirepass \"%s\"\n", c->requirepass);
+    fprintf(f, "protected-mode %s\n", c->protected_mode ? "yes" : "no");
     fprintf(f, "maxclients %u\n", c->maxclients);
+    fprintf(f, "maxmemory %" PRIu64 "\n", c->maxmemory);
     fprintf(f, "client-query-buffer-limit %" PRIu64 "\n", c->client_query_buffer_max);
     fprintf(f, "client-output-buffer-limit %" PRIu64 "\n", c->client_output_buffer_max);
     fprintf(f, "proto-max-bulk-len %" PRIu64 "\n", c->proto_max_bulk_len);

@@ -39,11 +39,8 @@ struct node_config {
     char cpus[128];   /* "off", or a CPU list ("0-3", "2,3") the workers pin to in order */
     struct wal_strategy disk_batching;
     uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
-    bool lazy_commit;
-    bool quiesce;
-    /* idle groups stop ticking and heartbeating (core/raft.h) */ /* do not write hard states
-                                                                     that change only the commit
-                                                                     index */
+    bool lazy_commit; /* do not write hard states that change only the commit index */
+    bool quiesce;     /* idle groups stop ticking and heartbeating (core/raft.h) */
     enum net_batching net_batching;
     uint32_t tick_ms;
     uint32_t election_ticks;
@@ -56,8 +53,12 @@ struct node_config {
     bool uring_multishot_accept;
     bool uring_msg_ring;
     bool uring_multishot_recv; /* multishot recv into a provided-buffer ring */
+    /* Security. */
+    char requirepass[512]; /* "": clients need not authenticate */
+    bool protected_mode;   /* without requirepass, only loopback clients are accepted */
     /* Limits. */
-    uint32_t maxclients;              /* per node */
+    uint32_t maxclients; /* per node */
+    uint64_t maxmemory;  /* heap bytes in use past which writes that add data get -OOM; 0: none */
     uint64_t client_query_buffer_max; /* bytes of unparsed input per client */
     uint64_t client_output_buffer_max;
     uint64_t proto_max_bulk_len;

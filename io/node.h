@@ -295,6 +295,14 @@ struct node {
     _Atomic uint64_t next_client_id;
     uint32_t boot;       /* starts of this data directory, this one included (dir/BOOT) */
     _Atomic bool failed; /* a worker hit a fatal error: the node is stopping */
+    /* Heap bytes in use (allocator statistics), sampled by worker 0 once a second: what
+     * maxmemory is compared with. */
+    _Atomic uint64_t used_memory;
+    /* Rare events, counted node-wide. */
+    _Atomic uint64_t auth_failures;   /* AUTH or HELLO AUTH with a wrong user or password */
+    _Atomic uint64_t oom_rejects;     /* writes refused past maxmemory */
+    _Atomic uint64_t rejected_conns;  /* maxclients reached */
+    _Atomic uint64_t protected_conns; /* non-loopback clients refused by protected mode */
     _Atomic uint32_t clients;
     struct raft_config initial;
 };

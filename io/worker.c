@@ -6,6 +6,11 @@
  * except that wait. */
 #include <errno.h>
 #include <malloc.h>
+#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizer runtime's heap statistics (sanitizer/allocator_interface.h, which GCC does
+ * not ship). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +30,8 @@
 /* Entries a loop iteration applies at most (plus one group's ready batch): the drain stops
  * there and the sends it produced leave before the rest is applied (core/drain.h). */
 #define DRAIN_APPLY_BUDGET 1024
-#define SWEEP_MS         100
-#define PUBLISH_MS       1000 /* RAFT STATUS indexes: O(G) raft_status calls */
+#define SWEEP_MS           100
+#define PUBLISH_MS         1000 /* RAFT STATUS indexes: O(G) raft_status calls */
 /* Free heap bytes above which worker 0 asks the allocator to give whole free pages back to
  * the kernel (see heap_trim): at once when they changed by that much since the last trim,
  * else every HEAP_TRIM_PERIOD_MS. */
@@ -403,7 +408,8 @@ static void balance_leaders(struct worker *w)
  * returns only the top of a heap to the kernel by itself. malloc_trim releases the whole free
  * pages inside (madvise); the allocator is process-wide, so worker 0 does it for everyone,
  * checked once a second. A trim of a settled 4096-group node takes about 0.4 ms (the first
- * after start-up, 5-20 ms). */
+ * after start-up, 5-20 ms). The same allocator statistics give the node's used_memory
+ * (INFO memory, maxmemory). */
 static void heap_trim(struct worker *w)
 {
 #ifdef __GLIBC__
@@ -411,6 +417,14 @@ static void heap_trim(struct worker *w)
         return;
     }
     struct mallinfo2 mi = mallinfo2();
+    /* Every arena's bytes in use, mmapped blocks included: the node's used_memory. Under
+     * AddressSanitizer the heap is the sanitizer's, and it keeps its own count. */
+#if defined(__SANITIZE_ADDRESS__)
+    uint64_t used = (uint64_t)__sanitizer_get_current_allocated_bytes();
+#else
+    uint64_t used = (uint64_t)(mi.uordblks + mi.hblkhd);
+#endif
+    atomic_store_explicit(&w->node->used_memory, used, memory_order_relaxed);
     size_t moved = mi.fordblks > w->heap_trim_free ? mi.fordblks - w->heap_trim_free
                                                    : w->heap_trim_free - mi.fordblks;
     if (mi.fordblks < HEAP_TRIM_FREE_MIN ||

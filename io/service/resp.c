@@ -55,6 +55,8 @@ static const char *const error_text[RESP_ERR_COUNT] = {
     [RESP_ERR_EXPECTED_DOLLAR] = "Protocol error: expected '$', got '?'",
     [RESP_ERR_BULK_LENGTH] = "Protocol error: invalid bulk length",
     [RESP_ERR_REQUEST_TOO_BIG] = "Protocol error: too big request",
+    [RESP_ERR_UNAUTH_MBULK_LENGTH] = "Protocol error: unauthenticated multibulk length",
+    [RESP_ERR_UNAUTH_BULK_LENGTH] = "Protocol error: unauthenticated bulk length",
 };
 
 /* ---- limits ----------------------------------------------------------------------------- */
@@ -122,6 +124,7 @@ void resp_parser_init(struct resp_parser *p, const struct resp_limits *limits)
 {
     RR_ASSERT(resp_limits_check(limits) == 0);
     p->limits = *limits;
+    p->unauthenticated = false;
     parser_reset(p);
 }
 
@@ -239,6 +242,9 @@ count_line(struct resp_parser *p, const uint8_t *in, size_t len, struct resp_res
     if (!parse_ll(in + p->pos + 1, cr - p->pos - 1, &n) || n > (int64_t)p->limits.args_max) {
         return fail(res, RESP_ERR_MBULK_LENGTH, 0);
     }
+    if (p->unauthenticated && n > (int64_t)RESP_UNAUTH_ARGS_MAX) {
+        return fail(res, RESP_ERR_UNAUTH_MBULK_LENGTH, 0);
+    }
     p->pos = cr + CRLF_BYTES;
     p->scan = p->pos;
     if (n <= 0) {
@@ -263,6 +269,9 @@ bulk_line(struct resp_parser *p, const uint8_t *in, size_t len, struct resp_resu
     if (!parse_ll(in + p->pos + 1, cr - p->pos - 1, &n) || n < 0 ||
         (uint64_t)n > p->limits.bulk_max) {
         return fail(res, RESP_ERR_BULK_LENGTH, 0);
+    }
+    if (p->unauthenticated && (uint64_t)n > RESP_UNAUTH_BULK_MAX) {
+        return fail(res, RESP_ERR_UNAUTH_BULK_LENGTH, 0);
     }
     p->pos = cr + CRLF_BYTES;
     p->scan = p->pos;
