@@ -20,21 +20,28 @@ static void client_parse(struct client *cl);
 static void scan_fix_reply(struct worker *w, struct req *r);
 static void immediate(struct client *cl, struct req *r);
 
-/* Whether the client's address is a loopback one (127.0.0.0/8, ::1, or IPv4-mapped
- * loopback): protected mode accepts only these. */
-static bool peer_is_loopback(int fd)
+/* The client's address as "ip:port" into addr, and whether it is a loopback one
+ * (127.0.0.0/8, ::1, or IPv4-mapped loopback): protected mode accepts only these. */
+static bool peer_address(int fd, char *addr, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
+    snprintf(addr, cap, "?:0");
     if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
         return false;
     }
+    char ip[INET6_ADDRSTRLEN] = "?";
     if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(addr, cap, "%s:%u", ip, ntohs(a->sin_port));
         return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
     }
     if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)&ss)->sin6_addr;
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+        const struct in6_addr *a = &a6->sin6_addr;
+        inet_ntop(AF_INET6, a, ip, sizeof(ip));
+        snprintf(addr, cap, "%s:%u", ip, ntohs(a6->sin6_port));
         return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
     }
     return ss.ss_family == AF_UNIX;
@@ -90,7 +97,8 @@ void client_accepted(struct worker *w, int fd)
     w->clients++;
     w->st.clients_accepted++;
     cl->authenticated = n->cfg.requirepass[0] == '\0';
-    if (n->cfg.protected_mode && n->cfg.requirepass[0] == '\0' && !peer_is_loopback(fd)) {
+    bool loopback = peer_address(fd, cl->addr, sizeof(cl->addr));
+    if (n->cfg.protected_mode && n->cfg.requirepass[0] == '\0' && !loopback) {
         atomic_fetch_add_explicit(&n->protected_conns, 1, memory_order_relaxed);
         conn_write(c, protected_mode_error, sizeof(protected_mode_error) - 1);
         conn_close_after_flush(c);
@@ -123,6 +131,31 @@ void client_on_closed(struct conn *c)
     client_free_if_done(cl);
 }
 
+/* A request's reply is ready: its latency (by class) and, if slow, a SLOWLOG entry. */
+static void note_latency(struct client *cl, const struct req *r)
+{
+    struct worker *w = cl->w;
+    int64_t ns = node_clock_ns() - r->start_ns;
+    if (ns < 0) {
+        ns = 0;
+    }
+    if (r->cls == CMD_WRITE) {
+        histogram_record(&w->write_latency, (uint64_t)ns);
+    } else if (r->cls == CMD_READ) {
+        histogram_record(&w->read_latency, (uint64_t)ns);
+    }
+    int64_t limit = w->node->cfg.slowlog_slower_than_us;
+    /* AUTH and HELLO carry passwords: never logged (Redis redacts them). */
+    bool secret = r->argc > 0 &&
+                  ((r->argl[0] == 4 && strncasecmp((const char *)r->argv[0], "auth", 4) == 0) ||
+                   (r->argl[0] == 5 && strncasecmp((const char *)r->argv[0], "hello", 5) == 0));
+    if (limit >= 0 && ns / 1000 >= limit && r->argc > 0 && !secret) {
+        uint64_t id = atomic_fetch_add_explicit(&w->node->next_slowlog_id, 1, memory_order_relaxed);
+        slowlog_add(&w->slowlog, id, (uint64_t)ns / 1000, r->argc, r->argv, r->argl, cl->addr,
+                    cl->name);
+    }
+}
+
 /* Writes the replies of the completed requests at the head of the pipeline. */
 static void client_flush(struct client *cl)
 {
@@ -151,6 +184,7 @@ static void client_flush(struct client *cl)
                 conn_close(cl->conn);
             }
         }
+        note_latency(cl, r);
         req_free(cl->w, r);
     }
     if (cl->conn != NULL && cl->quit && cl->head == NULL) {

@@ -19,6 +19,7 @@ struct client {
     bool resume_queued;
     struct client *resume_next;
     char name[64];
+    char addr[64]; /* "ip:port" of the client (SLOWLOG) */
     int64_t created_ms;
     uint64_t commands;
 };

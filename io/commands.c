@@ -13,8 +13,6 @@
 #include "io/client.h"
 #include "io/log.h"
 
-#define RINGRAFT_VERSION "0.1.0"
-
 static bool arg_is(const uint8_t *a, size_t l, const char *s)
 {
     return l == strlen(s) && strncasecmp((const char *)a, s, l) == 0;
@@ -441,6 +439,23 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         }
         OUT("\r\n");
     }
+    if (all || arg_is(sec, sl, "latencystats")) {
+        /* Per worker (quantiles do not add up across workers; the metrics endpoint has the
+         * node-wide histograms): client requests from parse to reply, by class. */
+        OUT("# Latencystats\r\n");
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            const struct pub_hist *h[2] = {&p->write_latency, &p->read_latency};
+            const char *name[2] = {"write", "read"};
+            for (int k = 0; k < 2; k++) {
+                OUT("worker%u_%s_usec:count=%" PRIu64 ",p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", i,
+                    name[k], atomic_load(&h[k]->count), (double)atomic_load(&h[k]->p50_ns) / 1e3,
+                    (double)atomic_load(&h[k]->p99_ns) / 1e3,
+                    (double)atomic_load(&h[k]->p999_ns) / 1e3);
+            }
+        }
+        OUT("\r\n");
+    }
     if (all || arg_is(sec, sl, "cluster")) {
         OUT("# Cluster\r\ncluster_enabled:1\r\n\r\n");
     }
@@ -604,6 +619,64 @@ static const char *role_name(uint32_t role)
     }
 }
 
+/* SLOWLOG GET [count] | LEN | RESET | HELP, over every worker's log. */
+static void slowlog_cmd(struct node *n,
+                        uint32_t argc,
+                        const uint8_t *const argv[],
+                        const size_t argl[],
+                        struct reply *r)
+{
+    struct slowlog *logs[NODE_WORKERS_MAX];
+    for (uint32_t i = 0; i < n->cfg.workers; i++) {
+        logs[i] = &n->workers[i]->slowlog;
+    }
+    if (arg_is(argv[1], argl[1], "get") && argc <= 3) {
+        int64_t count = 10;
+        if (argc == 3) {
+            char num[24];
+            size_t l = argl[2] < sizeof(num) - 1 ? argl[2] : sizeof(num) - 1;
+            memcpy(num, argv[2], l);
+            num[l] = '\0';
+            char *end = NULL;
+            long long v = strtoll(num, &end, 10);
+            if (l == 0 || *end != '\0' || l != argl[2] || v < -1) {
+                reply_error(r, "ERR count should be greater than or equal to -1");
+                return;
+            }
+            count = v;
+        }
+        slowlog_reply_get(logs, n->cfg.workers, count, r);
+    } else if (arg_is(argv[1], argl[1], "len") && argc == 2) {
+        reply_int(r, (int64_t)slowlog_len(logs, n->cfg.workers));
+    } else if (arg_is(argv[1], argl[1], "reset") && argc == 2) {
+        slowlog_reset(logs, n->cfg.workers);
+        reply_simple(r, "OK");
+    } else if (arg_is(argv[1], argl[1], "help") && argc == 2) {
+        static const char *const lines[] = {
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+            "HELP",
+            "    Prints this help."};
+        reply_array(r, (int64_t)(sizeof(lines) / sizeof(lines[0])));
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+            reply_simple(r, lines[i]);
+        }
+    } else {
+        reply_errorf(r,
+                     "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
+                     "SLOWLOG HELP.",
+                     (int)argl[1], (const char *)argv[1]);
+    }
+}
+
 /* RAFT STATUS: one line per group, as a bulk string. */
 static void raft_cmd(struct node *n,
                      uint32_t argc,
@@ -674,6 +747,9 @@ bool node_command(struct client *cl,
     case CMD_ID_READONLY:
     case CMD_ID_READWRITE:
         reply_simple(r, "OK");
+        return true;
+    case CMD_ID_SLOWLOG:
+        slowlog_cmd(n, argc, argv, argl, r);
         return true;
     case CMD_ID_WAIT:
         /* Writes are acknowledged only once a majority has them: report the other nodes. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/log.h"
+#include "io/slowlog.h"
 
 void config_default(struct node_config *c)
 {
@@ -47,6 +48,8 @@ void config_default(struct node_config *c)
     c->pipeline_max = 4096;
     c->peer_output_max = 64ull << 20;
     c->worker_inflight_max = 256ull << 20;
+    c->slowlog_slower_than_us = 10000;
+    c->slowlog_max_len = 128;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *fmt, ...)
@@ -255,6 +258,27 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     U32("pipeline-max", pipeline_max, 1, 1u << 20)
     U64("peer-output-limit", peer_output_max, 1u << 20, 1ull << 34)
     U64("worker-inflight-limit", worker_inflight_max, 1u << 20, 1ull << 36)
+    U32("slowlog-max-len", slowlog_max_len, 0, SLOWLOG_LEN_CEILING)
+    if (strcmp(key, "metrics-port") == 0) {
+        if (parse_u64(value, 0, 65535, &v) != 0) {
+            return fail(err, len, "bad value for %s: '%s'", key, value);
+        }
+        c->metrics_port = (uint16_t)v;
+        return 0;
+    }
+    if (strcmp(key, "slowlog-log-slower-than") == 0) {
+        /* Microseconds; a negative value turns the log off (as Redis's). */
+        if (strcmp(value, "-1") == 0 ||
+            (value[0] == '-' && parse_u64(value + 1, 1, UINT32_MAX, &v) == 0)) {
+            c->slowlog_slower_than_us = -1;
+            return 0;
+        }
+        if (parse_u64(value, 0, 3600ull * 1000 * 1000, &v) != 0) {
+            return fail(err, len, "bad value for %s: '%s'", key, value);
+        }
+        c->slowlog_slower_than_us = (int64_t)v;
+        return 0;
+    }
     if (strcmp(key, "port") == 0) {
         /* Shorthand: this node's client port (peer port follows at +10000). */
         if (parse_u64(value, 1, 65535 - 10000, &v) != 0) {
@@ -407,6 +431,13 @@ int config_validate(const struct node_config *c, char *err, size_t len)
         snprintf(err, len, "cluster-secret must not be empty");
         return -1;
     }
+    const struct node_address *me = config_self(c);
+    if (c->metrics_port != 0 && me != NULL &&
+        (c->metrics_port == me->port ||
+         (c->metrics_port >= me->peer_port && c->metrics_port < me->peer_port + c->workers))) {
+        snprintf(err, len, "metrics-port %u is this node's client or peer port", c->metrics_port);
+        return -1;
+    }
     return 0;
 }
 
@@ -450,4 +481,7 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "pipeline-max %u\n", c->pipeline_max);
     fprintf(f, "peer-output-limit %" PRIu64 "\n", c->peer_output_max);
     fprintf(f, "worker-inflight-limit %" PRIu64 "\n", c->worker_inflight_max);
+    fprintf(f, "metrics-port %u\n", c->metrics_port);
+    fprintf(f, "slowlog-log-slower-than %" PRId64 "\n", c->slowlog_slower_than_us);
+    fprintf(f, "slowlog-max-len %u\n", c->slowlog_max_len);
 }

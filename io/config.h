@@ -65,6 +65,10 @@ struct node_config {
     uint32_t pipeline_max;        /* requests of one client in flight */
     uint64_t peer_output_max;     /* bytes queued for one peer connection */
     uint64_t worker_inflight_max; /* bytes of client requests in flight on one worker */
+    /* Observability. */
+    uint16_t metrics_port;          /* Prometheus endpoint on bind:metrics_port; 0: off */
+    int64_t slowlog_slower_than_us; /* requests at least this slow are logged; < 0: none */
+    uint32_t slowlog_max_len;       /* entries kept per worker */
 };
 
 /* The built-in default. */

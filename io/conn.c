@@ -8,6 +8,7 @@
 #include "core/base/assert.h"
 #include "io/client.h"
 #include "io/log.h"
+#include "io/metrics.h"
 #include "io/node.h"
 
 #define CONN_IN_INITIAL  (16u << 10)
@@ -360,6 +361,22 @@ void conn_flush_all(struct worker *w)
     }
 }
 
+/* New input for the connection's owner. */
+static void conn_on_recv(struct conn *c)
+{
+    switch ((enum conn_kind)c->kind) {
+    case CONN_CLIENT:
+        client_on_recv(c);
+        break;
+    case CONN_PEER:
+        peer_on_recv(c);
+        break;
+    case CONN_METRICS:
+        metrics_on_recv(c);
+        break;
+    }
+}
+
 void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uint32_t flags)
 {
     switch (tag) {
@@ -396,11 +413,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
                 break;
             }
             if (res > 0) {
-                if (c->kind == CONN_CLIENT) {
-                    client_on_recv(c);
-                } else {
-                    peer_on_recv(c);
-                }
+                conn_on_recv(c);
             }
             if (!c->closing && !c->recv_pending) {
                 conn_start_recv(c); /* ended (no buffers, cancelled for a pause, ...) */
@@ -420,11 +433,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             break;
         }
         c->in_len += (size_t)res;
-        if (c->kind == CONN_CLIENT) {
-            client_on_recv(c);
-        } else {
-            peer_on_recv(c);
-        }
+        conn_on_recv(c);
         if (!c->closing) {
             conn_shrink_input(c, (size_t)res);
             conn_start_recv(c);
@@ -465,7 +474,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
         }
         if (c->kind == CONN_CLIENT) {
             client_on_closed(c);
-        } else {
+        } else if (c->kind == CONN_PEER) {
             peer_on_closed(c);
         }
         conn_free(c);

@@ -25,6 +25,13 @@ int64_t node_clock_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t node_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t node_wall_ms(void)
 {
     struct timespec ts;
@@ -207,7 +214,10 @@ int node_run(const struct node_config *cfg)
         memset(w, 0, sizeof(*w));
         w->node = n;
         w->id = i;
-        w->client_lfd = w->peer_lfd = -1;
+        w->client_lfd = w->peer_lfd = w->metrics_lfd = -1;
+        histogram_init(&w->write_latency);
+        histogram_init(&w->read_latency);
+        RR_ASSERT(slowlog_init(&w->slowlog, cfg->slowlog_max_len) == 0);
         w->wake_fd = eventfd(0, EFD_CLOEXEC);
         w->in = calloc(W, sizeof(*w->in));
         w->out = calloc(W, sizeof(*w->out));

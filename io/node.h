@@ -23,7 +23,12 @@
 #include "io/service/reply.h"
 #include "io/service/resp.h"
 #include "io/service/sm.h"
+#include "io/slowlog.h"
 #include "storage/wal.h"
+
+#ifndef RINGRAFT_VERSION
+#define RINGRAFT_VERSION "0.1.0"
+#endif
 
 #define NODE_WORKERS_MAX 64
 
@@ -37,6 +42,7 @@ enum ud_tag {
     UD_CONNECT = 0x13,
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
+    UD_ACCEPT_METRICS = 0x22,
     UD_TICK = 0x30,
     UD_WAKE = 0x31,   /* MSG_RING from another worker, or the wake eventfd read */
     UD_IGNORE = 0x3f, /* completions nobody waits for (cancels, MSG_RING sender side) */
@@ -47,7 +53,7 @@ enum ud_tag {
 
 /* ---- connections (conn.c) ---------------------------------------------------------- */
 
-enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2 };
+enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2, CONN_METRICS = 3 };
 
 struct conn_buf {
     uint8_t *buf;
@@ -119,6 +125,7 @@ struct req {
     uint64_t client_id, seq;
     uint64_t first_unacked; /* writes: the client's oldest write without a delivered reply */
     int64_t deadline_ms;
+    int64_t start_ns; /* monotonic: when it was parsed (latency, SLOWLOG) */
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
     raft_node forwarded_to;
@@ -199,6 +206,16 @@ struct xq {
 struct pending_append; /* worker.c */
 struct held_unit;
 
+/* A latency histogram published for INFO and the metrics endpoint: cumulative counts at the
+ * fixed bounds of metrics.c (Prometheus's `le` buckets), the count and the sum. */
+#define PUB_HIST_BOUNDS 16
+struct pub_hist {
+    _Atomic uint64_t le[PUB_HIST_BOUNDS]; /* values <= metric_bounds_ns[i] */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_ns;
+    _Atomic uint64_t p50_ns, p99_ns, p999_ns;
+};
+
 struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
@@ -217,6 +234,9 @@ struct worker_pub {
     /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
      * before a unit's flush starts. */
     _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
+    /* Latencies since start: client requests from parse to reply (by class), WAL flushes
+     * (write + sync) and the wait of a unit before its flush. */
+    struct pub_hist write_latency, read_latency, wal_flush, wal_queue;
 };
 
 struct worker {
@@ -281,6 +301,9 @@ struct worker {
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;
+    struct histogram write_latency, read_latency; /* client requests, parse to reply, ns */
+    struct slowlog slowlog;
+    int metrics_lfd; /* worker 0 with metrics-port set; else -1 */
     bool stopping;
     uint32_t accept_retries;
 };
@@ -303,12 +326,14 @@ struct node {
     _Atomic uint64_t oom_rejects;     /* writes refused past maxmemory */
     _Atomic uint64_t rejected_conns;  /* maxclients reached */
     _Atomic uint64_t protected_conns; /* non-loopback clients refused by protected mode */
+    _Atomic uint64_t next_slowlog_id; /* SLOWLOG entry ids, node-wide */
     _Atomic uint32_t clients;
     struct raft_config initial;
 };
 
 /* node.c */
 int64_t node_clock_ms(void); /* monotonic */
+int64_t node_clock_ns(void); /* monotonic */
 /* A worker can no longer do its job safely (storage failed): log why and stop the node, which
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
@@ -350,6 +375,9 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
 
 /* peer.c */
 int peer_setup(struct worker *w);
+/* A listening TCP socket on host:port (start-up only: resolves and binds, blocking). -1 on
+ * failure (logged). */
+int node_listen(const char *host, uint16_t port, bool reuseport);
 void peer_tick(struct worker *w);
 void peer_on_recv(struct conn *c);
 void peer_on_closed(struct conn *c);

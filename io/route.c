@@ -168,7 +168,8 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
         r->argl[i] = (uint32_t)argl[i];
         off += argl[i] + 1;
     }
-    r->deadline_ms = node_clock_ms() + w->node->cfg.request_timeout_ms;
+    r->start_ns = node_clock_ns();
+    r->deadline_ms = r->start_ns / 1000000 + w->node->cfg.request_timeout_ms;
     return r;
 }
 

@@ -22,6 +22,7 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include "core/base/errors.h"
 #include "io/client.h"
 #include "io/log.h"
+#include "io/metrics.h"
 #include "io/node.h"
 
 #define RING_ENTRIES     4096
@@ -362,6 +363,10 @@ static void publish_stats(struct worker *w)
     PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
     PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
     PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
+    metrics_publish_hist(&w->pub.write_latency, &w->write_latency);
+    metrics_publish_hist(&w->pub.read_latency, &w->read_latency);
+    metrics_publish_hist(&w->pub.wal_flush, &ws->flush_ns);
+    metrics_publish_hist(&w->pub.wal_queue, &ws->queue_ns);
 }
 
 #undef PUB
@@ -533,7 +538,9 @@ static void arm_accept(struct worker *w, int fd, uint8_t tag)
 
 static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *cqe)
 {
-    int fd = tag == UD_ACCEPT_CLIENT ? w->client_lfd : w->peer_lfd;
+    int fd = tag == UD_ACCEPT_CLIENT ? w->client_lfd
+             : tag == UD_ACCEPT_PEER ? w->peer_lfd
+                                     : w->metrics_lfd;
     bool more = w->use_multishot_accept && (cqe->flags & IORING_CQE_F_MORE) != 0;
     if (cqe->res == -EINVAL && w->use_multishot_accept) {
         /* A kernel without multishot accept: fall back to one accept per connection. */
@@ -547,8 +554,10 @@ static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *
             close(cqe->res);
         } else if (tag == UD_ACCEPT_CLIENT) {
             client_accepted(w, cqe->res);
-        } else {
+        } else if (tag == UD_ACCEPT_PEER) {
             peer_accepted(w, cqe->res);
+        } else {
+            metrics_accepted(w, cqe->res);
         }
     } else if (cqe->res != -ECANCELED) {
         LOG_W("accept failed: %s", strerror(-cqe->res));
@@ -584,6 +593,7 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
         break;
     case UD_ACCEPT_CLIENT:
     case UD_ACCEPT_PEER:
+    case UD_ACCEPT_METRICS:
         on_accept(w, tag, cqe);
         break;
     case UD_WAKE:
@@ -884,6 +894,9 @@ void *worker_main(void *arg)
     if (rc == 0) {
         rc = peer_setup(w);
     }
+    if (rc == 0) {
+        rc = metrics_setup(w);
+    }
     extern void node_worker_started(struct worker * w, int status);
     node_worker_started(w, rc);
     if (rc != 0) {
@@ -893,6 +906,9 @@ void *worker_main(void *arg)
     arm_wake_fd(w);
     arm_accept(w, w->client_lfd, UD_ACCEPT_CLIENT);
     arm_accept(w, w->peer_lfd, UD_ACCEPT_PEER);
+    if (w->metrics_lfd >= 0) {
+        arm_accept(w, w->metrics_lfd, UD_ACCEPT_METRICS);
+    }
     w->now_ms = node_clock_ms();
     w->next_tick_ms = w->now_ms;
     w->next_sweep_ms = w->now_ms + SWEEP_MS;
