@@ -479,6 +479,7 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
     struct worker *w = cl->w;
     struct node *n = w->node;
     cl->commands++;
+    w->st.commands++;
     struct req *r = req_new(w, argc, argv, argl);
     if (r == NULL) {
         LOG_W("out of memory for a request; closing client %llu", (unsigned long long)cl->id);

@@ -341,7 +341,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     }
     if (all || arg_is(sec, sl, "stats")) {
         uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, redir = 0, tmo = 0, busy = 0,
-                 acc = 0, errs = 0;
+                 acc = 0, errs = 0, commands = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             prop += atomic_load_explicit(&p->proposals, memory_order_relaxed);
@@ -354,6 +354,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             busy += atomic_load_explicit(&p->busy_rejects, memory_order_relaxed);
             acc += atomic_load_explicit(&p->clients_accepted, memory_order_relaxed);
             errs += atomic_load_explicit(&p->client_errors, memory_order_relaxed);
+            commands += atomic_load_explicit(&p->commands, memory_order_relaxed);
         }
         OUT("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\nproposals:%" PRIu64
             "\r\napplied_entries:%" PRIu64 "\r\nread_index_requests:%" PRIu64
@@ -361,12 +362,14 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\nrequest_timeouts:%" PRIu64 "\r\nbusy_rejects:%" PRIu64
             "\r\nprotocol_errors:%" PRIu64 "\r\nrejected_connections:%" PRIu64
             "\r\nacl_access_denied_auth:%" PRIu64 "\r\noom_rejects:%" PRIu64
-            "\r\nprotected_mode_refusals:%" PRIu64 "\r\n\r\n",
+            "\r\nprotected_mode_refusals:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
+            "\r\ninstantaneous_ops_per_sec:%.0f\r\n\r\n",
             acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs,
             atomic_load_explicit(&n->rejected_conns, memory_order_relaxed),
             atomic_load_explicit(&n->auth_failures, memory_order_relaxed),
             atomic_load_explicit(&n->oom_rejects, memory_order_relaxed),
-            atomic_load_explicit(&n->protected_conns, memory_order_relaxed));
+            atomic_load_explicit(&n->protected_conns, memory_order_relaxed), commands,
+            atomic_load_explicit(&n->rate[RATE_COMMANDS], memory_order_relaxed));
     }
     if (all || arg_is(sec, sl, "memory")) {
         uint64_t used = atomic_load_explicit(&n->used_memory, memory_order_relaxed);
@@ -424,12 +427,16 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
             "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
             "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64
-            "\r\npeer_handshakes_refused:%" PRIu64 "\r\n",
+            "\r\npeer_handshakes_refused:%" PRIu64 "\r\ninstantaneous_wal_flushes_per_sec:%.1f"
+            "\r\ninstantaneous_wal_bytes_per_sec:%.0f\r\ninstantaneous_peer_frames_per_sec:%.1f"
+            "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
             n->cfg.net_batching == NET_BATCHING_NONE ? "none" : "adaptive", flushes, records, bytes,
             flushes ? (double)records / (double)flushes : 0.0,
             flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad,
-            refused);
+            refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),
+            atomic_load_explicit(&n->rate[RATE_WAL_BYTES], memory_order_relaxed),
+            atomic_load_explicit(&n->rate[RATE_PEER_FRAMES], memory_order_relaxed));
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64

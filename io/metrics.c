@@ -164,6 +164,8 @@ void metrics_render(struct node *n, struct reply *r)
     counter(r, "ringraft_protocol_errors_total", "Clients closed for malformed requests.",
             SUM_WORKERS(client_errors));
 
+    counter(r, "ringraft_commands_processed_total", "Client commands received.",
+            SUM_WORKERS(commands));
     counter(r, "ringraft_proposals_total", "Entries proposed by this node's leaders.",
             SUM_WORKERS(proposals));
     counter(r, "ringraft_applied_entries_total", "Entries applied to the state machines.",

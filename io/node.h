@@ -220,14 +220,14 @@ struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
-    uint64_t clients_accepted, clients_closed, client_errors;
+    uint64_t clients_accepted, clients_closed, client_errors, commands;
     uint64_t frames_sent, frame_bytes_sent, sends;
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
 struct worker_pub {
     _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
-    _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors;
+    _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
@@ -327,9 +327,19 @@ struct node {
     _Atomic uint64_t rejected_conns;  /* maxclients reached */
     _Atomic uint64_t protected_conns; /* non-loopback clients refused by protected mode */
     _Atomic uint64_t next_slowlog_id; /* SLOWLOG entry ids, node-wide */
+    /* Per-second rates over the last 1.6 s (Redis's instantaneous_*), kept by worker 0. */
+    struct rate_meter {
+        uint64_t value[16];
+        int64_t at_ms[16];
+        uint32_t next, count;
+    } meters[4];
+    _Atomic double rate[4]; /* enum node_rate */
     _Atomic uint32_t clients;
     struct raft_config initial;
 };
+
+/* Rates INFO and the metrics endpoint report (node.rate). */
+enum node_rate { RATE_COMMANDS = 0, RATE_WAL_FLUSHES, RATE_WAL_BYTES, RATE_PEER_FRAMES };
 
 /* node.c */
 int64_t node_clock_ms(void); /* monotonic */

@@ -339,6 +339,36 @@ static void publish_groups(struct worker *w)
 
 #define PUB(field, value) atomic_store_explicit(&w->pub.field, (value), memory_order_relaxed)
 
+/* Worker 0 samples the node's totals every 100 ms; a rate is the change over the oldest
+ * sample kept (up to 1.5 s back). */
+static void sample_rates(struct worker *w)
+{
+    struct node *n = w->node;
+    uint64_t totals[4] = {0};
+    for (uint32_t i = 0; i < n->cfg.workers; i++) {
+        const struct worker_pub *p = &n->workers[i]->pub;
+        totals[RATE_COMMANDS] += atomic_load_explicit(&p->commands, memory_order_relaxed);
+        totals[RATE_WAL_FLUSHES] += atomic_load_explicit(&p->wal_flushes, memory_order_relaxed);
+        totals[RATE_WAL_BYTES] += atomic_load_explicit(&p->wal_bytes, memory_order_relaxed);
+        totals[RATE_PEER_FRAMES] += atomic_load_explicit(&p->frames_sent, memory_order_relaxed);
+    }
+    for (int k = 0; k < 4; k++) {
+        struct rate_meter *m = &n->meters[k];
+        m->value[m->next] = totals[k];
+        m->at_ms[m->next] = w->now_ms;
+        m->next = (m->next + 1) % 16;
+        if (m->count < 16) {
+            m->count++;
+        }
+        uint32_t oldest = (m->next + 16 - m->count) % 16;
+        uint32_t newest = (m->next + 15) % 16;
+        int64_t dt = m->at_ms[newest] - m->at_ms[oldest];
+        double rate =
+            dt > 0 ? (double)(m->value[newest] - m->value[oldest]) * 1000.0 / (double)dt : 0.0;
+        atomic_store_explicit(&n->rate[k], rate, memory_order_relaxed);
+    }
+}
+
 static void publish_stats(struct worker *w)
 {
     const struct worker_stats *st = &w->st;
@@ -352,6 +382,7 @@ static void publish_stats(struct worker *w)
     PUB(busy_rejects, st->busy_rejects);
     PUB(clients_accepted, st->clients_accepted);
     PUB(client_errors, st->client_errors);
+    PUB(commands, st->commands);
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
     PUB(peer_sends, st->sends);
@@ -367,6 +398,9 @@ static void publish_stats(struct worker *w)
     metrics_publish_hist(&w->pub.read_latency, &w->read_latency);
     metrics_publish_hist(&w->pub.wal_flush, &ws->flush_ns);
     metrics_publish_hist(&w->pub.wal_queue, &ws->queue_ns);
+    if (w->id == 0) {
+        sample_rates(w);
+    }
 }
 
 #undef PUB

@@ -165,6 +165,18 @@ class ObservabilityTests(unittest.TestCase):
                         "client_output_buffer_limit", "proto_max_bulk_len", "pipeline_max",
                         "peer_output_limit", "worker_inflight_limit", "request_timeout_ms"):
                 self.assertIn(key, limits)
+            with n.client() as conn:
+                conn.pipeline([("SET", "k%d" % i, "v") for i in range(3000)])
+            stats = n.info("stats")
+            for _ in deadline_loop(5):
+                stats = n.info("stats")
+                if int(stats["total_commands_processed"]) >= 3000:
+                    break
+            self.assertGreaterEqual(int(stats["total_commands_processed"]), 3000)
+            self.assertGreater(float(stats["instantaneous_ops_per_sec"]), 0)
+            batching = n.info("batching")
+            self.assertGreater(float(batching["instantaneous_wal_flushes_per_sec"]), 0)
+            self.assertGreater(float(batching["instantaneous_wal_bytes_per_sec"]), 0)
             lat = n.info("latencystats")
             self.assertRegex(lat["worker0_write_usec"], r"^count=\d+,p50=[0-9.]+,p99=")
 
