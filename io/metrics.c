@@ -153,6 +153,8 @@ void metrics_render(struct node *n, struct reply *r)
 
     gauge(r, "ringraft_connected_clients", "Client connections open.", atomic_load(&n->clients));
     gauge(r, "ringraft_maxclients", "Limit on client connections.", c->maxclients);
+    gauge(r, "ringraft_blocked_clients", "XREAD BLOCK requests waiting.",
+          (double)SUM_WORKERS(blocked));
     counter(r, "ringraft_clients_accepted_total", "Client connections accepted.",
             SUM_WORKERS(clients_accepted));
     counter(r, "ringraft_rejected_connections_total", "Clients refused at maxclients.",

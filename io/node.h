@@ -94,6 +94,7 @@ enum req_state {
     REQ_PROPOSED,  /* this node leads: entry at (index, term) */
     REQ_READING,   /* this node leads: ReadIndex with ctx = req id */
     REQ_FORWARDED, /* sent to the leader's node, id in the forward map */
+    REQ_BLOCKED,   /* an XREAD BLOCK with nothing to return yet: on its group's blocked list */
     REQ_DONE,
 };
 
@@ -142,6 +143,10 @@ struct req {
     struct req *list_prev, *list_next; /* the owner's list for `state` */
     struct req *hnext;                 /* id map chain */
     struct req *all_prev, *all_next;   /* the owner worker's in-flight list (timeouts) */
+    struct sm_xread_wait *wait;        /* REQ_BLOCKED: what it waits for (owned) */
+    /* Set by the origin worker when the client goes away while the request is in flight:
+     * the owner then ends a blocked read at once instead of at its timeout. */
+    _Atomic bool cancelled;
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
@@ -184,6 +189,9 @@ struct group_state {
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
+    struct req_list blocked; /* XREAD BLOCK waiting for writes, oldest first */
+    bool wake_queued;        /* on the worker's wake list */
+    struct group_state *wake_next;
 };
 
 /* What any thread may read about a group (written by the owner only). */
@@ -228,6 +236,7 @@ struct worker_stats {
 struct worker_pub {
     _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
     _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
+    _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
@@ -285,8 +294,10 @@ struct worker {
     uint32_t req_pool_count;
     struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
     uint32_t req_map_mask;
-    struct req_list all;   /* every request this worker owns and has not completed */
-    struct req_list retry; /* to execute again at the next iteration (decided in a drain) */
+    struct req_list all;           /* every request this worker owns and has not completed */
+    struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
+    struct group_state *wake_head; /* groups with blocked reads that applied writes */
+    uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
     uint64_t next_client_seq;
     /* hand-off queues: in[j] from worker j, out[j] to worker j */
@@ -422,6 +433,8 @@ void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
+void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
+void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);
 void req_list_push(struct req_list *l, struct req *r);
 void req_list_remove(struct req_list *l, struct req *r);

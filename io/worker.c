@@ -383,6 +383,7 @@ static void publish_stats(struct worker *w)
     PUB(clients_accepted, st->clients_accepted);
     PUB(client_errors, st->client_errors);
     PUB(commands, st->commands);
+    PUB(blocked, w->blocked);
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
     PUB(peer_sends, st->sends);
@@ -658,6 +659,7 @@ static void loop_iteration(struct worker *w)
     flush_pending_appends(w);
     release_durable(w);
     drain_groups(w);
+    route_wake_blocked(w);
     if (w->fatal == 0) {
         wal_submit(w->wal);
     } else if (!w->fatal_reported) {
