@@ -381,9 +381,12 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         char used_h[32], max_h[32];
         human_bytes(used, used_h);
         human_bytes(n->cfg.maxmemory, max_h);
-        OUT("# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\nmaxmemory:%" PRIu64
+        /* used_memory is the resident set, as used_memory_rss: see heap_trim (worker.c). */
+        OUT("# Memory\r\nused_memory:%" PRIu64
+            "\r\nused_memory_human:%s\r\nused_memory_rss:%" PRIu64
+            "\r\nused_memory_rss_human:%s\r\nmaxmemory:%" PRIu64
             "\r\nmaxmemory_human:%s\r\nmaxmemory_policy:noeviction\r\n\r\n",
-            used, used_h, n->cfg.maxmemory, max_h);
+            used, used_h, used, used_h, n->cfg.maxmemory, max_h);
     }
     if (all || arg_is(sec, sl, "limits")) {
         const struct node_config *c = &n->cfg;

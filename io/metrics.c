@@ -186,7 +186,7 @@ void metrics_render(struct node *n, struct reply *r)
     counter(r, "ringraft_oom_rejects_total", "Writes refused past maxmemory.",
             atomic_load(&n->oom_rejects));
 
-    gauge(r, "ringraft_used_memory_bytes", "Heap bytes in use (sampled once a second).",
+    gauge(r, "ringraft_resident_memory_bytes", "Resident set size (sampled once a second).",
           (double)atomic_load(&n->used_memory));
     gauge(r, "ringraft_maxmemory_bytes", "maxmemory (0: no limit).", (double)c->maxmemory);
 

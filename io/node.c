@@ -215,6 +215,7 @@ int node_run(const struct node_config *cfg)
         w->node = n;
         w->id = i;
         w->client_lfd = w->peer_lfd = w->metrics_lfd = -1;
+        w->statm_fd = i == 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
         histogram_init(&w->write_latency);
         histogram_init(&w->read_latency);
         RR_ASSERT(slowlog_init(&w->slowlog, cfg->slowlog_max_len) == 0);

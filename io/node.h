@@ -284,8 +284,9 @@ struct worker {
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
     int64_t next_publish_ms;
-    size_t heap_trim_free; /* worker 0: free heap bytes at the last malloc_trim */
-    int64_t heap_trim_ms;  /* and when */
+    uint64_t heap_trim_rss; /* worker 0: resident bytes after the last malloc_trim */
+    int64_t heap_trim_ms;   /* and when */
+    int statm_fd;           /* worker 0: /proc/self/statm (used_memory); -1 elsewhere */
     struct __kernel_timespec tick_ts;
     bool tick_armed;
     /* requests */
@@ -319,6 +320,16 @@ struct worker {
     uint32_t accept_retries;
 };
 
+/* Rates INFO and the metrics endpoint report (node.rate). */
+enum node_rate {
+    RATE_COMMANDS = 0,
+    RATE_WAL_FLUSHES,
+    RATE_WAL_BYTES,
+    RATE_PEER_FRAMES,
+    RATE_APPLIED,
+    RATE_COUNT
+};
+
 struct node {
     struct node_config cfg;
     struct worker *workers[NODE_WORKERS_MAX];
@@ -329,8 +340,8 @@ struct node {
     _Atomic uint64_t next_client_id;
     uint32_t boot;       /* starts of this data directory, this one included (dir/BOOT) */
     _Atomic bool failed; /* a worker hit a fatal error: the node is stopping */
-    /* Heap bytes in use (allocator statistics), sampled by worker 0 once a second: what
-     * maxmemory is compared with. */
+    /* Resident bytes of the process, sampled by worker 0 once a second: what maxmemory is
+     * compared with. */
     _Atomic uint64_t used_memory;
     /* Rare events, counted node-wide. */
     _Atomic uint64_t auth_failures;   /* AUTH or HELLO AUTH with a wrong user or password */
@@ -343,14 +354,11 @@ struct node {
         uint64_t value[16];
         int64_t at_ms[16];
         uint32_t next, count;
-    } meters[4];
-    _Atomic double rate[4]; /* enum node_rate */
+    } meters[RATE_COUNT];
+    _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
     struct raft_config initial;
 };
-
-/* Rates INFO and the metrics endpoint report (node.rate). */
-enum node_rate { RATE_COMMANDS = 0, RATE_WAL_FLUSHES, RATE_WAL_BYTES, RATE_PEER_FRAMES };
 
 /* node.c */
 int64_t node_clock_ms(void); /* monotonic */
