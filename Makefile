@@ -99,6 +99,9 @@ TEST_STAGES := test-unit
 # ---- the node: io/ (service and wire libraries, runtime, ringraftd) -----------------------
 -include io/io.mk
 
+# ---- ringraft-bench: the RESP load generator (bench/rbench) -------------------------------
+-include bench/rbench/rbench.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51
