@@ -89,6 +89,9 @@ static void retry_push(struct rb_thread *t, uint32_t client, uint32_t slot, uint
 
 static uint8_t route(struct rb_thread *t, const struct rb_client *cl, const struct rb_req *req)
 {
+    if (req->node_hint != RB_NODE_NONE) {
+        return req->node_hint; /* where a -MOVED sent it, whatever the map says */
+    }
     if (!t->run->opts->cluster) {
         return cl->home;
     }
@@ -135,6 +138,7 @@ static void new_request(struct rb_thread *t, uint32_t client, uint64_t intended_
     req->key = workload_pick_key(run->wl, (enum rb_op)req->op, &t->prng);
     req->intended_ns = intended_ns;
     req->redirects = 0;
+    req->node_hint = RB_NODE_NONE;
     req->measured = intended_ns >= run->t_measure_ns && intended_ns < run->t_end_ns;
     if (req->measured) {
         t->stats.sent++;
@@ -251,10 +255,12 @@ static bool follow_redirect(struct rb_thread *t,
     __atomic_store_n(&t->run->cluster->refresh_wanted, true, __ATOMIC_RELAXED);
     int node = nodes_find(&t->run->cluster->nodes, host, host_len, port);
     if (node < 0) {
-        retry_push(t, c->client, slot, RETRY_UNKNOWN_NODE_NS); /* the refresh will add it */
+        cluster_want_node(t->run->cluster, host, host_len, port);
+        retry_push(t, c->client, slot, RETRY_UNKNOWN_NODE_NS); /* the main thread adds it */
         return true;
     }
     t->map.node[key_slot] = (uint8_t)node;
+    req->node_hint = (uint8_t)node;
     retry_push(t, c->client, slot, 0);
     return true;
 }

@@ -205,6 +205,9 @@ monitor_progress(struct monitor *m, struct rb_run *run, struct rb_thread *thread
 static void monitor_refresh(struct monitor *m, struct rb_run *run, uint64_t now)
 {
     struct rb_cluster *c = run->cluster;
+    if (run->opts->cluster) {
+        cluster_add_wanted(c);
+    }
     if (!run->opts->cluster || now - m->last_refresh_ns < REFRESH_MIN_NS ||
         !__atomic_exchange_n(&c->refresh_wanted, false, __ATOMIC_RELAXED)) {
         return;

@@ -15,3 +15,16 @@ $(B)/tests/bench/%: $(B)/tests/bench/%.o $(RBENCH_LIB_OBJ) $(LIBSERVICE) $(LIBCO
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) -lpthread -lm
 
 BUILD_TARGETS += $(RBENCH) $(RBENCH_TEST_BIN)
+
+# `make test` stage: the unit tests above, then tests/bench/smoke.py (each workload ~1 s
+# closed and ~1 s open loop against a 3-node debug cluster, fake servers for -MOVED and bad
+# replies). About a minute.
+.PHONY: test-bench
+TEST_STAGES += test-bench
+BENCH_STAGE_TIMEOUT ?= 300
+test-bench:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd \
+		build/debug/bench/ringraft-bench $(RBENCH_TEST_BIN)
+	$(Q)tools/stage.sh bench-unit 120 tools/run-tests.sh $(RBENCH_TEST_BIN)
+	$(Q)tools/stage.sh bench-smoke $(BENCH_STAGE_TIMEOUT) python3 tests/bench/smoke.py \
+		--bench build/debug/bench/ringraft-bench --bin build/debug/ringraftd

@@ -322,3 +322,36 @@ void cluster_adopt(struct rb_cluster *c, struct rb_slot_map *local, uint64_t *ge
     *gen = c->gen;
     pthread_mutex_unlock(&c->lock);
 }
+
+void cluster_want_node(struct rb_cluster *c, const char *host, size_t host_len, uint16_t port)
+{
+    if (host_len >= RB_HOST_MAX) {
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->wanted_count < RB_WANTED_MAX) {
+        memcpy(c->wanted[c->wanted_count].host, host, host_len);
+        c->wanted[c->wanted_count].host[host_len] = '\0';
+        c->wanted[c->wanted_count].port = port;
+        c->wanted_count++;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void cluster_add_wanted(struct rb_cluster *c)
+{
+    char host[RB_HOST_MAX];
+    char err[256];
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        if (c->wanted_count == 0) {
+            pthread_mutex_unlock(&c->lock);
+            return;
+        }
+        c->wanted_count--;
+        memcpy(host, c->wanted[c->wanted_count].host, sizeof(host));
+        uint16_t port = c->wanted[c->wanted_count].port;
+        pthread_mutex_unlock(&c->lock);
+        (void)nodes_add(&c->nodes, host, port, err, sizeof(err)); /* resolving may block */
+    }
+}

@@ -30,13 +30,20 @@ struct rb_slot_map {
     uint8_t node[RB_SLOTS]; /* index into rb_nodes, or RB_NODE_NONE */
 };
 
+#define RB_WANTED_MAX 8 /* nodes named by -MOVED awaiting the main thread */
+
 struct rb_cluster {
     struct rb_nodes nodes;
-    pthread_mutex_t lock;   /* guards map */
+    pthread_mutex_t lock;   /* guards map and wanted */
     struct rb_slot_map map; /* the latest CLUSTER SLOTS answer */
     uint64_t gen;           /* bumped (under lock, and atomically) for each new map */
     bool refresh_wanted;    /* set by a loop that saw -MOVED; __atomic */
     uint32_t refreshes;     /* CLUSTER SLOTS fetched (main thread) */
+    uint32_t wanted_count;  /* entries in wanted */
+    struct {
+        char host[RB_HOST_MAX];
+        uint16_t port;
+    } wanted[RB_WANTED_MAX]; /* -MOVED targets not in nodes yet */
 };
 
 void cluster_init(struct rb_cluster *c);
@@ -55,6 +62,10 @@ int nodes_add_list(struct rb_nodes *n, const char *list, char *err, size_t err_s
  * map is published to the loops (cluster->gen bumped) and new nodes are added. 0, or 1 with
  * the reason in err (connection failure, error reply, nothing usable in the reply). */
 int cluster_refresh(struct rb_cluster *c, uint32_t via, int timeout_ms, char *err, size_t err_size);
+/* Event loop: asks the main thread to add host:port (named by a -MOVED; dropped when the
+ * list is full, the next -MOVED asks again). Main thread: adds the nodes asked for. */
+void cluster_want_node(struct rb_cluster *c, const char *host, size_t host_len, uint16_t port);
+void cluster_add_wanted(struct rb_cluster *c);
 /* Event loop: copies the published map into *local if it is newer than *gen. */
 void cluster_adopt(struct rb_cluster *c, struct rb_slot_map *local, uint64_t *gen);
 

@@ -46,6 +46,7 @@ struct rb_req {
     uint64_t key;         /* key or stream index */
     uint8_t op;           /* enum rb_op */
     uint8_t redirects;    /* -MOVED / -TRYAGAIN followed so far */
+    uint8_t node_hint;    /* RB_NODE_NONE, or the node a -MOVED named: sent there next */
     bool measured;        /* intended within the measured window */
 };
 
