@@ -33,6 +33,9 @@ static const char usage_text[] =
     "  --duration S            seconds measured [10]\n"
     "  -n N                    measured requests in all (instead of --duration)\n"
     "  --timeout S             a request without reply by then fails [10]\n"
+    "  --latency MODE          per-request: each request's own reply [default]; first-reply:\n"
+    "                          as redis-benchmark, a batch's first reply for all of it\n"
+    "                          (closed loop only)\n"
     "  --seed N                key choice seed [1]\n"
     "Output:\n"
     "  --json, --csv           machine-readable result on stdout (default: a table)\n"
@@ -132,6 +135,7 @@ enum {
     OPT_HIST_OUT,
     OPT_MERGE,
     OPT_HELP,
+    OPT_LATENCY,
 };
 
 static const struct option long_opts[] = {
@@ -156,6 +160,7 @@ static const struct option long_opts[] = {
     {"hist-out", required_argument, NULL, OPT_HIST_OUT},
     {"merge", no_argument, NULL, OPT_MERGE},
     {"help", no_argument, NULL, OPT_HELP},
+    {"latency", required_argument, NULL, OPT_LATENCY},
     {NULL, 0, NULL, 0},
 };
 
@@ -218,6 +223,12 @@ static int opts_one(struct rb_opts *o, int c, const char *arg)
     case OPT_QUIET:
         o->quiet = true;
         return 0;
+    case OPT_LATENCY:
+        if (strcmp(arg, "per-request") != 0 && strcmp(arg, "first-reply") != 0) {
+            return bad("--latency", arg, "expected per-request or first-reply");
+        }
+        o->first_reply = strcmp(arg, "first-reply") == 0;
+        return 0;
     case OPT_HIST_OUT:
         o->hist_out = arg;
         return 0;
@@ -256,6 +267,10 @@ int opts_parse(struct rb_opts *o, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "ringraft-bench: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 1;
+    }
+    if (o->first_reply && o->rate > 0.0) {
+        fprintf(stderr, "ringraft-bench: --latency first-reply is for the closed loop only\n");
         return 1;
     }
     if (o->json && o->csv) {

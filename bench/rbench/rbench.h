@@ -49,6 +49,8 @@ struct rb_opts {
     bool json;              /* --json */
     bool csv;               /* --csv */
     bool quiet;             /* --quiet: no progress line */
+    bool first_reply;       /* --latency first-reply: redis-benchmark's definition (closed loop:
+                             * every request of a batch gets its first reply's latency) */
     const char *hist_out;   /* --hist-out FILE */
     char **merge_files;     /* --merge FILE...: only merge and report histograms */
     int merge_count;

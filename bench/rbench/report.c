@@ -72,8 +72,9 @@ static void report_table(FILE *f, const struct rb_result *r)
 {
     const struct rb_opts *o = r->opts;
     const struct rb_stats *s = r->stats;
-    fprintf(f, "ringraft-bench: %s, %s, %s loop, %u clients, pipeline %u, %u thread%s\n", r->target,
-            o->mix, mode_name(o), o->clients, o->pipeline, o->threads, o->threads == 1 ? "" : "s");
+    fprintf(f, "ringraft-bench: %s, %s, %s loop, %u clients, pipeline %u, %u thread%s%s\n",
+            r->target, o->mix, mode_name(o), o->clients, o->pipeline, o->threads,
+            o->threads == 1 ? "" : "s", o->first_reply ? ", latency of a batch's first reply" : "");
     fprintf(f, "measured %.2f s (after %.1f s warm-up): %llu replies, %.1f req/s\n", r->elapsed_s,
             o->warmup_s, (unsigned long long)ok_total(s), rps(r, ok_total(s)));
     table_header(f);
@@ -173,7 +174,10 @@ static void report_json(FILE *f, const struct rb_result *r)
         json_string(f, s->errors.name[i]);
         fprintf(f, ": %llu", (unsigned long long)s->errors.count[i]);
     }
-    fprintf(f, "},\n \"lateness_us\": ");
+    fprintf(f, "},\n \"latency\": \"%s\", \"latency_first_reply_us\": ",
+            o->first_reply ? "first-reply" : "per-request");
+    json_latency(f, &s->first_reply, rps(r, ok_total(s)));
+    fprintf(f, ",\n \"lateness_us\": ");
     json_latency(f, &s->lateness, rps(r, s->sent));
     fprintf(f,
             ", \"unsent\": %llu, \"redirects\": %llu, \"retries\": %llu, "

@@ -10,6 +10,7 @@ void stats_init(struct rb_stats *s)
         histogram_init(&s->latency[op]);
     }
     histogram_init(&s->lateness);
+    histogram_init(&s->first_reply);
 }
 
 void errors_add(struct rb_errors *e, const char *text, size_t len, uint64_t n)
@@ -70,6 +71,7 @@ void stats_merge(struct rb_stats *dst, const struct rb_stats *src)
         dst->ok[op] += src->ok[op];
     }
     histogram_merge(&dst->lateness, &src->lateness);
+    histogram_merge(&dst->first_reply, &src->first_reply);
     dst->sent += src->sent;
     dst->redirects += src->redirects;
     dst->retries += src->retries;

@@ -28,6 +28,8 @@ struct rb_errors {
 struct rb_stats {
     struct histogram latency[RB_OP_COUNT]; /* ns, intended send to reply, successful replies */
     struct histogram lateness;             /* ns, intended to actual send (open loop) */
+    struct histogram first_reply;          /* ns, closed loop: every operation, latency as
+                                            * redis-benchmark defines it (--latency) */
     uint64_t ok[RB_OP_COUNT];              /* successful replies */
     uint64_t sent;                         /* requests sent (first sends, not retries) */
     uint64_t redirects;                    /* -MOVED followed */

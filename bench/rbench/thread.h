@@ -91,6 +91,7 @@ struct rb_client {
     uint32_t retry_head;        /* oldest */
     uint32_t retry_count;       /* <= pipeline */
     uint64_t quota;             /* -n: measured requests still to take; UINT64_MAX without -n */
+    uint64_t batch_reply_ns;    /* closed loop, --latency first-reply: first reply of the batch */
     uint64_t due_k;             /* open loop: schedule slots taken so far */
     uint64_t next_due_ns;       /* open loop: intended time of schedule slot due_k */
     bool ready;                 /* on the thread's ready list */
