@@ -596,6 +596,12 @@ void *loop_thread_main(void *arg)
     pthread_barrier_wait(&t->run->ready);
     pthread_barrier_wait(&t->run->go); /* t_start_ns and the rest of run are set */
     if (t->rc == 0) {
+        /* The schedule starts at t_start: nothing is sent before the measured window opens
+         * (with no warm-up, a batch sent early would be left out of -n and of the latency). */
+        struct timespec start = {.tv_sec = (time_t)(t->run->t_start_ns / 1000000000u),
+                                 .tv_nsec = (long)(t->run->t_start_ns % 1000000000u)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &start, NULL) == EINTR) {
+        }
         t->now_ns = rb_clock_ns();
         t->housekeeping_ns = t->now_ns;
         schedule_start(t);

@@ -28,3 +28,13 @@ test-bench:
 	$(Q)tools/stage.sh bench-unit 120 tools/run-tests.sh $(RBENCH_TEST_BIN)
 	$(Q)tools/stage.sh bench-smoke $(BENCH_STAGE_TIMEOUT) python3 tests/bench/smoke.py \
 		--bench build/debug/bench/ringraft-bench --bin build/debug/ringraftd
+
+# `make bench-agreement`: ringraft-bench against redis-benchmark on the same workloads, a
+# fresh 3-node cluster and a redis-server (bench/agreement.py; about 6 minutes with the
+# default 7 rounds). BENCH_AGREEMENT_ARGS: e.g. --rounds 5 --targets redis --scale 0.5.
+.PHONY: bench-agreement
+BENCH_AGREEMENT_ARGS ?= --rounds 7
+bench-agreement: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
+		build/release/bench/ringraft-bench
+	$(Q)python3 -B bench/agreement.py $(BENCH_AGREEMENT_ARGS)
