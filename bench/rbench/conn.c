@@ -38,6 +38,21 @@ static uint32_t ud_index(uint64_t ud)
     return (uint32_t)ud;
 }
 
+/* A fifo holds a pipeline of requests plus the connection's AUTH. */
+static uint32_t fifo_cap(const struct rb_thread *t)
+{
+    return t->run->opts->pipeline + 1u;
+}
+
+static uint32_t fifo_pop(const struct rb_thread *t, struct rb_conn *c)
+{
+    RR_ASSERT(c->fifo_count > 0);
+    uint32_t slot = c->fifo[c->fifo_head];
+    c->fifo_head = (c->fifo_head + 1u) % fifo_cap(t);
+    c->fifo_count--;
+    return slot;
+}
+
 static uint32_t conn_index(const struct rb_thread *t, const struct rb_conn *c)
 {
     return (uint32_t)(c - t->conns);
@@ -103,10 +118,10 @@ int conn_open(struct rb_thread *t, uint32_t client, uint8_t node)
     c->client = client;
     c->node = node;
     c->backoff_ms = 100;
-    c->out_cap = (uint32_t)(o->pipeline * t->run->request_max);
+    c->out_cap = (uint32_t)(o->pipeline * t->run->request_max + t->run->cluster->auth_len);
     c->out = malloc(c->out_cap);
     c->in = malloc(RB_IN_BYTES);
-    c->fifo = malloc(o->pipeline * sizeof(*c->fifo));
+    c->fifo = malloc(fifo_cap(t) * sizeof(*c->fifo));
     if (c->out == NULL || c->in == NULL || c->fifo == NULL) {
         free(c->out);
         free(c->in);
@@ -124,15 +139,16 @@ uint8_t *conn_reserve(struct rb_conn *c, size_t request_max)
     if (c->state == CONN_CLOSING) {
         return NULL;
     }
-    /* Queued bytes belong to requests in the fifo, and the fifo holds fewer than a pipeline
-     * (the new request's slot is one of the client's): so request_max more always fit. */
+    /* Queued bytes belong to requests in the fifo (and the AUTH), and the fifo holds fewer
+     * than a pipeline of requests (the new request's slot is one of the client's): so
+     * request_max more always fit. */
     RR_ASSERT(c->out_len + request_max <= c->out_cap);
     return c->out + c->out_len;
 }
 
 void conn_commit(struct rb_thread *t, struct rb_conn *c, uint32_t slot, size_t len)
 {
-    uint32_t cap = t->run->opts->pipeline;
+    uint32_t cap = fifo_cap(t);
     RR_ASSERT(c->fifo_count < cap);
     RR_ASSERT(c->out_len + len <= c->out_cap);
     c->fifo[(c->fifo_head + c->fifo_count) % cap] = slot;
@@ -179,7 +195,6 @@ static void conn_settle(struct rb_thread *t, struct rb_conn *c)
 
 void conn_fail(struct rb_thread *t, struct rb_conn *c, const char *kind)
 {
-    uint32_t cap = t->run->opts->pipeline;
     t->stats.conn_failures++;
     bool had_socket = c->fd >= 0;
     c->state = had_socket ? CONN_CLOSING : CONN_DOWN;
@@ -188,10 +203,10 @@ void conn_fail(struct rb_thread *t, struct rb_conn *c, const char *kind)
     c->out_len = 0;
     resp_reply_init(&c->parser);
     while (c->fifo_count > 0) {
-        uint32_t slot = c->fifo[c->fifo_head];
-        c->fifo_head = (c->fifo_head + 1u) % cap;
-        c->fifo_count--;
-        loop_fail_request(t, c->client, slot, kind);
+        uint32_t slot = fifo_pop(t, c);
+        if (slot != RB_SLOT_AUTH) {
+            loop_fail_request(t, c->client, slot, kind);
+        }
     }
     if (!had_socket) {
         c->reconnect_ns = t->now_ns + (uint64_t)c->backoff_ms * 1000000u;
@@ -208,7 +223,6 @@ void conn_fail(struct rb_thread *t, struct rb_conn *c, const char *kind)
 /* Replies in the bytes just received, each to the oldest request waiting on c. */
 static void conn_on_bytes(struct rb_thread *t, struct rb_conn *c, size_t len)
 {
-    uint32_t cap = t->run->opts->pipeline;
     size_t pos = 0;
     while (pos < len && c->state == CONN_UP) {
         size_t used = 0;
@@ -222,11 +236,33 @@ static void conn_on_bytes(struct rb_thread *t, struct rb_conn *c, size_t len)
             conn_fail(t, c, "protocol"); /* no framing to trust, or a reply nobody asked for */
             return;
         }
-        uint32_t slot = c->fifo[c->fifo_head];
-        c->fifo_head = (c->fifo_head + 1u) % cap;
-        c->fifo_count--;
-        loop_on_reply(t, c, slot, &r);
+        uint32_t slot = fifo_pop(t, c);
+        if (slot != RB_SLOT_AUTH) {
+            loop_on_reply(t, c, slot, &r);
+        } else if (r.type == '-') {
+            errors_add(&t->stats.errors, r.text, r.text_len, 1); /* WRONGPASS, NOAUTH ... */
+            conn_fail(t, c, "auth");
+            return;
+        }
     }
+}
+
+/* With -a, AUTH goes first on a new connection, ahead of requests queued while it was
+ * down; its reply is checked and dropped (conn_on_bytes). */
+static void conn_queue_auth(struct rb_thread *t, struct rb_conn *c)
+{
+    uint32_t len = t->run->cluster->auth_len;
+    if (len == 0) {
+        return;
+    }
+    RR_ASSERT(c->out_len + len <= c->out_cap);
+    RR_ASSERT(c->fifo_count < fifo_cap(t));
+    memmove(c->out + len, c->out, c->out_len);
+    memcpy(c->out, (const uint8_t *)t->run->cluster->auth, len);
+    c->out_len += len;
+    c->fifo_head = (c->fifo_head + fifo_cap(t) - 1u) % fifo_cap(t);
+    c->fifo[c->fifo_head] = RB_SLOT_AUTH;
+    c->fifo_count++;
 }
 
 static void conn_on_connect(struct rb_thread *t, struct rb_conn *c, int32_t res)
@@ -243,6 +279,8 @@ static void conn_on_connect(struct rb_thread *t, struct rb_conn *c, int32_t res)
     c->state = CONN_UP;
     c->ever_up = true;
     c->backoff_ms = 100;
+    c->reconnect_ns = t->now_ns;
+    conn_queue_auth(t, c);
     conn_arm_recv(t, c);
     if (c->out_len > 0) {
         conn_mark_dirty(t, c);
@@ -321,7 +359,8 @@ void conn_housekeeping(struct rb_thread *t)
         struct rb_conn *c = &t->conns[i];
         if (c->fifo_count > 0) {
             const struct rb_client *cl = &t->clients[c->client];
-            uint64_t oldest = cl->req[c->fifo[c->fifo_head]].sent_ns;
+            uint32_t head = c->fifo[c->fifo_head];
+            uint64_t oldest = head == RB_SLOT_AUTH ? c->reconnect_ns : cl->req[head].sent_ns;
             if (t->now_ns - oldest >= t->run->timeout_ns && c->state != CONN_CLOSING) {
                 conn_fail(t, c, "timeout");
             }

@@ -346,6 +346,10 @@ int main(int argc, char **argv)
     static struct rb_workload wl;
     static struct rb_cluster cluster;
     cluster_init(&cluster);
+    if (o.password != NULL) {
+        cluster.auth_len = (uint32_t)workload_encode_auth(o.password, (uint8_t *)cluster.auth,
+                                                          sizeof(cluster.auth));
+    }
     if (workload_init(&wl, o.mix, o.dist, o.keys, o.streams, o.value_size, o.count, err,
                       sizeof(err)) != 0 ||
         find_nodes(&o, &cluster, err, sizeof(err)) != 0 ||

@@ -12,6 +12,7 @@ static const char usage_text[] =
     "usage: ringraft-bench [OPTIONS]\n"
     "Target (default -h 127.0.0.1 -p 7001):\n"
     "  -h HOST, -p PORT        one node (or redis-server)\n"
+    "  -a PASSWORD             AUTH with it on every connection (requirepass)\n"
     "  --nodes H:P,H:P,...     spread the clients over these nodes (client i -> node i mod N)\n"
     "  --cluster               send each key to its slot's node (CLUSTER SLOTS of the first\n"
     "                          node; follows -MOVED and -TRYAGAIN, refreshes the map)\n"
@@ -171,6 +172,12 @@ static int opts_one(struct rb_opts *o, int c, const char *arg)
     switch (c) {
     case 'h':
         return copy_text("-h", arg, o->host, sizeof(o->host));
+    case 'a':
+        if (strlen(arg) > RB_PASSWORD_MAX) {
+            return bad("-a", "...", "too long");
+        }
+        o->password = arg;
+        return 0;
     case 'p':
         if (parse_u32("-p", arg, 1, 65535, &port) != 0) {
             return 1;
@@ -246,7 +253,7 @@ int opts_parse(struct rb_opts *o, int argc, char **argv)
     opts_default(o);
     bool merge = false;
     int c;
-    while ((c = getopt_long(argc, argv, "h:p:c:T:P:t:d:n:", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h:p:a:c:T:P:t:d:n:", long_opts, NULL)) != -1) {
         if (c == OPT_MERGE) {
             merge = true;
             continue;

@@ -14,6 +14,7 @@
 #define RB_VALUE_MAX      (1u << 20)   /* -d: value bytes (the node's bulk limit is ~1 MiB) */
 #define RB_COUNT_MAX      10000u       /* --count: COUNT of XRANGE / XREAD */
 #define RB_HOST_MAX       64           /* host name or address, with its NUL */
+#define RB_PASSWORD_MAX   512          /* -a: bytes of the password */
 #define RB_SLOTS          16384u       /* Redis Cluster key slots */
 #define RB_NODE_NONE      0xffu        /* slot map: no node known */
 #define RB_REDIRECTS_MAX  16u          /* -MOVED / -TRYAGAIN followed per request, then an error */
@@ -46,6 +47,7 @@ struct rb_opts {
     uint64_t requests;      /* -n: measured requests in all; 0: run for duration_s */
     double timeout_s;       /* --timeout: a request with no reply by then fails */
     uint64_t seed;          /* --seed */
+    const char *password;   /* -a: AUTH sent first on every connection; NULL: none */
     bool json;              /* --json */
     bool csv;               /* --csv */
     bool quiet;             /* --quiet: no progress line */

@@ -219,10 +219,13 @@ slots_visit_cb(void *arg, const struct resp_reply_parser *p, const struct resp_s
     }
 }
 
-/* Sends req to node and reads one reply, walking it with visit. Blocking, each step bounded
- * by timeout_ms. 0, or 1 with err. */
+/* Sends req (req_len bytes, `replies` requests) to node and reads as many replies, walking
+ * the last with visit; every earlier one must not be an error (an AUTH). Blocking, each step
+ * bounded by timeout_ms. 0, or 1 with err. */
 static int call_blocking(const struct rb_node *node,
                          const char *req,
+                         size_t req_len,
+                         int replies,
                          int timeout_ms,
                          resp_reply_visit_fn visit,
                          void *arg,
@@ -239,7 +242,6 @@ static int call_blocking(const struct rb_node *node,
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     int rc = 1;
-    size_t req_len = strlen(req);
     if (connect(fd, (const struct sockaddr *)&node->addr, node->addr_len) != 0 ||
         write(fd, req, req_len) != (ssize_t)req_len) {
         snprintf(err, err_size, "%s:%u: %s", node->host, node->port, strerror(errno));
@@ -249,7 +251,7 @@ static int call_blocking(const struct rb_node *node,
     resp_reply_init(&parser);
     uint8_t buf[16384];
     size_t total = 0;
-    for (;;) {
+    while (replies > 0) {
         ssize_t got = read(fd, buf, sizeof(buf));
         if (got <= 0 || total > CALL_REPLY_BYTES_MAX) {
             snprintf(err, err_size, "%s:%u: no complete reply (%s)", node->host, node->port,
@@ -259,17 +261,23 @@ static int call_blocking(const struct rb_node *node,
             goto out_close;
         }
         total += (size_t)got;
-        size_t used = 0;
-        int r = resp_reply_feed(&parser, buf, (size_t)got, &used, out, visit, arg);
-        if (r == RESP_REPLY_BAD) {
-            snprintf(err, err_size, "%s:%u: malformed reply", node->host, node->port);
-            goto out_close;
-        }
-        if (r == RESP_REPLY_DONE) {
-            rc = 0;
-            break;
+        for (size_t pos = 0; pos < (size_t)got && replies > 0;) {
+            size_t used = 0;
+            int r = resp_reply_feed(&parser, buf + pos, (size_t)got - pos, &used, out,
+                                    replies == 1 ? visit : NULL, arg);
+            pos += used;
+            if (r == RESP_REPLY_BAD) {
+                snprintf(err, err_size, "%s:%u: malformed reply", node->host, node->port);
+                goto out_close;
+            }
+            if (r == RESP_REPLY_DONE && --replies > 0 && out->type == '-') {
+                snprintf(err, err_size, "%s:%u: AUTH: %.*s", node->host, node->port,
+                         (int)out->text_len, out->text);
+                goto out_close;
+            }
         }
     }
+    rc = 0;
 out_close:
     close(fd);
     return rc;
@@ -288,8 +296,12 @@ int cluster_refresh(struct rb_cluster *c, uint32_t via, int timeout_ms, char *er
                            .err = err,
                            .err_size = err_size};
     struct resp_reply reply;
-    static const char req[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
-    if (call_blocking(node, req, timeout_ms, slots_visit_cb, &w, &reply, err, err_size) != 0) {
+    static const char slots_req[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+    static char req[sizeof(c->auth) + sizeof(slots_req)];
+    memcpy(req, c->auth, c->auth_len);
+    memcpy(req + c->auth_len, slots_req, sizeof(slots_req) - 1);
+    if (call_blocking(node, req, c->auth_len + sizeof(slots_req) - 1, c->auth_len > 0 ? 2 : 1,
+                      timeout_ms, slots_visit_cb, &w, &reply, err, err_size) != 0) {
         return 1;
     }
     if (reply.type == '-') {

@@ -34,12 +34,14 @@ struct rb_slot_map {
 
 struct rb_cluster {
     struct rb_nodes nodes;
-    pthread_mutex_t lock;   /* guards map and wanted */
-    struct rb_slot_map map; /* the latest CLUSTER SLOTS answer */
-    uint64_t gen;           /* bumped (under lock, and atomically) for each new map */
-    bool refresh_wanted;    /* set by a loop that saw -MOVED; __atomic */
-    uint32_t refreshes;     /* CLUSTER SLOTS fetched (main thread) */
-    uint32_t wanted_count;  /* entries in wanted */
+    pthread_mutex_t lock;            /* guards map and wanted */
+    struct rb_slot_map map;          /* the latest CLUSTER SLOTS answer */
+    uint64_t gen;                    /* bumped (under lock, and atomically) for each new map */
+    bool refresh_wanted;             /* set by a loop that saw -MOVED; __atomic */
+    uint32_t refreshes;              /* CLUSTER SLOTS fetched (main thread) */
+    char auth[RB_PASSWORD_MAX + 64]; /* -a: AUTH request sent before CLUSTER SLOTS */
+    uint32_t auth_len;               /* 0: none */
+    uint32_t wanted_count;           /* entries in wanted */
     struct {
         char host[RB_HOST_MAX];
         uint16_t port;

@@ -57,6 +57,8 @@ enum rb_conn_state {
     CONN_CLOSING,    /* failed: waiting for its operations to finish before closing */
 };
 
+#define RB_SLOT_AUTH UINT32_MAX /* fifo entry of a connection's own AUTH */
+
 struct rb_conn {
     int fd;                /* -1 when down */
     uint32_t gen;          /* bumped per socket: catches stale completions (24 bits used) */
@@ -70,13 +72,14 @@ struct rb_conn {
     bool ever_up;          /* connected at least once */
     uint32_t out_len;      /* bytes queued in out; <= out_cap */
     uint32_t out_sent;     /* bytes of the send in flight */
-    uint32_t out_cap;      /* pipeline x request_max: every request in the fifo fits */
+    uint32_t out_cap;      /* pipeline x request_max + AUTH: the fifo's bytes fit */
     uint8_t *out;          /* queued requests, oldest first */
     uint8_t *in;           /* RB_IN_BYTES: one recv's bytes (the parser streams) */
-    uint32_t *fifo;        /* request slots sent here, awaiting replies in order */
+    uint32_t *fifo;        /* request slots sent here, awaiting replies in order
+                            * (RB_SLOT_AUTH: the connection's AUTH); pipeline + 1 entries */
     uint32_t fifo_head;    /* index of the oldest */
-    uint32_t fifo_count;   /* <= pipeline */
-    uint64_t reconnect_ns; /* CONN_DOWN: when to dial again */
+    uint32_t fifo_count;   /* <= pipeline + 1 */
+    uint64_t reconnect_ns; /* CONN_DOWN: when to dial again; CONN_UP: when it came up */
     uint32_t backoff_ms;   /* next reconnect delay: 100 ms doubling to 1 s */
     struct resp_reply_parser parser;
 };

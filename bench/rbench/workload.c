@@ -353,3 +353,14 @@ workload_encode(const struct rb_workload *w, enum rb_op op, uint64_t key, uint8_
     RR_ASSERT(len <= workload_request_max(w));
     return len;
 }
+
+size_t workload_encode_auth(const char *password, uint8_t *out, size_t cap)
+{
+    size_t len = strlen(password);
+    RR_ASSERT(cap >= len + 64u);
+    struct enc e = {out};
+    enc_header(&e, '*', 2);
+    enc_str(&e, "AUTH");
+    enc_arg(&e, password, len);
+    return (size_t)(e.p - out);
+}

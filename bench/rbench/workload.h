@@ -72,6 +72,10 @@ size_t workload_request_max(const struct rb_workload *w);
 size_t
 workload_encode(const struct rb_workload *w, enum rb_op op, uint64_t key, uint8_t *out, size_t cap);
 
+/* "AUTH password" as a RESP multibulk into out (cap >= strlen(password) + 64); returns the
+ * bytes written. */
+size_t workload_encode_auth(const char *password, uint8_t *out, size_t cap);
+
 void zipf_init(struct rb_zipf *z, uint64_t n, double s);
 /* A value in [1, n]; 1 is the most frequent. */
 uint64_t zipf_draw(const struct rb_zipf *z, struct rr_prng *p);

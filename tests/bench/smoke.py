@@ -5,7 +5,7 @@ Against a fresh 3-node ringraftd cluster (tests/node/harness.py): every workload
 1 s closed loop and 1 s open loop, each with non-zero throughput, zero errors and valid JSON;
 CSV and the table once each; --nodes and --cluster; --hist-out and --merge. Against small
 fake servers written here: -MOVED followed (with --cluster), and bad replies (garbage, a
-reply of the wrong type, a closed connection) counted as errors, never a crash.
+reply of the wrong type, a closed connection) counted as errors, never a crash; -a (AUTH).
 
     python3 tests/bench/smoke.py [--bench PATH] [--bin RINGRAFTD]
 
@@ -99,7 +99,8 @@ def read_request(f):
 
 
 class FakeServer:
-    """Answers each request with handler(args) (bytes, or None to close the connection)."""
+    """Answers each request with handler(args, state) (bytes, or None to close the
+    connection); state is a dict per connection."""
 
     def __init__(self, handler):
         self.handler = handler
@@ -120,13 +121,14 @@ class FakeServer:
 
     def _serve(self, conn):
         f = conn.makefile("rb")
+        state = {}
         try:
             while True:
                 args = read_request(f)
                 if args is None:
                     return
                 self.requests += 1
-                reply = self.handler(args)
+                reply = self.handler(args, state)
                 if reply is None:
                     return
                 conn.sendall(reply)
@@ -145,10 +147,10 @@ def slots_reply(port):
 
 def fake_checks(bench):
     # -MOVED: node A owns every slot by its CLUSTER SLOTS, but answers -MOVED to B for SET.
-    b = FakeServer(lambda args: b"+OK\r\n")
+    b = FakeServer(lambda args, state: b"+OK\r\n")
     a_port = []
 
-    def a_handler(args):
+    def a_handler(args, state):
         if args[0].upper() == b"CLUSTER":
             return slots_reply(a_port[0])
         return b"-MOVED 1234 127.0.0.1:%d\r\n" % b.port
@@ -166,10 +168,10 @@ def fake_checks(bench):
     a.close()
     b.close()
     bad = {
-        "protocol": lambda args: b"!garbage\r\n",
-        "unexpected": lambda args: b":1\r\n",
-        "closed": lambda args: None,
-        "ERR": lambda args: b"-ERR nope\r\n",
+        "protocol": lambda args, state: b"!garbage\r\n",
+        "unexpected": lambda args, state: b":1\r\n",
+        "closed": lambda args, state: None,
+        "ERR": lambda args, state: b"-ERR nope\r\n",
     }
     for kind, handler in bad.items():
         s = FakeServer(handler)
@@ -179,6 +181,28 @@ def fake_checks(bench):
             check("fake %s counted" % kind, r["errors"].get(kind, 0) > 0 and r["replies"] == 0,
                   "errors %s" % r["errors"])
         s.close()
+    # -a: AUTH first on every connection (a server with requirepass).
+    def auth_handler(args, state):
+        if args[0].upper() == b"AUTH":
+            state["ok"] = args[1:] == [b"sekret"]
+            return b"+OK\r\n" if state["ok"] else b"-WRONGPASS invalid password\r\n"
+        return b"+OK\r\n" if state.get("ok") else b"-NOAUTH Authentication required.\r\n"
+
+    s = FakeServer(auth_handler)
+    for pw, expect in (("sekret", None), ("wrong", "WRONGPASS"), (None, "NOAUTH")):
+        args = ["-p", str(s.port), "-c", "2", "-P", "3", "--quiet", "--timeout", "1"]
+        args += ["-a", pw] if pw else []
+        r = run_json(bench, "-a %s" % pw, args + (["-n", "300"] if not expect
+                                                 else ["--duration", "0.5"]))
+        if r is None:
+            continue
+        if expect is None:
+            check("-a right password", r["replies"] == 300 and r["errors_total"] == 0,
+                  "replies %s errors %s" % (r["replies"], r["errors"]))
+        else:
+            check("-a %s: %s counted" % (pw, expect), r["errors"].get(expect, 0) > 0
+                  and r["replies"] == 0, "errors %s" % r["errors"])
+    s.close()
 
 
 # ---- against the cluster ----------------------------------------------------------------------
