@@ -13,9 +13,14 @@ connections (-c), pipeline (-P), threads (1 each), request count (-n), key range
              and the generator's own cost shows most.
 
 Workloads: SET then GET (the keys SET wrote), each with -c 50 -P 16 and -c 1 -P 1. Also
-printed: each tool's own CPU per run (user + system from wait4, in cores over its run).
+printed: each tool's own CPU per run (user + system of the child, in cores over its run).
 
-    python3 bench/agreement.py [--rounds N] [--targets ringraft,redis] [--scale F]
+With --pin (the default on 2 or more CPUs) the servers run on CPU 0 and the generators on
+CPU 1 (sched_setaffinity on every thread of the servers, taskset for the tools): otherwise
+the generator and the server share every core and the cheaper generator leaves the server
+more CPU, which moves throughput by more than the 10% looked for.
+
+    python3 bench/agreement.py [--rounds N] [--targets ringraft,redis] [--scale F] [--no-pin]
     make bench-agreement
 
 Prints a markdown table and a verdict per line, and writes them (and every run, as CSV) to
@@ -54,6 +59,19 @@ CONFIGS = [
     ("get", 1, 1, 3000, 20000),
 ]
 RUN_TIMEOUT = 300
+GEN_PREFIX = []  # ["taskset", "-c", "1"] with --pin
+SERVER_CPUS = None  # {0} with --pin
+
+
+def pin_process(pid):
+    """Every thread of pid (and threads it starts later: they inherit) onto SERVER_CPUS."""
+    if SERVER_CPUS is None:
+        return
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            os.sched_setaffinity(int(tid), SERVER_CPUS)
+        except OSError:
+            pass
 
 
 def progress(msg):
@@ -66,7 +84,7 @@ def run_measured(cmd):
     (user + system over all its threads), from the children's times around the run."""
     before = os.times()
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(GEN_PREFIX + cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = p.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -132,6 +150,7 @@ class RedisTarget:
             try:
                 with harness.Resp(self.port, timeout=1) as r:
                     if r.call("PING") == "PONG":
+                        pin_process(self.proc.pid)
                         return
             except (OSError, harness.ConnectionClosed):
                 pass
@@ -160,6 +179,8 @@ class RingraftTarget:
             if sum(led.values()) == 64 and max(led.values()) <= 22:
                 break
         self.port = self.cluster.node(1).port
+        for x in self.cluster.nodes:
+            pin_process(x.pid)
 
     def stop(self):
         self.cluster.stop_all()
@@ -233,7 +254,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--targets", default="ringraft,redis")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every -n")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not put servers on CPU 0 and generators on CPU 1")
     args = ap.parse_args()
+    global GEN_PREFIX, SERVER_CPUS
+    if not args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset"):
+        cpus = sorted(os.sched_getaffinity(0))
+        SERVER_CPUS = {cpus[0]}
+        GEN_PREFIX = ["taskset", "-c", str(cpus[1])]
     for tool in ("redis-server", "redis-benchmark"):
         if shutil.which(tool) is None:
             raise SystemExit("agreement: %s not found (apt-get install redis-server redis-tools)"
@@ -254,7 +282,10 @@ def main():
             progress("stopped %s" % name)
     lines, ok = table(runs, targets)
     head = ["ringraft-bench vs redis-benchmark, %d rounds, medians (range), -r/--keys %d, "
-            "-d %d, one thread each; %s" % (args.rounds, KEYS, VALUE, time.strftime("%F %T"))]
+            "-d %d, one thread each, %s; %s"
+            % (args.rounds, KEYS, VALUE, "servers on CPU %s, generators on CPU %s"
+               % (min(SERVER_CPUS), GEN_PREFIX[-1]) if SERVER_CPUS else "not pinned",
+               time.strftime("%F %T"))]
     verdict = ("verdict: %s (tolerance %.0f%% on the paired ratios of throughput and p50; "
                "p50 compared under redis-benchmark's definition)"
                % ("AGREE" if ok else "DISAGREE", TOLERANCE * 100))
