@@ -46,8 +46,12 @@ sys.path.insert(0, os.path.join(REPO, "tests", "node"))
 os.environ.setdefault("RINGRAFTD", os.path.join(REPO, "build/release/ringraftd"))
 import harness  # noqa: E402  (path set above)
 
-RBENCH = os.path.join(REPO, "build/release/bench/ringraft-bench")
 OUT = os.path.join(REPO, "build/bench-agreement")
+# Cluster and redis data under OUT, not in the shared /tmp.
+os.makedirs(os.path.join(OUT, "tmp"), exist_ok=True)
+tempfile.tempdir = os.path.join(OUT, "tmp")
+
+RBENCH = os.path.join(REPO, "build/release/bench/ringraft-bench")
 KEYS = 100000
 VALUE = 16
 TOLERANCE = 0.10
@@ -55,7 +59,7 @@ TOLERANCE = 0.10
 CONFIGS = [
     ("set", 50, 16, 100000, 400000),
     ("get", 50, 16, 100000, 400000),
-    ("set", 1, 1, 3000, 20000),
+    ("set", 1, 1, 1500, 20000),
     ("get", 1, 1, 3000, 20000),
 ]
 RUN_TIMEOUT = 300
@@ -156,6 +160,9 @@ class RedisTarget:
                 pass
         raise SystemExit("agreement: redis-server did not answer PING")
 
+    def alive(self):
+        return self.proc.poll() is None
+
     def stop(self):
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -182,7 +189,13 @@ class RingraftTarget:
         for x in self.cluster.nodes:
             pin_process(x.pid)
 
+    def alive(self):
+        return all(x.running() for x in self.cluster.nodes)
+
     def stop(self):
+        if not self.alive():
+            progress("ringraft: a node exited: %s" % [(x.id, x.proc.returncode)
+                                                       for x in self.cluster.nodes])
         self.cluster.stop_all()
         self.cluster.__exit__(None, None, None)
 
@@ -194,18 +207,39 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def compare(target, rounds, scale, runs):
-    for rnd in range(rounds):
-        order = list(TOOLS) if rnd % 2 == 0 else list(reversed(TOOLS))
-        for op, c, p, n_rr, n_redis in CONFIGS:
-            n = max(1, int((n_rr if target.name == "ringraft" else n_redis) * scale))
-            for tool in order:
-                r = TOOLS[tool](target.port, op, c, p, n)
-                r.update(target=target.name, tool=tool, op=op, c=c, p=p, n=n, round=rnd + 1)
-                runs.append(r)
-                progress("%s round %d %s -c %d -P %d %s: %.0f req/s p50 %.3f ms cpu %.2f%s"
-                         % (target.name, rnd + 1, op, c, p, tool, r["rps"], r["p50_ms"],
-                            r["cpu_cores"], "" if r["ok"] else " ERRORS " + r["errors"]))
+def compare(make_target, rounds, scale, runs):
+    """Runs every configuration with both tools, rounds times. A server that dies during a
+    pair (seen after it) is replaced by a fresh one and the pair run again (twice at most):
+    a pair only counts when both runs met the same live server."""
+    target = make_target()
+    restarts = 0
+    try:
+        for rnd in range(rounds):
+            order = list(TOOLS) if rnd % 2 == 0 else list(reversed(TOOLS))
+            for op, c, p, n_rr, n_redis in CONFIGS:
+                n = max(1, int((n_rr if target.name == "ringraft" else n_redis) * scale))
+                while True:
+                    pair = []
+                    for tool in order:
+                        r = TOOLS[tool](target.port, op, c, p, n)
+                        r.update(target=target.name, tool=tool, op=op, c=c, p=p, n=n,
+                                 round=rnd + 1)
+                        pair.append(r)
+                        progress("%s round %d %s -c %d -P %d %s: %.0f req/s p50 %.3f ms "
+                                 "cpu %.2f%s" % (target.name, rnd + 1, op, c, p, tool,
+                                                 r["rps"], r["p50_ms"], r["cpu_cores"],
+                                                 "" if r["ok"] else " ERRORS " + r["errors"]))
+                    if target.alive() or restarts >= 2:
+                        runs.extend(pair)
+                        break
+                    restarts += 1
+                    progress("%s died during the pair: starting a fresh one" % target.name)
+                    target.stop()
+                    target = make_target()
+                    if op == "get":  # the new server has no keys: write them again
+                        TOOLS["ringraft-bench"](target.port, "set", 50, 16, n)
+    finally:
+        target.stop()
 
 
 def paired(rb, rrb, key):
@@ -274,12 +308,9 @@ def main():
     targets = [t for t in args.targets.split(",") if t]
     for name in targets:
         progress("starting %s" % name)
-        target = RingraftTarget() if name == "ringraft" else RedisTarget()
-        try:
-            compare(target, args.rounds, args.scale, runs)
-        finally:
-            target.stop()
-            progress("stopped %s" % name)
+        compare(RingraftTarget if name == "ringraft" else RedisTarget, args.rounds, args.scale,
+                runs)
+        progress("stopped %s" % name)
     lines, ok = table(runs, targets)
     head = ["ringraft-bench vs redis-benchmark, %d rounds, medians (range), -r/--keys %d, "
             "-d %d, one thread each, %s; %s"
