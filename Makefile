@@ -102,6 +102,9 @@ TEST_STAGES := test-unit
 # ---- side by side with redis-server ------------------------------------------------------
 -include bench/compare.mk
 
+# ---- ringraft-bench: the RESP load generator (bench/rbench) -------------------------------
+-include bench/rbench/rbench.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51
