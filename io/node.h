@@ -74,6 +74,7 @@ struct conn {
     bool multishot;         /* the recv in flight is multishot (provided buffers) */
     bool cancel_sent;       /* a cancel of that recv is in flight (paused) */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
+    bool lingering;         /* output sent and write side shut: input discarded until EOF */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
     struct conn_buf out[2];
@@ -84,6 +85,9 @@ struct conn {
     void *owner;       /* struct client or struct peer */
     struct conn *next; /* worker's list of connections with output to flush */
     bool queued;       /* on that list */
+    struct conn *linger_next; /* worker's list of lingering connections */
+    int64_t linger_until_ms;
+    size_t linger_bytes; /* input discarded while lingering */
 };
 
 /* ---- requests (route.c) --------------------------------------------------------------- */
@@ -271,6 +275,7 @@ struct worker {
     struct peer peers[RAFT_MEMBERS_MAX];
     uint32_t peer_count;
     struct conn *flush_list;
+    struct conn *linger_list; /* connections in a lingering close (conn.c) */
     /* persistence */
     uint64_t persist_issued;                          /* WAL units issued (appended or queued) */
     uint64_t persist_durable;                         /* WAL units acknowledged */
@@ -392,6 +397,7 @@ void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
 /* Closes once the output already queued has been sent; reads no more. */
 void conn_close_after_flush(struct conn *c);
+void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);

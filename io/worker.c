@@ -514,6 +514,7 @@ static void run_ticks(struct worker *w)
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
         publish_stats(w);
+        conn_linger_expire(w);
     }
     if (w->now_ms >= w->next_publish_ms) {
         w->next_publish_ms = w->now_ms + PUBLISH_MS;
