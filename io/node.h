@@ -78,13 +78,13 @@ struct conn {
     uint8_t *in;
     size_t in_len, in_cap, in_max;
     struct conn_buf out[2];
-    uint8_t fill;      /* which out buffer collects new bytes */
-    size_t sent;       /* bytes of out[!fill] already sent */
-    size_t out_max;    /* bytes both buffers may hold together */
-    uint64_t id;       /* unique within the node */
-    void *owner;       /* struct client or struct peer */
-    struct conn *next; /* worker's list of connections with output to flush */
-    bool queued;       /* on that list */
+    uint8_t fill;             /* which out buffer collects new bytes */
+    size_t sent;              /* bytes of out[!fill] already sent */
+    size_t out_max;           /* bytes both buffers may hold together */
+    uint64_t id;              /* unique within the node */
+    void *owner;              /* struct client or struct peer */
+    struct conn *next;        /* worker's list of connections with output to flush */
+    bool queued;              /* on that list */
     struct conn *linger_next; /* worker's list of lingering connections */
     int64_t linger_until_ms;
     size_t linger_bytes; /* input discarded while lingering */
