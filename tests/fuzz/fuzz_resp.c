@@ -223,12 +223,24 @@ static size_t next_chunk(struct plan *pl, size_t left)
     return n < left ? n : left;
 }
 
-/* The window [lo, hi) of buf[0, cap) is what the parser may read: poison the rest. */
-static void expose(const uint8_t *buf, size_t cap, size_t lo, size_t hi)
+/* What the parser may read of buf: the bytes received and not yet consumed. The rest is
+ * poisoned; the window only moves right, so each byte changes state at most twice. */
+struct window {
+    const uint8_t *buf;
+    size_t lo; /* first unconsumed byte */
+    size_t hi; /* bytes received */
+};
+
+static void window_move(struct window *w, size_t lo, size_t hi)
 {
-    ASAN_UNPOISON_MEMORY_REGION(buf, cap);
-    ASAN_POISON_MEMORY_REGION(buf, lo);
-    ASAN_POISON_MEMORY_REGION(buf + hi, cap - hi);
+    if (hi > w->hi) {
+        ASAN_UNPOISON_MEMORY_REGION(w->buf + w->hi, hi - w->hi);
+    }
+    if (lo > w->lo) {
+        ASAN_POISON_MEMORY_REGION(w->buf + w->lo, lo - w->lo);
+    }
+    w->lo = lo;
+    w->hi = hi;
 }
 
 /* Parses data as a connection receiving it per pl; writes each request and the outcome to
@@ -241,6 +253,8 @@ static void run(const uint8_t *data,
                 struct bytes *t)
 {
     uint8_t *buf = fuzz_dup(data, n);
+    ASAN_POISON_MEMORY_REGION(buf, n);
+    struct window win = {buf, 0, 0};
     struct resp_parser p;
     resp_parser_init(&p, lim);
     struct resp_args a = args_of(&main_store);
@@ -251,7 +265,7 @@ static void run(const uint8_t *data,
     while (st != RESP_ERROR && fed < n) { /* bounded: every pass receives at least one byte */
         fed += next_chunk(&pl, n - fed);
         for (;;) { /* bounded: every request consumes at least one byte */
-            expose(buf, n, off, fed);
+            window_move(&win, off, fed);
             st = resp_parse(&p, buf + off, fed - off, &a, &res);
             FUZZ_CHECK(res.consumed_bytes <= fed - off, "consumed %zu of %zu", res.consumed_bytes,
                        fed - off);
