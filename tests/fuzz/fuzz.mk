@@ -9,13 +9,13 @@
 #                              build/fuzz/run/crashes/; prints executions per target
 #   make fuzz-build            the targets only
 #   make fuzz-corpus           regenerates the seed corpora (tests/fuzz/corpus/*/gen-*)
-#   test-fuzz (make test)      each target FUZZ_TEST_SECONDS (default 4) from its seeds
+#   test-fuzz (make test)      each target FUZZ_TEST_SECONDS (default 3) from its seeds
 
 FUZZ_CC := clang
 FUZZ_B := build/fuzz
 FUZZ_TARGETS := resp frame codec wal snapshot sm_snapshot
 FUZZ_SECONDS ?= 60
-FUZZ_TEST_SECONDS ?= 4
+FUZZ_TEST_SECONDS ?= 3
 
 # The project's warnings, less the GCC-only ones clang refuses under -Werror.
 FUZZ_WARN := $(filter-out -Wlogical-op -Wduplicated-cond -Wduplicated-branches,$(WARN))
