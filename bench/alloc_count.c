@@ -1,7 +1,8 @@
 /* LD_PRELOAD counter of heap allocations (malloc, calloc, realloc; aligned_alloc is used
- * only at start-up and is not counted), for measuring allocations per committed entry (bench/node-allocs.sh).
- * SIGUSR2 writes "allocs N\n" to the file named by $ALLOC_COUNT_FILE (appending), so a run
- * can be bracketed by two readings. Counting only: every call goes to libc's allocator. */
+ * only at start-up and is not counted), for measuring allocations per committed entry
+ * (bench/node-allocs.sh). SIGUSR2 writes "allocs N\n" to the file named by
+ * $ALLOC_COUNT_FILE (appending), so a run can be bracketed by two readings. Counting only:
+ * every call goes to libc's allocator. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
