@@ -435,8 +435,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct wal *wal = NULL;
     if (open_wal(&c, &wal) == 0) {
-        /* Two opens per input, not three: each open costs large allocations (the record
-         * ring, the index), which dominate this target's time under AddressSanitizer. */
+        /* Two opens per input: each costs large allocations (the WAL's state, its record
+         * ring), which dominate this target's time under AddressSanitizer. */
         static struct state want;
         static struct state got;
         collect(wal, &c, &want);
