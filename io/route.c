@@ -393,8 +393,18 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     return true;
 }
 
+static void serve_read(struct worker *w, struct group_state *gs, struct req *r);
+
 static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
 {
+    if (FAULTS_UNSAFE(w, UNSAFE_TEST_READS_WITHOUT_READINDEX)) {
+        /* Fault-test build only: answer from this leader's state machine without confirming
+         * leadership, the stale read tests/faults must catch (docs/faults.md). */
+        req_list_remove(&gs->waiting, r);
+        serve_read(w, gs, r);
+        route_complete(w, r);
+        return true;
+    }
     if (multi_read_index(w->multi, gs->g, r->id) != 0) {
         return false;
     }
