@@ -177,7 +177,10 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         size_t off = 0;
         for (uint32_t i = 0; i < a.n; i++) {
             u->entries[i] = a.entries[i];
-            memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            if (a.entries[i].len > 0) {
+                /* An empty entry (a new leader's) has no data pointer: memcpy(NULL) is UB. */
+                memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            }
             u->entries[i].data = u->data + off;
             off += a.entries[i].len;
         }
