@@ -34,6 +34,8 @@ class Verdict:
 
 def describe(op):
     res = op.get("result")
+    if isinstance(res, list) and len(res) > 4:
+        res = "[%d entries: %s ... %s]" % (len(res), res[0], res[-1])
     if op.get("outcome") != "ok":
         res = op.get("outcome") + ((" " + op["error"]) if op.get("error") else "")
     return "#%d client %s node %s %s %s%s -> %s [%.3f s, %s]" % (

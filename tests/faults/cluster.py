@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,12 +105,20 @@ class Net:
             sh("ip", "-n", ns, "link", "set", "lo", "up")
             sh("ip", "link", "set", host, "master", br)
             sh("ip", "link", "set", host, "up")
-        # The bridge forwards once its ports are up; wait until every address answers.
+        # The bridge forwards once its ports are up; wait until every address answers (a
+        # refused connection to a closed port is an answer).
         for i in range(1, self.n + 1):
             for _ in range(50):
-                if sh("ping", "-c1", "-W1", self.addr(i), check=False).returncode == 0:
+                try:
+                    socket.create_connection((self.addr(i), 9), timeout=0.5).close()
                     break
-                time.sleep(0.1)
+                except ConnectionRefusedError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                raise NetUnavailable("10.77.%d.%d does not answer through the bridge"
+                                     % (self.x, i))
 
     def cut(self, i, j):
         """Cuts the link between nodes i and j (both directions)."""
@@ -195,22 +204,20 @@ class Tmpfs:
     def fill(self):
         """Writes the filler until the file system is full; returns the bytes written."""
         total = 0
-        chunk = b"\xa5" * 65536
-        with open(self.filler(), "ab") as f:
-            try:
+        fd = os.open(self.filler(), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for size in (65536, 4096, 512):
+                chunk = b"\xa5" * size
                 while True:
-                    f.write(chunk)
-                    f.flush()
-                    total += len(chunk)
-            except OSError:
-                pass
-            try:
-                while True:  # the last partial page
-                    f.write(b"\xa5" * 512)
-                    f.flush()
-                    total += 512
-            except OSError:
-                pass
+                    try:
+                        n = os.write(fd, chunk)
+                    except OSError:
+                        break
+                    total += n
+                    if n < size:
+                        break
+        finally:
+            os.close(fd)
         return total
 
     def free(self):
@@ -218,6 +225,10 @@ class Tmpfs:
             os.unlink(self.filler())
         except FileNotFoundError:
             pass
+
+    def grow(self, size_bytes):
+        sh("mount", "-o", "remount,size=%d" % size_bytes, self.path)
+        self.size = size_bytes
 
     def unmount(self):
         if self.mounted:

@@ -488,11 +488,13 @@ class PartitionNemesis(Nemesis):
 class DiskFullNemesis(Nemesis):
     """One node's data directory on a small tmpfs (test-wal-segment-bytes 64 KiB, so its
     WAL rotates every few seconds); the disk is filled. The node must stop when its WAL
-    cannot prepare a segment (it exits by itself: "storage failed") while the others go on;
-    a restart on the full disk must be refused; once space is freed it restarts and
+    cannot prepare a segment (it exits by itself: "stopping the node: no space left") while
+    the others go on; a restart on the full disk must be refused; once space is freed (the
+    file system grown, the filler removed) it restarts with the default segment size and
     catches up."""
 
     SIZE = 8 << 20
+    SIZE_AFTER = 256 << 20
     SEGMENT = 64 << 10
 
     def prepare(self, ctx):
@@ -536,7 +538,13 @@ class DiskFullNemesis(Nemesis):
             except Exception:
                 ctx.failures.append("node %d started on a full disk" % v.id)
                 v.kill()
+        # Space again: a larger file system, and the default segment size (a follower's
+        # catch-up unit may be as large as RAFT_INFLIGHT_BYTES_MAX, 8 MiB, and the WAL refuses
+        # a unit larger than a segment: 64 KiB segments were only for reaching a full disk
+        # within seconds).
         self.fs.free()
+        self.fs.grow(self.SIZE_AFTER)
+        v.extra = []
         ctx.hist.event("disk-freed", node=v.id)
         while ctx.left() > 0:
             time.sleep(0.2)
@@ -570,10 +578,12 @@ SCHEDULES = [
     Schedule("kill-majority", KillNemesis("kill-majority", "majority"), slices=("quick", "long")),
     Schedule("pause-leader", PauseNemesis("pause-leader"), slices=("quick", "long")),
     Schedule("restart-all", RestartAllNemesis("restart-all"), slices=("quick", "long")),
+    # linger:20000 holds each flush 20 ms, so a power loss finds unsynced records to revert
+    # (with adaptive batching the WAL is usually synced when the signal lands).
     Schedule("power-loss-all", PowerLossNemesis("power-loss-all", "all"),
-             slices=("quick", "long")),
+             slices=("quick", "long"), extra=("--disk-batching", "linger:20000")),
     Schedule("power-loss-majority", PowerLossNemesis("power-loss-majority", "majority"),
-             slices=("long",)),
+             slices=("long",), extra=("--disk-batching", "linger:20000")),
     Schedule("partition-one", PartitionNemesis("partition-one", "one"), slices=("long",)),
     Schedule("partition-leader", PartitionNemesis("partition-leader", "leader"),
              slices=("quick", "long")),
