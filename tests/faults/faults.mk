@@ -30,7 +30,7 @@ BUILD_TARGETS += $(RINGRAFTD_FAULTS)
 .PHONY: faults faults-long faults-check test-faults-check test-faults
 FAULT_FLAVOUR ?= debug
 FAULT_SECONDS ?= 60
-FAULT_SEEDS ?= 2
+FAULT_SEEDS ?= 3
 FAULT_OUT ?= $(CURDIR)/build/faults
 FAULT_BIN := build/$(FAULT_FLAVOUR)/ringraftd-faults
 

@@ -99,8 +99,15 @@ def classify_error(msg):
 # ---- clients ------------------------------------------------------------------------------------
 
 REGISTER_KEYS = ["{reg}a", "{reg}b", "{reg}c"]  # one hash tag: one group, one leader
-STREAM_KEY = "{log}s"
 COUNTER_KEY = "{ctr}c"
+# Streams: a new key every STREAM_EPOCH_S seconds (all in one group), so that each key's
+# reads (XRANGE - +, whole streams) stay short and the history bounded in long runs.
+STREAM_EPOCH_S = 8.0
+STREAM_KEY = "{log}s0"
+
+
+def stream_key(hist):
+    return "{log}s%d" % int((now_ns() - hist.t0) / 1e9 / STREAM_EPOCH_S)
 
 
 class Client(threading.Thread):
@@ -141,10 +148,11 @@ class Client(threading.Thread):
                 return ("write", key, v, ("SET", key, str(v)))
             return ("incr", key, None, ("INCR", key))
         if self.workload == "stream":
-            if r < 0.75:
+            key = stream_key(self.hist)
+            if r < 0.8:
                 v = "c%d-%d" % (self.cid, self.n)
-                return ("xadd", STREAM_KEY, v, ("XADD", STREAM_KEY, "*", "v", v))
-            return ("xrange", STREAM_KEY, None, ("XRANGE", STREAM_KEY, "-", "+"))
+                return ("xadd", key, v, ("XADD", key, "*", "v", v))
+            return ("xrange", key, None, ("XRANGE", key, "-", "+"))
         return ("incr", COUNTER_KEY, None, ("INCR", COUNTER_KEY))
 
     def run(self):
@@ -718,8 +726,9 @@ class Runner:
         return res
 
     def final_reads(self, c, hist):
-        """After healing: every register key, the stream and the counter read through every
+        """After healing: every register key, every stream and the counter read through every
         node (recorded; the stream and counter reads carry final=true)."""
+        streams = sorted({o["key"] for o in hist.ops if o.get("workload") == "stream"})
         for x in c.nodes:
             for attempt in range(10):
                 try:
@@ -730,9 +739,8 @@ class Runner:
                 try:
                     ops = [run_op(hist, conn, 1000 + x.id, x.id, "register", "read", k, None,
                                   ("GET", k)) for k in REGISTER_KEYS]
-                    ops.append(run_op(hist, conn, 1000 + x.id, x.id, "stream", "xrange",
-                                      STREAM_KEY, None, ("XRANGE", STREAM_KEY, "-", "+"),
-                                      final=True))
+                    ops += [run_op(hist, conn, 1000 + x.id, x.id, "stream", "xrange", k, None,
+                                   ("XRANGE", k, "-", "+"), final=True) for k in streams]
                     ops.append(run_op(hist, conn, 1000 + x.id, x.id, "counter", "read",
                                       COUNTER_KEY, None, ("GET", COUNTER_KEY), final=True))
                 finally:
