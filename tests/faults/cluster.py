@@ -190,6 +190,21 @@ class Tmpfs:
         self.state_file = os.path.join(state_dir, "mount-%d.json" % os.getpid())
         self.mounted = False
 
+    @staticmethod
+    def probe(state_dir):
+        """None if a tmpfs can be mounted here, else the reason it cannot."""
+        if os.geteuid() != 0:
+            return "not root (mounting a tmpfs needs CAP_SYS_ADMIN)"
+        path = os.path.join(state_dir, "probe-%d" % os.getpid())
+        os.makedirs(path, exist_ok=True)
+        r = sh("mount", "-t", "tmpfs", "-o", "size=1m", "rrf-probe", path, check=False)
+        if r.returncode != 0:
+            os.rmdir(path)
+            return "mount -t tmpfs failed: %s" % r.stdout.decode(errors="replace").strip()
+        sh("umount", path, check=False)
+        os.rmdir(path)
+        return None
+
     def mount(self):
         os.makedirs(self.path, exist_ok=True)
         os.makedirs(self.state_dir, exist_ok=True)

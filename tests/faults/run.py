@@ -501,6 +501,7 @@ class DiskFullNemesis(Nemesis):
     file system grown, the filler removed) it restarts with the default segment size and
     catches up."""
 
+    needs_mount = True
     SIZE = 8 << 20
     SIZE_AFTER = 256 << 20
     SEGMENT = 64 << 10
@@ -625,6 +626,10 @@ class Runner:
             why = cl.Net.probe()
             if why is not None:
                 return "skip", "network namespaces unusable: %s" % why
+        if getattr(nem, "needs_mount", False):
+            why = cl.Tmpfs.probe(self.state_dir)
+            if why is not None:
+                return "skip", "no size-limited file system: %s" % why
         run_dir = os.path.join(self.args.out, "%s-seed%d" % (sched.name, seed))
         shutil.rmtree(run_dir, ignore_errors=True)
         os.makedirs(run_dir)
