@@ -40,7 +40,8 @@ faults-check test-faults-check:
 	$(Q)tools/stage.sh faults-check 300 python3 -B tests/faults/test_checkers.py
 
 test-faults:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=$(FAULT_FLAVOUR) $(FAULT_BIN)
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=$(FAULT_FLAVOUR) $(FAULT_BIN) \
+		build/$(FAULT_FLAVOUR)/ringraftd
 	$(Q)tools/stage.sh faults 420 python3 -B tests/faults/run.py --bin $(FAULT_BIN) \
 		--out $(FAULT_OUT) --slice quick
 
@@ -49,6 +50,7 @@ faults: deps
 	$(Q)$(MAKE) --no-print-directory test-faults
 
 faults-long: deps
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=$(FAULT_FLAVOUR) $(FAULT_BIN)
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=$(FAULT_FLAVOUR) $(FAULT_BIN) \
+		build/$(FAULT_FLAVOUR)/ringraftd
 	$(Q)python3 -B tests/faults/run.py --bin $(FAULT_BIN) --out $(FAULT_OUT) --slice long \
 		--seconds $(FAULT_SECONDS) --seeds $(FAULT_SEEDS)

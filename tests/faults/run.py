@@ -20,6 +20,7 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -607,7 +608,7 @@ SCHEDULES = [
              max_rounds=3),
     Schedule("unsafe-ack-power-loss", PowerLossNemesis("power-loss-all", "all"),
              unsafe="ack-before-fsync", expect_caught=True, slices=("quick", "long"),
-             extra=("--disk-batching", "linger:20000"), max_rounds=3),
+             extra=("--disk-batching", "linger:20000"), max_rounds=4),
 ]
 
 
@@ -820,6 +821,28 @@ class Runner:
         return ("pass" if ok else "fail"), line
 
 
+def check_normal_build_refuses(bin_path):
+    """The ringraftd beside ringraftd-faults (the normal build of the same flavour) must
+    refuse every test switch at start-up. Returns (ok, line)."""
+    normal = os.path.join(os.path.dirname(os.path.abspath(bin_path)), "ringraftd")
+    if not os.access(normal, os.X_OK):
+        return True, "faults: no normal ringraftd beside %s: refusal of the test switches " \
+                     "not checked" % bin_path
+    bad = []
+    for flag, value in (("--unsafe-test-mode", "ack-before-fsync"),
+                        ("--unsafe-test-mode", "reads-without-readindex"),
+                        ("--test-power-loss", "yes"), ("--test-wal-segment-bytes", "65536")):
+        r = subprocess.run([normal, flag, value, "--check-config"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        if r.returncode == 0 or "only in the fault-test build" not in out:
+            bad.append("%s %s: exit %d: %s" % (flag, value, r.returncode, out.strip()[:200]))
+    if bad:
+        return False, "faults: %s ACCEPTS a test switch: %s" % (normal, "; ".join(bad))
+    return True, "faults: %s refuses unsafe-test-mode, test-power-loss and " \
+                 "test-wal-segment-bytes: PASS" % normal
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True, help="ringraftd-faults to test")
@@ -847,6 +870,9 @@ def main():
     print("faults: %d schedule(s) x %d seed(s), %.0f s of faults each, binary %s"
           % (len(chosen), args.seeds, seconds, args.bin), flush=True)
     results = []
+    ok, line = check_normal_build_refuses(args.bin)
+    print(line, flush=True)
+    results.append("pass" if ok else "fail")
     t_all = time.monotonic()
     for sched in chosen:
         for k in range(args.seeds):
