@@ -397,6 +397,13 @@ class Node:
                                                                "\n".join(text[-lines:]))
 
 
+def accepts_setting(bin_path, key, value):
+    """True if this ringraftd knows the setting (--check-config accepts it)."""
+    r = subprocess.run([bin_path, "--" + key, value, "--check-config"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30)
+    return r.returncode == 0
+
+
 class Cluster:
     """N nodes of ringraftd-faults, on 127.0.0.1 (free ports) or each in its own network
     namespace (net: a Net that is set up)."""
@@ -411,6 +418,12 @@ class Cluster:
         self.cluster_id = "0x%016x" % (random.getrandbits(63) | 1)
         self.secret = "%032x" % random.getrandbits(128)
         os.makedirs(dir, exist_ok=True)
+        if net is not None and accepts_setting(self.bin, "protected-mode", "no"):
+            # Clients reach namespaced nodes from the bridge's address, not from loopback:
+            # a build with protected mode (no requirepass: loopback clients only) must be
+            # told to serve them.
+            self.extra.append("--protected-mode")
+            self.extra.append("no")
         if net is not None:
             self.nodes = [Node(self, i, net.addr(i), CLIENT_PORT, PEER_PORT, net.ns(i))
                           for i in range(1, n + 1)]
