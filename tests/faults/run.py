@@ -320,7 +320,7 @@ class Ctx:
         self.probe_n += 1
         probe_writes(self.hist, self.c.node(node_id), 800, self.probe_n)
 
-    def wait_writes_elsewhere(self, victim_id, timeout=6.0):
+    def wait_writes_elsewhere(self, victim_id, timeout=10.0):
         """Waits until another node has taken the register group's leadership (so writes
         complete without the victim). Returns the new leader or None."""
         end = time.monotonic() + timeout
@@ -605,10 +605,10 @@ SCHEDULES = [
     # Unsafe modes: the checkers must flag these.
     Schedule("unsafe-reads-pause", PauseNemesis("pause-leader"),
              unsafe="reads-without-readindex", expect_caught=True, slices=("quick", "long"),
-             max_rounds=3),
+             max_rounds=5),
     Schedule("unsafe-ack-power-loss", PowerLossNemesis("power-loss-all", "all"),
              unsafe="ack-before-fsync", expect_caught=True, slices=("quick", "long"),
-             extra=("--disk-batching", "linger:20000"), max_rounds=4),
+             extra=("--disk-batching", "linger:20000"), max_rounds=5),
 ]
 
 
