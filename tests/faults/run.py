@@ -240,8 +240,13 @@ def probe_connect(node):
     conns = []
     for _ in REGISTER_KEYS:
         try:
-            conns.append(node.client(timeout=CLIENT_TIMEOUT_S + 6))
-        except OSError:
+            conn = node.client(timeout=CLIENT_TIMEOUT_S + 6)
+            # A PONG proves the node accepted the connection and reads it (connect()
+            # returns once the kernel has queued it, before the node's accept).
+            if conn.call("PING") != "PONG":
+                raise OSError("no PONG")
+            conns.append(conn)
+        except (OSError, RespError, ConnectionClosed):
             conns.append(None)
     return conns
 
