@@ -363,6 +363,8 @@ struct node {
     _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
     struct raft_config initial;
+    /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
+    _Atomic bool power_loss;
 };
 
 /* node.c */
@@ -372,6 +374,18 @@ int64_t node_clock_ns(void); /* monotonic */
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
 int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
+
+/* faults.c: hooks of the fault-test build (RR_FAULT_TESTING, tests/faults, docs/faults.md).
+ * In any other build the unsafe modes compile to false and faults_power_loss to nothing. */
+#ifdef RR_FAULT_TESTING
+#define FAULTS_UNSAFE(w, mode) ((w)->node->cfg.unsafe_test_mode == (mode))
+#else
+#define FAULTS_UNSAFE(w, mode) ((void)(w), false)
+#endif
+/* Called when a worker's loop has ended: if the node is losing power (SIGUSR1 with
+ * test-power-loss), reaps the ring without letting the WAL see another completion, reverts
+ * every byte the WAL had not synced, and returns true (the worker then exits at once). */
+bool faults_power_loss(struct worker *w);
 
 /* worker.c */
 void *worker_main(void *arg);
