@@ -649,6 +649,7 @@ static int job_start(struct worker *w, struct group_state *gs)
     open_tmp(w, j->tmp, sizeof(j->tmp), gs->g, index, &j->open_op);
     gs->snap_wanted = false;
     w->snap_log_bytes -= gs->log_bytes;
+    w->log_freed_bytes += gs->log_bytes; /* compacted once the file is durable */
     gs->log_bytes = 0;
     return 0;
 }
@@ -658,6 +659,7 @@ void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes)
     uint64_t add = (uint64_t)bytes + SNAP_ENTRY_OVERHEAD;
     gs->log_bytes += add;
     w->snap_log_bytes += add;
+    w->log_freed_bytes -= add < w->log_freed_bytes ? add : w->log_freed_bytes;
     uint64_t limit = w->node->cfg.snapshot_log_bytes;
     if (limit != 0 && gs->log_bytes >= limit) {
         gs->snap_wanted = true;
@@ -1186,6 +1188,7 @@ void snapshot_restore(struct worker *w, struct group_state *gs, const struct raf
     sm_loader_free(rx->loader);
     rx->loader = NULL;
     w->snap_log_bytes -= gs->log_bytes;
+    w->log_freed_bytes += gs->log_bytes; /* the log before the snapshot is dropped */
     gs->log_bytes = 0;
     route_on_restore(w, gs, m->index, m->term);
     LOG_I("group %u: restored the leader's snapshot at %llu (term %llu)", gs->g,
