@@ -619,10 +619,13 @@ int snapshot_read_file(const char *dir,
         return e == ENOENT ? RR_ENOTFOUND : RR_EIO;
     }
     *file_bytes = (uint64_t)st.st_size;
-    uint8_t *buf = malloc(SNAP_READ_BYTES);
+    /* A small file gets a buffer its size (plus one byte, to see that it ended). */
+    size_t buf_len =
+        (uint64_t)st.st_size < SNAP_READ_BYTES ? (size_t)st.st_size + 1 : SNAP_READ_BYTES;
+    uint8_t *buf = malloc(buf_len);
     int rc = buf == NULL ? RR_ENOMEM : RR_OK;
     while (rc == RR_OK) {
-        ssize_t k = WAL_FAULT(WAL_FP_SNAP_IO, read(fd, buf, SNAP_READ_BYTES));
+        ssize_t k = WAL_FAULT(WAL_FP_SNAP_IO, read(fd, buf, buf_len));
         if (k < 0 && errno == EINTR) {
             continue;
         }
