@@ -147,17 +147,21 @@ class SnapshotTests(unittest.TestCase):
             # The leaders' logs now start past the victim's last entry (5 trailing entries
             # kept): only a snapshot can bring it back.
             behind = digest_map(c.node(1))
+            t0 = time.monotonic()
             pause(victim, False)
             victim.wait_ping(20)
             agreed = wait_same_state(self, c.nodes, timeout=40)
+            caught_up_s = time.monotonic() - t0
             installed = 0
             for _ in deadline_loop(5, 0.1):  # counters are published every 100 ms
                 installed = int(victim.info("snapshots")["snapshots_installed"])
                 if installed > 0:
                     break
             self.assertGreater(installed, 0, "the victim caught up without a snapshot")
-            print("victim installed %d snapshots; groups at %s" % (
-                installed, {g: v[0] for g, v in agreed.items()}))
+            print("victim installed %d snapshots and caught up %d groups in %.1f s "
+                  "(resumed to identical state); groups at %s" % (
+                      installed, len(agreed), caught_up_s,
+                      {g: v[0] for g, v in agreed.items()}))
             check_data(self, victim, "a", n=300)
             check_data(self, victim, "b", n=3000)
             # It keeps working: new writes reach it, and it restarts from what it installed.
@@ -309,12 +313,17 @@ class LargeSnapshotTests(unittest.TestCase):
         follower synced it, and install with identical state."""
         with Cluster(3, groups=self.GROUPS, extra=["--snapshot-trailing-entries", "5"]) as c:
             victim, others = self._setup(c)
+            t0 = time.monotonic()
             victim.start()
             victim.wait_ping(20)
+            wait_same_state(self, c.nodes, timeout=60, groups=self.GROUPS)
+            caught_up_s = time.monotonic() - t0
             self._check_victim(c, victim)
             chunks = sum(int(x.info("snapshots")["snapshot_chunks_sent"]) for x in others)
             installed = int(victim.info("snapshots")["snapshots_installed"])
-            print("victim installed %d snapshots from %d chunks" % (installed, chunks))
+            print("victim installed %d snapshots from %d chunks; caught up in %.1f s from its "
+                  "start (process start and WAL recovery included)" % (
+                      installed, chunks, caught_up_s))
             self.assertGreater(installed, 0)
             self.assertGreater(chunks, 4 * installed, "the transfers were not chunked")
 
