@@ -27,12 +27,17 @@ def states(node, groups=G):
     return {g: d for g, (_, d, _) in digest_map(node, groups).items()}
 
 
-def wait_same_state(test, nodes, timeout=30, groups=G):
-    """Waits until every node has the same (applied, digest) for every group."""
+def wait_same_state(test, nodes, timeout=30, groups=G, at_least=None):
+    """Waits until every node has the same (applied, digest) for every group, and, with
+    at_least ({group: (applied, ...)}), has applied at least that far: nodes restarted
+    together agree at once on the state of their snapshots, before they learn the commit
+    index that lets them apply the log tail."""
     last = None
     for _ in deadline_loop(timeout, 0.2):
         maps = [digest_map(x, groups) for x in nodes]
         last = maps
+        if at_least is not None and any(m[g][0] < at_least[g][0] for m in maps for g in m):
+            continue
         if all({g: v[:2] for g, v in m.items()} == {g: v[:2] for g, v in maps[0].items()}
                for m in maps):
             return maps[0]
@@ -104,7 +109,7 @@ class SnapshotTests(unittest.TestCase):
             per_node = {x.id: states(x) for x in c.nodes}
             self.assertEqual(c.stop_all(), {1: 0, 2: 0, 3: 0})
             c.start(timeout=40)
-            wait_same_state(self, c.nodes)  # a restarted node may wait for the commit index
+            wait_same_state(self, c.nodes, at_least=before)
             for x in c.nodes:
                 self.assertEqual(states(x), per_node[x.id], "node %d after restart" % x.id)
                 check_data(self, x, "a")
@@ -116,12 +121,12 @@ class SnapshotTests(unittest.TestCase):
             write_data(c.node(3), "c")
             snapshot_all(self, c.nodes)
             write_data(c.node(1), "d", n=300)
-            wait_same_state(self, c.nodes)
+            before = wait_same_state(self, c.nodes)
             per_node = {x.id: states(x) for x in c.nodes}
             for x in c.nodes:
                 x.kill()
             c.start(timeout=40)
-            wait_same_state(self, c.nodes)
+            wait_same_state(self, c.nodes, at_least=before)
             for x in c.nodes:
                 self.assertEqual(states(x), per_node[x.id], "node %d after kill -9" % x.id)
                 for tag in ("a", "b", "c"):
