@@ -4,7 +4,7 @@
 # 10% after the warm-up, p99 doubles, open files grow, or any request fails.
 .PHONY: soak-cluster
 SOAK_SECONDS ?= 600
-SOAK_INTERVAL ?= 60
+SOAK_INTERVAL ?= 30
 soak-cluster: deps
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
 		build/release/bench/ringraft-bench

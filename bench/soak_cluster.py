@@ -22,7 +22,7 @@ The workload writes and reads a bounded key space (SET and GET over --keys keys,
 counters), so that the data set stops growing once every key exists: what still grows
 after that is the service's own (log, sessions, buffers), which is what a soak is for.
 
-Environment (make soak-cluster sets them): SOAK_SECONDS (600), SOAK_INTERVAL (60),
+Environment (make soak-cluster sets them): SOAK_SECONDS (600), SOAK_INTERVAL (30),
 SOAK_LOAD (0.8), SOAK_BIN (build/release/ringraftd), SOAK_BENCH
 (build/release/bench/ringraft-bench), SOAK_OUT (build/soak-cluster), SOAK_GROUPS (64),
 SOAK_WORKERS (1), PEAK_SECONDS (10), SOAK_EXTRA (more ringraftd flags).
@@ -123,7 +123,7 @@ def verdict(samples, warmup_n, rate):
 
 def main():
     seconds = env("SOAK_SECONDS", 600, float)
-    interval = env("SOAK_INTERVAL", 60, float)
+    interval = env("SOAK_INTERVAL", 30, float)
     load = env("SOAK_LOAD", 0.8, float)
     binary = env("SOAK_BIN", "build/release/ringraftd")
     bench = env("SOAK_BENCH", "build/release/bench/ringraft-bench")
