@@ -17,16 +17,18 @@ typedef unsigned long long ull; /* printf's %llu */
 
 void sim_print_replay(const struct sim_config *cfg)
 {
-    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s\n",
-           cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
-           cfg->membership ? "" : " --no-membership",
-           cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"));
+    printf(
+        "replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s%s\n",
+        cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
+        cfg->membership ? "" : " --no-membership",
+        cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"),
+        cfg->rule_checkers ? "" : " --no-rule-checkers");
 }
 
 _Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
 {
-    printf("VIOLATION %s seed=%llu t=%llu tick=%llu: ", checker, (ull)s->cfg.seed, (ull)s->now,
-           (ull)s->tick_no);
+    printf("VIOLATION %s seed=%llu t=%llu tick=%llu step=%llu: ", checker, (ull)s->cfg.seed,
+           (ull)s->now, (ull)s->tick_no, (ull)s->n.steps);
     va_list ap;
     va_start(ap, fmt);
     vprintf(fmt, ap);
@@ -453,6 +455,9 @@ void config_on_append(struct sim *s, uint32_t node, raft_group g, struct raft_co
     }
     /* From the snapshot, the core may still name the compacted entry it came from. */
     raft_index ci = raft_config_index(r);
+    if (!s->cfg.rule_checkers) {
+        return;
+    }
     if (!raft_config_equal(out, raft_config(r)) || (in_log ? ci != at : ci > at)) {
         sim_violation(s, "config_on_append",
                       "node %u group %u: configuration in force is the one of index %llu (%u "
@@ -536,6 +541,9 @@ void commit_quorum(struct sim *s,
  * the leader's own joint C_old,new). Called as the entry is handed to the disk. */
 void config_change_rules(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
+    if (!s->cfg.rule_checkers) {
+        return;
+    }
     struct raft *r = sim_group(s, node, g);
     struct raft_status st;
     raft_status(r, &st);
@@ -731,6 +739,9 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
 static void quiesce_heartbeat(struct sim *s, uint32_t node, const struct raft_msg *m)
 {
     s->n.quiesce_hbs++;
+    if (!s->cfg.rule_checkers) {
+        return;
+    }
     struct raft_status st;
     raft_status(sim_group(s, node, m->group), &st);
     if (!st.quiesced || st.role != RAFT_LEADER || st.term != m->term ||

@@ -2,7 +2,7 @@
  * and coverage, and on failure the command that replays it.
  *
  *   sim --seed S | --seeds N [--start S]  [--nodes 3|5|7] [--groups G] [--workers 1|2]
- *       [--ticks T] [-v] [--trace G] [--no-membership]
+ *       [--ticks T] [-v] [--trace G] [--no-membership] [--quiesce 0|1] [--no-rule-checkers]
  *
  * Without --nodes, seeds rotate 3, 5 and 7 nodes (seed % 3). Membership
  * faults are on unless --no-membership, over a pool of node ids 1..P (--pool; by default N + 2,
@@ -43,6 +43,7 @@ struct sim_args {
     int32_t trace;
     bool verbose;
     bool membership;
+    bool rule_checkers;
     int32_t quiesce; /* -1: per seed */
 };
 
@@ -51,7 +52,7 @@ static _Noreturn void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5|7] [--pool P] [--groups G]\n"
             "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--no-membership]\n"
-            "          [--quiesce 0|1]\n",
+            "          [--quiesce 0|1] [--no-rule-checkers]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -74,6 +75,7 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
                            .ticks = SIM_DEFAULT_TICKS,
                            .trace = -1,
                            .membership = true,
+                           .rule_checkers = true,
                            .quiesce = -1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
@@ -83,6 +85,10 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
         }
         if (strcmp(opt, "--membership") == 0 || strcmp(opt, "--no-membership") == 0) {
             a->membership = opt[2] == 'm'; /* on by default; --membership kept for old replays */
+            continue;
+        }
+        if (strcmp(opt, "--no-rule-checkers") == 0) {
+            a->rule_checkers = false;
             continue;
         }
         if (i + 1 >= argc) {
@@ -180,6 +186,7 @@ int main(int argc, char **argv)
             .verbose = a.verbose,
             .trace = a.trace,
             .membership = a.membership,
+            .rule_checkers = a.rule_checkers,
             .quiesce = a.quiesce,
             .pool = pool,
             .argv0 = argv[0],

@@ -216,6 +216,11 @@ struct sim_config {
     bool verbose;
     int32_t trace;   /* group whose messages, writes and applies are printed; -1: none */
     bool membership; /* membership faults: adds, removes, replacements, promotions */
+    /* The rule checkers (config_on_append, single_config_change, config_after_own_term_commit,
+     * quiesce_rule) restate a rule of the core's design rather than a property of what it
+     * does; off (--no-rule-checkers), a bug that breaks a rule must be found through its
+     * consequence by the safety checkers (the mutant stage's second pass). */
+    bool rule_checkers;
     int32_t quiesce; /* options.quiesce: 1 on, 0 off, -1 chosen per seed (2 in 3 on) */
     const char *argv0;
 };
