@@ -131,7 +131,7 @@ void election_safety(struct sim *s, uint32_t node, raft_group g, const struct ra
     if (fresh) {
         v->x = node + 1;
         s->n.elections++;
-        sim_on_election(s, node);
+        sim_on_election(s, node, g);
         if (s->cfg.verbose) {
             printf("  t=%llu group %u term %llu: leader %u\n", (ull)s->now, g, (ull)st->term,
                    node + 1);

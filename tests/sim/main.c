@@ -133,7 +133,7 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
            "reads=%llu reads_served=%llu reads_failed=%llu outcome_failed=%llu "
            "outcome_unknown=%llu quiesce_hbs=%llu peer_downs=%llu quiesced_ticks=%llu "
-           "applied=%llu\n",
+           "applied=%llu disruptions=%llu config_splits=%llu config_refused=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
            (ull)n->transfers, (ull)n->member_changes, (ull)n->config_started,
            (ull)n->config_completed, (ull)n->config_aborted, (ull)n->joint_changes,
@@ -143,7 +143,7 @@ static void print_counts(const char *what, const struct sim_counts *n)
            (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
            (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
            (ull)n->outcome_unknown, (ull)n->quiesce_hbs, (ull)n->peer_downs, (ull)n->quiesced_ticks,
-           (ull)n->applied);
+           (ull)n->applied, (ull)n->disruptions, (ull)n->config_splits, (ull)n->config_refused);
 }
 
 static void add_counts(struct sim_counts *t, const struct sim_counts *n)
