@@ -125,6 +125,10 @@ void client_on_closed(struct conn *c)
     struct client *cl = c->owner;
     struct worker *w = cl->w;
     cl->conn = NULL;
+    /* Requests still in flight may belong to other workers now: a flag they read. */
+    for (struct req *r = cl->head; r != NULL; r = r->conn_next) {
+        atomic_store_explicit(&r->cancelled, true, memory_order_relaxed);
+    }
     w->clients--;
     w->st.clients_closed++;
     atomic_fetch_sub(&w->node->clients, 1);
@@ -473,6 +477,29 @@ static void immediate(struct client *cl, struct req *r)
     client_req_done(cl->w, r);
 }
 
+/* An XREAD with BLOCK may wait that long at the leader: its deadline here is the BLOCK
+ * timeout plus the usual request timeout (none for BLOCK 0). The leader answers nil when
+ * the BLOCK timeout passes. */
+static void xread_deadline(struct req *r, uint32_t request_timeout_ms)
+{
+    for (uint32_t i = 1; i + 1 < r->argc; i++) {
+        if (r->argl[i] == 7 && strncasecmp((const char *)r->argv[i], "streams", 7) == 0) {
+            return;
+        }
+        if (r->argl[i] == 5 && strncasecmp((const char *)r->argv[i], "block", 5) == 0) {
+            char *end = NULL;
+            long long ms = strtoll((const char *)r->argv[i + 1], &end, 10);
+            if (end == NULL || *end != '\0' || ms < 0) {
+                return; /* the state machine answers the error */
+            }
+            r->deadline_ms = ms == 0 || ms > INT64_MAX / 4
+                                 ? INT64_MAX
+                                 : r->start_ns / 1000000 + ms + request_timeout_ms;
+            return;
+        }
+    }
+}
+
 static void
 handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
@@ -559,6 +586,9 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         reply_error(&r->reply, "OOM command not allowed when used memory > 'maxmemory'.");
         immediate(cl, r);
         return;
+    }
+    if (cmd->id == CMD_ID_XREAD) {
+        xread_deadline(r, n->cfg.request_timeout_ms);
     }
     r->cls = cmd->cls;
     r->slot = slot;

@@ -336,8 +336,13 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             (node_clock_ms() - n->start_ms) / 1000, n->cfg.node_id, n->cfg.workers, n->cfg.groups);
     }
     if (all || arg_is(sec, sl, "clients")) {
-        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n", atomic_load(&n->clients),
-            n->cfg.maxclients);
+        uint64_t blocked = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            blocked += atomic_load_explicit(&n->workers[i]->pub.blocked, memory_order_relaxed);
+        }
+        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\nblocked_clients:%" PRIu64
+            "\r\n\r\n",
+            atomic_load(&n->clients), n->cfg.maxclients, blocked);
     }
     if (all || arg_is(sec, sl, "stats")) {
         uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, redir = 0, tmo = 0, busy = 0,
@@ -376,9 +381,12 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         char used_h[32], max_h[32];
         human_bytes(used, used_h);
         human_bytes(n->cfg.maxmemory, max_h);
-        OUT("# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_human:%s\r\nmaxmemory:%" PRIu64
+        /* used_memory is the resident set, as used_memory_rss: see heap_trim (worker.c). */
+        OUT("# Memory\r\nused_memory:%" PRIu64
+            "\r\nused_memory_human:%s\r\nused_memory_rss:%" PRIu64
+            "\r\nused_memory_rss_human:%s\r\nmaxmemory:%" PRIu64
             "\r\nmaxmemory_human:%s\r\nmaxmemory_policy:noeviction\r\n\r\n",
-            used, used_h, n->cfg.maxmemory, max_h);
+            used, used_h, used, used_h, n->cfg.maxmemory, max_h);
     }
     if (all || arg_is(sec, sl, "limits")) {
         const struct node_config *c = &n->cfg;

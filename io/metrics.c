@@ -153,6 +153,8 @@ void metrics_render(struct node *n, struct reply *r)
 
     gauge(r, "ringraft_connected_clients", "Client connections open.", atomic_load(&n->clients));
     gauge(r, "ringraft_maxclients", "Limit on client connections.", c->maxclients);
+    gauge(r, "ringraft_blocked_clients", "XREAD BLOCK requests waiting.",
+          (double)SUM_WORKERS(blocked));
     counter(r, "ringraft_clients_accepted_total", "Client connections accepted.",
             SUM_WORKERS(clients_accepted));
     counter(r, "ringraft_rejected_connections_total", "Clients refused at maxclients.",
@@ -184,7 +186,7 @@ void metrics_render(struct node *n, struct reply *r)
     counter(r, "ringraft_oom_rejects_total", "Writes refused past maxmemory.",
             atomic_load(&n->oom_rejects));
 
-    gauge(r, "ringraft_used_memory_bytes", "Heap bytes in use (sampled once a second).",
+    gauge(r, "ringraft_resident_memory_bytes", "Resident set size (sampled once a second).",
           (double)atomic_load(&n->used_memory));
     gauge(r, "ringraft_maxmemory_bytes", "maxmemory (0: no limit).", (double)c->maxmemory);
 

@@ -74,16 +74,20 @@ struct conn {
     bool multishot;         /* the recv in flight is multishot (provided buffers) */
     bool cancel_sent;       /* a cancel of that recv is in flight (paused) */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
+    bool lingering;         /* output sent and write side shut: input discarded until EOF */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
     struct conn_buf out[2];
-    uint8_t fill;      /* which out buffer collects new bytes */
-    size_t sent;       /* bytes of out[!fill] already sent */
-    size_t out_max;    /* bytes both buffers may hold together */
-    uint64_t id;       /* unique within the node */
-    void *owner;       /* struct client or struct peer */
-    struct conn *next; /* worker's list of connections with output to flush */
-    bool queued;       /* on that list */
+    uint8_t fill;             /* which out buffer collects new bytes */
+    size_t sent;              /* bytes of out[!fill] already sent */
+    size_t out_max;           /* bytes both buffers may hold together */
+    uint64_t id;              /* unique within the node */
+    void *owner;              /* struct client or struct peer */
+    struct conn *next;        /* worker's list of connections with output to flush */
+    bool queued;              /* on that list */
+    struct conn *linger_next; /* worker's list of lingering connections */
+    int64_t linger_until_ms;
+    size_t linger_bytes; /* input discarded while lingering */
 };
 
 /* ---- requests (route.c) --------------------------------------------------------------- */
@@ -94,6 +98,7 @@ enum req_state {
     REQ_PROPOSED,  /* this node leads: entry at (index, term) */
     REQ_READING,   /* this node leads: ReadIndex with ctx = req id */
     REQ_FORWARDED, /* sent to the leader's node, id in the forward map */
+    REQ_BLOCKED,   /* an XREAD BLOCK with nothing to return yet: on its group's blocked list */
     REQ_DONE,
 };
 
@@ -142,6 +147,10 @@ struct req {
     struct req *list_prev, *list_next; /* the owner's list for `state` */
     struct req *hnext;                 /* id map chain */
     struct req *all_prev, *all_next;   /* the owner worker's in-flight list (timeouts) */
+    struct sm_xread_wait *wait;        /* REQ_BLOCKED: what it waits for (owned) */
+    /* Set by the origin worker when the client goes away while the request is in flight:
+     * the owner then ends a blocked read at once instead of at its timeout. */
+    _Atomic bool cancelled;
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
@@ -184,6 +193,9 @@ struct group_state {
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
+    struct req_list blocked; /* XREAD BLOCK waiting for writes, oldest first */
+    bool wake_queued;        /* on the worker's wake list */
+    struct group_state *wake_next;
 };
 
 /* What any thread may read about a group (written by the owner only). */
@@ -228,6 +240,7 @@ struct worker_stats {
 struct worker_pub {
     _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
     _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
+    _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
@@ -262,6 +275,7 @@ struct worker {
     struct peer peers[RAFT_MEMBERS_MAX];
     uint32_t peer_count;
     struct conn *flush_list;
+    struct conn *linger_list; /* connections in a lingering close (conn.c) */
     /* persistence */
     uint64_t persist_issued;                          /* WAL units issued (appended or queued) */
     uint64_t persist_durable;                         /* WAL units acknowledged */
@@ -275,8 +289,9 @@ struct worker {
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
     int64_t next_publish_ms;
-    size_t heap_trim_free; /* worker 0: free heap bytes at the last malloc_trim */
-    int64_t heap_trim_ms;  /* and when */
+    uint64_t heap_trim_rss; /* worker 0: resident bytes after the last malloc_trim */
+    int64_t heap_trim_ms;   /* and when */
+    int statm_fd;           /* worker 0: /proc/self/statm (used_memory); -1 elsewhere */
     struct __kernel_timespec tick_ts;
     bool tick_armed;
     /* requests */
@@ -285,8 +300,10 @@ struct worker {
     uint32_t req_pool_count;
     struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
     uint32_t req_map_mask;
-    struct req_list all;   /* every request this worker owns and has not completed */
-    struct req_list retry; /* to execute again at the next iteration (decided in a drain) */
+    struct req_list all;           /* every request this worker owns and has not completed */
+    struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
+    struct group_state *wake_head; /* groups with blocked reads that applied writes */
+    uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
     uint64_t next_client_seq;
     /* hand-off queues: in[j] from worker j, out[j] to worker j */
@@ -308,6 +325,16 @@ struct worker {
     uint32_t accept_retries;
 };
 
+/* Rates INFO and the metrics endpoint report (node.rate). */
+enum node_rate {
+    RATE_COMMANDS = 0,
+    RATE_WAL_FLUSHES,
+    RATE_WAL_BYTES,
+    RATE_PEER_FRAMES,
+    RATE_APPLIED,
+    RATE_COUNT
+};
+
 struct node {
     struct node_config cfg;
     struct worker *workers[NODE_WORKERS_MAX];
@@ -318,8 +345,8 @@ struct node {
     _Atomic uint64_t next_client_id;
     uint32_t boot;       /* starts of this data directory, this one included (dir/BOOT) */
     _Atomic bool failed; /* a worker hit a fatal error: the node is stopping */
-    /* Heap bytes in use (allocator statistics), sampled by worker 0 once a second: what
-     * maxmemory is compared with. */
+    /* Resident bytes of the process, sampled by worker 0 once a second: what maxmemory is
+     * compared with. */
     _Atomic uint64_t used_memory;
     /* Rare events, counted node-wide. */
     _Atomic uint64_t auth_failures;   /* AUTH or HELLO AUTH with a wrong user or password */
@@ -332,14 +359,13 @@ struct node {
         uint64_t value[16];
         int64_t at_ms[16];
         uint32_t next, count;
-    } meters[4];
-    _Atomic double rate[4]; /* enum node_rate */
+    } meters[RATE_COUNT];
+    _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
     struct raft_config initial;
+    /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
+    _Atomic bool power_loss;
 };
-
-/* Rates INFO and the metrics endpoint report (node.rate). */
-enum node_rate { RATE_COMMANDS = 0, RATE_WAL_FLUSHES, RATE_WAL_BYTES, RATE_PEER_FRAMES };
 
 /* node.c */
 int64_t node_clock_ms(void); /* monotonic */
@@ -348,6 +374,18 @@ int64_t node_clock_ns(void); /* monotonic */
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
 int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
+
+/* faults.c: hooks of the fault-test build (RR_FAULT_TESTING, tests/faults, docs/faults.md).
+ * In any other build the unsafe modes compile to false and faults_power_loss to nothing. */
+#ifdef RR_FAULT_TESTING
+#define FAULTS_UNSAFE(w, mode) ((w)->node->cfg.unsafe_test_mode == (mode))
+#else
+#define FAULTS_UNSAFE(w, mode) ((void)(w), false)
+#endif
+/* Called when a worker's loop has ended: if the node is losing power (SIGUSR1 with
+ * test-power-loss), reaps the ring without letting the WAL see another completion, reverts
+ * every byte the WAL had not synced, and returns true (the worker then exits at once). */
+bool faults_power_loss(struct worker *w);
 
 /* worker.c */
 void *worker_main(void *arg);
@@ -373,6 +411,7 @@ void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
 /* Closes once the output already queued has been sent; reads no more. */
 void conn_close_after_flush(struct conn *c);
+void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);
@@ -422,6 +461,8 @@ void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
+void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
+void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);
 void req_list_push(struct req_list *l, struct req *r);
 void req_list_remove(struct req_list *l, struct req *r);

@@ -361,6 +361,9 @@ void peer_on_recv(struct conn *c)
         case FRAME_FORWARD_REPLY:
             route_on_forward_reply(p, f.payload, f.payload_len);
             break;
+        case FRAME_FORWARD_CANCEL:
+            route_on_forward_cancel(p, f.payload, f.payload_len);
+            break;
         case FRAME_PING:
             break;
         default:
