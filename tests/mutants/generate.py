@@ -2,7 +2,8 @@
 # Regenerates tests/mutants/*.patch from the real core/ source: each mutant names a file, an
 # exact snippet and its replacement; the patch is `diff -u` of the file before and after,
 # under a header (expect: CHECKER, optional seeds: N, optional safety: N — with the rule
-# checkers off, a safety checker must catch it within N seeds — and a sentence on the bug).
+# checkers off, election_safety, state_machine_safety or commit_quorum must catch it within
+# N seeds — and a sentence on the bug).
 # Run from the repository root when core/ has moved and a patch no longer applies; a snippet
 # that is no longer found stops the script, and the mutant must be rewritten by hand.
 import os

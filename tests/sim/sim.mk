@@ -30,7 +30,8 @@ test-sim:
 	$(Q)tools/stage.sh sim 1500 tests/sim/run-seeds.sh $(SIM_BIN) $(SIM_SEEDS_DEBUG)
 
 # Every mutant must be caught by its checker; those with a "safety: N" header line must also
-# be caught, with the rule checkers off, by a safety checker within N seeds, on a seed the
+# be caught, with the rule checkers off, by election_safety, state_machine_safety or
+# commit_quorum within N seeds, on a seed the
 # real core (REAL_SIM, this flavour's simulator) passes with every checker on.
 test-mutants: $(SIM_BIN)
 	$(Q)REAL_SIM=$(SIM_BIN) tools/stage.sh mutants 1800 tools/run-mutants.sh
