@@ -442,6 +442,43 @@ static void scan_fix_reply(struct worker *w, struct req *r)
     r->reply = out;
 }
 
+/* RAFT SNAPSHOT g and RAFT DIGEST g act on this node's copy of one group, so they go to the
+ * group's worker on this node (never to its leader). False if the command is not one of them
+ * (another RAFT subcommand: node_command answers it). */
+static bool raft_group_request(struct client *cl,
+                               struct req *r,
+                               uint32_t argc,
+                               const uint8_t *const argv[],
+                               const size_t argl[])
+{
+    uint8_t cls;
+    if (argc == 3 && argl[1] == 8 && strncasecmp((const char *)argv[1], "snapshot", 8) == 0) {
+        cls = REQ_INTERNAL_SNAPSHOT;
+    } else if (argc == 3 && argl[1] == 6 && strncasecmp((const char *)argv[1], "digest", 6) == 0) {
+        cls = REQ_INTERNAL_DIGEST;
+    } else {
+        return false;
+    }
+    char num[16];
+    char *end;
+    unsigned long g = 0;
+    if (argl[2] > 0 && argl[2] < sizeof(num)) {
+        memcpy(num, argv[2], argl[2]);
+        num[argl[2]] = '\0';
+        g = strtoul(num, &end, 10);
+    }
+    if (argl[2] == 0 || argl[2] >= sizeof(num) || *end != '\0' || g >= cl->w->node->cfg.groups) {
+        reply_error(&r->reply, "ERR invalid group");
+        immediate(cl, r);
+        return true;
+    }
+    r->cls = cls;
+    r->group = (raft_group)g;
+    client_enqueue(cl, r);
+    route_submit(cl->w, r);
+    return true;
+}
+
 /* Splits a node command over every group: DBSIZE, KEYS, FLUSHDB / FLUSHALL. */
 static void fanout(struct client *cl,
                    struct req *parent,
@@ -557,6 +594,11 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
             }
             immediate(cl, r);
             return;
+        case CMD_ID_RAFT:
+            if (raft_group_request(cl, r, argc, argv, argl)) {
+                return;
+            }
+            break;
         default:
             break;
         }

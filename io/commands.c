@@ -414,6 +414,34 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         }
         OUT("\r\n");
     }
+    if (all || arg_is(sec, sl, "snapshots") || arg_is(sec, sl, "persistence")) {
+        uint64_t taken = 0, installed = 0, failures = 0, bytes = 0, disk = 0, segments = 0,
+                 chunks = 0, dropped = 0, refused = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            taken += atomic_load_explicit(&p->snapshots_taken, memory_order_relaxed);
+            installed += atomic_load_explicit(&p->snapshots_installed, memory_order_relaxed);
+            failures += atomic_load_explicit(&p->snapshot_failures, memory_order_relaxed);
+            bytes += atomic_load_explicit(&p->snapshot_bytes, memory_order_relaxed);
+            disk += atomic_load_explicit(&p->wal_disk_bytes, memory_order_relaxed);
+            segments += atomic_load_explicit(&p->wal_segments, memory_order_relaxed);
+            chunks += atomic_load_explicit(&p->snapshot_chunks_sent, memory_order_relaxed);
+            dropped += atomic_load_explicit(&p->snapshot_chunks_dropped, memory_order_relaxed);
+            refused += atomic_load_explicit(&p->snapshots_refused, memory_order_relaxed);
+        }
+        OUT("# Snapshots\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
+            "\r\nsnapshot_failures:%" PRIu64 "\r\nsnapshot_bytes_written:%" PRIu64
+            "\r\nwal_disk_bytes:%" PRIu64 "\r\nwal_segments:%" PRIu64
+            "\r\nsnapshot_chunks_sent:%" PRIu64 "\r\nsnapshot_chunks_dropped:%" PRIu64
+            "\r\nsnapshots_refused:%" PRIu64 "\r\n",
+            taken, installed, failures, bytes, disk, segments, chunks, dropped, refused);
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            OUT("worker%u_last_snapshot:ms=%" PRIu64 ",bytes=%" PRIu64 "\r\n", i,
+                atomic_load(&p->snapshot_last_ms), atomic_load(&p->snapshot_last_bytes));
+        }
+        OUT("\r\n");
+    }
     if (all || arg_is(sec, sl, "storage") || arg_is(sec, sl, "batching") ||
         arg_is(sec, sl, "persistence")) {
         char strat[64];
@@ -702,8 +730,10 @@ static void raft_cmd(struct node *n,
 {
     (void)argc;
     if (!arg_is(argv[1], argl[1], "status")) {
-        reply_errorf(r, "ERR unknown subcommand '%.*s'. Try RAFT STATUS.", (int)argl[1],
-                     (const char *)argv[1]);
+        reply_errorf(r,
+                     "ERR unknown subcommand '%.*s'. Try RAFT STATUS, RAFT SNAPSHOT <group> or "
+                     "RAFT DIGEST <group>.",
+                     (int)argl[1], (const char *)argv[1]);
         return;
     }
     size_t cap = 256 + (size_t)n->cfg.groups * 160, len = 0;

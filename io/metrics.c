@@ -211,6 +211,33 @@ void metrics_render(struct node *n, struct reply *r)
     counter(r, "ringraft_peer_handshakes_refused_total", "Peer handshakes refused.",
             SUM_WORKERS(handshakes_refused));
 
+    counter(r, "ringraft_snapshots_taken_total", "Snapshots of a group written by this node.",
+            SUM_WORKERS(snapshots_taken));
+    counter(r, "ringraft_snapshots_installed_total",
+            "Snapshots received from a leader and installed.", SUM_WORKERS(snapshots_installed));
+    counter(r, "ringraft_snapshot_failures_total", "Local snapshots that failed (retried later).",
+            SUM_WORKERS(snapshot_failures));
+    counter(r, "ringraft_snapshot_written_bytes_total", "Bytes of snapshot files written.",
+            SUM_WORKERS(snapshot_bytes));
+    counter(r, "ringraft_snapshot_chunks_sent_total", "InstallSnapshot chunks sent to followers.",
+            SUM_WORKERS(snapshot_chunks_sent));
+    counter(r, "ringraft_snapshot_chunks_dropped_total",
+            "Snapshot chunks this node as leader did not send (no durable file of that "
+            "snapshot yet, or too many reads queued); the follower asks again.",
+            SUM_WORKERS(snapshot_chunks_dropped));
+    counter(r, "ringraft_snapshots_refused_total",
+            "Snapshots received from a leader and refused (damaged, or not written).",
+            SUM_WORKERS(snapshots_refused));
+    head(r, "ringraft_snapshot_last_duration_seconds", "gauge",
+         "Duration of each worker's last local snapshot.");
+    for (uint32_t w = 0; w < c->workers; w++) {
+        put(r, "ringraft_snapshot_last_duration_seconds{worker=\"%u\"} %.3f\n", w,
+            (double)atomic_load(&n->workers[w]->pub.snapshot_last_ms) / 1000.0);
+    }
+    gauge(r, "ringraft_wal_disk_bytes", "Bytes of the WAL's segment files on disk.",
+          (double)SUM_WORKERS(wal_disk_bytes));
+    gauge(r, "ringraft_wal_segments", "WAL segment files.", (double)SUM_WORKERS(wal_segments));
+
     head(r, "ringraft_request_duration_seconds", "histogram",
          "Client requests from parse to reply (writes: until committed on a majority and "
          "applied).");

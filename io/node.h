@@ -40,6 +40,7 @@ enum ud_tag {
     UD_SEND = 0x11,
     UD_CLOSE = 0x12,
     UD_CONNECT = 0x13,
+    UD_SNAP = 0x14, /* a snapshot file operation: the pointer is a struct snap_op */
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
     UD_ACCEPT_METRICS = 0x22,
@@ -155,7 +156,12 @@ struct req {
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
-enum { REQ_INTERNAL_DBSIZE = 0x40, REQ_INTERNAL_SCAN = 0x41 };
+enum {
+    REQ_INTERNAL_DBSIZE = 0x40,
+    REQ_INTERNAL_SCAN = 0x41,
+    REQ_INTERNAL_SNAPSHOT = 0x42, /* RAFT SNAPSHOT g: served by the owner worker, locally */
+    REQ_INTERNAL_DIGEST = 0x43,   /* RAFT DIGEST g: the same */
+};
 
 struct req_list {
     struct req *head, *tail;
@@ -181,6 +187,34 @@ struct peer {
     struct req_list forwarded; /* requests forwarded to this peer, oldest first */
 };
 
+/* ---- snapshots (snapshot.c) ------------------------------------------------------------ */
+
+struct worker;
+
+/* A snapshot file operation on the worker's ring; its completion calls cb. */
+struct snap_op {
+    void (*cb)(struct worker *w, struct snap_op *op, int res);
+    void *owner; /* what cb works on */
+};
+
+/* A point in the worker's persist queue that waits until a snapshot file is durable (the
+ * WAL records behind it must not become durable before the file). */
+struct snap_barrier {
+    bool done;
+};
+
+struct snap_job;  /* the local snapshot being written */
+struct snap_rx;   /* a snapshot being received from the leader */
+struct snap_read; /* a chunk being read from a snapshot file, for a follower */
+struct snap_fd;   /* a snapshot file open for sending */
+
+/* The node's verdict on a received snapshot, given to the core outside drains. */
+struct snap_verdict {
+    raft_group g;
+    raft_index index;
+    bool ok;
+};
+
 /* ---- per-group state on the owner worker ------------------------------------------------ */
 
 struct group_state {
@@ -194,8 +228,17 @@ struct group_state {
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
-    struct req_list blocked; /* XREAD BLOCK waiting for writes, oldest first */
-    bool wake_queued;        /* on the worker's wake list */
+    /* Snapshots (snapshot.c). */
+    raft_index snap_index;    /* the durable snapshot file's index (0: none) */
+    raft_term snap_term;      /* its term */
+    uint64_t snap_file_bytes; /* its size */
+    uint64_t log_bytes;       /* entry bytes applied since it was taken (the policy's count) */
+    int64_t snap_retry_ms;    /* a failed snapshot is not retried before this */
+    bool snap_wanted;         /* RAFT SNAPSHOT or the policy asked for one */
+    bool snap_running;        /* a local snapshot of it is being written */
+    struct snap_rx *rx;       /* a snapshot from the leader being installed, or NULL */
+    struct req_list blocked;  /* XREAD BLOCK waiting for writes, oldest first */
+    bool wake_queued;         /* on the worker's wake list */
     struct group_state *wake_next;
 };
 
@@ -235,6 +278,10 @@ struct worker_stats {
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors, commands;
     uint64_t frames_sent, frame_bytes_sent, sends;
+    uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
+    uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
+    uint64_t snapshot_last_bytes; /* its file size */
+    uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -248,6 +295,12 @@ struct worker_pub {
     /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
      * before a unit's flush starts. */
     _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
+    /* Snapshots (local ones taken, received ones installed) and the WAL's disk use. */
+    _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
+    _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
+    _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
+    _Atomic uint64_t wal_disk_bytes, wal_segments;
+    _Atomic uint64_t log_freed_bytes;
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes
      * (write + sync) and the wait of a unit before its flush. */
     struct pub_hist write_latency, read_latency, wal_flush, wal_queue;
@@ -282,6 +335,29 @@ struct worker {
     uint64_t persist_durable;                         /* WAL units acknowledged */
     struct pending_append *append_head, *append_tail; /* refused with RR_EBUSY, in order */
     struct held_unit *held_head, *held_tail;          /* drain units waiting for durability */
+    /* snapshots (snapshot.c) */
+    int snap_dirfd; /* the WAL directory, where snapshot files live */
+    char snap_dir[NODE_PATH_MAX + 32];
+    struct snap_job *snap_jobs; /* local snapshots being written (SNAP_JOBS_MAX at most) */
+    uint32_t snap_job_count;
+    uint32_t snap_serializing;   /* jobs whose image is still being serialized */
+    uint32_t snap_seq;           /* numbers temporary file names */
+    uint32_t snap_scan;          /* the policy's next slot */
+    uint64_t snap_log_bytes;     /* sum of the groups' log_bytes */
+    uint64_t log_freed_bytes;    /* entry bytes compacted away by snapshots and not yet taken
+                                    again by new entries: free heap, as heap_trim sees it */
+    int64_t snap_pin_ms;         /* when the WAL's oldest pin was last looked up */
+    raft_index *snap_candidates; /* start-up only: newest snapshot indexes per slot */
+    /* Received chunks' writes, numbered so that acknowledgements wait for them (snapshot.c). */
+    uint64_t fop_issued;
+    uint64_t fop_done; /* every write up to this one completed */
+    uint8_t *fop_ring; /* completion marks, FOP_RING entries */
+    struct snap_verdict *verdicts;
+    uint32_t verdict_count, verdict_cap;
+    /* Sending: chunk reads waiting and in flight, and the files open for them. */
+    struct snap_read *snap_read_head, *snap_read_tail;
+    uint32_t snap_read_queued, snap_reads_inflight;
+    struct snap_fd *snap_fds;
     int fatal;
     bool fatal_reported;
     /* time */
@@ -395,6 +471,57 @@ struct io_uring_sqe *worker_sqe(struct worker *w);
 struct group_state *worker_group(struct worker *w, raft_group g);
 void worker_wake(struct worker *w, uint32_t to);
 
+/* Persist queue (worker.c): WAL operations issued in order behind the drains' units, each
+ * counted as a unit; a barrier holds everything behind it until its snapshot file is
+ * durable. */
+void worker_persist_compact(struct worker *w, raft_group g, raft_index index, raft_term term);
+void worker_persist_truncate(struct worker *w, raft_group g, raft_index index);
+void worker_persist_barrier(struct worker *w, struct snap_barrier *b);
+
+/* snapshot.c */
+/* Start-up: opens the snapshot directory (the WAL's), removes unfinished temporary files,
+ * and lists each slot's snapshot files. Blocking. */
+int snapshot_worker_open(struct worker *w, const char *dir);
+void snapshot_worker_close(struct worker *w);
+/* What start-up restored for one group from its newest valid snapshot. */
+struct snapshot_restored {
+    struct raft_snapshot_meta meta; /* index 0: none found */
+    struct sm *sm;                  /* the state machine loaded from it */
+    uint64_t file_bytes;
+};
+/* Start-up: loads group g's newest valid snapshot (blocking reads). 0 (out->meta.index 0
+ * if there is none), or an error after which the node must not start (a snapshot of
+ * another format version, out of memory). */
+int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restored *out);
+/* RAFT SNAPSHOT: asks for a snapshot of gs; *index is the applied index it will cover, 0
+ * if the latest snapshot already covers it. */
+void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index);
+/* A committed entry of `bytes` payload was applied to gs (the policy counts log bytes). */
+void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes);
+/* True while a snapshot's serialization can go on now: the loop must not sleep. */
+bool snapshot_busy(const struct worker *w);
+/* Each loop iteration: starts a wanted snapshot, advances the one being written. */
+void snapshot_pump(struct worker *w);
+void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res);
+/* The drain's persist of a received snapshot chunk: checked, loaded into a fresh state
+ * machine, written to the transfer's temporary file (its acknowledgement waits for it). */
+void snapshot_persist_chunk(struct worker *w,
+                            struct group_state *gs,
+                            const struct raft_snapshot_chunk *ch);
+/* Gives the core the verdicts on received snapshots (outside drains). */
+void snapshot_verdicts(struct worker *w);
+/* The drain's persist of a snapshot installed from the leader: its file becomes the group's
+ * snapshot, and the WAL's truncation and compaction wait behind the file's durability. */
+void snapshot_persist_install(struct worker *w,
+                              struct group_state *gs,
+                              const struct raft_ready *rd);
+/* The drain's request for a chunk of gs's snapshot to send (core/drain.h, snapshot_read). */
+void snapshot_read_chunk(struct worker *w, struct group_state *gs, const struct raft_msg *m);
+/* Every sweep: closes idle snapshot files. */
+void snapshot_sweep(struct worker *w);
+/* The drain's restore: swaps the loaded state in. */
+void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m);
+
 /* conn.c */
 struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max);
 void conn_start_recv(struct conn *c);
@@ -465,6 +592,9 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_on_role(struct worker *w, struct group_state *gs);
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx);
+/* The group's state machine was replaced by a snapshot at meta's (index, term): proposals it
+ * may cover, or that it proves failed, are retried (client sessions keep them exactly once). */
+void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term);
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);

@@ -511,6 +511,24 @@ static void group_pump(struct worker *w, struct group_state *gs)
     }
 }
 
+/* RAFT SNAPSHOT / RAFT DIGEST: this node's copy of the group, answered at once. */
+static void serve_local(struct worker *w, struct group_state *gs, struct req *r)
+{
+    reply_reset(&r->reply);
+    if (r->cls == REQ_INTERNAL_SNAPSHOT) {
+        raft_index index;
+        snapshot_request(w, gs, &index);
+        reply_int(&r->reply, (int64_t)index);
+    } else {
+        char text[128];
+        int n = snprintf(text, sizeof(text), "applied:%llu digest:%016llx snapshot:%llu",
+                         (unsigned long long)sm_applied_index(gs->sm),
+                         (unsigned long long)sm_digest(gs->sm), (unsigned long long)gs->snap_index);
+        reply_bulk(&r->reply, text, (size_t)n);
+    }
+    route_complete(w, r);
+}
+
 void route_execute(struct worker *w, struct req *r)
 {
     if (r->all_prev == NULL && w->all.head != r) {
@@ -518,6 +536,10 @@ void route_execute(struct worker *w, struct req *r)
     }
     struct group_state *gs = worker_group(w, r->group);
     RR_ASSERT(gs != NULL);
+    if (r->cls == REQ_INTERNAL_SNAPSHOT || r->cls == REQ_INTERNAL_DIGEST) {
+        serve_local(w, gs, r);
+        return;
+    }
     if (w->fatal != 0) {
         reply_error_and_complete(w, r, "ERR this node's storage failed; see its log");
         return;
@@ -558,17 +580,23 @@ void route_complete(struct worker *w, struct req *r)
     }
 }
 
+/* The group's blocked reads try again after this drain (route_wake_blocked). */
+static void queue_wake(struct worker *w, struct group_state *gs)
+{
+    if (gs->blocked.head != NULL && !gs->wake_queued) {
+        gs->wake_queued = true;
+        gs->wake_next = w->wake_head;
+        w->wake_head = gs;
+    }
+}
+
 void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e)
 {
     struct req *head = gs->proposed.head;
     bool mine = head != NULL && head->index == e->index && head->term == e->term;
     struct reply *out = mine ? &head->reply : &w->scratch;
     reply_reset(out);
-    if (gs->blocked.head != NULL && !gs->wake_queued) {
-        gs->wake_queued = true;
-        gs->wake_next = w->wake_head;
-        w->wake_head = gs;
-    }
+    queue_wake(w, gs);
     if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
         int rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
         if (rc != 0) {
@@ -577,6 +605,8 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
                   (unsigned long long)e->index, rr_strerror(rc));
             abort();
         }
+    } else {
+        sm_apply_empty(gs->sm, e->index);
     }
     /* Resolve proposals (core/raft.h, "Outcome of a proposal"): at this index, ours
      * completes and any other was replaced; beyond it, a proposal of an older term than this
@@ -591,6 +621,25 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
             retry_later(w, head);
         }
     }
+}
+
+void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term)
+{
+    /* core/raft.h, "Outcome of a proposal": a proposal (i, t) with i <= index has an unknown
+     * outcome, one with i > index and t < term has failed. Both are executed again; the
+     * client's session applies each at most once. The rest stay: entries after the snapshot
+     * are applied as usual. */
+    struct req *r = gs->proposed.head;
+    while (r != NULL) {
+        struct req *next = r->list_next;
+        if (r->index <= index || r->term < term) {
+            req_list_remove(&gs->proposed, r);
+            retry_later(w, r);
+        }
+        r = next;
+    }
+    /* The state changed without entries being applied: blocked reads look again. */
+    queue_wake(w, gs);
 }
 
 /* An XREAD BLOCK found nothing: it waits on its group until a write gives it entries, its

@@ -66,13 +66,15 @@ class ObservabilityTests(unittest.TestCase):
                 replies = conn.pipeline([("SET", "k%d" % i, "v") for i in range(200)] +
                                         [("GET", "k%d" % i) for i in range(100)])
             self.assertTrue(all(not isinstance(r, Exception) for r in replies))
+            c.node(1).call("RAFT", "SNAPSHOT", 0)
             # Counters and histograms are published every 100 ms, group roles once a second:
             # wait until they show (on a loaded machine a group may be between leaders).
             for _ in deadline_loop(10):
                 samples, types, helps = parse_metrics(scrape(ports[0]))
                 key = ("ringraft_request_duration_seconds_count", '{class="read"}')
                 if (samples.get(key, 0) >= 100 and
-                        samples.get(("ringraft_groups_with_leader", ""), 0) == 8):
+                        samples.get(("ringraft_groups_with_leader", ""), 0) == 8 and
+                        samples.get(("ringraft_snapshots_taken_total", ""), 0) >= 1):
                     break
             for family, kind in types.items():
                 self.assertTrue(family.startswith("ringraft_"), family)
@@ -87,6 +89,11 @@ class ObservabilityTests(unittest.TestCase):
             self.assertEqual(samples[("ringraft_groups", "")], 8)
             self.assertEqual(samples[("ringraft_groups_with_leader", "")], 8)
             self.assertGreaterEqual(samples[("ringraft_applied_entries_total", "")], 200)
+            self.assertGreaterEqual(samples[("ringraft_snapshots_taken_total", "")], 1)
+            self.assertGreater(samples[("ringraft_snapshot_written_bytes_total", "")], 0)
+            self.assertGreaterEqual(samples[("ringraft_wal_segments", "")], 1)
+            self.assertGreater(samples[("ringraft_wal_disk_bytes", "")], 0)
+            self.assertIn(("ringraft_snapshot_last_duration_seconds", '{worker="0"}'), samples)
             # Histograms: cumulative buckets, +Inf equal to the count.
             for cls, least in (("write", 200), ("read", 100)):
                 name = "ringraft_request_duration_seconds"
