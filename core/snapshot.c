@@ -271,6 +271,12 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         reply_to(r, m->from, s->meta.index, s->total_bytes, false, true, true);
         return 0;
     }
+    if (r->snap_to_hand) {
+        /* A snapshot was installed and waits to be handed out: a new transfer's first chunk
+         * would go out in the same ready and, stored first, abandon the image being installed.
+         * Ignored: the leader resends after a timeout. */
+        return 0;
+    }
     if (!rx_matches(r, m)) {
         if (s->offset != 0) {
             reply_to(r, m->from, s->meta.index, 0, true, false, false); /* missed the start */

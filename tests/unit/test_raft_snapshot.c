@@ -392,6 +392,41 @@ static void test_snapshot_refused_midway_restarts(void **state)
     fx_free(f);
 }
 
+/* A new transfer's first chunk that arrives after the verdict installed a snapshot, but before
+ * that snapshot was handed out, must not go out in the same ready: the caller would store the
+ * chunk first and so abandon the image it is about to install. It is ignored; the leader's
+ * resend after the snapshot was handed out starts the transfer. */
+static void test_snapshot_new_transfer_waits_for_installed_handout(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[64];
+    memset(data, 4, sizeof(data));
+    struct raft_msg c = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, sizeof(data), true);
+    fx_step(f, &c);
+    fx_take_ready(f); /* the chunk is stored; the verdict installs snapshot 20 */
+    assert_int_equal(f->verdicts, 1);
+    assert_true(raft_has_ready(f->r));
+    struct raft_msg n = snapshot_chunk(1, 2, 1, 30, 1, 0, 200, data, sizeof(data), false);
+    fx_step(f, &n);
+    struct raft_ready rd;
+    raft_ready(f->r, &rd);
+    assert_true(rd.flags & RAFT_READY_SNAPSHOT);
+    assert_int_equal(rd.snapshot->index, 20);
+    assert_false(rd.flags & RAFT_READY_SNAPSHOT_CHUNK);
+    raft_advance(f->r, &rd);
+    fx_drain(f);
+    assert_int_equal(fx_status(f).snapshot_index, 20);
+    /* Resent once the snapshot was handed out, the chunk starts the new transfer. */
+    fx_step(f, &n);
+    raft_ready(f->r, &rd);
+    assert_true(rd.flags & RAFT_READY_SNAPSHOT_CHUNK);
+    assert_int_equal(rd.snapshot_chunk->meta->index, 30);
+    assert_false(rd.flags & RAFT_READY_SNAPSHOT);
+    raft_advance(f->r, &rd);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -405,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_chunk_ack_waits_for_store),
         cmocka_unit_test(test_snapshot_refused_image_never_installed),
         cmocka_unit_test(test_snapshot_refused_midway_restarts),
+        cmocka_unit_test(test_snapshot_new_transfer_waits_for_installed_handout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
