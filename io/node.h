@@ -488,6 +488,7 @@ struct snapshot_restored {
     struct raft_snapshot_meta meta; /* index 0: none found */
     struct sm *sm;                  /* the state machine loaded from it */
     uint64_t file_bytes;
+    bool wal_stale; /* the WAL's entries after meta.index are of another history: dropped */
 };
 /* Start-up: loads group g's newest valid snapshot (blocking reads). 0 (out->meta.index 0
  * if there is none), or an error after which the node must not start (a snapshot of

@@ -2,12 +2,18 @@
 digest), and a follower kept away while the leaders compact past it catches up through
 InstallSnapshot and then serves the same data."""
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import unittest
 
-from harness import Cluster, TestFailure, deadline_loop
+from harness import REPO, Cluster, TestFailure, deadline_loop
+
+RINGRAFT_WAL = os.environ.get("RINGRAFT_WAL",
+                              os.path.join(REPO, "build", "debug", "tools", "ringraft-wal"))
 
 G = 8
 
@@ -362,6 +368,90 @@ class LargeSnapshotTests(unittest.TestCase):
             logs = "".join(x.log_text() for x in others)
             self.assertIn("is damaged", logs)
             self.assertGreater(int(victim.info("snapshots")["snapshots_installed"]), 0)
+
+
+class StaleWalSuffixTests(unittest.TestCase):
+    def _term(self, x):
+        return x.raft_status()[0]["term"]
+
+    def _restart_until_term(self, c, x, term):
+        """Restarts the single node until group 0's term is at least `term`; returns it."""
+        t = 0
+        while t < term:
+            c.start()
+            t = self._term(x)
+            self.assertEqual(c.stop_all(), {1: 0})
+        return t
+
+    def test_stale_wal_suffix_behind_snapshot_dropped_at_start(self):
+        """The state a crash leaves between a received snapshot's rename and the WAL's
+        truncation behind it: the newest snapshot covers (I, T) while the WAL holds a
+        suffix of the history the snapshot replaced, of a lower term at I and past I (the
+        hard state's term is T or above). The node starts from the snapshot without that
+        suffix, and queues its truncation. Built from two histories of one node: A writes
+        entries in a low term, B starts fresh, reaches a higher term and snapshots; B's
+        snapshot file is put beside A's WAL."""
+        with Cluster(1, groups=1) as c:
+            x = c.node(1)
+            c.start()
+            with x.client(timeout=30) as cl:
+                self.assertEqual(set(cl.pipeline([("SET", "a:%d" % i, "stale")
+                                                  for i in range(300)])), {"OK"})
+            term_a = self._term(x)
+            self.assertEqual(c.stop_all(), {1: 0})
+            history_a = x.data + ".a"
+            os.rename(x.data, history_a)
+            # History B: fresh, in a term above A's, 50 writes and a snapshot.
+            self._restart_until_term(c, x, term_a + 1)
+            c.start()
+            with x.client(timeout=30) as cl:
+                self.assertEqual(set(cl.pipeline([("SET", "b:%d" % i, "new")
+                                                  for i in range(50)])), {"OK"})
+            snap_i = x.call("RAFT", "SNAPSHOT", 0)
+            snap_t = self._term(x)
+            for _ in deadline_loop(20, 0.1):
+                if digest_map(x, 1)[0][2] >= snap_i:
+                    break
+            self.assertEqual(c.stop_all(), {1: 0})
+            self.assertGreater(snap_i, 50)
+            self.assertLess(snap_i, 300)
+            history_b = x.data + ".b"
+            os.rename(x.data, history_b)
+            # A's hard state reaches B's term (the leader's term reached the follower before
+            # its snapshot did); its entries at and after snap_i stay of term_a < snap_t.
+            os.rename(history_a, x.data)
+            self._restart_until_term(c, x, snap_t)
+            wal = os.path.join(x.data, "wal-0")
+            self.assertEqual([f for f in os.listdir(wal) if f.startswith("snap-")], [])
+            for f in os.listdir(os.path.join(history_b, "wal-0")):
+                if f.startswith("snap-") and ".tmp" not in f:
+                    shutil.copy(os.path.join(history_b, "wal-0", f), wal)
+            mark = len(x.log_text())
+            c.start()
+            self.assertIn("of another history", x.log_text()[mark:])
+            st = x.raft_status()[0]
+            self.assertEqual(st["snapshot"], snap_i)
+            self.assertLessEqual(st["last"], snap_i + 1)  # the new leader's entry at most
+            with x.client(timeout=30) as cl:
+                self.assertEqual(cl.pipeline([("GET", "b:%d" % i) for i in range(50)]),
+                                 [b"new"] * 50)
+                self.assertEqual(cl.pipeline([("GET", "a:%d" % i) for i in range(300)]),
+                                 [None] * 300)
+            # The truncation was queued and made durable (a single node never truncates
+            # otherwise), and the suffix stays gone at the next start.
+            self.assertEqual(c.stop_all(), {1: 0})
+            dump = subprocess.run([RINGRAFT_WAL, "dump", "--json", wal], capture_output=True,
+                                  check=True).stdout.decode()
+            recs = [json.loads(line) for line in dump.splitlines() if line.startswith("{")]
+            truncations = [r["index"] for r in recs if r["type"] == "truncate" and r["group"] == 0]
+            self.assertEqual(truncations, [snap_i + 1])
+            mark = len(x.log_text())
+            c.start()
+            self.assertNotIn("of another history", x.log_text()[mark:])
+            self.assertEqual(x.raft_status()[0]["snapshot"], snap_i)
+            with x.client(timeout=30) as cl:
+                self.assertEqual(cl.call("GET", "b:7"), b"new")
+                self.assertIsNone(cl.call("GET", "a:299"))
 
 
 if __name__ == "__main__":
