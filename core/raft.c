@@ -568,9 +568,9 @@ static bool role_changed(const struct raft *r)
 
 bool raft_has_ready(const struct raft *r)
 {
-    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand ||
-           (r->rx != NULL && r->rx->pending) || r->log.handed < log_last_index(&r->log) ||
-           r->msgs.count > 0 || r->after.count > 0 ||
+    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || r->rx_dropped ||
+           snapshot_rx_stale(r) || (r->rx != NULL && r->rx->pending) ||
+           r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
            r->read_failed_count > 0;
@@ -646,6 +646,11 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
         rd->snapshot = r->snap.meta;
         rd->snapshot_bytes = r->snap_bytes;
         r->handed.snapshot = true;
+    }
+    snapshot_rx_drop_stale(r);
+    if (r->rx_dropped) {
+        rd->flags |= RAFT_READY_SNAPSHOT_DROPPED;
+        r->handed.rx_dropped = true;
     }
     if (r->rx != NULL && r->rx->pending) {
         rd->flags |= RAFT_READY_SNAPSHOT_CHUNK;
@@ -768,6 +773,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     if (r->handed.chunk) {
         snapshot_chunk_handed(r);
     }
+    r->rx_dropped = r->rx_dropped && !r->handed.rx_dropped;
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
     advance_reads(r, r->handed.read_count);

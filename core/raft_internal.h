@@ -85,6 +85,7 @@ struct raft_handed {
     bool hard_state;
     bool snapshot;
     bool chunk;                  /* a received snapshot chunk */
+    bool rx_dropped;             /* RAFT_READY_SNAPSHOT_DROPPED reported */
     raft_index entries_to;       /* last entry index handed out for persistence */
     raft_index applied_to;       /* last committed entry handed out */
     uint32_t read_count;         /* reads released */
@@ -112,6 +113,7 @@ struct raft {
     uint8_t role;               /* enum raft_role */
     bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
     bool snap_to_hand;          /* installed from the leader (snap), not yet handed out */
+    bool rx_dropped;            /* a transfer was dropped, not yet reported (snapshot.c) */
     uint8_t role_handed;        /* role last reported (RAFT_READY_ROLE; see leader_handed) */
     struct raft_log log;
     struct raft_config config; /* in force: the latest in the log or snapshot */
@@ -264,6 +266,9 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m);
 void snapshot_send(struct raft *r, struct raft_progress *p);
 void snapshot_tick(struct raft *r, struct raft_progress *p);
 void snapshot_rx_reset(struct raft *r);
+/* raft_has_ready / raft_ready: the transfer being received is of no use any more. */
+bool snapshot_rx_stale(const struct raft *r);
+void snapshot_rx_drop_stale(struct raft *r);
 /* raft_advance: the pending received chunk was handed out. */
 void snapshot_chunk_handed(struct raft *r);
 /* Allocates r->snap.meta if it is not yet: 0 or RR_ENOMEM (nothing changed). */
