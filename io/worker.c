@@ -217,6 +217,9 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
     struct worker *w = ctx;
     struct pending_append a = {.kind = PENDING_APPEND, .g = g};
     struct group_state *gs = worker_group(w, g);
+    if ((rd->flags & RAFT_READY_SNAPSHOT_DROPPED) != 0) {
+        snapshot_persist_dropped(w, gs);
+    }
     if ((rd->flags & RAFT_READY_SNAPSHOT_CHUNK) != 0) {
         snapshot_persist_chunk(w, gs, rd->snapshot_chunk);
     }
@@ -506,6 +509,7 @@ static void publish_stats(struct worker *w)
     PUB(snapshot_chunks_sent, st->snapshot_chunks_sent);
     PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
     PUB(snapshots_refused, st->snapshots_refused);
+    PUB(snapshots_dropped, st->snapshots_dropped);
     PUB(wal_segments, wal_segment_count(w->wal));
     PUB(log_freed_bytes, w->log_freed_bytes);
     metrics_publish_hist(&w->pub.write_latency, &w->write_latency);

@@ -454,5 +454,54 @@ class StaleWalSuffixTests(unittest.TestCase):
                 self.assertIsNone(cl.call("GET", "a:299"))
 
 
+class LeftBehindTransferTests(unittest.TestCase):
+    VALUE = "v" * 1000
+    NO_AUTO = ["--snapshot-log-bytes", "0", "--snapshot-worker-log-bytes", "0",
+               "--snapshot-wal-segments", "0", "--snapshot-trailing-entries", "5"]
+
+    def test_transfer_left_by_a_dead_leader_is_dropped(self):
+        """The leader dies while a follower receives its snapshot; the new leader, which
+        never compacted, catches the follower up with entries. The follower drops the
+        transfer left behind (its temporary file goes) and can take snapshots again."""
+        with Cluster(3, groups=1, extra=self.NO_AUTO) as c:
+            c.start()
+            leader = c.node(c.node(1).raft_status()[0]["leader"])
+            victim, middle = [x for x in c.nodes if x is not leader]
+            victim.stop()
+            for _ in deadline_loop(20, 0.1):
+                if leader.raft_status()[0]["leader"] == leader.id:
+                    break
+            with leader.client(timeout=60) as cl:
+                for k in range(0, 6000, 500):
+                    r = cl.pipeline([("SET", "big:%d" % i, self.VALUE + str(i))
+                                     for i in range(k, k + 500)])
+                    self.assertEqual([x for x in r if x != "OK"], [])
+            snapshot_all(self, [leader], groups=1, timeout=60)
+            self.assertEqual(digest_map(middle, 1)[0][2], 0, "the middle node snapshotted")
+            wal = os.path.join(victim.data, "wal-0")
+            victim.start()
+            seen = False
+            for _ in deadline_loop(30, 0.005):
+                if os.path.isdir(wal) and any(f.endswith(".tmp") for f in os.listdir(wal)):
+                    seen = True
+                    break
+            self.assertTrue(seen, "the victim never started receiving the snapshot")
+            leader.kill()
+            victim.wait_ping(20)
+            if int(victim.info("snapshots")["snapshots_installed"]) > 0:
+                self.skipTest("the transfer finished before its leader was killed")
+            wait_same_state(self, [victim, middle], timeout=60, groups=1)
+            for _ in deadline_loop(20, 0.1):
+                if not any(f.endswith(".tmp") for f in os.listdir(wal)):
+                    break
+            self.assertEqual([f for f in os.listdir(wal) if f.endswith(".tmp")], [],
+                             "the transfer's temporary file was left behind")
+            self.assertEqual(int(victim.info("snapshots")["snapshots_installed"]), 0)
+            self.assertGreaterEqual(int(victim.info("snapshots")["snapshots_dropped"]), 1)
+            # The group snapshots again on the victim.
+            snapshot_all(self, [victim], groups=1, timeout=30)
+            self.assertGreater(digest_map(victim, 1)[0][2], 0)
+
+
 if __name__ == "__main__":
     unittest.main()
