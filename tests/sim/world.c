@@ -292,10 +292,14 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
 {
     struct sim_wctx *c = ctx;
     struct sim *s = c->s;
-    struct sim_unit *u = unit_cur(&s->node[c->node], c->worker);
     if ((rd->flags & RAFT_READY_SNAPSHOT_DROPPED) != 0) {
         s->node[c->node].rx[g].dropped = true; /* a verdict pending on it finds nothing */
     }
+    if ((rd->flags & (RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT |
+                      RAFT_READY_SNAPSHOT_CHUNK)) == 0) {
+        return; /* a drop alone opens no persist unit */
+    }
+    struct sim_unit *u = unit_cur(&s->node[c->node], c->worker);
     /* Per group: snapshot, entries, then hard state, as a WAL writes them, so a torn unit
      * never leaves a durable commit index past the durable entries. */
     if ((rd->flags & RAFT_READY_SNAPSHOT_CHUNK) != 0) {
