@@ -513,13 +513,9 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         conn_close(cl->conn);
         return;
     }
-    const struct cmd_spec *cmd = cmd_lookup(argv[0], argl[0]);
+    /* The command (and a container's subcommand, XGROUP CREATE), and its arity. */
+    const struct cmd_spec *cmd = cmd_resolve(argc, r->argv, r->argl, &r->reply);
     if (cmd == NULL) {
-        cmd_reply_unknown(&r->reply, argc, r->argv, r->argl);
-        immediate(cl, r);
-        return;
-    }
-    if (cmd_check_arity(cmd, argc, &r->reply) != 0) {
         immediate(cl, r);
         return;
     }

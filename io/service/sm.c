@@ -36,6 +36,7 @@
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "io/service/cgroup_cmd.h"
 #include "io/service/cmd.h"
 #include "io/service/keyspace.h"
 #include "io/service/stream.h"
@@ -47,7 +48,7 @@
 #define SM_EXPIRE_BUCKETS     4u  /* buckets the active expiry examines per applied entry */
 #define SM_SESSION_BUCKETS    64u /* the first bucket array (beyond the inline bucket) */
 #define SM_SERIAL_MAGIC       0x4d53525252uLL /* "RRRSM" */
-#define SM_SERIAL_VERSION     2u
+#define SM_SERIAL_VERSION     3u  /* 3: streams carry their consumer groups (stream.c) */
 #define SM_KEPT_MIN           4u  /* first allocation of a session's reply array */
 #define SM_KEPT_INLINE        24u /* replies up to this size are kept without an allocation */
 
@@ -1050,6 +1051,22 @@ static int cmd_flushdb(struct sm *sm, const struct args *a, struct reply *r)
 
 /* ---- write commands: streams ----------------------------------------------------------- */
 
+/* A new, unlinked key holding an empty stream; NULL when out of memory. */
+static struct obj *stream_obj_new(const uint8_t *key, size_t len)
+{
+    struct obj *o = ks_obj_new(key, len, 0);
+    struct stream *s = o != NULL ? stream_create() : NULL;
+    if (s == NULL) {
+        ks_obj_free(o);
+        return NULL;
+    }
+    free(o->val);
+    o->val = NULL;
+    o->type = OBJ_STREAM;
+    o->stream = s;
+    return o;
+}
+
 static int cmd_xadd(struct sm *sm, const struct args *a, struct reply *r)
 {
     struct stream_trim_args t;
@@ -1068,16 +1085,10 @@ static int cmd_xadd(struct sm *sm, const struct args *a, struct reply *r)
     struct obj *fresh = NULL;
     if (o == NULL) {
         /* A new, empty stream: the only ID error (0-0) was refused by the parser. */
-        fresh = ks_obj_new(a->argv[1], a->argl[1], 0);
-        struct stream *s = fresh != NULL ? stream_create() : NULL;
-        if (s == NULL) {
-            ks_obj_free(fresh);
+        fresh = stream_obj_new(a->argv[1], a->argl[1]);
+        if (fresh == NULL) {
             return RR_ENOMEM;
         }
-        free(fresh->val);
-        fresh->val = NULL;
-        fresh->type = OBJ_STREAM;
-        fresh->stream = s;
         o = fresh;
     }
     struct stream_id id;
@@ -1141,20 +1152,43 @@ static int cmd_xdel(struct sm *sm, const struct args *a, struct reply *r)
     return 0;
 }
 
+/* ---- consumer groups (cgroup_cmd.c): the keys they see ---------------------------------- */
+
+static struct stream *cg_lookup_write(void *ctx, const uint8_t *key, size_t len, bool *wrong_type)
+{
+    struct obj *o = lookup_write(ctx, key, len);
+    *wrong_type = o != NULL && o->type != OBJ_STREAM;
+    return o != NULL && !*wrong_type ? o->stream : NULL;
+}
+
+static struct stream *cg_mkstream(void *ctx, const uint8_t *key, size_t len)
+{
+    struct sm *sm = ctx;
+    RR_ASSERT(lookup_write(sm, key, len) == NULL);
+    struct obj *o = stream_obj_new(key, len);
+    if (o == NULL) {
+        return NULL;
+    }
+    ks_insert(&sm->ks, o);
+    return o->stream;
+}
+
+static int cmd_cgroup(struct sm *sm, const struct args *a, uint16_t id, struct reply *r)
+{
+    struct cg_db db = {sm, sm->clock, cg_lookup_write, cg_mkstream};
+    return cg_cmd_write(id, &db, a->argc, a->argv, a->argl, r);
+}
+
 /* ---- apply ----------------------------------------------------------------------------- */
 
 static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
 {
-    const struct cmd_spec *c = cmd_lookup(a->argv[0], a->argl[0]);
+    const struct cmd_spec *c = cmd_resolve(a->argc, a->argv, a->argl, r);
     if (c == NULL) {
-        cmd_reply_unknown(r, a->argc, a->argv, a->argl);
         return 0;
     }
     if (c->cls != CMD_WRITE && c->id != CMD_ID_FLUSHDB) {
         reply_errorf(r, "ERR '%s' is not a replicated write command", c->name);
-        return 0;
-    }
-    if (cmd_check_arity(c, a->argc, r) != 0) {
         return 0;
     }
     switch (c->id) {
@@ -1193,6 +1227,16 @@ static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
         return cmd_xtrim(sm, a, r);
     case CMD_ID_FLUSHDB:
         return cmd_flushdb(sm, a, r);
+    case CMD_ID_XREADGROUP:
+    case CMD_ID_XACK:
+    case CMD_ID_XCLAIM:
+    case CMD_ID_XAUTOCLAIM:
+    case CMD_ID_XGROUP_CREATE:
+    case CMD_ID_XGROUP_SETID:
+    case CMD_ID_XGROUP_DESTROY:
+    case CMD_ID_XGROUP_CREATECONSUMER:
+    case CMD_ID_XGROUP_DELCONSUMER:
+        return cmd_cgroup(sm, a, c->id, r);
     default:
         RR_ASSERT(!"a write command without a handler");
         return 0;
@@ -1367,6 +1411,19 @@ int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, 
 
 /* ---- reads ----------------------------------------------------------------------------- */
 
+struct cg_read_ctx {
+    const struct sm *sm;
+    int64_t now; /* expiry decided at this time */
+};
+
+static struct stream *cg_lookup_read(void *ctx, const uint8_t *key, size_t len, bool *wrong_type)
+{
+    const struct cg_read_ctx *rc = ctx;
+    struct obj *o = ks_lookup(&rc->sm->ks, key, len, rc->now);
+    *wrong_type = o != NULL && o->type != OBJ_STREAM;
+    return o != NULL && !*wrong_type ? o->stream : NULL;
+}
+
 /* The live object at now, or NULL; a wrong type writes WRONGTYPE and sets *bad. */
 static const struct obj *read_typed(const struct sm *sm,
                                     const uint8_t *key,
@@ -1453,21 +1510,8 @@ read_xrange(const struct sm *sm, int64_t now, const struct args *a, bool rev, st
     uint32_t si = rev ? 3 : 2;
     uint32_t ei = rev ? 2 : 3;
     struct stream_id start, end;
-    bool startex = a->argl[si] > 1 && a->argv[si][0] == '(';
-    bool endex = a->argl[ei] > 1 && a->argv[ei][0] == '(';
-    if (stream_id_parse(a->argv[si] + startex, a->argl[si] - startex, 0, startex, &start, r) != 0) {
-        return;
-    }
-    if (startex && !stream_id_incr(&start)) {
-        reply_error(r, "ERR invalid start ID for the interval");
-        return;
-    }
-    if (stream_id_parse(a->argv[ei] + endex, a->argl[ei] - endex, UINT64_MAX, endex, &end, r) !=
-        0) {
-        return;
-    }
-    if (endex && !stream_id_decr(&end)) {
-        reply_error(r, "ERR invalid end ID for the interval");
+    if (stream_parse_range_bound(a->argv[si], a->argl[si], false, &start, r) != 0 ||
+        stream_parse_range_bound(a->argv[ei], a->argl[ei], true, &end, r) != 0) {
         return;
     }
     int64_t count = -1;
@@ -1716,16 +1760,12 @@ bool sm_read_wait(struct sm *sm,
                   struct reply *r)
 {
     RR_ASSERT(argc >= 1);
-    const struct cmd_spec *c = cmd_lookup(argv[0], argl[0]);
+    const struct cmd_spec *c = cmd_resolve(argc, argv, argl, r);
     if (c == NULL) {
-        cmd_reply_unknown(r, argc, argv, argl);
         return false;
     }
     if (c->cls != CMD_READ) {
         reply_errorf(r, "ERR '%s' is not a read command", c->name);
-        return false;
-    }
-    if (cmd_check_arity(c, argc, r) != 0) {
         return false;
     }
     int64_t now = read_clock(sm, now_ms);
@@ -1771,6 +1811,17 @@ bool sm_read_wait(struct sm *sm,
         return false;
     case CMD_ID_XREAD:
         return read_xread(sm, now, &a, wait, r);
+    case CMD_ID_XPENDING:
+    case CMD_ID_XINFO_STREAM:
+    case CMD_ID_XINFO_GROUPS:
+    case CMD_ID_XINFO_CONSUMERS: {
+        /* Keys expire at the read clock as for every read; idle times are measured with the
+         * state machine's clock (the last applied write's time), as writes measure them. */
+        struct cg_read_ctx rc = {sm, now};
+        struct cg_db db = {&rc, sm->clock, cg_lookup_read, NULL};
+        cg_cmd_read(c->id, &db, argc, argv, argl, r);
+        return false;
+    }
     default:
         RR_ASSERT(!"a read command without a handler");
         return false;
@@ -2038,7 +2089,8 @@ uint64_t sm_digest(const struct sm *sm)
 /* Snapshot layout (little-endian):
  *   u64 magic, u8 version, u64 applied index, i64 clock,
  *   u64 key_count, key_count * (blob key, u8 type, u8 has_expire, i64 expire_at,
- *                               string: blob value | stream: stream_serialize),
+ *                               string: blob value | stream: stream_serialize, whose
+ *                               format 2 holds the consumer groups),
  *   u32 session_count, session_count * (u64 client_id, u64 floor, u32 kept_count,
  *                                       kept_count * (u64 seq, u8 too_large, blob reply))
  *                                       -- sessions oldest first, replies by seq
@@ -2202,7 +2254,10 @@ static int load_into(struct sm *sm, const uint8_t *data, size_t len)
     if (util_get_u64(&c) != SM_SERIAL_MAGIC) {
         return RR_ECORRUPT;
     }
-    if (util_get_u8(&c) != SM_SERIAL_VERSION) {
+    /* Version 2 is still read: its streams are in stream format 1 (no consumer groups), which
+     * stream_load reads as well. */
+    uint8_t version = util_get_u8(&c);
+    if (version != SM_SERIAL_VERSION && version != 2) {
         return RR_EBADVERSION;
     }
     sm->applied = util_get_u64(&c);
