@@ -26,6 +26,13 @@ endif
 test-service:
 	$(Q)tools/stage.sh service 300 tools/run-tests.sh $(SERVICE_TEST_BIN)
 
+# sm-replay: one state machine fed commands on stdin, raw replies on stdout; with
+# tools/redis-compare.py it compares replies with redis-server's byte for byte.
+SM_REPLAY := $(B)/tools/sm-replay
+$(SM_REPLAY): $(B)/tools/sm_replay.o $(LIBSERVICE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_XXHASH)
+BUILD_TARGETS += $(SM_REPLAY)
+
 # ---- the runtime and ringraftd ---------------------------------------------------------
 NODE_SRC := $(filter-out io/main.c,$(wildcard io/*.c))
 NODE_OBJ := $(NODE_SRC:%.c=$(B)/%.o)

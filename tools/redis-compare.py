@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Compare the state machine's replies with redis-server's, byte for byte.
+
+    tools/redis-compare.py [--replay build/debug/tools/sm-replay] [--redis-server PATH]
+                           [--emit-c] [SCRIPT...]
+
+Each SCRIPT (default: tests/service/redis-compare/*.txt) holds one command per line, split as
+a shell would (quotes for spaces and empty strings); blank lines and lines starting with '#'
+are skipped. The tool starts a throwaway redis-server (its own port and directory, no
+persistence; stopped by its PID at the end) and, per script, a fresh sm-replay (tools/
+sm_replay.c), sends FLUSHALL to the server, then feeds every command to both and compares
+the raw replies.
+
+Time. Redis reads its clock (delivery times, seen times, idle times); the state machine uses
+the time stamped on each write. Before each command the tool asks the server for TIME and
+stamps the command with it, so both sides see (nearly) the same time. Replies that report
+time-derived values (XPENDING's idle, XINFO CONSUMERS' idle, XINFO STREAM FULL's seen-time and
+delivery times) are compared with those values allowed to differ by --tolerance-ms; all
+other bytes must be equal. ringraft measures idle times in reads against the last applied
+write (the state machine's clock), Redis against the moment of the read: the tolerance
+covers the gap in a script that runs in milliseconds. XINFO STREAM's radix-tree-keys and
+radix-tree-nodes describe Redis's encoding: they are compared only for streams of at most
+100 entries (docs/client-protocol.md).
+
+--emit-c prints each command with Redis's reply as a C string literal pair (for the cmocka
+tests), for commands whose replies do not depend on time.
+
+Exit status: 0 if every reply matched, 1 otherwise.
+"""
+import argparse
+import glob
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def encode(args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class Reader:
+    """Reads whole RESP2 replies from a binary stream, keeping the raw bytes."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def line(self):
+        data = self.f.readline()
+        if not data.endswith(b"\r\n"):
+            raise EOFError("connection closed mid-reply")
+        return data
+
+    def reply(self):
+        raw = self.line()
+        t = raw[:1]
+        if t in (b"+", b"-"):
+            return raw, (t.decode(), raw[1:-2])
+        if t == b":":
+            return raw, (":", int(raw[1:-2]))
+        if t == b"$":
+            n = int(raw[1:-2])
+            if n < 0:
+                return raw, ("$", None)
+            body = self.f.read(n + 2)
+            return raw + body, ("$", body[:-2])
+        if t == b"*":
+            n = int(raw[1:-2])
+            if n < 0:
+                return raw, ("*", None)
+            items = []
+            for _ in range(n):
+                r, tree = self.reply()
+                raw += r
+                items.append(tree)
+            return raw, ("*", items)
+        raise ValueError("bad reply line %r" % raw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Redis:
+    def __init__(self, binary):
+        self.dir = tempfile.mkdtemp(prefix="rr-redis-compare-")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile",
+             os.path.join(self.dir, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+        self.reader = Reader(self.sock.makefile("rb"))
+
+    def call(self, args):
+        self.sock.sendall(encode(args))
+        return self.reader.reply()
+
+    def time_ms(self):
+        _, (_, items) = self.call(["TIME"])
+        return int(items[0][1]) * 1000 + int(items[1][1]) // 1000
+
+    def stop(self):
+        try:
+            self.sock.close()
+        finally:
+            self.proc.terminate()  # this process only, by its PID
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Replay:
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.reader = Reader(self.proc.stdout)
+
+    def call(self, args, time_ms):
+        self.proc.stdin.write(b"@%d\r\n" % time_ms + encode(args))
+        self.proc.stdin.flush()
+        return self.reader.reply()
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+# ---- time-derived values ----------------------------------------------------------------
+
+TIMED = object()  # a node whose value depends on the clock
+
+
+def as_map(items):
+    return {items[i][1]: i + 1 for i in range(0, len(items) - 1, 2)
+            if items[i][0] == "$" and items[i][1] is not None}
+
+
+def mark(tree, i):
+    kind, items = tree
+    items[i] = (TIMED, items[i])
+
+
+def mark_time_fields(args, tree):
+    """Marks the values that depend on when commands ran (by the command's shape)."""
+    name = [a.lower() if isinstance(a, str) else a for a in args]
+    kind, items = tree
+    if kind != "*" or items is None:
+        return
+    if name[0] == "xpending" and len(args) > 3:
+        for e in items:
+            if e[0] == "*" and e[1] is not None and len(e[1]) == 4:
+                mark(e, 2)
+    elif name[0] == "xinfo" and len(name) > 1 and name[1] == "consumers":
+        for c in items:
+            m = as_map(c[1])
+            if b"idle" in m:
+                mark(c, m[b"idle"])
+    elif name[0] == "xinfo" and len(name) > 3 and name[1] == "stream" and name[3] == "full":
+        m = as_map(items)
+        for g in items[m[b"groups"]][1] if b"groups" in m else []:
+            gm = as_map(g[1])
+            for p in g[1][gm[b"pending"]][1]:
+                mark(p, 2)
+            for c in g[1][gm[b"consumers"]][1]:
+                cm = as_map(c[1])
+                mark(c, cm[b"seen-time"])
+                for p in c[1][cm[b"pending"]][1]:
+                    mark(p, 1)
+    if name[0] == "xinfo" and len(name) > 1 and name[1] == "stream":
+        m = as_map(items)
+        if b"length" in m and items[m[b"length"]][1] > 100:
+            mark(tree, m[b"radix-tree-keys"])
+            mark(tree, m[b"radix-tree-nodes"])
+
+
+def same(a, b, tolerance):
+    """Compares two parsed replies; TIMED values within the tolerance (radix fields: any)."""
+    if a[0] is TIMED or b[0] is TIMED:
+        if a[0] is not TIMED or b[0] is not TIMED:
+            return False
+        x, y = a[1], b[1]
+        if x[0] != y[0]:
+            return False
+        if x[0] == ":":
+            return abs(x[1] - y[1]) <= tolerance
+        return True
+    if a[0] != b[0]:
+        return False
+    if a[0] == "*" and a[1] is not None and b[1] is not None:
+        return len(a[1]) == len(b[1]) and all(same(x, y, tolerance) for x, y in zip(a[1], b[1]))
+    return a[1] == b[1]
+
+
+def has_timed(tree):
+    if tree[0] is TIMED:
+        return True
+    return tree[0] == "*" and tree[1] is not None and any(has_timed(t) for t in tree[1])
+
+
+def c_literal(raw):
+    out = []
+    for b in raw:
+        c = chr(b)
+        if c == "\r":
+            out.append("\\r")
+        elif c == "\n":
+            out.append("\\n")
+        elif c in '"\\':
+            out.append("\\" + c)
+        elif 32 <= b < 127:
+            out.append(c)
+        else:
+            out.append("\\x%02x\"\"" % b)
+    return '"' + "".join(out) + '"'
+
+
+def run_script(path, redis, replay_bin, args):
+    ok = True
+    redis.call(["FLUSHALL"])
+    replay = Replay(replay_bin)
+    count = 0
+    try:
+        with open(path) as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                cmd = shlex.split(line)
+                t = redis.time_ms()
+                raw_r, tree_r = redis.call(cmd)
+                raw_s, tree_s = replay.call(cmd, t)
+                count += 1
+                mark_time_fields(cmd, tree_r)
+                mark_time_fields(cmd, tree_s)
+                timed = has_timed(tree_r)
+                match = same(tree_r, tree_s, args.tolerance_ms) if timed else raw_r == raw_s
+                if args.emit_c and not timed:
+                    print("    {%s,\n     %s}," % (c_literal(line.encode()), c_literal(raw_r)))
+                if args.verbose and timed:
+                    print("%s:%d: %s (time-dependent values compared within %d ms)" % (
+                        os.path.relpath(path, ROOT), lineno, line, args.tolerance_ms))
+                    print("  redis:    %r" % raw_r)
+                    print("  ringraft: %r" % raw_s)
+                if not match:
+                    ok = False
+                    print("%s:%d: %s" % (os.path.relpath(path, ROOT), lineno, line))
+                    print("  redis:    %r" % raw_r)
+                    print("  ringraft: %r" % raw_s)
+    finally:
+        replay.stop()
+    return ok, count
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--replay", default=os.path.join(ROOT, "build/debug/tools/sm-replay"))
+    p.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
+    p.add_argument("--tolerance-ms", type=int, default=100)
+    p.add_argument("--emit-c", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="show the time-dependent replies")
+    p.add_argument("scripts", nargs="*")
+    args = p.parse_args()
+    scripts = args.scripts or sorted(glob.glob(os.path.join(ROOT, "tests/service/redis-compare/*.txt")))
+    redis = Redis(args.redis_server)
+    failed = 0
+    total = 0
+    try:
+        _, (_, version) = redis.call(["INFO", "server"])
+        ver = [l for l in version.decode().split("\r\n") if l.startswith("redis_version:")]
+        if not args.emit_c:
+            print("redis-server %s, %d scripts" % (ver[0].split(":")[1] if ver else "?", len(scripts)))
+        for path in scripts:
+            ok, n = run_script(path, redis, args.replay, args)
+            total += n
+            failed += 0 if ok else 1
+    finally:
+        redis.stop()
+    if not args.emit_c:
+        print("%d commands compared; %s" % (total, "all replies match" if failed == 0 else
+                                             "%d scripts differ" % failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
