@@ -22,8 +22,13 @@ covers the gap in a script that runs in milliseconds. XINFO STREAM's radix-tree-
 radix-tree-nodes describe Redis's encoding: they are compared only for streams of at most
 100 entries (docs/client-protocol.md).
 
---emit-c prints each command with Redis's reply as a C string literal pair (for the cmocka
-tests), for commands whose replies do not depend on time.
+--random N [--seed S] also runs N random command sequences (consumer group commands on two
+streams with small ID spaces, so that they collide: deliveries, claims, acks, deletions,
+trims, group ID changes), each compared the same way.
+
+--emit-c prints, per script, a C array of {command, Redis's reply} pairs (for the cmocka
+tests: tests/service/cgroup_cases.h), leaving out the replies that depend on time (all of them
+reads, so the sequence applies the same writes).
 
 Exit status: 0 if every reply matched, 1 otherwise.
 """
@@ -239,13 +244,102 @@ def c_literal(raw):
     return '"' + "".join(out) + '"'
 
 
-def run_script(path, redis, replay_bin, args):
+def random_script(rng, length):
+    """A random command sequence (lines) over keys s1{t} and s2{t}, groups g1 g2 and
+    consumers c1..c3, IDs 1-0 .. 40-0."""
+    import random as _random  # noqa: F401 (rng is a random.Random)
+    keys = ["s1{t}", "s2{t}"]
+    groups = ["g1", "g2"]
+    consumers = ["c1", "c2", "c3"]
+    nxt = {k: 1 for k in keys}
+
+    def some_id():
+        r = rng.random()
+        if r < 0.1:
+            return rng.choice(["-", "+", "0", "0-0"])
+        top = max(nxt.values())
+        return "%d-%d" % (rng.randint(0, top + 1), rng.choice([0, 0, 0, 1]))
+
+    def min_idle():
+        return rng.choice(["0", "0", "1000000000", "-5", "4000000"])
+
+    lines = []
+    for k in keys:  # a start that the random commands can work on
+        for _ in range(3):
+            lines.append("xadd %s %d-0 f %d" % (k, nxt[k], nxt[k]))
+            nxt[k] += 1
+        for g in groups:
+            lines.append("xgroup create %s %s 0" % (k, g))
+    for _ in range(length):
+        k = rng.choice(keys)
+        g = rng.choice(groups)
+        c = rng.choice(consumers)
+        op = rng.random()
+        if op < 0.18:
+            lines.append("xadd %s %d-0 f %d" % (k, nxt[k], nxt[k]))
+            nxt[k] += rng.randint(1, 2)
+        elif op < 0.22:
+            lines.append("xgroup create %s %s %s%s" % (
+                k, g, rng.choice(["0", "$", some_id()]),
+                rng.choice(["", "", " mkstream", " entriesread %d" % rng.randint(-1, 5)])))
+        elif op < 0.24:
+            lines.append("xgroup setid %s %s %s%s" % (
+                k, g, rng.choice(["0", "$", some_id()]),
+                rng.choice(["", " entriesread %d" % rng.randint(-1, 8)])))
+        elif op < 0.25:
+            lines.append("xgroup destroy %s %s" % (k, g))
+        elif op < 0.27:
+            lines.append("xgroup %s %s %s %s" % (
+                rng.choice(["createconsumer", "delconsumer"]), k, g, c))
+        elif op < 0.45:
+            n = rng.choice([1, 1, 2])
+            ks = [rng.choice(keys) for _ in range(n)]
+            ids = [rng.choice([">", ">", ">", "0", some_id()]) for _ in range(n)]
+            opts = rng.choice(["", "count 1 ", "count 2 ", "count 5 ", "noack ", "count 2 noack "])
+            lines.append("xreadgroup group %s %s %sstreams %s %s" % (
+                g, c, opts, " ".join(ks), " ".join(ids)))
+        elif op < 0.53:
+            lines.append("xack %s %s %s" % (k, g, " ".join(some_id() for _ in range(rng.randint(1, 3)))))
+        elif op < 0.61:
+            opts = " ".join(rng.sample(["force", "justid", "idle 5000000", "retrycount 3",
+                                        "lastid %s" % some_id(), "time 1000"], rng.randint(0, 2)))
+            lines.append("xclaim %s %s %s %s %s %s" % (
+                k, g, c, min_idle(), " ".join(some_id() for _ in range(rng.randint(1, 3))), opts))
+        elif op < 0.67:
+            lines.append("xautoclaim %s %s %s %s %s%s" % (
+                k, g, c, min_idle(), rng.choice(["0", "-", some_id(), "(" + some_id()]),
+                rng.choice(["", " count 1", " count 2", " justid", " count 3 justid"])))
+        elif op < 0.72:
+            lines.append("xdel %s %s" % (k, some_id()))
+        elif op < 0.74:
+            lines.append("xtrim %s %s" % (k, rng.choice(["maxlen 3", "maxlen 0", "minid 10",
+                                                          "minid = %d" % rng.randint(0, 30)])))
+        elif op < 0.82:
+            lines.append("xpending %s %s%s" % (k, g, rng.choice([
+                "", " - + 10", " - + 3 %s" % c, " %s + 5" % some_id(),
+                " idle 1000000000 - + 10", " (%s + 10" % some_id()])))
+        elif op < 0.95:
+            lines.append(rng.choice([
+                "xinfo groups %s" % k, "xinfo consumers %s %s" % (k, g), "xinfo stream %s" % k,
+                "xinfo stream %s full" % k, "xinfo stream %s full count 2" % k]))
+        elif op < 0.96:
+            lines.append("del %s" % k)
+        else:
+            lines.append(rng.choice(["xlen %s" % k, "xrange %s - +" % k]))
+    return lines
+
+
+def run_script(path, redis, replay_bin, args, lines=None):
     ok = True
     redis.call(["FLUSHALL"])
     replay = Replay(replay_bin)
     count = 0
+    if args.emit_c:
+        name = os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+        print("/* %s */" % os.path.relpath(path, ROOT))
+        print("static const struct t_case cases_%s[] = {" % name)
     try:
-        with open(path) as f:
+        with (open(path) if lines is None else _Lines(lines)) as f:
             for lineno, line in enumerate(f, 1):
                 line = line.strip()
                 if not line or line.startswith("#"):
@@ -273,7 +367,20 @@ def run_script(path, redis, replay_bin, args):
                     print("  ringraft: %r" % raw_s)
     finally:
         replay.stop()
+        if args.emit_c:
+            print("};\n")
     return ok, count
+
+
+class _Lines:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def __enter__(self):
+        return iter(self.lines)
+
+    def __exit__(self, *exc):
+        return False
 
 
 def main():
@@ -283,6 +390,9 @@ def main():
     p.add_argument("--tolerance-ms", type=int, default=100)
     p.add_argument("--emit-c", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show the time-dependent replies")
+    p.add_argument("--random", type=int, default=0, help="random sequences to run")
+    p.add_argument("--random-length", type=int, default=200)
+    p.add_argument("--seed", type=int, default=1)
     p.add_argument("scripts", nargs="*")
     args = p.parse_args()
     scripts = args.scripts or sorted(glob.glob(os.path.join(ROOT, "tests/service/redis-compare/*.txt")))
@@ -296,6 +406,13 @@ def main():
             print("redis-server %s, %d scripts" % (ver[0].split(":")[1] if ver else "?", len(scripts)))
         for path in scripts:
             ok, n = run_script(path, redis, args.replay, args)
+            total += n
+            failed += 0 if ok else 1
+        import random
+        for i in range(args.random):
+            rng = random.Random(args.seed * 1000003 + i)
+            ok, n = run_script("random-%d-%d" % (args.seed, i), redis, args.replay, args,
+                               random_script(rng, args.random_length))
             total += n
             failed += 0 if ok else 1
     finally:
