@@ -815,7 +815,9 @@ struct stream *stream_load(struct util_cursor *c, int *err)
         return NULL;
     }
     int rc = load_entries(s, c, count);
-    if (rc == 0 && s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) {
+    /* Entries are at most the last ID, and no more than were ever added. */
+    if (rc == 0 && ((s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) ||
+                    added < s->count)) {
         rc = RR_ECORRUPT;
         c->bad = true;
     }

@@ -450,36 +450,44 @@ static void put_blob(struct reply *out, const char *s)
     util_put_blob(out, s, strlen(s));
 }
 
-/* A snapshot of format 2 (streams in format 1, without groups) still loads. */
+/* A snapshot of format 2 (streams in format 1, without groups): one stream "s" with the
+ * entries 1-0 and 2-0, `added` entries ever added. */
+static void v2_image(struct reply *img, uint64_t added)
+{
+    reply_reset(img);
+    util_put_u64(img, 0x4d53525252uLL); /* magic */
+    util_put_u8(img, 2);                /* format 2 */
+    util_put_u64(img, 7);               /* applied index */
+    util_put_u64(img, (uint64_t)T_TIME);
+    util_put_u64(img, 1); /* one key */
+    put_blob(img, "s");
+    util_put_u8(img, 2); /* a stream */
+    util_put_u8(img, 0);
+    util_put_u64(img, 0);
+    util_put_u8(img, 1);  /* stream format 1 */
+    util_put_u64(img, 2); /* last ID 2-0 */
+    util_put_u64(img, 0);
+    util_put_u64(img, added);
+    util_put_u64(img, 2); /* entries */
+    for (uint64_t ms = 1; ms <= 2; ms++) {
+        util_put_u64(img, ms);
+        util_put_u64(img, 0);
+        util_put_u32(img, 2);
+        util_put_u32(img, 10); /* data: blob "f", blob "v" */
+        put_blob(img, "f");
+        put_blob(img, "v");
+    }
+    util_put_u32(img, 0); /* no sessions */
+    util_put_u64(img, XXH3_64bits(img->buf, img->len));
+}
+
+/* The previous snapshot format still loads. */
 static void test_previous_snapshot_format_loads(void **state)
 {
     (void)state;
     struct reply img;
     reply_init(&img, 1u << 20);
-    util_put_u64(&img, 0x4d53525252uLL); /* magic */
-    util_put_u8(&img, 2);                /* format 2 */
-    util_put_u64(&img, 7);               /* applied index */
-    util_put_u64(&img, (uint64_t)T_TIME);
-    util_put_u64(&img, 1); /* one key */
-    put_blob(&img, "s");
-    util_put_u8(&img, 2); /* a stream */
-    util_put_u8(&img, 0);
-    util_put_u64(&img, 0);
-    util_put_u8(&img, 1);  /* stream format 1 */
-    util_put_u64(&img, 2); /* last ID 2-0 */
-    util_put_u64(&img, 0);
-    util_put_u64(&img, 2); /* entries added */
-    util_put_u64(&img, 2); /* entries */
-    for (uint64_t ms = 1; ms <= 2; ms++) {
-        util_put_u64(&img, ms);
-        util_put_u64(&img, 0);
-        util_put_u32(&img, 2);
-        util_put_u32(&img, 10); /* data: blob "f", blob "v" */
-        put_blob(&img, "f");
-        put_blob(&img, "v");
-    }
-    util_put_u32(&img, 0); /* no sessions */
-    util_put_u64(&img, XXH3_64bits(img.buf, img.len));
+    v2_image(&img, 2);
     struct t_sm t;
     t_init(&t);
     assert_int_equal(sm_load(t.sm, img.buf, img.len), 0);
@@ -496,6 +504,9 @@ static void test_previous_snapshot_format_loads(void **state)
         img.buf[img.len - 8 + i] = (uint8_t)(sum >> (8 * i));
     }
     assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_EBADVERSION);
+    /* Fewer entries ever added than the stream holds: corrupt. */
+    v2_image(&img, 1);
+    assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_ECORRUPT);
     reply_free(&img);
     t_fini(&t);
 }
