@@ -89,12 +89,13 @@ static int run(struct sm *sm,
         reply_error(r, "ERR sm-replay: node commands are not replayed");
         return 0;
     }
+    /* FLUSHALL is the node's: it proposes ["flushdb"] to every group. */
+    static const uint8_t flushdb[] = "flushdb";
+    static const uint8_t *const flush_argv[1] = {flushdb};
+    static uint32_t flush_argl[1] = {7};
     if (c->id == CMD_ID_FLUSHALL) {
-        static const uint8_t flushdb[] = "flushdb";
-        const uint8_t *fa[1] = {flushdb};
-        uint32_t fl[1] = {7};
-        cargv = fa;
-        argl = fl;
+        cargv = flush_argv;
+        argl = flush_argl;
         argc = 1;
     }
     struct sm_entry_header h = {.client_id = 0, .seq = 0, .first_unacked = 0, .time_ms = time_ms};
