@@ -345,6 +345,8 @@ def run_script(path, redis, replay_bin, args, lines=None):
                 if not line or line.startswith("#"):
                     continue
                 cmd = shlex.split(line)
+                if args.delay_ms:
+                    time.sleep(args.delay_ms / 1000.0)
                 t = redis.time_ms()
                 raw_r, tree_r = redis.call(cmd)
                 raw_s, tree_s = replay.call(cmd, t)
@@ -405,6 +407,9 @@ def main():
     p.add_argument("--replay", default=os.path.join(ROOT, "build/debug/tools/sm-replay"))
     p.add_argument("--redis-server", default=shutil.which("redis-server") or "redis-server")
     p.add_argument("--tolerance-ms", type=int, default=100)
+    p.add_argument("--delay-ms", type=int, default=0,
+                   help="pause before each command, so that time-derived values differ "
+                        "clearly when a command sets a time it should not (or misses one)")
     p.add_argument("--emit-c", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show the time-dependent replies")
     p.add_argument("--random", type=int, default=0, help="random sequences to run")
