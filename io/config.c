@@ -279,6 +279,21 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
         c->slowlog_slower_than_us = (int64_t)v;
         return 0;
     }
+    BOOL("test-power-loss", test_power_loss)
+    U64("test-wal-segment-bytes", test_wal_segment_bytes, 0, 1ull << 32)
+    if (strcmp(key, "unsafe-test-mode") == 0) {
+        static const char *const modes[] = {"none", "ack-before-fsync", "reads-without-readindex"};
+        for (uint8_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+            if (strcmp(value, modes[m]) == 0) {
+                c->unsafe_test_mode = m;
+                return 0;
+            }
+        }
+        return fail(err, len,
+                    "bad value for %s: '%s' (none, ack-before-fsync, "
+                    "reads-without-readindex)",
+                    key, value);
+    }
     if (strcmp(key, "port") == 0) {
         /* Shorthand: this node's client port (peer port follows at +10000). */
         if (parse_u64(value, 1, 65535 - 10000, &v) != 0) {
@@ -438,6 +453,15 @@ int config_validate(const struct node_config *c, char *err, size_t len)
         snprintf(err, len, "metrics-port %u is this node's client or peer port", c->metrics_port);
         return -1;
     }
+#ifndef RR_FAULT_TESTING
+    if (c->unsafe_test_mode != UNSAFE_TEST_NONE || c->test_power_loss ||
+        c->test_wal_segment_bytes != 0) {
+        snprintf(err, len,
+                 "unsafe-test-mode, test-power-loss and test-wal-segment-bytes exist "
+                 "only in the fault-test build (ringraftd-faults, docs/faults.md)");
+        return -1;
+    }
+#endif
     return 0;
 }
 
@@ -484,4 +508,15 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "metrics-port %u\n", c->metrics_port);
     fprintf(f, "slowlog-log-slower-than %" PRId64 "\n", c->slowlog_slower_than_us);
     fprintf(f, "slowlog-max-len %u\n", c->slowlog_max_len);
+    /* The test-only switches are written only when set (only the fault-test build runs). */
+    static const char *const modes[] = {"none", "ack-before-fsync", "reads-without-readindex"};
+    if (c->unsafe_test_mode != UNSAFE_TEST_NONE) {
+        fprintf(f, "unsafe-test-mode %s\n", modes[c->unsafe_test_mode]);
+    }
+    if (c->test_power_loss) {
+        fprintf(f, "test-power-loss yes\n");
+    }
+    if (c->test_wal_segment_bytes != 0) {
+        fprintf(f, "test-wal-segment-bytes %" PRIu64 "\n", c->test_wal_segment_bytes);
+    }
 }
