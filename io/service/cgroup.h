@@ -19,9 +19,11 @@
 #define CG_NAME_BYTES_MAX 512u   /* bytes of a group or consumer name */
 #define CG_GROUPS_MAX     1024u  /* consumer groups per stream */
 #define CG_CONSUMERS_MAX  16384u /* consumers per group */
-/* The PEL needs no limit of its own: every pending entry is an entry the stream held, each
- * ID at most once, so a group's PEL has at most entries-added IDs (a pending entry costs
- * about 96 bytes; one allocation, linked in two trees). */
+/* Pending entries per group (a pending entry costs about 96 bytes: one allocation, linked
+ * in two trees). Entries-added bounds a PEL too (each ID is pending at most once), but a
+ * trimmed stream keeps adding while consumers that never acknowledge keep the IDs pending.
+ * sm_limits.pel_max may set a lower limit; snapshots are checked against this one. */
+#define CG_PEL_MAX (1u << 20)
 
 /* A group's read counter when it is not known (Redis's SCG_INVALID_ENTRIES_READ). */
 #define CG_ENTRIES_READ_UNKNOWN (-1)

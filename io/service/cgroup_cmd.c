@@ -144,6 +144,19 @@ static void err_subcommand(struct reply *r, const struct cg_args *a, const char 
 }
 
 /* ringraft's limits (cgroup.h): Redis has none. */
+/* Whether g's PEL has room for `add` more pending entries; writes the error if not. */
+static bool
+check_pel_room(const struct cg_db *db, const struct cg_group *g, uint64_t add, struct reply *r)
+{
+    uint64_t pending = cg_pel_count(g);
+    if (pending >= db->pel_max || add > db->pel_max - pending) {
+        reply_errorf(r, "ERR too many pending entries in the consumer group (limit %llu)",
+                     (unsigned long long)db->pel_max);
+        return false;
+    }
+    return true;
+}
+
 static bool check_consumer_limits(const struct cg_group *g, size_t name_len, struct reply *r)
 {
     if (name_len > CG_NAME_BYTES_MAX) {
@@ -524,6 +537,7 @@ struct xrg {
     size_t consumer_len;
     int64_t count; /* 0: no limit */
     bool noack;
+    bool block; /* BLOCK given: delivering nothing sets db->blocked */
     uint32_t first_key;
     uint32_t keys;
 };
@@ -537,8 +551,7 @@ xrg_parse(const struct cg_db *db, const struct cg_args *a, struct xrg *x, struct
     for (uint32_t i = 1; i < a->argc; i++) {
         uint32_t more = a->argc - i - 1;
         if (arg_is(a, i, "block") && more > 0) {
-            /* Accepted and checked, then ignored: ringraft serves XREADGROUP without
-             * blocking (what Redis does when the client may not block). */
+            /* Checked here; the waiting is the node's (sm_apply_blocked). */
             int64_t t;
             i++;
             if (!util_parse_i64(a->argv[i], a->argl[i], &t)) {
@@ -549,6 +562,7 @@ xrg_parse(const struct cg_db *db, const struct cg_args *a, struct xrg *x, struct
                 reply_error(r, "ERR timeout is negative");
                 return RR_EINVAL;
             }
+            x->block = true;
         } else if (arg_is(a, i, "count") && more > 0) {
             i++;
             if (!util_parse_i64(a->argv[i], a->argl[i], &x->count)) {
@@ -673,8 +687,27 @@ static void xrg_plan_free(struct xrg_plan *p)
     pool_free(&p->pool);
 }
 
-static int
-xrg_plan(const struct xrg *x, const struct xrg_key *k, struct xrg_plan *p, struct reply *r)
+/* How many new entries xrg_serve_new delivers from key k now: those after the group's last
+ * delivered ID, at most COUNT and (unless NOACK) the room left in the group's PEL. */
+static uint64_t xrg_new_max(const struct cg_db *db, const struct xrg *x, const struct xrg_key *k)
+{
+    uint64_t n = stream_length(k->s) - stream_pos_after(k->s, k->g->last_id);
+    if (x->count > 0 && (uint64_t)x->count < n) {
+        n = (uint64_t)x->count;
+    }
+    if (!x->noack) {
+        uint64_t pending = cg_pel_count(k->g);
+        uint64_t room = pending < db->pel_max ? db->pel_max - pending : 0;
+        n = room < n ? room : n;
+    }
+    return n;
+}
+
+static int xrg_plan(const struct cg_db *db,
+                    const struct xrg *x,
+                    const struct xrg_key *k,
+                    struct xrg_plan *p,
+                    struct reply *r)
 {
     memset(p, 0, sizeof(*p));
     p->groups = calloc(x->keys, sizeof(*p->groups));
@@ -692,8 +725,11 @@ xrg_plan(const struct xrg *x, const struct xrg_key *k, struct xrg_plan *p, struc
             p->groups[p->n++] = k[i].g;
         }
         if (served && id_is_max(k[i].id) && !x->noack) {
-            uint64_t after = stream_length(k[i].s) - stream_pos_after(k[i].s, k[i].g->last_id);
-            nodes += x->count > 0 && (uint64_t)x->count < after ? (uint64_t)x->count : after;
+            if (!check_pel_room(db, k[i].g, 1, r)) {
+                return RR_EINVAL;
+            }
+            /* xrg_serve_new delivers at most this (COUNT, the PEL's room) from this key. */
+            nodes += xrg_new_max(db, x, &k[i]);
         }
     }
     qsort(p->groups, p->n, sizeof(*p->groups), cmp_ptr);
@@ -733,10 +769,7 @@ static void xrg_serve_new(const struct cg_db *db,
     struct stream *s = k->s;
     struct cg_group *g = k->g;
     uint64_t pos = stream_pos_after(s, g->last_id);
-    uint64_t n = stream_length(s) - pos;
-    if (x->count > 0 && (uint64_t)x->count < n) {
-        n = (uint64_t)x->count;
-    }
+    uint64_t n = xrg_new_max(db, x, k);
     reply_array(body, (int64_t)n);
     for (uint64_t i = 0; i < n; i++) {
         struct stream_id id = stream_id_at(s, pos + i);
@@ -806,7 +839,7 @@ static int xreadgroup(const struct cg_db *db, const struct cg_args *a, struct re
     reply_init(&body, r->limit);
     int rc = xrg_keys(db, a, &x, k, r);
     if (rc == 0) {
-        rc = xrg_plan(&x, k, &plan, r);
+        rc = xrg_plan(db, &x, k, &plan, r);
     }
     if (rc != 0) {
         goto out;
@@ -829,7 +862,10 @@ static int xreadgroup(const struct cg_db *db, const struct cg_args *a, struct re
         }
     }
     if (served == 0) {
-        reply_null_array(r); /* also with BLOCK: ringraft does not block (docs) */
+        reply_null_array(r); /* a timeout's reply, if the node does not make it wait */
+        if (x.block && db->blocked != NULL) {
+            *db->blocked = true;
+        }
     } else {
         reply_array_body(r, served, &body);
     }
@@ -971,6 +1007,9 @@ static int xclaim(const struct cg_db *db, const struct cg_args *a, struct reply 
         nodes += n == NULL && x.force ? 1 : 0;
         claims =
             claims || (n != NULL && idle_enough(n, x.min_idle, db->now)) || (n == NULL && x.force);
+    }
+    if (nodes > 0 && !check_pel_room(db, g, nodes, r)) {
+        return 0;
     }
     struct cg_consumer *fresh = NULL;
     struct nack_pool pool = {NULL, 0};

@@ -24,6 +24,12 @@ struct cg_db {
     /* Writes only (NULL for reads): adds an empty stream at key (absent); NULL when out of
      * memory (nothing changed). */
     struct stream *(*mkstream)(void *ctx, const uint8_t *key, size_t len);
+    /* Pending entries a group may hold (<= CG_PEL_MAX): XREADGROUP delivers no more new
+     * entries than its group has room for, XCLAIM FORCE is refused past it. */
+    uint64_t pel_max;
+    /* Writes only (may be NULL): set when an XREADGROUP with BLOCK delivered nothing (its
+     * reply is the null array a timeout gives; the caller may make the client wait). */
+    bool *blocked;
 };
 
 /* Runs a write (cmd_id one of CMD_ID_XREADGROUP, XACK, XCLAIM, XAUTOCLAIM, XGROUP_*; arity

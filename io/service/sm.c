@@ -36,6 +36,7 @@
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "io/service/cgroup.h"
 #include "io/service/cgroup_cmd.h"
 #include "io/service/cmd.h"
 #include "io/service/keyspace.h"
@@ -127,6 +128,10 @@ struct sm {
     int64_t clock;        /* max time_ms applied (0 initially) */
     raft_index applied;   /* last entry index applied */
     struct reply scratch; /* where sm_apply builds each reply */
+    /* The last sm_apply was an XREADGROUP BLOCK that delivered nothing (sm_apply_blocked),
+     * and its BLOCK timeout. */
+    bool blocked;
+    int64_t blocked_ms;
 };
 
 /* A command's arguments. */
@@ -141,6 +146,7 @@ void sm_limits_default(struct sm_limits *l)
     l->sessions_max = SM_SESSIONS_MAX_DEFAULT;
     l->session_reply_max = SM_SESSION_REPLY_MAX_DEFAULT;
     l->reply_limit = SM_REPLY_LIMIT_DEFAULT;
+    l->pel_max = CG_PEL_MAX;
 }
 
 /* ---- sessions -------------------------------------------------------------------------- */
@@ -342,6 +348,7 @@ int sm_create(struct sm **out, const struct sm_limits *l)
     }
     RR_ASSERT(sm->limits.sessions_max >= 1);
     RR_ASSERT(sm->limits.session_reply_max >= 1);
+    RR_ASSERT(sm->limits.pel_max >= 1 && sm->limits.pel_max <= CG_PEL_MAX);
     reply_init(&sm->scratch, sm->limits.reply_limit);
     sm->sessions = &sm->session0;
     sm->session_mask = 0;
@@ -1175,7 +1182,8 @@ static struct stream *cg_mkstream(void *ctx, const uint8_t *key, size_t len)
 
 static int cmd_cgroup(struct sm *sm, const struct args *a, uint16_t id, struct reply *r)
 {
-    struct cg_db db = {sm, sm->clock, cg_lookup_write, cg_mkstream};
+    struct cg_db db = {sm,          sm->clock,          cg_lookup_write,
+                       cg_mkstream, sm->limits.pel_max, &sm->blocked};
     return cg_cmd_write(id, &db, a->argc, a->argv, a->argl, r);
 }
 
@@ -1294,6 +1302,8 @@ static void session_keep_reply(struct sm *sm, struct session *s, uint64_t seq)
     }
 }
 
+static int64_t xreadgroup_block_ms(const struct args *a);
+
 /* Applies one decoded command entry with its session bookkeeping. */
 static int
 apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a, struct reply *r)
@@ -1337,6 +1347,7 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     }
     reply_reset(&sm->scratch);
     if (apply_command(sm, a, &sm->scratch) != 0) {
+        sm->blocked = false;
         sm->clock = clock_before;
         if (fresh != NULL) {
             session_free_kept(fresh);
@@ -1349,9 +1360,14 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     if (sm->scratch.overflow) {
         r->overflow = true;
     }
+    if (sm->blocked) {
+        sm->blocked_ms = xreadgroup_block_ms(a);
+    }
     if (s != NULL) {
         session_raise_floor(s, h->first_unacked);
-        session_keep_reply(sm, s, h->seq);
+        if (!sm->blocked) {
+            session_keep_reply(sm, s, h->seq); /* a blocked one is proposed again */
+        }
         if (fresh != NULL) {
             session_insert(sm, fresh);
             if (sm->session_count > sm->limits.sessions_max) {
@@ -1368,6 +1384,7 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
 
 int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r)
 {
+    sm->blocked = false;
     if (len == SM_ENTRY_NOOP_BYTES && entry[0] == SM_ENTRY_NOOP) {
         int64_t t = (int64_t)get_le(entry + 1, 8);
         if (t > sm->clock) {
@@ -1718,6 +1735,84 @@ void sm_xread_wait_free(struct sm_xread_wait *wait)
     wait->ids = NULL;
 }
 
+/* ---- a blocked XREADGROUP ---------------------------------------------------------------- */
+
+/* An applied XREADGROUP's options (it parsed): its BLOCK timeout, group name and first key.
+ * Options come before STREAMS; GROUP takes two arguments, BLOCK and COUNT one. */
+struct xrg_opts {
+    int64_t block_ms;
+    uint32_t group; /* argv index of the group name */
+    uint32_t first; /* argv index of the first key */
+};
+
+static void xrg_opts(const struct args *a, struct xrg_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (uint32_t i = 1; i < a->argc; i++) {
+        if (util_arg_is(a->argv[i], a->argl[i], "streams")) {
+            o->first = i + 1;
+            return;
+        }
+        if (util_arg_is(a->argv[i], a->argl[i], "group")) {
+            o->group = i + 1;
+            i += 2;
+        } else if (util_arg_is(a->argv[i], a->argl[i], "block")) {
+            (void)util_parse_i64(a->argv[i + 1], a->argl[i + 1], &o->block_ms);
+            i++;
+        } else if (util_arg_is(a->argv[i], a->argl[i], "count")) {
+            i++;
+        }
+    }
+}
+
+static int64_t xreadgroup_block_ms(const struct args *a)
+{
+    struct xrg_opts o;
+    xrg_opts(a, &o);
+    return o.block_ms;
+}
+
+bool sm_apply_blocked(const struct sm *sm, int64_t *block_ms)
+{
+    if (sm->blocked) {
+        *block_ms = sm->blocked_ms;
+    }
+    return sm->blocked;
+}
+
+enum sm_wake sm_xreadgroup_wake(const struct sm *sm,
+                                int64_t now_ms,
+                                uint32_t argc,
+                                const uint8_t *const argv[],
+                                const uint32_t argl[],
+                                struct reply *r)
+{
+    struct args a = {argc, argv, argl};
+    struct xrg_opts o;
+    xrg_opts(&a, &o);
+    RR_ASSERT(o.group > 0 && o.group < argc && o.first > 0 && o.first <= argc);
+    uint32_t keys = (argc - o.first) / 2;
+    int64_t now = read_clock(sm, now_ms);
+    for (uint32_t i = 0; i < keys; i++) {
+        uint32_t k = o.first + i;
+        const struct obj *obj = ks_lookup(&sm->ks, argv[k], argl[k], now);
+        if (obj == NULL || obj->type != OBJ_STREAM) {
+            reply_error(r, "UNBLOCKED the stream key no longer exists");
+            return SM_WAKE_REPLIED;
+        }
+        const struct cg_group *g = cg_group_find(obj->stream, argv[o.group], argl[o.group]);
+        if (g == NULL) {
+            reply_error(r, "NOGROUP the consumer group this client was blocked on no longer "
+                           "exists");
+            return SM_WAKE_REPLIED;
+        }
+        if (stream_has_after(obj->stream, g->last_id)) {
+            return SM_WAKE_PROPOSE;
+        }
+    }
+    return SM_WAKE_WAIT;
+}
+
 static void
 read_simple(const struct sm *sm, int64_t now, const struct args *a, uint16_t id, struct reply *r)
 {
@@ -1818,7 +1913,7 @@ bool sm_read_wait(struct sm *sm,
         /* Keys expire at the read clock as for every read; idle times are measured with the
          * state machine's clock (the last applied write's time), as writes measure them. */
         struct cg_read_ctx rc = {sm, now};
-        struct cg_db db = {&rc, sm->clock, cg_lookup_read, NULL};
+        struct cg_db db = {&rc, sm->clock, cg_lookup_read, NULL, sm->limits.pel_max, NULL};
         cg_cmd_read(c->id, &db, argc, argv, argl, r);
         return false;
     }

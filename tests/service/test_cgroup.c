@@ -189,6 +189,159 @@ static void test_retried_xreadgroup_delivers_once(void **state)
     t_fini(&t);
 }
 
+/* ---- XREADGROUP BLOCK: the state machine's part -------------------------------------------- */
+
+/* An XREADGROUP BLOCK that delivers nothing answers a null array, changes nothing and is not
+ * kept in its session: the same (client, seq) proposed again once there are entries is
+ * applied and delivers them (and from then on is answered from the session). */
+static void test_blocked_xreadgroup_is_applied_again(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    t_apply(&t, T_TIME, "xgroup create s g $ mkstream");
+    int64_t block_ms = -1;
+    const char *cmd = "xreadgroup group g c block 2500 streams s >";
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME + 1, cmd), "*-1\r\n");
+    assert_true(sm_apply_blocked(t.sm, &block_ms));
+    assert_int_equal(block_ms, 2500);
+    /* No consumer created, as in Redis (it creates one when it serves). */
+    assert_string_equal(t_read(&t, 0, "xinfo consumers s g"), "*0\r\n");
+    /* Applied again with nothing new: blocked again, still not kept. */
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME + 2, cmd), "*-1\r\n");
+    assert_true(sm_apply_blocked(t.sm, &block_ms));
+    /* Another write is not blocked. */
+    t_apply(&t, T_TIME + 3, "xadd s 1-0 a 1");
+    assert_false(sm_apply_blocked(t.sm, &block_ms));
+    const char *served =
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n";
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME + 4, cmd), served);
+    assert_false(sm_apply_blocked(t.sm, &block_ms));
+    assert_string_equal(t_read(&t, 0, "xpending s g - + 10"),
+                        "*1\r\n*4\r\n$3\r\n1-0\r\n$1\r\nc\r\n:0\r\n:1\r\n");
+    /* Kept now: a retry delivers nothing more and answers the same. */
+    t_apply(&t, T_TIME + 5, "xadd s 2-0 b 2");
+    uint64_t digest = sm_digest(t.sm);
+    assert_string_equal(t_apply_as(&t, 7, 1, T_TIME + 6, cmd), served);
+    assert_false(sm_apply_blocked(t.sm, &block_ms));
+    assert_int_equal(sm_digest(t.sm), digest);
+    /* Without BLOCK nothing to deliver is a kept null reply; BLOCK 0 waits without timeout;
+     * history reads and errors never block. */
+    t_apply(&t, T_TIME + 7, "xreadgroup group g c streams s >");
+    assert_string_equal(t_apply_as(&t, 8, 1, T_TIME + 8, "xreadgroup group g c streams s >"),
+                        "*-1\r\n");
+    assert_false(sm_apply_blocked(t.sm, &block_ms));
+    assert_string_equal(
+        t_apply_as(&t, 8, 2, T_TIME + 9, "xreadgroup group g c block 0 streams s >"), "*-1\r\n");
+    assert_true(sm_apply_blocked(t.sm, &block_ms));
+    assert_int_equal(block_ms, 0);
+    t_apply(&t, T_TIME + 10, "xreadgroup group g c block 10 streams s 9-0");
+    assert_false(sm_apply_blocked(t.sm, &block_ms));
+    t_apply(&t, T_TIME + 11, "xreadgroup group nogroup c block 10 streams s >");
+    assert_false(sm_apply_blocked(t.sm, &block_ms));
+    t_fini(&t);
+}
+
+static enum sm_wake wake(struct t_sm *t, const char *line, char *out, size_t cap)
+{
+    struct t_cmd c;
+    t_split(&c, line);
+    struct reply r;
+    reply_init(&r, 4096);
+    enum sm_wake w = sm_xreadgroup_wake(t->sm, 0, c.argc, c.argv, c.argl, &r);
+    assert_true(r.len < cap);
+    if (r.len > 0) {
+        memcpy(out, r.buf, r.len);
+    }
+    out[r.len] = '\0';
+    reply_free(&r);
+    return w;
+}
+
+/* What the node does with a blocked XREADGROUP after writes: wait, propose it again, or
+ * answer Redis 7.0's errors for a deleted key or group (captured from redis-server 7.0.15
+ * with a blocked redis-cli). */
+static void test_blocked_xreadgroup_wake(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    char out[256];
+    const char *cmd = "xreadgroup group g c count 5 block 100 streams s1 s2 > >";
+    t_apply(&t, T_TIME, "xgroup create s1 g $ mkstream");
+    t_apply(&t, T_TIME, "xgroup create s2 g $ mkstream");
+    assert_int_equal(wake(&t, cmd, out, sizeof(out)), SM_WAKE_WAIT);
+    assert_string_equal(out, "");
+    t_apply(&t, T_TIME, "xadd s2 1-0 a 1");
+    assert_int_equal(wake(&t, cmd, out, sizeof(out)), SM_WAKE_PROPOSE);
+    t_apply(&t, T_TIME, "xreadgroup group g other streams s2 >");
+    assert_int_equal(wake(&t, cmd, out, sizeof(out)), SM_WAKE_WAIT); /* taken by another */
+    t_apply(&t, T_TIME, "xgroup destroy s2 g");
+    assert_int_equal(wake(&t, cmd, out, sizeof(out)), SM_WAKE_REPLIED);
+    assert_string_equal(
+        out, "-NOGROUP the consumer group this client was blocked on no longer exists\r\n");
+    t_apply(&t, T_TIME, "del s1");
+    assert_int_equal(wake(&t, cmd, out, sizeof(out)), SM_WAKE_REPLIED);
+    assert_string_equal(out, "-UNBLOCKED the stream key no longer exists\r\n");
+    t_apply(&t, T_TIME, "set s1 x");
+    assert_int_equal(wake(&t, cmd, out, sizeof(out)), SM_WAKE_REPLIED);
+    assert_string_equal(out, "-UNBLOCKED the stream key no longer exists\r\n");
+    t_fini(&t);
+}
+
+/* A group's PEL is bounded: XREADGROUP delivers no more new entries than there is room for
+ * (NOACK needs none), with no room it is refused, XCLAIM FORCE past it is refused; a refused
+ * command changes nothing. */
+static void test_pel_limit(void **state)
+{
+    (void)state;
+    struct sm_limits l;
+    sm_limits_default(&l);
+    assert_int_equal(l.pel_max, CG_PEL_MAX);
+    l.pel_max = 3;
+    struct t_sm t;
+    t_init_limits(&t, &l);
+    for (int i = 1; i <= 6; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "xadd s %d-0 f %d", i, i);
+        t_apply(&t, T_TIME, line);
+    }
+    t_apply(&t, T_TIME, "xgroup create s g 0");
+    const char *full = "-ERR too many pending entries in the consumer group (limit 3)\r\n";
+    assert_string_equal(
+        t_apply(&t, T_TIME, "xreadgroup group g c count 2 streams s >"),
+        "*1\r\n*2\r\n$1\r\ns\r\n*2\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\n1\r\n"
+        "*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\nf\r\n$1\r\n2\r\n");
+    /* Room for one: one delivered although more were asked for. */
+    assert_string_equal(
+        t_apply(&t, T_TIME, "xreadgroup group g c streams s >"),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\nf\r\n$1\r\n3\r\n");
+    uint64_t digest = sm_digest(t.sm);
+    assert_string_equal(t_apply(&t, T_TIME, "xreadgroup group g c streams s >"), full);
+    assert_string_equal(t_apply(&t, T_TIME, "xreadgroup group g d block 10 streams s >"), full);
+    assert_string_equal(t_apply(&t, T_TIME, "xclaim s g c 0 5-0 force"), full);
+    assert_int_equal(sm_digest(t.sm), digest);
+    /* Claiming what is pending needs no room; NOACK neither. */
+    assert_string_equal(t_apply(&t, T_TIME, "xclaim s g d 0 1-0 justid"), "*1\r\n$3\r\n1-0\r\n");
+    assert_string_equal(
+        t_apply(&t, T_TIME, "xreadgroup group g c noack count 1 streams s >"),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n4-0\r\n*2\r\n$1\r\nf\r\n$1\r\n4\r\n");
+    assert_string_equal(t_read(&t, 0, "xpending s g"),
+                        "*4\r\n:3\r\n$3\r\n1-0\r\n$3\r\n3-0\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n2\r\n"
+                        "*2\r\n$1\r\nd\r\n$1\r\n1\r\n");
+    /* Acknowledging makes room. */
+    assert_string_equal(t_apply(&t, T_TIME, "xack s g 1-0 2-0"), ":2\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "xclaim s g c 0 5-0 force justid"),
+                        "*1\r\n$3\r\n5-0\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "xclaim s g c 0 6-0 force justid"),
+                        "*1\r\n$3\r\n6-0\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "xclaim s g c 0 6-0 force justid"),
+                        "*1\r\n$3\r\n6-0\r\n"); /* already pending: no room needed */
+    assert_string_equal(t_read(&t, 0, "xpending s g"),
+                        "*4\r\n:3\r\n$3\r\n3-0\r\n$3\r\n6-0\r\n*1\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    t_fini(&t);
+}
+
 /* ---- limits (ringraft's; Redis has none) ------------------------------------------------- */
 
 static void test_limits_refuse_and_change_nothing(void **state)
@@ -732,6 +885,9 @@ int main(void)
         cmocka_unit_test(test_times_come_from_the_log),
         cmocka_unit_test(test_retried_xreadgroup_delivers_once),
         cmocka_unit_test(test_limits_refuse_and_change_nothing),
+        cmocka_unit_test(test_blocked_xreadgroup_is_applied_again),
+        cmocka_unit_test(test_blocked_xreadgroup_wake),
+        cmocka_unit_test(test_pel_limit),
         cmocka_unit_test(test_same_entries_same_digest),
         cmocka_unit_test(test_digest_ignores_creation_order),
         cmocka_unit_test(test_snapshot_round_trip),
