@@ -685,8 +685,8 @@ static void loop_iteration(struct worker *w)
     send_wakes(w);
 
     int64_t wait_ms = w->next_tick_ms - node_clock_ms();
-    if (multi_has_dirty(w->multi)) {
-        wait_ms = 0;
+    if (multi_has_dirty(w->multi) || w->retry.head != NULL) {
+        wait_ms = 0; /* proposals to make, or requests to place again */
     }
     if (wait_ms < 0) {
         wait_ms = 0;
