@@ -546,7 +546,8 @@ static int load_pending(struct util_cursor *c,
                         struct cg_consumer *cons)
 {
     uint64_t n = util_get_u64(c);
-    if (c->bad || n > stream_entries_added(s) - g->pel.count || n > bytes_left(c) / CG_NACK_BYTES) {
+    if (c->bad || n > stream_entries_added(s) - g->pel.count || n > CG_PEL_MAX - g->pel.count ||
+        n > bytes_left(c) / CG_NACK_BYTES) {
         c->bad = true;
         return RR_ECORRUPT;
     }
