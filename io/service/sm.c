@@ -22,7 +22,8 @@
  * end and floor raises drop from the front: the array is kept[lo .. lo + n), with lo
  * advancing on drops and the live part moved back to 0 only when the end is reached.
  * Invariant: every applied seq >= floor has a kept reply, so a seq >= floor without one was
- * never applied.
+ * never applied, or was an XREADGROUP BLOCK that delivered nothing and changed nothing
+ * (sm_apply_blocked), which may be applied again.
  *
  * Entry layout (little-endian):
  *   command = u8 1, u64 client_id, u64 seq, u64 first_unacked, i64 time_ms, u32 argc,

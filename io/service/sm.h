@@ -85,7 +85,8 @@ size_t sm_entry_encode_noop(int64_t time_ms, uint8_t *out, size_t cap);
  * its first_unacked (dropping the replies below); then a seq below the floor is not applied
  * and gets "-ERR request already applied; reply not kept", a seq with a kept reply is not
  * applied and gets that reply again, and any other seq is applied and its reply kept (at
- * most SM_SESSION_REPLIES_MAX per session). A malformed entry writes an error reply and
+ * most SM_SESSION_REPLIES_MAX per session; not that of an XREADGROUP BLOCK that delivered
+ * nothing: sm_apply_blocked). A malformed entry writes an error reply and
  * changes nothing. time_ms never makes the state machine's clock go backwards: the clock is
  * max(previous, time_ms). Returns 0 or RR_ENOMEM (state unchanged: the node may retry the
  * same entry). */
