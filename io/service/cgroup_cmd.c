@@ -456,7 +456,7 @@ static int xgroup(uint16_t id, const struct cg_db *db, const struct cg_args *a, 
         return 0;
     }
     default:
-        RR_ASSERT(!"not an XGROUP write subcommand");
+        RR_ASSERT(false && "not an XGROUP write subcommand");
         return 0;
     }
 }
@@ -1252,7 +1252,7 @@ int cg_cmd_write(uint16_t cmd_id,
     case CMD_ID_XGROUP_DELCONSUMER:
         return xgroup(cmd_id, db, &a, r);
     default:
-        RR_ASSERT(!"not a consumer group write");
+        RR_ASSERT(false && "not a consumer group write");
         return 0;
     }
 }
@@ -1613,7 +1613,7 @@ static void xinfo(uint16_t id, const struct cg_db *db, const struct cg_args *a, 
         xinfo_stream(a, s, r);
         return;
     default:
-        RR_ASSERT(!"not an XINFO subcommand");
+        RR_ASSERT(false && "not an XINFO subcommand");
     }
 }
 
