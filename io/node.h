@@ -134,6 +134,7 @@ struct req {
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
     raft_node forwarded_to;
+    raft_node forwarded_before; /* where it went before a leader change sent it elsewhere */
     uint32_t argc;
     const uint8_t **argv;
     uint32_t *argl;
@@ -230,7 +231,7 @@ struct pub_hist {
 
 struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
-    uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
+    uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors, commands;
     uint64_t frames_sent, frame_bytes_sent, sends;
@@ -238,7 +239,7 @@ struct worker_stats {
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
 struct worker_pub {
-    _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
+    _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
     _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
@@ -301,6 +302,7 @@ struct worker {
     struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
     uint32_t req_map_mask;
     struct req_list all;           /* every request this worker owns and has not completed */
+    bool reforward_due;            /* a group's leader changed: re-check what was forwarded */
     struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
     struct group_state *wake_head; /* groups with blocked reads that applied writes */
     uint32_t blocked;              /* requests in REQ_BLOCKED */

@@ -378,6 +378,7 @@ static void publish_stats(struct worker *w)
     PUB(reads, st->reads);
     PUB(forwards_out, st->forwards_out);
     PUB(forwards_in, st->forwards_in);
+    PUB(reforwards, st->reforwards);
     PUB(redirects, st->redirects);
     PUB(timeouts, st->timeouts);
     PUB(busy_rejects, st->busy_rejects);
