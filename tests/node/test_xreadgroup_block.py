@@ -30,11 +30,15 @@ def blocked_clients(node):
     return int(node.info("clients")["blocked_clients"])
 
 
-def wait_blocked(node, n, timeout=10):
+def wait_blocked(c, n, timeout=10):
+    """Waits until n clients wait, counted on every running node (each waits at the node
+    that led its stream's group when it was proposed; leadership may move meanwhile)."""
+    counts = None
     for _ in deadline_loop(timeout):
-        if blocked_clients(node) == n:
+        counts = [blocked_clients(x) for x in c.running_nodes()]
+        if sum(counts) == n:
             return
-    raise AssertionError("blocked_clients %d, expected %d" % (blocked_clients(node), n))
+    raise AssertionError("blocked_clients %r, expected %d in all" % (counts, n))
 
 
 class BlockedReadGroup(threading.Thread):
@@ -81,9 +85,9 @@ class XreadgroupBlockTests(unittest.TestCase):
             leader.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
             # One consumer on the leader, one through a follower: both wait at the leader.
             a = BlockedReadGroup(leader.port, "ca", "BLOCK", "20000", "STREAMS", "s", ">")
-            wait_blocked(leader, 1)
+            wait_blocked(c, 1)
             b = BlockedReadGroup(other[0].port, "cb", "BLOCK", "20000", "STREAMS", "s", ">")
-            wait_blocked(leader, 2)
+            wait_blocked(c, 2)
             # A write through the third node: one of them gets it, the other keeps waiting.
             other[1].call("XADD", "s", "1-0", "f", "v1")
             for _ in deadline_loop(10):
@@ -92,12 +96,12 @@ class XreadgroupBlockTests(unittest.TestCase):
             time.sleep(0.3)
             self.assertEqual(sum(1 for t in (a, b) if t.is_alive()), 1,
                              "one entry served exactly one of two waiting consumers")
-            wait_blocked(leader, 1)
+            wait_blocked(c, 1)
             other[1].call("XADD", "s", "2-0", "f", "v2")
             got = {"ca": a.ids(), "cb": b.ids()}
             self.assertEqual(sorted(got["ca"] + got["cb"]), ["1-0", "2-0"])
             self.assertEqual(len(got["ca"]), 1)
-            wait_blocked(leader, 0)
+            wait_blocked(c, 0)
             pending = leader.call("XPENDING", "s", "g", "-", "+", "10")
             self.assertEqual({(p[0].decode(), p[1].decode()) for p in pending},
                              {(got["ca"][0], "ca"), (got["cb"][0], "cb")})
@@ -125,10 +129,10 @@ class XreadgroupBlockTests(unittest.TestCase):
                 self.assertGreaterEqual(t.seconds, 0.45)
                 self.assertLess(t.seconds, 5.0)
             self.assertEqual(leader.call("XINFO", "CONSUMERS", "s", "g"), [])
-            wait_blocked(leader, 0)
+            wait_blocked(c, 0)
             # Unrelated writes to the same Raft group wake it without serving it.
             t = BlockedReadGroup(other[1].port, "c", "BLOCK", "1500", "STREAMS", "s", ">")
-            wait_blocked(leader, 1)
+            wait_blocked(c, 1)
             for i in range(5):
                 other[1].call("SET", "{s}k%d" % i, "x")
             self.assertTrue(t.is_alive())
@@ -144,7 +148,7 @@ class XreadgroupBlockTests(unittest.TestCase):
             other = [x for x in c.nodes if x is not leader]
             leader.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
             t = BlockedReadGroup(other[0].port, "c", "BLOCK", "0", "STREAMS", "s", ">")
-            wait_blocked(leader, 1)
+            wait_blocked(c, 1)
             other[1].call("XGROUP", "DESTROY", "s", "g")
             t.join(10)
             self.assertIsInstance(t.error, RespError)
@@ -153,12 +157,12 @@ class XreadgroupBlockTests(unittest.TestCase):
                              "exists")
             leader.call("XGROUP", "CREATE", "s", "g", "$")
             t = BlockedReadGroup(other[0].port, "c", "BLOCK", "0", "STREAMS", "s", ">")
-            wait_blocked(leader, 1)
+            wait_blocked(c, 1)
             other[1].call("DEL", "s")
             t.join(10)
             self.assertIsInstance(t.error, RespError)
             self.assertEqual(str(t.error), "UNBLOCKED the stream key no longer exists")
-            wait_blocked(leader, 0)
+            wait_blocked(c, 0)
 
     def test_waiting_through_a_failover(self):
         """A consumer waits through a follower; the leader is killed; the follower asks the
@@ -169,7 +173,11 @@ class XreadgroupBlockTests(unittest.TestCase):
             follower = [x for x in c.nodes if x is not leader][0]
             follower.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
             t = BlockedReadGroup(follower.port, "c", "BLOCK", "40000", "STREAMS", "s", ">")
-            wait_blocked(leader, 1)
+            wait_blocked(c, 1)
+            # The node it waits at (the leader then; leadership may have moved since).
+            holder = next(x for x in c.nodes if blocked_clients(x) == 1)
+            self.assertIsNot(holder, follower, "the request waits at the node it came through")
+            leader = holder
             leader.kill()
             new = None
             for _ in deadline_loop(30):
@@ -180,7 +188,8 @@ class XreadgroupBlockTests(unittest.TestCase):
                 except (OSError, RespError, AssertionError):
                     pass
             self.assertIsNotNone(new)
-            self.assertEqual(blocked_clients(new), 1, "the consumer waits at the new leader")
+            wait_blocked(c, 1)
+            self.assertIsNot(new, leader)
             self.assertTrue(t.is_alive())
             for _ in deadline_loop(20):
                 try:
