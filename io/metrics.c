@@ -243,7 +243,7 @@ void metrics_accepted(struct worker *w, int fd)
 {
     struct conn *c = conn_new(w, fd, CONN_METRICS, METRICS_REQUEST_MAX, METRICS_OUTPUT_MAX);
     if (c == NULL) {
-        close(fd);
+        conn_close_fd(w, fd);
         return;
     }
     c->owner = NULL;

@@ -413,6 +413,11 @@ void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
 /* Closes once the output already queued has been sent; reads no more. */
 void conn_close_after_flush(struct conn *c);
+/* A descriptor that never became a connection: closed through the ring. */
+void conn_close_fd(struct worker *w, int fd);
+/* Sends msg (static storage: it must outlive the send) and closes fd, through the ring,
+ * without waiting: a refusal at accept. */
+void conn_refuse_fd(struct worker *w, int fd, const char *msg, size_t len);
 void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);

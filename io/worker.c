@@ -600,7 +600,7 @@ static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *
     }
     if (cqe->res >= 0) {
         if (w->stopping) {
-            close(cqe->res);
+            conn_close_fd(w, cqe->res);
         } else if (tag == UD_ACCEPT_CLIENT) {
             client_accepted(w, cqe->res);
         } else if (tag == UD_ACCEPT_PEER) {
