@@ -145,8 +145,10 @@ class Replay:
         self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.reader = Reader(self.proc.stdout)
 
-    def call(self, args, time_ms):
-        self.proc.stdin.write(b"@%d\r\n" % time_ms + encode(args))
+    def call(self, args, time_ms, clock=False):
+        """clock: first apply a no-op entry at time_ms (the state machine's clock, which
+        reads measure idle times with, becomes time_ms)."""
+        self.proc.stdin.write(b"@%s%d\r\n" % (b"@" if clock else b"", time_ms) + encode(args))
         self.proc.stdin.flush()
         return self.reader.reply()
 
@@ -168,6 +170,12 @@ def as_map(items):
 def mark(tree, i):
     kind, items = tree
     items[i] = (TIMED, items[i])
+
+
+def is_read(args):
+    name = args[0].lower()
+    return name in ("xpending", "xinfo", "xrange", "xrevrange", "xlen", "xread", "get",
+                    "ttl", "pttl", "type", "exists")
 
 
 def mark_time_fields(args, tree):
@@ -349,7 +357,11 @@ def run_script(path, redis, replay_bin, args, lines=None):
                     time.sleep(args.delay_ms / 1000.0)
                 t = redis.time_ms()
                 raw_r, tree_r = redis.call(cmd)
-                raw_s, tree_s = replay.call(cmd, t)
+                # With a delay, a read's idle times would differ from Redis's by design (they
+                # are measured up to the last applied write, docs/client-protocol.md): a no-op
+                # entry first brings the clock to now, as a leader's next entry would, so that
+                # only times a write set (or failed to set) can differ.
+                raw_s, tree_s = replay.call(cmd, t, clock=args.delay_ms > 0 and is_read(cmd))
                 count += 1
                 mark_time_fields(cmd, tree_r)
                 mark_time_fields(cmd, tree_s)
@@ -409,7 +421,8 @@ def main():
     p.add_argument("--tolerance-ms", type=int, default=100)
     p.add_argument("--delay-ms", type=int, default=0,
                    help="pause before each command, so that time-derived values differ "
-                        "clearly when a command sets a time it should not (or misses one)")
+                        "clearly when a command sets a time it should not (or misses one); "
+                        "reads are preceded by a no-op entry at the current time")
     p.add_argument("--emit-c", action="store_true")
     p.add_argument("--verbose", action="store_true", help="show the time-dependent replies")
     p.add_argument("--random", type=int, default=0, help="random sequences to run")

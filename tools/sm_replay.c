@@ -5,8 +5,10 @@
  * strings. A write (CMD_WRITE, and FLUSHDB) is encoded as a log entry stamped with time_ms
  * and applied; a read (CMD_READ) is served by sm_read with time_ms as the reading node's
  * clock; XGROUP HELP and XINFO HELP are answered as the node answers them; any other node
- * command gets an error. Output (stdout): each reply, in order, nothing else. Exits 0 at the
- * end of the input, 1 on malformed input. */
+ * command gets an error. "@@<time_ms>" instead of "@<time_ms>" first applies a no-op entry
+ * stamped time_ms (as a leader's empty entry would): the state machine's clock, which reads
+ * measure idle times with, is then time_ms. Output (stdout): each reply, in order, nothing
+ * else. Exits 0 at the end of the input, 1 on malformed input. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,8 +131,17 @@ int main(void)
             status = 1;
             break;
         }
-        int64_t time_ms = strtoll(line + 1, NULL, 10);
+        bool noop = line[1] == '@';
+        int64_t time_ms = strtoll(line + (noop ? 2 : 1), NULL, 10);
         reply_reset(&r);
+        if (noop) {
+            uint8_t entry[SM_ENTRY_NOOP_BYTES];
+            size_t n = sm_entry_encode_noop(time_ms, entry, sizeof(entry));
+            if (n != SM_ENTRY_NOOP_BYTES || sm_apply(sm, ++index, entry, n, &r) != 0) {
+                status = 1;
+                break;
+            }
+        }
         if (run(sm, argc, argv, argl, time_ms, ++index, &r) != 0 || r.overflow) {
             status = 1;
             break;
