@@ -12,6 +12,8 @@ import urllib.request
 
 from harness import Cluster, Resp, deadline_loop, free_port_ranges
 
+# Histograms of sizes (no unit): records per WAL flush, frames per peer send batch.
+SIZE_FAMILIES = ("ringraft_wal_flush_records", "ringraft_peer_send_frames")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|\+Inf|NaN)$')
 
 
@@ -77,7 +79,7 @@ class ObservabilityTests(unittest.TestCase):
                 self.assertIn(family, helps)
                 if kind == "counter":
                     self.assertTrue(family.endswith("_total"), family)
-                if kind == "histogram":
+                if kind == "histogram" and family not in SIZE_FAMILIES:
                     self.assertTrue(family.endswith("_seconds"), family)
             for (name, _labels) in samples:
                 family = re.sub(r"_(bucket|sum|count)$", "", name)
@@ -97,6 +99,30 @@ class ObservabilityTests(unittest.TestCase):
                 self.assertEqual(buckets[-1], (float("inf"), total))
                 self.assertGreaterEqual(total, least)
                 self.assertGreater(samples[(name + "_sum", '{class="%s"}' % cls)], 0)
+            # Batch sizes: cumulative buckets whose +Inf is the count; every flush and every
+            # peer send batch is counted, and a batch holds at least one record or frame.
+            for name, total, items in (
+                    ("ringraft_wal_flush_records", "ringraft_wal_flushes_total",
+                     "ringraft_wal_records_total"),
+                    ("ringraft_peer_send_frames", "ringraft_peer_sends_total",
+                     "ringraft_peer_frames_sent_total")):
+                buckets = sorted((float(re.search(r'le="([^"]+)"', lab).group(1)), v)
+                                 for (n, lab), v in samples.items() if n == name + "_bucket")
+                counts = [v for _, v in buckets]
+                self.assertEqual(len(counts), 25)
+                self.assertEqual(counts, sorted(counts), name)
+                count = samples[(name + "_count", "")]
+                self.assertEqual(buckets[-1], (float("inf"), count))
+                self.assertGreater(count, 0, name)
+                self.assertGreaterEqual(samples[(name + "_sum", "")], count, name)
+                # Published together each 100 ms, so within one scrape they agree, except
+                # that sends also count the continuations of partial sends.
+                self.assertLessEqual(samples[(name + "_sum", "")], samples[(items, "")], name)
+                if name == "ringraft_wal_flush_records":
+                    self.assertEqual(count, samples[(total, "")])
+                    self.assertEqual(samples[(name + "_sum", "")], samples[(items, "")])
+                else:
+                    self.assertLessEqual(count, samples[(total, "")])
             # Every node serves its own.
             for p in ports[1:]:
                 s2, _, _ = parse_metrics(scrape(p))
@@ -190,6 +216,27 @@ class ObservabilityTests(unittest.TestCase):
             self.assertGreater(float(stats["instantaneous_ops_per_sec"]), 0)
             batching = n.info("batching")
             self.assertGreater(float(batching["instantaneous_wal_flushes_per_sec"]), 0)
+            # One node: no peers, so no peer sends (client replies are not peer sends).
+            self.assertEqual(batching["peer_sends"], "0")
+            self.assertEqual(batching["peer_frames_sent"], "0")
+            # Interval figures: totals that a reader subtracts.
+            flush = dict(kv.split("=") for kv in batching["wal_flush_usec"].split(","))
+            self.assertEqual(flush["count"], batching["wal_flushes"])
+            self.assertGreater(int(flush["sum"]), 0)
+            queue = dict(kv.split("=") for kv in batching["wal_queue_usec"].split(","))
+            self.assertGreater(int(queue["count"]), 0)
+            sizes = dict(kv.split("=") for kv in batching["wal_flush_records"].split(","))
+            self.assertEqual(sizes["count"], batching["wal_flushes"])
+            self.assertEqual(sizes["sum"], batching["wal_records"])
+            bounds = [k for k in sizes if k.startswith("le_")]
+            self.assertEqual(bounds[:4], ["le_1", "le_2", "le_3", "le_4"])
+            cum = [int(sizes[k]) for k in bounds]
+            self.assertEqual(cum, sorted(cum))
+            self.assertEqual(cum[-1], int(sizes["count"]))  # 3000 SETs: no flush above 4096
+            self.assertGreater(int(sizes["count"]), cum[0], "some flush held 2 records or more")
+            frames = dict(kv.split("=") for kv in batching["peer_send_frames"].split(","))
+            self.assertEqual(frames["count"], "0")
+            self.assertRegex(batching["worker0_wal_flush_records"], r"^p50=\d+,p99=\d+,max=\d+$")
             self.assertGreater(float(batching["instantaneous_wal_bytes_per_sec"]), 0)
             lat = n.info("latencystats")
             self.assertRegex(lat["worker0_write_usec"], r"^count=\d+,p50=[0-9.]+,p99=")
