@@ -55,7 +55,7 @@ PROFILES = {
                   ("open 12000/s", 12000, 32, 8), ("closed c1", 0, 1, 1),
                   ("closed c32 P8", 0, 32, 8)],
         "cdf_load": "open 4000/s",
-        "rounds": 2, "warmup": 0.5, "seconds": 2.0,
+        "rounds": 3, "warmup": 0.5, "seconds": 2.0,
     },
     "full": {
         "disk": [("none", ["--disk-batching", "none"]),
@@ -264,6 +264,11 @@ def run_load(args, cluster, load, warmup, seconds, timeout):
         "late_p99_ms": j["lateness_us"]["p99"] / 1000 if j.get("lateness_us") else 0.0,
         "gen_cores": j["cpu"]["cores"],
     }
+    if j["replies"] == 0:
+        # Nothing measured was answered (a saturated cluster: the open loop's pipeline stayed
+        # full of earlier requests): no latency to report, rather than zeros.
+        for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"):
+            row[k] = None
     row.update(window_figures(before, after, cluster.n))
     return row, j["histogram"]
 
@@ -322,7 +327,7 @@ def plot_all(out, strategies, open_loads, medians, cdf_load, cdfs):
             f.write("# offered rps p99_ms records_per_flush frames_per_send p50_ms\n")
             for load in open_loads:
                 m = medians.get((s, load[0]))
-                if m:
+                if m and m["rps"] > 0 and m["p99_ms"] is not None:
                     f.write("%d %.1f %.4f %.3f %.3f %.4f\n" % (
                         load[1], m["rps"], m["p99_ms"], m["records_per_flush"],
                         m["frames_per_send"], m["p50_ms"]))
@@ -371,10 +376,13 @@ COLUMNS = [("strategy", "disk / net"), ("load", "load"), ("rps", "req/s"),
            ("model_batch", "model"), ("batch_p50", "batch p50"), ("batch_p99", "batch p99"),
            ("bytes_per_flush", "bytes/flush"), ("flush_ms", "flush ms"),
            ("queue_ms", "queue ms"), ("frames_per_s", "frames/s"),
-           ("frames_per_send", "frames/send"), ("errors", "errors"), ("late_p99_ms", "late p99 ms")]
+           ("frames_per_send", "frames/send"), ("errors", "errors"), ("unsent", "unsent"),
+           ("late_p99_ms", "late p99 ms")]
 
 
 def fmt(v):
+    if v is None:
+        return "n/a"
     if isinstance(v, str):
         return v
     if v == 0:
@@ -508,7 +516,10 @@ def main():
             rs = [r for r in runs if r["strategy"] == name and r["load"] == load[0]]
             if not rs:
                 continue
-            m = {k: statistics.median(r[k] for r in rs) for k in numeric}
+            m = {}
+            for k in numeric:
+                vals = [r[k] for r in rs if r[k] is not None]
+                m[k] = statistics.median(vals) if vals else None
             m.update({"strategy": name, "disk": disk, "net": net, "load": load[0],
                       "offered": load[1], "clients": load[2], "pipeline": load[3],
                       "rounds": len(rs)})
@@ -555,8 +566,10 @@ def main():
                  "rec/flush: records per flush (mean), model: what rate x cycle predicts "
                  "(docs/benchmarks.md); batch p50/p99: from the distribution's bounds; "
                  "flush ms: mean write + fdatasync; queue ms: mean wait of a WAL unit before "
-                 "its flush; frames/send: peer frames per send batch (mean); late p99: the "
-                 "generator's own lateness (open loop).")
+                 "its flush; frames/send: peer frames per send batch (mean); unsent: requests due in "
+                 "the window that never left because every pipeline slot was taken (the "
+                 "offered load was not delivered: read req/s); late p99: the generator's own "
+                 "lateness (open loop); n/a: no measured request was answered.")
     lines.append("")
     if plots:
         lines.append("Plots: " + ", ".join(os.path.relpath(p, out) for p in plots))

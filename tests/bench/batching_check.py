@@ -46,7 +46,7 @@ def main():
     check("runs.csv has a row per run", len(runs) == 4, "%d rows" % len(runs))
     for r in res:
         tag = "%s, %s" % (r["strategy"], r["load"])
-        f = {k: float(r[k]) for k in need - {"strategy", "disk", "net", "load"}}
+        f = {k: float(r[k] or "nan") for k in need - {"strategy", "disk", "net", "load"}}
         check(tag + ": requests answered, no errors", f["rps"] > 0 and f["errors"] == 0,
               "rps %s errors %s" % (r["rps"], r["errors"]))
         check(tag + ": p50 <= p99 <= p99.9", 0 < f["p50_ms"] <= f["p99_ms"] <= f["p999_ms"])
