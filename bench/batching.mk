@@ -1,9 +1,9 @@
 # ---- the batching strategy lab (bench/batching.py, docs/benchmarks.md) -------------------
 # `make bench`: the default comparison (disk none, fixed:8, linger:500, adaptive x net none,
-# adaptive; 5 load points; 2 interleaved rounds) on a fresh local 3-node cluster per
-# strategy and round, about 6 minutes on 2 cores; prints where its table, CSV and plots
+# adaptive; 5 load points; 3 interleaved rounds) on a fresh local 3-node cluster per
+# strategy and round, about 7 minutes on 2 cores; prints where its table, CSV and plots
 # (gnuplot, SVG and PNG) are: build/bench-batching. `make bench-full`: the whole matrix
-# (9 disk x 2 net strategies, 9 load points, 3 rounds; about 50 minutes).
+# (9 disk x 2 net strategies, 9 load points, 3 rounds; about 40 minutes, estimated).
 # BENCH_BATCHING_ARGS: more options (--rounds N, --seconds S, --out DIR).
 # There was no `make bench` before this target; the other benchmarks keep their names
 # (bench-node, bench-compare, bench-agreement, bench-wal, bench-idle, bench-allocs).

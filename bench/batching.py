@@ -21,8 +21,8 @@ results.md (the table, the machine, the model's prediction beside the measured b
 size), plots/*.svg and *.png (gnuplot): throughput against p99, latency CDF at a fixed
 load, batch size against offered load; logs/ the nodes' logs.
 
-Usage: batching.py [--full | --smoke] [--rounds N] [--out DIR] [--bin RINGRAFTD]
-                   [--bench RINGRAFT-BENCH] [--seconds S]
+Usage: batching.py [--full | --smoke] [--rounds N] [--seconds S] [--warmup S] [--out DIR]
+                   [--bin RINGRAFTD] [--bench RINGRAFT-BENCH] [--port P]
 Python 3 standard library; gnuplot for the plots (tools/install-deps.sh installs it).
 """
 
@@ -403,6 +403,7 @@ def main():
     g.add_argument("--smoke", action="store_true", help="seconds: a test of the lab itself")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--seconds", type=float, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, help="warm-up seconds per run")
     ap.add_argument("--out", default=os.path.join(REPO, "build", "bench-batching"))
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "release", "ringraftd"))
     ap.add_argument("--bench", default=os.path.join(REPO, "build", "release", "bench",
@@ -412,7 +413,7 @@ def main():
     prof = PROFILES["full" if args.full else "smoke" if args.smoke else "default"]
     rounds = args.rounds or prof["rounds"]
     seconds = args.seconds or prof["seconds"]
-    warmup = prof["warmup"]
+    warmup = prof["warmup"] if args.warmup is None else args.warmup
     out = os.path.abspath(args.out)
     shutil.rmtree(out, ignore_errors=True)
     logs, data_dir = os.path.join(out, "logs"), os.path.join(out, "data")
