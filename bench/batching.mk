@@ -3,7 +3,7 @@
 # adaptive; 5 load points; 3 interleaved rounds) on a fresh local 3-node cluster per
 # strategy and round, about 7 minutes on 2 cores; prints where its table, CSV and plots
 # (gnuplot, SVG and PNG) are: build/bench-batching. `make bench-full`: the whole matrix
-# (9 disk x 2 net strategies, 9 load points, 3 rounds; about 40 minutes, estimated).
+# (9 disk x 2 net strategies, 9 load points, 3 rounds; about 37 minutes: 24.5 with 2).
 # BENCH_BATCHING_ARGS: more options (--rounds N, --seconds S, --out DIR).
 # There was no `make bench` before this target; the other benchmarks keep their names
 # (bench-node, bench-compare, bench-agreement, bench-wal, bench-idle, bench-allocs).
