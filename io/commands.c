@@ -2,6 +2,7 @@
  * (struct group_pub): PING, ECHO, SELECT, QUIT, AUTH, HELLO, CLIENT, CONFIG GET, COMMAND,
  * INFO, CLUSTER, RAFT STATUS, READONLY/READWRITE, WAIT. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "core/base/assert.h"
 #include "io/client.h"
 #include "io/log.h"
+#include "io/metrics.h"
 
 static bool arg_is(const uint8_t *a, size_t l, const char *s)
 {
@@ -474,12 +476,44 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_WAL_BYTES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_PEER_FRAMES], memory_order_relaxed));
+        /* Totals since start that a reader subtracts to get an interval's figures: the
+         * flushes' write+sync time and the units' wait before their flush (means), and the
+         * batch size distributions (cumulative counts at the bounds le_N). */
+        uint64_t fcount = 0, fsum = 0, qcount = 0, qsum = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            fcount += atomic_load_explicit(&p->wal_flush.count, memory_order_relaxed);
+            fsum += atomic_load_explicit(&p->wal_flush.sum_ns, memory_order_relaxed);
+            qcount += atomic_load_explicit(&p->wal_queue.count, memory_order_relaxed);
+            qsum += atomic_load_explicit(&p->wal_queue.sum_ns, memory_order_relaxed);
+        }
+        OUT("wal_flush_usec:count=%" PRIu64 ",sum=%" PRIu64 "\r\nwal_queue_usec:count=%" PRIu64
+            ",sum=%" PRIu64 "\r\n",
+            fcount, fsum / 1000, qcount, qsum / 1000);
+        const char *size_name[2] = {"wal_flush_records", "peer_send_frames"};
+        const size_t size_off[2] = {offsetof(struct worker_pub, wal_batch_records),
+                                    offsetof(struct worker_pub, peer_send_frames)};
+        for (int k = 0; k < 2; k++) {
+            uint64_t le[PUB_SIZE_BOUNDS], count, sum;
+            metrics_sum_sizes(n, size_off[k], le, &count, &sum);
+            OUT("%s:count=%" PRIu64 ",sum=%" PRIu64, size_name[k], count, sum);
+            for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+                OUT(",le_%" PRIu64 "=%" PRIu64, metric_size_bounds[i], le[i]);
+            }
+            OUT("\r\n");
+        }
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64
                 "\r\nworker%u_wal_queue_us:p50=%" PRIu64 ",p99=%" PRIu64 "\r\n",
                 i, atomic_load(&p->flush_p50_us), atomic_load(&p->flush_p99_us), i,
                 atomic_load(&p->queue_p50_us), atomic_load(&p->queue_p99_us));
+            for (int k = 0; k < 2; k++) {
+                const struct pub_sizes *s =
+                    (const struct pub_sizes *)(const void *)((const char *)p + size_off[k]);
+                OUT("worker%u_%s:p50=%" PRIu64 ",p99=%" PRIu64 ",max=%" PRIu64 "\r\n", i,
+                    size_name[k], atomic_load(&s->p50), atomic_load(&s->p99), atomic_load(&s->max));
+            }
         }
         OUT("\r\n");
     }

@@ -217,6 +217,7 @@ int node_run(const struct node_config *cfg)
         w->client_lfd = w->peer_lfd = w->metrics_lfd = -1;
         w->statm_fd = i == 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
         histogram_init(&w->write_latency);
+        histogram_init(&w->peer_send_frames);
         histogram_init(&w->read_latency);
         RR_ASSERT(slowlog_init(&w->slowlog, cfg->slowlog_max_len) == 0);
         w->wake_fd = eventfd(0, EFD_CLOEXEC);

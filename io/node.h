@@ -59,6 +59,7 @@ enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2, CONN_METRICS = 3 };
 struct conn_buf {
     uint8_t *buf;
     size_t len, cap;
+    uint32_t frames; /* peer frames in it (peer connections): one send batch once it is sent */
 };
 
 /* A socket with an input buffer and double-buffered output: bytes are appended to `out[fill]`
@@ -265,6 +266,16 @@ struct held_unit;
 /* A latency histogram published for INFO and the metrics endpoint: cumulative counts at the
  * fixed bounds of metrics.c (Prometheus's `le` buckets), the count and the sum. */
 #define PUB_HIST_BOUNDS 16
+/* A size distribution (records per WAL flush, frames per peer send batch) published the same
+ * way at the bounds of metrics.c's metric_size_bounds: cumulative counts, since start, so a
+ * reader subtracts two readings to get the distribution over the time between them. */
+#define PUB_SIZE_BOUNDS 24
+struct pub_sizes {
+    _Atomic uint64_t le[PUB_SIZE_BOUNDS]; /* values <= metric_size_bounds[i] */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum;
+    _Atomic uint64_t p50, p99, max;
+};
 struct pub_hist {
     _Atomic uint64_t le[PUB_HIST_BOUNDS]; /* values <= metric_bounds_ns[i] */
     _Atomic uint64_t count;
@@ -277,7 +288,7 @@ struct worker_stats {
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors, commands;
-    uint64_t frames_sent, frame_bytes_sent, sends;
+    uint64_t frames_sent, frame_bytes_sent, peer_sends;
     uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
@@ -304,6 +315,8 @@ struct worker_pub {
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes
      * (write + sync) and the wait of a unit before its flush. */
     struct pub_hist write_latency, read_latency, wal_flush, wal_queue;
+    /* Batch sizes since start: records per WAL flush, frames per peer send batch. */
+    struct pub_sizes wal_batch_records, peer_send_frames;
 };
 
 struct worker {
@@ -397,6 +410,7 @@ struct worker {
     uint8_t *args_scratch;
     struct worker_stats st;
     struct histogram write_latency, read_latency; /* client requests, parse to reply, ns */
+    struct histogram peer_send_frames;            /* frames per peer send batch */
     struct slowlog slowlog;
     int metrics_lfd; /* worker 0 with metrics-port set; else -1 */
     bool stopping;

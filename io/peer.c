@@ -417,6 +417,7 @@ bool peer_send_frame(
         memcpy(dst + FRAME_HEADER_BYTES + alen, b, blen);
     }
     frame_finalize(dst);
+    p->conn->out[p->conn->fill].frames++;
     p->frames_out++;
     p->bytes_out += FRAME_HEADER_BYTES + payload;
     w->st.frames_sent++;

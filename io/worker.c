@@ -487,7 +487,7 @@ static void publish_stats(struct worker *w)
     PUB(blocked, w->blocked);
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
-    PUB(peer_sends, st->sends);
+    PUB(peer_sends, st->peer_sends);
     const struct wal_stats *ws = wal_stats(w->wal);
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
@@ -512,6 +512,8 @@ static void publish_stats(struct worker *w)
     metrics_publish_hist(&w->pub.read_latency, &w->read_latency);
     metrics_publish_hist(&w->pub.wal_flush, &ws->flush_ns);
     metrics_publish_hist(&w->pub.wal_queue, &ws->queue_ns);
+    metrics_publish_sizes(&w->pub.wal_batch_records, &ws->batch_records);
+    metrics_publish_sizes(&w->pub.peer_send_frames, &w->peer_send_frames);
     if (w->id == 0) {
         sample_rates(w);
     }
