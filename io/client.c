@@ -242,6 +242,10 @@ void client_resume_pending(struct worker *w)
 static void fanout_child_done(struct worker *w, struct req *child)
 {
     struct req *parent = child->parent;
+    if (parent->job != NULL) {
+        members_part_done(w, child);
+        return;
+    }
     struct reply *pr = &parent->reply;
     const struct reply *cr = &child->reply;
     if (cr->len > 0 && cr->buf[0] == '-') {
@@ -326,6 +330,11 @@ static struct req *client_enqueue(struct client *cl, struct req *r)
     cl->tail = r;
     cl->inflight++;
     return r;
+}
+
+void client_enqueue_req(struct client *cl, struct req *r)
+{
+    client_enqueue(cl, r);
 }
 
 /* SCAN walks the groups in order: the cursor's low 14 bits are the group, the rest the
@@ -559,6 +568,14 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
                 return;
             }
             immediate(cl, r);
+            return;
+        case CMD_ID_RAFT:
+            if (argl[1] == 6 && strncasecmp((const char *)argv[1], "status", 6) == 0) {
+                break;
+            }
+            if (!members_request(cl, r, argc, argv, argl)) {
+                immediate(cl, r);
+            }
             return;
         default:
             break;

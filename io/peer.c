@@ -75,6 +75,71 @@ int node_listen(const char *host, uint16_t port, bool reuseport)
     return fd;
 }
 
+static void peer_down(struct worker *w, struct peer *p);
+
+/* A peer slot for `a` (new, or a removed one of the same id coming back). */
+static void peer_add(struct worker *w, const struct node_address *a)
+{
+    struct node *n = w->node;
+    struct peer *p = peer_find(w, a->id);
+    if (p == NULL) {
+        if (w->peer_count == RAFT_MEMBERS_MAX) {
+            LOG_E("node %u: no room for another peer (%u)", a->id, RAFT_MEMBERS_MAX);
+            return;
+        }
+        p = &w->peers[w->peer_count++];
+        memset(p, 0, sizeof(*p));
+    }
+    p->id = a->id;
+    p->removed = false;
+    p->at = *a;
+    p->dialer = n->cfg.node_id < a->id;
+    p->backoff_ms = BACKOFF_MIN_MS;
+    p->next_dial_ms = w->now_ms;
+    p->resolved = false;
+    if (p->dialer) {
+        p->resolved = resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) == 0;
+    }
+}
+
+void peer_sync(struct worker *w)
+{
+    struct node *n = w->node;
+    const struct node_set *s = nodeset_get(n);
+    if (s == w->peers_set) {
+        return;
+    }
+    w->peers_set = s;
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        struct peer *p = &w->peers[i];
+        if (p->removed) {
+            continue;
+        }
+        const struct node_address *a = nodeset_find(s, p->id);
+        if (a == NULL) {
+            if (w->id == 0) {
+                LOG_N("peer %u: removed from the node set; disconnecting", p->id);
+            }
+            peer_down(w, p);
+            p->removed = true;
+        } else if (strcmp(a->host, p->at.host) != 0 || a->peer_port != p->at.peer_port ||
+                   a->port != p->at.port) {
+            peer_down(w, p);
+            peer_add(w, a);
+        }
+    }
+    for (uint32_t i = 0; i < s->count; i++) {
+        const struct node_address *a = &s->nodes[i];
+        struct peer *p = peer_find(w, a->id);
+        if (a->id != n->cfg.node_id && (p == NULL || p->removed)) {
+            if (w->id == 0) {
+                LOG_N("peer %u: added at %s:%u", a->id, a->host, a->peer_port);
+            }
+            peer_add(w, a);
+        }
+    }
+}
+
 int peer_setup(struct worker *w)
 {
     struct node *n = w->node;
@@ -87,20 +152,7 @@ int peer_setup(struct worker *w)
     if (w->peer_lfd < 0) {
         return RR_EIO;
     }
-    for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-        const struct node_address *a = &n->cfg.nodes[i];
-        if (a->id == self->id) {
-            continue;
-        }
-        struct peer *p = &w->peers[w->peer_count++];
-        memset(p, 0, sizeof(*p));
-        p->id = a->id;
-        p->dialer = self->id < a->id;
-        p->backoff_ms = BACKOFF_MIN_MS;
-        if (p->dialer && resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) != 0) {
-            return RR_EINVAL;
-        }
-    }
+    peer_sync(w);
     return 0;
 }
 
@@ -163,8 +215,16 @@ void peer_tick(struct worker *w)
 {
     for (uint32_t i = 0; i < w->peer_count; i++) {
         struct peer *p = &w->peers[i];
-        if (!p->dialer || p->state != PEER_DOWN || w->now_ms < p->next_dial_ms || w->stopping) {
+        if (!p->dialer || p->removed || p->state != PEER_DOWN || w->now_ms < p->next_dial_ms ||
+            w->stopping) {
             continue;
+        }
+        if (!p->resolved) {
+            p->resolved = resolve(p->at.host, (uint16_t)(p->at.peer_port + w->id), &p->addr) == 0;
+            if (!p->resolved) {
+                p->next_dial_ms = w->now_ms + BACKOFF_MAX_MS;
+                continue;
+            }
         }
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
@@ -259,7 +319,7 @@ static struct peer *accept_handshake(struct worker *w, struct conn *c, const str
     };
     enum handshake_refusal why = handshake_check(&hs, &mine, reason, sizeof(reason));
     struct peer *p = why == HANDSHAKE_OK ? peer_find(w, hs.node) : NULL;
-    if (why == HANDSHAKE_OK && (p == NULL || p->dialer)) {
+    if (why == HANDSHAKE_OK && (p == NULL || p->dialer || p->removed)) {
         why = HANDSHAKE_REFUSE_NODE;
         snprintf(reason, sizeof(reason), "node %u is not a peer that dials node %u", hs.node,
                  n->cfg.node_id);
