@@ -181,6 +181,7 @@ void members_part_done(struct worker *w, struct req *part)
     bool ok = strcmp(line, "ok") == 0;
     if (part->cls == REQ_INTERNAL_NODESET) {
         snprintf(job->nodeset, sizeof(job->nodeset), "%s", line);
+        job->failed += !ok; /* the summary's count says whether the whole command worked */
     } else {
         snprintf(job->lines + (size_t)part->group * JOB_LINE_BYTES, JOB_LINE_BYTES, "%s", line);
         if (ok) {
@@ -230,7 +231,17 @@ static bool parse_job(struct worker *w,
             return false;
         }
         const struct node_set *ns = nodeset_get(n);
-        if (nodeset_find(ns, v) == NULL && ns->count == RAFT_MEMBERS_MAX) {
+        const struct node_address *known = nodeset_find(ns, v);
+        if (known != NULL &&
+            (strcmp(known->host, job->at.host) != 0 || known->port != job->at.port ||
+             known->peer_port != job->at.peer_port)) {
+            /* Changing a member's address here would cut it off: remove it first. */
+            reply_errorf(&r->reply,
+                         "ERR node %u is in the node set at %s:%u@%u; RAFT REMOVENODE it first", v,
+                         known->host, known->port, known->peer_port);
+            return false;
+        }
+        if (known == NULL && ns->count == RAFT_MEMBERS_MAX) {
             reply_errorf(&r->reply, "ERR the cluster has %u nodes already", RAFT_MEMBERS_MAX);
             return false;
         }

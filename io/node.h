@@ -161,8 +161,8 @@ struct req {
 enum {
     REQ_INTERNAL_DBSIZE = 0x40,
     REQ_INTERNAL_SCAN = 0x41,
-    REQ_INTERNAL_MEMBER = 0x42,  /* args: op (learner, voter, remove, transfer), node id */
-    REQ_INTERNAL_NODESET = 0x43, /* group 0; args: op (add, remove), id, host, port, peer port */
+    REQ_INTERNAL_MEMBER = 0x44,  /* args: op (learner, voter, remove, transfer), node id */
+    REQ_INTERNAL_NODESET = 0x45, /* group 0; args: op (add, remove), id, host, port, peer port */
 };
 /* How long a membership part may take (a learner catching up before its promotion). */
 #define MEMBER_TIMEOUT_MS 60000

@@ -213,6 +213,26 @@ class MembershipTests(unittest.TestCase):
             st = x.raft_status()
             self.assertEqual({g["voters"] for g in st.values()}, {3})
 
+    def test_malformed_and_refused_changes(self):
+        """Malformed membership commands get an error and change nothing; a change a group
+        refuses is reported per group."""
+        with Cluster(n=3, groups=4) as c:
+            c.start()
+            n1 = c.node(1)
+            for args in (("ADDNODE", "x", "127.0.0.1:1"), ("ADDNODE", "4", "nohost"),
+                         ("ADDNODE", "4"), ("PROMOTE", "0"), ("TRANSFER", "4", "1"),
+                         ("FROB",)):
+                with self.assertRaises(RespError, msg=str(args)):
+                    n1.call("RAFT", *args)
+            text = n1.call("RAFT", "PROMOTE", "7", timeout=30).decode()
+            self.assertTrue(text.startswith("promote 7: 0 ok, 4 failed"), text)
+            self.assertIn("group:2 error:ERR node 7 is not a learner of group 2", text)
+            with self.assertRaisesRegex(RespError, "node 2 is in the node set at"):
+                n1.call("RAFT", "ADDNODE", "2", "127.0.0.1:1@2")
+            text = n1.call("RAFT", "ADDNODE", "2", c.address(2), timeout=30).decode()
+            self.assertIn("error:ERR node 2 is already a voter", text)
+            wait_config(c.running_nodes(), voters=3)
+
     def test_transfer_and_leader_spread_after_restart(self):
         """RAFT TRANSFER moves one group's leadership; leader balance spreads leaders within
         one group of even, and again after the node leading most of them is restarted."""
