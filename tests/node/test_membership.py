@@ -167,8 +167,9 @@ class MembershipTests(unittest.TestCase):
     def test_replace_node_whose_data_was_deleted(self):
         """Node 3 loses its data directory: it is removed, started afresh as a joining
         server, added back as a learner, caught up from the log and promoted; then the
-        cluster survives losing node 1, so node 3 holds a working copy."""
-        with Cluster(n=3, groups=16) as c:
+        cluster survives losing node 1, so node 3 holds a working copy. Two workers per node:
+        every worker's peers follow the node set."""
+        with Cluster(n=3, groups=16, workers=2) as c:
             c.start()
             n1 = c.node(1)
             with n1.client() as cl:
