@@ -15,9 +15,12 @@ TOOL = os.path.join(harness.REPO, "tools", "ringraft-cluster")
 
 
 def free_base(count=5):
-    """A base port P with P+1..P+count and P+10001..P+10000+count free (one worker)."""
+    """A base port P with P+1..P+count and P+10001..P+10000+count free (one worker). Both
+    ranges stay below the kernel's ephemeral ports (32768 and up here), which the nodes'
+    own outgoing connections take: a free port there can be taken before a node binds it."""
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     for _ in range(200):
-        p = random.randrange(20000, 50000)
+        p = random.randrange(2000, max(2001, low - 10000 - count - 1))
         if all(harness._port_free(p + i) and harness._port_free(p + 10000 + i)
                for i in range(1, count + 1)):
             return p
