@@ -77,14 +77,24 @@ def _ephemeral_port():
         s.close()
 
 
-def free_port_ranges(widths):
+def _below_ephemeral_port():
+    """A port under the kernel's ephemeral range, which no outgoing connection takes."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    return random.randrange(2000, max(2001, low - 64))
+
+
+def free_port_ranges(widths, below_ephemeral=False):
     """One free range of consecutive ports per entry of widths, no two overlapping.
-    Starts from ports the kernel hands out for port 0, checks every port of the range."""
+    Starts from ports the kernel hands out for port 0, checks every port of the range.
+    below_ephemeral: ports under the ephemeral range instead, for ports bound only later
+    (a spare node's): in the ephemeral range a node's outgoing connection may take one
+    meanwhile."""
     taken = set()
     out = []
     for width in widths:
         for _ in range(200):
-            base = _ephemeral_port()
+            base = _below_ephemeral_port() if below_ephemeral else _ephemeral_port()
             ports = range(base, base + width)
             if any(p in taken for p in ports):
                 continue
@@ -513,8 +523,11 @@ class Cluster:
         # spares: nodes with ports reserved but outside the initial membership, started later
         # with join_node (RAFT ADDNODE grows the cluster to them).
         total = n + spares
-        bases = free_port_ranges([1] * total + [workers] * total)
-        self.nodes = [Node(self, i + 1, bases[i], bases[total + i]) for i in range(total)]
+        bases = free_port_ranges([1] * n + [workers] * n)
+        later = free_port_ranges([1] * spares + [workers] * spares, below_ephemeral=True)
+        self.nodes = [Node(self, i + 1, bases[i], bases[n + i]) for i in range(n)]
+        self.nodes += [Node(self, n + i + 1, later[i], later[spares + i])
+                       for i in range(spares)]
         self.members = [x.id for x in self.nodes[:n]]  # the initial membership
 
     def address(self, node_id):
