@@ -418,6 +418,13 @@ bool nodeset_entry_is(const uint8_t *p, size_t len);
 /* Group 0 applied a node-set entry (worker 0 only): a new set is written to DIR/NODES and
  * published; entries at or below the set's index (a replay) are skipped. */
 void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t len);
+/* A whole set as FRAME_NODESET carries it: bytes written, 0 if cap is too small. */
+size_t nodeset_encode(const struct node_set *s, uint8_t *out, size_t cap);
+/* 0, or -1 for malformed bytes (a peer's: the caller closes the connection). */
+int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s);
+/* A peer's set (worker 0 only): adopted, written and published if its index is above this
+ * node's, else ignored. */
+void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from);
 
 /* node.c */
 /* Replaces dir/name with text atomically and durably (blocking). 0 or -1 (logged). */

@@ -20,7 +20,15 @@
  * always a superset of the members of every group's configuration.
  *
  * Node-set entry (little-endian): u8 SM_ENTRY_NODESET, u8 op (1 add or replace, 2 remove),
- * u32 node id, u16 client port, u16 peer port, u8 host length, host bytes. */
+ * u32 node id, u16 client port, u16 peer port, u8 host length, host bytes.
+ *
+ * Peers also exchange their whole sets (FRAME_NODESET, worker 0's connections only, when a
+ * connection comes up and whenever the set changes): u64 index, u32 count, count * (u32 id,
+ * u16 client port, u16 peer port, u8 host length, host bytes). The set at index I is a
+ * function of group 0's committed entries up to I, so a node adopts any set with a higher
+ * index than its own. This is how a node learns of changes whose entries it will never apply
+ * because a snapshot of group 0 compacted them away, and how a joining node learns of
+ * members missing from its `nodes`. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -300,4 +308,83 @@ void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t 
     } else {
         LOG_N("node set: node %u removed (group 0 entry %" PRIu64 ")", a.id, index);
     }
+}
+
+size_t nodeset_encode(const struct node_set *s, uint8_t *out, size_t cap)
+{
+    size_t need = 12;
+    for (uint32_t i = 0; i < s->count; i++) {
+        need += 9 + strlen(s->nodes[i].host);
+    }
+    if (need > cap) {
+        return 0;
+    }
+    le_put_u64(out, s->index);
+    le_put_u32(out + 8, s->count);
+    size_t off = 12;
+    for (uint32_t i = 0; i < s->count; i++) {
+        const struct node_address *a = &s->nodes[i];
+        size_t hl = strlen(a->host);
+        le_put_u32(out + off, a->id);
+        out[off + 4] = (uint8_t)(a->port & 0xff), out[off + 5] = (uint8_t)(a->port >> 8);
+        out[off + 6] = (uint8_t)(a->peer_port & 0xff), out[off + 7] = (uint8_t)(a->peer_port >> 8);
+        out[off + 8] = (uint8_t)hl;
+        memcpy(out + off + 9, a->host, hl);
+        off += 9 + hl;
+    }
+    return off;
+}
+
+int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (len < 12) {
+        return -1;
+    }
+    s->index = le_get_u64(p);
+    uint32_t count = le_get_u32(p + 8);
+    if (count > RAFT_MEMBERS_MAX) {
+        return -1;
+    }
+    size_t off = 12;
+    for (uint32_t i = 0; i < count; i++) {
+        struct node_address *a = &s->nodes[i];
+        if (len - off < 9 || len - off - 9 < p[off + 8] || p[off + 8] == 0 ||
+            p[off + 8] >= sizeof(a->host)) {
+            return -1;
+        }
+        a->id = le_get_u32(p + off);
+        a->port = (uint16_t)(p[off + 4] | p[off + 5] << 8);
+        a->peer_port = (uint16_t)(p[off + 6] | p[off + 7] << 8);
+        memcpy(a->host, p + off + 9, p[off + 8]);
+        if (a->id == 0 || a->id > RAFT_NODE_ID_MAX || a->port == 0 || a->peer_port == 0 ||
+            nodeset_find(s, a->id) != NULL) {
+            return -1;
+        }
+        off += 9u + p[off + 8];
+        s->count = i + 1;
+    }
+    return off == len ? 0 : -1;
+}
+
+void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from)
+{
+    struct node *n = w->node;
+    RR_ASSERT(w->id == 0);
+    struct node_set *cur = atomic_load_explicit(&n->set, memory_order_acquire);
+    if (in->index <= cur->index) {
+        return;
+    }
+    struct node_set *s = malloc(sizeof(*s));
+    RR_ASSERT(s != NULL);
+    *s = *in;
+    s->older = cur;
+    if (write_set(n->cfg.dir, s) != 0) {
+        free(s);
+        node_fail(n, "cannot write the node set (DIR/NODES)");
+        return;
+    }
+    atomic_store_explicit(&n->set, s, memory_order_release);
+    LOG_N("node set: %u nodes as of group 0 entry %" PRIu64 ", from peer %u (was %" PRIu64 ")",
+          s->count, s->index, from, cur->index);
 }

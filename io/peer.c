@@ -104,6 +104,18 @@ static void peer_add(struct worker *w, const struct node_address *a)
     }
 }
 
+/* Worker 0 tells a peer its node set (the peer adopts it if newer; nodeset.c). */
+static void send_nodeset(struct worker *w, struct peer *p)
+{
+    if (w->id != 0 || p->state != PEER_UP) {
+        return;
+    }
+    uint8_t buf[12 + RAFT_MEMBERS_MAX * (9 + NODE_HOST_MAX)];
+    size_t len = nodeset_encode(nodeset_get(w->node), buf, sizeof(buf));
+    RR_ASSERT(len > 0);
+    peer_send_frame(p, FRAME_NODESET, buf, len, NULL, 0);
+}
+
 void peer_sync(struct worker *w)
 {
     struct node *n = w->node;
@@ -111,6 +123,7 @@ void peer_sync(struct worker *w)
     if (s == w->peers_set) {
         return;
     }
+    bool changed = w->peers_set != NULL;
     w->peers_set = s;
     for (uint32_t i = 0; i < w->peer_count; i++) {
         struct peer *p = &w->peers[i];
@@ -139,6 +152,9 @@ void peer_sync(struct worker *w)
             }
             peer_add(w, a);
         }
+    }
+    for (uint32_t i = 0; changed && i < w->peer_count; i++) {
+        send_nodeset(w, &w->peers[i]);
     }
 }
 
@@ -351,6 +367,7 @@ static struct peer *accept_handshake(struct worker *w, struct conn *c, const str
         frame_encode(dst, FRAME_HANDSHAKE_ACK, buf, HANDSHAKE_ACK_BYTES);
     }
     LOG_N("peer %u: connected (inbound)", p->id);
+    send_nodeset(w, p);
     return p;
 }
 
@@ -403,6 +420,7 @@ void peer_on_recv(struct conn *c)
             p->state = PEER_UP;
             p->backoff_ms = BACKOFF_MIN_MS;
             LOG_N("peer %u: connected (outbound)", p->id);
+            send_nodeset(w, p);
             continue;
         }
         int rc;
@@ -427,6 +445,17 @@ void peer_on_recv(struct conn *c)
             break;
         case FRAME_PING:
             break;
+        case FRAME_NODESET: {
+            struct node_set s;
+            if (nodeset_decode(f.payload, f.payload_len, &s) != 0) {
+                peer_bad_frame(p, "malformed node set");
+                return;
+            }
+            if (w->id == 0) {
+                nodeset_adopt(w, &s, p->id);
+            }
+            break;
+        }
         default:
             peer_bad_frame(p, "unexpected frame type after the handshake");
             return;

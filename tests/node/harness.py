@@ -280,6 +280,27 @@ def xxh3_64(data):
     return _xxh.XXH3_64bits(data, len(data))
 
 
+def xxh3_128_seeded(data, seed):
+    """XXH3_128bits_withSeed: (low64, high64)."""
+    xxh3_64(b"")  # loads the library
+
+    class H128(ctypes.Structure):
+        _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+
+    fn = _xxh.XXH3_128bits_withSeed
+    fn.restype = H128
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+    h = fn(data, len(data), seed)
+    return h.low64, h.high64
+
+
+def handshake_proof(secret, cluster_id, nonce, node, worker):
+    """io/wire/frame.c handshake_proof: XXH3-128 seeded with the cluster id over the secret,
+    nonce, node and worker; low half first."""
+    low, high = xxh3_128_seeded(secret + struct.pack("<QII", nonce, node, worker), cluster_id)
+    return struct.pack("<QQ", low, high)
+
+
 FRAME_MAGIC = 0x31465252
 FRAME_HANDSHAKE = 1
 FRAME_HANDSHAKE_ACK = 2

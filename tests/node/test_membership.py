@@ -4,12 +4,16 @@ node whose data directory was deleted, the bootstrap configuration kept on disk,
 spread of leaders after a restart."""
 
 import os
+import socket
+import struct
 import threading
 import time
 import unittest
 
 import harness
 from harness import Cluster, ConnectionClosed, RespError, TestFailure, deadline_loop
+
+FRAME_NODESET = 8  # io/wire/frame.h
 
 
 def member_call(node, *args):
@@ -257,6 +261,87 @@ class MembershipTests(unittest.TestCase):
             after = wait_even_spread(others[0], [1, 2, 3], c.groups)
             print("spread before %s, after restarting node %d %s (%.1fs)"
                   % (first, busiest, after, time.monotonic() - t0))
+
+
+
+def encode_nodeset(index, nodes):
+    """FRAME_NODESET payload (io/nodeset.c): u64 index, u32 count, (u32 id, u16 port, u16 peer
+    port, u8 host length, host) per node."""
+    out = struct.pack("<QI", index, len(nodes))
+    for node_id, host, port, peer in nodes:
+        out += struct.pack("<IHHB", node_id, port, peer, len(host)) + host.encode()
+    return out
+
+
+def decode_nodeset(payload):
+    index, count = struct.unpack("<QI", payload[:12])
+    off, nodes = 12, []
+    for _ in range(count):
+        node_id, port, peer, hl = struct.unpack("<IHHB", payload[off:off + 9])
+        nodes.append((node_id, payload[off + 9:off + 9 + hl].decode(), port, peer))
+        off += 9 + hl
+    return index, nodes
+
+
+class NodeSetExchangeTests(unittest.TestCase):
+    def test_peers_exchange_node_sets(self):
+        """A node sends its node set on a new peer connection and adopts a peer's set with a
+        higher group 0 index (the path for node-set entries a snapshot compacted away), then
+        passes it on; a set with a lower index changes nothing; a malformed one closes the
+        connection. Played by a hand-made peer standing in for node 2."""
+        with Cluster(n=3, groups=4) as c:
+            c.start()
+            c.node(2).stop()
+            n3 = c.node(3)
+            secret = c.secret.encode()
+            cid = int(c.cluster_id, 16)
+            nonce = struct.unpack("<Q", os.urandom(8))[0]
+            hs = harness.encode_handshake(cid, node=2, worker=0, groups=c.groups,
+                                          workers=c.workers, receiver=3, nonce=nonce,
+                                          proof=harness.handshake_proof(secret, cid, nonce, 2, 0))
+            s = socket.create_connection(("127.0.0.1", n3.peer_port), timeout=5)
+            s.sendall(harness.encode_frame(harness.FRAME_HANDSHAKE, hs))
+            buf, frames = b"", []
+            for _ in deadline_loop(5, 0.01):
+                buf += s.recv(65536)
+                while True:
+                    f = harness.decode_frame(buf)
+                    if f is None:
+                        break
+                    frames.append(f[:2])
+                    buf = f[2]
+                if any(t == FRAME_NODESET for t, _ in frames):
+                    break
+            self.assertEqual(frames[0][0], harness.FRAME_HANDSHAKE_ACK)
+            self.assertTrue(harness.decode_handshake_ack(frames[0][1])[0])
+            sets = [decode_nodeset(p) for t, p in frames if t == FRAME_NODESET]
+            self.assertEqual(len(sets), 1, frames)
+            index, nodes = sets[0]
+            self.assertEqual(index, 0)
+            self.assertEqual(sorted(x[0] for x in nodes), [1, 2, 3])
+            newer = nodes + [(9, "127.0.0.1", 1, 2)]
+            s.sendall(harness.encode_frame(FRAME_NODESET, encode_nodeset(1000, newer)))
+            for x in (n3, c.node(1)):  # node 3 adopts it and passes it on to node 1
+                for _ in deadline_loop(10, 0.1):
+                    if "9=" in x.call("RAFT", "STATUS").decode().splitlines()[1]:
+                        break
+                else:
+                    self.fail("node %d did not adopt the newer node set" % x.id)
+                with open(os.path.join(x.data, "NODES")) as f:
+                    text = f.read()
+                self.assertIn("index 1000\n", text)
+                self.assertIn("node 9 127.0.0.1 1 2\n", text)
+            s.sendall(harness.encode_frame(FRAME_NODESET, encode_nodeset(999, nodes)))
+            s.sendall(harness.encode_frame(FRAME_NODESET, b"\x01\x02"))
+            s.settimeout(5)
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            s.close()
+            self.assertIn("malformed node set", n3.log_text())
+            self.assertIn("9=", n3.call("RAFT", "STATUS").decode().splitlines()[1])
 
 
 if __name__ == "__main__":
