@@ -239,6 +239,10 @@ void client_resume_pending(struct worker *w)
 static void fanout_child_done(struct worker *w, struct req *child)
 {
     struct req *parent = child->parent;
+    if (parent->job != NULL) {
+        members_part_done(w, child);
+        return;
+    }
     struct reply *pr = &parent->reply;
     const struct reply *cr = &child->reply;
     if (cr->len > 0 && cr->buf[0] == '-') {
@@ -323,6 +327,11 @@ static struct req *client_enqueue(struct client *cl, struct req *r)
     cl->tail = r;
     cl->inflight++;
     return r;
+}
+
+void client_enqueue_req(struct client *cl, struct req *r)
+{
+    client_enqueue(cl, r);
 }
 
 /* SCAN walks the groups in order: the cursor's low 14 bits are the group, the rest the
@@ -598,7 +607,13 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
             if (raft_group_request(cl, r, argc, argv, argl)) {
                 return;
             }
-            break;
+            if (argl[1] == 6 && strncasecmp((const char *)argv[1], "status", 6) == 0) {
+                break;
+            }
+            if (!members_request(cl, r, argc, argv, argl)) {
+                immediate(cl, r);
+            }
+            return;
         default:
             break;
         }

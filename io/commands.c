@@ -410,9 +410,9 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         }
         OUT("# Raft\r\nnode_id:%u\r\ngroups:%u\r\ngroups_with_leader:%u\r\n", n->cfg.node_id,
             n->cfg.groups, known);
-        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-            OUT("groups_led_by_node_%u:%u\r\n", n->cfg.nodes[i].id,
-                groups_led_by(n, n->cfg.nodes[i].id));
+        const struct node_set *ns = nodeset_get(n);
+        for (uint32_t i = 0; i < ns->count; i++) {
+            OUT("groups_led_by_node_%u:%u\r\n", ns->nodes[i].id, groups_led_by(n, ns->nodes[i].id));
         }
         OUT("\r\n");
     }
@@ -551,6 +551,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
 /* CLUSTER SLOTS: one range per group, its leader as master and the other nodes as replicas. */
 static void cluster_slots(struct node *n, struct reply *r)
 {
+    const struct node_set *ns = nodeset_get(n);
     reply_array(r, n->cfg.groups);
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         uint16_t first, last;
@@ -559,17 +560,19 @@ static void cluster_slots(struct node *n, struct reply *r)
         if (leader == 0) {
             leader = n->cfg.node_id;
         }
-        reply_array(r, 2 + n->cfg.node_count);
-        reply_int(r, first);
-        reply_int(r, last);
         const struct node_address *order[RAFT_MEMBERS_MAX];
         uint32_t k = 0;
-        order[k++] = config_node(&n->cfg, leader);
-        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-            if (n->cfg.nodes[i].id != leader) {
-                order[k++] = &n->cfg.nodes[i];
+        if (nodeset_find(ns, leader) != NULL) {
+            order[k++] = nodeset_find(ns, leader);
+        }
+        for (uint32_t i = 0; i < ns->count; i++) {
+            if (ns->nodes[i].id != leader) {
+                order[k++] = &ns->nodes[i];
             }
         }
+        reply_array(r, 2 + k);
+        reply_int(r, first);
+        reply_int(r, last);
         for (uint32_t i = 0; i < k; i++) {
             char name[41];
             node_name(n, order[i]->id, name);
@@ -584,6 +587,7 @@ static void cluster_slots(struct node *n, struct reply *r)
 /* CLUSTER SHARDS (Redis 7): one shard per group, its leader as master, the others replicas. */
 static void cluster_shards(struct node *n, struct reply *r)
 {
+    const struct node_set *ns = nodeset_get(n);
     reply_array(r, n->cfg.groups);
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         uint16_t first, last;
@@ -596,9 +600,9 @@ static void cluster_shards(struct node *n, struct reply *r)
         reply_int(r, first);
         reply_int(r, last);
         reply_bulk_cstr(r, "nodes");
-        reply_array(r, n->cfg.node_count);
-        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-            const struct node_address *a = &n->cfg.nodes[i];
+        reply_array(r, ns->count);
+        for (uint32_t i = 0; i < ns->count; i++) {
+            const struct node_address *a = &ns->nodes[i];
             char name[41];
             node_name(n, a->id, name);
             reply_array(r, 14);
@@ -618,14 +622,15 @@ static void cluster_shards(struct node *n, struct reply *r)
 /* CLUSTER NODES: every node a master owning the slot ranges of the groups it leads. */
 static void cluster_nodes(struct node *n, struct reply *r)
 {
-    size_t cap = 4096 + (size_t)n->cfg.groups * 16 * n->cfg.node_count, len = 0;
+    const struct node_set *ns = nodeset_get(n);
+    size_t cap = 4096 + (size_t)n->cfg.groups * 16 * ns->count, len = 0;
     char *text = malloc(cap);
     if (text == NULL) {
         reply_error(r, "OOM out of memory");
         return;
     }
-    for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-        const struct node_address *a = &n->cfg.nodes[i];
+    for (uint32_t i = 0; i < ns->count; i++) {
+        const struct node_address *a = &ns->nodes[i];
         char name[41];
         node_name(n, a->id, name);
         len += (size_t)snprintf(text + len, cap - len, "%s %s:%u@%u %smaster - 0 0 %u connected",
@@ -675,7 +680,7 @@ static void cluster_cmd(struct node *n,
                          "16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\n"
                          "cluster_known_nodes:%u\r\ncluster_size:%u\r\ncluster_current_epoch:1\r\n"
                          "cluster_my_epoch:1\r\n",
-                         n->cfg.node_count, n->cfg.node_count);
+                         nodeset_get(n)->count, nodeset_get(n)->count);
         reply_bulk(r, text, (size_t)l);
     } else {
         reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CLUSTER HELP.", (int)argl[1],
@@ -763,14 +768,9 @@ static void raft_cmd(struct node *n,
                      struct reply *r)
 {
     (void)argc;
-    if (!arg_is(argv[1], argl[1], "status")) {
-        reply_errorf(r,
-                     "ERR unknown subcommand '%.*s'. Try RAFT STATUS, RAFT SNAPSHOT <group> or "
-                     "RAFT DIGEST <group>.",
-                     (int)argl[1], (const char *)argv[1]);
-        return;
-    }
-    size_t cap = 256 + (size_t)n->cfg.groups * 160, len = 0;
+    (void)argv;
+    (void)argl; /* STATUS: client.c sends every other subcommand to members.c */
+    size_t cap = 256 + RAFT_MEMBERS_MAX * 24 + (size_t)n->cfg.groups * 200, len = 0;
     char *text = malloc(cap);
     if (text == NULL) {
         reply_error(r, "OOM out of memory");
@@ -778,15 +778,24 @@ static void raft_cmd(struct node *n,
     }
     len += (size_t)snprintf(text + len, cap - len, "node:%u groups:%u workers:%u\n", n->cfg.node_id,
                             n->cfg.groups, n->cfg.workers);
+    /* The spread: groups led by each node of the node set, as this node sees it. */
+    const struct node_set *ns = nodeset_get(n);
+    len += (size_t)snprintf(text + len, cap - len, "leaders:");
+    for (uint32_t i = 0; i < ns->count; i++) {
+        len += (size_t)snprintf(text + len, cap - len, " %u=%u", ns->nodes[i].id,
+                                groups_led_by(n, ns->nodes[i].id));
+    }
+    len += (size_t)snprintf(text + len, cap - len, "\n");
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         const struct group_pub *p = &n->pub[g];
-        len += (size_t)snprintf(text + len, cap - len,
-                                "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64
-                                " applied:%" PRIu64 " last:%" PRIu64 " snapshot:%" PRIu64 "\n",
-                                g, role_name(atomic_load(&p->role)), atomic_load(&p->term),
-                                atomic_load(&p->leader), atomic_load(&p->commit),
-                                atomic_load(&p->applied), atomic_load(&p->last_index),
-                                atomic_load(&p->snapshot_index));
+        len += (size_t)snprintf(
+            text + len, cap - len,
+            "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64 " applied:%" PRIu64
+            " last:%" PRIu64 " snapshot:%" PRIu64 " voters:%u learners:%u%s\n",
+            g, role_name(atomic_load(&p->role)), atomic_load(&p->term), atomic_load(&p->leader),
+            atomic_load(&p->commit), atomic_load(&p->applied), atomic_load(&p->last_index),
+            atomic_load(&p->snapshot_index), atomic_load(&p->voters), atomic_load(&p->learners),
+            atomic_load(&p->config_pending) ? " config:pending" : "");
     }
     reply_bulk(r, text, len);
     free(text);
@@ -833,7 +842,7 @@ bool node_command(struct client *cl,
         return true;
     case CMD_ID_WAIT:
         /* Writes are acknowledged only once a majority has them: report the other nodes. */
-        reply_int(r, (int64_t)n->cfg.node_count - 1);
+        reply_int(r, (int64_t)nodeset_get(n)->count - 1);
         return true;
     case CMD_ID_HELLO:
         hello_cmd(cl, argc, argv, argl, r);

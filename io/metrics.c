@@ -213,12 +213,13 @@ void metrics_render(struct node *n, struct reply *r)
     }
     gauge(r, "ringraft_groups_with_leader", "Groups whose leader this node knows.", known);
     head(r, "ringraft_groups_led", "gauge", "Groups led by each node, as this node sees it.");
-    for (uint32_t i = 0; i < c->node_count; i++) {
+    const struct node_set *ns = nodeset_get(n);
+    for (uint32_t i = 0; i < ns->count; i++) {
         uint32_t led = 0;
         for (raft_group g = 0; g < c->groups; g++) {
-            led += atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed) == c->nodes[i].id;
+            led += atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed) == ns->nodes[i].id;
         }
-        put(r, "ringraft_groups_led{node=\"%u\"} %u\n", c->nodes[i].id, led);
+        put(r, "ringraft_groups_led{node=\"%u\"} %u\n", ns->nodes[i].id, led);
     }
 
     gauge(r, "ringraft_connected_clients", "Client connections open.", atomic_load(&n->clients));

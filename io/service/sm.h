@@ -42,6 +42,8 @@ void sm_destroy(struct sm *sm);
 enum sm_entry_type {
     SM_ENTRY_COMMAND = 1, /* header + a command's arguments */
     SM_ENTRY_NOOP = 2,    /* u64 time_ms only: advances the clock, applies nothing */
+    SM_ENTRY_NODESET = 3, /* reserved for the node (io/nodeset.c: a node's address added or
+                             removed, in group 0); never given to sm_apply */
 };
 
 /* What the node puts in front of every write command in a log entry. */
