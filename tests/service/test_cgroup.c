@@ -603,21 +603,23 @@ static void put_blob(struct reply *out, const char *s)
     util_put_blob(out, s, strlen(s));
 }
 
-/* A snapshot of format 2 (streams in format 1, without groups): one stream "s" with the
- * entries 1-0 and 2-0, `added` entries ever added. */
-static void v2_image(struct reply *img, uint64_t added)
+/* An image of version 3 (streams in format 1, without groups): one stream "s" with the
+ * entries 1-0 and 2-0, `added` entries ever added; `version` and `stream_version` as given
+ * (3 and 1 for a valid one). */
+static void v3_image(struct reply *img, uint64_t added, uint8_t version, uint8_t stream_version)
 {
     reply_reset(img);
+    util_put_u8(img, 1);                /* head */
     util_put_u64(img, 0x4d53525252uLL); /* magic */
-    util_put_u8(img, 2);                /* format 2 */
-    util_put_u64(img, 7);               /* applied index */
+    util_put_u8(img, version);
+    util_put_u64(img, 7); /* applied index */
     util_put_u64(img, (uint64_t)T_TIME);
-    util_put_u64(img, 1); /* one key */
+    util_put_u8(img, 2); /* a key */
     put_blob(img, "s");
     util_put_u8(img, 2); /* a stream */
     util_put_u8(img, 0);
     util_put_u64(img, 0);
-    util_put_u8(img, 1);  /* stream format 1 */
+    util_put_u8(img, stream_version);
     util_put_u64(img, 2); /* last ID 2-0 */
     util_put_u64(img, 0);
     util_put_u64(img, added);
@@ -630,17 +632,21 @@ static void v2_image(struct reply *img, uint64_t added)
         put_blob(img, "f");
         put_blob(img, "v");
     }
+    util_put_u8(img, 4);  /* end */
+    util_put_u64(img, 1); /* one key */
     util_put_u32(img, 0); /* no sessions */
     util_put_u64(img, XXH3_64bits(img->buf, img->len));
 }
 
-/* The previous snapshot format still loads. */
+/* The previous image version (3: streams in format 1, no groups) still loads, whole or fed
+ * to a streaming loader byte by byte; a stream format that does not match the image's
+ * version is corrupt, another version refused. */
 static void test_previous_snapshot_format_loads(void **state)
 {
     (void)state;
     struct reply img;
     reply_init(&img, 1u << 20);
-    v2_image(&img, 2);
+    v3_image(&img, 2, 3, 1);
     struct t_sm t;
     t_init(&t);
     assert_int_equal(sm_load(t.sm, img.buf, img.len), 0);
@@ -650,16 +656,33 @@ static void test_previous_snapshot_format_loads(void **state)
     assert_string_equal(
         t_apply(&t, T_TIME, "xreadgroup group g c count 1 streams s >"),
         "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
-    /* Format 1 (or 4) is refused by version. */
-    img.buf[8] = 4;
-    uint64_t sum = XXH3_64bits(img.buf, img.len - 8);
-    for (unsigned i = 0; i < 8; i++) {
-        img.buf[img.len - 8 + i] = (uint8_t)(sum >> (8 * i));
+    uint64_t with_group = sm_digest(t.sm);
+    /* Byte by byte through a loader. */
+    struct sm_loader *ld;
+    assert_int_equal(sm_loader_new(&ld, NULL), 0);
+    for (size_t i = 0; i < img.len; i++) {
+        assert_int_equal(sm_loader_feed(ld, img.buf + i, 1), 0);
     }
+    assert_int_equal(sm_loader_finish(ld, t.sm), 0);
+    sm_loader_free(ld);
+    assert_int_equal(sm_applied_index(t.sm), 7);
+    assert_string_equal(t_read(&t, 0, "xinfo groups s"), "*0\r\n");
+    assert_true(sm_digest(t.sm) != with_group);
+    uint64_t loaded = sm_digest(t.sm);
+    /* Streams in format 2 belong to version 4 images and format 1 to version 3. */
+    v3_image(&img, 2, 3, 2);
+    assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_ECORRUPT);
+    v3_image(&img, 2, 4, 1);
+    assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_ECORRUPT);
+    /* Version 2 (counts up front, never on disk) and 5 are refused by version. */
+    v3_image(&img, 2, 2, 1);
+    assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_EBADVERSION);
+    v3_image(&img, 2, 5, 1);
     assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_EBADVERSION);
     /* Fewer entries ever added than the stream holds: corrupt. */
-    v2_image(&img, 1);
+    v3_image(&img, 1, 3, 1);
     assert_int_equal(sm_load(t.sm, img.buf, img.len), RR_ECORRUPT);
+    assert_int_equal(sm_digest(t.sm), loaded);
     reply_free(&img);
     t_fini(&t);
 }
