@@ -520,14 +520,18 @@ static void immediate(struct client *cl, struct req *r)
     client_req_done(cl->w, r);
 }
 
-/* An XREAD with BLOCK may wait that long at the leader: its deadline here is the BLOCK
- * timeout plus the usual request timeout (none for BLOCK 0). The leader answers nil when
- * the BLOCK timeout passes. */
+/* An XREAD or XREADGROUP with BLOCK may wait that long at the leader: its deadline here is
+ * the BLOCK timeout plus the usual request timeout (none for BLOCK 0). The leader answers
+ * nil when the BLOCK timeout passes. */
 static void xread_deadline(struct req *r, uint32_t request_timeout_ms)
 {
     for (uint32_t i = 1; i + 1 < r->argc; i++) {
         if (r->argl[i] == 7 && strncasecmp((const char *)r->argv[i], "streams", 7) == 0) {
             return;
+        }
+        if (r->argl[i] == 5 && strncasecmp((const char *)r->argv[i], "group", 5) == 0) {
+            i += 2; /* XREADGROUP's group and consumer names */
+            continue;
         }
         if (r->argl[i] == 5 && strncasecmp((const char *)r->argv[i], "block", 5) == 0) {
             char *end = NULL;
@@ -556,13 +560,9 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         conn_close(cl->conn);
         return;
     }
-    const struct cmd_spec *cmd = cmd_lookup(argv[0], argl[0]);
+    /* The command (and a container's subcommand, XGROUP CREATE), and its arity. */
+    const struct cmd_spec *cmd = cmd_resolve(argc, r->argv, r->argl, &r->reply);
     if (cmd == NULL) {
-        cmd_reply_unknown(&r->reply, argc, r->argv, r->argl);
-        immediate(cl, r);
-        return;
-    }
-    if (cmd_check_arity(cmd, argc, &r->reply) != 0) {
         immediate(cl, r);
         return;
     }
@@ -641,7 +641,7 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         immediate(cl, r);
         return;
     }
-    if (cmd->id == CMD_ID_XREAD) {
+    if (cmd->id == CMD_ID_XREAD || cmd->id == CMD_ID_XREADGROUP) {
         xread_deadline(r, n->cfg.request_timeout_ms);
     }
     r->cls = cmd->cls;

@@ -14,6 +14,7 @@
 #include "io/client.h"
 #include "io/log.h"
 #include "io/metrics.h"
+#include "io/service/cgroup_cmd.h"
 
 static bool arg_is(const uint8_t *a, size_t l, const char *s)
 {
@@ -250,7 +251,10 @@ static void command_info(const struct cmd_spec *c, struct reply *r)
     reply_array(r, 0); /* ACL categories */
     reply_array(r, 0); /* tips */
     reply_array(r, 0); /* key specs */
-    reply_array(r, 0); /* subcommands */
+    reply_array(r, c->subcommand_count);
+    for (uint8_t i = 0; i < c->subcommand_count; i++) {
+        command_info(&c->subcommands[i], r);
+    }
 }
 
 static void
@@ -275,7 +279,7 @@ command_cmd(uint32_t argc, const uint8_t *const argv[], const size_t argl[], str
     if (arg_is(argv[1], argl[1], "info")) {
         reply_array(r, argc - 2);
         for (uint32_t i = 2; i < argc; i++) {
-            const struct cmd_spec *c = cmd_lookup(argv[i], argl[i]);
+            const struct cmd_spec *c = cmd_lookup_fullname(argv[i], argl[i]);
             if (c == NULL) {
                 reply_null_array(r);
             } else {
@@ -890,6 +894,10 @@ bool node_command(struct client *cl,
         return true;
     case CMD_ID_RAFT:
         raft_cmd(n, argc, argv, argl, r);
+        return true;
+    case CMD_ID_XGROUP_HELP:
+    case CMD_ID_XINFO_HELP:
+        cg_cmd_help(cmd->id, r);
         return true;
     default:
         reply_errorf(r, "ERR command '%s' is not supported", cmd->name);

@@ -457,6 +457,7 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
 
 static bool serve_read(struct worker *w, struct group_state *gs, struct req *r);
 static void block(struct worker *w, struct group_state *gs, struct req *r);
+static void block_write(struct worker *w, struct group_state *gs, struct req *r, int64_t block_ms);
 
 static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
 {
@@ -777,6 +778,8 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
     struct reply *out = mine ? &head->reply : &w->scratch;
     reply_reset(out);
     queue_wake(w, gs);
+    bool blocked = false;
+    int64_t block_ms = 0;
     if (e->type == RAFT_ENTRY_CONFIG) {
         sm_apply_empty(gs->sm, e->index);
         reply_simple(out, "OK"); /* a membership part's answer */
@@ -794,6 +797,7 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
                   (unsigned long long)e->index, rr_strerror(rc));
             abort();
         }
+        blocked = mine && sm_apply_blocked(gs->sm, &block_ms);
     } else {
         sm_apply_empty(gs->sm, e->index);
     }
@@ -805,7 +809,11 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
            (head->index <= e->index || head->term < e->term)) {
         req_list_remove(&gs->proposed, head);
         if (head->index == e->index && head->term == e->term) {
-            route_complete(w, head);
+            if (blocked) {
+                block_write(w, gs, head, block_ms);
+            } else {
+                route_complete(w, head);
+            }
         } else {
             retry_later(w, head);
         }
@@ -841,6 +849,25 @@ static void block(struct worker *w, struct group_state *gs, struct req *r)
     r->deadline_ms = r->wait->block_ms == 0 ? INT64_MAX : node_clock_ms() + r->wait->block_ms;
 }
 
+/* An XREADGROUP BLOCK whose entry delivered nothing (sm_apply_blocked: applied, changed
+ * nothing, reply not kept): it waits on its group like a blocked XREAD until
+ * sm_xreadgroup_wake finds entries for it, and is then proposed again with the same (client
+ * id, seq); its BLOCK timeout counts from when it arrived. Its reply is already the null
+ * array a timeout gives. */
+static void block_write(struct worker *w, struct group_state *gs, struct req *r, int64_t block_ms)
+{
+    int64_t deadline =
+        block_ms == 0 || block_ms > INT64_MAX / 4 ? INT64_MAX : r->start_ns / 1000000 + block_ms;
+    if (node_clock_ms() >= deadline) {
+        route_complete(w, r);
+        return;
+    }
+    r->state = REQ_BLOCKED;
+    req_list_push(&gs->blocked, r);
+    w->blocked++;
+    r->deadline_ms = deadline;
+}
+
 static void unblock(struct worker *w, struct group_state *gs, struct req *r)
 {
     RR_ASSERT(r->state == REQ_BLOCKED);
@@ -863,6 +890,27 @@ void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx)
     route_complete(w, r);
 }
 
+/* A blocked XREADGROUP after writes to its group were applied: proposed again if it would
+ * deliver, answered if its stream or group is gone, or left waiting. */
+static void wake_write(struct worker *w, struct group_state *gs, struct req *r, int64_t now)
+{
+    reply_reset(&r->reply);
+    switch (sm_xreadgroup_wake(gs->sm, now, r->argc, r->argv, r->argl, &r->reply)) {
+    case SM_WAKE_WAIT:
+        reply_null_array(&r->reply); /* what its timeout answers */
+        return;
+    case SM_WAKE_PROPOSE:
+        unblock(w, gs, r);
+        r->deadline_ms = node_clock_ms() + w->node->cfg.request_timeout_ms;
+        retry_later(w, r); /* not from here: this may run inside a drain's aftermath */
+        return;
+    case SM_WAKE_REPLIED:
+        unblock(w, gs, r);
+        route_complete(w, r);
+        return;
+    }
+}
+
 /* After the drains: the blocked reads of groups that applied writes try again. A read that
  * finds entries is answered from the applied state, which holds only committed entries. */
 void route_wake_blocked(struct worker *w)
@@ -876,6 +924,11 @@ void route_wake_blocked(struct worker *w)
         int64_t now = node_wall_ms();
         while (r != NULL) {
             struct req *next = r->list_next;
+            if (r->cls == CMD_WRITE) {
+                wake_write(w, gs, r, now);
+                r = next;
+                continue;
+            }
             reply_reset(&r->reply);
             if (sm_xread_retry(gs->sm, now, r->argc, r->argv, r->argl, r->wait, &r->reply)) {
                 unblock(w, gs, r);

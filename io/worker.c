@@ -852,8 +852,9 @@ static void loop_iteration(struct worker *w)
     send_wakes(w);
 
     int64_t wait_ms = w->next_tick_ms - node_clock_ms();
-    if (multi_has_dirty(w->multi) || snapshot_busy(w)) {
-        wait_ms = 0; /* work is waiting: only collect what completed */
+    if (multi_has_dirty(w->multi) || snapshot_busy(w) || w->retry.head != NULL) {
+        wait_ms = 0; /* work is waiting (requests to place again too): only collect what
+                      * completed */
     }
     if (wait_ms < 0) {
         wait_ms = 0;
