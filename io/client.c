@@ -239,6 +239,10 @@ void client_resume_pending(struct worker *w)
 static void fanout_child_done(struct worker *w, struct req *child)
 {
     struct req *parent = child->parent;
+    if (parent->job != NULL) {
+        members_part_done(w, child);
+        return;
+    }
     struct reply *pr = &parent->reply;
     const struct reply *cr = &child->reply;
     if (cr->len > 0 && cr->buf[0] == '-') {
@@ -323,6 +327,11 @@ static struct req *client_enqueue(struct client *cl, struct req *r)
     cl->tail = r;
     cl->inflight++;
     return r;
+}
+
+void client_enqueue_req(struct client *cl, struct req *r)
+{
+    client_enqueue(cl, r);
 }
 
 /* SCAN walks the groups in order: the cursor's low 14 bits are the group, the rest the
@@ -511,14 +520,18 @@ static void immediate(struct client *cl, struct req *r)
     client_req_done(cl->w, r);
 }
 
-/* An XREAD with BLOCK may wait that long at the leader: its deadline here is the BLOCK
- * timeout plus the usual request timeout (none for BLOCK 0). The leader answers nil when
- * the BLOCK timeout passes. */
+/* An XREAD or XREADGROUP with BLOCK may wait that long at the leader: its deadline here is
+ * the BLOCK timeout plus the usual request timeout (none for BLOCK 0). The leader answers
+ * nil when the BLOCK timeout passes. */
 static void xread_deadline(struct req *r, uint32_t request_timeout_ms)
 {
     for (uint32_t i = 1; i + 1 < r->argc; i++) {
         if (r->argl[i] == 7 && strncasecmp((const char *)r->argv[i], "streams", 7) == 0) {
             return;
+        }
+        if (r->argl[i] == 5 && strncasecmp((const char *)r->argv[i], "group", 5) == 0) {
+            i += 2; /* XREADGROUP's group and consumer names */
+            continue;
         }
         if (r->argl[i] == 5 && strncasecmp((const char *)r->argv[i], "block", 5) == 0) {
             char *end = NULL;
@@ -547,13 +560,9 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         conn_close(cl->conn);
         return;
     }
-    const struct cmd_spec *cmd = cmd_lookup(argv[0], argl[0]);
+    /* The command (and a container's subcommand, XGROUP CREATE), and its arity. */
+    const struct cmd_spec *cmd = cmd_resolve(argc, r->argv, r->argl, &r->reply);
     if (cmd == NULL) {
-        cmd_reply_unknown(&r->reply, argc, r->argv, r->argl);
-        immediate(cl, r);
-        return;
-    }
-    if (cmd_check_arity(cmd, argc, &r->reply) != 0) {
         immediate(cl, r);
         return;
     }
@@ -598,7 +607,13 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
             if (raft_group_request(cl, r, argc, argv, argl)) {
                 return;
             }
-            break;
+            if (argl[1] == 6 && strncasecmp((const char *)argv[1], "status", 6) == 0) {
+                break;
+            }
+            if (!members_request(cl, r, argc, argv, argl)) {
+                immediate(cl, r);
+            }
+            return;
         default:
             break;
         }
@@ -626,7 +641,7 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         immediate(cl, r);
         return;
     }
-    if (cmd->id == CMD_ID_XREAD) {
+    if (cmd->id == CMD_ID_XREAD || cmd->id == CMD_ID_XREADGROUP) {
         xread_deadline(r, n->cfg.request_timeout_ms);
     }
     r->cls = cmd->cls;

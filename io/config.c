@@ -111,7 +111,7 @@ static int parse_bool(const char *s, bool *out)
 }
 
 /* "ID=host:port" or "ID=host:port@peerport" (peer port default: port + 10000). */
-static int parse_node(const char *s, struct node_address *a)
+int config_parse_node(const char *s, struct node_address *a)
 {
     char buf[160];
     if (strlen(s) >= sizeof(buf)) {
@@ -179,7 +179,7 @@ static int parse_nodes(struct node_config *c, const char *value)
         }
         memcpy(item, p, k);
         item[k] = '\0';
-        if (parse_node(item, &tmp[n]) != 0) {
+        if (config_parse_node(item, &tmp[n]) != 0) {
             return -1;
         }
         for (uint32_t i = 0; i < n; i++) {
@@ -250,6 +250,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     BOOL("lazy-commit", lazy_commit)
     BOOL("quiesce", quiesce)
     BOOL("leader-balance", leader_balance)
+    BOOL("join", join)
     BOOL("uring-defer-taskrun", uring_defer_taskrun)
     BOOL("uring-multishot-accept", uring_multishot_accept)
     BOOL("uring-msg-ring", uring_msg_ring)
@@ -510,6 +511,7 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "request-timeout-ms %u\n", c->request_timeout_ms);
     fprintf(f, "redirect %s\n", c->redirect ? "yes" : "no");
     fprintf(f, "leader-balance %s\n", c->leader_balance ? "yes" : "no");
+    fprintf(f, "join %s\n", c->join ? "yes" : "no");
     fprintf(f, "uring-defer-taskrun %s\n", c->uring_defer_taskrun ? "yes" : "no");
     fprintf(f, "uring-multishot-accept %s\n", c->uring_multishot_accept ? "yes" : "no");
     fprintf(f, "uring-msg-ring %s\n", c->uring_msg_ring ? "yes" : "no");

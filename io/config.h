@@ -57,6 +57,7 @@ struct node_config {
     uint32_t request_timeout_ms; /* a client request still unanswered after this fails */
     bool redirect;               /* answer -MOVED for groups led elsewhere instead of forwarding */
     bool leader_balance;         /* hand each group's leadership to its preferred node */
+    bool join; /* a fresh data directory joins an existing cluster (not a bootstrap voter) */
     /* io_uring features (each probed at start; off means the plain path). */
     bool uring_defer_taskrun;
     bool uring_multishot_accept;
@@ -109,5 +110,7 @@ void config_write(const struct node_config *c, FILE *f);
 /* This node's entry in the node list (validated to exist). */
 const struct node_address *config_self(const struct node_config *c);
 const struct node_address *config_node(const struct node_config *c, raft_node id);
+/* Parses "ID=host:port[@peerport]" (peer port defaults to port + 10000). 0 or -1. */
+int config_parse_node(const char *item, struct node_address *a);
 
 #endif

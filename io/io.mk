@@ -20,11 +20,26 @@ $(B)/tests/service/%: $(B)/tests/service/%.o $(LIBSERVICE) $(LIBCORE)
 
 ifneq ($(SERVICE_SRC),)
 BUILD_TARGETS += $(LIBSERVICE) $(SERVICE_TEST_BIN)
-TEST_STAGES += test-service
+TEST_STAGES += test-service test-redis-compare
 endif
 
 test-service:
 	$(Q)tools/stage.sh service 300 tools/run-tests.sh $(SERVICE_TEST_BIN)
+
+# sm-replay: one state machine fed commands on stdin, raw replies on stdout; with
+# tools/redis-compare.py it compares replies with redis-server's byte for byte.
+SM_REPLAY := $(B)/tools/sm-replay
+$(SM_REPLAY): $(B)/tools/sm_replay.o $(LIBSERVICE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_XXHASH)
+BUILD_TARGETS += $(SM_REPLAY)
+
+# The state machine's replies against a throwaway redis-server 7 (the compare scripts and a
+# few random sequences); skipped when redis-server is not installed.
+.PHONY: test-redis-compare
+test-redis-compare:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/tools/sm-replay
+	$(Q)tools/stage.sh redis-compare 600 python3 tools/redis-compare.py \
+		--replay build/debug/tools/sm-replay --random 10 --tolerance-ms 2000 --skip-missing
 
 # ---- the runtime and ringraftd ---------------------------------------------------------
 NODE_SRC := $(filter-out io/main.c,$(wildcard io/*.c))

@@ -59,6 +59,7 @@ enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2, CONN_METRICS = 3 };
 struct conn_buf {
     uint8_t *buf;
     size_t len, cap;
+    uint32_t frames; /* peer frames in it (peer connections): one send batch once it is sent */
 };
 
 /* A socket with an input buffer and double-buffered output: bytes are appended to `out[fill]`
@@ -100,6 +101,9 @@ enum req_state {
     REQ_READING,   /* this node leads: ReadIndex with ctx = req id */
     REQ_FORWARDED, /* sent to the leader's node, id in the forward map */
     REQ_BLOCKED,   /* an XREAD BLOCK with nothing to return yet: on its group's blocked list */
+    REQ_PARKED,    /* a membership part this leader cannot place yet (a change in flight, a
+                      learner catching up, a transfer under way): on the worker's parked
+                      list, placed again at every sweep without holding up the group */
     REQ_DONE,
 };
 
@@ -142,7 +146,8 @@ struct req {
     uint8_t *args; /* argv points into this copy */
     bool pooled;   /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
     struct reply reply;
-    struct req *parent; /* ORIGIN_FANOUT */
+    struct req *parent;     /* ORIGIN_FANOUT */
+    struct member_job *job; /* a RAFT ADDNODE/PROMOTE/REMOVENODE/TRANSFER parent (members.c) */
     uint32_t children_left;
     void *client;                      /* ORIGIN_CLIENT: the struct client, on origin_worker */
     struct req *conn_next;             /* client's in-order list */
@@ -161,7 +166,11 @@ enum {
     REQ_INTERNAL_SCAN = 0x41,
     REQ_INTERNAL_SNAPSHOT = 0x42, /* RAFT SNAPSHOT g: served by the owner worker, locally */
     REQ_INTERNAL_DIGEST = 0x43,   /* RAFT DIGEST g: the same */
+    REQ_INTERNAL_MEMBER = 0x44,   /* args: op (learner, voter, remove, transfer), node id */
+    REQ_INTERNAL_NODESET = 0x45,  /* group 0; args: op (add, remove), id, host, port, peer port */
 };
+/* How long a membership part may take (a learner catching up before its promotion). */
+#define MEMBER_TIMEOUT_MS 60000
 
 struct req_list {
     struct req *head, *tail;
@@ -177,6 +186,9 @@ struct peer {
     uint8_t state;
     bool dialer; /* this node dials (lower id dials) */
     struct conn *conn;
+    bool removed;            /* no longer in the node set: never dialed, its handshakes refused */
+    bool resolved;           /* addr holds at's address (dialers resolve before dialing) */
+    struct node_address at;  /* its address in the node set */
     struct sockaddr_in addr; /* its peer port for this worker */
     int64_t next_dial_ms;
     uint32_t backoff_ms;
@@ -247,6 +259,8 @@ struct group_pub {
     _Atomic uint32_t leader;
     _Atomic uint32_t role;
     _Atomic uint64_t term, commit, applied, last_index, snapshot_index;
+    _Atomic uint32_t voters, learners; /* in the configuration in force */
+    _Atomic uint32_t config_pending;   /* 1: that configuration is not committed yet */
 };
 
 /* ---- worker --------------------------------------------------------------------------- */
@@ -265,6 +279,16 @@ struct held_unit;
 /* A latency histogram published for INFO and the metrics endpoint: cumulative counts at the
  * fixed bounds of metrics.c (Prometheus's `le` buckets), the count and the sum. */
 #define PUB_HIST_BOUNDS 16
+/* A size distribution (records per WAL flush, frames per peer send batch) published the same
+ * way at the bounds of metrics.c's metric_size_bounds: cumulative counts, since start, so a
+ * reader subtracts two readings to get the distribution over the time between them. */
+#define PUB_SIZE_BOUNDS 24
+struct pub_sizes {
+    _Atomic uint64_t le[PUB_SIZE_BOUNDS]; /* values <= metric_size_bounds[i] */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum;
+    _Atomic uint64_t p50, p99, max;
+};
 struct pub_hist {
     _Atomic uint64_t le[PUB_HIST_BOUNDS]; /* values <= metric_bounds_ns[i] */
     _Atomic uint64_t count;
@@ -277,7 +301,7 @@ struct worker_stats {
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors, commands;
-    uint64_t frames_sent, frame_bytes_sent, sends;
+    uint64_t frames_sent, frame_bytes_sent, peer_sends;
     uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
@@ -306,6 +330,8 @@ struct worker_pub {
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes
      * (write + sync) and the wait of a unit before its flush. */
     struct pub_hist write_latency, read_latency, wal_flush, wal_queue;
+    /* Batch sizes since start: records per WAL flush, frames per peer send batch. */
+    struct pub_sizes wal_batch_records, peer_send_frames;
 };
 
 struct worker {
@@ -329,7 +355,8 @@ struct worker {
     uint32_t group_count;
     int client_lfd, peer_lfd;
     struct peer peers[RAFT_MEMBERS_MAX];
-    uint32_t peer_count;
+    uint32_t peer_count;              /* slots used, removed peers included */
+    const struct node_set *peers_set; /* the node set `peers` was last synced with */
     struct conn *flush_list;
     struct conn *linger_list; /* connections in a lingering close (conn.c) */
     /* persistence */
@@ -382,6 +409,7 @@ struct worker {
     struct req_list all;           /* every request this worker owns and has not completed */
     bool reforward_due;            /* a group's leader changed: re-check what was forwarded */
     struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
+    struct req_list parked;        /* REQ_PARKED membership parts, placed again at each sweep */
     struct group_state *wake_head; /* groups with blocked reads that applied writes */
     uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
@@ -399,6 +427,7 @@ struct worker {
     uint8_t *args_scratch;
     struct worker_stats st;
     struct histogram write_latency, read_latency; /* client requests, parse to reply, ns */
+    struct histogram peer_send_frames;            /* frames per peer send batch */
     struct slowlog slowlog;
     int metrics_lfd; /* worker 0 with metrics-port set; else -1 */
     bool stopping;
@@ -442,12 +471,53 @@ struct node {
     } meters[RATE_COUNT];
     _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
-    struct raft_config initial;
+    struct raft_config initial; /* the bootstrap configuration (DIR/BOOTSTRAP, nodeset.c) */
+    /* The node set (nodeset.c): replaced, never changed in place, by worker 0 when group 0
+     * applies a node-set entry; any thread reads the current one. Replaced sets are kept
+     * (linked by `older`) until the process ends, so a reader's pointer stays valid. */
+    _Atomic(struct node_set *) set;
     /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
     _Atomic bool power_loss;
 };
 
+/* ---- the node set (nodeset.c) ------------------------------------------------------- */
+
+/* Every node this node may talk to: a superset of the members of every group's
+ * configuration (docs/decisions/008-dynamic-node-set.md). */
+struct node_set {
+    uint64_t index; /* group 0's node-set entry this set reflects; 0: from `nodes` */
+    uint32_t count;
+    struct node_address nodes[RAFT_MEMBERS_MAX];
+    struct node_set *older; /* the set this one replaced */
+};
+
+enum { NODESET_ADD = 1, NODESET_REMOVE = 2 };
+
+/* Start-up: reads DIR/BOOTSTRAP into n->initial and DIR/NODES into n->set, creating them
+ * from the configuration at the first start (`fresh`: the directory was just initialised).
+ * -1 (logged) if a file is damaged or `join yes` lists no other node. */
+int nodeset_open(struct node *n, bool fresh);
+void nodeset_close(struct node *n);
+const struct node_set *nodeset_get(const struct node *n);
+const struct node_address *nodeset_find(const struct node_set *s, raft_node id);
+/* Encodes a node-set entry (a log entry of group 0); bytes written, 0 if cap is too small. */
+size_t nodeset_entry_encode(uint8_t op, const struct node_address *a, uint8_t *out, size_t cap);
+int nodeset_entry_decode(const uint8_t *p, size_t len, uint8_t *op, struct node_address *a);
+bool nodeset_entry_is(const uint8_t *p, size_t len);
+/* Group 0 applied a node-set entry (worker 0 only): a new set is written to DIR/NODES and
+ * published; entries at or below the set's index (a replay) are skipped. */
+void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t len);
+/* A whole set as FRAME_NODESET carries it: bytes written, 0 if cap is too small. */
+size_t nodeset_encode(const struct node_set *s, uint8_t *out, size_t cap);
+/* 0, or -1 for malformed bytes (a peer's: the caller closes the connection). */
+int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s);
+/* A peer's set (worker 0 only): adopted, written and published if its index is above this
+ * node's, else ignored. */
+void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from);
+
 /* node.c */
+/* Replaces dir/name with text atomically and durably (blocking). 0 or -1 (logged). */
+int node_write_durably(const char *dir, const char *name, const char *text, size_t len);
 int64_t node_clock_ms(void); /* monotonic */
 int64_t node_clock_ns(void); /* monotonic */
 /* A worker can no longer do its job safely (storage failed): log why and stop the node, which
@@ -472,6 +542,8 @@ void *worker_main(void *arg);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 struct group_state *worker_group(struct worker *w, raft_group g);
 void worker_wake(struct worker *w, uint32_t to);
+/* Group g's preferred leader (leader balance): the (g mod V)-th voter by id. */
+raft_node worker_preferred_leader(const struct raft *r, raft_group g);
 
 /* Persist queue (worker.c): WAL operations issued in order behind the drains' units, each
  * counted as a unit; a barrier holds everything behind it until its snapshot file is
@@ -563,6 +635,10 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
 
 /* peer.c */
 int peer_setup(struct worker *w);
+/* Brings the worker's peers in line with the node set after it changed (cheap otherwise):
+ * new nodes get a peer (dialed if this node's id is lower), removed ones are disconnected
+ * and never dialed again, a changed address reconnects. Called every tick. */
+void peer_sync(struct worker *w);
 /* A listening TCP socket on host:port (start-up only: resolves and binds, blocking). -1 on
  * failure (logged). */
 int node_listen(const char *host, uint16_t port, bool reuseport);
@@ -606,6 +682,21 @@ void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
 void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);
+/* route_submit from anywhere, a drain included: placed at the next iteration. */
+void route_submit_later(struct worker *w, struct req *r);
+
+/* members.c: RAFT ADDNODE / PROMOTE / REMOVENODE / TRANSFER at the origin worker. Takes r
+ * (a RAFT command's request, not yet enqueued) and answers it when the job ends: true. False
+ * (r not taken) with an error in r->reply if the command is malformed. */
+bool members_request(struct client *cl,
+                     struct req *r,
+                     uint32_t argc,
+                     const uint8_t *const argv[],
+                     const size_t argl[]);
+/* A part of a membership job completed (on the origin worker). */
+void members_part_done(struct worker *w, struct req *part);
+/* client.c */
+void client_enqueue_req(struct client *cl, struct req *r);
 void req_list_push(struct req_list *l, struct req *r);
 void req_list_remove(struct req_list *l, struct req *r);
 

@@ -436,6 +436,18 @@ static void publish_groups(struct worker *w)
         atomic_store_explicit(&p->applied, st.applied, memory_order_relaxed);
         atomic_store_explicit(&p->last_index, st.last_index, memory_order_relaxed);
         atomic_store_explicit(&p->snapshot_index, st.snapshot_index, memory_order_relaxed);
+        const struct raft_config *c = raft_config(multi_group_peek(w->multi, gs->g));
+        uint32_t voters = 0, learners = 0;
+        for (uint32_t i = 0; i < c->member_count; i++) {
+            voters += c->members[i].role == RAFT_VOTER;
+            learners += c->members[i].role == RAFT_LEARNER;
+        }
+        atomic_store_explicit(&p->voters, voters, memory_order_relaxed);
+        atomic_store_explicit(&p->learners, learners, memory_order_relaxed);
+        atomic_store_explicit(&p->config_pending,
+                              raft_config_pending(multi_group_peek(w->multi, gs->g)) ||
+                                  raft_config_is_joint(c),
+                              memory_order_relaxed);
     }
 }
 
@@ -490,7 +502,7 @@ static void publish_stats(struct worker *w)
     PUB(blocked, w->blocked);
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
-    PUB(peer_sends, st->sends);
+    PUB(peer_sends, st->peer_sends);
     const struct wal_stats *ws = wal_stats(w->wal);
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
@@ -516,6 +528,8 @@ static void publish_stats(struct worker *w)
     metrics_publish_hist(&w->pub.read_latency, &w->read_latency);
     metrics_publish_hist(&w->pub.wal_flush, &ws->flush_ns);
     metrics_publish_hist(&w->pub.wal_queue, &ws->queue_ns);
+    metrics_publish_sizes(&w->pub.wal_batch_records, &ws->batch_records);
+    metrics_publish_sizes(&w->pub.peer_send_frames, &w->peer_send_frames);
     if (w->id == 0) {
         sample_rates(w);
     }
@@ -523,7 +537,31 @@ static void publish_stats(struct worker *w)
 
 #undef PUB
 
-/* Leaders spread over the nodes: group g prefers node nodes[g % N]. Once a second, a leader
+/* The node group g prefers as its leader: the (g mod V)-th of its V voters by id, so that
+ * with the same configuration in every group each node is preferred by G/V groups (within
+ * one). NONE while the configuration is joint. */
+raft_node worker_preferred_leader(const struct raft *r, raft_group g)
+{
+    const struct raft_config *c = raft_config(r);
+    if (raft_config_is_joint(c)) {
+        return RAFT_NODE_NONE;
+    }
+    raft_node voters[RAFT_MEMBERS_MAX];
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        if (c->members[i].role == RAFT_VOTER) {
+            uint32_t k = v++;
+            while (k > 0 && voters[k - 1] > c->members[i].id) {
+                voters[k] = voters[k - 1];
+                k--;
+            }
+            voters[k] = c->members[i].id;
+        }
+    }
+    return v == 0 ? RAFT_NODE_NONE : voters[g % v];
+}
+
+/* Leaders spread over the nodes: group g prefers worker_preferred_leader. Once a second, a leader
  * whose group prefers another node that is connected and nearly caught up hands leadership
  * to it (thesis §3.10), a few groups at a time. This also moves leadership back to a node
  * that returns after a failure. */
@@ -540,12 +578,12 @@ static void balance_leaders(struct worker *w)
         if (gs->role != RAFT_LEADER) {
             continue;
         }
-        raft_node pref = n->cfg.nodes[gs->g % n->cfg.node_count].id;
+        const struct raft *ro = multi_group_peek(w->multi, gs->g);
+        raft_node pref = worker_preferred_leader(ro, gs->g);
         struct peer *p = peer_find(w, pref);
-        if (pref == n->cfg.node_id || p == NULL || p->state != PEER_UP) {
+        if (pref == RAFT_NODE_NONE || pref == n->cfg.node_id || p == NULL || p->state != PEER_UP) {
             continue;
         }
-        const struct raft *ro = multi_group_peek(w->multi, gs->g);
         struct raft_status st;
         struct raft_progress_view pv;
         raft_status(ro, &st);
@@ -638,6 +676,7 @@ static void run_ticks(struct worker *w)
         w->st.ticks++;
     }
     if (due > 0) {
+        peer_sync(w);
         peer_tick(w);
     }
     if (w->now_ms >= w->next_sweep_ms) {
@@ -817,8 +856,9 @@ static void loop_iteration(struct worker *w)
     send_wakes(w);
 
     int64_t wait_ms = w->next_tick_ms - node_clock_ms();
-    if (multi_has_dirty(w->multi) || snapshot_busy(w)) {
-        wait_ms = 0; /* work is waiting: only collect what completed */
+    if (multi_has_dirty(w->multi) || snapshot_busy(w) || w->retry.head != NULL) {
+        wait_ms = 0; /* work is waiting (requests to place again too): only collect what
+                      * completed */
     }
     if (wait_ms < 0) {
         wait_ms = 0;

@@ -12,69 +12,100 @@
 #define CMD_UNKNOWN_ARGMAX 128u /* Redis's cut for the name and the argument listing */
 
 /* clang-format off */
+/* Subcommands, in the order COMMAND INFO lists them on redis-server 7.0.15. */
+static const struct cmd_spec xgroup_subcommands[] = {
+    {"xgroup|help", 2, CMD_NODE, 0, 0, 0, CMD_ID_XGROUP_HELP, "loading stale", NULL, 0},
+    {"xgroup|createconsumer", 5, CMD_WRITE, 2, 2, 1, CMD_ID_XGROUP_CREATECONSUMER, "write denyoom", NULL, 0},
+    {"xgroup|delconsumer", 5, CMD_WRITE, 2, 2, 1, CMD_ID_XGROUP_DELCONSUMER, "write", NULL, 0},
+    {"xgroup|destroy", 4, CMD_WRITE, 2, 2, 1, CMD_ID_XGROUP_DESTROY, "write", NULL, 0},
+    {"xgroup|setid", -5, CMD_WRITE, 2, 2, 1, CMD_ID_XGROUP_SETID, "write", NULL, 0},
+    {"xgroup|create", -5, CMD_WRITE, 2, 2, 1, CMD_ID_XGROUP_CREATE, "write denyoom", NULL, 0},
+};
+
+static const struct cmd_spec xinfo_subcommands[] = {
+    {"xinfo|help", 2, CMD_NODE, 0, 0, 0, CMD_ID_XINFO_HELP, "loading stale", NULL, 0},
+    {"xinfo|groups", 3, CMD_READ, 2, 2, 1, CMD_ID_XINFO_GROUPS, "readonly", NULL, 0},
+    {"xinfo|consumers", 4, CMD_READ, 2, 2, 1, CMD_ID_XINFO_CONSUMERS, "readonly", NULL, 0},
+    {"xinfo|stream", -3, CMD_READ, 2, 2, 1, CMD_ID_XINFO_STREAM, "readonly", NULL, 0},
+};
+
+#define CMD_SUBS(t) (t), (uint8_t)(sizeof(t) / sizeof((t)[0]))
+
 static const struct cmd_spec cmd_table[] = {
     /* name, arity, class, first, last, step, id, flags */
-    {"set", -3, CMD_WRITE, 1, 1, 1, CMD_ID_SET, "write denyoom"},
-    {"del", -2, CMD_WRITE, 1, -1, 1, CMD_ID_DEL, "write"},
-    {"unlink", -2, CMD_WRITE, 1, -1, 1, CMD_ID_UNLINK, "write fast"},
-    {"incr", 2, CMD_WRITE, 1, 1, 1, CMD_ID_INCR, "write denyoom fast"},
-    {"incrby", 3, CMD_WRITE, 1, 1, 1, CMD_ID_INCRBY, "write denyoom fast"},
-    {"decr", 2, CMD_WRITE, 1, 1, 1, CMD_ID_DECR, "write denyoom fast"},
-    {"decrby", 3, CMD_WRITE, 1, 1, 1, CMD_ID_DECRBY, "write denyoom fast"},
-    {"append", 3, CMD_WRITE, 1, 1, 1, CMD_ID_APPEND, "write denyoom fast"},
-    {"mset", -3, CMD_WRITE, 1, -1, 2, CMD_ID_MSET, "write denyoom"},
-    {"setnx", 3, CMD_WRITE, 1, 1, 1, CMD_ID_SETNX, "write denyoom fast"},
-    {"getset", 3, CMD_WRITE, 1, 1, 1, CMD_ID_GETSET, "write denyoom fast"},
-    {"getdel", 2, CMD_WRITE, 1, 1, 1, CMD_ID_GETDEL, "write fast"},
-    {"expire", -3, CMD_WRITE, 1, 1, 1, CMD_ID_EXPIRE, "write fast"},
-    {"pexpire", -3, CMD_WRITE, 1, 1, 1, CMD_ID_PEXPIRE, "write fast"},
-    {"expireat", -3, CMD_WRITE, 1, 1, 1, CMD_ID_EXPIREAT, "write fast"},
-    {"pexpireat", -3, CMD_WRITE, 1, 1, 1, CMD_ID_PEXPIREAT, "write fast"},
-    {"persist", 2, CMD_WRITE, 1, 1, 1, CMD_ID_PERSIST, "write fast"},
-    {"xadd", -5, CMD_WRITE, 1, 1, 1, CMD_ID_XADD, "write denyoom fast"},
-    {"xdel", -3, CMD_WRITE, 1, 1, 1, CMD_ID_XDEL, "write fast"},
-    {"xtrim", -4, CMD_WRITE, 1, 1, 1, CMD_ID_XTRIM, "write"},
-    {"get", 2, CMD_READ, 1, 1, 1, CMD_ID_GET, "readonly fast"},
-    {"exists", -2, CMD_READ, 1, -1, 1, CMD_ID_EXISTS, "readonly fast"},
-    {"strlen", 2, CMD_READ, 1, 1, 1, CMD_ID_STRLEN, "readonly fast"},
-    {"mget", -2, CMD_READ, 1, -1, 1, CMD_ID_MGET, "readonly fast"},
-    {"getrange", 4, CMD_READ, 1, 1, 1, CMD_ID_GETRANGE, "readonly"},
-    {"ttl", 2, CMD_READ, 1, 1, 1, CMD_ID_TTL, "readonly fast"},
-    {"pttl", 2, CMD_READ, 1, 1, 1, CMD_ID_PTTL, "readonly fast"},
-    {"expiretime", 2, CMD_READ, 1, 1, 1, CMD_ID_EXPIRETIME, "readonly fast"},
-    {"pexpiretime", 2, CMD_READ, 1, 1, 1, CMD_ID_PEXPIRETIME, "readonly fast"},
-    {"type", 2, CMD_READ, 1, 1, 1, CMD_ID_TYPE, "readonly fast"},
-    {"xrange", -4, CMD_READ, 1, 1, 1, CMD_ID_XRANGE, "readonly"},
-    {"xrevrange", -4, CMD_READ, 1, 1, 1, CMD_ID_XREVRANGE, "readonly"},
-    {"xlen", 2, CMD_READ, 1, 1, 1, CMD_ID_XLEN, "readonly fast"},
+    {"set", -3, CMD_WRITE, 1, 1, 1, CMD_ID_SET, "write denyoom", NULL, 0},
+    {"del", -2, CMD_WRITE, 1, -1, 1, CMD_ID_DEL, "write", NULL, 0},
+    {"unlink", -2, CMD_WRITE, 1, -1, 1, CMD_ID_UNLINK, "write fast", NULL, 0},
+    {"incr", 2, CMD_WRITE, 1, 1, 1, CMD_ID_INCR, "write denyoom fast", NULL, 0},
+    {"incrby", 3, CMD_WRITE, 1, 1, 1, CMD_ID_INCRBY, "write denyoom fast", NULL, 0},
+    {"decr", 2, CMD_WRITE, 1, 1, 1, CMD_ID_DECR, "write denyoom fast", NULL, 0},
+    {"decrby", 3, CMD_WRITE, 1, 1, 1, CMD_ID_DECRBY, "write denyoom fast", NULL, 0},
+    {"append", 3, CMD_WRITE, 1, 1, 1, CMD_ID_APPEND, "write denyoom fast", NULL, 0},
+    {"mset", -3, CMD_WRITE, 1, -1, 2, CMD_ID_MSET, "write denyoom", NULL, 0},
+    {"setnx", 3, CMD_WRITE, 1, 1, 1, CMD_ID_SETNX, "write denyoom fast", NULL, 0},
+    {"getset", 3, CMD_WRITE, 1, 1, 1, CMD_ID_GETSET, "write denyoom fast", NULL, 0},
+    {"getdel", 2, CMD_WRITE, 1, 1, 1, CMD_ID_GETDEL, "write fast", NULL, 0},
+    {"expire", -3, CMD_WRITE, 1, 1, 1, CMD_ID_EXPIRE, "write fast", NULL, 0},
+    {"pexpire", -3, CMD_WRITE, 1, 1, 1, CMD_ID_PEXPIRE, "write fast", NULL, 0},
+    {"expireat", -3, CMD_WRITE, 1, 1, 1, CMD_ID_EXPIREAT, "write fast", NULL, 0},
+    {"pexpireat", -3, CMD_WRITE, 1, 1, 1, CMD_ID_PEXPIREAT, "write fast", NULL, 0},
+    {"persist", 2, CMD_WRITE, 1, 1, 1, CMD_ID_PERSIST, "write fast", NULL, 0},
+    {"xadd", -5, CMD_WRITE, 1, 1, 1, CMD_ID_XADD, "write denyoom fast", NULL, 0},
+    {"xdel", -3, CMD_WRITE, 1, 1, 1, CMD_ID_XDEL, "write fast", NULL, 0},
+    {"xtrim", -4, CMD_WRITE, 1, 1, 1, CMD_ID_XTRIM, "write", NULL, 0},
     /* Keys after STREAMS: cmd_request_slot finds them (Redis: movablekeys). */
-    {"xread", -4, CMD_READ, 0, 0, 0, CMD_ID_XREAD, "readonly blocking movablekeys"},
-    {"ping", -1, CMD_NODE, 0, 0, 0, CMD_ID_PING, "fast"},
-    {"echo", 2, CMD_NODE, 0, 0, 0, CMD_ID_ECHO, "loading stale fast"},
-    {"info", -1, CMD_NODE, 0, 0, 0, CMD_ID_INFO, "loading stale"},
-    {"config", -2, CMD_NODE, 0, 0, 0, CMD_ID_CONFIG, ""},
-    {"command", -1, CMD_NODE, 0, 0, 0, CMD_ID_COMMAND, "loading stale"},
-    {"client", -2, CMD_NODE, 0, 0, 0, CMD_ID_CLIENT, ""},
-    {"cluster", -2, CMD_NODE, 0, 0, 0, CMD_ID_CLUSTER, ""},
-    {"raft", -2, CMD_NODE, 0, 0, 0, CMD_ID_RAFT, "admin"},
-    {"select", 2, CMD_NODE, 0, 0, 0, CMD_ID_SELECT, "loading stale fast"},
-    {"dbsize", 1, CMD_NODE, 0, 0, 0, CMD_ID_DBSIZE, "readonly fast"},
-    {"keys", 2, CMD_NODE, 0, 0, 0, CMD_ID_KEYS, "readonly"},
-    {"scan", -2, CMD_NODE, 0, 0, 0, CMD_ID_SCAN, "readonly"},
-    {"flushdb", -1, CMD_NODE, 0, 0, 0, CMD_ID_FLUSHDB, "write"},
-    {"flushall", -1, CMD_NODE, 0, 0, 0, CMD_ID_FLUSHALL, "write"},
-    {"quit", -1, CMD_NODE, 0, 0, 0, CMD_ID_QUIT, "noscript loading stale fast no_auth allow_busy"},
-    {"hello", -1, CMD_NODE, 0, 0, 0, CMD_ID_HELLO, "noscript loading stale fast no_auth allow_busy"},
-    {"auth", -2, CMD_NODE, 0, 0, 0, CMD_ID_AUTH, "noscript loading stale fast no_auth allow_busy"},
-    {"readonly", 1, CMD_NODE, 0, 0, 0, CMD_ID_READONLY, "loading stale fast"},
-    {"readwrite", 1, CMD_NODE, 0, 0, 0, CMD_ID_READWRITE, "loading stale fast"},
-    {"wait", 3, CMD_NODE, 0, 0, 0, CMD_ID_WAIT, "noscript"},
-    {"slowlog", -2, CMD_NODE, 0, 0, 0, CMD_ID_SLOWLOG, "admin loading stale"},
+    {"xreadgroup", -7, CMD_WRITE, 0, 0, 0, CMD_ID_XREADGROUP, "write blocking movablekeys", NULL, 0},
+    {"xack", -4, CMD_WRITE, 1, 1, 1, CMD_ID_XACK, "write fast", NULL, 0},
+    {"xclaim", -6, CMD_WRITE, 1, 1, 1, CMD_ID_XCLAIM, "write fast", NULL, 0},
+    {"xautoclaim", -6, CMD_WRITE, 1, 1, 1, CMD_ID_XAUTOCLAIM, "write fast", NULL, 0},
+    {"get", 2, CMD_READ, 1, 1, 1, CMD_ID_GET, "readonly fast", NULL, 0},
+    {"exists", -2, CMD_READ, 1, -1, 1, CMD_ID_EXISTS, "readonly fast", NULL, 0},
+    {"strlen", 2, CMD_READ, 1, 1, 1, CMD_ID_STRLEN, "readonly fast", NULL, 0},
+    {"mget", -2, CMD_READ, 1, -1, 1, CMD_ID_MGET, "readonly fast", NULL, 0},
+    {"getrange", 4, CMD_READ, 1, 1, 1, CMD_ID_GETRANGE, "readonly", NULL, 0},
+    {"ttl", 2, CMD_READ, 1, 1, 1, CMD_ID_TTL, "readonly fast", NULL, 0},
+    {"pttl", 2, CMD_READ, 1, 1, 1, CMD_ID_PTTL, "readonly fast", NULL, 0},
+    {"expiretime", 2, CMD_READ, 1, 1, 1, CMD_ID_EXPIRETIME, "readonly fast", NULL, 0},
+    {"pexpiretime", 2, CMD_READ, 1, 1, 1, CMD_ID_PEXPIRETIME, "readonly fast", NULL, 0},
+    {"type", 2, CMD_READ, 1, 1, 1, CMD_ID_TYPE, "readonly fast", NULL, 0},
+    {"xrange", -4, CMD_READ, 1, 1, 1, CMD_ID_XRANGE, "readonly", NULL, 0},
+    {"xrevrange", -4, CMD_READ, 1, 1, 1, CMD_ID_XREVRANGE, "readonly", NULL, 0},
+    {"xlen", 2, CMD_READ, 1, 1, 1, CMD_ID_XLEN, "readonly fast", NULL, 0},
+    /* Keys after STREAMS: cmd_request_slot finds them (Redis: movablekeys). */
+    {"xread", -4, CMD_READ, 0, 0, 0, CMD_ID_XREAD, "readonly blocking movablekeys", NULL, 0},
+    {"xpending", -3, CMD_READ, 1, 1, 1, CMD_ID_XPENDING, "readonly", NULL, 0},
+    {"ping", -1, CMD_NODE, 0, 0, 0, CMD_ID_PING, "fast", NULL, 0},
+    {"echo", 2, CMD_NODE, 0, 0, 0, CMD_ID_ECHO, "loading stale fast", NULL, 0},
+    {"info", -1, CMD_NODE, 0, 0, 0, CMD_ID_INFO, "loading stale", NULL, 0},
+    {"config", -2, CMD_NODE, 0, 0, 0, CMD_ID_CONFIG, "", NULL, 0},
+    {"command", -1, CMD_NODE, 0, 0, 0, CMD_ID_COMMAND, "loading stale", NULL, 0},
+    {"client", -2, CMD_NODE, 0, 0, 0, CMD_ID_CLIENT, "", NULL, 0},
+    {"cluster", -2, CMD_NODE, 0, 0, 0, CMD_ID_CLUSTER, "", NULL, 0},
+    {"raft", -2, CMD_NODE, 0, 0, 0, CMD_ID_RAFT, "admin", NULL, 0},
+    {"select", 2, CMD_NODE, 0, 0, 0, CMD_ID_SELECT, "loading stale fast", NULL, 0},
+    {"dbsize", 1, CMD_NODE, 0, 0, 0, CMD_ID_DBSIZE, "readonly fast", NULL, 0},
+    {"keys", 2, CMD_NODE, 0, 0, 0, CMD_ID_KEYS, "readonly", NULL, 0},
+    {"scan", -2, CMD_NODE, 0, 0, 0, CMD_ID_SCAN, "readonly", NULL, 0},
+    {"flushdb", -1, CMD_NODE, 0, 0, 0, CMD_ID_FLUSHDB, "write", NULL, 0},
+    {"flushall", -1, CMD_NODE, 0, 0, 0, CMD_ID_FLUSHALL, "write", NULL, 0},
+    {"quit", -1, CMD_NODE, 0, 0, 0, CMD_ID_QUIT, "noscript loading stale fast no_auth allow_busy", NULL, 0},
+    {"hello", -1, CMD_NODE, 0, 0, 0, CMD_ID_HELLO, "noscript loading stale fast no_auth allow_busy", NULL, 0},
+    {"auth", -2, CMD_NODE, 0, 0, 0, CMD_ID_AUTH, "noscript loading stale fast no_auth allow_busy", NULL, 0},
+    {"readonly", 1, CMD_NODE, 0, 0, 0, CMD_ID_READONLY, "loading stale fast", NULL, 0},
+    {"readwrite", 1, CMD_NODE, 0, 0, 0, CMD_ID_READWRITE, "loading stale fast", NULL, 0},
+    {"wait", 3, CMD_NODE, 0, 0, 0, CMD_ID_WAIT, "noscript", NULL, 0},
+    {"slowlog", -2, CMD_NODE, 0, 0, 0, CMD_ID_SLOWLOG, "admin loading stale", NULL, 0},
+    {"xgroup", -2, CMD_NODE, 0, 0, 0, CMD_ID_XGROUP, "", CMD_SUBS(xgroup_subcommands)},
+    {"xinfo", -2, CMD_NODE, 0, 0, 0, CMD_ID_XINFO, "", CMD_SUBS(xinfo_subcommands)},
 };
 /* clang-format on */
 
 #define CMD_TABLE_COUNT (sizeof(cmd_table) / sizeof(cmd_table[0]))
-_Static_assert(CMD_TABLE_COUNT == CMD_ID_COUNT_ - 1, "one table row per command id");
+#define CMD_SUB_COUNT                                                                              \
+    (sizeof(xgroup_subcommands) / sizeof(xgroup_subcommands[0]) +                                  \
+     sizeof(xinfo_subcommands) / sizeof(xinfo_subcommands[0]))
+_Static_assert(CMD_TABLE_COUNT + CMD_SUB_COUNT == CMD_ID_COUNT_ - 1,
+               "one table row per command id");
 
 static uint8_t ascii_lower(uint8_t c)
 {
@@ -99,6 +130,80 @@ const struct cmd_spec *cmd_lookup(const uint8_t *name, size_t len)
     return NULL;
 }
 
+/* Bytes of an argument as C's "%.*s" would print them: up to the first NUL, at most max. */
+static size_t cstr_prefix(const uint8_t *p, size_t len, size_t max)
+{
+    size_t n = 0;
+    while (n < len && n < max && p[n] != 0) {
+        n++;
+    }
+    return n;
+}
+
+/* The subcommand of container c named p (case-insensitive), or NULL. */
+static const struct cmd_spec *subcommand(const struct cmd_spec *c, const uint8_t *p, size_t len)
+{
+    size_t prefix = strlen(c->name) + 1; /* "xgroup|" */
+    for (uint8_t i = 0; i < c->subcommand_count; i++) {
+        const char *sub = c->subcommands[i].name + prefix;
+        if (strlen(sub) != len) {
+            continue;
+        }
+        size_t k = 0;
+        while (k < len && ascii_lower(p[k]) == (uint8_t)sub[k]) {
+            k++;
+        }
+        if (k == len) {
+            return &c->subcommands[i];
+        }
+    }
+    return NULL;
+}
+
+const struct cmd_spec *cmd_lookup_fullname(const uint8_t *name, size_t len)
+{
+    const uint8_t *bar = memchr(name, '|', len);
+    if (bar == NULL) {
+        return cmd_lookup(name, len);
+    }
+    const struct cmd_spec *c = cmd_lookup(name, (size_t)(bar - name));
+    if (c == NULL || c->subcommands == NULL) {
+        return NULL;
+    }
+    return subcommand(c, bar + 1, len - (size_t)(bar - name) - 1);
+}
+
+const struct cmd_spec *
+cmd_resolve(uint32_t argc, const uint8_t *const argv[], const uint32_t argl[], struct reply *r)
+{
+    RR_ASSERT(argc >= 1);
+    const struct cmd_spec *c = cmd_lookup(argv[0], argl[0]);
+    if (c == NULL) {
+        cmd_reply_unknown(r, argc, argv, argl);
+        return NULL;
+    }
+    if (c->subcommands != NULL && argc >= 2) {
+        const struct cmd_spec *sub = subcommand(c, argv[1], argl[1]);
+        if (sub == NULL) {
+            /* Redis prints the subcommand with "%.128s" (a C string: it ends at a NUL) and
+             * the container's name upper-cased. */
+            size_t shown = cstr_prefix(argv[1], argl[1], CMD_UNKNOWN_ARGMAX);
+            char upper[CMD_NAME_MAX + 1];
+            size_t n = strlen(c->name);
+            for (size_t i = 0; i < n; i++) {
+                char ch = c->name[i];
+                upper[i] = (char)(ch >= 'a' && ch <= 'z' ? ch - ('a' - 'A') : ch);
+            }
+            upper[n] = '\0';
+            reply_errorf(r, "ERR unknown subcommand '%.*s'. Try %s HELP.", (int)shown,
+                         (const char *)argv[1], upper);
+            return NULL;
+        }
+        c = sub;
+    }
+    return cmd_check_arity(c, argc, r) == 0 ? c : NULL;
+}
+
 size_t cmd_count(void)
 {
     return CMD_TABLE_COUNT;
@@ -108,16 +213,6 @@ const struct cmd_spec *cmd_at(size_t i)
 {
     RR_ASSERT(i < CMD_TABLE_COUNT);
     return &cmd_table[i];
-}
-
-/* Bytes of an argument as C's "%.*s" would print them: up to the first NUL, at most max. */
-static size_t cstr_prefix(const uint8_t *p, size_t len, size_t max)
-{
-    size_t n = 0;
-    while (n < len && n < max && p[n] != 0) {
-        n++;
-    }
-    return n;
 }
 
 void cmd_reply_unknown(struct reply *r,
@@ -212,9 +307,10 @@ static bool arg_is(const uint8_t *p, uint32_t len, const char *word)
     return true;
 }
 
-/* XREAD's keys, as Redis's xreadGetKeys finds them: the options before STREAMS are skipped
- * with their values, the keys are the first half of what follows. Returns the first key's
- * index and sets *key_count; 0 on a syntax error left for the command to report. */
+/* XREAD's and XREADGROUP's keys, as Redis's xreadGetKeys finds them: the options before
+ * STREAMS are skipped with their values (BLOCK n, COUNT n, GROUP g c, NOACK), the keys are
+ * the first half of what follows. Returns the first key's index and sets *key_count; 0 on a
+ * syntax error left for the command to report. */
 static uint32_t
 xread_keys(uint32_t argc, const uint8_t *const argv[], const uint32_t argl[], uint32_t *key_count)
 {
@@ -222,6 +318,10 @@ xread_keys(uint32_t argc, const uint8_t *const argv[], const uint32_t argl[], ui
     for (uint32_t i = 1; i < argc; i++) {
         if (arg_is(argv[i], argl[i], "block") || arg_is(argv[i], argl[i], "count")) {
             i++;
+        } else if (arg_is(argv[i], argl[i], "group")) {
+            i += 2;
+        } else if (arg_is(argv[i], argl[i], "noack")) {
+            continue;
         } else if (arg_is(argv[i], argl[i], "streams")) {
             streams = i;
             break;
@@ -229,7 +329,7 @@ xread_keys(uint32_t argc, const uint8_t *const argv[], const uint32_t argl[], ui
             break;
         }
     }
-    if (streams == 0) {
+    if (streams == 0 || streams >= argc) {
         return 0;
     }
     *key_count = argc - streams - 1;
@@ -244,7 +344,7 @@ int cmd_request_slot(const struct cmd_spec *c,
                      struct reply *r)
 {
     uint32_t first, last, step;
-    if (c->id == CMD_ID_XREAD) {
+    if (c->id == CMD_ID_XREAD || c->id == CMD_ID_XREADGROUP) {
         uint32_t n = 0;
         first = xread_keys(argc, argv, argl, &n);
         if (first == 0 || n == 0) {

@@ -42,6 +42,15 @@ enum cmd_id {
     CMD_ID_XADD,
     CMD_ID_XDEL,
     CMD_ID_XTRIM,
+    CMD_ID_XREADGROUP,
+    CMD_ID_XACK,
+    CMD_ID_XCLAIM,
+    CMD_ID_XAUTOCLAIM,
+    CMD_ID_XGROUP_CREATE, /* XGROUP's subcommands (the container XGROUP is a CMD_NODE) */
+    CMD_ID_XGROUP_SETID,
+    CMD_ID_XGROUP_DESTROY,
+    CMD_ID_XGROUP_CREATECONSUMER,
+    CMD_ID_XGROUP_DELCONSUMER,
     /* CMD_READ */
     CMD_ID_GET,
     CMD_ID_EXISTS,
@@ -57,6 +66,10 @@ enum cmd_id {
     CMD_ID_XREVRANGE,
     CMD_ID_XLEN,
     CMD_ID_XREAD,
+    CMD_ID_XPENDING,
+    CMD_ID_XINFO_STREAM, /* XINFO's subcommands */
+    CMD_ID_XINFO_GROUPS,
+    CMD_ID_XINFO_CONSUMERS,
     /* CMD_NODE */
     CMD_ID_PING,
     CMD_ID_ECHO,
@@ -81,11 +94,16 @@ enum cmd_id {
     CMD_ID_READWRITE,
     CMD_ID_WAIT,
     CMD_ID_SLOWLOG,
+    CMD_ID_XGROUP, /* containers: only argv[1] says what runs (cmd_resolve) */
+    CMD_ID_XINFO,
+    CMD_ID_XGROUP_HELP, /* answered by the node (sm_reply_help) */
+    CMD_ID_XINFO_HELP,
     CMD_ID_COUNT_ /* number of ids; not a command */
 };
 
 struct cmd_spec {
-    const char *name;  /* lower case, as Redis's COMMAND reports it */
+    const char *name;  /* lower case, as Redis's COMMAND reports it ("xgroup|create" for a
+                          subcommand) */
     int32_t arity;     /* Redis convention: n = exactly n args incl. the name, -n = at least n */
     uint8_t cls;       /* enum cmd_class */
     int8_t first_key;  /* Redis's key spec (0: no keys) */
@@ -93,10 +111,22 @@ struct cmd_spec {
     int8_t key_step;   /* distance between keys (0 when first_key is 0) */
     uint16_t id;       /* enum cmd_id, for switch statements */
     const char *flags; /* COMMAND's flags, space separated, e.g. "write denyoom" */
+    const struct cmd_spec *subcommands; /* a container (XGROUP, XINFO): its subcommands, in
+                                           the order Redis's COMMAND lists them; else NULL */
+    uint8_t subcommand_count;
 };
 
-/* Case-insensitive lookup, NULL if unknown. */
+/* Case-insensitive lookup of a command (not of a subcommand), NULL if unknown. */
 const struct cmd_spec *cmd_lookup(const uint8_t *name, size_t len);
+/* The same, and a "container|subcommand" name finds the subcommand (COMMAND INFO). */
+const struct cmd_spec *cmd_lookup_fullname(const uint8_t *name, size_t len);
+
+/* What a request runs, as Redis 7 decides it (lookupCommand and processCommand's checks):
+ * argv[0], and for a container with argc >= 2 the subcommand argv[1]; then the arity. NULL
+ * after writing the error into r: "ERR unknown command ...", "ERR unknown subcommand 'x'.
+ * Try XGROUP HELP." or "ERR wrong number of arguments for 'xgroup|create' command". */
+const struct cmd_spec *
+cmd_resolve(uint32_t argc, const uint8_t *const argv[], const uint32_t argl[], struct reply *r);
 
 /* Iteration for COMMAND / COMMAND COUNT / COMMAND DOCS: i in [0, cmd_count()). */
 size_t cmd_count(void);
@@ -123,11 +153,11 @@ uint16_t cmd_keyslot(const uint8_t *key, size_t len);
 #define CMD_CROSSSLOT (-1100)
 
 /* The slot all keys of the request hash to: returns 1 and sets *slot, 0 if the command has
- * no keys (or, for XREAD, a syntax error its own parser reports), or CMD_CROSSSLOT after
- * writing "CROSSSLOT Keys in request don't hash to the same slot" into r. For XREAD the keys
- * are those after STREAMS; an odd count there writes "ERR Unbalanced 'xread' list of
- * streams: for each stream key an ID or '$' must be specified." and returns RR_EINVAL.
- * Arity must have been checked. */
+ * no keys (or, for XREAD and XREADGROUP, a syntax error their own parser reports), or
+ * CMD_CROSSSLOT after writing "CROSSSLOT Keys in request don't hash to the same slot" into
+ * r. For XREAD and XREADGROUP the keys are those after STREAMS; an odd count there writes
+ * "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be
+ * specified." and returns RR_EINVAL. c is what cmd_resolve returned (arity checked). */
 int cmd_request_slot(const struct cmd_spec *c,
                      uint32_t argc,
                      const uint8_t *const argv[],

@@ -22,7 +22,8 @@
  * end and floor raises drop from the front: the array is kept[lo .. lo + n), with lo
  * advancing on drops and the live part moved back to 0 only when the end is reached.
  * Invariant: every applied seq >= floor has a kept reply, so a seq >= floor without one was
- * never applied.
+ * never applied, or was an XREADGROUP BLOCK that delivered nothing and changed nothing
+ * (sm_apply_blocked), which may be applied again.
  *
  * Entry layout (little-endian):
  *   command = u8 1, u64 client_id, u64 seq, u64 first_unacked, i64 time_ms, u32 argc,
@@ -36,6 +37,8 @@
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "io/service/cgroup.h"
+#include "io/service/cgroup_cmd.h"
 #include "io/service/cmd.h"
 #include "io/service/keyspace.h"
 #include "io/service/sm_internal.h"
@@ -66,6 +69,7 @@ void sm_limits_default(struct sm_limits *l)
     l->sessions_max = SM_SESSIONS_MAX_DEFAULT;
     l->session_reply_max = SM_SESSION_REPLY_MAX_DEFAULT;
     l->reply_limit = SM_REPLY_LIMIT_DEFAULT;
+    l->pel_max = CG_PEL_MAX;
 }
 
 /* ---- sessions -------------------------------------------------------------------------- */
@@ -267,6 +271,7 @@ int sm_create(struct sm **out, const struct sm_limits *l)
     }
     RR_ASSERT(sm->limits.sessions_max >= 1);
     RR_ASSERT(sm->limits.session_reply_max >= 1);
+    RR_ASSERT(sm->limits.pel_max >= 1 && sm->limits.pel_max <= CG_PEL_MAX);
     reply_init(&sm->scratch, sm->limits.reply_limit);
     sm->sessions = &sm->session0;
     sm->session_mask = 0;
@@ -990,6 +995,22 @@ static int cmd_flushdb(struct sm *sm, const struct args *a, struct reply *r)
 
 /* ---- write commands: streams ----------------------------------------------------------- */
 
+/* A new, unlinked key holding an empty stream; NULL when out of memory. */
+static struct obj *stream_obj_new(const uint8_t *key, size_t len)
+{
+    struct obj *o = ks_obj_new(key, len, 0);
+    struct stream *s = o != NULL ? stream_create() : NULL;
+    if (s == NULL) {
+        ks_obj_free(o);
+        return NULL;
+    }
+    free(o->val);
+    o->val = NULL;
+    o->type = OBJ_STREAM;
+    o->stream = s;
+    return o;
+}
+
 static int cmd_xadd(struct sm *sm, const struct args *a, struct reply *r)
 {
     struct stream_trim_args t;
@@ -1008,16 +1029,10 @@ static int cmd_xadd(struct sm *sm, const struct args *a, struct reply *r)
     struct obj *fresh = NULL;
     if (o == NULL) {
         /* A new, empty stream: the only ID error (0-0) was refused by the parser. */
-        fresh = ks_obj_new(a->argv[1], a->argl[1], 0);
-        struct stream *s = fresh != NULL ? stream_create() : NULL;
-        if (s == NULL) {
-            ks_obj_free(fresh);
+        fresh = stream_obj_new(a->argv[1], a->argl[1]);
+        if (fresh == NULL) {
             return RR_ENOMEM;
         }
-        free(fresh->val);
-        fresh->val = NULL;
-        fresh->type = OBJ_STREAM;
-        fresh->stream = s;
         o = fresh;
     }
     struct stream_id id;
@@ -1081,20 +1096,44 @@ static int cmd_xdel(struct sm *sm, const struct args *a, struct reply *r)
     return 0;
 }
 
+/* ---- consumer groups (cgroup_cmd.c): the keys they see ---------------------------------- */
+
+static struct stream *cg_lookup_write(void *ctx, const uint8_t *key, size_t len, bool *wrong_type)
+{
+    struct obj *o = lookup_write(ctx, key, len);
+    *wrong_type = o != NULL && o->type != OBJ_STREAM;
+    return o != NULL && !*wrong_type ? o->stream : NULL;
+}
+
+static struct stream *cg_mkstream(void *ctx, const uint8_t *key, size_t len)
+{
+    struct sm *sm = ctx;
+    RR_ASSERT(lookup_write(sm, key, len) == NULL);
+    struct obj *o = stream_obj_new(key, len);
+    if (o == NULL) {
+        return NULL;
+    }
+    ks_insert(&sm->ks, o);
+    return o->stream;
+}
+
+static int cmd_cgroup(struct sm *sm, const struct args *a, uint16_t id, struct reply *r)
+{
+    struct cg_db db = {sm,          sm->clock,          cg_lookup_write,
+                       cg_mkstream, sm->limits.pel_max, &sm->blocked};
+    return cg_cmd_write(id, &db, a->argc, a->argv, a->argl, r);
+}
+
 /* ---- apply ----------------------------------------------------------------------------- */
 
 static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
 {
-    const struct cmd_spec *c = cmd_lookup(a->argv[0], a->argl[0]);
+    const struct cmd_spec *c = cmd_resolve(a->argc, a->argv, a->argl, r);
     if (c == NULL) {
-        cmd_reply_unknown(r, a->argc, a->argv, a->argl);
         return 0;
     }
     if (c->cls != CMD_WRITE && c->id != CMD_ID_FLUSHDB) {
         reply_errorf(r, "ERR '%s' is not a replicated write command", c->name);
-        return 0;
-    }
-    if (cmd_check_arity(c, a->argc, r) != 0) {
         return 0;
     }
     switch (c->id) {
@@ -1133,6 +1172,16 @@ static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
         return cmd_xtrim(sm, a, r);
     case CMD_ID_FLUSHDB:
         return cmd_flushdb(sm, a, r);
+    case CMD_ID_XREADGROUP:
+    case CMD_ID_XACK:
+    case CMD_ID_XCLAIM:
+    case CMD_ID_XAUTOCLAIM:
+    case CMD_ID_XGROUP_CREATE:
+    case CMD_ID_XGROUP_SETID:
+    case CMD_ID_XGROUP_DESTROY:
+    case CMD_ID_XGROUP_CREATECONSUMER:
+    case CMD_ID_XGROUP_DELCONSUMER:
+        return cmd_cgroup(sm, a, c->id, r);
     default:
         RR_ASSERT(false && "a write command without a handler");
         return 0;
@@ -1190,6 +1239,8 @@ static void session_keep_reply(struct sm *sm, struct session *s, uint64_t seq)
     }
 }
 
+static int64_t xreadgroup_block_ms(const struct args *a);
+
 /* Applies one decoded command entry with its session bookkeeping. */
 static int
 apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a, struct reply *r)
@@ -1233,6 +1284,7 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     }
     reply_reset(&sm->scratch);
     if (apply_command(sm, a, &sm->scratch) != 0) {
+        sm->blocked = false;
         sm->clock = clock_before;
         if (fresh != NULL) {
             session_free_kept(fresh);
@@ -1245,9 +1297,14 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     if (sm->scratch.overflow) {
         r->overflow = true;
     }
+    if (sm->blocked) {
+        sm->blocked_ms = xreadgroup_block_ms(a);
+    }
     if (s != NULL) {
         session_raise_floor(s, h->first_unacked);
-        session_keep_reply(sm, s, h->seq);
+        if (!sm->blocked) {
+            session_keep_reply(sm, s, h->seq); /* a blocked one is proposed again */
+        }
         if (fresh != NULL) {
             session_insert(sm, fresh);
             if (sm->session_count > sm->limits.sessions_max) {
@@ -1264,6 +1321,7 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
 
 int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r)
 {
+    sm->blocked = false;
     if (len == SM_ENTRY_NOOP_BYTES && entry[0] == SM_ENTRY_NOOP) {
         int64_t t = (int64_t)get_le(entry + 1, 8);
         if (t > sm->clock) {
@@ -1306,6 +1364,19 @@ int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, 
 }
 
 /* ---- reads ----------------------------------------------------------------------------- */
+
+struct cg_read_ctx {
+    const struct sm *sm;
+    int64_t now; /* expiry decided at this time */
+};
+
+static struct stream *cg_lookup_read(void *ctx, const uint8_t *key, size_t len, bool *wrong_type)
+{
+    const struct cg_read_ctx *rc = ctx;
+    struct obj *o = ks_lookup(&rc->sm->ks, key, len, rc->now);
+    *wrong_type = o != NULL && o->type != OBJ_STREAM;
+    return o != NULL && !*wrong_type ? o->stream : NULL;
+}
 
 /* The live object at now, or NULL; a wrong type writes WRONGTYPE and sets *bad. */
 static const struct obj *read_typed(const struct sm *sm,
@@ -1393,21 +1464,8 @@ read_xrange(const struct sm *sm, int64_t now, const struct args *a, bool rev, st
     uint32_t si = rev ? 3 : 2;
     uint32_t ei = rev ? 2 : 3;
     struct stream_id start, end;
-    bool startex = a->argl[si] > 1 && a->argv[si][0] == '(';
-    bool endex = a->argl[ei] > 1 && a->argv[ei][0] == '(';
-    if (stream_id_parse(a->argv[si] + startex, a->argl[si] - startex, 0, startex, &start, r) != 0) {
-        return;
-    }
-    if (startex && !stream_id_incr(&start)) {
-        reply_error(r, "ERR invalid start ID for the interval");
-        return;
-    }
-    if (stream_id_parse(a->argv[ei] + endex, a->argl[ei] - endex, UINT64_MAX, endex, &end, r) !=
-        0) {
-        return;
-    }
-    if (endex && !stream_id_decr(&end)) {
-        reply_error(r, "ERR invalid end ID for the interval");
+    if (stream_parse_range_bound(a->argv[si], a->argl[si], false, &start, r) != 0 ||
+        stream_parse_range_bound(a->argv[ei], a->argl[ei], true, &end, r) != 0) {
         return;
     }
     int64_t count = -1;
@@ -1614,6 +1672,84 @@ void sm_xread_wait_free(struct sm_xread_wait *wait)
     wait->ids = NULL;
 }
 
+/* ---- a blocked XREADGROUP ---------------------------------------------------------------- */
+
+/* An applied XREADGROUP's options (it parsed): its BLOCK timeout, group name and first key.
+ * Options come before STREAMS; GROUP takes two arguments, BLOCK and COUNT one. */
+struct xrg_opts {
+    int64_t block_ms;
+    uint32_t group; /* argv index of the group name */
+    uint32_t first; /* argv index of the first key */
+};
+
+static void xrg_opts(const struct args *a, struct xrg_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (uint32_t i = 1; i < a->argc; i++) {
+        if (util_arg_is(a->argv[i], a->argl[i], "streams")) {
+            o->first = i + 1;
+            return;
+        }
+        if (util_arg_is(a->argv[i], a->argl[i], "group")) {
+            o->group = i + 1;
+            i += 2;
+        } else if (util_arg_is(a->argv[i], a->argl[i], "block")) {
+            (void)util_parse_i64(a->argv[i + 1], a->argl[i + 1], &o->block_ms);
+            i++;
+        } else if (util_arg_is(a->argv[i], a->argl[i], "count")) {
+            i++;
+        }
+    }
+}
+
+static int64_t xreadgroup_block_ms(const struct args *a)
+{
+    struct xrg_opts o;
+    xrg_opts(a, &o);
+    return o.block_ms;
+}
+
+bool sm_apply_blocked(const struct sm *sm, int64_t *block_ms)
+{
+    if (sm->blocked) {
+        *block_ms = sm->blocked_ms;
+    }
+    return sm->blocked;
+}
+
+enum sm_wake sm_xreadgroup_wake(const struct sm *sm,
+                                int64_t now_ms,
+                                uint32_t argc,
+                                const uint8_t *const argv[],
+                                const uint32_t argl[],
+                                struct reply *r)
+{
+    struct args a = {argc, argv, argl};
+    struct xrg_opts o;
+    xrg_opts(&a, &o);
+    RR_ASSERT(o.group > 0 && o.group < argc && o.first > 0 && o.first <= argc);
+    uint32_t keys = (argc - o.first) / 2;
+    int64_t now = read_clock(sm, now_ms);
+    for (uint32_t i = 0; i < keys; i++) {
+        uint32_t k = o.first + i;
+        const struct obj *obj = ks_lookup(&sm->ks, argv[k], argl[k], now);
+        if (obj == NULL || obj->type != OBJ_STREAM) {
+            reply_error(r, "UNBLOCKED the stream key no longer exists");
+            return SM_WAKE_REPLIED;
+        }
+        const struct cg_group *g = cg_group_find(obj->stream, argv[o.group], argl[o.group]);
+        if (g == NULL) {
+            reply_error(r, "NOGROUP the consumer group this client was blocked on no longer "
+                           "exists");
+            return SM_WAKE_REPLIED;
+        }
+        if (stream_has_after(obj->stream, g->last_id)) {
+            return SM_WAKE_PROPOSE;
+        }
+    }
+    return SM_WAKE_WAIT;
+}
+
 static void
 read_simple(const struct sm *sm, int64_t now, const struct args *a, uint16_t id, struct reply *r)
 {
@@ -1656,16 +1792,12 @@ bool sm_read_wait(struct sm *sm,
                   struct reply *r)
 {
     RR_ASSERT(argc >= 1);
-    const struct cmd_spec *c = cmd_lookup(argv[0], argl[0]);
+    const struct cmd_spec *c = cmd_resolve(argc, argv, argl, r);
     if (c == NULL) {
-        cmd_reply_unknown(r, argc, argv, argl);
         return false;
     }
     if (c->cls != CMD_READ) {
         reply_errorf(r, "ERR '%s' is not a read command", c->name);
-        return false;
-    }
-    if (cmd_check_arity(c, argc, r) != 0) {
         return false;
     }
     int64_t now = read_clock(sm, now_ms);
@@ -1711,6 +1843,17 @@ bool sm_read_wait(struct sm *sm,
         return false;
     case CMD_ID_XREAD:
         return read_xread(sm, now, &a, wait, r);
+    case CMD_ID_XPENDING:
+    case CMD_ID_XINFO_STREAM:
+    case CMD_ID_XINFO_GROUPS:
+    case CMD_ID_XINFO_CONSUMERS: {
+        /* Keys expire at the read clock as for every read; idle times are measured with the
+         * state machine's clock (the last applied write's time), as writes measure them. */
+        struct cg_read_ctx rc = {sm, now};
+        struct cg_db db = {&rc, sm->clock, cg_lookup_read, NULL, sm->limits.pel_max, NULL};
+        cg_cmd_read(c->id, &db, argc, argv, argl, r);
+        return false;
+    }
     default:
         RR_ASSERT(false && "a read command without a handler");
         return false;

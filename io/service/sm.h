@@ -19,6 +19,8 @@ struct sm_limits {
                                    too large to replay") */
     size_t reply_limit;         /* the limit given to reply buffers by callers; informational
                                    (sm_apply builds each reply in a buffer of this limit) */
+    uint64_t pel_max;           /* pending entries per consumer group, 1 .. CG_PEL_MAX
+                                   (default CG_PEL_MAX; io/service/cgroup.h) */
 };
 
 #define SM_SESSIONS_MAX_DEFAULT      4096u
@@ -42,6 +44,8 @@ void sm_destroy(struct sm *sm);
 enum sm_entry_type {
     SM_ENTRY_COMMAND = 1, /* header + a command's arguments */
     SM_ENTRY_NOOP = 2,    /* u64 time_ms only: advances the clock, applies nothing */
+    SM_ENTRY_NODESET = 3, /* reserved for the node (io/nodeset.c: a node's address added or
+                             removed, in group 0); never given to sm_apply */
 };
 
 /* What the node puts in front of every write command in a log entry. */
@@ -83,11 +87,38 @@ size_t sm_entry_encode_noop(int64_t time_ms, uint8_t *out, size_t cap);
  * its first_unacked (dropping the replies below); then a seq below the floor is not applied
  * and gets "-ERR request already applied; reply not kept", a seq with a kept reply is not
  * applied and gets that reply again, and any other seq is applied and its reply kept (at
- * most SM_SESSION_REPLIES_MAX per session). A malformed entry writes an error reply and
+ * most SM_SESSION_REPLIES_MAX per session; not that of an XREADGROUP BLOCK that delivered
+ * nothing: sm_apply_blocked). A malformed entry writes an error reply and
  * changes nothing. time_ms never makes the state machine's clock go backwards: the clock is
  * max(previous, time_ms). Returns 0 or RR_ENOMEM (state unchanged: the node may retry the
  * same entry). */
 int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r);
+
+/* Whether the last sm_apply ran an XREADGROUP with BLOCK that delivered nothing. Its reply
+ * is a null array (what the BLOCK timeout gives) and, unlike every other applied command,
+ * it is not kept in its session: it changed nothing (Redis creates the consumer only when it
+ * serves), so the node may make the client wait and propose the same (client id, seq) again
+ * once sm_xreadgroup_wake says so; that proposal is applied, not answered from the session.
+ * *block_ms: its BLOCK timeout (0: none). */
+bool sm_apply_blocked(const struct sm *sm, int64_t *block_ms);
+
+enum sm_wake {
+    SM_WAKE_WAIT,    /* nothing to deliver yet */
+    SM_WAKE_PROPOSE, /* a stream has entries after its group's last delivered ID */
+    SM_WAKE_REPLIED, /* a stream or group is gone: Redis's error for a blocked client written */
+};
+
+/* For a blocked XREADGROUP (argv as proposed), after writes were applied: what the node
+ * does with it now, decided on the applied state (expiry at max(clock, now_ms)). Redis
+ * 7.0 unblocks such a client with "-UNBLOCKED the stream key no longer exists" when a key
+ * is deleted or no longer a stream, and "-NOGROUP the consumer group this client was
+ * blocked on no longer exists" when its group is. */
+enum sm_wake sm_xreadgroup_wake(const struct sm *sm,
+                                int64_t now_ms,
+                                uint32_t argc,
+                                const uint8_t *const argv[],
+                                const uint32_t argl[],
+                                struct reply *r);
 
 /* Serves a CMD_READ command (argv[0] is the name, arity already checked). now_ms: the
  * reading node's clock; the state machine uses max(its clock, now_ms) to decide expiry

@@ -85,6 +85,10 @@ struct sm {
     raft_index applied;   /* last entry index applied */
     struct reply scratch; /* where sm_apply builds each reply */
     struct sm_snap *snap; /* the serialization in progress (sm_snapshot.c), or NULL */
+    /* The last sm_apply was an XREADGROUP BLOCK that delivered nothing (sm_apply_blocked),
+     * and its BLOCK timeout. */
+    bool blocked;
+    int64_t blocked_ms;
 };
 
 /* sm.c */

@@ -1,16 +1,21 @@
 /* A state machine's image: writing it while writes go on, and loading it from pieces.
  *
- * Image layout, version 3 (little-endian; blob = u32 length, bytes):
- *   head    = u8 1, u64 magic 0x4d53525252 ("RRRSM"), u8 version 3, u64 applied index,
+ * Image layout, version 4 (little-endian; blob = u32 length, bytes):
+ *   head    = u8 1, u64 magic 0x4d53525252 ("RRRSM"), u8 version 4, u64 applied index,
  *             i64 clock
  *   key     = u8 2, blob key, u8 type (1 string, 2 stream), u8 has_expire, i64 expire_at,
  *             string: blob value
- *             stream: u8 1, u64 last ms, u64 last seq, u64 entries added, u64 count,
- *                     count * (u64 ms, u64 seq, u32 field count, blob fields)
+ *             stream: u8 2, u64 last ms, u64 last seq, u64 entries added, u64 count,
+ *                     count * (u64 ms, u64 seq, u32 field count, blob fields),
+ *                     u64 n, n bytes of extension: max deleted ID and the consumer groups
+ *                     (stream_ext_serialize, io/service/stream.c and cgroup.c)
  *   session = u8 3, u64 client id, u64 floor, u32 n, n * (u64 seq, u8 too_large, blob reply)
  *   end     = u8 4, u64 keys, u32 sessions, u64 XXH3 of every byte before this field
  *   image   = head, then keys and sessions in any order (sessions oldest first, their order
  *             being state: it decides evictions), then end.
+ * Version 3 is the same with streams in stream format 1 (u8 1, no extension: no consumer
+ * groups, no max deleted ID); it still loads. Version 2 (one buffer, counts up front) was
+ * never written to disk by a node and is refused.
  * Keys expired at the image's clock are not part of the state and are left out. There is no
  * count up front: the serializer does not walk the table before it starts (that would stall
  * the loop on a large keyspace); the end gives the counts, and a loader checks them.
@@ -42,8 +47,9 @@
 #include "io/service/stream.h"
 #include "io/service/util.h"
 
-#define IMG_MAGIC   0x4d53525252uLL /* "RRRSM" */
-#define IMG_VERSION 3u
+#define IMG_MAGIC      0x4d53525252uLL /* "RRRSM" */
+#define IMG_VERSION    4u
+#define IMG_VERSION_V3 3u /* streams in stream format 1: still loaded */
 
 enum img_tag { TAG_HEAD = 1, TAG_KEY = 2, TAG_SESSION = 3, TAG_END = 4 };
 
@@ -359,6 +365,8 @@ enum load_state {
     L_STREAM_HEAD,
     L_ENTRY_HEAD,
     L_ENTRY_DATA,
+    L_EXT_LEN,
+    L_EXT,
     L_SESSION_HEAD,
     L_KEPT_HEAD,
     L_KEPT_DATA,
@@ -375,6 +383,7 @@ struct sm_loader {
     uint8_t state;      /* enum load_state: what the current need is for */
     bool blob_mode;     /* the need is gathered in blob, else in stage */
     bool have_head;     /* the head item was read */
+    uint8_t version;    /* the image's, once the head was read */
     int error;          /* sticky */
     uint8_t stage[STAGE_MAX];
     uint32_t stage_len, stage_need;
@@ -383,6 +392,7 @@ struct sm_loader {
     /* The item being built. */
     struct obj *obj;       /* a key, not yet in the table */
     struct stream *stream; /* its stream */
+    uint8_t stream_version;
     uint64_t entries_left; /* stream entries still to come */
     struct stream_id entry_id, last_id;
     uint64_t added;
@@ -446,15 +456,34 @@ static int key_done(struct sm_loader *ld)
     return 0;
 }
 
+static int stream_key_done(struct sm_loader *ld)
+{
+    ld->obj->type = OBJ_STREAM;
+    ld->obj->stream = ld->stream;
+    ld->stream = NULL;
+    return key_done(ld);
+}
+
+/* The stream's entries are in: its extension follows in stream format 2. */
 static int stream_done(struct sm_loader *ld)
 {
     if (stream_load_finish(ld->stream, ld->last_id, ld->added) != 0) {
         return RR_ECORRUPT;
     }
-    ld->obj->type = OBJ_STREAM;
-    ld->obj->stream = ld->stream;
-    ld->stream = NULL;
-    return key_done(ld);
+    if (ld->stream_version == 1) {
+        return stream_key_done(ld);
+    }
+    need_stage(ld, L_EXT_LEN, 8);
+    return 0;
+}
+
+static int on_ext(struct sm_loader *ld)
+{
+    int rc = stream_ext_load(ld->stream, ld->blob, (size_t)ld->blob_len);
+    if (rc != 0) {
+        return rc;
+    }
+    return stream_key_done(ld);
 }
 
 static int session_done(struct sm_loader *ld)
@@ -498,9 +527,10 @@ static int on_head(struct sm_loader *ld)
     if (st_u64(ld->stage) != IMG_MAGIC) {
         return RR_ECORRUPT;
     }
-    if (ld->stage[8] != IMG_VERSION) {
+    if (ld->stage[8] != IMG_VERSION && ld->stage[8] != IMG_VERSION_V3) {
         return RR_EBADVERSION;
     }
+    ld->version = ld->stage[8];
     ld->fresh->applied = st_u64(ld->stage + 9);
     ld->fresh->clock = (int64_t)st_u64(ld->stage + 17);
     ld->have_head = true;
@@ -553,7 +583,9 @@ static int on_str(struct sm_loader *ld)
 
 static int on_stream_head(struct sm_loader *ld)
 {
-    if (ld->stage[0] != STREAM_SERIAL_VERSION) {
+    /* Image version 3 holds streams in format 1, version 4 in format 2. */
+    ld->stream_version = ld->stage[0];
+    if (ld->stream_version != (ld->version == IMG_VERSION_V3 ? 1 : STREAM_SERIAL_VERSION)) {
         return RR_ECORRUPT;
     }
     ld->last_id = (struct stream_id){st_u64(ld->stage + 1), st_u64(ld->stage + 9)};
@@ -700,6 +732,11 @@ static int on_complete(struct sm_loader *ld)
         return on_entry_head(ld);
     case L_ENTRY_DATA:
         return on_entry_data(ld);
+    case L_EXT_LEN:
+        need_blob(ld, L_EXT, st_u64(ld->stage));
+        return 0;
+    case L_EXT:
+        return on_ext(ld);
     case L_SESSION_HEAD:
         return on_session_head(ld);
     case L_KEPT_HEAD:

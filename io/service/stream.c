@@ -14,11 +14,11 @@
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "io/service/cgroup.h"
 
-#define STREAM_ID_TEXT_MAX  127u  /* Redis parses IDs in a 128-byte buffer */
-#define STREAM_APPROX_LIMIT 10000 /* Redis: 100 * stream-node-max-entries (100) */
-#define STREAM_MIN_CAP      8u
-
+#define STREAM_ID_TEXT_MAX      127u  /* Redis parses IDs in a 128-byte buffer */
+#define STREAM_APPROX_LIMIT     10000 /* Redis: 100 * stream-node-max-entries (100) */
+#define STREAM_MIN_CAP          8u
 #define STREAM_ENTRY_FIELDS_MAX (UINT32_MAX / 8u)
 
 struct stream_entry {
@@ -29,12 +29,15 @@ struct stream_entry {
 };
 
 struct stream {
-    struct stream_entry **slots; /* entries live at [head, head + count) */
-    uint64_t head;               /* first live slot */
-    uint64_t count;              /* live entries */
-    uint64_t cap;                /* slots allocated */
-    struct stream_id last_id;    /* largest ID ever added */
-    uint64_t entries_added;      /* entries ever added (Redis 7's entries-added) */
+    struct stream_entry **slots;     /* entries live at [head, head + count) */
+    uint64_t head;                   /* first live slot */
+    uint64_t count;                  /* live entries */
+    uint64_t cap;                    /* slots allocated */
+    struct stream_id last_id;        /* largest ID ever added */
+    uint64_t entries_added;          /* entries ever added (Redis 7's entries-added) */
+    struct stream_id max_deleted_id; /* largest ID XDEL removed (Redis 7's
+                                        max-deleted-entry-id); 0-0 if none; <= last_id */
+    struct avl_tree cgroups;         /* consumer groups (cgroup.c), by name */
 };
 
 static struct stream_entry *entry_at(const struct stream *s, uint64_t i)
@@ -58,6 +61,7 @@ void stream_destroy(struct stream *s)
         free(entry_at(s, i));
     }
     free(s->slots);
+    cg_free_groups(&s->cgroups);
     free(s);
 }
 
@@ -69,6 +73,33 @@ uint64_t stream_length(const struct stream *s)
 struct stream_id stream_last_id(const struct stream *s)
 {
     return s->last_id;
+}
+
+uint64_t stream_entries_added(const struct stream *s)
+{
+    return s->entries_added;
+}
+
+struct stream_id stream_first_id(const struct stream *s)
+{
+    /* Redis keeps a "recorded first entry ID" that XADD, XDEL and trimming maintain: it is
+     * always the first entry's ID, or 0-0 for an empty stream, so it is derived here. */
+    return s->count > 0 ? entry_at(s, 0)->id : (struct stream_id){0, 0};
+}
+
+struct stream_id stream_max_deleted_id(const struct stream *s)
+{
+    return s->max_deleted_id;
+}
+
+struct avl_tree *stream_cgroups(struct stream *s)
+{
+    return &s->cgroups;
+}
+
+const struct avl_tree *stream_cgroups_const(const struct stream *s)
+{
+    return &s->cgroups;
 }
 
 int stream_id_cmp(struct stream_id a, struct stream_id b)
@@ -499,6 +530,9 @@ bool stream_delete(struct stream *s, struct stream_id id)
         return false;
     }
     free(entry_at(s, i));
+    if (stream_id_cmp(id, s->max_deleted_id) > 0) {
+        s->max_deleted_id = id;
+    }
     struct stream_entry **base = s->slots + s->head;
     memmove(base + i, base + i + 1, (size_t)(s->count - i - 1) * sizeof(*base));
     s->count--;
@@ -565,11 +599,68 @@ bool stream_has_after(const struct stream *s, struct stream_id after)
     return s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, after) > 0;
 }
 
+uint64_t stream_pos_after(const struct stream *s, struct stream_id after)
+{
+    uint64_t i = lower_bound(s, after);
+    if (i < s->count && stream_id_cmp(entry_at(s, i)->id, after) == 0) {
+        i++;
+    }
+    return i;
+}
+
+struct stream_id stream_id_at(const struct stream *s, uint64_t pos)
+{
+    return entry_at(s, pos)->id;
+}
+
+void stream_reply_entry_at(const struct stream *s, uint64_t pos, struct reply *r)
+{
+    reply_entry(r, entry_at(s, pos));
+}
+
+bool stream_contains(const struct stream *s, struct stream_id id)
+{
+    uint64_t i = lower_bound(s, id);
+    return i < s->count && stream_id_cmp(entry_at(s, i)->id, id) == 0;
+}
+
+bool stream_reply_entry(const struct stream *s, struct stream_id id, struct reply *r)
+{
+    uint64_t i = lower_bound(s, id);
+    if (i == s->count || stream_id_cmp(entry_at(s, i)->id, id) != 0) {
+        return false;
+    }
+    reply_entry(r, entry_at(s, i));
+    return true;
+}
+
+int stream_parse_range_bound(
+    const uint8_t *p, size_t len, bool end, struct stream_id *id, struct reply *r)
+{
+    /* streamParseIntervalIDOrReply: "(" makes the bound exclusive (and the ID strict). */
+    bool exclusive = len > 1 && p[0] == '(';
+    if (stream_id_parse(p + exclusive, len - exclusive, end ? UINT64_MAX : 0, exclusive, id, r) !=
+        0) {
+        return RR_EINVAL;
+    }
+    if (exclusive && !(end ? stream_id_decr(id) : stream_id_incr(id))) {
+        reply_error(r, end ? "ERR invalid end ID for the interval"
+                           : "ERR invalid start ID for the interval");
+        return RR_EINVAL;
+    }
+    return 0;
+}
+
 uint64_t stream_digest(const struct stream *s)
 {
     uint64_t h = XXH3_64bits_withSeed(&s->count, sizeof(s->count), 0x5354524541uLL);
-    uint64_t last[3] = {s->last_id.ms, s->last_id.seq, s->entries_added};
+    uint64_t last[5] = {s->last_id.ms, s->last_id.seq, s->entries_added, s->max_deleted_id.ms,
+                        s->max_deleted_id.seq};
     h = XXH3_64bits_withSeed(last, sizeof(last), h);
+    if (s->cgroups.count > 0) {
+        uint64_t g = cg_digest(&s->cgroups);
+        h = XXH3_64bits_withSeed(&g, sizeof(g), h);
+    }
     for (uint64_t i = 0; i < s->count; i++) {
         const struct stream_entry *e = entry_at(s, i);
         uint64_t head[3] = {e->id.ms, e->id.seq, e->field_count};
@@ -580,7 +671,9 @@ uint64_t stream_digest(const struct stream *s)
 }
 
 /* Layout: u8 version, u64 last ms, u64 last seq, u64 entries_added, u64 count,
- * count * (u64 ms, u64 seq, u32 field_count, u32 data_len, data). */
+ * count * (u64 ms, u64 seq, u32 field_count, u32 data_len, data),
+ * then, in version 2 only, the extension: u64 ext_len and ext_len bytes (see ext_serialize).
+ * Version 1 (no extension) is still loaded: no consumer groups, no XDEL recorded. */
 int stream_serialize(const struct stream *s, struct reply *out)
 {
     util_put_u8(out, STREAM_SERIAL_VERSION);
@@ -595,7 +688,56 @@ int stream_serialize(const struct stream *s, struct reply *out)
         util_put_u32(out, e->field_count);
         util_put_blob(out, e->data, e->data_len);
     }
+    stream_ext_serialize(s, out);
     return out->overflow ? RR_ENOMEM : 0;
+}
+
+/* ---- the extension (stream version 2): XDEL's record and the consumer groups ------------
+ *
+ * ext = u64 max deleted ms, u64 max deleted seq, consumer groups (cg_serialize, cgroup.c).
+ * It is written after the entries with its length in front, so that a loader receiving an
+ * image in pieces can gather it whole and hand it to stream_ext_load. */
+void stream_ext_serialize(const struct stream *s, struct reply *out)
+{
+    util_put_u64(out, 0); /* ext_len, patched once the extension is written */
+    size_t start = out->len;
+    util_put_u64(out, s->max_deleted_id.ms);
+    util_put_u64(out, s->max_deleted_id.seq);
+    cg_serialize(&s->cgroups, out);
+    if (out->overflow) {
+        return;
+    }
+    RR_ASSERT(start >= 8);
+    uint64_t n = out->len - start;
+    for (unsigned b = 0; b < 8; b++) {
+        out->buf[start - 8 + b] = (uint8_t)(n >> (8 * b));
+    }
+}
+
+int stream_ext_load(struct stream *s, const uint8_t *p, size_t len)
+{
+    struct util_cursor c = {p, p + len, false};
+    struct stream_id md;
+    md.ms = util_get_u64(&c);
+    md.seq = util_get_u64(&c);
+    /* An XDEL'd ID is at most the last ID, and no entry can have it any more. */
+    if (c.bad || stream_id_cmp(md, s->last_id) > 0 ||
+        ((md.ms != 0 || md.seq != 0) && stream_contains(s, md))) {
+        return RR_ECORRUPT;
+    }
+    struct avl_tree groups = AVL_TREE_INIT;
+    int rc = cg_load(s, &c, &groups);
+    if (rc == 0 && c.p != c.end) {
+        rc = RR_ECORRUPT;
+    }
+    if (rc != 0) {
+        cg_free_groups(&groups);
+        return rc;
+    }
+    RR_ASSERT(s->cgroups.count == 0);
+    s->max_deleted_id = md;
+    s->cgroups = groups;
+    return 0;
 }
 
 /* An entry's data must be exactly field_count (u32 length, bytes) pairs. */
@@ -643,7 +785,10 @@ int stream_load_entry(
 
 int stream_load_finish(struct stream *s, struct stream_id last, uint64_t added)
 {
-    if (s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) {
+    /* Entries are at most the last ID, and no more than were ever added (the consumer
+     * groups' checks rely on both). */
+    if ((s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) ||
+        added < s->count) {
         return RR_ECORRUPT;
     }
     s->last_id = last;
@@ -672,7 +817,8 @@ static int load_entries(struct stream *s, struct util_cursor *c, uint64_t count)
 struct stream *stream_load(struct util_cursor *c, int *err)
 {
     *err = RR_ECORRUPT;
-    if (util_get_u8(c) != STREAM_SERIAL_VERSION) {
+    uint8_t version = util_get_u8(c);
+    if (version != 1 && version != STREAM_SERIAL_VERSION) {
         c->bad = true;
         return NULL;
     }
@@ -692,17 +838,27 @@ struct stream *stream_load(struct util_cursor *c, int *err)
         return NULL;
     }
     int rc = load_entries(s, c, count);
-    if (rc == 0 && s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) {
+    /* Entries are at most the last ID, and no more than were ever added. */
+    if (rc == 0 && ((s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) ||
+                    added < s->count)) {
         rc = RR_ECORRUPT;
         c->bad = true;
+    }
+    s->last_id = last;
+    s->entries_added = added;
+    if (rc == 0 && version == 2) {
+        uint64_t ext_len = util_get_u64(c);
+        const uint8_t *ext = c->bad || ext_len > (uint64_t)(c->end - c->p)
+                                 ? NULL
+                                 : util_get_bytes(c, (size_t)ext_len);
+        rc = ext == NULL ? RR_ECORRUPT : stream_ext_load(s, ext, (size_t)ext_len);
+        c->bad = c->bad || rc == RR_ECORRUPT;
     }
     if (rc != 0) {
         *err = rc;
         stream_destroy(s);
         return NULL;
     }
-    s->last_id = last;
-    s->entries_added = added;
     *err = 0;
     return s;
 }

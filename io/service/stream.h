@@ -17,9 +17,11 @@ struct stream_id {
 };
 
 struct stream;
+struct avl_tree;
 
-/* Version byte at the start of a serialized stream (stream_serialize). */
-#define STREAM_SERIAL_VERSION 1u
+/* Version byte at the start of a serialized stream (stream_serialize): 1, entries only
+ * (still loaded); 2, the entries, then a length-prefixed extension (stream_ext_load). */
+#define STREAM_SERIAL_VERSION 2u
 
 /* NULL when out of memory. */
 struct stream *stream_create(void);
@@ -29,6 +31,17 @@ uint64_t stream_length(const struct stream *s);
 /* The largest ID ever added (0-0 for a new stream): never decreases, even when entries are
  * deleted. */
 struct stream_id stream_last_id(const struct stream *s);
+/* Entries ever added (Redis 7's entries-added): never decreases. */
+uint64_t stream_entries_added(const struct stream *s);
+/* Redis 7's recorded-first-entry-id: the first entry's ID, 0-0 when the stream is empty. */
+struct stream_id stream_first_id(const struct stream *s);
+/* Redis 7's max-deleted-entry-id: the largest ID XDEL removed, 0-0 if none. */
+struct stream_id stream_max_deleted_id(const struct stream *s);
+/* The stream's consumer groups: a tree by name that cgroup.c manages. The stream owns
+ * them: they are freed with it (stream_destroy calls cg_free_groups). */
+struct avl_tree *stream_cgroups(struct stream *s);
+const struct avl_tree *stream_cgroups_const(const struct stream *s);
+
 /* -1, 0, 1 like memcmp. */
 int stream_id_cmp(struct stream_id a, struct stream_id b);
 
@@ -92,7 +105,8 @@ int stream_append(struct stream *s,
 /* Trims per a; returns the number of entries removed. */
 uint64_t stream_trim(struct stream *s, const struct stream_trim_args *a);
 
-/* Deletes the entry with this ID; true if there was one. */
+/* Deletes the entry with this ID; true if there was one (then max-deleted-entry-id is raised
+ * to it if it is larger, as XDEL does). */
 bool stream_delete(struct stream *s, struct stream_id id);
 
 /* Writes the entries in [start, end] (rev: from end down to start), at most count of them
@@ -107,6 +121,25 @@ uint64_t stream_reply_range(const struct stream *s,
 /* True if the stream holds an entry with an ID > after. */
 bool stream_has_after(const struct stream *s, struct stream_id after);
 
+/* Index-based access, for walking entries while changing other state (entries are at
+ * positions [0, stream_length)): the position of the first entry with an ID > after (the
+ * length if none), and the ID or the reply [id, [field, value, ...]] of the entry at pos. */
+uint64_t stream_pos_after(const struct stream *s, struct stream_id after);
+struct stream_id stream_id_at(const struct stream *s, uint64_t pos);
+void stream_reply_entry_at(const struct stream *s, uint64_t pos, struct reply *r);
+/* True if an entry has this ID. */
+bool stream_contains(const struct stream *s, struct stream_id id);
+/* Writes [id, [field, value, ...]] for the entry with this ID; false (nothing written) if
+ * there is none. */
+bool stream_reply_entry(const struct stream *s, struct stream_id id, struct reply *r);
+
+/* Parses a range bound as XRANGE, XPENDING and XAUTOCLAIM do (streamParseIntervalIDOrReply):
+ * "-", "+", "<ms>" (seq 0 for a start, UINT64_MAX for an end), "<ms>-<seq>", and with a "("
+ * prefix an exclusive bound (strict ID), returned already moved to the next (start) or
+ * previous (end) ID. 0, or RR_EINVAL after writing Redis's error into r. */
+int stream_parse_range_bound(
+    const uint8_t *p, size_t len, bool end, struct stream_id *id, struct reply *r);
+
 /* Writes an ID as a bulk string "ms-seq". */
 void stream_reply_id(struct reply *r, struct stream_id id);
 
@@ -115,16 +148,26 @@ uint64_t stream_digest(const struct stream *s);
 
 /* Serialization: appends the stream to out (0 or RR_ENOMEM); stream_load reads one from the
  * cursor (NULL on bad input, with the cursor marked bad, or out of memory: *err says which:
- * RR_ECORRUPT or RR_ENOMEM). */
+ * RR_ECORRUPT or RR_ENOMEM). Format version 2 (version 1 is still read); layout in stream.c. */
 int stream_serialize(const struct stream *s, struct reply *out);
 struct stream *stream_load(struct util_cursor *c, int *err);
 
 /* Building a stream from a serialization one entry at a time (a streamed load): appends an
  * entry (data: field_count * (u32 length, bytes)); RR_ECORRUPT if its framing is bad, its
  * ID is 0-0 or not above the last entry's, RR_ENOMEM. Then stream_load_finish sets the last
- * ID ever added and the count of entries added (RR_ECORRUPT if last is below an entry). */
+ * ID ever added and the count of entries added (RR_ECORRUPT if last is below an entry or
+ * added below the entries' count). */
 int stream_load_entry(
     struct stream *s, struct stream_id id, uint32_t field_count, const uint8_t *data, uint32_t len);
 int stream_load_finish(struct stream *s, struct stream_id last, uint64_t added);
+
+/* The version-2 extension on its own (what follows the entries: u64 length, then XDEL's
+ * record and the consumer groups), for loaders that build a stream piece by piece:
+ * stream_ext_serialize appends it to out (overflow set when out cannot hold it);
+ * stream_ext_load reads the ext_len bytes that follow the length into s, whose entries, last
+ * ID and entries-added must be loaded already and which has no groups yet. 0, RR_ECORRUPT
+ * (s unchanged) or RR_ENOMEM. */
+void stream_ext_serialize(const struct stream *s, struct reply *out);
+int stream_ext_load(struct stream *s, const uint8_t *p, size_t len);
 
 #endif

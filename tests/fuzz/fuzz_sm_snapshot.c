@@ -1,5 +1,6 @@
 /* libFuzzer target: the state machine's image restore (sm_load and the streaming
- * sm_loader, io/service/sm_snapshot.c; image version 3) and what a restored state machine
+ * sm_loader, io/service/sm_snapshot.c; image versions 4 and 3, streams with consumer groups)
+ * and what a restored state machine
  * then does.
  *
  * Input: 1 control byte, then the image bytes.
@@ -18,8 +19,9 @@
  *   - a loaded state serializes, and loading that gives the same state (equal digests) and
  *     the same number of bytes when serialized again; the applied index is the snapshot's;
  *   - the loaded state keeps working: SCAN visits every key, reads (TYPE, GET, STRLEN,
- *     XLEN, XRANGE, TTL) and writes (XADD, XTRIM, APPEND, a retried session write) on its
- *     keys run without crashing, and the state still serializes and loads afterwards. */
+ *     XLEN, XRANGE, TTL, XINFO STREAM FULL, XINFO GROUPS, XPENDING) and writes (XADD, XTRIM,
+ *     APPEND, XREADGROUP, XAUTOCLAIM, XACK, XGROUP DELCONSUMER, a retried session write) on
+ *     its keys run without crashing, and the state still serializes and loads afterwards. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -141,10 +143,17 @@ static void exercise(struct sm *sm, const struct sm_limits *lim)
     } while (cursor != 0);
     FUZZ_CHECK(k.visited >= sm_key_count(sm, 0), "SCAN visited %llu of %llu keys",
                (unsigned long long)k.visited, (unsigned long long)sm_key_count(sm, 0));
-    static const char *const reads[][4] = {
-        {"TYPE", "K"}, {"GET", "K"}, {"STRLEN", "K"}, {"XLEN", "K"}, {"XRANGE", "K", "-", "+"},
-        {"TTL", "K"}};
-    static const uint32_t read_argc[] = {2, 2, 2, 2, 4, 2};
+    static const char *const reads[][8] = {{"TYPE", "K"},
+                                           {"GET", "K"},
+                                           {"STRLEN", "K"},
+                                           {"XLEN", "K"},
+                                           {"XRANGE", "K", "-", "+"},
+                                           {"TTL", "K"},
+                                           {"XINFO", "STREAM", "K", "FULL"},
+                                           {"XINFO", "GROUPS", "K"},
+                                           {"XINFO", "CONSUMERS", "K", "g"},
+                                           {"XPENDING", "K", "g", "IDLE", "0", "-", "+", "10"}};
+    static const uint32_t read_argc[] = {2, 2, 2, 2, 4, 2, 4, 3, 4, 8};
     raft_index index = sm_applied_index(sm);
     for (uint32_t i = 0; i < k.count; i++) {
         for (uint32_t r = 0; r < sizeof(read_argc) / sizeof(read_argc[0]); r++) {
@@ -153,8 +162,17 @@ static void exercise(struct sm *sm, const struct sm_limits *lim)
         static const char *const xadd[] = {"XADD", "K", "*", "f", "v"};
         static const char *const xtrim[] = {"XTRIM", "K", "MAXLEN", "1"};
         static const char *const append[] = {"APPEND", "K", "x"};
+        static const char *const xreadgroup[] = {"XREADGROUP", "GROUP", "g", "c",
+                                                 "STREAMS",    "K",     ">"};
+        static const char *const xautoclaim[] = {"XAUTOCLAIM", "K", "g", "d", "0", "0-0"};
+        static const char *const xack[] = {"XACK", "K", "g", "0-1", "1-1", "1-2"};
+        static const char *const delconsumer[] = {"XGROUP", "DELCONSUMER", "K", "g", "alice"};
         apply(sm, &index, 0, 0, xadd, 5, k.key[i], k.len[i]);
+        apply(sm, &index, 0, 0, xreadgroup, 7, k.key[i], k.len[i]);
+        apply(sm, &index, 0, 0, xautoclaim, 6, k.key[i], k.len[i]);
         apply(sm, &index, 0, 0, xtrim, 4, k.key[i], k.len[i]);
+        apply(sm, &index, 0, 0, xack, 6, k.key[i], k.len[i]);
+        apply(sm, &index, 0, 0, delconsumer, 5, k.key[i], k.len[i]);
         apply(sm, &index, 0, 0, append, 3, k.key[i], k.len[i]);
     }
     /* A write of a session client the snapshot may hold, applied twice: the retry must be

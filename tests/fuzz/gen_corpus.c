@@ -699,7 +699,7 @@ static void sm_do(struct sm *sm, raft_index *index, uint64_t client, const char 
     reply_free(&r);
 }
 
-/* A state machine with strings (one with a TTL), streams and sessions. */
+/* A state machine with strings (one with a TTL), streams, sessions and consumer groups. */
 static struct sm *sample_sm(uint32_t variant)
 {
     struct sm *sm;
@@ -724,14 +724,32 @@ static struct sm *sample_sm(uint32_t variant)
             sm_do(sm, &i, c, "APPEND greeting !");
         }
     }
+    if (variant >= 4) {
+        /* Two groups on one stream (one read to the end, one with a set-back ID and a read
+         * counter), consumers with and without pending entries, an acknowledged and a
+         * claimed entry, a NOACK read, and a deleted entry still pending. */
+        sm_do(sm, &i, 30, "XADD jobs 1-1 task a");
+        sm_do(sm, &i, 30, "XADD jobs 1-2 task b");
+        sm_do(sm, &i, 30, "XADD jobs 2-1 task c");
+        sm_do(sm, &i, 30, "XGROUP CREATE jobs g 0");
+        sm_do(sm, &i, 30, "XGROUP CREATE jobs h $ ENTRIESREAD 3");
+        sm_do(sm, &i, 31, "XREADGROUP GROUP g alice COUNT 2 STREAMS jobs >");
+        sm_do(sm, &i, 32, "XREADGROUP GROUP g bob STREAMS jobs >");
+        sm_do(sm, &i, 31, "XACK jobs g 1-1");
+        sm_do(sm, &i, 32, "XCLAIM jobs g carol 0 1-2");
+        sm_do(sm, &i, 30, "XGROUP CREATECONSUMER jobs h dave");
+        sm_do(sm, &i, 30, "XGROUP SETID jobs h 1-1");
+        sm_do(sm, &i, 33, "XREADGROUP GROUP h erin NOACK STREAMS jobs >");
+        sm_do(sm, &i, 0, "XDEL jobs 2-1");
+    }
     return sm;
 }
 
 static void gen_sm_snapshot(void)
 {
     clear_dir("sm_snapshot");
-    static const char *const names[] = {"empty", "strings", "streams", "sessions"};
-    for (uint32_t v = 0; v < 4; v++) {
+    static const char *const names[] = {"empty", "strings", "streams", "sessions", "groups"};
+    for (uint32_t v = 0; v < 5; v++) {
         struct sm *sm = sample_sm(v);
         struct reply out;
         reply_init(&out, 1u << 20);

@@ -1,5 +1,5 @@
 """Snapshots on real nodes: restart from snapshot + WAL tail gives the same state (per-group
-digest), and a follower kept away while the leaders compact past it catches up through
+digest, consumer groups included), and a follower kept away while the leaders compact past it catches up through
 InstallSnapshot and then serves the same data."""
 
 import json
@@ -71,6 +71,16 @@ def write_data(node, tag, n=1500):
             raise TestFailure("writes %s through node %d failed: %s" % (tag, node.id, bad[:3]))
         c.pipeline([("INCR", "ctr:%d" % (i % 16)) for i in range(200)])
         c.pipeline([("XADD", "log:%d" % (i % 8), "*", "i", str(i)) for i in range(200)])
+        # Consumer groups ride in the streams' images: groups, consumers, pending entries.
+        group = "g-%s" % tag
+        c.pipeline([("XGROUP", "CREATE", "log:%d" % i, group, "0", "MKSTREAM") for i in range(8)])
+        read = c.pipeline([("XREADGROUP", "GROUP", group, "c%d" % (i % 3), "COUNT", "7",
+                            "STREAMS", "log:%d" % (i % 8), ">") for i in range(40)])
+        if not any(isinstance(r, list) and r for r in read):
+            raise TestFailure("XREADGROUP through node %d delivered nothing: %s"
+                              % (node.id, read[:3]))
+        c.pipeline([("XAUTOCLAIM", "log:%d" % i, group, "c9", "0", "0", "COUNT", "3")
+                    for i in range(8)])
 
 
 def check_data(test, node, tag, n=1500):

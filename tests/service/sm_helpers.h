@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/base/errors.h"
+#include "io/service/cgroup_cmd.h"
 #include "io/service/cmd.h"
 #include "io/service/reply.h"
 #include "io/service/sm.h"
@@ -150,14 +151,22 @@ static inline const char *t_read(struct t_sm *t, int64_t now_ms, const char *lin
     return t_take(t);
 }
 
-/* Applies or reads depending on the command's class. */
+/* Applies or reads depending on the command's class (XGROUP HELP and XINFO HELP are
+ * answered as the node answers them). */
 static inline const char *t_do(struct t_sm *t, int64_t time_ms, const char *line)
 {
     struct t_cmd c;
     t_split(&c, line);
-    const struct cmd_spec *spec = cmd_lookup(c.argv[0], c.argl[0]);
+    struct reply ignored;
+    reply_init(&ignored, 1u << 16);
+    const struct cmd_spec *spec = cmd_resolve(c.argc, c.argv, c.argl, &ignored);
+    reply_free(&ignored);
     if (spec != NULL && spec->cls == CMD_READ) {
         return t_read(t, time_ms, line);
+    }
+    if (spec != NULL && (spec->id == CMD_ID_XGROUP_HELP || spec->id == CMD_ID_XINFO_HELP)) {
+        cg_cmd_help(spec->id, &t->r);
+        return t_take(t);
     }
     return t_apply(t, time_ms, line);
 }

@@ -109,7 +109,7 @@ static int request_slot(const char *line, uint16_t *s, struct reply *r)
 {
     struct t_cmd c;
     t_split(&c, line);
-    const struct cmd_spec *spec = cmd_lookup(c.argv[0], c.argl[0]);
+    const struct cmd_spec *spec = cmd_resolve(c.argc, c.argv, c.argl, r);
     assert_non_null(spec);
     return cmd_request_slot(spec, c.argc, c.argv, c.argl, s, r);
 }
@@ -140,6 +140,103 @@ static void test_request_slot(void **state)
                         "-ERR Unbalanced XREAD list of streams: for each stream key an ID or "
                         "'$' must be specified.\r\n");
     assert_int_equal(request_slot("xread foo streams a 0", &s, &r), 0);
+    /* XREADGROUP: the keys after STREAMS, past GROUP's two arguments and NOACK. */
+    assert_int_equal(
+        request_slot("xreadgroup group streams c count 1 noack streams {s}1 {s}2 > >", &s, &r), 1);
+    assert_int_equal(s, slot("s"));
+    assert_int_equal(request_slot("xreadgroup group g c streams a b > >", &s, &r), CMD_CROSSSLOT);
+    reply_reset(&r);
+    assert_int_equal(request_slot("xreadgroup group g c streams a b >", &s, &r), RR_EINVAL);
+    reply_reset(&r);
+    assert_int_equal(request_slot("xreadgroup group g c foo streams a >", &s, &r), 0);
+    /* Subcommands: the key is the third argument. */
+    assert_int_equal(request_slot("xgroup create foo g $ mkstream", &s, &r), 1);
+    assert_int_equal(s, 12182);
+    assert_int_equal(request_slot("xinfo consumers foo g", &s, &r), 1);
+    assert_int_equal(s, 12182);
+    assert_int_equal(request_slot("xgroup help", &s, &r), 0);
+    assert_int_equal(request_slot("xack foo g 1", &s, &r), 1);
+    assert_int_equal(s, 12182);
+    reply_free(&r);
+}
+
+static const struct cmd_spec *resolve(const char *line, struct reply *r)
+{
+    struct t_cmd c;
+    t_split(&c, line);
+    return cmd_resolve(c.argc, c.argv, c.argl, r);
+}
+
+/* Containers (XGROUP, XINFO) as Redis 7 resolves them: the subcommand decides the class,
+ * arity and keys; errors name the subcommand. Checked against redis-server 7.0.15. */
+static void test_subcommands(void **state)
+{
+    (void)state;
+    struct reply r;
+    reply_init(&r, 1 << 16);
+    char buf[1024];
+    const struct cmd_spec *c = resolve("XGroup CREATE k g 0", &r);
+    assert_non_null(c);
+    assert_string_equal(c->name, "xgroup|create");
+    assert_int_equal(c->cls, CMD_WRITE);
+    assert_int_equal(c->id, CMD_ID_XGROUP_CREATE);
+    c = resolve("xinfo stream k", &r);
+    assert_non_null(c);
+    assert_int_equal(c->cls, CMD_READ);
+    assert_int_equal(c->first_key, 2);
+    c = resolve("xinfo help", &r);
+    assert_non_null(c);
+    assert_int_equal(c->cls, CMD_NODE);
+    assert_null(resolve("xgroup", &r));
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR wrong number of arguments for 'xgroup' command\r\n");
+    assert_null(resolve("xgroup foo a b", &r));
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR unknown subcommand 'foo'. Try XGROUP HELP.\r\n");
+    assert_null(resolve("xinfo groups k extra", &r));
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR wrong number of arguments for 'xinfo|groups' command\r\n");
+    assert_null(resolve("xgroup create k g", &r));
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR wrong number of arguments for 'xgroup|create' command\r\n");
+    /* The subcommand as a C string, cut at 128 bytes. */
+    char sub[201];
+    memset(sub, 's', 200);
+    sub[200] = '\0';
+    const uint8_t *argv[2] = {(const uint8_t *)"xinfo", (const uint8_t *)sub};
+    uint32_t argl[2] = {5, 200};
+    assert_null(cmd_resolve(2, argv, argl, &r));
+    char expect[512];
+    snprintf(expect, sizeof(expect), "-ERR unknown subcommand '%.128s'. Try XINFO HELP.\r\n", sub);
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)), expect);
+    argv[1] = (const uint8_t *)"a\0b";
+    argl[1] = 3;
+    assert_null(cmd_resolve(2, argv, argl, &r));
+    assert_string_equal(reply_str(&r, buf, sizeof(buf)),
+                        "-ERR unknown subcommand 'a'. Try XINFO HELP.\r\n");
+    /* Full names find subcommands (COMMAND INFO); plain lookups do not. */
+    assert_ptr_equal(cmd_lookup_fullname((const uint8_t *)"XGROUP|create", 13),
+                     resolve("xgroup create k g 0", &r));
+    assert_null(cmd_lookup((const uint8_t *)"xgroup|create", 13));
+    assert_null(cmd_lookup_fullname((const uint8_t *)"xgroup|nope", 11));
+    assert_null(cmd_lookup_fullname((const uint8_t *)"get|x", 5));
+    assert_non_null(cmd_lookup_fullname((const uint8_t *)"get", 3));
+    /* Every subcommand is reachable by its full name; ids are unique over all commands. */
+    bool seen[CMD_ID_COUNT_] = {false};
+    for (size_t i = 0; i < cmd_count(); i++) {
+        const struct cmd_spec *top = cmd_at(i);
+        assert_false(seen[top->id]);
+        seen[top->id] = true;
+        for (uint8_t k = 0; k < top->subcommand_count; k++) {
+            const struct cmd_spec *sc = &top->subcommands[k];
+            assert_ptr_equal(cmd_lookup_fullname((const uint8_t *)sc->name, strlen(sc->name)), sc);
+            assert_false(seen[sc->id]);
+            seen[sc->id] = true;
+        }
+    }
+    for (unsigned id = 1; id < CMD_ID_COUNT_; id++) {
+        assert_true(seen[id]);
+    }
     reply_free(&r);
 }
 
@@ -198,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_arity_and_unknown_errors),
         cmocka_unit_test(test_keyslot_known_values),
         cmocka_unit_test(test_request_slot),
+        cmocka_unit_test(test_subcommands),
         cmocka_unit_test(test_slot_groups_are_contiguous),
         cmocka_unit_test(test_reply_encoding_and_limit),
     };

@@ -20,13 +20,14 @@ static uint64_t rng(void)
     return z ^ (z >> 31);
 }
 
-/* One random write: strings, TTLs (so keys expire as the clock moves), streams, deletes; with
+/* One random write: strings, TTLs (so keys expire as the clock moves), streams and their
+ * consumer groups (created, read, acknowledged, claimed, consumers deleted), deletes; with
  * `growth` most writes create keys (the table grows), else they delete (it shrinks). */
 static void random_write(char *line, size_t cap, bool growth, bool allow_flush)
 {
     unsigned k = (unsigned)(rng() % W_KEYS);
     unsigned j = (unsigned)(rng() % W_KEYS);
-    unsigned op = (unsigned)(rng() % 16);
+    unsigned op = (unsigned)(rng() % 22);
     if (!growth && op < 8) {
         op = 3; /* del */
     }
@@ -68,6 +69,22 @@ static void random_write(char *line, size_t cap, bool growth, bool allow_flush)
         break;
     case 13:
         snprintf(line, cap, "%s", allow_flush && rng() % 40 == 0 ? "flushdb" : "set z 1");
+        break;
+    case 16:
+        snprintf(line, cap, "xgroup create s%u g%u 0 mkstream", k % 30, j % 3);
+        break;
+    case 17:
+    case 18:
+        snprintf(line, cap, "xreadgroup group g%u c%u count 3 streams s%u >", j % 3, k % 4, k % 30);
+        break;
+    case 19:
+        snprintf(line, cap, "xautoclaim s%u g%u c%u 0 0 count 2", k % 30, j % 3, j % 4);
+        break;
+    case 20:
+        snprintf(line, cap, "xgroup delconsumer s%u g%u c%u", k % 30, j % 3, j % 4);
+        break;
+    case 21:
+        snprintf(line, cap, "xack s%u g%u %u-0 %u-1", k % 30, j % 3, k, j);
         break;
     default:
         snprintf(line, cap, "set k%u v%u", k, j);
