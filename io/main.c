@@ -2,7 +2,7 @@
  *
  *   ringraftd [CONFIG-FILE] [--SETTING VALUE ...] [--check-config | --dump-config |
  *             --sample-config]
- *   ringraftd --help
+ *   ringraftd --help | --version
  *
  * With no arguments: a single-node cluster on 127.0.0.1:7001 with data in ./ringraft-data.
  * Settings come from the built-in default, then the file, then the flags (docs/node.md,
@@ -18,6 +18,8 @@
 #include "core/base/assert.h"
 #include "io/log.h"
 #include "io/ringraftd.h"
+#include "io/version.h"
+#include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (io/io.mk) */
 
 /* A failed invariant is logged (file, line, expression) before the process aborts, so the
  * log says why a node died. */
@@ -32,7 +34,7 @@ static void usage(FILE *f)
     static const char *const head[] = {
         "usage: ringraftd [CONFIG-FILE] [--SETTING VALUE ...]",
         "                 [--check-config | --dump-config | --sample-config]",
-        "       ringraftd --help",
+        "       ringraftd --help | --version",
         "",
         "Runs one ringraft node. With no arguments: a single-node cluster on 127.0.0.1:7001,",
         "data in ./ringraft-data. Settings come from the built-in default, then CONFIG-FILE",
@@ -45,6 +47,7 @@ static void usage(FILE *f)
         {"--dump-config", "print the effective configuration and exit"},
         {"--sample-config", "print a commented config file and exit"},
         {"--help, -h", "print this help and exit"},
+        {"--version", "print the version and exit"},
     };
     for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
         fprintf(f, "%s\n", head[i]);
@@ -73,6 +76,10 @@ int main(int argc, char **argv)
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            version_print(stdout, "ringraftd", RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD);
             return 0;
         }
         if (strcmp(argv[i], "--sample-config") == 0) {
