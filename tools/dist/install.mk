@@ -1,5 +1,5 @@
 # tools/dist/install.mk: the version the programs report, `make install` and `make uninstall`,
-# the sample config file. Included by the Makefile.
+# the sample config file and the install test stage. Included by the Makefile.
 #
 # The version is RINGRAFT_VERSION in io/version.h. ringraftd and ringraft-wal also print the
 # git commit they were built from, which tools/dist/release-h.sh writes to $(B)/gen/release.h
@@ -59,7 +59,7 @@ INSTALL_SUBST := sed -e 's|@VERSION@|$(RINGRAFT_VERSION)|g' -e 's|@BINDIR@|$(BIN
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
 CONF_DIR := $(DESTDIR)$(SYSCONFDIR)/ringraft
 
-.PHONY: install uninstall
+.PHONY: install uninstall test-install
 install:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
 		build/release/tools/ringraft-wal
@@ -103,3 +103,10 @@ uninstall:
 	$(Q)for d in $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) $(CONF_DIR); do \
 		if [ -d $$d ]; then rmdir --ignore-fail-on-non-empty $$d; fi; \
 	done
+
+# ---- test stage: tests/install -----------------------------------------------------------
+# Installs into a temporary DESTDIR (the release build, built if needed) and checks the files,
+# modes, --version and --help, the sample config, the unit, the man pages and uninstall.
+TEST_STAGES += test-install
+test-install:
+	$(Q)tools/stage.sh install 600 python3 tests/install/test_install.py
