@@ -16,10 +16,10 @@
 #include <unistd.h>
 
 #include "core/base/assert.h"
+#include "core/base/version.h"
 #include "io/log.h"
 #include "io/ringraftd.h"
-#include "io/version.h"
-#include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (io/io.mk) */
+#include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (tools/dist/install.mk) */
 
 /* A failed invariant is logged (file, line, expression) before the process aborts, so the
  * log says why a node died. */
@@ -59,6 +59,18 @@ static void usage(FILE *f)
     config_write_help(f);
 }
 
+/* "ringraftd 0.1.0 (git 39e5427abcde, release build)"; without "git ..." when the build was
+ * not made from a git work tree; "-dirty" after the commit when tracked files had changes. */
+static void version(FILE *f)
+{
+    const char *commit = RINGRAFT_GIT_COMMIT;
+    if (commit[0] != '\0') {
+        fprintf(f, "ringraftd %s (git %s, %s build)\n", RINGRAFT_VERSION, commit, RINGRAFT_BUILD);
+    } else {
+        fprintf(f, "ringraftd %s (%s build)\n", RINGRAFT_VERSION, RINGRAFT_BUILD);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct node_config cfg;
@@ -79,7 +91,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            version_print(stdout, "ringraftd", RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD);
+            version(stdout);
             return 0;
         }
         if (strcmp(argv[i], "--sample-config") == 0) {

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "core/base/errors.h"
+#include "core/base/version.h"
 #include "core/limits.h"
-#include "io/version.h"
 #include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (tools/dist/install.mk) */
 #include "storage/wal_format.h"
 
@@ -280,6 +280,18 @@ static void usage(FILE *f)
                "ringraft-wal(1) describes the output.\n");
 }
 
+/* As ringraftd --version: "ringraft-wal 0.1.0 (git 39e5427abcde, release build)". */
+static void version(FILE *f)
+{
+    const char *commit = RINGRAFT_GIT_COMMIT;
+    if (commit[0] != '\0') {
+        fprintf(f, "ringraft-wal %s (git %s, %s build)\n", RINGRAFT_VERSION, commit,
+                RINGRAFT_BUILD);
+    } else {
+        fprintf(f, "ringraft-wal %s (%s build)\n", RINGRAFT_VERSION, RINGRAFT_BUILD);
+    }
+}
+
 static void push(char ***names, int *n, char *name)
 {
     *names = realloc(*names, (size_t)(*n + 1) * sizeof(char *));
@@ -356,7 +368,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        version_print(stdout, "ringraft-wal", RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD);
+        version(stdout);
         return 0;
     }
     if (argc < 3) {

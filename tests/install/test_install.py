@@ -7,7 +7,7 @@ they install (tools/dist/install.mk).
 - the files and their modes, for the default PREFIX and for PREFIX=/usr (config in /etc);
   `make uninstall` removes them all, except a config file that was edited (kept, and
   never replaced by a later install);
-- ringraftd --version (the version of io/version.h, the commit of the tree) and --help
+- ringraftd --version (the version of core/base/version.h, the commit of the tree) and --help
   (every setting, one line each), ringraft-wal --version and --help, ringraft-cluster --help;
 - the settings of io/config.c's table (read from the source) all appear in ringraftd --help,
   in the sample config, in ringraftd(8) and in docs/node.md; the checked-in sample config
@@ -115,7 +115,7 @@ def setting_names():
 
 
 def version_from_source():
-    text = open(os.path.join(REPO, "io", "version.h")).read()
+    text = open(os.path.join(REPO, "core", "base", "version.h")).read()
     return re.search(r'^#define RINGRAFT_VERSION "([^"]+)"$', text, re.M).group(1)
 
 

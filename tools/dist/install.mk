@@ -1,7 +1,7 @@
 # tools/dist/install.mk: the version the programs report, `make install` and `make uninstall`,
 # the sample config file and the install test stage. Included by the Makefile.
 #
-# The version is RINGRAFT_VERSION in io/version.h. ringraftd and ringraft-wal also print the
+# The version is RINGRAFT_VERSION in core/base/version.h. ringraftd and ringraft-wal also print the
 # git commit they were built from, which tools/dist/release-h.sh writes to $(B)/gen/release.h
 # at every make (rewritten, and the two programs recompiled, only when it changes).
 #
@@ -19,7 +19,7 @@
 # from the sample (it has been edited: kept, and said so). Data in /var/lib/ringraft is
 # never touched. docs/operations.md, "Installing".
 
-RINGRAFT_VERSION := $(shell sed -n 's/^.define RINGRAFT_VERSION "\(.*\)"$$/\1/p' io/version.h 2>/dev/null)
+RINGRAFT_VERSION := $(shell sed -n 's/^.define RINGRAFT_VERSION "\(.*\)"$$/\1/p' core/base/version.h)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
