@@ -790,7 +790,23 @@ void config_write(const struct node_config *c, FILE *f)
     }
 }
 
-/* Writes text as "# " comment lines of at most 90 columns, broken at spaces. */
+/* The line at p starts with a setting's name and a space: it would read as "# setting value",
+ * a commented-out setting. */
+static bool starts_like_setting(const char *p)
+{
+    char word[64];
+    size_t n = strcspn(p, " ");
+    if (n == 0 || n >= sizeof(word) || p[n] != ' ') {
+        return false;
+    }
+    memcpy(word, p, n);
+    word[n] = '\0';
+    return option_find(word) != NULL;
+}
+
+/* Writes text as "# " comment lines of at most 90 columns, broken at spaces, never so that a
+ * line starts like a commented-out setting (the sample's "# setting value" lines stay the
+ * only ones that do). */
 static void write_comment(FILE *f, const char *text)
 {
     const size_t width = 88;
@@ -799,7 +815,7 @@ static void write_comment(FILE *f, const char *text)
         size_t n = strlen(p);
         if (n > width) {
             n = width;
-            while (n > 0 && p[n] != ' ') {
+            while (n > 0 && (p[n] != ' ' || starts_like_setting(p + n + 1))) {
                 n--;
             }
             if (n == 0) {
