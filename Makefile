@@ -105,6 +105,12 @@ TEST_STAGES := test-unit
 # ---- ringraft-bench: the RESP load generator (bench/rbench) -------------------------------
 -include bench/rbench/rbench.mk
 
+# ---- libFuzzer targets for every parser of untrusted bytes (tests/fuzz) ------------------
+-include tests/fuzz/fuzz.mk
+
+# ---- the fault suite: histories checked under kills, pauses, partitions (tests/faults) ----
+-include tests/faults/faults.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51

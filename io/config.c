@@ -223,6 +223,7 @@ struct config_option {
     int (*parse)(struct node_config *c, const char *value, char *err, size_t len); /* CUSTOM */
     void (*format)(const struct node_config *c, char *buf, size_t len);            /* CUSTOM */
     bool shorthand;      /* sets part of another setting: left out of --dump-config */
+    bool only_when_set;  /* --dump-config writes it only when it is not the default */
     const char *arg;     /* the value's placeholder in --help */
     const char *help;    /* one short line, lower case, no final period (--help, the sample) */
     const char *doc;     /* NULL, or sentences the sample adds after help */
@@ -346,6 +347,32 @@ parse_slowlog_slower_than(struct node_config *c, const char *value, char *err, s
 static void format_slowlog_slower_than(const struct node_config *c, char *buf, size_t len)
 {
     snprintf(buf, len, "%" PRId64, c->slowlog_slower_than_us);
+}
+
+static const char *const unsafe_test_modes[] = {
+    [UNSAFE_TEST_NONE] = "none",
+    [UNSAFE_TEST_ACK_BEFORE_FSYNC] = "ack-before-fsync",
+    [UNSAFE_TEST_READS_WITHOUT_READINDEX] = "reads-without-readindex",
+};
+
+static int parse_unsafe_test_mode(struct node_config *c, const char *value, char *err, size_t len)
+{
+    for (uint8_t m = 0; m < sizeof(unsafe_test_modes) / sizeof(unsafe_test_modes[0]); m++) {
+        if (strcmp(value, unsafe_test_modes[m]) == 0) {
+            c->unsafe_test_mode = m;
+            return 0;
+        }
+    }
+    return fail(err, len,
+                "bad value for unsafe-test-mode: '%s' (none, ack-before-fsync, "
+                "reads-without-readindex)",
+                value);
+}
+
+static void format_unsafe_test_mode(const struct node_config *c, char *buf, size_t len)
+{
+    RR_ASSERT(c->unsafe_test_mode < sizeof(unsafe_test_modes) / sizeof(unsafe_test_modes[0]));
+    snprintf(buf, len, "%s", unsafe_test_modes[c->unsafe_test_mode]);
 }
 
 #define U32(name_, field, lo_, hi_, arg_, help_, doc_)                                             \
@@ -500,6 +527,23 @@ static const struct config_option config_options[] = {
            "The time from parse to reply: what a client waits, replication and fsyncs included."),
     U32("slowlog-max-len", slowlog_max_len, 0, SLOWLOG_LEN_CEILING, "N",
         "SLOWLOG entries kept per worker", NULL),
+
+    SECTION("fault-test build only (docs/faults.md): other builds refuse to start with one set"),
+    {.name = "unsafe-test-mode", .kind = CONFIG_CUSTOM, .parse = parse_unsafe_test_mode,
+     .format = format_unsafe_test_mode, .only_when_set = true,
+     .arg = "MODE", .help = "fault-test build: a deliberate safety bug; none: off",
+     .doc = "The fault suite must catch each: ack-before-fsync releases held messages before "
+            "the WAL syncs; reads-without-readindex serves a leader's reads from its own "
+            "state."},
+    {.name = "test-power-loss", .kind = CONFIG_BOOL, FIELD(test_power_loss),
+     .only_when_set = true, .arg = "yes|no",
+     .help = "fault-test build: SIGUSR1 is a power loss",
+     .doc = "The node reverts every WAL byte not yet synced and exits, as if the machine had "
+            "lost power."},
+    {.name = "test-wal-segment-bytes", .kind = CONFIG_U64, FIELD(test_wal_segment_bytes),
+     .lo = 0, .hi = 1ull << 32, .only_when_set = true, .arg = "BYTES",
+     .help = "fault-test build: WAL segment size; 0: the WAL's default",
+     .doc = "Small segments make short runs rotate and reclaim segments."},
 };
 /* clang-format on */
 #undef U32
@@ -703,6 +747,15 @@ int config_validate(const struct node_config *c, char *err, size_t len)
         snprintf(err, len, "metrics-port %u is this node's client or peer port", c->metrics_port);
         return -1;
     }
+#ifndef RR_FAULT_TESTING
+    if (c->unsafe_test_mode != UNSAFE_TEST_NONE || c->test_power_loss ||
+        c->test_wal_segment_bytes != 0) {
+        snprintf(err, len,
+                 "unsafe-test-mode, test-power-loss and test-wal-segment-bytes exist "
+                 "only in the fault-test build (ringraftd-faults, docs/faults.md)");
+        return -1;
+    }
+#endif
     return 0;
 }
 
@@ -779,13 +832,22 @@ option_format(const struct config_option *o, const struct node_config *c, char *
 
 void config_write(const struct node_config *c, FILE *f)
 {
-    char value[CONFIG_VALUE_MAX];
+    struct node_config def;
+    config_default(&def);
+    char value[CONFIG_VALUE_MAX], value_def[CONFIG_VALUE_MAX];
     for (size_t i = 0; i < CONFIG_OPTION_COUNT; i++) {
         const struct config_option *o = &config_options[i];
         if (o->name == NULL || o->shorthand) {
             continue;
         }
         option_format(o, c, value, sizeof(value));
+        if (o->only_when_set) {
+            /* The fault-test switches: a file any build accepts unless one is set. */
+            option_format(o, &def, value_def, sizeof(value_def));
+            if (strcmp(value, value_def) == 0) {
+                continue;
+            }
+        }
         fprintf(f, "%s %s\n", o->name, value);
     }
 }

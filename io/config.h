@@ -24,6 +24,15 @@ struct node_address {
 
 enum net_batching { NET_BATCHING_NONE = 0, NET_BATCHING_ADAPTIVE = 1 };
 
+/* Deliberately unsafe behaviours for the fault suite (tests/faults) to catch. Accepted only
+ * by the fault-test build (RR_FAULT_TESTING: build/FLAVOUR/ringraftd-faults); any other
+ * build refuses to start with one set. */
+enum unsafe_test_mode {
+    UNSAFE_TEST_NONE = 0,
+    UNSAFE_TEST_ACK_BEFORE_FSYNC = 1,        /* release held messages before the WAL syncs */
+    UNSAFE_TEST_READS_WITHOUT_READINDEX = 2, /* a leader serves reads from its own state */
+};
+
 struct node_config {
     raft_node node_id;
     uint64_t cluster_id;
@@ -69,6 +78,10 @@ struct node_config {
     uint16_t metrics_port;          /* Prometheus endpoint on bind:metrics_port; 0: off */
     int64_t slowlog_slower_than_us; /* requests at least this slow are logged; < 0: none */
     uint32_t slowlog_max_len;       /* entries kept per worker */
+    /* Test-only switches (tests/faults, docs/faults.md); refused unless RR_FAULT_TESTING. */
+    uint8_t unsafe_test_mode;        /* enum unsafe_test_mode */
+    bool test_power_loss;            /* SIGUSR1: revert what the WAL had not synced, exit */
+    uint64_t test_wal_segment_bytes; /* 0: the WAL's default size */
 };
 
 /* The built-in default. */

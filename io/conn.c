@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/base/assert.h"
 #include "io/client.h"
@@ -82,12 +83,72 @@ void conn_settle(struct conn *c)
     }
 }
 
+/* A lingering close: closing a socket whose receive queue holds unread bytes makes the
+ * kernel send a reset, and a reset can destroy the answer (an error, a refusal) before
+ * the peer reads it. So once the answer is sent, the write side is shut (the peer sees
+ * EOF after the answer) and input is read and dropped until the peer closes, for at most
+ * CONN_LINGER_MS and CONN_LINGER_MAX_BYTES. */
+#define CONN_LINGER_MS        1000
+#define CONN_LINGER_MAX_BYTES (256u * 1024)
+
+static void conn_linger(struct conn *c)
+{
+    RR_ASSERT(!c->lingering && !c->closing);
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+    c->lingering = true;
+    c->linger_until_ms = c->w->now_ms + CONN_LINGER_MS;
+    c->linger_next = c->w->linger_list;
+    c->w->linger_list = c;
+    c->paused = false;
+    conn_start_recv(c);
+}
+
+/* Input that arrives once the connection is to close (answered, lingering): dropped. */
+static void conn_linger_discard(struct conn *c, size_t n)
+{
+    c->in_len = 0;
+    c->linger_bytes += n;
+    if (c->linger_bytes > CONN_LINGER_MAX_BYTES) {
+        conn_close(c);
+    }
+}
+
+void conn_linger_expire(struct worker *w)
+{
+    for (struct conn *c = w->linger_list; c != NULL; c = c->linger_next) {
+        if (w->now_ms >= c->linger_until_ms) {
+            conn_close(c); /* unlinked when the close completes */
+        }
+    }
+}
+
+static void conn_linger_unlink(struct conn *c)
+{
+    struct conn **pp = &c->w->linger_list;
+    while (*pp != c) {
+        pp = &(*pp)->linger_next;
+    }
+    *pp = c->linger_next;
+    c->lingering = false;
+}
+
+/* The answer is sent: linger, or close at once when there is no socket left to shut. */
+static void conn_flushed_close(struct conn *c)
+{
+    if (c->closing || c->lingering) {
+        return;
+    }
+    conn_linger(c);
+}
+
 void conn_close_after_flush(struct conn *c)
 {
     c->close_after_flush = true;
     c->paused = true; /* nothing more is read */
     if (conn_output_bytes(c) == 0 && !c->send_pending) {
-        conn_close(c);
+        conn_flushed_close(c);
     }
 }
 
@@ -193,7 +254,7 @@ void conn_start_recv(struct conn *c)
         return;
     }
     if (c->w->use_recv_multishot) {
-        if (c->in_len >= c->in_max) {
+        if (c->in_len >= c->in_max && !c->close_after_flush) {
             return; /* the owner consumes first */
         }
         struct io_uring_sqe *sqe = worker_sqe(c->w);
@@ -204,6 +265,14 @@ void conn_start_recv(struct conn *c)
         c->recv_pending = true;
         c->multishot = true;
         c->cancel_sent = false;
+        return;
+    }
+    if (c->close_after_flush) {
+        /* What arrives now is dropped (conn_linger_discard): read over the whole buffer. */
+        struct io_uring_sqe *sqe = worker_sqe(c->w);
+        io_uring_prep_recv(sqe, c->fd, c->in, c->in_cap, 0);
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_RECV, c));
+        c->recv_pending = true;
         return;
     }
     if (c->in_cap - c->in_len < CONN_RECV_MIN) {
@@ -384,7 +453,9 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
         if (c->multishot) {
             if ((flags & IORING_CQE_F_BUFFER) != 0) {
                 unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
-                if (res > 0 && !c->closing) {
+                if (res > 0 && !c->closing && c->close_after_flush) {
+                    conn_linger_discard(c, (size_t)res);
+                } else if (res > 0 && !c->closing) {
                     if (input_room(c, (size_t)res)) {
                         memcpy(c->in + c->in_len, w->buf_base + (size_t)bid * BUF_SIZE,
                                (size_t)res);
@@ -412,7 +483,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
                 conn_close(c);
                 break;
             }
-            if (res > 0) {
+            if (res > 0 && !c->close_after_flush) {
                 conn_on_recv(c);
             }
             if (!c->closing && !c->recv_pending) {
@@ -430,6 +501,11 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
                 return;
             }
             conn_close(c);
+            break;
+        }
+        if (c->close_after_flush) {
+            conn_linger_discard(c, (size_t)res);
+            conn_start_recv(c);
             break;
         }
         c->in_len += (size_t)res;
@@ -455,7 +531,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
         c->sent += (size_t)res;
         conn_submit_send(c);
         if (c->close_after_flush && !c->send_pending) {
-            conn_close(c);
+            conn_flushed_close(c);
             break;
         }
         if (c->kind == CONN_CLIENT && !c->send_pending) {
@@ -471,6 +547,9 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             }
             *pp = c->next;
             c->queued = false;
+        }
+        if (c->lingering) {
+            conn_linger_unlink(c);
         }
         if (c->kind == CONN_CLIENT) {
             client_on_closed(c);

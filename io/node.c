@@ -256,6 +256,11 @@ int node_run(const struct node_config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+#ifdef RR_FAULT_TESTING
+    if (cfg->test_power_loss) {
+        sigaddset(&set, SIGUSR1);
+    }
+#endif
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     for (uint32_t i = 0; i < W; i++) {
@@ -279,7 +284,14 @@ int node_run(const struct node_config *cfg)
         node_notify("READY=1");
         int sig = 0;
         sigwait(&set, &sig);
-        LOG_N("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+#ifdef RR_FAULT_TESTING
+        if (sig == SIGUSR1) {
+            name = "SIGUSR1 (test-power-loss: losing power)";
+            atomic_store(&n->power_loss, true);
+        }
+#endif
+        LOG_N("received %s; shutting down", name);
         node_notify("STOPPING=1");
     } else {
         LOG_E("start-up failed; exiting");

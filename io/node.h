@@ -71,16 +71,20 @@ struct conn {
     bool multishot;         /* the recv in flight is multishot (provided buffers) */
     bool cancel_sent;       /* a cancel of that recv is in flight (paused) */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
+    bool lingering;         /* output sent and write side shut: input discarded until EOF */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
     struct conn_buf out[2];
-    uint8_t fill;      /* which out buffer collects new bytes */
-    size_t sent;       /* bytes of out[!fill] already sent */
-    size_t out_max;    /* bytes both buffers may hold together */
-    uint64_t id;       /* unique within the node */
-    void *owner;       /* struct client or struct peer */
-    struct conn *next; /* worker's list of connections with output to flush */
-    bool queued;       /* on that list */
+    uint8_t fill;             /* which out buffer collects new bytes */
+    size_t sent;              /* bytes of out[!fill] already sent */
+    size_t out_max;           /* bytes both buffers may hold together */
+    uint64_t id;              /* unique within the node */
+    void *owner;              /* struct client or struct peer */
+    struct conn *next;        /* worker's list of connections with output to flush */
+    bool queued;              /* on that list */
+    struct conn *linger_next; /* worker's list of lingering connections */
+    int64_t linger_until_ms;
+    size_t linger_bytes; /* input discarded while lingering */
 };
 
 /* ---- requests (route.c) --------------------------------------------------------------- */
@@ -268,6 +272,7 @@ struct worker {
     struct peer peers[RAFT_MEMBERS_MAX];
     uint32_t peer_count;
     struct conn *flush_list;
+    struct conn *linger_list; /* connections in a lingering close (conn.c) */
     /* persistence */
     uint64_t persist_issued;                          /* WAL units issued (appended or queued) */
     uint64_t persist_durable;                         /* WAL units acknowledged */
@@ -355,6 +360,8 @@ struct node {
     _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
     struct raft_config initial;
+    /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
+    _Atomic bool power_loss;
 };
 
 /* node.c */
@@ -364,6 +371,18 @@ int64_t node_clock_ns(void); /* monotonic */
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
 int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
+
+/* faults.c: hooks of the fault-test build (RR_FAULT_TESTING, tests/faults, docs/faults.md).
+ * In any other build the unsafe modes compile to false and faults_power_loss to nothing. */
+#ifdef RR_FAULT_TESTING
+#define FAULTS_UNSAFE(w, mode) ((w)->node->cfg.unsafe_test_mode == (mode))
+#else
+#define FAULTS_UNSAFE(w, mode) ((void)(w), false)
+#endif
+/* Called when a worker's loop has ended: if the node is losing power (SIGUSR1 with
+ * test-power-loss), reaps the ring without letting the WAL see another completion, reverts
+ * every byte the WAL had not synced, and returns true (the worker then exits at once). */
+bool faults_power_loss(struct worker *w);
 
 /* worker.c */
 void *worker_main(void *arg);
@@ -389,6 +408,7 @@ void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
 /* Closes once the output already queued has been sent; reads no more. */
 void conn_close_after_flush(struct conn *c);
+void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);

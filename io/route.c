@@ -436,8 +436,22 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     return true;
 }
 
+static bool serve_read(struct worker *w, struct group_state *gs, struct req *r);
+static void block(struct worker *w, struct group_state *gs, struct req *r);
+
 static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
 {
+    if (FAULTS_UNSAFE(w, UNSAFE_TEST_READS_WITHOUT_READINDEX)) {
+        /* Fault-test build only: answer from this leader's state machine without confirming
+         * leadership, the stale read tests/faults must catch (docs/faults.md). */
+        req_list_remove(&gs->waiting, r);
+        if (serve_read(w, gs, r)) {
+            block(w, gs, r);
+        } else {
+            route_complete(w, r);
+        }
+        return true;
+    }
     if (multi_read_index(w->multi, gs->g, r->id) != 0) {
         return false;
     }
@@ -570,8 +584,6 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
         }
     }
 }
-
-static bool serve_read(struct worker *w, struct group_state *gs, struct req *r);
 
 /* An XREAD BLOCK found nothing: it waits on its group until a write gives it entries, its
  * BLOCK timeout passes, or its client goes away. It stays this worker's (timeouts). */

@@ -182,7 +182,10 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         size_t off = 0;
         for (uint32_t i = 0; i < a.n; i++) {
             u->entries[i] = a.entries[i];
-            memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            if (a.entries[i].len > 0) {
+                /* An empty entry (a new leader's) has no data pointer: memcpy(NULL) is UB. */
+                memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            }
             u->entries[i].data = u->data + off;
             off += a.entries[i].len;
         }
@@ -213,7 +216,8 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     RR_ASSERT(h != NULL);
     h->next = NULL;
     h->held = held;
-    h->need = w->persist_issued;
+    /* The unsafe test mode releases the messages at once: acknowledgements before fsync. */
+    h->need = FAULTS_UNSAFE(w, UNSAFE_TEST_ACK_BEFORE_FSYNC) ? 0 : w->persist_issued;
     if (w->held_tail == NULL) {
         w->held_head = h;
     } else {
@@ -514,6 +518,7 @@ static void run_ticks(struct worker *w)
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
         publish_stats(w);
+        conn_linger_expire(w);
     }
     if (w->now_ms >= w->next_publish_ms) {
         w->next_publish_ms = w->now_ms + PUBLISH_MS;
@@ -833,6 +838,7 @@ static int worker_open(struct worker *w)
         .iowq_max_workers = 2,
         .strategy = cfg->disk_batching,
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
+        .segment_bytes = cfg->test_wal_segment_bytes,
     };
     char err[512];
     int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));
@@ -959,6 +965,9 @@ void *worker_main(void *arg)
     w->next_balance_ms = w->now_ms + 2 * BALANCE_PERIOD_MS;
     while (!w->stopping) {
         loop_iteration(w);
+    }
+    if (faults_power_loss(w)) {
+        return NULL;
     }
     /* Shut down: no new input; let the WAL finish what is in flight (bounded). */
     LOG_I("stopping");

@@ -19,6 +19,25 @@ have_cmd man || need+=(man-db)
 # bench/compare.py and bench/node-targets.py measure against a real redis-server.
 have_cmd redis-server || need+=(redis-server)
 have_cmd python3 || need+=(python3)
+# The fuzz targets (tests/fuzz, make fuzz and the test-fuzz stage): clang with libFuzzer and
+# the sanitizer runtimes. The compiler alone is not enough (the runtimes are a separate
+# package), so the check builds a trivial fuzzer.
+have_fuzzer() {
+    local dir rc
+    dir=$(mktemp -d) || return 1
+    printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\n%s\n' \
+        'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }' \
+        >"$dir/f.c"
+    clang -fsanitize=fuzzer,address,undefined -o "$dir/f" "$dir/f.c" >/dev/null 2>&1
+    rc=$?
+    rm -rf "$dir"
+    return $rc
+}
+if ! have_cmd clang; then
+    need+=(clang libclang-rt-14-dev)
+elif ! have_fuzzer; then
+    need+=(libclang-rt-14-dev)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing missing packages: ${need[*]}"
 sudo=""

@@ -1194,7 +1194,7 @@ static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
     case CMD_ID_FLUSHDB:
         return cmd_flushdb(sm, a, r);
     default:
-        RR_ASSERT(!"a write command without a handler");
+        RR_ASSERT(false && "a write command without a handler");
         return 0;
     }
 }
@@ -1703,7 +1703,7 @@ read_simple(const struct sm *sm, int64_t now, const struct args *a, uint16_t id,
         reply_simple(r, o == NULL ? "none" : o->type == OBJ_STRING ? "string" : "stream");
         return;
     default:
-        RR_ASSERT(!"not a simple read");
+        RR_ASSERT(false && "not a simple read");
     }
 }
 
@@ -1772,7 +1772,7 @@ bool sm_read_wait(struct sm *sm,
     case CMD_ID_XREAD:
         return read_xread(sm, now, &a, wait, r);
     default:
-        RR_ASSERT(!"a read command without a handler");
+        RR_ASSERT(false && "a read command without a handler");
         return false;
     }
 }
@@ -1962,7 +1962,7 @@ static bool glob_impl(const uint8_t *p,
                 p++;
                 plen--;
             }
-            /* fall through */
+            __attribute__((fallthrough)); /* a backslash escapes the next byte */
         default:
             if (nocase ? glob_lower(p[0]) != glob_lower(s[0]) : p[0] != s[0]) {
                 return false;

@@ -68,6 +68,9 @@ HARDENING = {
     "StateDirectory": "ringraft", "LimitNOFILE": "65536",
 }
 IO_URING_CALLS = {"io_uring_setup", "io_uring_enter", "io_uring_register"}
+# The fault-test build's switches (docs/faults.md): rows of the table that --dump-config
+# writes only when set, and that this build refuses.
+FAULT_TEST_SETTINGS = ["unsafe-test-mode", "test-power-loss", "test-wal-segment-bytes"]
 
 
 def user_env(**extra):
@@ -272,7 +275,20 @@ class VersionAndHelpTests(unittest.TestCase):
             self.assertIn(s, names)
         dump = run([installed("usr/local/bin/ringraftd"), "--dump-config"]).stdout
         dumped = [l.split(" ", 1)[0] for l in dump.splitlines()]
-        self.assertEqual(dumped, [n for n in names if n != "port"])
+        self.assertEqual(dumped, [n for n in names
+                                  if n != "port" and n not in FAULT_TEST_SETTINGS])
+
+    def test_fault_test_switches_are_refused(self):
+        """This build refuses each switch of the fault-test build, and says why."""
+        src = open(os.path.join(REPO, "io", "config.c")).read()
+        self.assertEqual(src.count(".only_when_set = true"), len(FAULT_TEST_SETTINGS))
+        for name, value in (("unsafe-test-mode", "ack-before-fsync"),
+                            ("test-power-loss", "yes"), ("test-wal-segment-bytes", "64k")):
+            self.assertIn(name, setting_names())
+            p = run([installed("usr/local/bin/ringraftd"), "--" + name, value, "--check-config"],
+                    check=False)
+            self.assertEqual(p.returncode, 2, name)
+            self.assertIn("only in the fault-test build", p.stderr, name)
 
 
 class SampleConfigTests(unittest.TestCase):

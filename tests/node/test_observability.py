@@ -5,6 +5,7 @@ memory, limits and latencystats sections."""
 
 import re
 import socket
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -38,10 +39,13 @@ def parse_metrics(text):
     return samples, types, helps
 
 
-def raw_http(port, data):
-    """Sends raw bytes, returns the status line (or '' if closed without an answer)."""
+def raw_http(port, data, read_after=0.0):
+    """Sends raw bytes, returns the status line (or '' if closed without an answer).
+    read_after: seconds to wait before reading, so the server has answered and closed
+    before the client reads (its answer must survive unread request bytes)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
+        time.sleep(read_after)
         buf = b""
         while True:
             chunk = s.recv(65536)
@@ -104,8 +108,18 @@ class ObservabilityTests(unittest.TestCase):
                              "HTTP/1.1 405 Method Not Allowed")
             self.assertEqual(raw_http(ports[0], b"\x00\xff garbage\r\n\r\n"),
                              "HTTP/1.1 400 Bad Request")
-            self.assertEqual(raw_http(ports[0], b"GET /" + b"a" * 20000),
-                             "HTTP/1.1 431 Request Header Fields Too Large")
+            for wait in (0.0, 0.3):
+                self.assertEqual(raw_http(ports[0], b"GET /" + b"a" * 20000, wait),
+                                 "HTTP/1.1 431 Request Header Fields Too Large")
+            # The server drops what follows an answer for a bounded time, then closes.
+            with socket.create_connection(("127.0.0.1", ports[0]), timeout=10) as s:
+                s.sendall(b"GET /" + b"a" * 20000)
+                self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 431"))
+                self.assertEqual(s.recv(65536), b"", "EOF after the answer")
+                with self.assertRaises(OSError):
+                    for _ in deadline_loop(10):
+                        s.sendall(b"a" * 4096)  # reset once the server has closed
+                        time.sleep(0.05)
             with self.assertRaises(urllib.error.HTTPError):
                 urllib.request.urlopen("http://127.0.0.1:%d/" % ports[0], timeout=10)
             self.assertEqual(c.node(1).call("PING"), "PONG")

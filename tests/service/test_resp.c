@@ -608,6 +608,31 @@ static void test_limit_request(void **state)
     expect_outcome((const uint8_t *)three, len + 1, RESP_ERROR, "Protocol error: too big request");
 }
 
+/* A '$' line that breaks both inline_max and request_max: the limit it reaches first names
+ * the error, in one piece and byte by byte alike. (Found by fuzz_resp: in one piece the
+ * parser said "too big bulk count string", byte by byte "too big request".) */
+static void test_limit_line_and_request(void **state)
+{
+    (void)state;
+    char req[256];
+    size_t len = two_bulks(req, sizeof(req), 40);
+    assert_int_equal(len, 98);
+    req[1] = '3';
+    /* The third '$' line starts at 98: its CRLF cannot end by 100 once it holds a byte
+     * (offset 99), long before it passes inline_max (offset 131). */
+    req[len] = '$';
+    memset(req + len + 1, 'X', 40);
+    memcpy(req + len + 41, "\r\n", 2);
+    expect_outcome((const uint8_t *)req, len + 43, RESP_ERROR, "Protocol error: too big request");
+    /* Early in a request the line passes inline_max (offset 37) before request_max. */
+    char early[256];
+    memcpy(early, "*2\r\n$", 5);
+    memset(early + 5, '1', 120);
+    memcpy(early + 125, "\r\n", 2);
+    expect_outcome((const uint8_t *)early, 127, RESP_ERROR,
+                   "Protocol error: too big bulk count string");
+}
+
 static void test_limits_check(void **state)
 {
     (void)state;
@@ -964,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_limit_bulk),
         cmocka_unit_test(test_limits_before_authentication),
         cmocka_unit_test(test_limit_request),
+        cmocka_unit_test(test_limit_line_and_request),
         cmocka_unit_test(test_limits_check),
         cmocka_unit_test(test_consumed_on_need_more),
         cmocka_unit_test(test_no_rescan),

@@ -37,8 +37,11 @@ RELEASE_H := $(B)/gen/release.h
 FORCE:
 $(RELEASE_H): FORCE
 	$(Q)tools/dist/release-h.sh $(FLAVOUR) $@
-$(B)/io/main.o $(B)/tools/ringraft_wal.o: $(RELEASE_H)
-$(B)/io/main.o $(B)/tools/ringraft_wal.o: FLAVOUR_CFLAGS += -I$(B)/gen
+# Every object that includes it: ringraftd's main, ringraft-wal, and ringraftd-faults' main
+# (tests/faults/faults.mk compiles io/ again under $(B)/faults-io).
+RELEASE_H_USERS := $(B)/io/main.o $(B)/tools/ringraft_wal.o $(B)/faults-io/io/main.o
+$(RELEASE_H_USERS): $(RELEASE_H)
+$(RELEASE_H_USERS): FLAVOUR_CFLAGS += -I$(B)/gen
 
 # ---- sample config file ------------------------------------------------------------------
 # tools/dist/ringraft.conf is checked in (readable in the tree) and generated: `make
