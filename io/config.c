@@ -159,6 +159,7 @@ static int parse_node(const char *s, struct node_address *a)
 static int parse_node_list(struct node_config *c, const char *value)
 {
     struct node_address tmp[RAFT_MEMBERS_MAX];
+    memset(tmp, 0, sizeof(tmp)); /* whole structs: a parsed config compares with memcmp */
     uint32_t n = 0;
     const char *p = value;
     while (*p != '\0') {
@@ -199,9 +200,11 @@ static int parse_node_list(struct node_config *c, const char *value)
  * Every setting is one row of config_options[] below: its name, how its value is parsed and
  * printed, its argument and its one-line description. config_set, config_write (--dump-config),
  * config_write_sample (--sample-config) and config_write_help (--help) all walk the table, so
- * a setting added here is parsed, dumped, listed and put in the sample config at once; the
- * install tests (tests/install) check that ringraftd(8), the checked-in sample config
- * (tools/dist/ringraft.conf) and docs/node.md name every row. */
+ * a setting added here is parsed, dumped, listed and put in the sample config at once.
+ * tests/service/test_config.c checks that every row round-trips through config_write and
+ * config_load_file and is named by the sample config (tools/dist/ringraft.conf) and
+ * ringraftd(8); the install tests (tests/install) check the sample config, ringraftd(8),
+ * --help and docs/node.md against the table too. */
 
 enum config_kind {
     CONFIG_U16,    /* uint16_t in [lo, hi] */
