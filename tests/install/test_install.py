@@ -8,7 +8,8 @@ they install (tools/dist/install.mk).
   `make uninstall` removes them all, except a config file that was edited (kept, and
   never replaced by a later install);
 - ringraftd --version (the version of core/base/version.h, the commit of the tree) and --help
-  (every setting, one line each), ringraft-wal --version and --help, ringraft-cluster --help;
+  (every setting, one line each), ringraft-wal's and ringraft-bench's --version and --help,
+  ringraft-cluster --help; every program installed has a man page;
 - the settings of io/config.c's table (read from the source) all appear in ringraftd --help,
   in the sample config, in ringraftd(8) and in docs/node.md; the checked-in sample config
   is what ringraftd --sample-config writes (`make sample-config` regenerates it), passes
@@ -42,9 +43,11 @@ INSTALLED = {
     "usr/local/bin/ringraftd": 0o755,
     "usr/local/bin/ringraft-wal": 0o755,
     "usr/local/bin/ringraft-cluster": 0o755,
+    "usr/local/bin/ringraft-bench": 0o755,
     "usr/local/share/man/man8/ringraftd.8": 0o644,
     "usr/local/share/man/man1/ringraft-wal.1": 0o644,
     "usr/local/share/man/man1/ringraft-cluster.1": 0o644,
+    "usr/local/share/man/man1/ringraft-bench.1": 0o644,
     "usr/local/share/doc/ringraft/examples/ringraft.conf": 0o644,
     "usr/local/etc/ringraft/ringraft.conf": 0o640,
     "usr/local/lib/systemd/system/ringraftd.service": 0o644,
@@ -213,10 +216,16 @@ class InstallTests(unittest.TestCase):
         self.assertIn("/usr/local/etc/ringraft/ringraft.conf", page)
         self.assertIn("/usr/local/share/doc/ringraft/examples/ringraft.conf", page)
 
+    def test_every_program_has_a_man_page(self):
+        programs = sorted(os.path.basename(p) for p in INSTALLED if "/bin/" in p)
+        pages = sorted(os.path.basename(p).rsplit(".", 1)[0] for p in MAN_PAGES)
+        self.assertEqual(programs, pages)
+
     def test_installed_copies_are_the_sources(self):
         pairs = [("usr/local/bin/ringraftd", "build/release/ringraftd"),
                  ("usr/local/bin/ringraft-wal", "build/release/tools/ringraft-wal"),
                  ("usr/local/bin/ringraft-cluster", "tools/ringraft-cluster"),
+                 ("usr/local/bin/ringraft-bench", "build/release/bench/ringraft-bench"),
                  (SAMPLE, "tools/dist/ringraft.conf"), (CONF, "tools/dist/ringraft.conf"),
                  ("usr/local/lib/sysusers.d/ringraft.conf", "tools/dist/ringraft.sysusers")]
         for rel, src in pairs:
@@ -242,6 +251,9 @@ class VersionAndHelpTests(unittest.TestCase):
     def test_ringraft_wal_version(self):
         self.check_version("ringraft-wal")
 
+    def test_ringraft_bench_version(self):
+        self.check_version("ringraft-bench")
+
     def test_ringraftd_help_lists_every_setting_and_command(self):
         p = run([installed("usr/local/bin/ringraftd"), "--help"])
         self.assertEqual(p.stderr, "")
@@ -260,7 +272,7 @@ class VersionAndHelpTests(unittest.TestCase):
         self.assertEqual(run([installed("usr/local/bin/ringraftd"), "-h"]).stdout, p.stdout)
 
     def test_tools_help(self):
-        for program in ("ringraft-wal", "ringraft-cluster"):
+        for program in ("ringraft-wal", "ringraft-cluster", "ringraft-bench"):
             p = run([installed("usr/local/bin/" + program), "--help"])
             self.assertIn("usage: %s" % program, p.stdout)
             self.assertEqual(p.stderr, "")

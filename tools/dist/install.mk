@@ -8,8 +8,8 @@
 # `make install` installs the release build (built first if needed) under PREFIX, below DESTDIR
 # when set (staging for a package):
 #
-#   $(BINDIR)/ringraftd, ringraft-wal, ringraft-cluster             mode 755
-#   $(MANDIR)/man8/ringraftd.8, man1/ringraft-wal.1, man1/ringraft-cluster.1
+#   $(BINDIR)/ringraftd, ringraft-wal, ringraft-cluster, ringraft-bench     mode 755
+#   $(MANDIR)/man8/ringraftd.8, man1/ringraft-wal.1, ringraft-cluster.1, ringraft-bench.1
 #   $(DOCDIR)/examples/ringraft.conf    the sample config file (tools/dist/ringraft.conf)
 #   $(SYSCONFDIR)/ringraft/ringraft.conf    the same, mode 640, only if there is none yet
 #   $(SYSTEMDUNITDIR)/ringraftd.service     tools/dist/ringraftd.service with the paths
@@ -37,9 +37,10 @@ RELEASE_H := $(B)/gen/release.h
 FORCE:
 $(RELEASE_H): FORCE
 	$(Q)tools/dist/release-h.sh $(FLAVOUR) $@
-# Every object that includes it: ringraftd's main, ringraft-wal, and ringraftd-faults' main
-# (tests/faults/faults.mk compiles io/ again under $(B)/faults-io).
-RELEASE_H_USERS := $(B)/io/main.o $(B)/tools/ringraft_wal.o $(B)/faults-io/io/main.o
+# Every object that includes it: ringraftd's main, ringraft-wal, ringraft-bench's options and
+# ringraftd-faults' main (tests/faults/faults.mk compiles io/ again under $(B)/faults-io).
+RELEASE_H_USERS := $(B)/io/main.o $(B)/tools/ringraft_wal.o $(B)/bench/rbench/opts.o \
+	$(B)/faults-io/io/main.o
 $(RELEASE_H_USERS): $(RELEASE_H)
 $(RELEASE_H_USERS): FLAVOUR_CFLAGS += -I$(B)/gen
 
@@ -56,7 +57,13 @@ sample-config:
 	$(Q)mv $(SAMPLE_CONFIG).tmp $(SAMPLE_CONFIG)
 
 # ---- install / uninstall -----------------------------------------------------------------
-INSTALL_MAN := tools/man/ringraftd.8 tools/man/ringraft-wal.1 tools/man/ringraft-cluster.1
+INSTALL_BIN := build/release/ringraftd build/release/tools/ringraft-wal \
+	build/release/bench/ringraft-bench
+INSTALL_MAN := tools/man/ringraftd.8 tools/man/ringraft-wal.1 tools/man/ringraft-cluster.1 \
+	tools/man/ringraft-bench.1
+# Where make install puts each page: tools/man/NAME.S as $(MANDIR)/manS/NAME.S.
+INSTALLED_MAN = $(foreach page,$(INSTALL_MAN),\
+	$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(page)))/$(notdir $(page)))
 # Paths and the version filled into the man pages and the unit.
 INSTALL_SUBST := sed -e 's|@VERSION@|$(RINGRAFT_VERSION)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
 	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
@@ -64,13 +71,11 @@ CONF_DIR := $(DESTDIR)$(SYSCONFDIR)/ringraft
 
 .PHONY: install uninstall test-install
 install:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
-		build/release/tools/ringraft-wal
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release $(INSTALL_BIN)
 	$(call say,INSTALL,$(DESTDIR)$(PREFIX))$(INSTALL) -d $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples \
 		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(CONF_DIR)
-	$(Q)$(INSTALL) -m 0755 build/release/ringraftd build/release/tools/ringraft-wal \
-		tools/ringraft-cluster $(DESTDIR)$(BINDIR)/
+	$(Q)$(INSTALL) -m 0755 $(INSTALL_BIN) tools/ringraft-cluster $(DESTDIR)$(BINDIR)/
 	$(Q)for page in $(INSTALL_MAN); do \
 		section=$${page##*.}; \
 		$(INSTALL_SUBST) $$page > $(DESTDIR)$(MANDIR)/man$$section/$${page##*/}.tmp && \
@@ -91,10 +96,10 @@ install:
 	fi
 
 uninstall:
-	$(call say,RM,$(DESTDIR)$(PREFIX))rm -f $(addprefix $(DESTDIR)$(BINDIR)/,ringraftd \
-		ringraft-wal ringraft-cluster) \
-		$(DESTDIR)$(MANDIR)/man8/ringraftd.8 $(DESTDIR)$(MANDIR)/man1/ringraft-wal.1 \
-		$(DESTDIR)$(MANDIR)/man1/ringraft-cluster.1 $(DESTDIR)$(DOCDIR)/examples/ringraft.conf \
+	$(call say,RM,$(DESTDIR)$(PREFIX))rm -f \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(INSTALL_BIN)) ringraft-cluster) \
+		$(INSTALLED_MAN) \
+		$(DESTDIR)$(DOCDIR)/examples/ringraft.conf \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/ringraftd.service $(DESTDIR)$(SYSUSERSDIR)/ringraft.conf
 	$(Q)if [ -e $(CONF_DIR)/ringraft.conf ]; then \
 		if cmp -s $(CONF_DIR)/ringraft.conf $(SAMPLE_CONFIG); then \
