@@ -108,6 +108,9 @@ TEST_STAGES := test-unit
 # ---- libFuzzer targets for every parser of untrusted bytes (tests/fuzz) ------------------
 -include tests/fuzz/fuzz.mk
 
+# ---- cluster soak: RSS, open files and p99 at 80% of peak for a bounded time ----------------
+-include bench/soak.mk
+
 # ---- the fault suite: histories checked under kills, pauses, partitions (tests/faults) ----
 -include tests/faults/faults.mk
 

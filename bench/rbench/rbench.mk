@@ -26,6 +26,7 @@ test-bench:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd \
 		build/debug/bench/ringraft-bench $(RBENCH_TEST_BIN)
 	$(Q)tools/stage.sh bench-unit 120 tools/run-tests.sh $(RBENCH_TEST_BIN)
+	$(Q)tools/stage.sh soak-verdict 60 python3 -B tests/bench/test_soak_verdict.py
 	$(Q)tools/stage.sh bench-smoke $(BENCH_STAGE_TIMEOUT) python3 tests/bench/smoke.py \
 		--bench build/debug/bench/ringraft-bench --bin build/debug/ringraftd
 
