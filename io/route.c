@@ -265,11 +265,17 @@ void route_submit(struct worker *w, struct req *r)
     }
 }
 
+static void route_reforward(struct worker *w);
+
 void route_handoffs(struct worker *w)
 {
     flush_outboxes(w);
     /* Requests whose retry was decided inside a drain (which must not propose) go back to
      * their groups' waiting lists first, in id order, ahead of anything newer. */
+    if (w->reforward_due) {
+        w->reforward_due = false;
+        route_reforward(w);
+    }
     struct req_list retry = w->retry;
     memset(&w->retry, 0, sizeof(w->retry));
     struct req *r = retry.head;
@@ -384,6 +390,14 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     req_list_push(&p->forwarded, r);
     map_insert(w, r);
     w->st.forwards_out++;
+    /* A quiesced group here has no election timer: wake it, so that if the leader does not
+     * answer (stopped, cut off with its connection still open) this node campaigns and the
+     * request moves on to the next leader (route_reforward) instead of waiting out its
+     * deadline. */
+    const struct raft *follower = multi_group_peek(w->multi, r->group);
+    if (follower != NULL && raft_quiesced(follower)) {
+        raft_unquiesce(multi_group(w->multi, r->group));
+    }
     return true;
 }
 
@@ -715,6 +729,44 @@ void route_on_role(struct worker *w, struct group_state *gs)
         req_list_remove(&gs->waiting, r);
         retry_later(w, r);
     }
+    w->reforward_due = true;
+}
+
+/* The leader's node can end a forwarded blocked read whose client went away. */
+static void send_cancel(struct worker *w, struct req *r)
+{
+    struct peer *p = peer_find(w, r->forwarded_to);
+    if (p != NULL && p->state == PEER_UP) {
+        uint8_t body[FORWARD_CANCEL_BYTES];
+        forward_cancel_encode(body, &(struct forward_cancel){.id = r->id, .group = r->group});
+        peer_send_frame(p, FRAME_FORWARD_CANCEL, body, sizeof(body), NULL, 0);
+    }
+}
+
+/* After leader changes: a request forwarded to a node that no longer leads its group (as far
+ * as this node knows) goes to the new leader, or is served here, instead of waiting for an
+ * answer that a stopped or cut-off node may never send. It keeps its id, client id and
+ * sequence number: a write the old leader did commit is answered from the session, never
+ * applied twice; a late answer from the old leader is dropped (route_on_forward_reply). */
+static void route_reforward(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        struct peer *p = &w->peers[i];
+        struct req *r = p->forwarded.head;
+        while (r != NULL) {
+            struct req *next = r->list_next;
+            raft_node leader = worker_group(w, r->group)->leader;
+            if (leader != 0 && leader != p->id) {
+                send_cancel(w, r); /* ends it there if it is a blocked read */
+                req_list_remove(&p->forwarded, r);
+                map_take(w, r->id);
+                r->forwarded_before = p->id;
+                w->st.reforwards++;
+                retry_later(w, r);
+            }
+            r = next;
+        }
+    }
 }
 
 static void unlink_req(struct worker *w, struct req *r)
@@ -745,17 +797,6 @@ static void unlink_req(struct worker *w, struct req *r)
         return;
     default:
         RR_ASSERT(false);
-    }
-}
-
-/* The leader's node can end a forwarded blocked read whose client went away. */
-static void send_cancel(struct worker *w, struct req *r)
-{
-    struct peer *p = peer_find(w, r->forwarded_to);
-    if (p != NULL && p->state == PEER_UP) {
-        uint8_t body[FORWARD_CANCEL_BYTES];
-        forward_cancel_encode(body, &(struct forward_cancel){.id = r->id, .group = r->group});
-        peer_send_frame(p, FRAME_FORWARD_CANCEL, body, sizeof(body), NULL, 0);
     }
 }
 
@@ -890,6 +931,9 @@ void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len)
     }
     if (r->state != REQ_FORWARDED || r->forwarded_to != p->id) {
         map_insert(w, r);
+        if (r->forwarded_before == p->id) {
+            return; /* moved on after a leader change (route_reforward): a late answer */
+        }
         peer_bad_frame(p, "forward reply for a request not forwarded to this peer");
         return;
     }
