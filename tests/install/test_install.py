@@ -137,17 +137,17 @@ def expected_commit():
     return commit + ("-dirty" if dirty else "")
 
 
-def free_port_pair():
-    """P such that P+1 (client) and P+10001 (peer) are free: a 1-node, 1-worker cluster of
-    ringraft-cluster --base-port P."""
+def free_port_pair(workers=1):
+    """P such that P+1 (client) and P+10001 .. P+10000+workers (peers: worker w listens on
+    the peer port + w) are free: a 1-node cluster of ringraft-cluster --base-port P."""
     for _ in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             base = s.getsockname()[1] - 1
-        if base + 10001 > 65535:
+        if base + 10000 + workers > 65535:
             continue
         ok = True
-        for port in (base + 1, base + 10001):
+        for port in [base + 1] + [base + 10001 + w for w in range(workers)]:
             with socket.socket() as s:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
@@ -452,8 +452,13 @@ class UnitTests(unittest.TestCase):
             if shutil.which(tool) is None:
                 self.skipTest("%s is not installed" % tool)
         allowed = self.unit_filter()
-        with tempfile.TemporaryDirectory() as d:
-            used = self.trace_node(d)
+        # A port found free can be taken before the node binds it (other tests run on
+        # this machine): such a start is tried again, on other ports.
+        for attempt in range(3):
+            with tempfile.TemporaryDirectory() as d:
+                used = self.trace_node(d, retry_in_use=attempt < 2)
+            if used is not None:
+                break
         self.assertTrue(IO_URING_CALLS <= used, sorted(used))
         self.assertEqual(sorted(used - allowed), [], "system calls the unit's filter kills")
 
@@ -482,28 +487,52 @@ class UnitTests(unittest.TestCase):
             allowed = allowed - calls if deny else allowed | calls
         return allowed
 
-    def trace_node(self, d):
-        base = free_port_pair()
+    def trace_node(self, d, retry_in_use):
+        """The system calls of the node's run, or None when it could not bind a port and
+        retry_in_use is set."""
+        base = free_port_pair(workers=2)
         notify = os.path.join(d, "notify")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(notify)
-        sock.settimeout(60)
+        sock.settimeout(1)
         cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:2])
         trace = os.path.join(d, "trace")
+        log_path = os.path.join(d, "log")
         argv = ["strace", "-f", "-qq", "-o", trace, installed("usr/local/bin/ringraftd"),
                 "--dir", os.path.join(d, "data"), "--workers", "2", "--groups", "4",
                 "--cpus", cpus, "--nodes", "1=127.0.0.1:%d@%d" % (base + 1, base + 10001)]
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=user_env(NOTIFY_SOCKET=notify), start_new_session=True)
+        with open(log_path, "w") as log:
+            p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                 env=user_env(NOTIFY_SOCKET=notify), start_new_session=True)
+
+        def notice(want):
+            """The next notice, which must be want, within 60 s while the node runs."""
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    got = sock.recv(100)
+                    break
+                except socket.timeout:
+                    if (retry_in_use and p.poll() is not None and
+                            "Address already in use" in open(log_path).read()):
+                        return False
+                    if p.poll() is not None or time.monotonic() > deadline:
+                        self.fail("no %s (node %s); its log:\n%s" % (
+                            want, "exited %d" % p.returncode if p.poll() is not None
+                            else "running", open(log_path).read()[-3000:]))
+            self.assertEqual(got, want.encode(), open(log_path).read()[-3000:])
+            return True
+
         try:
-            self.assertEqual(sock.recv(100), b"READY=1")
+            if notice("READY=1") is False:
+                return None
             port = str(base + 1)
             for cmd in (["set", "k", "v"], ["get", "k"]):
                 r = run(["redis-cli", "-p", port] + cmd, timeout=30, check=False)
                 self.assertEqual(r.returncode, 0, r.stderr)
             child = int(open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()[0])
             os.kill(child, signal.SIGTERM)
-            self.assertEqual(sock.recv(100), b"STOPPING=1")
+            notice("STOPPING=1")
             p.wait(timeout=60)
         finally:
             sock.close()
