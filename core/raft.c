@@ -100,19 +100,11 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         return 0;
     }
     if (s->term == 0 || !raft_config_valid(&s->config) ||
-        rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX ||
-        (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
+        rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX) {
         return RR_EINVAL;
     }
     if (snapshot_meta_reserve(r) != 0) {
         return RR_ENOMEM;
-    }
-    if (rs->snapshot_bytes > 0) {
-        r->snap_data = malloc(rs->snapshot_bytes);
-        if (r->snap_data == NULL) {
-            return RR_ENOMEM;
-        }
-        memcpy(r->snap_data, rs->snapshot_data, rs->snapshot_bytes);
     }
     *r->snap.meta = *s;
     r->snap.index = s->index;
@@ -244,8 +236,6 @@ void raft_fini(struct raft *r)
 {
     log_free(&r->log);
     progress_free_all(r);
-    free(r->snap_data);
-    r->snap_data = NULL;
     free(r->snap.meta);
     r->snap = (struct raft_snap){0};
     snapshot_rx_reset(r);
@@ -579,7 +569,8 @@ static bool role_changed(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return hard_state_changed(r) || role_changed(r) || r->snap_to_hand ||
-           r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
+           (r->rx != NULL && r->rx->pending) || r->log.handed < log_last_index(&r->log) ||
+           r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
            r->read_failed_count > 0;
@@ -597,11 +588,8 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
         struct raft_msg_snapshot *s = &m->snapshot;
-        if (s->meta.index != r->snap.index || s->offset + s->chunk.len > r->snap_bytes) {
-            return false;
-        }
-        s->chunk.base = s->chunk.len > 0 ? r->snap_data + s->offset : NULL;
-        return true;
+        /* The caller fills the chunk from its image (core/raft.h, raft_ready.msgs). */
+        return s->meta.index == r->snap.index && s->offset + s->chunk.len <= r->snap_bytes;
     }
     struct raft_msg_append *a = &m->append;
     a->commit = r->commit; /* the latest: it may have advanced since the append was queued */
@@ -656,9 +644,13 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
     if (r->snap_to_hand) {
         rd->flags |= RAFT_READY_SNAPSHOT;
         rd->snapshot = r->snap.meta;
-        rd->snapshot_data = r->snap_data;
         rd->snapshot_bytes = r->snap_bytes;
         r->handed.snapshot = true;
+    }
+    if (r->rx != NULL && r->rx->pending) {
+        rd->flags |= RAFT_READY_SNAPSHOT_CHUNK;
+        rd->snapshot_chunk = &r->rx->out;
+        r->handed.chunk = true;
     }
     raft_index last = log_last_index(&r->log);
     if (r->log.handed < last) {
@@ -773,6 +765,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
         r->log.handed = r->handed.entries_to;
     }
     r->snap_to_hand = r->snap_to_hand && !r->handed.snapshot;
+    if (r->handed.chunk) {
+        snapshot_chunk_handed(r);
+    }
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
     advance_reads(r, r->handed.read_count);

@@ -53,15 +53,20 @@ struct raft_pending_read {
     raft_index index; /* commit index at the start of its round */
 };
 
-/* A snapshot being received from the leader, chunk by chunk. */
+/* A snapshot being received from the leader, chunk by chunk. The core holds one chunk at
+ * most: each is handed out to the caller, who stores it (raft_ready.snapshot_chunk). */
 struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
     raft_node from;                 /* from this leader ... */
     raft_term term;                 /* ... in this term: another one starts over */
-    uint8_t *data;                  /* malloc'd, `cap` bytes, grown as chunks arrive */
-    uint64_t cap;                   /* <= total_bytes */
     uint64_t total_bytes;
-    uint64_t received; /* bytes received so far (chunks arrive in order) */
+    uint64_t received;              /* bytes accepted so far (chunks arrive in order) */
+    uint8_t *chunk;                 /* the accepted chunk not handed out yet (malloc'd,
+                                       RAFT_SNAPSHOT_CHUNK_BYTES, while a transfer runs) */
+    struct raft_snapshot_chunk out; /* what the ready hands out (points at meta and chunk) */
+    bool pending;                   /* `out` holds a chunk not handed out yet */
+    bool complete;                  /* the last chunk was handed out: waiting for the verdict
+                                       (raft_snapshot_received) */
 };
 
 /* The latest snapshot's position, inline (read on many paths), and its metadata with the
@@ -79,6 +84,7 @@ struct raft_handed {
     bool pending; /* a ready is out: no mutation until raft_advance */
     bool hard_state;
     bool snapshot;
+    bool chunk;                  /* a received snapshot chunk */
     raft_index entries_to;       /* last entry index handed out for persistence */
     raft_index applied_to;       /* last committed entry handed out */
     uint32_t read_count;         /* reads released */
@@ -123,8 +129,7 @@ struct raft {
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */
     struct raft_snap snap;
-    uint8_t *snap_data; /* malloc'd copy, snap_bytes long */
-    uint64_t snap_bytes;
+    uint64_t snap_bytes;         /* its image's size (the caller holds the image) */
     struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
 
     /* Leader. */
@@ -259,6 +264,8 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m);
 void snapshot_send(struct raft *r, struct raft_progress *p);
 void snapshot_tick(struct raft *r, struct raft_progress *p);
 void snapshot_rx_reset(struct raft *r);
+/* raft_advance: the pending received chunk was handed out. */
+void snapshot_chunk_handed(struct raft *r);
 /* Allocates r->snap.meta if it is not yet: 0 or RR_ENOMEM (nothing changed). */
 int snapshot_meta_reserve(struct raft *r);
 

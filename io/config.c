@@ -50,6 +50,12 @@ void config_default(struct node_config *c)
     c->pipeline_max = 4096;
     c->peer_output_max = 64ull << 20;
     c->worker_inflight_max = 256ull << 20;
+    c->snapshot_log_bytes = 64ull << 20;
+    c->snapshot_trailing = 256;
+    c->snapshot_wal_segments = 8;
+    c->snapshot_slice_bytes = 256u << 10;
+    c->snapshot_worker_log_bytes = 512ull << 20;
+    c->wal_segment_bytes = 64ull << 20;
     c->slowlog_slower_than_us = 10000;
     c->slowlog_max_len = 128;
 }
@@ -107,7 +113,7 @@ static int parse_bool(const char *s, bool *out)
 }
 
 /* "ID=host:port" or "ID=host:port@peerport" (peer port default: port + 10000). */
-static int parse_node(const char *s, struct node_address *a)
+int config_parse_node(const char *s, struct node_address *a)
 {
     char buf[160];
     if (strlen(s) >= sizeof(buf)) {
@@ -176,7 +182,7 @@ static int parse_node_list(struct node_config *c, const char *value)
         }
         memcpy(item, p, k);
         item[k] = '\0';
-        if (parse_node(item, &tmp[n]) != 0) {
+        if (config_parse_node(item, &tmp[n]) != 0) {
             return -1;
         }
         for (uint32_t i = 0; i < n; i++) {
@@ -347,6 +353,25 @@ parse_slowlog_slower_than(struct node_config *c, const char *value, char *err, s
     return 0;
 }
 
+static void format_bytes(uint64_t v, char *buf, size_t len);
+
+static int parse_wal_segment_bytes(struct node_config *c, const char *value, char *err, size_t len)
+{
+    uint64_t v;
+    if (parse_u64(value, 1u << 20, 1ull << 32, &v) != 0 || v % 4096 != 0) {
+        return fail(err, len,
+                    "bad value for wal-segment-bytes: '%s' (1 MiB to 4 GiB, a multiple of 4096)",
+                    value);
+    }
+    c->wal_segment_bytes = v;
+    return 0;
+}
+
+static void format_wal_segment_bytes(const struct node_config *c, char *buf, size_t len)
+{
+    format_bytes(c->wal_segment_bytes, buf, len);
+}
+
 static void format_slowlog_slower_than(const struct node_config *c, char *buf, size_t len)
 {
     snprintf(buf, len, "%" PRId64, c->slowlog_slower_than_us);
@@ -430,6 +455,9 @@ static const struct config_option config_options[] = {
         "shared secret of the nodes: set your own, keep it private",
         "Proven in every peer handshake; a peer that cannot prove it is refused. Keep this file "
         "readable only by root and the service's group."),
+    BOOL("join", join, "a new data directory joins an existing cluster",
+         "Its bootstrap voters are then the other nodes of nodes; add it with RAFT ADDNODE and "
+         "RAFT PROMOTE through a member. No: a new data directory bootstraps with every node."),
 
     SECTION("network and files"),
     STR("bind", bind, "ADDRESS", "address the client and peer listeners bind",
@@ -459,6 +487,25 @@ static const struct config_option config_options[] = {
     BOOL("lazy-commit", lazy_commit, "skip hard states that change only the commit index",
          "Term and vote are always written before the messages that depend on them; the commit "
          "index may lag and is learnt again from the leader after a restart."),
+
+    SECTION("snapshots and the WAL's segments"),
+    U64("snapshot-log-bytes", snapshot_log_bytes, CONFIG_BYTES, 0, 1ull << 40, "BYTES",
+        "snapshot a group past this many applied bytes; 0: never",
+        "Counted since the group's last snapshot; the log is compacted behind it."),
+    U32("snapshot-trailing-entries", snapshot_trailing, 0, 1u << 20, "N",
+        "entries kept in memory before a snapshot's index",
+        "For followers that lag a little: they catch up from the log, not a snapshot."),
+    U32("snapshot-wal-segments", snapshot_wal_segments, 0, 4096, "N",
+        "snapshot the oldest segment's group past N segments; 0: off",
+        "Keeps the WAL's disk use bounded under any mix of busy and idle groups."),
+    U64("snapshot-slice-bytes", snapshot_slice_bytes, CONFIG_BYTES, 4096, 1ull << 30, "BYTES",
+        "image bytes serialized per loop iteration", "Shared by the snapshots in progress."),
+    U64("snapshot-worker-log-bytes", snapshot_worker_log_bytes, CONFIG_BYTES, 0, 1ull << 44,
+        "BYTES", "snapshot a worker's biggest group past BYTES; 0: never",
+        "Counted over all the worker's groups since their snapshots: bounds the memory of "
+        "in-memory logs."),
+    CUSTOM("wal-segment-bytes", wal_segment_bytes, "BYTES",
+           "WAL segment file size: 1m..4g, a multiple of 4096", NULL),
 
     SECTION("Raft"),
     U32("tick-ms", tick_ms, 1, 1000, "MS", "Raft tick in milliseconds (1..1000)", NULL),

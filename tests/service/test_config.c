@@ -38,6 +38,7 @@ static const char *const custom_values[][2] = {
     {"net-batching", "none"},
     {"slowlog-log-slower-than", "-1"},
     {"unsafe-test-mode", "reads-without-readindex"},
+    {"wal-segment-bytes", "1052672"},
 };
 
 static void on_assert(const char *file, int line, const char *expr)
