@@ -55,6 +55,15 @@ $(RINGRAFTD): $(B)/io/main.o $(LIBNODE) $(LIBSERVICE) $(LIBSTORAGE) $(LIBCORE)
 
 BUILD_TARGETS += $(RINGRAFTD)
 
+# The one service test of runtime code: tests/service/test_config.c includes io/config.c (the
+# table of settings) and links what it calls (log levels, WAL strategies) from the node and
+# storage libraries. It reads tools/dist/ringraft.conf and tools/man/ringraftd.8 from the
+# working directory, the top of the tree.
+$(B)/tests/service/test_config: $(B)/tests/service/test_config.o $(LIBNODE) $(LIBSERVICE) \
+		$(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) \
+		$(LIBS_XXHASH) -lpthread
+
 # ---- running a local cluster, and the process tests (tests/node) -----------------------
 # `make run`: the release build as a local 3-node cluster in the foreground (data and logs
 # in build/run-cluster; Ctrl-C stops it). docs/operations.md.

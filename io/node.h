@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/base/version.h"
 #include "core/drain.h"
 #include "core/multi.h"
 #include "io/config.h"
@@ -25,10 +26,6 @@
 #include "io/service/sm.h"
 #include "io/slowlog.h"
 #include "storage/wal.h"
-
-#ifndef RINGRAFT_VERSION
-#define RINGRAFT_VERSION "0.1.0"
-#endif
 
 #define NODE_WORKERS_MAX 64
 
