@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +175,31 @@ void wal_stats_reset(struct wal *wal)
     histogram_init(&wal->stats.batch_bytes);
     histogram_init(&wal->stats.flush_ns);
     histogram_init(&wal->stats.queue_ns);
+}
+
+/* ---- giving the ring back when idle ---------------------------------------------------- */
+
+size_t wal_release_cache(struct wal *wal)
+{
+    bool appended = wal->head != wal->release_seen_head;
+    wal->release_seen_head = wal->head;
+    if (appended || wal->head == wal->release_done_head || wal->durable != wal->head ||
+        wal->flush_count > 0) {
+        return 0;
+    }
+    /* Every byte of the ring is durable, and none is in a write in flight: forget them all
+     * (reads below ring_lo go to the files). The next record is encoded at head, so no page
+     * has to survive. */
+    RR_ASSERT(wal->queued_records == 0);
+    wal->ring_lo = wal->head;
+    wal->release_done_head = wal->head;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)wal->ring_buf + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)wal->ring_buf + wal->ring_mask + 1) & ~(page - 1);
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+        return 0; /* nothing lost: the cache only holds copies of durable records */
+    }
+    return hi - lo;
 }
 
 /* ---- encoding into the ring ------------------------------------------------------------ */

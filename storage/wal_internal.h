@@ -183,9 +183,11 @@ struct wal {
 
     uint8_t *ring_buf; /* cache_bytes ring: byte at lsn L lives at L & ring_mask */
     uint64_t ring_mask;
-    uint64_t ring_lo; /* oldest lsn still held by the ring */
-    uint8_t *scratch; /* WAL_RECORD_MAX bytes for records that wrap the ring */
-    uint8_t *zeros;   /* WAL_PREP_CHUNK zero bytes */
+    uint64_t ring_lo;           /* oldest lsn still held by the ring */
+    uint64_t release_seen_head; /* wal_release_cache: head at its previous call */
+    uint64_t release_done_head; /* head when the ring's pages were last given back */
+    uint8_t *scratch;           /* WAL_RECORD_MAX bytes for records that wrap the ring */
+    uint8_t *zeros;             /* WAL_PREP_CHUNK zero bytes */
 
     uint64_t head;           /* lsn where the next record is encoded */
     uint64_t durable;        /* everything below is written and synced */
