@@ -78,6 +78,7 @@ struct conn {
     void *owner;       /* struct client or struct peer */
     struct conn *next; /* worker's list of connections with output to flush */
     bool queued;       /* on that list */
+    bool busy;         /* bytes came in or were queued out since the last conn_trim */
 };
 
 /* ---- requests (route.c) --------------------------------------------------------------- */
@@ -230,7 +231,9 @@ struct worker {
     bool use_recv_multishot;            /* configured, and the provided-buffer ring registered */
     struct io_uring_buf_ring *buf_ring; /* provided receive buffers (conn.c) */
     uint8_t *buf_base;
-    int wake_fd; /* eventfd: the main thread's stop signal (and the wake fallback) */
+    bool buf_used;     /* a provided buffer was filled since the last conn_release_buffers */
+    bool buf_released; /* their pages were given back and none was filled since */
+    int wake_fd;       /* eventfd: the main thread's stop signal (and the wake fallback) */
     uint64_t wake_buf;
     _Atomic bool sleeping;
     struct multi *multi;
@@ -314,6 +317,10 @@ struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, siz
 void conn_start_recv(struct conn *c);
 /* Registers the worker's provided-buffer ring for multishot recv; false if unavailable. */
 bool conn_setup_buffers(struct worker *w);
+/* Gives the provided receive buffers' pages back to the kernel if none was filled since
+ * the previous call and nothing can fill one meanwhile (see conn.c). Called about once a
+ * second. */
+void conn_release_buffers(struct worker *w);
 /* Stops a multishot recv of a connection the owner paused (its input stays bounded). */
 void conn_pause(struct conn *c);
 /* Appends bytes to the output; false if over the limit (nothing appended). */
@@ -330,8 +337,10 @@ void conn_close_after_flush(struct conn *c);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);
-/* Frees output buffers above a small size that hold nothing and are not being sent (an
- * idle connection's share of a past burst). */
+/* Gives back buffer space a connection holds without using it (an idle connection's share
+ * of a past burst): output buffers above a small size that hold nothing and are not being
+ * sent, and an empty input buffer grown past its initial size, once there was no traffic
+ * since the previous call. Called about once a second. */
 void conn_trim(struct conn *c);
 size_t conn_output_bytes(const struct conn *c);
 /* CQE handlers; return the conn's events to its owner. */

@@ -454,6 +454,8 @@ static void run_ticks(struct worker *w)
                 conn_trim(w->peers[i].conn); /* idle connections give back a burst's buffers */
             }
         }
+        conn_release_buffers(w);   /* so do an idle worker's receive buffers */
+        wal_release_cache(w->wal); /* and an idle WAL's cache */
         heap_trim(w);
     }
     if (w->node->cfg.leader_balance && w->now_ms >= w->next_balance_ms) {
