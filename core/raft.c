@@ -584,10 +584,12 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
         struct raft_msg_snapshot *s = &m->snapshot;
-        if (s->meta.index != r->snap.index || s->offset + s->chunk.len > r->snap_bytes) {
+        if (s->last_index != r->snap.index || s->last_term != r->snap.term ||
+            s->offset + s->chunk.len > r->snap_bytes) {
             return false;
         }
         s->chunk.base = s->chunk.len > 0 ? r->snap_data + s->offset : NULL;
+        s->config = &r->snap.meta->config;
         return true;
     }
     struct raft_msg_append *a = &m->append;

@@ -154,10 +154,10 @@ void raft_fini(struct raft *r);
 void raft_tick(struct raft *r);
 
 /* Handles a message from a peer (or a local RAFT_MSG_PERSISTED / self vote). Entries and
- * chunks the message points to need only live for the call. Returns 0, or an error for a
- * message that is malformed for this group (wrong group or recipient, sender id out of
- * range, bad shape); the caller may drop the connection but the group stays consistent.
- * A sender outside the configuration is not an error: configurations change, and a node
+ * chunks (and a snapshot's configuration) the message points to need only live for the call.
+ * Returns 0, or an error for a message that is malformed for this group (wrong group or recipient,
+ * sender id out of range, bad shape); the caller may drop the connection but the group stays
+ * consistent. A sender outside the configuration is not an error: configurations change, and a node
  * learns of one only from its log (a server being added hears from a leader it does not
  * know yet; a removed server may still talk). Their messages are handled by the usual
  * rules: answers from non-members are ignored, their votes are not counted. */

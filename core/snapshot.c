@@ -79,11 +79,12 @@ void snapshot_send(struct raft *r, struct raft_progress *p)
     uint64_t left = r->snap_bytes - p->snap_offset;
     uint32_t len = left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
     struct raft_msg m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
-    m.snapshot.meta = *r->snap.meta;
+    m.snapshot.last_index = r->snap.index;
+    m.snapshot.last_term = r->snap.term;
     m.snapshot.offset = p->snap_offset;
     m.snapshot.total_bytes = r->snap_bytes;
     m.snapshot.done = p->snap_offset + len == r->snap_bytes;
-    m.snapshot.chunk.len = len; /* base is resolved by raft_ready */
+    m.snapshot.chunk.len = len; /* base and config are resolved by raft_ready */
     if (raft_send(r, &m, false, false)) {
         p->snap_chunk_inflight = true;
         p->snap_wait_ticks = 0;
@@ -136,8 +137,8 @@ int snapshot_validate(const struct raft *r, const struct raft_msg *m)
 {
     (void)r;
     const struct raft_msg_snapshot *s = &m->snapshot;
-    if (s->meta.index == 0 || s->meta.index > RAFT_INDEX_MAX || s->meta.term == 0 ||
-        s->meta.term > m->term || !raft_config_valid(&s->meta.config)) {
+    if (s->last_index == 0 || s->last_index > RAFT_INDEX_MAX || s->last_term == 0 ||
+        s->last_term > m->term || s->config == NULL || !raft_config_valid(s->config)) {
         return RR_EINVAL;
     }
     if (s->total_bytes > RAFT_SNAPSHOT_BYTES_MAX || s->chunk.len > RAFT_SNAPSHOT_CHUNK_BYTES ||
@@ -163,7 +164,7 @@ void snapshot_rx_reset(struct raft *r)
 static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool rejected, bool done)
 {
     struct raft_msg resp = raft_msg_new(r, RAFT_MSG_SNAPSHOT_RESP, m->from);
-    resp.snapshot_resp.index = m->snapshot.meta.index;
+    resp.snapshot_resp.index = m->snapshot.last_index;
     resp.snapshot_resp.next_offset =
         done ? m->snapshot.total_bytes : (r->rx != NULL ? r->rx->received : 0);
     resp.snapshot_resp.rejected = rejected;
@@ -179,7 +180,7 @@ static bool rx_matches(const struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_snapshot *s = &m->snapshot;
     return r->rx != NULL && r->rx->from == m->from && r->rx->term == m->term &&
-           r->rx->meta.index == s->meta.index && r->rx->meta.term == s->meta.term &&
+           r->rx->meta.index == s->last_index && r->rx->meta.term == s->last_term &&
            r->rx->total_bytes == s->total_bytes;
 }
 
@@ -192,7 +193,9 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
         free(rx);
         return RR_ENOMEM;
     }
-    rx->meta = s->meta;
+    rx->meta.index = s->last_index;
+    rx->meta.term = s->last_term;
+    rx->meta.config = *s->config;
     rx->from = m->from;
     rx->term = m->term;
     rx->total_bytes = s->total_bytes;
@@ -247,7 +250,7 @@ static void install(struct raft *r)
 int snapshot_handle(struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_snapshot *s = &m->snapshot;
-    if (s->meta.index <= r->commit) {
+    if (s->last_index <= r->commit) {
         /* Older than what we have committed: nothing to install, but tell the leader. */
         reply_snapshot(r, m, false, true);
         return 0;

@@ -710,8 +710,8 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
         printf(" ctx %llu", (ull)m->heartbeat_resp.read_ctx);
         break;
     case RAFT_MSG_SNAPSHOT:
-        printf(" snapshot %llu/%llu offset %llu done %d", (ull)m->snapshot.meta.index,
-               (ull)m->snapshot.meta.term, (ull)m->snapshot.offset, m->snapshot.done);
+        printf(" snapshot %llu/%llu offset %llu done %d", (ull)m->snapshot.last_index,
+               (ull)m->snapshot.last_term, (ull)m->snapshot.offset, m->snapshot.done);
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
         printf(" index %llu next %llu rejected %d done %d", (ull)m->snapshot_resp.index,

@@ -39,6 +39,7 @@ struct fx_msg {
     bool after_persist;         /* came from msgs_after_persist */
     struct raft_entry *entries; /* owned copy (APPEND) */
     uint8_t *bytes;             /* owned copy of entry data or snapshot chunk */
+    struct raft_config *config; /* owned copy of a snapshot's configuration */
 };
 
 struct fx {
@@ -225,7 +226,19 @@ static inline void fx_msg_release(struct fx_msg *m)
 {
     free(m->entries);
     free(m->bytes);
+    free(m->config);
     memset(m, 0, sizeof(*m));
+}
+
+/* Clears the pointers of a copy of a captured message (they point into the capture). */
+static inline void fx_msg_forget_data(struct raft_msg *m)
+{
+    if (m->type == RAFT_MSG_APPEND) {
+        m->append.entries = NULL;
+    } else if (m->type == RAFT_MSG_SNAPSHOT) {
+        m->snapshot.chunk.base = NULL;
+        m->snapshot.config = NULL;
+    }
 }
 
 /* Forgets the captured outbound messages. */
@@ -323,6 +336,10 @@ static inline void fx_copy_msg(struct fx_msg *d, const struct raft_msg *m, bool 
             memcpy(d->bytes, m->snapshot.chunk.base, m->snapshot.chunk.len);
         }
         d->m.snapshot.chunk.base = d->bytes;
+        d->config = malloc(sizeof(*d->config));
+        assert_non_null(d->config);
+        *d->config = *m->snapshot.config;
+        d->m.snapshot.config = d->config;
     }
 }
 

@@ -948,12 +948,14 @@ static void random_append(struct rr_prng *p,
 
 static void random_snapshot(struct rr_prng *p, struct raft_msg *m, uint8_t *buf)
 {
-    m->snapshot.meta.index = rr_prng_range(p, 0, 16);
-    m->snapshot.meta.term = rr_prng_range(p, 0, m->term + 1);
-    m->snapshot.meta.config.member_count = (uint32_t)rr_prng_range(p, 0, 4);
+    static struct raft_config config; /* the message points to it until the next call */
+    m->snapshot.last_index = rr_prng_range(p, 0, 16);
+    m->snapshot.last_term = rr_prng_range(p, 0, m->term + 1);
+    config.member_count = (uint32_t)rr_prng_range(p, 0, 4);
     for (uint32_t i = 0; i < 3; i++) {
-        m->snapshot.meta.config.members[i] = (struct raft_member){i + 1, RAFT_VOTER};
+        config.members[i] = (struct raft_member){i + 1, RAFT_VOTER};
     }
+    m->snapshot.config = rr_prng_chance(p, 50000) ? NULL : &config;
     m->snapshot.total_bytes = rr_prng_range(p, 0, 40);
     m->snapshot.offset = rr_prng_chance(p, 500000) ? 0 : rr_prng_range(p, 0, 40);
     m->snapshot.chunk = (struct raft_buf){buf, (uint32_t)rr_prng_range(p, 0, 20)};
