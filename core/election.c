@@ -55,42 +55,29 @@ bool election_in_lease(const struct raft *r)
            r->election_elapsed < r->opt.election_ticks;
 }
 
-static bool members_have_voter(const struct raft_member *m, uint32_t n, raft_node id)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (m[i].id == id) {
-            return m[i].role == RAFT_VOTER;
-        }
-    }
-    return false;
-}
-
 /* Asks every voter of the configuration (both halves when joint) once. */
 static void send_vote_requests(struct raft *r, uint8_t type, raft_term term, bool transfer)
 {
-    const struct raft_config *c = &r->config;
-    for (uint32_t half = 0; half < 2; half++) {
-        const struct raft_member *m = half == 0 ? c->members : c->old_members;
-        uint32_t n = half == 0 ? c->member_count : c->old_member_count;
-        for (uint32_t i = 0; i < n; i++) {
-            if (m[i].role != RAFT_VOTER || m[i].id == r->opt.id) {
-                continue;
-            }
-            if (half == 1 && members_have_voter(c->members, c->member_count, m[i].id)) {
-                continue; /* asked as a member of the new half */
-            }
-            struct raft_msg req = raft_msg_new(r, type, m[i].id);
-            req.term = term;
-            req.vote.last_log_index = log_last_index(&r->log);
-            req.vote.last_log_term = log_last_term(&r->log);
-            req.vote.transfer = transfer;
-            /* A real vote request leaves only once our new term and own vote are durable.
-             * Otherwise we could win term T on the others' votes alone, act as its leader,
-             * crash before T is durable, restart in T - 1 and win T again (voters may grant
-             * the same candidate twice) with a different log: two entries at one (index,
-             * T). A pre-vote binds nothing and goes at once. */
-            raft_send(r, &req, type == RAFT_MSG_VOTE, false);
+    const struct raft_config_packed *c = &r->config;
+    for (uint32_t i = 0; i < config_slot_count(c); i++) {
+        raft_node id = config_member_id(c->members[i]);
+        if (config_member_role(c->members[i]) != RAFT_VOTER || id == r->opt.id) {
+            continue;
         }
+        if (i >= c->member_count && config_role(c, id) == RAFT_VOTER) {
+            continue; /* asked as a member of the new half */
+        }
+        struct raft_msg req = raft_msg_new(r, type, id);
+        req.term = term;
+        req.vote.last_log_index = log_last_index(&r->log);
+        req.vote.last_log_term = log_last_term(&r->log);
+        req.vote.transfer = transfer;
+        /* A real vote request leaves only once our new term and own vote are durable.
+         * Otherwise we could win term T on the others' votes alone, act as its leader, crash
+         * before T is durable, restart in T - 1 and win T again (voters may grant the same
+         * candidate twice) with a different log: two entries at one (index, T). A pre-vote
+         * binds nothing and goes at once. */
+        raft_send(r, &req, type == RAFT_MSG_VOTE, false);
     }
 }
 
@@ -170,7 +157,7 @@ static void become_candidate(struct raft *r, bool transfer)
  * they would wait for it forever. */
 static bool may_campaign(const struct raft *r)
 {
-    if (raft_config_is_voter(&r->config, r->opt.id)) {
+    if (config_is_voter(&r->config, r->opt.id)) {
         return true;
     }
     if (r->config_index <= r->commit) {
@@ -274,7 +261,7 @@ void election_handle_vote_resp(struct raft *r, const struct raft_msg *m)
     if (pre && m->vote_resp.granted && m->term != r->term + 1) {
         return; /* granted for another round */
     }
-    if (!raft_config_is_voter(&r->config, m->from)) {
+    if (!config_is_voter(&r->config, m->from)) {
         return;
     }
     record_vote(r, m->from, m->vote_resp.granted);
@@ -307,7 +294,7 @@ int raft_transfer_leader(struct raft *r, raft_node target)
     }
     /* Only a voter of the configuration being moved to can win and keep the office. */
     struct raft_progress *p = raft_progress_of(r, target);
-    if (target == r->opt.id || p == NULL || raft_config_role(&r->config, target) != RAFT_VOTER) {
+    if (target == r->opt.id || p == NULL || config_role(&r->config, target) != RAFT_VOTER) {
         return RR_EINVAL;
     }
     quiesce_wake(r);

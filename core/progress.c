@@ -194,7 +194,7 @@ void inflights_reset(struct raft_inflights *in)
 }
 
 /* The value a majority of the voters in members[0..n) reach; UINT64_MAX with no voters. */
-static uint64_t quorum_half(const struct raft_member *members,
+static uint64_t quorum_half(const uint16_t *members,
                             uint32_t n,
                             uint64_t (*value)(void *ctx, raft_node id),
                             void *ctx)
@@ -202,11 +202,11 @@ static uint64_t quorum_half(const struct raft_member *members,
     uint64_t v[RAFT_MEMBERS_MAX];
     uint32_t k = 0;
     for (uint32_t i = 0; i < n && i < RAFT_MEMBERS_MAX; i++) {
-        if (members[i].role != RAFT_VOTER) {
+        if (config_member_role(members[i]) != RAFT_VOTER) {
             continue;
         }
         /* Insertion sort, descending: at most RAFT_MEMBERS_MAX values. */
-        uint64_t x = value(ctx, members[i].id);
+        uint64_t x = value(ctx, config_member_id(members[i]));
         uint32_t j = k++;
         while (j > 0 && v[j - 1] < x) {
             v[j] = v[j - 1];
@@ -217,26 +217,27 @@ static uint64_t quorum_half(const struct raft_member *members,
     return k == 0 ? UINT64_MAX : v[k / 2];
 }
 
-uint64_t
-quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id), void *ctx)
+uint64_t quorum_value(const struct raft_config_packed *c,
+                      uint64_t (*value)(void *ctx, raft_node id),
+                      void *ctx)
 {
     uint64_t a = quorum_half(c->members, c->member_count, value, ctx);
-    uint64_t b = quorum_half(c->old_members, c->old_member_count, value, ctx);
+    uint64_t b = quorum_half(c->members + c->member_count, c->old_member_count, value, ctx);
     return a < b ? a : b;
 }
 
-static enum quorum_result quorum_vote_half(const struct raft_member *members,
+static enum quorum_result quorum_vote_half(const uint16_t *members,
                                            uint32_t n,
                                            int (*vote)(void *ctx, raft_node id),
                                            void *ctx)
 {
     uint32_t voters = 0, granted = 0, rejected = 0;
     for (uint32_t i = 0; i < n && i < RAFT_MEMBERS_MAX; i++) {
-        if (members[i].role != RAFT_VOTER) {
+        if (config_member_role(members[i]) != RAFT_VOTER) {
             continue;
         }
         voters++;
-        int v = vote(ctx, members[i].id);
+        int v = vote(ctx, config_member_id(members[i]));
         granted += v == 1;
         rejected += v == 0;
     }
@@ -253,11 +254,13 @@ static enum quorum_result quorum_vote_half(const struct raft_member *members,
     return QUORUM_PENDING;
 }
 
-enum quorum_result
-quorum_vote_result(const struct raft_config *c, int (*vote)(void *ctx, raft_node id), void *ctx)
+enum quorum_result quorum_vote_result(const struct raft_config_packed *c,
+                                      int (*vote)(void *ctx, raft_node id),
+                                      void *ctx)
 {
     enum quorum_result a = quorum_vote_half(c->members, c->member_count, vote, ctx);
-    enum quorum_result b = quorum_vote_half(c->old_members, c->old_member_count, vote, ctx);
+    enum quorum_result b =
+        quorum_vote_half(c->members + c->member_count, c->old_member_count, vote, ctx);
     if (a == QUORUM_LOST || b == QUORUM_LOST) {
         return QUORUM_LOST;
     }

@@ -3,6 +3,7 @@
 #ifndef RR_CORE_PROGRESS_H
 #define RR_CORE_PROGRESS_H
 
+#include "core/config.h"
 #include "core/raft.h"
 
 /* One AppendEntries in flight: the last index it carried and its payload bytes. */
@@ -75,8 +76,9 @@ void inflights_release(struct raft_inflights *in);
 /* Quorum arithmetic. value(ctx, id) gives a number per voter; the result is the largest v
  * such that a majority of the voters have value >= v; for a joint configuration the
  * smaller of the two halves' results. Learners never count. */
-uint64_t
-quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id), void *ctx);
+uint64_t quorum_value(const struct raft_config_packed *c,
+                      uint64_t (*value)(void *ctx, raft_node id),
+                      void *ctx);
 
 enum quorum_result {
     QUORUM_PENDING = 0,
@@ -84,7 +86,8 @@ enum quorum_result {
     QUORUM_LOST = 2,
 };
 /* vote(ctx, id): 1 granted, 0 rejected, -1 no answer yet. */
-enum quorum_result
-quorum_vote_result(const struct raft_config *c, int (*vote)(void *ctx, raft_node id), void *ctx);
+enum quorum_result quorum_vote_result(const struct raft_config_packed *c,
+                                      int (*vote)(void *ctx, raft_node id),
+                                      void *ctx);
 
 #endif

@@ -76,9 +76,11 @@ int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c)
     return 0;
 }
 
-void raft_config_refresh(struct raft *r)
+bool raft_config_refresh(struct raft *r)
 {
-    r->config_index = membership_config_at(r, log_last_index(&r->log), &r->config);
+    struct raft_config c;
+    r->config_index = membership_config_at(r, log_last_index(&r->log), &c);
+    return raft_config_pack(&c, &r->config);
 }
 
 struct raft_progress *raft_progress_of(struct raft *r, raft_node id)
@@ -207,12 +209,12 @@ int raft_init(struct raft *r,
     rr_prng_seed(&r->prng, o->seed);
     log_init(&r->log, 0, 0);
     if (config != NULL) {
-        raft_config_pack(config, &r->bootstrap);
+        (void)raft_config_pack(config, &r->bootstrap); /* an invalid one is refused below if
+                                                          it is the one in force */
     }
     int rv = restore != NULL ? init_restore(r, restore) : 0;
-    if (rv == 0) {
-        raft_config_refresh(r);
-        rv = raft_config_valid(&r->config) ? 0 : RR_EINVAL;
+    if (rv == 0 && !raft_config_refresh(r)) {
+        rv = RR_EINVAL;
     }
     /* A fresh node outside its bootstrap configuration is a server being added (thesis
      * §4.2.1): it learns the configuration from the leader and never campaigns before a
@@ -810,9 +812,9 @@ const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index)
     return log_entry(&r->log, index);
 }
 
-const struct raft_config *raft_config(const struct raft *r)
+void raft_config(const struct raft *r, struct raft_config *c)
 {
-    return &r->config;
+    raft_config_unpack(&r->config, c);
 }
 
 bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view *p)

@@ -312,8 +312,8 @@ void raft_status(const struct raft *r, struct raft_status *s);
 raft_term raft_term_at(const struct raft *r, raft_index index);
 /* Entry at index from the in-memory log, or NULL. Valid until the next call that mutates r. */
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
-/* The configuration in force (the latest in the log, committed or not). */
-const struct raft_config *raft_config(const struct raft *r);
+/* Copies the configuration in force (the latest in the log, committed or not) to *c. */
+void raft_config(const struct raft *r, struct raft_config *c);
 /* Index of the entry that configuration came from: 0 for the bootstrap configuration, the
  * snapshot index for the snapshot's. It is pending while above the commit index. */
 raft_index raft_config_index(const struct raft *r);

@@ -32,19 +32,6 @@ typedef uint16_t raft_vote_record;
 #define RAFT_VOTE_GRANTED ((raft_vote_record)0x8000u)
 _Static_assert(RAFT_NODE_ID_MAX < RAFT_VOTE_GRANTED, "a vote record packs the id in 15 bits");
 
-/* A configuration in 2 bytes per member (id in the low 14 bits, role in the top 2), for the
- * copies a group keeps but rarely reads (the bootstrap configuration): a struct raft_config
- * is 264 bytes, most of it empty slots. Packing is lossless for valid configurations (ids
- * <= RAFT_NODE_ID_MAX, roles 1 or 2); an invalid one packs as an empty (invalid) one. */
-struct raft_config_packed {
-    uint8_t member_count;
-    uint8_t old_member_count;
-    uint16_t members[2 * RAFT_MEMBERS_MAX]; /* members, then old_members */
-};
-_Static_assert(RAFT_NODE_ID_MAX < (1u << 14) && RAFT_LEARNER < 4, "a member packs in 16 bits");
-void raft_config_pack(const struct raft_config *c, struct raft_config_packed *p);
-void raft_config_unpack(const struct raft_config_packed *p, struct raft_config *c);
-
 /* A queued ReadIndex request. Reads are FIFO: the confirmed ones form a prefix, then those
  * assigned to the round in flight, then unassigned ones. */
 struct raft_pending_read {
@@ -108,7 +95,7 @@ struct raft {
     bool snap_to_hand;          /* installed from the leader (snap), not yet handed out */
     uint8_t role_handed;        /* role last reported (RAFT_READY_ROLE; see leader_handed) */
     struct raft_log log;
-    struct raft_config config; /* in force: the latest in the log or snapshot */
+    struct raft_config_packed config; /* in force: the latest in the log or snapshot */
     /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
      * the snapshot's. Above `commit` it is the pending configuration; the committed one is
      * found by scanning back from `commit` (membership_config_at), so that idle groups do
@@ -169,8 +156,10 @@ struct raft_msg raft_msg_new(const struct raft *r, uint8_t type, raft_node to);
 /* Queues m in msgs (after_persist false) or msgs_after_persist. `reserved` may use the
  * reserve slots. Returns false if the message was dropped (queue full or no memory). */
 bool raft_send(struct raft *r, const struct raft_msg *m, bool after_persist, bool reserved);
-/* Recomputes r->config from the log, the snapshot or the bootstrap configuration. */
-void raft_config_refresh(struct raft *r);
+/* Recomputes r->config from the log, the snapshot or the bootstrap configuration; false if
+ * that one is not valid (then r->config is empty). Only the bootstrap configuration can be
+ * invalid: entries and snapshots are validated before they are taken in. */
+bool raft_config_refresh(struct raft *r);
 /* Validates and decodes a config entry's payload. */
 int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c);
 struct raft_progress *raft_progress_of(struct raft *r, raft_node id);
@@ -242,12 +231,12 @@ raft_index membership_config_at(const struct raft *r, raft_index index, struct r
  * and of `departing` (servers a pending configuration removes, replicated to until it
  * commits): followers already known keep their progress, new ones start in probe at
  * `next`, the others are dropped. */
-struct raft_progress *membership_progress_alloc(const struct raft_config *c,
-                                                const struct raft_config *departing);
+struct raft_progress *membership_progress_alloc(const struct raft_config_packed *c,
+                                                const struct raft_config_packed *departing);
 void membership_progress_install(struct raft *r,
                                  struct raft_progress *prs,
                                  raft_index next,
-                                 const struct raft_config *departing);
+                                 const struct raft_config_packed *departing);
 /* After each step: a leader leaves a committed joint configuration, and steps down once a
  * committed configuration no longer counts it as a voter. */
 void membership_check(struct raft *r);

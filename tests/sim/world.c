@@ -34,6 +34,15 @@ static void sim_mix(struct sim *s, uint64_t x)
     s->digest ^= s->digest >> 29;
 }
 
+const struct raft_config *sim_config_in_force(const struct raft *r)
+{
+    static struct raft_config ring[4];
+    static unsigned next;
+    struct raft_config *c = &ring[next++ % 4];
+    raft_config(r, c);
+    return c;
+}
+
 struct raft *sim_group(struct sim *s, uint32_t node, raft_group g)
 {
     struct sim_node *nd = &s->node[node];
@@ -926,7 +935,8 @@ static void membership_fault(struct sim *s)
         return;
     }
     struct raft *r = sim_group(s, leader, g);
-    struct raft_config c = *raft_config(r);
+    struct raft_config c;
+    raft_config(r, &c);
     if (raft_config_is_joint(&c)) {
         c.old_member_count = 0; /* refused below (a change in flight), as it must be */
     }
@@ -1022,12 +1032,12 @@ static void membership_fault(struct sim *s)
         s->n.member_changes++;
         s->n.promotions += promote;
         s->n.leader_removals += sent_removal;
-        s->n.joint_changes += raft_config_is_joint(raft_config(r));
+        s->n.joint_changes += raft_config_is_joint(sim_config_in_force(r));
         check_config_started(s, g, index, st.term);
         if (s->cfg.verbose) {
             printf("  t=%llu group %u: node %u starts a change at %llu (joint %d)\n",
                    (unsigned long long)s->now, g, leader + 1, (unsigned long long)index,
-                   raft_config_is_joint(raft_config(r)));
+                   raft_config_is_joint(sim_config_in_force(r)));
         }
     }
     multi_mark_dirty(s->node[leader].m[g % s->cfg.workers], g);
@@ -1052,7 +1062,7 @@ static void transfer_leader(struct sim *s)
         struct raft *r = sim_group(s, i, g);
         int rc = raft_transfer_leader(r, target + 1);
         /* Only a voter of the new half (C_new when joint) may be a target. */
-        bool learner = raft_config_role(raft_config(r), target + 1) != RAFT_VOTER;
+        bool learner = raft_config_role(sim_config_in_force(r), target + 1) != RAFT_VOTER;
         if (rc != 0 && rc != RR_ETRANSFER && rc != RR_ENOTLEADER && !(learner && rc == RR_EINVAL)) {
             sim_fail(s, "node %u group %u: raft_transfer_leader(%u): %s", i + 1, g, target + 1,
                      rr_strerror(rc));
@@ -1127,7 +1137,9 @@ static void print_group(struct sim *s, raft_group g)
             continue;
         }
         raft_status(sim_group(s, i, g), &st);
-        const struct raft_config *c = raft_config(sim_group(s, i, g));
+        struct raft_config now;
+        raft_config(sim_group(s, i, g), &now);
+        const struct raft_config *c = &now;
         printf("  node %u group %u: config at %llu pending %d joint %d members", i + 1, g,
                (unsigned long long)raft_config_index(sim_group(s, i, g)),
                raft_config_pending(sim_group(s, i, g)), raft_config_is_joint(c));
@@ -1205,7 +1217,7 @@ static void liveness(struct sim *s)
             raft_status(r, &st);
             if (st.role == RAFT_LEADER) {
                 leaders++;
-                settled = !raft_config_pending(r) && !raft_config_is_joint(raft_config(r));
+                settled = !raft_config_pending(r) && !raft_config_is_joint(sim_config_in_force(r));
             }
         }
         if (leaders != 1 || !settled) {

@@ -230,6 +230,24 @@ static inline void fx_msg_release(struct fx_msg *m)
     memset(m, 0, sizeof(*m));
 }
 
+/* The configuration in force (raft_config copies it out). */
+static inline struct raft_config fx_config_now(const struct raft *r)
+{
+    struct raft_config c;
+    raft_config(r, &c);
+    return c;
+}
+
+/* The same in one of a few rotating buffers, for use inside an expression. */
+static inline const struct raft_config *fx_config_in_force(const struct raft *r)
+{
+    static struct raft_config ring[4];
+    static unsigned next;
+    struct raft_config *c = &ring[next++ % 4];
+    raft_config(r, c);
+    return c;
+}
+
 /* Clears the pointers of a copy of a captured message (they point into the capture). */
 static inline void fx_msg_forget_data(struct raft_msg *m)
 {

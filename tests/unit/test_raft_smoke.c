@@ -888,26 +888,30 @@ static void test_quorum_arithmetic(void **state)
     struct raft_config c = {
         .member_count = 4,
         .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}, {4, RAFT_LEARNER}}};
+    struct raft_config_packed cp;
+    assert_true(raft_config_pack(&c, &cp));
     uint64_t match[8] = {0, 10, 7, 3, 100};
-    assert_int_equal(quorum_value(&c, value_by_id, match), 7);
+    assert_int_equal(quorum_value(&cp, value_by_id, match), 7);
     int votes[8] = {-1, 1, 0, -1, 1};
-    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_PENDING);
+    assert_int_equal(quorum_vote_result(&cp, vote_by_id, votes), QUORUM_PENDING);
     votes[3] = 1;
-    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_WON);
+    assert_int_equal(quorum_vote_result(&cp, vote_by_id, votes), QUORUM_WON);
     votes[3] = 0;
-    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_LOST);
+    assert_int_equal(quorum_vote_result(&cp, vote_by_id, votes), QUORUM_LOST);
     /* Joint: C_new = {1, 2, 3}, C_old = {3, 4, 5}. */
     struct raft_config j = {.member_count = 3,
                             .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}},
                             .old_member_count = 3,
                             .old_members = {{3, RAFT_VOTER}, {4, RAFT_VOTER}, {5, RAFT_VOTER}}};
+    struct raft_config_packed jp;
+    assert_true(raft_config_pack(&j, &jp));
     uint64_t jm[8] = {0, 9, 9, 1, 2, 3};
-    assert_int_equal(quorum_value(&j, value_by_id, jm), 2); /* old half holds it back */
+    assert_int_equal(quorum_value(&jp, value_by_id, jm), 2); /* old half holds it back */
     int jv[8] = {-1, 1, 1, 0, 0, -1};
-    assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_LOST);
+    assert_int_equal(quorum_vote_result(&jp, vote_by_id, jv), QUORUM_LOST);
     jv[3] = 1;
     jv[4] = 1;
-    assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_WON);
+    assert_int_equal(quorum_vote_result(&jp, vote_by_id, jv), QUORUM_WON);
 }
 
 /* ---- random peer input ------------------------------------------------------------ */
