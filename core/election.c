@@ -16,6 +16,12 @@ void election_reset_timer(struct raft *r)
         r->opt.election_ticks + (uint32_t)rr_prng_range(&r->prng, 0, r->opt.election_ticks);
 }
 
+static void votes_reset(struct raft *r)
+{
+    r->votes_granted = 0;
+    r->votes_rejected = 0;
+}
+
 static void leader_teardown(struct raft *r)
 {
     for (uint32_t i = 0; i < r->pr_count; i++) {
@@ -43,7 +49,7 @@ void election_become_follower(struct raft *r, raft_term term, raft_node leader)
     }
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
-    r->vote_count = 0;
+    votes_reset(r);
     r->quiesced = false; /* a new role or term: its clock runs (quiesce.c) */
     r->quiet_ticks = 0;
     election_reset_timer(r);
@@ -81,27 +87,42 @@ static void send_vote_requests(struct raft *r, uint8_t type, raft_term term, boo
     }
 }
 
+/* The slots of id in r->config.members, as a vote set (0: not a member). */
+static raft_vote_set vote_slots(const struct raft *r, raft_node id)
+{
+    raft_vote_set slots = 0;
+    for (uint32_t i = 0; i < config_slot_count(&r->config); i++) {
+        if (config_member_id(r->config.members[i]) == id) {
+            slots |= (raft_vote_set)1 << i;
+        }
+    }
+    return slots;
+}
+
+/* Only members are recorded: the tally counts nothing else (a server outside its own
+ * latest configuration may campaign, thesis §4.2.2, but its own vote does not count). */
 static void record_vote(struct raft *r, raft_node id, bool granted)
 {
     RR_ASSERT(id != RAFT_NODE_NONE && id <= RAFT_NODE_ID_MAX);
-    for (uint32_t i = 0; i < r->vote_count; i++) {
-        if ((r->votes[i] & ~RAFT_VOTE_GRANTED) == id) {
-            return; /* the first answer counts */
-        }
+    raft_vote_set slots = vote_slots(r, id);
+    if ((slots & (r->votes_granted | r->votes_rejected)) != 0) {
+        return; /* the first answer counts */
     }
-    RR_ASSERT(r->vote_count < 2 * RAFT_MEMBERS_MAX);
-    r->votes[r->vote_count++] = (raft_vote_record)(id | (granted ? RAFT_VOTE_GRANTED : 0u));
+    if (granted) {
+        r->votes_granted |= slots;
+    } else {
+        r->votes_rejected |= slots;
+    }
 }
 
 static int vote_of(void *ctx, raft_node id)
 {
     const struct raft *r = ctx;
-    for (uint32_t i = 0; i < r->vote_count; i++) {
-        if ((r->votes[i] & ~RAFT_VOTE_GRANTED) == id) {
-            return (r->votes[i] & RAFT_VOTE_GRANTED) != 0 ? 1 : 0;
-        }
+    raft_vote_set slots = vote_slots(r, id);
+    if ((slots & r->votes_granted) != 0) {
+        return 1;
     }
-    return -1;
+    return (slots & r->votes_rejected) != 0 ? 0 : -1;
 }
 
 static void become_leader(struct raft *r);
@@ -124,7 +145,7 @@ static void become_pre_candidate(struct raft *r)
 {
     r->role = RAFT_PRE_CANDIDATE;
     r->leader = RAFT_NODE_NONE;
-    r->vote_count = 0;
+    votes_reset(r);
     election_reset_timer(r);
     send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
     record_vote(r, r->opt.id, true);
@@ -140,7 +161,7 @@ static void become_candidate(struct raft *r, bool transfer)
     r->vote = r->opt.id;
     r->role = RAFT_CANDIDATE;
     r->leader = RAFT_NODE_NONE;
-    r->vote_count = 0;
+    votes_reset(r);
     election_reset_timer(r);
     send_vote_requests(r, RAFT_MSG_VOTE, r->term, transfer);
     struct raft_msg self = raft_msg_new(r, RAFT_MSG_VOTE_RESP, r->opt.id);

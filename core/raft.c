@@ -78,6 +78,8 @@ int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c)
 
 bool raft_config_refresh(struct raft *r)
 {
+    /* The tally's bits name slots of the configuration (struct raft, votes_granted). */
+    RR_ASSERT(r->role != RAFT_CANDIDATE && r->role != RAFT_PRE_CANDIDATE);
     struct raft_config c;
     r->config_index = membership_config_at(r, log_last_index(&r->log), &c);
     return raft_config_pack(&c, &r->config);

@@ -25,13 +25,9 @@ struct raft_msg_queue {
 #define RAFT_INDEX_MAX      (UINT64_MAX >> 1)
 #define RAFT_MSG_QUEUE_KEEP 4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
 
-/* One candidate's tally entry: the voter's id (<= RAFT_NODE_ID_MAX, checked by raft_step)
- * in the low bits, RAFT_VOTE_GRANTED if it granted. Two bytes, not eight: the table lives in
- * every group. */
-typedef uint16_t raft_vote_record;
-#define RAFT_VOTE_GRANTED ((raft_vote_record)0x8000u)
-_Static_assert(RAFT_NODE_ID_MAX < RAFT_VOTE_GRANTED, "a vote record packs the id in 15 bits");
-
+/* A (pre-)candidate's tally: one bit per slot of r->config.members. */
+typedef uint32_t raft_vote_set;
+_Static_assert(2 * RAFT_MEMBERS_MAX <= 32, "a vote set has a bit per member slot");
 /* A queued ReadIndex request. Reads are FIFO: the confirmed ones form a prefix, then those
  * assigned to the round in flight, then unassigned ones. */
 struct raft_pending_read {
@@ -103,9 +99,13 @@ struct raft {
     raft_index config_index;
     struct raft_config_packed bootstrap; /* used when neither log nor snapshot has one */
 
-    /* Candidate and pre-candidate. */
-    raft_vote_record votes[2 * RAFT_MEMBERS_MAX];
-    uint32_t vote_count;
+    /* Candidate and pre-candidate: the answers received, a bit per slot of config.members
+     * (a server in both halves of a joint configuration has two slots; both are set). The
+     * configuration cannot change during an election: only a leader's entries or snapshot
+     * change it, and a (pre-)candidate that hears from a leader becomes a follower first
+     * (asserted where the configuration changes). */
+    raft_vote_set votes_granted;
+    raft_vote_set votes_rejected;
 
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */

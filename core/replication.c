@@ -21,6 +21,7 @@ int replication_append_entry(struct raft *r, const struct raft_entry *e)
     if (rv == 0 && e->type == RAFT_ENTRY_CONFIG) {
         /* Paper §6 / thesis §4.1: "a server always uses the latest configuration in its
          * log, regardless of whether the entry is committed". */
+        RR_ASSERT(r->role != RAFT_CANDIDATE && r->role != RAFT_PRE_CANDIDATE); /* the tally */
         bool valid = raft_config_pack(&c, &r->config);
         RR_ASSERT(valid); /* raft_config_from_entry validated it */
         r->config_index = e->index;
