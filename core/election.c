@@ -233,7 +233,9 @@ static void become_leader(struct raft *r)
     r->leader = r->opt.id;
     r->heartbeat_elapsed = 0;
     r->uncommitted_bytes = 0;
-    r->read_round = 0;
+    if (r->reads != NULL) {
+        r->reads->round = 0;
+    }
     election_transfer_abort(r);
     election_reset_timer(r);
     replication_bcast_append(r, true);

@@ -65,9 +65,8 @@ static bool leader_idle(const struct raft *r)
 {
     raft_index last = log_last_index(&r->log);
     return r->commit == last && log_term(&r->log, last) == r->term && r->log.persisted == last &&
-           r->log.handed == last && r->read_count == 0 && r->read_round == 0 &&
-           r->transfer_target == RAFT_NODE_NONE && !r->bcast_pending && !r->commit_bcast &&
-           !r->prs_departing && followers_caught_up(r);
+           r->log.handed == last && read_index_idle(r) && r->transfer_target == RAFT_NODE_NONE &&
+           !r->bcast_pending && !r->commit_bcast && !r->prs_departing && followers_caught_up(r);
 }
 
 bool quiesce_tick(struct raft *r)

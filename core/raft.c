@@ -573,7 +573,7 @@ bool raft_has_ready(const struct raft *r)
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
-           r->read_failed_count > 0;
+           read_index_failure_count(r) > 0;
 }
 
 /* Points a queued AppendEntries / InstallSnapshot at the data it carries; false if it is
@@ -675,22 +675,7 @@ static void ready_apply(struct raft *r, struct raft_ready *rd)
         rd->committed_count = (uint32_t)(to - r->applied);
         RR_ASSERT(rd->committed != NULL);
     }
-    uint32_t n = read_index_ready_count(r, to);
-    if (n > 0) {
-        for (uint32_t i = 0; i < n; i++) {
-            r->read_out[i] = (struct raft_read_state){r->reads[i].ctx, r->reads[i].index};
-        }
-        rd->flags |= RAFT_READY_READS;
-        rd->reads = r->read_out;
-        rd->read_count = n;
-        r->handed.read_count = n;
-    }
-    if (r->read_failed_count > 0) {
-        rd->flags |= RAFT_READY_READ_FAILURES;
-        rd->read_failures = r->read_failed;
-        rd->read_failure_count = r->read_failed_count;
-        r->handed.read_failure_count = r->read_failed_count;
-    }
+    read_index_ready(r, rd, to);
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
@@ -739,18 +724,6 @@ static void queue_clear(struct raft_msg_queue *q, bool release)
     }
 }
 
-static void advance_reads(struct raft *r, uint32_t n)
-{
-    if (n == 0) {
-        return;
-    }
-    RR_ASSERT(n <= r->read_confirmed);
-    memmove(r->reads, r->reads + n, (r->read_count - n) * sizeof(*r->reads));
-    r->read_count -= n;
-    r->read_confirmed -= n;
-    r->read_assigned -= n;
-}
-
 void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
     RR_ASSERT(r->handed.pending);
@@ -768,9 +741,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     r->snap_to_hand = r->snap_to_hand && !r->handed.snapshot;
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
-    advance_reads(r, r->handed.read_count);
-    RR_ASSERT(r->handed.read_failure_count == r->read_failed_count);
-    r->read_failed_count = 0;
+    read_index_advance(r);
     queue_clear(&r->msgs, r->quiesced);
     queue_clear(&r->after, r->quiesced);
     r->handed.pending = false;

@@ -36,6 +36,23 @@ struct raft_pending_read {
     raft_index index; /* commit index at the start of its round */
 };
 
+/* ReadIndex requests (read_index.c): queued, released or failed. Allocated with the first
+ * read and freed once nothing is queued or left to report and the group quiesces or no
+ * longer leads: most groups serve no reads. */
+struct raft_reads {
+    struct raft_pending_read *queue; /* malloc'd FIFO, `cap` slots */
+    struct raft_read_state *out;     /* the ready's reads, `cap` slots */
+    /* Contexts of reads that will never be confirmed (this node stopped leading), to report
+     * in the next ready: `cap` slots; count + failed_count <= cap <= RAFT_READS_MAX. */
+    uint64_t *failed;
+    uint32_t failed_count;
+    uint32_t count;
+    uint32_t cap;
+    uint32_t confirmed; /* queue[0, confirmed) have their index */
+    uint32_t assigned;  /* queue[0, assigned) have a round */
+    uint64_t round;     /* round in flight (0: none) */
+};
+
 /* A snapshot being received from the leader, chunk by chunk. */
 struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
@@ -127,20 +144,11 @@ struct raft {
     raft_node transfer_target; /* RAFT_NODE_NONE: no transfer in progress */
     uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
 
-    /* ReadIndex (leader). */
-    struct raft_pending_read *reads; /* malloc'd FIFO, `read_cap` slots */
-    uint32_t read_count;
-    uint32_t read_cap;
-    uint32_t read_confirmed;          /* reads [0, read_confirmed) have their index */
-    uint32_t read_assigned;           /* reads [0, read_assigned) have a round */
-    uint64_t read_round;              /* round in flight (0: none); rounds increase per leader */
-    uint64_t read_round_last;         /* last round id used */
-    raft_index read_round_index;      /* commit index when that round started */
-    struct raft_read_state *read_out; /* ready's reads, `read_cap` slots */
-    /* Contexts of reads that will never be confirmed (this node stopped leading), to report
-     * in the next ready: `read_cap` slots; read_count + read_failed_count <= read_cap. */
-    uint64_t *read_failed;
-    uint32_t read_failed_count;
+    /* ReadIndex (leader; read_index.c). Round ids increase for as long as this struct
+     * lives, across leaderships and across freeing `reads`: a follower's echo of an old
+     * round must never confirm a new one. */
+    struct raft_reads *reads; /* malloc'd with the first read; NULL when none is pending */
+    uint64_t read_round_last; /* last round id used */
 
     /* Ready/advance. */
     raft_node leader_handed; /* role, term and leader last reported (RAFT_READY_ROLE) */
@@ -207,8 +215,14 @@ void read_index_on_ack(struct raft *r, struct raft_progress *p, uint64_t ctx);
 /* This node stops leading: unconfirmed reads become failures for the next ready. */
 void read_index_fail_pending(struct raft *r);
 uint64_t read_index_heartbeat_ctx(const struct raft *r);
-/* Reads releasable once entries up to `applied` are applied. */
+/* No read queued and no round in flight (reads to report may remain). */
+bool read_index_idle(const struct raft *r);
+/* Reads releasable once entries up to `applied` are applied; failures to report. */
 uint32_t read_index_ready_count(const struct raft *r, raft_index applied);
+uint32_t read_index_failure_count(const struct raft *r);
+/* raft_ready's reads and read failures; raft_advance's: drops what was handed out. */
+void read_index_ready(struct raft *r, struct raft_ready *rd, raft_index applied);
+void read_index_advance(struct raft *r);
 void read_index_free(struct raft *r);
 
 /* quiesce.c */
