@@ -26,7 +26,7 @@ raft_index membership_config_at(const struct raft *r, raft_index index, struct r
         }
     }
     if (r->snap.index > 0) {
-        *c = r->snap.meta->config;
+        *c = r->snap.store->meta.config;
         return r->snap.index;
     }
     raft_config_unpack(&r->bootstrap, c);

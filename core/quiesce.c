@@ -101,7 +101,7 @@ void quiesce_on_heartbeat(struct raft *r, const struct raft_msg *m)
     }
     raft_index commit = m->heartbeat.commit;
     if (r->leader == m->from && m->term == r->term && r->commit == commit &&
-        log_last_index(&r->log) == commit && r->rx == NULL) {
+        log_last_index(&r->log) == commit && snapshot_rx(r) == NULL) {
         r->quiesced = true;
     }
 }

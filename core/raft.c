@@ -108,20 +108,21 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
         return RR_EINVAL;
     }
-    if (snapshot_meta_reserve(r) != 0) {
+    if (snapshot_store_reserve(r) != 0) {
         return RR_ENOMEM;
     }
+    struct raft_snap_store *st = r->snap.store;
     if (rs->snapshot_bytes > 0) {
-        r->snap_data = malloc(rs->snapshot_bytes);
-        if (r->snap_data == NULL) {
+        st->data = malloc(rs->snapshot_bytes);
+        if (st->data == NULL) {
             return RR_ENOMEM;
         }
-        memcpy(r->snap_data, rs->snapshot_data, rs->snapshot_bytes);
+        memcpy(st->data, rs->snapshot_data, rs->snapshot_bytes);
     }
-    *r->snap.meta = *s;
+    st->meta = *s;
+    st->bytes = rs->snapshot_bytes;
     r->snap.index = s->index;
     r->snap.term = s->term;
-    r->snap_bytes = rs->snapshot_bytes;
     log_init(&r->log, s->index, s->term);
     return 0;
 }
@@ -248,11 +249,7 @@ void raft_fini(struct raft *r)
 {
     log_free(&r->log);
     progress_free_all(r);
-    free(r->snap_data);
-    r->snap_data = NULL;
-    free(r->snap.meta);
-    r->snap = (struct raft_snap){0};
-    snapshot_rx_reset(r);
+    snapshot_free(r);
     read_index_free(r);
     free(r->msgs.msgs);
     free(r->after.msgs);
@@ -589,11 +586,11 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
     if (m->type == RAFT_MSG_SNAPSHOT) {
         struct raft_msg_snapshot *s = &m->snapshot;
         if (s->last_index != r->snap.index || s->last_term != r->snap.term ||
-            s->offset + s->chunk.len > r->snap_bytes) {
+            s->offset + s->chunk.len > snapshot_bytes(r)) {
             return false;
         }
-        s->chunk.base = s->chunk.len > 0 ? r->snap_data + s->offset : NULL;
-        s->config = &r->snap.meta->config;
+        s->chunk.base = s->chunk.len > 0 ? r->snap.store->data + s->offset : NULL;
+        s->config = &r->snap.store->meta.config;
         return true;
     }
     struct raft_msg_append *a = &m->append;
@@ -648,9 +645,9 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
 {
     if (r->snap_to_hand) {
         rd->flags |= RAFT_READY_SNAPSHOT;
-        rd->snapshot = r->snap.meta;
-        rd->snapshot_data = r->snap_data;
-        rd->snapshot_bytes = r->snap_bytes;
+        rd->snapshot = &r->snap.store->meta;
+        rd->snapshot_data = r->snap.store->data;
+        rd->snapshot_bytes = r->snap.store->bytes;
         r->handed.snapshot = true;
     }
     raft_index last = log_last_index(&r->log);

@@ -64,14 +64,23 @@ struct raft_snapshot_rx {
     uint64_t received; /* bytes received so far (chunks arrive in order) */
 };
 
-/* The latest snapshot's position, inline (read on many paths), and its metadata with the
- * configuration (280 bytes) out of line: allocated the first time the group takes or
- * receives a snapshot (snapshot_meta_reserve), so that groups without one do not carry it.
- * While index > 0, meta is set and holds the same index and term. */
+/* What a group keeps of snapshots beyond the latest one's position: its metadata with the
+ * configuration (280 bytes) and data, and a transfer being received. */
+struct raft_snap_store {
+    struct raft_snapshot_meta meta; /* the latest snapshot (valid while snap.index > 0) */
+    uint8_t *data;                  /* malloc'd copy of its data, `bytes` long */
+    uint64_t bytes;
+    struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
+};
+
+/* The latest snapshot's position, inline (read on many paths), and the rest out of line:
+ * allocated the first time the group takes or receives a snapshot (snapshot_store_reserve),
+ * so that groups without one do not carry it. While index > 0, store is set and its meta
+ * holds the same index and term. */
 struct raft_snap {
     raft_index index; /* 0: no snapshot */
     raft_term term;
-    struct raft_snapshot_meta *meta; /* malloc'd, or NULL while the group never needed one */
+    struct raft_snap_store *store; /* malloc'd, or NULL while the group never needed one */
 };
 
 /* What the last raft_ready handed out, applied by raft_advance. */
@@ -127,9 +136,6 @@ struct raft {
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */
     struct raft_snap snap;
-    uint8_t *snap_data; /* malloc'd copy, snap_bytes long */
-    uint64_t snap_bytes;
-    struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
 
     /* Leader. */
     struct raft_progress *prs; /* malloc'd, one per member other than self */
@@ -262,7 +268,12 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m);
 void snapshot_send(struct raft *r, struct raft_progress *p);
 void snapshot_tick(struct raft *r, struct raft_progress *p);
 void snapshot_rx_reset(struct raft *r);
-/* Allocates r->snap.meta if it is not yet: 0 or RR_ENOMEM (nothing changed). */
-int snapshot_meta_reserve(struct raft *r);
+/* Allocates r->snap.store if it is not yet: 0 or RR_ENOMEM (nothing changed). */
+int snapshot_store_reserve(struct raft *r);
+/* The latest snapshot's data size (0 without one); the transfer being received, or NULL. */
+uint64_t snapshot_bytes(const struct raft *r);
+struct raft_snapshot_rx *snapshot_rx(const struct raft *r);
+/* Frees the store (raft_fini). */
+void snapshot_free(struct raft *r);
 
 #endif

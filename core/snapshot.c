@@ -7,15 +7,35 @@
 #include "core/base/errors.h"
 #include "core/raft_internal.h"
 
-int snapshot_meta_reserve(struct raft *r)
+int snapshot_store_reserve(struct raft *r)
 {
-    if (r->snap.meta == NULL) {
-        r->snap.meta = calloc(1, sizeof(*r->snap.meta));
-        if (r->snap.meta == NULL) {
+    if (r->snap.store == NULL) {
+        r->snap.store = calloc(1, sizeof(*r->snap.store));
+        if (r->snap.store == NULL) {
             return RR_ENOMEM;
         }
     }
     return 0;
+}
+
+uint64_t snapshot_bytes(const struct raft *r)
+{
+    return r->snap.store != NULL ? r->snap.store->bytes : 0;
+}
+
+struct raft_snapshot_rx *snapshot_rx(const struct raft *r)
+{
+    return r->snap.store != NULL ? r->snap.store->rx : NULL;
+}
+
+void snapshot_free(struct raft *r)
+{
+    snapshot_rx_reset(r);
+    if (r->snap.store != NULL) {
+        free(r->snap.store->data);
+        free(r->snap.store);
+    }
+    r->snap = (struct raft_snap){0};
 }
 
 /* Paper §7: "Each server takes snapshots independently, covering just the committed
@@ -34,9 +54,10 @@ int raft_snapshot_taken(
     if (index <= r->snap.index) {
         return RR_ECOMPACTED;
     }
-    if (snapshot_meta_reserve(r) != 0) {
+    if (snapshot_store_reserve(r) != 0) {
         return RR_ENOMEM;
     }
+    struct raft_snap_store *st = r->snap.store;
     uint8_t *copy = NULL;
     if (bytes > 0) {
         copy = malloc(bytes);
@@ -48,15 +69,15 @@ int raft_snapshot_taken(
     RR_ASSERT(index >= r->log.prev_index);
     /* The snapshot carries the configuration in force at its index (paper §7), committed
      * since index <= applied: it replaces the compacted configuration entries. */
-    (void)membership_config_at(r, index, &r->snap.meta->config);
+    (void)membership_config_at(r, index, &st->meta.config);
     r->snap.term = log_term(&r->log, index);
     r->snap.index = index;
-    r->snap.meta->index = index;
-    r->snap.meta->term = r->snap.term;
+    st->meta.index = index;
+    st->meta.term = r->snap.term;
     RR_ASSERT(r->snap.term > 0);
-    free(r->snap_data);
-    r->snap_data = copy;
-    r->snap_bytes = bytes;
+    free(st->data);
+    st->data = copy;
+    st->bytes = bytes;
     raft_index compact_to = index > trailing ? index - trailing : 0;
     if (compact_to > r->log.prev_index) {
         log_compact_to(&r->log, compact_to);
@@ -76,14 +97,15 @@ void snapshot_send(struct raft *r, struct raft_progress *p)
     if (p->snap_chunk_inflight) {
         return;
     }
-    uint64_t left = r->snap_bytes - p->snap_offset;
+    uint64_t total = snapshot_bytes(r);
+    uint64_t left = total - p->snap_offset;
     uint32_t len = left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
     struct raft_msg m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
     m.snapshot.last_index = r->snap.index;
     m.snapshot.last_term = r->snap.term;
     m.snapshot.offset = p->snap_offset;
-    m.snapshot.total_bytes = r->snap_bytes;
-    m.snapshot.done = p->snap_offset + len == r->snap_bytes;
+    m.snapshot.total_bytes = total;
+    m.snapshot.done = p->snap_offset + len == total;
     m.snapshot.chunk.len = len; /* base and config are resolved by raft_ready */
     if (raft_send(r, &m, false, false)) {
         p->snap_chunk_inflight = true;
@@ -122,7 +144,7 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m)
         replication_maybe_commit(r);
         return;
     }
-    if (s->rejected || s->next_offset > r->snap_bytes || s->index != r->snap.index) {
+    if (s->rejected || s->next_offset > snapshot_bytes(r) || s->index != r->snap.index) {
         p->snap_offset = 0; /* restart the transfer */
     } else {
         p->snap_offset = s->next_offset;
@@ -154,10 +176,11 @@ int snapshot_validate(const struct raft *r, const struct raft_msg *m)
 
 void snapshot_rx_reset(struct raft *r)
 {
-    if (r->rx != NULL) {
-        free(r->rx->data);
-        free(r->rx);
-        r->rx = NULL;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    if (rx != NULL) {
+        free(rx->data);
+        free(rx);
+        r->snap.store->rx = NULL;
     }
 }
 
@@ -165,8 +188,9 @@ static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool reject
 {
     struct raft_msg resp = raft_msg_new(r, RAFT_MSG_SNAPSHOT_RESP, m->from);
     resp.snapshot_resp.index = m->snapshot.last_index;
+    const struct raft_snapshot_rx *rx = snapshot_rx(r);
     resp.snapshot_resp.next_offset =
-        done ? m->snapshot.total_bytes : (r->rx != NULL ? r->rx->received : 0);
+        done ? m->snapshot.total_bytes : (rx != NULL ? rx->received : 0);
     resp.snapshot_resp.rejected = rejected;
     resp.snapshot_resp.done = done;
     /* "Installed" acknowledges durable state; progress reports need not wait. */
@@ -179,9 +203,10 @@ static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool reject
 static bool rx_matches(const struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_snapshot *s = &m->snapshot;
-    return r->rx != NULL && r->rx->from == m->from && r->rx->term == m->term &&
-           r->rx->meta.index == s->last_index && r->rx->meta.term == s->last_term &&
-           r->rx->total_bytes == s->total_bytes;
+    const struct raft_snapshot_rx *rx = snapshot_rx(r);
+    return rx != NULL && rx->from == m->from && rx->term == m->term &&
+           rx->meta.index == s->last_index && rx->meta.term == s->last_term &&
+           rx->total_bytes == s->total_bytes;
 }
 
 static int rx_start(struct raft *r, const struct raft_msg *m)
@@ -189,7 +214,7 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     const struct raft_msg_snapshot *s = &m->snapshot;
     snapshot_rx_reset(r);
     struct raft_snapshot_rx *rx = calloc(1, sizeof(*rx));
-    if (rx == NULL || snapshot_meta_reserve(r) != 0) {
+    if (rx == NULL || snapshot_store_reserve(r) != 0) {
         free(rx);
         return RR_ENOMEM;
     }
@@ -199,7 +224,7 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     rx->from = m->from;
     rx->term = m->term;
     rx->total_bytes = s->total_bytes;
-    r->rx = rx;
+    r->snap.store->rx = rx;
     return 0;
 }
 
@@ -231,14 +256,15 @@ static int rx_reserve(struct raft_snapshot_rx *rx, uint64_t need)
  * rewritten: the snapshot goes out in a ready with the kept entries after it. */
 static void install(struct raft *r)
 {
-    struct raft_snapshot_rx *rx = r->rx;
+    struct raft_snap_store *st = r->snap.store; /* allocated by rx_start */
+    struct raft_snapshot_rx *rx = st->rx;
     log_install_snapshot(&r->log, rx->meta.index, rx->meta.term);
-    free(r->snap_data);
-    *r->snap.meta = rx->meta; /* allocated by rx_start */
+    free(st->data);
+    st->meta = rx->meta;
     r->snap.index = rx->meta.index;
     r->snap.term = rx->meta.term;
-    r->snap_data = rx->data;
-    r->snap_bytes = rx->total_bytes;
+    st->data = rx->data;
+    st->bytes = rx->total_bytes;
     rx->data = NULL;
     snapshot_rx_reset(r);
     r->commit = r->snap.index;
@@ -265,9 +291,11 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
             return rv;
         }
     }
-    if (s->offset != r->rx->received) {
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    RR_ASSERT(rx != NULL); /* it matched, or was just started */
+    if (s->offset != rx->received) {
         /* A duplicate is answered with our position; a gap restarts the transfer. */
-        bool gap = s->offset > r->rx->received;
+        bool gap = s->offset > rx->received;
         reply_snapshot(r, m, gap, false);
         if (gap) {
             snapshot_rx_reset(r);
@@ -275,13 +303,13 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         return 0;
     }
     if (s->chunk.len > 0) {
-        int rv = rx_reserve(r->rx, s->offset + s->chunk.len);
+        int rv = rx_reserve(rx, s->offset + s->chunk.len);
         if (rv != 0) {
             return rv;
         }
-        memcpy(r->rx->data + s->offset, s->chunk.base, s->chunk.len);
+        memcpy(rx->data + s->offset, s->chunk.base, s->chunk.len);
     }
-    r->rx->received += s->chunk.len;
+    rx->received += s->chunk.len;
     if (s->done) {
         install(r);
     }
