@@ -73,8 +73,11 @@ int log_reserve(struct raft_log *l, uint64_t more)
     if (l->count + more <= l->cap) {
         return 0;
     }
+    if (more > UINT32_MAX / 2 - l->count) {
+        return RR_ENOMEM; /* the count's width (struct raft_log) */
+    }
     /* From one slot: an idle group's log often holds a single entry (its leader's no-op). */
-    uint64_t cap = l->cap < 1 ? 1 : l->cap;
+    uint32_t cap = l->cap < 1 ? 1 : l->cap;
     while (cap < l->count + more) {
         cap *= 2;
     }
@@ -126,7 +129,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
 {
     RR_ASSERT(index > l->prev_index);
     RR_ASSERT(index <= log_last_index(l));
-    uint64_t keep = index - l->prev_index - 1;
+    uint32_t keep = (uint32_t)(index - l->prev_index - 1); /* < count */
     log_free_range(l, keep, l->count);
     l->count = keep;
     if (l->handed >= index) {
@@ -139,7 +142,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
 }
 
 /* Moves the entries after the first `drop` (already freed) to the front. */
-static void log_shift(struct raft_log *l, uint64_t drop)
+static void log_shift(struct raft_log *l, uint32_t drop)
 {
     if (drop > 0 && drop < l->count) {
         memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
@@ -151,7 +154,7 @@ void log_compact_to(struct raft_log *l, raft_index index)
     RR_ASSERT(index > l->prev_index);
     RR_ASSERT(index <= log_last_index(l));
     RR_ASSERT(index <= l->persisted);
-    uint64_t drop = index - l->prev_index;
+    uint32_t drop = (uint32_t)(index - l->prev_index); /* <= count */
     raft_term term = log_term(l, index);
     log_free_range(l, 0, drop);
     log_shift(l, drop);
@@ -163,9 +166,9 @@ void log_compact_to(struct raft_log *l, raft_index index)
 void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
 {
     RR_ASSERT(index >= l->prev_index);
-    uint64_t drop = l->count;
+    uint32_t drop = l->count;
     if (index <= log_last_index(l) && log_term(l, index) == term) {
-        drop = index - l->prev_index;
+        drop = (uint32_t)(index - l->prev_index); /* <= count */
     }
     log_free_range(l, 0, drop);
     log_shift(l, drop);

@@ -175,7 +175,9 @@ static int init_hard_state(struct raft *r, const struct raft_restore *rs)
     r->term = hs->term;
     r->vote = hs->vote;
     r->commit = hs->commit > r->snap.index ? hs->commit : r->snap.index;
-    r->hs_handed = (struct raft_hard_state){r->term, r->vote, r->commit};
+    r->hs_term_handed = r->term;
+    r->hs_vote_handed = r->vote;
+    r->hs_commit_handed = r->commit;
     if (log_last_term(&r->log) > r->term) {
         r->term = log_last_term(&r->log);
         r->vote = RAFT_NODE_NONE;
@@ -208,7 +210,19 @@ int raft_init(struct raft *r,
         return RR_EINVAL;
     }
     memset(r, 0, sizeof(*r));
-    r->opt = *o;
+    r->opt = (struct raft_opts){
+        .group = o->group,
+        .election_ticks = o->election_ticks,
+        .heartbeat_ticks = o->heartbeat_ticks,
+        .inflight_bytes_max = o->inflight_bytes_max,
+        .append_bytes_max = o->append_bytes_max,
+        .id = (uint16_t)o->id,
+        .append_entries_max = (uint16_t)o->append_entries_max,
+        .inflight_count_max = (uint8_t)o->inflight_count_max,
+        .pre_vote = o->pre_vote,
+        .check_quorum = o->check_quorum,
+        .quiesce = o->quiesce,
+    };
     rr_prng_seed(&r->prng, o->seed);
     log_init(&r->log, 0, 0);
     if (config != NULL) {
@@ -554,8 +568,8 @@ static raft_index apply_limit(const struct raft *r)
 
 static bool hard_state_changed(const struct raft *r)
 {
-    return r->term != r->hs_handed.term || r->vote != r->hs_handed.vote ||
-           r->commit != r->hs_handed.commit;
+    return r->term != r->hs_term_handed || r->vote != r->hs_vote_handed ||
+           r->commit != r->hs_commit_handed;
 }
 
 static bool role_changed(const struct raft *r)
@@ -725,7 +739,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
     RR_ASSERT(r->handed.pending);
     if (r->handed.hard_state) {
-        r->hs_handed = rd->hard_state;
+        r->hs_term_handed = rd->hard_state.term;
+        r->hs_vote_handed = rd->hard_state.vote;
+        r->hs_commit_handed = rd->hard_state.commit;
     }
     if (r->handed.role) {
         r->role_handed = rd->role;

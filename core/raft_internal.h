@@ -83,31 +83,48 @@ struct raft_snap {
     struct raft_snap_store *store; /* malloc'd, or NULL while the group never needed one */
 };
 
+/* The options a group keeps: struct raft_options less the seed (it only seeds the PRNG),
+ * each in the width raft_init's checks bound (options_valid). */
+struct raft_opts {
+    raft_group group;            /* stamped on every message */
+    uint32_t election_ticks;     /* <= 1 << 30 */
+    uint32_t heartbeat_ticks;    /* < election_ticks */
+    uint32_t inflight_bytes_max; /* <= RAFT_INFLIGHT_BYTES_MAX */
+    uint32_t append_bytes_max;   /* <= RAFT_APPEND_BYTES_MAX */
+    uint16_t id;                 /* this node, <= RAFT_NODE_ID_MAX */
+    uint16_t append_entries_max; /* <= RAFT_APPEND_ENTRIES_MAX */
+    uint8_t inflight_count_max;  /* <= RAFT_INFLIGHT_COUNT_MAX */
+    bool pre_vote;
+    bool check_quorum;
+    bool quiesce;
+};
+_Static_assert(RAFT_NODE_ID_MAX <= UINT16_MAX && RAFT_APPEND_ENTRIES_MAX <= UINT16_MAX &&
+                   RAFT_INFLIGHT_COUNT_MAX <= UINT8_MAX,
+               "struct raft_opts' widths");
+
 /* What the last raft_ready handed out, applied by raft_advance. */
 struct raft_handed {
-    bool pending; /* a ready is out: no mutation until raft_advance */
-    bool hard_state;
-    bool snapshot;
     raft_index entries_to;       /* last entry index handed out for persistence */
     raft_index applied_to;       /* last committed entry handed out */
     uint32_t read_count;         /* reads released */
     uint32_t read_failure_count; /* read failures reported */
-    bool role;                   /* role, term and leader reported */
+    bool pending;                /* a ready is out: no mutation until raft_advance */
+    bool hard_state;
+    bool snapshot;
+    bool role; /* role, term and leader reported */
 };
 
+/* Fields are ordered to leave little padding: a node holds thousands of groups. */
 struct raft {
-    struct raft_options opt;
+    struct raft_opts opt;
+    raft_node vote; /* persistent (Figure 2), with term and commit below */
     struct rr_prng prng;
-
-    /* Persistent state (Figure 2); commit is persisted too, for faster restarts. */
     raft_term term;
-    raft_index commit;
-    raft_node vote;
+    raft_index commit; /* persisted too, for faster restarts */
 
-    /* Volatile state. (Fields are ordered to leave little padding: a node holds thousands
-     * of groups.) */
-    raft_node leader;           /* RAFT_NODE_NONE if unknown */
+    /* Volatile state. */
     raft_index applied;         /* last index handed out in `committed`; <= commit */
+    raft_node leader;           /* RAFT_NODE_NONE if unknown */
     uint32_t election_elapsed;  /* ticks since the timer was reset */
     uint32_t heartbeat_elapsed; /* leader: ticks since the last heartbeat */
     uint32_t election_timeout;  /* randomized, in [election_ticks, 2 * election_ticks) */
@@ -117,14 +134,9 @@ struct raft {
     bool snap_to_hand;          /* installed from the leader (snap), not yet handed out */
     uint8_t role_handed;        /* role last reported (RAFT_READY_ROLE; see leader_handed) */
     struct raft_log log;
-    struct raft_config_packed config; /* in force: the latest in the log or snapshot */
-    /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
-     * the snapshot's. Above `commit` it is the pending configuration; the committed one is
-     * found by scanning back from `commit` (membership_config_at), so that idle groups do
-     * not carry a second copy. */
-    raft_index config_index;
-    struct raft_config_packed bootstrap; /* used when neither log nor snapshot has one */
 
+    struct raft_config_packed config;    /* in force: the latest in the log or snapshot */
+    struct raft_config_packed bootstrap; /* used when neither log nor snapshot has one */
     /* Candidate and pre-candidate: the answers received, a bit per slot of config.members
      * (a server in both halves of a joint configuration has two slots; both are set). The
      * configuration cannot change during an election: only a leader's entries or snapshot
@@ -132,6 +144,12 @@ struct raft {
      * (asserted where the configuration changes). */
     raft_vote_set votes_granted;
     raft_vote_set votes_rejected;
+    raft_node transfer_target; /* leader: transfer in progress (thesis §3.10), or NONE */
+    /* The entry `config` came from: 0 for the bootstrap configuration, the snapshot index for
+     * the snapshot's. Above `commit` it is the pending configuration; the committed one is
+     * found by scanning back from `commit` (membership_config_at), so that idle groups do
+     * not carry a second copy. */
+    raft_index config_index;
 
     /* The latest snapshot (taken locally or installed); index 0: none. The log's
      * prev_index may be below snap.index: trailing entries are kept after compaction. */
@@ -140,14 +158,13 @@ struct raft {
     /* Leader. */
     struct raft_progress *prs; /* malloc'd, one per member other than self */
     uint32_t pr_count;
-    bool prs_departing;         /* prs also holds servers the pending configuration removes */
-    bool bcast_pending;         /* new entries to send at the next raft_ready */
-    bool commit_bcast;          /* commit advanced: tell followers at the next raft_ready */
-    bool transfer_sent;         /* leadership transfer: TIMEOUT_NOW is out */
-    uint64_t uncommitted_bytes; /* payload proposed this term, not yet committed */
-
-    /* Leadership transfer (leader, thesis §3.10). */
-    raft_node transfer_target; /* RAFT_NODE_NONE: no transfer in progress */
+    /* Payload proposed this term, not yet committed: <= RAFT_UNCOMMITTED_BYTES_MAX plus one
+     * entry, as raft_propose refuses what would go past the limit. */
+    uint32_t uncommitted_bytes;
+    bool prs_departing;        /* prs also holds servers the pending configuration removes */
+    bool bcast_pending;        /* new entries to send at the next raft_ready */
+    bool commit_bcast;         /* commit advanced: tell followers at the next raft_ready */
+    bool transfer_sent;        /* leadership transfer: TIMEOUT_NOW is out */
     uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
 
     /* ReadIndex (leader; read_index.c). Round ids increase for as long as this struct
@@ -157,13 +174,17 @@ struct raft {
     uint64_t read_round_last; /* last round id used */
 
     /* Ready/advance. */
-    raft_node leader_handed; /* role, term and leader last reported (RAFT_READY_ROLE) */
-    raft_term role_term_handed;
-    struct raft_hard_state hs_handed; /* hard state last handed out */
-    struct raft_msg_queue msgs;       /* sent at once */
-    struct raft_msg_queue after;      /* sent after the batch is durable */
+    raft_term role_term_handed; /* role, term and leader last reported (RAFT_READY_ROLE) */
+    raft_node leader_handed;
+    raft_node hs_vote_handed; /* hard state last handed out: vote, term and commit */
+    raft_term hs_term_handed;
+    raft_index hs_commit_handed;
+    struct raft_msg_queue msgs;  /* sent at once */
+    struct raft_msg_queue after; /* sent after the batch is durable */
     struct raft_handed handed;
 };
+_Static_assert(RAFT_UNCOMMITTED_BYTES_MAX + (uint64_t)RAFT_ENTRY_BYTES_MAX <= UINT32_MAX,
+               "uncommitted_bytes fits 32 bits");
 
 /* raft.c */
 struct raft_msg raft_msg_new(const struct raft *r, uint8_t type, raft_node to);
