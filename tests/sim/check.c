@@ -1096,7 +1096,10 @@ void quiesce_failover(struct sim *s, uint32_t node, raft_group g, const struct r
             continue;
         }
         uint64_t since = link_broken_since(s, node, k);
-        bool heard = since != UINT64_MAX && s->heard_at[k][node] > since + 2 * SIM_TICK;
+        /* Heard after the report of this break: sent on the new connection (the report
+         * drops what was in flight on the old one), so the peer is alive. */
+        uint64_t reported = s->down_reported_at[node][k];
+        bool heard = since != UINT64_MAX && reported >= since && s->heard_at[k][node] > reported;
         if (since != UINT64_MAX && s->now - since > bound && !heard) {
             sim_violation(s, "quiesce_failover",
                           "node %u group %u is quiesced as %s node %u, unreachable since t=%llu",

@@ -295,8 +295,10 @@ struct sim {
      * failure is seen). Bumped at each report; a batch carries the epoch it was sent in. */
     uint32_t conn_epoch[SIM_NODES_MAX][SIM_NODES_MAX];
     uint64_t heard_at[SIM_NODES_MAX][SIM_NODES_MAX]; /* last batch delivered from -> to */
-    uint64_t partition_until;                        /* 0: no partition */
-    bool healed;                                     /* fault phase over */
+    /* [observer][peer]: when observer's transport last reported peer down (0: never). */
+    uint64_t down_reported_at[SIM_NODES_MAX][SIM_NODES_MAX];
+    uint64_t partition_until; /* 0: no partition */
+    bool healed;              /* fault phase over */
     uint64_t heal_tick;
     uint64_t tick_no; /* global ticks so far (fault events) */
     /* Event queue: a binary heap on (time, seq). */

@@ -508,6 +508,7 @@ static void step_peer_down(struct sim *s, const struct sim_event *e)
         return; /* the observer crashed meanwhile: its groups are new */
     }
     s->n.peer_downs++;
+    s->down_reported_at[e->node][e->worker] = s->now;
     /* The connection is gone both ways: what was in flight on it is lost. */
     s->conn_epoch[e->node][e->worker]++;
     s->conn_epoch[e->worker][e->node]++;
