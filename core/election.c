@@ -13,7 +13,7 @@ void election_reset_timer(struct raft *r)
 {
     r->election_elapsed = 0;
     r->election_timeout =
-        r->opt.election_ticks + (uint32_t)rr_prng_range(&r->prng, 0, r->opt.election_ticks);
+        r->opt.election_ticks + (uint32_t)(rr_splitmix64(&r->prng) % r->opt.election_ticks);
 }
 
 static void votes_reset(struct raft *r)

@@ -223,7 +223,7 @@ int raft_init(struct raft *r,
         .check_quorum = o->check_quorum,
         .quiesce = o->quiesce,
     };
-    rr_prng_seed(&r->prng, o->seed);
+    r->prng = o->seed;
     log_init(&r->log, 0, 0);
     if (config != NULL) {
         (void)raft_config_pack(config, &r->bootstrap); /* an invalid one is refused below if

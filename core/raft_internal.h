@@ -118,7 +118,10 @@ struct raft_handed {
 struct raft {
     struct raft_opts opt;
     raft_node vote; /* persistent (Figure 2), with term and commit below */
-    struct rr_prng prng;
+    /* The election timeouts' randomness: a splitmix64 state (core/base/prng.h), seeded from
+     * options.seed. Eight bytes instead of xoshiro256**'s 32, and plenty for drawing a
+     * timeout in [e, 2e). */
+    uint64_t prng;
     raft_term term;
     raft_index commit; /* persisted too, for faster restarts */
 
