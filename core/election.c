@@ -205,7 +205,7 @@ void election_campaign(struct raft *r, bool pre, bool transfer)
 static bool leader_alloc_progress(struct raft *r)
 {
     RR_ASSERT(r->prs == NULL && r->pr_count == 0);
-    struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);
+    struct raft_progress *prs = membership_progress_alloc(r->opt.id, &r->config, NULL);
     if (prs == NULL) {
         return false;
     }

@@ -35,11 +35,42 @@ raft_index membership_config_at(const struct raft *r, raft_index index, struct r
 
 /* ---- the leader's progress set ------------------------------------------------------- */
 
-struct raft_progress *membership_progress_alloc(const struct raft_config_packed *c,
+/* Whether id is in c's slots [0, end). */
+static bool slots_have(const struct raft_config_packed *c, uint32_t end, raft_node id)
+{
+    for (uint32_t i = 0; i < end; i++) {
+        if (config_member_id(c->members[i]) == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The followers of a progress set for c and departing: every member but `self`, once. */
+static uint32_t progress_count(raft_node self,
+                               const struct raft_config_packed *c,
+                               const struct raft_config_packed *departing)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < config_slot_count(c); i++) {
+        raft_node id = config_member_id(c->members[i]);
+        n += id != self && !slots_have(c, i, id) ? 1u : 0u;
+    }
+    for (uint32_t i = 0; departing != NULL && i < config_slot_count(departing); i++) {
+        raft_node id = config_member_id(departing->members[i]);
+        n += id != self && !slots_have(departing, i, id) && !slots_have(c, config_slot_count(c), id)
+                 ? 1u
+                 : 0u;
+    }
+    return n;
+}
+
+struct raft_progress *membership_progress_alloc(raft_node self,
+                                                const struct raft_config_packed *c,
                                                 const struct raft_config_packed *departing)
 {
-    size_t n = config_slot_count(c) + (departing != NULL ? config_slot_count(departing) : 0);
-    return calloc(n, sizeof(struct raft_progress));
+    uint32_t n = progress_count(self, c, departing);
+    return calloc(n > 0 ? n : 1, sizeof(struct raft_progress)); /* a lone voter has none */
 }
 
 /* Moves p's progress for `id` (if any) into *dst; returns false if there is none. */
@@ -82,6 +113,8 @@ void membership_progress_install(struct raft *r,
             count++;
         }
     }
+    /* The array was sized by membership_progress_alloc for these same members. */
+    RR_ASSERT(count == progress_count(r->opt.id, &r->config, departing));
     for (uint32_t i = 0; i < r->pr_count; i++) {
         progress_free(&r->prs[i]);
     }
@@ -103,7 +136,7 @@ static int leader_append_config(struct raft *r, const struct raft_config *c, raf
     struct rr_bytes buf;
     rr_bytes_init(&buf);
     int rv = raft_config_pack(c, &next) ? codec_config_encode(&buf, c) : RR_EINVAL;
-    struct raft_progress *prs = rv == 0 ? membership_progress_alloc(&next, &old) : NULL;
+    struct raft_progress *prs = rv == 0 ? membership_progress_alloc(r->opt.id, &next, &old) : NULL;
     if (rv == 0 && prs == NULL) {
         rv = RR_ENOMEM;
     }
@@ -254,7 +287,7 @@ static void prune_departed(struct raft *r)
         r->prs_departing = false;
         return;
     }
-    struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);
+    struct raft_progress *prs = membership_progress_alloc(r->opt.id, &r->config, NULL);
     if (prs == NULL) {
         return; /* the next step tries again */
     }

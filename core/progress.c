@@ -9,10 +9,11 @@
 void progress_init(struct raft_progress *p,
                    raft_node id,
                    raft_index next,
-                   uint32_t inflight_count_max,
-                   uint64_t inflight_bytes_max)
+                   uint8_t inflight_count_max,
+                   uint32_t inflight_bytes_max)
 {
     RR_ASSERT(next >= 1);
+    RR_ASSERT(inflight_count_max >= 1 && inflight_count_max <= RAFT_INFLIGHT_COUNT_MAX);
     memset(p, 0, sizeof(*p));
     p->id = id;
     p->state = RAFT_PROGRESS_PROBE;
@@ -141,7 +142,7 @@ bool inflights_add(struct raft_inflights *in, raft_index index, uint32_t bytes)
 {
     RR_ASSERT(in->count < in->count_max);
     if (in->count == in->cap) {
-        uint32_t cap = in->cap == 0 ? 4 : in->cap * 2;
+        uint32_t cap = in->cap == 0 ? 4u : in->cap * 2u;
         if (cap > in->count_max) {
             cap = in->count_max;
         }
@@ -154,12 +155,13 @@ bool inflights_add(struct raft_inflights *in, raft_index index, uint32_t bytes)
         }
         free(in->ring);
         in->ring = ring;
-        in->cap = cap;
+        in->cap = (uint8_t)cap;
         in->start = 0;
     }
     RR_ASSERT(in->count == 0 || in->ring[(in->start + in->count - 1) % in->cap].index < index);
     in->ring[(in->start + in->count) % in->cap] = (struct raft_inflight){index, bytes};
     in->count++;
+    RR_ASSERT(bytes <= RAFT_APPEND_BYTES_MAX && in->bytes < in->bytes_max); /* the width */
     in->bytes += bytes;
     return true;
 }
@@ -168,7 +170,7 @@ void inflights_free_le(struct raft_inflights *in, raft_index index)
 {
     while (in->count > 0 && in->ring[in->start].index <= index) {
         in->bytes -= in->ring[in->start].bytes;
-        in->start = (in->start + 1) % in->cap;
+        in->start = (uint8_t)((in->start + 1u) % in->cap);
         in->count--;
     }
     if (in->count == 0) {

@@ -270,12 +270,14 @@ void quiesce_wake(struct raft *r);
 /* The configuration in force at `index` (the latest at or before it); returns the index of
  * the entry it came from (0: bootstrap; the snapshot index: the snapshot's). */
 raft_index membership_config_at(const struct raft *r, raft_index index, struct raft_config *c);
-/* A progress array sized for c and `departing` (may be NULL), or NULL on allocation
- * failure; and its installation as the leader's progress set for the members of r->config
- * and of `departing` (servers a pending configuration removes, replicated to until it
- * commits): followers already known keep their progress, new ones start in probe at
- * `next`, the others are dropped. */
-struct raft_progress *membership_progress_alloc(const struct raft_config_packed *c,
+/* A progress array sized for the members of c and `departing` (may be NULL) other than
+ * `self`, or NULL on allocation failure; and its installation as the leader's progress set
+ * for the members of r->config and of `departing` (servers a pending configuration removes,
+ * replicated to until it commits; r->config must be the c of the allocation): followers
+ * already known keep their progress, new ones start in probe at `next`, the others are
+ * dropped. */
+struct raft_progress *membership_progress_alloc(raft_node self,
+                                                const struct raft_config_packed *c,
                                                 const struct raft_config_packed *departing);
 void membership_progress_install(struct raft *r,
                                  struct raft_progress *prs,
