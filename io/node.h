@@ -168,12 +168,12 @@ struct peer {
 
 struct group_state {
     raft_group g;
-    uint8_t role;
     raft_node leader;
+    raft_node hs_vote; /* the hard state last written to the WAL (with hs_term) */
+    uint8_t role;
     raft_term term;
+    raft_term hs_term;
     struct sm *sm;
-    raft_term hs_term; /* the hard state last written to the WAL */
-    raft_node hs_vote;
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
@@ -277,7 +277,8 @@ struct worker {
     struct client *resume_head; /* clients whose paused input is parsed next iteration */
     /* clients */
     uint32_t clients;
-    struct reply scratch; /* apply replies on replicas */
+    struct reply scratch;    /* apply replies on replicas */
+    struct reply sm_scratch; /* where every group's state machine builds a reply */
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;

@@ -793,6 +793,7 @@ static int worker_open(struct worker *w)
     RR_ASSERT(w->groups != NULL);
     struct sm_limits sl;
     sm_limits_default(&sl);
+    reply_init(&w->sm_scratch, sl.reply_limit);
     for (uint32_t s = 0; s < w->group_count; s++) {
         struct group_state *gs = &w->groups[s];
         gs->g = multi_group_id(w->multi, s);
@@ -805,7 +806,7 @@ static int worker_open(struct worker *w)
         atomic_store(&n->pub[gs->g].role, st.role);
         atomic_store(&n->pub[gs->g].term, st.term);
         atomic_store(&n->pub[gs->g].leader, st.leader);
-        if (sm_create(&gs->sm, &sl) != 0) {
+        if (sm_create(&gs->sm, &sl, &w->sm_scratch) != 0) {
             return RR_ENOMEM;
         }
     }
