@@ -179,6 +179,19 @@ void wal_stats_reset(struct wal *wal)
 
 /* ---- giving the ring back when idle ---------------------------------------------------- */
 
+/* Drops the whole pages inside [p, p + len) (MADV_DONTNEED: they read back as zeros);
+ * returns their bytes. A failure loses nothing: the memory just stays resident. */
+static size_t release_pages(void *p, size_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + len) & ~(page - 1);
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+        return 0;
+    }
+    return hi - lo;
+}
+
 size_t wal_release_cache(struct wal *wal)
 {
     bool appended = wal->head != wal->release_seen_head;
@@ -193,13 +206,14 @@ size_t wal_release_cache(struct wal *wal)
     RR_ASSERT(wal->queued_records == 0);
     wal->ring_lo = wal->head;
     wal->release_done_head = wal->head;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)wal->ring_buf + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)wal->ring_buf + wal->ring_mask + 1) & ~(page - 1);
-    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
-        return 0; /* nothing lost: the cache only holds copies of durable records */
+    size_t released = release_pages(wal->ring_buf, wal->ring_mask + 1);
+    /* So can the unit FIFO's pages, once every unit was acknowledged: its slots are written
+     * before they are read, and a burst leaves as many of them touched as it queued units,
+     * up to WAL_UNITS_MAX. */
+    if (wal->unit_count == 0) {
+        released += release_pages(wal->units, sizeof(wal->units));
     }
-    return hi - lo;
+    return released;
 }
 
 /* ---- encoding into the ring ------------------------------------------------------------ */
