@@ -76,7 +76,7 @@ int log_reserve(struct raft_log *l, uint64_t more)
     if (more > UINT32_MAX / 2 - l->count) {
         return RR_ENOMEM; /* the count's width (struct raft_log) */
     }
-    /* From one slot: an idle group's log often holds a single entry (its leader's no-op). */
+    /* Doubling from what is there (raft_init reserves RAFT_LOG_SLOTS_INITIAL first). */
     uint32_t cap = l->cap < 1 ? 1 : l->cap;
     while (cap < l->count + more) {
         cap *= 2;

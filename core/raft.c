@@ -233,6 +233,14 @@ int raft_init(struct raft *r,
     if (rv == 0 && !raft_config_refresh(r)) {
         rv = RR_EINVAL;
     }
+    /* The log's first slots are allocated now, with the group, rather than by its first
+     * appends: a node creates its groups one after the other, so their arrays lie together,
+     * whereas the first appends come as its groups all elect at once, among thousands of
+     * short-lived messages, and long-lived arrays allocated then pin the heap's pages after
+     * the messages are freed (docs/multi.md). An idle group holds its leaders' no-ops. */
+    if (rv == 0 && r->log.count < RAFT_LOG_SLOTS_INITIAL) {
+        rv = log_reserve(&r->log, RAFT_LOG_SLOTS_INITIAL - r->log.count);
+    }
     /* A fresh node outside its bootstrap configuration is a server being added (thesis
      * §4.2.1): it learns the configuration from the leader and never campaigns before a
      * configuration in its log makes it a voter. */

@@ -21,9 +21,10 @@ struct raft_msg_queue {
  * last, a pre-vote's term) without wrapping, so a peer's extreme value cannot wrap a term to
  * 0 or the log's index arithmetic. A node whose term reaches RAFT_TERM_MAX no longer
  * campaigns. */
-#define RAFT_TERM_MAX       (UINT64_MAX >> 1)
-#define RAFT_INDEX_MAX      (UINT64_MAX >> 1)
-#define RAFT_MSG_QUEUE_KEEP 4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
+#define RAFT_TERM_MAX          (UINT64_MAX >> 1)
+#define RAFT_INDEX_MAX         (UINT64_MAX >> 1)
+#define RAFT_MSG_QUEUE_KEEP    4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
+#define RAFT_LOG_SLOTS_INITIAL 4 /* log slots raft_init reserves (a few leaders' no-ops) */
 
 /* A (pre-)candidate's tally: one bit per slot of r->config.members. */
 typedef uint32_t raft_vote_set;

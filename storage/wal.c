@@ -554,6 +554,9 @@ static int alloc_state(struct wal *wal)
         wal->groups[g].first_index = 1;
         wal->groups[g].hs_lsn = WAL_NO_LSN;
         wal->groups[g].snap_lsn = WAL_NO_LSN;
+        if (wal_index_init(&wal->groups[g]) != RR_OK) {
+            return RR_ENOMEM;
+        }
     }
     wal->ring_mask = wal->cfg.cache_bytes - 1u;
     return RR_OK;

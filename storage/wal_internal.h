@@ -259,6 +259,14 @@ int wal_put_marker(
     struct wal *wal, raft_group group, uint8_t type, raft_index index, raft_term term);
 
 /* wal_index.c */
+/* First capacity of a group's deque, and the floor shrinking stops at. Small: an idle group
+ * retains a few entries (its leaders' no-ops), and every group of the node has a deque. */
+#define WAL_INDEX_SLOTS_MIN 4u
+/* Allocates a group's first deque. wal_open does it for every group, one after the other:
+ * their first appends come as the node's groups all elect at once, among thousands of
+ * short-lived allocations, and long-lived arrays allocated then pin the heap's pages after
+ * those are freed. */
+int wal_index_init(struct wal_group_state *gs);
 /* Recovery replays records through these, as appends do. */
 int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size);
 /* An entry after a gap in its group's log (wal_apply_record returned RR_EUNAVAILABLE):
