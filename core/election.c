@@ -24,12 +24,7 @@ static void votes_reset(struct raft *r)
 
 static void leader_teardown(struct raft *r)
 {
-    for (uint32_t i = 0; i < r->pr_count; i++) {
-        progress_free(&r->prs[i]);
-    }
-    free(r->prs);
-    r->prs = NULL;
-    r->pr_count = 0;
+    membership_progress_drop(r);
     r->bcast_pending = false;
     r->commit_bcast = false;
     r->uncommitted_bytes = 0;
@@ -316,11 +311,15 @@ int raft_transfer_leader(struct raft *r, raft_node target)
         return RR_ETRANSFER;
     }
     /* Only a voter of the configuration being moved to can win and keep the office. */
-    struct raft_progress *p = raft_progress_of(r, target);
-    if (target == r->opt.id || p == NULL || config_role(&r->config, target) != RAFT_VOTER) {
+    if (target == r->opt.id || config_role(&r->config, target) != RAFT_VOTER) {
         return RR_EINVAL;
     }
-    quiesce_wake(r);
+    quiesce_wake(r); /* before the progress: a quiesced leader keeps none */
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking */
+    }
+    struct raft_progress *p = raft_progress_of(r, target);
+    RR_ASSERT(p != NULL); /* every member of the configuration has one */
     /* "1. The prior leader stops accepting new client requests." */
     r->transfer_target = target;
     r->transfer_elapsed = 0;

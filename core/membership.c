@@ -124,6 +124,33 @@ void membership_progress_install(struct raft *r,
     r->prs_departing = departing != NULL;
 }
 
+void membership_progress_drop(struct raft *r)
+{
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        progress_free(&r->prs[i]);
+    }
+    free(r->prs);
+    r->prs = NULL;
+    r->pr_count = 0;
+}
+
+bool membership_progress_rebuild(struct raft *r)
+{
+    RR_ASSERT(r->role == RAFT_LEADER && r->prs == NULL && r->pr_count == 0);
+    RR_ASSERT(!r->prs_departing);
+    struct raft_progress *prs = membership_progress_alloc(r->opt.id, &r->config, NULL);
+    if (prs == NULL) {
+        return false;
+    }
+    raft_index last = log_last_index(&r->log);
+    membership_progress_install(r, prs, last + 1, NULL);
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        r->prs[i].match = last;
+        progress_become_replicate(&r->prs[i]);
+    }
+    return true;
+}
+
 /* ---- proposing ----------------------------------------------------------------------- */
 
 /* Appends `c` as a configuration entry at the leader and rebuilds the progress set for it.
@@ -131,6 +158,9 @@ void membership_progress_install(struct raft *r,
 static int leader_append_config(struct raft *r, const struct raft_config *c, raft_index *index)
 {
     quiesce_wake(r);
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking (quiesce.c) */
+    }
     struct raft_config_packed old = r->config;
     struct raft_config_packed next;
     struct rr_bytes buf;
@@ -349,6 +379,9 @@ int raft_members_progress(const struct raft *r, struct raft_member_progress *out
         return RR_ENOTLEADER;
     }
     raft_index last = log_last_index(&r->log);
+    if (r->quiesced) {
+        return quiesce_members_progress(r, out, cap);
+    }
     for (uint32_t i = 0; i < r->pr_count && i < cap; i++) {
         const struct raft_progress *p = &r->prs[i];
         out[i] = (struct raft_member_progress){

@@ -178,16 +178,6 @@ void inflights_free_le(struct raft_inflights *in, raft_index index)
     }
 }
 
-void inflights_release(struct raft_inflights *in)
-{
-    if (in->count == 0) {
-        free(in->ring);
-        in->ring = NULL;
-        in->cap = 0;
-        in->start = 0;
-    }
-}
-
 void inflights_reset(struct raft_inflights *in)
 {
     in->start = 0;

@@ -76,9 +76,6 @@ bool inflights_add(struct raft_inflights *in, raft_index index, uint32_t bytes);
 /* Frees every append with index <= index. */
 void inflights_free_le(struct raft_inflights *in, raft_index index);
 void inflights_reset(struct raft_inflights *in);
-/* Frees the ring if nothing is in flight (an idle group keeps no window); it grows again on
- * the next inflights_add. */
-void inflights_release(struct raft_inflights *in);
 
 /* Quorum arithmetic. value(ctx, id) gives a number per voter; the result is the largest v
  * such that a majority of the voters have value >= v; for a joint configuration the

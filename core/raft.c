@@ -257,20 +257,10 @@ int raft_init(struct raft *r,
     return 0;
 }
 
-static void progress_free_all(struct raft *r)
-{
-    for (uint32_t i = 0; i < r->pr_count; i++) {
-        progress_free(&r->prs[i]);
-    }
-    free(r->prs);
-    r->prs = NULL;
-    r->pr_count = 0;
-}
-
 void raft_fini(struct raft *r)
 {
     log_free(&r->log);
-    progress_free_all(r);
+    membership_progress_drop(r);
     snapshot_free(r);
     read_index_free(r);
     free(r->msgs.msgs);
@@ -815,6 +805,9 @@ bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view
 {
     if (r->role != RAFT_LEADER) {
         return false;
+    }
+    if (r->quiesced) {
+        return quiesce_follower_view(r, id, p);
     }
     for (uint32_t i = 0; i < r->pr_count; i++) {
         const struct raft_progress *pr = &r->prs[i];

@@ -265,7 +265,13 @@ bool quiesce_tick(struct raft *r);
 void quiesce_on_heartbeat(struct raft *r, const struct raft_msg *m);
 /* Whether a validated message from a peer wakes a quiesced group. */
 bool quiesce_wakes(const struct raft *r, const struct raft_msg *m);
+/* Time runs again. A leader that cannot rebuild its progress set (out of memory) steps
+ * down instead: callers that go on as leader check the role again. */
 void quiesce_wake(struct raft *r);
+/* A quiesced leader keeps no progress set: what raft_progress and raft_members_progress
+ * report for its followers instead. */
+bool quiesce_follower_view(const struct raft *r, raft_node id, struct raft_progress_view *p);
+int quiesce_members_progress(const struct raft *r, struct raft_member_progress *out, uint32_t cap);
 
 /* membership.c */
 /* The configuration in force at `index` (the latest at or before it); returns the index of
@@ -284,6 +290,12 @@ void membership_progress_install(struct raft *r,
                                  struct raft_progress *prs,
                                  raft_index next,
                                  const struct raft_config_packed *departing);
+/* Frees the leader's progress set (stepping down, quiescing, raft_fini). */
+void membership_progress_drop(struct raft *r);
+/* A quiesced leader waking: the progress set again, every follower holding the whole log
+ * and replicating from its end (true while quiesced: quiesce.c). False on allocation
+ * failure (nothing changed). */
+bool membership_progress_rebuild(struct raft *r);
 /* After each step: a leader leaves a committed joint configuration, and steps down once a
  * committed configuration no longer counts it as a voter. */
 void membership_check(struct raft *r);

@@ -119,11 +119,14 @@ int raft_read_index(struct raft *r, uint64_t ctx)
     if (r->reads != NULL && r->reads->count + r->reads->failed_count >= RAFT_READS_MAX) {
         return RR_EBUSY;
     }
+    quiesce_wake(r);
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking (quiesce.c) */
+    }
     int rv = reads_reserve(r);
     if (rv != 0) {
         return rv;
     }
-    quiesce_wake(r);
     r->reads->queue[r->reads->count++] = (struct raft_pending_read){ctx, 0, 0};
     round_start(r);
     return 0;

@@ -43,6 +43,9 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
         return RR_ENOTLEADER;
     }
     quiesce_wake(r);
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking (quiesce.c) */
+    }
     if (r->transfer_target != RAFT_NODE_NONE) {
         return RR_ETRANSFER; /* thesis §3.10: "the prior leader stops accepting new requests" */
     }
