@@ -300,6 +300,16 @@ static void dump(void)
         fprintf(f, "big %#lx %s+%#lx size %u resident %zu\n", (unsigned long)ptrs[i].p, obj,
                 (unsigned long)off, ptrs[i].size, resident * (size_t)page);
     }
+    /* With LIVE_BYTES_BLOCKS set, every smaller block too (address, size, site), for
+     * finding out which blocks keep which heap pages resident. */
+    if (getenv("LIVE_BYTES_BLOCKS") != NULL) {
+        for (uint32_t i = 0; i < PTR_SLOTS; i++) {
+            if (ptrs[i].p > 1 && ptrs[i].size < (64u << 10)) {
+                fprintf(f, "blk %#lx %u %#lx\n", (unsigned long)ptrs[i].p, ptrs[i].size,
+                        (unsigned long)sites[ptrs[i].site].addr);
+            }
+        }
+    }
     pthread_mutex_unlock(&lock);
     fprintf(f, "tables %#lx %zu %#lx %zu\n", (unsigned long)ptrs, sizeof(*ptrs) * PTR_SLOTS,
             (unsigned long)sites, sizeof(*sites) * SITE_SLOTS);

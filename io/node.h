@@ -173,6 +173,8 @@ struct group_state {
     uint8_t role;
     raft_term term;
     raft_term hs_term;
+    /* Created by the first command applied (route_on_apply): until then the group's state is
+     * empty, and reads see the worker's empty_sm. Most idle groups never get one. */
     struct sm *sm;
     struct req_list proposed; /* by index */
     struct req_list reading;
@@ -277,8 +279,10 @@ struct worker {
     struct client *resume_head; /* clients whose paused input is parsed next iteration */
     /* clients */
     uint32_t clients;
-    struct reply scratch;    /* apply replies on replicas */
-    struct reply sm_scratch; /* where every group's state machine builds a reply */
+    struct reply scratch;       /* apply replies on replicas */
+    struct reply sm_scratch;    /* where every group's state machine builds a reply */
+    struct sm_limits sm_limits; /* of every group's state machine */
+    struct sm *empty_sm;        /* reads of groups without a state machine yet */
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;

@@ -500,7 +500,10 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
     struct reply *out = mine ? &head->reply : &w->scratch;
     reply_reset(out);
     if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
-        int rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
+        int rc = gs->sm != NULL ? 0 : sm_create(&gs->sm, &w->sm_limits, &w->sm_scratch);
+        if (rc == 0) {
+            rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
+        }
         if (rc != 0) {
             /* The entry cannot be skipped: the state machine would diverge. */
             LOG_E("group %u: applying entry %llu failed: %s; stopping", gs->g,
@@ -550,11 +553,11 @@ static void collect_key(void *arg, const uint8_t *key, size_t len)
 
 static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
 {
-    (void)w;
+    struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm; /* nothing applied yet: empty */
     int64_t now = node_wall_ms();
     reply_reset(&r->reply);
     if (r->cls == REQ_INTERNAL_DBSIZE) {
-        reply_int(&r->reply, (int64_t)sm_key_count(gs->sm, now));
+        reply_int(&r->reply, (int64_t)sm_key_count(sm, now));
         return;
     }
     if (r->cls == REQ_INTERNAL_SCAN) {
@@ -570,7 +573,7 @@ static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
         reply_init(&keys, r->reply.limit);
         struct scan_ctx c = {.keys = &keys};
         do {
-            sm_scan(gs->sm, now, &cursor, count ? (uint32_t)count : 1024,
+            sm_scan(sm, now, &cursor, count ? (uint32_t)count : 1024,
                     r->argl[2] ? r->argv[2] : NULL, r->argl[2], r->argl[3] ? type : NULL,
                     collect_key, &c);
         } while (count == 0 && cursor != 0);
@@ -581,7 +584,7 @@ static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
         reply_free(&keys);
         return;
     }
-    sm_read(gs->sm, now, r->argc, r->argv, r->argl, &r->reply);
+    sm_read(sm, now, r->argc, r->argv, r->argl, &r->reply);
 }
 
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx)

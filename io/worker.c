@@ -791,9 +791,11 @@ static int worker_open(struct worker *w)
     w->group_count = multi_group_count(w->multi);
     w->groups = calloc(w->group_count, sizeof(*w->groups));
     RR_ASSERT(w->groups != NULL);
-    struct sm_limits sl;
-    sm_limits_default(&sl);
-    reply_init(&w->sm_scratch, sl.reply_limit);
+    sm_limits_default(&w->sm_limits);
+    reply_init(&w->sm_scratch, w->sm_limits.reply_limit);
+    if (sm_create(&w->empty_sm, &w->sm_limits, &w->sm_scratch) != 0) {
+        return RR_ENOMEM;
+    }
     for (uint32_t s = 0; s < w->group_count; s++) {
         struct group_state *gs = &w->groups[s];
         gs->g = multi_group_id(w->multi, s);
@@ -806,9 +808,6 @@ static int worker_open(struct worker *w)
         atomic_store(&n->pub[gs->g].role, st.role);
         atomic_store(&n->pub[gs->g].term, st.term);
         atomic_store(&n->pub[gs->g].leader, st.leader);
-        if (sm_create(&gs->sm, &sl, &w->sm_scratch) != 0) {
-            return RR_ENOMEM;
-        }
     }
     return 0;
 }
