@@ -99,6 +99,21 @@ TEST_STAGES := test-unit
 # ---- the node: io/ (service and wire libraries, runtime, ringraftd) -----------------------
 -include io/io.mk
 
+# ---- side by side with redis-server ------------------------------------------------------
+-include bench/compare.mk
+
+# ---- ringraft-bench: the RESP load generator (bench/rbench) -------------------------------
+-include bench/rbench/rbench.mk
+
+# ---- libFuzzer targets for every parser of untrusted bytes (tests/fuzz) ------------------
+-include tests/fuzz/fuzz.mk
+
+# ---- cluster soak: RSS, open files and p99 at 80% of peak for a bounded time ----------------
+-include bench/soak.mk
+
+# ---- the fault suite: histories checked under kills, pauses, partitions (tests/faults) ----
+-include tests/faults/faults.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51

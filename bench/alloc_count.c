@@ -1,18 +1,58 @@
 /* LD_PRELOAD counter of heap allocations (malloc, calloc, realloc; aligned_alloc is used
- * only at start-up and is not counted), for measuring allocations per committed entry (bench/node-allocs.sh).
- * SIGUSR2 writes "allocs N\n" to the file named by $ALLOC_COUNT_FILE (appending), so a run
- * can be bracketed by two readings. Counting only: every call goes to libc's allocator. */
+ * only at start-up and is not counted), for measuring allocations per committed entry
+ * (bench/node-allocs.sh). SIGUSR2 writes "allocs N\n" to the file named by $ALLOC_COUNT_FILE
+ * (appending), so a run can be bracketed by two readings; with ALLOC_COUNT_SITES=1 it also writes
+ * one line per call site, "site OBJECT OFFSET N" (the caller's return address as an offset in its
+ * object, for addr2line), so the script can say where the allocations come from. Counting only:
+ * every call goes to libc's allocator. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 static _Atomic unsigned long long count;
+
+/* Call sites: open addressing on the return address, never resized; a full table stops
+ * recording new sites (the total count stays exact). */
+#define SITES 8192u
+static _Atomic uintptr_t site_addr[SITES];
+static _Atomic unsigned long long site_count[SITES];
+static int sites_on = -1;
+
+static void count_site(void *ra)
+{
+    if (sites_on < 0) {
+        const char *e = getenv("ALLOC_COUNT_SITES");
+        sites_on = e != NULL && e[0] == '1';
+    }
+    if (!sites_on) {
+        return;
+    }
+    uintptr_t a = (uintptr_t)ra;
+    uint32_t h = (uint32_t)((a * 0x9E3779B97F4A7C15ull) >> 51);
+    for (uint32_t i = 0; i < 64; i++) {
+        uint32_t k = (h + i) & (SITES - 1);
+        uintptr_t cur = atomic_load_explicit(&site_addr[k], memory_order_relaxed);
+        if (cur == 0) {
+            uintptr_t zero = 0;
+            if (!atomic_compare_exchange_strong(&site_addr[k], &zero, a) && zero != a) {
+                continue;
+            }
+            cur = a;
+        }
+        if (cur == a) {
+            atomic_fetch_add_explicit(&site_count[k], 1, memory_order_relaxed);
+            return;
+        }
+    }
+}
 
 /* calloc is called by dlsym itself: serve that one from a small static buffer. */
 static char boot_buf[4096];
@@ -40,6 +80,7 @@ void *malloc(size_t n)
 {
     resolve();
     atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
+    count_site(__builtin_return_address(0));
     return real_malloc(n);
 }
 
@@ -58,6 +99,7 @@ void *calloc(size_t a, size_t b)
         resolve();
     }
     atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
+    count_site(__builtin_return_address(0));
     return real_calloc(a, b);
 }
 
@@ -65,6 +107,7 @@ void *realloc(void *p, size_t n)
 {
     resolve();
     atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
+    count_site(__builtin_return_address(0));
     return real_realloc(p, n);
 }
 
@@ -101,6 +144,20 @@ static void dump(int sig)
     if (fd >= 0) {
         ssize_t w = write(fd, line, n);
         (void)w;
+        for (uint32_t k = 0; sites_on > 0 && k < SITES; k++) {
+            uintptr_t a = atomic_load(&site_addr[k]);
+            Dl_info info;
+            if (a == 0 || dladdr((void *)a, &info) == 0 || info.dli_fname == NULL) {
+                continue;
+            }
+            char buf[512];
+            int m = snprintf(buf, sizeof(buf), "site %s 0x%lx %llu\n", info.dli_fname,
+                             (unsigned long)(a - 1 - (uintptr_t)info.dli_fbase),
+                             atomic_load(&site_count[k]));
+            if (m > 0 && (size_t)m < sizeof(buf)) {
+                w = write(fd, buf, (size_t)m);
+            }
+        }
         close(fd);
     }
 }

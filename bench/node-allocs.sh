@@ -19,7 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT
 for i in 1 2 3; do
-    ALLOC_COUNT_FILE=$DIR/allocs$i LD_PRELOAD=$PWD/$LIB "$BIN" --node-id $i --nodes "$NODES" \
+    ALLOC_COUNT_SITES=1 ALLOC_COUNT_FILE=$DIR/allocs$i LD_PRELOAD=$PWD/$LIB "$BIN" --node-id $i --nodes "$NODES" \
         --dir "$DIR/n$i" --logfile "$DIR/n$i.log" &
     pids+=($!)
 done
@@ -44,3 +44,29 @@ for i in 1 2 3; do
     total=$((total + b - a))
 done
 echo "cluster: $(echo "scale=2; $total / $N" | bc) heap allocations per acknowledged write (3 nodes summed)"
+python3 - "$DIR" "$N" <<'PY'
+import collections, subprocess, sys
+d, n = sys.argv[1], int(sys.argv[2])
+delta = collections.Counter()
+for i in (1, 2, 3):
+    dumps, cur = [], None
+    for line in open(f"{d}/allocs{i}"):
+        f = line.split()
+        if f[0] == "allocs":
+            cur = {}
+            dumps.append(cur)
+        elif f[0] == "site" and cur is not None:
+            cur[(f[1], f[2])] = int(f[3])
+    if len(dumps) >= 2:
+        for k, v in dumps[-1].items():
+            delta[k] += v - dumps[0].get(k, 0)
+names = {}
+for (obj, off), _ in delta.most_common(25):
+    r = subprocess.run(["addr2line", "-f", "-i", "-C", "-e", obj, off], capture_output=True, text=True)
+    fns = r.stdout.split("\n")[0::2]
+    names[(obj, off)] = " < ".join(x for x in fns if x)[:110] or obj
+print("top allocation sites (3 nodes summed, per acknowledged write):")
+for k, v in delta.most_common(25):
+    if v > 0:
+        print(f"  {v / n:6.2f}  {names[k]}")
+PY

@@ -65,6 +65,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import cpu_ticks, info, port_free, resp_call  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODES = 3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -119,13 +122,6 @@ def problem(where, what):
 
 # ---- /proc ---------------------------------------------------------------------------------
 
-def cpu_ticks(pid):
-    """utime + stime of process pid (all its threads), in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]) + int(rest[12])
-
-
 def rss_bytes(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -142,60 +138,7 @@ def system_busy():
     return sum(v) - idle, sum(v)
 
 
-# ---- RESP ----------------------------------------------------------------------------------
-
-def resp_call(port, *args, timeout=5.0):
-    """One command on a fresh connection; returns the reply (bulk/simple string as str,
-    integer as int, array as list); raises on an error reply or a socket failure."""
-    req = b"*%d\r\n" % len(args) + b"".join(
-        b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(req)
-        f = s.makefile("rb")
-        return _resp_read(f)
-
-
-def _resp_read(f):
-    line = f.readline()
-    if not line:
-        raise ConnectionError("connection closed")
-    t, body = line[:1], line[1:-2]
-    if t == b"+":
-        return body.decode()
-    if t == b"-":
-        raise RuntimeError(body.decode())
-    if t == b":":
-        return int(body)
-    if t == b"$":
-        n = int(body)
-        return None if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
-    if t == b"*":
-        n = int(body)
-        return None if n < 0 else [_resp_read(f) for _ in range(n)]
-    raise RuntimeError("bad reply %r" % line)
-
-
-def info(port, section=None):
-    text = resp_call(port, "INFO", section) if section else resp_call(port, "INFO")
-    d = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, v = line.split(":", 1)
-            d[k] = v
-    return d
-
-
 # ---- ports ---------------------------------------------------------------------------------
-
-def port_free(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
 
 class Ports:
     """Node i (1-based) serves clients on base+i, peers on base+100+10*i+w; redis-server on

@@ -45,6 +45,7 @@ struct drain_pass {
     struct drain_held *held; /* acquired on first use in this drain */
     bool unit;               /* something was persisted or held */
     int rc;                  /* first error */
+    uint64_t applied;        /* entries applied so far in this drain */
 };
 
 static void drain_note(int *first, int rc)
@@ -389,6 +390,7 @@ static void drain_apply(struct drain_pass *d, raft_group g, const struct raft_re
     for (uint32_t i = 0; i < n; i++) {
         ops->apply(d->ctx, g, &rd->committed[i]);
     }
+    d->applied += n;
     /* Named `release` so the call does not read as the read(2) syscall. */
     void (*release)(void *, raft_group, const struct raft_read_state *) = ops->read;
     n = (rd->flags & RAFT_READY_READS) != 0 ? rd->read_count : 0;
@@ -465,9 +467,30 @@ static void drain_submit(struct drain_pass *d)
     d->held = NULL;
 }
 
+/* Puts the slots a bounded drain did not reach back at the front of the dirty list, ahead of
+ * the groups marked during the drain, so that the next drain starts with them: a group with
+ * a long backlog cannot keep the others waiting. Their dirty bits are still set. */
+static void requeue_front(struct multi *m, const uint32_t *slots, uint32_t n)
+{
+    RR_ASSERT(m->dirty_count + n <= m->count);
+    memmove(m->dirty_list + n, m->dirty_list, m->dirty_count * sizeof(*m->dirty_list));
+    memcpy(m->dirty_list, slots, n * sizeof(*slots));
+    m->dirty_count += n;
+}
+
 int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx)
 {
+    return drain_run_bounded(m, ops, ctx, UINT64_MAX, NULL);
+}
+
+int drain_run_bounded(struct multi *m,
+                      const struct drain_ops *ops,
+                      void *ctx,
+                      uint64_t apply_budget,
+                      uint64_t *applied)
+{
     RR_ASSERT(!m->draining);
+    RR_ASSERT(apply_budget > 0);
     m->draining = true;
     struct drain_pass d = {.m = m, .ops = ops, .ctx = ctx};
     /* Walk a snapshot of the dirty list; groups marked meanwhile go on the fresh list. */
@@ -476,11 +499,18 @@ int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx)
     m->dirty_list = m->drain_list;
     m->drain_list = walk;
     m->dirty_count = 0;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t i = 0;
+    for (; i < n && d.applied < apply_budget; i++) {
         uint32_t slot = walk[i];
         RR_ASSERT(m->dirty_bit[slot] != 0);
         m->dirty_bit[slot] = 0;
         drain_group(&d, slot);
+    }
+    if (i < n) {
+        requeue_front(m, walk + i, n - i);
+    }
+    if (applied != NULL) {
+        *applied = d.applied;
     }
     drain_note(&d.rc, drain_outbox_finish(&m->out));
     drain_outbox_send(&m->out, ops, ctx);

@@ -71,6 +71,17 @@ struct drain_ops {
  * stalls its group, so treat the error as fatal), or the first error of stepping a local message.
  */
 int drain_run(struct multi *m, const struct drain_ops *ops, void *ctx);
+/* drain_run, bounded in work so that sends are not held behind a long apply: once groups of
+ * this drain have applied apply_budget entries (> 0), the groups not reached yet stay dirty
+ * and go first in the next drain. A group's own batch is bounded by RAFT_APPLY_ENTRIES_MAX,
+ * so a drain applies at most apply_budget + RAFT_APPLY_ENTRIES_MAX - 1 entries. Everything
+ * else (sends, persist unit, local steps) is as in drain_run. *applied (if not NULL) gets
+ * the entries applied. */
+int drain_run_bounded(struct multi *m,
+                      const struct drain_ops *ops,
+                      void *ctx,
+                      uint64_t apply_budget,
+                      uint64_t *applied);
 /* The unit holding `held` is durable: sends its batches (one per peer), steps its local
  * messages (persist acknowledgements, own votes) into their groups, and recycles `held`
  * (owned by `m` afterwards). Units must be passed in submission order. May leave groups

@@ -1,4 +1,5 @@
-/* The in-memory Raft log: a growable array of entries after a compaction point. */
+/* The in-memory Raft log: a growable array of entries after a compaction point, their data
+ * in chunks appended in index order. */
 #include "core/log.h"
 
 #include <stdlib.h>
@@ -6,6 +7,119 @@
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define LOG_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define LOG_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define LOG_POISON(p, n)   ((void)(p), (void)(n))
+#define LOG_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define LOG_CHUNK_MIN 256u         /* first chunk of a log */
+#define LOG_CHUNK_MAX (64u * 1024) /* chunks double up to this */
+
+/* Data of the entries [first, last] that have any (bytes[0, used)); the rest of bytes is
+ * free, and poisoned under ASan so that a pointer kept past its entry's removal is caught
+ * as it would be with one allocation per entry. */
+struct log_chunk {
+    struct log_chunk *next; /* the next newer chunk */
+    raft_index first;       /* index of the first entry whose data is here */
+    raft_index last;        /* ... and of the last */
+    uint32_t cap;
+    uint32_t used;
+    uint8_t bytes[];
+};
+
+static void chunk_free(struct log_chunk *c)
+{
+    LOG_UNPOISON(c->bytes, c->cap); /* the allocator may reuse it for anything */
+    free(c);
+}
+
+/* Room for len bytes of entry `index` at the end of the newest chunk, or NULL. */
+static uint8_t *chunk_put(struct raft_log *l, raft_index index, uint32_t len)
+{
+    struct log_chunk *c = l->newest;
+    if (c == NULL || c->cap - c->used < len) {
+        uint32_t cap = c == NULL ? LOG_CHUNK_MIN : c->cap * 2;
+        if (cap > LOG_CHUNK_MAX) {
+            cap = LOG_CHUNK_MAX;
+        }
+        if (cap < len) {
+            cap = len;
+        }
+        struct log_chunk *n = malloc(sizeof(*n) + cap);
+        if (n == NULL) {
+            return NULL;
+        }
+        n->next = NULL;
+        n->first = index;
+        n->last = index;
+        n->cap = cap;
+        n->used = 0;
+        LOG_POISON(n->bytes, cap);
+        if (c == NULL) {
+            l->oldest = n;
+        } else {
+            c->next = n;
+        }
+        l->newest = n;
+        c = n;
+    }
+    uint8_t *p = c->bytes + c->used;
+    LOG_UNPOISON(p, len);
+    c->used += len;
+    c->last = index;
+    return p;
+}
+
+/* Frees the chunks whose entries are all <= index (compaction, snapshot installation). */
+static void chunks_drop_through(struct raft_log *l, raft_index index)
+{
+    while (l->oldest != NULL && l->oldest->last <= index) {
+        struct log_chunk *c = l->oldest;
+        l->oldest = c->next;
+        chunk_free(c);
+    }
+    if (l->oldest == NULL) {
+        l->newest = NULL;
+    }
+}
+
+/* Releases the data of entries[from..count), the log's tail: frees the chunks that hold only
+ * their data and rewinds the one where it starts. */
+static void chunks_drop_tail(struct raft_log *l, uint64_t from)
+{
+    const uint8_t *start = NULL; /* the lowest removed entry's data */
+    raft_index from_index = l->prev_index + 1 + from;
+    for (uint64_t i = from; i < l->count && start == NULL; i++) {
+        start = l->entries[i].data.base;
+    }
+    if (start == NULL) {
+        return; /* the removed entries hold no data */
+    }
+    struct log_chunk **pp = &l->oldest;
+    struct log_chunk *keep = NULL;
+    while (*pp != NULL && (*pp)->first < from_index) {
+        keep = *pp;
+        pp = &(*pp)->next;
+    }
+    for (struct log_chunk *c = *pp; c != NULL;) {
+        struct log_chunk *next = c->next;
+        chunk_free(c);
+        c = next;
+    }
+    *pp = NULL;
+    l->newest = keep;
+    if (keep != NULL && start >= keep->bytes && start < keep->bytes + keep->cap) {
+        uint32_t used = (uint32_t)(start - keep->bytes);
+        LOG_POISON(keep->bytes + used, keep->used - used);
+        keep->used = used;
+        keep->last = from_index - 1;
+    }
+}
 
 void log_init(struct raft_log *l, raft_index prev_index, raft_term prev_term)
 {
@@ -17,17 +131,9 @@ void log_init(struct raft_log *l, raft_index prev_index, raft_term prev_term)
     l->seq_next = 1;
 }
 
-static void log_free_range(struct raft_log *l, uint64_t from, uint64_t to)
-{
-    for (uint64_t i = from; i < to; i++) {
-        free((void *)(uintptr_t)l->entries[i].data.base);
-        l->entries[i].data.base = NULL;
-    }
-}
-
 void log_free(struct raft_log *l)
 {
-    log_free_range(l, 0, l->count);
+    chunks_drop_through(l, UINT64_MAX);
     free(l->entries);
     l->entries = NULL;
     l->count = 0;
@@ -98,9 +204,10 @@ int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *
     if (rv != 0) {
         return rv;
     }
+    raft_index index = log_last_index(l) + 1;
     uint8_t *copy = NULL;
     if (len > 0) {
-        copy = malloc(len);
+        copy = chunk_put(l, index, len);
         if (copy == NULL) {
             return RR_ENOMEM;
         }
@@ -108,7 +215,7 @@ int log_append(struct raft_log *l, raft_term term, uint8_t type, const uint8_t *
     }
     struct raft_entry *e = &l->entries[l->count];
     e->term = term;
-    e->index = log_last_index(l) + 1;
+    e->index = index;
     e->type = type;
     e->data.base = copy;
     e->data.len = len;
@@ -130,7 +237,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
     RR_ASSERT(index > l->prev_index);
     RR_ASSERT(index <= log_last_index(l));
     uint32_t keep = (uint32_t)(index - l->prev_index - 1); /* < count */
-    log_free_range(l, keep, l->count);
+    chunks_drop_tail(l, keep);
     l->count = keep;
     if (l->handed >= index) {
         log_raise_barrier(l, index);
@@ -141,7 +248,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
     }
 }
 
-/* Moves the entries after the first `drop` (already freed) to the front. */
+/* Moves the entries after the first `drop` (their data already released) to the front. */
 static void log_shift(struct raft_log *l, uint32_t drop)
 {
     if (drop > 0 && drop < l->count) {
@@ -156,7 +263,7 @@ void log_compact_to(struct raft_log *l, raft_index index)
     RR_ASSERT(index <= l->persisted);
     uint32_t drop = (uint32_t)(index - l->prev_index); /* <= count */
     raft_term term = log_term(l, index);
-    log_free_range(l, 0, drop);
+    chunks_drop_through(l, index);
     log_shift(l, drop);
     l->count -= drop;
     l->prev_index = index;
@@ -170,7 +277,7 @@ void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
     if (index <= log_last_index(l) && log_term(l, index) == term) {
         drop = (uint32_t)(index - l->prev_index); /* <= count */
     }
-    log_free_range(l, 0, drop);
+    chunks_drop_through(l, l->prev_index + drop);
     log_shift(l, drop);
     l->count -= drop;
     l->prev_index = index;
@@ -178,6 +285,15 @@ void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
     log_raise_barrier(l, index + 1);
     l->handed = index;
     l->persisted = index;
+}
+
+uint32_t log_chunk_count(const struct raft_log *l)
+{
+    uint32_t n = 0;
+    for (const struct log_chunk *c = l->oldest; c != NULL; c = c->next) {
+        n++;
+    }
+    return n;
 }
 
 bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_term last_term)

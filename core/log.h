@@ -4,15 +4,23 @@
 
 #include "core/msg.h"
 
-/* entries[i] has index prev_index + 1 + i; each entry's data is malloc'd (NULL when empty).
+/* entries[i] has index prev_index + 1 + i. Entry data lives in a list of chunks, appended
+ * in index order (NULL when empty): one allocation per chunk, not per entry. Chunks grow
+ * from LOG_CHUNK_MIN to LOG_CHUNK_MAX bytes as the log does (an idle group's log stays
+ * small); an entry larger than that gets a chunk of its own. A compaction frees the chunks
+ * below it, a truncation frees the chunks above it and rewinds the one it falls in.
  *
  * Persistence bookkeeping: entries up to `handed` were handed out in a ready batch for the
  * caller to persist; entries up to `persisted` are known durable (persisted <= handed <=
  * last). A truncation of handed-out entries raises a barrier: a persist notice from a batch
  * handed out before the truncation vouches only for the entries below the barrier, because
  * the same (index, term) may reappear later from another leader (an A-B-A replacement). */
+struct log_chunk;
+
 struct raft_log {
     struct raft_entry *entries; /* malloc'd array, `cap` slots, `count` used */
+    struct log_chunk *oldest;   /* entry data, oldest chunk first; NULL when none */
+    struct log_chunk *newest;   /* where the next entry's data goes */
     /* Entries in memory and slots: below 2^31, as log_reserve refuses more (RR_ENOMEM: the
      * array alone would take 80 GiB). */
     uint32_t count;
@@ -58,6 +66,9 @@ bool log_is_up_to_date(const struct raft_log *l, raft_index last_index, raft_ter
 /* The largest index <= index whose term is <= term (or prev_index if none is known): the
  * fast back-tracking hint (etcd's findConflictByTerm). */
 raft_index log_find_conflict_by_term(const struct raft_log *l, raft_index index, raft_term term);
+
+/* Chunks holding entry data (for tests and accounting). */
+uint32_t log_chunk_count(const struct raft_log *l);
 
 /* A persist notice: batch `seq` (0: unsequenced) made entries up to (index, term) durable.
  * Returns true if `persisted` advanced. */

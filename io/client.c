@@ -5,6 +5,8 @@
  * closes it (as Redis's client-output-buffer-limit does). */
 #include "io/client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +20,46 @@ static void client_parse(struct client *cl);
 static void scan_fix_reply(struct worker *w, struct req *r);
 static void immediate(struct client *cl, struct req *r);
 
+/* The client's address as "ip:port" into addr, and whether it is a loopback one
+ * (127.0.0.0/8, ::1, or IPv4-mapped loopback): protected mode accepts only these. */
+static bool peer_address(int fd, char *addr, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    snprintf(addr, cap, "?:0");
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return false;
+    }
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(addr, cap, "%s:%u", ip, ntohs(a->sin_port));
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+        const struct in6_addr *a = &a6->sin6_addr;
+        inet_ntop(AF_INET6, a, ip, sizeof(ip));
+        snprintf(addr, cap, "%s:%u", ip, ntohs(a6->sin6_port));
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return ss.ss_family == AF_UNIX;
+}
+
+static const char protected_mode_error[] =
+    "-DENIED ringraft is running in protected mode because protected mode is enabled and no "
+    "password is set for the default user. In this mode connections are only accepted from "
+    "the loopback interface. If you want to connect from external computers, either set a "
+    "password with the requirepass setting (and authenticate with AUTH), or disable protected "
+    "mode with 'protected-mode no' in the configuration file or the --protected-mode no flag, "
+    "after making sure that the node is not reachable from networks you do not trust.\r\n";
+
 void client_accepted(struct worker *w, int fd)
 {
     struct node *n = w->node;
     if (atomic_fetch_add(&n->clients, 1) >= n->cfg.maxclients) {
+        atomic_fetch_add_explicit(&n->rejected_conns, 1, memory_order_relaxed);
         atomic_fetch_sub(&n->clients, 1);
         static const char msg[] = "-ERR max number of clients reached\r\n";
         ssize_t rc = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -58,6 +96,14 @@ void client_accepted(struct worker *w, int fd)
     c->owner = cl;
     w->clients++;
     w->st.clients_accepted++;
+    cl->authenticated = n->cfg.requirepass[0] == '\0';
+    bool loopback = peer_address(fd, cl->addr, sizeof(cl->addr));
+    if (n->cfg.protected_mode && n->cfg.requirepass[0] == '\0' && !loopback) {
+        atomic_fetch_add_explicit(&n->protected_conns, 1, memory_order_relaxed);
+        conn_write(c, protected_mode_error, sizeof(protected_mode_error) - 1);
+        conn_close_after_flush(c);
+        return;
+    }
     conn_start_recv(c);
 }
 
@@ -67,7 +113,7 @@ static void client_free_if_done(struct client *cl)
         struct req *r = cl->head;
         while (r != NULL) {
             struct req *next = r->conn_next;
-            req_free(r);
+            req_free(cl->w, r);
             r = next;
         }
         free(cl);
@@ -79,10 +125,39 @@ void client_on_closed(struct conn *c)
     struct client *cl = c->owner;
     struct worker *w = cl->w;
     cl->conn = NULL;
+    /* Requests still in flight may belong to other workers now: a flag they read. */
+    for (struct req *r = cl->head; r != NULL; r = r->conn_next) {
+        atomic_store_explicit(&r->cancelled, true, memory_order_relaxed);
+    }
     w->clients--;
     w->st.clients_closed++;
     atomic_fetch_sub(&w->node->clients, 1);
     client_free_if_done(cl);
+}
+
+/* A request's reply is ready: its latency (by class) and, if slow, a SLOWLOG entry. */
+static void note_latency(struct client *cl, const struct req *r)
+{
+    struct worker *w = cl->w;
+    int64_t ns = node_clock_ns() - r->start_ns;
+    if (ns < 0) {
+        ns = 0;
+    }
+    if (r->cls == CMD_WRITE) {
+        histogram_record(&w->write_latency, (uint64_t)ns);
+    } else if (r->cls == CMD_READ) {
+        histogram_record(&w->read_latency, (uint64_t)ns);
+    }
+    int64_t limit = w->node->cfg.slowlog_slower_than_us;
+    /* AUTH and HELLO carry passwords: never logged (Redis redacts them). */
+    bool secret = r->argc > 0 &&
+                  ((r->argl[0] == 4 && strncasecmp((const char *)r->argv[0], "auth", 4) == 0) ||
+                   (r->argl[0] == 5 && strncasecmp((const char *)r->argv[0], "hello", 5) == 0));
+    if (limit >= 0 && ns / 1000 >= limit && r->argc > 0 && !secret) {
+        uint64_t id = atomic_fetch_add_explicit(&w->node->next_slowlog_id, 1, memory_order_relaxed);
+        slowlog_add(&w->slowlog, id, (uint64_t)ns / 1000, r->argc, r->argv, r->argl, cl->addr,
+                    cl->name);
+    }
 }
 
 /* Writes the replies of the completed requests at the head of the pipeline. */
@@ -113,7 +188,8 @@ static void client_flush(struct client *cl)
                 conn_close(cl->conn);
             }
         }
-        req_free(r);
+        note_latency(cl, r);
+        req_free(cl->w, r);
     }
     if (cl->conn != NULL && cl->quit && cl->head == NULL) {
         conn_close_after_flush(cl->conn);
@@ -192,7 +268,7 @@ static void fanout_child_done(struct worker *w, struct req *child)
             reply_raw(pr, p, (size_t)(end - p));
         }
     }
-    req_free(child);
+    req_free(w, child);
     if (--parent->children_left > 0) {
         return;
     }
@@ -330,7 +406,7 @@ static bool scan_request(struct client *cl,
         reply_error(&r->reply, "OOM out of memory");
         return false;
     }
-    req_free(r);
+    req_free(w, r);
     s->cls = REQ_INTERNAL_SCAN;
     s->group = g;
     s->scan_cursor = true;
@@ -401,12 +477,36 @@ static void immediate(struct client *cl, struct req *r)
     client_req_done(cl->w, r);
 }
 
+/* An XREAD with BLOCK may wait that long at the leader: its deadline here is the BLOCK
+ * timeout plus the usual request timeout (none for BLOCK 0). The leader answers nil when
+ * the BLOCK timeout passes. */
+static void xread_deadline(struct req *r, uint32_t request_timeout_ms)
+{
+    for (uint32_t i = 1; i + 1 < r->argc; i++) {
+        if (r->argl[i] == 7 && strncasecmp((const char *)r->argv[i], "streams", 7) == 0) {
+            return;
+        }
+        if (r->argl[i] == 5 && strncasecmp((const char *)r->argv[i], "block", 5) == 0) {
+            char *end = NULL;
+            long long ms = strtoll((const char *)r->argv[i + 1], &end, 10);
+            if (end == NULL || *end != '\0' || ms < 0) {
+                return; /* the state machine answers the error */
+            }
+            r->deadline_ms = ms == 0 || ms > INT64_MAX / 4
+                                 ? INT64_MAX
+                                 : r->start_ns / 1000000 + ms + request_timeout_ms;
+            return;
+        }
+    }
+}
+
 static void
 handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
     struct worker *w = cl->w;
     struct node *n = w->node;
     cl->commands++;
+    w->st.commands++;
     struct req *r = req_new(w, argc, argv, argl);
     if (r == NULL) {
         LOG_W("out of memory for a request; closing client %llu", (unsigned long long)cl->id);
@@ -420,6 +520,12 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         return;
     }
     if (cmd_check_arity(cmd, argc, &r->reply) != 0) {
+        immediate(cl, r);
+        return;
+    }
+    if (!cl->authenticated && cmd->id != CMD_ID_AUTH && cmd->id != CMD_ID_HELLO &&
+        cmd->id != CMD_ID_QUIT) {
+        reply_error(&r->reply, "NOAUTH Authentication required.");
         immediate(cl, r);
         return;
     }
@@ -471,6 +577,19 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         immediate(cl, r);
         return;
     }
+    /* As Redis: past maxmemory, commands that may add data are refused at admission (an
+     * entry already in the log is always applied: every replica must apply the same log). */
+    if (cmd->cls == CMD_WRITE && n->cfg.maxmemory > 0 &&
+        atomic_load_explicit(&n->used_memory, memory_order_relaxed) > n->cfg.maxmemory &&
+        strstr(cmd->flags, "denyoom") != NULL) {
+        atomic_fetch_add_explicit(&n->oom_rejects, 1, memory_order_relaxed);
+        reply_error(&r->reply, "OOM command not allowed when used memory > 'maxmemory'.");
+        immediate(cl, r);
+        return;
+    }
+    if (cmd->id == CMD_ID_XREAD) {
+        xread_deadline(r, n->cfg.request_timeout_ms);
+    }
     r->cls = cmd->cls;
     r->slot = slot;
     r->group = cmd_slot_group(slot, n->cfg.groups);
@@ -517,6 +636,7 @@ static void client_parse(struct client *cl)
             break;
         }
         struct resp_result res;
+        cl->parser.unauthenticated = !cl->authenticated;
         enum resp_status st = resp_parse(&cl->parser, c->in + off, c->in_len - off, &w->args, &res);
         off += res.consumed_bytes;
         if (st == RESP_NEED_MORE) {

@@ -13,11 +13,13 @@ struct client {
     struct req *head, *tail;  /* in flight, in request order */
     struct req *oldest_write; /* the first write in that list: its seq is first_unacked */
     uint32_t inflight;
-    bool paused; /* stopped reading: pipeline or output limit */
-    bool quit;   /* QUIT: close once the replies before it are out */
+    bool paused;        /* stopped reading: pipeline or output limit */
+    bool quit;          /* QUIT: close once the replies before it are out */
+    bool authenticated; /* requirepass is empty, or AUTH / HELLO AUTH succeeded */
     bool resume_queued;
     struct client *resume_next;
     char name[64];
+    char addr[64]; /* "ip:port" of the client (SLOWLOG) */
     int64_t created_ms;
     uint64_t commands;
 };

@@ -9,10 +9,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/base/assert.h"
 #include "io/client.h"
 #include "io/log.h"
-
-#define RINGRAFT_VERSION "0.1.0"
 
 static bool arg_is(const uint8_t *a, size_t l, const char *s)
 {
@@ -29,6 +28,145 @@ static void reply_pair(struct reply *r, const char *k, const char *v)
 {
     reply_bulk_cstr(r, k);
     reply_bulk_cstr(r, v);
+}
+
+/* ---- authentication ---------------------------------------------------------------------- */
+
+/* Compares in time independent of where the strings differ (a timing side channel must not
+ * tell an attacker how much of a guess was right). */
+static bool same_secret(const uint8_t *a, size_t al, const char *b)
+{
+    size_t bl = strlen(b);
+    size_t n = al > bl ? al : bl;
+    unsigned diff = al != bl;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t x = i < al ? a[i] : 0;
+        uint8_t y = i < bl ? (uint8_t)b[i] : 0;
+        diff |= (unsigned)(x ^ y);
+    }
+    return diff == 0;
+}
+
+/* Only the "default" user exists; without requirepass it takes any password (Redis's
+ * nopass). A success authenticates the client; a failure leaves it as it was. */
+static bool authenticate(struct client *cl,
+                         const uint8_t *user,
+                         size_t ul,
+                         const uint8_t *pass,
+                         size_t pl,
+                         struct reply *r)
+{
+    struct node *n = cl->w->node;
+    bool ok = (user == NULL || (ul == 7 && memcmp(user, "default", 7) == 0)) &&
+              (n->cfg.requirepass[0] == '\0' || same_secret(pass, pl, n->cfg.requirepass));
+    if (!ok) {
+        atomic_fetch_add_explicit(&n->auth_failures, 1, memory_order_relaxed);
+        reply_error(r, "WRONGPASS invalid username-password pair or user is disabled.");
+        return false;
+    }
+    cl->authenticated = true;
+    return true;
+}
+
+static void auth_cmd(struct client *cl,
+                     uint32_t argc,
+                     const uint8_t *const argv[],
+                     const size_t argl[],
+                     struct reply *r)
+{
+    if (argc > 3) {
+        reply_error(r, "ERR syntax error");
+        return;
+    }
+    if (argc == 2 && cl->w->node->cfg.requirepass[0] == '\0') {
+        reply_error(r, "ERR AUTH <password> called without any password configured for the "
+                       "default user. Are you sure your configuration is correct?");
+        return;
+    }
+    bool with_user = argc == 3;
+    if (authenticate(cl, with_user ? argv[1] : NULL, with_user ? argl[1] : 0, argv[argc - 1],
+                     argl[argc - 1], r)) {
+        reply_simple(r, "OK");
+    }
+}
+
+static bool client_name_ok(const uint8_t *name, size_t len, size_t cap)
+{
+    if (len >= cap) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] < '!' || name[i] > '~') {
+            return false; /* Redis: no spaces, newlines or other special characters */
+        }
+    }
+    return true;
+}
+
+static void set_client_name(struct client *cl, const uint8_t *name, size_t len)
+{
+    memcpy(cl->name, name, len);
+    cl->name[len] = '\0';
+}
+
+/* HELLO [protover [AUTH username password] [SETNAME clientname]] (RESP2 only). */
+static void hello_cmd(struct client *cl,
+                      uint32_t argc,
+                      const uint8_t *const argv[],
+                      const size_t argl[],
+                      struct reply *r)
+{
+    struct node *n = cl->w->node;
+    if (argc >= 2 && !(argl[1] == 1 && argv[1][0] == '2')) {
+        reply_error(r, "NOPROTO sorry, this protocol version is not supported");
+        return;
+    }
+    uint32_t auth_at = 0, name_at = 0;
+    for (uint32_t i = 2; i < argc; i++) {
+        if (arg_is(argv[i], argl[i], "auth") && argc - i - 1 >= 2) {
+            auth_at = i;
+            i += 2;
+        } else if (arg_is(argv[i], argl[i], "setname") && argc - i - 1 >= 1) {
+            name_at = i;
+            i += 1;
+        } else {
+            reply_errorf(r, "ERR Syntax error in HELLO option '%.*s'", (int)argl[i],
+                         (const char *)argv[i]);
+            return;
+        }
+    }
+    if (auth_at != 0 && !authenticate(cl, argv[auth_at + 1], argl[auth_at + 1], argv[auth_at + 2],
+                                      argl[auth_at + 2], r)) {
+        return;
+    }
+    if (!cl->authenticated) {
+        reply_error(r, "NOAUTH HELLO must be called with the client already authenticated, "
+                       "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
+                       "authenticate the client and select the RESP protocol version at the "
+                       "same time");
+        return;
+    }
+    if (name_at != 0) {
+        if (!client_name_ok(argv[name_at + 1], argl[name_at + 1], sizeof(cl->name))) {
+            reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
+                           "characters.");
+            return;
+        }
+        set_client_name(cl, argv[name_at + 1], argl[name_at + 1]);
+    }
+    char name[41];
+    node_name(n, n->cfg.node_id, name);
+    reply_array(r, 14);
+    reply_pair(r, "server", "redis");
+    reply_pair(r, "version", "7.0.15");
+    reply_bulk_cstr(r, "proto");
+    reply_int(r, 2);
+    reply_bulk_cstr(r, "id");
+    reply_int(r, (int64_t)cl->id);
+    reply_pair(r, "mode", "cluster");
+    reply_pair(r, "role", "master");
+    reply_bulk_cstr(r, "modules");
+    reply_array(r, 0);
 }
 
 static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct reply *r)
@@ -52,6 +190,13 @@ static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct rep
     items[k++] = (struct config_item){"maxclients", maxclients};
     items[k++] = (struct config_item){"dir", dir};
     items[k++] = (struct config_item){"proto-max-bulk-len", bulk};
+    static _Thread_local char maxmemory[24];
+    snprintf(maxmemory, sizeof(maxmemory), "%" PRIu64, n->cfg.maxmemory);
+    items[k++] = (struct config_item){"maxmemory", maxmemory};
+    items[k++] = (struct config_item){"maxmemory-policy", "noeviction"};
+    items[k++] = (struct config_item){"protected-mode", n->cfg.protected_mode ? "yes" : "no"};
+    items[k++] = (struct config_item){"requirepass", n->cfg.requirepass};
+    RR_ASSERT(k <= sizeof(items) / sizeof(items[0]));
     uint32_t matched = 0;
     for (uint32_t i = 0; i < k; i++) {
         matched +=
@@ -150,6 +295,23 @@ static uint32_t groups_led_by(const struct node *n, raft_node id)
     return k;
 }
 
+/* Redis's bytesToHuman: 1023B, 1.00K, 12.50M, 3.00G. */
+static void human_bytes(uint64_t n, char out[32])
+{
+    static const char units[] = "KMGTP";
+    if (n < 1024) {
+        snprintf(out, 32, "%" PRIu64 "B", n);
+        return;
+    }
+    double v = (double)n / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, 32, "%.2f%c", v, units[u]);
+}
+
 static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply *r)
 {
     struct worker *w = cl->w;
@@ -174,12 +336,17 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             (node_clock_ms() - n->start_ms) / 1000, n->cfg.node_id, n->cfg.workers, n->cfg.groups);
     }
     if (all || arg_is(sec, sl, "clients")) {
-        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n", atomic_load(&n->clients),
-            n->cfg.maxclients);
+        uint64_t blocked = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            blocked += atomic_load_explicit(&n->workers[i]->pub.blocked, memory_order_relaxed);
+        }
+        OUT("# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\nblocked_clients:%" PRIu64
+            "\r\n\r\n",
+            atomic_load(&n->clients), n->cfg.maxclients, blocked);
     }
     if (all || arg_is(sec, sl, "stats")) {
         uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, redir = 0, tmo = 0, busy = 0,
-                 acc = 0, errs = 0;
+                 acc = 0, errs = 0, commands = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             prop += atomic_load_explicit(&p->proposals, memory_order_relaxed);
@@ -192,13 +359,46 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             busy += atomic_load_explicit(&p->busy_rejects, memory_order_relaxed);
             acc += atomic_load_explicit(&p->clients_accepted, memory_order_relaxed);
             errs += atomic_load_explicit(&p->client_errors, memory_order_relaxed);
+            commands += atomic_load_explicit(&p->commands, memory_order_relaxed);
         }
         OUT("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\nproposals:%" PRIu64
             "\r\napplied_entries:%" PRIu64 "\r\nread_index_requests:%" PRIu64
             "\r\nforwarded_out:%" PRIu64 "\r\nforwarded_in:%" PRIu64 "\r\nredirects:%" PRIu64
             "\r\nrequest_timeouts:%" PRIu64 "\r\nbusy_rejects:%" PRIu64
-            "\r\nprotocol_errors:%" PRIu64 "\r\n\r\n",
-            acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs);
+            "\r\nprotocol_errors:%" PRIu64 "\r\nrejected_connections:%" PRIu64
+            "\r\nacl_access_denied_auth:%" PRIu64 "\r\noom_rejects:%" PRIu64
+            "\r\nprotected_mode_refusals:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
+            "\r\ninstantaneous_ops_per_sec:%.0f\r\n\r\n",
+            acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs,
+            atomic_load_explicit(&n->rejected_conns, memory_order_relaxed),
+            atomic_load_explicit(&n->auth_failures, memory_order_relaxed),
+            atomic_load_explicit(&n->oom_rejects, memory_order_relaxed),
+            atomic_load_explicit(&n->protected_conns, memory_order_relaxed), commands,
+            atomic_load_explicit(&n->rate[RATE_COMMANDS], memory_order_relaxed));
+    }
+    if (all || arg_is(sec, sl, "memory")) {
+        uint64_t used = atomic_load_explicit(&n->used_memory, memory_order_relaxed);
+        char used_h[32], max_h[32];
+        human_bytes(used, used_h);
+        human_bytes(n->cfg.maxmemory, max_h);
+        /* used_memory is the resident set, as used_memory_rss: see heap_trim (worker.c). */
+        OUT("# Memory\r\nused_memory:%" PRIu64
+            "\r\nused_memory_human:%s\r\nused_memory_rss:%" PRIu64
+            "\r\nused_memory_rss_human:%s\r\nmaxmemory:%" PRIu64
+            "\r\nmaxmemory_human:%s\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            used, used_h, used, used_h, n->cfg.maxmemory, max_h);
+    }
+    if (all || arg_is(sec, sl, "limits")) {
+        const struct node_config *c = &n->cfg;
+        OUT("# Limits\r\nmaxclients:%u\r\nmaxmemory:%" PRIu64
+            "\r\nclient_query_buffer_limit:%" PRIu64 "\r\nclient_output_buffer_limit:%" PRIu64
+            "\r\nproto_max_bulk_len:%" PRIu64 "\r\npipeline_max:%u\r\npeer_output_limit:%" PRIu64
+            "\r\nworker_inflight_limit:%" PRIu64 "\r\nrequest_timeout_ms:%u\r\n"
+            "requirepass:%s\r\nprotected_mode:%s\r\n\r\n",
+            c->maxclients, c->maxmemory, c->client_query_buffer_max, c->client_output_buffer_max,
+            c->proto_max_bulk_len, c->pipeline_max, c->peer_output_max, c->worker_inflight_max,
+            c->request_timeout_ms, c->requirepass[0] != '\0' ? "set" : "none",
+            c->protected_mode ? "yes" : "no");
     }
     if (all || arg_is(sec, sl, "raft")) {
         uint32_t known = 0;
@@ -235,18 +435,39 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
             "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
             "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64
-            "\r\npeer_handshakes_refused:%" PRIu64 "\r\n",
+            "\r\npeer_handshakes_refused:%" PRIu64 "\r\ninstantaneous_wal_flushes_per_sec:%.1f"
+            "\r\ninstantaneous_wal_bytes_per_sec:%.0f\r\ninstantaneous_peer_frames_per_sec:%.1f"
+            "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
             n->cfg.net_batching == NET_BATCHING_NONE ? "none" : "adaptive", flushes, records, bytes,
             flushes ? (double)records / (double)flushes : 0.0,
             flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad,
-            refused);
+            refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),
+            atomic_load_explicit(&n->rate[RATE_WAL_BYTES], memory_order_relaxed),
+            atomic_load_explicit(&n->rate[RATE_PEER_FRAMES], memory_order_relaxed));
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64
                 "\r\nworker%u_wal_queue_us:p50=%" PRIu64 ",p99=%" PRIu64 "\r\n",
                 i, atomic_load(&p->flush_p50_us), atomic_load(&p->flush_p99_us), i,
                 atomic_load(&p->queue_p50_us), atomic_load(&p->queue_p99_us));
+        }
+        OUT("\r\n");
+    }
+    if (all || arg_is(sec, sl, "latencystats")) {
+        /* Per worker (quantiles do not add up across workers; the metrics endpoint has the
+         * node-wide histograms): client requests from parse to reply, by class. */
+        OUT("# Latencystats\r\n");
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            const struct pub_hist *h[2] = {&p->write_latency, &p->read_latency};
+            const char *name[2] = {"write", "read"};
+            for (int k = 0; k < 2; k++) {
+                OUT("worker%u_%s_usec:count=%" PRIu64 ",p50=%.3f,p99=%.3f,p99.9=%.3f\r\n", i,
+                    name[k], atomic_load(&h[k]->count), (double)atomic_load(&h[k]->p50_ns) / 1e3,
+                    (double)atomic_load(&h[k]->p99_ns) / 1e3,
+                    (double)atomic_load(&h[k]->p999_ns) / 1e3);
+            }
         }
         OUT("\r\n");
     }
@@ -413,6 +634,64 @@ static const char *role_name(uint32_t role)
     }
 }
 
+/* SLOWLOG GET [count] | LEN | RESET | HELP, over every worker's log. */
+static void slowlog_cmd(struct node *n,
+                        uint32_t argc,
+                        const uint8_t *const argv[],
+                        const size_t argl[],
+                        struct reply *r)
+{
+    struct slowlog *logs[NODE_WORKERS_MAX];
+    for (uint32_t i = 0; i < n->cfg.workers; i++) {
+        logs[i] = &n->workers[i]->slowlog;
+    }
+    if (arg_is(argv[1], argl[1], "get") && argc <= 3) {
+        int64_t count = 10;
+        if (argc == 3) {
+            char num[24];
+            size_t l = argl[2] < sizeof(num) - 1 ? argl[2] : sizeof(num) - 1;
+            memcpy(num, argv[2], l);
+            num[l] = '\0';
+            char *end = NULL;
+            long long v = strtoll(num, &end, 10);
+            if (l == 0 || *end != '\0' || l != argl[2] || v < -1) {
+                reply_error(r, "ERR count should be greater than or equal to -1");
+                return;
+            }
+            count = v;
+        }
+        slowlog_reply_get(logs, n->cfg.workers, count, r);
+    } else if (arg_is(argv[1], argl[1], "len") && argc == 2) {
+        reply_int(r, (int64_t)slowlog_len(logs, n->cfg.workers));
+    } else if (arg_is(argv[1], argl[1], "reset") && argc == 2) {
+        slowlog_reset(logs, n->cfg.workers);
+        reply_simple(r, "OK");
+    } else if (arg_is(argv[1], argl[1], "help") && argc == 2) {
+        static const char *const lines[] = {
+            "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GET [<count>]",
+            "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+            "    Entries are made of:",
+            "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+            "    client name",
+            "LEN",
+            "    Return the length of the slowlog.",
+            "RESET",
+            "    Reset the slowlog.",
+            "HELP",
+            "    Prints this help."};
+        reply_array(r, (int64_t)(sizeof(lines) / sizeof(lines[0])));
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+            reply_simple(r, lines[i]);
+        }
+    } else {
+        reply_errorf(r,
+                     "ERR unknown subcommand or wrong number of arguments for '%.*s'. Try "
+                     "SLOWLOG HELP.",
+                     (int)argl[1], (const char *)argv[1]);
+    }
+}
+
 /* RAFT STATUS: one line per group, as a bulk string. */
 static void raft_cmd(struct node *n,
                      uint32_t argc,
@@ -478,47 +757,31 @@ bool node_command(struct client *cl,
         }
         return true;
     case CMD_ID_AUTH:
-        reply_error(r, "ERR AUTH <password> called without any password configured for the "
-                       "default user. Are you sure your configuration is correct?");
+        auth_cmd(cl, argc, argv, argl, r);
         return true;
     case CMD_ID_READONLY:
     case CMD_ID_READWRITE:
         reply_simple(r, "OK");
         return true;
+    case CMD_ID_SLOWLOG:
+        slowlog_cmd(n, argc, argv, argl, r);
+        return true;
     case CMD_ID_WAIT:
         /* Writes are acknowledged only once a majority has them: report the other nodes. */
         reply_int(r, (int64_t)n->cfg.node_count - 1);
         return true;
-    case CMD_ID_HELLO: {
-        if (argc >= 2 && !(argl[1] == 1 && argv[1][0] == '2')) {
-            reply_error(r, "NOPROTO sorry, this protocol version is not supported");
-            return true;
-        }
-        char name[41];
-        node_name(n, n->cfg.node_id, name);
-        reply_array(r, 14);
-        reply_pair(r, "server", "redis");
-        reply_pair(r, "version", "7.0.15");
-        reply_bulk_cstr(r, "proto");
-        reply_int(r, 2);
-        reply_bulk_cstr(r, "id");
-        reply_int(r, (int64_t)cl->id);
-        reply_pair(r, "mode", "cluster");
-        reply_pair(r, "role", "master");
-        reply_bulk_cstr(r, "modules");
-        reply_array(r, 0);
+    case CMD_ID_HELLO:
+        hello_cmd(cl, argc, argv, argl, r);
         return true;
-    }
     case CMD_ID_CLIENT:
         if (arg_is(argv[1], argl[1], "id")) {
             reply_int(r, (int64_t)cl->id);
         } else if (arg_is(argv[1], argl[1], "setname") && argc == 3) {
-            if (argl[2] >= sizeof(cl->name) || memchr(argv[2], ' ', argl[2]) != NULL) {
+            if (!client_name_ok(argv[2], argl[2], sizeof(cl->name))) {
                 reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
                                "characters.");
             } else {
-                memcpy(cl->name, argv[2], argl[2]);
-                cl->name[argl[2]] = '\0';
+                set_client_name(cl, argv[2], argl[2]);
                 reply_simple(r, "OK");
             }
         } else if (arg_is(argv[1], argl[1], "getname")) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/log.h"
+#include "io/slowlog.h"
 
 void config_default(struct node_config *c)
 {
@@ -39,6 +40,7 @@ void config_default(struct node_config *c)
     c->uring_multishot_accept = true;
     c->uring_msg_ring = true;
     c->uring_multishot_recv = true;
+    c->protected_mode = true;
     c->maxclients = 10000;
     c->client_query_buffer_max = 1ull << 30;
     c->client_output_buffer_max = 256ull << 20;
@@ -46,6 +48,8 @@ void config_default(struct node_config *c)
     c->pipeline_max = 4096;
     c->peer_output_max = 64ull << 20;
     c->worker_inflight_max = 256ull << 20;
+    c->slowlog_slower_than_us = 10000;
+    c->slowlog_max_len = 128;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *fmt, ...)
@@ -244,13 +248,52 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     BOOL("uring-multishot-accept", uring_multishot_accept)
     BOOL("uring-msg-ring", uring_msg_ring)
     BOOL("uring-multishot-recv", uring_multishot_recv)
+    STR("requirepass", requirepass)
+    BOOL("protected-mode", protected_mode)
     U32("maxclients", maxclients, 1, 1000000)
+    U64("maxmemory", maxmemory, 0, UINT64_MAX)
     U64("client-query-buffer-limit", client_query_buffer_max, 4096, 1ull << 32)
     U64("client-output-buffer-limit", client_output_buffer_max, 4096, 1ull << 34)
     U64("proto-max-bulk-len", proto_max_bulk_len, 1, RAFT_ENTRY_BYTES_MAX - 4096)
     U32("pipeline-max", pipeline_max, 1, 1u << 20)
     U64("peer-output-limit", peer_output_max, 1u << 20, 1ull << 34)
     U64("worker-inflight-limit", worker_inflight_max, 1u << 20, 1ull << 36)
+    U32("slowlog-max-len", slowlog_max_len, 0, SLOWLOG_LEN_CEILING)
+    if (strcmp(key, "metrics-port") == 0) {
+        if (parse_u64(value, 0, 65535, &v) != 0) {
+            return fail(err, len, "bad value for %s: '%s'", key, value);
+        }
+        c->metrics_port = (uint16_t)v;
+        return 0;
+    }
+    if (strcmp(key, "slowlog-log-slower-than") == 0) {
+        /* Microseconds; a negative value turns the log off (as Redis's). */
+        if (strcmp(value, "-1") == 0 ||
+            (value[0] == '-' && parse_u64(value + 1, 1, UINT32_MAX, &v) == 0)) {
+            c->slowlog_slower_than_us = -1;
+            return 0;
+        }
+        if (parse_u64(value, 0, 3600ull * 1000 * 1000, &v) != 0) {
+            return fail(err, len, "bad value for %s: '%s'", key, value);
+        }
+        c->slowlog_slower_than_us = (int64_t)v;
+        return 0;
+    }
+    BOOL("test-power-loss", test_power_loss)
+    U64("test-wal-segment-bytes", test_wal_segment_bytes, 0, 1ull << 32)
+    if (strcmp(key, "unsafe-test-mode") == 0) {
+        static const char *const modes[] = {"none", "ack-before-fsync", "reads-without-readindex"};
+        for (uint8_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+            if (strcmp(value, modes[m]) == 0) {
+                c->unsafe_test_mode = m;
+                return 0;
+            }
+        }
+        return fail(err, len,
+                    "bad value for %s: '%s' (none, ack-before-fsync, "
+                    "reads-without-readindex)",
+                    key, value);
+    }
     if (strcmp(key, "port") == 0) {
         /* Shorthand: this node's client port (peer port follows at +10000). */
         if (parse_u64(value, 1, 65535 - 10000, &v) != 0) {
@@ -292,9 +335,6 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
             c->net_batching = NET_BATCHING_NONE;
         } else if (strcmp(value, "adaptive") == 0) {
             c->net_batching = NET_BATCHING_ADAPTIVE;
-            c->disk_flushes_in_flight = 1;
-            c->lazy_commit = true;
-            c->quiesce = true;
         } else {
             return fail(err, len, "bad value for %s: '%s' (none or adaptive)", key, value);
         }
@@ -406,6 +446,22 @@ int config_validate(const struct node_config *c, char *err, size_t len)
         snprintf(err, len, "cluster-secret must not be empty");
         return -1;
     }
+    const struct node_address *me = config_self(c);
+    if (c->metrics_port != 0 && me != NULL &&
+        (c->metrics_port == me->port ||
+         (c->metrics_port >= me->peer_port && c->metrics_port < me->peer_port + c->workers))) {
+        snprintf(err, len, "metrics-port %u is this node's client or peer port", c->metrics_port);
+        return -1;
+    }
+#ifndef RR_FAULT_TESTING
+    if (c->unsafe_test_mode != UNSAFE_TEST_NONE || c->test_power_loss ||
+        c->test_wal_segment_bytes != 0) {
+        snprintf(err, len,
+                 "unsafe-test-mode, test-power-loss and test-wal-segment-bytes exist "
+                 "only in the fault-test build (ringraftd-faults, docs/faults.md)");
+        return -1;
+    }
+#endif
     return 0;
 }
 
@@ -439,11 +495,28 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "uring-multishot-accept %s\n", c->uring_multishot_accept ? "yes" : "no");
     fprintf(f, "uring-msg-ring %s\n", c->uring_msg_ring ? "yes" : "no");
     fprintf(f, "uring-multishot-recv %s\n", c->uring_multishot_recv ? "yes" : "no");
+    fprintf(f, "requirepass \"%s\"\n", c->requirepass);
+    fprintf(f, "protected-mode %s\n", c->protected_mode ? "yes" : "no");
     fprintf(f, "maxclients %u\n", c->maxclients);
+    fprintf(f, "maxmemory %" PRIu64 "\n", c->maxmemory);
     fprintf(f, "client-query-buffer-limit %" PRIu64 "\n", c->client_query_buffer_max);
     fprintf(f, "client-output-buffer-limit %" PRIu64 "\n", c->client_output_buffer_max);
     fprintf(f, "proto-max-bulk-len %" PRIu64 "\n", c->proto_max_bulk_len);
     fprintf(f, "pipeline-max %u\n", c->pipeline_max);
     fprintf(f, "peer-output-limit %" PRIu64 "\n", c->peer_output_max);
     fprintf(f, "worker-inflight-limit %" PRIu64 "\n", c->worker_inflight_max);
+    fprintf(f, "metrics-port %u\n", c->metrics_port);
+    fprintf(f, "slowlog-log-slower-than %" PRId64 "\n", c->slowlog_slower_than_us);
+    fprintf(f, "slowlog-max-len %u\n", c->slowlog_max_len);
+    /* The test-only switches are written only when set (only the fault-test build runs). */
+    static const char *const modes[] = {"none", "ack-before-fsync", "reads-without-readindex"};
+    if (c->unsafe_test_mode != UNSAFE_TEST_NONE) {
+        fprintf(f, "unsafe-test-mode %s\n", modes[c->unsafe_test_mode]);
+    }
+    if (c->test_power_loss) {
+        fprintf(f, "test-power-loss yes\n");
+    }
+    if (c->test_wal_segment_bytes != 0) {
+        fprintf(f, "test-wal-segment-bytes %" PRIu64 "\n", c->test_wal_segment_bytes);
+    }
 }

@@ -24,6 +24,15 @@ struct node_address {
 
 enum net_batching { NET_BATCHING_NONE = 0, NET_BATCHING_ADAPTIVE = 1 };
 
+/* Deliberately unsafe behaviours for the fault suite (tests/faults) to catch. Accepted only
+ * by the fault-test build (RR_FAULT_TESTING: build/FLAVOUR/ringraftd-faults); any other
+ * build refuses to start with one set. */
+enum unsafe_test_mode {
+    UNSAFE_TEST_NONE = 0,
+    UNSAFE_TEST_ACK_BEFORE_FSYNC = 1,        /* release held messages before the WAL syncs */
+    UNSAFE_TEST_READS_WITHOUT_READINDEX = 2, /* a leader serves reads from its own state */
+};
+
 struct node_config {
     raft_node node_id;
     uint64_t cluster_id;
@@ -39,11 +48,8 @@ struct node_config {
     char cpus[128];   /* "off", or a CPU list ("0-3", "2,3") the workers pin to in order */
     struct wal_strategy disk_batching;
     uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
-    bool lazy_commit;
-    bool quiesce;
-    /* idle groups stop ticking and heartbeating (core/raft.h) */ /* do not write hard states
-                                                                     that change only the commit
-                                                                     index */
+    bool lazy_commit; /* do not write hard states that change only the commit index */
+    bool quiesce;     /* idle groups stop ticking and heartbeating (core/raft.h) */
     enum net_batching net_batching;
     uint32_t tick_ms;
     uint32_t election_ticks;
@@ -56,14 +62,26 @@ struct node_config {
     bool uring_multishot_accept;
     bool uring_msg_ring;
     bool uring_multishot_recv; /* multishot recv into a provided-buffer ring */
+    /* Security. */
+    char requirepass[512]; /* "": clients need not authenticate */
+    bool protected_mode;   /* without requirepass, only loopback clients are accepted */
     /* Limits. */
-    uint32_t maxclients;              /* per node */
+    uint32_t maxclients; /* per node */
+    uint64_t maxmemory;  /* heap bytes in use past which writes that add data get -OOM; 0: none */
     uint64_t client_query_buffer_max; /* bytes of unparsed input per client */
     uint64_t client_output_buffer_max;
     uint64_t proto_max_bulk_len;
     uint32_t pipeline_max;        /* requests of one client in flight */
     uint64_t peer_output_max;     /* bytes queued for one peer connection */
     uint64_t worker_inflight_max; /* bytes of client requests in flight on one worker */
+    /* Observability. */
+    uint16_t metrics_port;          /* Prometheus endpoint on bind:metrics_port; 0: off */
+    int64_t slowlog_slower_than_us; /* requests at least this slow are logged; < 0: none */
+    uint32_t slowlog_max_len;       /* entries kept per worker */
+    /* Test-only switches (tests/faults, docs/faults.md); refused unless RR_FAULT_TESTING. */
+    uint8_t unsafe_test_mode;        /* enum unsafe_test_mode */
+    bool test_power_loss;            /* SIGUSR1: revert what the WAL had not synced, exit */
+    uint64_t test_wal_segment_bytes; /* 0: the WAL's default size */
 };
 
 /* The built-in default. */

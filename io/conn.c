@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/base/assert.h"
 #include "io/client.h"
 #include "io/log.h"
+#include "io/metrics.h"
 #include "io/node.h"
 
 #define CONN_IN_INITIAL  (16u << 10)
@@ -86,12 +88,72 @@ void conn_settle(struct conn *c)
     }
 }
 
+/* A lingering close: closing a socket whose receive queue holds unread bytes makes the
+ * kernel send a reset, and a reset can destroy the answer (an error, a refusal) before
+ * the peer reads it. So once the answer is sent, the write side is shut (the peer sees
+ * EOF after the answer) and input is read and dropped until the peer closes, for at most
+ * CONN_LINGER_MS and CONN_LINGER_MAX_BYTES. */
+#define CONN_LINGER_MS        1000
+#define CONN_LINGER_MAX_BYTES (256u * 1024)
+
+static void conn_linger(struct conn *c)
+{
+    RR_ASSERT(!c->lingering && !c->closing);
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+    c->lingering = true;
+    c->linger_until_ms = c->w->now_ms + CONN_LINGER_MS;
+    c->linger_next = c->w->linger_list;
+    c->w->linger_list = c;
+    c->paused = false;
+    conn_start_recv(c);
+}
+
+/* Input that arrives once the connection is to close (answered, lingering): dropped. */
+static void conn_linger_discard(struct conn *c, size_t n)
+{
+    c->in_len = 0;
+    c->linger_bytes += n;
+    if (c->linger_bytes > CONN_LINGER_MAX_BYTES) {
+        conn_close(c);
+    }
+}
+
+void conn_linger_expire(struct worker *w)
+{
+    for (struct conn *c = w->linger_list; c != NULL; c = c->linger_next) {
+        if (w->now_ms >= c->linger_until_ms) {
+            conn_close(c); /* unlinked when the close completes */
+        }
+    }
+}
+
+static void conn_linger_unlink(struct conn *c)
+{
+    struct conn **pp = &c->w->linger_list;
+    while (*pp != c) {
+        pp = &(*pp)->linger_next;
+    }
+    *pp = c->linger_next;
+    c->lingering = false;
+}
+
+/* The answer is sent: linger, or close at once when there is no socket left to shut. */
+static void conn_flushed_close(struct conn *c)
+{
+    if (c->closing || c->lingering) {
+        return;
+    }
+    conn_linger(c);
+}
+
 void conn_close_after_flush(struct conn *c)
 {
     c->close_after_flush = true;
     c->paused = true; /* nothing more is read */
     if (conn_output_bytes(c) == 0 && !c->send_pending) {
-        conn_close(c);
+        conn_flushed_close(c);
     }
 }
 
@@ -226,7 +288,7 @@ void conn_start_recv(struct conn *c)
         return;
     }
     if (c->w->use_recv_multishot) {
-        if (c->in_len >= c->in_max) {
+        if (c->in_len >= c->in_max && !c->close_after_flush) {
             return; /* the owner consumes first */
         }
         struct io_uring_sqe *sqe = worker_sqe(c->w);
@@ -237,6 +299,14 @@ void conn_start_recv(struct conn *c)
         c->recv_pending = true;
         c->multishot = true;
         c->cancel_sent = false;
+        return;
+    }
+    if (c->close_after_flush) {
+        /* What arrives now is dropped (conn_linger_discard): read over the whole buffer. */
+        struct io_uring_sqe *sqe = worker_sqe(c->w);
+        io_uring_prep_recv(sqe, c->fd, c->in, c->in_cap, 0);
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_RECV, c));
+        c->recv_pending = true;
         return;
     }
     if (c->in_cap - c->in_len < CONN_RECV_MIN) {
@@ -410,6 +480,22 @@ void conn_flush_all(struct worker *w)
     }
 }
 
+/* New input for the connection's owner. */
+static void conn_on_recv(struct conn *c)
+{
+    switch ((enum conn_kind)c->kind) {
+    case CONN_CLIENT:
+        client_on_recv(c);
+        break;
+    case CONN_PEER:
+        peer_on_recv(c);
+        break;
+    case CONN_METRICS:
+        metrics_on_recv(c);
+        break;
+    }
+}
+
 void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uint32_t flags)
 {
     switch (tag) {
@@ -418,7 +504,9 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             if ((flags & IORING_CQE_F_BUFFER) != 0) {
                 unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
                 w->buf_used = true;
-                if (res > 0 && !c->closing) {
+                if (res > 0 && !c->closing && c->close_after_flush) {
+                    conn_linger_discard(c, (size_t)res);
+                } else if (res > 0 && !c->closing) {
                     if (input_room(c, (size_t)res)) {
                         memcpy(c->in + c->in_len, w->buf_base + (size_t)bid * BUF_SIZE,
                                (size_t)res);
@@ -447,12 +535,8 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
                 conn_close(c);
                 break;
             }
-            if (res > 0) {
-                if (c->kind == CONN_CLIENT) {
-                    client_on_recv(c);
-                } else {
-                    peer_on_recv(c);
-                }
+            if (res > 0 && !c->close_after_flush) {
+                conn_on_recv(c);
                 if (!c->closing) {
                     conn_shrink_input(c, (size_t)res); /* the kernel writes elsewhere */
                 }
@@ -474,13 +558,14 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             conn_close(c);
             break;
         }
+        if (c->close_after_flush) {
+            conn_linger_discard(c, (size_t)res);
+            conn_start_recv(c);
+            break;
+        }
         c->in_len += (size_t)res;
         c->busy = true;
-        if (c->kind == CONN_CLIENT) {
-            client_on_recv(c);
-        } else {
-            peer_on_recv(c);
-        }
+        conn_on_recv(c);
         if (!c->closing) {
             conn_shrink_input(c, (size_t)res);
             conn_start_recv(c);
@@ -502,7 +587,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
         c->sent += (size_t)res;
         conn_submit_send(c);
         if (c->close_after_flush && !c->send_pending) {
-            conn_close(c);
+            conn_flushed_close(c);
             break;
         }
         if (c->kind == CONN_CLIENT && !c->send_pending) {
@@ -519,9 +604,12 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             *pp = c->next;
             c->queued = false;
         }
+        if (c->lingering) {
+            conn_linger_unlink(c);
+        }
         if (c->kind == CONN_CLIENT) {
             client_on_closed(c);
-        } else {
+        } else if (c->kind == CONN_PEER) {
             peer_on_closed(c);
         }
         conn_free(c);

@@ -25,6 +25,13 @@ int64_t node_clock_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t node_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t node_wall_ms(void)
 {
     struct timespec ts;
@@ -207,7 +214,11 @@ int node_run(const struct node_config *cfg)
         memset(w, 0, sizeof(*w));
         w->node = n;
         w->id = i;
-        w->client_lfd = w->peer_lfd = -1;
+        w->client_lfd = w->peer_lfd = w->metrics_lfd = -1;
+        w->statm_fd = i == 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
+        histogram_init(&w->write_latency);
+        histogram_init(&w->read_latency);
+        RR_ASSERT(slowlog_init(&w->slowlog, cfg->slowlog_max_len) == 0);
         w->wake_fd = eventfd(0, EFD_CLOEXEC);
         w->in = calloc(W, sizeof(*w->in));
         w->out = calloc(W, sizeof(*w->out));
@@ -235,6 +246,11 @@ int node_run(const struct node_config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+#ifdef RR_FAULT_TESTING
+    if (cfg->test_power_loss) {
+        sigaddset(&set, SIGUSR1);
+    }
+#endif
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     for (uint32_t i = 0; i < W; i++) {
@@ -257,7 +273,14 @@ int node_run(const struct node_config *cfg)
               cfg->node_count);
         int sig = 0;
         sigwait(&set, &sig);
-        LOG_N("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+#ifdef RR_FAULT_TESTING
+        if (sig == SIGUSR1) {
+            name = "SIGUSR1 (test-power-loss: losing power)";
+            atomic_store(&n->power_loss, true);
+        }
+#endif
+        LOG_N("received %s; shutting down", name);
     } else {
         LOG_E("start-up failed; exiting");
     }

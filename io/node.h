@@ -23,7 +23,12 @@
 #include "io/service/reply.h"
 #include "io/service/resp.h"
 #include "io/service/sm.h"
+#include "io/slowlog.h"
 #include "storage/wal.h"
+
+#ifndef RINGRAFT_VERSION
+#define RINGRAFT_VERSION "0.1.0"
+#endif
 
 #define NODE_WORKERS_MAX 64
 
@@ -37,6 +42,7 @@ enum ud_tag {
     UD_CONNECT = 0x13,
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
+    UD_ACCEPT_METRICS = 0x22,
     UD_TICK = 0x30,
     UD_WAKE = 0x31,   /* MSG_RING from another worker, or the wake eventfd read */
     UD_IGNORE = 0x3f, /* completions nobody waits for (cancels, MSG_RING sender side) */
@@ -47,7 +53,7 @@ enum ud_tag {
 
 /* ---- connections (conn.c) ---------------------------------------------------------- */
 
-enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2 };
+enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2, CONN_METRICS = 3 };
 
 struct conn_buf {
     uint8_t *buf;
@@ -68,17 +74,21 @@ struct conn {
     bool multishot;         /* the recv in flight is multishot (provided buffers) */
     bool cancel_sent;       /* a cancel of that recv is in flight (paused) */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
+    bool lingering;         /* output sent and write side shut: input discarded until EOF */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
     struct conn_buf out[2];
-    uint8_t fill;      /* which out buffer collects new bytes */
-    size_t sent;       /* bytes of out[!fill] already sent */
-    size_t out_max;    /* bytes both buffers may hold together */
-    uint64_t id;       /* unique within the node */
-    void *owner;       /* struct client or struct peer */
-    struct conn *next; /* worker's list of connections with output to flush */
-    bool queued;       /* on that list */
-    bool busy;         /* bytes came in or were queued out since the last conn_trim */
+    uint8_t fill;             /* which out buffer collects new bytes */
+    size_t sent;              /* bytes of out[!fill] already sent */
+    size_t out_max;           /* bytes both buffers may hold together */
+    uint64_t id;              /* unique within the node */
+    void *owner;              /* struct client or struct peer */
+    struct conn *next;        /* worker's list of connections with output to flush */
+    bool queued;              /* on that list */
+    struct conn *linger_next; /* worker's list of lingering connections */
+    int64_t linger_until_ms;
+    size_t linger_bytes; /* input discarded while lingering */
+    bool busy;           /* bytes came in or were queued out since the last conn_trim */
 };
 
 /* ---- requests (route.c) --------------------------------------------------------------- */
@@ -89,6 +99,7 @@ enum req_state {
     REQ_PROPOSED,  /* this node leads: entry at (index, term) */
     REQ_READING,   /* this node leads: ReadIndex with ctx = req id */
     REQ_FORWARDED, /* sent to the leader's node, id in the forward map */
+    REQ_BLOCKED,   /* an XREAD BLOCK with nothing to return yet: on its group's blocked list */
     REQ_DONE,
 };
 
@@ -120,6 +131,7 @@ struct req {
     uint64_t client_id, seq;
     uint64_t first_unacked; /* writes: the client's oldest write without a delivered reply */
     int64_t deadline_ms;
+    int64_t start_ns; /* monotonic: when it was parsed (latency, SLOWLOG) */
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
     raft_node forwarded_to;
@@ -127,6 +139,7 @@ struct req {
     const uint8_t **argv;
     uint32_t *argl;
     uint8_t *args; /* argv points into this copy */
+    bool pooled;   /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
     struct reply reply;
     struct req *parent; /* ORIGIN_FANOUT */
     uint32_t children_left;
@@ -135,6 +148,10 @@ struct req {
     struct req *list_prev, *list_next; /* the owner's list for `state` */
     struct req *hnext;                 /* id map chain */
     struct req *all_prev, *all_next;   /* the owner worker's in-flight list (timeouts) */
+    struct sm_xread_wait *wait;        /* REQ_BLOCKED: what it waits for (owned) */
+    /* Set by the origin worker when the client goes away while the request is in flight:
+     * the owner then ends a blocked read at once instead of at its timeout. */
+    _Atomic bool cancelled;
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
@@ -179,6 +196,9 @@ struct group_state {
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
+    struct req_list blocked; /* XREAD BLOCK waiting for writes, oldest first */
+    bool wake_queued;        /* on the worker's wake list */
+    struct group_state *wake_next;
 };
 
 /* What any thread may read about a group (written by the owner only). */
@@ -201,24 +221,38 @@ struct xq {
 struct pending_append; /* worker.c */
 struct held_unit;
 
+/* A latency histogram published for INFO and the metrics endpoint: cumulative counts at the
+ * fixed bounds of metrics.c (Prometheus's `le` buckets), the count and the sum. */
+#define PUB_HIST_BOUNDS 16
+struct pub_hist {
+    _Atomic uint64_t le[PUB_HIST_BOUNDS]; /* values <= metric_bounds_ns[i] */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_ns;
+    _Atomic uint64_t p50_ns, p99_ns, p999_ns;
+};
+
 struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
-    uint64_t clients_accepted, clients_closed, client_errors;
+    uint64_t clients_accepted, clients_closed, client_errors, commands;
     uint64_t frames_sent, frame_bytes_sent, sends;
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
 struct worker_pub {
     _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
-    _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors;
+    _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
+    _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
     /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
      * before a unit's flush starts. */
     _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
+    /* Latencies since start: client requests from parse to reply (by class), WAL flushes
+     * (write + sync) and the wait of a unit before its flush. */
+    struct pub_hist write_latency, read_latency, wal_flush, wal_queue;
 };
 
 struct worker {
@@ -246,6 +280,7 @@ struct worker {
     struct peer peers[RAFT_MEMBERS_MAX];
     uint32_t peer_count;
     struct conn *flush_list;
+    struct conn *linger_list; /* connections in a lingering close (conn.c) */
     /* persistence */
     uint64_t persist_issued;                          /* WAL units issued (appended or queued) */
     uint64_t persist_durable;                         /* WAL units acknowledged */
@@ -259,16 +294,21 @@ struct worker {
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
     int64_t next_publish_ms;
-    size_t heap_trim_free; /* worker 0: free heap bytes at the last malloc_trim */
-    int64_t heap_trim_ms;  /* and when */
+    uint64_t heap_trim_rss; /* worker 0: resident bytes after the last malloc_trim */
+    int64_t heap_trim_ms;   /* and when */
+    int statm_fd;           /* worker 0: /proc/self/statm (used_memory); -1 elsewhere */
     struct __kernel_timespec tick_ts;
     bool tick_armed;
     /* requests */
     uint64_t next_req_id;
+    struct req *req_pool; /* freed requests of REQ_POOL_BYTES, linked by list_next */
+    uint32_t req_pool_count;
     struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
     uint32_t req_map_mask;
-    struct req_list all;   /* every request this worker owns and has not completed */
-    struct req_list retry; /* to execute again at the next iteration (decided in a drain) */
+    struct req_list all;           /* every request this worker owns and has not completed */
+    struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
+    struct group_state *wake_head; /* groups with blocked reads that applied writes */
+    uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
     uint64_t next_client_seq;
     /* hand-off queues: in[j] from worker j, out[j] to worker j */
@@ -286,8 +326,21 @@ struct worker {
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;
+    struct histogram write_latency, read_latency; /* client requests, parse to reply, ns */
+    struct slowlog slowlog;
+    int metrics_lfd; /* worker 0 with metrics-port set; else -1 */
     bool stopping;
     uint32_t accept_retries;
+};
+
+/* Rates INFO and the metrics endpoint report (node.rate). */
+enum node_rate {
+    RATE_COMMANDS = 0,
+    RATE_WAL_FLUSHES,
+    RATE_WAL_BYTES,
+    RATE_PEER_FRAMES,
+    RATE_APPLIED,
+    RATE_COUNT
 };
 
 struct node {
@@ -300,16 +353,47 @@ struct node {
     _Atomic uint64_t next_client_id;
     uint32_t boot;       /* starts of this data directory, this one included (dir/BOOT) */
     _Atomic bool failed; /* a worker hit a fatal error: the node is stopping */
+    /* Resident bytes of the process, sampled by worker 0 once a second: what maxmemory is
+     * compared with. */
+    _Atomic uint64_t used_memory;
+    /* Rare events, counted node-wide. */
+    _Atomic uint64_t auth_failures;   /* AUTH or HELLO AUTH with a wrong user or password */
+    _Atomic uint64_t oom_rejects;     /* writes refused past maxmemory */
+    _Atomic uint64_t rejected_conns;  /* maxclients reached */
+    _Atomic uint64_t protected_conns; /* non-loopback clients refused by protected mode */
+    _Atomic uint64_t next_slowlog_id; /* SLOWLOG entry ids, node-wide */
+    /* Per-second rates over the last 1.6 s (Redis's instantaneous_*), kept by worker 0. */
+    struct rate_meter {
+        uint64_t value[16];
+        int64_t at_ms[16];
+        uint32_t next, count;
+    } meters[RATE_COUNT];
+    _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
     struct raft_config initial;
+    /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
+    _Atomic bool power_loss;
 };
 
 /* node.c */
 int64_t node_clock_ms(void); /* monotonic */
+int64_t node_clock_ns(void); /* monotonic */
 /* A worker can no longer do its job safely (storage failed): log why and stop the node, which
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
 int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
+
+/* faults.c: hooks of the fault-test build (RR_FAULT_TESTING, tests/faults, docs/faults.md).
+ * In any other build the unsafe modes compile to false and faults_power_loss to nothing. */
+#ifdef RR_FAULT_TESTING
+#define FAULTS_UNSAFE(w, mode) ((w)->node->cfg.unsafe_test_mode == (mode))
+#else
+#define FAULTS_UNSAFE(w, mode) ((void)(w), false)
+#endif
+/* Called when a worker's loop has ended: if the node is losing power (SIGUSR1 with
+ * test-power-loss), reaps the ring without letting the WAL see another completion, reverts
+ * every byte the WAL had not synced, and returns true (the worker then exits at once). */
+bool faults_power_loss(struct worker *w);
 
 /* worker.c */
 void *worker_main(void *arg);
@@ -339,6 +423,7 @@ void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
 /* Closes once the output already queued has been sent; reads no more. */
 void conn_close_after_flush(struct conn *c);
+void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);
@@ -353,6 +438,9 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
 
 /* peer.c */
 int peer_setup(struct worker *w);
+/* A listening TCP socket on host:port (start-up only: resolves and binds, blocking). -1 on
+ * failure (logged). */
+int node_listen(const char *host, uint16_t port, bool reuseport);
 void peer_tick(struct worker *w);
 void peer_on_recv(struct conn *c);
 void peer_on_closed(struct conn *c);
@@ -375,7 +463,7 @@ void client_req_done(struct worker *w, struct req *r);
 /* route.c */
 struct req *
 req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[]);
-void req_free(struct req *r);
+void req_free(struct worker *w, struct req *r);
 void route_submit(struct worker *w, struct req *r);  /* on the origin worker */
 void route_execute(struct worker *w, struct req *r); /* on the owner worker */
 void route_complete(struct worker *w, struct req *r);
@@ -387,6 +475,8 @@ void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
+void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
+void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);
 void req_list_push(struct req_list *l, struct req *r);
 void req_list_remove(struct req_list *l, struct req *r);

@@ -52,7 +52,7 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_in *out)
     return 0;
 }
 
-static int listen_on(const char *host, uint16_t port, bool reuseport)
+int node_listen(const char *host, uint16_t port, bool reuseport)
 {
     struct sockaddr_in a;
     if (resolve(host, port, &a) != 0) {
@@ -79,11 +79,11 @@ int peer_setup(struct worker *w)
 {
     struct node *n = w->node;
     const struct node_address *self = config_self(&n->cfg);
-    w->client_lfd = listen_on(n->cfg.bind, self->port, true);
+    w->client_lfd = node_listen(n->cfg.bind, self->port, true);
     if (w->client_lfd < 0) {
         return RR_EIO;
     }
-    w->peer_lfd = listen_on(n->cfg.bind, (uint16_t)(self->peer_port + w->id), false);
+    w->peer_lfd = node_listen(n->cfg.bind, (uint16_t)(self->peer_port + w->id), false);
     if (w->peer_lfd < 0) {
         return RR_EIO;
     }
@@ -360,6 +360,9 @@ void peer_on_recv(struct conn *c)
             break;
         case FRAME_FORWARD_REPLY:
             route_on_forward_reply(p, f.payload, f.payload_len);
+            break;
+        case FRAME_FORWARD_CANCEL:
+            route_on_forward_cancel(p, f.payload, f.payload_len);
             break;
         case FRAME_PING:
             break;

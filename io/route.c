@@ -5,7 +5,9 @@
  *   - proposes it (a write, this node leads the group): it completes when the entry at its
  *     (index, term) is applied; an entry of another term at that index means it was replaced
  *     and it is retried;
- *   - queues a ReadIndex (a read, this node leads): it completes when the read is released;
+ *   - queues a ReadIndex (a read, this node leads): it completes when the read is released
+ *     (an XREAD BLOCK with nothing to return then waits on its group's blocked list and is
+ *     served again after drains that applied writes to the group);
  *   - forwards it to the leader's node over this worker's peer connection, or answers
  *     -MOVED in redirect mode;
  *   - or parks it until a leader is known.
@@ -116,6 +118,13 @@ static struct req *map_take(struct worker *w, uint64_t id)
 
 /* ---- requests --------------------------------------------------------------------------- */
 
+/* Requests up to REQ_POOL_BYTES (a SET or GET with short arguments, with room to spare) are
+ * recycled through a per-worker pool with their reply buffers, so the steady state allocates
+ * nothing per request; the pool is bounded, larger requests are plain allocations. */
+#define REQ_POOL_BYTES       512u
+#define REQ_POOL_MAX         4096u /* free requests a worker keeps */
+#define REQ_POOL_REPLY_BYTES 512u  /* reply buffers a pooled request keeps */
+
 struct req *
 req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
@@ -125,11 +134,26 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
     }
     size_t head = sizeof(struct req) + argc * (sizeof(uint8_t *) + sizeof(uint32_t));
     /* Each argument is NUL-terminated as well (internal arguments are parsed as strings). */
-    struct req *r = malloc(head + bytes + argc + 1);
-    if (r == NULL) {
-        return NULL;
+    size_t need = head + bytes + argc + 1;
+    bool pooled = need <= REQ_POOL_BYTES;
+    struct req *r;
+    struct reply reply;
+    reply_init(&reply, (size_t)w->node->cfg.client_output_buffer_max);
+    if (pooled && w->req_pool != NULL) {
+        r = w->req_pool;
+        w->req_pool = r->list_next;
+        w->req_pool_count--;
+        reply.buf = r->reply.buf; /* keeps its buffer */
+        reply.cap = r->reply.cap;
+    } else {
+        r = malloc(pooled ? REQ_POOL_BYTES : need);
+        if (r == NULL) {
+            return NULL;
+        }
     }
     memset(r, 0, sizeof(*r));
+    r->pooled = pooled;
+    r->reply = reply;
     /* boot (16 bits) | worker (8) | counter (40): unique across restarts of this node (a
      * forward reply from before a restart never matches), increasing on one worker. */
     r->id = ((uint64_t)(w->node->boot & 0xffff) << 48) | ((uint64_t)(w->id & 0xff) << 40) |
@@ -146,13 +170,29 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
         r->argl[i] = (uint32_t)argl[i];
         off += argl[i] + 1;
     }
-    reply_init(&r->reply, (size_t)w->node->cfg.client_output_buffer_max);
-    r->deadline_ms = node_clock_ms() + w->node->cfg.request_timeout_ms;
+    r->start_ns = node_clock_ns();
+    r->deadline_ms = r->start_ns / 1000000 + w->node->cfg.request_timeout_ms;
     return r;
 }
 
-void req_free(struct req *r)
+void req_free(struct worker *w, struct req *r)
 {
+    if (r->wait != NULL) {
+        sm_xread_wait_free(r->wait);
+        free(r->wait);
+        r->wait = NULL;
+    }
+    /* Only the worker that made a request frees it: the pool is not shared. */
+    RR_ASSERT(((r->id >> 40) & 0xff) == (w->id & 0xff));
+    if (r->pooled && w->req_pool_count < REQ_POOL_MAX) {
+        if (r->reply.cap > REQ_POOL_REPLY_BYTES) {
+            reply_free(&r->reply);
+        }
+        r->list_next = w->req_pool;
+        w->req_pool = r;
+        w->req_pool_count++;
+        return;
+    }
     reply_free(&r->reply);
     free(r);
 }
@@ -328,8 +368,9 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     le_put_u32(q, r->group), q += 4;
     *q++ = r->cls;
     le_put_u32(q, r->argc);
-    uint8_t *payload = malloc(args);
-    if (payload == NULL && args > 0) {
+    uint8_t stack[4096];
+    uint8_t *payload = args <= sizeof(stack) ? stack : malloc(args);
+    if (payload == NULL) {
         return false;
     }
     q = payload;
@@ -338,7 +379,9 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
         memcpy(q, r->argv[i], r->argl[i]), q += r->argl[i];
     }
     bool ok = peer_send_frame(p, FRAME_FORWARD, head, sizeof(head), payload, args);
-    free(payload);
+    if (payload != stack) {
+        free(payload);
+    }
     if (!ok) {
         return false;
     }
@@ -393,8 +436,22 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     return true;
 }
 
+static bool serve_read(struct worker *w, struct group_state *gs, struct req *r);
+static void block(struct worker *w, struct group_state *gs, struct req *r);
+
 static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
 {
+    if (FAULTS_UNSAFE(w, UNSAFE_TEST_READS_WITHOUT_READINDEX)) {
+        /* Fault-test build only: answer from this leader's state machine without confirming
+         * leadership, the stale read tests/faults must catch (docs/faults.md). */
+        req_list_remove(&gs->waiting, r);
+        if (serve_read(w, gs, r)) {
+            block(w, gs, r);
+        } else {
+            route_complete(w, r);
+        }
+        return true;
+    }
     if (multi_read_index(w->multi, gs->g, r->id) != 0) {
         return false;
     }
@@ -483,7 +540,7 @@ void route_complete(struct worker *w, struct req *r)
             peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf,
                             r->not_leader ? 0 : r->reply.len);
         }
-        req_free(r);
+        req_free(w, r);
         return;
     }
     if (r->origin_worker == w->id) {
@@ -499,6 +556,11 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
     bool mine = head != NULL && head->index == e->index && head->term == e->term;
     struct reply *out = mine ? &head->reply : &w->scratch;
     reply_reset(out);
+    if (gs->blocked.head != NULL && !gs->wake_queued) {
+        gs->wake_queued = true;
+        gs->wake_next = w->wake_head;
+        w->wake_head = gs;
+    }
     if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
         int rc = gs->sm != NULL ? 0 : sm_create(&gs->sm, &w->sm_limits, &w->sm_scratch);
         if (rc == 0) {
@@ -526,7 +588,23 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
     }
 }
 
-static void serve_read(struct worker *w, struct group_state *gs, struct req *r);
+/* An XREAD BLOCK found nothing: it waits on its group until a write gives it entries, its
+ * BLOCK timeout passes, or its client goes away. It stays this worker's (timeouts). */
+static void block(struct worker *w, struct group_state *gs, struct req *r)
+{
+    r->state = REQ_BLOCKED;
+    req_list_push(&gs->blocked, r);
+    w->blocked++;
+    r->deadline_ms = r->wait->block_ms == 0 ? INT64_MAX : node_clock_ms() + r->wait->block_ms;
+}
+
+static void unblock(struct worker *w, struct group_state *gs, struct req *r)
+{
+    RR_ASSERT(r->state == REQ_BLOCKED);
+    req_list_remove(&gs->blocked, r);
+    RR_ASSERT(w->blocked > 0);
+    w->blocked--;
+}
 
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx)
 {
@@ -535,8 +613,36 @@ void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx)
         return; /* timed out meanwhile */
     }
     req_list_remove(&gs->reading, r);
-    serve_read(w, gs, r);
+    if (serve_read(w, gs, r)) {
+        block(w, gs, r);
+        return;
+    }
     route_complete(w, r);
+}
+
+/* After the drains: the blocked reads of groups that applied writes try again. A read that
+ * finds entries is answered from the applied state, which holds only committed entries. */
+void route_wake_blocked(struct worker *w)
+{
+    struct group_state *gs;
+    while ((gs = w->wake_head) != NULL) {
+        w->wake_head = gs->wake_next;
+        gs->wake_next = NULL;
+        gs->wake_queued = false;
+        struct req *r = gs->blocked.head;
+        /* A no-op entry wakes the group too, before its first command created its state. */
+        const struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm;
+        int64_t now = node_wall_ms();
+        while (r != NULL) {
+            struct req *next = r->list_next;
+            reply_reset(&r->reply);
+            if (sm_xread_retry(sm, now, r->argc, r->argv, r->argl, r->wait, &r->reply)) {
+                unblock(w, gs, r);
+                route_complete(w, r);
+            }
+            r = next;
+        }
+    }
 }
 
 struct scan_ctx {
@@ -551,14 +657,16 @@ static void collect_key(void *arg, const uint8_t *key, size_t len)
     c->count++;
 }
 
-static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
+/* Writes r's reply, or returns true (no reply) for an XREAD BLOCK that must wait (r->wait
+ * set). */
+static bool serve_read(struct worker *w, struct group_state *gs, struct req *r)
 {
     struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm; /* nothing applied yet: empty */
     int64_t now = node_wall_ms();
     reply_reset(&r->reply);
     if (r->cls == REQ_INTERNAL_DBSIZE) {
         reply_int(&r->reply, (int64_t)sm_key_count(sm, now));
-        return;
+        return false;
     }
     if (r->cls == REQ_INTERNAL_SCAN) {
         /* args: cursor-within-group, count, pattern (may be empty: all), type (may be empty).
@@ -582,9 +690,20 @@ static void serve_read(struct worker *w, struct group_state *gs, struct req *r)
         reply_array(&r->reply, (int64_t)c.count);
         reply_raw(&r->reply, keys.buf, keys.len);
         reply_free(&keys);
-        return;
+        return false;
     }
-    sm_read(sm, now, r->argc, r->argv, r->argl, &r->reply);
+    struct sm_xread_wait wait;
+    if (!sm_read_wait(sm, now, r->argc, r->argv, r->argl, &wait, &r->reply)) {
+        return false;
+    }
+    r->wait = malloc(sizeof(*r->wait));
+    if (r->wait == NULL) {
+        sm_xread_wait_free(&wait);
+        reply_error(&r->reply, "OOM out of memory");
+        return false;
+    }
+    *r->wait = wait;
+    return true;
 }
 
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx)
@@ -632,8 +751,23 @@ static void unlink_req(struct worker *w, struct req *r)
         map_take(w, r->id);
         return;
     }
+    case REQ_BLOCKED:
+        unblock(w, gs, r);
+        return;
     default:
         RR_ASSERT(false);
+    }
+}
+
+/* The leader's node can end a forwarded blocked read whose client went away. */
+static void send_cancel(struct worker *w, struct req *r)
+{
+    struct peer *p = peer_find(w, r->forwarded_to);
+    if (p != NULL && p->state == PEER_UP) {
+        uint8_t body[12];
+        le_put_u64(body, r->id);
+        le_put_u32(body + 8, r->group);
+        peer_send_frame(p, FRAME_FORWARD_CANCEL, body, sizeof(body), NULL, 0);
     }
 }
 
@@ -643,7 +777,23 @@ void route_sweep(struct worker *w)
     struct req *r = w->all.head;
     while (r != NULL) {
         struct req *next = r->all_next;
-        if (r->deadline_ms <= now) {
+        bool cancelled = atomic_load_explicit(&r->cancelled, memory_order_relaxed);
+        if (cancelled && (r->state == REQ_BLOCKED || r->state == REQ_FORWARDED)) {
+            /* Its client is gone: nobody waits for a blocked read (a forwarded one may be
+             * blocked at the leader, which is told to end it). */
+            if (r->state == REQ_FORWARDED) {
+                send_cancel(w, r);
+            }
+            unlink_req(w, r);
+            reply_reset(&r->reply);
+            reply_error(&r->reply, "ERR client closed");
+            route_complete(w, r);
+        } else if (r->state == REQ_BLOCKED && r->deadline_ms <= now) {
+            unlink_req(w, r);
+            reply_reset(&r->reply);
+            reply_null_array(&r->reply); /* BLOCK's timeout: Redis's nil */
+            route_complete(w, r);
+        } else if (r->deadline_ms <= now) {
             unlink_req(w, r);
             w->st.timeouts++;
             reply_reset(&r->reply);
@@ -691,16 +841,23 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
         peer_bad_frame(p, "forward for a group or class this worker does not serve");
         return;
     }
-    const uint8_t **argv = malloc(argc * sizeof(*argv));
-    size_t *argl = malloc(argc * sizeof(*argl));
+    const uint8_t *argv_stack[16];
+    size_t argl_stack[16];
+    bool small = argc <= 16;
+    const uint8_t **argv = small ? argv_stack : malloc(argc * sizeof(*argv));
+    size_t *argl = small ? argl_stack : malloc(argc * sizeof(*argl));
     if (argv == NULL || argl == NULL) {
-        free(argv), free(argl);
+        if (!small) {
+            free(argv), free(argl);
+        }
         return;
     }
     size_t off = FORWARD_HEADER_BYTES;
     for (uint32_t i = 0; i < argc; i++) {
         if (len - off < 4 || len - off - 4 < le_get_u32(payload + off)) {
-            free(argv), free(argl);
+            if (!small) {
+                free(argv), free(argl);
+            }
             peer_bad_frame(p, "truncated forward");
             return;
         }
@@ -709,7 +866,9 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
         off += 4 + argl[i];
     }
     struct req *r = req_new(w, argc, argv, argl);
-    free(argv), free(argl);
+    if (!small) {
+        free(argv), free(argl);
+    }
     if (r == NULL) {
         return; /* the forwarder times out */
     }
@@ -763,6 +922,40 @@ void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len)
     route_complete(w, r);
 }
 
+/* A blocked read that `p` forwarded here and then cancelled, found by its id there. */
+static struct req *
+find_blocked_from(struct worker *w, struct group_state *gs, raft_node from, uint64_t origin_id)
+{
+    for (struct req *r = gs->blocked.head; r != NULL; r = r->list_next) {
+        if (r->origin == ORIGIN_PEER && r->origin_node == from && r->origin_id == origin_id) {
+            return r;
+        }
+    }
+    (void)w;
+    return NULL;
+}
+
+void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len)
+{
+    struct worker *w = p->conn->w;
+    if (len != 12) {
+        peer_bad_frame(p, "bad forward cancel");
+        return;
+    }
+    struct group_state *gs = worker_group(w, le_get_u32(payload + 8));
+    if (gs == NULL) {
+        peer_bad_frame(p, "forward cancel for a group this worker does not serve");
+        return;
+    }
+    struct req *r = find_blocked_from(w, gs, p->id, le_get_u64(payload));
+    if (r != NULL) {
+        unlink_req(w, r);
+        reply_reset(&r->reply);
+        reply_null_array(&r->reply);
+        route_complete(w, r);
+    }
+}
+
 void route_peer_down(struct worker *w, struct peer *p)
 {
     /* The outcome of what was forwarded is unknown: retry with the same (client id, seq), so
@@ -773,5 +966,18 @@ void route_peer_down(struct worker *w, struct peer *p)
         req_list_remove(&p->forwarded, r);
         map_take(w, r->id);
         retry_later_parked(w, r);
+    }
+    /* Blocked reads that node forwarded here: nobody can take their replies any more. */
+    for (uint32_t s = 0; s < w->group_count; s++) {
+        struct group_state *gs = &w->groups[s];
+        struct req *b = gs->blocked.head;
+        while (b != NULL) {
+            struct req *next = b->list_next;
+            if (b->origin == ORIGIN_PEER && b->origin_node == p->id) {
+                unlink_req(w, b);
+                route_complete(w, b);
+            }
+            b = next;
+        }
     }
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,17 +18,21 @@
 #include "core/base/errors.h"
 #include "io/client.h"
 #include "io/log.h"
+#include "io/metrics.h"
 #include "io/node.h"
 
 #define RING_ENTRIES     4096
 #define RING_CQ_ENTRIES  16384
 #define DRAIN_ROUNDS_MAX 8
-#define SWEEP_MS         100
-#define PUBLISH_MS       1000 /* RAFT STATUS indexes: O(G) raft_status calls */
-/* Free heap bytes above which worker 0 asks the allocator to give whole free pages back to
- * the kernel (see heap_trim): at once when they changed by that much since the last trim,
- * else every HEAP_TRIM_PERIOD_MS. */
-#define HEAP_TRIM_FREE_MIN  (1u << 20)
+/* Entries a loop iteration applies at most (plus one group's ready batch): the drain stops
+ * there and the sends it produced leave before the rest is applied (core/drain.h). */
+#define DRAIN_APPLY_BUDGET 1024
+#define SWEEP_MS           100
+#define PUBLISH_MS         1000 /* RAFT STATUS indexes: O(G) raft_status calls */
+/* While the node is idle, worker 0 asks the allocator to give whole free pages back to the
+ * kernel (see heap_trim) when the resident set grew by this much since the last trim, else
+ * every HEAP_TRIM_PERIOD_MS. */
+#define HEAP_TRIM_GROWTH    (1u << 20)
 #define HEAP_TRIM_PERIOD_MS 10000
 
 /* A WAL append refused for back-pressure (RR_EBUSY), kept until the WAL has room. Units are
@@ -177,7 +182,10 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         size_t off = 0;
         for (uint32_t i = 0; i < a.n; i++) {
             u->entries[i] = a.entries[i];
-            memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            if (a.entries[i].len > 0) {
+                /* An empty entry (a new leader's) has no data pointer: memcpy(NULL) is UB. */
+                memcpy(u->data + off, a.entries[i].data, a.entries[i].len);
+            }
             u->entries[i].data = u->data + off;
             off += a.entries[i].len;
         }
@@ -208,7 +216,8 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     RR_ASSERT(h != NULL);
     h->next = NULL;
     h->held = held;
-    h->need = w->persist_issued;
+    /* The unsafe test mode releases the messages at once: acknowledgements before fsync. */
+    h->need = FAULTS_UNSAFE(w, UNSAFE_TEST_ACK_BEFORE_FSYNC) ? 0 : w->persist_issued;
     if (w->held_tail == NULL) {
         w->held_head = h;
     } else {
@@ -293,8 +302,12 @@ static void release_durable(struct worker *w)
 
 static void drain_groups(struct worker *w)
 {
-    for (int round = 0; round < DRAIN_ROUNDS_MAX && multi_has_dirty(w->multi); round++) {
-        int rc = drain_run(w->multi, &worker_drain_ops, w);
+    uint64_t budget = DRAIN_APPLY_BUDGET;
+    for (int round = 0; round < DRAIN_ROUNDS_MAX && budget > 0 && multi_has_dirty(w->multi);
+         round++) {
+        uint64_t applied = 0;
+        int rc = drain_run_bounded(w->multi, &worker_drain_ops, w, budget, &applied);
+        budget -= applied < budget ? applied : budget;
         w->st.drains++;
         if (rc == RR_ENOMEM || rc == RR_ETOOBIG) {
             LOG_E("drain failed: %s", rr_strerror(rc));
@@ -326,6 +339,37 @@ static void publish_groups(struct worker *w)
 
 #define PUB(field, value) atomic_store_explicit(&w->pub.field, (value), memory_order_relaxed)
 
+/* Worker 0 samples the node's totals every 100 ms; a rate is the change over the oldest
+ * sample kept (up to 1.5 s back). */
+static void sample_rates(struct worker *w)
+{
+    struct node *n = w->node;
+    uint64_t totals[RATE_COUNT] = {0};
+    for (uint32_t i = 0; i < n->cfg.workers; i++) {
+        const struct worker_pub *p = &n->workers[i]->pub;
+        totals[RATE_COMMANDS] += atomic_load_explicit(&p->commands, memory_order_relaxed);
+        totals[RATE_WAL_FLUSHES] += atomic_load_explicit(&p->wal_flushes, memory_order_relaxed);
+        totals[RATE_WAL_BYTES] += atomic_load_explicit(&p->wal_bytes, memory_order_relaxed);
+        totals[RATE_PEER_FRAMES] += atomic_load_explicit(&p->frames_sent, memory_order_relaxed);
+        totals[RATE_APPLIED] += atomic_load_explicit(&p->applied, memory_order_relaxed);
+    }
+    for (int k = 0; k < RATE_COUNT; k++) {
+        struct rate_meter *m = &n->meters[k];
+        m->value[m->next] = totals[k];
+        m->at_ms[m->next] = w->now_ms;
+        m->next = (m->next + 1) % 16;
+        if (m->count < 16) {
+            m->count++;
+        }
+        uint32_t oldest = (m->next + 16 - m->count) % 16;
+        uint32_t newest = (m->next + 15) % 16;
+        int64_t dt = m->at_ms[newest] - m->at_ms[oldest];
+        double rate =
+            dt > 0 ? (double)(m->value[newest] - m->value[oldest]) * 1000.0 / (double)dt : 0.0;
+        atomic_store_explicit(&n->rate[k], rate, memory_order_relaxed);
+    }
+}
+
 static void publish_stats(struct worker *w)
 {
     const struct worker_stats *st = &w->st;
@@ -339,6 +383,8 @@ static void publish_stats(struct worker *w)
     PUB(busy_rejects, st->busy_rejects);
     PUB(clients_accepted, st->clients_accepted);
     PUB(client_errors, st->client_errors);
+    PUB(commands, st->commands);
+    PUB(blocked, w->blocked);
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
     PUB(peer_sends, st->sends);
@@ -350,6 +396,13 @@ static void publish_stats(struct worker *w)
     PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
     PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
     PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
+    metrics_publish_hist(&w->pub.write_latency, &w->write_latency);
+    metrics_publish_hist(&w->pub.read_latency, &w->read_latency);
+    metrics_publish_hist(&w->pub.wal_flush, &ws->flush_ns);
+    metrics_publish_hist(&w->pub.wal_queue, &ws->queue_ns);
+    if (w->id == 0) {
+        sample_rates(w);
+    }
 }
 
 #undef PUB
@@ -391,35 +444,55 @@ static void balance_leaders(struct worker *w)
     }
 }
 
-/* Start-up leaves holes in the heap: every group's elections and first messages allocate
- * queues and batches at once, freed again between the long-lived per-group state, and glibc
- * returns only the top of a heap to the kernel by itself. malloc_trim releases the whole free
- * pages inside (madvise); the allocator is process-wide, so worker 0 does it for everyone,
- * checked once a second. A trim of a settled 4096-group node takes about 0.4 ms (the first
- * after start-up, 5-20 ms). */
+/* The node's resident set (/proc/self/statm, opened at start): used_memory for INFO and
+ * maxmemory. Not the allocator's statistics: mallinfo2 walks every free chunk of every arena
+ * under its lock, which on a large fragmented heap takes tens to hundreds of milliseconds
+ * (152 ms with 670 000 free chunks measured here): far too long for a loop. 0 if unknown. */
+static uint64_t resident_bytes(struct worker *w)
+{
+    char buf[128];
+    ssize_t n = w->statm_fd >= 0 ? pread(w->statm_fd, buf, sizeof(buf) - 1, 0) : -1;
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    unsigned long long size = 0, resident = 0;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2) {
+        return 0;
+    }
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Start-up and bursts leave holes in the heap (every group's elections and first messages
+ * allocate queues and batches at once, freed again between the long-lived per-group state),
+ * and glibc returns only the top of a heap to the kernel by itself. malloc_trim releases the
+ * whole free pages inside (madvise); the allocator is process-wide, so worker 0 does it for
+ * everyone. It walks the free chunks of every arena with the arena locked, so it runs only
+ * while the node serves no commands, when the resident set grew by HEAP_TRIM_GROWTH since the
+ * last trim, or every HEAP_TRIM_PERIOD_MS. A trim of a settled 4096-group node takes about
+ * 0.4 ms (the first after start-up, 5-20 ms). Checked once a second, with used_memory. */
 static void heap_trim(struct worker *w)
 {
-#ifdef __GLIBC__
     if (w->id != 0) {
         return;
     }
-    struct mallinfo2 mi = mallinfo2();
-    size_t moved = mi.fordblks > w->heap_trim_free ? mi.fordblks - w->heap_trim_free
-                                                   : w->heap_trim_free - mi.fordblks;
-    if (mi.fordblks < HEAP_TRIM_FREE_MIN ||
-        (moved < HEAP_TRIM_FREE_MIN && w->now_ms < w->heap_trim_ms + HEAP_TRIM_PERIOD_MS)) {
+    struct node *n = w->node;
+    uint64_t rss = resident_bytes(w);
+    atomic_store_explicit(&n->used_memory, rss, memory_order_relaxed);
+#ifdef __GLIBC__
+    bool idle = atomic_load_explicit(&n->rate[RATE_COMMANDS], memory_order_relaxed) == 0 &&
+                atomic_load_explicit(&n->rate[RATE_APPLIED], memory_order_relaxed) == 0;
+    bool grew = rss >= w->heap_trim_rss + HEAP_TRIM_GROWTH;
+    if (!idle || (!grew && w->now_ms < w->heap_trim_ms + HEAP_TRIM_PERIOD_MS)) {
         return;
     }
-    w->heap_trim_free = mi.fordblks;
-    w->heap_trim_ms = w->now_ms;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = node_clock_ns();
     int released = malloc_trim(0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    LOG_D("heap trim: %zu free bytes, released %d, %lld us", mi.fordblks, released,
-          (long long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
-#else
-    (void)w;
+    int64_t took_us = (node_clock_ns() - t0) / 1000;
+    w->heap_trim_rss = resident_bytes(w);
+    w->heap_trim_ms = w->now_ms;
+    LOG_D("heap trim: resident %llu -> %llu bytes, released %d, %lld us", (unsigned long long)rss,
+          (unsigned long long)w->heap_trim_rss, released, (long long)took_us);
 #endif
 }
 
@@ -445,6 +518,7 @@ static void run_ticks(struct worker *w)
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
         publish_stats(w);
+        conn_linger_expire(w);
     }
     if (w->now_ms >= w->next_publish_ms) {
         w->next_publish_ms = w->now_ms + PUBLISH_MS;
@@ -514,7 +588,9 @@ static void arm_accept(struct worker *w, int fd, uint8_t tag)
 
 static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *cqe)
 {
-    int fd = tag == UD_ACCEPT_CLIENT ? w->client_lfd : w->peer_lfd;
+    int fd = tag == UD_ACCEPT_CLIENT ? w->client_lfd
+             : tag == UD_ACCEPT_PEER ? w->peer_lfd
+                                     : w->metrics_lfd;
     bool more = w->use_multishot_accept && (cqe->flags & IORING_CQE_F_MORE) != 0;
     if (cqe->res == -EINVAL && w->use_multishot_accept) {
         /* A kernel without multishot accept: fall back to one accept per connection. */
@@ -528,8 +604,10 @@ static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *
             close(cqe->res);
         } else if (tag == UD_ACCEPT_CLIENT) {
             client_accepted(w, cqe->res);
-        } else {
+        } else if (tag == UD_ACCEPT_PEER) {
             peer_accepted(w, cqe->res);
+        } else {
+            metrics_accepted(w, cqe->res);
         }
     } else if (cqe->res != -ECANCELED) {
         LOG_W("accept failed: %s", strerror(-cqe->res));
@@ -565,6 +643,7 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
         break;
     case UD_ACCEPT_CLIENT:
     case UD_ACCEPT_PEER:
+    case UD_ACCEPT_METRICS:
         on_accept(w, tag, cqe);
         break;
     case UD_WAKE:
@@ -595,6 +674,7 @@ static void loop_iteration(struct worker *w)
     flush_pending_appends(w);
     release_durable(w);
     drain_groups(w);
+    route_wake_blocked(w);
     if (w->fatal == 0) {
         wal_submit(w->wal);
     } else if (!w->fatal_reported) {
@@ -760,6 +840,7 @@ static int worker_open(struct worker *w)
         .iowq_max_workers = 2,
         .strategy = cfg->disk_batching,
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
+        .segment_bytes = cfg->test_wal_segment_bytes,
     };
     char err[512];
     int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));
@@ -865,6 +946,9 @@ void *worker_main(void *arg)
     if (rc == 0) {
         rc = peer_setup(w);
     }
+    if (rc == 0) {
+        rc = metrics_setup(w);
+    }
     extern void node_worker_started(struct worker * w, int status);
     node_worker_started(w, rc);
     if (rc != 0) {
@@ -874,12 +958,18 @@ void *worker_main(void *arg)
     arm_wake_fd(w);
     arm_accept(w, w->client_lfd, UD_ACCEPT_CLIENT);
     arm_accept(w, w->peer_lfd, UD_ACCEPT_PEER);
+    if (w->metrics_lfd >= 0) {
+        arm_accept(w, w->metrics_lfd, UD_ACCEPT_METRICS);
+    }
     w->now_ms = node_clock_ms();
     w->next_tick_ms = w->now_ms;
     w->next_sweep_ms = w->now_ms + SWEEP_MS;
     w->next_balance_ms = w->now_ms + 2 * BALANCE_PERIOD_MS;
     while (!w->stopping) {
         loop_iteration(w);
+    }
+    if (faults_power_loss(w)) {
+        return NULL;
     }
     /* Shut down: no new input; let the WAL finish what is in flight (bounded). */
     LOG_I("stopping");

@@ -27,14 +27,14 @@ BUILD_TARGETS += $(LIBSTORAGE_TEST)
 TEST_STAGES += test-storage
 
 test-storage: $(RINGRAFT_WAL)
-	$(Q)RINGRAFT_WAL=$(RINGRAFT_WAL) tools/stage.sh storage 300 tools/run-tests.sh $(STORAGE_TEST_BIN)
+	$(Q)RINGRAFT_WAL=$(RINGRAFT_WAL) tools/stage.sh storage 900 tools/run-tests.sh $(STORAGE_TEST_BIN)
 
 # The same WAL tests with two flushes in flight (cfg.flushes_in_flight = 2, not the default).
 TEST_STAGES += test-storage-2flight
 STORAGE_2FLIGHT_BIN := $(addprefix $(B)/tests/storage/,test_wal test_wal_hardening \
 	test_wal_recovery test_wal_faults test_wal_kill test_wal_powerloss)
 test-storage-2flight:
-	$(Q)RR_WAL_FLUSHES=2 tools/stage.sh storage-2flight 300 tools/run-tests.sh $(STORAGE_2FLIGHT_BIN)
+	$(Q)RR_WAL_FLUSHES=2 tools/stage.sh storage-2flight 900 tools/run-tests.sh $(STORAGE_2FLIGHT_BIN)
 
 # ---- tools/ringraft-wal -----------------------------------------------------------------
 $(RINGRAFT_WAL): $(B)/tools/ringraft_wal.o $(LIBSTORAGE) $(LIBCORE)

@@ -36,10 +36,12 @@
  *
  * REPLAY (recovery rebuilds the index, appends update it the same way): records apply in
  * log order. An entry at index i of group g drops g's entries at i and above (the core may
- * rewrite a suffix), then appends. The newest hard-state and compact records win. At the end
- * every group's retained log starts at snap_index + 1: entries go only by a durable
- * compaction (a segment is retired only once every record in it is superseded by a durable
- * record), so anything else means records are missing.
+ * rewrite a suffix), then appends. A truncation at i that empties g's log leaves it ending
+ * at i - 1 (not below the snapshot), even if replay began above i with entries the truncation
+ * superseded. The newest hard-state and compact records win. At the end every group's log,
+ * empty or not, starts at snap_index + 1: entries go only by a durable compaction (a segment
+ * is retired only once every record in it is superseded by a durable record), so anything
+ * else means records are missing.
  *
  * RECOVERY. Segments are replayed in sequence order. Every segment but the newest holding
  * records ends with a seal. In the newest, the first invalid record at offset X ends the

@@ -13,12 +13,18 @@ size_t wal_index_bytes_per_entry(void)
     return sizeof(struct wal_loc);
 }
 
-/* Drops entries at index and above. */
+/* Drops entries at index and above. A log left empty then ends at index - 1 (never below
+ * its snapshot): replay may have begun with superseded entries above index (the segment
+ * holding the log's start retired once a truncation below them was durable), and keeping
+ * their first index would report a last index the log does not have. */
 static void gs_truncate(struct wal_group_state *gs, raft_index index)
 {
     while (gs->count > 0 && gs_last(gs) >= index) {
         gs->bytes -= gs_loc(gs, gs_last(gs))->size;
         gs->count--;
+    }
+    if (gs->count == 0 && index < gs->first_index) {
+        gs->first_index = index > gs->snap_index ? index : gs->snap_index + 1;
     }
 }
 

@@ -494,11 +494,23 @@ static int settle_unusable_newest(struct wal *wal, struct scan *s, char *err, si
 }
 
 /* Every group's retained log must start right after its snapshot: entries before them were
- * dropped only by a durable compaction (a segment goes only when nothing in it is needed). */
+ * dropped only by a durable compaction (a segment goes only when nothing in it is needed).
+ * An empty log too: it ends at first_index - 1, and the entries up to there are neither
+ * retained nor covered by the snapshot. */
 static int check_log_starts(struct wal *wal, char *err, size_t err_len)
 {
     for (uint32_t g = 0; g < wal->local_groups; g++) {
         const struct wal_group_state *gs = &wal->groups[g];
+        raft_group group = g * wal->cfg.worker_count + wal->cfg.worker_id;
+        if (gs->count == 0 && gs->first_index != gs->snap_index + 1) {
+            snprintf(err, err_len,
+                     "%s: group %u: the log is empty and ends at index %llu but its snapshot "
+                     "ends at %llu: entries are missing; refusing to start (run ringraft-wal "
+                     "verify)",
+                     wal->dir, group, (unsigned long long)(gs->first_index - 1),
+                     (unsigned long long)gs->snap_index);
+            return RR_ECORRUPT;
+        }
         if (gs->count > 0 && gs->first_index != gs->snap_index + 1) {
             int s = wal_segment_find(wal, gs->locs[gs->head].lsn);
             uint64_t seq = s >= 0 ? wal->segs[s].seq : 0;
@@ -510,8 +522,7 @@ static int check_log_starts(struct wal *wal, char *err, size_t err_len)
                      "the group's log starts at index %llu but its snapshot ends at %llu: "
                      "entries are missing",
                      (unsigned long long)gs->first_index, (unsigned long long)gs->snap_index);
-            return corrupt_group(wal, seq, off, g * wal->cfg.worker_count + wal->cfg.worker_id, why,
-                                 err, err_len);
+            return corrupt_group(wal, seq, off, group, why, err, err_len);
         }
     }
     return RR_OK;

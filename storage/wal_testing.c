@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "storage/wal_internal.h"
 
 struct wal_test_fault_slot {
     uint32_t countdown; /* 0: inactive; 1: the next hit fails */
@@ -82,6 +85,54 @@ void wal_test_before_submit(struct io_uring *ring)
         observer(observer_arg, &ring->sq.sqes[i & ring->sq.ring_mask]);
     }
     observer(observer_arg, NULL);
+}
+
+void wal_test_forget_cqe(struct wal *wal, const struct io_uring_cqe *cqe)
+{
+    RR_ASSERT((io_uring_cqe_get_data64(cqe) & (0xffull << WAL_USER_DATA_TAG_SHIFT)) ==
+              wal->user_tag);
+    RR_ASSERT(wal->inflight > 0);
+    wal->inflight--;
+}
+
+/* Zeroes file bytes [off, off + len) of fd with WAL_PREP_CHUNK-sized writes. */
+static int zero_range(const struct wal *wal, int fd, uint64_t off, uint64_t len)
+{
+    while (len > 0) {
+        size_t n = len < WAL_PREP_CHUNK ? (size_t)len : WAL_PREP_CHUNK;
+        ssize_t w = pwrite(fd, wal->zeros, n, (off_t)off);
+        if (w <= 0) {
+            return w < 0 ? -errno : -EIO;
+        }
+        off += (uint64_t)w;
+        len -= (uint64_t)w;
+    }
+    return 0;
+}
+
+int wal_test_power_cut(struct wal *wal, uint64_t *reverted_bytes)
+{
+    RR_ASSERT(!wal_busy(wal));
+    *reverted_bytes = 0;
+    for (uint32_t i = 0; i < wal->seg_count; i++) {
+        const struct wal_segment *s = &wal->segs[i];
+        /* A sealed segment's records end at its seal; the active one's at head. */
+        uint64_t hi = s->sealed ? s->lsn_end : wal->head;
+        uint64_t lo = wal->durable > s->lsn_start ? wal->durable : s->lsn_start;
+        if (lo >= hi) {
+            continue;
+        }
+        uint64_t off = WAL_SEGMENT_HEADER_BYTES + (lo - s->lsn_start);
+        int rc = zero_range(wal, s->fd, off, hi - lo);
+        if (rc == 0 && fdatasync(s->fd) != 0) {
+            rc = -errno;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        *reverted_bytes += hi - lo;
+    }
+    return 0;
 }
 
 #else

@@ -53,6 +53,22 @@ typedef void (*wal_test_sqe_observer)(void *arg, const struct io_uring_sqe *sqe)
 void wal_test_observe(wal_test_sqe_observer fn, void *arg);
 void wal_test_before_submit(struct io_uring *ring);
 
+/* Power loss of a whole process (tests/faults, ringraftd's test-power-loss switch). At the
+ * moment of the loss the caller stops handing the WAL's CQEs to wal_handle_cqe: it reaps
+ * them and passes each to wal_test_forget_cqe, which only counts it, until wal_busy() is
+ * false (every write the kernel had been given has landed; a sync that completes now counts
+ * for nothing, since the WAL never learns of it). wal_test_power_cut then zeroes every
+ * record byte at or past the durable lsn the WAL had reached (what it had not seen synced),
+ * in every segment, and syncs the files: the WAL's next recovery sees exactly what a power
+ * loss that reverted every unsynced byte would leave (zeros rather than a recycled file's
+ * old bytes; both fail the checksum). Name operations in flight are left as they landed.
+ * Returns 0 or a negative errno; *reverted_bytes says how many bytes were zeroed. The WAL
+ * must not be used afterwards except by wal_close. */
+struct wal;
+struct io_uring_cqe;
+void wal_test_forget_cqe(struct wal *wal, const struct io_uring_cqe *cqe);
+int wal_test_power_cut(struct wal *wal, uint64_t *reverted_bytes);
+
 #define WAL_FAULT(fp, res)      ((__typeof__(res))wal_test_fault((fp), (int64_t)(res)))
 #define WAL_BEFORE_SUBMIT(ring) wal_test_before_submit(ring)
 #define WAL_SEGMENT_LIMIT(n)    wal_test_segment_limit(n)

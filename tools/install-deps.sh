@@ -11,7 +11,28 @@ have_header cmocka.h || need+=(libcmocka-dev)
 # redis-benchmark talk to the nodes, the tests are Python 3 (standard library only).
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 { have_cmd redis-cli && have_cmd redis-benchmark; } || need+=(redis-tools)
+# bench/compare.py and bench/node-targets.py measure against a real redis-server.
+have_cmd redis-server || need+=(redis-server)
 have_cmd python3 || need+=(python3)
+# The fuzz targets (tests/fuzz, make fuzz and the test-fuzz stage): clang with libFuzzer and
+# the sanitizer runtimes. The compiler alone is not enough (the runtimes are a separate
+# package), so the check builds a trivial fuzzer.
+have_fuzzer() {
+    local dir rc
+    dir=$(mktemp -d) || return 1
+    printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\n%s\n' \
+        'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }' \
+        >"$dir/f.c"
+    clang -fsanitize=fuzzer,address,undefined -o "$dir/f" "$dir/f.c" >/dev/null 2>&1
+    rc=$?
+    rm -rf "$dir"
+    return $rc
+}
+if ! have_cmd clang; then
+    need+=(clang libclang-rt-14-dev)
+elif ! have_fuzzer; then
+    need+=(libclang-rt-14-dev)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing missing packages: ${need[*]}"
 sudo=""
@@ -20,5 +41,16 @@ if [ "$(id -u)" -ne 0 ]; then
     sudo=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq "${need[@]}"
+# Packages with a service (redis-server) must not start it: the tools start their own
+# servers on their own ports. policy-rc.d answering 101 tells invoke-rc.d not to.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    own_policy=1
+fi
+rc=0
+$sudo apt-get update -qq && $sudo apt-get install -y -qq "${need[@]}" || rc=$?
+[ $own_policy -eq 1 ] && $sudo rm -f "$policy"
+exit $rc

@@ -69,6 +69,7 @@ static const struct cmd_spec cmd_table[] = {
     {"readonly", 1, CMD_NODE, 0, 0, 0, CMD_ID_READONLY, "loading stale fast"},
     {"readwrite", 1, CMD_NODE, 0, 0, 0, CMD_ID_READWRITE, "loading stale fast"},
     {"wait", 3, CMD_NODE, 0, 0, 0, CMD_ID_WAIT, "noscript"},
+    {"slowlog", -2, CMD_NODE, 0, 0, 0, CMD_ID_SLOWLOG, "admin loading stale"},
 };
 /* clang-format on */
 

@@ -80,6 +80,7 @@ enum cmd_id {
     CMD_ID_READONLY,
     CMD_ID_READWRITE,
     CMD_ID_WAIT,
+    CMD_ID_SLOWLOG,
     CMD_ID_COUNT_ /* number of ids; not a command */
 };
 

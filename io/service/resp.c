@@ -55,6 +55,8 @@ static const char *const error_text[RESP_ERR_COUNT] = {
     [RESP_ERR_EXPECTED_DOLLAR] = "Protocol error: expected '$', got '?'",
     [RESP_ERR_BULK_LENGTH] = "Protocol error: invalid bulk length",
     [RESP_ERR_REQUEST_TOO_BIG] = "Protocol error: too big request",
+    [RESP_ERR_UNAUTH_MBULK_LENGTH] = "Protocol error: unauthenticated multibulk length",
+    [RESP_ERR_UNAUTH_BULK_LENGTH] = "Protocol error: unauthenticated bulk length",
 };
 
 /* ---- limits ----------------------------------------------------------------------------- */
@@ -122,6 +124,7 @@ void resp_parser_init(struct resp_parser *p, const struct resp_limits *limits)
 {
     RR_ASSERT(resp_limits_check(limits) == 0);
     p->limits = *limits;
+    p->unauthenticated = false;
     parser_reset(p);
 }
 
@@ -201,7 +204,10 @@ static size_t line_find(struct resp_parser *p, const uint8_t *in, size_t len, ui
 
 /* Finds the CR ending the '*' or '$' line at p->pos, with the byte after it buffered.
  * Refuses a line longer than inline_max (too_big), and a line that would end the request
- * past request_max. */
+ * past request_max. A line can break both limits; each is broken at a fixed offset of the
+ * request (the line's end reaching it), and the one broken at the lower offset names the
+ * error, so the result is the same whether the line arrives whole or in pieces (checking
+ * one limit before the other on what has arrived so far would not be). */
 static enum step header_line(struct resp_parser *p,
                              const uint8_t *in,
                              size_t len,
@@ -210,14 +216,13 @@ static enum step header_line(struct resp_parser *p,
                              struct resp_result *res)
 {
     size_t r = line_find(p, in, len, '\r');
-    size_t line_bytes = (r == NOT_FOUND ? len : r) - p->pos;
-    if (line_bytes > p->limits.inline_max) {
-        return fail(res, too_big, 0);
-    }
-    /* The request ends at least at the line's CRLF. */
-    uint64_t end_min = (uint64_t)(r == NOT_FOUND ? len : r) + CRLF_BYTES;
-    if (end_min > p->limits.request_max) {
-        return fail(res, RESP_ERR_REQUEST_TOO_BIG, 0);
+    uint64_t seen = r == NOT_FOUND ? len : r; /* the line runs at least to here */
+    /* Offsets at which the line breaks each limit: longer than inline_max, or its CRLF
+     * ending the request past request_max (request_max >= inline_max + 2 >= 3). */
+    uint64_t line_limit = (uint64_t)p->pos + p->limits.inline_max + 1;
+    uint64_t request_limit = p->limits.request_max - CRLF_BYTES + 1;
+    if (seen >= line_limit || seen >= request_limit) {
+        return fail(res, line_limit <= request_limit ? too_big : RESP_ERR_REQUEST_TOO_BIG, 0);
     }
     if (r == NOT_FOUND || r + 1 >= len) {
         return STEP_MORE;
@@ -238,6 +243,9 @@ count_line(struct resp_parser *p, const uint8_t *in, size_t len, struct resp_res
     int64_t n = 0;
     if (!parse_ll(in + p->pos + 1, cr - p->pos - 1, &n) || n > (int64_t)p->limits.args_max) {
         return fail(res, RESP_ERR_MBULK_LENGTH, 0);
+    }
+    if (p->unauthenticated && n > (int64_t)RESP_UNAUTH_ARGS_MAX) {
+        return fail(res, RESP_ERR_UNAUTH_MBULK_LENGTH, 0);
     }
     p->pos = cr + CRLF_BYTES;
     p->scan = p->pos;
@@ -263,6 +271,9 @@ bulk_line(struct resp_parser *p, const uint8_t *in, size_t len, struct resp_resu
     if (!parse_ll(in + p->pos + 1, cr - p->pos - 1, &n) || n < 0 ||
         (uint64_t)n > p->limits.bulk_max) {
         return fail(res, RESP_ERR_BULK_LENGTH, 0);
+    }
+    if (p->unauthenticated && (uint64_t)n > RESP_UNAUTH_BULK_MAX) {
+        return fail(res, RESP_ERR_UNAUTH_BULK_LENGTH, 0);
     }
     p->pos = cr + CRLF_BYTES;
     p->scan = p->pos;

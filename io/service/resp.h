@@ -39,6 +39,10 @@
 #define RESP_INLINE_MAX_CEILING  (1u << 20)
 #define RESP_ARGS_MAX_CEILING    (1u << 20) /* Redis 6's fixed multibulk length limit */
 #define RESP_REQUEST_MAX_CEILING (1u << 30)
+/* Limits for a client that has not authenticated yet (Redis's): enough for AUTH and HELLO,
+ * too little to make a node buffer anything large for a stranger. */
+#define RESP_UNAUTH_ARGS_MAX 10u
+#define RESP_UNAUTH_BULK_MAX 16384u
 
 struct resp_limits {
     uint32_t inline_max;  /* bytes of an inline line before its \n (a \r included); also the
@@ -75,6 +79,9 @@ struct resp_parser {
     size_t pos;                /* offset of the next line or bulk to parse */
     size_t scan;               /* offset where the search for the current line's end resumes;
                                 * >= pos (bytes in [pos, scan) hold no line end) */
+    bool unauthenticated;      /* the client must still authenticate: Redis's tighter limits
+                                * (RESP_UNAUTH_ARGS_MAX, RESP_UNAUTH_BULK_MAX) apply; set by
+                                * the caller before each resp_parse */
 };
 
 /* Resets p for a new connection (or after a request, which resp_parse does itself).
@@ -108,6 +115,8 @@ enum resp_error {
     RESP_ERR_EXPECTED_DOLLAR,      /* "Protocol error: expected '$', got 'X'" */
     RESP_ERR_BULK_LENGTH,          /* "Protocol error: invalid bulk length" */
     RESP_ERR_REQUEST_TOO_BIG,      /* "Protocol error: too big request" (ours) */
+    RESP_ERR_UNAUTH_MBULK_LENGTH,  /* "Protocol error: unauthenticated multibulk length" */
+    RESP_ERR_UNAUTH_BULK_LENGTH,   /* "Protocol error: unauthenticated bulk length" */
     RESP_ERR_COUNT
 };
 

@@ -49,7 +49,8 @@
 #define SM_SESSION_BUCKETS    64u /* the first bucket array (beyond the inline bucket) */
 #define SM_SERIAL_MAGIC       0x4d53525252uLL /* "RRRSM" */
 #define SM_SERIAL_VERSION     2u
-#define SM_KEPT_MIN           4u /* first allocation of a session's reply array */
+#define SM_KEPT_MIN           4u  /* first allocation of a session's reply array */
+#define SM_KEPT_INLINE        24u /* replies up to this size are kept without an allocation */
 
 static const char err_wrongtype[] =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -58,13 +59,47 @@ static const char err_syntax[] = "ERR syntax error";
 static const char err_too_large[] = "ERR reply too large to replay";
 static const char err_not_kept[] = "ERR request already applied; reply not kept";
 
-/* The reply of one applied request, kept for its retries. */
+/* The reply of one applied request, kept for its retries. Most replies (+OK, integers, nil,
+ * short bulk strings, stream IDs) fit inline, so keeping them allocates nothing. */
 struct kept_reply {
     uint64_t seq;
-    uint8_t *buf;   /* owned; NULL when len is 0 */
-    uint32_t len;   /* bytes at buf */
+    uint32_t len;   /* bytes of the reply */
     bool too_large; /* the reply was over session_reply_max (or overflowed): not kept */
+    union {
+        uint8_t *heap;                 /* owned, when len > SM_KEPT_INLINE */
+        uint8_t bytes[SM_KEPT_INLINE]; /* when len <= SM_KEPT_INLINE */
+    } data;
 };
+
+static const uint8_t *kept_bytes(const struct kept_reply *k)
+{
+    return k->len > SM_KEPT_INLINE ? k->data.heap : k->data.bytes;
+}
+
+/* Stores a copy of reply[0, len) in k (len set). 0 or RR_ENOMEM (k unchanged). */
+static int kept_store(struct kept_reply *k, const uint8_t *reply, uint32_t len)
+{
+    if (len > SM_KEPT_INLINE) {
+        uint8_t *p = malloc(len);
+        if (p == NULL) {
+            return RR_ENOMEM;
+        }
+        memcpy(p, reply, len);
+        k->data.heap = p;
+    } else if (len > 0) {
+        memcpy(k->data.bytes, reply, len);
+    }
+    k->len = len;
+    return 0;
+}
+
+static void kept_release(struct kept_reply *k)
+{
+    if (k->len > SM_KEPT_INLINE) {
+        free(k->data.heap);
+    }
+    k->len = 0;
+}
 
 struct session {
     struct session *hnext;   /* hash chain by client_id */
@@ -211,7 +246,7 @@ static const struct kept_reply *kept_find(const struct session *s, uint64_t seq)
 static void kept_drop_lowest(struct session *s)
 {
     RR_ASSERT(s->n > 0);
-    free(s->kept[s->lo].buf);
+    kept_release(&s->kept[s->lo]);
     s->lo++;
     s->n--;
     if (s->n == 0) {
@@ -222,7 +257,7 @@ static void kept_drop_lowest(struct session *s)
 static void session_free_kept(struct session *s)
 {
     for (uint32_t i = s->lo; i < s->lo + s->n; i++) {
-        free(s->kept[i].buf);
+        kept_release(&s->kept[i]);
     }
     free(s->kept);
     s->kept = NULL;
@@ -1173,7 +1208,7 @@ static int apply_command(struct sm *sm, const struct args *a, struct reply *r)
     case CMD_ID_FLUSHDB:
         return cmd_flushdb(sm, a, r);
     default:
-        RR_ASSERT(!"a write command without a handler");
+        RR_ASSERT(false && "a write command without a handler");
         return 0;
     }
 }
@@ -1184,7 +1219,7 @@ static void reply_kept(const struct kept_reply *k, struct reply *r)
     if (k->too_large) {
         reply_error(r, err_too_large);
     } else {
-        reply_raw(r, k->buf, k->len);
+        reply_raw(r, kept_bytes(k), k->len);
     }
 }
 
@@ -1193,22 +1228,17 @@ static void reply_kept(const struct kept_reply *k, struct reply *r)
 static void session_keep_reply(struct sm *sm, struct session *s, uint64_t seq)
 {
     struct reply *sc = sm->scratch;
-    struct kept_reply k = {seq, NULL, 0, false};
+    struct kept_reply k = {.seq = seq};
     if (sc->overflow || sc->len > sm->limits.session_reply_max) {
         k.too_large = true;
         if (sc->cap > 2 * (size_t)sm->limits.session_reply_max) {
             reply_free(sc); /* do not keep a huge scratch buffer around */
         }
-    } else if (sc->len > 0) {
-        k.buf = malloc(sc->len);
-        if (k.buf != NULL) {
-            memcpy(k.buf, sc->buf, sc->len);
-        } else {
-            k.buf = sc->buf; /* no memory for a copy: take scratch's buffer */
-            sc->buf = NULL;
-            sc->cap = 0;
-        }
+    } else if (kept_store(&k, sc->buf, (uint32_t)sc->len) != 0) {
+        k.data.heap = sc->buf; /* no memory for a copy: take scratch's buffer */
         k.len = (uint32_t)sc->len;
+        sc->buf = NULL;
+        sc->cap = 0;
     }
     sc->len = 0;
     /* Insert in seq order: usually at the end. */
@@ -1487,11 +1517,12 @@ read_xrange(const struct sm *sm, int64_t now, const struct args *a, bool rev, st
 }
 
 /* XREAD's options before STREAMS (xreadCommand). Returns the index of the first key, or 0
- * after writing an error. */
-static uint32_t xread_parse(const struct args *a, int64_t *count, bool *block, struct reply *r)
+ * after writing an error. *block_ms is -1 without BLOCK. */
+static uint32_t
+xread_parse(const struct args *a, int64_t *count, int64_t *block_ms, struct reply *r)
 {
     *count = 0;
-    *block = false;
+    *block_ms = -1;
     for (uint32_t i = 1; i < a->argc; i++) {
         uint32_t more = a->argc - i - 1;
         const uint8_t *o = a->argv[i];
@@ -1507,7 +1538,7 @@ static uint32_t xread_parse(const struct args *a, int64_t *count, bool *block, s
                 reply_error(r, "ERR timeout is negative");
                 return 0;
             }
-            *block = true;
+            *block_ms = t;
         } else if (util_arg_is(o, n, "count") && more > 0) {
             i++;
             if (!util_parse_i64(a->argv[i], a->argl[i], count)) {
@@ -1541,57 +1572,29 @@ static uint32_t xread_parse(const struct args *a, int64_t *count, bool *block, s
     return 0;
 }
 
-static void read_xread(const struct sm *sm, int64_t now, const struct args *a, struct reply *r)
+/* Writes XREAD's reply for the streams a->argv[first..first+n) read after ids[]: the
+ * streams with entries, or nothing (returns false) if none has any. */
+static bool xread_serve(const struct sm *sm,
+                        int64_t now,
+                        const struct args *a,
+                        uint32_t first,
+                        uint32_t n,
+                        const struct stream_id *ids,
+                        int64_t count,
+                        struct reply *r)
 {
-    int64_t count;
-    bool block;
-    uint32_t first = xread_parse(a, &count, &block, r);
-    if (first == 0) {
-        return;
-    }
-    uint32_t n = (a->argc - first) / 2;
-    struct stream_id stack[SM_ARGV_STACK];
-    struct stream_id *ids = n <= SM_ARGV_STACK ? stack : malloc((size_t)n * sizeof(*ids));
-    if (ids == NULL) {
-        reply_error(r, "ERR out of memory");
-        return;
-    }
     uint32_t ready = 0;
     for (uint32_t k = 0; k < n; k++) {
-        bool bad;
-        const struct obj *o =
-            read_typed(sm, a->argv[first + k], a->argl[first + k], now, OBJ_STREAM, &bad, r);
-        const uint8_t *idp = a->argv[first + n + k];
-        uint32_t idl = a->argl[first + n + k];
-        if (bad) {
-            goto out;
-        }
-        if (idl == 1 && idp[0] == '$') {
-            ids[k] = o != NULL ? stream_last_id(o->stream) : (struct stream_id){0, 0};
-        } else if (idl == 1 && idp[0] == '>') {
-            reply_error(r, "ERR The > ID can be specified only when calling XREADGROUP using "
-                           "the GROUP <group> <consumer> option.");
-            goto out;
-        } else if (stream_id_parse(idp, idl, 0, true, &ids[k], r) != 0) {
-            goto out;
-        }
-    }
-    for (uint32_t k = 0; k < n; k++) {
         const struct obj *o = ks_lookup(&sm->ks, a->argv[first + k], a->argl[first + k], now);
-        ready += o != NULL && stream_has_after(o->stream, ids[k]) ? 1 : 0;
+        ready += o != NULL && o->type == OBJ_STREAM && stream_has_after(o->stream, ids[k]) ? 1 : 0;
     }
     if (ready == 0) {
-        if (block) {
-            reply_error(r, SM_XREAD_BLOCK_ERROR);
-        } else {
-            reply_null_array(r);
-        }
-        goto out;
+        return false;
     }
     reply_array(r, ready);
     for (uint32_t k = 0; k < n; k++) {
         const struct obj *o = ks_lookup(&sm->ks, a->argv[first + k], a->argl[first + k], now);
-        if (o == NULL || !stream_has_after(o->stream, ids[k])) {
+        if (o == NULL || o->type != OBJ_STREAM || !stream_has_after(o->stream, ids[k])) {
             continue;
         }
         struct stream_id start = ids[k];
@@ -1601,10 +1604,90 @@ static void read_xread(const struct sm *sm, int64_t now, const struct args *a, s
         stream_reply_range(o->stream, start, (struct stream_id){UINT64_MAX, UINT64_MAX},
                            (uint64_t)count, false, r);
     }
-out:
-    if (ids != stack) {
-        free(ids);
+    return true;
+}
+
+/* XREAD. With BLOCK and nothing to return: if wait is NULL, SM_XREAD_BLOCK_ERROR; else
+ * returns true with *wait filled (the ids resolved, '$' as the stream's last ID now), no
+ * reply written. */
+static bool read_xread(const struct sm *sm,
+                       int64_t now,
+                       const struct args *a,
+                       struct sm_xread_wait *wait,
+                       struct reply *r)
+{
+    int64_t count;
+    int64_t block_ms;
+    uint32_t first = xread_parse(a, &count, &block_ms, r);
+    if (first == 0) {
+        return false;
     }
+    uint32_t n = (a->argc - first) / 2;
+    struct stream_id *ids = malloc((size_t)n * sizeof(*ids));
+    if (ids == NULL) {
+        reply_error(r, "ERR out of memory");
+        return false;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        bool bad;
+        const struct obj *o =
+            read_typed(sm, a->argv[first + k], a->argl[first + k], now, OBJ_STREAM, &bad, r);
+        const uint8_t *idp = a->argv[first + n + k];
+        uint32_t idl = a->argl[first + n + k];
+        if (bad) {
+            free(ids);
+            return false;
+        }
+        if (idl == 1 && idp[0] == '$') {
+            ids[k] = o != NULL ? stream_last_id(o->stream) : (struct stream_id){0, 0};
+        } else if (idl == 1 && idp[0] == '>') {
+            reply_error(r, "ERR The > ID can be specified only when calling XREADGROUP using "
+                           "the GROUP <group> <consumer> option.");
+            free(ids);
+            return false;
+        } else if (stream_id_parse(idp, idl, 0, true, &ids[k], r) != 0) {
+            free(ids);
+            return false;
+        }
+    }
+    if (xread_serve(sm, now, a, first, n, ids, count, r)) {
+        free(ids);
+        return false;
+    }
+    if (block_ms < 0) {
+        reply_null_array(r);
+    } else if (wait == NULL) {
+        reply_error(r, SM_XREAD_BLOCK_ERROR);
+    } else {
+        wait->block_ms = block_ms;
+        wait->count = count;
+        wait->first = first;
+        wait->streams = n;
+        wait->ids = ids;
+        return true;
+    }
+    free(ids);
+    return false;
+}
+
+bool sm_xread_retry(const struct sm *sm,
+                    int64_t now_ms,
+                    uint32_t argc,
+                    const uint8_t *const argv[],
+                    const uint32_t argl[],
+                    const struct sm_xread_wait *wait,
+                    struct reply *r)
+{
+    struct args a = {argc, argv, argl};
+    RR_ASSERT(wait->first + 2 * wait->streams == argc);
+    return xread_serve(sm, read_clock(sm, now_ms), &a, wait->first, wait->streams, wait->ids,
+                       wait->count, r);
+}
+
+void sm_xread_wait_free(struct sm_xread_wait *wait)
+{
+    free(wait->ids);
+    wait->ids = NULL;
 }
 
 static void
@@ -1636,29 +1719,30 @@ read_simple(const struct sm *sm, int64_t now, const struct args *a, uint16_t id,
         reply_simple(r, o == NULL ? "none" : o->type == OBJ_STRING ? "string" : "stream");
         return;
     default:
-        RR_ASSERT(!"not a simple read");
+        RR_ASSERT(false && "not a simple read");
     }
 }
 
-void sm_read(struct sm *sm,
-             int64_t now_ms,
-             uint32_t argc,
-             const uint8_t *const argv[],
-             const uint32_t argl[],
-             struct reply *r)
+bool sm_read_wait(struct sm *sm,
+                  int64_t now_ms,
+                  uint32_t argc,
+                  const uint8_t *const argv[],
+                  const uint32_t argl[],
+                  struct sm_xread_wait *wait,
+                  struct reply *r)
 {
     RR_ASSERT(argc >= 1);
     const struct cmd_spec *c = cmd_lookup(argv[0], argl[0]);
     if (c == NULL) {
         cmd_reply_unknown(r, argc, argv, argl);
-        return;
+        return false;
     }
     if (c->cls != CMD_READ) {
         reply_errorf(r, "ERR '%s' is not a read command", c->name);
-        return;
+        return false;
     }
     if (cmd_check_arity(c, argc, r) != 0) {
-        return;
+        return false;
     }
     int64_t now = read_clock(sm, now_ms);
     struct args a = {argc, argv, argl};
@@ -1668,14 +1752,14 @@ void sm_read(struct sm *sm,
     case CMD_ID_XLEN:
     case CMD_ID_TYPE:
         read_simple(sm, now, &a, c->id, r);
-        return;
+        return false;
     case CMD_ID_EXISTS: {
         int64_t n = 0;
         for (uint32_t i = 1; i < argc; i++) {
             n += ks_lookup(&sm->ks, argv[i], argl[i], now) != NULL ? 1 : 0;
         }
         reply_int(r, n);
-        return;
+        return false;
     }
     case CMD_ID_MGET:
         reply_array(r, argc - 1);
@@ -1687,26 +1771,36 @@ void sm_read(struct sm *sm,
                 reply_null(r);
             }
         }
-        return;
+        return false;
     case CMD_ID_GETRANGE:
         read_getrange(sm, now, &a, r);
-        return;
+        return false;
     case CMD_ID_TTL:
     case CMD_ID_PTTL:
     case CMD_ID_EXPIRETIME:
     case CMD_ID_PEXPIRETIME:
         read_ttl(sm, now, &a, c->id, r);
-        return;
+        return false;
     case CMD_ID_XRANGE:
     case CMD_ID_XREVRANGE:
         read_xrange(sm, now, &a, c->id == CMD_ID_XREVRANGE, r);
-        return;
+        return false;
     case CMD_ID_XREAD:
-        read_xread(sm, now, &a, r);
-        return;
+        return read_xread(sm, now, &a, wait, r);
     default:
-        RR_ASSERT(!"a read command without a handler");
+        RR_ASSERT(false && "a read command without a handler");
+        return false;
     }
+}
+
+void sm_read(struct sm *sm,
+             int64_t now_ms,
+             uint32_t argc,
+             const uint8_t *const argv[],
+             const uint32_t argl[],
+             struct reply *r)
+{
+    (void)sm_read_wait(sm, now_ms, argc, argv, argl, NULL, r);
 }
 
 uint64_t sm_key_count(const struct sm *sm, int64_t now_ms)
@@ -1884,7 +1978,7 @@ static bool glob_impl(const uint8_t *p,
                 p++;
                 plen--;
             }
-            /* fall through */
+            __attribute__((fallthrough)); /* a backslash escapes the next byte */
         default:
             if (nocase ? glob_lower(p[0]) != glob_lower(s[0]) : p[0] != s[0]) {
                 return false;
@@ -1950,7 +2044,7 @@ uint64_t sm_digest(const struct sm *sm)
             const struct kept_reply *k = &s->kept[i];
             uint64_t kh[3] = {k->seq, k->too_large ? 1u : 0u, k->len};
             sessions = XXH3_64bits_withSeed(kh, sizeof(kh), sessions);
-            sessions = XXH3_64bits_withSeed(k->buf, k->len, sessions);
+            sessions = XXH3_64bits_withSeed(kept_bytes(k), k->len, sessions);
         }
     }
     uint64_t all[5] = {keys, live, sessions, sm->session_count, (uint64_t)sm->clock};
@@ -1998,7 +2092,7 @@ int sm_serialize(const struct sm *sm, struct reply *out)
         for (uint32_t i = s->lo; i < s->lo + s->n && !out->overflow; i++) {
             util_put_u64(out, s->kept[i].seq);
             util_put_u8(out, s->kept[i].too_large ? 1 : 0);
-            util_put_blob(out, s->kept[i].buf, s->kept[i].len);
+            util_put_blob(out, kept_bytes(&s->kept[i]), s->kept[i].len);
         }
     }
     if (out->overflow) {
@@ -2065,13 +2159,9 @@ static int load_kept(struct session *s, struct util_cursor *c, uint64_t seq)
     if (c->bad || too_large > 1 || (too_large == 1 && len != 0)) {
         return RR_ECORRUPT;
     }
-    struct kept_reply k = {seq, NULL, len, too_large == 1};
-    if (len > 0) {
-        k.buf = malloc(len);
-        if (k.buf == NULL) {
-            return RR_ENOMEM;
-        }
-        memcpy(k.buf, reply, len);
+    struct kept_reply k = {.seq = seq, .too_large = too_large == 1};
+    if (kept_store(&k, reply, len) != 0) {
+        return RR_ENOMEM;
     }
     s->kept[s->n++] = k;
     return 0;

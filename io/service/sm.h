@@ -95,8 +95,9 @@ int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, 
 
 /* Serves a CMD_READ command (argv[0] is the name, arity already checked). now_ms: the
  * reading node's clock; the state machine uses max(its clock, now_ms) to decide expiry
- * (reads at the leader; keys are never deleted by a read). XREAD with BLOCK is refused with
- * "ERR XREAD BLOCK is not supported" (SM_XREAD_BLOCK_ERROR) for now. */
+ * (reads at the leader; keys are never deleted by a read). An XREAD with BLOCK that finds
+ * nothing to return is answered "ERR XREAD BLOCK is not supported" (SM_XREAD_BLOCK_ERROR):
+ * callers that can wait use sm_read_wait. */
 void sm_read(struct sm *sm,
              int64_t now_ms,
              uint32_t argc,
@@ -105,6 +106,39 @@ void sm_read(struct sm *sm,
              struct reply *r);
 
 #define SM_XREAD_BLOCK_ERROR "ERR XREAD BLOCK is not supported"
+
+/* A blocked XREAD: its BLOCK timeout, COUNT, where its keys start in argv, and each
+ * stream's ID to read after, resolved when it first ran ('$' became that stream's last ID
+ * then, so entries added while it waits are what it returns). */
+struct sm_xread_wait {
+    int64_t block_ms; /* 0: no timeout */
+    int64_t count;    /* 0: no limit */
+    uint32_t first;   /* argv index of the first key */
+    uint32_t streams; /* keys; their IDs follow them in argv */
+    struct stream_id *ids;
+};
+
+/* sm_read, except that an XREAD with BLOCK that finds nothing returns true with *wait
+ * filled (free with sm_xread_wait_free) and writes no reply; the caller waits for writes
+ * to its keys and calls sm_xread_retry, or answers a null array at the timeout. Returns
+ * false when a reply was written. */
+bool sm_read_wait(struct sm *sm,
+                  int64_t now_ms,
+                  uint32_t argc,
+                  const uint8_t *const argv[],
+                  const uint32_t argl[],
+                  struct sm_xread_wait *wait,
+                  struct reply *r);
+/* Serves a blocked XREAD again: true (reply written) if any of its streams now has entries
+ * after its ID; false (nothing written) otherwise. */
+bool sm_xread_retry(const struct sm *sm,
+                    int64_t now_ms,
+                    uint32_t argc,
+                    const uint8_t *const argv[],
+                    const uint32_t argl[],
+                    const struct sm_xread_wait *wait,
+                    struct reply *r);
+void sm_xread_wait_free(struct sm_xread_wait *wait);
 
 /* Live (unexpired at max(the sm's clock, now_ms)) key count, for DBSIZE. */
 uint64_t sm_key_count(const struct sm *sm, int64_t now_ms);

@@ -122,10 +122,16 @@ class Resp:
     """A tiny blocking RESP2 client. Replies: str for +simple, bytes for $bulk, int, list,
     None for nil; an -error reply comes back as a RespError object (raised by call())."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+    def __init__(self, port, host="127.0.0.1", timeout=10.0, password=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
+        if password is not None:
+            try:
+                self.call("AUTH", password)
+            except BaseException:
+                self.close()
+                raise
 
     def close(self):
         try:
@@ -433,7 +439,7 @@ class Node:
         return rc
 
     def client(self, timeout=10.0):
-        return Resp(self.port, timeout=timeout)
+        return Resp(self.port, timeout=timeout, password=self.cluster.password)
 
     def call(self, *args, timeout=10.0):
         with self.client(timeout) as c:
@@ -441,7 +447,7 @@ class Node:
 
     def ping(self):
         try:
-            with Resp(self.port, timeout=2.0) as c:
+            with Resp(self.port, timeout=2.0, password=self.cluster.password) as c:
                 return c.call("PING") == "PONG"
         except (OSError, RespError, ConnectionClosed, ValueError):
             return False
@@ -481,7 +487,7 @@ class Cluster:
     or the block raised (then its path is printed with the logs' tails)."""
 
     def __init__(self, n=3, workers=1, groups=16, extra=(), bin=None, loglevel="notice",
-                 tick_ms=None, keep=False):
+                 tick_ms=None, keep=False, password=None):
         self.bin = os.path.abspath(bin or DEFAULT_BIN)
         if not os.access(self.bin, os.X_OK):
             raise RuntimeError("no ringraftd at %s (make FLAVOUR=debug build/debug/ringraftd)"
@@ -492,6 +498,10 @@ class Cluster:
         self.extra = shlex.split(os.environ.get("RR_NODE_EXTRA", "")) + list(extra)
         if tick_ms is not None:
             self.extra += ["--tick-ms", str(tick_ms)]
+        # password: every node requires it (requirepass); the harness's clients send AUTH.
+        self.password = password
+        if password is not None:
+            self.extra += ["--requirepass", password]
         self.loglevel = loglevel
         self.keep = keep or os.environ.get("RR_KEEP_CLUSTER") == "1"
         self.dir = tempfile.mkdtemp(prefix="ringraft-node-test-")

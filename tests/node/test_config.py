@@ -61,6 +61,16 @@ class ConfigTests(unittest.TestCase):
         finally:
             os.unlink(f.name)
 
+    def test_settings_do_not_override_each_other(self):
+        # Each setting is independent of the order they come in: net-batching once reset
+        # quiesce, lazy-commit and disk-flushes-in-flight to its own preferences.
+        rc, dump = run(["--quiesce", "no", "--lazy-commit", "no", "--disk-flushes-in-flight",
+                        "2", "--net-batching", "adaptive", "--dump-config"])
+        self.assertEqual(rc, 0, dump)
+        for line in ("quiesce no", "lazy-commit no", "disk-flushes-in-flight 2",
+                     "net-batching adaptive"):
+            self.assertIn(line + "\n", dump)
+
     def test_foreign_data_directory_is_refused(self):
         """A node started on a data directory created for another cluster, node, G or W
         refuses to start and names both identities; the directory is left untouched."""

@@ -525,6 +525,53 @@ static void test_limit_bulk(void **state)
                    "Protocol error: invalid bulk length");
 }
 
+/* A client that has not authenticated gets Redis's tighter limits: 10 arguments, bulks of
+ * 16 KiB; one that has gets the configured ones. */
+static void test_limits_before_authentication(void **state)
+{
+    (void)state;
+    struct resp_limits lim;
+    resp_limits_default(&lim);
+    static char big[RESP_UNAUTH_BULK_MAX + 64];
+    int h = snprintf(big, sizeof(big), "*1\r\n$%u\r\n", RESP_UNAUTH_BULK_MAX);
+    memset(big + h, 'p', RESP_UNAUTH_BULK_MAX);
+    memcpy(big + h + RESP_UNAUTH_BULK_MAX, "\r\n", 2);
+    size_t big_len = (size_t)h + RESP_UNAUTH_BULK_MAX + 2;
+    const char *ten =
+        "*10\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na"
+        "\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n";
+    const char *over[] = {"*11\r\n", "*1\r\n$16385\r\n"};
+    const char *why[] = {"Protocol error: unauthenticated multibulk length",
+                         "Protocol error: unauthenticated bulk length"};
+    for (int unauth = 0; unauth < 2; unauth++) {
+        struct conn c;
+        conn_init(&c, &lim);
+        c.p.unauthenticated = unauth == 1;
+        assert_int_equal(conn_feed(&c, (const uint8_t *)ten, strlen(ten)), RESP_NEED_MORE);
+        assert_int_equal(conn_feed(&c, (const uint8_t *)big, big_len), RESP_NEED_MORE);
+        assert_int_equal(c.requests, 2);
+        conn_free(&c);
+        for (int k = 0; k < 2; k++) {
+            conn_init(&c, &lim);
+            c.p.unauthenticated = unauth == 1;
+            enum resp_status st = conn_feed(&c, (const uint8_t *)over[k], strlen(over[k]));
+            if (unauth) {
+                assert_int_equal(st, RESP_ERROR);
+                assert_string_equal(c.res.message, why[k]);
+            } else {
+                assert_int_equal(st, RESP_NEED_MORE);
+            }
+            conn_free(&c);
+        }
+        /* A malformed count is still "invalid", whoever sends it (Redis's order). */
+        conn_init(&c, &lim);
+        c.p.unauthenticated = unauth == 1;
+        assert_int_equal(conn_feed(&c, (const uint8_t *)"*x\r\n", 4), RESP_ERROR);
+        assert_string_equal(c.res.message, "Protocol error: invalid multibulk length");
+        conn_free(&c);
+    }
+}
+
 /* "*2\r\n$40\r\n<40>\r\n$N\r\n<N>\r\n" is 58 + N bytes. */
 static size_t two_bulks(char *out, size_t cap, unsigned n)
 {
@@ -559,6 +606,31 @@ static void test_limit_request(void **state)
     memcpy(three + len, "$", 1);
     expect_outcome((const uint8_t *)three, len - 1, RESP_NEED_MORE, NULL);
     expect_outcome((const uint8_t *)three, len + 1, RESP_ERROR, "Protocol error: too big request");
+}
+
+/* A '$' line that breaks both inline_max and request_max: the limit it reaches first names
+ * the error, in one piece and byte by byte alike. (Found by fuzz_resp: in one piece the
+ * parser said "too big bulk count string", byte by byte "too big request".) */
+static void test_limit_line_and_request(void **state)
+{
+    (void)state;
+    char req[256];
+    size_t len = two_bulks(req, sizeof(req), 40);
+    assert_int_equal(len, 98);
+    req[1] = '3';
+    /* The third '$' line starts at 98: its CRLF cannot end by 100 once it holds a byte
+     * (offset 99), long before it passes inline_max (offset 131). */
+    req[len] = '$';
+    memset(req + len + 1, 'X', 40);
+    memcpy(req + len + 41, "\r\n", 2);
+    expect_outcome((const uint8_t *)req, len + 43, RESP_ERROR, "Protocol error: too big request");
+    /* Early in a request the line passes inline_max (offset 37) before request_max. */
+    char early[256];
+    memcpy(early, "*2\r\n$", 5);
+    memset(early + 5, '1', 120);
+    memcpy(early + 125, "\r\n", 2);
+    expect_outcome((const uint8_t *)early, 127, RESP_ERROR,
+                   "Protocol error: too big bulk count string");
 }
 
 static void test_limits_check(void **state)
@@ -915,7 +987,9 @@ int main(void)
         cmocka_unit_test(test_limit_header_lines),
         cmocka_unit_test(test_limit_args),
         cmocka_unit_test(test_limit_bulk),
+        cmocka_unit_test(test_limits_before_authentication),
         cmocka_unit_test(test_limit_request),
+        cmocka_unit_test(test_limit_line_and_request),
         cmocka_unit_test(test_limits_check),
         cmocka_unit_test(test_consumed_on_need_more),
         cmocka_unit_test(test_no_rescan),

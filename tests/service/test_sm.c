@@ -223,6 +223,53 @@ static void test_session_large_reply_not_kept(void **state)
     t_fini(&t);
 }
 
+static void copy_reply(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    assert_true(n < cap);
+    memcpy(dst, src, n + 1);
+}
+
+/* Replies kept inline (up to 24 bytes) and on the heap replay byte for byte, before and
+ * after a snapshot round trip. */
+static void test_session_replays_short_and_long_replies(void **state)
+{
+    (void)state;
+    static const char *values[] = {"start", "a", "0123456789abcdef0", "0123456789abcdef01",
+                                   "0123456789abcdef0123456789abcdef0123456789"};
+    enum { N = sizeof(values) / sizeof(values[0]) };
+    struct t_sm a;
+    struct t_sm c;
+    t_init(&a);
+    t_init(&c);
+    char cmd[128];
+    char first[N][128];
+    assert_string_equal(t_apply_as(&a, 5, 1, T_TIME, "set k start"), "+OK\r\n");
+    for (unsigned i = 0; i < N; i++) {
+        /* getset returns the previous value, values[i]: replies of 11, 7, 24, 25, 49 bytes */
+        snprintf(cmd, sizeof(cmd), "getset k %s", i + 1 < N ? values[i + 1] : "end");
+        copy_reply(first[i], sizeof(first[i]), t_apply_fu(&a, 5, 2 + i, 2, T_TIME, cmd));
+    }
+    assert_string_equal(first[1], "$1\r\na\r\n");
+    assert_string_equal(first[2], "$17\r\n0123456789abcdef0\r\n");
+    assert_string_equal(first[3], "$18\r\n0123456789abcdef01\r\n");
+    struct reply snap;
+    reply_init(&snap, (size_t)1 << 30);
+    assert_int_equal(sm_serialize(a.sm, &snap), 0);
+    assert_int_equal(sm_load(c.sm, snap.buf, snap.len), 0);
+    assert_int_equal(sm_digest(a.sm), sm_digest(c.sm));
+    for (unsigned i = 0; i < N; i++) {
+        /* a retry with other arguments gets the first reply and changes nothing */
+        assert_string_equal(t_apply_fu(&a, 5, 2 + i, 2, T_TIME, "getset k other"), first[i]);
+        assert_string_equal(t_apply_fu(&c, 5, 2 + i, 2, T_TIME, "getset k other"), first[i]);
+    }
+    assert_string_equal(t_read(&a, 0, "get k"), "$3\r\nend\r\n");
+    assert_string_equal(t_read(&c, 0, "get k"), "$3\r\nend\r\n");
+    reply_free(&snap);
+    t_fini(&a);
+    t_fini(&c);
+}
+
 /* The least recently used session goes first, by log order. */
 static void test_session_eviction_is_lru(void **state)
 {
@@ -414,13 +461,6 @@ static void feed_pipelined(struct t_sm *t)
     }
     t_apply_fu(t, 11, 17, 1, T_TIME + 20, "set big 0123456789abcdef0123456789");
     t_apply_fu(t, 11, 18, 1, T_TIME + 20, "getset big x");
-}
-
-static void copy_reply(char *dst, size_t cap, const char *src)
-{
-    size_t n = strlen(src);
-    assert_true(n < cap);
-    memcpy(dst, src, n + 1);
 }
 
 static void test_session_state_digest_and_snapshot(void **state)
@@ -805,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_expiry_follows_entry_clock),
         cmocka_unit_test(test_session_retry_applies_once),
         cmocka_unit_test(test_session_large_reply_not_kept),
+        cmocka_unit_test(test_session_replays_short_and_long_replies),
         cmocka_unit_test(test_session_eviction_is_lru),
         cmocka_unit_test(test_session_out_of_order),
         cmocka_unit_test(test_session_retried_pipeline),

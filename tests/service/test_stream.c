@@ -218,12 +218,50 @@ static void test_stream_snapshot_round_trip(void **state)
     t_fini(&b);
 }
 
+/* XREAD BLOCK through sm_read_wait: entries already there answer at once; otherwise '$' is
+ * resolved when the read first runs, so a retry returns what was added after it, and nothing
+ * while nothing was; a plain sm_read refuses to block. */
+static void test_xread_wait_and_retry(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    assert_string_equal(t_apply(&t, 5, "xadd s 5-1 a 1"), "$3\r\n5-1\r\n");
+    struct t_cmd c;
+    struct sm_xread_wait wait;
+    t_split(&c, "xread block 0 streams s 0");
+    assert_false(sm_read_wait(t.sm, 0, c.argc, c.argv, c.argl, &wait, &t.r));
+    assert_string_equal(t_take(&t), "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n5-1\r\n*2\r\n$1\r\n"
+                                    "a\r\n$1\r\n1\r\n");
+    t_split(&c, "xread count 1 block 100 streams s nokey $ $");
+    assert_true(sm_read_wait(t.sm, 0, c.argc, c.argv, c.argl, &wait, &t.r));
+    assert_int_equal(t.r.len, 0);
+    assert_int_equal(wait.block_ms, 100);
+    assert_int_equal(wait.streams, 2);
+    assert_int_equal(wait.count, 1);
+    assert_false(sm_xread_retry(t.sm, 0, c.argc, c.argv, c.argl, &wait, &t.r));
+    assert_int_equal(t.r.len, 0);
+    assert_string_equal(t_apply(&t, 6, "xadd nokey 6-1 b 2"), "$3\r\n6-1\r\n");
+    assert_string_equal(t_apply(&t, 6, "xadd nokey 6-2 b 3"), "$3\r\n6-2\r\n");
+    assert_true(sm_xread_retry(t.sm, 0, c.argc, c.argv, c.argl, &wait, &t.r));
+    /* Only the stream that got entries, COUNT honoured, after the resolved '$' (0-0 for a
+     * stream that did not exist). */
+    assert_string_equal(t_take(&t), "*1\r\n*2\r\n$5\r\nnokey\r\n*1\r\n*2\r\n$3\r\n6-1\r\n*2\r\n$"
+                                    "1\r\nb\r\n$1\r\n2\r\n");
+    sm_xread_wait_free(&wait);
+    /* Without a wait structure (sm_read), a read that would block is refused. */
+    assert_string_equal(t_read(&t, 0, "xread block 10 streams s $"),
+                        "-" SM_XREAD_BLOCK_ERROR "\r\n");
+    t_fini(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_commands_match_redis),
         cmocka_unit_test(test_auto_ids_follow_entry_clock),
         cmocka_unit_test(test_stream_snapshot_round_trip),
+        cmocka_unit_test(test_xread_wait_and_retry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -288,6 +288,7 @@ struct sim {
     struct sim_node node[SIM_NODES_MAX];
     struct raft_config config;
     struct multi_options mo;
+    uint64_t drain_budget; /* 0: drain_run; else drain_run_bounded's apply budget (per seed) */
     bool blocked[SIM_NODES_MAX][SIM_NODES_MAX]; /* from -> to */
     uint64_t partition_at;                      /* when the current partition started */
     /* Connections: a peer-down report tears down the connection between the two nodes, so

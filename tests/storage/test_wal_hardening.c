@@ -218,6 +218,46 @@ static void test_replay_starting_with_superseded_entries(void **state)
     }
 }
 
+/* Bug (shown by fuzz_wal's append-and-reopen check): group 0's whole log truncated (a follower
+ * whose every entry conflicts with a new leader's), after which the segment holding its start is
+ * retired and recycled. Replay then begins with the superseded entries k.. of the second segment
+ * (kept by group 1's entries) and the truncation at 1 emptied the log but kept first index k, so
+ * recovery reported last index k - 1 for an empty log with no snapshot; an append at k was
+ * accepted, and the next recovery refused the WAL ("entries are missing"). */
+static void test_truncate_whole_log_after_retired_start(void **state)
+{
+    struct th_fx *fx = *state;
+    fx_open(fx);
+    raft_index next = fill_first_segment(fx); /* group 0: 1..next-1, the last 5 in segment 2 */
+    for (raft_index i = 1; i <= 3; i++) {
+        append_one(fx, 1, i); /* group 1's entries pin segment 2 */
+    }
+    char first[128];
+    th_segment_path(fx->dir, fx->wal->segs[0].seq, first, sizeof(first));
+    uint64_t want = fx->acked + 1;
+    assert_int_equal(wal_truncate(fx->wal, 0, 1, th_fx_cb, fx), 0);
+    run_until_acked(fx, want);
+    raft_index i = 4;
+    for (int k = 0; k < 2000 && access(first, F_OK) == 0; k++) {
+        append_one(fx, 1, i++); /* until the first segment is recycled */
+    }
+    assert_int_not_equal(access(first, F_OK), 0);
+    th_fx_close(fx);
+    fx_open(fx);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.first_index, 1);
+    assert_int_equal(gi.last_index, 0);
+    assert_int_equal(gi.snap_index, 0);
+    append_one(fx, 0, 1); /* the log starts again at 1 */
+    th_fx_close(fx);
+    fx_open(fx);
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.first_index, 1);
+    assert_int_equal(gi.last_index, 1);
+    (void)next;
+}
+
 /* Recovery refuses a group whose retained log does not start right after its snapshot: the
  * file holding entries 1..k is gone (here removed by hand, keeping the run contiguous). */
 static void test_log_must_start_after_snapshot(void **state)
@@ -598,6 +638,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pin_race_truncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_must_start_after_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_starting_with_superseded_entries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_truncate_whole_log_after_retired_start, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_header_over_records_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_every_flush_retires, setup, teardown),

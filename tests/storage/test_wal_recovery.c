@@ -453,6 +453,38 @@ static void test_refuses_foreign_segment(void **state)
     assert_non_null(strstr(fx->err, "W=2"));
 }
 
+/* An empty log must end at its snapshot, as a non-empty one must start after it: records
+ * that leave group 0 empty but ending at 4 with no snapshot (entry 5, then a truncation at
+ * 5) are refused. Shown by fuzz_wal: recovery accepted them, the WAL then accepted an append
+ * at 5, and the next recovery refused the WAL ("entries are missing"). */
+static void test_empty_log_must_end_at_snapshot(void **state)
+{
+    struct th_fx *fx = *state;
+    fx_open(fx);
+    fx_close(fx);
+    char path[128];
+    th_segment_path(fx->dir, 1, path, sizeof(path));
+    size_t len;
+    uint8_t *img = read_path(path, &len);
+    uint64_t salt = segment_salt(img);
+    struct wal_record entry = {.type = WAL_REC_ENTRY,
+                               .entry_type = 1,
+                               .group = 0,
+                               .term = 1,
+                               .index = 5,
+                               .payload_len = 4,
+                               .payload = (const uint8_t *)"five"};
+    struct wal_record truncate = {.type = WAL_REC_TRUNCATE, .group = 0, .index = 5};
+    size_t off = WAL_SEGMENT_HEADER_BYTES;
+    wal_record_encode(&entry, salt, img + off);
+    off += wal_record_size(entry.payload_len);
+    wal_record_encode(&truncate, salt, img + off);
+    write_path(path, img, len);
+    assert_int_equal(fx_try_open(fx), RR_ECORRUPT);
+    assert_non_null(strstr(fx->err, "group 0: the log is empty and ends at index 4"));
+    free(img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +497,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stray_names_ignored, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_foreign_segment, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_version_1, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_empty_log_must_end_at_snapshot, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,10 @@ struct tnode {
     raft_node *leader;
     uint64_t role_events;
     uint64_t read_failures;
+    /* This drain: entries applied, groups that applied any, the last of them. */
+    uint64_t drain_applied;
+    uint32_t drain_groups_applied;
+    raft_group drain_last_group;
 };
 
 struct cluster {
@@ -150,6 +154,11 @@ static void apply_cb(void *ctx, raft_group g, const struct raft_entry *e)
     /* Committed entries arrive in order, without gaps. */
     assert_int_equal(e->index, n->applied[g] + 1);
     n->applied[g] = e->index;
+    if (n->drain_applied == 0 || g != n->drain_last_group) {
+        n->drain_groups_applied++;
+        n->drain_last_group = g;
+    }
+    n->drain_applied++;
     if (e->type == RAFT_ENTRY_NORMAL && e->data.len >= sizeof(uint64_t)) {
         memcpy(&n->value[g], e->data.base, sizeof(uint64_t));
     }
@@ -266,12 +275,47 @@ static void reset_stats(struct cluster *c)
     }
 }
 
+static uint64_t drain_budget; /* 0: drain_run; else drain_run_bounded with this budget */
+
 static bool node_drain(struct tnode *n)
 {
     if (!multi_has_dirty(n->m)) {
         return false;
     }
-    assert_int_equal(drain_run(n->m, &ops, n), 0);
+    n->drain_applied = 0;
+    n->drain_groups_applied = 0;
+    if (drain_budget == 0) {
+        assert_int_equal(drain_run(n->m, &ops, n), 0);
+        return true;
+    }
+    uint32_t walk_count = n->m->dirty_count;
+    uint32_t *walk = malloc(walk_count * sizeof(*walk));
+    assert_non_null(walk);
+    memcpy(walk, n->m->dirty_list, walk_count * sizeof(*walk));
+    uint64_t applied = 0;
+    assert_int_equal(drain_run_bounded(n->m, &ops, n, drain_budget, &applied), 0);
+    assert_int_equal(applied, n->drain_applied);
+    /* The groups not reached (a tail of the walk) lead the dirty list, in walk order; there
+     * are some only if the budget was used up. */
+    uint32_t left = 0;
+    for (uint32_t k = 1; k <= walk_count && k <= n->m->dirty_count; k++) {
+        if (memcmp(n->m->dirty_list, walk + walk_count - k, k * sizeof(*walk)) == 0) {
+            left = k;
+        }
+    }
+    for (uint32_t k = 0; k < left; k++) {
+        assert_int_equal(n->m->dirty_bit[walk[walk_count - left + k]], 1);
+    }
+    if (applied < drain_budget) {
+        assert_int_equal(left, 0);
+    }
+    free(walk);
+    /* Groups are drained until the budget is reached: the last one may overshoot it by
+     * at most one ready batch. */
+    assert_true(applied < drain_budget + RAFT_APPLY_ENTRIES_MAX);
+    if (drain_budget == 1) {
+        assert_true(n->drain_groups_applied <= 1);
+    }
     return true;
 }
 
@@ -743,6 +787,49 @@ static void test_apply_backlog_redrains(void **state)
     cluster_free(c);
 }
 
+/* A drain bounded in work applies at most about its budget, leaves the other groups dirty
+ * and reaches them in the next drains: every group still applies everything, with no tick
+ * to wake it, and the groups a drain did not reach go first in the next one. */
+static void test_bounded_drain(void **state)
+{
+    (void)state;
+    enum { G = 6, PER_GROUP = 300 };
+    static const uint64_t budgets[] = {1, 100, RAFT_APPLY_ENTRIES_MAX};
+    for (uint32_t b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+        struct cluster *c = cluster_new(G, 21);
+        struct tnode *leader = node_of(c, 1);
+        for (raft_group g = 0; g < G; g++) {
+            raft_campaign(multi_group(leader->m, g));
+        }
+        cluster_settle(c);
+        drain_budget = budgets[b];
+        raft_index last[G];
+        for (raft_group g = 0; g < G; g++) {
+            for (uint64_t v = 1; v <= PER_GROUP; v++) {
+                uint64_t x = g * 1000 + v;
+                assert_int_equal(
+                    multi_propose(leader->m, g, (const uint8_t *)&x, sizeof(x), &last[g]), 0);
+            }
+            /* A backlog larger than one ready batch in one group. */
+            if (g == 0) {
+                for (uint64_t v = 1; v <= 2 * RAFT_APPLY_ENTRIES_MAX; v++) {
+                    assert_int_equal(
+                        multi_propose(leader->m, g, (const uint8_t *)&v, sizeof(v), &last[g]), 0);
+                }
+            }
+        }
+        cluster_settle(c);
+        for (uint32_t i = 0; i < NODES; i++) {
+            for (raft_group g = 0; g < G; g++) {
+                assert_int_equal(c->n[i].applied[g], last[g]);
+            }
+            assert_false(multi_has_dirty(c->n[i].m));
+        }
+        drain_budget = 0;
+        cluster_free(c);
+    }
+}
+
 /* A drain whose output to a peer exceeds RAFT_BATCH_BYTES_MAX closes the full batch and
  * starts another: every batch stays within the limit and everything still arrives. */
 static void test_batches_split_at_limit(void **state)
@@ -864,6 +951,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quiet_drain),
+        cmocka_unit_test(test_bounded_drain),
         cmocka_unit_test(test_cluster_elects_and_commits),
         cmocka_unit_test(test_role_events_and_read_failures),
         cmocka_unit_test(test_quiesced_groups_not_ticked),

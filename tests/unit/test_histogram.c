@@ -1,5 +1,6 @@
 /* Histogram tests: percentiles against exact ones from sorted samples for several
- * distributions, merging, the empty histogram, and the bucket layout. */
+ * distributions, merging, the empty histogram, the bucket layout, and the text form
+ * (round trips, merging decoded histograms, truncation, malformed input). */
 /* cmocka.h needs these four first, in this order. */
 /* clang-format off */
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/errors.h"
 #include "core/base/histogram.h"
 #include "core/base/prng.h"
 
@@ -300,6 +302,149 @@ static void test_bucket_layout(void **state)
     }
 }
 
+/* Encodes h into a fresh buffer, decodes it back, and checks the copy is identical. Returns
+ * the text (caller frees). */
+static char *round_trip(const struct histogram *h)
+{
+    uint64_t need = histogram_encode(h, NULL, 0);
+    assert_true(need <= HIST_ENCODED_MAX);
+    char *text = malloc(need + 1);
+    assert_non_null(text);
+    assert_true(histogram_encode(h, text, need + 1) == need);
+    assert_int_equal(strlen(text), need);
+    static struct histogram back;
+    memset(&back, 0xab, sizeof(back));
+    assert_int_equal(histogram_decode(&back, text, need), 0);
+    assert_memory_equal(&back, h, sizeof(back));
+    return text;
+}
+
+static void test_encode_round_trip(void **state)
+{
+    (void)state;
+    static struct histogram h;
+    histogram_init(&h);
+    char *text = round_trip(&h);
+    assert_string_equal(text, "hist1 0 0 18446744073709551615 0 0");
+    free(text);
+    histogram_record(&h, 0);
+    histogram_record_n(&h, 300, 2);
+    text = round_trip(&h);
+    /* 0 is bucket 0; 300 is bucket 2 * 128 + (300 >> 1) % 128 = 278. */
+    assert_string_equal(text, "hist1 3 600 0 300 2 0 1 278 2");
+    free(text);
+    draw_fn draws[] = {draw_uniform, draw_exponential, draw_bimodal, draw_huge, draw_small};
+    struct rr_prng p;
+    rr_prng_seed(&p, 8);
+    for (size_t d = 0; d < sizeof(draws) / sizeof(draws[0]); d++) {
+        histogram_init(&h);
+        for (uint32_t i = 0; i < 50000; i++) {
+            histogram_record(&h, draws[d](&p));
+        }
+        free(round_trip(&h));
+    }
+    /* Every bucket non-empty: the longest text, within HIST_ENCODED_MAX. */
+    histogram_init(&h);
+    for (uint32_t b = 0; b < HIST_BUCKET_COUNT; b++) {
+        histogram_record_n(&h, histogram_bucket_high(b), UINT64_MAX / HIST_BUCKET_COUNT);
+    }
+    free(round_trip(&h));
+}
+
+/* Histograms of separate runs, encoded and decoded, merge to the histogram of all values. */
+static void test_decoded_merge_equals_single(void **state)
+{
+    (void)state;
+    static struct histogram all;
+    static struct histogram run;
+    static struct histogram merged;
+    static struct histogram back;
+    histogram_init(&all);
+    histogram_init(&merged);
+    struct rr_prng p;
+    rr_prng_seed(&p, 9);
+    for (int r = 0; r < 3; r++) {
+        histogram_init(&run);
+        for (uint32_t i = 0; i < 20000; i++) {
+            uint64_t v = draw_exponential(&p);
+            histogram_record(&run, v);
+            histogram_record(&all, v);
+        }
+        char *text = round_trip(&run);
+        assert_int_equal(histogram_decode(&back, text, strlen(text)), 0);
+        histogram_merge(&merged, &back);
+        free(text);
+    }
+    assert_memory_equal(&merged, &all, sizeof(all));
+}
+
+static void test_encode_truncates_like_snprintf(void **state)
+{
+    (void)state;
+    static struct histogram h;
+    histogram_init(&h);
+    histogram_record(&h, 5);
+    const char *full = "hist1 1 5 5 5 1 5 1";
+    char buf[32];
+    for (uint64_t cap = 1; cap < sizeof(buf); cap++) {
+        memset(buf, 'z', sizeof(buf));
+        assert_int_equal(histogram_encode(&h, buf, cap), strlen(full));
+        uint64_t kept = cap - 1 < strlen(full) ? cap - 1 : strlen(full);
+        assert_memory_equal(buf, full, kept);
+        assert_int_equal(buf[kept], '\0');
+        assert_int_equal(buf[cap], 'z'); /* nothing written past cap */
+    }
+}
+
+static void test_decode_refuses_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "hist1",
+        "hist2 0 0 18446744073709551615 0 0",
+        "hist1 0 0 18446744073709551615 0 0 ",    /* trailing space */
+        "hist1 0 0 18446744073709551615 0 0\n\n", /* two newlines */
+        "hist1  0 0 18446744073709551615 0 0",    /* double space */
+        "hist1 0 0 18446744073709551616 0 0",     /* past 2^64 - 1 */
+        "hist1 0 0 99999999999999999999999 0 0",  /* far past */
+        "hist1 0 0 0 0 0",                        /* empty but min set */
+        "hist1 1 5 5 5 1 5 2",                    /* counts do not add up */
+        "hist1 2 5 5 5 1 5 1",                    /* count says 2 */
+        "hist1 1 5 5 5 1 5 0",                    /* zero count */
+        "hist1 1 5 5 5 2 5 1",                    /* fewer buckets than announced */
+        "hist1 1 5 5 5 1 5 1 1 1",                /* more */
+        "hist1 1 5 5 5 1 6 1",                    /* min/max outside the bucket */
+        "hist1 2 10 5 5 2 5 1 0 1",               /* repeated bucket */
+        "hist1 1 5 5 5 1 7424 1",                 /* bucket out of range */
+        "hist1 1 5 5 5 1 05 1",                   /* leading zero */
+        "hist1 1 5 5 5 1 -5 1",
+        "hist1 1 5 5 5 1 5 1x",
+        "hist1 1 5 6 5 1 5 1", /* min > max */
+        "hist1 1 5 5 5 99999 5 1",
+        "hist1 18446744073709551615 0 1 1 2 1 18446744073709551615 1 1", /* overflow */
+    };
+    static struct histogram h;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        histogram_record(&h, 1);
+        if (histogram_decode(&h, bad[i], strlen(bad[i])) != RR_ECORRUPT) {
+            fail_msg("accepted: \"%s\"", bad[i]);
+        }
+        static struct histogram empty;
+        histogram_init(&empty);
+        assert_memory_equal(&h, &empty, sizeof(h)); /* left empty */
+    }
+    /* A length that cuts a valid text short is refused too; one trailing newline is fine. */
+    const char *good = "hist1 3 600 0 300 2 0 1 278 2\n";
+    assert_int_equal(histogram_decode(&h, good, strlen(good)), 0);
+    for (size_t n = 0; n < strlen(good) - 1; n++) {
+        int rc = histogram_decode(&h, good, n);
+        if (rc != RR_ECORRUPT) {
+            fail_msg("accepted a prefix of %zu bytes", n);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +458,10 @@ int main(void)
         cmocka_unit_test(test_merge_equals_single),
         cmocka_unit_test(test_empty),
         cmocka_unit_test(test_bucket_layout),
+        cmocka_unit_test(test_encode_round_trip),
+        cmocka_unit_test(test_decoded_merge_equals_single),
+        cmocka_unit_test(test_encode_truncates_like_snprintf),
+        cmocka_unit_test(test_decode_refuses_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

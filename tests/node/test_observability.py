@@ -1,0 +1,199 @@
+"""Observability: the Prometheus endpoint (metrics-port) of every node of a cluster, its
+naming conventions and histograms, bad HTTP requests refused without disturbing the node;
+SLOWLOG (bounded, newest first, Redis's truncation rules, passwords never logged); INFO's
+memory, limits and latencystats sections."""
+
+import re
+import socket
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from harness import Cluster, Resp, deadline_loop, free_port_ranges
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|\+Inf|NaN)$')
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def parse_metrics(text):
+    """{(name, labels): value} and {family: type}; asserts the exposition format."""
+    samples, types, helps = {}, {}, set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            types[name] = kind
+            continue
+        m = SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return samples, types, helps
+
+
+def raw_http(port, data, read_after=0.0):
+    """Sends raw bytes, returns the status line (or '' if closed without an answer).
+    read_after: seconds to wait before reading, so the server has answered and closed
+    before the client reads (its answer must survive unread request bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        time.sleep(read_after)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.split(b"\r\n", 1)[0].decode()
+
+
+class ObservabilityTests(unittest.TestCase):
+    def test_metrics_endpoint(self):
+        ports = free_port_ranges([1, 1, 1])
+        with Cluster(3, groups=8) as c:
+            for x, p in zip(c.nodes, ports):
+                x.extra = ["--metrics-port", str(p)]
+            c.start()
+            with c.node(1).client() as conn:
+                replies = conn.pipeline([("SET", "k%d" % i, "v") for i in range(200)] +
+                                        [("GET", "k%d" % i) for i in range(100)])
+            self.assertTrue(all(not isinstance(r, Exception) for r in replies))
+            # Counters and histograms are published every 100 ms: wait until they show.
+            for _ in deadline_loop(10):
+                samples, types, helps = parse_metrics(scrape(ports[0]))
+                key = ("ringraft_request_duration_seconds_count", '{class="read"}')
+                if samples.get(key, 0) >= 100:
+                    break
+            for family, kind in types.items():
+                self.assertTrue(family.startswith("ringraft_"), family)
+                self.assertIn(family, helps)
+                if kind == "counter":
+                    self.assertTrue(family.endswith("_total"), family)
+                if kind == "histogram":
+                    self.assertTrue(family.endswith("_seconds"), family)
+            for (name, _labels) in samples:
+                family = re.sub(r"_(bucket|sum|count)$", "", name)
+                self.assertTrue(name in types or family in types, name)
+            self.assertEqual(samples[("ringraft_groups", "")], 8)
+            self.assertEqual(samples[("ringraft_groups_with_leader", "")], 8)
+            self.assertGreaterEqual(samples[("ringraft_applied_entries_total", "")], 200)
+            # Histograms: cumulative buckets, +Inf equal to the count.
+            for cls, least in (("write", 200), ("read", 100)):
+                name = "ringraft_request_duration_seconds"
+                buckets = sorted(((float(re.search(r'le="([^"]+)"', lab).group(1)), v)
+                                  for (n, lab), v in samples.items()
+                                  if n == name + "_bucket" and 'class="%s"' % cls in lab))
+                counts = [v for _, v in buckets]
+                self.assertEqual(counts, sorted(counts), "buckets must be cumulative")
+                total = samples[(name + "_count", '{class="%s"}' % cls)]
+                self.assertEqual(buckets[-1], (float("inf"), total))
+                self.assertGreaterEqual(total, least)
+                self.assertGreater(samples[(name + "_sum", '{class="%s"}' % cls)], 0)
+            # Every node serves its own.
+            for p in ports[1:]:
+                s2, _, _ = parse_metrics(scrape(p))
+                self.assertEqual(s2[("ringraft_groups", "")], 8)
+            # Bad requests get an HTTP error and nothing else changes.
+            self.assertEqual(raw_http(ports[0], b"GET /nope HTTP/1.1\r\n\r\n"),
+                             "HTTP/1.1 404 Not Found")
+            self.assertEqual(raw_http(ports[0], b"POST /metrics HTTP/1.1\r\n\r\n"),
+                             "HTTP/1.1 405 Method Not Allowed")
+            self.assertEqual(raw_http(ports[0], b"\x00\xff garbage\r\n\r\n"),
+                             "HTTP/1.1 400 Bad Request")
+            for wait in (0.0, 0.3):
+                self.assertEqual(raw_http(ports[0], b"GET /" + b"a" * 20000, wait),
+                                 "HTTP/1.1 431 Request Header Fields Too Large")
+            # The server drops what follows an answer for a bounded time, then closes.
+            with socket.create_connection(("127.0.0.1", ports[0]), timeout=10) as s:
+                s.sendall(b"GET /" + b"a" * 20000)
+                self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 431"))
+                self.assertEqual(s.recv(65536), b"", "EOF after the answer")
+                with self.assertRaises(OSError):
+                    for _ in deadline_loop(10):
+                        s.sendall(b"a" * 4096)  # reset once the server has closed
+                        time.sleep(0.05)
+            with self.assertRaises(urllib.error.HTTPError):
+                urllib.request.urlopen("http://127.0.0.1:%d/" % ports[0], timeout=10)
+            self.assertEqual(c.node(1).call("PING"), "PONG")
+            parse_metrics(scrape(ports[0]))
+
+    def test_slowlog(self):
+        with Cluster(3, groups=8, password="pw",
+                     extra=["--slowlog-log-slower-than", "0", "--slowlog-max-len", "5"]) as c:
+            c.start()
+            with c.node(2).client() as conn:  # its AUTH is not logged
+                conn.call("SLOWLOG", "RESET")
+                with c.node(2).client():  # AUTH, on another connection
+                    pass
+                with Resp(c.node(2).port) as other:
+                    other.call("HELLO", "2", "AUTH", "default", "pw")
+                logged = [e[3][0].upper() for e in conn.call("SLOWLOG", "GET", "-1")]
+                self.assertEqual(logged, [b"SLOWLOG"])  # the RESET, no AUTH, no HELLO
+                conn.call("SET", "a", "x" * 200)
+                [set_a] = conn.call("SLOWLOG", "GET", "1")  # the newest: SET
+                self.assertEqual(set_a[3], [b"SET", b"a", b"x" * 128 + b"... (72 more bytes)"])
+                conn.call("GET", "a")
+                conn.call("CLIENT", "SETNAME", "tester")
+                conn.call("MSET", *["{t}%d" % i for i in range(40)])
+                self.assertEqual(conn.call("SLOWLOG", "LEN"), 5)  # bounded
+                entries = conn.call("SLOWLOG", "GET", "3")
+                self.assertEqual(len(entries), 3)
+                ids = [e[0] for e in entries]
+                self.assertEqual(ids, sorted(ids, reverse=True))
+                newest = entries[0]
+                self.assertEqual(newest[3], [b"SLOWLOG", b"LEN"])
+                mset = entries[1]
+                self.assertEqual(len(mset[3]), 32)
+                self.assertEqual(mset[3][31], b"... (10 more arguments)")
+                self.assertEqual(mset[5], b"tester")
+                self.assertRegex(mset[4].decode(), r"^127\.0\.0\.1:\d+$")
+                self.assertGreaterEqual(mset[2], 0)
+                all_entries = conn.call("SLOWLOG", "GET", "-1")
+                self.assertEqual(len(all_entries), 5)
+                args = [e[3] for e in all_entries]
+                self.assertFalse(any(a[0].upper() in (b"AUTH", b"HELLO") for a in args))
+                self.assertEqual(conn.call("SLOWLOG", "RESET"), "OK")
+                self.assertEqual(conn.call("SLOWLOG", "LEN"), 1)  # the RESET itself
+                with self.assertRaises(Exception) as e:
+                    conn.call("SLOWLOG", "NOPE")
+                self.assertIn("Try SLOWLOG HELP", str(e.exception))
+
+    def test_info_sections(self):
+        with Cluster(1, groups=4, extra=["--maxmemory", "1gb"]) as c:
+            c.start()
+            n = c.node(1)
+            n.call("SET", "k", "v")
+            mem = n.info("memory")
+            self.assertEqual(mem["maxmemory"], str(1 << 30))
+            self.assertEqual(mem["maxmemory_human"], "1.00G")
+            limits = n.info("limits")
+            for key in ("maxclients", "maxmemory", "client_query_buffer_limit",
+                        "client_output_buffer_limit", "proto_max_bulk_len", "pipeline_max",
+                        "peer_output_limit", "worker_inflight_limit", "request_timeout_ms"):
+                self.assertIn(key, limits)
+            with n.client() as conn:
+                conn.pipeline([("SET", "k%d" % i, "v") for i in range(3000)])
+            stats = n.info("stats")
+            for _ in deadline_loop(5):
+                stats = n.info("stats")
+                if int(stats["total_commands_processed"]) >= 3000:
+                    break
+            self.assertGreaterEqual(int(stats["total_commands_processed"]), 3000)
+            self.assertGreater(float(stats["instantaneous_ops_per_sec"]), 0)
+            batching = n.info("batching")
+            self.assertGreater(float(batching["instantaneous_wal_flushes_per_sec"]), 0)
+            self.assertGreater(float(batching["instantaneous_wal_bytes_per_sec"]), 0)
+            lat = n.info("latencystats")
+            self.assertRegex(lat["worker0_write_usec"], r"^count=\d+,p50=[0-9.]+,p99=")
+
+
+if __name__ == "__main__":
+    unittest.main()
