@@ -261,7 +261,7 @@ void raft_fini(struct raft *r)
 {
     log_free(&r->log);
     membership_progress_drop(r);
-    snapshot_free(r);
+    snapshot_store_free(r);
     read_index_free(r);
     free(r->msgs.msgs);
     free(r->after.msgs);

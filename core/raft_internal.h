@@ -313,6 +313,6 @@ int snapshot_store_reserve(struct raft *r);
 uint64_t snapshot_bytes(const struct raft *r);
 struct raft_snapshot_rx *snapshot_rx(const struct raft *r);
 /* Frees the store (raft_fini). */
-void snapshot_free(struct raft *r);
+void snapshot_store_free(struct raft *r);
 
 #endif

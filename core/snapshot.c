@@ -28,7 +28,7 @@ struct raft_snapshot_rx *snapshot_rx(const struct raft *r)
     return r->snap.store != NULL ? r->snap.store->rx : NULL;
 }
 
-void snapshot_free(struct raft *r)
+void snapshot_store_free(struct raft *r)
 {
     snapshot_rx_reset(r);
     if (r->snap.store != NULL) {
