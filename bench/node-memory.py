@@ -8,9 +8,13 @@ then has each node write its live heap bytes per allocation site, its mallinfo2 
 Prints, per node, the sites holding the most bytes (function and line from addr2line), the
 heap's free bytes and RSS; with two G values (the default, 64 and 4096) it prints the
 difference per extra group, site by site, which is what the node issue's target measures.
+After settling it also measures each node's CPU over --cpu-seconds and its VmRSS from /proc
+(the target's own figures: < 1% of a core, <= 2 KiB per group per node); --rss-only runs
+without the preloaded library and prints only those.
 
 Usage: bench/node-memory.py [--groups 64,4096] [--workers 1] [--settle 40] [--top 25]
-                            [--port 7850] [--bin build/release/ringraftd] [--out DIR]
+                            [--cpu-seconds 20] [--rss-only] [--port 7850]
+                            [--bin build/release/ringraftd] [--out DIR]
 """
 
 import argparse
@@ -182,7 +186,17 @@ def rss_kb(pid):
     return 0
 
 
-def run_cluster(args, groups, out):
+def cpu_ticks(pid):
+    """utime + stime of pid, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def run_cluster(args, groups, out, proc):
+    """Runs a cluster of `groups` groups; returns the leaders per node and fills proc[groups]
+    with each node's CPU (% of one core over args.cpu_seconds after settling) and VmRSS (KiB,
+    at the end of that window), both from /proc."""
     data = tempfile.mkdtemp(prefix="ringraft-mem.", dir=args.tmp)
     nodes = ",".join("%d=127.0.0.1:%d@%d" % (i, args.port + i, args.port + 100 + 20 * i)
                      for i in range(1, NODES + 1))
@@ -218,6 +232,17 @@ def run_cluster(args, groups, out):
             time.sleep(min(5, args.settle))
             print("  %3.0f s: VmRSS %s MiB" % (time.monotonic() - t0, "/".join(
                 "%.1f" % (rss_kb(p.pid) / 1024) for p in procs)), file=sys.stderr)
+        tck = os.sysconf("SC_CLK_TCK")
+        c0, w0 = [cpu_ticks(p.pid) for p in procs], time.monotonic()
+        time.sleep(args.cpu_seconds)
+        c1, el = [cpu_ticks(p.pid) for p in procs], time.monotonic() - w0
+        proc[groups] = [(100.0 * (b - a) / tck / el, rss_kb(p.pid))
+                        for a, b, p in zip(c0, c1, procs)]
+        print("G=%d W=%d: CPU over %.0f s %s %% of a core; VmRSS %s MiB" % (
+            groups, args.workers, el, "/".join("%.2f" % c for c, _ in proc[groups]),
+            "/".join("%.1f" % (r / 1024) for _, r in proc[groups])), file=sys.stderr)
+        if args.rss_only:
+            return "?"
         r = info(args.port + 1, "raft")
         led = "/".join(r.get("groups_led_by_node_%d" % i, "?") for i in range(1, NODES + 1))
         for i, p in enumerate(procs):
@@ -257,6 +282,8 @@ def main():
     ap.add_argument("--groups", default="64,4096")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--settle", type=int, default=40)
+    ap.add_argument("--cpu-seconds", type=int, default=20,
+                    help="after settling: the window over which each node's CPU is measured")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--port", type=int, default=7850)
     ap.add_argument("--bin", default=os.path.join(REPO, "build/release/ringraftd"))
@@ -270,10 +297,23 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     gs = [int(x) for x in args.groups.split(",")]
-    led = {}
+    led, proc = {}, {}
     for g in gs:
         if not args.reuse:
-            led[g] = run_cluster(args, g, args.out)
+            led[g] = run_cluster(args, g, args.out, proc)
+    if proc:
+        print("## from /proc: CPU (%% of one core over %d s) and VmRSS per node" % args.cpu_seconds)
+        for g in gs:
+            print("G=%d W=%d: CPU %s %%; VmRSS %s KiB" % (
+                g, args.workers, " / ".join("%.2f" % c for c, _ in proc[g]),
+                " / ".join("%d" % r for _, r in proc[g])))
+        if len(gs) == 2:
+            lo, hi = gs
+            print("VmRSS per extra group: %s B (node 1 / 2 / 3)" % " / ".join(
+                "%.0f" % ((proc[hi][i][1] - proc[lo][i][1]) * 1024 / (hi - lo))
+                for i in range(NODES)))
+    if args.rss_only:
+        return
     res = {}
     for g in gs:
         for i in range(1, NODES + 1):
