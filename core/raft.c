@@ -419,7 +419,20 @@ static bool step_term(struct raft *r, const struct raft_msg *m)
         (m->type == RAFT_MSG_PRE_VOTE_RESP && m->vote_resp.granted)) {
         return true;
     }
+    /* Figure 2 restarts a follower's election timer only when it hears from the current
+     * leader or grants a vote. A vote request for a later term that will be refused (the
+     * candidate's log is behind ours) leaves the timer running: restarting it would let
+     * candidates that cannot win (a stale voter, a server demoted by a pending change) keep
+     * postponing the candidacy of the servers that can (etcd-io/raft#167). */
+    bool refused = m->type == RAFT_MSG_VOTE && r->role != RAFT_LEADER &&
+                   !log_is_up_to_date(&r->log, m->vote.last_log_index, m->vote.last_log_term);
+    uint32_t elapsed = r->election_elapsed;
+    uint32_t timeout = r->election_timeout;
     election_become_follower(r, m->term, msg_from_leader(m->type) ? m->from : RAFT_NODE_NONE);
+    if (refused) {
+        r->election_elapsed = elapsed;
+        r->election_timeout = timeout;
+    }
     return true;
 }
 

@@ -62,13 +62,10 @@ void client_accepted(struct worker *w, int fd)
         atomic_fetch_add_explicit(&n->rejected_conns, 1, memory_order_relaxed);
         atomic_fetch_sub(&n->clients, 1);
         static const char msg[] = "-ERR max number of clients reached\r\n";
-        ssize_t rc = send(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)rc;
-        close(fd);
+        conn_refuse_fd(w, fd, msg, sizeof(msg) - 1);
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY is inherited from the listening socket (node_listen). */
     struct client *cl = calloc(1, sizeof(*cl));
     struct resp_limits lim;
     resp_limits_default(&lim);
@@ -84,7 +81,7 @@ void client_accepted(struct worker *w, int fd)
                                            (size_t)n->cfg.client_output_buffer_max);
     if (c == NULL) {
         free(cl);
-        close(fd);
+        conn_close_fd(w, fd);
         atomic_fetch_sub(&n->clients, 1);
         return;
     }

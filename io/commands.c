@@ -345,8 +345,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             atomic_load(&n->clients), n->cfg.maxclients, blocked);
     }
     if (all || arg_is(sec, sl, "stats")) {
-        uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, redir = 0, tmo = 0, busy = 0,
-                 acc = 0, errs = 0, commands = 0;
+        uint64_t prop = 0, appl = 0, reads = 0, fout = 0, fin = 0, refwd = 0, redir = 0, tmo = 0,
+                 busy = 0, acc = 0, errs = 0, commands = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             prop += atomic_load_explicit(&p->proposals, memory_order_relaxed);
@@ -354,6 +354,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             reads += atomic_load_explicit(&p->reads, memory_order_relaxed);
             fout += atomic_load_explicit(&p->forwards_out, memory_order_relaxed);
             fin += atomic_load_explicit(&p->forwards_in, memory_order_relaxed);
+            refwd += atomic_load_explicit(&p->reforwards, memory_order_relaxed);
             redir += atomic_load_explicit(&p->redirects, memory_order_relaxed);
             tmo += atomic_load_explicit(&p->timeouts, memory_order_relaxed);
             busy += atomic_load_explicit(&p->busy_rejects, memory_order_relaxed);
@@ -363,13 +364,13 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         }
         OUT("# Stats\r\ntotal_connections_received:%" PRIu64 "\r\nproposals:%" PRIu64
             "\r\napplied_entries:%" PRIu64 "\r\nread_index_requests:%" PRIu64
-            "\r\nforwarded_out:%" PRIu64 "\r\nforwarded_in:%" PRIu64 "\r\nredirects:%" PRIu64
-            "\r\nrequest_timeouts:%" PRIu64 "\r\nbusy_rejects:%" PRIu64
+            "\r\nforwarded_out:%" PRIu64 "\r\nforwarded_in:%" PRIu64 "\r\nforwarded_again:%" PRIu64
+            "\r\nredirects:%" PRIu64 "\r\nrequest_timeouts:%" PRIu64 "\r\nbusy_rejects:%" PRIu64
             "\r\nprotocol_errors:%" PRIu64 "\r\nrejected_connections:%" PRIu64
             "\r\nacl_access_denied_auth:%" PRIu64 "\r\noom_rejects:%" PRIu64
             "\r\nprotected_mode_refusals:%" PRIu64 "\r\ntotal_commands_processed:%" PRIu64
             "\r\ninstantaneous_ops_per_sec:%.0f\r\n\r\n",
-            acc, prop, appl, reads, fout, fin, redir, tmo, busy, errs,
+            acc, prop, appl, reads, fout, fin, refwd, redir, tmo, busy, errs,
             atomic_load_explicit(&n->rejected_conns, memory_order_relaxed),
             atomic_load_explicit(&n->auth_failures, memory_order_relaxed),
             atomic_load_explicit(&n->oom_rejects, memory_order_relaxed),

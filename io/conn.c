@@ -157,6 +157,23 @@ void conn_close_after_flush(struct conn *c)
     }
 }
 
+void conn_close_fd(struct worker *w, int fd)
+{
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+}
+
+void conn_refuse_fd(struct worker *w, int fd, const char *msg, size_t len)
+{
+    /* A hard link: the close runs whether or not the send went through. */
+    struct io_uring_sqe *sqe = worker_sqe(w);
+    io_uring_prep_send(sqe, fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+    sqe->flags |= IOSQE_IO_HARDLINK;
+    conn_close_fd(w, fd);
+}
+
 void conn_close(struct conn *c)
 {
     if (c->closing) {

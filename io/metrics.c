@@ -178,6 +178,9 @@ void metrics_render(struct node *n, struct reply *r)
             SUM_WORKERS(forwards_out));
     counter(r, "ringraft_forwarded_in_total", "Requests received from other nodes.",
             SUM_WORKERS(forwards_in));
+    counter(r, "ringraft_forwarded_again_total",
+            "Forwarded requests sent on to a new leader after a leader change.",
+            SUM_WORKERS(reforwards));
     counter(r, "ringraft_redirects_total", "MOVED and TRYAGAIN answers.", SUM_WORKERS(redirects));
     counter(r, "ringraft_request_timeouts_total", "Requests failed at request-timeout-ms.",
             SUM_WORKERS(timeouts));
@@ -240,7 +243,7 @@ void metrics_accepted(struct worker *w, int fd)
 {
     struct conn *c = conn_new(w, fd, CONN_METRICS, METRICS_REQUEST_MAX, METRICS_OUTPUT_MAX);
     if (c == NULL) {
-        close(fd);
+        conn_close_fd(w, fd);
         return;
     }
     c->owner = NULL;

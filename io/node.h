@@ -135,6 +135,7 @@ struct req {
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
     raft_node forwarded_to;
+    raft_node forwarded_before; /* where it went before a leader change sent it elsewhere */
     uint32_t argc;
     const uint8_t **argv;
     uint32_t *argl;
@@ -233,7 +234,7 @@ struct pub_hist {
 
 struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
-    uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
+    uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors, commands;
     uint64_t frames_sent, frame_bytes_sent, sends;
@@ -241,7 +242,7 @@ struct worker_stats {
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
 struct worker_pub {
-    _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects;
+    _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
     _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
@@ -306,6 +307,7 @@ struct worker {
     struct req **req_map; /* id -> req (reading, forwarded, and peer-originated) */
     uint32_t req_map_mask;
     struct req_list all;           /* every request this worker owns and has not completed */
+    bool reforward_due;            /* a group's leader changed: re-check what was forwarded */
     struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
     struct group_state *wake_head; /* groups with blocked reads that applied writes */
     uint32_t blocked;              /* requests in REQ_BLOCKED */
@@ -423,6 +425,11 @@ void conn_send_now(struct conn *c);
 void conn_close(struct conn *c);
 /* Closes once the output already queued has been sent; reads no more. */
 void conn_close_after_flush(struct conn *c);
+/* A descriptor that never became a connection: closed through the ring. */
+void conn_close_fd(struct worker *w, int fd);
+/* Sends msg (static storage: it must outlive the send) and closes fd, through the ring,
+ * without waiting: a refusal at accept. */
+void conn_refuse_fd(struct worker *w, int fd, const char *msg, size_t len);
 void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);

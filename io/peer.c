@@ -64,6 +64,8 @@ int node_listen(const char *host, uint16_t port, bool reuseport)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Accepted sockets inherit it: nothing to set per connection in the loop. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (reuseport) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     }
@@ -211,12 +213,11 @@ void peer_on_connected(struct worker *w, struct conn *c, int res)
 
 void peer_accepted(struct worker *w, int fd)
 {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY is inherited from the listening socket (node_listen). */
     struct conn *c = conn_new(w, fd, CONN_PEER, FRAME_PAYLOAD_MAX_DEFAULT + FRAME_HEADER_BYTES,
                               (size_t)w->node->cfg.peer_output_max);
     if (c == NULL) {
-        close(fd);
+        conn_close_fd(w, fd);
         return;
     }
     c->owner = NULL; /* unknown until its handshake */

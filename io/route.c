@@ -23,11 +23,11 @@
 #include "core/base/errors.h"
 #include "io/log.h"
 #include "io/node.h"
+#include "io/wire/forward.h"
 #include "io/wire/frame.h"
 #include "io/wire/le.h"
 
 /* FORWARD payload header: id, client id, seq, first unacked, group, class, argc. */
-#define FORWARD_HEADER_BYTES (8 + 8 + 8 + 8 + 4 + 1 + 4)
 
 /* ---- lists and the id map --------------------------------------------------------------- */
 
@@ -265,11 +265,17 @@ void route_submit(struct worker *w, struct req *r)
     }
 }
 
+static void route_reforward(struct worker *w);
+
 void route_handoffs(struct worker *w)
 {
     flush_outboxes(w);
     /* Requests whose retry was decided inside a drain (which must not propose) go back to
      * their groups' waiting lists first, in id order, ahead of anything newer. */
+    if (w->reforward_due) {
+        w->reforward_due = false;
+        route_reforward(w);
+    }
     struct req_list retry = w->retry;
     memset(&w->retry, 0, sizeof(w->retry));
     struct req *r = retry.head;
@@ -355,29 +361,22 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     if (p == NULL || p->state != PEER_UP) {
         return false;
     }
-    size_t args = 0;
-    for (uint32_t i = 0; i < r->argc; i++) {
-        args += 4 + (size_t)r->argl[i];
-    }
+    size_t args = forward_args_bytes(r->argc, r->argl);
     uint8_t head[FORWARD_HEADER_BYTES];
-    uint8_t *q = head;
-    le_put_u64(q, r->id), q += 8;
-    le_put_u64(q, r->client_id), q += 8;
-    le_put_u64(q, r->seq), q += 8;
-    le_put_u64(q, r->first_unacked), q += 8;
-    le_put_u32(q, r->group), q += 4;
-    *q++ = r->cls;
-    le_put_u32(q, r->argc);
+    struct forward_header h = {.id = r->id,
+                               .client_id = r->client_id,
+                               .seq = r->seq,
+                               .first_unacked = r->first_unacked,
+                               .group = r->group,
+                               .cls = r->cls,
+                               .argc = r->argc};
+    forward_header_encode(head, &h);
     uint8_t stack[4096];
     uint8_t *payload = args <= sizeof(stack) ? stack : malloc(args);
     if (payload == NULL) {
         return false;
     }
-    q = payload;
-    for (uint32_t i = 0; i < r->argc; i++) {
-        le_put_u32(q, r->argl[i]), q += 4;
-        memcpy(q, r->argv[i], r->argl[i]), q += r->argl[i];
-    }
+    forward_args_encode(payload, r->argc, (const uint8_t *const *)r->argv, r->argl);
     bool ok = peer_send_frame(p, FRAME_FORWARD, head, sizeof(head), payload, args);
     if (payload != stack) {
         free(payload);
@@ -391,6 +390,14 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     req_list_push(&p->forwarded, r);
     map_insert(w, r);
     w->st.forwards_out++;
+    /* A quiesced group here has no election timer: wake it, so that if the leader does not
+     * answer (stopped, cut off with its connection still open) this node campaigns and the
+     * request moves on to the next leader (route_reforward) instead of waiting out its
+     * deadline. */
+    const struct raft *follower = multi_group_peek(w->multi, r->group);
+    if (follower != NULL && raft_quiesced(follower)) {
+        raft_unquiesce(multi_group(w->multi, r->group));
+    }
     return true;
 }
 
@@ -532,11 +539,12 @@ void route_complete(struct worker *w, struct req *r)
         w->inflight_bytes -= r->cost;
         struct peer *p = peer_find(w, r->origin_node);
         if (p != NULL && p->state == PEER_UP) {
-            uint8_t head[8 + 1 + 4];
-            le_put_u64(head, r->origin_id);
-            head[8] = r->not_leader ? 1 : 0;
+            uint8_t head[FORWARD_REPLY_HEADER_BYTES];
             struct group_state *gs = worker_group(w, r->group);
-            le_put_u32(head + 9, gs != NULL ? gs->leader : 0);
+            struct forward_reply_header h = {.id = r->origin_id,
+                                             .not_leader = r->not_leader ? 1 : 0,
+                                             .leader = gs != NULL ? gs->leader : 0};
+            forward_reply_header_encode(head, &h);
             peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf,
                             r->not_leader ? 0 : r->reply.len);
         }
@@ -726,6 +734,44 @@ void route_on_role(struct worker *w, struct group_state *gs)
         req_list_remove(&gs->waiting, r);
         retry_later(w, r);
     }
+    w->reforward_due = true;
+}
+
+/* The leader's node can end a forwarded blocked read whose client went away. */
+static void send_cancel(struct worker *w, struct req *r)
+{
+    struct peer *p = peer_find(w, r->forwarded_to);
+    if (p != NULL && p->state == PEER_UP) {
+        uint8_t body[FORWARD_CANCEL_BYTES];
+        forward_cancel_encode(body, &(struct forward_cancel){.id = r->id, .group = r->group});
+        peer_send_frame(p, FRAME_FORWARD_CANCEL, body, sizeof(body), NULL, 0);
+    }
+}
+
+/* After leader changes: a request forwarded to a node that no longer leads its group (as far
+ * as this node knows) goes to the new leader, or is served here, instead of waiting for an
+ * answer that a stopped or cut-off node may never send. It keeps its id, client id and
+ * sequence number: a write the old leader did commit is answered from the session, never
+ * applied twice; a late answer from the old leader is dropped (route_on_forward_reply). */
+static void route_reforward(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        struct peer *p = &w->peers[i];
+        struct req *r = p->forwarded.head;
+        while (r != NULL) {
+            struct req *next = r->list_next;
+            raft_node leader = worker_group(w, r->group)->leader;
+            if (leader != 0 && leader != p->id) {
+                send_cancel(w, r); /* ends it there if it is a blocked read */
+                req_list_remove(&p->forwarded, r);
+                map_take(w, r->id);
+                r->forwarded_before = p->id;
+                w->st.reforwards++;
+                retry_later(w, r);
+            }
+            r = next;
+        }
+    }
 }
 
 static void unlink_req(struct worker *w, struct req *r)
@@ -756,18 +802,6 @@ static void unlink_req(struct worker *w, struct req *r)
         return;
     default:
         RR_ASSERT(false);
-    }
-}
-
-/* The leader's node can end a forwarded blocked read whose client went away. */
-static void send_cancel(struct worker *w, struct req *r)
-{
-    struct peer *p = peer_find(w, r->forwarded_to);
-    if (p != NULL && p->state == PEER_UP) {
-        uint8_t body[12];
-        le_put_u64(body, r->id);
-        le_put_u32(body + 8, r->group);
-        peer_send_frame(p, FRAME_FORWARD_CANCEL, body, sizeof(body), NULL, 0);
     }
 }
 
@@ -823,24 +857,21 @@ void route_sweep(struct worker *w)
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
 {
     struct worker *w = p->conn->w;
-    if (len < FORWARD_HEADER_BYTES) {
-        peer_bad_frame(p, "short forward");
+    struct forward_header h;
+    if (forward_header_decode(payload, len, &h) != 0) {
+        peer_bad_frame(p, "malformed forward");
         return;
     }
-    uint64_t fwd_id = le_get_u64(payload);
-    uint64_t client_id = le_get_u64(payload + 8);
-    uint64_t seq = le_get_u64(payload + 16);
-    uint64_t first_unacked = le_get_u64(payload + 24);
-    raft_group g = le_get_u32(payload + 32);
-    uint8_t cls = payload[36];
-    uint32_t argc = le_get_u32(payload + 37);
-    if (worker_group(w, g) == NULL || argc == 0 || argc > 1u << 20 ||
+    uint8_t cls = h.cls;
+    uint32_t argc = h.argc;
+    if (worker_group(w, h.group) == NULL ||
         (cls != CMD_WRITE && cls != CMD_READ && cls != REQ_INTERNAL_DBSIZE &&
          cls != REQ_INTERNAL_SCAN) ||
         (cls == REQ_INTERNAL_SCAN && argc != 4)) {
         peer_bad_frame(p, "forward for a group or class this worker does not serve");
         return;
     }
+    /* forward_header_decode bounded argc by the payload's size: at most len / 4 slots. */
     const uint8_t *argv_stack[16];
     size_t argl_stack[16];
     bool small = argc <= 16;
@@ -852,18 +883,12 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
         }
         return;
     }
-    size_t off = FORWARD_HEADER_BYTES;
-    for (uint32_t i = 0; i < argc; i++) {
-        if (len - off < 4 || len - off - 4 < le_get_u32(payload + off)) {
-            if (!small) {
-                free(argv), free(argl);
-            }
-            peer_bad_frame(p, "truncated forward");
-            return;
+    if (forward_args_decode(payload, len, &h, argv, argl) != 0) {
+        if (!small) {
+            free(argv), free(argl);
         }
-        argl[i] = le_get_u32(payload + off);
-        argv[i] = payload + off + 4;
-        off += 4 + argl[i];
+        peer_bad_frame(p, "malformed forward arguments");
+        return;
     }
     struct req *r = req_new(w, argc, argv, argl);
     if (!small) {
@@ -874,12 +899,12 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
     }
     r->origin = ORIGIN_PEER;
     r->origin_node = p->id;
-    r->origin_id = fwd_id;
+    r->origin_id = h.id;
     r->origin_worker = w->id;
-    r->client_id = client_id;
-    r->seq = seq;
-    r->first_unacked = first_unacked;
-    r->group = g;
+    r->client_id = h.client_id;
+    r->seq = h.seq;
+    r->first_unacked = h.first_unacked;
+    r->group = h.group;
     r->cls = cls;
     w->st.forwards_in++;
     /* Forwarded requests count against this worker's budget like its own clients' do. */
@@ -898,27 +923,33 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len)
 {
     struct worker *w = p->conn->w;
-    if (len < 13) {
-        peer_bad_frame(p, "short forward reply");
+    struct forward_reply_header h;
+    const uint8_t *reply;
+    size_t reply_len;
+    if (forward_reply_decode(payload, len, &h, &reply, &reply_len) != 0) {
+        peer_bad_frame(p, "malformed forward reply");
         return;
     }
-    struct req *r = map_take(w, le_get_u64(payload));
+    struct req *r = map_take(w, h.id);
     if (r == NULL) {
         return; /* timed out meanwhile */
     }
     if (r->state != REQ_FORWARDED || r->forwarded_to != p->id) {
         map_insert(w, r);
+        if (r->forwarded_before == p->id) {
+            return; /* moved on after a leader change (route_reforward): a late answer */
+        }
         peer_bad_frame(p, "forward reply for a request not forwarded to this peer");
         return;
     }
     req_list_remove(&p->forwarded, r);
-    if (payload[8] != 0) {
+    if (h.not_leader) {
         /* Not the leader (any more): try again once we know better. */
         retry_later_parked(w, r);
         return;
     }
     reply_reset(&r->reply);
-    reply_raw(&r->reply, payload + 13, len - 13);
+    reply_raw(&r->reply, reply, reply_len);
     route_complete(w, r);
 }
 
@@ -938,16 +969,17 @@ find_blocked_from(struct worker *w, struct group_state *gs, raft_node from, uint
 void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len)
 {
     struct worker *w = p->conn->w;
-    if (len != 12) {
+    struct forward_cancel fc;
+    if (forward_cancel_decode(payload, len, &fc) != 0) {
         peer_bad_frame(p, "bad forward cancel");
         return;
     }
-    struct group_state *gs = worker_group(w, le_get_u32(payload + 8));
+    struct group_state *gs = worker_group(w, fc.group);
     if (gs == NULL) {
         peer_bad_frame(p, "forward cancel for a group this worker does not serve");
         return;
     }
-    struct req *r = find_blocked_from(w, gs, p->id, le_get_u64(payload));
+    struct req *r = find_blocked_from(w, gs, p->id, fc.id);
     if (r != NULL) {
         unlink_req(w, r);
         reply_reset(&r->reply);

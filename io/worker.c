@@ -378,6 +378,7 @@ static void publish_stats(struct worker *w)
     PUB(reads, st->reads);
     PUB(forwards_out, st->forwards_out);
     PUB(forwards_in, st->forwards_in);
+    PUB(reforwards, st->reforwards);
     PUB(redirects, st->redirects);
     PUB(timeouts, st->timeouts);
     PUB(busy_rejects, st->busy_rejects);
@@ -601,7 +602,7 @@ static void on_accept(struct worker *w, uint8_t tag, const struct io_uring_cqe *
     }
     if (cqe->res >= 0) {
         if (w->stopping) {
-            close(cqe->res);
+            conn_close_fd(w, cqe->res);
         } else if (tag == UD_ACCEPT_CLIENT) {
             client_accepted(w, cqe->res);
         } else if (tag == UD_ACCEPT_PEER) {

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # Regenerates tests/mutants/*.patch from the real core/ source: each mutant names a file, an
 # exact snippet and its replacement; the patch is `diff -u` of the file before and after,
-# under a header (expect: CHECKER, optional seeds: N, a sentence on the bug). Run from the
-# repository root when core/ has moved and a patch no longer applies; a snippet that is no
-# longer found stops the script, and the mutant must be rewritten by hand.
+# under a header (expect: CHECKER, optional seeds: N, optional safety: N — with the rule
+# checkers off, election_safety, state_machine_safety or commit_quorum must catch it within
+# N seeds — and a sentence on the bug).
+# Run from the repository root when core/ has moved and a patch no longer applies; a snippet
+# that is no longer found stops the script, and the mutant must be rewritten by hand.
 import os
 import shutil
 import subprocess
@@ -13,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WORK = tempfile.mkdtemp(prefix='mutants-')
 
 
-def mutant(name, expect, desc, path, old, new, seeds=None):
+def mutant(name, expect, desc, path, old, new, seeds=None, safety=None):
     src=open(os.path.join(ROOT,path)).read()
     assert src.count(old)==1, (name, 'pattern count', src.count(old))
     d=f'{WORK}/{name}'
@@ -21,7 +23,8 @@ def mutant(name, expect, desc, path, old, new, seeds=None):
     open(f'{d}/{path}','w').write(src.replace(old,new))
     diff=subprocess.run(['diff','-u','--label',f'a/{path}','--label',f'b/{path}',os.path.join(ROOT,path),f'{d}/{path}'],capture_output=True,text=True).stdout
     assert diff
-    open(f'{ROOT}/tests/mutants/{name}.patch','w').write(f'expect: {expect}\n'+(f'seeds: {seeds}\n' if seeds else '')+f'{desc}\n\n'+diff)
+    head=f'expect: {expect}\n'+(f'seeds: {seeds}\n' if seeds else '')+(f'safety: {safety}\n' if safety else '')
+    open(f'{ROOT}/tests/mutants/{name}.patch','w').write(head+f'{desc}\n\n'+diff)
     print(name, 'ok')
 
 mutant('double_vote','persisted_hard_state',
@@ -122,7 +125,7 @@ mutant('config_before_own_term_commit','config_after_own_term_commit',
         return RR_ECONFIG; /* no entry of this term committed yet */
     }
 """,
- "")
+ "", safety=300)
 
 mutant('config_on_commit','config_on_append',
  'Puts a follower\'s configuration in force only once its entry is committed, instead of when\nit is appended (paper §6: "a server always uses the latest configuration in its log,\nregardless of whether the entry is committed").',
@@ -137,7 +140,7 @@ mutant('config_on_commit','config_on_append',
         r->config_index = membership_config_at(r, r->commit, &committed);
         (void)raft_config_pack(&committed, &r->config);
     }
-""")
+""", safety=300)
 
 mutant('learner_in_quorum','commit_quorum',
  'Counts learners toward quorums (a learner never votes and never counts toward a majority,\nthesis §4.2.1), so a leader commits entries a majority of the voters does not hold.',
@@ -152,7 +155,7 @@ mutant('two_changes_in_flight','single_config_change',
  'Allows a configuration change while another is uncommitted (thesis §4.1: "the leader will\nnot begin a new configuration change until the previous one has committed"); two\nsingle-server changes in flight no longer keep every pair of majorities overlapping.',
  'core/membership.c',
  """    if (r->config_index > r->commit || config_is_joint(&r->config)) {""",
- """    if (config_is_joint(&r->config)) {""")
+ """    if (config_is_joint(&r->config)) {""", safety=300)
 
 mutant('keep_truncated_config','config_on_append',
  'Keeps the configuration of a truncated entry in force instead of reverting to the one\nbefore it (a configuration lives in the log: when its entry goes, so does it).',
@@ -160,4 +163,4 @@ mutant('keep_truncated_config','config_on_append',
  """        if (config_removed) {
             raft_config_refresh(r); /* back to the configuration before the removed entry */
         }""",
- """        (void)config_removed;""")
+ """        (void)config_removed;""", safety=300)

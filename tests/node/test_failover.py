@@ -1,5 +1,7 @@
 """Crashes and restarts: kill -9 the busiest leader, restart it; stop and restart all."""
 
+import os
+import signal
 import time
 import unittest
 
@@ -85,6 +87,39 @@ class FailoverTests(unittest.TestCase):
             self.assertEqual(write_round(victim, "after"), ["OK"] * KEYS_PER_ROUND)
             for x in c.nodes:
                 check_round(self, x, "after")
+
+    def test_forwards_move_on_from_a_stopped_leader(self):
+        """SIGSTOP the node leading the most groups: its connections stay open, so nothing
+        reports it down, and its idle groups' followers are quiesced (no election timers).
+        Writes through another node still complete long before the request timeout (30 s
+        here): forwarding wakes the forwarder's quiesced group, which elects a new leader,
+        and what was forwarded to the stopped node goes on to the new one. After SIGCONT the
+        old leader rejoins and every acknowledged write is everywhere."""
+        with Cluster(3, groups=16, extra=["--request-timeout-ms", "30000"]) as c:
+            c.start()
+            self.assertEqual(write_round(c.node(1), "before"), ["OK"] * KEYS_PER_ROUND)
+            time.sleep(1)  # idle for 5 election timeouts: the groups quiesce
+            led = c.leaders_by_node()
+            victim = c.node(max(led, key=led.get))
+            others = [x for x in c.nodes if x is not victim]
+            os.kill(victim.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                replies = write_round(others[0], "during", timeout=20)
+                took = time.monotonic() - t0
+                self.assertEqual(replies, ["OK"] * KEYS_PER_ROUND)
+                again = int(others[0].info("stats")["forwarded_again"])
+                print("writes through node %d completed %.2fs after stopping node %d (leader "
+                      "of %d of 16 groups); %d requests forwarded again"
+                      % (others[0].id, took, victim.id, led[victim.id], again))
+                self.assertGreater(again, 0)
+                self.assertEqual(write_round(others[1], "during2"), ["OK"] * KEYS_PER_ROUND)
+            finally:
+                os.kill(victim.pid, signal.SIGCONT)
+            c.wait_ready(20)
+            for x in c.nodes:
+                for tag in ("before", "during", "during2"):
+                    check_round(self, x, tag)
 
     def test_stop_all_and_restart_keeps_acknowledged_writes(self):
         """SIGTERM every node (each exits 0), start them all again: every acknowledged

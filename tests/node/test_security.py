@@ -142,6 +142,45 @@ class SecurityTests(unittest.TestCase):
                     refusals = int(parse(conn.call("INFO", "stats"))["protected_mode_refusals"])
                 self.assertEqual(refusals, 1 if expect == "refused" else 0)
 
+    def test_maxclients(self):
+        """Past maxclients a new connection gets Redis's error and is closed; the clients
+        already connected are served; a slot freed by a client that leaves is taken again."""
+        with Cluster(1, groups=2, extra=["--maxclients", "3"]) as c:
+            c.start()
+            node = c.node(1)
+            held = []
+            for _ in deadline_loop(10):  # the start-up's own connections may still be closing
+                if len(held) == 3:
+                    break
+                conn = node.client()
+                try:
+                    self.assertEqual(conn.call("PING"), "PONG")
+                    held.append(conn)
+                except (ConnectionClosed, RespError, OSError):
+                    conn.close()
+            self.assertEqual(len(held), 3)
+            with Resp(node.port) as extra:
+                r = extra.read_reply()
+                self.assertIsInstance(r, RespError)
+                self.assertEqual(str(r), "ERR max number of clients reached")
+                self.assertTrue(extra.wait_closed())
+            for conn in held:
+                self.assertEqual(conn.call("PING"), "PONG")
+            stats = parse(held[0].call("INFO", "stats"))
+            self.assertGreaterEqual(int(stats["rejected_connections"]), 1)
+            held.pop().close()
+            for _ in deadline_loop(10):
+                with Resp(node.port) as again:
+                    try:
+                        if again.call("PING") == "PONG":
+                            break
+                    except (ConnectionClosed, RespError, OSError):
+                        pass
+            else:
+                self.fail("a freed client slot was not taken again")
+            for conn in held:
+                conn.close()
+
     def test_maxmemory(self):
         with Cluster(3, groups=8, extra=()) as c:
             c.node(1).extra = ["--maxmemory", "1"]  # past it as soon as memory is sampled

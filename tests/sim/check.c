@@ -17,16 +17,18 @@ typedef unsigned long long ull; /* printf's %llu */
 
 void sim_print_replay(const struct sim_config *cfg)
 {
-    printf("replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s\n",
-           cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
-           cfg->membership ? "" : " --no-membership",
-           cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"));
+    printf(
+        "replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s%s\n",
+        cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
+        cfg->membership ? "" : " --no-membership",
+        cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"),
+        cfg->rule_checkers ? "" : " --no-rule-checkers");
 }
 
 _Noreturn void sim_violation(struct sim *s, const char *checker, const char *fmt, ...)
 {
-    printf("VIOLATION %s seed=%llu t=%llu tick=%llu: ", checker, (ull)s->cfg.seed, (ull)s->now,
-           (ull)s->tick_no);
+    printf("VIOLATION %s seed=%llu t=%llu tick=%llu step=%llu: ", checker, (ull)s->cfg.seed,
+           (ull)s->now, (ull)s->tick_no, (ull)s->n.steps);
     va_list ap;
     va_start(ap, fmt);
     vprintf(fmt, ap);
@@ -129,7 +131,7 @@ void election_safety(struct sim *s, uint32_t node, raft_group g, const struct ra
     if (fresh) {
         v->x = node + 1;
         s->n.elections++;
-        sim_on_election(s, node);
+        sim_on_election(s, node, g);
         if (s->cfg.verbose) {
             printf("  t=%llu group %u term %llu: leader %u\n", (ull)s->now, g, (ull)st->term,
                    node + 1);
@@ -453,6 +455,9 @@ void config_on_append(struct sim *s, uint32_t node, raft_group g, struct raft_co
     }
     /* From the snapshot, the core may still name the compacted entry it came from. */
     raft_index ci = raft_config_index(r);
+    if (!s->cfg.rule_checkers) {
+        return;
+    }
     if (!raft_config_equal(out, sim_config_in_force(r)) || (in_log ? ci != at : ci > at)) {
         sim_violation(s, "config_on_append",
                       "node %u group %u: configuration in force is the one of index %llu (%u "
@@ -536,6 +541,9 @@ void commit_quorum(struct sim *s,
  * the leader's own joint C_old,new). Called as the entry is handed to the disk. */
 void config_change_rules(struct sim *s, uint32_t node, raft_group g, const struct raft_entry *e)
 {
+    if (!s->cfg.rule_checkers) {
+        return;
+    }
     struct raft *r = sim_group(s, node, g);
     struct raft_status st;
     raft_status(r, &st);
@@ -731,6 +739,9 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
 static void quiesce_heartbeat(struct sim *s, uint32_t node, const struct raft_msg *m)
 {
     s->n.quiesce_hbs++;
+    if (!s->cfg.rule_checkers) {
+        return;
+    }
     struct raft_status st;
     raft_status(sim_group(s, node, m->group), &st);
     if (!st.quiesced || st.role != RAFT_LEADER || st.term != m->term ||
@@ -1096,9 +1107,8 @@ void quiesce_failover(struct sim *s, uint32_t node, raft_group g, const struct r
             continue;
         }
         uint64_t since = link_broken_since(s, node, k);
-        /* Heard after the report of this break: sent on the new connection (the report
-         * drops what was in flight on the old one), so the peer is alive. */
-        uint64_t reported = s->down_reported_at[node][k];
+        /* Heard from after the report of this failure (which comes within two ticks). */
+        uint64_t reported = s->reported_at[node][k];
         bool heard = since != UINT64_MAX && reported >= since && s->heard_at[k][node] > reported;
         if (since != UINT64_MAX && s->now - since > bound && !heard) {
             sim_violation(s, "quiesce_failover",

@@ -2,7 +2,7 @@
  * and coverage, and on failure the command that replays it.
  *
  *   sim --seed S | --seeds N [--start S]  [--nodes 3|5|7] [--groups G] [--workers 1|2]
- *       [--ticks T] [-v] [--trace G] [--no-membership]
+ *       [--ticks T] [-v] [--trace G] [--no-membership] [--quiesce 0|1] [--no-rule-checkers]
  *
  * Without --nodes, seeds rotate 3, 5 and 7 nodes (seed % 3). Membership
  * faults are on unless --no-membership, over a pool of node ids 1..P (--pool; by default N + 2,
@@ -43,6 +43,7 @@ struct sim_args {
     int32_t trace;
     bool verbose;
     bool membership;
+    bool rule_checkers;
     int32_t quiesce; /* -1: per seed */
 };
 
@@ -51,7 +52,7 @@ static _Noreturn void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5|7] [--pool P] [--groups G]\n"
             "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--no-membership]\n"
-            "          [--quiesce 0|1]\n",
+            "          [--quiesce 0|1] [--no-rule-checkers]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -74,6 +75,7 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
                            .ticks = SIM_DEFAULT_TICKS,
                            .trace = -1,
                            .membership = true,
+                           .rule_checkers = true,
                            .quiesce = -1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
@@ -83,6 +85,10 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
         }
         if (strcmp(opt, "--membership") == 0 || strcmp(opt, "--no-membership") == 0) {
             a->membership = opt[2] == 'm'; /* on by default; --membership kept for old replays */
+            continue;
+        }
+        if (strcmp(opt, "--no-rule-checkers") == 0) {
+            a->rule_checkers = false;
             continue;
         }
         if (i + 1 >= argc) {
@@ -127,7 +133,7 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
            "reads=%llu reads_served=%llu reads_failed=%llu outcome_failed=%llu "
            "outcome_unknown=%llu quiesce_hbs=%llu peer_downs=%llu quiesced_ticks=%llu "
-           "applied=%llu\n",
+           "applied=%llu disruptions=%llu config_splits=%llu config_refused=%llu\n",
            what, (ull)n->steps, (ull)n->elections, (ull)n->churns, (ull)n->campaigns,
            (ull)n->transfers, (ull)n->member_changes, (ull)n->config_started,
            (ull)n->config_completed, (ull)n->config_aborted, (ull)n->joint_changes,
@@ -137,7 +143,7 @@ static void print_counts(const char *what, const struct sim_counts *n)
            (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
            (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
            (ull)n->outcome_unknown, (ull)n->quiesce_hbs, (ull)n->peer_downs, (ull)n->quiesced_ticks,
-           (ull)n->applied);
+           (ull)n->applied, (ull)n->disruptions, (ull)n->config_splits, (ull)n->config_refused);
 }
 
 static void add_counts(struct sim_counts *t, const struct sim_counts *n)
@@ -180,6 +186,7 @@ int main(int argc, char **argv)
             .verbose = a.verbose,
             .trace = a.trace,
             .membership = a.membership,
+            .rule_checkers = a.rule_checkers,
             .quiesce = a.quiesce,
             .pool = pool,
             .argv0 = argv[0],

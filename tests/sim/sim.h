@@ -15,6 +15,8 @@
 #define SIM_POOL_DEFAULT_MAX SIM_NODES_MAX
 #define SIM_WORKERS_MAX      2
 #define SIM_GROUPS_MAX       64
+/* Membership schedules: groups per seed whose configuration changes back to back. */
+#define SIM_HOT_GROUPS_MAX 2
 
 /* Virtual time units per tick. Network and disk delays are a fraction of a tick to a few
  * ticks, so both reordering and slow disks happen relative to the election timeout. */
@@ -184,6 +186,16 @@ enum sim_ev_type {
     /* A node's transport notices that its connection to a peer failed (the peer crashed or a
      * partition cut the link): multi_peer_down. `worker` holds the peer's node index. */
     SIM_EV_PEER_DOWN = 5,
+    /* Membership schedules (tests/sim/world.c): a configuration change attempted on group
+     * `worker` (after an election, or right after another change was accepted), and a
+     * disruption of group `worker` while the change its leader `node` started is in flight. */
+    SIM_EV_MEMBER = 6,
+    SIM_EV_DISRUPT = 7,
+    /* A leader just elected (`node`) tries a change of one voter in group `worker`. */
+    SIM_EV_MEMBER_ELECTED = 8,
+    /* A leader elected lacking a configuration entry another node holds (`node`, group
+     * `worker`) is disrupted once it has truncated that entry there. */
+    SIM_EV_DISRUPT_ELECTED = 9,
 };
 
 struct sim_packet {
@@ -216,6 +228,11 @@ struct sim_config {
     bool verbose;
     int32_t trace;   /* group whose messages, writes and applies are printed; -1: none */
     bool membership; /* membership faults: adds, removes, replacements, promotions */
+    /* The rule checkers (config_on_append, single_config_change, config_after_own_term_commit,
+     * quiesce_rule) restate a rule of the core's design rather than a property of what it
+     * does; off (--no-rule-checkers), a bug that breaks a rule must be found through its
+     * consequence by the safety checkers (the mutant stage's second pass). */
+    bool rule_checkers;
     int32_t quiesce; /* options.quiesce: 1 on, 0 off, -1 chosen per seed (2 in 3 on) */
     const char *argv0;
 };
@@ -233,7 +250,13 @@ struct sim_rates {
     uint32_t campaign;  /* per tick: a random node campaigns now in a random group */
     uint32_t transfer;  /* per tick: a random group's leader transfers leadership */
     uint32_t member;    /* per tick (membership faults): a leader starts a configuration change */
-    uint32_t propose;   /* per leader group per node tick */
+    /* Membership schedules biased toward leader changes while changes are in flight: */
+    uint32_t member_hot;     /* per tick per hot group: a change is attempted there */
+    uint32_t member_elect;   /* per election in a hot group: a change attempted at once */
+    uint32_t member_follow;  /* per change accepted: another attempted within a tick */
+    uint32_t member_disrupt; /* per change accepted, and per election lacking an entry
+                                another node holds (hot groups): its leader disrupted */
+    uint32_t propose;        /* per leader group per node tick */
     uint32_t read;
     uint32_t snapshot; /* per group per node tick, once applied is far enough ahead */
 };
@@ -255,6 +278,12 @@ struct sim_counts {
      * joint changes started; new node ids started empty. */
     uint64_t config_started, config_completed, config_aborted, promotions, leader_removals,
         joint_changes, joins;
+    /* Membership schedules: disruptions of a hot group's leader (a crash, a cut-off, a
+     * partition splitting two configurations' majorities, a campaign elsewhere), and of those
+     * the partitions that found such a split. */
+    uint64_t disruptions, config_splits;
+    uint64_t config_refused; /* changes a leader refused with RR_ECONFIG (one in flight, or
+                                no entry of its term committed yet) */
 };
 
 /* Committed (= applied somewhere) entry at (group, index). */
@@ -296,10 +325,15 @@ struct sim {
      * failure is seen). Bumped at each report; a batch carries the epoch it was sent in. */
     uint32_t conn_epoch[SIM_NODES_MAX][SIM_NODES_MAX];
     uint64_t heard_at[SIM_NODES_MAX][SIM_NODES_MAX]; /* last batch delivered from -> to */
-    /* [observer][peer]: when observer's transport last reported peer down (0: never). */
-    uint64_t down_reported_at[SIM_NODES_MAX][SIM_NODES_MAX];
+    /* Last peer-down report delivered: observer -> peer (multi_peer_down). */
+    uint64_t reported_at[SIM_NODES_MAX][SIM_NODES_MAX];
     uint64_t partition_until; /* 0: no partition */
-    bool healed;              /* fault phase over */
+    /* Membership schedules: the hot groups of the seed (changes on them every few ticks). */
+    raft_group hot[SIM_HOT_GROUPS_MAX];
+    uint32_t hot_count;
+    raft_group partition_group; /* the hot group whose disruption started the partition, or
+                                   UINT32_MAX */
+    bool healed;                /* fault phase over */
     uint64_t heal_tick;
     uint64_t tick_no; /* global ticks so far (fault events) */
     /* Event queue: a binary heap on (time, seq). */
@@ -338,8 +372,9 @@ struct raft *sim_group(struct sim *s, uint32_t node, raft_group g);
 /* The configuration in force in r (raft_config's copy), in one of a few rotating buffers so
  * that it can be used inside an expression. */
 const struct raft_config *sim_config_in_force(const struct raft *r);
-/* A node was first seen leading a term: the fault scheduler may plan its crash. */
-void sim_on_election(struct sim *s, uint32_t node);
+/* A node was first seen leading group g in a term: the fault scheduler may plan its crash
+ * (leader churn), or a configuration change and a disruption (membership schedules). */
+void sim_on_election(struct sim *s, uint32_t node, raft_group g);
 
 /* tests/sim/disk.c */
 raft_index sim_dlog_last(const struct sim_dlog *d);

@@ -510,7 +510,7 @@ static void step_peer_down(struct sim *s, const struct sim_event *e)
         return; /* the observer crashed meanwhile: its groups are new */
     }
     s->n.peer_downs++;
-    s->down_reported_at[e->node][e->worker] = s->now;
+    s->reported_at[e->node][e->worker] = s->now;
     /* The connection is gone both ways: what was in flight on it is lost. */
     s->conn_epoch[e->node][e->worker]++;
     s->conn_epoch[e->worker][e->node]++;
@@ -764,12 +764,17 @@ static void step_persist(struct sim *s, const struct sim_event *e)
     check_node(s, e->node);
 }
 
-static void partition_start(struct sim *s)
+/* Cuts the network: along `side` (bit i: node i on side one) if it is not 0, else half the
+ * time along a random split into two non-empty sides and half the time one-way on 1..N-1
+ * random directed links. Lasts 3-40 ticks (`min_ticks`-40 when given). */
+static void partition_start(struct sim *s, uint64_t side, uint64_t min_ticks)
 {
     uint32_t n = s->cfg.pool;
     memset(s->blocked, 0, sizeof(s->blocked));
-    if (sim_chance(s, 500000)) {
-        uint64_t side = sim_rand(s, 1, (1u << n) - 2); /* both sides non-empty */
+    if (side == 0 && sim_chance(s, 500000)) {
+        side = sim_rand(s, 1, (1u << n) - 2); /* both sides non-empty */
+    }
+    if (side != 0) {
         for (uint32_t a = 0; a < n; a++) {
             for (uint32_t b = 0; b < n; b++) {
                 s->blocked[a][b] = ((side >> a) & 1) != ((side >> b) & 1);
@@ -785,7 +790,10 @@ static void partition_start(struct sim *s)
         }
         s->n.one_way++;
     }
-    s->partition_until = s->now + sim_rand(s, 3, 40) * SIM_TICK;
+    s->partition_until = s->now + sim_rand(s, min_ticks > 3 ? min_ticks : 3,
+                                           2 * min_ticks > 40 ? 2 * min_ticks : 40) *
+                                      SIM_TICK;
+    s->partition_group = UINT32_MAX;
     s->partition_at = s->now;
     s->n.partitions++;
     /* A cut link fails the connection at both ends. */
@@ -798,8 +806,8 @@ static void partition_start(struct sim *s)
         }
     }
     if (s->cfg.verbose) {
-        printf("  t=%llu partition until %llu\n", (unsigned long long)s->now,
-               (unsigned long long)s->partition_until);
+        printf("  t=%llu partition until %llu (side %llx)\n", (unsigned long long)s->now,
+               (unsigned long long)s->partition_until, (unsigned long long)side);
     }
 }
 
@@ -831,10 +839,8 @@ static void heal_all(struct sim *s)
 }
 
 /* A follower (or candidate) that campaigns at once, as a leadership transfer target does. */
-static void force_campaign(struct sim *s)
+static void force_campaign_in(struct sim *s, uint32_t node, raft_group g)
 {
-    uint32_t node = (uint32_t)sim_rand(s, 0, s->cfg.pool - 1);
-    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
     struct sim_node *nd = &s->node[node];
     if (!nd->up) {
         return;
@@ -849,6 +855,13 @@ static void force_campaign(struct sim *s)
     multi_mark_dirty(nd->m[g % s->cfg.workers], g);
     node_drain(s, node, g % s->cfg.workers);
     check_node(s, node);
+}
+
+static void force_campaign(struct sim *s)
+{
+    uint32_t node = (uint32_t)sim_rand(s, 0, s->cfg.pool - 1);
+    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
+    force_campaign_in(s, node, g);
 }
 
 static uint32_t voters_of(const struct raft_config *c)
@@ -915,14 +928,30 @@ static void config_remove(struct raft_config *c, raft_node id)
 #define SIM_VOTERS_MAX  7u /* ...and at most seven */
 #define SIM_PROMOTE_LAG 4u /* a learner is promoted once this close to the leader's log */
 
-/* A random group's leader starts a configuration change (paper §6, thesis §4), chosen at
+/* Whether g is one of the seed's hot groups (membership schedules, below). */
+static bool is_hot(const struct sim *s, raft_group g)
+{
+    for (uint32_t k = 0; k < s->hot_count; k++) {
+        if (s->hot[k] == g) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void member_accepted(struct sim *s, uint32_t leader, raft_group g);
+static bool one_voter_change(
+    struct sim *s, raft_group g, uint32_t leader, const struct raft_config *c, raft_node *id);
+
+/* A leader of group g starts a configuration change (paper §6, thesis §4), chosen at
  * random: add a pool node as a learner (starting it empty if it never ran), promote a
  * caught-up learner, demote a voter, remove a member (the leader itself included), or
  * replace one or two voters at once through joint consensus (raft_change_config). Changes are
- * per group: each group's membership wanders on its own over the shared pool of nodes. */
-static void membership_fault(struct sim *s)
+ * per group: each group's membership wanders on its own over the shared pool of nodes.
+ * `prefer` (a node index, or the pool size for none) is the leader asked if it leads g; with
+ * `one_voter` the change adds or removes one voter (membership schedules, below). */
+static void member_change(struct sim *s, raft_group g, uint32_t prefer, bool one_voter)
 {
-    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
     uint32_t leader = s->cfg.pool;
     for (uint32_t i = 0; i < s->cfg.pool; i++) {
         struct raft_status st;
@@ -930,7 +959,9 @@ static void membership_fault(struct sim *s)
             continue;
         }
         raft_status(sim_group(s, i, g), &st);
-        if (st.role == RAFT_LEADER && (leader == s->cfg.pool || sim_chance(s, 500000))) {
+        bool settled = leader != s->cfg.pool && leader == prefer;
+        if (st.role == RAFT_LEADER && !settled &&
+            (leader == s->cfg.pool || i == prefer || sim_chance(s, 500000))) {
             leader = i; /* a stale leader of an earlier term may be picked: it must refuse */
         }
     }
@@ -948,7 +979,13 @@ static void membership_fault(struct sim *s)
     uint8_t role = 0;
     bool joint = false;
     bool promote = false;
-    switch (sim_rand(s, 0, 5)) {
+    /* Hot groups (membership schedules) change one voter more often: add a learner, promote,
+     * remove or demote, replace, one in four each. */
+    uint64_t kind = is_hot(s, g) ? sim_rand(s, 1, 4) : sim_rand(s, 0, 5);
+    if (one_voter) {
+        kind = 6;
+    }
+    switch (kind) {
     case 0: /* add a new server as a learner */
     case 1:
         id = outsider(s, &c);
@@ -976,6 +1013,12 @@ static void membership_fault(struct sim *s)
         }
         if (id != 0 && role == RAFT_LEARNER && raft_config_role(&c, id) == RAFT_LEARNER) {
             role = 0;
+        }
+        break;
+    case 6: /* one voter more or less, chosen against configurations others hold */
+        if (one_voter_change(s, g, leader, &c, &id)) {
+            promote = raft_config_role(&c, id) == RAFT_LEARNER;
+            role = promote ? RAFT_VOTER : 0;
         }
         break;
     default: /* replace one or two voters at once, through C_old,new */
@@ -1029,6 +1072,7 @@ static void membership_fault(struct sim *s)
         rc != RR_EINVAL) {
         sim_fail(s, "node %u group %u: configuration change: %s", leader + 1, g, rr_strerror(rc));
     }
+    s->n.config_refused += rc == RR_ECONFIG;
     if (rc == 0) {
         struct raft_status st;
         raft_status(r, &st);
@@ -1038,14 +1082,468 @@ static void membership_fault(struct sim *s)
         s->n.joint_changes += raft_config_is_joint(sim_config_in_force(r));
         check_config_started(s, g, index, st.term);
         if (s->cfg.verbose) {
-            printf("  t=%llu group %u: node %u starts a change at %llu (joint %d)\n",
-                   (unsigned long long)s->now, g, leader + 1, (unsigned long long)index,
-                   raft_config_is_joint(sim_config_in_force(r)));
+            const struct raft_config *in = sim_config_in_force(r);
+            printf("  t=%llu group %u: node %u (term %llu commit %llu) starts a change at %llu:",
+                   (unsigned long long)s->now, g, leader + 1, (unsigned long long)st.term,
+                   (unsigned long long)st.commit, (unsigned long long)index);
+            for (uint32_t k = 0; k < in->member_count; k++) {
+                printf(" %u%s", in->members[k].id, in->members[k].role == RAFT_VOTER ? "" : "L");
+            }
+            printf("%s\n", raft_config_is_joint(in) ? " (joint)" : "");
         }
     }
     multi_mark_dirty(s->node[leader].m[g % s->cfg.workers], g);
     node_drain(s, leader, g % s->cfg.workers);
     check_node(s, leader);
+    if (rc == 0) {
+        member_accepted(s, leader, g);
+    }
+}
+
+/* The membership fault of a tick: a random group, a hot one (membership schedules) with
+ * probability one half. */
+static void membership_fault(struct sim *s)
+{
+    raft_group g = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
+    if (s->hot_count > 0 && sim_chance(s, 500000)) {
+        g = s->hot[sim_rand(s, 0, s->hot_count - 1)];
+    }
+    member_change(s, g, s->cfg.pool, false);
+}
+
+/* ---- membership schedules ----
+ *
+ * Membership bugs break safety only through an interleaving. The 2015 single-server bug: a
+ * leader's change reaches a minority; the leader is replaced by one that never saw it; the new
+ * leader changes the configuration before committing an entry of its term; the two
+ * configurations have disjoint majorities, and each elects a leader. Two changes in flight
+ * give the same disjoint majorities within one leader's log; a configuration kept after its
+ * entry is truncated, or put in force only when committed, gives a node a configuration its
+ * log does not have. Random faults alone almost never line this up: a group sees a change
+ * every hundred ticks or so, and a change is in flight for a round trip. In two membership
+ * seeds of three the schedules below do:
+ *
+ * - one or two hot groups change configuration every few ticks, mostly by one voter;
+ * - a leader elected in a hot group tries a change of one voter at once, before its own-term
+ *   commit (the real core refuses: RR_ECONFIG), choosing, if it can, one whose majorities
+ *   are disjoint from those of a configuration another node holds and it never saw;
+ * - if another node holds a configuration entry that leader lacks, the leader is disrupted
+ *   one to three ticks later, once its entries have replaced that one: a partition between
+ *   its majority and that of a configuration another node still holds, or a crash, or it is
+ *   cut off;
+ * - a change accepted in a hot group is followed by another attempt within a tick (refused
+ *   while the first is in flight), and by a disruption of its leader: at once, a partition
+ *   between its new configuration's majority and the majority of a configuration another
+ *   node holds that its log lacks, if there is such a split; else a third of the time it is
+ *   cut off at once (the change stays on a minority: the 2015 report's first step); else, at
+ *   once or within two ticks, a crash, a cut-off, a partition between two configurations'
+ *   majorities, or a campaign by another voter.
+ *
+ * "Holds" means in force or committed as far as the node knows, or in force by the durable
+ * log of a node that is down; a split needs some node on each side that could lead there. A
+ * partition started for one hot group is not replaced by another group's disruption until it
+ * ends. Background crashes and partitions are rarer in these seeds and leaders are not
+ * churned, so that each disruption plays out. The real core refuses what it must and survives
+ * every split; a core that accepts too much is caught by the safety checkers
+ * (docs/simulator.md). */
+
+/* What a node holds of group g's configuration, for the schedules below. */
+struct sim_held {
+    struct raft_config c[2]; /* in force, and committed as far as it knows (down: in force) */
+    raft_index index;        /* the entry c[0] comes from (the snapshot's index; 0: bootstrap) */
+    raft_term term;          /* its term (0 for the bootstrap configuration) */
+};
+
+/* What node `node` holds for g: from the core if it is up, else from its durable log (the
+ * latest configuration entry, else the snapshot's, else the bootstrap one). Returns false if
+ * the node never ran. */
+static bool node_held(struct sim *s, uint32_t node, raft_group g, struct sim_held *h)
+{
+    const struct sim_node *nd = &s->node[node];
+    if (nd->up) {
+        struct raft *r = sim_group(s, node, g);
+        raft_config(r, &h->c[0]);
+        (void)raft_config_committed(r, &h->c[1]);
+        h->index = raft_config_index(r);
+        h->term = raft_term_at(r, h->index);
+        return true;
+    }
+    if (!nd->joined) {
+        return false;
+    }
+    const struct sim_dlog *d = &nd->dlog[g];
+    h->c[0] = d->snap.index > 0 ? d->snap.config : s->config;
+    h->index = d->snap.index;
+    h->term = d->snap.term;
+    for (uint32_t k = d->count; k > 0; k--) {
+        const struct sim_dentry *e = &d->e[k - 1];
+        if (e->type == RAFT_ENTRY_CONFIG) {
+            memset(&h->c[0], 0, sizeof(h->c[0]));
+            if (codec_config_decode(e->data, e->len, &h->c[0]) != 0) {
+                sim_fail(s, "node %u group %u: undecodable durable configuration", node + 1, g);
+            }
+            h->index = d->snap.index + k;
+            h->term = e->term;
+            break;
+        }
+    }
+    h->c[1] = h->c[0];
+    return true;
+}
+
+/* A configuration's voters as node masks (bit i: node i), per half. */
+struct sim_voters {
+    uint64_t half[2]; /* C_new, C_old (0 unless joint) */
+};
+
+static struct sim_voters voters_mask(const struct raft_config *c)
+{
+    struct sim_voters v = {{0, 0}};
+    for (uint32_t i = 0; i < c->member_count + c->old_member_count; i++) {
+        raft_node id =
+            i < c->member_count ? c->members[i].id : c->old_members[i - c->member_count].id;
+        RR_ASSERT(id >= 1 && id <= SIM_NODES_MAX); /* pool ids only */
+    }
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        v.half[0] |= c->members[i].role == RAFT_VOTER ? 1ull << (c->members[i].id - 1) : 0;
+    }
+    for (uint32_t i = 0; i < c->old_member_count; i++) {
+        v.half[1] |= c->old_members[i].role == RAFT_VOTER ? 1ull << (c->old_members[i].id - 1) : 0;
+    }
+    return v;
+}
+
+/* Whether the nodes in `side` hold a majority of the voters (of each half when joint). */
+static bool side_has_majority(struct sim_voters v, uint64_t side)
+{
+    for (uint32_t h = 0; h < 2; h++) {
+        int all = __builtin_popcountll(v.half[h]);
+        if (all > 0 && 2 * __builtin_popcountll(v.half[h] & side) <= all) {
+            return false;
+        }
+    }
+    return v.half[0] != 0;
+}
+
+/* Whether r's log lacks the entry (index, term): it holds another term there, or ends
+ * before it (an index it compacted counts as held). */
+static bool lacks_entry(struct raft *r, raft_index index, raft_term term)
+{
+    struct raft_status st;
+    raft_status(r, &st);
+    raft_term t = raft_term_at(r, index);
+    return index > st.last_index || (t != 0 && t != term);
+}
+
+#define SIM_CONFIGS_MAX (2 * SIM_NODES_MAX)
+
+/* The configurations of group g held by the nodes other than `leader` (in force and
+ * committed), who holds each, and whether the leader's log lacks the entry it comes from. */
+struct sim_held_set {
+    struct sim_voters v[SIM_CONFIGS_MAX];
+    uint64_t holders[SIM_CONFIGS_MAX]; /* bit i: node i holds v[k] */
+    bool lacked[SIM_CONFIGS_MAX];
+    uint32_t count;
+};
+
+static void held_set(struct sim *s, raft_group g, uint32_t leader, struct sim_held_set *hs)
+{
+    struct raft *lr = s->node[leader].up ? sim_group(s, leader, g) : NULL;
+    hs->count = 0;
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
+        struct sim_held h;
+        if (i == leader || !node_held(s, i, g, &h)) {
+            continue;
+        }
+        bool lacks = lr != NULL && h.index > 0 && lacks_entry(lr, h.index, h.term);
+        for (uint32_t j = 0; j < 2; j++) {
+            struct sim_voters v = voters_mask(&h.c[j]);
+            uint32_t k = 0;
+            while (k < hs->count &&
+                   (hs->v[k].half[0] != v.half[0] || hs->v[k].half[1] != v.half[1])) {
+                k++;
+            }
+            if (k == hs->count) {
+                hs->v[k] = v;
+                hs->holders[k] = 0;
+                hs->lacked[k] = false;
+                hs->count++;
+            }
+            hs->holders[k] |= 1ull << i;
+            hs->lacked[k] = hs->lacked[k] || (j == 0 && lacks);
+        }
+    }
+}
+
+/* A split of the pool whose side with `leader` holds a majority of `mine`, and whose other
+ * side, for some node on it, a majority of a configuration that node holds (one the
+ * leader's log lacks if `lacked_only`): each side could then elect or keep a leader and
+ * commit. With `pick`, chosen uniformly among all such splits; else the first found, without
+ * drawing from the PRNG. 0 if there is none. */
+static uint64_t split_find(struct sim *s,
+                           const struct sim_held_set *hs,
+                           uint32_t leader,
+                           struct sim_voters mine,
+                           bool lacked_only,
+                           bool pick)
+{
+    uint64_t full = (1ull << s->cfg.pool) - 1;
+    uint64_t chosen = 0;
+    uint64_t found = 0;
+    for (uint64_t side = 1; side < full; side++) {
+        uint64_t other = full & ~side;
+        if (((side >> leader) & 1) == 0 || !side_has_majority(mine, side)) {
+            continue;
+        }
+        bool split = false;
+        for (uint32_t k = 0; k < hs->count && !split; k++) {
+            split = (!lacked_only || hs->lacked[k]) && (hs->holders[k] & other) != 0 &&
+                    (hs->v[k].half[0] != mine.half[0] || hs->v[k].half[1] != mine.half[1]) &&
+                    side_has_majority(hs->v[k], other);
+        }
+        if (split && !pick) {
+            return side;
+        }
+        /* Reservoir sampling: uniform over the splits found. */
+        if (split && sim_chance(s, (uint32_t)(1000000 / ++found))) {
+            chosen = side;
+        }
+    }
+    return chosen;
+}
+
+/* A split for g's leader `leader` and its configuration in force (split_find), against a
+ * configuration its log lacks if possible, else against any; 0 if there is none. */
+static uint64_t config_split(struct sim *s, raft_group g, uint32_t leader, bool lacked_only)
+{
+    struct sim_held mine;
+    if (!node_held(s, leader, g, &mine)) {
+        return 0;
+    }
+    struct sim_held_set hs;
+    held_set(s, g, leader, &hs);
+    uint64_t side = split_find(s, &hs, leader, voters_mask(&mine.c[0]), true, true);
+    if (side == 0 && !lacked_only) {
+        side = split_find(s, &hs, leader, voters_mask(&mine.c[0]), false, true);
+    }
+    return side;
+}
+
+/* For a leader just elected, with configuration c (not joint): a voter to remove or a
+ * caught-up learner to promote, preferring one after which its configuration has a majority
+ * disjoint from one of a configuration another node holds and its log lacks (the second
+ * change of the 2015 report). Returns false if there is no candidate. */
+static bool one_voter_change(
+    struct sim *s, raft_group g, uint32_t leader, const struct raft_config *c, raft_node *id)
+{
+    struct raft_member_progress mp[RAFT_MEMBERS_MAX];
+    int n = raft_members_progress(sim_group(s, leader, g), mp, RAFT_MEMBERS_MAX);
+    uint32_t voters = voters_of(c);
+    raft_node cand[RAFT_MEMBERS_MAX];
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        const struct raft_member *m = &c->members[i];
+        bool promotable = false;
+        for (int k = 0; k < n && k < (int)RAFT_MEMBERS_MAX; k++) {
+            promotable = promotable || (mp[k].id == m->id && mp[k].lag <= SIM_PROMOTE_LAG);
+        }
+        if (m->role == RAFT_VOTER ? voters > SIM_VOTERS_MIN
+                                  : promotable && voters < SIM_VOTERS_MAX) {
+            cand[count++] = m->id;
+        }
+    }
+    if (count == 0) {
+        return false;
+    }
+    struct sim_held_set hs;
+    held_set(s, g, leader, &hs);
+    raft_node good[RAFT_MEMBERS_MAX];
+    uint32_t good_count = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        struct sim_voters v = voters_mask(c);
+        v.half[0] ^= 1ull << (cand[k] - 1); /* a voter leaves, or a learner becomes one */
+        if (v.half[0] != 0 && split_find(s, &hs, leader, v, true, false) != 0) {
+            good[good_count++] = cand[k];
+        }
+    }
+    *id = good_count > 0 ? good[sim_rand(s, 0, good_count - 1)] : cand[sim_rand(s, 0, count - 1)];
+    return true;
+}
+
+/* The side that cuts `leader` off, with the voters its configuration in force adds to its
+ * committed one (a change in flight) half the time, else alone. */
+static uint64_t cut_off_side(struct sim *s, uint32_t leader, const struct sim_held *h)
+{
+    uint64_t side = 1ull << leader;
+    if (sim_chance(s, 500000)) {
+        side |= voters_mask(&h->c[0]).half[0] & ~voters_mask(&h->c[1]).half[0];
+    }
+    return side;
+}
+
+static bool crash_allowed(const struct sim *s)
+{
+    uint32_t down = 0;
+    uint32_t joined = 0;
+    for (uint32_t i = 0; i < s->cfg.pool; i++) {
+        down += s->node[i].joined && !s->node[i].up;
+        joined += s->node[i].joined;
+    }
+    return down < joined / 2 + 1; /* up to a bare majority down, as faults() allows */
+}
+
+/* Starts a partition for a disruption of hot group g, unless one started for another hot
+ * group is still on (each runs its course; the 2015 sequence takes two in a row in one
+ * group). Long enough for an election on each side, or two (timeout 10-20 ticks). */
+static void disrupt_partition(struct sim *s, raft_group g, uint64_t side)
+{
+    if (s->partition_until != 0 && s->partition_group != g) {
+        return;
+    }
+    partition_start(s, side, 20);
+    s->partition_group = g;
+}
+
+/* A change was accepted by `leader` in g: in a hot group, another attempt and a disruption. */
+static void member_accepted(struct sim *s, uint32_t leader, raft_group g)
+{
+    if (!is_hot(s, g)) {
+        return;
+    }
+    if (sim_chance(s, s->rates.member_follow)) {
+        ev_at(s, s->now + sim_rand(s, 0, SIM_TICK), SIM_EV_MEMBER, leader, g, NULL);
+    }
+    if (!sim_chance(s, s->rates.member_disrupt)) {
+        return;
+    }
+    /* At once, before the entry (or the new leader's first entries) reach anyone: batches in
+     * flight when a partition starts are dropped. */
+    uint64_t side = config_split(s, g, leader, true);
+    if (side != 0) {
+        s->n.disruptions++;
+        s->n.config_splits++;
+        if (s->cfg.verbose) {
+            printf("  t=%llu group %u: split %llx against a configuration node %u lacks\n",
+                   (unsigned long long)s->now, g, (unsigned long long)side, leader + 1);
+        }
+        disrupt_partition(s, g, side);
+        return;
+    }
+    /* Else, a third of the time, the leader is cut off at once, so that the change stays on
+     * a minority while the others elect a leader that never saw it (the 2015 report's first
+     * step); otherwise a disruption of any kind within two ticks. */
+    if (sim_chance(s, 333333)) {
+        struct sim_held h;
+        if (node_held(s, leader, g, &h)) {
+            s->n.disruptions++;
+            disrupt_partition(s, g, cut_off_side(s, leader, &h));
+        }
+        return;
+    }
+    uint64_t delay = sim_chance(s, 500000) ? 0 : sim_rand(s, 1, 2 * SIM_TICK);
+    ev_at(s, s->now + delay, SIM_EV_DISRUPT, leader, g, NULL);
+}
+
+/* A leader elected in a hot group tries a change of one voter right after this step, before
+ * it commits an entry of its term (the window of the 2015 bug). If another node holds a
+ * configuration entry this leader lacks (a change in flight it will truncate there), the
+ * leader is disrupted in turn one to three ticks later, once its first entries have
+ * replaced that one: the node that held it may then lead. */
+static void member_on_election(struct sim *s, uint32_t node, raft_group g)
+{
+    if (!is_hot(s, g)) {
+        return;
+    }
+    if (sim_chance(s, s->rates.member_elect)) {
+        ev_at(s, s->now, SIM_EV_MEMBER_ELECTED, node, g, NULL);
+    }
+    struct sim_held_set hs;
+    held_set(s, g, node, &hs);
+    bool lacks = false;
+    for (uint32_t k = 0; k < hs.count; k++) {
+        lacks = lacks || hs.lacked[k];
+    }
+    if (lacks && sim_chance(s, s->rates.member_disrupt)) {
+        ev_at(s, s->now + sim_rand(s, SIM_TICK, 3 * SIM_TICK), SIM_EV_DISRUPT_ELECTED, node, g,
+              NULL);
+    }
+}
+
+/* The leader `node` of g, elected lacking a configuration entry another node holds, has
+ * had time to replace it there. Half the time the network is split between its majority
+ * and that of a configuration another node still holds (in force or committed; the one it
+ * lacked, if it is still in force there), so that the holder may lead on its side; else
+ * the leader is crashed or cut off, and the others elect someone else. */
+static void disrupt_elected(struct sim *s, uint32_t node, raft_group g)
+{
+    struct sim_held h;
+    if (!node_held(s, node, g, &h)) {
+        return;
+    }
+    s->n.disruptions++;
+    uint64_t side = sim_chance(s, 500000) ? config_split(s, g, node, false) : 0;
+    s->n.config_splits += side != 0;
+    if (s->cfg.verbose) {
+        printf("  t=%llu group %u: disrupt node %u elected (%s)\n", (unsigned long long)s->now, g,
+               node + 1, side != 0 ? "split" : "crash or cut off");
+    }
+    if (side == 0 && sim_chance(s, 500000)) {
+        if (s->node[node].up && crash_allowed(s)) {
+            node_crash(s, node);
+        }
+        return;
+    }
+    disrupt_partition(s, g, side != 0 ? side : cut_off_side(s, node, &h));
+}
+
+/* Group g's leader `node` started a change that may still be in flight: crash it, cut it off
+ * (with the voters it is adding, half the time), split the network between two
+ * configurations' majorities (else cut it off), or have another voter campaign. */
+static void disrupt(struct sim *s, uint32_t node, raft_group g)
+{
+    struct sim_held h;
+    if (!node_held(s, node, g, &h)) {
+        return;
+    }
+    s->n.disruptions++;
+    uint64_t pick = sim_rand(s, 0, 9);
+    if (s->cfg.verbose) {
+        printf("  t=%llu group %u: disrupt node %u (%s)\n", (unsigned long long)s->now, g, node + 1,
+               pick < 2   ? "crash"
+               : pick < 5 ? "cut off"
+               : pick < 8 ? "split"
+                          : "campaign");
+    }
+    if (pick < 2) {
+        if (s->node[node].up && crash_allowed(s)) {
+            node_crash(s, node);
+        }
+    } else if (pick < 8) {
+        uint64_t side = pick < 5 ? 0 : config_split(s, g, node, false);
+        s->n.config_splits += side != 0;
+        disrupt_partition(s, g, side != 0 ? side : cut_off_side(s, node, &h));
+    } else {
+        raft_node v = member_with(s, &h.c[0], RAFT_VOTER);
+        if (v != 0 && v != node + 1) {
+            force_campaign_in(s, v - 1, g);
+        }
+    }
+}
+
+static void step_member(struct sim *s, const struct sim_event *e)
+{
+    if (s->healed || !s->cfg.membership) {
+        return;
+    }
+    if (e->type == SIM_EV_MEMBER) {
+        member_change(s, e->worker, s->cfg.pool, false);
+    } else if (e->type == SIM_EV_MEMBER_ELECTED) {
+        member_change(s, e->worker, e->node, true);
+    } else if (e->type == SIM_EV_DISRUPT_ELECTED) {
+        disrupt_elected(s, e->node, e->worker);
+    } else {
+        disrupt(s, e->node, e->worker);
+    }
 }
 
 /* A random group's leader hands leadership to a random other voter (thesis §3.10). */
@@ -1077,11 +1575,14 @@ static void transfer_leader(struct sim *s)
     }
 }
 
-void sim_on_election(struct sim *s, uint32_t node)
+void sim_on_election(struct sim *s, uint32_t node, raft_group g)
 {
     struct sim_node *nd = &s->node[node];
     if (!s->healed && nd->churn_at == 0 && sim_chance(s, s->rates.churn)) {
         nd->churn_at = s->now + sim_rand(s, 1, 2 * SIM_TICK);
+    }
+    if (!s->healed && s->cfg.membership) {
+        member_on_election(s, node, g);
     }
 }
 
@@ -1102,7 +1603,7 @@ static void faults(struct sim *s)
         s->partition_until = 0;
     }
     if (s->partition_until == 0 && sim_chance(s, s->rates.partition)) {
-        partition_start(s);
+        partition_start(s, 0, 0);
     }
     /* Up to a bare majority down: quorum is sometimes lost, never for long. */
     if (down < joined / 2 + 1 && sim_chance(s, s->rates.crash)) {
@@ -1120,6 +1621,11 @@ static void faults(struct sim *s)
     }
     if (s->cfg.membership && sim_chance(s, s->rates.member)) {
         membership_fault(s);
+    }
+    for (uint32_t k = 0; s->cfg.membership && k < s->hot_count; k++) {
+        if (sim_chance(s, s->rates.member_hot)) {
+            member_change(s, s->hot[k], s->cfg.pool, false);
+        }
     }
     for (uint32_t i = 0; i < n; i++) {
         struct sim_node *nd = &s->node[i];
@@ -1279,6 +1785,21 @@ static void rates_init(struct sim *s)
     r->campaign = (uint32_t)sim_rand(s, 0, 50000);
     r->transfer = (uint32_t)sim_rand(s, 0, 100000);
     r->member = (uint32_t)sim_rand(s, 20000, 200000);
+    /* Membership schedules (above) in two membership seeds of three: one or two hot groups. */
+    if (s->cfg.membership && sim_chance(s, 666667)) {
+        s->hot_count = (uint32_t)sim_rand(s, 1, SIM_HOT_GROUPS_MAX);
+        for (uint32_t k = 0; k < s->hot_count; k++) {
+            s->hot[k] = (raft_group)sim_rand(s, 0, s->cfg.groups - 1);
+        }
+        /* Fewer background crashes, so that hot groups have leaders to disrupt. */
+        r->crash = (uint32_t)sim_rand(s, 1000, 5000);
+        r->churn = 0;
+        r->partition = (uint32_t)sim_rand(s, 2000, 10000);
+        r->member_hot = (uint32_t)sim_rand(s, 100000, 500000);
+        r->member_elect = (uint32_t)sim_rand(s, 300000, 1000000);
+        r->member_follow = (uint32_t)sim_rand(s, 200000, 800000);
+        r->member_disrupt = (uint32_t)sim_rand(s, 500000, 1000000);
+    }
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
@@ -1346,6 +1867,12 @@ static void sim_dispatch(struct sim *s, const struct sim_event *e)
     case SIM_EV_PEER_DOWN:
         step_peer_down(s, e);
         break;
+    case SIM_EV_MEMBER:
+    case SIM_EV_MEMBER_ELECTED:
+    case SIM_EV_DISRUPT:
+    case SIM_EV_DISRUPT_ELECTED:
+        step_member(s, e);
+        break;
     }
 }
 
@@ -1383,6 +1910,13 @@ int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *dige
     options_init(s);
     check_init(s);
     s->live_left = cfg->groups;
+    if (cfg->verbose && s->hot_count > 0) {
+        printf("  hot groups:");
+        for (uint32_t k = 0; k < s->hot_count; k++) {
+            printf(" %u", s->hot[k]);
+        }
+        printf("\n");
+    }
     /* The cluster's nodes start; the rest of the pool joins when a leader adds it. */
     for (uint32_t i = 0; i < cfg->pool; i++) {
         s->node[i].restart_at = UINT64_MAX;

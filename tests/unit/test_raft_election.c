@@ -436,6 +436,30 @@ static void test_granting_vote_resets_election_timer(void **state)
     fx_free(f);
 }
 
+/* The same rule, read the other way: a vote request that is refused restarts nothing, even
+ * when it carries a later term (the follower adopts the term and stays a follower). A
+ * candidate whose log is behind cannot win this vote, and would otherwise postpone the
+ * candidacy of a server that can, round after round. Reference: Figure 2, §5.2 */
+static void test_refused_vote_keeps_election_timer(void **state)
+{
+    (void)state;
+    const raft_term terms[] = {1, 1};
+    struct raft_options o = fx_options(1);
+    uint32_t t = measure_timeout(&o, 3, terms, 2, 1);
+    struct fx *f = fx_new_log(&o, 3, terms, 2, 1, RAFT_NODE_NONE);
+    fx_tick(f, t - 1);
+    struct raft_msg v2 = fx_vote(RAFT_MSG_VOTE, 2, 1, 2, 1, 1); /* one entry behind */
+    fx_step(f, &v2);
+    fx_drain(f);
+    assert_false(vote_granted(f, 2));
+    assert_int_equal(fx_role(f), RAFT_FOLLOWER);
+    assert_int_equal(fx_term(f), 2);
+    fx_tick(f, 1);
+    assert_int_not_equal(fx_role(f), RAFT_FOLLOWER); /* its own timeout, not a new one */
+    assert_int_equal(fx_term(f), 3);
+    fx_free(f);
+}
+
 /* "A server remains in follower state as long as it receives valid RPCs from a leader."
  * Reference: §5.2 */
 static void test_leader_heartbeat_resets_election_timer(void **state)
@@ -549,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_restored_vote_prevents_second_vote),
         cmocka_unit_test(test_candidate_rejects_rival_same_term),
         cmocka_unit_test(test_granting_vote_resets_election_timer),
+        cmocka_unit_test(test_refused_vote_keeps_election_timer),
         cmocka_unit_test(test_leader_heartbeat_resets_election_timer),
         cmocka_unit_test(test_timeout_now_starts_election_at_once),
     };

@@ -1,0 +1,78 @@
+/* The payloads of the request-forwarding frames (FRAME_FORWARD, FRAME_FORWARD_REPLY,
+ * FRAME_FORWARD_CANCEL: docs/wire-format.md, "FORWARD payload"): a client command sent to
+ * the node that leads its group, the reply relayed back, and the cancel of a blocked read.
+ * Pure encoding and decoding; what a field means to the node is io/route.c's business.
+ *
+ * FORWARD: a 41-byte header, then argc arguments, each a u32 length and its bytes; the
+ * payload ends exactly after the last argument. All integers little-endian. */
+#ifndef RR_IO_WIRE_FORWARD_H
+#define RR_IO_WIRE_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FORWARD_HEADER_BYTES       41u
+#define FORWARD_ARGC_MAX           (1u << 20)
+#define FORWARD_REPLY_HEADER_BYTES 13u
+#define FORWARD_CANCEL_BYTES       12u
+
+struct forward_header {
+    uint64_t id;            /* the request's id at the forwarder, echoed in the reply */
+    uint64_t client_id;     /* the client's session */
+    uint64_t seq;           /* its sequence number in the session (0 for reads) */
+    uint64_t first_unacked; /* the client's lowest sequence number without a reply */
+    uint32_t group;
+    uint8_t cls;   /* request class (io/node.h): opaque here */
+    uint32_t argc; /* 1 .. FORWARD_ARGC_MAX */
+};
+
+struct forward_reply_header {
+    uint64_t id;        /* the forwarder's request id */
+    uint8_t not_leader; /* 1: the receiver does not lead the group; the reply is empty */
+    uint32_t leader;    /* the leader the receiver knows of (0: none) */
+};
+
+struct forward_cancel {
+    uint64_t id; /* the forwarder's request id */
+    uint32_t group;
+};
+
+/* FORWARD: the header, then forward_args_bytes() bytes of arguments. */
+void forward_header_encode(uint8_t out[FORWARD_HEADER_BYTES], const struct forward_header *h);
+size_t forward_args_bytes(uint32_t argc, const uint32_t *argl);
+void forward_args_encode(uint8_t *out,
+                         uint32_t argc,
+                         const uint8_t *const *argv,
+                         const uint32_t *argl);
+
+/* Decodes a FORWARD payload's header. Checks that argc is within 1 .. FORWARD_ARGC_MAX
+ * and that the payload has room for argc length fields, so a caller may size its argument
+ * arrays from h->argc without trusting the sender further. Returns 0, RR_ETRUNCATED (shorter
+ * than the header) or RR_ECORRUPT. */
+int forward_header_decode(const uint8_t *p, size_t len, struct forward_header *h);
+
+/* Decodes the arguments that follow a header forward_header_decode accepted into argv/argl
+ * (h->argc slots each; argv points into p). Returns 0, or RR_ECORRUPT when an argument runs
+ * past the payload or bytes remain after the last. */
+int forward_args_decode(const uint8_t *p,
+                        size_t len,
+                        const struct forward_header *h,
+                        const uint8_t **argv,
+                        size_t *argl);
+
+/* FORWARD_REPLY: the header, then the RESP reply (none when not_leader). */
+void forward_reply_header_encode(uint8_t out[FORWARD_REPLY_HEADER_BYTES],
+                                 const struct forward_reply_header *h);
+/* Returns 0 with reply and reply_len set to the RESP bytes, RR_ETRUNCATED, or RR_ECORRUPT (a
+ * not_leader other than 0 or 1, or a reply beside not_leader). */
+int forward_reply_decode(const uint8_t *p,
+                         size_t len,
+                         struct forward_reply_header *h,
+                         const uint8_t **reply,
+                         size_t *reply_len);
+
+void forward_cancel_encode(uint8_t out[FORWARD_CANCEL_BYTES], const struct forward_cancel *c);
+/* Returns 0 or RR_ECORRUPT (a payload of another size). */
+int forward_cancel_decode(const uint8_t *p, size_t len, struct forward_cancel *c);
+
+#endif
