@@ -187,6 +187,7 @@ static int leader_append_config(struct raft *r, const struct raft_config *c, raf
      * quorums never count them. */
     membership_progress_install(r, prs, log_last_index(&r->log), &old);
     r->bcast_pending = true;
+    read_index_on_config(r);
     if (r->transfer_target != RAFT_NODE_NONE &&
         config_role(&r->config, r->transfer_target) != RAFT_VOTER) {
         election_transfer_abort(r);
@@ -333,6 +334,7 @@ static void prune_departed(struct raft *r)
         }
     }
     membership_progress_install(r, prs, log_last_index(&r->log) + 1, NULL);
+    read_index_on_config(r);
 }
 
 void membership_check(struct raft *r)

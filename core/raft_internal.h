@@ -243,6 +243,11 @@ int replication_append_entry(struct raft *r, const struct raft_entry *e);
 /* read_index.c */
 void read_index_on_commit(struct raft *r);
 void read_index_on_ack(struct raft *r, struct raft_progress *p, uint64_t ctx);
+/* The leader's configuration changed: the acknowledgements already received may make a
+ * majority of the new one (leaving a joint configuration whose old half cannot answer). A
+ * round is otherwise checked only when an acknowledgement raises a follower's, and the
+ * followers keep echoing the same round. */
+void read_index_on_config(struct raft *r);
 /* This node stops leading: unconfirmed reads become failures for the next ready. */
 void read_index_fail_pending(struct raft *r);
 uint64_t read_index_heartbeat_ctx(const struct raft *r);

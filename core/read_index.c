@@ -137,6 +137,11 @@ void read_index_on_commit(struct raft *r)
     round_start(r);
 }
 
+void read_index_on_config(struct raft *r)
+{
+    round_check(r);
+}
+
 void read_index_on_ack(struct raft *r, struct raft_progress *p, uint64_t ctx)
 {
     if (ctx > p->read_ack) {
