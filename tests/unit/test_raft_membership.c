@@ -125,6 +125,37 @@ static void test_leaves_joint_automatically(void **state)
     fx_free(f);
 }
 
+/* A ReadIndex round is confirmed by a majority of the configuration in force. Echoed during
+ * the joint phase by C_new's majority but not C_old's (2 acknowledged the joint entry, then
+ * stopped answering), it must complete once the leader leaves the joint configuration: the
+ * echoes already received count under C_new, and the followers only ever echo the same
+ * round again. Reference: thesis §6.4, §4.3 */
+static void test_read_round_confirmed_on_leaving_joint(void **state)
+{
+    (void)state;
+    raft_index idx = 0;
+    struct fx *f = leader_in_joint(&idx); /* {1, 4, 5} / {1, 2, 3} */
+    assert_int_equal(raft_read_index(f->r, 77), 0);
+    fx_drain(f);
+    const struct fx_msg *hb = fx_find_last(f, RAFT_MSG_HEARTBEAT, 4);
+    assert_non_null(hb);
+    uint64_t ctx = hb->m.heartbeat.read_ctx;
+    assert_true(ctx != 0);
+    for (raft_node id = 4; id <= 5; id++) {
+        struct raft_msg resp = fx_heartbeat_resp(id, f->o.id, fx_term(f), ctx);
+        fx_step(f, &resp);
+        fx_drain(f);
+    }
+    assert_int_equal(f->read_count, 0); /* C_old has only the leader */
+    ack(f, 2, idx);
+    ack(f, 4, idx); /* the joint entry commits; the leader moves to C_new alone */
+    struct raft_config now = fx_config_now(f->r);
+    assert_false(raft_config_is_joint(&now));
+    assert_int_equal(f->read_count, 1);
+    assert_int_equal(f->reads[0].ctx, 77);
+    fx_free(f);
+}
+
 /* Replacing several servers at once (paper §6 "arbitrary changes"), end to end: servers 4
  * and 5 join with only the bootstrap configuration, 2 and 3 leave; the cluster ends on
  * {1, 4, 5} everywhere, keeps committing without 2 and 3, and they stay quiet.
@@ -584,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_config_takes_effect_on_append_not_commit),
         cmocka_unit_test(test_joint_change_needs_both_majorities),
         cmocka_unit_test(test_leaves_joint_automatically),
+        cmocka_unit_test(test_read_round_confirmed_on_leaving_joint),
         cmocka_unit_test(test_arbitrary_change_replaces_several_at_once),
         cmocka_unit_test(test_single_server_change_skips_joint),
         cmocka_unit_test(test_change_refused_before_own_term_commit),
