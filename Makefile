@@ -105,6 +105,9 @@ TEST_STAGES := test-unit
 # ---- ringraft-bench: the RESP load generator (bench/rbench) -------------------------------
 -include bench/rbench/rbench.mk
 
+# ---- the batching strategy lab: make bench, make bench-full ------------------------------
+-include bench/batching.mk
+
 # ---- libFuzzer targets for every parser of untrusted bytes (tests/fuzz) ------------------
 -include tests/fuzz/fuzz.mk
 

@@ -367,6 +367,13 @@ static void drain_messages(struct drain_pass *d, raft_group g, const struct raft
     for (uint32_t i = 0; i < n; i++) {
         const struct raft_msg *msg = &rd->msgs[i];
         RR_ASSERT(msg->group == g);
+        if (msg->type == RAFT_MSG_SNAPSHOT && msg->snapshot.chunk.len > 0 &&
+            msg->snapshot.chunk.base == NULL) {
+            /* The core keeps no image: the caller reads the chunk and sends it itself. */
+            RR_ASSERT(msg->to != m->o.id);
+            d->ops->snapshot_read(d->ctx, g, msg);
+            continue;
+        }
         int rc = msg->to == m->o.id
                      ? drain_local_push(&m->local, &m->local_count, &m->local_cap, msg)
                      : drain_outbox_add(&m->out, msg);
@@ -384,7 +391,7 @@ static void drain_apply(struct drain_pass *d, raft_group g, const struct raft_re
 {
     const struct drain_ops *ops = d->ops;
     if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
-        ops->restore(d->ctx, g, rd->snapshot, rd->snapshot_data, rd->snapshot_bytes);
+        ops->restore(d->ctx, g, rd->snapshot, rd->snapshot_bytes);
     }
     uint32_t n = (rd->flags & RAFT_READY_COMMITTED) != 0 ? rd->committed_count : 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -419,7 +426,8 @@ static void drain_group(struct drain_pass *d, uint32_t slot)
     raft_group g = multi_group_id(m, slot);
     struct raft_ready rd;
     raft_ready(r, &rd);
-    uint32_t durable = RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT;
+    uint32_t durable = RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT |
+                       RAFT_READY_SNAPSHOT_CHUNK;
     if ((rd.flags & durable) != 0) {
         d->ops->persist(d->ctx, g, &rd);
         d->unit = true;

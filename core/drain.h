@@ -2,11 +2,12 @@
  * and the simulator so the simulator tests the node's real ordering. drain_run, for each
  * dirty group in turn:
  *
- *   1. persist: its hard state, snapshot and entries go into the open persist unit (one
- *      unit for all groups of the drain);
- *   2. encode: its messages that need no persist join this drain's per-peer batches; those
- *      that wait for the persist join the unit's held batches (or, addressed to this node,
- *      are copied to be stepped later);
+ *   1. persist: its hard state, snapshot, received snapshot chunk and entries go into the
+ *      open persist unit (one unit for all groups of the drain);
+ *   2. encode: its messages that need no persist join this drain's per-peer batches (a
+ *      snapshot chunk to send goes to ops->snapshot_read instead: the caller reads it from
+ *      its image and sends it); those that wait for the persist join the unit's held
+ *      batches (or, addressed to this node, are copied to be stepped later);
  *   3. restore the snapshot if any, then apply committed entries (already durable locally);
  *   4. reads: read states whose index is now applied are released, then reads that will
  *      never be released are failed;
@@ -27,9 +28,11 @@
 struct drain_held; /* the messages waiting for one persist unit */
 
 struct drain_ops {
-    /* Adds one group's durable writes (rd->hard_state if flagged, rd->snapshot with its data,
-     * rd->entries) to the current persist unit. Called only if one of those is flagged. `rd`
-     * and all it points to live only for the call (raft_advance frees them): copy. */
+    /* Adds one group's durable writes (rd->hard_state if flagged, rd->snapshot_chunk to
+     * store, rd->snapshot to make the group's durable snapshot, rd->entries) to the current
+     * persist unit. Called only if one of those is flagged. `rd` and all it points to live
+     * only for the call (raft_advance frees them): copy. A received chunk with `done` asks
+     * for a verdict (raft_snapshot_received) once drain_run returns (core/raft.h). */
     void (*persist)(void *ctx, raft_group g, const struct raft_ready *rd);
     /* Sends one encoded batch now; the bytes live only for the call. */
     void (*send)(void *ctx, raft_node to, const uint8_t *batch, size_t len);
@@ -37,12 +40,15 @@ struct drain_ops {
      * owns `held` and passes it to drain_persisted() once the whole unit is durable, or to
      * drain_held_free() if it never will be (crash). Units complete in submission order. */
     void (*persist_submit)(void *ctx, struct drain_held *held);
-    /* Restores group g's state machine from a snapshot (before applying later entries). */
-    void (*restore)(void *ctx,
-                    raft_group g,
-                    const struct raft_snapshot_meta *meta,
-                    const uint8_t *data,
-                    uint64_t bytes);
+    /* Restores group g's state machine from the snapshot installed from the leader (its image
+     * is the one the caller received through the chunks, `bytes` long), before applying later
+     * entries. */
+    void (*restore)(void *ctx, raft_group g, const struct raft_snapshot_meta *meta, uint64_t bytes);
+    /* A chunk of group g's snapshot to send (m is RAFT_MSG_SNAPSHOT with chunk.base NULL;
+     * core/raft.h, raft_ready.msgs): read up to chunk.len bytes at `offset` of the image of
+     * snapshot meta.index and send the message (encoded alone in a batch, say) with chunk set
+     * to them, now or later; or drop it. `m` lives only for the call. */
+    void (*snapshot_read)(void *ctx, raft_group g, const struct raft_msg *m);
     /* Applies one committed entry of group g. */
     void (*apply)(void *ctx, raft_group g, const struct raft_entry *e);
     /* Releases one read: the state machine of g now includes rs->index. */

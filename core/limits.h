@@ -24,9 +24,11 @@
 #define RAFT_INFLIGHT_COUNT_MAX 64
 #define RAFT_INFLIGHT_BYTES_MAX (8u << 20)
 
-/* Bytes of one InstallSnapshot chunk, and of a whole snapshot the core will buffer. */
+/* Bytes of one InstallSnapshot chunk (a follower's core holds one at most while a transfer
+ * runs), and of a whole snapshot image: a bound on sizes and offsets only, since the core
+ * keeps no image (the caller stores and reads it). */
 #define RAFT_SNAPSHOT_CHUNK_BYTES (256u << 10)
-#define RAFT_SNAPSHOT_BYTES_MAX   (1u << 30)
+#define RAFT_SNAPSHOT_BYTES_MAX   (1ull << 40)
 
 /* Entries handed out to apply in one ready batch: bounds the work of one drain. */
 #define RAFT_APPLY_ENTRIES_MAX 1024

@@ -104,23 +104,14 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         return 0;
     }
     if (s->term == 0 || !raft_config_valid(&s->config) ||
-        rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX ||
-        (rs->snapshot_data == NULL && rs->snapshot_bytes > 0)) {
+        rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX) {
         return RR_EINVAL;
     }
     if (snapshot_store_reserve(r) != 0) {
         return RR_ENOMEM;
     }
-    struct raft_snap_store *st = r->snap.store;
-    if (rs->snapshot_bytes > 0) {
-        st->data = malloc(rs->snapshot_bytes);
-        if (st->data == NULL) {
-            return RR_ENOMEM;
-        }
-        memcpy(st->data, rs->snapshot_data, rs->snapshot_bytes);
-    }
-    st->meta = *s;
-    st->bytes = rs->snapshot_bytes;
+    r->snap.store->meta = *s;
+    r->snap.store->bytes = rs->snapshot_bytes;
     r->snap.index = s->index;
     r->snap.term = s->term;
     log_init(&r->log, s->index, s->term);
@@ -592,6 +583,7 @@ static bool role_changed(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return hard_state_changed(r) || role_changed(r) || r->snap_to_hand ||
+           (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
@@ -610,11 +602,12 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
         struct raft_msg_snapshot *s = &m->snapshot;
+        /* The caller fills the chunk from its image (core/raft.h, raft_ready.msgs); the
+         * configuration is the snapshot's. */
         if (s->last_index != r->snap.index || s->last_term != r->snap.term ||
             s->offset + s->chunk.len > snapshot_bytes(r)) {
             return false;
         }
-        s->chunk.base = s->chunk.len > 0 ? r->snap.store->data + s->offset : NULL;
         s->config = &r->snap.store->meta.config;
         return true;
     }
@@ -671,9 +664,13 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
     if (r->snap_to_hand) {
         rd->flags |= RAFT_READY_SNAPSHOT;
         rd->snapshot = &r->snap.store->meta;
-        rd->snapshot_data = r->snap.store->data;
         rd->snapshot_bytes = r->snap.store->bytes;
         r->handed.snapshot = true;
+    }
+    if (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) {
+        rd->flags |= RAFT_READY_SNAPSHOT_CHUNK;
+        rd->snapshot_chunk = &snapshot_rx(r)->out;
+        r->handed.chunk = true;
     }
     raft_index last = log_last_index(&r->log);
     if (r->log.handed < last) {
@@ -763,6 +760,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
         r->log.handed = r->handed.entries_to;
     }
     r->snap_to_hand = r->snap_to_hand && !r->handed.snapshot;
+    if (r->handed.chunk) {
+        snapshot_chunk_handed(r);
+    }
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
     read_index_advance(r);

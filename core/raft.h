@@ -54,12 +54,12 @@ struct raft_options {
 void raft_options_default(struct raft_options *o);
 
 /* What a restarting node read back from its durable storage. `entries` follow the snapshot
- * (first index = snapshot index + 1), are copied by raft_init, and count as persisted. */
+ * (first index = snapshot index + 1), are copied by raft_init, and count as persisted. The
+ * core keeps no snapshot data: the caller reads its image back when one must be sent. */
 struct raft_restore {
     struct raft_hard_state hard_state;
     struct raft_snapshot_meta snapshot; /* index 0: no snapshot */
-    const uint8_t *snapshot_data;       /* copied; NULL when no snapshot */
-    uint64_t snapshot_bytes;
+    uint64_t snapshot_bytes;            /* the size of its image */
     const struct raft_entry *entries;
     uint32_t entry_count;
 };
@@ -78,8 +78,19 @@ enum raft_ready_flag {
     RAFT_READY_MSGS_AFTER_PERSIST = 1u << 4,
     RAFT_READY_COMMITTED = 1u << 5,
     RAFT_READY_READS = 1u << 6,
-    RAFT_READY_ROLE = 1u << 7,          /* role, term or known leader changed */
-    RAFT_READY_READ_FAILURES = 1u << 8, /* queued reads that will never be released */
+    RAFT_READY_ROLE = 1u << 7,           /* role, term or known leader changed */
+    RAFT_READY_READ_FAILURES = 1u << 8,  /* queued reads that will never be released */
+    RAFT_READY_SNAPSHOT_CHUNK = 1u << 9, /* a piece of a snapshot received from the leader */
+};
+
+/* A piece of a snapshot received from the leader (raft_ready.snapshot_chunk). */
+struct raft_snapshot_chunk {
+    const struct raft_snapshot_meta *meta; /* the snapshot it belongs to */
+    uint64_t offset;                       /* of data within the image; 0 starts a transfer */
+    uint64_t total_bytes;                  /* the image's size */
+    const uint8_t *data;
+    uint32_t len;
+    bool done; /* the last piece: offset + len == total_bytes */
 };
 
 /* One output batch. Everything it points to stays valid until raft_advance(); the group
@@ -87,21 +98,39 @@ enum raft_ready_flag {
 struct raft_ready {
     uint32_t flags;
     struct raft_hard_state hard_state; /* persist when RAFT_READY_HARD_STATE */
-    /* Snapshot received from the leader: queue it for persistence, and restore the state
+    /* RAFT_READY_SNAPSHOT_CHUNK: a piece of a snapshot the leader is sending (paper §7,
+     * "write data into snapshot file at given offset"). The caller stores it (say at that
+     * offset of a temporary file) before this batch's msgs_after_persist leave, as they
+     * acknowledge it; offset 0 starts a new transfer and abandons any earlier partial one.
+     * The caller checks what it stores; when it finds a piece bad (or cannot store it), it
+     * calls raft_snapshot_received(index, false) and the transfer starts over. After the
+     * piece with `done`, the caller checks the whole image and calls
+     * raft_snapshot_received(index, true): only then is the snapshot installed (and handed out
+     * as `snapshot` below), so an image that does not check out is never installed. */
+    const struct raft_snapshot_chunk *snapshot_chunk;
+    /* RAFT_READY_SNAPSHOT: a snapshot from the leader, installed (its image is the one the
+     * caller received through snapshot_chunk, snapshot_bytes long; the core keeps no copy).
+     * Persist it (make that image the group's durable snapshot), and restore the state
      * machine from it before applying `committed` (the restore may run before the write is
-     * durable: the reply that vouches for it waits for the persist, and a restart rebuilds
-     * the state machine from durable state; a state machine that keeps its own durable
-     * state must not let it run ahead of the snapshot's persist). Its data is `snapshot_data`
-     * (snapshot_bytes long). It replaces the whole durable log: the core hands out again, in
-     * `entries` of the same batch, every entry it keeps after the snapshot index. */
+     * durable: the reply that vouches for it waits for the persist, and a restart rebuilds the
+     * state machine from durable state; a state machine that keeps its own durable state must
+     * not let it run ahead of the snapshot's persist). It replaces the whole durable log: the
+     * core hands out again, in `entries` of the same batch, every entry it keeps after the
+     * snapshot index. */
     const struct raft_snapshot_meta *snapshot;
-    const uint8_t *snapshot_data;
     uint64_t snapshot_bytes;
     /* Entries to persist, contiguous. If entries[0].index <= the last index handed out
      * before, the durable log's suffix from entries[0].index is replaced (truncated). */
     const struct raft_entry *entries;
     uint32_t entry_count;
-    const struct raft_msg *msgs; /* may be sent at once */
+    /* May be sent at once. A leader's RAFT_MSG_SNAPSHOT carries no data (the core keeps no
+     * image): chunk.base is NULL and chunk.len the most bytes to send from `offset` of the
+     * image of snapshot meta.index. The caller reads them from its copy of that image and
+     * sends the message with chunk set to what it read: fewer bytes are fine (whole records,
+     * say; the follower acknowledges what it got and the next piece starts there), with done
+     * set to (offset + chunk.len == total_bytes). If it cannot (that image is gone), it drops
+     * the message; the core sends again after an election timeout. */
+    const struct raft_msg *msgs;
     uint32_t msg_count;
     /* Send (or, when addressed to this node, raft_step) only after this batch's hard
      * state, snapshot and entries are durable. They point to nothing (no entries, no
@@ -201,11 +230,28 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
 int raft_read_index(struct raft *r, uint64_t ctx);
 
 /* The caller took a snapshot of its state machine covering the log up to `index`
- * (<= applied). The core keeps `data` (copied) to send to lagging followers, and compacts
- * the log up to index, keeping `trailing` entries before it for followers that lag a little.
- * The caller must have the snapshot durable before it drops its own log prefix. */
-int raft_snapshot_taken(
-    struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes, raft_index trailing);
+ * (<= applied), whose image is `bytes` long. The core keeps no data: to send it to a lagging
+ * follower it asks the caller for pieces of it (see raft_ready.msgs), so the caller keeps the
+ * image readable until it reports a newer one. The log is compacted up to index, keeping
+ * `trailing` entries before it for followers that lag a little. The caller must have the
+ * snapshot durable before it drops its own log prefix. RR_EINVAL, RR_ETOOBIG, RR_ECOMPACTED
+ * (not newer than the snapshot the group has), RR_ENOMEM. */
+int raft_snapshot_taken(struct raft *r, raft_index index, uint64_t bytes, raft_index trailing);
+
+/* The caller's verdict on the snapshot being received (raft_ready.snapshot_chunk), called
+ * outside ready/advance. valid false: a piece did not check out or could not be stored; the
+ * transfer is dropped and the leader told to start over (at any point of the transfer).
+ * valid true, once the piece with `done` was handed out: the whole image checked out; the
+ * snapshot is installed (paper §7 steps 6-8) and handed out in the next ready. RR_ENOTFOUND
+ * if no transfer of that index is in progress (another one replaced it; nothing to do), and
+ * RR_EINVAL for valid true before the last piece was handed out. */
+int raft_snapshot_received(struct raft *r, raft_index index, bool valid);
+
+/* The metadata a snapshot covering the log up to `index` carries, for the caller to store
+ * with its image before it calls raft_snapshot_taken: the index, its term and the
+ * configuration in force at it (paper §7). `index` must be applied and above the current
+ * snapshot index; RR_EINVAL otherwise. */
+int raft_snapshot_meta_at(const struct raft *r, raft_index index, struct raft_snapshot_meta *out);
 
 /* Campaigns now (tests and leadership transfer). */
 void raft_campaign(struct raft *r);

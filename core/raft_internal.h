@@ -54,24 +54,28 @@ struct raft_reads {
     uint64_t round;     /* round in flight (0: none) */
 };
 
-/* A snapshot being received from the leader, chunk by chunk. */
+/* A snapshot being received from the leader, chunk by chunk. The core holds one chunk at
+ * most: each is handed out to the caller, who stores it (raft_ready.snapshot_chunk). */
 struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
     raft_node from;                 /* from this leader ... */
     raft_term term;                 /* ... in this term: another one starts over */
-    uint8_t *data;                  /* malloc'd, `cap` bytes, grown as chunks arrive */
-    uint64_t cap;                   /* <= total_bytes */
     uint64_t total_bytes;
-    uint64_t received; /* bytes received so far (chunks arrive in order) */
+    uint64_t received;              /* bytes accepted so far (chunks arrive in order) */
+    uint8_t *chunk;                 /* the accepted chunk not handed out yet (malloc'd,
+                                       RAFT_SNAPSHOT_CHUNK_BYTES, while a transfer runs) */
+    struct raft_snapshot_chunk out; /* what the ready hands out (points at meta and chunk) */
+    bool pending;                   /* `out` holds a chunk not handed out yet */
+    bool complete;                  /* the last chunk was handed out: waiting for the verdict
+                                       (raft_snapshot_received) */
 };
 
 /* What a group keeps of snapshots beyond the latest one's position: its metadata with the
- * configuration (280 bytes) and data, and a transfer being received. */
+ * configuration (280 bytes), its image's size, and a transfer being received. */
 struct raft_snap_store {
     struct raft_snapshot_meta meta; /* the latest snapshot (valid while snap.index > 0) */
-    uint8_t *data;                  /* malloc'd copy of its data, `bytes` long */
-    uint64_t bytes;
-    struct raft_snapshot_rx *rx; /* malloc'd while a transfer is in progress, else NULL */
+    uint64_t bytes;                 /* its image's size (the caller holds the image) */
+    struct raft_snapshot_rx *rx;    /* malloc'd while a transfer is in progress, else NULL */
 };
 
 /* The latest snapshot's position, inline (read on many paths), and the rest out of line:
@@ -112,7 +116,8 @@ struct raft_handed {
     bool pending;                /* a ready is out: no mutation until raft_advance */
     bool hard_state;
     bool snapshot;
-    bool role; /* role, term and leader reported */
+    bool chunk; /* a received snapshot chunk */
+    bool role;  /* role, term and leader reported */
 };
 
 /* Fields are ordered to leave little padding: a node holds thousands of groups. */
@@ -319,5 +324,7 @@ uint64_t snapshot_bytes(const struct raft *r);
 struct raft_snapshot_rx *snapshot_rx(const struct raft *r);
 /* Frees the store (raft_fini). */
 void snapshot_store_free(struct raft *r);
+/* raft_advance: the pending received chunk was handed out. */
+void snapshot_chunk_handed(struct raft *r);
 
 #endif

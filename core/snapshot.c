@@ -31,21 +31,18 @@ struct raft_snapshot_rx *snapshot_rx(const struct raft *r)
 void snapshot_store_free(struct raft *r)
 {
     snapshot_rx_reset(r);
-    if (r->snap.store != NULL) {
-        free(r->snap.store->data);
-        free(r->snap.store);
-    }
+    free(r->snap.store);
     r->snap = (struct raft_snap){0};
 }
 
 /* Paper §7: "Each server takes snapshots independently, covering just the committed
  * entries in its log." The log keeps `trailing` entries before index so that followers
- * lagging a little get entries rather than a whole snapshot. */
-int raft_snapshot_taken(
-    struct raft *r, raft_index index, const uint8_t *data, uint64_t bytes, raft_index trailing)
+ * lagging a little get entries rather than a whole snapshot. The core keeps only the image's
+ * size: the caller holds the image and reads pieces of it back when one must be sent. */
+int raft_snapshot_taken(struct raft *r, raft_index index, uint64_t bytes, raft_index trailing)
 {
     RR_ASSERT(!r->handed.pending);
-    if (index == 0 || index > r->applied || (data == NULL && bytes > 0)) {
+    if (index == 0 || index > r->applied) {
         return RR_EINVAL;
     }
     if (bytes > RAFT_SNAPSHOT_BYTES_MAX) {
@@ -57,27 +54,16 @@ int raft_snapshot_taken(
     if (snapshot_store_reserve(r) != 0) {
         return RR_ENOMEM;
     }
-    struct raft_snap_store *st = r->snap.store;
-    uint8_t *copy = NULL;
-    if (bytes > 0) {
-        copy = malloc(bytes);
-        if (copy == NULL) {
-            return RR_ENOMEM;
-        }
-        memcpy(copy, data, bytes);
-    }
     RR_ASSERT(index >= r->log.prev_index);
     /* The snapshot carries the configuration in force at its index (paper §7), committed
      * since index <= applied: it replaces the compacted configuration entries. */
-    (void)membership_config_at(r, index, &st->meta.config);
+    (void)membership_config_at(r, index, &r->snap.store->meta.config);
     r->snap.term = log_term(&r->log, index);
     r->snap.index = index;
-    st->meta.index = index;
-    st->meta.term = r->snap.term;
+    r->snap.store->meta.index = index;
+    r->snap.store->meta.term = r->snap.term;
     RR_ASSERT(r->snap.term > 0);
-    free(st->data);
-    st->data = copy;
-    st->bytes = bytes;
+    r->snap.store->bytes = bytes;
     raft_index compact_to = index > trailing ? index - trailing : 0;
     if (compact_to > r->log.prev_index) {
         log_compact_to(&r->log, compact_to);
@@ -85,9 +71,24 @@ int raft_snapshot_taken(
     return 0;
 }
 
+int raft_snapshot_meta_at(const struct raft *r, raft_index index, struct raft_snapshot_meta *out)
+{
+    if (index == 0 || index > r->applied || index <= r->snap.index || index <= r->log.prev_index) {
+        return RR_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    out->index = index;
+    out->term = log_term(&r->log, index);
+    RR_ASSERT(out->term > 0);
+    (void)membership_config_at(r, index, &out->config);
+    return 0;
+}
+
 /* ---- leader -------------------------------------------------------------------------- */
 
-/* Sends the chunk at p's offset; one chunk is in flight at a time. */
+/* Sends the chunk at p's offset; one chunk is in flight at a time. The message carries no
+ * data: the caller reads up to chunk.len bytes of its image and may send fewer (core/raft.h,
+ * raft_ready.msgs); the follower's answer says where the next chunk starts. */
 void snapshot_send(struct raft *r, struct raft_progress *p)
 {
     RR_ASSERT(r->snap.index > 0); /* the log was compacted, so a snapshot exists */
@@ -106,7 +107,8 @@ void snapshot_send(struct raft *r, struct raft_progress *p)
     m.snapshot.offset = p->snap_offset;
     m.snapshot.total_bytes = total;
     m.snapshot.done = p->snap_offset + len == total;
-    m.snapshot.chunk.len = len; /* base and config are resolved by raft_ready */
+    m.snapshot.chunk.len = len; /* the most to send; base NULL: the caller reads it; the
+                                   configuration is set by raft_ready */
     if (raft_send(r, &m, false, false)) {
         p->snap_chunk_inflight = true;
         p->snap_wait_ticks = 0;
@@ -178,23 +180,30 @@ void snapshot_rx_reset(struct raft *r)
 {
     struct raft_snapshot_rx *rx = snapshot_rx(r);
     if (rx != NULL) {
-        free(rx->data);
+        free(rx->chunk);
         free(rx);
         r->snap.store->rx = NULL;
     }
 }
 
-static void reply_snapshot(struct raft *r, const struct raft_msg *m, bool rejected, bool done)
+/* Answers the leader about the transfer of snapshot `index` of `total` bytes. A progress
+ * report for an accepted chunk waits for the chunk to be stored (after_persist), which also
+ * paces the transfer to the follower's disk; "installed" waits for the snapshot's persist;
+ * answers to duplicates and gaps go at once. */
+static void reply_to(struct raft *r,
+                     raft_node to,
+                     raft_index index,
+                     uint64_t next_offset,
+                     bool rejected,
+                     bool done,
+                     bool after_persist)
 {
-    struct raft_msg resp = raft_msg_new(r, RAFT_MSG_SNAPSHOT_RESP, m->from);
-    resp.snapshot_resp.index = m->snapshot.last_index;
-    const struct raft_snapshot_rx *rx = snapshot_rx(r);
-    resp.snapshot_resp.next_offset =
-        done ? m->snapshot.total_bytes : (rx != NULL ? rx->received : 0);
+    struct raft_msg resp = raft_msg_new(r, RAFT_MSG_SNAPSHOT_RESP, to);
+    resp.snapshot_resp.index = index;
+    resp.snapshot_resp.next_offset = next_offset;
     resp.snapshot_resp.rejected = rejected;
     resp.snapshot_resp.done = done;
-    /* "Installed" acknowledges durable state; progress reports need not wait. */
-    raft_send(r, &resp, done, false);
+    raft_send(r, &resp, after_persist, false);
 }
 
 /* A transfer resumes only with the same leader in the same term: two servers' snapshots at
@@ -228,49 +237,54 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     return 0;
 }
 
-/* Makes room for `need` bytes. The buffer grows with the bytes received rather than being
- * sized by the first chunk's total_bytes: a peer claiming a term and a 1 GiB snapshot in one
- * empty chunk must not make every group of the node reserve that much. */
-static int rx_reserve(struct raft_snapshot_rx *rx, uint64_t need)
-{
-    if (need <= rx->cap) {
-        return 0;
-    }
-    uint64_t cap = rx->cap > 0 ? rx->cap : RAFT_SNAPSHOT_CHUNK_BYTES;
-    while (cap < need) {
-        cap *= 2;
-    }
-    cap = cap < rx->total_bytes ? cap : rx->total_bytes;
-    uint8_t *data = realloc(rx->data, cap);
-    if (data == NULL) {
-        return RR_ENOMEM;
-    }
-    rx->data = data;
-    rx->cap = cap;
-    return 0;
-}
-
 /* Paper §7 InstallSnapshot receiver: "6. If existing log entry has same index and term as
  * snapshot's last included entry, retain log entries following it and reply. 7. Discard the
  * entire log. 8. Reset state machine using snapshot contents". Either way the durable log is
  * rewritten: the snapshot goes out in a ready with the kept entries after it. */
 static void install(struct raft *r)
 {
-    struct raft_snap_store *st = r->snap.store; /* allocated by rx_start */
-    struct raft_snapshot_rx *rx = st->rx;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
     log_install_snapshot(&r->log, rx->meta.index, rx->meta.term);
-    free(st->data);
-    st->meta = rx->meta;
+    r->snap.store->meta = rx->meta; /* allocated by rx_start */
     r->snap.index = rx->meta.index;
     r->snap.term = rx->meta.term;
-    st->data = rx->data;
-    st->bytes = rx->total_bytes;
-    rx->data = NULL;
-    snapshot_rx_reset(r);
+    r->snap.store->bytes = rx->total_bytes;
     r->commit = r->snap.index;
     r->applied = r->snap.index;
     r->snap_to_hand = true;
     raft_config_refresh(r);
+    /* "Installed" acknowledges durable state: it waits for the snapshot's persist. */
+    reply_to(r, rx->from, rx->meta.index, rx->total_bytes, false, true, true);
+    snapshot_rx_reset(r);
+}
+
+/* Accepts the chunk at the transfer's position: held for the next ready, where the caller
+ * stores it. */
+static int rx_accept(struct raft *r, const struct raft_msg *m)
+{
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    const struct raft_msg_snapshot *s = &m->snapshot;
+    if (rx->chunk == NULL && s->chunk.len > 0) {
+        rx->chunk = malloc(RAFT_SNAPSHOT_CHUNK_BYTES);
+        if (rx->chunk == NULL) {
+            return RR_ENOMEM;
+        }
+    }
+    if (s->chunk.len > 0) {
+        memcpy(rx->chunk, s->chunk.base, s->chunk.len);
+    }
+    rx->out = (struct raft_snapshot_chunk){.meta = &rx->meta,
+                                           .offset = s->offset,
+                                           .total_bytes = s->total_bytes,
+                                           .data = rx->chunk,
+                                           .len = s->chunk.len,
+                                           .done = s->done};
+    rx->pending = true;
+    rx->received += s->chunk.len;
+    if (!s->done) {
+        reply_to(r, m->from, s->last_index, rx->received, false, false, true);
+    }
+    return 0;
 }
 
 int snapshot_handle(struct raft *r, const struct raft_msg *m)
@@ -278,12 +292,12 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
     const struct raft_msg_snapshot *s = &m->snapshot;
     if (s->last_index <= r->commit) {
         /* Older than what we have committed: nothing to install, but tell the leader. */
-        reply_snapshot(r, m, false, true);
+        reply_to(r, m->from, s->last_index, s->total_bytes, false, true, true);
         return 0;
     }
     if (!rx_matches(r, m)) {
         if (s->offset != 0) {
-            reply_snapshot(r, m, true, false); /* missed the start: restart */
+            reply_to(r, m->from, s->last_index, 0, true, false, false); /* missed the start */
             return 0;
         }
         int rv = rx_start(r, m);
@@ -292,27 +306,54 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         }
     }
     struct raft_snapshot_rx *rx = snapshot_rx(r);
-    RR_ASSERT(rx != NULL); /* it matched, or was just started */
+    if (rx->pending || rx->complete) {
+        /* A chunk is still with us, or the caller is checking the whole image: the leader
+         * resends after a timeout if the answer it waits for does not come. */
+        return 0;
+    }
     if (s->offset != rx->received) {
         /* A duplicate is answered with our position; a gap restarts the transfer. */
         bool gap = s->offset > rx->received;
-        reply_snapshot(r, m, gap, false);
+        reply_to(r, m->from, s->last_index, gap ? 0 : rx->received, gap, false, false);
         if (gap) {
             snapshot_rx_reset(r);
         }
         return 0;
     }
-    if (s->chunk.len > 0) {
-        int rv = rx_reserve(rx, s->offset + s->chunk.len);
-        if (rv != 0) {
-            return rv;
-        }
-        memcpy(rx->data + s->offset, s->chunk.base, s->chunk.len);
+    return rx_accept(r, m);
+}
+
+void snapshot_chunk_handed(struct raft *r)
+{
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    RR_ASSERT(rx != NULL && rx->pending);
+    rx->pending = false;
+    rx->complete = rx->out.done;
+}
+
+int raft_snapshot_received(struct raft *r, raft_index index, bool valid)
+{
+    RR_ASSERT(!r->handed.pending);
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    if (rx == NULL || rx->meta.index != index) {
+        return RR_ENOTFOUND;
     }
-    rx->received += s->chunk.len;
-    if (s->done) {
-        install(r);
+    if (!valid) {
+        /* Never installed: the leader starts the transfer over (its progress restarts from
+         * offset 0 on a rejection). */
+        reply_to(r, rx->from, index, 0, true, false, false);
+        snapshot_rx_reset(r);
+        return 0;
     }
-    reply_snapshot(r, m, false, s->done);
+    if (!rx->complete) {
+        return RR_EINVAL;
+    }
+    if (index <= r->commit) {
+        /* Overtaken meanwhile (the commit index moved past it): nothing to install. */
+        reply_to(r, rx->from, index, rx->total_bytes, false, true, true);
+        snapshot_rx_reset(r);
+        return 0;
+    }
+    install(r);
     return 0;
 }

@@ -239,6 +239,10 @@ void client_resume_pending(struct worker *w)
 static void fanout_child_done(struct worker *w, struct req *child)
 {
     struct req *parent = child->parent;
+    if (parent->job != NULL) {
+        members_part_done(w, child);
+        return;
+    }
     struct reply *pr = &parent->reply;
     const struct reply *cr = &child->reply;
     if (cr->len > 0 && cr->buf[0] == '-') {
@@ -323,6 +327,11 @@ static struct req *client_enqueue(struct client *cl, struct req *r)
     cl->tail = r;
     cl->inflight++;
     return r;
+}
+
+void client_enqueue_req(struct client *cl, struct req *r)
+{
+    client_enqueue(cl, r);
 }
 
 /* SCAN walks the groups in order: the cursor's low 14 bits are the group, the rest the
@@ -442,6 +451,43 @@ static void scan_fix_reply(struct worker *w, struct req *r)
     r->reply = out;
 }
 
+/* RAFT SNAPSHOT g and RAFT DIGEST g act on this node's copy of one group, so they go to the
+ * group's worker on this node (never to its leader). False if the command is not one of them
+ * (another RAFT subcommand: node_command answers it). */
+static bool raft_group_request(struct client *cl,
+                               struct req *r,
+                               uint32_t argc,
+                               const uint8_t *const argv[],
+                               const size_t argl[])
+{
+    uint8_t cls;
+    if (argc == 3 && argl[1] == 8 && strncasecmp((const char *)argv[1], "snapshot", 8) == 0) {
+        cls = REQ_INTERNAL_SNAPSHOT;
+    } else if (argc == 3 && argl[1] == 6 && strncasecmp((const char *)argv[1], "digest", 6) == 0) {
+        cls = REQ_INTERNAL_DIGEST;
+    } else {
+        return false;
+    }
+    char num[16];
+    char *end;
+    unsigned long g = 0;
+    if (argl[2] > 0 && argl[2] < sizeof(num)) {
+        memcpy(num, argv[2], argl[2]);
+        num[argl[2]] = '\0';
+        g = strtoul(num, &end, 10);
+    }
+    if (argl[2] == 0 || argl[2] >= sizeof(num) || *end != '\0' || g >= cl->w->node->cfg.groups) {
+        reply_error(&r->reply, "ERR invalid group");
+        immediate(cl, r);
+        return true;
+    }
+    r->cls = cls;
+    r->group = (raft_group)g;
+    client_enqueue(cl, r);
+    route_submit(cl->w, r);
+    return true;
+}
+
 /* Splits a node command over every group: DBSIZE, KEYS, FLUSHDB / FLUSHALL. */
 static void fanout(struct client *cl,
                    struct req *parent,
@@ -556,6 +602,17 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
                 return;
             }
             immediate(cl, r);
+            return;
+        case CMD_ID_RAFT:
+            if (raft_group_request(cl, r, argc, argv, argl)) {
+                return;
+            }
+            if (argl[1] == 6 && strncasecmp((const char *)argv[1], "status", 6) == 0) {
+                break;
+            }
+            if (!members_request(cl, r, argc, argv, argl)) {
+                immediate(cl, r);
+            }
             return;
         default:
             break;

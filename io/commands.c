@@ -2,6 +2,7 @@
  * (struct group_pub): PING, ECHO, SELECT, QUIT, AUTH, HELLO, CLIENT, CONFIG GET, COMMAND,
  * INFO, CLUSTER, RAFT STATUS, READONLY/READWRITE, WAIT. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "core/base/assert.h"
 #include "io/client.h"
 #include "io/log.h"
+#include "io/metrics.h"
 
 static bool arg_is(const uint8_t *a, size_t l, const char *s)
 {
@@ -408,9 +410,37 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         }
         OUT("# Raft\r\nnode_id:%u\r\ngroups:%u\r\ngroups_with_leader:%u\r\n", n->cfg.node_id,
             n->cfg.groups, known);
-        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-            OUT("groups_led_by_node_%u:%u\r\n", n->cfg.nodes[i].id,
-                groups_led_by(n, n->cfg.nodes[i].id));
+        const struct node_set *ns = nodeset_get(n);
+        for (uint32_t i = 0; i < ns->count; i++) {
+            OUT("groups_led_by_node_%u:%u\r\n", ns->nodes[i].id, groups_led_by(n, ns->nodes[i].id));
+        }
+        OUT("\r\n");
+    }
+    if (all || arg_is(sec, sl, "snapshots") || arg_is(sec, sl, "persistence")) {
+        uint64_t taken = 0, installed = 0, failures = 0, bytes = 0, disk = 0, segments = 0,
+                 chunks = 0, dropped = 0, refused = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            taken += atomic_load_explicit(&p->snapshots_taken, memory_order_relaxed);
+            installed += atomic_load_explicit(&p->snapshots_installed, memory_order_relaxed);
+            failures += atomic_load_explicit(&p->snapshot_failures, memory_order_relaxed);
+            bytes += atomic_load_explicit(&p->snapshot_bytes, memory_order_relaxed);
+            disk += atomic_load_explicit(&p->wal_disk_bytes, memory_order_relaxed);
+            segments += atomic_load_explicit(&p->wal_segments, memory_order_relaxed);
+            chunks += atomic_load_explicit(&p->snapshot_chunks_sent, memory_order_relaxed);
+            dropped += atomic_load_explicit(&p->snapshot_chunks_dropped, memory_order_relaxed);
+            refused += atomic_load_explicit(&p->snapshots_refused, memory_order_relaxed);
+        }
+        OUT("# Snapshots\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
+            "\r\nsnapshot_failures:%" PRIu64 "\r\nsnapshot_bytes_written:%" PRIu64
+            "\r\nwal_disk_bytes:%" PRIu64 "\r\nwal_segments:%" PRIu64
+            "\r\nsnapshot_chunks_sent:%" PRIu64 "\r\nsnapshot_chunks_dropped:%" PRIu64
+            "\r\nsnapshots_refused:%" PRIu64 "\r\n",
+            taken, installed, failures, bytes, disk, segments, chunks, dropped, refused);
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            OUT("worker%u_last_snapshot:ms=%" PRIu64 ",bytes=%" PRIu64 "\r\n", i,
+                atomic_load(&p->snapshot_last_ms), atomic_load(&p->snapshot_last_bytes));
         }
         OUT("\r\n");
     }
@@ -446,12 +476,44 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_WAL_BYTES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_PEER_FRAMES], memory_order_relaxed));
+        /* Totals since start that a reader subtracts to get an interval's figures: the
+         * flushes' write+sync time and the units' wait before their flush (means), and the
+         * batch size distributions (cumulative counts at the bounds le_N). */
+        uint64_t fcount = 0, fsum = 0, qcount = 0, qsum = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            fcount += atomic_load_explicit(&p->wal_flush.count, memory_order_relaxed);
+            fsum += atomic_load_explicit(&p->wal_flush.sum_ns, memory_order_relaxed);
+            qcount += atomic_load_explicit(&p->wal_queue.count, memory_order_relaxed);
+            qsum += atomic_load_explicit(&p->wal_queue.sum_ns, memory_order_relaxed);
+        }
+        OUT("wal_flush_usec:count=%" PRIu64 ",sum=%" PRIu64 "\r\nwal_queue_usec:count=%" PRIu64
+            ",sum=%" PRIu64 "\r\n",
+            fcount, fsum / 1000, qcount, qsum / 1000);
+        const char *size_name[2] = {"wal_flush_records", "peer_send_frames"};
+        const size_t size_off[2] = {offsetof(struct worker_pub, wal_batch_records),
+                                    offsetof(struct worker_pub, peer_send_frames)};
+        for (int k = 0; k < 2; k++) {
+            uint64_t le[PUB_SIZE_BOUNDS], count, sum;
+            metrics_sum_sizes(n, size_off[k], le, &count, &sum);
+            OUT("%s:count=%" PRIu64 ",sum=%" PRIu64, size_name[k], count, sum);
+            for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+                OUT(",le_%" PRIu64 "=%" PRIu64, metric_size_bounds[i], le[i]);
+            }
+            OUT("\r\n");
+        }
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64
                 "\r\nworker%u_wal_queue_us:p50=%" PRIu64 ",p99=%" PRIu64 "\r\n",
                 i, atomic_load(&p->flush_p50_us), atomic_load(&p->flush_p99_us), i,
                 atomic_load(&p->queue_p50_us), atomic_load(&p->queue_p99_us));
+            for (int k = 0; k < 2; k++) {
+                const struct pub_sizes *s =
+                    (const struct pub_sizes *)(const void *)((const char *)p + size_off[k]);
+                OUT("worker%u_%s:p50=%" PRIu64 ",p99=%" PRIu64 ",max=%" PRIu64 "\r\n", i,
+                    size_name[k], atomic_load(&s->p50), atomic_load(&s->p99), atomic_load(&s->max));
+            }
         }
         OUT("\r\n");
     }
@@ -489,6 +551,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
 /* CLUSTER SLOTS: one range per group, its leader as master and the other nodes as replicas. */
 static void cluster_slots(struct node *n, struct reply *r)
 {
+    const struct node_set *ns = nodeset_get(n);
     reply_array(r, n->cfg.groups);
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         uint16_t first, last;
@@ -497,17 +560,19 @@ static void cluster_slots(struct node *n, struct reply *r)
         if (leader == 0) {
             leader = n->cfg.node_id;
         }
-        reply_array(r, 2 + n->cfg.node_count);
-        reply_int(r, first);
-        reply_int(r, last);
         const struct node_address *order[RAFT_MEMBERS_MAX];
         uint32_t k = 0;
-        order[k++] = config_node(&n->cfg, leader);
-        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-            if (n->cfg.nodes[i].id != leader) {
-                order[k++] = &n->cfg.nodes[i];
+        if (nodeset_find(ns, leader) != NULL) {
+            order[k++] = nodeset_find(ns, leader);
+        }
+        for (uint32_t i = 0; i < ns->count; i++) {
+            if (ns->nodes[i].id != leader) {
+                order[k++] = &ns->nodes[i];
             }
         }
+        reply_array(r, 2 + k);
+        reply_int(r, first);
+        reply_int(r, last);
         for (uint32_t i = 0; i < k; i++) {
             char name[41];
             node_name(n, order[i]->id, name);
@@ -522,6 +587,7 @@ static void cluster_slots(struct node *n, struct reply *r)
 /* CLUSTER SHARDS (Redis 7): one shard per group, its leader as master, the others replicas. */
 static void cluster_shards(struct node *n, struct reply *r)
 {
+    const struct node_set *ns = nodeset_get(n);
     reply_array(r, n->cfg.groups);
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         uint16_t first, last;
@@ -534,9 +600,9 @@ static void cluster_shards(struct node *n, struct reply *r)
         reply_int(r, first);
         reply_int(r, last);
         reply_bulk_cstr(r, "nodes");
-        reply_array(r, n->cfg.node_count);
-        for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-            const struct node_address *a = &n->cfg.nodes[i];
+        reply_array(r, ns->count);
+        for (uint32_t i = 0; i < ns->count; i++) {
+            const struct node_address *a = &ns->nodes[i];
             char name[41];
             node_name(n, a->id, name);
             reply_array(r, 14);
@@ -556,14 +622,15 @@ static void cluster_shards(struct node *n, struct reply *r)
 /* CLUSTER NODES: every node a master owning the slot ranges of the groups it leads. */
 static void cluster_nodes(struct node *n, struct reply *r)
 {
-    size_t cap = 4096 + (size_t)n->cfg.groups * 16 * n->cfg.node_count, len = 0;
+    const struct node_set *ns = nodeset_get(n);
+    size_t cap = 4096 + (size_t)n->cfg.groups * 16 * ns->count, len = 0;
     char *text = malloc(cap);
     if (text == NULL) {
         reply_error(r, "OOM out of memory");
         return;
     }
-    for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-        const struct node_address *a = &n->cfg.nodes[i];
+    for (uint32_t i = 0; i < ns->count; i++) {
+        const struct node_address *a = &ns->nodes[i];
         char name[41];
         node_name(n, a->id, name);
         len += (size_t)snprintf(text + len, cap - len, "%s %s:%u@%u %smaster - 0 0 %u connected",
@@ -613,7 +680,7 @@ static void cluster_cmd(struct node *n,
                          "16384\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\n"
                          "cluster_known_nodes:%u\r\ncluster_size:%u\r\ncluster_current_epoch:1\r\n"
                          "cluster_my_epoch:1\r\n",
-                         n->cfg.node_count, n->cfg.node_count);
+                         nodeset_get(n)->count, nodeset_get(n)->count);
         reply_bulk(r, text, (size_t)l);
     } else {
         reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CLUSTER HELP.", (int)argl[1],
@@ -701,12 +768,9 @@ static void raft_cmd(struct node *n,
                      struct reply *r)
 {
     (void)argc;
-    if (!arg_is(argv[1], argl[1], "status")) {
-        reply_errorf(r, "ERR unknown subcommand '%.*s'. Try RAFT STATUS.", (int)argl[1],
-                     (const char *)argv[1]);
-        return;
-    }
-    size_t cap = 256 + (size_t)n->cfg.groups * 160, len = 0;
+    (void)argv;
+    (void)argl; /* STATUS: client.c sends every other subcommand to members.c */
+    size_t cap = 256 + RAFT_MEMBERS_MAX * 24 + (size_t)n->cfg.groups * 200, len = 0;
     char *text = malloc(cap);
     if (text == NULL) {
         reply_error(r, "OOM out of memory");
@@ -714,15 +778,24 @@ static void raft_cmd(struct node *n,
     }
     len += (size_t)snprintf(text + len, cap - len, "node:%u groups:%u workers:%u\n", n->cfg.node_id,
                             n->cfg.groups, n->cfg.workers);
+    /* The spread: groups led by each node of the node set, as this node sees it. */
+    const struct node_set *ns = nodeset_get(n);
+    len += (size_t)snprintf(text + len, cap - len, "leaders:");
+    for (uint32_t i = 0; i < ns->count; i++) {
+        len += (size_t)snprintf(text + len, cap - len, " %u=%u", ns->nodes[i].id,
+                                groups_led_by(n, ns->nodes[i].id));
+    }
+    len += (size_t)snprintf(text + len, cap - len, "\n");
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         const struct group_pub *p = &n->pub[g];
-        len += (size_t)snprintf(text + len, cap - len,
-                                "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64
-                                " applied:%" PRIu64 " last:%" PRIu64 " snapshot:%" PRIu64 "\n",
-                                g, role_name(atomic_load(&p->role)), atomic_load(&p->term),
-                                atomic_load(&p->leader), atomic_load(&p->commit),
-                                atomic_load(&p->applied), atomic_load(&p->last_index),
-                                atomic_load(&p->snapshot_index));
+        len += (size_t)snprintf(
+            text + len, cap - len,
+            "group:%u role:%s term:%" PRIu64 " leader:%u commit:%" PRIu64 " applied:%" PRIu64
+            " last:%" PRIu64 " snapshot:%" PRIu64 " voters:%u learners:%u%s\n",
+            g, role_name(atomic_load(&p->role)), atomic_load(&p->term), atomic_load(&p->leader),
+            atomic_load(&p->commit), atomic_load(&p->applied), atomic_load(&p->last_index),
+            atomic_load(&p->snapshot_index), atomic_load(&p->voters), atomic_load(&p->learners),
+            atomic_load(&p->config_pending) ? " config:pending" : "");
     }
     reply_bulk(r, text, len);
     free(text);
@@ -769,7 +842,7 @@ bool node_command(struct client *cl,
         return true;
     case CMD_ID_WAIT:
         /* Writes are acknowledged only once a majority has them: report the other nodes. */
-        reply_int(r, (int64_t)n->cfg.node_count - 1);
+        reply_int(r, (int64_t)nodeset_get(n)->count - 1);
         return true;
     case CMD_ID_HELLO:
         hello_cmd(cl, argc, argv, argl, r);

@@ -48,6 +48,12 @@ void config_default(struct node_config *c)
     c->pipeline_max = 4096;
     c->peer_output_max = 64ull << 20;
     c->worker_inflight_max = 256ull << 20;
+    c->snapshot_log_bytes = 64ull << 20;
+    c->snapshot_trailing = 256;
+    c->snapshot_wal_segments = 8;
+    c->snapshot_slice_bytes = 256u << 10;
+    c->snapshot_worker_log_bytes = 512ull << 20;
+    c->wal_segment_bytes = 64ull << 20;
     c->slowlog_slower_than_us = 10000;
     c->slowlog_max_len = 128;
 }
@@ -105,7 +111,7 @@ static int parse_bool(const char *s, bool *out)
 }
 
 /* "ID=host:port" or "ID=host:port@peerport" (peer port default: port + 10000). */
-static int parse_node(const char *s, struct node_address *a)
+int config_parse_node(const char *s, struct node_address *a)
 {
     char buf[160];
     if (strlen(s) >= sizeof(buf)) {
@@ -173,7 +179,7 @@ static int parse_nodes(struct node_config *c, const char *value)
         }
         memcpy(item, p, k);
         item[k] = '\0';
-        if (parse_node(item, &tmp[n]) != 0) {
+        if (config_parse_node(item, &tmp[n]) != 0) {
             return -1;
         }
         for (uint32_t i = 0; i < n; i++) {
@@ -244,6 +250,7 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     BOOL("lazy-commit", lazy_commit)
     BOOL("quiesce", quiesce)
     BOOL("leader-balance", leader_balance)
+    BOOL("join", join)
     BOOL("uring-defer-taskrun", uring_defer_taskrun)
     BOOL("uring-multishot-accept", uring_multishot_accept)
     BOOL("uring-msg-ring", uring_msg_ring)
@@ -258,6 +265,19 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
     U32("pipeline-max", pipeline_max, 1, 1u << 20)
     U64("peer-output-limit", peer_output_max, 1u << 20, 1ull << 34)
     U64("worker-inflight-limit", worker_inflight_max, 1u << 20, 1ull << 36)
+    U64("snapshot-log-bytes", snapshot_log_bytes, 0, 1ull << 40)
+    U32("snapshot-trailing-entries", snapshot_trailing, 0, 1u << 20)
+    U32("snapshot-wal-segments", snapshot_wal_segments, 0, 4096)
+    U64("snapshot-slice-bytes", snapshot_slice_bytes, 4096, 1ull << 30)
+    U64("snapshot-worker-log-bytes", snapshot_worker_log_bytes, 0, 1ull << 44)
+    if (strcmp(key, "wal-segment-bytes") == 0) {
+        if (parse_u64(value, 1u << 20, 1ull << 32, &v) != 0 || v % 4096 != 0) {
+            return fail(err, len, "bad value for %s: '%s' (1 MiB to 4 GiB, a multiple of 4096)",
+                        key, value);
+        }
+        c->wal_segment_bytes = v;
+        return 0;
+    }
     U32("slowlog-max-len", slowlog_max_len, 0, SLOWLOG_LEN_CEILING)
     if (strcmp(key, "metrics-port") == 0) {
         if (parse_u64(value, 0, 65535, &v) != 0) {
@@ -491,6 +511,7 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "request-timeout-ms %u\n", c->request_timeout_ms);
     fprintf(f, "redirect %s\n", c->redirect ? "yes" : "no");
     fprintf(f, "leader-balance %s\n", c->leader_balance ? "yes" : "no");
+    fprintf(f, "join %s\n", c->join ? "yes" : "no");
     fprintf(f, "uring-defer-taskrun %s\n", c->uring_defer_taskrun ? "yes" : "no");
     fprintf(f, "uring-multishot-accept %s\n", c->uring_multishot_accept ? "yes" : "no");
     fprintf(f, "uring-msg-ring %s\n", c->uring_msg_ring ? "yes" : "no");
@@ -505,6 +526,12 @@ void config_write(const struct node_config *c, FILE *f)
     fprintf(f, "pipeline-max %u\n", c->pipeline_max);
     fprintf(f, "peer-output-limit %" PRIu64 "\n", c->peer_output_max);
     fprintf(f, "worker-inflight-limit %" PRIu64 "\n", c->worker_inflight_max);
+    fprintf(f, "snapshot-log-bytes %" PRIu64 "\n", c->snapshot_log_bytes);
+    fprintf(f, "snapshot-trailing-entries %u\n", c->snapshot_trailing);
+    fprintf(f, "snapshot-wal-segments %u\n", c->snapshot_wal_segments);
+    fprintf(f, "snapshot-slice-bytes %" PRIu64 "\n", c->snapshot_slice_bytes);
+    fprintf(f, "snapshot-worker-log-bytes %" PRIu64 "\n", c->snapshot_worker_log_bytes);
+    fprintf(f, "wal-segment-bytes %" PRIu64 "\n", c->wal_segment_bytes);
     fprintf(f, "metrics-port %u\n", c->metrics_port);
     fprintf(f, "slowlog-log-slower-than %" PRId64 "\n", c->slowlog_slower_than_us);
     fprintf(f, "slowlog-max-len %u\n", c->slowlog_max_len);

@@ -57,6 +57,7 @@ struct node_config {
     uint32_t request_timeout_ms; /* a client request still unanswered after this fails */
     bool redirect;               /* answer -MOVED for groups led elsewhere instead of forwarding */
     bool leader_balance;         /* hand each group's leadership to its preferred node */
+    bool join; /* a fresh data directory joins an existing cluster (not a bootstrap voter) */
     /* io_uring features (each probed at start; off means the plain path). */
     bool uring_defer_taskrun;
     bool uring_multishot_accept;
@@ -74,6 +75,18 @@ struct node_config {
     uint32_t pipeline_max;        /* requests of one client in flight */
     uint64_t peer_output_max;     /* bytes queued for one peer connection */
     uint64_t worker_inflight_max; /* bytes of client requests in flight on one worker */
+    /* Snapshots (docs/node.md, "Snapshots"). */
+    uint64_t snapshot_log_bytes;        /* snapshot a group once this many entry bytes were
+                                           applied since its last snapshot (0: never for that) */
+    uint32_t snapshot_trailing;         /* entries kept in memory before a snapshot's index for
+                                           followers that lag a little */
+    uint32_t snapshot_wal_segments;     /* snapshot the group pinning the WAL's oldest segment
+                                           while the WAL has more segment files (0: never) */
+    uint64_t snapshot_slice_bytes;      /* image bytes serialized per loop iteration */
+    uint64_t snapshot_worker_log_bytes; /* when a worker's groups together applied this many
+                                           entry bytes since their snapshots, the group with
+                                           the most is snapshotted (0: never for that) */
+    uint64_t wal_segment_bytes;         /* size of a WAL segment file */
     /* Observability. */
     uint16_t metrics_port;          /* Prometheus endpoint on bind:metrics_port; 0: off */
     int64_t slowlog_slower_than_us; /* requests at least this slow are logged; < 0: none */
@@ -97,5 +110,7 @@ void config_write(const struct node_config *c, FILE *f);
 /* This node's entry in the node list (validated to exist). */
 const struct node_address *config_self(const struct node_config *c);
 const struct node_address *config_node(const struct node_config *c, raft_node id);
+/* Parses "ID=host:port[@peerport]" (peer port defaults to port + 10000). 0 or -1. */
+int config_parse_node(const char *item, struct node_address *a);
 
 #endif

@@ -471,13 +471,21 @@ static void conn_submit_send(struct conn *c)
         }
         c->fill = sending;
         sending = (uint8_t)!c->fill;
+        if (c->kind == CONN_PEER && c->out[sending].frames > 0) {
+            /* A new send batch: what was queued while the last one was in flight (or since
+             * the loop iteration began, net-batching adaptive). The handshake is no frame. */
+            histogram_record(&c->w->peer_send_frames, c->out[sending].frames);
+            c->out[sending].frames = 0;
+        }
     }
     struct io_uring_sqe *sqe = worker_sqe(c->w);
     io_uring_prep_send(sqe, c->fd, c->out[sending].buf + c->sent, c->out[sending].len - c->sent,
                        MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, UD_MAKE(UD_SEND, c));
     c->send_pending = true;
-    c->w->st.sends++;
+    if (c->kind == CONN_PEER) {
+        c->w->st.peer_sends++;
+    }
 }
 
 void conn_send_now(struct conn *c)

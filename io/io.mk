@@ -69,6 +69,23 @@ test-node-uring-off:
 		python3 tests/node/run.py --bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) \
 		$(NODE_TESTS)
 
+# The disk-bound test at length: 5 minutes of skewed writes over 64 groups (tests/node/
+# test_disk_bound.py), after the check that without the pin policy the bound is exceeded.
+.PHONY: test-disk-bound
+DISK_BOUND_SECONDS ?= 300
+test-disk-bound:
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
+	$(Q)RR_DISK_BOUND_NEGATIVE=1 RR_DISK_BOUND_SECONDS=$(DISK_BOUND_SECONDS) python3 \
+		tests/node/run.py --bin build/debug/ringraftd --timeout $$(( $(DISK_BOUND_SECONDS) + 300 )) \
+		test_disk_bound
+
+# ---- writes during a large snapshot (bench/snapshot-p99.py, docs/benchmarks.md) ------------
+# SNAP_BENCH_BYTES (default 1 GiB), SNAP_BENCH_ROUNDS, SNAP_BENCH_IDLE: see the script.
+.PHONY: bench-snapshot
+bench-snapshot: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd
+	$(Q)python3 -B bench/snapshot-p99.py
+
 # ---- node targets benchmark (bench/node-targets.py, docs/benchmarks.md) -----------------
 # `make bench-node`: ringraftd (release) against redis-server 7 with appendfsync always,
 # CPU per write, -c 1 latency against the loopback-RTT + fdatasync floor (bench/node_floor),

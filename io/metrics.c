@@ -21,6 +21,62 @@ const uint64_t metric_bounds_ns[PUB_HIST_BOUNDS] = {
     50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000, 10000000000,
 };
 
+const uint64_t metric_size_bounds[PUB_SIZE_BOUNDS] = {
+    1,  2,   3,   4,   6,   8,   12,  16,   24,   32,   48,   64,
+    96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096,
+};
+
+void metrics_publish_sizes(struct pub_sizes *p, const struct histogram *h)
+{
+    /* Values below 128 have a bucket each, so the small bounds are exact; above, a bucket
+     * is 1% wide and counts below a bound when its highest value does. */
+    uint64_t le[PUB_SIZE_BOUNDS] = {0};
+    if (h->count > 0) {
+        uint32_t last = histogram_bucket_of(h->max);
+        for (uint32_t b = histogram_bucket_of(h->min); b <= last; b++) {
+            uint64_t n = h->buckets[b];
+            if (n == 0) {
+                continue;
+            }
+            uint64_t high = histogram_bucket_high(b);
+            for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+                if (high <= metric_size_bounds[i]) {
+                    le[i] += n;
+                }
+            }
+        }
+    }
+    for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+        atomic_store_explicit(&p->le[i], le[i], memory_order_relaxed);
+    }
+    atomic_store_explicit(&p->count, h->count, memory_order_relaxed);
+    atomic_store_explicit(&p->sum, h->sum, memory_order_relaxed);
+    atomic_store_explicit(&p->p50, histogram_quantile(h, 0.5), memory_order_relaxed);
+    atomic_store_explicit(&p->p99, histogram_quantile(h, 0.99), memory_order_relaxed);
+    atomic_store_explicit(&p->max, h->max, memory_order_relaxed);
+}
+
+void metrics_sum_sizes(const struct node *n,
+                       size_t offset,
+                       uint64_t le[PUB_SIZE_BOUNDS],
+                       uint64_t *count,
+                       uint64_t *sum)
+{
+    for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+        le[i] = 0;
+    }
+    *count = *sum = 0;
+    for (uint32_t w = 0; w < n->cfg.workers; w++) {
+        const struct pub_sizes *p =
+            (const struct pub_sizes *)(const void *)((const char *)&n->workers[w]->pub + offset);
+        for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+            le[i] += atomic_load_explicit(&p->le[i], memory_order_relaxed);
+        }
+        *count += atomic_load_explicit(&p->count, memory_order_relaxed);
+        *sum += atomic_load_explicit(&p->sum, memory_order_relaxed);
+    }
+}
+
 void metrics_publish_hist(struct pub_hist *p, const struct histogram *h)
 {
     /* One pass over the buckets: a bucket counts below a bound when its highest value is
@@ -126,6 +182,20 @@ static void histogram_series(
 
 #define HIST_OFFSET(field) offsetof(struct worker_pub, field)
 
+/* A size distribution (no unit): the node's workers merged. */
+static void
+sizes_series(struct reply *r, const char *name, const char *help, struct node *n, size_t offset)
+{
+    uint64_t le[PUB_SIZE_BOUNDS], count, sum;
+    metrics_sum_sizes(n, offset, le, &count, &sum);
+    head(r, name, "histogram", help);
+    for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
+        put(r, "%s_bucket{le=\"%" PRIu64 "\"} %" PRIu64 "\n", name, metric_size_bounds[i], le[i]);
+    }
+    put(r, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n", name,
+        count, name, sum, name, count);
+}
+
 void metrics_render(struct node *n, struct reply *r)
 {
     const struct node_config *c = &n->cfg;
@@ -143,12 +213,13 @@ void metrics_render(struct node *n, struct reply *r)
     }
     gauge(r, "ringraft_groups_with_leader", "Groups whose leader this node knows.", known);
     head(r, "ringraft_groups_led", "gauge", "Groups led by each node, as this node sees it.");
-    for (uint32_t i = 0; i < c->node_count; i++) {
+    const struct node_set *ns = nodeset_get(n);
+    for (uint32_t i = 0; i < ns->count; i++) {
         uint32_t led = 0;
         for (raft_group g = 0; g < c->groups; g++) {
-            led += atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed) == c->nodes[i].id;
+            led += atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed) == ns->nodes[i].id;
         }
-        put(r, "ringraft_groups_led{node=\"%u\"} %u\n", c->nodes[i].id, led);
+        put(r, "ringraft_groups_led{node=\"%u\"} %u\n", ns->nodes[i].id, led);
     }
 
     gauge(r, "ringraft_connected_clients", "Client connections open.", atomic_load(&n->clients));
@@ -211,6 +282,33 @@ void metrics_render(struct node *n, struct reply *r)
     counter(r, "ringraft_peer_handshakes_refused_total", "Peer handshakes refused.",
             SUM_WORKERS(handshakes_refused));
 
+    counter(r, "ringraft_snapshots_taken_total", "Snapshots of a group written by this node.",
+            SUM_WORKERS(snapshots_taken));
+    counter(r, "ringraft_snapshots_installed_total",
+            "Snapshots received from a leader and installed.", SUM_WORKERS(snapshots_installed));
+    counter(r, "ringraft_snapshot_failures_total", "Local snapshots that failed (retried later).",
+            SUM_WORKERS(snapshot_failures));
+    counter(r, "ringraft_snapshot_written_bytes_total", "Bytes of snapshot files written.",
+            SUM_WORKERS(snapshot_bytes));
+    counter(r, "ringraft_snapshot_chunks_sent_total", "InstallSnapshot chunks sent to followers.",
+            SUM_WORKERS(snapshot_chunks_sent));
+    counter(r, "ringraft_snapshot_chunks_dropped_total",
+            "Snapshot chunks this node as leader did not send (no durable file of that "
+            "snapshot yet, or too many reads queued); the follower asks again.",
+            SUM_WORKERS(snapshot_chunks_dropped));
+    counter(r, "ringraft_snapshots_refused_total",
+            "Snapshots received from a leader and refused (damaged, or not written).",
+            SUM_WORKERS(snapshots_refused));
+    head(r, "ringraft_snapshot_last_duration_seconds", "gauge",
+         "Duration of each worker's last local snapshot.");
+    for (uint32_t w = 0; w < c->workers; w++) {
+        put(r, "ringraft_snapshot_last_duration_seconds{worker=\"%u\"} %.3f\n", w,
+            (double)atomic_load(&n->workers[w]->pub.snapshot_last_ms) / 1000.0);
+    }
+    gauge(r, "ringraft_wal_disk_bytes", "Bytes of the WAL's segment files on disk.",
+          (double)SUM_WORKERS(wal_disk_bytes));
+    gauge(r, "ringraft_wal_segments", "WAL segment files.", (double)SUM_WORKERS(wal_segments));
+
     head(r, "ringraft_request_duration_seconds", "histogram",
          "Client requests from parse to reply (writes: until committed on a majority and "
          "applied).");
@@ -224,6 +322,11 @@ void metrics_render(struct node *n, struct reply *r)
     head(r, "ringraft_wal_queue_delay_seconds", "histogram",
          "Wait of a WAL unit from its append to the start of its flush.");
     histogram_series(r, "ringraft_wal_queue_delay_seconds", "", n, HIST_OFFSET(wal_queue));
+    sizes_series(r, "ringraft_wal_flush_records", "Records per WAL flush (the disk batch size).", n,
+                 HIST_OFFSET(wal_batch_records));
+    sizes_series(r, "ringraft_peer_send_frames",
+                 "Frames per send batch on peer connections (the network batch size).", n,
+                 HIST_OFFSET(peer_send_frames));
 }
 
 /* ---- the HTTP endpoint -------------------------------------------------------------- */

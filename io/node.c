@@ -83,7 +83,7 @@ static int mkdir_p(const char *path)
 
 /* Replaces dir/name with text atomically and durably: a temporary file, fsync, rename,
  * fsync of the directory. */
-static int write_durably(const char *dir, const char *name, const char *text, size_t len)
+int node_write_durably(const char *dir, const char *name, const char *text, size_t len)
 {
     char path[NODE_PATH_MAX + 32], tmp[NODE_PATH_MAX + 40];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -137,7 +137,7 @@ static int check_identity(const struct node_config *c)
         }
         return 0;
     }
-    if (write_durably(c->dir, "IDENTITY", want, (size_t)wl) != 0) {
+    if (node_write_durably(c->dir, "IDENTITY", want, (size_t)wl) != 0) {
         return -1;
     }
     LOG_N("initialised data directory %s for node %u of cluster 0x%016" PRIx64, c->dir, c->node_id,
@@ -163,7 +163,7 @@ static int next_boot(const char *dir, uint32_t *boot)
     *boot = (uint32_t)(prev + 1);
     char text[32];
     int len = snprintf(text, sizeof(text), "%u\n", *boot);
-    return write_durably(dir, "BOOT", text, (size_t)len);
+    return node_write_durably(dir, "BOOT", text, (size_t)len);
 }
 
 int node_run(const struct node_config *cfg)
@@ -185,17 +185,16 @@ int node_run(const struct node_config *cfg)
         LOG_E("data directory %s is in use by another process", cfg->dir);
         return 1;
     }
-    if (check_identity(cfg) != 0 || next_boot(cfg->dir, &n->boot) != 0) {
+    char identity[NODE_PATH_MAX + 16];
+    snprintf(identity, sizeof(identity), "%s/IDENTITY", cfg->dir);
+    bool fresh = access(identity, F_OK) != 0;
+    if (check_identity(cfg) != 0 || next_boot(cfg->dir, &n->boot) != 0 ||
+        nodeset_open(n, fresh) != 0) {
         return 1;
     }
     /* Client id: node (16 bits) | boot (16 bits) | counter (32 bits). */
     atomic_store(&n->next_client_id,
                  ((uint64_t)cfg->node_id << 48) | ((uint64_t)(n->boot & 0xffff) << 32) | 1);
-    /* The initial membership: every configured node is a voter of every group. */
-    n->initial.member_count = cfg->node_count;
-    for (uint32_t i = 0; i < cfg->node_count; i++) {
-        n->initial.members[i] = (struct raft_member){.id = cfg->nodes[i].id, .role = RAFT_VOTER};
-    }
     n->pub = calloc(cfg->groups, sizeof(*n->pub));
     RR_ASSERT(n->pub != NULL);
     uint32_t W = cfg->workers;
@@ -217,6 +216,7 @@ int node_run(const struct node_config *cfg)
         w->client_lfd = w->peer_lfd = w->metrics_lfd = -1;
         w->statm_fd = i == 0 ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
         histogram_init(&w->write_latency);
+        histogram_init(&w->peer_send_frames);
         histogram_init(&w->read_latency);
         RR_ASSERT(slowlog_init(&w->slowlog, cfg->slowlog_max_len) == 0);
         w->wake_fd = eventfd(0, EFD_CLOEXEC);
@@ -270,7 +270,7 @@ int node_run(const struct node_config *cfg)
         LOG_N("ringraftd node %u ready: clients on %s:%u, peers on %s:%u+, %u workers, %u groups, "
               "%u nodes",
               cfg->node_id, cfg->bind, self->port, cfg->bind, self->peer_port, W, cfg->groups,
-              cfg->node_count);
+              nodeset_get(n)->count);
         int sig = 0;
         sigwait(&set, &sig);
         const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
@@ -294,6 +294,7 @@ int node_run(const struct node_config *cfg)
         pthread_join(n->workers[i]->thread, NULL);
     }
     LOG_N("stopped");
+    nodeset_close(n);
     /* The process exits: the kernel reclaims rings, sockets and memory. */
     return status == 0 && !atomic_load(&n->failed) ? 0 : 1;
 }

@@ -40,6 +40,7 @@ enum ud_tag {
     UD_SEND = 0x11,
     UD_CLOSE = 0x12,
     UD_CONNECT = 0x13,
+    UD_SNAP = 0x14, /* a snapshot file operation: the pointer is a struct snap_op */
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
     UD_ACCEPT_METRICS = 0x22,
@@ -58,6 +59,7 @@ enum conn_kind { CONN_CLIENT = 1, CONN_PEER = 2, CONN_METRICS = 3 };
 struct conn_buf {
     uint8_t *buf;
     size_t len, cap;
+    uint32_t frames; /* peer frames in it (peer connections): one send batch once it is sent */
 };
 
 /* A socket with an input buffer and double-buffered output: bytes are appended to `out[fill]`
@@ -100,6 +102,9 @@ enum req_state {
     REQ_READING,   /* this node leads: ReadIndex with ctx = req id */
     REQ_FORWARDED, /* sent to the leader's node, id in the forward map */
     REQ_BLOCKED,   /* an XREAD BLOCK with nothing to return yet: on its group's blocked list */
+    REQ_PARKED,    /* a membership part this leader cannot place yet (a change in flight, a
+                      learner catching up, a transfer under way): on the worker's parked
+                      list, placed again at every sweep without holding up the group */
     REQ_DONE,
 };
 
@@ -142,7 +147,8 @@ struct req {
     uint8_t *args; /* argv points into this copy */
     bool pooled;   /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
     struct reply reply;
-    struct req *parent; /* ORIGIN_FANOUT */
+    struct req *parent;     /* ORIGIN_FANOUT */
+    struct member_job *job; /* a RAFT ADDNODE/PROMOTE/REMOVENODE/TRANSFER parent (members.c) */
     uint32_t children_left;
     void *client;                      /* ORIGIN_CLIENT: the struct client, on origin_worker */
     struct req *conn_next;             /* client's in-order list */
@@ -156,7 +162,16 @@ struct req {
 };
 
 /* Internal classes of fan-out parts (not in the command table). */
-enum { REQ_INTERNAL_DBSIZE = 0x40, REQ_INTERNAL_SCAN = 0x41 };
+enum {
+    REQ_INTERNAL_DBSIZE = 0x40,
+    REQ_INTERNAL_SCAN = 0x41,
+    REQ_INTERNAL_SNAPSHOT = 0x42, /* RAFT SNAPSHOT g: served by the owner worker, locally */
+    REQ_INTERNAL_DIGEST = 0x43,   /* RAFT DIGEST g: the same */
+    REQ_INTERNAL_MEMBER = 0x44,   /* args: op (learner, voter, remove, transfer), node id */
+    REQ_INTERNAL_NODESET = 0x45,  /* group 0; args: op (add, remove), id, host, port, peer port */
+};
+/* How long a membership part may take (a learner catching up before its promotion). */
+#define MEMBER_TIMEOUT_MS 60000
 
 struct req_list {
     struct req *head, *tail;
@@ -172,6 +187,9 @@ struct peer {
     uint8_t state;
     bool dialer; /* this node dials (lower id dials) */
     struct conn *conn;
+    bool removed;            /* no longer in the node set: never dialed, its handshakes refused */
+    bool resolved;           /* addr holds at's address (dialers resolve before dialing) */
+    struct node_address at;  /* its address in the node set */
     struct sockaddr_in addr; /* its peer port for this worker */
     int64_t next_dial_ms;
     uint32_t backoff_ms;
@@ -180,6 +198,34 @@ struct peer {
     uint64_t bad_frames;     /* closed for a failed check */
     uint64_t connects;
     struct req_list forwarded; /* requests forwarded to this peer, oldest first */
+};
+
+/* ---- snapshots (snapshot.c) ------------------------------------------------------------ */
+
+struct worker;
+
+/* A snapshot file operation on the worker's ring; its completion calls cb. */
+struct snap_op {
+    void (*cb)(struct worker *w, struct snap_op *op, int res);
+    void *owner; /* what cb works on */
+};
+
+/* A point in the worker's persist queue that waits until a snapshot file is durable (the
+ * WAL records behind it must not become durable before the file). */
+struct snap_barrier {
+    bool done;
+};
+
+struct snap_job;  /* the local snapshot being written */
+struct snap_rx;   /* a snapshot being received from the leader */
+struct snap_read; /* a chunk being read from a snapshot file, for a follower */
+struct snap_fd;   /* a snapshot file open for sending */
+
+/* The node's verdict on a received snapshot, given to the core outside drains. */
+struct snap_verdict {
+    raft_group g;
+    raft_index index;
+    bool ok;
 };
 
 /* ---- per-group state on the owner worker ------------------------------------------------ */
@@ -197,8 +243,17 @@ struct group_state {
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
-    struct req_list blocked; /* XREAD BLOCK waiting for writes, oldest first */
-    bool wake_queued;        /* on the worker's wake list */
+    /* Snapshots (snapshot.c). */
+    raft_index snap_index;    /* the durable snapshot file's index (0: none) */
+    raft_term snap_term;      /* its term */
+    uint64_t snap_file_bytes; /* its size */
+    uint64_t log_bytes;       /* entry bytes applied since it was taken (the policy's count) */
+    int64_t snap_retry_ms;    /* a failed snapshot is not retried before this */
+    bool snap_wanted;         /* RAFT SNAPSHOT or the policy asked for one */
+    bool snap_running;        /* a local snapshot of it is being written */
+    struct snap_rx *rx;       /* a snapshot from the leader being installed, or NULL */
+    struct req_list blocked;  /* XREAD BLOCK waiting for writes, oldest first */
+    bool wake_queued;         /* on the worker's wake list */
     struct group_state *wake_next;
 };
 
@@ -207,6 +262,8 @@ struct group_pub {
     _Atomic uint32_t leader;
     _Atomic uint32_t role;
     _Atomic uint64_t term, commit, applied, last_index, snapshot_index;
+    _Atomic uint32_t voters, learners; /* in the configuration in force */
+    _Atomic uint32_t config_pending;   /* 1: that configuration is not committed yet */
 };
 
 /* ---- worker --------------------------------------------------------------------------- */
@@ -225,6 +282,16 @@ struct held_unit;
 /* A latency histogram published for INFO and the metrics endpoint: cumulative counts at the
  * fixed bounds of metrics.c (Prometheus's `le` buckets), the count and the sum. */
 #define PUB_HIST_BOUNDS 16
+/* A size distribution (records per WAL flush, frames per peer send batch) published the same
+ * way at the bounds of metrics.c's metric_size_bounds: cumulative counts, since start, so a
+ * reader subtracts two readings to get the distribution over the time between them. */
+#define PUB_SIZE_BOUNDS 24
+struct pub_sizes {
+    _Atomic uint64_t le[PUB_SIZE_BOUNDS]; /* values <= metric_size_bounds[i] */
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum;
+    _Atomic uint64_t p50, p99, max;
+};
 struct pub_hist {
     _Atomic uint64_t le[PUB_HIST_BOUNDS]; /* values <= metric_bounds_ns[i] */
     _Atomic uint64_t count;
@@ -237,7 +304,11 @@ struct worker_stats {
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
     uint64_t clients_accepted, clients_closed, client_errors, commands;
-    uint64_t frames_sent, frame_bytes_sent, sends;
+    uint64_t frames_sent, frame_bytes_sent, peer_sends;
+    uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
+    uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
+    uint64_t snapshot_last_bytes; /* its file size */
+    uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -251,9 +322,17 @@ struct worker_pub {
     /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
      * before a unit's flush starts. */
     _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
+    /* Snapshots (local ones taken, received ones installed) and the WAL's disk use. */
+    _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
+    _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
+    _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
+    _Atomic uint64_t wal_disk_bytes, wal_segments;
+    _Atomic uint64_t log_freed_bytes;
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes
      * (write + sync) and the wait of a unit before its flush. */
     struct pub_hist write_latency, read_latency, wal_flush, wal_queue;
+    /* Batch sizes since start: records per WAL flush, frames per peer send batch. */
+    struct pub_sizes wal_batch_records, peer_send_frames;
 };
 
 struct worker {
@@ -279,7 +358,8 @@ struct worker {
     uint32_t group_count;
     int client_lfd, peer_lfd;
     struct peer peers[RAFT_MEMBERS_MAX];
-    uint32_t peer_count;
+    uint32_t peer_count;              /* slots used, removed peers included */
+    const struct node_set *peers_set; /* the node set `peers` was last synced with */
     struct conn *flush_list;
     struct conn *linger_list; /* connections in a lingering close (conn.c) */
     /* persistence */
@@ -287,6 +367,29 @@ struct worker {
     uint64_t persist_durable;                         /* WAL units acknowledged */
     struct pending_append *append_head, *append_tail; /* refused with RR_EBUSY, in order */
     struct held_unit *held_head, *held_tail;          /* drain units waiting for durability */
+    /* snapshots (snapshot.c) */
+    int snap_dirfd; /* the WAL directory, where snapshot files live */
+    char snap_dir[NODE_PATH_MAX + 32];
+    struct snap_job *snap_jobs; /* local snapshots being written (SNAP_JOBS_MAX at most) */
+    uint32_t snap_job_count;
+    uint32_t snap_serializing;   /* jobs whose image is still being serialized */
+    uint32_t snap_seq;           /* numbers temporary file names */
+    uint32_t snap_scan;          /* the policy's next slot */
+    uint64_t snap_log_bytes;     /* sum of the groups' log_bytes */
+    uint64_t log_freed_bytes;    /* entry bytes compacted away by snapshots and not yet taken
+                                    again by new entries: free heap, as heap_trim sees it */
+    int64_t snap_pin_ms;         /* when the WAL's oldest pin was last looked up */
+    raft_index *snap_candidates; /* start-up only: newest snapshot indexes per slot */
+    /* Received chunks' writes, numbered so that acknowledgements wait for them (snapshot.c). */
+    uint64_t fop_issued;
+    uint64_t fop_done; /* every write up to this one completed */
+    uint8_t *fop_ring; /* completion marks, FOP_RING entries */
+    struct snap_verdict *verdicts;
+    uint32_t verdict_count, verdict_cap;
+    /* Sending: chunk reads waiting and in flight, and the files open for them. */
+    struct snap_read *snap_read_head, *snap_read_tail;
+    uint32_t snap_read_queued, snap_reads_inflight;
+    struct snap_fd *snap_fds;
     int fatal;
     bool fatal_reported;
     /* time */
@@ -309,6 +412,7 @@ struct worker {
     struct req_list all;           /* every request this worker owns and has not completed */
     bool reforward_due;            /* a group's leader changed: re-check what was forwarded */
     struct req_list retry;         /* to execute again at the next iteration (decided in a drain) */
+    struct req_list parked;        /* REQ_PARKED membership parts, placed again at each sweep */
     struct group_state *wake_head; /* groups with blocked reads that applied writes */
     uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
@@ -329,6 +433,7 @@ struct worker {
     uint8_t *args_scratch;
     struct worker_stats st;
     struct histogram write_latency, read_latency; /* client requests, parse to reply, ns */
+    struct histogram peer_send_frames;            /* frames per peer send batch */
     struct slowlog slowlog;
     int metrics_lfd; /* worker 0 with metrics-port set; else -1 */
     bool stopping;
@@ -372,12 +477,53 @@ struct node {
     } meters[RATE_COUNT];
     _Atomic double rate[RATE_COUNT]; /* enum node_rate */
     _Atomic uint32_t clients;
-    struct raft_config initial;
+    struct raft_config initial; /* the bootstrap configuration (DIR/BOOTSTRAP, nodeset.c) */
+    /* The node set (nodeset.c): replaced, never changed in place, by worker 0 when group 0
+     * applies a node-set entry; any thread reads the current one. Replaced sets are kept
+     * (linked by `older`) until the process ends, so a reader's pointer stays valid. */
+    _Atomic(struct node_set *) set;
     /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
     _Atomic bool power_loss;
 };
 
+/* ---- the node set (nodeset.c) ------------------------------------------------------- */
+
+/* Every node this node may talk to: a superset of the members of every group's
+ * configuration (docs/decisions/008-dynamic-node-set.md). */
+struct node_set {
+    uint64_t index; /* group 0's node-set entry this set reflects; 0: from `nodes` */
+    uint32_t count;
+    struct node_address nodes[RAFT_MEMBERS_MAX];
+    struct node_set *older; /* the set this one replaced */
+};
+
+enum { NODESET_ADD = 1, NODESET_REMOVE = 2 };
+
+/* Start-up: reads DIR/BOOTSTRAP into n->initial and DIR/NODES into n->set, creating them
+ * from the configuration at the first start (`fresh`: the directory was just initialised).
+ * -1 (logged) if a file is damaged or `join yes` lists no other node. */
+int nodeset_open(struct node *n, bool fresh);
+void nodeset_close(struct node *n);
+const struct node_set *nodeset_get(const struct node *n);
+const struct node_address *nodeset_find(const struct node_set *s, raft_node id);
+/* Encodes a node-set entry (a log entry of group 0); bytes written, 0 if cap is too small. */
+size_t nodeset_entry_encode(uint8_t op, const struct node_address *a, uint8_t *out, size_t cap);
+int nodeset_entry_decode(const uint8_t *p, size_t len, uint8_t *op, struct node_address *a);
+bool nodeset_entry_is(const uint8_t *p, size_t len);
+/* Group 0 applied a node-set entry (worker 0 only): a new set is written to DIR/NODES and
+ * published; entries at or below the set's index (a replay) are skipped. */
+void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t len);
+/* A whole set as FRAME_NODESET carries it: bytes written, 0 if cap is too small. */
+size_t nodeset_encode(const struct node_set *s, uint8_t *out, size_t cap);
+/* 0, or -1 for malformed bytes (a peer's: the caller closes the connection). */
+int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s);
+/* A peer's set (worker 0 only): adopted, written and published if its index is above this
+ * node's, else ignored. */
+void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from);
+
 /* node.c */
+/* Replaces dir/name with text atomically and durably (blocking). 0 or -1 (logged). */
+int node_write_durably(const char *dir, const char *name, const char *text, size_t len);
 int64_t node_clock_ms(void); /* monotonic */
 int64_t node_clock_ns(void); /* monotonic */
 /* A worker can no longer do its job safely (storage failed): log why and stop the node, which
@@ -402,6 +548,59 @@ void *worker_main(void *arg);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 struct group_state *worker_group(struct worker *w, raft_group g);
 void worker_wake(struct worker *w, uint32_t to);
+/* Group g's preferred leader (leader balance): the (g mod V)-th voter by id. */
+raft_node worker_preferred_leader(const struct raft *r, raft_group g);
+
+/* Persist queue (worker.c): WAL operations issued in order behind the drains' units, each
+ * counted as a unit; a barrier holds everything behind it until its snapshot file is
+ * durable. */
+void worker_persist_compact(struct worker *w, raft_group g, raft_index index, raft_term term);
+void worker_persist_truncate(struct worker *w, raft_group g, raft_index index);
+void worker_persist_barrier(struct worker *w, struct snap_barrier *b);
+
+/* snapshot.c */
+/* Start-up: opens the snapshot directory (the WAL's), removes unfinished temporary files,
+ * and lists each slot's snapshot files. Blocking. */
+int snapshot_worker_open(struct worker *w, const char *dir);
+void snapshot_worker_close(struct worker *w);
+/* What start-up restored for one group from its newest valid snapshot. */
+struct snapshot_restored {
+    struct raft_snapshot_meta meta; /* index 0: none found */
+    struct sm *sm;                  /* the state machine loaded from it */
+    uint64_t file_bytes;
+};
+/* Start-up: loads group g's newest valid snapshot (blocking reads). 0 (out->meta.index 0
+ * if there is none), or an error after which the node must not start (a snapshot of
+ * another format version, out of memory). */
+int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restored *out);
+/* RAFT SNAPSHOT: asks for a snapshot of gs; *index is the applied index it will cover, 0
+ * if the latest snapshot already covers it. */
+void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index);
+/* A committed entry of `bytes` payload was applied to gs (the policy counts log bytes). */
+void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes);
+/* True while a snapshot's serialization can go on now: the loop must not sleep. */
+bool snapshot_busy(const struct worker *w);
+/* Each loop iteration: starts a wanted snapshot, advances the one being written. */
+void snapshot_pump(struct worker *w);
+void snapshot_handle_cqe(struct worker *w, struct snap_op *op, int res);
+/* The drain's persist of a received snapshot chunk: checked, loaded into a fresh state
+ * machine, written to the transfer's temporary file (its acknowledgement waits for it). */
+void snapshot_persist_chunk(struct worker *w,
+                            struct group_state *gs,
+                            const struct raft_snapshot_chunk *ch);
+/* Gives the core the verdicts on received snapshots (outside drains). */
+void snapshot_verdicts(struct worker *w);
+/* The drain's persist of a snapshot installed from the leader: its file becomes the group's
+ * snapshot, and the WAL's truncation and compaction wait behind the file's durability. */
+void snapshot_persist_install(struct worker *w,
+                              struct group_state *gs,
+                              const struct raft_ready *rd);
+/* The drain's request for a chunk of gs's snapshot to send (core/drain.h, snapshot_read). */
+void snapshot_read_chunk(struct worker *w, struct group_state *gs, const struct raft_msg *m);
+/* Every sweep: closes idle snapshot files. */
+void snapshot_sweep(struct worker *w);
+/* The drain's restore: swaps the loaded state in. */
+void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m);
 
 /* conn.c */
 struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, size_t out_max);
@@ -445,6 +644,10 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
 
 /* peer.c */
 int peer_setup(struct worker *w);
+/* Brings the worker's peers in line with the node set after it changed (cheap otherwise):
+ * new nodes get a peer (dialed if this node's id is lower), removed ones are disconnected
+ * and never dialed again, a changed address reconnects. Called every tick. */
+void peer_sync(struct worker *w);
 /* A listening TCP socket on host:port (start-up only: resolves and binds, blocking). -1 on
  * failure (logged). */
 int node_listen(const char *host, uint16_t port, bool reuseport);
@@ -479,12 +682,30 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_on_role(struct worker *w, struct group_state *gs);
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx);
+/* The group's state machine was replaced by a snapshot at meta's (index, term): proposals it
+ * may cover, or that it proves failed, are retried (client sessions keep them exactly once). */
+void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term);
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
 void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);
+/* route_submit from anywhere, a drain included: placed at the next iteration. */
+void route_submit_later(struct worker *w, struct req *r);
+
+/* members.c: RAFT ADDNODE / PROMOTE / REMOVENODE / TRANSFER at the origin worker. Takes r
+ * (a RAFT command's request, not yet enqueued) and answers it when the job ends: true. False
+ * (r not taken) with an error in r->reply if the command is malformed. */
+bool members_request(struct client *cl,
+                     struct req *r,
+                     uint32_t argc,
+                     const uint8_t *const argv[],
+                     const size_t argl[]);
+/* A part of a membership job completed (on the origin worker). */
+void members_part_done(struct worker *w, struct req *part);
+/* client.c */
+void client_enqueue_req(struct client *cl, struct req *r);
 void req_list_push(struct req_list *l, struct req *r);
 void req_list_remove(struct req_list *l, struct req *r);
 

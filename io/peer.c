@@ -77,6 +77,87 @@ int node_listen(const char *host, uint16_t port, bool reuseport)
     return fd;
 }
 
+static void peer_down(struct worker *w, struct peer *p);
+
+/* A peer slot for `a` (new, or a removed one of the same id coming back). */
+static void peer_add(struct worker *w, const struct node_address *a)
+{
+    struct node *n = w->node;
+    struct peer *p = peer_find(w, a->id);
+    if (p == NULL) {
+        if (w->peer_count == RAFT_MEMBERS_MAX) {
+            LOG_E("node %u: no room for another peer (%u)", a->id, RAFT_MEMBERS_MAX);
+            return;
+        }
+        p = &w->peers[w->peer_count++];
+        memset(p, 0, sizeof(*p));
+    }
+    p->id = a->id;
+    p->removed = false;
+    p->at = *a;
+    p->dialer = n->cfg.node_id < a->id;
+    p->backoff_ms = BACKOFF_MIN_MS;
+    p->next_dial_ms = w->now_ms;
+    p->resolved = false;
+    if (p->dialer) {
+        p->resolved = resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) == 0;
+    }
+}
+
+/* Worker 0 tells a peer its node set (the peer adopts it if newer; nodeset.c). */
+static void send_nodeset(struct worker *w, struct peer *p)
+{
+    if (w->id != 0 || p->state != PEER_UP) {
+        return;
+    }
+    uint8_t buf[12 + RAFT_MEMBERS_MAX * (9 + NODE_HOST_MAX)];
+    size_t len = nodeset_encode(nodeset_get(w->node), buf, sizeof(buf));
+    RR_ASSERT(len > 0);
+    peer_send_frame(p, FRAME_NODESET, buf, len, NULL, 0);
+}
+
+void peer_sync(struct worker *w)
+{
+    struct node *n = w->node;
+    const struct node_set *s = nodeset_get(n);
+    if (s == w->peers_set) {
+        return;
+    }
+    bool changed = w->peers_set != NULL;
+    w->peers_set = s;
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        struct peer *p = &w->peers[i];
+        if (p->removed) {
+            continue;
+        }
+        const struct node_address *a = nodeset_find(s, p->id);
+        if (a == NULL) {
+            if (w->id == 0) {
+                LOG_N("peer %u: removed from the node set; disconnecting", p->id);
+            }
+            peer_down(w, p);
+            p->removed = true;
+        } else if (strcmp(a->host, p->at.host) != 0 || a->peer_port != p->at.peer_port ||
+                   a->port != p->at.port) {
+            peer_down(w, p);
+            peer_add(w, a);
+        }
+    }
+    for (uint32_t i = 0; i < s->count; i++) {
+        const struct node_address *a = &s->nodes[i];
+        struct peer *p = peer_find(w, a->id);
+        if (a->id != n->cfg.node_id && (p == NULL || p->removed)) {
+            if (w->id == 0) {
+                LOG_N("peer %u: added at %s:%u", a->id, a->host, a->peer_port);
+            }
+            peer_add(w, a);
+        }
+    }
+    for (uint32_t i = 0; changed && i < w->peer_count; i++) {
+        send_nodeset(w, &w->peers[i]);
+    }
+}
+
 int peer_setup(struct worker *w)
 {
     struct node *n = w->node;
@@ -89,20 +170,7 @@ int peer_setup(struct worker *w)
     if (w->peer_lfd < 0) {
         return RR_EIO;
     }
-    for (uint32_t i = 0; i < n->cfg.node_count; i++) {
-        const struct node_address *a = &n->cfg.nodes[i];
-        if (a->id == self->id) {
-            continue;
-        }
-        struct peer *p = &w->peers[w->peer_count++];
-        memset(p, 0, sizeof(*p));
-        p->id = a->id;
-        p->dialer = self->id < a->id;
-        p->backoff_ms = BACKOFF_MIN_MS;
-        if (p->dialer && resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) != 0) {
-            return RR_EINVAL;
-        }
-    }
+    peer_sync(w);
     return 0;
 }
 
@@ -165,8 +233,16 @@ void peer_tick(struct worker *w)
 {
     for (uint32_t i = 0; i < w->peer_count; i++) {
         struct peer *p = &w->peers[i];
-        if (!p->dialer || p->state != PEER_DOWN || w->now_ms < p->next_dial_ms || w->stopping) {
+        if (!p->dialer || p->removed || p->state != PEER_DOWN || w->now_ms < p->next_dial_ms ||
+            w->stopping) {
             continue;
+        }
+        if (!p->resolved) {
+            p->resolved = resolve(p->at.host, (uint16_t)(p->at.peer_port + w->id), &p->addr) == 0;
+            if (!p->resolved) {
+                p->next_dial_ms = w->now_ms + BACKOFF_MAX_MS;
+                continue;
+            }
         }
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0) {
@@ -260,7 +336,7 @@ static struct peer *accept_handshake(struct worker *w, struct conn *c, const str
     };
     enum handshake_refusal why = handshake_check(&hs, &mine, reason, sizeof(reason));
     struct peer *p = why == HANDSHAKE_OK ? peer_find(w, hs.node) : NULL;
-    if (why == HANDSHAKE_OK && (p == NULL || p->dialer)) {
+    if (why == HANDSHAKE_OK && (p == NULL || p->dialer || p->removed)) {
         why = HANDSHAKE_REFUSE_NODE;
         snprintf(reason, sizeof(reason), "node %u is not a peer that dials node %u", hs.node,
                  n->cfg.node_id);
@@ -291,6 +367,7 @@ static struct peer *accept_handshake(struct worker *w, struct conn *c, const str
         frame_encode(dst, FRAME_HANDSHAKE_ACK, buf, HANDSHAKE_ACK_BYTES);
     }
     LOG_N("peer %u: connected (inbound)", p->id);
+    send_nodeset(w, p);
     return p;
 }
 
@@ -343,6 +420,7 @@ void peer_on_recv(struct conn *c)
             p->state = PEER_UP;
             p->backoff_ms = BACKOFF_MIN_MS;
             LOG_N("peer %u: connected (outbound)", p->id);
+            send_nodeset(w, p);
             continue;
         }
         int rc;
@@ -367,6 +445,17 @@ void peer_on_recv(struct conn *c)
             break;
         case FRAME_PING:
             break;
+        case FRAME_NODESET: {
+            struct node_set s;
+            if (nodeset_decode(f.payload, f.payload_len, &s) != 0) {
+                peer_bad_frame(p, "malformed node set");
+                return;
+            }
+            if (w->id == 0) {
+                nodeset_adopt(w, &s, p->id);
+            }
+            break;
+        }
         default:
             peer_bad_frame(p, "unexpected frame type after the handshake");
             return;
@@ -417,6 +506,7 @@ bool peer_send_frame(
         memcpy(dst + FRAME_HEADER_BYTES + alen, b, blen);
     }
     frame_finalize(dst);
+    p->conn->out[p->conn->fill].frames++;
     p->frames_out++;
     p->bytes_out += FRAME_HEADER_BYTES + payload;
     w->st.frames_sent++;

@@ -265,6 +265,18 @@ void route_submit(struct worker *w, struct req *r)
     }
 }
 
+void route_submit_later(struct worker *w, struct req *r)
+{
+    uint32_t owner = r->group % w->node->cfg.workers;
+    r->origin_worker = w->id;
+    if (owner == w->id) {
+        r->state = REQ_NEW;
+        req_list_push(&w->retry, r);
+    } else {
+        hand_to(w, owner, r);
+    }
+}
+
 static void route_reforward(struct worker *w);
 
 void route_handoffs(struct worker *w)
@@ -344,7 +356,7 @@ static void retry_later_parked(struct worker *w, struct req *r)
 
 static void moved(struct worker *w, struct req *r, raft_node leader)
 {
-    const struct node_address *a = config_node(&w->node->cfg, leader);
+    const struct node_address *a = nodeset_find(nodeset_get(w->node), leader);
     reply_reset(&r->reply);
     if (a == NULL) {
         reply_error(&r->reply, "TRYAGAIN leader unknown");
@@ -470,10 +482,182 @@ static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
     return true;
 }
 
+/* ---- membership parts at the leader ------------------------------------------------------
+ *
+ * A membership part changes one group (docs/membership.md): it is placed like a write, at the
+ * group's leader, but one that cannot be placed yet (another change in flight, the 2015 rule's
+ * own-term commit, a learner still catching up, a transfer) is parked on the worker's list
+ * and placed again at each sweep, instead of holding up the writes queued behind it. Each
+ * part checks the configuration in force first, so a part retried after its reply was lost
+ * (a forward connection broke) answers +OK instead of failing. */
+
+/* A promoted learner must be this close to the leader's log (thesis §4.2.1: a new server
+ * would otherwise hold up commitment while it catches up). */
+#define MEMBER_CATCH_UP_SLACK 64
+
+static void park(struct worker *w, struct group_state *gs, struct req *r)
+{
+    req_list_remove(&gs->waiting, r);
+    r->state = REQ_PARKED;
+    req_list_push(&w->parked, r);
+}
+
+static void member_done(struct worker *w, struct group_state *gs, struct req *r, const char *err)
+{
+    req_list_remove(&gs->waiting, r);
+    reply_reset(&r->reply);
+    if (err == NULL) {
+        reply_simple(&r->reply, "OK");
+    } else {
+        reply_error(&r->reply, err);
+    }
+    route_complete(w, r);
+}
+
+static uint8_t member_role(const struct raft_config *c, raft_node id)
+{
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        if (c->members[i].id == id) {
+            return c->members[i].role;
+        }
+    }
+    return 0;
+}
+
+static bool place_transfer(struct worker *w, struct group_state *gs, struct req *r, raft_node id)
+{
+    if (id == w->node->cfg.node_id) {
+        member_done(w, gs, r, NULL); /* this node leads: done */
+        return true;
+    }
+    const struct raft *ro = multi_group_peek(w->multi, gs->g);
+    struct raft_config now;
+    raft_config(ro, &now);
+    if (!raft_config_is_voter(&now, id)) {
+        char err[96];
+        snprintf(err, sizeof(err), "ERR node %u is not a voter of group %u", id, gs->g);
+        member_done(w, gs, r, err);
+        return true;
+    }
+    if (raft_transfer_target(ro) != id) {
+        int rc = raft_transfer_leader(multi_group(w->multi, gs->g), id);
+        if (rc != 0 && rc != RR_ETRANSFER) {
+            char err[96];
+            snprintf(err, sizeof(err), "ERR transfer refused: %s", rr_strerror(rc));
+            member_done(w, gs, r, err);
+            return true;
+        }
+        w->st.transfers++;
+    }
+    /* Done once `id` leads: placed again at the next sweep, it is forwarded there. */
+    r->maybe_applied = true;
+    park(w, gs, r);
+    return true;
+}
+
+static bool place_member(struct worker *w, struct group_state *gs, struct req *r)
+{
+    const char *op = (const char *)r->argv[0];
+    raft_node id = (raft_node)strtoul((const char *)r->argv[1], NULL, 10);
+    if (strcmp(op, "transfer") == 0) {
+        return place_transfer(w, gs, r, id);
+    }
+    uint8_t want = strcmp(op, "voter") == 0     ? RAFT_VOTER
+                   : strcmp(op, "learner") == 0 ? RAFT_LEARNER
+                                                : 0;
+    const struct raft *ro = multi_group_peek(w->multi, gs->g);
+    struct raft_config now;
+    raft_config(ro, &now);
+    uint8_t have = member_role(&now, id);
+    char err[128];
+    if (have == want && !raft_config_is_joint(&now)) {
+        if (raft_config_pending(ro)) {
+            park(w, gs, r); /* done once that configuration commits */
+        } else {
+            member_done(w, gs, r, NULL);
+        }
+        return true;
+    }
+    if (want == RAFT_VOTER && have != RAFT_LEARNER) {
+        snprintf(err, sizeof(err), "ERR node %u is not a learner of group %u (RAFT ADDNODE first)",
+                 id, gs->g);
+        member_done(w, gs, r, err);
+        return true;
+    }
+    if (want == RAFT_LEARNER && have == RAFT_VOTER) {
+        snprintf(err, sizeof(err), "ERR node %u is already a voter of group %u", id, gs->g);
+        member_done(w, gs, r, err);
+        return true;
+    }
+    struct raft_status st;
+    raft_status(ro, &st);
+    struct raft_progress_view pv;
+    if (want == RAFT_VOTER &&
+        (!raft_progress(ro, id, &pv) || pv.match + MEMBER_CATCH_UP_SLACK < st.last_index)) {
+        park(w, gs, r); /* still catching up */
+        return true;
+    }
+    raft_index index = 0;
+    int rc = raft_change_member(multi_group(w->multi, gs->g), id, want, &index);
+    if (rc == RR_ECONFIG || rc == RR_ETRANSFER) {
+        park(w, gs, r); /* a change or transfer in flight, or no own-term commit yet */
+        return true;
+    }
+    if (rc != 0) {
+        snprintf(err, sizeof(err), "ERR group %u refused the change: %s", gs->g, rr_strerror(rc));
+        member_done(w, gs, r, err);
+        return true;
+    }
+    req_list_remove(&gs->waiting, r);
+    r->state = REQ_PROPOSED;
+    r->maybe_applied = true;
+    r->index = index;
+    r->term = st.term;
+    req_list_push(&gs->proposed, r);
+    return true;
+}
+
+/* A node-set entry (group 0 only), proposed like a write. */
+static bool place_nodeset(struct worker *w, struct group_state *gs, struct req *r)
+{
+    struct node_address a = {0};
+    a.id = (raft_node)strtoul((const char *)r->argv[1], NULL, 10);
+    snprintf(a.host, sizeof(a.host), "%s", (const char *)r->argv[2]);
+    a.port = (uint16_t)strtoul((const char *)r->argv[3], NULL, 10);
+    a.peer_port = (uint16_t)strtoul((const char *)r->argv[4], NULL, 10);
+    uint8_t op = strcmp((const char *)r->argv[0], "add") == 0 ? NODESET_ADD : NODESET_REMOVE;
+    uint8_t buf[16 + NODE_HOST_MAX];
+    size_t n = nodeset_entry_encode(op, &a, buf, sizeof(buf));
+    if (gs->g != 0 || n == 0) {
+        member_done(w, gs, r, "ERR malformed node-set change");
+        return true;
+    }
+    raft_index index = 0;
+    if (multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) != 0) {
+        return false;
+    }
+    struct raft_status st;
+    raft_status(multi_group_peek(w->multi, gs->g), &st);
+    req_list_remove(&gs->waiting, r);
+    r->state = REQ_PROPOSED;
+    r->maybe_applied = true;
+    r->index = index;
+    r->term = st.term;
+    req_list_push(&gs->proposed, r);
+    w->st.proposals++;
+    return true;
+}
+
 static bool place(struct worker *w, struct group_state *gs, struct req *r)
 {
     raft_node self = w->node->cfg.node_id;
     if (gs->role == RAFT_LEADER) {
+        if (r->cls == REQ_INTERNAL_MEMBER) {
+            return place_member(w, gs, r);
+        }
+        if (r->cls == REQ_INTERNAL_NODESET) {
+            return place_nodeset(w, gs, r);
+        }
         return r->cls == CMD_WRITE ? place_write(w, gs, r) : place_read(w, gs, r);
     }
     if (gs->leader == RAFT_NODE_NONE || gs->leader == self) {
@@ -511,6 +695,24 @@ static void group_pump(struct worker *w, struct group_state *gs)
     }
 }
 
+/* RAFT SNAPSHOT / RAFT DIGEST: this node's copy of the group, answered at once. */
+static void serve_local(struct worker *w, struct group_state *gs, struct req *r)
+{
+    reply_reset(&r->reply);
+    if (r->cls == REQ_INTERNAL_SNAPSHOT) {
+        raft_index index;
+        snapshot_request(w, gs, &index);
+        reply_int(&r->reply, (int64_t)index);
+    } else {
+        char text[128];
+        int n = snprintf(text, sizeof(text), "applied:%llu digest:%016llx snapshot:%llu",
+                         (unsigned long long)sm_applied_index(gs->sm),
+                         (unsigned long long)sm_digest(gs->sm), (unsigned long long)gs->snap_index);
+        reply_bulk(&r->reply, text, (size_t)n);
+    }
+    route_complete(w, r);
+}
+
 void route_execute(struct worker *w, struct req *r)
 {
     if (r->all_prev == NULL && w->all.head != r) {
@@ -518,6 +720,10 @@ void route_execute(struct worker *w, struct req *r)
     }
     struct group_state *gs = worker_group(w, r->group);
     RR_ASSERT(gs != NULL);
+    if (r->cls == REQ_INTERNAL_SNAPSHOT || r->cls == REQ_INTERNAL_DIGEST) {
+        serve_local(w, gs, r);
+        return;
+    }
     if (w->fatal != 0) {
         reply_error_and_complete(w, r, "ERR this node's storage failed; see its log");
         return;
@@ -558,28 +764,42 @@ void route_complete(struct worker *w, struct req *r)
     }
 }
 
+/* The group's blocked reads try again after this drain (route_wake_blocked). */
+static void queue_wake(struct worker *w, struct group_state *gs)
+{
+    if (gs->blocked.head != NULL && !gs->wake_queued) {
+        gs->wake_queued = true;
+        gs->wake_next = w->wake_head;
+        w->wake_head = gs;
+    }
+}
+
 void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e)
 {
     struct req *head = gs->proposed.head;
     bool mine = head != NULL && head->index == e->index && head->term == e->term;
     struct reply *out = mine ? &head->reply : &w->scratch;
     reply_reset(out);
-    if (gs->blocked.head != NULL && !gs->wake_queued) {
-        gs->wake_queued = true;
-        gs->wake_next = w->wake_head;
-        w->wake_head = gs;
-    }
-    if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
-        int rc = gs->sm != NULL ? 0 : sm_create(&gs->sm, &w->sm_limits, &w->sm_scratch);
-        if (rc == 0) {
-            rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
+    queue_wake(w, gs);
+    if (e->type == RAFT_ENTRY_CONFIG) {
+        sm_apply_empty(gs->sm, e->index);
+        reply_simple(out, "OK"); /* a membership part's answer */
+    } else if (e->type == RAFT_ENTRY_NORMAL && nodeset_entry_is(e->data.base, e->data.len)) {
+        if (gs->g == 0) {
+            nodeset_apply(w, e->index, e->data.base, e->data.len);
         }
+        sm_apply_empty(gs->sm, e->index);
+        reply_simple(out, "OK");
+    } else if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
+        int rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
         if (rc != 0) {
             /* The entry cannot be skipped: the state machine would diverge. */
             LOG_E("group %u: applying entry %llu failed: %s; stopping", gs->g,
                   (unsigned long long)e->index, rr_strerror(rc));
             abort();
         }
+    } else {
+        sm_apply_empty(gs->sm, e->index);
     }
     /* Resolve proposals (core/raft.h, "Outcome of a proposal"): at this index, ours
      * completes and any other was replaced; beyond it, a proposal of an older term than this
@@ -594,6 +814,25 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
             retry_later(w, head);
         }
     }
+}
+
+void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term)
+{
+    /* core/raft.h, "Outcome of a proposal": a proposal (i, t) with i <= index has an unknown
+     * outcome, one with i > index and t < term has failed. Both are executed again; the
+     * client's session applies each at most once. The rest stay: entries after the snapshot
+     * are applied as usual. */
+    struct req *r = gs->proposed.head;
+    while (r != NULL) {
+        struct req *next = r->list_next;
+        if (r->index <= index || r->term < term) {
+            req_list_remove(&gs->proposed, r);
+            retry_later(w, r);
+        }
+        r = next;
+    }
+    /* The state changed without entries being applied: blocked reads look again. */
+    queue_wake(w, gs);
 }
 
 /* An XREAD BLOCK found nothing: it waits on its group until a write gives it entries, its
@@ -800,6 +1039,9 @@ static void unlink_req(struct worker *w, struct req *r)
     case REQ_BLOCKED:
         unblock(w, gs, r);
         return;
+    case REQ_PARKED:
+        req_list_remove(&w->parked, r);
+        return;
     default:
         RR_ASSERT(false);
     }
@@ -841,6 +1083,13 @@ void route_sweep(struct worker *w)
         }
         r = next;
     }
+    /* Membership parts that could not be placed try again, ahead of the waiting lists. */
+    struct req_list parked = w->parked;
+    memset(&w->parked, 0, sizeof(w->parked));
+    while ((r = parked.head) != NULL) {
+        req_list_remove(&parked, r);
+        route_execute(w, r);
+    }
     /* Parked requests try again: a leader may be known now, a transfer over, the leader's
      * connection back. */
     if (w->all.count > 0) {
@@ -866,8 +1115,9 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
     uint32_t argc = h.argc;
     if (worker_group(w, h.group) == NULL ||
         (cls != CMD_WRITE && cls != CMD_READ && cls != REQ_INTERNAL_DBSIZE &&
-         cls != REQ_INTERNAL_SCAN) ||
-        (cls == REQ_INTERNAL_SCAN && argc != 4)) {
+         cls != REQ_INTERNAL_SCAN && cls != REQ_INTERNAL_MEMBER && cls != REQ_INTERNAL_NODESET) ||
+        (cls == REQ_INTERNAL_SCAN && argc != 4) || (cls == REQ_INTERNAL_MEMBER && argc != 2) ||
+        (cls == REQ_INTERNAL_NODESET && (argc != 5 || h.group != 0))) {
         peer_bad_frame(p, "forward for a group or class this worker does not serve");
         return;
     }
@@ -906,6 +1156,9 @@ void route_on_forward(struct peer *p, const uint8_t *payload, size_t len)
     r->first_unacked = h.first_unacked;
     r->group = h.group;
     r->cls = cls;
+    if (cls == REQ_INTERNAL_MEMBER || cls == REQ_INTERNAL_NODESET) {
+        r->deadline_ms = r->start_ns / 1000000 + MEMBER_TIMEOUT_MS;
+    }
     w->st.forwards_in++;
     /* Forwarded requests count against this worker's budget like its own clients' do. */
     r->cost = sizeof(*r) + len;

@@ -34,17 +34,37 @@
  * every HEAP_TRIM_PERIOD_MS. */
 #define HEAP_TRIM_GROWTH    (1u << 20)
 #define HEAP_TRIM_PERIOD_MS 10000
+/* ... but not while compactions freed more than this that new entries have not taken
+ * again (worker.log_freed_bytes): malloc_trim gives pages back with one madvise per free
+ * chunk, each a TLB shootdown across the process's CPUs, on worker 0's loop; after a
+ * snapshot compacted a large log (tens of thousands of freed log chunks) that took 3.5 s on
+ * this VM for 400 MiB, during which worker 0 served no client and no peer. Memory freed by a
+ * compaction is taken again by the next log anyway. (The allocator's own count of free
+ * bytes, mallinfo2, walks every free chunk: 152 ms on such a heap.) */
+#define HEAP_TRIM_FREE_MAX (64u << 20)
 
-/* A WAL append refused for back-pressure (RR_EBUSY), kept until the WAL has room. Units are
- * issued to the WAL in the order the drain produced them. */
+/* The persist queue: WAL operations refused for back-pressure (RR_EBUSY), and those that
+ * must wait for a snapshot file (behind a barrier), kept until they can go. They are issued
+ * to the WAL in the order they were queued, so units complete in that order too. */
+enum pending_kind {
+    PENDING_APPEND = 1, /* hard state and entries of one group's ready */
+    PENDING_TRUNCATE,   /* entries at index and above go */
+    PENDING_COMPACT,    /* entries up to index go: a snapshot covers them */
+    PENDING_BARRIER,    /* nothing behind it goes before the snapshot file is durable */
+};
+
 struct pending_append {
     struct pending_append *next;
+    uint8_t kind; /* enum pending_kind */
     raft_group g;
     bool has_hs;
     struct wal_hard_state hs;
     uint32_t n;
     struct wal_entry *entries;
     uint8_t *data;
+    raft_index index;             /* PENDING_TRUNCATE, PENDING_COMPACT */
+    raft_term term;               /* PENDING_COMPACT */
+    struct snap_barrier *barrier; /* PENDING_BARRIER (owned: freed once passed) */
 };
 
 /* A drain's persist unit: its held messages go out once every WAL unit issued up to and
@@ -52,7 +72,8 @@ struct pending_append {
 struct held_unit {
     struct held_unit *next;
     struct drain_held *held;
-    uint64_t need;
+    uint64_t need;     /* WAL units issued up to the drain */
+    uint64_t need_fop; /* received snapshot chunks' writes issued up to the drain */
 };
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
@@ -94,11 +115,24 @@ static void on_wal_unit(void *arg, int status)
 
 static int append_now(struct worker *w, const struct pending_append *a)
 {
-    return wal_append(w->wal, a->g, a->has_hs ? &a->hs : NULL, a->entries, a->n, on_wal_unit, w);
+    switch (a->kind) {
+    case PENDING_TRUNCATE:
+        return wal_truncate(w->wal, a->g, a->index, on_wal_unit, w);
+    case PENDING_COMPACT:
+        return wal_compact(w->wal, a->g, a->index, a->term, on_wal_unit, w);
+    case PENDING_BARRIER:
+        return a->barrier->done ? 0 : RR_EBUSY;
+    default:
+        return wal_append(w->wal, a->g, a->has_hs ? &a->hs : NULL, a->entries, a->n, on_wal_unit,
+                          w);
+    }
 }
 
 static void pending_free(struct pending_append *a)
 {
+    if (a->kind == PENDING_BARRIER) {
+        free(a->barrier);
+    }
     free(a->entries);
     free(a->data);
     free(a);
@@ -113,7 +147,7 @@ static void flush_pending_appends(struct worker *w)
             return;
         }
         if (rc != 0) {
-            LOG_E("WAL append for group %u failed: %s", a->g, rr_strerror(rc));
+            LOG_E("WAL operation for group %u failed: %s", a->g, rr_strerror(rc));
             w->fatal = rc;
         }
         w->append_head = a->next;
@@ -124,17 +158,76 @@ static void flush_pending_appends(struct worker *w)
     }
 }
 
+static void pending_push(struct worker *w, struct pending_append *u)
+{
+    if (w->append_tail == NULL) {
+        w->append_head = u;
+    } else {
+        w->append_tail->next = u;
+    }
+    w->append_tail = u;
+}
+
+/* Issues a small WAL operation now if nothing waits ahead of it, else queues it. */
+static void persist_small(struct worker *w, const struct pending_append *a, bool unit)
+{
+    if (unit) {
+        w->persist_issued++;
+    }
+    int rc = w->append_head == NULL ? append_now(w, a) : RR_EBUSY;
+    if (rc == 0) {
+        if (a->kind == PENDING_BARRIER) {
+            free(a->barrier);
+        }
+        return;
+    }
+    if (rc != RR_EBUSY) {
+        /* (A truncation is never below the WAL's compaction point: it follows a snapshot
+         * newer than the commit index, and the WAL is compacted only to durable snapshots.) */
+        LOG_E("WAL operation for group %u failed: %s", a->g, rr_strerror(rc));
+        w->fatal = rc;
+        return;
+    }
+    struct pending_append *u = calloc(1, sizeof(*u));
+    RR_ASSERT(u != NULL);
+    *u = *a;
+    pending_push(w, u);
+}
+
+void worker_persist_compact(struct worker *w, raft_group g, raft_index index, raft_term term)
+{
+    struct pending_append a = {.kind = PENDING_COMPACT, .g = g, .index = index, .term = term};
+    persist_small(w, &a, true);
+}
+
+void worker_persist_truncate(struct worker *w, raft_group g, raft_index index)
+{
+    struct pending_append a = {.kind = PENDING_TRUNCATE, .g = g, .index = index};
+    persist_small(w, &a, true);
+}
+
+void worker_persist_barrier(struct worker *w, struct snap_barrier *b)
+{
+    struct pending_append a = {.kind = PENDING_BARRIER, .barrier = b};
+    persist_small(w, &a, false);
+}
+
 static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
 {
     struct worker *w = ctx;
-    if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
-        /* Nothing in this node compacts a log yet, so no leader sends snapshots. */
-        LOG_E("group %u: received a snapshot, which this version cannot install", g);
-        w->fatal = RR_EINVAL;
-        return;
-    }
-    struct pending_append a = {.g = g};
+    struct pending_append a = {.kind = PENDING_APPEND, .g = g};
     struct group_state *gs = worker_group(w, g);
+    if ((rd->flags & RAFT_READY_SNAPSHOT_CHUNK) != 0) {
+        snapshot_persist_chunk(w, gs, rd->snapshot_chunk);
+    }
+    if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
+        /* The file first, then the WAL's truncation and compaction behind its barrier; the
+         * hard state and the entries kept after the snapshot follow in the queue. */
+        snapshot_persist_install(w, gs, rd);
+        if (w->fatal != 0) {
+            return;
+        }
+    }
     if ((rd->flags & RAFT_READY_HARD_STATE) != 0 &&
         (rd->hard_state.term != gs->hs_term || rd->hard_state.vote != gs->hs_vote ||
          !w->node->cfg.lazy_commit)) {
@@ -150,7 +243,7 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
         gs->hs_term = rd->hard_state.term;
         gs->hs_vote = rd->hard_state.vote;
     }
-    if (!a.has_hs && (rd->flags & (RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT)) == 0) {
+    if (!a.has_hs && (rd->flags & RAFT_READY_ENTRIES) == 0) {
         return; /* nothing to write: the held messages need no new unit */
     }
     struct wal_entry stack[64];
@@ -189,12 +282,7 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
             u->entries[i].data = u->data + off;
             off += a.entries[i].len;
         }
-        if (w->append_tail == NULL) {
-            w->append_head = u;
-        } else {
-            w->append_tail->next = u;
-        }
-        w->append_tail = u;
+        pending_push(w, u);
     } else if (rc != 0) {
         LOG_E("WAL append for group %u failed: %s", g, rr_strerror(rc));
         w->fatal = rc;
@@ -218,6 +306,7 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     h->held = held;
     /* The unsafe test mode releases the messages at once: acknowledgements before fsync. */
     h->need = FAULTS_UNSAFE(w, UNSAFE_TEST_ACK_BEFORE_FSYNC) ? 0 : w->persist_issued;
+    h->need_fop = w->fop_issued;
     if (w->held_tail == NULL) {
         w->held_head = h;
     } else {
@@ -226,21 +315,29 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     w->held_tail = h;
 }
 
-static void op_restore(void *ctx,
-                       raft_group g,
-                       const struct raft_snapshot_meta *meta,
-                       const uint8_t *data,
-                       uint64_t bytes)
+static void
+op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta, uint64_t bytes)
 {
-    (void)ctx, (void)meta, (void)data, (void)bytes;
-    LOG_E("group %u: snapshot restore is not supported by this version", g);
+    (void)bytes; /* loaded chunk by chunk as it was received and checked */
+    struct worker *w = ctx;
+    if (w->fatal == 0) {
+        snapshot_restore(w, worker_group(w, g), meta);
+    }
+}
+
+static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
+{
+    struct worker *w = ctx;
+    snapshot_read_chunk(w, worker_group(w, g), m);
 }
 
 static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
 {
     struct worker *w = ctx;
+    struct group_state *gs = worker_group(w, g);
     w->st.applied++;
-    route_on_apply(w, worker_group(w, g), e);
+    snapshot_on_apply(w, gs, e->data.len);
+    route_on_apply(w, gs, e);
 }
 
 static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
@@ -275,6 +372,7 @@ static const struct drain_ops worker_drain_ops = {
     .send = op_send,
     .persist_submit = op_persist_submit,
     .restore = op_restore,
+    .snapshot_read = op_snapshot_read,
     .apply = op_apply,
     .read = op_read,
     .read_failed = op_read_failed,
@@ -285,7 +383,7 @@ static void release_durable(struct worker *w)
 {
     while (w->held_head != NULL) {
         struct held_unit *h = w->held_head;
-        if (h->need > w->persist_durable) {
+        if (h->need > w->persist_durable || h->need_fop > w->fop_done) {
             return;
         }
         w->held_head = h->next;
@@ -309,6 +407,7 @@ static void drain_groups(struct worker *w)
         int rc = drain_run_bounded(w->multi, &worker_drain_ops, w, budget, &applied);
         budget -= applied < budget ? applied : budget;
         w->st.drains++;
+        snapshot_verdicts(w); /* not inside a drain (core/raft.h) */
         if (rc == RR_ENOMEM || rc == RR_ETOOBIG) {
             LOG_E("drain failed: %s", rr_strerror(rc));
             w->fatal = rc;
@@ -334,6 +433,20 @@ static void publish_groups(struct worker *w)
         atomic_store_explicit(&p->applied, st.applied, memory_order_relaxed);
         atomic_store_explicit(&p->last_index, st.last_index, memory_order_relaxed);
         atomic_store_explicit(&p->snapshot_index, st.snapshot_index, memory_order_relaxed);
+        struct raft_config now;
+        raft_config(multi_group_peek(w->multi, gs->g), &now);
+        const struct raft_config *c = &now;
+        uint32_t voters = 0, learners = 0;
+        for (uint32_t i = 0; i < c->member_count; i++) {
+            voters += c->members[i].role == RAFT_VOTER;
+            learners += c->members[i].role == RAFT_LEARNER;
+        }
+        atomic_store_explicit(&p->voters, voters, memory_order_relaxed);
+        atomic_store_explicit(&p->learners, learners, memory_order_relaxed);
+        atomic_store_explicit(&p->config_pending,
+                              raft_config_pending(multi_group_peek(w->multi, gs->g)) ||
+                                  raft_config_is_joint(c),
+                              memory_order_relaxed);
     }
 }
 
@@ -388,7 +501,7 @@ static void publish_stats(struct worker *w)
     PUB(blocked, w->blocked);
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
-    PUB(peer_sends, st->sends);
+    PUB(peer_sends, st->peer_sends);
     const struct wal_stats *ws = wal_stats(w->wal);
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
@@ -397,10 +510,24 @@ static void publish_stats(struct worker *w)
     PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
     PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
     PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
+    PUB(snapshots_taken, st->snapshots_taken);
+    PUB(snapshots_installed, st->snapshots_installed);
+    PUB(snapshot_failures, st->snapshot_failures);
+    PUB(snapshot_bytes, st->snapshot_bytes);
+    PUB(snapshot_last_ms, st->snapshot_last_ms);
+    PUB(snapshot_last_bytes, st->snapshot_last_bytes);
+    PUB(wal_disk_bytes, wal_disk_bytes(w->wal));
+    PUB(snapshot_chunks_sent, st->snapshot_chunks_sent);
+    PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
+    PUB(snapshots_refused, st->snapshots_refused);
+    PUB(wal_segments, wal_segment_count(w->wal));
+    PUB(log_freed_bytes, w->log_freed_bytes);
     metrics_publish_hist(&w->pub.write_latency, &w->write_latency);
     metrics_publish_hist(&w->pub.read_latency, &w->read_latency);
     metrics_publish_hist(&w->pub.wal_flush, &ws->flush_ns);
     metrics_publish_hist(&w->pub.wal_queue, &ws->queue_ns);
+    metrics_publish_sizes(&w->pub.wal_batch_records, &ws->batch_records);
+    metrics_publish_sizes(&w->pub.peer_send_frames, &w->peer_send_frames);
     if (w->id == 0) {
         sample_rates(w);
     }
@@ -408,7 +535,33 @@ static void publish_stats(struct worker *w)
 
 #undef PUB
 
-/* Leaders spread over the nodes: group g prefers node nodes[g % N]. Once a second, a leader
+/* The node group g prefers as its leader: the (g mod V)-th of its V voters by id, so that
+ * with the same configuration in every group each node is preferred by G/V groups (within
+ * one). NONE while the configuration is joint. */
+raft_node worker_preferred_leader(const struct raft *r, raft_group g)
+{
+    struct raft_config now;
+    raft_config(r, &now);
+    const struct raft_config *c = &now;
+    if (raft_config_is_joint(c)) {
+        return RAFT_NODE_NONE;
+    }
+    raft_node voters[RAFT_MEMBERS_MAX];
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < c->member_count; i++) {
+        if (c->members[i].role == RAFT_VOTER) {
+            uint32_t k = v++;
+            while (k > 0 && voters[k - 1] > c->members[i].id) {
+                voters[k] = voters[k - 1];
+                k--;
+            }
+            voters[k] = c->members[i].id;
+        }
+    }
+    return v == 0 ? RAFT_NODE_NONE : voters[g % v];
+}
+
+/* Leaders spread over the nodes: group g prefers worker_preferred_leader. Once a second, a leader
  * whose group prefers another node that is connected and nearly caught up hands leadership
  * to it (thesis §3.10), a few groups at a time. This also moves leadership back to a node
  * that returns after a failure. */
@@ -425,12 +578,12 @@ static void balance_leaders(struct worker *w)
         if (gs->role != RAFT_LEADER) {
             continue;
         }
-        raft_node pref = n->cfg.nodes[gs->g % n->cfg.node_count].id;
+        const struct raft *ro = multi_group_peek(w->multi, gs->g);
+        raft_node pref = worker_preferred_leader(ro, gs->g);
         struct peer *p = peer_find(w, pref);
-        if (pref == n->cfg.node_id || p == NULL || p->state != PEER_UP) {
+        if (pref == RAFT_NODE_NONE || pref == n->cfg.node_id || p == NULL || p->state != PEER_UP) {
             continue;
         }
-        const struct raft *ro = multi_group_peek(w->multi, gs->g);
         struct raft_status st;
         struct raft_progress_view pv;
         raft_status(ro, &st);
@@ -487,6 +640,16 @@ static void heap_trim(struct worker *w)
     if (!idle || (!grew && w->now_ms < w->heap_trim_ms + HEAP_TRIM_PERIOD_MS)) {
         return;
     }
+    uint64_t log_freed = 0;
+    for (uint32_t i = 0; i < n->cfg.workers; i++) {
+        log_freed +=
+            atomic_load_explicit(&n->workers[i]->pub.log_freed_bytes, memory_order_relaxed);
+    }
+    if (log_freed > HEAP_TRIM_FREE_MAX) {
+        LOG_D("heap trim skipped: %llu bytes of compacted logs not taken again",
+              (unsigned long long)log_freed);
+        return;
+    }
     int64_t t0 = node_clock_ns();
     int released = malloc_trim(0);
     int64_t took_us = (node_clock_ns() - t0) / 1000;
@@ -513,11 +676,13 @@ static void run_ticks(struct worker *w)
         w->st.ticks++;
     }
     if (due > 0) {
+        peer_sync(w);
         peer_tick(w);
     }
     if (w->now_ms >= w->next_sweep_ms) {
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
+        snapshot_sweep(w);
         publish_stats(w);
         conn_linger_expire(w);
     }
@@ -642,6 +807,9 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
     case UD_CONNECT:
         peer_on_connected(w, UD_PTR(ud), cqe->res);
         break;
+    case UD_SNAP:
+        snapshot_handle_cqe(w, UD_PTR(ud), cqe->res);
+        break;
     case UD_ACCEPT_CLIENT:
     case UD_ACCEPT_PEER:
     case UD_ACCEPT_METRICS:
@@ -674,8 +842,10 @@ static void loop_iteration(struct worker *w)
     client_resume_pending(w);
     flush_pending_appends(w);
     release_durable(w);
+    snapshot_verdicts(w);
     drain_groups(w);
     route_wake_blocked(w);
+    snapshot_pump(w);
     if (w->fatal == 0) {
         wal_submit(w->wal);
     } else if (!w->fatal_reported) {
@@ -688,15 +858,24 @@ static void loop_iteration(struct worker *w)
     send_wakes(w);
 
     int64_t wait_ms = w->next_tick_ms - node_clock_ms();
-    if (multi_has_dirty(w->multi)) {
-        wait_ms = 0;
+    if (multi_has_dirty(w->multi) || snapshot_busy(w)) {
+        wait_ms = 0; /* work is waiting: only collect what completed */
     }
     if (wait_ms < 0) {
         wait_ms = 0;
     }
     struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
     struct io_uring_cqe *cqe = NULL;
-    int rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, wait_ms > 0 ? 1 : 0, &ts, NULL);
+    int rc;
+    if (wait_ms > 0) {
+        rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    } else {
+        /* No wait, but the kernel must still run completions: with DEFER_TASKRUN they are
+         * posted only when we enter with GETEVENTS, which a zero-wait submit does not do.
+         * Without it, a loop kept busy (a long drain, a snapshot being serialized) would see
+         * no recv or WAL completion until it next slept. */
+        rc = io_uring_submit_and_get_events(&w->ring);
+    }
     w->st.submits++;
     w->st.loops++;
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
@@ -754,51 +933,35 @@ static int ring_setup(struct worker *w)
     return 0;
 }
 
-/* Start-up (blocking, before the loop): WAL recovery and the groups' durable state. */
+/* Start-up (blocking, before the loop): WAL recovery, each group's newest valid snapshot
+ * and the WAL's entries after it. */
 struct restore_ctx {
     struct worker *w;
     struct raft_restore r;
     struct raft_entry *entries;
     uint8_t *data;
     struct wal_read *rd;
+    struct snapshot_restored *snap; /* by slot: what each group's snapshot restored */
 };
 
-static const struct raft_restore *restore_group(void *arg, raft_group g)
+/* Reads the WAL's entries first..last of g into rc. false after a fatal error. */
+static bool restore_entries(struct restore_ctx *rc,
+                            raft_group g,
+                            raft_index first,
+                            const struct wal_group_info *info)
 {
-    struct restore_ctx *rc = arg;
-    free(rc->entries);
-    free(rc->data);
-    rc->entries = NULL;
-    rc->data = NULL;
-    struct wal_group_info info;
-    if (wal_group_info(rc->w->wal, g, &info) != 0) {
-        return NULL;
-    }
-    if (info.snap_index != 0) {
-        LOG_E("group %u: the WAL was compacted at %llu but this version keeps no snapshots", g,
-              (unsigned long long)info.snap_index);
-        rc->w->fatal = RR_EINVAL;
-        return NULL;
-    }
-    memset(&rc->r, 0, sizeof(rc->r));
-    rc->r.hard_state = (struct raft_hard_state){
-        .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
-    uint64_t count =
-        info.last_index >= info.first_index ? info.last_index - info.first_index + 1 : 0;
-    if (count == 0 && info.hs.term == 0) {
-        return NULL;
-    }
+    uint64_t count = info->last_index >= first ? info->last_index - first + 1 : 0;
     rc->entries = calloc(count ? count : 1, sizeof(*rc->entries));
-    size_t cap = (size_t)info.bytes + 1, used = 0;
+    size_t cap = (size_t)info->bytes + 1, used = 0;
     rc->data = malloc(cap);
     RR_ASSERT(rc->entries != NULL && rc->data != NULL);
-    raft_index next = info.first_index;
-    while (next <= info.last_index) {
+    raft_index next = first;
+    while (next <= info->last_index) {
         struct wal_read *rd = rc->rd;
         memset(rd, 0, offsetof(struct wal_read, entries));
         rd->group = g;
         rd->lo = next;
-        rd->hi = info.last_index;
+        rd->hi = info->last_index;
         rd->buf = rc->data + used;
         rd->buf_len = cap - used;
         int err = wal_read_blocking(rc->w->wal, rd);
@@ -806,11 +969,11 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
             LOG_E("group %u: reading entries from %llu failed: %s", g, (unsigned long long)next,
                   rr_strerror(err));
             rc->w->fatal = err < 0 ? err : RR_EIO;
-            return NULL;
+            return false;
         }
         for (uint32_t i = 0; i < rd->count; i++) {
             const struct wal_entry *e = &rd->entries[i];
-            struct raft_entry *re = &rc->entries[next - info.first_index];
+            struct raft_entry *re = &rc->entries[next - first];
             *re = (struct raft_entry){.term = e->term,
                                       .index = e->index,
                                       .type = e->type,
@@ -821,6 +984,51 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
     }
     rc->r.entries = rc->entries;
     rc->r.entry_count = (uint32_t)count;
+    return true;
+}
+
+static const struct raft_restore *restore_group(void *arg, raft_group g)
+{
+    struct restore_ctx *rc = arg;
+    free(rc->entries);
+    free(rc->data);
+    rc->entries = NULL;
+    rc->data = NULL;
+    struct worker *w = rc->w;
+    struct wal_group_info info;
+    if (w->fatal != 0 || wal_group_info(w->wal, g, &info) != 0) {
+        return NULL;
+    }
+    struct snapshot_restored *sr = &rc->snap[g / w->node->cfg.workers];
+    int err = snapshot_startup_load(w, g, sr);
+    if (err != 0) {
+        w->fatal = err;
+        return NULL;
+    }
+    raft_index snap = sr->meta.index;
+    if (info.snap_index > snap) {
+        /* The WAL is compacted only behind a durable snapshot: one went missing or bad. */
+        LOG_E("group %u: the WAL was compacted up to %llu but the newest valid snapshot in %s "
+              "covers %llu; refusing to start",
+              g, (unsigned long long)info.snap_index, w->snap_dir, (unsigned long long)snap);
+        w->fatal = RR_ECORRUPT;
+        return NULL;
+    }
+    memset(&rc->r, 0, sizeof(rc->r));
+    rc->r.hard_state = (struct raft_hard_state){
+        .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
+    /* Entries the snapshot covers are skipped; those after it are the log. */
+    raft_index first = info.first_index > snap + 1 ? info.first_index : snap + 1;
+    if (info.last_index < first && info.hs.term == 0 && snap == 0) {
+        return NULL;
+    }
+    if (!restore_entries(rc, g, first, &info)) {
+        return NULL;
+    }
+    if (snap != 0) {
+        rc->r.snapshot = sr->meta;
+        rc->r.snapshot_bytes = sr->file_bytes; /* the core asks for chunks of the file */
+    }
     return &rc->r;
 }
 
@@ -838,10 +1046,12 @@ static int worker_open(struct worker *w)
         .group_count = cfg->groups,
         .worker_count = cfg->workers,
         .user_data_tag = UD_WAL,
-        .iowq_max_workers = 2,
+        .iowq_max_workers = 4, /* the WAL's, and snapshot files' writes and syncs */
         .strategy = cfg->disk_batching,
+        /* The fault-test build's switch allows smaller segments than wal-segment-bytes. */
+        .segment_bytes =
+            cfg->test_wal_segment_bytes != 0 ? cfg->test_wal_segment_bytes : cfg->wal_segment_bytes,
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
-        .segment_bytes = cfg->test_wal_segment_bytes,
     };
     char err[512];
     int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));
@@ -860,12 +1070,20 @@ static int worker_open(struct worker *w)
     mo.group.election_ticks = cfg->election_ticks;
     mo.group.heartbeat_ticks = cfg->heartbeat_ticks;
     mo.group.quiesce = cfg->quiesce;
-    struct restore_ctx rctx = {.w = w, .rd = malloc(sizeof(struct wal_read))};
-    RR_ASSERT(rctx.rd != NULL);
+    if (snapshot_worker_open(w, dir) != 0) {
+        return RR_EIO;
+    }
+    uint32_t slots = (cfg->groups + cfg->workers - 1) / cfg->workers;
+    struct restore_ctx rctx = {.w = w,
+                               .rd = malloc(sizeof(struct wal_read)),
+                               .snap = calloc(slots, sizeof(struct snapshot_restored))};
+    RR_ASSERT(rctx.rd != NULL && rctx.snap != NULL);
     rc = multi_create(&w->multi, &mo, &n->initial, restore_group, &rctx);
     free(rctx.entries);
     free(rctx.data);
     free(rctx.rd);
+    free(w->snap_candidates);
+    w->snap_candidates = NULL;
     if (rc != 0 || w->fatal != 0) {
         LOG_E("cannot create the group table: %s", rr_strerror(rc ? rc : w->fatal));
         return rc ? rc : w->fatal;
@@ -890,7 +1108,25 @@ static int worker_open(struct worker *w)
         atomic_store(&n->pub[gs->g].role, st.role);
         atomic_store(&n->pub[gs->g].term, st.term);
         atomic_store(&n->pub[gs->g].leader, st.leader);
+        struct snapshot_restored *sr = &rctx.snap[gs->g / cfg->workers];
+        if (sr->sm != NULL) {
+            gs->sm = sr->sm;
+            gs->snap_index = sr->meta.index;
+            gs->snap_term = sr->meta.term;
+            gs->snap_file_bytes = sr->file_bytes;
+            atomic_store(&n->pub[gs->g].snapshot_index, sr->meta.index);
+            struct wal_group_info info;
+            if (wal_group_info(w->wal, gs->g, &info) == 0 && info.snap_index < sr->meta.index) {
+                /* A crash came between the snapshot's rename and the WAL's compaction: the
+                 * WAL catches up now (queued before anything else this run writes). */
+                worker_persist_compact(w, gs->g, sr->meta.index, sr->meta.term);
+            }
+        } else if (sm_create(&gs->sm, &w->sm_limits, &w->sm_scratch) != 0) {
+            free(rctx.snap);
+            return RR_ENOMEM;
+        }
     }
+    free(rctx.snap);
     return 0;
 }
 

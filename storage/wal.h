@@ -229,6 +229,11 @@ int wal_read_blocking(struct wal *wal, struct wal_read *rd);
  * index: snapshotting and compacting that group lets the segment go. RR_ENOTFOUND when no
  * group's entries pin a segment other than the active one. */
 int wal_oldest_pin(const struct wal *wal, raft_group *group, raft_index *index);
+/* Every group whose first retained entry lies in that oldest segment (up to cap, in group
+ * order), with that entry's index: all of them must be compacted for the segment to go.
+ * Returns the count (0 as wal_oldest_pin's RR_ENOTFOUND). O(groups of the worker). */
+uint32_t
+wal_oldest_pins(const struct wal *wal, raft_group *groups, raft_index *indexes, uint32_t cap);
 
 /* Number of segment files, active and spare included, and bytes they occupy on disk. */
 uint32_t wal_segment_count(const struct wal *wal);

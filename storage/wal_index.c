@@ -195,6 +195,29 @@ uint64_t wal_index_lowest_pin(const struct wal *wal, uint64_t limit, bool *entri
     return low;
 }
 
+uint32_t
+wal_oldest_pins(const struct wal *wal, raft_group *groups, raft_index *indexes, uint32_t cap)
+{
+    uint32_t first = 0;
+    while (first < wal->seg_count && wal->segs[first].retire_lsn != WAL_NO_LSN) {
+        first++;
+    }
+    if (first + 1 >= wal->seg_count) {
+        return 0;
+    }
+    const struct wal_segment *seg = &wal->segs[first];
+    uint32_t n = 0;
+    for (uint32_t g = 0; g < wal->local_groups && n < cap; g++) {
+        const struct wal_group_state *gs = &wal->groups[g];
+        if (gs->count > 0 && gs->locs[gs->head].lsn < seg->lsn_end) {
+            groups[n] = g * wal->cfg.worker_count + wal->cfg.worker_id;
+            indexes[n] = gs->first_index;
+            n++;
+        }
+    }
+    return n;
+}
+
 int wal_oldest_pin(const struct wal *wal, raft_group *group, raft_index *index)
 {
     uint32_t first = 0;

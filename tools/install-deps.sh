@@ -14,6 +14,8 @@ have_cmd() { command -v "$1" >/dev/null 2>&1; }
 # bench/compare.py and bench/node-targets.py measure against a real redis-server.
 have_cmd redis-server || need+=(redis-server)
 have_cmd python3 || need+=(python3)
+# bench/batching.py (make bench) draws its plots with gnuplot (SVG and PNG, no X11).
+have_cmd gnuplot || need+=(gnuplot-nox)
 # The fuzz targets (tests/fuzz, make fuzz and the test-fuzz stage): clang with libFuzzer and
 # the sanitizer runtimes. The compiler alone is not enough (the runtimes are a separate
 # package), so the check builds a trivial fuzzer.

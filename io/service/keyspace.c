@@ -91,6 +91,19 @@ void ks_clear(struct keyspace *ks)
     use_inline(ks);
 }
 
+void ks_detach(struct keyspace *ks, struct keyspace *out)
+{
+    *out = *ks;
+    if (is_inline(ks)) {
+        out->buckets = &out->bucket0;
+    }
+    out->snap_hook = NULL;
+    out->snap_ctx = NULL;
+    use_inline(ks);
+    ks->count = 0;
+    ks->expire_count = 0;
+}
+
 struct obj *ks_find(const struct keyspace *ks, const uint8_t *key, size_t len)
 {
     uint64_t h = ks_hash(key, len);
@@ -168,6 +181,7 @@ static void resize(struct keyspace *ks, uint64_t buckets)
 void ks_insert(struct keyspace *ks, struct obj *o)
 {
     RR_ASSERT_SLOW(ks_find(ks, o->key, o->key_len) == NULL);
+    o->snap_mark = ks->snap_parity; /* not part of a serialization already running */
     uint64_t b = o->hash & ks->mask;
     o->next = ks->buckets[b];
     ks->buckets[b] = o;
@@ -182,6 +196,7 @@ void ks_insert(struct keyspace *ks, struct obj *o)
 
 void ks_delete(struct keyspace *ks, struct obj *o)
 {
+    ks_touch(ks, o);
     struct obj **pp = &ks->buckets[o->hash & ks->mask];
     while (*pp != o) {
         RR_ASSERT(*pp != NULL);
@@ -205,6 +220,7 @@ void ks_delete(struct keyspace *ks, struct obj *o)
 
 void ks_set_expire(struct keyspace *ks, struct obj *o, bool has, int64_t at)
 {
+    ks_touch(ks, o);
     if (o->has_expire && !has) {
         ks->expire_count--;
     } else if (!o->has_expire && has) {

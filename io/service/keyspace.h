@@ -17,6 +17,8 @@ struct obj {
     int64_t expire_at;     /* unix ms; meaningful only if has_expire */
     bool has_expire;       /* the key has a TTL */
     uint8_t type;          /* enum obj_type */
+    uint8_t snap_mark;     /* == keyspace.snap_parity: already in (or not part of) the
+                              serialization in progress; see ks_touch */
     uint32_t key_len;      /* bytes in key */
     size_t val_len;        /* OBJ_STRING: bytes in val */
     uint8_t *val;          /* OBJ_STRING: owned value bytes (never NULL) */
@@ -34,6 +36,12 @@ struct keyspace {
     uint64_t count;        /* objects in the table, expired or not */
     uint64_t expire_count; /* objects with has_expire */
     uint64_t expire_scan;  /* next bucket the active expiry step examines */
+    /* Serialization in progress (sm_snapshot.c): before a write changes or deletes an object
+     * whose snap_mark differs from snap_parity, snap_hook serializes it and marks it. Objects
+     * inserted get the current parity, so they are never part of it. NULL: none. */
+    void (*snap_hook)(void *ctx, struct obj *o);
+    void *snap_ctx;
+    uint8_t snap_parity;
 };
 
 /* An empty table (allocates nothing; cannot fail, returns 0). */
@@ -63,6 +71,19 @@ void ks_set_expire(struct keyspace *ks, struct obj *o, bool has, int64_t at);
 void ks_expire_step(struct keyspace *ks, int64_t now, uint32_t buckets);
 /* Empties the table (keeps it allocated at its minimum size when possible). */
 void ks_clear(struct keyspace *ks);
+/* Moves every object into *out (an uninitialized struct, then owning them: ks_free it) and
+ * leaves ks empty; the hook and parity stay with ks. */
+void ks_detach(struct keyspace *ks, struct keyspace *out);
+
+/* A write is about to change or delete o: calls the serialization hook first if o is not
+ * yet serialized (see struct keyspace). Every write path calls it (ks_delete and
+ * ks_set_expire do). */
+static inline void ks_touch(struct keyspace *ks, struct obj *o)
+{
+    if (ks->snap_hook != NULL && o->snap_mark != ks->snap_parity) {
+        ks->snap_hook(ks->snap_ctx, o);
+    }
+}
 
 /* One SCAN step over the buckets from *cursor; see sm_scan. fn gets every object in the
  * visited buckets. */

@@ -39,18 +39,14 @@
 #include "core/base/errors.h"
 #include "io/service/cmd.h"
 #include "io/service/keyspace.h"
+#include "io/service/sm_internal.h"
 #include "io/service/stream.h"
 #include "io/service/util.h"
 
 #define SM_ENTRY_HEADER_BYTES 37u /* type, client_id, seq, first_unacked, time_ms, argc */
 #define SM_ARGV_STACK         16u
-#define SM_STRING_MAX         ((size_t)512 * 1024 * 1024) /* Redis's proto-max-bulk-len */
 #define SM_EXPIRE_BUCKETS     4u  /* buckets the active expiry examines per applied entry */
 #define SM_SESSION_BUCKETS    64u /* the first bucket array (beyond the inline bucket) */
-#define SM_SERIAL_MAGIC       0x4d53525252uLL /* "RRRSM" */
-#define SM_SERIAL_VERSION     2u
-#define SM_KEPT_MIN           4u  /* first allocation of a session's reply array */
-#define SM_KEPT_INLINE        24u /* replies up to this size are kept without an allocation */
 
 static const char err_wrongtype[] =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -58,77 +54,6 @@ static const char err_notint[] = "ERR value is not an integer or out of range";
 static const char err_syntax[] = "ERR syntax error";
 static const char err_too_large[] = "ERR reply too large to replay";
 static const char err_not_kept[] = "ERR request already applied; reply not kept";
-
-/* The reply of one applied request, kept for its retries. Most replies (+OK, integers, nil,
- * short bulk strings, stream IDs) fit inline, so keeping them allocates nothing. */
-struct kept_reply {
-    uint64_t seq;
-    uint32_t len;   /* bytes of the reply */
-    bool too_large; /* the reply was over session_reply_max (or overflowed): not kept */
-    union {
-        uint8_t *heap;                 /* owned, when len > SM_KEPT_INLINE */
-        uint8_t bytes[SM_KEPT_INLINE]; /* when len <= SM_KEPT_INLINE */
-    } data;
-};
-
-static const uint8_t *kept_bytes(const struct kept_reply *k)
-{
-    return k->len > SM_KEPT_INLINE ? k->data.heap : k->data.bytes;
-}
-
-/* Stores a copy of reply[0, len) in k (len set). 0 or RR_ENOMEM (k unchanged). */
-static int kept_store(struct kept_reply *k, const uint8_t *reply, uint32_t len)
-{
-    if (len > SM_KEPT_INLINE) {
-        uint8_t *p = malloc(len);
-        if (p == NULL) {
-            return RR_ENOMEM;
-        }
-        memcpy(p, reply, len);
-        k->data.heap = p;
-    } else if (len > 0) {
-        memcpy(k->data.bytes, reply, len);
-    }
-    k->len = len;
-    return 0;
-}
-
-static void kept_release(struct kept_reply *k)
-{
-    if (k->len > SM_KEPT_INLINE) {
-        free(k->data.heap);
-    }
-    k->len = 0;
-}
-
-struct session {
-    struct session *hnext;   /* hash chain by client_id */
-    struct session *older;   /* LRU list: towards the eviction end */
-    struct session *newer;   /* LRU list: towards the most recently used */
-    uint64_t client_id;      /* != 0 */
-    uint64_t floor;          /* highest first_unacked seen: seqs below it are refused */
-    struct kept_reply *kept; /* kept[lo .. lo + n): strictly increasing seqs, all >= floor */
-    uint32_t lo;
-    uint32_t n;   /* <= SM_SESSION_REPLIES_MAX between applies */
-    uint32_t cap; /* entries allocated at kept */
-};
-
-struct sm {
-    struct sm_limits limits;
-    struct keyspace ks;
-    /* Chains by client_id: &session0 (mask 0) until the second session, so that a group
-     * without clients allocates nothing; then SM_SESSION_BUCKETS, doubling at load 1. */
-    struct session **sessions;
-    uint64_t session_mask; /* bucket count - 1 */
-    struct session *session0;
-    struct session *oldest; /* LRU ends; NULL when there are no sessions */
-    struct session *newest;
-    int64_t clock;         /* max time_ms applied (0 initially) */
-    raft_index applied;    /* last entry index applied */
-    struct reply *scratch; /* where sm_apply builds each reply (sm_create) */
-    uint32_t session_count;
-    bool own_scratch; /* scratch is the sm's (malloc'd), not the caller's */
-};
 
 /* A command's arguments. */
 struct args {
@@ -151,7 +76,7 @@ static uint64_t session_bucket(const struct sm *sm, uint64_t client_id)
     return XXH3_64bits(&client_id, sizeof(client_id)) & sm->session_mask;
 }
 
-static struct session *session_find(const struct sm *sm, uint64_t client_id)
+struct session *session_find(const struct sm *sm, uint64_t client_id)
 {
     struct session *s = sm->sessions[session_bucket(sm, client_id)];
     while (s != NULL && s->client_id != client_id) {
@@ -214,7 +139,7 @@ static void session_grow(struct sm *sm)
 }
 
 /* Links a new session as the most recently used one. */
-static void session_insert(struct sm *sm, struct session *s)
+void session_insert(struct sm *sm, struct session *s)
 {
     uint64_t b = session_bucket(sm, s->client_id);
     s->hnext = sm->sessions[b];
@@ -254,7 +179,7 @@ static void kept_drop_lowest(struct session *s)
     }
 }
 
-static void session_free_kept(struct session *s)
+void session_free_kept(struct session *s)
 {
     for (uint32_t i = s->lo; i < s->lo + s->n; i++) {
         kept_release(&s->kept[i]);
@@ -303,7 +228,7 @@ static int session_reserve(struct session *s)
     return 0;
 }
 
-static void session_remove(struct sm *sm, struct session *s)
+void session_remove(struct sm *sm, struct session *s)
 {
     struct session **pp = &sm->sessions[session_bucket(sm, s->client_id)];
     while (*pp != s) {
@@ -365,6 +290,7 @@ void sm_destroy(struct sm *sm)
     if (sm == NULL) {
         return;
     }
+    sm_snap_free(sm->snap);
     ks_free(&sm->ks);
     sessions_free(sm);
     if (sm->own_scratch) {
@@ -382,6 +308,12 @@ int64_t sm_clock(const struct sm *sm)
 raft_index sm_applied_index(const struct sm *sm)
 {
     return sm->applied;
+}
+
+void sm_apply_empty(struct sm *sm, raft_index index)
+{
+    RR_ASSERT(index > sm->applied);
+    sm->applied = index;
 }
 
 static int64_t read_clock(const struct sm *sm, int64_t now_ms)
@@ -507,6 +439,9 @@ static void entry_args(const uint8_t *e, uint32_t argc, const uint8_t **argv, ui
 static struct obj *lookup_write(struct sm *sm, const uint8_t *key, size_t len)
 {
     struct obj *o = ks_find(&sm->ks, key, len);
+    if (o != NULL) {
+        ks_touch(&sm->ks, o); /* a serialization in progress takes it as it was first */
+    }
     if (o != NULL && ks_expired(o, sm->clock)) {
         ks_delete(&sm->ks, o);
         return NULL;
@@ -1057,7 +992,11 @@ static int cmd_flushdb(struct sm *sm, const struct args *a, struct reply *r)
         reply_error(r, err_syntax);
         return 0;
     }
-    ks_clear(&sm->ks);
+    if (sm->snap != NULL) {
+        sm_snap_detach_keys(sm); /* the serialization in progress still needs them */
+    } else {
+        ks_clear(&sm->ks);
+    }
     reply_simple(r, "OK");
     return 0;
 }
@@ -2049,248 +1988,4 @@ uint64_t sm_digest(const struct sm *sm)
     }
     uint64_t all[5] = {keys, live, sessions, sm->session_count, (uint64_t)sm->clock};
     return XXH3_64bits(all, sizeof(all));
-}
-
-/* Snapshot layout (little-endian):
- *   u64 magic, u8 version, u64 applied index, i64 clock,
- *   u64 key_count, key_count * (blob key, u8 type, u8 has_expire, i64 expire_at,
- *                               string: blob value | stream: stream_serialize),
- *   u32 session_count, session_count * (u64 client_id, u64 floor, u32 kept_count,
- *                                       kept_count * (u64 seq, u8 too_large, blob reply))
- *                                       -- sessions oldest first, replies by seq
- *   u64 XXH3 of every byte before it.
- * blob = u32 length, bytes. Keys expired at the clock are left out. */
-int sm_serialize(const struct sm *sm, struct reply *out)
-{
-    size_t start = out->len;
-    util_put_u64(out, SM_SERIAL_MAGIC);
-    util_put_u8(out, SM_SERIAL_VERSION);
-    util_put_u64(out, sm->applied);
-    util_put_u64(out, (uint64_t)sm->clock);
-    util_put_u64(out, sm_key_count(sm, sm->clock));
-    for (uint64_t b = 0; b <= sm->ks.mask && !out->overflow; b++) {
-        for (const struct obj *o = sm->ks.buckets[b]; o != NULL; o = o->next) {
-            if (ks_expired(o, sm->clock)) {
-                continue;
-            }
-            util_put_blob(out, o->key, o->key_len);
-            util_put_u8(out, o->type);
-            util_put_u8(out, o->has_expire ? 1 : 0);
-            util_put_u64(out, (uint64_t)o->expire_at);
-            if (o->type == OBJ_STRING) {
-                util_put_blob(out, o->val, o->val_len);
-            } else {
-                stream_serialize(o->stream, out);
-            }
-        }
-    }
-    util_put_u32(out, sm->session_count);
-    for (const struct session *s = sm->oldest; s != NULL; s = s->newer) {
-        util_put_u64(out, s->client_id);
-        util_put_u64(out, s->floor);
-        util_put_u32(out, s->n);
-        for (uint32_t i = s->lo; i < s->lo + s->n && !out->overflow; i++) {
-            util_put_u64(out, s->kept[i].seq);
-            util_put_u8(out, s->kept[i].too_large ? 1 : 0);
-            util_put_blob(out, kept_bytes(&s->kept[i]), s->kept[i].len);
-        }
-    }
-    if (out->overflow) {
-        return RR_ENOMEM;
-    }
-    util_put_u64(out, XXH3_64bits(out->buf + start, out->len - start));
-    return out->overflow ? RR_ENOMEM : 0;
-}
-
-/* One key of a snapshot into sm (a fresh state machine). */
-static int load_key(struct sm *sm, struct util_cursor *c)
-{
-    uint32_t klen;
-    const uint8_t *key = util_get_blob(c, &klen);
-    uint8_t type = util_get_u8(c);
-    uint8_t has_expire = util_get_u8(c);
-    int64_t expire_at = (int64_t)util_get_u64(c);
-    if (c->bad || has_expire > 1 || (type != OBJ_STRING && type != OBJ_STREAM) ||
-        ks_find(&sm->ks, key, klen) != NULL) {
-        return RR_ECORRUPT;
-    }
-    struct obj *o;
-    if (type == OBJ_STRING) {
-        uint32_t vlen;
-        const uint8_t *val = util_get_blob(c, &vlen);
-        if (c->bad) {
-            return RR_ECORRUPT;
-        }
-        o = ks_obj_new(key, klen, vlen);
-        if (o == NULL) {
-            return RR_ENOMEM;
-        }
-        if (vlen > 0) {
-            memcpy(o->val, val, vlen);
-        }
-    } else {
-        int err;
-        struct stream *s = stream_load(c, &err);
-        if (s == NULL) {
-            return err;
-        }
-        o = ks_obj_new(key, klen, 0);
-        if (o == NULL) {
-            stream_destroy(s);
-            return RR_ENOMEM;
-        }
-        free(o->val);
-        o->val = NULL;
-        o->type = OBJ_STREAM;
-        o->stream = s;
-    }
-    o->has_expire = has_expire == 1;
-    o->expire_at = o->has_expire ? expire_at : 0;
-    ks_insert(&sm->ks, o);
-    return 0;
-}
-
-/* One kept reply of a snapshot into s (room reserved; seqs checked by the caller). */
-static int load_kept(struct session *s, struct util_cursor *c, uint64_t seq)
-{
-    uint8_t too_large = util_get_u8(c);
-    uint32_t len;
-    const uint8_t *reply = util_get_blob(c, &len);
-    if (c->bad || too_large > 1 || (too_large == 1 && len != 0)) {
-        return RR_ECORRUPT;
-    }
-    struct kept_reply k = {.seq = seq, .too_large = too_large == 1};
-    if (kept_store(&k, reply, len) != 0) {
-        return RR_ENOMEM;
-    }
-    s->kept[s->n++] = k;
-    return 0;
-}
-
-static int load_session(struct sm *sm, struct util_cursor *c)
-{
-    uint64_t client_id = util_get_u64(c);
-    uint64_t floor = util_get_u64(c);
-    uint32_t n = util_get_u32(c);
-    /* A kept reply takes at least 13 bytes. */
-    if (c->bad || client_id == 0 || n > SM_SESSION_REPLIES_MAX ||
-        n > (uint64_t)(c->end - c->p) / 13 || session_find(sm, client_id) != NULL) {
-        return RR_ECORRUPT;
-    }
-    struct session *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        return RR_ENOMEM;
-    }
-    s->client_id = client_id;
-    s->floor = floor;
-    s->cap = n + 1 > SM_KEPT_MIN ? n + 1 : SM_KEPT_MIN;
-    s->kept = malloc((size_t)s->cap * sizeof(*s->kept));
-    if (s->kept == NULL) {
-        free(s);
-        return RR_ENOMEM;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t seq = util_get_u64(c);
-        int rc = c->bad || seq < floor || (i > 0 && seq <= s->kept[i - 1].seq)
-                     ? RR_ECORRUPT
-                     : load_kept(s, c, seq);
-        if (rc != 0) {
-            session_free_kept(s);
-            free(s);
-            return rc;
-        }
-    }
-    session_insert(sm, s);
-    return 0;
-}
-
-static int load_into(struct sm *sm, const uint8_t *data, size_t len)
-{
-    /* The checksum first: nothing else is trusted before it matches. */
-    if (len < 8 + 1 + 8 + 8 + 8 + 4 + 8) {
-        return RR_ECORRUPT;
-    }
-    struct util_cursor tail = {data + len - 8, data + len, false};
-    if (util_get_u64(&tail) != XXH3_64bits(data, len - 8)) {
-        return RR_ECORRUPT;
-    }
-    struct util_cursor c = {data, data + len - 8, false};
-    if (util_get_u64(&c) != SM_SERIAL_MAGIC) {
-        return RR_ECORRUPT;
-    }
-    if (util_get_u8(&c) != SM_SERIAL_VERSION) {
-        return RR_EBADVERSION;
-    }
-    sm->applied = util_get_u64(&c);
-    sm->clock = (int64_t)util_get_u64(&c);
-    uint64_t keys = util_get_u64(&c);
-    /* A key takes at least 18 bytes: a larger count is a lie, refused before any work. */
-    if (keys > (uint64_t)(c.end - c.p) / 18) {
-        return RR_ECORRUPT;
-    }
-    for (uint64_t i = 0; i < keys; i++) {
-        int rc = load_key(sm, &c);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    uint32_t sessions = util_get_u32(&c);
-    if (c.bad || sessions > (uint64_t)(c.end - c.p) / 20) {
-        return RR_ECORRUPT;
-    }
-    for (uint32_t i = 0; i < sessions; i++) {
-        int rc = load_session(sm, &c);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return c.bad || c.p != c.end ? RR_ECORRUPT : 0;
-}
-
-/* Exchanges two state machines' contents. The inline buckets (session0, ks.bucket0) move
- * with the struct, so a table using one must point into its new home. */
-static void sm_swap(struct sm *a, struct sm *b)
-{
-    bool a_sessions = a->sessions == &a->session0, b_sessions = b->sessions == &b->session0;
-    bool a_keys = a->ks.buckets == &a->ks.bucket0, b_keys = b->ks.buckets == &b->ks.bucket0;
-    struct sm tmp = *a;
-    *a = *b;
-    *b = tmp;
-    /* The scratch buffers stay with their owners: only the contents move. */
-    b->scratch = a->scratch;
-    b->own_scratch = a->own_scratch;
-    a->scratch = tmp.scratch;
-    a->own_scratch = tmp.own_scratch;
-    if (b_sessions) {
-        a->sessions = &a->session0;
-    }
-    if (a_sessions) {
-        b->sessions = &b->session0;
-    }
-    if (b_keys) {
-        a->ks.buckets = &a->ks.bucket0;
-    }
-    if (a_keys) {
-        b->ks.buckets = &b->ks.bucket0;
-    }
-}
-
-int sm_load(struct sm *sm, const uint8_t *data, size_t len)
-{
-    struct sm *fresh;
-    if (sm_create(&fresh, &sm->limits, sm->scratch) != 0) { /* sm's scratch serves both */
-        return RR_ENOMEM;
-    }
-    int rc = load_into(fresh, data, len);
-    if (rc != 0) {
-        sm_destroy(fresh);
-        return rc;
-    }
-    /* Swap the loaded contents in; the old ones leave with `fresh`. */
-    sm_swap(sm, fresh);
-    sm_destroy(fresh);
-    while (sm->session_count > sm->limits.sessions_max) {
-        session_remove(sm, sm->oldest);
-    }
-    return 0;
 }

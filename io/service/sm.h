@@ -46,6 +46,8 @@ void sm_destroy(struct sm *sm);
 enum sm_entry_type {
     SM_ENTRY_COMMAND = 1, /* header + a command's arguments */
     SM_ENTRY_NOOP = 2,    /* u64 time_ms only: advances the clock, applies nothing */
+    SM_ENTRY_NODESET = 3, /* reserved for the node (io/nodeset.c: a node's address added or
+                             removed, in group 0); never given to sm_apply */
 };
 
 /* What the node puts in front of every write command in a log entry. */
@@ -148,6 +150,11 @@ int64_t sm_clock(const struct sm *sm);
 
 /* Index of the last entry applied (0 initially; sm_load sets it from the snapshot). */
 raft_index sm_applied_index(const struct sm *sm);
+/* The log entry at index carried no command (a new leader's empty entry, a configuration
+ * change) and was applied all the same: only the applied index moves. A snapshot can then
+ * cover it, so that such an entry at the end of an idle group's log does not stay in the
+ * WAL for good. */
+void sm_apply_empty(struct sm *sm, raft_index index);
 
 /* KEYS / SCAN support: calls fn for each live key matching the glob pattern (Redis
  * stringmatchlen semantics, NULL: all) starting at *cursor, at most `count` visits (keys
@@ -171,11 +178,55 @@ void sm_scan(const struct sm *sm,
  * already expired at the clock are not part of the state. */
 uint64_t sm_digest(const struct sm *sm);
 
-/* Snapshot support: serialize the whole state to a byte stream (appended to out) and load it
- * back. sm_serialize returns 0 or RR_ENOMEM (also when out's limit is reached). sm_load
- * replaces the state only on success; RR_ECORRUPT / RR_EBADVERSION / RR_ENOMEM otherwise
- * (the state is then unchanged; never crashes on bad input). */
-int sm_serialize(const struct sm *sm, struct reply *out);
+/* ---- snapshots (sm_snapshot.c) -------------------------------------------------------
+ *
+ * The image of a state machine (layout at the top of sm_snapshot.c) is written while writes
+ * go on, without a copy of the state and without fork: sm_snap_begin serializes the head
+ * and the sessions at once and marks the state's point; sm_snap_step then walks the keys a
+ * slice at a time, and before any write changes or deletes a key the walk has not reached,
+ * that key is serialized as it was (into the snap's pending bytes, handed out by the next
+ * step). Keys created after the point are not part of the image. So the image is exactly
+ * the state at sm_snap_begin, whatever was applied meanwhile (Dragonfly's scheme, per key
+ * rather than per bucket, so that table resizes need no care). */
+struct sm_snap;
+
+/* Starts an image of the current state. RR_EBUSY if one is running, RR_ENOMEM. */
+int sm_snap_begin(struct sm *sm, struct sm_snap **out);
+/* Appends the next bytes of the image to out: what writes serialized, then keys until about
+ * `budget` bytes were added (a key is never split), then, once every key is in, the end.
+ * Returns 1 when the image is complete, 0 if more remains, or the error that stopped the
+ * serialization (RR_ENOMEM: out or the pending bytes could not grow). */
+int sm_snap_step(struct sm_snap *s, struct reply *out, size_t budget);
+/* Bytes writes serialized that sm_snap_step has not handed out yet (the memory a running
+ * image costs beyond its output buffer). */
+size_t sm_snap_pending(const struct sm_snap *s);
+/* The applied index the image stands for. */
+raft_index sm_snap_index(const struct sm_snap *s);
+/* Ends a serialization, finished or not (NULL: no-op). Stopping one early costs one walk
+ * over the keys not reached yet (setting their marks back; no serialization). */
+void sm_snap_free(struct sm_snap *s);
+
+/* Loading an image streamed in pieces split anywhere: objects are built as their bytes
+ * arrive, memory grows only with the bytes received (a length that lies allocates nothing
+ * up front), and the state is swapped in only once the whole image checked out. */
+struct sm_loader;
+/* l NULL: defaults. RR_ENOMEM. */
+int sm_loader_new(struct sm_loader **out, const struct sm_limits *l);
+/* 0, or RR_ECORRUPT / RR_EBADVERSION / RR_ENOMEM (sticky: the loader takes nothing more). */
+int sm_loader_feed(struct sm_loader *ld, const uint8_t *p, size_t n);
+/* True once the image's end was read and checked out (nothing wrong so far). */
+bool sm_loader_done(const struct sm_loader *ld);
+/* If the image was complete (its end read, nothing after it), replaces sm's state with it
+ * (a serialization running on sm is stopped first) and returns 0; else RR_ECORRUPT (or the
+ * feed's error) and sm is unchanged. The loader is spent either way. */
+int sm_loader_finish(struct sm_loader *ld, struct sm *sm);
+void sm_loader_free(struct sm_loader *ld);
+
+/* The whole image in one buffer, both ways: sm_serialize appends it to out (0, RR_EBUSY if
+ * a serialization is running, RR_ENOMEM also when out's limit is reached); sm_load replaces
+ * the state only on success, RR_ECORRUPT / RR_EBADVERSION / RR_ENOMEM otherwise (the state
+ * is then unchanged; never crashes on bad input). */
+int sm_serialize(struct sm *sm, struct reply *out);
 int sm_load(struct sm *sm, const uint8_t *data, size_t len);
 
 /* Redis's stringmatchlen: glob match of str against pattern (*, ?, [a-z], [^x], \x).

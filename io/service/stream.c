@@ -15,10 +15,10 @@
 #include "core/base/assert.h"
 #include "core/base/errors.h"
 
-#define STREAM_ID_TEXT_MAX      127u  /* Redis parses IDs in a 128-byte buffer */
-#define STREAM_APPROX_LIMIT     10000 /* Redis: 100 * stream-node-max-entries (100) */
-#define STREAM_MIN_CAP          8u
-#define STREAM_SERIAL_VERSION   1u
+#define STREAM_ID_TEXT_MAX  127u  /* Redis parses IDs in a 128-byte buffer */
+#define STREAM_APPROX_LIMIT 10000 /* Redis: 100 * stream-node-max-entries (100) */
+#define STREAM_MIN_CAP      8u
+
 #define STREAM_ENTRY_FIELDS_MAX (UINT32_MAX / 8u)
 
 struct stream_entry {
@@ -615,6 +615,42 @@ static bool entry_data_valid(const uint8_t *data, uint32_t len, uint32_t field_c
     return c.p == c.end;
 }
 
+int stream_load_entry(
+    struct stream *s, struct stream_id id, uint32_t field_count, const uint8_t *data, uint32_t len)
+{
+    if (field_count > STREAM_ENTRY_FIELDS_MAX || !entry_data_valid(data, len, field_count) ||
+        (s->count > 0 && stream_id_cmp(id, entry_at(s, s->count - 1)->id) <= 0) ||
+        (id.ms == 0 && id.seq == 0)) {
+        return RR_ECORRUPT;
+    }
+    struct stream_entry *e = malloc(sizeof(*e) + len);
+    if (e == NULL) {
+        return RR_ENOMEM;
+    }
+    e->id = id;
+    e->field_count = field_count;
+    e->data_len = len;
+    if (len > 0) {
+        memcpy(e->data, data, len);
+    }
+    if (reserve_slot(s) != 0) {
+        free(e);
+        return RR_ENOMEM;
+    }
+    s->slots[s->head + s->count++] = e;
+    return 0;
+}
+
+int stream_load_finish(struct stream *s, struct stream_id last, uint64_t added)
+{
+    if (s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) {
+        return RR_ECORRUPT;
+    }
+    s->last_id = last;
+    s->entries_added = added;
+    return 0;
+}
+
 static int load_entries(struct stream *s, struct util_cursor *c, uint64_t count)
 {
     for (uint64_t i = 0; i < count; i++) {
@@ -624,26 +660,11 @@ static int load_entries(struct stream *s, struct util_cursor *c, uint64_t count)
         uint32_t field_count = util_get_u32(c);
         uint32_t len;
         const uint8_t *data = util_get_blob(c, &len);
-        if (c->bad || field_count > STREAM_ENTRY_FIELDS_MAX ||
-            !entry_data_valid(data, len, field_count) ||
-            (s->count > 0 && stream_id_cmp(id, entry_at(s, s->count - 1)->id) <= 0) ||
-            (id.ms == 0 && id.seq == 0)) {
-            c->bad = true;
-            return RR_ECORRUPT;
+        int rc = c->bad ? RR_ECORRUPT : stream_load_entry(s, id, field_count, data, len);
+        if (rc != 0) {
+            c->bad = c->bad || rc == RR_ECORRUPT;
+            return rc;
         }
-        struct stream_entry *e = malloc(sizeof(*e) + len);
-        if (e == NULL) {
-            return RR_ENOMEM;
-        }
-        e->id = id;
-        e->field_count = field_count;
-        e->data_len = len;
-        memcpy(e->data, data, len);
-        if (reserve_slot(s) != 0) {
-            free(e);
-            return RR_ENOMEM;
-        }
-        s->slots[s->head + s->count++] = e;
     }
     return 0;
 }

@@ -18,6 +18,9 @@ struct stream_id {
 
 struct stream;
 
+/* Version byte at the start of a serialized stream (stream_serialize). */
+#define STREAM_SERIAL_VERSION 1u
+
 /* NULL when out of memory. */
 struct stream *stream_create(void);
 void stream_destroy(struct stream *s);
@@ -115,5 +118,13 @@ uint64_t stream_digest(const struct stream *s);
  * RR_ECORRUPT or RR_ENOMEM). */
 int stream_serialize(const struct stream *s, struct reply *out);
 struct stream *stream_load(struct util_cursor *c, int *err);
+
+/* Building a stream from a serialization one entry at a time (a streamed load): appends an
+ * entry (data: field_count * (u32 length, bytes)); RR_ECORRUPT if its framing is bad, its
+ * ID is 0-0 or not above the last entry's, RR_ENOMEM. Then stream_load_finish sets the last
+ * ID ever added and the count of entries added (RR_ECORRUPT if last is below an entry). */
+int stream_load_entry(
+    struct stream *s, struct stream_id id, uint32_t field_count, const uint8_t *data, uint32_t len);
+int stream_load_finish(struct stream *s, struct stream_id last, uint64_t added);
 
 #endif

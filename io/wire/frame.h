@@ -46,9 +46,10 @@ enum frame_type {
     FRAME_FORWARD_REPLY = 5,  /* payload: defined by the node (opaque here) */
     FRAME_PING = 6,           /* payload: defined by the node (opaque here) */
     FRAME_FORWARD_CANCEL = 7, /* payload: defined by the node (opaque here) */
+    FRAME_NODESET = 8,        /* payload: defined by the node (opaque here) */
 };
 #define FRAME_TYPE_MIN 1u
-#define FRAME_TYPE_MAX 7u
+#define FRAME_TYPE_MAX 8u
 
 /* Outcome of frame_decode. The errors are distinct so the node can count each kind. */
 enum frame_status {

@@ -1,14 +1,20 @@
-/* libFuzzer target: the state machine's snapshot restore (sm_load, io/service/sm.c;
- * snapshot format v2) and what a restored state machine then does.
+/* libFuzzer target: the state machine's image restore (sm_load and the streaming
+ * sm_loader, io/service/sm_snapshot.c; image version 3) and what a restored state machine
+ * then does.
  *
- * Input: 1 control byte, then the snapshot bytes.
+ * Input: 1 control byte, then the image bytes.
  *   byte 0  bit 0: fix the checksum: the last 8 bytes become the XXH3 of the bytes before
- *           them (the fuzzer cannot forge xxh3; sm_load trusts nothing before it matches);
- *           bit 4: small session limit, sessions_max = 1 + (bits 1..3)
+ *           them (the fuzzer cannot forge xxh3; a loader trusts nothing before it matches);
+ *           bit 4: small session limit, sessions_max = 1 + (bits 1..3);
+ *           bits 5..7: the largest piece the streaming loader is fed at once,
+ *           1 << (2 * bits), from 1 byte to 16 KiB (piece lengths drawn from the input's hash)
  *
  * A fresh state machine holding a few keys and a session loads the bytes. Properties:
  *   - sm_load returns 0, RR_ECORRUPT, RR_EBADVERSION or RR_ENOMEM, and on error leaves the
  *     state exactly as it was (its digest is unchanged);
+ *   - the same bytes fed to an sm_loader in pieces split anywhere give the same verdict,
+ *     and on success the same state (equal digests) as sm_load; a refused image leaves the
+ *     state machine it was to replace as it was;
  *   - a loaded state serializes, and loading that gives the same state (equal digests) and
  *     the same number of bytes when serialized again; the applied index is the snapshot's;
  *   - the loaded state keeps working: SCAN visits every key, reads (TYPE, GET, STRLEN,
@@ -96,7 +102,7 @@ read_cmd(struct sm *sm, const char *const *words, uint32_t argc, const struct ke
     reply_free(&r);
 }
 
-static void serialize(const struct sm *sm, struct reply *out)
+static void serialize(struct sm *sm, struct reply *out)
 {
     reply_init(out, REPLY_LIMIT);
     int rc = sm_serialize(sm, out);
@@ -104,7 +110,7 @@ static void serialize(const struct sm *sm, struct reply *out)
 }
 
 /* Serializes sm and loads the bytes into a new state machine: the same state. */
-static void check_round_trip(const struct sm *sm, const struct sm_limits *lim)
+static void check_round_trip(struct sm *sm, const struct sm_limits *lim)
 {
     struct reply s1;
     serialize(sm, &s1);
@@ -160,6 +166,55 @@ static void exercise(struct sm *sm, const struct sm_limits *lim)
     check_round_trip(sm, lim);
 }
 
+/* Feeds the image to a streaming loader in pieces and installs it into a state machine like
+ * `sm` before the load; returns the verdict and, on success, the loaded state's digest. */
+static int load_in_pieces(const uint8_t *snap,
+                          size_t len,
+                          uint8_t flags,
+                          const struct sm_limits *lim,
+                          uint64_t before,
+                          uint64_t *digest)
+{
+    size_t piece_max = (size_t)1 << (2u * (flags >> 5));
+    uint64_t x = XXH3_64bits(snap, len) | 1u;
+    struct sm_loader *ld;
+    FUZZ_CHECK(sm_loader_new(&ld, lim) == 0, "out of memory");
+    int rc = 0;
+    size_t off = 0;
+    while (off < len && rc == 0) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t n = 1 + (size_t)(x % piece_max);
+        n = n < len - off ? n : len - off;
+        rc = sm_loader_feed(ld, snap + off, n);
+        FUZZ_CHECK(rc == 0 || rc == RR_ECORRUPT || rc == RR_EBADVERSION || rc == RR_ENOMEM,
+                   "sm_loader_feed returned %d", rc);
+        off += n;
+    }
+    FUZZ_CHECK(rc != 0 || !sm_loader_done(ld) || off == len, "done before the end");
+    struct sm *target;
+    FUZZ_CHECK(sm_create(&target, lim, NULL) == 0, "out of memory");
+    static const char *const set[] = {"SET", "K", "before"};
+    static const char *const xadd[] = {"XADD", "K", "1-1", "f", "v"};
+    raft_index index = 0;
+    apply(target, &index, 9, 1, set, 3, (const uint8_t *)"a", 1);
+    apply(target, &index, 9, 2, xadd, 5, (const uint8_t *)"s", 1);
+    FUZZ_CHECK(sm_digest(target) == before, "the same writes gave another state");
+    if (rc == 0) {
+        rc = sm_loader_finish(ld, target);
+        FUZZ_CHECK(rc == 0 || rc == RR_ECORRUPT || rc == RR_EBADVERSION || rc == RR_ENOMEM,
+                   "sm_loader_finish returned %d", rc);
+    }
+    if (rc != 0) {
+        FUZZ_CHECK(sm_digest(target) == before, "a refused image changed the state");
+    }
+    *digest = sm_digest(target);
+    sm_loader_free(ld);
+    sm_destroy(target);
+    return rc;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -198,12 +253,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = sm_load(sm, len > 0 ? snap : NULL, len);
     FUZZ_CHECK(rc == 0 || rc == RR_ECORRUPT || rc == RR_EBADVERSION || rc == RR_ENOMEM,
                "sm_load returned %d", rc);
+    uint64_t pieces_digest = 0;
+    int pieces_rc = load_in_pieces(snap, len, flags, &lim, before, &pieces_digest);
+    FUZZ_CHECK((rc == 0) == (pieces_rc == 0), "sm_load: %s, in pieces: %s", rr_strerror(rc),
+               rr_strerror(pieces_rc));
+    FUZZ_CHECK(rc != 0 || pieces_digest == sm_digest(sm), "loaded in pieces: another state");
     if (rc != 0) {
         FUZZ_CHECK(sm_digest(sm) == before, "a refused snapshot changed the state");
         FUZZ_CHECK(sm_applied_index(sm) == index, "a refused snapshot changed the applied index");
     } else {
         uint64_t applied;
-        memcpy(&applied, snap + 9, sizeof(applied));
+        memcpy(&applied, snap + 10, sizeof(applied)); /* after tag, magic and version */
         FUZZ_CHECK(sm_applied_index(sm) == applied, "applied index %llu, snapshot says %llu",
                    (unsigned long long)sm_applied_index(sm), (unsigned long long)applied);
         check_round_trip(sm, &lim);

@@ -819,7 +819,8 @@ static void gen_snapshot(void)
     snapshot_entry(&s, 2, 12, &other);
     snapshot_entry(&s, 1, 15, &cur);
     emit("snapshot", "several", s.b, s.len);
-    /* The newest damaged (skipped), then with its checksum fixed by the target. */
+    /* The newest damaged (skipped), then with its end record and checksums fixed by the
+     * target. */
     struct buf bad = {0};
     put(&bad, cur.b, cur.len);
     bad.b[bad.len - 1] ^= 1;
@@ -831,8 +832,15 @@ static void gen_snapshot(void)
     s.len = 0;
     put_u8(&s, 1);
     snapshot_entry(&s, 0, 7, &old);
-    snapshot_entry(&s, 4, 9, &bad);
+    snapshot_entry(&s, 16 | 4, 9, &bad);
     emit("snapshot", "newest-fixed", s.b, s.len);
+    /* Checksums fixed but not the end record: every record verifies, the end's file offset
+     * does not match (skipped). */
+    s.len = 0;
+    put_u8(&s, 1);
+    snapshot_entry(&s, 0, 7, &old);
+    snapshot_entry(&s, 4, 9, &bad);
+    emit("snapshot", "end-offset-wrong", s.b, s.len);
     /* A version-1 file above a valid one: refused, not skipped. */
     static const uint8_t v1[12] = {'R', 'R', 'R', 'S', 'A', 'P', '0', '1', 1, 0, 0, 0};
     memcpy(bad.b, v1, sizeof(v1));
@@ -846,7 +854,7 @@ static void gen_snapshot(void)
     put_u8(&s, 1);
     snapshot_entry(&s, 3, 10, &cur);
     snapshot_entry(&s, 0, 7, &old);
-    snapshot_entry(&s, 8 | 4 | 0x30, 11, &cur);
+    snapshot_entry(&s, 8 | 16 | 4 | 0x20, 11, &cur);
     emit("snapshot", "alias-and-made-header", s.b, s.len);
     free(s.b);
     free(bad.b);

@@ -77,14 +77,24 @@ def _ephemeral_port():
         s.close()
 
 
-def free_port_ranges(widths):
+def _below_ephemeral_port():
+    """A port under the kernel's ephemeral range, which no outgoing connection takes."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    return random.randrange(2000, max(2001, low - 64))
+
+
+def free_port_ranges(widths, below_ephemeral=False):
     """One free range of consecutive ports per entry of widths, no two overlapping.
-    Starts from ports the kernel hands out for port 0, checks every port of the range."""
+    Starts from ports the kernel hands out for port 0, checks every port of the range.
+    below_ephemeral: ports under the ephemeral range instead, for ports bound only later
+    (a spare node's): in the ephemeral range a node's outgoing connection may take one
+    meanwhile."""
     taken = set()
     out = []
     for width in widths:
         for _ in range(200):
-            base = _ephemeral_port()
+            base = _below_ephemeral_port() if below_ephemeral else _ephemeral_port()
             ports = range(base, base + width)
             if any(p in taken for p in ports):
                 continue
@@ -270,6 +280,27 @@ def xxh3_64(data):
     return _xxh.XXH3_64bits(data, len(data))
 
 
+def xxh3_128_seeded(data, seed):
+    """XXH3_128bits_withSeed: (low64, high64)."""
+    xxh3_64(b"")  # loads the library
+
+    class H128(ctypes.Structure):
+        _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+
+    fn = _xxh.XXH3_128bits_withSeed
+    fn.restype = H128
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint64]
+    h = fn(data, len(data), seed)
+    return h.low64, h.high64
+
+
+def handshake_proof(secret, cluster_id, nonce, node, worker):
+    """io/wire/frame.c handshake_proof: XXH3-128 seeded with the cluster id over the secret,
+    nonce, node and worker; low half first."""
+    low, high = xxh3_128_seeded(secret + struct.pack("<QII", nonce, node, worker), cluster_id)
+    return struct.pack("<QQ", low, high)
+
+
 FRAME_MAGIC = 0x31465252
 FRAME_HANDSHAKE = 1
 FRAME_HANDSHAKE_ACK = 2
@@ -361,6 +392,7 @@ class Node:
         self.extra = []
         self.expected_exit = False  # set by kill()/stop(): any other exit is a crash
         self.crashes = []  # exit statuses of runs that ended without kill()/stop()
+        self.join = False  # started with `join yes` (a server being added: join_node)
 
     @property
     def pid(self):
@@ -372,11 +404,13 @@ class Node:
              "--node-id", str(self.id),
              "--cluster-id", c.cluster_id,
              "--cluster-secret", c.secret,
-             "--nodes", c.nodes_setting(),
+             "--nodes", c.nodes_setting(self),
              "--dir", self.data,
              "--workers", str(c.workers),
              "--groups", str(c.groups),
              "--loglevel", c.loglevel]
+        if self.join:
+            a += ["--join", "yes"]
         return a + list(c.extra) + list(self.extra)
 
     def running(self):
@@ -487,7 +521,7 @@ class Cluster:
     or the block raised (then its path is printed with the logs' tails)."""
 
     def __init__(self, n=3, workers=1, groups=16, extra=(), bin=None, loglevel="notice",
-                 tick_ms=None, keep=False, password=None):
+                 tick_ms=None, keep=False, password=None, spares=0):
         self.bin = os.path.abspath(bin or DEFAULT_BIN)
         if not os.access(self.bin, os.X_OK):
             raise RuntimeError("no ringraftd at %s (make FLAVOUR=debug build/debug/ringraftd)"
@@ -507,11 +541,27 @@ class Cluster:
         self.dir = tempfile.mkdtemp(prefix="ringraft-node-test-")
         self.cluster_id = "0x%016x" % (random.getrandbits(63) | 1)
         self.secret = "%032x" % random.getrandbits(128)
+        # spares: nodes with ports reserved but outside the initial membership, started later
+        # with join_node (RAFT ADDNODE grows the cluster to them).
+        total = n + spares
         bases = free_port_ranges([1] * n + [workers] * n)
+        later = free_port_ranges([1] * spares + [workers] * spares, below_ephemeral=True)
         self.nodes = [Node(self, i + 1, bases[i], bases[n + i]) for i in range(n)]
+        self.nodes += [Node(self, n + i + 1, later[i], later[spares + i])
+                       for i in range(spares)]
+        self.members = [x.id for x in self.nodes[:n]]  # the initial membership
 
-    def nodes_setting(self):
-        return ",".join("%d=127.0.0.1:%d@%d" % (x.id, x.port, x.peer_port) for x in self.nodes)
+    def address(self, node_id):
+        x = self.node(node_id)
+        return "127.0.0.1:%d@%d" % (x.port, x.peer_port)
+
+    def nodes_setting(self, node=None):
+        """The `nodes` a node is started with: the initial members (and itself, for a joining
+        node)."""
+        ids = list(self.members)
+        if node is not None and node.id not in ids:
+            ids.append(node.id)
+        return ",".join("%d=%s" % (i, self.address(i)) for i in ids)
 
     def node(self, node_id):
         return self.nodes[node_id - 1]
@@ -552,7 +602,7 @@ class Cluster:
 
     def start(self, wait=True, timeout=30):
         for x in self.nodes:
-            if not x.running():
+            if not x.running() and (x.id in self.members or x.proc is not None):
                 x.start()
         if wait:
             self.wait_ready(timeout)
@@ -585,6 +635,17 @@ class Cluster:
         raise TestFailure("not every group has a leader after %ds: groups_with_leader per node "
                           "%s (of %d)\n%s" % (timeout, last, self.groups,
                                               "\n".join(x.log_tail(15) for x in nodes)))
+
+    def join_node(self, node_id, wipe=False):
+        """Starts node_id as a server being added (`join yes`), after deleting its data
+        directory if wipe. It serves once a member's RAFT ADDNODE reaches it."""
+        x = self.node(node_id)
+        if wipe:
+            shutil.rmtree(x.data, ignore_errors=True)
+        x.join = True
+        x.start()
+        x.wait_ping()
+        return x
 
     def leaders_by_node(self, via=None):
         """{node id: groups it leads}, from INFO raft of `via` (default: first running)."""

@@ -12,6 +12,8 @@ import urllib.request
 
 from harness import Cluster, Resp, deadline_loop, free_port_ranges
 
+# Histograms of sizes (no unit): records per WAL flush, frames per peer send batch.
+SIZE_FAMILIES = ("ringraft_wal_flush_records", "ringraft_peer_send_frames")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.eE+-]+|\+Inf|NaN)$')
 
 
@@ -37,6 +39,38 @@ def parse_metrics(text):
         assert m, "not a sample line: %r" % line
         samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
     return samples, types, helps
+
+
+def batch_size_problems(samples):
+    """What is wrong with the batch size histograms of one scrape ([] if nothing)."""
+    problems = []
+    for name, total, items in (
+            ("ringraft_wal_flush_records", "ringraft_wal_flushes_total",
+             "ringraft_wal_records_total"),
+            ("ringraft_peer_send_frames", "ringraft_peer_sends_total",
+             "ringraft_peer_frames_sent_total")):
+        buckets = sorted((float(re.search(r'le="([^"]+)"', lab).group(1)), v)
+                         for (n, lab), v in samples.items() if n == name + "_bucket")
+        counts = [v for _, v in buckets]
+        count = samples.get((name + "_count", ""), -1)
+        hsum = samples.get((name + "_sum", ""), -1)
+        if len(counts) != 25 or counts != sorted(counts):
+            problems.append("%s: buckets %s" % (name, counts))
+        elif buckets[-1] != (float("inf"), count):
+            problems.append("%s: +Inf %s, count %s" % (name, buckets[-1], count))
+        if count <= 0 or hsum < count:
+            problems.append("%s: count %s, sum %s" % (name, count, hsum))
+        if name == "ringraft_wal_flush_records":
+            # Every flush and its records, exactly.
+            if count != samples[(total, "")] or hsum != samples[(items, "")]:
+                problems.append("%s: count %s sum %s, flushes %s records %s" % (
+                    name, count, hsum, samples[(total, "")], samples[(items, "")]))
+        elif count > samples[(total, "")] or hsum > samples[(items, "")]:
+            # Sends also count continuations of partial sends; frames still queued are
+            # not in a batch yet.
+            problems.append("%s: count %s sum %s, sends %s frames %s" % (
+                name, count, hsum, samples[(total, "")], samples[(items, "")]))
+    return problems
 
 
 def raw_http(port, data, read_after=0.0):
@@ -66,20 +100,22 @@ class ObservabilityTests(unittest.TestCase):
                 replies = conn.pipeline([("SET", "k%d" % i, "v") for i in range(200)] +
                                         [("GET", "k%d" % i) for i in range(100)])
             self.assertTrue(all(not isinstance(r, Exception) for r in replies))
+            c.node(1).call("RAFT", "SNAPSHOT", 0)
             # Counters and histograms are published every 100 ms, group roles once a second:
             # wait until they show (on a loaded machine a group may be between leaders).
             for _ in deadline_loop(10):
                 samples, types, helps = parse_metrics(scrape(ports[0]))
                 key = ("ringraft_request_duration_seconds_count", '{class="read"}')
                 if (samples.get(key, 0) >= 100 and
-                        samples.get(("ringraft_groups_with_leader", ""), 0) == 8):
+                        samples.get(("ringraft_groups_with_leader", ""), 0) == 8 and
+                        samples.get(("ringraft_snapshots_taken_total", ""), 0) >= 1):
                     break
             for family, kind in types.items():
                 self.assertTrue(family.startswith("ringraft_"), family)
                 self.assertIn(family, helps)
                 if kind == "counter":
                     self.assertTrue(family.endswith("_total"), family)
-                if kind == "histogram":
+                if kind == "histogram" and family not in SIZE_FAMILIES:
                     self.assertTrue(family.endswith("_seconds"), family)
             for (name, _labels) in samples:
                 family = re.sub(r"_(bucket|sum|count)$", "", name)
@@ -87,6 +123,11 @@ class ObservabilityTests(unittest.TestCase):
             self.assertEqual(samples[("ringraft_groups", "")], 8)
             self.assertEqual(samples[("ringraft_groups_with_leader", "")], 8)
             self.assertGreaterEqual(samples[("ringraft_applied_entries_total", "")], 200)
+            self.assertGreaterEqual(samples[("ringraft_snapshots_taken_total", "")], 1)
+            self.assertGreater(samples[("ringraft_snapshot_written_bytes_total", "")], 0)
+            self.assertGreaterEqual(samples[("ringraft_wal_segments", "")], 1)
+            self.assertGreater(samples[("ringraft_wal_disk_bytes", "")], 0)
+            self.assertIn(("ringraft_snapshot_last_duration_seconds", '{worker="0"}'), samples)
             # Histograms: cumulative buckets, +Inf equal to the count.
             for cls, least in (("write", 200), ("read", 100)):
                 name = "ringraft_request_duration_seconds"
@@ -99,6 +140,19 @@ class ObservabilityTests(unittest.TestCase):
                 self.assertEqual(buckets[-1], (float("inf"), total))
                 self.assertGreaterEqual(total, least)
                 self.assertGreater(samples[(name + "_sum", '{class="%s"}' % cls)], 0)
+            # Batch sizes: cumulative buckets whose +Inf is the count; every flush and every
+            # peer send batch is counted, and a batch holds at least one record or frame.
+            # A worker publishes its counters and then its histograms while a scrape reads
+            # them, so one scrape may mix two publications: scrape until one agrees (the
+            # cluster goes quiet); a counting error never does.
+            problems = batch_size_problems(samples)
+            if problems:
+                for _ in deadline_loop(10):
+                    time.sleep(0.2)
+                    problems = batch_size_problems(parse_metrics(scrape(ports[0]))[0])
+                    if not problems:
+                        break
+            self.assertEqual(problems, [])
             # Every node serves its own.
             for p in ports[1:]:
                 s2, _, _ = parse_metrics(scrape(p))
@@ -192,6 +246,36 @@ class ObservabilityTests(unittest.TestCase):
             self.assertGreater(float(stats["instantaneous_ops_per_sec"]), 0)
             batching = n.info("batching")
             self.assertGreater(float(batching["instantaneous_wal_flushes_per_sec"]), 0)
+            # One node: no peers, so no peer sends (client replies are not peer sends).
+            self.assertEqual(batching["peer_sends"], "0")
+            self.assertEqual(batching["peer_frames_sent"], "0")
+            # Interval figures: totals that a reader subtracts. INFO reads the counters and
+            # then the histograms while the worker may publish: read until one INFO agrees.
+            for _ in deadline_loop(10):
+                batching = n.info("batching")
+                flush = dict(kv.split("=") for kv in batching["wal_flush_usec"].split(","))
+                sizes = dict(kv.split("=") for kv in batching["wal_flush_records"].split(","))
+                if (flush["count"] == sizes["count"] == batching["wal_flushes"] and
+                        sizes["sum"] == batching["wal_records"]):
+                    break
+                time.sleep(0.2)
+            flush = dict(kv.split("=") for kv in batching["wal_flush_usec"].split(","))
+            self.assertEqual(flush["count"], batching["wal_flushes"])
+            self.assertGreater(int(flush["sum"]), 0)
+            queue = dict(kv.split("=") for kv in batching["wal_queue_usec"].split(","))
+            self.assertGreater(int(queue["count"]), 0)
+            sizes = dict(kv.split("=") for kv in batching["wal_flush_records"].split(","))
+            self.assertEqual(sizes["count"], batching["wal_flushes"])
+            self.assertEqual(sizes["sum"], batching["wal_records"])
+            bounds = [k for k in sizes if k.startswith("le_")]
+            self.assertEqual(bounds[:4], ["le_1", "le_2", "le_3", "le_4"])
+            cum = [int(sizes[k]) for k in bounds]
+            self.assertEqual(cum, sorted(cum))
+            self.assertEqual(cum[-1], int(sizes["count"]))  # 3000 SETs: no flush above 4096
+            self.assertGreater(int(sizes["count"]), cum[0], "some flush held 2 records or more")
+            frames = dict(kv.split("=") for kv in batching["peer_send_frames"].split(","))
+            self.assertEqual(frames["count"], "0")
+            self.assertRegex(batching["worker0_wal_flush_records"], r"^p50=\d+,p99=\d+,max=\d+$")
             self.assertGreater(float(batching["instantaneous_wal_bytes_per_sec"]), 0)
             lat = n.info("latencystats")
             self.assertRegex(lat["worker0_write_usec"], r"^count=\d+,p50=[0-9.]+,p99=")

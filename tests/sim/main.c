@@ -130,7 +130,9 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "restarts=%llu "
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
-           "snapshots_taken=%llu snapshots_installed=%llu proposals=%llu acks=%llu "
+           "snapshots_taken=%llu snapshots_installed=%llu chunks_sent=%llu "
+           "chunks_corrupted=%llu snapshots_refused=%llu chunks_dropped=%llu proposals=%llu "
+           "acks=%llu "
            "reads=%llu reads_served=%llu reads_failed=%llu outcome_failed=%llu "
            "outcome_unknown=%llu quiesce_hbs=%llu peer_downs=%llu quiesced_ticks=%llu "
            "applied=%llu disruptions=%llu config_splits=%llu config_refused=%llu\n",
@@ -140,8 +142,9 @@ static void print_counts(const char *what, const struct sim_counts *n)
            (ull)n->promotions, (ull)n->leader_removals, (ull)n->joins, (ull)n->crashes,
            (ull)n->restarts, (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way,
            (ull)n->dropped, (ull)n->duplicated, (ull)n->snapshots_taken,
-           (ull)n->snapshots_installed, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
-           (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
+           (ull)n->snapshots_installed, (ull)n->chunks_sent, (ull)n->chunks_corrupted,
+           (ull)n->snapshots_refused, (ull)n->chunks_dropped, (ull)n->proposals, (ull)n->acks,
+           (ull)n->reads, (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
            (ull)n->outcome_unknown, (ull)n->quiesce_hbs, (ull)n->peer_downs, (ull)n->quiesced_ticks,
            (ull)n->applied, (ull)n->disruptions, (ull)n->config_splits, (ull)n->config_refused);
 }

@@ -30,8 +30,10 @@
 /* Client proposals in flight per (node, group); a payload is an id, group and node. */
 #define SIM_PENDING_MAX   8
 #define SIM_PAYLOAD_BYTES 16u
-/* Serialised state machine: applied index, running hash, applied count (little-endian). */
-#define SIM_SM_BYTES 24u
+/* Serialised state machine: applied index, running hash, applied count, and a checksum of
+ * those 24 bytes (little-endian). The checksum is what a receiver checks before it gives its
+ * verdict on a received image (raft_snapshot_received). */
+#define SIM_SM_BYTES 32u
 
 /* Exit statuses, so the mutant harness tells a checker from everything else. */
 #define SIM_EXIT_VIOLATION 1 /* a named property checker fired ("VIOLATION name ...") */
@@ -126,6 +128,23 @@ struct sim_sm { /* a state machine: enough to compare replicas exactly */
     uint64_t count;
 };
 
+/* The image of a group's current snapshot on one node: what the core's snapshot index names
+ * and what the node sends pieces of (the core keeps no image). Volatile: rebuilt from the
+ * durable snapshot at restart. */
+struct sim_image {
+    raft_index index; /* 0: none */
+    uint8_t data[SIM_SM_BYTES];
+};
+
+/* A snapshot being received: the chunks the core handed out, stored in order. */
+struct sim_rx {
+    raft_index index; /* 0: none */
+    uint64_t total;
+    uint64_t received;
+    bool overflow; /* more bytes than an image holds */
+    uint8_t data[SIM_SM_BYTES];
+};
+
 struct sim_pending { /* a client proposal waiting for its apply on the proposing node */
     raft_index index;
     raft_term term; /* the term the node led when it proposed */
@@ -168,6 +187,10 @@ struct sim_node {
     struct sim_pending pending[SIM_GROUPS_MAX][SIM_PENDING_MAX];
     uint32_t pending_count[SIM_GROUPS_MAX];
     struct sim_watch watch[SIM_GROUPS_MAX];
+    struct sim_image img[SIM_GROUPS_MAX]; /* lost at a crash */
+    struct sim_rx rx[SIM_GROUPS_MAX];     /* lost at a crash */
+    raft_group verdict[SIM_GROUPS_MAX];   /* groups whose last chunk a drain handed out */
+    uint32_t verdict_count;
     uint64_t restart_at;         /* while down */
     uint64_t down_at;            /* while down: when it crashed */
     uint64_t up_at;              /* while up: when it (re)started */
@@ -259,6 +282,8 @@ struct sim_rates {
     uint32_t propose;        /* per leader group per node tick */
     uint32_t read;
     uint32_t snapshot; /* per group per node tick, once applied is far enough ahead */
+    uint32_t shorten;  /* per snapshot chunk sent: fewer bytes than the core allowed */
+    uint32_t corrupt;  /* per snapshot chunk sent: one byte flipped (the receiver must refuse) */
 };
 
 struct sim_counts {
@@ -267,6 +292,9 @@ struct sim_counts {
         truncations, partitions, one_way;
     uint64_t snapshots_taken, snapshots_installed, proposals, acks, reads, reads_served,
         reads_failed;
+    /* Snapshot transfers: chunks sent, chunks corrupted on purpose, images refused by the
+     * receiver's check, chunk requests dropped (the image named is not the node's any more). */
+    uint64_t chunks_sent, chunks_corrupted, snapshots_refused, chunks_dropped;
     /* Proposal outcomes decided by core/raft.h's rule on the proposing node. */
     uint64_t outcome_failed, outcome_unknown;
     /* Quiescence: quiescing heartbeats sent, peer-down signals delivered, and group-ticks

@@ -176,11 +176,23 @@ static uint64_t sm_get64(const uint8_t *p)
     return v;
 }
 
+/* The image's checksum over its first 24 bytes. */
+static uint64_t sm_sum(const uint8_t *p)
+{
+    uint64_t x = 0x736e617073696d31ull; /* "snapsim1" */
+    for (int i = 0; i < 3; i++) {
+        x ^= sm_get64(p + 8 * i);
+        x = rr_splitmix64(&x);
+    }
+    return x;
+}
+
 static void sm_save(const struct sim_sm *sm, uint8_t out[SIM_SM_BYTES])
 {
     sm_put64(out, sm->applied);
     sm_put64(out + 8, sm->hash);
     sm_put64(out + 16, sm->count);
+    sm_put64(out + 24, sm_sum(out));
 }
 
 static void sm_load(struct sim *s,
@@ -194,6 +206,15 @@ static void sm_load(struct sim *s,
         sim_fail(s, "node %u group %u: snapshot of %llu bytes, not a state machine image", node + 1,
                  g, (unsigned long long)bytes);
     }
+    if (sm_get64(data + 24) != sm_sum(data)) {
+        /* A snapshot received from a leader is installed only after the receiver checked
+         * the whole image (core/raft.h, raft_snapshot_received): a corrupted chunk must never
+         * get this far. */
+        sim_violation(s, "snapshot_integrity",
+                      "node %u group %u restores snapshot %llu from an image that does not check "
+                      "out (a corrupted chunk was installed)",
+                      node + 1, g, (unsigned long long)meta->index);
+    }
     struct sim_sm *sm = &s->node[node].sm[g];
     sm->applied = sm_get64(data);
     sm->hash = sm_get64(data + 8);
@@ -203,6 +224,63 @@ static void sm_load(struct sim *s,
                  (unsigned long long)meta->index, (unsigned long long)sm->applied);
     }
     check_restore(s, node, g, meta->index);
+}
+
+/* ---- snapshot transfers ---- */
+
+/* A chunk the core handed out: stored in order in the group's receive buffer (a temporary
+ * file on a real node). After the last one, the group waits for its verdict. */
+static void
+store_chunk(struct sim *s, uint32_t node, raft_group g, const struct raft_snapshot_chunk *ch)
+{
+    struct sim_node *nd = &s->node[node];
+    struct sim_rx *rx = &nd->rx[g];
+    if (ch->offset == 0) {
+        memset(rx, 0, sizeof(*rx));
+        rx->index = ch->meta->index;
+        rx->total = ch->total_bytes;
+    }
+    if (rx->index != ch->meta->index || ch->offset != rx->received ||
+        rx->total != ch->total_bytes) {
+        sim_fail(s,
+                 "node %u group %u: snapshot chunk %llu+%u of %llu handed out after %llu of %llu",
+                 node + 1, g, (unsigned long long)ch->offset, ch->len,
+                 (unsigned long long)ch->meta->index, (unsigned long long)rx->received,
+                 (unsigned long long)rx->index);
+    }
+    if (ch->offset + ch->len > SIM_SM_BYTES) {
+        rx->overflow = true;
+    } else if (ch->len > 0) {
+        memcpy(rx->data + ch->offset, ch->data, ch->len);
+    }
+    rx->received += ch->len;
+    if (ch->done) {
+        nd->verdict[nd->verdict_count++] = g;
+    }
+}
+
+/* After a drain: the verdict on every image whose last chunk was handed out. An image whose
+ * checksum does not match (a chunk was corrupted on the way) is refused, never installed. */
+static void give_verdicts(struct sim *s, uint32_t node)
+{
+    struct sim_node *nd = &s->node[node];
+    for (uint32_t i = 0; i < nd->verdict_count; i++) {
+        raft_group g = nd->verdict[i];
+        struct sim_rx *rx = &nd->rx[g];
+        bool ok = !rx->overflow && rx->total == SIM_SM_BYTES && rx->received == rx->total &&
+                  sm_get64(rx->data + 24) == sm_sum(rx->data) && sm_get64(rx->data) == rx->index;
+        int rc = raft_snapshot_received(nd->raft[g], rx->index, ok);
+        if (rc != 0) {
+            sim_fail(s, "node %u group %u: raft_snapshot_received(%llu, %d): %s", node + 1, g,
+                     (unsigned long long)rx->index, ok, rr_strerror(rc));
+        }
+        if (!ok) {
+            s->n.snapshots_refused++; /* the buffer is reused by the next transfer's offset 0 */
+        }
+        multi_mark_dirty(nd->m[g % s->cfg.workers], g);
+        sim_mix(s, ((uint64_t)g << 32) ^ rx->index ^ (ok ? 1u : 2u));
+    }
+    nd->verdict_count = 0;
 }
 
 /* ---- drain ops ---- */
@@ -223,14 +301,29 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
     struct sim_unit *u = unit_cur(&s->node[c->node], c->worker);
     /* Per group: snapshot, entries, then hard state, as a WAL writes them, so a torn unit
      * never leaves a durable commit index past the durable entries. */
+    if ((rd->flags & RAFT_READY_SNAPSHOT_CHUNK) != 0) {
+        store_chunk(s, c->node, g, rd->snapshot_chunk);
+    }
     if ((rd->flags & RAFT_READY_SNAPSHOT) != 0) {
+        /* The installed image is the one received through the chunks: it becomes the
+         * group's snapshot (durable with the unit) and what this node sends from now on. */
+        struct sim_node *nd = &s->node[c->node];
+        struct sim_rx *rx = &nd->rx[g];
+        if (rx->index != rd->snapshot->index || rx->received != rx->total ||
+            rd->snapshot_bytes != rx->total) {
+            sim_fail(s, "node %u group %u: snapshot %llu installed without its image received",
+                     c->node + 1, g, (unsigned long long)rd->snapshot->index);
+        }
         struct sim_rec *r = sim_unit_add(u);
         r->kind = SIM_REC_SNAPSHOT;
         r->g = g;
         r->meta = *rd->snapshot;
-        sim_rec_set_data(r, rd->snapshot_data, rd->snapshot_bytes);
-        s->node[c->node].watch[g].snap_index = rd->snapshot->index;
-        s->node[c->node].watch[g].snap_config = rd->snapshot->config;
+        sim_rec_set_data(r, rx->data, rx->total);
+        nd->img[g].index = rd->snapshot->index;
+        memcpy(nd->img[g].data, rx->data, SIM_SM_BYTES);
+        memset(rx, 0, sizeof(*rx));
+        nd->watch[g].snap_index = rd->snapshot->index;
+        nd->watch[g].snap_config = rd->snapshot->config;
     }
     if ((rd->flags & RAFT_READY_ENTRIES) != 0) {
         for (uint32_t i = 0; i < rd->entry_count; i++) {
@@ -285,16 +378,57 @@ static void op_persist_submit(void *ctx, struct drain_held *held)
     ev_at(s, u->done_at, SIM_EV_PERSIST, c->node, w, NULL);
 }
 
-static void op_restore(void *ctx,
-                       raft_group g,
-                       const struct raft_snapshot_meta *meta,
-                       const uint8_t *data,
-                       uint64_t bytes)
+static void
+op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta, uint64_t bytes)
 {
     struct sim_wctx *c = ctx;
+    struct sim_image *img = &c->s->node[c->node].img[g];
+    if (img->index != meta->index) {
+        sim_fail(c->s, "node %u group %u: restore of snapshot %llu without its image", c->node + 1,
+                 g, (unsigned long long)meta->index);
+    }
     c->s->n.snapshots_installed++;
     check_proposals_snapshot(c->s, c->node, g, meta);
-    sm_load(c->s, c->node, g, meta, data, bytes);
+    sm_load(c->s, c->node, g, meta, img->data, bytes);
+}
+
+/* A chunk to send: read from this node's image of that snapshot, sometimes fewer bytes than
+ * allowed, sometimes with a byte flipped (the receiver's check must refuse the image). */
+static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
+{
+    struct sim_wctx *c = ctx;
+    struct sim *s = c->s;
+    const struct sim_image *img = &s->node[c->node].img[g];
+    const struct raft_msg_snapshot *sn = &m->snapshot;
+    if (img->index != sn->last_index || sn->total_bytes != SIM_SM_BYTES ||
+        sn->offset >= SIM_SM_BYTES) {
+        s->n.chunks_dropped++; /* not this node's image any more: the core sends again */
+        return;
+    }
+    struct raft_msg out = *m;
+    uint32_t len = sn->chunk.len;
+    if (len > 1 && sim_chance(s, s->rates.shorten)) {
+        len = (uint32_t)sim_rand(s, 1, len - 1);
+    }
+    uint8_t buf[SIM_SM_BYTES];
+    memcpy(buf, img->data + sn->offset, len);
+    if (sim_chance(s, s->rates.corrupt)) {
+        buf[sim_rand(s, 0, len - 1)] ^= (uint8_t)sim_rand(s, 1, 255);
+        s->n.chunks_corrupted++;
+    }
+    out.snapshot.chunk.base = buf;
+    out.snapshot.chunk.len = len;
+    out.snapshot.done = sn->offset + len == sn->total_bytes;
+    struct rr_bytes b;
+    rr_bytes_init(&b);
+    struct codec_batch_writer w;
+    if (codec_batch_begin(&w, &b, m->from, m->to) != 0 || codec_batch_add_msg(&w, &out) != 0) {
+        sim_fail(s, "node %u group %u: cannot encode a snapshot chunk", c->node + 1, g);
+    }
+    codec_batch_end(&w);
+    s->n.chunks_sent++;
+    net_send(s, c->node, c->worker, m->to, b.base, b.len);
+    rr_bytes_free(&b);
 }
 
 static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
@@ -329,6 +463,7 @@ static const struct drain_ops sim_ops = {
     .send = op_send,
     .persist_submit = op_persist_submit,
     .restore = op_restore,
+    .snapshot_read = op_snapshot_read,
     .apply = op_apply,
     .read = op_read,
     .read_failed = op_read_failed,
@@ -358,6 +493,7 @@ static void node_drain(struct sim *s, uint32_t node, uint32_t w)
         if (nd->cur[w] != NULL) {
             sim_fail(s, "node %u: drain_run persisted without persist_submit", node + 1);
         }
+        give_verdicts(s, node);
         if (!table_has_ready(s, node, w)) {
             return;
         }
@@ -392,8 +528,12 @@ static const struct raft_restore *restore_cb(void *ctx, raft_group g)
     nd->watch[g].handed_last = sim_dlog_last(d);
     nd->watch[g].snap_index = d->snap.index;
     nd->watch[g].snap_config = d->snap.config;
+    memset(&nd->rx[g], 0, sizeof(nd->rx[g]));
+    memset(&nd->img[g], 0, sizeof(nd->img[g]));
     if (d->snap.index > 0) {
         sm_load(s, c->node, g, &d->snap, d->snap_data, d->snap_bytes);
+        nd->img[g].index = d->snap.index;
+        memcpy(nd->img[g].data, d->snap_data, SIM_SM_BYTES);
     }
     if (dlog_is_empty(d)) {
         return NULL;
@@ -416,7 +556,6 @@ static const struct raft_restore *restore_cb(void *ctx, raft_group g)
     memset(rs, 0, sizeof(*rs));
     rs->hard_state = d->hs;
     rs->snapshot = d->snap;
-    rs->snapshot_data = d->snap.index > 0 ? d->snap_data : NULL;
     rs->snapshot_bytes = d->snap.index > 0 ? d->snap_bytes : 0;
     rs->entries = nd->restore_entries;
     rs->entry_count = d->count;
@@ -545,6 +684,7 @@ static void node_crash(struct sim *s, uint32_t node)
         nd->m[w] = NULL;
     }
     memset(nd->raft, 0, sizeof(nd->raft));
+    nd->verdict_count = 0; /* the chunks it received are lost with it */
     nd->up = false;
     nd->churn_at = 0;
     nd->incarnation++;
@@ -668,8 +808,9 @@ static void take_snapshot(struct sim *s, uint32_t node, raft_group g)
     sm_save(&nd->sm[g], data);
     /* Durable first: the core may drop its log prefix as soon as it is told. */
     sim_dlog_install_snapshot(&nd->dlog[g], &meta, data, SIM_SM_BYTES);
-    int rc =
-        raft_snapshot_taken(r, meta.index, data, SIM_SM_BYTES, sim_rand(s, 0, SIM_TRAILING_MAX));
+    int rc = raft_snapshot_taken(r, meta.index, SIM_SM_BYTES, sim_rand(s, 0, SIM_TRAILING_MAX));
+    nd->img[g].index = meta.index;
+    memcpy(nd->img[g].data, data, SIM_SM_BYTES);
     if (rc != 0) {
         sim_fail(s, "node %u group %u: raft_snapshot_taken(%llu): %s", node + 1, g,
                  (unsigned long long)meta.index, rr_strerror(rc));
@@ -1803,6 +1944,8 @@ static void rates_init(struct sim *s)
     r->propose = 300000;
     r->read = 100000;
     r->snapshot = 200000;
+    r->shorten = (uint32_t)sim_rand(s, 0, 500000);
+    r->corrupt = (uint32_t)sim_rand(s, 0, 100000);
 }
 
 static void options_init(struct sim *s)

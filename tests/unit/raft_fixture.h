@@ -60,8 +60,14 @@ struct fx {
     uint32_t entry_writes;           /* ready batches carrying entries */
     raft_index snap_index;           /* last snapshot written, 0 if none */
     raft_term snap_term;             /* its term */
-    uint8_t *snap_data;              /* its bytes */
+    uint8_t *snap_data;              /* its bytes: the image this node sends chunks of */
     uint64_t snap_bytes;
+    /* A snapshot being received: the chunks handed out, stored in order. */
+    uint8_t *rx_data;
+    uint64_t rx_len;
+    raft_index rx_index;
+    bool refuse_snapshots; /* the verdict on a received image: refuse (a corrupt image) */
+    uint32_t verdicts;     /* raft_snapshot_received calls */
     /* The fake state machine. */
     raft_index applied[FX_APPLIED_MAX]; /* committed entries handed out, in order */
     raft_term applied_term[FX_APPLIED_MAX];
@@ -279,7 +285,39 @@ static inline void fx_free(struct fx *f)
     free(f->out);
     free(f->held);
     free(f->snap_data);
+    free(f->rx_data);
     free(f);
+}
+
+/* The caller's side of raft_snapshot_taken: the image is durable and kept (the core keeps
+ * none, and asks for chunks of it to send). */
+static inline int fx_snapshot_taken(
+    struct fx *f, raft_index index, const void *data, uint64_t bytes, raft_index trailing)
+{
+    int rv = raft_snapshot_taken(f->r, index, bytes, trailing);
+    if (rv == 0) {
+        free(f->snap_data);
+        f->snap_data = malloc(bytes + 1u);
+        FX_NONNULL(f->snap_data);
+        if (bytes > 0) {
+            memcpy(f->snap_data, data, (size_t)bytes);
+        }
+        f->snap_bytes = bytes;
+        f->snap_index = index;
+    }
+    return rv;
+}
+
+/* A node restored with a snapshot keeps its image too. */
+static inline void fx_set_image(struct fx *f, const void *data, uint64_t bytes)
+{
+    free(f->snap_data);
+    f->snap_data = malloc(bytes + 1u);
+    FX_NONNULL(f->snap_data);
+    if (bytes > 0) {
+        memcpy(f->snap_data, data, (size_t)bytes);
+    }
+    f->snap_bytes = bytes;
 }
 
 /* ---- state ------------------------------------------------------------------------------ */
@@ -382,15 +420,30 @@ static inline void fx_record_entries(struct fx *f, const struct raft_ready *rd)
     f->entry_writes++;
 }
 
+/* A received chunk: stored in order (core/raft.h: chunks are handed out in order; offset 0
+ * starts over). */
+static inline void fx_record_chunk(struct fx *f, const struct raft_snapshot_chunk *ch)
+{
+    if (ch->offset == 0) {
+        f->rx_len = 0;
+        f->rx_index = ch->meta->index;
+    }
+    assert_int_equal(ch->offset, f->rx_len);
+    assert_int_equal(ch->meta->index, f->rx_index);
+    f->rx_data = realloc(f->rx_data, ch->offset + ch->len + 1u);
+    FX_NONNULL(f->rx_data);
+    if (ch->len > 0) {
+        memcpy(f->rx_data + ch->offset, ch->data, ch->len);
+    }
+    f->rx_len = ch->offset + ch->len;
+}
+
 static inline void fx_record_snapshot(struct fx *f, const struct raft_ready *rd)
 {
-    free(f->snap_data);
-    f->snap_data = malloc(rd->snapshot_bytes + 1u);
-    assert_non_null(f->snap_data);
-    if (rd->snapshot_bytes > 0) {
-        memcpy(f->snap_data, rd->snapshot_data, (size_t)rd->snapshot_bytes);
-    }
-    f->snap_bytes = rd->snapshot_bytes;
+    /* The installed image is the one received. */
+    assert_int_equal(f->rx_index, rd->snapshot->index);
+    assert_int_equal(f->rx_len, rd->snapshot_bytes);
+    fx_set_image(f, f->rx_data, rd->snapshot_bytes);
     f->snap_index = rd->snapshot->index;
     f->snap_term = rd->snapshot->term;
     f->disk_last = rd->snapshot->index;
@@ -426,6 +479,11 @@ static inline void fx_take_ready(struct fx *f)
         f->hs = rd.hard_state;
         f->hs_writes++;
     }
+    bool verdict = false;
+    if (rd.flags & RAFT_READY_SNAPSHOT_CHUNK) {
+        fx_record_chunk(f, rd.snapshot_chunk);
+        verdict = rd.snapshot_chunk->done;
+    }
     if ((rd.flags & RAFT_READY_SNAPSHOT) && rd.snapshot != NULL) {
         fx_record_snapshot(f, &rd);
     }
@@ -433,8 +491,18 @@ static inline void fx_take_ready(struct fx *f)
         fx_record_entries(f, &rd);
     }
     for (uint32_t i = 0; i < rd.msg_count; i++) {
+        struct raft_msg m = rd.msgs[i];
+        if (m.type == RAFT_MSG_SNAPSHOT && m.snapshot.chunk.base == NULL &&
+            m.snapshot.chunk.len > 0) {
+            /* The core asks for a chunk of its image: read it from ours. */
+            if (f->snap_data == NULL || f->snap_index != m.snapshot.last_index ||
+                m.snapshot.offset + m.snapshot.chunk.len > f->snap_bytes) {
+                continue; /* not ours any more: dropped, sent again later */
+            }
+            m.snapshot.chunk.base = f->snap_data + m.snapshot.offset;
+        }
         assert_true(f->out_count < FX_MSGS_MAX);
-        fx_copy_msg(&f->out[f->out_count++], &rd.msgs[i], false);
+        fx_copy_msg(&f->out[f->out_count++], &m, false);
     }
     for (uint32_t i = 0; i < rd.msg_after_persist_count; i++) {
         assert_true(f->held_count < FX_MSGS_MAX);
@@ -460,6 +528,11 @@ static inline void fx_take_ready(struct fx *f)
         f->role_events++;
     }
     raft_advance(f->r, &rd);
+    if (verdict) {
+        /* The whole image is stored: check it and give the verdict. */
+        assert_int_equal(raft_snapshot_received(f->r, f->rx_index, !f->refuse_snapshots), 0);
+        f->verdicts++;
+    }
     /* Once nothing is left to hand out, the events reported are the group's state. */
     if (!raft_has_ready(f->r)) {
         struct raft_status st;

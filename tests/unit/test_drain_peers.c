@@ -56,17 +56,20 @@ static void persist_submit_cb(void *ctx, struct drain_held *held)
     drain_held_free(held);
 }
 
-static void restore_cb(void *ctx,
-                       raft_group g,
-                       const struct raft_snapshot_meta *meta,
-                       const uint8_t *data,
-                       uint64_t bytes)
+static void
+restore_cb(void *ctx, raft_group g, const struct raft_snapshot_meta *meta, uint64_t bytes)
 {
     (void)ctx;
     (void)g;
     (void)meta;
-    (void)data;
     (void)bytes;
+}
+
+static void snapshot_read_cb(void *ctx, raft_group g, const struct raft_msg *m)
+{
+    (void)ctx;
+    (void)g;
+    (void)m;
 }
 
 static void apply_cb(void *ctx, raft_group g, const struct raft_entry *e)
@@ -104,6 +107,7 @@ static const struct drain_ops ops = {
     .send = send_cb,
     .persist_submit = persist_submit_cb,
     .restore = restore_cb,
+    .snapshot_read = snapshot_read_cb,
     .apply = apply_cb,
     .read = read_cb,
     .read_failed = read_failed_cb,

@@ -318,12 +318,12 @@ static void test_leader_retries_lost_snapshot_chunk(void **state)
     rs.snapshot.index = 10;
     rs.snapshot.term = 1;
     fx_config(&rs.snapshot.config, 3);
-    rs.snapshot_data = data;
     rs.snapshot_bytes = sizeof(data);
     rs.entries = e;
     rs.entry_count = 2;
     struct raft_options o = fx_options(1);
     struct fx *f = fx_new_restore(&o, 3, &rs);
+    fx_set_image(f, data, sizeof(data));
     fx_make_leader(f);
     const struct raft_msg *probe = fx_expect(f, RAFT_MSG_APPEND, 2);
     struct raft_msg rej = fx_append_resp(2, 1, probe->term, true, probe->append.prev_index);

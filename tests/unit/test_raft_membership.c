@@ -433,7 +433,7 @@ static void test_snapshot_carries_configuration(void **state)
     fx_net_tick(&net);
     fx_net_tick(&net);
     assert_int_equal(fx_status(l).applied, p);
-    assert_int_equal(raft_snapshot_taken(l->r, p, (const uint8_t *)"S", 1, 0), 0);
+    assert_int_equal(fx_snapshot_taken(l, p, "S", 1, 0), 0);
     assert_int_equal(fx_status(l).first_index, p + 1); /* the config entry is compacted */
     assert_int_equal(raft_config_index(l->r), idx);
     net.cut[1][4] = net.cut[4][1] = false;
@@ -534,7 +534,7 @@ static void random_snapshot(struct fx_net *net, uint64_t *x)
     struct fx *f = net->n[rnd_next(x) % net->count + 1];
     struct raft_status st = fx_status(f);
     if (st.applied > st.snapshot_index) {
-        int rv = raft_snapshot_taken(f->r, st.applied, (const uint8_t *)"s", 1, rnd_next(x) % 3);
+        int rv = fx_snapshot_taken(f, st.applied, "s", 1, rnd_next(x) % 3);
         assert_int_equal(rv, 0);
     }
 }

@@ -156,7 +156,7 @@ static void test_outcome_unknown_under_snapshot(void **state)
     fx_net_tick(&net);
     raft_index applied = fx_status(nl).applied;
     assert_true(applied > last);
-    assert_int_equal(raft_snapshot_taken(nl->r, applied, (const uint8_t *)"sm", 2, 0), 0);
+    assert_int_equal(fx_snapshot_taken(nl, applied, "sm", 2, 0), 0);
     net.cut[1][2] = net.cut[2][1] = false;
     net.cut[1][3] = net.cut[3][1] = false;
     for (int k = 0; k < 4; k++) {

@@ -49,7 +49,7 @@ static void test_snapshot_taken_compacts_log(void **state)
     }
     assert_int_equal(fx_commit(f), 5);
     assert_int_equal(f->applied_last, 5);
-    assert_int_equal(raft_snapshot_taken(f->r, 4, (const uint8_t *)"snap", 4, 0), 0);
+    assert_int_equal(fx_snapshot_taken(f, 4, "snap", 4, 0), 0);
     fx_drain(f);
     struct raft_status s = fx_status(f);
     assert_int_equal(s.snapshot_index, 4);
@@ -84,7 +84,6 @@ static void test_snapshot_sent_to_follower_behind_first_index(void **state)
     rs.snapshot.index = 10;
     rs.snapshot.term = 1;
     fx_config(&rs.snapshot.config, 3);
-    rs.snapshot_data = data;
     rs.snapshot_bytes = BIG_SNAPSHOT_BYTES;
     rs.entries = e;
     rs.entry_count = 2;
@@ -94,6 +93,7 @@ static void test_snapshot_sent_to_follower_behind_first_index(void **state)
     net.count = 3;
     struct raft_options o1 = fx_options(1);
     net.n[1] = fx_new_restore(&o1, 3, &rs);
+    fx_set_image(net.n[1], data, BIG_SNAPSHOT_BYTES); /* the core keeps none: the node does */
     net.n[2] = fx_new(2, 3);
     net.n[3] = fx_new(3, 3);
     fx_net_cut(&net, 1, 3);
@@ -247,6 +247,153 @@ static void test_snapshot_chunk_gap_rejected(void **state)
     fx_free(f);
 }
 
+/* The core keeps no image: a leader's chunk asks the caller for the bytes (chunk.base NULL,
+ * chunk.len the most to send). The caller may send fewer (whole records, say); the follower
+ * acknowledges what it got and the leader's next chunk starts there. Reference: §7 (chunks
+ * "at the given offset"); core/raft.h raft_ready.msgs */
+static void test_snapshot_chunks_read_by_the_caller(void **state)
+{
+    (void)state;
+    uint8_t image[1000];
+    for (uint32_t i = 0; i < sizeof(image); i++) {
+        image[i] = pattern(i);
+    }
+    struct raft_entry e[2];
+    const raft_term t[] = {1, 1};
+    fx_entries(e, 11, t, 2);
+    struct raft_restore rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.hard_state.term = 1;
+    rs.hard_state.commit = 10;
+    rs.snapshot.index = 10;
+    rs.snapshot.term = 1;
+    fx_config(&rs.snapshot.config, 3);
+    rs.snapshot_bytes = sizeof(image);
+    rs.entries = e;
+    rs.entry_count = 2;
+    struct raft_options o = fx_options(1);
+    struct fx *f = fx_new_restore(&o, 3, &rs);
+    fx_set_image(f, image, sizeof(image));
+    fx_make_leader(f);
+    const struct raft_msg *probe = fx_expect(f, RAFT_MSG_APPEND, 2);
+    struct raft_msg rej = fx_append_resp(2, 1, probe->term, true, probe->append.prev_index);
+    struct raft_status st = fx_status(f);
+    fx_clear(f);
+    fx_step(f, &rej); /* node 2 has nothing: hint 0, below the first retained index */
+    struct raft_ready rd;
+    raft_ready(f->r, &rd);
+    const struct raft_msg *m = NULL;
+    for (uint32_t i = 0; i < rd.msg_count; i++) {
+        if (rd.msgs[i].type == RAFT_MSG_SNAPSHOT) {
+            m = &rd.msgs[i];
+        }
+    }
+    FX_NONNULL(m);
+    assert_null(m->snapshot.chunk.base);
+    assert_int_equal(m->snapshot.chunk.len, sizeof(image));
+    assert_int_equal(m->snapshot.offset, 0);
+    assert_int_equal(m->snapshot.total_bytes, sizeof(image));
+    assert_int_equal(m->snapshot.last_index, 10);
+    raft_advance(f->r, &rd);
+    /* The caller sent 300 bytes; the follower says it has them. */
+    struct raft_msg ack = fx_msg(RAFT_MSG_SNAPSHOT_RESP, 2, 1, st.term);
+    ack.snapshot_resp.index = 10;
+    ack.snapshot_resp.next_offset = 300;
+    fx_clear(f);
+    fx_step(f, &ack);
+    fx_drain(f);
+    const struct raft_msg *next = fx_expect(f, RAFT_MSG_SNAPSHOT, 2);
+    assert_int_equal(next->snapshot.offset, 300);
+    assert_int_equal(next->snapshot.chunk.len, sizeof(image) - 300);
+    assert_memory_equal(next->snapshot.chunk.base, image + 300, sizeof(image) - 300);
+    fx_free(f);
+}
+
+/* A received chunk is acknowledged only once the caller stored it (it waits for the persist,
+ * which also paces the transfer to the follower's disk). */
+static void test_snapshot_chunk_ack_waits_for_store(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[200];
+    memset(data, 7, sizeof(data));
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
+    fx_step(f, &c0);
+    fx_drain_nopersist(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_SNAPSHOT_RESP, 1), 0);
+    assert_int_equal(f->rx_len, 100); /* handed out and stored */
+    fx_persist(f);
+    const struct raft_msg *r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1);
+    assert_int_equal(r->snapshot_resp.next_offset, 100);
+    assert_false(r->snapshot_resp.done);
+    fx_free(f);
+}
+
+/* "A bad chunk is refused, never installed": the caller's check of the whole image fails
+ * (raft_snapshot_received(false)); the snapshot is not installed, the leader is told to start
+ * over, and a good copy sent again installs. Reference: core/raft.h raft_snapshot_received */
+static void test_snapshot_refused_image_never_installed(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[64];
+    memset(data, 3, sizeof(data));
+    f->refuse_snapshots = true;
+    struct raft_msg c = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, sizeof(data), true);
+    fx_step(f, &c);
+    fx_drain(f);
+    assert_int_equal(f->verdicts, 1);
+    assert_int_equal(fx_status(f).snapshot_index, 0);
+    assert_int_equal(f->snap_index, 0); /* nothing written as the group's snapshot */
+    assert_int_equal(fx_commit(f), 0);
+    const struct raft_msg *r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1);
+    assert_true(r->snapshot_resp.rejected);
+    assert_false(r->snapshot_resp.done);
+    /* The leader starts over; this time the image checks out. */
+    f->refuse_snapshots = false;
+    fx_clear(f);
+    fx_step(f, &c);
+    fx_drain(f);
+    assert_int_equal(fx_status(f).snapshot_index, 20);
+    assert_int_equal(f->snap_index, 20);
+    r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1);
+    assert_true(r->snapshot_resp.done);
+    assert_false(r->snapshot_resp.rejected);
+    fx_free(f);
+}
+
+/* A chunk refused midway (it failed its record checks, or could not be stored) drops the
+ * transfer: the next chunk does not continue it. */
+static void test_snapshot_refused_midway_restarts(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[300];
+    memset(data, 9, sizeof(data));
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
+    fx_step(f, &c0);
+    fx_drain(f);
+    assert_int_equal(raft_snapshot_received(f->r, 20, false), 0);
+    assert_int_equal(raft_snapshot_received(f->r, 20, false), RR_ENOTFOUND);
+    fx_clear(f);
+    fx_drain(f);
+    assert_true(fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1)->snapshot_resp.rejected);
+    fx_clear(f);
+    struct raft_msg c1 = snapshot_chunk(1, 2, 1, 20, 1, 100, sizeof(data), data + 100, 100, false);
+    fx_step(f, &c1);
+    fx_drain(f);
+    assert_true(fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1)->snapshot_resp.rejected);
+    assert_int_equal(f->rx_len, 100); /* nothing more stored */
+    assert_int_equal(fx_status(f).snapshot_index, 0);
+    /* A verdict of true before the last chunk is a caller's error. */
+    struct raft_msg again = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
+    fx_clear(f);
+    fx_step(f, &again);
+    fx_drain(f);
+    assert_int_equal(raft_snapshot_received(f->r, 20, true), RR_EINVAL);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +403,10 @@ int main(void)
         cmocka_unit_test(test_snapshot_older_than_commit_ignored),
         cmocka_unit_test(test_snapshot_chunks_reassembled),
         cmocka_unit_test(test_snapshot_chunk_gap_rejected),
+        cmocka_unit_test(test_snapshot_chunks_read_by_the_caller),
+        cmocka_unit_test(test_snapshot_chunk_ack_waits_for_store),
+        cmocka_unit_test(test_snapshot_refused_image_never_installed),
+        cmocka_unit_test(test_snapshot_refused_midway_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
