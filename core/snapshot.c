@@ -244,6 +244,13 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
 static void install(struct raft *r)
 {
     struct raft_snapshot_rx *rx = snapshot_rx(r);
+    if (r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE) {
+        /* The verdict on a transfer (raft_snapshot_received) may come after this node began
+         * to campaign. Its tally is kept over the slots of its configuration, which the
+         * snapshot may replace: the candidacy ends here (the vote stays, as in any step down
+         * within a term) and the election timer starts again. */
+        election_become_follower(r, r->term, RAFT_NODE_NONE);
+    }
     log_install_snapshot(&r->log, rx->meta.index, rx->meta.term);
     r->snap.store->meta = rx->meta; /* allocated by rx_start */
     r->snap.index = rx->meta.index;
