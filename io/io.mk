@@ -126,6 +126,19 @@ bench-node: deps
 		build/release/bench/node_floor
 	$(Q)python3 -B bench/node-targets.py
 
+# ---- where an idle node's memory goes (bench/node-memory.py) ------------------------------
+# Live heap bytes per allocation site, big blocks' resident bytes, mallinfo2 and smaps of a
+# 3-node cluster at G=64 and G=4096, and their difference per extra group.
+.PHONY: bench-memory
+BENCH_MEMORY_ARGS ?= --workers 1
+build/release/bench/live_bytes.so: bench/live_bytes.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) -O2 -g -Wall -Wextra -shared -fPIC -o $@ $< -ldl -lpthread
+bench-memory: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
+		build/release/bench/live_bytes.so
+	$(Q)python3 -B bench/node-memory.py $(BENCH_MEMORY_ARGS)
+
 # ---- heap allocations per acknowledged write (bench/node-allocs.sh) ---------------------
 .PHONY: bench-allocs
 build/release/bench/alloc_count.so: bench/alloc_count.c
