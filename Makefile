@@ -129,6 +129,9 @@ bench-idle:
 $(B)/bench/idle_groups: $(B)/bench/idle_groups.o $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^
 
+# ---- version, make install / uninstall, sample config, install tests (tools/dist) ---------
+-include tools/dist/install.mk
+
 build: $(BUILD_TARGETS)
 
 check-layering:

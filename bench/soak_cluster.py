@@ -15,7 +15,8 @@ afford (docs/benchmarks.md, "Soak").
      sample after the warm-up by at most 10%;
    - p99: the median p99 of the last third may be at most twice the median of the first
      third (medians: one slow interval on a shared machine is not a trend);
-   - open files: at most 16 more than after the warm-up, on every node;
+   - open files: the median of the last third at most 16 more than after the warm-up, on
+     every node (snapshots in progress hold files for a moment);
    - no error replies, no node exits, and the offered rate is delivered (>= 90%).
 
 The workload writes and reads a bounded key space (SET and GET over --keys keys, INCR on
@@ -25,7 +26,10 @@ after that is the service's own (log, sessions, buffers), which is what a soak i
 Environment (make soak-cluster sets them): SOAK_SECONDS (600), SOAK_INTERVAL (30),
 SOAK_LOAD (0.8), SOAK_BIN (build/release/ringraftd), SOAK_BENCH
 (build/release/bench/ringraft-bench), SOAK_OUT (build/soak-cluster), SOAK_GROUPS (64),
-SOAK_WORKERS (1), PEAK_SECONDS (10), SOAK_EXTRA (more ringraftd flags).
+SOAK_WORKERS (1), PEAK_SECONDS (10), SOAK_EXTRA (ringraftd flags; by default the log
+bounds scaled down: `--snapshot-worker-log-bytes 64 MiB --snapshot-log-bytes 8 MiB`, so
+that the log reaches its steady size within the warm-up: with the defaults, 512 MiB of log
+per worker, it grows for minutes, which a 10-minute soak would read as a leak).
 Prints one line per interval and a final verdict; exit status 0 only if every check passes.
 The cluster and its logs are kept under SOAK_OUT."""
 
@@ -98,12 +102,14 @@ def verdict(samples, warmup_n, rate):
         lines.append("node %d RSS: %.1f MiB after warm-up, %.1f MiB max in the last third "
                      "(x%.3f, limit x%.2f) %s" % (i + 1, base / 1024, peak / 1024, growth,
                                                   RSS_GROWTH_MAX, "ok" if good else "FAIL"))
+        # Snapshots in progress hold files for a moment (a temporary and the previous one):
+        # a leak is open files that stay, so the last third's median is compared.
         fd0 = after[0]["fds"][i]
-        fd1 = max(s["fds"][i] for s in after)
+        fd1 = statistics.median(s["fds"][i] for s in last)
         good = fd1 - fd0 <= FD_GROWTH_MAX
         ok &= good
-        lines.append("node %d open files: %d after warm-up, %d max (limit +%d) %s"
-                     % (i + 1, fd0, fd1, FD_GROWTH_MAX, "ok" if good else "FAIL"))
+        lines.append("node %d open files: %d after warm-up, median %.0f in the last third "
+                     "(limit +%d) %s" % (i + 1, fd0, fd1, FD_GROWTH_MAX, "ok" if good else "FAIL"))
     p99_first = statistics.median(s["p99_us"] for s in first)
     p99_last = statistics.median(s["p99_us"] for s in last)
     good = p99_last <= P99_GROWTH_MAX * max(p99_first, 1.0)
@@ -131,7 +137,8 @@ def main():
     groups = env("SOAK_GROUPS", 64, int)
     workers = env("SOAK_WORKERS", 1, int)
     peak_seconds = env("PEAK_SECONDS", 10, float)
-    extra = os.environ.get("SOAK_EXTRA", "").split()
+    extra = os.environ.get("SOAK_EXTRA", "--snapshot-worker-log-bytes 67108864 "
+                           "--snapshot-log-bytes 8388608").split()
     for path in (binary, bench):
         if not os.access(path, os.X_OK):
             raise SystemExit("%s is not built" % path)

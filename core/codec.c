@@ -268,8 +268,11 @@ static int snapshot_check(const struct raft_msg *m)
     if (s->chunk.len > RAFT_SNAPSHOT_CHUNK_BYTES || s->total_bytes > RAFT_SNAPSHOT_BYTES_MAX) {
         return RR_ETOOBIG;
     }
+    if (s->config == NULL) {
+        return RR_EINVAL; /* the sender's mistake; a decoded message always has one */
+    }
     /* A snapshot covers at least one entry, of a term the sender has seen. */
-    if (s->meta.index == 0 || s->meta.term == 0 || s->meta.term > m->term) {
+    if (s->last_index == 0 || s->last_term == 0 || s->last_term > m->term) {
         return RR_ECORRUPT;
     }
     if (s->offset > s->total_bytes || s->chunk.len > s->total_bytes - s->offset) {
@@ -278,7 +281,7 @@ static int snapshot_check(const struct raft_msg *m)
     if (s->done && s->offset + s->chunk.len != s->total_bytes) {
         return RR_ECORRUPT;
     }
-    return config_check(&s->meta.config);
+    return config_check(s->config);
 }
 
 static int snapshot_resp_check(const struct raft_msg *m)
@@ -354,8 +357,7 @@ static size_t msg_body_bytes(const struct raft_msg *m)
     case RAFT_MSG_HEARTBEAT_RESP:
         return HEARTBEAT_RESP_BYTES;
     case RAFT_MSG_SNAPSHOT:
-        return SNAPSHOT_FIXED_BYTES + config_body_bytes(&m->snapshot.meta.config) +
-               m->snapshot.chunk.len;
+        return SNAPSHOT_FIXED_BYTES + config_body_bytes(m->snapshot.config) + m->snapshot.chunk.len;
     case RAFT_MSG_SNAPSHOT_RESP:
         return SNAPSHOT_RESP_BYTES;
     case RAFT_MSG_TIMEOUT_NOW:
@@ -431,9 +433,9 @@ static uint8_t *put_append(uint8_t *p, const struct raft_msg_append *a)
 
 static uint8_t *put_snapshot(uint8_t *p, const struct raft_msg_snapshot *s)
 {
-    p = put_u64(p, s->meta.index);
-    p = put_u64(p, s->meta.term);
-    p = put_config_body(p, &s->meta.config);
+    p = put_u64(p, s->last_index);
+    p = put_u64(p, s->last_term);
+    p = put_config_body(p, s->config);
     p = put_u64(p, s->offset);
     p = put_u64(p, s->total_bytes);
     p = put_u8(p, s->done);
@@ -582,11 +584,13 @@ static int get_append(struct cursor *c, struct raft_msg_append *a, struct codec_
     return get_entries(c, a, scratch->entries);
 }
 
-static int get_snapshot(struct cursor *c, struct raft_msg_snapshot *s)
+static int
+get_snapshot(struct cursor *c, struct raft_msg_snapshot *s, struct codec_scratch *scratch)
 {
-    s->meta.index = get_u64(c);
-    s->meta.term = get_u64(c);
-    int rc = get_config_body(c, &s->meta.config);
+    s->last_index = get_u64(c);
+    s->last_term = get_u64(c);
+    s->config = &scratch->config;
+    int rc = get_config_body(c, &scratch->config);
     if (rc != 0) {
         return rc;
     }
@@ -662,7 +666,7 @@ static int get_body(struct cursor *c, struct raft_msg *m, struct codec_scratch *
         return get_append(c, &m->append, scratch);
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
-        return get_snapshot(c, &m->snapshot);
+        return get_snapshot(c, &m->snapshot, scratch);
     }
     return get_fixed_body(c, m);
 }

@@ -23,9 +23,11 @@ void rr_bytes_free(struct rr_bytes *b);
 /* Ensures room for `more` bytes; RR_ENOMEM or RR_ETOOBIG past RAFT_BATCH_BYTES_MAX. */
 int rr_bytes_reserve(struct rr_bytes *b, size_t more);
 
-/* Storage a decode may point entries into (entry data points into the input bytes). */
+/* Storage a decode may point entries and a snapshot's configuration into (entry data and
+ * chunks point into the input bytes). */
 struct codec_scratch {
     struct raft_entry entries[RAFT_APPEND_ENTRIES_MAX];
+    struct raft_config config;
 };
 
 /* Encoded size of m; RR_EINVAL for a local-only type (RAFT_MSG_PERSISTED) or a message
@@ -33,9 +35,9 @@ struct codec_scratch {
 int codec_msg_encoded_bytes(const struct raft_msg *m, size_t *bytes);
 /* Appends m to out. */
 int codec_msg_encode(struct rr_bytes *out, const struct raft_msg *m);
-/* Decodes exactly one message occupying all of in[0..len). Entries and chunks point into
- * `in` and `scratch`. Returns 0, RR_ETRUNCATED, RR_EBADTYPE, RR_EBADVERSION, RR_ETOOBIG or
- * RR_ECORRUPT (bad counts, trailing bytes, invalid values). */
+/* Decodes exactly one message occupying all of in[0..len). Entries, chunks and a snapshot's
+ * configuration point into `in` and `scratch`. Returns 0, RR_ETRUNCATED, RR_EBADTYPE,
+ * RR_EBADVERSION, RR_ETOOBIG or RR_ECORRUPT (bad counts, trailing bytes, invalid values). */
 int codec_msg_decode(const uint8_t *in,
                      size_t len,
                      struct raft_msg *m,

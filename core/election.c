@@ -13,17 +13,18 @@ void election_reset_timer(struct raft *r)
 {
     r->election_elapsed = 0;
     r->election_timeout =
-        r->opt.election_ticks + (uint32_t)rr_prng_range(&r->prng, 0, r->opt.election_ticks);
+        r->opt.election_ticks + (uint32_t)(rr_splitmix64(&r->prng) % r->opt.election_ticks);
+}
+
+static void votes_reset(struct raft *r)
+{
+    r->votes_granted = 0;
+    r->votes_rejected = 0;
 }
 
 static void leader_teardown(struct raft *r)
 {
-    for (uint32_t i = 0; i < r->pr_count; i++) {
-        progress_free(&r->prs[i]);
-    }
-    free(r->prs);
-    r->prs = NULL;
-    r->pr_count = 0;
+    membership_progress_drop(r);
     r->bcast_pending = false;
     r->commit_bcast = false;
     r->uncommitted_bytes = 0;
@@ -43,7 +44,7 @@ void election_become_follower(struct raft *r, raft_term term, raft_node leader)
     }
     r->role = RAFT_FOLLOWER;
     r->leader = leader;
-    r->vote_count = 0;
+    votes_reset(r);
     r->quiesced = false; /* a new role or term: its clock runs (quiesce.c) */
     r->quiet_ticks = 0;
     election_reset_timer(r);
@@ -55,66 +56,68 @@ bool election_in_lease(const struct raft *r)
            r->election_elapsed < r->opt.election_ticks;
 }
 
-static bool members_have_voter(const struct raft_member *m, uint32_t n, raft_node id)
-{
-    for (uint32_t i = 0; i < n; i++) {
-        if (m[i].id == id) {
-            return m[i].role == RAFT_VOTER;
-        }
-    }
-    return false;
-}
-
 /* Asks every voter of the configuration (both halves when joint) once. */
 static void send_vote_requests(struct raft *r, uint8_t type, raft_term term, bool transfer)
 {
-    const struct raft_config *c = &r->config;
-    for (uint32_t half = 0; half < 2; half++) {
-        const struct raft_member *m = half == 0 ? c->members : c->old_members;
-        uint32_t n = half == 0 ? c->member_count : c->old_member_count;
-        for (uint32_t i = 0; i < n; i++) {
-            if (m[i].role != RAFT_VOTER || m[i].id == r->opt.id) {
-                continue;
-            }
-            if (half == 1 && members_have_voter(c->members, c->member_count, m[i].id)) {
-                continue; /* asked as a member of the new half */
-            }
-            struct raft_msg req = raft_msg_new(r, type, m[i].id);
-            req.term = term;
-            req.vote.last_log_index = log_last_index(&r->log);
-            req.vote.last_log_term = log_last_term(&r->log);
-            req.vote.transfer = transfer;
-            /* A real vote request leaves only once our new term and own vote are durable.
-             * Otherwise we could win term T on the others' votes alone, act as its leader,
-             * crash before T is durable, restart in T - 1 and win T again (voters may grant
-             * the same candidate twice) with a different log: two entries at one (index,
-             * T). A pre-vote binds nothing and goes at once. */
-            raft_send(r, &req, type == RAFT_MSG_VOTE, false);
+    const struct raft_config_packed *c = &r->config;
+    for (uint32_t i = 0; i < config_slot_count(c); i++) {
+        raft_node id = config_member_id(c->members[i]);
+        if (config_member_role(c->members[i]) != RAFT_VOTER || id == r->opt.id) {
+            continue;
         }
+        if (i >= c->member_count && config_role(c, id) == RAFT_VOTER) {
+            continue; /* asked as a member of the new half */
+        }
+        struct raft_msg req = raft_msg_new(r, type, id);
+        req.term = term;
+        req.vote.last_log_index = log_last_index(&r->log);
+        req.vote.last_log_term = log_last_term(&r->log);
+        req.vote.transfer = transfer;
+        /* A real vote request leaves only once our new term and own vote are durable.
+         * Otherwise we could win term T on the others' votes alone, act as its leader, crash
+         * before T is durable, restart in T - 1 and win T again (voters may grant the same
+         * candidate twice) with a different log: two entries at one (index, T). A pre-vote
+         * binds nothing and goes at once. */
+        raft_send(r, &req, type == RAFT_MSG_VOTE, false);
     }
 }
 
+/* The slots of id in r->config.members, as a vote set (0: not a member). */
+static raft_vote_set vote_slots(const struct raft *r, raft_node id)
+{
+    raft_vote_set slots = 0;
+    for (uint32_t i = 0; i < config_slot_count(&r->config); i++) {
+        if (config_member_id(r->config.members[i]) == id) {
+            slots |= (raft_vote_set)1 << i;
+        }
+    }
+    return slots;
+}
+
+/* Only members are recorded: the tally counts nothing else (a server outside its own
+ * latest configuration may campaign, thesis §4.2.2, but its own vote does not count). */
 static void record_vote(struct raft *r, raft_node id, bool granted)
 {
     RR_ASSERT(id != RAFT_NODE_NONE && id <= RAFT_NODE_ID_MAX);
-    for (uint32_t i = 0; i < r->vote_count; i++) {
-        if ((r->votes[i] & ~RAFT_VOTE_GRANTED) == id) {
-            return; /* the first answer counts */
-        }
+    raft_vote_set slots = vote_slots(r, id);
+    if ((slots & (r->votes_granted | r->votes_rejected)) != 0) {
+        return; /* the first answer counts */
     }
-    RR_ASSERT(r->vote_count < 2 * RAFT_MEMBERS_MAX);
-    r->votes[r->vote_count++] = (raft_vote_record)(id | (granted ? RAFT_VOTE_GRANTED : 0u));
+    if (granted) {
+        r->votes_granted |= slots;
+    } else {
+        r->votes_rejected |= slots;
+    }
 }
 
 static int vote_of(void *ctx, raft_node id)
 {
     const struct raft *r = ctx;
-    for (uint32_t i = 0; i < r->vote_count; i++) {
-        if ((r->votes[i] & ~RAFT_VOTE_GRANTED) == id) {
-            return (r->votes[i] & RAFT_VOTE_GRANTED) != 0 ? 1 : 0;
-        }
+    raft_vote_set slots = vote_slots(r, id);
+    if ((slots & r->votes_granted) != 0) {
+        return 1;
     }
-    return -1;
+    return (slots & r->votes_rejected) != 0 ? 0 : -1;
 }
 
 static void become_leader(struct raft *r);
@@ -137,7 +140,7 @@ static void become_pre_candidate(struct raft *r)
 {
     r->role = RAFT_PRE_CANDIDATE;
     r->leader = RAFT_NODE_NONE;
-    r->vote_count = 0;
+    votes_reset(r);
     election_reset_timer(r);
     send_vote_requests(r, RAFT_MSG_PRE_VOTE, r->term + 1, false);
     record_vote(r, r->opt.id, true);
@@ -153,7 +156,7 @@ static void become_candidate(struct raft *r, bool transfer)
     r->vote = r->opt.id;
     r->role = RAFT_CANDIDATE;
     r->leader = RAFT_NODE_NONE;
-    r->vote_count = 0;
+    votes_reset(r);
     election_reset_timer(r);
     send_vote_requests(r, RAFT_MSG_VOTE, r->term, transfer);
     struct raft_msg self = raft_msg_new(r, RAFT_MSG_VOTE_RESP, r->opt.id);
@@ -170,7 +173,7 @@ static void become_candidate(struct raft *r, bool transfer)
  * they would wait for it forever. */
 static bool may_campaign(const struct raft *r)
 {
-    if (raft_config_is_voter(&r->config, r->opt.id)) {
+    if (config_is_voter(&r->config, r->opt.id)) {
         return true;
     }
     if (r->config_index <= r->commit) {
@@ -197,7 +200,7 @@ void election_campaign(struct raft *r, bool pre, bool transfer)
 static bool leader_alloc_progress(struct raft *r)
 {
     RR_ASSERT(r->prs == NULL && r->pr_count == 0);
-    struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);
+    struct raft_progress *prs = membership_progress_alloc(r->opt.id, &r->config, NULL);
     if (prs == NULL) {
         return false;
     }
@@ -225,7 +228,9 @@ static void become_leader(struct raft *r)
     r->leader = r->opt.id;
     r->heartbeat_elapsed = 0;
     r->uncommitted_bytes = 0;
-    r->read_round = 0;
+    if (r->reads != NULL) {
+        r->reads->round = 0;
+    }
     election_transfer_abort(r);
     election_reset_timer(r);
     replication_bcast_append(r, true);
@@ -274,7 +279,7 @@ void election_handle_vote_resp(struct raft *r, const struct raft_msg *m)
     if (pre && m->vote_resp.granted && m->term != r->term + 1) {
         return; /* granted for another round */
     }
-    if (!raft_config_is_voter(&r->config, m->from)) {
+    if (!config_is_voter(&r->config, m->from)) {
         return;
     }
     record_vote(r, m->from, m->vote_resp.granted);
@@ -306,11 +311,15 @@ int raft_transfer_leader(struct raft *r, raft_node target)
         return RR_ETRANSFER;
     }
     /* Only a voter of the configuration being moved to can win and keep the office. */
-    struct raft_progress *p = raft_progress_of(r, target);
-    if (target == r->opt.id || p == NULL || raft_config_role(&r->config, target) != RAFT_VOTER) {
+    if (target == r->opt.id || config_role(&r->config, target) != RAFT_VOTER) {
         return RR_EINVAL;
     }
-    quiesce_wake(r);
+    quiesce_wake(r); /* before the progress: a quiesced leader keeps none */
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking */
+    }
+    struct raft_progress *p = raft_progress_of(r, target);
+    RR_ASSERT(p != NULL); /* every member of the configuration has one */
     /* "1. The prior leader stops accepting new client requests." */
     r->transfer_target = target;
     r->transfer_elapsed = 0;

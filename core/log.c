@@ -179,8 +179,11 @@ int log_reserve(struct raft_log *l, uint64_t more)
     if (l->count + more <= l->cap) {
         return 0;
     }
-    /* From one slot: an idle group's log often holds a single entry (its leader's no-op). */
-    uint64_t cap = l->cap < 1 ? 1 : l->cap;
+    if (more > UINT32_MAX / 2 - l->count) {
+        return RR_ENOMEM; /* the count's width (struct raft_log) */
+    }
+    /* Doubling from what is there (raft_init reserves RAFT_LOG_SLOTS_INITIAL first). */
+    uint32_t cap = l->cap < 1 ? 1 : l->cap;
     while (cap < l->count + more) {
         cap *= 2;
     }
@@ -233,7 +236,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
 {
     RR_ASSERT(index > l->prev_index);
     RR_ASSERT(index <= log_last_index(l));
-    uint64_t keep = index - l->prev_index - 1;
+    uint32_t keep = (uint32_t)(index - l->prev_index - 1); /* < count */
     chunks_drop_tail(l, keep);
     l->count = keep;
     if (l->handed >= index) {
@@ -246,7 +249,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
 }
 
 /* Moves the entries after the first `drop` (their data already released) to the front. */
-static void log_shift(struct raft_log *l, uint64_t drop)
+static void log_shift(struct raft_log *l, uint32_t drop)
 {
     if (drop > 0 && drop < l->count) {
         memmove(l->entries, l->entries + drop, (l->count - drop) * sizeof(*l->entries));
@@ -258,7 +261,7 @@ void log_compact_to(struct raft_log *l, raft_index index)
     RR_ASSERT(index > l->prev_index);
     RR_ASSERT(index <= log_last_index(l));
     RR_ASSERT(index <= l->persisted);
-    uint64_t drop = index - l->prev_index;
+    uint32_t drop = (uint32_t)(index - l->prev_index); /* <= count */
     raft_term term = log_term(l, index);
     chunks_drop_through(l, index);
     log_shift(l, drop);
@@ -270,9 +273,9 @@ void log_compact_to(struct raft_log *l, raft_index index)
 void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
 {
     RR_ASSERT(index >= l->prev_index);
-    uint64_t drop = l->count;
+    uint32_t drop = l->count;
     if (index <= log_last_index(l) && log_term(l, index) == term) {
-        drop = index - l->prev_index;
+        drop = (uint32_t)(index - l->prev_index); /* <= count */
     }
     chunks_drop_through(l, l->prev_index + drop);
     log_shift(l, drop);

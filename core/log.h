@@ -21,8 +21,10 @@ struct raft_log {
     struct raft_entry *entries; /* malloc'd array, `cap` slots, `count` used */
     struct log_chunk *oldest;   /* entry data, oldest chunk first; NULL when none */
     struct log_chunk *newest;   /* where the next entry's data goes */
-    uint64_t count;
-    uint64_t cap;
+    /* Entries in memory and slots: below 2^31, as log_reserve refuses more (RR_ENOMEM: the
+     * array alone would take 80 GiB). */
+    uint32_t count;
+    uint32_t cap;
     raft_index prev_index;    /* last compacted index (0 at the start of time) */
     raft_term prev_term;      /* its term */
     raft_index persisted;     /* last index known durable; <= handed */

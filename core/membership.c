@@ -26,58 +26,51 @@ raft_index membership_config_at(const struct raft *r, raft_index index, struct r
         }
     }
     if (r->snap.index > 0) {
-        *c = r->snap.meta->config;
+        *c = r->snap.store->meta.config;
         return r->snap.index;
     }
     raft_config_unpack(&r->bootstrap, c);
     return 0;
 }
 
-void raft_config_pack(const struct raft_config *c, struct raft_config_packed *p)
-{
-    memset(p, 0, sizeof(*p));
-    if (!raft_config_valid(c)) {
-        return; /* unpacks as an empty configuration, which is invalid too */
-    }
-    p->member_count = (uint8_t)c->member_count;
-    p->old_member_count = (uint8_t)c->old_member_count;
-    for (uint32_t i = 0; i < c->member_count; i++) {
-        p->members[i] = (uint16_t)(c->members[i].id | (uint32_t)c->members[i].role << 14);
-    }
-    for (uint32_t i = 0; i < c->old_member_count; i++) {
-        p->members[c->member_count + i] =
-            (uint16_t)(c->old_members[i].id | (uint32_t)c->old_members[i].role << 14);
-    }
-}
-
-static struct raft_member member_unpack(uint16_t v)
-{
-    return (struct raft_member){.id = v & 0x3fffu, .role = (uint8_t)(v >> 14)};
-}
-
-void raft_config_unpack(const struct raft_config_packed *p, struct raft_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->member_count = p->member_count;
-    c->old_member_count = p->old_member_count;
-    for (uint32_t i = 0; i < c->member_count; i++) {
-        c->members[i] = member_unpack(p->members[i]);
-    }
-    for (uint32_t i = 0; i < c->old_member_count; i++) {
-        c->old_members[i] = member_unpack(p->members[c->member_count + i]);
-    }
-}
-
 /* ---- the leader's progress set ------------------------------------------------------- */
 
-struct raft_progress *membership_progress_alloc(const struct raft_config *c,
-                                                const struct raft_config *departing)
+/* Whether id is in c's slots [0, end). */
+static bool slots_have(const struct raft_config_packed *c, uint32_t end, raft_node id)
 {
-    size_t n = (size_t)c->member_count + c->old_member_count;
-    if (departing != NULL) {
-        n += (size_t)departing->member_count + departing->old_member_count;
+    for (uint32_t i = 0; i < end; i++) {
+        if (config_member_id(c->members[i]) == id) {
+            return true;
+        }
     }
-    return calloc(n, sizeof(struct raft_progress));
+    return false;
+}
+
+/* The followers of a progress set for c and departing: every member but `self`, once. */
+static uint32_t progress_count(raft_node self,
+                               const struct raft_config_packed *c,
+                               const struct raft_config_packed *departing)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < config_slot_count(c); i++) {
+        raft_node id = config_member_id(c->members[i]);
+        n += id != self && !slots_have(c, i, id) ? 1u : 0u;
+    }
+    for (uint32_t i = 0; departing != NULL && i < config_slot_count(departing); i++) {
+        raft_node id = config_member_id(departing->members[i]);
+        n += id != self && !slots_have(departing, i, id) && !slots_have(c, config_slot_count(c), id)
+                 ? 1u
+                 : 0u;
+    }
+    return n;
+}
+
+struct raft_progress *membership_progress_alloc(raft_node self,
+                                                const struct raft_config_packed *c,
+                                                const struct raft_config_packed *departing)
+{
+    uint32_t n = progress_count(self, c, departing);
+    return calloc(n > 0 ? n : 1, sizeof(struct raft_progress)); /* a lone voter has none */
 }
 
 /* Moves p's progress for `id` (if any) into *dst; returns false if there is none. */
@@ -99,32 +92,29 @@ static bool progress_take(struct raft *r, raft_node id, struct raft_progress *ds
 void membership_progress_install(struct raft *r,
                                  struct raft_progress *prs,
                                  raft_index next,
-                                 const struct raft_config *departing)
+                                 const struct raft_config_packed *departing)
 {
     uint32_t count = 0;
-    for (uint32_t k = 0; k < 4; k++) {
-        const struct raft_config *c = k < 2 ? &r->config : departing;
-        if (c == NULL) {
-            continue;
-        }
-        uint32_t half = k % 2;
-        const struct raft_member *m = half == 0 ? c->members : c->old_members;
-        uint32_t n = half == 0 ? c->member_count : c->old_member_count;
-        for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t k = 0; k < 2; k++) {
+        const struct raft_config_packed *c = k == 0 ? &r->config : departing;
+        for (uint32_t i = 0; c != NULL && i < config_slot_count(c); i++) {
+            raft_node id = config_member_id(c->members[i]);
             bool seen = false;
             for (uint32_t j = 0; j < count; j++) {
-                seen = seen || prs[j].id == m[i].id;
+                seen = seen || prs[j].id == id;
             }
-            if (m[i].id == r->opt.id || seen) {
+            if (id == r->opt.id || seen) {
                 continue;
             }
-            if (!progress_take(r, m[i].id, &prs[count])) {
-                progress_init(&prs[count], m[i].id, next, r->opt.inflight_count_max,
+            if (!progress_take(r, id, &prs[count])) {
+                progress_init(&prs[count], id, next, r->opt.inflight_count_max,
                               r->opt.inflight_bytes_max);
             }
             count++;
         }
     }
+    /* The array was sized by membership_progress_alloc for these same members. */
+    RR_ASSERT(count == progress_count(r->opt.id, &r->config, departing));
     for (uint32_t i = 0; i < r->pr_count; i++) {
         progress_free(&r->prs[i]);
     }
@@ -134,6 +124,33 @@ void membership_progress_install(struct raft *r,
     r->prs_departing = departing != NULL;
 }
 
+void membership_progress_drop(struct raft *r)
+{
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        progress_free(&r->prs[i]);
+    }
+    free(r->prs);
+    r->prs = NULL;
+    r->pr_count = 0;
+}
+
+bool membership_progress_rebuild(struct raft *r)
+{
+    RR_ASSERT(r->role == RAFT_LEADER && r->prs == NULL && r->pr_count == 0);
+    RR_ASSERT(!r->prs_departing);
+    struct raft_progress *prs = membership_progress_alloc(r->opt.id, &r->config, NULL);
+    if (prs == NULL) {
+        return false;
+    }
+    raft_index last = log_last_index(&r->log);
+    membership_progress_install(r, prs, last + 1, NULL);
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        r->prs[i].match = last;
+        progress_become_replicate(&r->prs[i]);
+    }
+    return true;
+}
+
 /* ---- proposing ----------------------------------------------------------------------- */
 
 /* Appends `c` as a configuration entry at the leader and rebuilds the progress set for it.
@@ -141,11 +158,15 @@ void membership_progress_install(struct raft *r,
 static int leader_append_config(struct raft *r, const struct raft_config *c, raft_index *index)
 {
     quiesce_wake(r);
-    struct raft_config old = r->config;
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking (quiesce.c) */
+    }
+    struct raft_config_packed old = r->config;
+    struct raft_config_packed next;
     struct rr_bytes buf;
     rr_bytes_init(&buf);
-    int rv = codec_config_encode(&buf, c);
-    struct raft_progress *prs = rv == 0 ? membership_progress_alloc(c, &old) : NULL;
+    int rv = raft_config_pack(c, &next) ? codec_config_encode(&buf, c) : RR_EINVAL;
+    struct raft_progress *prs = rv == 0 ? membership_progress_alloc(r->opt.id, &next, &old) : NULL;
     if (rv == 0 && prs == NULL) {
         rv = RR_ENOMEM;
     }
@@ -157,15 +178,18 @@ static int leader_append_config(struct raft *r, const struct raft_config *c, raf
         free(prs);
         return rv;
     }
-    RR_ASSERT(raft_config_equal(&r->config, c));
+    struct raft_config now;
+    raft_config_unpack(&r->config, &now);
+    RR_ASSERT(raft_config_equal(&now, c));
     /* New followers are probed from the configuration entry itself. Departing ones are
      * still sent the log until the entry commits, so that they learn of their removal and
      * do not time out and campaign (paper §6: removed servers "can disrupt the cluster");
      * quorums never count them. */
     membership_progress_install(r, prs, log_last_index(&r->log), &old);
     r->bcast_pending = true;
+    read_index_on_config(r);
     if (r->transfer_target != RAFT_NODE_NONE &&
-        raft_config_role(&r->config, r->transfer_target) != RAFT_VOTER) {
+        config_role(&r->config, r->transfer_target) != RAFT_VOTER) {
         election_transfer_abort(r);
     }
     if (index != NULL) {
@@ -190,7 +214,7 @@ static int change_allowed(const struct raft *r)
     if (raft_term_at(r, r->commit) != r->term) {
         return RR_ECONFIG; /* no entry of this term committed yet */
     }
-    if (r->config_index > r->commit || raft_config_is_joint(&r->config)) {
+    if (r->config_index > r->commit || config_is_joint(&r->config)) {
         return RR_ECONFIG; /* a change in flight */
     }
     return 0;
@@ -218,17 +242,19 @@ int raft_change_config(struct raft *r, const struct raft_config *target, raft_in
     if (rv != 0) {
         return rv;
     }
+    struct raft_config cur;
+    raft_config_unpack(&r->config, &cur);
     if (target == NULL || target->old_member_count != 0 || !raft_config_valid(target) ||
-        raft_config_equal(&r->config, target)) {
+        raft_config_equal(&cur, target)) {
         return RR_EINVAL;
     }
     struct raft_config next = *target;
     /* Thesis §4.1: a change of one voter keeps every majority of the old configuration
      * overlapping every majority of the new one, so it applies directly. Paper §6: any other
      * change first "transitions to ... joint consensus". */
-    if (voter_changes(&r->config, target) > 1) {
-        memcpy(next.old_members, r->config.members, sizeof(next.old_members));
-        next.old_member_count = r->config.member_count;
+    if (voter_changes(&cur, target) > 1) {
+        memcpy(next.old_members, cur.members, sizeof(next.old_members));
+        next.old_member_count = cur.member_count;
     }
     return leader_append_config(r, &next, index);
 }
@@ -244,7 +270,8 @@ int raft_change_member(struct raft *r, raft_node id, uint8_t role, raft_index *i
         (role != 0 && role != RAFT_VOTER && role != RAFT_LEARNER)) {
         return RR_EINVAL;
     }
-    struct raft_config next = r->config; /* not joint: change_allowed */
+    struct raft_config next; /* not joint: change_allowed */
+    raft_config_unpack(&r->config, &next);
     uint32_t k = 0;
     for (uint32_t i = 0; i < next.member_count; i++) {
         if (next.members[i].id != id) {
@@ -269,7 +296,8 @@ int raft_change_member(struct raft *r, raft_node id, uint8_t role, raft_index *i
  * joint configuration leaves it once its no-op commits). */
 static void leave_joint(struct raft *r)
 {
-    struct raft_config next = r->config;
+    struct raft_config next;
+    raft_config_unpack(&r->config, &next);
     memset(next.old_members, 0, sizeof(next.old_members));
     next.old_member_count = 0;
     /* On failure (out of memory) the next step tries again. */
@@ -284,13 +312,13 @@ static void prune_departed(struct raft *r)
     }
     uint32_t kept = 0;
     for (uint32_t i = 0; i < r->pr_count; i++) {
-        kept += raft_config_is_member(&r->config, r->prs[i].id) ? 1u : 0u;
+        kept += config_is_member(&r->config, r->prs[i].id) ? 1u : 0u;
     }
     if (kept == r->pr_count) {
         r->prs_departing = false;
         return;
     }
-    struct raft_progress *prs = membership_progress_alloc(&r->config, NULL);
+    struct raft_progress *prs = membership_progress_alloc(r->opt.id, &r->config, NULL);
     if (prs == NULL) {
         return; /* the next step tries again */
     }
@@ -299,13 +327,14 @@ static void prune_departed(struct raft *r)
      * a server outside its latest configuration campaigns while that one is pending). */
     for (uint32_t i = 0; i < r->pr_count; i++) {
         const struct raft_progress *p = &r->prs[i];
-        if (!raft_config_is_member(&r->config, p->id)) {
+        if (!config_is_member(&r->config, p->id)) {
             struct raft_msg m = raft_msg_new(r, RAFT_MSG_HEARTBEAT, p->id);
             m.heartbeat.commit = r->commit < p->match ? r->commit : p->match;
             raft_send(r, &m, false, false);
         }
     }
     membership_progress_install(r, prs, log_last_index(&r->log) + 1, NULL);
+    read_index_on_config(r);
 }
 
 void membership_check(struct raft *r)
@@ -316,11 +345,11 @@ void membership_check(struct raft *r)
     prune_departed(r);
     /* Paper §6: "the leader ... steps down (returns to follower state) once it has committed
      * the C_new log entry"; until then it manages the cluster without counting itself. */
-    if (!raft_config_is_voter(&r->config, r->opt.id)) {
+    if (!config_is_voter(&r->config, r->opt.id)) {
         election_become_follower(r, r->term, RAFT_NODE_NONE);
         return;
     }
-    if (raft_config_is_joint(&r->config) && raft_term_at(r, r->commit) == r->term) {
+    if (config_is_joint(&r->config) && raft_term_at(r, r->commit) == r->term) {
         leave_joint(r);
     }
 }
@@ -340,7 +369,7 @@ bool raft_config_pending(const struct raft *r)
 raft_index raft_config_committed(const struct raft *r, struct raft_config *c)
 {
     if (r->config_index <= r->commit) {
-        *c = r->config;
+        raft_config_unpack(&r->config, c);
         return r->config_index;
     }
     return membership_config_at(r, r->commit, c);
@@ -352,13 +381,16 @@ int raft_members_progress(const struct raft *r, struct raft_member_progress *out
         return RR_ENOTLEADER;
     }
     raft_index last = log_last_index(&r->log);
+    if (r->quiesced) {
+        return quiesce_members_progress(r, out, cap);
+    }
     for (uint32_t i = 0; i < r->pr_count && i < cap; i++) {
         const struct raft_progress *p = &r->prs[i];
         out[i] = (struct raft_member_progress){
             .id = p->id,
-            .role = raft_config_is_voter(&r->config, p->id)    ? RAFT_VOTER
-                    : raft_config_is_member(&r->config, p->id) ? RAFT_LEARNER
-                                                               : 0,
+            .role = config_is_voter(&r->config, p->id)    ? RAFT_VOTER
+                    : config_is_member(&r->config, p->id) ? RAFT_LEARNER
+                                                          : 0,
             .state = p->state,
             .match = p->match,
             .lag = last > p->match ? last - p->match : 0,

@@ -103,12 +103,18 @@ struct raft_msg_heartbeat_resp {
     uint64_t read_ctx; /* echoed */
 };
 
+/* The snapshot's metadata travels as its parts, the configuration by pointer: a
+ * configuration is 264 bytes, and every message (queued in every group, copied by the
+ * drain) would otherwise carry one. */
 struct raft_msg_snapshot {
-    struct raft_snapshot_meta meta;
-    uint64_t offset;       /* of this chunk within the snapshot data */
-    uint64_t total_bytes;  /* size of the whole snapshot data */
-    bool done;             /* last chunk */
-    struct raft_buf chunk; /* lifetime: see raft_step / raft_ready */
+    raft_index last_index;            /* the snapshot covers the log up to this entry */
+    raft_term last_term;              /* that entry's term */
+    const struct raft_config *config; /* the configuration at last_index; never NULL on the
+                                         wire; lifetime: see raft_step / raft_ready */
+    uint64_t offset;                  /* of this chunk within the snapshot data */
+    uint64_t total_bytes;             /* size of the whole snapshot data */
+    bool done;                        /* last chunk */
+    struct raft_buf chunk;            /* lifetime: see raft_step / raft_ready */
 };
 
 struct raft_msg_snapshot_resp {

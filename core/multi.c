@@ -267,7 +267,12 @@ void multi_peer_down(struct multi *m, raft_node node)
         struct raft_status st;
         raft_status(r, &st);
         bool follows = st.role != RAFT_LEADER && st.leader == node;
-        bool leads = st.role == RAFT_LEADER && raft_config_is_member(raft_config(r), node);
+        bool leads = false;
+        if (st.role == RAFT_LEADER) {
+            struct raft_config c;
+            raft_config(r, &c);
+            leads = raft_config_is_member(&c, node);
+        }
         if (follows || leads) {
             raft_peer_down(r, node);
             multi_mark_slot(m, s);
@@ -374,13 +379,13 @@ int multi_change_config(struct multi *m,
 
 static enum multi_config_phase config_phase(const struct raft *r, const struct raft_config *target)
 {
-    const struct raft_config *c = raft_config(r);
-    if (raft_config_is_joint(c)) {
-        struct raft_config next = *c;
-        next.old_member_count = 0;
-        return raft_config_equal(&next, target) ? MULTI_CONFIG_JOINT : MULTI_CONFIG_OTHER;
+    struct raft_config c;
+    raft_config(r, &c);
+    if (raft_config_is_joint(&c)) {
+        c.old_member_count = 0;
+        return raft_config_equal(&c, target) ? MULTI_CONFIG_JOINT : MULTI_CONFIG_OTHER;
     }
-    if (!raft_config_equal(c, target)) {
+    if (!raft_config_equal(&c, target)) {
         return MULTI_CONFIG_OTHER;
     }
     return raft_config_pending(r) ? MULTI_CONFIG_PENDING : MULTI_CONFIG_DONE;

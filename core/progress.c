@@ -9,10 +9,11 @@
 void progress_init(struct raft_progress *p,
                    raft_node id,
                    raft_index next,
-                   uint32_t inflight_count_max,
-                   uint64_t inflight_bytes_max)
+                   uint8_t inflight_count_max,
+                   uint32_t inflight_bytes_max)
 {
     RR_ASSERT(next >= 1);
+    RR_ASSERT(inflight_count_max >= 1 && inflight_count_max <= RAFT_INFLIGHT_COUNT_MAX);
     memset(p, 0, sizeof(*p));
     p->id = id;
     p->state = RAFT_PROGRESS_PROBE;
@@ -141,7 +142,7 @@ bool inflights_add(struct raft_inflights *in, raft_index index, uint32_t bytes)
 {
     RR_ASSERT(in->count < in->count_max);
     if (in->count == in->cap) {
-        uint32_t cap = in->cap == 0 ? 4 : in->cap * 2;
+        uint32_t cap = in->cap == 0 ? 4u : in->cap * 2u;
         if (cap > in->count_max) {
             cap = in->count_max;
         }
@@ -154,12 +155,13 @@ bool inflights_add(struct raft_inflights *in, raft_index index, uint32_t bytes)
         }
         free(in->ring);
         in->ring = ring;
-        in->cap = cap;
+        in->cap = (uint8_t)cap;
         in->start = 0;
     }
     RR_ASSERT(in->count == 0 || in->ring[(in->start + in->count - 1) % in->cap].index < index);
     in->ring[(in->start + in->count) % in->cap] = (struct raft_inflight){index, bytes};
     in->count++;
+    RR_ASSERT(bytes <= RAFT_APPEND_BYTES_MAX && in->bytes < in->bytes_max); /* the width */
     in->bytes += bytes;
     return true;
 }
@@ -168,20 +170,10 @@ void inflights_free_le(struct raft_inflights *in, raft_index index)
 {
     while (in->count > 0 && in->ring[in->start].index <= index) {
         in->bytes -= in->ring[in->start].bytes;
-        in->start = (in->start + 1) % in->cap;
+        in->start = (uint8_t)((in->start + 1u) % in->cap);
         in->count--;
     }
     if (in->count == 0) {
-        in->start = 0;
-    }
-}
-
-void inflights_release(struct raft_inflights *in)
-{
-    if (in->count == 0) {
-        free(in->ring);
-        in->ring = NULL;
-        in->cap = 0;
         in->start = 0;
     }
 }
@@ -194,7 +186,7 @@ void inflights_reset(struct raft_inflights *in)
 }
 
 /* The value a majority of the voters in members[0..n) reach; UINT64_MAX with no voters. */
-static uint64_t quorum_half(const struct raft_member *members,
+static uint64_t quorum_half(const uint16_t *members,
                             uint32_t n,
                             uint64_t (*value)(void *ctx, raft_node id),
                             void *ctx)
@@ -202,11 +194,11 @@ static uint64_t quorum_half(const struct raft_member *members,
     uint64_t v[RAFT_MEMBERS_MAX];
     uint32_t k = 0;
     for (uint32_t i = 0; i < n && i < RAFT_MEMBERS_MAX; i++) {
-        if (members[i].role != RAFT_VOTER) {
+        if (config_member_role(members[i]) != RAFT_VOTER) {
             continue;
         }
         /* Insertion sort, descending: at most RAFT_MEMBERS_MAX values. */
-        uint64_t x = value(ctx, members[i].id);
+        uint64_t x = value(ctx, config_member_id(members[i]));
         uint32_t j = k++;
         while (j > 0 && v[j - 1] < x) {
             v[j] = v[j - 1];
@@ -217,26 +209,27 @@ static uint64_t quorum_half(const struct raft_member *members,
     return k == 0 ? UINT64_MAX : v[k / 2];
 }
 
-uint64_t
-quorum_value(const struct raft_config *c, uint64_t (*value)(void *ctx, raft_node id), void *ctx)
+uint64_t quorum_value(const struct raft_config_packed *c,
+                      uint64_t (*value)(void *ctx, raft_node id),
+                      void *ctx)
 {
     uint64_t a = quorum_half(c->members, c->member_count, value, ctx);
-    uint64_t b = quorum_half(c->old_members, c->old_member_count, value, ctx);
+    uint64_t b = quorum_half(c->members + c->member_count, c->old_member_count, value, ctx);
     return a < b ? a : b;
 }
 
-static enum quorum_result quorum_vote_half(const struct raft_member *members,
+static enum quorum_result quorum_vote_half(const uint16_t *members,
                                            uint32_t n,
                                            int (*vote)(void *ctx, raft_node id),
                                            void *ctx)
 {
     uint32_t voters = 0, granted = 0, rejected = 0;
     for (uint32_t i = 0; i < n && i < RAFT_MEMBERS_MAX; i++) {
-        if (members[i].role != RAFT_VOTER) {
+        if (config_member_role(members[i]) != RAFT_VOTER) {
             continue;
         }
         voters++;
-        int v = vote(ctx, members[i].id);
+        int v = vote(ctx, config_member_id(members[i]));
         granted += v == 1;
         rejected += v == 0;
     }
@@ -253,11 +246,13 @@ static enum quorum_result quorum_vote_half(const struct raft_member *members,
     return QUORUM_PENDING;
 }
 
-enum quorum_result
-quorum_vote_result(const struct raft_config *c, int (*vote)(void *ctx, raft_node id), void *ctx)
+enum quorum_result quorum_vote_result(const struct raft_config_packed *c,
+                                      int (*vote)(void *ctx, raft_node id),
+                                      void *ctx)
 {
     enum quorum_result a = quorum_vote_half(c->members, c->member_count, vote, ctx);
-    enum quorum_result b = quorum_vote_half(c->old_members, c->old_member_count, vote, ctx);
+    enum quorum_result b =
+        quorum_vote_half(c->members + c->member_count, c->old_member_count, vote, ctx);
     if (a == QUORUM_LOST || b == QUORUM_LOST) {
         return QUORUM_LOST;
     }

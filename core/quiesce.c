@@ -65,9 +65,8 @@ static bool leader_idle(const struct raft *r)
 {
     raft_index last = log_last_index(&r->log);
     return r->commit == last && log_term(&r->log, last) == r->term && r->log.persisted == last &&
-           r->log.handed == last && r->read_count == 0 && r->read_round == 0 &&
-           r->transfer_target == RAFT_NODE_NONE && !r->bcast_pending && !r->commit_bcast &&
-           !r->prs_departing && followers_caught_up(r);
+           r->log.handed == last && read_index_idle(r) && r->transfer_target == RAFT_NODE_NONE &&
+           !r->bcast_pending && !r->commit_bcast && !r->prs_departing && followers_caught_up(r);
 }
 
 bool quiesce_tick(struct raft *r)
@@ -86,10 +85,12 @@ bool quiesce_tick(struct raft *r)
         m.heartbeat.commit = r->commit; /* == match: every follower holds it */
         m.heartbeat.quiesce = true;
         raft_send(r, &m, false, false);
-        /* Nothing is in flight (leader_idle): give the window's ring back; it grows again
-         * on demand once the group wakes and replicates. */
-        inflights_release(&r->prs[i].inflights);
     }
+    /* The progress set is dropped until the group wakes: it says only that every follower
+     * holds the whole log (leader_idle), which stays true while quiesced, since whatever
+     * could change the leader's log or a follower's (a proposal, a configuration change,
+     * another leader's message) wakes the group first; quiesce_wake rebuilds it so. */
+    membership_progress_drop(r);
     r->quiesced = true;
     r->quiet_ticks = 0;
     return true;
@@ -102,7 +103,7 @@ void quiesce_on_heartbeat(struct raft *r, const struct raft_msg *m)
     }
     raft_index commit = m->heartbeat.commit;
     if (r->leader == m->from && m->term == r->term && r->commit == commit &&
-        log_last_index(&r->log) == commit && r->rx == NULL) {
+        log_last_index(&r->log) == commit && snapshot_rx(r) == NULL) {
         r->quiesced = true;
     }
 }
@@ -143,6 +144,11 @@ void quiesce_wake(struct raft *r)
     r->quiesced = false;
     r->quiet_ticks = 0;
     r->election_elapsed = 0;
+    if (r->role == RAFT_LEADER && !membership_progress_rebuild(r)) {
+        /* Out of memory: giving the office up is always safe; the followers elect. */
+        election_become_follower(r, r->term, RAFT_NODE_NONE);
+        return;
+    }
     if (r->role == RAFT_LEADER) {
         drop_quiescing_heartbeats(r);
         r->heartbeat_elapsed = 0;
@@ -171,6 +177,11 @@ void raft_peer_down(struct raft *r, raft_node id)
         return;
     }
     if (r->role == RAFT_LEADER) {
+        /* A quiesced leader has no progress set: its followers are its configuration's
+         * members (it does not quiesce while replicating to departing ones). */
+        if (r->quiesced && config_is_member(&r->config, id)) {
+            quiesce_wake(r);
+        }
         struct raft_progress *p = raft_progress_of(r, id);
         if (p != NULL) {
             quiesce_wake(r);
@@ -184,4 +195,55 @@ void raft_peer_down(struct raft *r, raft_node id)
         quiesce_wake(r);
         r->leader = RAFT_NODE_NONE;
     }
+}
+
+/* ---- what a quiesced leader reports of its followers --------------------------------- */
+
+/* Its followers are the configuration's members but itself (leader_idle: none departing),
+ * each holding the whole log, and each heard from before it quiesced. */
+static bool quiesced_follower(const struct raft *r, uint32_t slot)
+{
+    raft_node id = config_member_id(r->config.members[slot]);
+    for (uint32_t i = 0; i < slot; i++) {
+        if (config_member_id(r->config.members[i]) == id) {
+            return false; /* in both halves: counted once */
+        }
+    }
+    return id != r->opt.id;
+}
+
+bool quiesce_follower_view(const struct raft *r, raft_node id, struct raft_progress_view *p)
+{
+    RR_ASSERT(r->quiesced && r->role == RAFT_LEADER);
+    if (id == r->opt.id || !config_is_member(&r->config, id)) {
+        return false;
+    }
+    raft_index last = log_last_index(&r->log);
+    *p = (struct raft_progress_view){RAFT_PROGRESS_REPLICATE, last, last + 1, 0, 0, true};
+    return true;
+}
+
+int quiesce_members_progress(const struct raft *r, struct raft_member_progress *out, uint32_t cap)
+{
+    RR_ASSERT(r->quiesced && r->role == RAFT_LEADER);
+    raft_index last = log_last_index(&r->log);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < config_slot_count(&r->config); i++) {
+        if (!quiesced_follower(r, i)) {
+            continue;
+        }
+        raft_node id = config_member_id(r->config.members[i]);
+        if (n < cap) {
+            out[n] = (struct raft_member_progress){
+                .id = id,
+                .role = config_is_voter(&r->config, id) ? RAFT_VOTER : RAFT_LEARNER,
+                .state = RAFT_PROGRESS_REPLICATE,
+                .match = last,
+                .lag = 0,
+                .recent_active = true,
+            };
+        }
+        n++;
+    }
+    return (int)n;
 }

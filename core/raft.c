@@ -76,9 +76,13 @@ int raft_config_from_entry(const struct raft_entry *e, struct raft_config *c)
     return 0;
 }
 
-void raft_config_refresh(struct raft *r)
+bool raft_config_refresh(struct raft *r)
 {
-    r->config_index = membership_config_at(r, log_last_index(&r->log), &r->config);
+    /* The tally's bits name slots of the configuration (struct raft, votes_granted). */
+    RR_ASSERT(r->role != RAFT_CANDIDATE && r->role != RAFT_PRE_CANDIDATE);
+    struct raft_config c;
+    r->config_index = membership_config_at(r, log_last_index(&r->log), &c);
+    return raft_config_pack(&c, &r->config);
 }
 
 struct raft_progress *raft_progress_of(struct raft *r, raft_node id)
@@ -103,13 +107,13 @@ static int init_snapshot(struct raft *r, const struct raft_restore *rs)
         rs->snapshot_bytes > RAFT_SNAPSHOT_BYTES_MAX) {
         return RR_EINVAL;
     }
-    if (snapshot_meta_reserve(r) != 0) {
+    if (snapshot_store_reserve(r) != 0) {
         return RR_ENOMEM;
     }
-    *r->snap.meta = *s;
+    r->snap.store->meta = *s;
+    r->snap.store->bytes = rs->snapshot_bytes;
     r->snap.index = s->index;
     r->snap.term = s->term;
-    r->snap_bytes = rs->snapshot_bytes;
     log_init(&r->log, s->index, s->term);
     return 0;
 }
@@ -162,7 +166,9 @@ static int init_hard_state(struct raft *r, const struct raft_restore *rs)
     r->term = hs->term;
     r->vote = hs->vote;
     r->commit = hs->commit > r->snap.index ? hs->commit : r->snap.index;
-    r->hs_handed = (struct raft_hard_state){r->term, r->vote, r->commit};
+    r->hs_term_handed = r->term;
+    r->hs_vote_handed = r->vote;
+    r->hs_commit_handed = r->commit;
     if (log_last_term(&r->log) > r->term) {
         r->term = log_last_term(&r->log);
         r->vote = RAFT_NODE_NONE;
@@ -195,16 +201,36 @@ int raft_init(struct raft *r,
         return RR_EINVAL;
     }
     memset(r, 0, sizeof(*r));
-    r->opt = *o;
-    rr_prng_seed(&r->prng, o->seed);
+    r->opt = (struct raft_opts){
+        .group = o->group,
+        .election_ticks = o->election_ticks,
+        .heartbeat_ticks = o->heartbeat_ticks,
+        .inflight_bytes_max = o->inflight_bytes_max,
+        .append_bytes_max = o->append_bytes_max,
+        .id = (uint16_t)o->id,
+        .append_entries_max = (uint16_t)o->append_entries_max,
+        .inflight_count_max = (uint8_t)o->inflight_count_max,
+        .pre_vote = o->pre_vote,
+        .check_quorum = o->check_quorum,
+        .quiesce = o->quiesce,
+    };
+    r->prng = o->seed;
     log_init(&r->log, 0, 0);
     if (config != NULL) {
-        raft_config_pack(config, &r->bootstrap);
+        (void)raft_config_pack(config, &r->bootstrap); /* an invalid one is refused below if
+                                                          it is the one in force */
     }
     int rv = restore != NULL ? init_restore(r, restore) : 0;
-    if (rv == 0) {
-        raft_config_refresh(r);
-        rv = raft_config_valid(&r->config) ? 0 : RR_EINVAL;
+    if (rv == 0 && !raft_config_refresh(r)) {
+        rv = RR_EINVAL;
+    }
+    /* The log's first slots are allocated now, with the group, rather than by its first
+     * appends: a node creates its groups one after the other, so their arrays lie together,
+     * whereas the first appends come as its groups all elect at once, among thousands of
+     * short-lived messages, and long-lived arrays allocated then pin the heap's pages after
+     * the messages are freed (docs/multi.md). An idle group holds its leaders' no-ops. */
+    if (rv == 0 && r->log.count < RAFT_LOG_SLOTS_INITIAL) {
+        rv = log_reserve(&r->log, RAFT_LOG_SLOTS_INITIAL - r->log.count);
     }
     /* A fresh node outside its bootstrap configuration is a server being added (thesis
      * §4.2.1): it learns the configuration from the leader and never campaigns before a
@@ -222,23 +248,11 @@ int raft_init(struct raft *r,
     return 0;
 }
 
-static void progress_free_all(struct raft *r)
-{
-    for (uint32_t i = 0; i < r->pr_count; i++) {
-        progress_free(&r->prs[i]);
-    }
-    free(r->prs);
-    r->prs = NULL;
-    r->pr_count = 0;
-}
-
 void raft_fini(struct raft *r)
 {
     log_free(&r->log);
-    progress_free_all(r);
-    free(r->snap.meta);
-    r->snap = (struct raft_snap){0};
-    snapshot_rx_reset(r);
+    membership_progress_drop(r);
+    snapshot_store_free(r);
     read_index_free(r);
     free(r->msgs.msgs);
     free(r->after.msgs);
@@ -556,8 +570,8 @@ static raft_index apply_limit(const struct raft *r)
 
 static bool hard_state_changed(const struct raft *r)
 {
-    return r->term != r->hs_handed.term || r->vote != r->hs_handed.vote ||
-           r->commit != r->hs_handed.commit;
+    return r->term != r->hs_term_handed || r->vote != r->hs_vote_handed ||
+           r->commit != r->hs_commit_handed;
 }
 
 static bool role_changed(const struct raft *r)
@@ -569,11 +583,11 @@ static bool role_changed(const struct raft *r)
 bool raft_has_ready(const struct raft *r)
 {
     return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || r->rx_dropped ||
-           snapshot_rx_stale(r) || (r->rx != NULL && r->rx->pending) ||
+           snapshot_rx_stale(r) || (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
-           r->read_failed_count > 0;
+           read_index_failure_count(r) > 0;
 }
 
 /* Points a queued AppendEntries / InstallSnapshot at the data it carries; false if it is
@@ -588,8 +602,14 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
         struct raft_msg_snapshot *s = &m->snapshot;
-        /* The caller fills the chunk from its image (core/raft.h, raft_ready.msgs). */
-        return s->meta.index == r->snap.index && s->offset + s->chunk.len <= r->snap_bytes;
+        /* The caller fills the chunk from its image (core/raft.h, raft_ready.msgs); the
+         * configuration is the snapshot's. */
+        if (s->last_index != r->snap.index || s->last_term != r->snap.term ||
+            s->offset + s->chunk.len > snapshot_bytes(r)) {
+            return false;
+        }
+        s->config = &r->snap.store->meta.config;
+        return true;
     }
     struct raft_msg_append *a = &m->append;
     a->commit = r->commit; /* the latest: it may have advanced since the append was queued */
@@ -643,8 +663,8 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
 {
     if (r->snap_to_hand) {
         rd->flags |= RAFT_READY_SNAPSHOT;
-        rd->snapshot = r->snap.meta;
-        rd->snapshot_bytes = r->snap_bytes;
+        rd->snapshot = &r->snap.store->meta;
+        rd->snapshot_bytes = r->snap.store->bytes;
         r->handed.snapshot = true;
     }
     snapshot_rx_drop_stale(r);
@@ -652,9 +672,9 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
         rd->flags |= RAFT_READY_SNAPSHOT_DROPPED;
         r->handed.rx_dropped = true;
     }
-    if (r->rx != NULL && r->rx->pending) {
+    if (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) {
         rd->flags |= RAFT_READY_SNAPSHOT_CHUNK;
-        rd->snapshot_chunk = &r->rx->out;
+        rd->snapshot_chunk = &snapshot_rx(r)->out;
         r->handed.chunk = true;
     }
     raft_index last = log_last_index(&r->log);
@@ -679,22 +699,7 @@ static void ready_apply(struct raft *r, struct raft_ready *rd)
         rd->committed_count = (uint32_t)(to - r->applied);
         RR_ASSERT(rd->committed != NULL);
     }
-    uint32_t n = read_index_ready_count(r, to);
-    if (n > 0) {
-        for (uint32_t i = 0; i < n; i++) {
-            r->read_out[i] = (struct raft_read_state){r->reads[i].ctx, r->reads[i].index};
-        }
-        rd->flags |= RAFT_READY_READS;
-        rd->reads = r->read_out;
-        rd->read_count = n;
-        r->handed.read_count = n;
-    }
-    if (r->read_failed_count > 0) {
-        rd->flags |= RAFT_READY_READ_FAILURES;
-        rd->read_failures = r->read_failed;
-        rd->read_failure_count = r->read_failed_count;
-        r->handed.read_failure_count = r->read_failed_count;
-    }
+    read_index_ready(r, rd, to);
 }
 
 void raft_ready(struct raft *r, struct raft_ready *rd)
@@ -743,23 +748,13 @@ static void queue_clear(struct raft_msg_queue *q, bool release)
     }
 }
 
-static void advance_reads(struct raft *r, uint32_t n)
-{
-    if (n == 0) {
-        return;
-    }
-    RR_ASSERT(n <= r->read_confirmed);
-    memmove(r->reads, r->reads + n, (r->read_count - n) * sizeof(*r->reads));
-    r->read_count -= n;
-    r->read_confirmed -= n;
-    r->read_assigned -= n;
-}
-
 void raft_advance(struct raft *r, const struct raft_ready *rd)
 {
     RR_ASSERT(r->handed.pending);
     if (r->handed.hard_state) {
-        r->hs_handed = rd->hard_state;
+        r->hs_term_handed = rd->hard_state.term;
+        r->hs_vote_handed = rd->hard_state.vote;
+        r->hs_commit_handed = rd->hard_state.commit;
     }
     if (r->handed.role) {
         r->role_handed = rd->role;
@@ -776,9 +771,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     r->rx_dropped = r->rx_dropped && !r->handed.rx_dropped;
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
-    advance_reads(r, r->handed.read_count);
-    RR_ASSERT(r->handed.read_failure_count == r->read_failed_count);
-    r->read_failed_count = 0;
+    read_index_advance(r);
     queue_clear(&r->msgs, r->quiesced);
     queue_clear(&r->after, r->quiesced);
     r->handed.pending = false;
@@ -822,15 +815,18 @@ const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index)
     return log_entry(&r->log, index);
 }
 
-const struct raft_config *raft_config(const struct raft *r)
+void raft_config(const struct raft *r, struct raft_config *c)
 {
-    return &r->config;
+    raft_config_unpack(&r->config, c);
 }
 
 bool raft_progress(const struct raft *r, raft_node id, struct raft_progress_view *p)
 {
     if (r->role != RAFT_LEADER) {
         return false;
+    }
+    if (r->quiesced) {
+        return quiesce_follower_view(r, id, p);
     }
     for (uint32_t i = 0; i < r->pr_count; i++) {
         const struct raft_progress *pr = &r->prs[i];

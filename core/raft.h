@@ -189,10 +189,10 @@ void raft_fini(struct raft *r);
 void raft_tick(struct raft *r);
 
 /* Handles a message from a peer (or a local RAFT_MSG_PERSISTED / self vote). Entries and
- * chunks the message points to need only live for the call. Returns 0, or an error for a
- * message that is malformed for this group (wrong group or recipient, sender id out of
- * range, bad shape); the caller may drop the connection but the group stays consistent.
- * A sender outside the configuration is not an error: configurations change, and a node
+ * chunks (and a snapshot's configuration) the message points to need only live for the call.
+ * Returns 0, or an error for a message that is malformed for this group (wrong group or recipient,
+ * sender id out of range, bad shape); the caller may drop the connection but the group stays
+ * consistent. A sender outside the configuration is not an error: configurations change, and a node
  * learns of one only from its log (a server being added hears from a leader it does not
  * know yet; a removed server may still talk). Their messages are handled by the usual
  * rules: answers from non-members are ignored, their votes are not counted. */
@@ -364,8 +364,8 @@ void raft_status(const struct raft *r, struct raft_status *s);
 raft_term raft_term_at(const struct raft *r, raft_index index);
 /* Entry at index from the in-memory log, or NULL. Valid until the next call that mutates r. */
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
-/* The configuration in force (the latest in the log, committed or not). */
-const struct raft_config *raft_config(const struct raft *r);
+/* Copies the configuration in force (the latest in the log, committed or not) to *c. */
+void raft_config(const struct raft *r, struct raft_config *c);
 /* Index of the entry that configuration came from: 0 for the bootstrap configuration, the
  * snapshot index for the snapshot's. It is pending while above the commit index. */
 raft_index raft_config_index(const struct raft *r);

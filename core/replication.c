@@ -21,7 +21,9 @@ int replication_append_entry(struct raft *r, const struct raft_entry *e)
     if (rv == 0 && e->type == RAFT_ENTRY_CONFIG) {
         /* Paper §6 / thesis §4.1: "a server always uses the latest configuration in its
          * log, regardless of whether the entry is committed". */
-        r->config = c;
+        RR_ASSERT(r->role != RAFT_CANDIDATE && r->role != RAFT_PRE_CANDIDATE); /* the tally */
+        bool valid = raft_config_pack(&c, &r->config);
+        RR_ASSERT(valid); /* raft_config_from_entry validated it */
         r->config_index = e->index;
     }
     return rv;
@@ -41,6 +43,9 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
         return RR_ENOTLEADER;
     }
     quiesce_wake(r);
+    if (r->role != RAFT_LEADER) {
+        return RR_ENOMEM; /* could not rebuild its progress set on waking (quiesce.c) */
+    }
     if (r->transfer_target != RAFT_NODE_NONE) {
         return RR_ETRANSFER; /* thesis §3.10: "the prior leader stops accepting new requests" */
     }

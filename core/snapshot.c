@@ -7,15 +7,32 @@
 #include "core/base/errors.h"
 #include "core/raft_internal.h"
 
-int snapshot_meta_reserve(struct raft *r)
+int snapshot_store_reserve(struct raft *r)
 {
-    if (r->snap.meta == NULL) {
-        r->snap.meta = calloc(1, sizeof(*r->snap.meta));
-        if (r->snap.meta == NULL) {
+    if (r->snap.store == NULL) {
+        r->snap.store = calloc(1, sizeof(*r->snap.store));
+        if (r->snap.store == NULL) {
             return RR_ENOMEM;
         }
     }
     return 0;
+}
+
+uint64_t snapshot_bytes(const struct raft *r)
+{
+    return r->snap.store != NULL ? r->snap.store->bytes : 0;
+}
+
+struct raft_snapshot_rx *snapshot_rx(const struct raft *r)
+{
+    return r->snap.store != NULL ? r->snap.store->rx : NULL;
+}
+
+void snapshot_store_free(struct raft *r)
+{
+    snapshot_rx_reset(r);
+    free(r->snap.store);
+    r->snap = (struct raft_snap){0};
 }
 
 /* Paper §7: "Each server takes snapshots independently, covering just the committed
@@ -34,19 +51,19 @@ int raft_snapshot_taken(struct raft *r, raft_index index, uint64_t bytes, raft_i
     if (index <= r->snap.index) {
         return RR_ECOMPACTED;
     }
-    if (snapshot_meta_reserve(r) != 0) {
+    if (snapshot_store_reserve(r) != 0) {
         return RR_ENOMEM;
     }
     RR_ASSERT(index >= r->log.prev_index);
     /* The snapshot carries the configuration in force at its index (paper §7), committed
      * since index <= applied: it replaces the compacted configuration entries. */
-    (void)membership_config_at(r, index, &r->snap.meta->config);
+    (void)membership_config_at(r, index, &r->snap.store->meta.config);
     r->snap.term = log_term(&r->log, index);
     r->snap.index = index;
-    r->snap.meta->index = index;
-    r->snap.meta->term = r->snap.term;
+    r->snap.store->meta.index = index;
+    r->snap.store->meta.term = r->snap.term;
     RR_ASSERT(r->snap.term > 0);
-    r->snap_bytes = bytes;
+    r->snap.store->bytes = bytes;
     raft_index compact_to = index > trailing ? index - trailing : 0;
     if (compact_to > r->log.prev_index) {
         log_compact_to(&r->log, compact_to);
@@ -81,14 +98,17 @@ void snapshot_send(struct raft *r, struct raft_progress *p)
     if (p->snap_chunk_inflight) {
         return;
     }
-    uint64_t left = r->snap_bytes - p->snap_offset;
+    uint64_t total = snapshot_bytes(r);
+    uint64_t left = total - p->snap_offset;
     uint32_t len = left < RAFT_SNAPSHOT_CHUNK_BYTES ? (uint32_t)left : RAFT_SNAPSHOT_CHUNK_BYTES;
     struct raft_msg m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
-    m.snapshot.meta = *r->snap.meta;
+    m.snapshot.last_index = r->snap.index;
+    m.snapshot.last_term = r->snap.term;
     m.snapshot.offset = p->snap_offset;
-    m.snapshot.total_bytes = r->snap_bytes;
-    m.snapshot.done = p->snap_offset + len == r->snap_bytes;
-    m.snapshot.chunk.len = len; /* the most to send; base NULL: the caller reads it */
+    m.snapshot.total_bytes = total;
+    m.snapshot.done = p->snap_offset + len == total;
+    m.snapshot.chunk.len = len; /* the most to send; base NULL: the caller reads it; the
+                                   configuration is set by raft_ready */
     if (raft_send(r, &m, false, false)) {
         p->snap_chunk_inflight = true;
         p->snap_wait_ticks = 0;
@@ -126,7 +146,7 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m)
         replication_maybe_commit(r);
         return;
     }
-    if (s->rejected || s->next_offset > r->snap_bytes || s->index != r->snap.index) {
+    if (s->rejected || s->next_offset > snapshot_bytes(r) || s->index != r->snap.index) {
         p->snap_offset = 0; /* restart the transfer */
     } else {
         p->snap_offset = s->next_offset;
@@ -141,8 +161,8 @@ int snapshot_validate(const struct raft *r, const struct raft_msg *m)
 {
     (void)r;
     const struct raft_msg_snapshot *s = &m->snapshot;
-    if (s->meta.index == 0 || s->meta.index > RAFT_INDEX_MAX || s->meta.term == 0 ||
-        s->meta.term > m->term || !raft_config_valid(&s->meta.config)) {
+    if (s->last_index == 0 || s->last_index > RAFT_INDEX_MAX || s->last_term == 0 ||
+        s->last_term > m->term || s->config == NULL || !raft_config_valid(s->config)) {
         return RR_EINVAL;
     }
     if (s->total_bytes > RAFT_SNAPSHOT_BYTES_MAX || s->chunk.len > RAFT_SNAPSHOT_CHUNK_BYTES ||
@@ -158,10 +178,11 @@ int snapshot_validate(const struct raft *r, const struct raft_msg *m)
 
 void snapshot_rx_reset(struct raft *r)
 {
-    if (r->rx != NULL) {
-        free(r->rx->chunk);
-        free(r->rx);
-        r->rx = NULL;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    if (rx != NULL) {
+        free(rx->chunk);
+        free(rx);
+        r->snap.store->rx = NULL;
     }
 }
 
@@ -178,7 +199,8 @@ static void rx_drop(struct raft *r)
  * one starts over at offset 0): nothing would ever finish or replace it. */
 bool snapshot_rx_stale(const struct raft *r)
 {
-    return r->rx != NULL && (r->rx->meta.index <= r->commit || r->rx->term != r->term);
+    const struct raft_snapshot_rx *rx = snapshot_rx(r);
+    return rx != NULL && (rx->meta.index <= r->commit || rx->term != r->term);
 }
 
 void snapshot_rx_drop_stale(struct raft *r)
@@ -214,9 +236,10 @@ static void reply_to(struct raft *r,
 static bool rx_matches(const struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_snapshot *s = &m->snapshot;
-    return r->rx != NULL && r->rx->from == m->from && r->rx->term == m->term &&
-           r->rx->meta.index == s->meta.index && r->rx->meta.term == s->meta.term &&
-           r->rx->total_bytes == s->total_bytes;
+    const struct raft_snapshot_rx *rx = snapshot_rx(r);
+    return rx != NULL && rx->from == m->from && rx->term == m->term &&
+           rx->meta.index == s->last_index && rx->meta.term == s->last_term &&
+           rx->total_bytes == s->total_bytes;
 }
 
 static int rx_start(struct raft *r, const struct raft_msg *m)
@@ -224,15 +247,17 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     const struct raft_msg_snapshot *s = &m->snapshot;
     snapshot_rx_reset(r);
     struct raft_snapshot_rx *rx = calloc(1, sizeof(*rx));
-    if (rx == NULL || snapshot_meta_reserve(r) != 0) {
+    if (rx == NULL || snapshot_store_reserve(r) != 0) {
         free(rx);
         return RR_ENOMEM;
     }
-    rx->meta = s->meta;
+    rx->meta.index = s->last_index;
+    rx->meta.term = s->last_term;
+    rx->meta.config = *s->config;
     rx->from = m->from;
     rx->term = m->term;
     rx->total_bytes = s->total_bytes;
-    r->rx = rx;
+    r->snap.store->rx = rx;
     return 0;
 }
 
@@ -242,12 +267,19 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
  * rewritten: the snapshot goes out in a ready with the kept entries after it. */
 static void install(struct raft *r)
 {
-    struct raft_snapshot_rx *rx = r->rx;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    if (r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE) {
+        /* The verdict on a transfer (raft_snapshot_received) may come after this node began
+         * to campaign. Its tally is kept over the slots of its configuration, which the
+         * snapshot may replace: the candidacy ends here (the vote stays, as in any step down
+         * within a term) and the election timer starts again. */
+        election_become_follower(r, r->term, RAFT_NODE_NONE);
+    }
     log_install_snapshot(&r->log, rx->meta.index, rx->meta.term);
-    *r->snap.meta = rx->meta; /* allocated by rx_start */
+    r->snap.store->meta = rx->meta; /* allocated by rx_start */
     r->snap.index = rx->meta.index;
     r->snap.term = rx->meta.term;
-    r->snap_bytes = rx->total_bytes;
+    r->snap.store->bytes = rx->total_bytes;
     r->commit = r->snap.index;
     r->applied = r->snap.index;
     r->snap_to_hand = true;
@@ -261,7 +293,7 @@ static void install(struct raft *r)
  * stores it. */
 static int rx_accept(struct raft *r, const struct raft_msg *m)
 {
-    struct raft_snapshot_rx *rx = r->rx;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
     const struct raft_msg_snapshot *s = &m->snapshot;
     if (rx->chunk == NULL && s->chunk.len > 0) {
         rx->chunk = malloc(RAFT_SNAPSHOT_CHUNK_BYTES);
@@ -281,7 +313,7 @@ static int rx_accept(struct raft *r, const struct raft_msg *m)
     rx->pending = true;
     rx->received += s->chunk.len;
     if (!s->done) {
-        reply_to(r, m->from, s->meta.index, rx->received, false, false, true);
+        reply_to(r, m->from, s->last_index, rx->received, false, false, true);
     }
     return 0;
 }
@@ -289,9 +321,9 @@ static int rx_accept(struct raft *r, const struct raft_msg *m)
 int snapshot_handle(struct raft *r, const struct raft_msg *m)
 {
     const struct raft_msg_snapshot *s = &m->snapshot;
-    if (s->meta.index <= r->commit) {
+    if (s->last_index <= r->commit) {
         /* Older than what we have committed: nothing to install, but tell the leader. */
-        reply_to(r, m->from, s->meta.index, s->total_bytes, false, true, true);
+        reply_to(r, m->from, s->last_index, s->total_bytes, false, true, true);
         return 0;
     }
     if (r->snap_to_hand) {
@@ -302,7 +334,7 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
     }
     if (!rx_matches(r, m)) {
         if (s->offset != 0) {
-            reply_to(r, m->from, s->meta.index, 0, true, false, false); /* missed the start */
+            reply_to(r, m->from, s->last_index, 0, true, false, false); /* missed the start */
             return 0;
         }
         int rv = rx_start(r, m);
@@ -310,7 +342,8 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
             return rv;
         }
     }
-    struct raft_snapshot_rx *rx = r->rx;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    RR_ASSERT(rx != NULL); /* rx_matches or rx_start made it */
     if (rx->pending || rx->complete) {
         /* A chunk is still with us, or the caller is checking the whole image: the leader
          * resends after a timeout if the answer it waits for does not come. */
@@ -319,7 +352,7 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
     if (s->offset != rx->received) {
         /* A duplicate is answered with our position; a gap restarts the transfer. */
         bool gap = s->offset > rx->received;
-        reply_to(r, m->from, s->meta.index, gap ? 0 : rx->received, gap, false, false);
+        reply_to(r, m->from, s->last_index, gap ? 0 : rx->received, gap, false, false);
         if (gap) {
             rx_drop(r);
         }
@@ -330,15 +363,16 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
 
 void snapshot_chunk_handed(struct raft *r)
 {
-    RR_ASSERT(r->rx != NULL && r->rx->pending);
-    r->rx->pending = false;
-    r->rx->complete = r->rx->out.done;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
+    RR_ASSERT(rx != NULL && rx->pending);
+    rx->pending = false;
+    rx->complete = rx->out.done;
 }
 
 int raft_snapshot_received(struct raft *r, raft_index index, bool valid)
 {
     RR_ASSERT(!r->handed.pending);
-    struct raft_snapshot_rx *rx = r->rx;
+    struct raft_snapshot_rx *rx = snapshot_rx(r);
     if (rx == NULL || rx->meta.index != index) {
         return RR_ENOTFOUND;
     }

@@ -105,8 +105,14 @@ int config_set(struct node_config *c, const char *key, const char *value, char *
 int config_load_file(struct node_config *c, const char *path, char *err, size_t len);
 /* Checks the whole configuration (this node in the node list, ports, G and W). */
 int config_validate(const struct node_config *c, char *err, size_t len);
-/* Writes every setting as a config file would hold it. */
+/* Writes every setting as a config file would hold it (--dump-config). */
 void config_write(const struct node_config *c, FILE *f);
+/* Writes a commented config file (--sample-config): a heading per group of settings, and per
+ * setting its description and a "setting value" line, commented out where c holds the
+ * built-in default. */
+void config_write_sample(const struct node_config *c, FILE *f);
+/* Writes one line per setting: "--setting ARG" and a short description (--help). */
+void config_write_help(FILE *f);
 /* This node's entry in the node list (validated to exist). */
 const struct node_address *config_self(const struct node_config *c);
 const struct node_address *config_node(const struct node_config *c, raft_node id);

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/base/assert.h"
 #include "io/client.h"
@@ -15,10 +17,13 @@
 #define CONN_IN_INITIAL  (16u << 10)
 #define CONN_OUT_INITIAL (16u << 10)
 #define CONN_RECV_MIN    (16u << 10)
-/* What an idle connection's buffers keep. A burst grows them (at start-up a node's groups
- * elect their leaders at once and their messages leave in large batches); once the bytes are
- * gone the rest is given back: the input after a small read left nothing unconsumed, the
- * output by conn_trim (once a second for peers). Steady traffic keeps what it uses. */
+/* What a connection's buffers keep. A burst grows them (at start-up a node's groups elect
+ * their leaders at once and their messages leave in large batches); once the bytes are gone
+ * the rest is given back: the input after a small read left nothing unconsumed, the output
+ * by conn_trim (once a second for peers). Steady traffic keeps what it uses, up to
+ * CONN_BUF_KEEP; a connection without traffic for a whole conn_trim period keeps only its
+ * initial input buffer (a node with thousands of quiesced groups sends nothing for long
+ * stretches, and every worker has a connection to every peer). */
 #define CONN_BUF_KEEP (64u << 10)
 
 /* Provided receive buffers for multishot recv: one ring per worker, shared by all its
@@ -221,6 +226,35 @@ bool conn_setup_buffers(struct worker *w)
     return true;
 }
 
+/* The provided buffers are one block of plain user memory (the kernel copies into it, it
+ * pins nothing), so a burst leaves all BUF_RING_ENTRIES * BUF_SIZE bytes resident: the
+ * kernel takes buffers in ring order. When the worker has received nothing for a while
+ * their pages are dropped (MADV_DONTNEED: the next write into one gets a zeroed page).
+ * That must not race with the kernel filling a buffer: with DEFER_TASKRUN the kernel runs
+ * a recv's completion work, and so copies into a buffer, only inside this thread's
+ * io_uring_enter; and an empty CQ without overflow means every buffer it filled was copied
+ * out and returned already. Without DEFER_TASKRUN the buffers are kept. */
+void conn_release_buffers(struct worker *w)
+{
+    bool used = w->buf_used;
+    w->buf_used = false;
+    if (used) {
+        w->buf_released = false;
+        return;
+    }
+    if (!w->use_recv_multishot || w->buf_released ||
+        (w->ring.flags & IORING_SETUP_DEFER_TASKRUN) == 0 || io_uring_cq_ready(&w->ring) != 0 ||
+        io_uring_cq_has_overflow(&w->ring)) {
+        return;
+    }
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)w->buf_base + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)w->buf_base + (size_t)BUF_RING_ENTRIES * BUF_SIZE) & ~(page - 1);
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) {
+        w->buf_released = true;
+    }
+}
+
 static void buffer_return(struct worker *w, unsigned short bid)
 {
     io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)bid * BUF_SIZE, BUF_SIZE, bid,
@@ -345,12 +379,27 @@ static void conn_shrink_input(struct conn *c, size_t res)
 
 void conn_trim(struct conn *c)
 {
-    if (c->closing || c->send_pending) {
+    bool idle = !c->busy;
+    c->busy = false;
+    if (c->closing) {
+        return;
+    }
+    /* A one-shot recv in flight writes into the input buffer: it stays. A multishot recv
+     * writes into the worker's provided buffers. */
+    bool input_free = !c->recv_pending || c->multishot;
+    if (idle && input_free && c->in_len == 0 && c->in_cap > CONN_IN_INITIAL) {
+        uint8_t *in = realloc(c->in, CONN_IN_INITIAL);
+        if (in != NULL) {
+            c->in = in;
+            c->in_cap = CONN_IN_INITIAL;
+        }
+    }
+    if (c->send_pending) {
         return;
     }
     for (int k = 0; k < 2; k++) {
         struct conn_buf *o = &c->out[k];
-        if (o->len == 0 && o->cap > CONN_BUF_KEEP) {
+        if (o->len == 0 && (o->cap > CONN_BUF_KEEP || (idle && o->cap > 0))) {
             free(o->buf);
             o->buf = NULL;
             o->cap = 0;
@@ -383,6 +432,7 @@ uint8_t *conn_reserve(struct conn *c, size_t n)
     }
     uint8_t *p = o->buf + o->len;
     o->len += n;
+    c->busy = true;
     conn_flush_later(c);
     return p;
 }
@@ -478,6 +528,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
         if (c->multishot) {
             if ((flags & IORING_CQE_F_BUFFER) != 0) {
                 unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
+                w->buf_used = true;
                 if (res > 0 && !c->closing && c->close_after_flush) {
                     conn_linger_discard(c, (size_t)res);
                 } else if (res > 0 && !c->closing) {
@@ -485,6 +536,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
                         memcpy(c->in + c->in_len, w->buf_base + (size_t)bid * BUF_SIZE,
                                (size_t)res);
                         c->in_len += (size_t)res;
+                        c->busy = true;
                     } else {
                         LOG_W("connection %llx: input over its limit; closing",
                               (unsigned long long)c->id);
@@ -510,6 +562,9 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             }
             if (res > 0 && !c->close_after_flush) {
                 conn_on_recv(c);
+                if (!c->closing) {
+                    conn_shrink_input(c, (size_t)res); /* the kernel writes elsewhere */
+                }
             }
             if (!c->closing && !c->recv_pending) {
                 conn_start_recv(c); /* ended (no buffers, cancelled for a pause, ...) */
@@ -534,6 +589,7 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
             break;
         }
         c->in_len += (size_t)res;
+        c->busy = true;
         conn_on_recv(c);
         if (!c->closing) {
             conn_shrink_input(c, (size_t)res);

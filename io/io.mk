@@ -55,6 +55,15 @@ $(RINGRAFTD): $(B)/io/main.o $(LIBNODE) $(LIBSERVICE) $(LIBSTORAGE) $(LIBCORE)
 
 BUILD_TARGETS += $(RINGRAFTD)
 
+# The one service test of runtime code: tests/service/test_config.c includes io/config.c (the
+# table of settings) and links what it calls (log levels, WAL strategies) from the node and
+# storage libraries. It reads tools/dist/ringraft.conf and tools/man/ringraftd.8 from the
+# working directory, the top of the tree.
+$(B)/tests/service/test_config: $(B)/tests/service/test_config.o $(LIBNODE) $(LIBSERVICE) \
+		$(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) \
+		$(LIBS_XXHASH) -lpthread
+
 # ---- running a local cluster, and the process tests (tests/node) -----------------------
 # `make run`: the release build as a local 3-node cluster in the foreground (data and logs
 # in build/run-cluster; Ctrl-C stops it). docs/operations.md.
@@ -116,6 +125,19 @@ bench-node: deps
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
 		build/release/bench/node_floor
 	$(Q)python3 -B bench/node-targets.py
+
+# ---- where an idle node's memory goes (bench/node-memory.py) ------------------------------
+# Live heap bytes per allocation site, big blocks' resident bytes, mallinfo2 and smaps of a
+# 3-node cluster at G=64 and G=4096, and their difference per extra group.
+.PHONY: bench-memory
+BENCH_MEMORY_ARGS ?= --workers 1
+build/release/bench/live_bytes.so: bench/live_bytes.c
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)$(CC) -O2 -g -Wall -Wextra -shared -fPIC -o $@ $< -ldl -lpthread
+bench-memory: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
+		build/release/bench/live_bytes.so
+	$(Q)python3 -B bench/node-memory.py $(BENCH_MEMORY_ARGS)
 
 # ---- heap allocations per acknowledged write (bench/node-allocs.sh) ---------------------
 .PHONY: bench-allocs

@@ -1,9 +1,13 @@
 /* ringraftd: a ringraft node.
  *
- *   ringraftd [CONFIG-FILE] [--SETTING VALUE ...] [--dump-config] [--check-config]
+ *   ringraftd [CONFIG-FILE] [--SETTING VALUE ...] [--check-config | --dump-config |
+ *             --sample-config]
+ *   ringraftd --help | --version
  *
  * With no arguments: a single-node cluster on 127.0.0.1:7001 with data in ./ringraft-data.
- * Settings come from the built-in default, then the file, then the flags (docs/node.md). */
+ * Settings come from the built-in default, then the file, then the flags (docs/node.md,
+ * ringraftd(8)). Exit status: 0 after a clean shutdown or a command, 1 when the node fails
+ * (start-up or later), 2 for a bad command line or configuration. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,8 +16,10 @@
 #include <unistd.h>
 
 #include "core/base/assert.h"
+#include "core/base/version.h"
 #include "io/log.h"
 #include "io/ringraftd.h"
+#include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (tools/dist/install.mk) */
 
 /* A failed invariant is logged (file, line, expression) before the process aborts, so the
  * log says why a node died. */
@@ -25,13 +31,44 @@ static void on_assert(const char *file, int line, const char *expr)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ringraftd [CONFIG-FILE] [--SETTING VALUE ...] [--dump-config] "
-               "[--check-config]\n"
-               "  with no arguments: a single-node cluster on 127.0.0.1:7001, data in "
-               "./ringraft-data\n"
-               "  --dump-config prints the effective configuration and exits; every setting "
-               "is listed there\n"
-               "  (see docs/node.md)\n");
+    static const char *const head[] = {
+        "usage: ringraftd [CONFIG-FILE] [--SETTING VALUE ...]",
+        "                 [--check-config | --dump-config | --sample-config]",
+        "       ringraftd --help | --version",
+        "",
+        "Runs one ringraft node. With no arguments: a single-node cluster on 127.0.0.1:7001,",
+        "data in ./ringraft-data. Settings come from the built-in default, then CONFIG-FILE",
+        "(\"setting value\" lines), then the --SETTING VALUE flags; ringraftd(8) describes them.",
+        "",
+        "Commands:",
+    };
+    static const char *const commands[][2] = {
+        {"--check-config", "check the configuration and exit (status 0: valid)"},
+        {"--dump-config", "print the effective configuration and exit"},
+        {"--sample-config", "print a commented config file and exit"},
+        {"--help, -h", "print this help and exit"},
+        {"--version", "print the version and exit"},
+    };
+    for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
+        fprintf(f, "%s\n", head[i]);
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %-37s %s\n", commands[i][0], commands[i][1]);
+    }
+    fprintf(f, "\nSettings (in CONFIG-FILE without the leading --):\n");
+    config_write_help(f);
+}
+
+/* "ringraftd 0.1.0 (git 39e5427abcde, release build)"; without "git ..." when the build was
+ * not made from a git work tree; "-dirty" after the commit when tracked files had changes. */
+static void version(FILE *f)
+{
+    const char *commit = RINGRAFT_GIT_COMMIT;
+    if (commit[0] != '\0') {
+        fprintf(f, "ringraftd %s (git %s, %s build)\n", RINGRAFT_VERSION, commit, RINGRAFT_BUILD);
+    } else {
+        fprintf(f, "ringraftd %s (%s build)\n", RINGRAFT_VERSION, RINGRAFT_BUILD);
+    }
 }
 
 int main(int argc, char **argv)
@@ -39,7 +76,7 @@ int main(int argc, char **argv)
     struct node_config cfg;
     config_default(&cfg);
     char err[600];
-    bool dump = false, check = false;
+    bool dump = false, check = false, sample = false;
     int i = 1;
     if (i < argc && argv[i][0] != '-') {
         if (config_load_file(&cfg, argv[i], err, sizeof(err)) != 0) {
@@ -53,6 +90,14 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (strcmp(argv[i], "--version") == 0) {
+            version(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--sample-config") == 0) {
+            sample = true;
+            continue;
+        }
         if (strcmp(argv[i], "--dump-config") == 0) {
             dump = true;
             continue;
@@ -62,8 +107,9 @@ int main(int argc, char **argv)
             continue;
         }
         if (strncmp(argv[i], "--", 2) != 0 || i + 1 >= argc) {
-            fprintf(stderr, "ringraftd: expected --SETTING VALUE at '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr,
+                    "ringraftd: expected --SETTING VALUE at '%s' (ringraftd --help lists them)\n",
+                    argv[i]);
             return 2;
         }
         if (config_set(&cfg, argv[i] + 2, argv[i + 1], err, sizeof(err)) != 0) {
@@ -78,6 +124,10 @@ int main(int argc, char **argv)
     }
     if (dump) {
         config_write(&cfg, stdout);
+        return 0;
+    }
+    if (sample) {
+        config_write_sample(&cfg, stdout);
         return 0;
     }
     if (check) {

@@ -16,6 +16,7 @@
 
 #include "core/base/assert.h"
 #include "io/log.h"
+#include "io/notify.h"
 #include "io/ringraftd.h"
 
 int64_t node_clock_ms(void)
@@ -166,6 +167,15 @@ static int next_boot(const char *dir, uint32_t *boot)
     return node_write_durably(dir, "BOOT", text, (size_t)len);
 }
 
+/* Tells a service manager (systemd Type=notify) the node's state; io/notify.h. */
+static void node_notify(const char *state)
+{
+    int rc = notify_send(state);
+    if (rc != 0) {
+        LOG_W("cannot notify the service manager ($NOTIFY_SOCKET) of %s: %s", state, strerror(-rc));
+    }
+}
+
 int node_run(const struct node_config *cfg)
 {
     struct node *n = calloc(1, sizeof(*n));
@@ -271,6 +281,7 @@ int node_run(const struct node_config *cfg)
               "%u nodes",
               cfg->node_id, cfg->bind, self->port, cfg->bind, self->peer_port, W, cfg->groups,
               nodeset_get(n)->count);
+        node_notify("READY=1");
         int sig = 0;
         sigwait(&set, &sig);
         const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
@@ -281,6 +292,7 @@ int node_run(const struct node_config *cfg)
         }
 #endif
         LOG_N("received %s; shutting down", name);
+        node_notify("STOPPING=1");
     } else {
         LOG_E("start-up failed; exiting");
     }

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/base/version.h"
 #include "core/drain.h"
 #include "core/multi.h"
 #include "io/config.h"
@@ -25,10 +26,6 @@
 #include "io/service/sm.h"
 #include "io/slowlog.h"
 #include "storage/wal.h"
-
-#ifndef RINGRAFT_VERSION
-#define RINGRAFT_VERSION "0.1.0"
-#endif
 
 #define NODE_WORKERS_MAX 64
 
@@ -90,6 +87,7 @@ struct conn {
     struct conn *linger_next; /* worker's list of lingering connections */
     int64_t linger_until_ms;
     size_t linger_bytes; /* input discarded while lingering */
+    bool busy;           /* bytes came in or were queued out since the last conn_trim */
 };
 
 /* ---- requests (route.c) --------------------------------------------------------------- */
@@ -231,12 +229,14 @@ struct snap_verdict {
 
 struct group_state {
     raft_group g;
-    uint8_t role;
     raft_node leader;
+    raft_node hs_vote; /* the hard state last written to the WAL (with hs_term) */
+    uint8_t role;
     raft_term term;
+    raft_term hs_term;
+    /* Created by the first command applied (route_on_apply): until then the group's state is
+     * empty, and reads see the worker's empty_sm. Most idle groups never get one. */
     struct sm *sm;
-    raft_term hs_term; /* the hard state last written to the WAL */
-    raft_node hs_vote;
     struct req_list proposed; /* by index */
     struct req_list reading;
     struct req_list waiting;
@@ -346,7 +346,9 @@ struct worker {
     bool use_recv_multishot;            /* configured, and the provided-buffer ring registered */
     struct io_uring_buf_ring *buf_ring; /* provided receive buffers (conn.c) */
     uint8_t *buf_base;
-    int wake_fd; /* eventfd: the main thread's stop signal (and the wake fallback) */
+    bool buf_used;     /* a provided buffer was filled since the last conn_release_buffers */
+    bool buf_released; /* their pages were given back and none was filled since */
+    int wake_fd;       /* eventfd: the main thread's stop signal (and the wake fallback) */
     uint64_t wake_buf;
     _Atomic bool sleeping;
     struct multi *multi;
@@ -422,7 +424,10 @@ struct worker {
     struct client *resume_head; /* clients whose paused input is parsed next iteration */
     /* clients */
     uint32_t clients;
-    struct reply scratch; /* apply replies on replicas */
+    struct reply scratch;       /* apply replies on replicas */
+    struct reply sm_scratch;    /* where every group's state machine builds a reply */
+    struct sm_limits sm_limits; /* of every group's state machine */
+    struct sm *empty_sm;        /* reads of groups without a state machine yet */
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;
@@ -604,6 +609,10 @@ struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, siz
 void conn_start_recv(struct conn *c);
 /* Registers the worker's provided-buffer ring for multishot recv; false if unavailable. */
 bool conn_setup_buffers(struct worker *w);
+/* Gives the provided receive buffers' pages back to the kernel if none was filled since
+ * the previous call and nothing can fill one meanwhile (see conn.c). Called about once a
+ * second. */
+void conn_release_buffers(struct worker *w);
 /* Stops a multishot recv of a connection the owner paused (its input stays bounded). */
 void conn_pause(struct conn *c);
 /* Appends bytes to the output; false if over the limit (nothing appended). */
@@ -626,8 +635,10 @@ void conn_linger_expire(struct worker *w);
 /* After an operation of a closing connection completed outside conn_handle_cqe. */
 void conn_settle(struct conn *c);
 void conn_consume(struct conn *c, size_t n);
-/* Frees output buffers above a small size that hold nothing and are not being sent (an
- * idle connection's share of a past burst). */
+/* Gives back buffer space a connection holds without using it (an idle connection's share
+ * of a past burst): output buffers above a small size that hold nothing and are not being
+ * sent, and an empty input buffer grown past its initial size, once there was no traffic
+ * since the previous call. Called about once a second. */
 void conn_trim(struct conn *c);
 size_t conn_output_bytes(const struct conn *c);
 /* CQE handlers; return the conn's events to its owner. */

@@ -532,7 +532,9 @@ static bool place_transfer(struct worker *w, struct group_state *gs, struct req 
         return true;
     }
     const struct raft *ro = multi_group_peek(w->multi, gs->g);
-    if (!raft_config_is_voter(raft_config(ro), id)) {
+    struct raft_config now;
+    raft_config(ro, &now);
+    if (!raft_config_is_voter(&now, id)) {
         char err[96];
         snprintf(err, sizeof(err), "ERR node %u is not a voter of group %u", id, gs->g);
         member_done(w, gs, r, err);
@@ -565,9 +567,11 @@ static bool place_member(struct worker *w, struct group_state *gs, struct req *r
                    : strcmp(op, "learner") == 0 ? RAFT_LEARNER
                                                 : 0;
     const struct raft *ro = multi_group_peek(w->multi, gs->g);
-    uint8_t have = member_role(raft_config(ro), id);
+    struct raft_config now;
+    raft_config(ro, &now);
+    uint8_t have = member_role(&now, id);
     char err[128];
-    if (have == want && !raft_config_is_joint(raft_config(ro))) {
+    if (have == want && !raft_config_is_joint(&now)) {
         if (raft_config_pending(ro)) {
             park(w, gs, r); /* done once that configuration commits */
         } else {
@@ -921,6 +925,8 @@ void route_wake_blocked(struct worker *w)
         gs->wake_next = NULL;
         gs->wake_queued = false;
         struct req *r = gs->blocked.head;
+        /* A no-op entry wakes the group too, before its first command created its state. */
+        const struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm;
         int64_t now = node_wall_ms();
         while (r != NULL) {
             struct req *next = r->list_next;
@@ -930,7 +936,7 @@ void route_wake_blocked(struct worker *w)
                 continue;
             }
             reply_reset(&r->reply);
-            if (sm_xread_retry(gs->sm, now, r->argc, r->argv, r->argl, r->wait, &r->reply)) {
+            if (sm_xread_retry(sm, now, r->argc, r->argv, r->argl, r->wait, &r->reply)) {
                 unblock(w, gs, r);
                 route_complete(w, r);
             }
@@ -955,11 +961,11 @@ static void collect_key(void *arg, const uint8_t *key, size_t len)
  * set). */
 static bool serve_read(struct worker *w, struct group_state *gs, struct req *r)
 {
-    (void)w;
+    struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm; /* nothing applied yet: empty */
     int64_t now = node_wall_ms();
     reply_reset(&r->reply);
     if (r->cls == REQ_INTERNAL_DBSIZE) {
-        reply_int(&r->reply, (int64_t)sm_key_count(gs->sm, now));
+        reply_int(&r->reply, (int64_t)sm_key_count(sm, now));
         return false;
     }
     if (r->cls == REQ_INTERNAL_SCAN) {
@@ -975,7 +981,7 @@ static bool serve_read(struct worker *w, struct group_state *gs, struct req *r)
         reply_init(&keys, r->reply.limit);
         struct scan_ctx c = {.keys = &keys};
         do {
-            sm_scan(gs->sm, now, &cursor, count ? (uint32_t)count : 1024,
+            sm_scan(sm, now, &cursor, count ? (uint32_t)count : 1024,
                     r->argl[2] ? r->argv[2] : NULL, r->argl[2], r->argl[3] ? type : NULL,
                     collect_key, &c);
         } while (count == 0 && cursor != 0);
@@ -987,7 +993,7 @@ static bool serve_read(struct worker *w, struct group_state *gs, struct req *r)
         return false;
     }
     struct sm_xread_wait wait;
-    if (!sm_read_wait(gs->sm, now, r->argc, r->argv, r->argl, &wait, &r->reply)) {
+    if (!sm_read_wait(sm, now, r->argc, r->argv, r->argl, &wait, &r->reply)) {
         return false;
     }
     r->wait = malloc(sizeof(*r->wait));

@@ -1256,18 +1256,18 @@ static void read_cb(struct worker *w, struct snap_op *op, int res)
     struct raft_msg_snapshot *sn = &m->snapshot;
     if (res <= 0) {
         LOG_W("group %u: reading snapshot %llu at %llu: %s", rd->gs->g,
-              (unsigned long long)sn->meta.index, (unsigned long long)sn->offset,
+              (unsigned long long)sn->last_index, (unsigned long long)sn->offset,
               res < 0 ? strerror(-res) : "end of file");
         read_done(w, rd);
         return;
     }
     int64_t whole = snapshot_whole_records(rd->buf, (size_t)res, sn->offset,
-                                           snapshot_seed(rd->gs->g, sn->meta.index, sn->meta.term));
+                                           snapshot_seed(rd->gs->g, sn->last_index, sn->last_term));
     if (whole < 0) {
         /* Our own file is damaged: never send it; a new snapshot will replace it. */
         LOG_E("group %u: snapshot file %llu is damaged near offset %llu: not sent; taking a new "
               "one",
-              rd->gs->g, (unsigned long long)sn->meta.index, (unsigned long long)sn->offset);
+              rd->gs->g, (unsigned long long)sn->last_index, (unsigned long long)sn->offset);
         rd->gs->snap_wanted = true;
         read_done(w, rd);
         return;
@@ -1377,11 +1377,11 @@ static void reads_pump(struct worker *w)
         w->snap_read_queued--;
         rd->next = NULL;
         const struct raft_msg_snapshot *sn = &rd->m.snapshot;
-        if (rd->gs->snap_index != sn->meta.index) {
+        if (rd->gs->snap_index != sn->last_index) {
             free(rd); /* replaced meanwhile: the core asks again for the new one */
             continue;
         }
-        rd->fd = fd_get(w, rd->gs->g, sn->meta.index);
+        rd->fd = fd_get(w, rd->gs->g, sn->last_index);
         if (rd->fd == NULL) {
             free(rd); /* every slot busy: the core sends again after a timeout */
             continue;
@@ -1396,7 +1396,7 @@ void snapshot_read_chunk(struct worker *w, struct group_state *gs, const struct 
 {
     /* Only the durable file of the snapshot the core names can be sent; a snapshot installed
      * but not yet durable, or one just replaced, is asked for again after a timeout. */
-    if (gs->snap_index != m->snapshot.meta.index || w->snap_read_queued >= SNAP_QUEUED_MAX ||
+    if (gs->snap_index != m->snapshot.last_index || w->snap_read_queued >= SNAP_QUEUED_MAX ||
         m->snapshot.offset + m->snapshot.chunk.len > gs->snap_file_bytes) {
         w->st.snapshot_chunks_dropped++;
         return;
@@ -1567,7 +1567,7 @@ static int startup_try(struct worker *w,
                      g, (unsigned long long)index);
         }
     }
-    if (rc == 0 && (rc = sm_create(&sm, &sl)) == 0) {
+    if (rc == 0 && (rc = sm_create(&sm, &sl, &w->sm_scratch)) == 0) {
         rc = sm_loader_finish(c->loader, sm);
         if (rc != 0) {
             snprintf(err, err_len, "snapshot %s/snap-%08x-%016llx: bad state machine image",

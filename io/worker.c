@@ -436,7 +436,9 @@ static void publish_groups(struct worker *w)
         atomic_store_explicit(&p->applied, st.applied, memory_order_relaxed);
         atomic_store_explicit(&p->last_index, st.last_index, memory_order_relaxed);
         atomic_store_explicit(&p->snapshot_index, st.snapshot_index, memory_order_relaxed);
-        const struct raft_config *c = raft_config(multi_group_peek(w->multi, gs->g));
+        struct raft_config now;
+        raft_config(multi_group_peek(w->multi, gs->g), &now);
+        const struct raft_config *c = &now;
         uint32_t voters = 0, learners = 0;
         for (uint32_t i = 0; i < c->member_count; i++) {
             voters += c->members[i].role == RAFT_VOTER;
@@ -542,7 +544,9 @@ static void publish_stats(struct worker *w)
  * one). NONE while the configuration is joint. */
 raft_node worker_preferred_leader(const struct raft *r, raft_group g)
 {
-    const struct raft_config *c = raft_config(r);
+    struct raft_config now;
+    raft_config(r, &now);
+    const struct raft_config *c = &now;
     if (raft_config_is_joint(c)) {
         return RAFT_NODE_NONE;
     }
@@ -694,6 +698,8 @@ static void run_ticks(struct worker *w)
                 conn_trim(w->peers[i].conn); /* idle connections give back a burst's buffers */
             }
         }
+        conn_release_buffers(w);   /* so do an idle worker's receive buffers */
+        wal_release_cache(w->wal); /* and an idle WAL's cache */
         heap_trim(w);
     }
     if (w->node->cfg.leader_balance && w->now_ms >= w->next_balance_ms) {
@@ -1115,8 +1121,11 @@ static int worker_open(struct worker *w)
     w->group_count = multi_group_count(w->multi);
     w->groups = calloc(w->group_count, sizeof(*w->groups));
     RR_ASSERT(w->groups != NULL);
-    struct sm_limits sl;
-    sm_limits_default(&sl);
+    sm_limits_default(&w->sm_limits);
+    reply_init(&w->sm_scratch, w->sm_limits.reply_limit);
+    if (sm_create(&w->empty_sm, &w->sm_limits, &w->sm_scratch) != 0) {
+        return RR_ENOMEM;
+    }
     for (uint32_t s = 0; s < w->group_count; s++) {
         struct group_state *gs = &w->groups[s];
         gs->g = multi_group_id(w->multi, s);
@@ -1146,7 +1155,7 @@ static int worker_open(struct worker *w)
                  * WAL catches up now (queued before anything else this run writes). */
                 worker_persist_compact(w, gs->g, sr->meta.index, sr->meta.term);
             }
-        } else if (sm_create(&gs->sm, &sl) != 0) {
+        } else if (sm_create(&gs->sm, &w->sm_limits, &w->sm_scratch) != 0) {
             free(rctx.snap);
             return RR_ENOMEM;
         }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +175,45 @@ void wal_stats_reset(struct wal *wal)
     histogram_init(&wal->stats.batch_bytes);
     histogram_init(&wal->stats.flush_ns);
     histogram_init(&wal->stats.queue_ns);
+}
+
+/* ---- giving the ring back when idle ---------------------------------------------------- */
+
+/* Drops the whole pages inside [p, p + len) (MADV_DONTNEED: they read back as zeros);
+ * returns their bytes. A failure loses nothing: the memory just stays resident. */
+static size_t release_pages(void *p, size_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)p + len) & ~(page - 1);
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0) {
+        return 0;
+    }
+    return hi - lo;
+}
+
+size_t wal_release_cache(struct wal *wal)
+{
+    bool appended = wal->head != wal->release_seen_head;
+    wal->release_seen_head = wal->head;
+    if (appended || wal->head == wal->release_done_head || wal->durable != wal->head ||
+        wal->flush_count > 0) {
+        return 0;
+    }
+    /* Every byte of the ring is durable, and none is in a write in flight: forget them all
+     * (reads below ring_lo go to the files). The next record is encoded at head, so no page
+     * has to survive. */
+    RR_ASSERT(wal->queued_records == 0);
+    wal->ring_lo = wal->head;
+    wal->release_done_head = wal->head;
+    size_t released = release_pages(wal->ring_buf, wal->ring_mask + 1);
+    /* So can the unit FIFO's pages, once every unit was acknowledged: its slots are written
+     * before they are read, and a burst leaves as many of them touched as it queued units,
+     * up to WAL_UNITS_MAX. */
+    if (wal->unit_count == 0) {
+        released += release_pages(wal->units, sizeof(wal->units));
+    }
+    return released;
 }
 
 /* ---- encoding into the ring ------------------------------------------------------------ */
@@ -514,6 +554,9 @@ static int alloc_state(struct wal *wal)
         wal->groups[g].first_index = 1;
         wal->groups[g].hs_lsn = WAL_NO_LSN;
         wal->groups[g].snap_lsn = WAL_NO_LSN;
+        if (wal_index_init(&wal->groups[g]) != RR_OK) {
+            return RR_ENOMEM;
+        }
     }
     wal->ring_mask = wal->cfg.cache_bytes - 1u;
     return RR_OK;

@@ -176,6 +176,16 @@ int wal_compact(struct wal *wal,
 /* Ends a loop iteration: applies the strategy and prepares SQEs; the caller then submits. */
 void wal_submit(struct wal *wal);
 
+/* Gives the cache's pages back to the kernel when the WAL has been idle: nothing was
+ * appended since the previous call and everything written is durable. The cache then holds
+ * nothing (later reads of those entries go to the segment files) and fills again from the
+ * next append; the persist units' table, empty then, gives its pages back too. Meant to be
+ * called about once a second: a node whose groups are quiesced writes nothing for long
+ * stretches, and the pages touched by an earlier burst (up to cache_bytes, and the units
+ * it queued) would otherwise stay resident. Returns the bytes released (0: not idle, or
+ * nothing written since the last release). */
+size_t wal_release_cache(struct wal *wal);
+
 /* Handles a CQE whose user_data carries the WAL's tag; may run callbacks and prepare SQEs.
  * Returns 0, or the fatal error that stopped the WAL. */
 int wal_handle_cqe(struct wal *wal, const struct io_uring_cqe *cqe);

@@ -62,16 +62,18 @@ static int gs_resize(struct wal_group_state *gs, uint32_t ncap)
     return RR_OK;
 }
 
-/* First capacity of a group's deque, and the floor shrinking stops at. Small: an idle group
- * retains a few entries (its leaders' no-ops), and every group of the node has a deque. */
-#define GS_CAP_MIN 4u
+int wal_index_init(struct wal_group_state *gs)
+{
+    RR_ASSERT(gs->cap == 0 && gs->count == 0);
+    return gs_resize(gs, WAL_INDEX_SLOTS_MIN);
+}
 
 /* Gives memory back once compaction left the deque at a quarter of its capacity or less
  * (keeping the larger deque when that allocation fails is always correct). */
 void wal_index_shrink(struct wal_group_state *gs)
 {
     uint32_t ncap = gs->cap;
-    while (ncap > GS_CAP_MIN && gs->count <= ncap / 4u) {
+    while (ncap > WAL_INDEX_SLOTS_MIN && gs->count <= ncap / 4u) {
         ncap /= 2u;
     }
     if (ncap != gs->cap) {
@@ -83,7 +85,7 @@ static int gs_push(struct wal_group_state *gs, const struct wal_loc *loc)
 {
     if (gs->count == gs->cap) {
         /* Grows by doubling: amortised, and bounded by the retained entries of the group. */
-        uint32_t ncap = gs->cap == 0 ? GS_CAP_MIN : gs->cap * 2u;
+        uint32_t ncap = gs->cap == 0 ? WAL_INDEX_SLOTS_MIN : gs->cap * 2u;
         if (ncap == 0 || WAL_FAULT(WAL_FP_ALLOC, 0) != 0 || gs_resize(gs, ncap) != RR_OK) {
             return RR_ENOMEM;
         }

@@ -183,9 +183,11 @@ struct wal {
 
     uint8_t *ring_buf; /* cache_bytes ring: byte at lsn L lives at L & ring_mask */
     uint64_t ring_mask;
-    uint64_t ring_lo; /* oldest lsn still held by the ring */
-    uint8_t *scratch; /* WAL_RECORD_MAX bytes for records that wrap the ring */
-    uint8_t *zeros;   /* WAL_PREP_CHUNK zero bytes */
+    uint64_t ring_lo;           /* oldest lsn still held by the ring */
+    uint64_t release_seen_head; /* wal_release_cache: head at its previous call */
+    uint64_t release_done_head; /* head when the ring's pages were last given back */
+    uint8_t *scratch;           /* WAL_RECORD_MAX bytes for records that wrap the ring */
+    uint8_t *zeros;             /* WAL_PREP_CHUNK zero bytes */
 
     uint64_t head;           /* lsn where the next record is encoded */
     uint64_t durable;        /* everything below is written and synced */
@@ -257,6 +259,14 @@ int wal_put_marker(
     struct wal *wal, raft_group group, uint8_t type, raft_index index, raft_term term);
 
 /* wal_index.c */
+/* First capacity of a group's deque, and the floor shrinking stops at. Small: an idle group
+ * retains a few entries (its leaders' no-ops), and every group of the node has a deque. */
+#define WAL_INDEX_SLOTS_MIN 4u
+/* Allocates a group's first deque. wal_open does it for every group, one after the other:
+ * their first appends come as the node's groups all elect at once, among thousands of
+ * short-lived allocations, and long-lived arrays allocated then pin the heap's pages after
+ * those are freed. */
+int wal_index_init(struct wal_group_state *gs);
 /* Recovery replays records through these, as appends do. */
 int wal_apply_record(struct wal *wal, const struct wal_record *r, uint64_t lsn, uint32_t size);
 /* An entry after a gap in its group's log (wal_apply_record returned RR_EUNAVAILABLE):

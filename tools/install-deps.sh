@@ -7,9 +7,14 @@ have_header() { [ -e "/usr/include/$1" ]; }
 have_header liburing.h || need+=(liburing-dev)
 have_header xxhash.h || need+=(libxxhash-dev)
 have_header cmocka.h || need+=(libcmocka-dev)
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+# The install tests (tests/install): groff renders the man pages, mandoc lints them, man -l
+# (man-db) shows them.
+have_cmd groff || need+=(groff-base)
+have_cmd mandoc || need+=(mandoc)
+have_cmd man || need+=(man-db)
 # The node tests and `make run` (tests/node, tools/ringraft-cluster): redis-cli and
 # redis-benchmark talk to the nodes, the tests are Python 3 (standard library only).
-have_cmd() { command -v "$1" >/dev/null 2>&1; }
 { have_cmd redis-cli && have_cmd redis-benchmark; } || need+=(redis-tools)
 # bench/compare.py and bench/node-targets.py measure against a real redis-server.
 have_cmd redis-server || need+=(redis-server)

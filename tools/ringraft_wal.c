@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "core/base/errors.h"
+#include "core/base/version.h"
 #include "core/limits.h"
+#include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (tools/dist/install.mk) */
 #include "storage/wal_format.h"
 
 struct group_summary {
@@ -265,10 +267,29 @@ static int segment(struct tool *t, const char *path, int is_last)
     return (sealed ? 0 : SEG_UNSEALED) | (has ? SEG_RECORDS : 0);
 }
 
-static int usage(void)
+static void usage(FILE *f)
 {
-    fprintf(stderr, "usage: ringraft-wal dump [--json] | verify | summary  DIR-or-SEGMENT...\n");
-    return 2;
+    fprintf(f, "usage: ringraft-wal dump [--json] | verify | summary  DIR-or-SEGMENT...\n"
+               "       ringraft-wal --help | --version\n"
+               "Reads WAL segments without opening the WAL (no lock, no recovery, nothing "
+               "written).\n"
+               "  dump      every record of every segment, in order (--json: one object a line)\n"
+               "  verify    check every record; exit status 1 if anything is damaged outside a "
+               "torn tail\n"
+               "  summary   per group: first and last index, snapshot, hard state, bytes\n"
+               "ringraft-wal(1) describes the output.\n");
+}
+
+/* As ringraftd --version: "ringraft-wal 0.1.0 (git 39e5427abcde, release build)". */
+static void version(FILE *f)
+{
+    const char *commit = RINGRAFT_GIT_COMMIT;
+    if (commit[0] != '\0') {
+        fprintf(f, "ringraft-wal %s (git %s, %s build)\n", RINGRAFT_VERSION, commit,
+                RINGRAFT_BUILD);
+    } else {
+        fprintf(f, "ringraft-wal %s (%s build)\n", RINGRAFT_VERSION, RINGRAFT_BUILD);
+    }
 }
 
 static void push(char ***names, int *n, char *name)
@@ -342,8 +363,17 @@ static void summary(const struct tool *t)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        version(stdout);
+        return 0;
+    }
     if (argc < 3) {
-        return usage();
+        usage(stderr);
+        return 2;
     }
     struct tool t = {0};
     int a = 1;
@@ -354,7 +384,8 @@ int main(int argc, char **argv)
     } else if (strcmp(argv[a], "summary") == 0) {
         t.mode = 2;
     } else {
-        return usage();
+        usage(stderr);
+        return 2;
     }
     a++;
     if (a < argc && strcmp(argv[a], "--json") == 0) {

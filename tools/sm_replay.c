@@ -115,7 +115,7 @@ static int run(struct sm *sm,
 int main(void)
 {
     struct sm *sm;
-    if (sm_create(&sm, NULL) != 0) {
+    if (sm_create(&sm, NULL, NULL) != 0) {
         return 1;
     }
     static uint8_t *argv[REPLAY_ARGS_MAX];

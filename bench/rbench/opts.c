@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "bench/rbench/rbench.h"
+#include "core/base/version.h"
+#include "release.h" /* generated: RINGRAFT_GIT_COMMIT, RINGRAFT_BUILD (tools/dist/install.mk) */
 
 static const char usage_text[] =
     "usage: ringraft-bench [OPTIONS]\n"
@@ -43,7 +45,7 @@ static const char usage_text[] =
     "  --quiet                 no progress line on stderr\n"
     "  --hist-out FILE         write the latency histogram (text form) to FILE\n"
     "  --merge FILE...         merge --hist-out files of earlier runs and report them\n"
-    "  --help\n";
+    "  --help, --version\n";
 
 static void opts_default(struct rb_opts *o)
 {
@@ -137,6 +139,7 @@ enum {
     OPT_MERGE,
     OPT_HELP,
     OPT_LATENCY,
+    OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
@@ -162,10 +165,23 @@ static const struct option long_opts[] = {
     {"merge", no_argument, NULL, OPT_MERGE},
     {"help", no_argument, NULL, OPT_HELP},
     {"latency", required_argument, NULL, OPT_LATENCY},
+    {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
 };
 
-/* One option; 0, 1 on a bad value, 2 for --help. */
+/* As ringraftd --version: "ringraft-bench 0.1.0 (git 39e5427abcde, release build)". */
+static void version(FILE *f)
+{
+    const char *commit = RINGRAFT_GIT_COMMIT;
+    if (commit[0] != '\0') {
+        fprintf(f, "ringraft-bench %s (git %s, %s build)\n", RINGRAFT_VERSION, commit,
+                RINGRAFT_BUILD);
+    } else {
+        fprintf(f, "ringraft-bench %s (%s build)\n", RINGRAFT_VERSION, RINGRAFT_BUILD);
+    }
+}
+
+/* One option; 0, 1 on a bad value, 2 for --help and --version. */
 static int opts_one(struct rb_opts *o, int c, const char *arg)
 {
     uint32_t port = 0;
@@ -241,6 +257,9 @@ static int opts_one(struct rb_opts *o, int c, const char *arg)
         return 0;
     case OPT_HELP:
         fputs(usage_text, stdout);
+        return 2;
+    case OPT_VERSION:
+        version(stdout);
         return 2;
     default:
         fputs(usage_text, stderr);

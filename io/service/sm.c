@@ -10,10 +10,11 @@
  *
  * Out of memory. A command allocates everything it needs before changing anything, so
  * RR_ENOMEM leaves the state as it was and the node may apply the same entry again. Each
- * reply is built in sm->scratch (limit: sm_limits.reply_limit), copied to the caller's
- * buffer, and then kept by the session: copied into an exact-size buffer, or, if that
- * allocation fails, by taking scratch's buffer, so keeping a reply never fails after the
- * command ran (the session's array has room for it before the command runs).
+ * reply is built in sm->scratch (limit: sm_limits.reply_limit; the caller's buffer shared
+ * by its state machines, or the sm's own), copied to the caller's reply buffer, and then
+ * kept by the session: copied into an exact-size buffer, or, if that allocation fails, by
+ * taking scratch's buffer, so keeping a reply never fails after the command ran (the
+ * session's array has room for it before the command runs).
  *
  * Sessions (the Raft thesis, section 6.3). Per client: a floor (the highest first_unacked
  * seen) and the replies of every applied seq >= floor, in an array sorted by seq (binary
@@ -258,7 +259,7 @@ static void sessions_free(struct sm *sm)
 
 /* ---- create / destroy ------------------------------------------------------------------ */
 
-int sm_create(struct sm **out, const struct sm_limits *l)
+int sm_create(struct sm **out, const struct sm_limits *l, struct reply *scratch)
 {
     struct sm *sm = calloc(1, sizeof(*sm));
     if (sm == NULL) {
@@ -272,7 +273,16 @@ int sm_create(struct sm **out, const struct sm_limits *l)
     RR_ASSERT(sm->limits.sessions_max >= 1);
     RR_ASSERT(sm->limits.session_reply_max >= 1);
     RR_ASSERT(sm->limits.pel_max >= 1 && sm->limits.pel_max <= CG_PEL_MAX);
-    reply_init(&sm->scratch, sm->limits.reply_limit);
+    sm->scratch = scratch;
+    if (scratch == NULL) {
+        sm->scratch = malloc(sizeof(*sm->scratch));
+        if (sm->scratch == NULL) {
+            free(sm);
+            return RR_ENOMEM;
+        }
+        reply_init(sm->scratch, sm->limits.reply_limit);
+        sm->own_scratch = true;
+    }
     sm->sessions = &sm->session0;
     sm->session_mask = 0;
     (void)ks_init(&sm->ks); /* allocates nothing */
@@ -288,7 +298,10 @@ void sm_destroy(struct sm *sm)
     sm_snap_free(sm->snap);
     ks_free(&sm->ks);
     sessions_free(sm);
-    reply_free(&sm->scratch);
+    if (sm->own_scratch) {
+        reply_free(sm->scratch);
+        free(sm->scratch);
+    }
     free(sm);
 }
 
@@ -1202,7 +1215,7 @@ static void reply_kept(const struct kept_reply *k, struct reply *r)
  * by session_reserve), then enforces SM_SESSION_REPLIES_MAX. Cannot fail. */
 static void session_keep_reply(struct sm *sm, struct session *s, uint64_t seq)
 {
-    struct reply *sc = &sm->scratch;
+    struct reply *sc = sm->scratch;
     struct kept_reply k = {.seq = seq};
     if (sc->overflow || sc->len > sm->limits.session_reply_max) {
         k.too_large = true;
@@ -1282,19 +1295,21 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
     if (h->time_ms > sm->clock) {
         sm->clock = h->time_ms;
     }
-    reply_reset(&sm->scratch);
-    if (apply_command(sm, a, &sm->scratch) != 0) {
+    struct reply *sc = sm->scratch;
+    sc->limit = sm->limits.reply_limit; /* it may serve state machines with other limits */
+    reply_reset(sc);
+    if (apply_command(sm, a, sc) != 0) {
         sm->blocked = false;
         sm->clock = clock_before;
         if (fresh != NULL) {
             session_free_kept(fresh);
             free(fresh);
         }
-        reply_reset(&sm->scratch);
+        reply_reset(sc);
         return RR_ENOMEM;
     }
-    reply_raw(r, sm->scratch.buf, sm->scratch.len);
-    if (sm->scratch.overflow) {
+    reply_raw(r, sc->buf, sc->len);
+    if (sc->overflow) {
         r->overflow = true;
     }
     if (sm->blocked) {

@@ -35,8 +35,12 @@ void sm_limits_default(struct sm_limits *l);
 
 struct sm;
 
-/* l NULL: defaults. sessions_max and session_reply_max must be >= 1. RR_ENOMEM. */
-int sm_create(struct sm **out, const struct sm_limits *l);
+/* l NULL: defaults. sessions_max and session_reply_max must be >= 1. `scratch` is where
+ * sm_apply builds each reply (with l's reply_limit): one buffer may serve every state
+ * machine of a thread (a group's state machine is idle most of the time, and keeping a
+ * buffer in each would cost every group), owned by the caller, who keeps it for as long as
+ * they live; NULL: the state machine keeps one of its own. RR_ENOMEM. */
+int sm_create(struct sm **out, const struct sm_limits *l, struct reply *scratch);
 /* NULL is a no-op. */
 void sm_destroy(struct sm *sm);
 

@@ -81,10 +81,11 @@ struct sm {
     uint32_t session_count;
     struct session *oldest; /* LRU ends; NULL when there are no sessions */
     struct session *newest;
-    int64_t clock;        /* max time_ms applied (0 initially) */
-    raft_index applied;   /* last entry index applied */
-    struct reply scratch; /* where sm_apply builds each reply */
-    struct sm_snap *snap; /* the serialization in progress (sm_snapshot.c), or NULL */
+    int64_t clock;         /* max time_ms applied (0 initially) */
+    raft_index applied;    /* last entry index applied */
+    struct reply *scratch; /* where sm_apply builds each reply (sm_create) */
+    struct sm_snap *snap;  /* the serialization in progress (sm_snapshot.c), or NULL */
+    bool own_scratch;      /* scratch is the sm's (malloc'd), not the caller's */
     /* The last sm_apply was an XREADGROUP BLOCK that delivered nothing (sm_apply_blocked),
      * and its BLOCK timeout. */
     bool blocked;

@@ -783,7 +783,7 @@ int sm_loader_new(struct sm_loader **out, const struct sm_limits *l)
         return RR_ENOMEM;
     }
     ld->hash = XXH3_createState();
-    if (ld->hash == NULL || sm_create(&ld->fresh, l) != 0) {
+    if (ld->hash == NULL || sm_create(&ld->fresh, l, NULL) != 0) {
         sm_loader_free(ld);
         return RR_ENOMEM;
     }
@@ -872,6 +872,13 @@ static void sm_swap(struct sm *a, struct sm *b)
     if (a_keys) {
         b->ks.buckets = &b->ks.bucket0;
     }
+    /* Each keeps the reply scratch it was created with (its worker's, or its own). */
+    struct reply *scratch = a->scratch;
+    bool own = a->own_scratch;
+    a->scratch = b->scratch;
+    a->own_scratch = b->own_scratch;
+    b->scratch = scratch;
+    b->own_scratch = own;
 }
 
 bool sm_loader_done(const struct sm_loader *ld)

@@ -72,10 +72,11 @@ static void check_msg(const struct raft_msg *m, const uint8_t *in, size_t len)
         check_append(m, in, len);
     } else if (m->type == RAFT_MSG_SNAPSHOT) {
         const struct raft_msg_snapshot *s = &m->snapshot;
-        FUZZ_CHECK(s->meta.index >= 1 && s->meta.term >= 1 && s->meta.term <= m->term,
-                   "snapshot meta index %llu term %llu", (unsigned long long)s->meta.index,
-                   (unsigned long long)s->meta.term);
-        FUZZ_CHECK(raft_config_valid(&s->meta.config), "snapshot with an invalid configuration");
+        FUZZ_CHECK(s->last_index >= 1 && s->last_term >= 1 && s->last_term <= m->term,
+                   "snapshot last index %llu term %llu", (unsigned long long)s->last_index,
+                   (unsigned long long)s->last_term);
+        FUZZ_CHECK(s->config == &scratch.config, "snapshot configuration outside the scratch");
+        FUZZ_CHECK(raft_config_valid(s->config), "snapshot with an invalid configuration");
         FUZZ_CHECK(s->chunk.len <= RAFT_SNAPSHOT_CHUNK_BYTES &&
                        s->total_bytes <= RAFT_SNAPSHOT_BYTES_MAX && s->offset <= s->total_bytes &&
                        s->chunk.len <= s->total_bytes - s->offset,

@@ -117,7 +117,7 @@ static void check_round_trip(struct sm *sm, const struct sm_limits *lim)
     struct reply s1;
     serialize(sm, &s1);
     struct sm *copy;
-    FUZZ_CHECK(sm_create(&copy, lim) == 0, "out of memory");
+    FUZZ_CHECK(sm_create(&copy, lim, NULL) == 0, "out of memory");
     int rc = sm_load(copy, s1.buf, s1.len);
     FUZZ_CHECK(rc == 0, "a serialized state does not load: %s", rr_strerror(rc));
     FUZZ_CHECK(sm_digest(copy) == sm_digest(sm), "serialize and load changed the state");
@@ -212,7 +212,7 @@ static int load_in_pieces(const uint8_t *snap,
     }
     FUZZ_CHECK(rc != 0 || !sm_loader_done(ld) || off == len, "done before the end");
     struct sm *target;
-    FUZZ_CHECK(sm_create(&target, lim) == 0, "out of memory");
+    FUZZ_CHECK(sm_create(&target, lim, NULL) == 0, "out of memory");
     static const char *const set[] = {"SET", "K", "before"};
     static const char *const xadd[] = {"XADD", "K", "1-1", "f", "v"};
     raft_index index = 0;
@@ -257,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lim.sessions_max = 1u + ((flags >> 1) & 7u);
     }
     struct sm *sm;
-    FUZZ_CHECK(sm_create(&sm, &lim) == 0, "out of memory");
+    FUZZ_CHECK(sm_create(&sm, &lim, NULL) == 0, "out of memory");
     /* Something to lose: a failed load must leave it as it was. */
     static const char *const set[] = {"SET", "K", "before"};
     static const char *const xadd[] = {"XADD", "K", "1-1", "f", "v"};

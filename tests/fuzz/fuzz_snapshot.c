@@ -562,7 +562,7 @@ static void use_loaded(const struct snapshot *s)
     struct raft_config c;
     (void)codec_config_decode(s->config_len > 0 ? s->config : NULL, s->config_len, &c);
     struct sm *sm;
-    FUZZ_CHECK(sm_create(&sm, NULL) == 0, "out of memory");
+    FUZZ_CHECK(sm_create(&sm, NULL, NULL) == 0, "out of memory");
     int rc = sm_load(sm, s->data_len > 0 ? s->data : NULL, (size_t)s->data_len);
     FUZZ_CHECK(rc == 0 || rc == RR_ECORRUPT || rc == RR_EBADVERSION, "sm_load: %d", rc);
     sm_destroy(sm);

@@ -371,7 +371,9 @@ static void gen_codec(void)
     codec_seed("heartbeat-quiesce", &m);
     m = msg(RAFT_MSG_SNAPSHOT);
     static const uint8_t chunk[] = "snapshot bytes";
-    m.snapshot = (struct raft_msg_snapshot){.meta = {.index = 20, .term = 4, .config = joint},
+    m.snapshot = (struct raft_msg_snapshot){.last_index = 20,
+                                            .last_term = 4,
+                                            .config = &joint,
                                             .offset = 0,
                                             .total_bytes = sizeof(chunk) - 1,
                                             .done = true,
@@ -703,7 +705,7 @@ static void sm_do(struct sm *sm, raft_index *index, uint64_t client, const char 
 static struct sm *sample_sm(uint32_t variant)
 {
     struct sm *sm;
-    check(sm_create(&sm, NULL) == 0, "sm_create");
+    check(sm_create(&sm, NULL, NULL) == 0, "sm_create");
     raft_index i = 0;
     if (variant == 0) {
         return sm;

@@ -72,16 +72,16 @@ mutant('read_without_confirmation','read_linearizable',
  'core/read_index.c',
  """    round_check(r); /* a single voter confirms at once */
 }""",
- """    r->read_confirmed = r->read_assigned;
-    r->read_round = 0;
+ """    q->confirmed = q->assigned;
+    q->round = 0;
 }""")
 
 mutant('drop_read_failures','read_outcome',
  'A leader that steps down drops its unconfirmed ReadIndex requests silently instead of\nreturning them as read_failures (core/raft.h: every accepted read comes back exactly once,\nreleased or failed); their clients would wait forever.',
  'core/read_index.c',
- """    for (uint32_t i = r->read_confirmed; i < r->read_count; i++) {
-        RR_ASSERT(r->read_failed_count < r->read_cap);
-        r->read_failed[r->read_failed_count++] = r->reads[i].ctx;
+ """    for (uint32_t i = q->confirmed; i < q->count; i++) {
+        RR_ASSERT(q->failed_count < q->cap);
+        q->failed[q->failed_count++] = q->queue[i].ctx;
     }
 """,
  "")
@@ -136,14 +136,16 @@ mutant('config_on_commit','config_on_append',
  """void membership_check(struct raft *r)
 {
     if (r->role != RAFT_LEADER) {
-        r->config_index = membership_config_at(r, r->commit, &r->config);
+        struct raft_config committed;
+        r->config_index = membership_config_at(r, r->commit, &committed);
+        (void)raft_config_pack(&committed, &r->config);
     }
 """, safety=300)
 
 mutant('learner_in_quorum','commit_quorum',
  'Counts learners toward quorums (a learner never votes and never counts toward a majority,\nthesis §4.2.1), so a leader commits entries a majority of the voters does not hold.',
  'core/progress.c',
- """        if (members[i].role != RAFT_VOTER) {
+ """        if (config_member_role(members[i]) != RAFT_VOTER) {
             continue;
         }
         /* Insertion sort""",
@@ -152,8 +154,8 @@ mutant('learner_in_quorum','commit_quorum',
 mutant('two_changes_in_flight','single_config_change',
  'Allows a configuration change while another is uncommitted (thesis §4.1: "the leader will\nnot begin a new configuration change until the previous one has committed"); two\nsingle-server changes in flight no longer keep every pair of majorities overlapping.',
  'core/membership.c',
- """    if (r->config_index > r->commit || raft_config_is_joint(&r->config)) {""",
- """    if (raft_config_is_joint(&r->config)) {""", safety=300)
+ """    if (r->config_index > r->commit || config_is_joint(&r->config)) {""",
+ """    if (config_is_joint(&r->config)) {""", safety=300)
 
 mutant('keep_truncated_config','config_on_append',
  'Keeps the configuration of a truncated entry in force instead of reverting to the one\nbefore it (a configuration lives in the log: when its entry goes, so does it).',

@@ -102,12 +102,14 @@ class ObservabilityTests(unittest.TestCase):
             self.assertTrue(all(not isinstance(r, Exception) for r in replies))
             c.node(1).call("RAFT", "SNAPSHOT", 0)
             # Counters and histograms are published every 100 ms, group roles once a second:
-            # wait until they show (on a loaded machine a group may be between leaders).
+            # wait until they show (on a loaded machine a group may be between leaders, and
+            # node 1 applies as a follower what other nodes' leaders committed a bit later).
             for _ in deadline_loop(10):
                 samples, types, helps = parse_metrics(scrape(ports[0]))
                 key = ("ringraft_request_duration_seconds_count", '{class="read"}')
                 if (samples.get(key, 0) >= 100 and
                         samples.get(("ringraft_groups_with_leader", ""), 0) == 8 and
+                        samples.get(("ringraft_applied_entries_total", ""), 0) >= 200 and
                         samples.get(("ringraft_snapshots_taken_total", ""), 0) >= 1):
                     break
             for family, kind in types.items():

@@ -86,7 +86,7 @@ struct t_sm {
 
 static inline void t_init_limits(struct t_sm *t, const struct sm_limits *l)
 {
-    assert_int_equal(sm_create(&t->sm, l), 0);
+    assert_int_equal(sm_create(&t->sm, l, NULL), 0);
     reply_init(&t->r, T_REPLY_MAX);
     t->index = 0;
 }

@@ -450,7 +450,7 @@ void config_on_append(struct sim *s, uint32_t node, raft_group g, struct raft_co
     raft_index at = 0;
     bool in_log = false;
     if (!log_config_at(s, node, g, UINT64_MAX, out, &at, &in_log)) {
-        *out = *raft_config(r);
+        raft_config(r, out);
         return;
     }
     /* From the snapshot, the core may still name the compacted entry it came from. */
@@ -458,13 +458,13 @@ void config_on_append(struct sim *s, uint32_t node, raft_group g, struct raft_co
     if (!s->cfg.rule_checkers) {
         return;
     }
-    if (!raft_config_equal(out, raft_config(r)) || (in_log ? ci != at : ci > at)) {
+    if (!raft_config_equal(out, sim_config_in_force(r)) || (in_log ? ci != at : ci > at)) {
         sim_violation(s, "config_on_append",
                       "node %u group %u: configuration in force is the one of index %llu (%u "
                       "members, joint %d), but the latest in its log is at %llu (%u members, "
                       "joint %d)",
-                      node + 1, g, (ull)raft_config_index(r), raft_config(r)->member_count,
-                      raft_config_is_joint(raft_config(r)), (ull)at, out->member_count,
+                      node + 1, g, (ull)raft_config_index(r), sim_config_in_force(r)->member_count,
+                      raft_config_is_joint(sim_config_in_force(r)), (ull)at, out->member_count,
                       raft_config_is_joint(out));
     }
 }
@@ -718,8 +718,8 @@ static void trace_msg(const struct sim *s, const struct raft_msg *m)
         printf(" ctx %llu", (ull)m->heartbeat_resp.read_ctx);
         break;
     case RAFT_MSG_SNAPSHOT:
-        printf(" snapshot %llu/%llu offset %llu done %d", (ull)m->snapshot.meta.index,
-               (ull)m->snapshot.meta.term, (ull)m->snapshot.offset, m->snapshot.done);
+        printf(" snapshot %llu/%llu offset %llu done %d", (ull)m->snapshot.last_index,
+               (ull)m->snapshot.last_term, (ull)m->snapshot.offset, m->snapshot.done);
         break;
     case RAFT_MSG_SNAPSHOT_RESP:
         printf(" index %llu next %llu rejected %d done %d", (ull)m->snapshot_resp.index,

@@ -398,6 +398,9 @@ struct sim {
 /* tests/sim/world.c */
 int sim_run(const struct sim_config *cfg, struct sim_counts *out, uint64_t *digest);
 struct raft *sim_group(struct sim *s, uint32_t node, raft_group g);
+/* The configuration in force in r (raft_config's copy), in one of a few rotating buffers so
+ * that it can be used inside an expression. */
+const struct raft_config *sim_config_in_force(const struct raft *r);
 /* A node was first seen leading group g in a term: the fault scheduler may plan its crash
  * (leader churn), or a configuration change and a disruption (membership schedules). */
 void sim_on_election(struct sim *s, uint32_t node, raft_group g);

@@ -34,6 +34,15 @@ static void sim_mix(struct sim *s, uint64_t x)
     s->digest ^= s->digest >> 29;
 }
 
+const struct raft_config *sim_config_in_force(const struct raft *r)
+{
+    static struct raft_config ring[4];
+    static unsigned next;
+    struct raft_config *c = &ring[next++ % 4];
+    raft_config(r, c);
+    return c;
+}
+
 struct raft *sim_group(struct sim *s, uint32_t node, raft_group g)
 {
     struct sim_node *nd = &s->node[node];
@@ -401,7 +410,7 @@ static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
     struct sim *s = c->s;
     const struct sim_image *img = &s->node[c->node].img[g];
     const struct raft_msg_snapshot *sn = &m->snapshot;
-    if (img->index != sn->meta.index || sn->total_bytes != SIM_SM_BYTES ||
+    if (img->index != sn->last_index || sn->total_bytes != SIM_SM_BYTES ||
         sn->offset >= SIM_SM_BYTES) {
         s->n.chunks_dropped++; /* not this node's image any more: the core sends again */
         return;
@@ -1111,7 +1120,8 @@ static void member_change(struct sim *s, raft_group g, uint32_t prefer, bool one
         return;
     }
     struct raft *r = sim_group(s, leader, g);
-    struct raft_config c = *raft_config(r);
+    struct raft_config c;
+    raft_config(r, &c);
     if (raft_config_is_joint(&c)) {
         c.old_member_count = 0; /* refused below (a change in flight), as it must be */
     }
@@ -1220,10 +1230,10 @@ static void member_change(struct sim *s, raft_group g, uint32_t prefer, bool one
         s->n.member_changes++;
         s->n.promotions += promote;
         s->n.leader_removals += sent_removal;
-        s->n.joint_changes += raft_config_is_joint(raft_config(r));
+        s->n.joint_changes += raft_config_is_joint(sim_config_in_force(r));
         check_config_started(s, g, index, st.term);
         if (s->cfg.verbose) {
-            const struct raft_config *in = raft_config(r);
+            const struct raft_config *in = sim_config_in_force(r);
             printf("  t=%llu group %u: node %u (term %llu commit %llu) starts a change at %llu:",
                    (unsigned long long)s->now, g, leader + 1, (unsigned long long)st.term,
                    (unsigned long long)st.commit, (unsigned long long)index);
@@ -1303,7 +1313,7 @@ static bool node_held(struct sim *s, uint32_t node, raft_group g, struct sim_hel
     const struct sim_node *nd = &s->node[node];
     if (nd->up) {
         struct raft *r = sim_group(s, node, g);
-        h->c[0] = *raft_config(r);
+        raft_config(r, &h->c[0]);
         (void)raft_config_committed(r, &h->c[1]);
         h->index = raft_config_index(r);
         h->term = raft_term_at(r, h->index);
@@ -1704,7 +1714,7 @@ static void transfer_leader(struct sim *s)
         struct raft *r = sim_group(s, i, g);
         int rc = raft_transfer_leader(r, target + 1);
         /* Only a voter of the new half (C_new when joint) may be a target. */
-        bool learner = raft_config_role(raft_config(r), target + 1) != RAFT_VOTER;
+        bool learner = raft_config_role(sim_config_in_force(r), target + 1) != RAFT_VOTER;
         if (rc != 0 && rc != RR_ETRANSFER && rc != RR_ENOTLEADER && !(learner && rc == RR_EINVAL)) {
             sim_fail(s, "node %u group %u: raft_transfer_leader(%u): %s", i + 1, g, target + 1,
                      rr_strerror(rc));
@@ -1787,7 +1797,9 @@ static void print_group(struct sim *s, raft_group g)
             continue;
         }
         raft_status(sim_group(s, i, g), &st);
-        const struct raft_config *c = raft_config(sim_group(s, i, g));
+        struct raft_config now;
+        raft_config(sim_group(s, i, g), &now);
+        const struct raft_config *c = &now;
         printf("  node %u group %u: config at %llu pending %d joint %d members", i + 1, g,
                (unsigned long long)raft_config_index(sim_group(s, i, g)),
                raft_config_pending(sim_group(s, i, g)), raft_config_is_joint(c));
@@ -1865,7 +1877,7 @@ static void liveness(struct sim *s)
             raft_status(r, &st);
             if (st.role == RAFT_LEADER) {
                 leaders++;
-                settled = !raft_config_pending(r) && !raft_config_is_joint(raft_config(r));
+                settled = !raft_config_pending(r) && !raft_config_is_joint(sim_config_in_force(r));
             }
         }
         if (leaders != 1 || !settled) {

@@ -364,6 +364,38 @@ static void test_async_disk_read(void **state)
     assert_int_equal(wal_read(fx->wal, &rc2), RR_ETOOBIG);
 }
 
+/* An idle WAL gives its cache back; the entries are then read from the files, and appends
+ * fill the cache again. */
+static void test_release_cache_when_idle(void **state)
+{
+    struct th_fx *fx = *state;
+    fx_open(fx);
+    for (raft_index i = 1; i <= 200; i++) {
+        fx_append(fx, (raft_group)(i % 2), (i + 1) / 2, 0, NULL);
+    }
+    wal_submit(fx->wal);
+    assert_int_equal(wal_release_cache(fx->wal), 0); /* appended since the last call */
+    fx_sync(fx, 200);
+    assert_true(wal_release_cache(fx->wal) > 0);     /* idle and durable */
+    assert_int_equal(wal_release_cache(fx->wal), 0); /* nothing written since */
+    uint64_t disk_reads = wal_stats(fx->wal)->disk_reads;
+    fx_verify(fx, 0, 1, 100, NULL);
+    fx_verify(fx, 1, 1, 100, NULL);
+    assert_true(wal_stats(fx->wal)->disk_reads > disk_reads);
+    /* New records go through the cache as before and are read back from it. */
+    fx_append(fx, 0, 101, 0, NULL);
+    wal_submit(fx->wal);
+    assert_int_equal(wal_release_cache(fx->wal), 0); /* not durable yet, and appended */
+    fx_sync(fx, 201);
+    uint64_t hits = wal_stats(fx->wal)->cache_hits;
+    fx_verify(fx, 0, 101, 101, NULL);
+    assert_int_equal(wal_stats(fx->wal)->cache_hits, hits + 1);
+    fx_close(fx);
+    fx_open(fx); /* and recovery finds everything */
+    fx_verify(fx, 0, 1, 101, NULL);
+    fx_verify(fx, 1, 1, 100, NULL);
+}
+
 static void test_identity_and_lock(void **state)
 {
     struct th_fx *fx = *state;
@@ -414,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncate_suffix, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_compaction_deletes_segments, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_async_disk_read, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_release_cache_when_idle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_identity_and_lock, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,6 +82,16 @@ static void fill_sq(struct th_fx *fx)
     }
 }
 
+/* Appends entries 1..WAL_INDEX_SLOTS_MIN to group g, filling its index deque (allocated at
+ * open), so that its next entry allocates: where WAL_FP_ALLOC can strike. */
+static void fill_index(struct th_fx *fx, raft_group g)
+{
+    for (raft_index i = 1; i <= WAL_INDEX_SLOTS_MIN; i++) {
+        struct wal_entry e = {.term = 1, .index = i, .len = 0};
+        assert_int_equal(wal_append(fx->wal, g, NULL, &e, 1, NULL, NULL), 0);
+    }
+}
+
 /* Bug: a short write whose rewrite found a full SQ (deferred), then a fatal error (index
  * allocation) before the next wal_submit: the deferred flush never completed and its units
  * never got their failure callback. */
@@ -90,6 +100,8 @@ static void test_deferred_rewrite_then_fatal(void **state)
     struct th_fx *fx = *state;
     fx->cfg.flushes_in_flight = 1;
     assert_int_equal(th_fx_try_open(fx), 0);
+    fill_index(fx, 1);
+    wal_submit(fx->wal);
     th_quiesce(&fx->ring, fx->wal); /* the spare is ready, nothing in flight */
     static uint8_t buf[200];
     struct wal_entry e = {.term = 1, .index = 1, .len = sizeof(buf), .data = buf};
@@ -108,7 +120,7 @@ static void test_deferred_rewrite_then_fatal(void **state)
     assert_true(fx->wal->flushes[slot].resubmit); /* deferred to the next wal_submit */
     /* a fatal error before that wal_submit */
     wal_test_fail_at(WAL_FP_ALLOC, 1, 1);
-    struct wal_entry e2 = {.term = 1, .index = 1, .len = 0};
+    struct wal_entry e2 = {.term = 1, .index = WAL_INDEX_SLOTS_MIN + 1, .len = 0};
     assert_int_equal(wal_append(fx->wal, 1, NULL, &e2, 1, th_fx_cb, fx), RR_ENOMEM);
     for (int k = 0; k < 5; k++) {
         wal_submit(fx->wal);
@@ -186,8 +198,10 @@ static void test_open_cqe_after_error_leaks_fd(void **state)
     struct th_fx *fx = *state;
     assert_int_equal(th_fx_try_open(fx), 0);
     assert_int_equal(fx->wal->meta.job, WAL_JOB_CREATE);
+    fill_index(fx, 0); /* queued only: the job is still in flight */
+    assert_int_equal(fx->wal->meta.job, WAL_JOB_CREATE);
     wal_test_fail_at(WAL_FP_ALLOC, 1, 1);
-    struct wal_entry e = {.term = 1, .index = 1, .len = 0};
+    struct wal_entry e = {.term = 1, .index = WAL_INDEX_SLOTS_MIN + 1, .len = 0};
     assert_int_equal(wal_append(fx->wal, 0, NULL, &e, 1, th_fx_cb, fx), RR_ENOMEM);
     th_quiesce(&fx->ring, fx->wal); /* the openat completes: fd ignored */
     wal_close(fx->wal);

@@ -39,6 +39,7 @@ struct fx_msg {
     bool after_persist;         /* came from msgs_after_persist */
     struct raft_entry *entries; /* owned copy (APPEND) */
     uint8_t *bytes;             /* owned copy of entry data or snapshot chunk */
+    struct raft_config *config; /* owned copy of a snapshot's configuration */
 };
 
 struct fx {
@@ -232,7 +233,37 @@ static inline void fx_msg_release(struct fx_msg *m)
 {
     free(m->entries);
     free(m->bytes);
+    free(m->config);
     memset(m, 0, sizeof(*m));
+}
+
+/* The configuration in force (raft_config copies it out). */
+static inline struct raft_config fx_config_now(const struct raft *r)
+{
+    struct raft_config c;
+    raft_config(r, &c);
+    return c;
+}
+
+/* The same in one of a few rotating buffers, for use inside an expression. */
+static inline const struct raft_config *fx_config_in_force(const struct raft *r)
+{
+    static struct raft_config ring[4];
+    static unsigned next;
+    struct raft_config *c = &ring[next++ % 4];
+    raft_config(r, c);
+    return c;
+}
+
+/* Clears the pointers of a copy of a captured message (they point into the capture). */
+static inline void fx_msg_forget_data(struct raft_msg *m)
+{
+    if (m->type == RAFT_MSG_APPEND) {
+        m->append.entries = NULL;
+    } else if (m->type == RAFT_MSG_SNAPSHOT) {
+        m->snapshot.chunk.base = NULL;
+        m->snapshot.config = NULL;
+    }
 }
 
 /* Forgets the captured outbound messages. */
@@ -362,6 +393,10 @@ static inline void fx_copy_msg(struct fx_msg *d, const struct raft_msg *m, bool 
             memcpy(d->bytes, m->snapshot.chunk.base, m->snapshot.chunk.len);
         }
         d->m.snapshot.chunk.base = d->bytes;
+        d->config = malloc(sizeof(*d->config));
+        assert_non_null(d->config);
+        *d->config = *m->snapshot.config;
+        d->m.snapshot.config = d->config;
     }
 }
 
@@ -465,7 +500,7 @@ static inline void fx_take_ready(struct fx *f)
         if (m.type == RAFT_MSG_SNAPSHOT && m.snapshot.chunk.base == NULL &&
             m.snapshot.chunk.len > 0) {
             /* The core asks for a chunk of its image: read it from ours. */
-            if (f->snap_data == NULL || f->snap_index != m.snapshot.meta.index ||
+            if (f->snap_data == NULL || f->snap_index != m.snapshot.last_index ||
                 m.snapshot.offset + m.snapshot.chunk.len > f->snap_bytes) {
                 continue; /* not ours any more: dropped, sent again later */
             }

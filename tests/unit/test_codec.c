@@ -135,9 +135,9 @@ static void body_equal(const struct raft_msg *a, const struct raft_msg *b)
         assert_true(a->heartbeat_resp.read_ctx == b->heartbeat_resp.read_ctx);
         return;
     case RAFT_MSG_SNAPSHOT:
-        assert_true(a->snapshot.meta.index == b->snapshot.meta.index);
-        assert_true(a->snapshot.meta.term == b->snapshot.meta.term);
-        config_equal(&a->snapshot.meta.config, &b->snapshot.meta.config);
+        assert_true(a->snapshot.last_index == b->snapshot.last_index);
+        assert_true(a->snapshot.last_term == b->snapshot.last_term);
+        config_equal(a->snapshot.config, b->snapshot.config);
         assert_true(a->snapshot.offset == b->snapshot.offset);
         assert_true(a->snapshot.total_bytes == b->snapshot.total_bytes);
         assert_int_equal(a->snapshot.done, b->snapshot.done);
@@ -270,13 +270,17 @@ static void make_append(struct raft_msg *m,
     }
 }
 
+/* The configuration make_snapshot's message points to (tests change it in place). */
+static struct raft_config snap_config;
+
 static void
 make_snapshot(struct raft_msg *m, uint64_t offset, uint32_t chunk, uint64_t total, bool done)
 {
     msg_base(m, RAFT_MSG_SNAPSHOT);
-    m->snapshot.meta.index = 1000;
-    m->snapshot.meta.term = 6;
-    config_simple(&m->snapshot.meta.config, 3, 1, 0);
+    m->snapshot.last_index = 1000;
+    m->snapshot.last_term = 6;
+    config_simple(&snap_config, 3, 1, 0);
+    m->snapshot.config = &snap_config;
     m->snapshot.offset = offset;
     m->snapshot.total_bytes = total;
     m->snapshot.done = done;
@@ -421,7 +425,7 @@ static void test_roundtrip_snapshot(void **state)
                   RAFT_SNAPSHOT_CHUNK_BYTES, RAFT_SNAPSHOT_BYTES_MAX, true);
     roundtrip(&m);
     make_snapshot(&m, 0, 10, 10, true);
-    config_simple(&m.snapshot.meta.config, 8, RAFT_MEMBERS_MAX - 8, RAFT_MEMBERS_MAX);
+    config_simple(&snap_config, 8, RAFT_MEMBERS_MAX - 8, RAFT_MEMBERS_MAX);
     roundtrip(&m);
 }
 
@@ -491,10 +495,13 @@ static void test_encode_refuses_invalid(void **state)
     make_snapshot(&m, 0, 1000, 5000, true); /* done before the end */
     expect_encode_refused(&m);
     make_snapshot(&m, 0, 10, 10, true);
-    m.snapshot.meta.index = 0;
+    m.snapshot.last_index = 0;
     expect_encode_refused(&m);
     make_snapshot(&m, 0, 10, 10, true);
-    m.snapshot.meta.config.member_count = 0;
+    snap_config.member_count = 0;
+    expect_encode_refused(&m);
+    make_snapshot(&m, 0, 10, 10, true);
+    m.snapshot.config = NULL;
     expect_encode_refused(&m);
     make_snapshot(&m, 0, 10, 10, true);
     m.snapshot.chunk.base = NULL;
@@ -1138,7 +1145,7 @@ static void corpus_build(struct corpus *c, struct mixed *x)
     make_append(&m, entries, 16, 3, 2);
     corpus_add_msg(c, &m);
     make_snapshot(&m, 0, 8, 8, true);
-    config_simple(&m.snapshot.meta.config, 2, 1, 3);
+    config_simple(&snap_config, 2, 1, 3);
     corpus_add_msg(c, &m);
 
     size_t hb_at = 0;
@@ -1325,7 +1332,7 @@ static void random_msg(struct rr_prng *p, struct raft_msg *m, struct raft_entry 
         uint32_t chunk = (uint32_t)rr_prng_range(p, 0, 50);
         make_snapshot(m, offset, chunk, total, rr_prng_chance(p, 500000));
         m->term = PICK();
-        m->snapshot.meta.term = rr_prng_range(p, 0, 8);
+        m->snapshot.last_term = rr_prng_range(p, 0, 8);
     } else if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE) {
         m->vote.last_log_index = PICK();
         m->vote.last_log_term = PICK();

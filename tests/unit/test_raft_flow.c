@@ -252,7 +252,7 @@ static bool tick_until_resent(struct fx *f,
         const struct fx_msg *m = fx_find(f, type, 2);
         if (m != NULL && want(&m->m)) {
             *out = m->m;
-            out->append.entries = NULL; /* the copy dies with fx_clear */
+            fx_msg_forget_data(out); /* the copies die with fx_clear */
             return true;
         }
         const struct fx_msg *hb = fx_find_last(f, RAFT_MSG_HEARTBEAT, 2);
@@ -264,7 +264,7 @@ static bool tick_until_resent(struct fx *f,
         m = fx_find(f, type, 2);
         if (m != NULL && want(&m->m)) {
             *out = m->m;
-            out->append.entries = NULL;
+            fx_msg_forget_data(out);
             return true;
         }
         fx_clear(f);
@@ -300,7 +300,7 @@ static void test_leader_retries_lost_append(void **state)
 
 static bool is_first_chunk(const struct raft_msg *m)
 {
-    return m->snapshot.offset == 0 && m->snapshot.meta.index == 10;
+    return m->snapshot.offset == 0 && m->snapshot.last_index == 10;
 }
 
 /* The same for InstallSnapshot: a lost chunk is sent again. Reference: §5.3, §7 */

@@ -120,13 +120,13 @@ static void test_learner_catches_up_lag_reported_then_promoted(void **state)
     assert_int_equal(fx_last(net.n[4]), idx);
     assert_int_equal(fx_commit(net.n[4]), idx);
     assert_int_equal(fx_role(net.n[4]), RAFT_FOLLOWER);
-    assert_int_equal(raft_config_role(raft_config(net.n[4]->r), 4), RAFT_LEARNER);
+    assert_int_equal(raft_config_role(fx_config_in_force(net.n[4]->r), 4), RAFT_LEARNER);
     /* Promotion: one voter more, the single-server path. */
     assert_int_equal(raft_change_member(l->r, 4, RAFT_VOTER, &idx), 0);
-    assert_false(raft_config_is_joint(raft_config(l->r)));
+    assert_false(raft_config_is_joint(fx_config_in_force(l->r)));
     fx_net_tick(&net);
     assert_int_equal(fx_commit(l), idx);
-    assert_true(raft_config_is_voter(raft_config(net.n[4]->r), 4));
+    assert_true(raft_config_is_voter(fx_config_in_force(net.n[4]->r), 4));
     /* With 3 cut off, {1, 2, 4} is a majority of four voters only because 4 counts now. */
     fx_net_cut(&net, 1, 3);
     raft_index p = 0;

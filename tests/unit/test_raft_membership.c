@@ -37,7 +37,7 @@ static void test_config_takes_effect_on_append_not_commit(void **state)
     raft_index idx = 0;
     assert_int_equal(raft_change_member(f->r, 4, RAFT_VOTER, &idx), 0);
     assert_int_equal(idx, fx_last(f));
-    assert_true(raft_config_is_voter(raft_config(f->r), 4)); /* before any commit */
+    assert_true(raft_config_is_voter(fx_config_in_force(f->r), 4)); /* before any commit */
     assert_int_equal(raft_config_index(f->r), idx);
     assert_true(raft_config_pending(f->r));
     struct raft_config committed;
@@ -62,7 +62,8 @@ static struct fx *leader_in_joint(raft_index *idx)
     const raft_node ids[] = {1, 4, 5};
     struct raft_config target = config_of(ids, 3);
     assert_int_equal(raft_change_config(f->r, &target, idx), 0);
-    const struct raft_config *c = raft_config(f->r);
+    struct raft_config now = fx_config_now(f->r);
+    const struct raft_config *c = &now;
     assert_true(raft_config_is_joint(c));
     assert_int_equal(c->member_count, 3);
     assert_int_equal(c->old_member_count, 3);
@@ -107,7 +108,8 @@ static void test_leaves_joint_automatically(void **state)
     assert_int_equal(fx_commit(f), idx);
     assert_int_equal(fx_last(f), idx + 1);
     assert_int_equal(raft_config_index(f->r), idx + 1);
-    const struct raft_config *c = raft_config(f->r);
+    struct raft_config now = fx_config_now(f->r);
+    const struct raft_config *c = &now;
     assert_false(raft_config_is_joint(c));
     const raft_node ids[] = {1, 4, 5};
     struct raft_config target = config_of(ids, 3);
@@ -120,6 +122,40 @@ static void test_leaves_joint_automatically(void **state)
     assert_false(raft_progress(f->r, 2, &pv)); /* then dropped */
     assert_false(raft_progress(f->r, 3, &pv));
     assert_true(raft_progress(f->r, 5, &pv));
+    fx_free(f);
+}
+
+/* A ReadIndex round is confirmed by a majority of the configuration in force. Echoed during
+ * the joint phase by C_new's majority but not C_old's (2 acknowledged the joint entry, then
+ * stopped answering), it must complete once the leader leaves the joint configuration: the
+ * echoes already received count under C_new, and the followers only ever echo the same
+ * round again. Reference: thesis §6.4, §4.3 */
+static void test_read_round_confirmed_on_leaving_joint(void **state)
+{
+    (void)state;
+    raft_index idx = 0;
+    struct fx *f = leader_in_joint(&idx); /* {1, 4, 5} / {1, 2, 3} */
+    assert_int_equal(raft_read_index(f->r, 77), 0);
+    fx_drain(f);
+    const struct fx_msg *hb = fx_find_last(f, RAFT_MSG_HEARTBEAT, 4);
+    if (hb == NULL) {
+        fail_msg("no heartbeat to node 4");
+        return;
+    }
+    uint64_t ctx = hb->m.heartbeat.read_ctx;
+    assert_true(ctx != 0);
+    for (raft_node id = 4; id <= 5; id++) {
+        struct raft_msg resp = fx_heartbeat_resp(id, f->o.id, fx_term(f), ctx);
+        fx_step(f, &resp);
+        fx_drain(f);
+    }
+    assert_int_equal(f->read_count, 0); /* C_old has only the leader */
+    ack(f, 2, idx);
+    ack(f, 4, idx); /* the joint entry commits; the leader moves to C_new alone */
+    struct raft_config now = fx_config_now(f->r);
+    assert_false(raft_config_is_joint(&now));
+    assert_int_equal(f->read_count, 1);
+    assert_int_equal(f->reads[0].ctx, 77);
     fx_free(f);
 }
 
@@ -141,7 +177,8 @@ static void test_arbitrary_change_replaces_several_at_once(void **state)
         fx_net_tick(&net);
     }
     for (raft_node id = 1; id <= 5; id++) {
-        const struct raft_config *c = raft_config(net.n[id]->r);
+        struct raft_config now = fx_config_now(net.n[id]->r);
+        const struct raft_config *c = &now;
         assert_true(raft_config_equal(c, &target));
         assert_int_equal(raft_config_index(net.n[id]->r), idx + 1);
     }
@@ -178,16 +215,16 @@ static void test_single_server_change_skips_joint(void **state)
     struct raft_config target;
     fx_config_ids(&target, voters, 4, learners, 1);
     assert_int_equal(raft_change_config(f->r, &target, &idx), 0);
-    assert_false(raft_config_is_joint(raft_config(f->r)));
-    assert_true(raft_config_equal(raft_config(f->r), &target));
+    assert_false(raft_config_is_joint(fx_config_in_force(f->r)));
+    assert_true(raft_config_equal(fx_config_in_force(f->r), &target));
     fx_drain(f);
     ack(f, 2, idx);
     ack(f, 3, idx);
     assert_int_equal(fx_commit(f), idx);
     /* Removing one voter is direct too. */
     assert_int_equal(raft_change_member(f->r, 2, 0, &idx), 0);
-    assert_false(raft_config_is_joint(raft_config(f->r)));
-    assert_false(raft_config_is_member(raft_config(f->r), 2));
+    assert_false(raft_config_is_joint(fx_config_in_force(f->r)));
+    assert_false(raft_config_is_member(fx_config_in_force(f->r), 2));
     fx_free(f);
 }
 
@@ -251,7 +288,7 @@ static void test_config_reverts_on_truncation(void **state)
     struct raft_config target = config_of(ids, 3);
     assert_int_equal(raft_change_config(f->r, &target, &idx), 0);
     fx_drain(f);
-    assert_true(raft_config_is_joint(raft_config(f->r)));
+    assert_true(raft_config_is_joint(fx_config_in_force(f->r)));
     /* Leader 2 of term 2 holds the no-op (index 1) but not the change. */
     struct raft_entry e[1];
     const raft_term t[] = {2};
@@ -263,7 +300,7 @@ static void test_config_reverts_on_truncation(void **state)
     assert_int_equal(raft_term_at(f->r, idx), 2);
     struct raft_config boot;
     fx_config(&boot, 3);
-    assert_true(raft_config_equal(raft_config(f->r), &boot));
+    assert_true(raft_config_equal(fx_config_in_force(f->r), &boot));
     assert_int_equal(raft_config_index(f->r), 0);
     assert_false(raft_config_pending(f->r));
     fx_free(f);
@@ -312,7 +349,7 @@ static void test_removed_server_does_not_disrupt(void **state)
     assert_int_equal(raft_change_member(net.n[1]->r, 3, 0, &idx), 0);
     fx_net_tick(&net);
     assert_int_equal(fx_commit(net.n[1]), idx);
-    assert_true(raft_config_is_voter(raft_config(net.n[3]->r), 3)); /* never heard */
+    assert_true(raft_config_is_voter(fx_config_in_force(net.n[3]->r), 3)); /* never heard */
     net.cut[1][3] = net.cut[3][1] = net.cut[2][3] = net.cut[3][2] = false;
     uint32_t asked = net.delivered[RAFT_MSG_PRE_VOTE];
     for (uint32_t i = 0; i < 20 * E; i++) {
@@ -410,10 +447,10 @@ static void test_snapshot_carries_configuration(void **state)
     struct fx *n4 = net.n[4];
     assert_int_equal(fx_status(n4).snapshot_index, p);
     assert_int_equal(raft_config_index(n4->r), p); /* from the snapshot */
-    assert_int_equal(raft_config_role(raft_config(n4->r), 4), RAFT_LEARNER);
+    assert_int_equal(raft_config_role(fx_config_in_force(n4->r), 4), RAFT_LEARNER);
     struct raft_config c;
     assert_int_equal(raft_config_committed(n4->r, &c), p);
-    assert_true(raft_config_equal(&c, raft_config(l->r)));
+    assert_true(raft_config_equal(&c, fx_config_in_force(l->r)));
     fx_net_free(&net);
 }
 
@@ -581,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_config_takes_effect_on_append_not_commit),
         cmocka_unit_test(test_joint_change_needs_both_majorities),
         cmocka_unit_test(test_leaves_joint_automatically),
+        cmocka_unit_test(test_read_round_confirmed_on_leaving_joint),
         cmocka_unit_test(test_arbitrary_change_replaces_several_at_once),
         cmocka_unit_test(test_single_server_change_skips_joint),
         cmocka_unit_test(test_change_refused_before_own_term_commit),

@@ -298,6 +298,71 @@ static void test_quiesce_higher_term_wakes_leader(void **state)
     fx_net_free(&net);
 }
 
+/* A quiesced leader keeps no progress set (an idle group should cost little) yet reports
+ * its followers as holding its whole log, which they do; waking rebuilds the set so, and
+ * replication resumes at once, without probing. */
+static void test_quiesce_leader_drops_progress(void **state)
+{
+    (void)state;
+    struct fx_net net;
+    quiesced_net(&net, true, true);
+    struct raft *r = net.n[1]->r;
+    raft_index last = fx_status(net.n[1]).last_index;
+    struct raft_progress_view pv;
+    for (raft_node id = 2; id <= 3; id++) {
+        assert_true(raft_progress(r, id, &pv));
+        assert_int_equal(pv.state, RAFT_PROGRESS_REPLICATE);
+        assert_int_equal(pv.match, last);
+        assert_int_equal(pv.next, last + 1);
+    }
+    assert_false(raft_progress(r, 1, &pv));
+    assert_false(raft_progress(r, 4, &pv));
+    struct raft_member_progress mp[4];
+    assert_int_equal(raft_members_progress(r, mp, 4), 2);
+    assert_int_equal(mp[0].id, 2);
+    assert_int_equal(mp[1].id, 3);
+    assert_int_equal(mp[0].lag, 0);
+    assert_int_equal(mp[0].role, RAFT_VOTER);
+    /* Woken by a proposal: the followers are sent the entry straight away, in REPLICATE. */
+    uint32_t rejected = net.rejected_appends;
+    raft_index index = 0;
+    assert_int_equal(raft_propose(r, (const uint8_t *)"x", 1, &index), 0);
+    assert_int_equal(index, last + 1);
+    assert_true(raft_progress(r, 2, &pv));
+    assert_int_equal(pv.state, RAFT_PROGRESS_REPLICATE);
+    assert_int_equal(pv.match, last);
+    ticks(&net, 2);
+    assert_int_equal(net.rejected_appends, rejected);
+    for (raft_node id = 1; id <= 3; id++) {
+        assert_int_equal(fx_status(net.n[id]).applied, index);
+    }
+    assert_true(raft_progress(r, 3, &pv));
+    assert_int_equal(pv.match, index);
+    fx_net_free(&net);
+}
+
+/* Leader balance moves the leadership of idle groups: a transfer wakes the quiesced leader,
+ * whose target holds the whole log, so TIMEOUT_NOW leaves at once and the target wins. */
+static void test_quiesce_transfer_from_quiesced_leader(void **state)
+{
+    (void)state;
+    struct fx_net net;
+    quiesced_net(&net, true, true);
+    raft_term term = fx_term(net.n[1]);
+    assert_int_equal(raft_transfer_leader(net.n[1]->r, 1), RR_EINVAL); /* itself */
+    assert_true(raft_quiesced(net.n[1]->r));                           /* left asleep */
+    assert_int_equal(raft_transfer_leader(net.n[1]->r, 3), 0);
+    assert_false(raft_quiesced(net.n[1]->r));
+    uint32_t timeout_now = net.delivered[RAFT_MSG_TIMEOUT_NOW];
+    fx_net_deliver(&net);
+    assert_int_equal(net.delivered[RAFT_MSG_TIMEOUT_NOW], timeout_now + 1);
+    ticks(&net, 2);
+    assert_int_equal(fx_role(net.n[3]), RAFT_LEADER);
+    assert_int_equal(fx_term(net.n[3]), term + 1);
+    assert_int_equal(fx_role(net.n[1]), RAFT_FOLLOWER);
+    fx_net_free(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +377,8 @@ int main(void)
         cmocka_unit_test(test_quiesce_spurious_peer_down),
         cmocka_unit_test(test_quiesce_heartbeat_dropped_when_woken),
         cmocka_unit_test(test_quiesce_higher_term_wakes_leader),
+        cmocka_unit_test(test_quiesce_leader_drops_progress),
+        cmocka_unit_test(test_quiesce_transfer_from_quiesced_leader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

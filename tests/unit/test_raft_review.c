@@ -21,9 +21,11 @@ static struct raft_msg snapshot_chunk(raft_node from,
                                       uint32_t len)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_SNAPSHOT, from, to, term);
-    m.snapshot.meta.index = index;
-    m.snapshot.meta.term = snap_term;
-    fx_config(&m.snapshot.meta.config, 3);
+    static struct raft_config config; /* the message points to it */
+    fx_config(&config, 3);
+    m.snapshot.last_index = index;
+    m.snapshot.last_term = snap_term;
+    m.snapshot.config = &config;
     m.snapshot.offset = offset;
     m.snapshot.total_bytes = total;
     m.snapshot.done = offset + len == total;

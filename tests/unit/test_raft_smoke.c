@@ -265,7 +265,7 @@ static void node_send(struct cluster *c, struct node *nd, const struct raft_msg 
         net_push(c, m);
         return;
     }
-    if (nd->img_index != m->snapshot.meta.index ||
+    if (nd->img_index != m->snapshot.last_index ||
         m->snapshot.offset + m->snapshot.chunk.len > nd->img_bytes) {
         return; /* not this node's image any more: the core sends again */
     }
@@ -967,26 +967,30 @@ static void test_quorum_arithmetic(void **state)
     struct raft_config c = {
         .member_count = 4,
         .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}, {4, RAFT_LEARNER}}};
+    struct raft_config_packed cp;
+    assert_true(raft_config_pack(&c, &cp));
     uint64_t match[8] = {0, 10, 7, 3, 100};
-    assert_int_equal(quorum_value(&c, value_by_id, match), 7);
+    assert_int_equal(quorum_value(&cp, value_by_id, match), 7);
     int votes[8] = {-1, 1, 0, -1, 1};
-    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_PENDING);
+    assert_int_equal(quorum_vote_result(&cp, vote_by_id, votes), QUORUM_PENDING);
     votes[3] = 1;
-    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_WON);
+    assert_int_equal(quorum_vote_result(&cp, vote_by_id, votes), QUORUM_WON);
     votes[3] = 0;
-    assert_int_equal(quorum_vote_result(&c, vote_by_id, votes), QUORUM_LOST);
+    assert_int_equal(quorum_vote_result(&cp, vote_by_id, votes), QUORUM_LOST);
     /* Joint: C_new = {1, 2, 3}, C_old = {3, 4, 5}. */
     struct raft_config j = {.member_count = 3,
                             .members = {{1, RAFT_VOTER}, {2, RAFT_VOTER}, {3, RAFT_VOTER}},
                             .old_member_count = 3,
                             .old_members = {{3, RAFT_VOTER}, {4, RAFT_VOTER}, {5, RAFT_VOTER}}};
+    struct raft_config_packed jp;
+    assert_true(raft_config_pack(&j, &jp));
     uint64_t jm[8] = {0, 9, 9, 1, 2, 3};
-    assert_int_equal(quorum_value(&j, value_by_id, jm), 2); /* old half holds it back */
+    assert_int_equal(quorum_value(&jp, value_by_id, jm), 2); /* old half holds it back */
     int jv[8] = {-1, 1, 1, 0, 0, -1};
-    assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_LOST);
+    assert_int_equal(quorum_vote_result(&jp, vote_by_id, jv), QUORUM_LOST);
     jv[3] = 1;
     jv[4] = 1;
-    assert_int_equal(quorum_vote_result(&j, vote_by_id, jv), QUORUM_WON);
+    assert_int_equal(quorum_vote_result(&jp, vote_by_id, jv), QUORUM_WON);
 }
 
 /* ---- random peer input ------------------------------------------------------------ */
@@ -1027,12 +1031,14 @@ static void random_append(struct rr_prng *p,
 
 static void random_snapshot(struct rr_prng *p, struct raft_msg *m, uint8_t *buf)
 {
-    m->snapshot.meta.index = rr_prng_range(p, 0, 16);
-    m->snapshot.meta.term = rr_prng_range(p, 0, m->term + 1);
-    m->snapshot.meta.config.member_count = (uint32_t)rr_prng_range(p, 0, 4);
+    static struct raft_config config; /* the message points to it until the next call */
+    m->snapshot.last_index = rr_prng_range(p, 0, 16);
+    m->snapshot.last_term = rr_prng_range(p, 0, m->term + 1);
+    config.member_count = (uint32_t)rr_prng_range(p, 0, 4);
     for (uint32_t i = 0; i < 3; i++) {
-        m->snapshot.meta.config.members[i] = (struct raft_member){i + 1, RAFT_VOTER};
+        config.members[i] = (struct raft_member){i + 1, RAFT_VOTER};
     }
+    m->snapshot.config = rr_prng_chance(p, 50000) ? NULL : &config;
     m->snapshot.total_bytes = rr_prng_range(p, 0, 40);
     m->snapshot.offset = rr_prng_chance(p, 500000) ? 0 : rr_prng_range(p, 0, 40);
     m->snapshot.chunk = (struct raft_buf){buf, (uint32_t)rr_prng_range(p, 0, 20)};

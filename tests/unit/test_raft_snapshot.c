@@ -20,9 +20,11 @@ static struct raft_msg snapshot_chunk(raft_node from,
                                       bool done)
 {
     struct raft_msg m = fx_msg(RAFT_MSG_SNAPSHOT, from, to, term);
-    m.snapshot.meta.index = index;
-    m.snapshot.meta.term = snap_term;
-    fx_config(&m.snapshot.meta.config, 3);
+    static struct raft_config config; /* the message points to it */
+    fx_config(&config, 3);
+    m.snapshot.last_index = index;
+    m.snapshot.last_term = snap_term;
+    m.snapshot.config = &config;
     m.snapshot.offset = offset;
     m.snapshot.total_bytes = total;
     m.snapshot.done = done;
@@ -291,7 +293,7 @@ static void test_snapshot_chunks_read_by_the_caller(void **state)
     assert_int_equal(m->snapshot.chunk.len, sizeof(image));
     assert_int_equal(m->snapshot.offset, 0);
     assert_int_equal(m->snapshot.total_bytes, sizeof(image));
-    assert_int_equal(m->snapshot.meta.index, 10);
+    assert_int_equal(m->snapshot.last_index, 10);
     raft_advance(f->r, &rd);
     /* The caller sent 300 bytes; the follower says it has them. */
     struct raft_msg ack = fx_msg(RAFT_MSG_SNAPSHOT_RESP, 2, 1, st.term);
