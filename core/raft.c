@@ -582,7 +582,7 @@ static bool role_changed(const struct raft *r)
 
 bool raft_has_ready(const struct raft *r)
 {
-    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || r->rx_dropped ||
+    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || snapshot_rx_dropped(r) ||
            snapshot_rx_stale(r) || (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
@@ -668,7 +668,7 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
         r->handed.snapshot = true;
     }
     snapshot_rx_drop_stale(r);
-    if (r->rx_dropped) {
+    if (snapshot_rx_dropped(r)) {
         rd->flags |= RAFT_READY_SNAPSHOT_DROPPED;
         r->handed.rx_dropped = true;
     }
@@ -768,7 +768,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     if (r->handed.chunk) {
         snapshot_chunk_handed(r);
     }
-    r->rx_dropped = r->rx_dropped && !r->handed.rx_dropped;
+    if (r->handed.rx_dropped) {
+        r->snap.store->rx_dropped = false;
+    }
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
     read_index_advance(r);

@@ -76,6 +76,7 @@ struct raft_snap_store {
     struct raft_snapshot_meta meta; /* the latest snapshot (valid while snap.index > 0) */
     uint64_t bytes;                 /* its image's size (the caller holds the image) */
     struct raft_snapshot_rx *rx;    /* malloc'd while a transfer is in progress, else NULL */
+    bool rx_dropped;                /* a transfer was dropped, not yet reported (snapshot.c) */
 };
 
 /* The latest snapshot's position, inline (read on many paths), and the rest out of line:
@@ -142,7 +143,6 @@ struct raft {
     uint8_t role;               /* enum raft_role */
     bool quiesced;              /* no ticks until woken (quiesce.c); only with opt.quiesce */
     bool snap_to_hand;          /* installed from the leader (snap), not yet handed out */
-    bool rx_dropped;            /* a transfer was dropped, not yet reported (snapshot.c) */
     uint8_t role_handed;        /* role last reported (RAFT_READY_ROLE; see leader_handed) */
     struct raft_log log;
 
@@ -321,6 +321,7 @@ void snapshot_tick(struct raft *r, struct raft_progress *p);
 void snapshot_rx_reset(struct raft *r);
 /* raft_has_ready / raft_ready: the transfer being received is of no use any more. */
 bool snapshot_rx_stale(const struct raft *r);
+bool snapshot_rx_dropped(const struct raft *r); /* not yet reported */
 void snapshot_rx_drop_stale(struct raft *r);
 /* Allocates r->snap.store if it is not yet: 0 or RR_ENOMEM (nothing changed). */
 int snapshot_store_reserve(struct raft *r);

@@ -191,7 +191,7 @@ void snapshot_rx_reset(struct raft *r)
 static void rx_drop(struct raft *r)
 {
     snapshot_rx_reset(r);
-    r->rx_dropped = true;
+    r->snap.store->rx_dropped = true; /* the store held the transfer */
 }
 
 /* A transfer is left behind once the commit index reaches it (the leader caught us up with
@@ -201,6 +201,11 @@ bool snapshot_rx_stale(const struct raft *r)
 {
     const struct raft_snapshot_rx *rx = snapshot_rx(r);
     return rx != NULL && (rx->meta.index <= r->commit || rx->term != r->term);
+}
+
+bool snapshot_rx_dropped(const struct raft *r)
+{
+    return r->snap.store != NULL && r->snap.store->rx_dropped;
 }
 
 void snapshot_rx_drop_stale(struct raft *r)
