@@ -428,9 +428,10 @@ static void drain_group(struct drain_pass *d, uint32_t slot)
     raft_ready(r, &rd);
     uint32_t durable = RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT |
                        RAFT_READY_SNAPSHOT_CHUNK;
-    if ((rd.flags & durable) != 0) {
+    if ((rd.flags & (durable | RAFT_READY_SNAPSHOT_DROPPED)) != 0) {
+        /* (A dropped transfer's stored pieces go; nothing of it needs a persist unit.) */
         d->ops->persist(d->ctx, g, &rd);
-        d->unit = true;
+        d->unit = d->unit || (rd.flags & durable) != 0;
     }
     drain_messages(d, g, &rd);
     drain_apply(d, g, &rd);

@@ -30,7 +30,9 @@ struct drain_held; /* the messages waiting for one persist unit */
 struct drain_ops {
     /* Adds one group's durable writes (rd->hard_state if flagged, rd->snapshot_chunk to
      * store, rd->snapshot to make the group's durable snapshot, rd->entries) to the current
-     * persist unit. Called only if one of those is flagged. `rd` and all it points to live
+     * persist unit, and drops what was stored of a transfer the core dropped (flag
+     * RAFT_READY_SNAPSHOT_DROPPED, handled before the chunk; it needs no persist unit).
+     * Called only if one of those is flagged. `rd` and all it points to live
      * only for the call (raft_advance frees them): copy. A received chunk with `done` asks
      * for a verdict (raft_snapshot_received) once drain_run returns (core/raft.h). */
     void (*persist)(void *ctx, raft_group g, const struct raft_ready *rd);

@@ -582,8 +582,8 @@ static bool role_changed(const struct raft *r)
 
 bool raft_has_ready(const struct raft *r)
 {
-    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand ||
-           (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
+    return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || snapshot_rx_dropped(r) ||
+           snapshot_rx_stale(r) || (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
            ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
@@ -666,6 +666,11 @@ static void ready_log(struct raft *r, struct raft_ready *rd)
         rd->snapshot = &r->snap.store->meta;
         rd->snapshot_bytes = r->snap.store->bytes;
         r->handed.snapshot = true;
+    }
+    snapshot_rx_drop_stale(r);
+    if (snapshot_rx_dropped(r)) {
+        rd->flags |= RAFT_READY_SNAPSHOT_DROPPED;
+        r->handed.rx_dropped = true;
     }
     if (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) {
         rd->flags |= RAFT_READY_SNAPSHOT_CHUNK;
@@ -762,6 +767,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     r->snap_to_hand = r->snap_to_hand && !r->handed.snapshot;
     if (r->handed.chunk) {
         snapshot_chunk_handed(r);
+    }
+    if (r->handed.rx_dropped) {
+        r->snap.store->rx_dropped = false;
     }
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;

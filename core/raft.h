@@ -78,9 +78,10 @@ enum raft_ready_flag {
     RAFT_READY_MSGS_AFTER_PERSIST = 1u << 4,
     RAFT_READY_COMMITTED = 1u << 5,
     RAFT_READY_READS = 1u << 6,
-    RAFT_READY_ROLE = 1u << 7,           /* role, term or known leader changed */
-    RAFT_READY_READ_FAILURES = 1u << 8,  /* queued reads that will never be released */
-    RAFT_READY_SNAPSHOT_CHUNK = 1u << 9, /* a piece of a snapshot received from the leader */
+    RAFT_READY_ROLE = 1u << 7,              /* role, term or known leader changed */
+    RAFT_READY_READ_FAILURES = 1u << 8,     /* queued reads that will never be released */
+    RAFT_READY_SNAPSHOT_CHUNK = 1u << 9,    /* a piece of a snapshot received from the leader */
+    RAFT_READY_SNAPSHOT_DROPPED = 1u << 10, /* the transfer being received was dropped */
 };
 
 /* A piece of a snapshot received from the leader (raft_ready.snapshot_chunk). */
@@ -106,7 +107,12 @@ struct raft_ready {
      * calls raft_snapshot_received(index, false) and the transfer starts over. After the
      * piece with `done`, the caller checks the whole image and calls
      * raft_snapshot_received(index, true): only then is the snapshot installed (and handed out
-     * as `snapshot` below), so an image that does not check out is never installed. */
+     * as `snapshot` below), so an image that does not check out is never installed.
+     * RAFT_READY_SNAPSHOT_DROPPED: the core dropped the transfer it was receiving without
+     * installing it (the commit index reached it, the term changed, a chunk left a gap, or
+     * the verdict found it overtaken); the caller drops what it stored of it (any transfer
+     * it is not installing). A snapshot_chunk in the same batch belongs to a newer transfer:
+     * handle the drop first. */
     const struct raft_snapshot_chunk *snapshot_chunk;
     /* RAFT_READY_SNAPSHOT: a snapshot from the leader, installed (its image is the one the
      * caller received through snapshot_chunk, snapshot_bytes long; the core keeps no copy).

@@ -76,6 +76,7 @@ struct raft_snap_store {
     struct raft_snapshot_meta meta; /* the latest snapshot (valid while snap.index > 0) */
     uint64_t bytes;                 /* its image's size (the caller holds the image) */
     struct raft_snapshot_rx *rx;    /* malloc'd while a transfer is in progress, else NULL */
+    bool rx_dropped;                /* a transfer was dropped, not yet reported (snapshot.c) */
 };
 
 /* The latest snapshot's position, inline (read on many paths), and the rest out of line:
@@ -116,8 +117,9 @@ struct raft_handed {
     bool pending;                /* a ready is out: no mutation until raft_advance */
     bool hard_state;
     bool snapshot;
-    bool chunk; /* a received snapshot chunk */
-    bool role;  /* role, term and leader reported */
+    bool chunk;      /* a received snapshot chunk */
+    bool rx_dropped; /* RAFT_READY_SNAPSHOT_DROPPED reported */
+    bool role;       /* role, term and leader reported */
 };
 
 /* Fields are ordered to leave little padding: a node holds thousands of groups. */
@@ -317,6 +319,10 @@ void snapshot_handle_resp(struct raft *r, const struct raft_msg *m);
 void snapshot_send(struct raft *r, struct raft_progress *p);
 void snapshot_tick(struct raft *r, struct raft_progress *p);
 void snapshot_rx_reset(struct raft *r);
+/* raft_has_ready / raft_ready: the transfer being received is of no use any more. */
+bool snapshot_rx_stale(const struct raft *r);
+bool snapshot_rx_dropped(const struct raft *r); /* not yet reported */
+void snapshot_rx_drop_stale(struct raft *r);
 /* Allocates r->snap.store if it is not yet: 0 or RR_ENOMEM (nothing changed). */
 int snapshot_store_reserve(struct raft *r);
 /* The latest snapshot's data size (0 without one); the transfer being received, or NULL. */

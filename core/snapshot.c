@@ -186,6 +186,35 @@ void snapshot_rx_reset(struct raft *r)
     }
 }
 
+/* Drops a transfer the core will not finish while the caller may hold what it stored of it:
+ * the next ready reports it (RAFT_READY_SNAPSHOT_DROPPED) so that the caller drops it too. */
+static void rx_drop(struct raft *r)
+{
+    snapshot_rx_reset(r);
+    r->snap.store->rx_dropped = true; /* the store held the transfer */
+}
+
+/* A transfer is left behind once the commit index reaches it (the leader caught us up with
+ * entries, or another snapshot covered it) or the term changes (its leader is gone; a new
+ * one starts over at offset 0): nothing would ever finish or replace it. */
+bool snapshot_rx_stale(const struct raft *r)
+{
+    const struct raft_snapshot_rx *rx = snapshot_rx(r);
+    return rx != NULL && (rx->meta.index <= r->commit || rx->term != r->term);
+}
+
+bool snapshot_rx_dropped(const struct raft *r)
+{
+    return r->snap.store != NULL && r->snap.store->rx_dropped;
+}
+
+void snapshot_rx_drop_stale(struct raft *r)
+{
+    if (snapshot_rx_stale(r)) {
+        rx_drop(r);
+    }
+}
+
 /* Answers the leader about the transfer of snapshot `index` of `total` bytes. A progress
  * report for an accepted chunk waits for the chunk to be stored (after_persist), which also
  * paces the transfer to the follower's disk; "installed" waits for the snapshot's persist;
@@ -302,6 +331,12 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         reply_to(r, m->from, s->last_index, s->total_bytes, false, true, true);
         return 0;
     }
+    if (r->snap_to_hand) {
+        /* A snapshot was installed and waits to be handed out: a new transfer's first chunk
+         * would go out in the same ready and, stored first, abandon the image being installed.
+         * Ignored: the leader resends after a timeout. */
+        return 0;
+    }
     if (!rx_matches(r, m)) {
         if (s->offset != 0) {
             reply_to(r, m->from, s->last_index, 0, true, false, false); /* missed the start */
@@ -324,7 +359,7 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
         bool gap = s->offset > rx->received;
         reply_to(r, m->from, s->last_index, gap ? 0 : rx->received, gap, false, false);
         if (gap) {
-            snapshot_rx_reset(r);
+            rx_drop(r);
         }
         return 0;
     }
@@ -359,7 +394,7 @@ int raft_snapshot_received(struct raft *r, raft_index index, bool valid)
     if (index <= r->commit) {
         /* Overtaken meanwhile (the commit index moved past it): nothing to install. */
         reply_to(r, rx->from, index, rx->total_bytes, false, true, true);
-        snapshot_rx_reset(r);
+        rx_drop(r);
         return 0;
     }
     install(r);

@@ -80,7 +80,7 @@ NODE_STAGE_TIMEOUT ?= 900
 NODE_TEST_TIMEOUT ?= 180
 TEST_STAGES += test-node test-node-uring-off
 test-node:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal
 	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
 
@@ -88,7 +88,7 @@ test-node:
 NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no \
 	--uring-multishot-recv no
 test-node-uring-off:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal
 	$(Q)RR_NODE_EXTRA="$(NODE_URING_OFF)" tools/stage.sh node-uring-off $(NODE_STAGE_TIMEOUT) \
 		python3 tests/node/run.py --bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) \
 		$(NODE_TESTS)

@@ -299,6 +299,10 @@ void metrics_render(struct node *n, struct reply *r)
     counter(r, "ringraft_snapshots_refused_total",
             "Snapshots received from a leader and refused (damaged, or not written).",
             SUM_WORKERS(snapshots_refused));
+    counter(r, "ringraft_snapshots_dropped_total",
+            "Snapshots being received that were left behind (the commit index reached them or "
+            "the term changed) and dropped with their temporary files.",
+            SUM_WORKERS(snapshots_dropped));
     head(r, "ringraft_snapshot_last_duration_seconds", "gauge",
          "Duration of each worker's last local snapshot.");
     for (uint32_t w = 0; w < c->workers; w++) {

@@ -306,6 +306,7 @@ struct worker_stats {
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
     uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
+    uint64_t snapshots_dropped; /* received transfers the core dropped, left behind */
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -323,6 +324,7 @@ struct worker_pub {
     _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
     _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
+    _Atomic uint64_t snapshots_dropped;
     _Atomic uint64_t wal_disk_bytes, wal_segments;
     _Atomic uint64_t log_freed_bytes;
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes
@@ -565,11 +567,14 @@ struct snapshot_restored {
     struct raft_snapshot_meta meta; /* index 0: none found */
     struct sm *sm;                  /* the state machine loaded from it */
     uint64_t file_bytes;
+    bool wal_stale; /* the WAL's entries after meta.index are of another history: dropped */
 };
 /* Start-up: loads group g's newest valid snapshot (blocking reads). 0 (out->meta.index 0
  * if there is none), or an error after which the node must not start (a snapshot of
  * another format version, out of memory). */
 int snapshot_startup_load(struct worker *w, raft_group g, struct snapshot_restored *out);
+/* The drain's persist of RAFT_READY_SNAPSHOT_DROPPED: frees the transfer being received. */
+void snapshot_persist_dropped(struct worker *w, struct group_state *gs);
 /* RAFT SNAPSHOT: asks for a snapshot of gs; *index is the applied index it will cover, 0
  * if the latest snapshot already covers it. */
 void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index);

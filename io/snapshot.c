@@ -1057,6 +1057,19 @@ rx_new(struct worker *w, struct group_state *gs, const struct raft_snapshot_chun
     return rx;
 }
 
+/* The core dropped the transfer it was receiving (core/raft.h RAFT_READY_SNAPSHOT_DROPPED): its
+ * temporary file, fd and loaded state go (once nothing of it is in flight). A transfer being
+ * installed is the core's snapshot now, not a dropped one. */
+void snapshot_persist_dropped(struct worker *w, struct group_state *gs)
+{
+    if (gs->rx != NULL && gs->rx->barrier == NULL) {
+        LOG_I("group %u: snapshot %llu being received was dropped (caught up or a new term)", gs->g,
+              (unsigned long long)gs->rx->meta.index);
+        w->st.snapshots_dropped++;
+        rx_abandon(w, gs->rx);
+    }
+}
+
 /* The drain's persist of a received chunk: check it, load it, write it (asynchronously). */
 void snapshot_persist_chunk(struct worker *w,
                             struct group_state *gs,

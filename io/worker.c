@@ -217,6 +217,9 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
     struct worker *w = ctx;
     struct pending_append a = {.kind = PENDING_APPEND, .g = g};
     struct group_state *gs = worker_group(w, g);
+    if ((rd->flags & RAFT_READY_SNAPSHOT_DROPPED) != 0) {
+        snapshot_persist_dropped(w, gs);
+    }
     if ((rd->flags & RAFT_READY_SNAPSHOT_CHUNK) != 0) {
         snapshot_persist_chunk(w, gs, rd->snapshot_chunk);
     }
@@ -520,6 +523,7 @@ static void publish_stats(struct worker *w)
     PUB(snapshot_chunks_sent, st->snapshot_chunks_sent);
     PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
     PUB(snapshots_refused, st->snapshots_refused);
+    PUB(snapshots_dropped, st->snapshots_dropped);
     PUB(wal_segments, wal_segment_count(w->wal));
     PUB(log_freed_bytes, w->log_freed_bytes);
     metrics_publish_hist(&w->pub.write_latency, &w->write_latency);
@@ -1018,13 +1022,38 @@ static const struct raft_restore *restore_group(void *arg, raft_group g)
     memset(&rc->r, 0, sizeof(rc->r));
     rc->r.hard_state = (struct raft_hard_state){
         .term = info.hs.term, .vote = info.hs.vote, .commit = info.hs.commit};
-    /* Entries the snapshot covers are skipped; those after it are the log. */
+    /* Entries the snapshot covers are skipped; those after it are the log. The WAL's entry
+     * at the snapshot index is read too, to check its term (below). */
     raft_index first = info.first_index > snap + 1 ? info.first_index : snap + 1;
+    bool check_at_snap = snap != 0 && info.last_index > snap && info.first_index <= snap;
+    if (check_at_snap) {
+        first = snap;
+    }
+    /* A crash between a received snapshot's rename and the WAL's truncation behind it leaves
+     * the WAL a suffix of the history the snapshot replaced (paper §7 step 7, "discard the
+     * entire log"): its entry at the snapshot index has another term, or the WAL holds entries
+     * past the index without it. That suffix is dropped here and its truncation queued, as
+     * the install would have. */
+    sr->wal_stale = snap != 0 && info.last_index > snap && !check_at_snap &&
+                    (info.snap_index != snap || info.snap_term != sr->meta.term);
     if (info.last_index < first && info.hs.term == 0 && snap == 0) {
         return NULL;
     }
-    if (!restore_entries(rc, g, first, &info)) {
+    if (!sr->wal_stale && !restore_entries(rc, g, first, &info)) {
         return NULL;
+    }
+    if (check_at_snap) {
+        RR_ASSERT(rc->r.entry_count > 0 && rc->entries[0].index == snap);
+        sr->wal_stale = rc->entries[0].term != sr->meta.term;
+        rc->r.entries = rc->entries + 1;
+        rc->r.entry_count--;
+    }
+    if (sr->wal_stale) {
+        LOG_W("group %u: the WAL holds entries after snapshot %llu (term %llu) of another "
+              "history (a crash came before the install's truncation); dropping them",
+              g, (unsigned long long)snap, (unsigned long long)sr->meta.term);
+        rc->r.entries = NULL;
+        rc->r.entry_count = 0;
     }
     if (snap != 0) {
         rc->r.snapshot = sr->meta;
@@ -1116,6 +1145,10 @@ static int worker_open(struct worker *w)
             gs->snap_term = sr->meta.term;
             gs->snap_file_bytes = sr->file_bytes;
             atomic_store(&n->pub[gs->g].snapshot_index, sr->meta.index);
+            if (sr->wal_stale) {
+                /* Queued before anything else this run writes, like the compaction below. */
+                worker_persist_truncate(w, gs->g, sr->meta.index + 1);
+            }
             struct wal_group_info info;
             if (wal_group_info(w->wal, gs->g, &info) == 0 && info.snap_index < sr->meta.index) {
                 /* A crash came between the snapshot's rename and the WAL's compaction: the

@@ -2,12 +2,18 @@
 digest, consumer groups included), and a follower kept away while the leaders compact past it catches up through
 InstallSnapshot and then serves the same data."""
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 import unittest
 
-from harness import Cluster, TestFailure, deadline_loop
+from harness import REPO, Cluster, TestFailure, deadline_loop
+
+RINGRAFT_WAL = os.environ.get("RINGRAFT_WAL",
+                              os.path.join(REPO, "build", "debug", "tools", "ringraft-wal"))
 
 G = 8
 
@@ -372,6 +378,139 @@ class LargeSnapshotTests(unittest.TestCase):
             logs = "".join(x.log_text() for x in others)
             self.assertIn("is damaged", logs)
             self.assertGreater(int(victim.info("snapshots")["snapshots_installed"]), 0)
+
+
+class StaleWalSuffixTests(unittest.TestCase):
+    def _term(self, x):
+        return x.raft_status()[0]["term"]
+
+    def _restart_until_term(self, c, x, term):
+        """Restarts the single node until group 0's term is at least `term`; returns it."""
+        t = 0
+        while t < term:
+            c.start()
+            t = self._term(x)
+            self.assertEqual(c.stop_all(), {1: 0})
+        return t
+
+    def test_stale_wal_suffix_behind_snapshot_dropped_at_start(self):
+        """The state a crash leaves between a received snapshot's rename and the WAL's
+        truncation behind it: the newest snapshot covers (I, T) while the WAL holds a
+        suffix of the history the snapshot replaced, of a lower term at I and past I (the
+        hard state's term is T or above). The node starts from the snapshot without that
+        suffix, and queues its truncation. Built from two histories of one node: A writes
+        entries in a low term, B starts fresh, reaches a higher term and snapshots; B's
+        snapshot file is put beside A's WAL."""
+        with Cluster(1, groups=1) as c:
+            x = c.node(1)
+            c.start()
+            with x.client(timeout=30) as cl:
+                self.assertEqual(set(cl.pipeline([("SET", "a:%d" % i, "stale")
+                                                  for i in range(300)])), {"OK"})
+            term_a = self._term(x)
+            self.assertEqual(c.stop_all(), {1: 0})
+            history_a = x.data + ".a"
+            os.rename(x.data, history_a)
+            # History B: fresh, in a term above A's, 50 writes and a snapshot.
+            self._restart_until_term(c, x, term_a + 1)
+            c.start()
+            with x.client(timeout=30) as cl:
+                self.assertEqual(set(cl.pipeline([("SET", "b:%d" % i, "new")
+                                                  for i in range(50)])), {"OK"})
+            snap_i = x.call("RAFT", "SNAPSHOT", 0)
+            snap_t = self._term(x)
+            for _ in deadline_loop(20, 0.1):
+                if digest_map(x, 1)[0][2] >= snap_i:
+                    break
+            self.assertEqual(c.stop_all(), {1: 0})
+            self.assertGreater(snap_i, 50)
+            self.assertLess(snap_i, 300)
+            history_b = x.data + ".b"
+            os.rename(x.data, history_b)
+            # A's hard state reaches B's term (the leader's term reached the follower before
+            # its snapshot did); its entries at and after snap_i stay of term_a < snap_t.
+            os.rename(history_a, x.data)
+            self._restart_until_term(c, x, snap_t)
+            wal = os.path.join(x.data, "wal-0")
+            self.assertEqual([f for f in os.listdir(wal) if f.startswith("snap-")], [])
+            for f in os.listdir(os.path.join(history_b, "wal-0")):
+                if f.startswith("snap-") and ".tmp" not in f:
+                    shutil.copy(os.path.join(history_b, "wal-0", f), wal)
+            mark = len(x.log_text())
+            c.start()
+            self.assertIn("of another history", x.log_text()[mark:])
+            st = x.raft_status()[0]
+            self.assertEqual(st["snapshot"], snap_i)
+            self.assertLessEqual(st["last"], snap_i + 1)  # the new leader's entry at most
+            with x.client(timeout=30) as cl:
+                self.assertEqual(cl.pipeline([("GET", "b:%d" % i) for i in range(50)]),
+                                 [b"new"] * 50)
+                self.assertEqual(cl.pipeline([("GET", "a:%d" % i) for i in range(300)]),
+                                 [None] * 300)
+            # The truncation was queued and made durable (a single node never truncates
+            # otherwise), and the suffix stays gone at the next start.
+            self.assertEqual(c.stop_all(), {1: 0})
+            dump = subprocess.run([RINGRAFT_WAL, "dump", "--json", wal], capture_output=True,
+                                  check=True).stdout.decode()
+            recs = [json.loads(line) for line in dump.splitlines() if line.startswith("{")]
+            truncations = [r["index"] for r in recs if r["type"] == "truncate" and r["group"] == 0]
+            self.assertEqual(truncations, [snap_i + 1])
+            mark = len(x.log_text())
+            c.start()
+            self.assertNotIn("of another history", x.log_text()[mark:])
+            self.assertEqual(x.raft_status()[0]["snapshot"], snap_i)
+            with x.client(timeout=30) as cl:
+                self.assertEqual(cl.call("GET", "b:7"), b"new")
+                self.assertIsNone(cl.call("GET", "a:299"))
+
+
+class LeftBehindTransferTests(unittest.TestCase):
+    VALUE = "v" * 1000
+    NO_AUTO = ["--snapshot-log-bytes", "0", "--snapshot-worker-log-bytes", "0",
+               "--snapshot-wal-segments", "0", "--snapshot-trailing-entries", "5"]
+
+    def test_transfer_left_by_a_dead_leader_is_dropped(self):
+        """The leader dies while a follower receives its snapshot; the new leader, which
+        never compacted, catches the follower up with entries. The follower drops the
+        transfer left behind (its temporary file goes) and can take snapshots again."""
+        with Cluster(3, groups=1, extra=self.NO_AUTO) as c:
+            c.start()
+            leader = c.node(c.node(1).raft_status()[0]["leader"])
+            victim, middle = [x for x in c.nodes if x is not leader]
+            victim.stop()
+            for _ in deadline_loop(20, 0.1):
+                if leader.raft_status()[0]["leader"] == leader.id:
+                    break
+            with leader.client(timeout=60) as cl:
+                for k in range(0, 6000, 500):
+                    r = cl.pipeline([("SET", "big:%d" % i, self.VALUE + str(i))
+                                     for i in range(k, k + 500)])
+                    self.assertEqual([x for x in r if x != "OK"], [])
+            snapshot_all(self, [leader], groups=1, timeout=60)
+            self.assertEqual(digest_map(middle, 1)[0][2], 0, "the middle node snapshotted")
+            wal = os.path.join(victim.data, "wal-0")
+            victim.start()
+            seen = False
+            for _ in deadline_loop(30, 0.005):
+                if os.path.isdir(wal) and any(f.endswith(".tmp") for f in os.listdir(wal)):
+                    seen = True
+                    break
+            self.assertTrue(seen, "the victim never started receiving the snapshot")
+            leader.kill()
+            victim.wait_ping(20)
+            if int(victim.info("snapshots")["snapshots_installed"]) > 0:
+                self.skipTest("the transfer finished before its leader was killed")
+            wait_same_state(self, [victim, middle], timeout=60, groups=1)
+            for _ in deadline_loop(20, 0.1):
+                if not any(f.endswith(".tmp") for f in os.listdir(wal)):
+                    break
+            self.assertEqual([f for f in os.listdir(wal) if f.endswith(".tmp")], [],
+                             "the transfer's temporary file was left behind")
+            self.assertEqual(int(victim.info("snapshots")["snapshots_installed"]), 0)
+            self.assertGreaterEqual(int(victim.info("snapshots")["snapshots_dropped"]), 1)
+            # The group snapshots again on the victim.
+            snapshot_all(self, [victim], groups=1, timeout=30)
+            self.assertGreater(digest_map(victim, 1)[0][2], 0)
 
 
 if __name__ == "__main__":

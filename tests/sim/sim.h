@@ -142,6 +142,7 @@ struct sim_rx {
     uint64_t total;
     uint64_t received;
     bool overflow; /* more bytes than an image holds */
+    bool dropped;  /* the core dropped this transfer (RAFT_READY_SNAPSHOT_DROPPED) */
     uint8_t data[SIM_SM_BYTES];
 };
 

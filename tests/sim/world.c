@@ -270,6 +270,9 @@ static void give_verdicts(struct sim *s, uint32_t node)
         bool ok = !rx->overflow && rx->total == SIM_SM_BYTES && rx->received == rx->total &&
                   sm_get64(rx->data + 24) == sm_sum(rx->data) && sm_get64(rx->data) == rx->index;
         int rc = raft_snapshot_received(nd->raft[g], rx->index, ok);
+        if (rc == RR_ENOTFOUND && rx->dropped) {
+            continue; /* left behind (caught up, or a new term) before its verdict */
+        }
         if (rc != 0) {
             sim_fail(s, "node %u group %u: raft_snapshot_received(%llu, %d): %s", node + 1, g,
                      (unsigned long long)rx->index, ok, rr_strerror(rc));
@@ -298,6 +301,13 @@ static void op_persist(void *ctx, raft_group g, const struct raft_ready *rd)
 {
     struct sim_wctx *c = ctx;
     struct sim *s = c->s;
+    if ((rd->flags & RAFT_READY_SNAPSHOT_DROPPED) != 0) {
+        s->node[c->node].rx[g].dropped = true; /* a verdict pending on it finds nothing */
+    }
+    if ((rd->flags & (RAFT_READY_HARD_STATE | RAFT_READY_ENTRIES | RAFT_READY_SNAPSHOT |
+                      RAFT_READY_SNAPSHOT_CHUNK)) == 0) {
+        return; /* a drop alone opens no persist unit */
+    }
     struct sim_unit *u = unit_cur(&s->node[c->node], c->worker);
     /* Per group: snapshot, entries, then hard state, as a WAL writes them, so a torn unit
      * never leaves a durable commit index past the durable entries. */

@@ -68,6 +68,7 @@ struct fx {
     raft_index rx_index;
     bool refuse_snapshots; /* the verdict on a received image: refuse (a corrupt image) */
     uint32_t verdicts;     /* raft_snapshot_received calls */
+    uint32_t rx_drops;     /* readies reporting RAFT_READY_SNAPSHOT_DROPPED */
     /* The fake state machine. */
     raft_index applied[FX_APPLIED_MAX]; /* committed entries handed out, in order */
     raft_term applied_term[FX_APPLIED_MAX];
@@ -480,6 +481,10 @@ static inline void fx_take_ready(struct fx *f)
         f->hs_writes++;
     }
     bool verdict = false;
+    if (rd.flags & RAFT_READY_SNAPSHOT_DROPPED) {
+        f->rx_drops++;
+        f->rx_len = 0; /* what was stored of it goes */
+    }
     if (rd.flags & RAFT_READY_SNAPSHOT_CHUNK) {
         fx_record_chunk(f, rd.snapshot_chunk);
         verdict = rd.snapshot_chunk->done;

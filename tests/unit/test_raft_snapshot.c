@@ -394,6 +394,124 @@ static void test_snapshot_refused_midway_restarts(void **state)
     fx_free(f);
 }
 
+/* A new transfer's first chunk that arrives after the verdict installed a snapshot, but before
+ * that snapshot was handed out, must not go out in the same ready: the caller would store the
+ * chunk first and so abandon the image it is about to install. It is ignored; the leader's
+ * resend after the snapshot was handed out starts the transfer. */
+static void test_snapshot_new_transfer_waits_for_installed_handout(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[64];
+    memset(data, 4, sizeof(data));
+    struct raft_msg c = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, sizeof(data), true);
+    fx_step(f, &c);
+    fx_take_ready(f); /* the chunk is stored; the verdict installs snapshot 20 */
+    assert_int_equal(f->verdicts, 1);
+    assert_true(raft_has_ready(f->r));
+    struct raft_msg n = snapshot_chunk(1, 2, 1, 30, 1, 0, 200, data, sizeof(data), false);
+    fx_step(f, &n);
+    struct raft_ready rd;
+    raft_ready(f->r, &rd);
+    assert_true(rd.flags & RAFT_READY_SNAPSHOT);
+    assert_int_equal(rd.snapshot->index, 20);
+    assert_false(rd.flags & RAFT_READY_SNAPSHOT_CHUNK);
+    raft_advance(f->r, &rd);
+    fx_drain(f);
+    assert_int_equal(fx_status(f).snapshot_index, 20);
+    /* Resent once the snapshot was handed out, the chunk starts the new transfer. */
+    fx_step(f, &n);
+    raft_ready(f->r, &rd);
+    assert_true(rd.flags & RAFT_READY_SNAPSHOT_CHUNK);
+    assert_int_equal(rd.snapshot_chunk->meta->index, 30);
+    assert_false(rd.flags & RAFT_READY_SNAPSHOT);
+    raft_advance(f->r, &rd);
+    fx_free(f);
+}
+
+/* A transfer left behind is dropped and reported (RAFT_READY_SNAPSHOT_DROPPED) once, so the
+ * caller frees what it stored: here its leader is gone and a new term began; the old
+ * transfer can never finish, and a new leader starts any transfer over at offset 0. */
+static void test_snapshot_transfer_dropped_on_new_term(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[200];
+    memset(data, 6, sizeof(data));
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
+    fx_step(f, &c0);
+    fx_drain(f);
+    assert_int_equal(f->rx_len, 100);
+    assert_int_equal(f->rx_drops, 0);
+    struct raft_msg hb = fx_heartbeat(3, 2, 2, 0, 0); /* node 3 leads term 2 */
+    fx_step(f, &hb);
+    fx_drain(f);
+    assert_int_equal(f->rx_drops, 1);
+    assert_int_equal(raft_snapshot_received(f->r, 20, true), RR_ENOTFOUND);
+    fx_step(f, &hb);
+    fx_drain(f);
+    assert_int_equal(f->rx_drops, 1); /* reported once */
+    assert_int_equal(fx_status(f).snapshot_index, 0);
+    fx_free(f);
+}
+
+/* The leader caught the follower up with entries past the snapshot being sent (say it took
+ * a newer snapshot, or the follower's log was enough after all): the commit index reaches
+ * the transfer's index and it is dropped. */
+static void test_snapshot_transfer_dropped_when_commit_reaches_it(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[200];
+    memset(data, 6, sizeof(data));
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 3, 1, 0, sizeof(data), data, 100, false);
+    fx_step(f, &c0);
+    fx_drain(f);
+    assert_int_equal(f->rx_len, 100);
+    struct raft_entry e[5];
+    const raft_term t[] = {1, 1, 1, 1, 1};
+    fx_entries(e, 1, t, 5);
+    struct raft_msg a = fx_append(1, 2, 1, 0, 0, 5, e, 5);
+    fx_step(f, &a);
+    fx_drain(f);
+    assert_int_equal(fx_commit(f), 5);
+    assert_int_equal(f->rx_drops, 1);
+    assert_int_equal(raft_snapshot_received(f->r, 3, true), RR_ENOTFOUND);
+    assert_int_equal(fx_status(f).snapshot_index, 0);
+    assert_int_equal(f->applied_last, 5);
+    fx_free(f);
+}
+
+/* The verdict finds the image overtaken (the commit index passed it while it was checked):
+ * nothing is installed, and the drop is reported so the caller frees the image it holds. */
+static void test_snapshot_overtaken_verdict_reports_drop(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[64];
+    memset(data, 2, sizeof(data));
+    struct raft_msg c = snapshot_chunk(1, 2, 1, 3, 1, 0, sizeof(data), data, sizeof(data), true);
+    fx_step(f, &c);
+    struct raft_ready rd;
+    raft_ready(f->r, &rd); /* the last chunk is handed out; the caller checks the image */
+    assert_true(rd.flags & RAFT_READY_SNAPSHOT_CHUNK);
+    raft_advance(f->r, &rd);
+    struct raft_entry e[5];
+    const raft_term t[] = {1, 1, 1, 1, 1};
+    fx_entries(e, 1, t, 5);
+    struct raft_msg a = fx_append(1, 2, 1, 0, 0, 5, e, 5);
+    fx_step(f, &a);
+    assert_int_equal(raft_snapshot_received(f->r, 3, true), 0);
+    raft_ready(f->r, &rd);
+    assert_true(rd.flags & RAFT_READY_SNAPSHOT_DROPPED);
+    assert_false(rd.flags & RAFT_READY_SNAPSHOT);
+    raft_advance(f->r, &rd);
+    fx_drain(f);
+    assert_int_equal(fx_status(f).snapshot_index, 0);
+    assert_int_equal(fx_commit(f), 5);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +525,10 @@ int main(void)
         cmocka_unit_test(test_snapshot_chunk_ack_waits_for_store),
         cmocka_unit_test(test_snapshot_refused_image_never_installed),
         cmocka_unit_test(test_snapshot_refused_midway_restarts),
+        cmocka_unit_test(test_snapshot_new_transfer_waits_for_installed_handout),
+        cmocka_unit_test(test_snapshot_transfer_dropped_on_new_term),
+        cmocka_unit_test(test_snapshot_transfer_dropped_when_commit_reaches_it),
+        cmocka_unit_test(test_snapshot_overtaken_verdict_reports_drop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
