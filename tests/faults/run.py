@@ -608,9 +608,12 @@ SCHEDULES = [
              slices=("quick", "long")),
     Schedule("disk-full", DiskFullNemesis("disk-full"), slices=("quick", "long")),
     # Unsafe modes: the checkers must flag these.
-    Schedule("unsafe-reads-pause", PauseNemesis("pause-leader"),
+    # Reads through the isolated leader: the stale read the unsafe mode allows. (Pausing
+    # the leader no longer shows it reliably: reads forwarded to a stopped leader go on to
+    # the new one, and the old leader's late answers are dropped; docs/faults.md.)
+    Schedule("unsafe-reads-partition", PartitionNemesis("partition-leader", "leader"),
              unsafe="reads-without-readindex", expect_caught=True, slices=("quick", "long"),
-             max_rounds=5),
+             max_rounds=8),
     Schedule("unsafe-ack-power-loss", PowerLossNemesis("power-loss-all", "all"),
              unsafe="ack-before-fsync", expect_caught=True, slices=("quick", "long"),
              extra=("--disk-batching", "linger:20000"), max_rounds=5),
