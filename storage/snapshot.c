@@ -674,6 +674,9 @@ static int load_data(void *arg, const uint8_t *p, size_t n)
 {
     struct load_ctx *c = arg;
     struct snapshot *s = c->out;
+    if (n == 0) {
+        return 0; /* an empty data record: nothing to copy (s->data may still be NULL) */
+    }
     if (s->data_len + n > SNAPSHOT_BYTES_MAX) {
         return RR_ETOOBIG;
     }
