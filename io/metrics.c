@@ -26,26 +26,38 @@ const uint64_t metric_size_bounds[PUB_SIZE_BOUNDS] = {
     96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096,
 };
 
+/* le[i] = values of h at or below bounds[i], in one pass over h's buckets: a bucket counts
+ * below a bound when its highest value does. */
+static void
+cumulate(const struct histogram *h, const uint64_t *bounds, uint32_t nbounds, uint64_t *le)
+{
+    for (uint32_t i = 0; i < nbounds; i++) {
+        le[i] = 0;
+    }
+    if (h->count == 0) {
+        return;
+    }
+    uint32_t last = histogram_bucket_of(h->max);
+    for (uint32_t b = histogram_bucket_of(h->min); b <= last; b++) {
+        uint64_t n = h->buckets[b];
+        if (n == 0) {
+            continue;
+        }
+        uint64_t high = histogram_bucket_high(b);
+        for (uint32_t i = 0; i < nbounds; i++) {
+            if (high <= bounds[i]) {
+                le[i] += n;
+            }
+        }
+    }
+}
+
 void metrics_publish_sizes(struct pub_sizes *p, const struct histogram *h)
 {
     /* Values below 128 have a bucket each, so the small bounds are exact; above, a bucket
      * is 1% wide and counts below a bound when its highest value does. */
-    uint64_t le[PUB_SIZE_BOUNDS] = {0};
-    if (h->count > 0) {
-        uint32_t last = histogram_bucket_of(h->max);
-        for (uint32_t b = histogram_bucket_of(h->min); b <= last; b++) {
-            uint64_t n = h->buckets[b];
-            if (n == 0) {
-                continue;
-            }
-            uint64_t high = histogram_bucket_high(b);
-            for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
-                if (high <= metric_size_bounds[i]) {
-                    le[i] += n;
-                }
-            }
-        }
-    }
+    uint64_t le[PUB_SIZE_BOUNDS];
+    cumulate(h, metric_size_bounds, PUB_SIZE_BOUNDS, le);
     for (uint32_t i = 0; i < PUB_SIZE_BOUNDS; i++) {
         atomic_store_explicit(&p->le[i], le[i], memory_order_relaxed);
     }
@@ -81,22 +93,8 @@ void metrics_publish_hist(struct pub_hist *p, const struct histogram *h)
 {
     /* One pass over the buckets: a bucket counts below a bound when its highest value is
      * (buckets are 1% wide, so a bound falls inside one by at most that much). */
-    uint64_t le[PUB_HIST_BOUNDS] = {0};
-    if (h->count > 0) {
-        uint32_t last = histogram_bucket_of(h->max);
-        for (uint32_t b = histogram_bucket_of(h->min); b <= last; b++) {
-            uint64_t n = h->buckets[b];
-            if (n == 0) {
-                continue;
-            }
-            uint64_t high = histogram_bucket_high(b);
-            for (uint32_t i = 0; i < PUB_HIST_BOUNDS; i++) {
-                if (high <= metric_bounds_ns[i]) {
-                    le[i] += n;
-                }
-            }
-        }
-    }
+    uint64_t le[PUB_HIST_BOUNDS];
+    cumulate(h, metric_bounds_ns, PUB_HIST_BOUNDS, le);
     for (uint32_t i = 0; i < PUB_HIST_BOUNDS; i++) {
         atomic_store_explicit(&p->le[i], le[i], memory_order_relaxed);
     }
