@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/base/errors.h"
+#include "io/kernel.h"
 
 int slowlog_init(struct slowlog *s, uint32_t cap)
 {
@@ -108,7 +108,8 @@ void slowlog_add(struct slowlog *s,
     if (s->cap == 0) {
         return;
     }
-    struct slowlog_entry e = {.id = id, .time_s = (int64_t)time(NULL), .duration_us = duration_us};
+    struct slowlog_entry e = {
+        .id = id, .time_s = node_wall_ms() / 1000, .duration_us = duration_us};
     snprintf(e.addr, sizeof(e.addr), "%s", addr);
     snprintf(e.name, sizeof(e.name), "%s", name);
     if (!entry_fill(&e, argc, argv, argl)) {
