@@ -9,7 +9,7 @@
 # owns or shares (io_uring_prep_*, io_uring_sqe_set_*, io_uring_cqe_get_*,
 # io_uring_buf_ring_*) are not contacts and are allowed everywhere.
 #
-# Usage: tools/check-seam.sh [file...]   (default: io/*.c io/*.h storage/wal*.c storage/wal*.h)
+# Usage: tools/check-seam.sh [file...]   (default: io/ with service/ and wire/, storage/wal*)
 #        tools/check-seam.sh --self-test  (the check finds direct calls and only those)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +83,7 @@ liburing_memory='io_uring_(prep_[a-z0-9_]+|sqe_set_[a-z0-9_]+|cqe_get_[a-z0-9_]+
 if [ $# -gt 0 ]; then
     files=("$@")
 else
-    files=(io/*.c io/*.h storage/wal*.c storage/wal*.h)
+    files=(io/*.c io/*.h io/service/*.[ch] io/wire/*.[ch] storage/wal*.c storage/wal*.h)
 fi
 
 found=$(
