@@ -21,13 +21,16 @@ the generator and the server share every core and the cheaper generator leaves t
 more CPU, which moves throughput by more than the 10% looked for.
 
     python3 bench/agreement.py [--rounds N] [--targets ringraft,redis] [--scale F] [--no-pin]
+                               [--bench PATH] [--smoke]
     make bench-agreement
 
 Prints a markdown table and a verdict per line, and writes them (and every run, as CSV) to
-build/bench-agreement/. The exit status is the verdict against the ringraft cluster (the
-criterion); the redis-server lines are a reference where the generators' own cost shows. Everything runs on 127.0.0.1 on free ports; every process started
-is stopped by its PID (also on Ctrl-C). Needs redis-server and redis-benchmark (Debian's
-redis-server and redis-tools) and build/release/{ringraftd,bench/ringraft-bench}.
+build/bench-agreement/ (or AGREEMENT_OUT). The exit status is the verdict against the ringraft
+cluster (the criterion); the redis-server lines are a reference, where the generators' own
+cost shows. Everything runs on 127.0.0.1 on free ports; every process started is stopped by
+its PID (also on Ctrl-C). Needs redis-server and redis-benchmark (Debian's redis-server and
+redis-tools), ringraftd (RINGRAFTD, default build/release/ringraftd) and ringraft-bench
+(--bench, default build/release/bench/ringraft-bench).
 """
 
 import argparse
@@ -47,7 +50,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "node"))
 os.environ.setdefault("RINGRAFTD", os.path.join(REPO, "build/release/ringraftd"))
 import harness  # noqa: E402  (path set above)
 
-OUT = os.path.join(REPO, "build/bench-agreement")
+OUT = os.path.abspath(os.environ.get("AGREEMENT_OUT",
+                                     os.path.join(REPO, "build/bench-agreement")))
 # Cluster and redis data under OUT, not in the shared /tmp.
 os.makedirs(os.path.join(OUT, "tmp"), exist_ok=True)
 tempfile.tempdir = os.path.join(OUT, "tmp")
@@ -286,14 +290,19 @@ def table(runs, targets):
 
 
 def main():
+    global GEN_PREFIX, SERVER_CPUS, RBENCH
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--targets", default="ringraft,redis")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every -n")
     ap.add_argument("--no-pin", action="store_true",
                     help="do not put servers on CPU 0 and generators on CPU 1")
+    ap.add_argument("--bench", default=RBENCH, help="the ringraft-bench binary")
+    ap.add_argument("--smoke", action="store_true",
+                    help="check the tool end to end (exit 0 when every run completed without "
+                         "errors), not the verdict: for make test, with --rounds 1 --scale 0.05")
     args = ap.parse_args()
-    global GEN_PREFIX, SERVER_CPUS
+    RBENCH = os.path.abspath(args.bench)
     if not args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset"):
         cpus = sorted(os.sched_getaffinity(0))
         SERVER_CPUS = {cpus[0]}
@@ -329,6 +338,10 @@ def main():
                         % (t, "" if t == "ringraft" else " (reference)",
                            "AGREE" if ok_by_target[t] else "DISAGREE", TOLERANCE * 100))
     ok = ok_by_target.get("ringraft", all(ok_by_target.values()))
+    if args.smoke:
+        ok = bool(runs) and all(r["ok"] for r in runs)
+        verdicts.append("smoke: %d runs, %s" % (len(runs), "all completed without errors"
+                                                 if ok else "FAILED (errors or no result)"))
     text = "\n".join(head + [""] + lines + [""] + verdicts) + "\n"
     print(text)
     with open(os.path.join(OUT, "results.md"), "w") as f:
