@@ -544,6 +544,7 @@ def main():
     ap.add_argument("--mutant", choices=["advertise", "bind"])
     ap.add_argument("--no-self-check", action="store_true")
     args = ap.parse_args()
+    args.out = os.path.abspath(args.out)  # the shell blocks cd into data directories
     blocks = doc_blocks(DOC)
     need = ["host-1", "host-2", "host-3", "common", "check-start", "host-4", "add-4", "remove-3",
             "host-3-join", "add-3", "backup", "restore", "restore-nodes"]
