@@ -334,8 +334,10 @@ class Run:
             check(got == want, "CLUSTER NODES through host %d (%s) gives %s, expected %s"
                   % (h.id, h.addr, got, want))
 
-    def check_voter(self, h, node, timeout=30):
-        """Every group's configuration, as host h sees it, has `node` among 4 voters."""
+    def check_four_voters(self, h, timeout=30):
+        """Every group's configuration, as host h sees it (RAFT STATUS, published once a
+        second), has 4 voters and no learner. With check_addresses showing a node set of
+        exactly nodes 1-4 (a superset of every configuration), that is all four."""
         end = time.monotonic() + timeout
         while True:
             st = harness.parse_raft_status(h.call("RAFT", "STATUS"))
@@ -452,7 +454,8 @@ class Run:
         out = self.sh("add-4")
         check("addnode 4:" in out and " 0 failed" in out, "add-4 printed:\n%s" % out)
         for h in hosts.values():
-            self.check_voter(h, 4)
+            self.check_four_voters(h)
+        self.check_addresses(hosts.values(), [1, 2, 3, 4])
         w.set_targets(list(hosts.values()))
         self.check_keys([h4], dict(w.acked))
         self.say("host 4 added and promoted; it serves every key written so far")
@@ -468,7 +471,7 @@ class Run:
         out = self.sh("add-3")
         check("addnode 3:" in out and " 0 failed" in out, "add-3 printed:\n%s" % out)
         for h in hosts.values():
-            self.check_voter(h, 3)
+            self.check_four_voters(h)
         self.check_addresses(hosts.values(), [1, 2, 3, 4])
         w.set_targets(list(hosts.values()))
         self.say("host 3 replaced on an empty data directory")
