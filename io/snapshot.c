@@ -145,6 +145,7 @@ struct snap_rx {
     uint32_t chain_left;
     int error;
     struct snap_barrier *barrier; /* the persist queue waits on it (install) */
+    int64_t install_ns;           /* when the install's barrier was queued (node_clock_ns) */
     char tmp[80];
     char name[64];
     struct snap_op open_op, sync_op, rename_op, dirsync_op;
@@ -947,6 +948,8 @@ static void rx_sync_cb(struct worker *w, struct snap_op *op, int res)
         rx_refuse(w, rx, why);
         return;
     }
+    w->st.snapshot_chunks_received++;
+    w->st.snapshot_bytes_received += b->len;
     free(b);
     rx_maybe_verdict(w, rx);
     rx_settle(w, rx);
@@ -1141,6 +1144,18 @@ static void rx_chain_cb(struct worker *w, struct snap_op *op, int res)
         rx->barrier->done = true;
         rx->barrier = NULL; /* the queue frees it once passed */
         w->st.snapshots_installed++;
+        /* Every WAL operation of this worker queued meanwhile waited this long (docs/node.md,
+         * "InstallSnapshot"). */
+        uint64_t us = (uint64_t)(node_clock_ns() - rx->install_ns) / 1000u;
+        w->st.install_last_us = us;
+        w->st.install_last_bytes = rx->total;
+        if (us > w->st.install_max_us) {
+            w->st.install_max_us = us;
+        }
+        LOG_I("group %u: snapshot received at %llu installed (%llu bytes); the worker's WAL "
+              "operations waited %llu us for its fsync, rename and directory fsync",
+              rx->gs->g, (unsigned long long)rx->meta.index, (unsigned long long)rx->total,
+              (unsigned long long)us);
     }
     rx_free(rx);
 }
@@ -1163,6 +1178,7 @@ void snapshot_persist_install(struct worker *w, struct group_state *gs, const st
     rx->dirsync_op = (struct snap_op){rx_chain_cb, rx};
     rx->barrier = calloc(1, sizeof(*rx->barrier));
     RR_ASSERT(rx->barrier != NULL);
+    rx->install_ns = node_clock_ns();
     rx->chain_left = 3;
     rx->inflight += 3;
     finish_chain(w, rx->fd, rx->tmp, rx->name, &rx->sync_op, &rx->rename_op, &rx->dirsync_op);
