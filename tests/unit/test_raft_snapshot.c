@@ -329,6 +329,33 @@ static void test_snapshot_chunk_ack_waits_for_store(void **state)
     fx_free(f);
 }
 
+/* A resent chunk (the leader timed out waiting for our answer) that arrives while the first
+ * copy is still being stored is answered with our position, which counts the first copy's
+ * bytes: that answer vouches for them as much as the first one does, so it too waits until
+ * they are stored (it leaves with the persist, not before). */
+static void test_snapshot_duplicate_ack_waits_for_store(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[200];
+    memset(data, 7, sizeof(data));
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
+    fx_step(f, &c0);
+    fx_drain_nopersist(f); /* handed out; the caller's write is in flight */
+    assert_int_equal(f->rx_len, 100);
+    fx_step(f, &c0); /* the leader's resend */
+    fx_drain_nopersist(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_SNAPSHOT_RESP, 1), 0);
+    assert_int_equal(f->rx_len, 100); /* not stored twice */
+    fx_persist(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_SNAPSHOT_RESP, 1), 2);
+    const struct raft_msg *r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1);
+    assert_int_equal(r->snapshot_resp.next_offset, 100);
+    assert_false(r->snapshot_resp.rejected);
+    assert_false(r->snapshot_resp.done);
+    fx_free(f);
+}
+
 /* "A bad chunk is refused, never installed": the caller's check of the whole image fails
  * (raft_snapshot_received(false)); the snapshot is not installed, the leader is told to start
  * over, and a good copy sent again installs. Reference: core/raft.h raft_snapshot_received */
@@ -523,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_chunk_gap_rejected),
         cmocka_unit_test(test_snapshot_chunks_read_by_the_caller),
         cmocka_unit_test(test_snapshot_chunk_ack_waits_for_store),
+        cmocka_unit_test(test_snapshot_duplicate_ack_waits_for_store),
         cmocka_unit_test(test_snapshot_refused_image_never_installed),
         cmocka_unit_test(test_snapshot_refused_midway_restarts),
         cmocka_unit_test(test_snapshot_new_transfer_waits_for_installed_handout),
