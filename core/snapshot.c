@@ -264,6 +264,7 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     rx->from = m->from;
     rx->term = m->term;
     rx->total_bytes = s->total_bytes;
+    rx->id = ++r->snap.store->rx_last_id;
     r->snap.store->rx = rx;
     return 0;
 }
@@ -312,6 +313,7 @@ static int rx_accept(struct raft *r, const struct raft_msg *m)
         memcpy(rx->chunk, s->chunk.base, s->chunk.len);
     }
     rx->out = (struct raft_snapshot_chunk){.meta = &rx->meta,
+                                           .transfer = rx->id,
                                            .offset = s->offset,
                                            .total_bytes = s->total_bytes,
                                            .data = rx->chunk,
@@ -380,13 +382,18 @@ void snapshot_chunk_handed(struct raft *r)
     rx->complete = rx->out.done;
 }
 
-int raft_snapshot_received(struct raft *r, raft_index index, bool valid)
+/* The verdict is matched by the transfer's id, not by the snapshot's index: a verdict the
+ * caller gives late (it checked the image while a new leader began sending its own snapshot
+ * at the same index, or the leader restarted the transfer) would otherwise install a transfer
+ * the caller has not checked or stored, or drop a good one. */
+int raft_snapshot_received(struct raft *r, uint64_t transfer, bool valid)
 {
     RR_ASSERT(!r->handed.pending);
     struct raft_snapshot_rx *rx = snapshot_rx(r);
-    if (rx == NULL || rx->meta.index != index) {
+    if (rx == NULL || transfer == 0 || rx->id != transfer) {
         return RR_ENOTFOUND;
     }
+    raft_index index = rx->meta.index;
     if (!valid) {
         /* Never installed: the leader starts the transfer over (its progress restarts from
          * offset 0 on a rejection). */

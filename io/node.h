@@ -221,7 +221,8 @@ struct snap_fd;   /* a snapshot file open for sending */
 /* The node's verdict on a received snapshot, given to the core outside drains. */
 struct snap_verdict {
     raft_group g;
-    raft_index index;
+    raft_index index;  /* the snapshot's (for the log) */
+    uint64_t transfer; /* the transfer it is about (raft_snapshot_chunk.transfer) */
     bool ok;
 };
 

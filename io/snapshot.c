@@ -129,8 +129,9 @@ struct snap_rx {
     struct worker *w;
     struct group_state *gs;
     struct raft_snapshot_meta meta;
-    uint64_t total;  /* the file's size */
-    uint64_t stored; /* bytes taken so far: the next chunk's offset */
+    uint64_t transfer; /* the core's id of the transfer (raft_snapshot_chunk.transfer) */
+    uint64_t total;    /* the file's size */
+    uint64_t stored;   /* bytes taken so far: the next chunk's offset */
     struct snapshot_reader reader;
     struct sm_loader *loader; /* the received state, swapped in by snapshot_restore */
     bool bad;                 /* refused: a chunk failed its checks or a write failed */
@@ -829,8 +830,12 @@ static void fop_end(struct worker *w, uint64_t seq)
 
 /* ---- receiving a snapshot from the leader -------------------------------------------------- */
 
-/* Verdicts are given outside drains (core/raft.h): queued here, given by snapshot_verdicts. */
-static void verdict_later(struct worker *w, raft_group g, raft_index index, bool ok)
+/* Verdicts are given outside drains (core/raft.h): queued here, given by snapshot_verdicts.
+ * Each names its transfer: by the time it is given the core may be receiving another one,
+ * even of a snapshot at the same index (a new leader's, or the same leader's restart), which
+ * the verdict must not install or drop (the core answers RR_ENOTFOUND). */
+static void
+verdict_later(struct worker *w, raft_group g, raft_index index, uint64_t transfer, bool ok)
 {
     if (w->verdict_count == w->verdict_cap) {
         uint32_t cap = w->verdict_cap ? w->verdict_cap * 2 : 16;
@@ -839,14 +844,15 @@ static void verdict_later(struct worker *w, raft_group g, raft_index index, bool
         w->verdicts = v;
         w->verdict_cap = cap;
     }
-    w->verdicts[w->verdict_count++] = (struct snap_verdict){.g = g, .index = index, .ok = ok};
+    w->verdicts[w->verdict_count++] =
+        (struct snap_verdict){.g = g, .index = index, .transfer = transfer, .ok = ok};
 }
 
 void snapshot_verdicts(struct worker *w)
 {
     for (uint32_t i = 0; i < w->verdict_count; i++) {
         const struct snap_verdict *v = &w->verdicts[i];
-        int rc = raft_snapshot_received(multi_group(w->multi, v->g), v->index, v->ok);
+        int rc = raft_snapshot_received(multi_group(w->multi, v->g), v->transfer, v->ok);
         if (rc != 0 && rc != RR_ENOTFOUND) {
             LOG_W("group %u: verdict on snapshot %llu: %s", v->g, (unsigned long long)v->index,
                   rr_strerror(rc));
@@ -919,7 +925,7 @@ static void rx_refuse(struct worker *w, struct snap_rx *rx, const char *why)
         LOG_W("group %u: snapshot %llu from node %u refused: %s", rx->gs->g,
               (unsigned long long)rx->meta.index, rx->gs->leader, why);
         rx->bad = true;
-        verdict_later(w, rx->gs->g, rx->meta.index, false);
+        verdict_later(w, rx->gs->g, rx->meta.index, rx->transfer, false);
     }
     rx_abandon(w, rx);
 }
@@ -930,7 +936,7 @@ static void rx_maybe_verdict(struct worker *w, struct snap_rx *rx)
     if (rx->last_seen && !rx->bad && !rx->abandoned && !rx->verdict_given &&
         rx->writes_pending == 0) {
         rx->verdict_given = true;
-        verdict_later(w, rx->gs->g, rx->meta.index, true);
+        verdict_later(w, rx->gs->g, rx->meta.index, rx->transfer, true);
     }
 }
 
@@ -1042,6 +1048,7 @@ rx_new(struct worker *w, struct group_state *gs, const struct raft_snapshot_chun
     rx->w = w;
     rx->gs = gs;
     rx->meta = *ch->meta;
+    rx->transfer = ch->transfer;
     rx->total = ch->total_bytes;
     rx->fd = -1;
     rx->open_op = (struct snap_op){rx_open_cb, rx};
@@ -1085,13 +1092,13 @@ void snapshot_persist_chunk(struct worker *w,
         }
         rx = rx_new(w, gs, ch);
         if (rx == NULL) {
-            verdict_later(w, gs->g, ch->meta->index, false);
+            verdict_later(w, gs->g, ch->meta->index, ch->transfer, false);
             return;
         }
     }
-    if (rx == NULL || rx->meta.index != ch->meta->index || ch->offset != rx->stored) {
+    if (rx == NULL || rx->transfer != ch->transfer || ch->offset != rx->stored) {
         /* Not the transfer we store (ours was refused): the core must drop it too. */
-        verdict_later(w, gs->g, ch->meta->index, false);
+        verdict_later(w, gs->g, ch->meta->index, ch->transfer, false);
         return;
     }
     if (rx->bad) {
