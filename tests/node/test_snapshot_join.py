@@ -97,6 +97,9 @@ class SnapshotJoinTests(unittest.TestCase):
                      info["snapshot_bytes_received"], sent - sent_before,
                      info["snapshots_refused"], caught_up_s, acked,
                      sum(w.failed for w in writers), agreed))
+            raw = n4.info("snapshots")
+            print("node 4's install barriers (every WAL operation of the worker waits): %s"
+                  % {k: v for k, v in raw.items() if k.endswith("_last_install")})
             self.assertGreaterEqual(info["snapshots_installed"], G,
                                     "node 4 did not catch up every group by snapshot")
             # Each snapshot went in several chunks: on average more than one chunk's bytes.
