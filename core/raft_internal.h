@@ -13,6 +13,7 @@ struct raft_msg_queue {
     struct raft_msg *msgs; /* malloc'd, `cap` slots */
     uint32_t count;
     uint32_t cap;
+    uint32_t spare; /* batches in a row that did not need the capacity (queue_clear) */
 };
 #define RAFT_MSG_RESERVE 2
 
@@ -24,6 +25,7 @@ struct raft_msg_queue {
 #define RAFT_TERM_MAX          (UINT64_MAX >> 1)
 #define RAFT_INDEX_MAX         (UINT64_MAX >> 1)
 #define RAFT_MSG_QUEUE_KEEP    4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
+#define RAFT_MSG_QUEUE_SPARE   16 /* batches a queue keeps capacity it did not need */
 #define RAFT_LOG_SLOTS_INITIAL 4 /* log slots raft_init reserves (a few leaders' no-ops) */
 
 /* A (pre-)candidate's tally: one bit per slot of r->config.members. */
