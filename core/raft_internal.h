@@ -24,9 +24,9 @@ struct raft_msg_queue {
  * campaigns. */
 #define RAFT_TERM_MAX          (UINT64_MAX >> 1)
 #define RAFT_INDEX_MAX         (UINT64_MAX >> 1)
-#define RAFT_MSG_QUEUE_KEEP    4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
+#define RAFT_MSG_QUEUE_KEEP    4  /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
 #define RAFT_MSG_QUEUE_SPARE   16 /* batches a queue keeps capacity it did not need */
-#define RAFT_LOG_SLOTS_INITIAL 4 /* log slots raft_init reserves (a few leaders' no-ops) */
+#define RAFT_LOG_SLOTS_INITIAL 4  /* log slots raft_init reserves (a few leaders' no-ops) */
 
 /* A (pre-)candidate's tally: one bit per slot of r->config.members. */
 typedef uint32_t raft_vote_set;
