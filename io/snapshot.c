@@ -1086,6 +1086,7 @@ void snapshot_persist_chunk(struct worker *w,
                             const struct raft_snapshot_chunk *ch)
 {
     struct snap_rx *rx = gs->rx;
+    RR_ASSERT(ch->transfer != 0); /* the core numbers transfers from 1 */
     if (ch->offset == 0) {
         if (rx != NULL) {
             rx_abandon(w, rx); /* another transfer starts: the partial one is of no use */
@@ -1152,7 +1153,7 @@ static void rx_chain_cb(struct worker *w, struct snap_op *op, int res)
         rx->barrier = NULL; /* the queue frees it once passed */
         w->st.snapshots_installed++;
         /* Every WAL operation of this worker queued meanwhile waited this long (docs/node.md,
-         * "InstallSnapshot"). */
+         * "The install barrier holds every group of the worker"). */
         uint64_t us = (uint64_t)(node_clock_ns() - rx->install_ns) / 1000u;
         w->st.install_last_us = us;
         w->st.install_last_bytes = rx->total;
