@@ -60,6 +60,7 @@ struct raft_reads {
  * most: each is handed out to the caller, who stores it (raft_ready.snapshot_chunk). */
 struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
+    uint64_t id;                    /* this transfer (raft_snapshot_chunk.transfer) */
     raft_node from;                 /* from this leader ... */
     raft_term term;                 /* ... in this term: another one starts over */
     uint64_t total_bytes;
@@ -79,6 +80,7 @@ struct raft_snap_store {
     uint64_t bytes;                 /* its image's size (the caller holds the image) */
     struct raft_snapshot_rx *rx;    /* malloc'd while a transfer is in progress, else NULL */
     bool rx_dropped;                /* a transfer was dropped, not yet reported (snapshot.c) */
+    uint64_t rx_last_id;            /* the last transfer's id: ids are never reused */
 };
 
 /* The latest snapshot's position, inline (read on many paths), and the rest out of line:
