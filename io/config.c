@@ -594,6 +594,11 @@ static const struct config_option config_options[] = {
      .lo = 0, .hi = 1ull << 32, .only_when_set = true, .arg = "BYTES",
      .help = "fault-test build: WAL segment size; 0: the WAL's default",
      .doc = "Small segments make short runs rotate and reclaim segments."},
+    {.name = "test-resolve-delay-ms", .kind = CONFIG_U32, FIELD(test_resolve_delay_ms),
+     .lo = 0, .hi = 600000, .only_when_set = true, .arg = "MS",
+     .help = "fault-test build: peer host-name lookups wait this long; 0: off",
+     .doc = "The resolver thread waits before each lookup, as for a slow DNS server: the "
+            "loops must go on serving meanwhile."},
 };
 /* clang-format on */
 #undef U32
@@ -799,10 +804,11 @@ int config_validate(const struct node_config *c, char *err, size_t len)
     }
 #ifndef RR_FAULT_TESTING
     if (c->unsafe_test_mode != UNSAFE_TEST_NONE || c->test_power_loss ||
-        c->test_wal_segment_bytes != 0) {
+        c->test_wal_segment_bytes != 0 || c->test_resolve_delay_ms != 0) {
         snprintf(err, len,
-                 "unsafe-test-mode, test-power-loss and test-wal-segment-bytes exist "
-                 "only in the fault-test build (ringraftd-faults, docs/faults.md)");
+                 "unsafe-test-mode, test-power-loss, test-wal-segment-bytes and "
+                 "test-resolve-delay-ms exist only in the fault-test build (ringraftd-faults, "
+                 "docs/faults.md)");
         return -1;
     }
 #endif

@@ -95,6 +95,7 @@ struct node_config {
     uint8_t unsafe_test_mode;        /* enum unsafe_test_mode */
     bool test_power_loss;            /* SIGUSR1: revert what the WAL had not synced, exit */
     uint64_t test_wal_segment_bytes; /* 0: the WAL's default size */
+    uint32_t test_resolve_delay_ms;  /* the resolver thread waits this long before a lookup */
 };
 
 /* The built-in default. */

@@ -76,11 +76,13 @@ run: deps
 # The node tests start real ringraftd processes (build/debug/ringraftd, always: they are
 # sanitizer tests) on 127.0.0.1 and talk RESP to them; each test has its own timeout
 # (NODE_TEST_TIMEOUT seconds), the stage NODE_STAGE_TIMEOUT. NODE_TESTS=pattern picks tests.
+# build/debug/ringraftd-faults too: test_resolver delays lookups with its test-resolve-delay-ms.
 NODE_STAGE_TIMEOUT ?= 900
 NODE_TEST_TIMEOUT ?= 180
 TEST_STAGES += test-node test-node-uring-off
 test-node:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal \
+		build/debug/ringraftd-faults
 	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
 
@@ -88,7 +90,8 @@ test-node:
 NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no \
 	--uring-multishot-recv no
 test-node-uring-off:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal \
+		build/debug/ringraftd-faults
 	$(Q)RR_NODE_EXTRA="$(NODE_URING_OFF)" tools/stage.sh node-uring-off $(NODE_STAGE_TIMEOUT) \
 		python3 tests/node/run.py --bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) \
 		$(NODE_TESTS)
