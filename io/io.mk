@@ -64,6 +64,13 @@ $(B)/tests/service/test_config: $(B)/tests/service/test_config.o $(LIBNODE) $(LI
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) \
 		$(LIBS_XXHASH) -lpthread
 
+# tests/service/test_resolver.c: the resolver thread (io/resolver.c) and the seam's
+# kernel_resolve_numeric, linked from the node library; it resolves `localhost`.
+$(B)/tests/service/test_resolver: $(B)/tests/service/test_resolver.o $(LIBNODE) $(LIBSERVICE) \
+		$(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) \
+		$(LIBS_XXHASH) -lpthread
+
 # ---- running a local cluster, and the process tests (tests/node) -----------------------
 # `make run`: the release build as a local 3-node cluster in the foreground (data and logs
 # in build/run-cluster; Ctrl-C stops it). docs/operations.md.

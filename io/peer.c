@@ -112,7 +112,8 @@ static void peer_collect_resolved(struct worker *w)
     uint32_t n = resolver_collect(w->node->resolver, w->id, res, RESOLVE_COLLECT_MAX);
     for (uint32_t i = 0; i < n; i++) {
         struct peer *p = peer_find(w, res[i].peer);
-        if (p == NULL || p->removed || !p->resolving || p->resolve_gen != res[i].gen) {
+        if (p == NULL || p->removed ||
+            !resolve_answer_current(&res[i], p->resolving, p->resolve_gen)) {
             continue; /* stale: removed, re-added or readdressed since the request */
         }
         RR_ASSERT(p->dialer);

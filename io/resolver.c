@@ -184,3 +184,8 @@ resolver_collect(struct resolver *r, uint32_t worker, struct resolve_result *out
     pthread_mutex_unlock(&r->mu);
     return got;
 }
+
+bool resolve_answer_current(const struct resolve_result *res, bool waiting, uint64_t gen)
+{
+    return waiting && res->gen == gen;
+}

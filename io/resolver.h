@@ -31,6 +31,11 @@ struct resolve_result {
     char error[RESOLVE_ERROR_MAX]; /* gai_strerror's text when !ok */
 };
 
+/* Whether res is the answer a peer waits for: it still waits (`waiting`: a lookup is with
+ * the resolver; a removal clears it) and res answers its current generation `gen` (a new one
+ * is given at every add, re-add or change of address, and at every new lookup). */
+bool resolve_answer_current(const struct resolve_result *res, bool waiting, uint64_t gen);
+
 /* Starts the resolver thread for `workers` workers (start-up, blocking). delay_ms: the
  * fault-test build's test-resolve-delay-ms (the thread waits that long before each lookup);
  * 0 elsewhere. NULL (logged) if the thread cannot start. */

@@ -306,6 +306,7 @@ static void test_fault_switches_are_refused_here(void **state)
         {"unsafe-test-mode", "ack-before-fsync"},
         {"test-power-loss", "yes"},
         {"test-wal-segment-bytes", "65536"},
+        {"test-resolve-delay-ms", "3000"},
     };
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
         struct node_config c;
