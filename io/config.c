@@ -596,7 +596,7 @@ static const struct config_option config_options[] = {
      .doc = "Small segments make short runs rotate and reclaim segments."},
     {.name = "test-resolve-delay-ms", .kind = CONFIG_U32, FIELD(test_resolve_delay_ms),
      .lo = 0, .hi = 600000, .only_when_set = true, .arg = "MS",
-     .help = "fault-test build: peer host-name lookups wait this long; 0: off",
+     .help = "fault-test build: peer name lookups wait this long; 0: off",
      .doc = "The resolver thread waits before each lookup, as for a slow DNS server: the "
             "loops must go on serving meanwhile."},
 };

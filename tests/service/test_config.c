@@ -293,7 +293,7 @@ static void test_default_round_trips(void **state)
         }
         only_when_set += o->only_when_set;
     }
-    assert_int_equal(only_when_set, 3);
+    assert_int_equal(only_when_set, 4);
     free(text);
 }
 
