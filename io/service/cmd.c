@@ -263,6 +263,7 @@ int cmd_check_arity(const struct cmd_spec *c, uint32_t argc, struct reply *r)
  * Cluster's crc16.c, table-driven as there: crc16_table[i] is the CRC of the byte i. The
  * bitwise form (8 data-dependent branches per byte) took 1.5% of a forwarding node's CPU
  * under a SET load; tests/service/test_cmd.c checks the table against it. */
+/* clang-format off */
 static const uint16_t crc16_table[256] = {
     0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50a5, 0x60c6, 0x70e7,
     0x8108, 0x9129, 0xa14a, 0xb16b, 0xc18c, 0xd1ad, 0xe1ce, 0xf1ef,
@@ -297,6 +298,7 @@ static const uint16_t crc16_table[256] = {
     0xef1f, 0xff3e, 0xcf5d, 0xdf7c, 0xaf9b, 0xbfba, 0x8fd9, 0x9ff8,
     0x6e17, 0x7e36, 0x4e55, 0x5e74, 0x2e93, 0x3eb2, 0x0ed1, 0x1ef0,
 };
+/* clang-format on */
 
 static uint16_t crc16_xmodem(const uint8_t *p, size_t len)
 {
