@@ -548,7 +548,7 @@ static const struct config_option config_options[] = {
 
     SECTION("memory"),
     BOOL("malloc-hugepages", malloc_hugepages,
-         "the heap in transparent huge pages, one malloc arena for all threads",
+         "one malloc arena, its heap in transparent huge pages",
          "ringraftd then starts itself again with GLIBC_TUNABLES glibc.malloc.hugetlb=1 and "
          "glibc.malloc.arena_max=1, unless GLIBC_TUNABLES already sets a glibc.malloc tunable. "
          "A node under writes touches fresh memory all the time (log, keys); in 4 KiB pages "
