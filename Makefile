@@ -117,6 +117,9 @@ TEST_STAGES := test-unit
 # ---- the fault suite: histories checked under kills, pauses, partitions (tests/faults) ----
 -include tests/faults/faults.mk
 
+# ---- the several-hosts example of docs/operations.md on network namespaces ---------------
+-include tests/multihost/multihost.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51

@@ -422,7 +422,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     }
     if (all || arg_is(sec, sl, "snapshots") || arg_is(sec, sl, "persistence")) {
         uint64_t taken = 0, installed = 0, failures = 0, bytes = 0, disk = 0, segments = 0,
-                 chunks = 0, dropped = 0, refused = 0, left = 0;
+                 chunks = 0, dropped = 0, refused = 0, left = 0, rx_chunks = 0, rx_bytes = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             taken += atomic_load_explicit(&p->snapshots_taken, memory_order_relaxed);
@@ -435,17 +435,24 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             dropped += atomic_load_explicit(&p->snapshot_chunks_dropped, memory_order_relaxed);
             refused += atomic_load_explicit(&p->snapshots_refused, memory_order_relaxed);
             left += atomic_load_explicit(&p->snapshots_dropped, memory_order_relaxed);
+            rx_chunks += atomic_load_explicit(&p->snapshot_chunks_received, memory_order_relaxed);
+            rx_bytes += atomic_load_explicit(&p->snapshot_bytes_received, memory_order_relaxed);
         }
         OUT("# Snapshots\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
             "\r\nsnapshot_failures:%" PRIu64 "\r\nsnapshot_bytes_written:%" PRIu64
             "\r\nwal_disk_bytes:%" PRIu64 "\r\nwal_segments:%" PRIu64
             "\r\nsnapshot_chunks_sent:%" PRIu64 "\r\nsnapshot_chunks_dropped:%" PRIu64
-            "\r\nsnapshots_refused:%" PRIu64 "\r\nsnapshots_dropped:%" PRIu64 "\r\n",
-            taken, installed, failures, bytes, disk, segments, chunks, dropped, refused, left);
+            "\r\nsnapshots_refused:%" PRIu64 "\r\nsnapshots_dropped:%" PRIu64
+            "\r\nsnapshot_chunks_received:%" PRIu64 "\r\nsnapshot_bytes_received:%" PRIu64 "\r\n",
+            taken, installed, failures, bytes, disk, segments, chunks, dropped, refused, left,
+            rx_chunks, rx_bytes);
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_last_snapshot:ms=%" PRIu64 ",bytes=%" PRIu64 "\r\n", i,
                 atomic_load(&p->snapshot_last_ms), atomic_load(&p->snapshot_last_bytes));
+            OUT("worker%u_last_install:us=%" PRIu64 ",bytes=%" PRIu64 ",max_us=%" PRIu64 "\r\n", i,
+                atomic_load(&p->install_last_us), atomic_load(&p->install_last_bytes),
+                atomic_load(&p->install_max_us));
         }
         OUT("\r\n");
     }

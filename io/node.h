@@ -221,7 +221,8 @@ struct snap_fd;   /* a snapshot file open for sending */
 /* The node's verdict on a received snapshot, given to the core outside drains. */
 struct snap_verdict {
     raft_group g;
-    raft_index index;
+    raft_index index;  /* the snapshot's (for the log) */
+    uint64_t transfer; /* the transfer it is about (raft_snapshot_chunk.transfer) */
     bool ok;
 };
 
@@ -306,7 +307,12 @@ struct worker_stats {
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
     uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
-    uint64_t snapshots_dropped; /* received transfers the core dropped, left behind */
+    uint64_t snapshots_dropped;        /* received transfers the core dropped, left behind */
+    uint64_t snapshot_chunks_received; /* received chunks written and synced */
+    uint64_t snapshot_bytes_received;  /* their bytes */
+    uint64_t install_last_us;          /* the last install's barrier: WAL operations held (us) */
+    uint64_t install_last_bytes;       /* that snapshot's size */
+    uint64_t install_max_us;           /* the longest barrier since start */
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -325,6 +331,8 @@ struct worker_pub {
     _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
     _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
     _Atomic uint64_t snapshots_dropped;
+    _Atomic uint64_t snapshot_chunks_received, snapshot_bytes_received;
+    _Atomic uint64_t install_last_us, install_last_bytes, install_max_us;
     _Atomic uint64_t wal_disk_bytes, wal_segments;
     _Atomic uint64_t log_freed_bytes;
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes

@@ -524,6 +524,11 @@ static void publish_stats(struct worker *w)
     PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
     PUB(snapshots_refused, st->snapshots_refused);
     PUB(snapshots_dropped, st->snapshots_dropped);
+    PUB(snapshot_chunks_received, st->snapshot_chunks_received);
+    PUB(snapshot_bytes_received, st->snapshot_bytes_received);
+    PUB(install_last_us, st->install_last_us);
+    PUB(install_last_bytes, st->install_last_bytes);
+    PUB(install_max_us, st->install_max_us);
     PUB(wal_segments, wal_segment_count(w->wal));
     PUB(log_freed_bytes, w->log_freed_bytes);
     metrics_publish_hist(&w->pub.write_latency, &w->write_latency);
