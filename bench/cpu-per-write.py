@@ -14,6 +14,7 @@ each round runs redis-server, then each binary's fresh cluster, in an order rota
 round, so that a before/after comparison sees the same machine load.
 
   python3 bench/cpu-per-write.py [-n 300000] [--rounds 3] [--bin NAME=PATH ...] [--perf DIR]
+                                 [--groups 64] [--workers 1] [--no-redis]
 
 --perf DIR records `perf record -g` of every node (and redis-server) during the runs of the
 last round into DIR (one file per process and run; `perf report -i FILE`). Uses the same
@@ -89,6 +90,8 @@ def main():
                     help="NAME=PATH of a ringraftd (default: build/release/ringraftd)")
     ap.add_argument("--perf", metavar="DIR", help="perf record every server in the last round")
     ap.add_argument("--no-redis", action="store_true", help="skip redis-server")
+    ap.add_argument("--groups", type=int, default=nt.BASE_GROUPS, help="G (default 64)")
+    ap.add_argument("--workers", type=int, default=1, help="W (default 1)")
     args = ap.parse_args()
     bins = []
     for b in args.bin or ["ringraft=" + nt.BIN]:
@@ -108,8 +111,9 @@ def main():
     os.makedirs(nt.LOGS)
     os.makedirs(nt.DATA)
     ports = nt.Ports(nt.env_int("BENCH_BASE_PORT", 7400))
-    nt.progress("%s; -n %d, %d rounds, binaries %s" % (
-        nt.describe_machine(), args.n, args.rounds, ", ".join(n for n, _ in bins)))
+    nt.progress("%s; -n %d, %d rounds, G=%d W=%d, binaries %s" % (
+        nt.describe_machine(), args.n, args.rounds, args.groups, args.workers,
+        ", ".join(n for n, _ in bins)))
     res = {}  # config -> list of run results
 
     def add(key, r):
@@ -130,7 +134,7 @@ def main():
         order = bins[(rnd - 1) % len(bins):] + bins[:(rnd - 1) % len(bins)]
         for name, path in order:
             nt.BIN = path
-            cl = nt.Cluster(ports, nt.BASE_GROUPS, 1, "%s-r%d" % (name, rnd))
+            cl = nt.Cluster(ports, args.groups, args.workers, "%s-r%d" % (name, rnd))
             try:
                 cl.wait_leaders(60)
                 cl.wait_balance(20)
@@ -146,7 +150,8 @@ def main():
                 cl.stop()
 
     base = nt.med([r["cpu_us_per_write"] for r in res.get("redis", [])])
-    lines = ["", "-n %d, %d rounds, medians (range)" % (args.n, args.rounds), "",
+    lines = ["", "-n %d, %d rounds, G=%d W=%d, medians (range)"
+             % (args.n, args.rounds, args.groups, args.workers), "",
              "| configuration | us CPU / write | x redis | page faults / write | req/s "
              "| busy cores |", "|---|---|---|---|---|---|"]
     for key, rs in res.items():
