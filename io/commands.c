@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/base/assert.h"
@@ -332,13 +331,11 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     size_t cap = 64 << 10, len = 0;
 #define OUT(...) len += (size_t)snprintf(text + len, len < cap ? cap - len : 0, __VA_ARGS__)
     if (all || arg_is(sec, sl, "server")) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
         OUT("# Server\r\nredis_version:7.0.15\r\nringraft_version:" RINGRAFT_VERSION
             "\r\nredis_mode:cluster\r\nos:Linux\r\nprocess_id:%d\r\nrun_id:%s\r\n"
             "tcp_port:%u\r\nuptime_in_seconds:%" PRId64 "\r\nnode_id:%u\r\nworkers:%u\r\n"
             "groups:%u\r\n\r\n",
-            (int)getpid(), n->run_id, config_self(&n->cfg)->port,
+            (int)kernel_pid(), n->run_id, config_self(&n->cfg)->port,
             (node_clock_ms() - n->start_ms) / 1000, n->cfg.node_id, n->cfg.workers, n->cfg.groups);
     }
     if (all || arg_is(sec, sl, "clients")) {

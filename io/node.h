@@ -20,6 +20,7 @@
 #include "core/drain.h"
 #include "core/multi.h"
 #include "io/config.h"
+#include "io/kernel.h"
 #include "io/service/cmd.h"
 #include "io/service/reply.h"
 #include "io/service/resp.h"
@@ -529,14 +530,9 @@ int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s);
 void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from);
 
 /* node.c */
-/* Replaces dir/name with text atomically and durably (blocking). 0 or -1 (logged). */
-int node_write_durably(const char *dir, const char *name, const char *text, size_t len);
-int64_t node_clock_ms(void); /* monotonic */
-int64_t node_clock_ns(void); /* monotonic */
 /* A worker can no longer do its job safely (storage failed): log why and stop the node, which
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
-int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
 
 /* faults.c: hooks of the fault-test build (RR_FAULT_TESTING, tests/faults, docs/faults.md).
  * In any other build the unsafe modes compile to false and faults_power_loss to nothing. */

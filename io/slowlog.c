@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "io/kernel.h"
 
 int slowlog_init(struct slowlog *s, uint32_t cap)
 {
@@ -87,7 +87,7 @@ void slowlog_add(struct slowlog *s,
     uint32_t packed_argl[SLOWLOG_ARGS_MAX];
     uint32_t packed_argc;
     size_t bytes = pack_args(argc, argv, argl, args, packed_argl, &packed_argc);
-    int64_t now_s = (int64_t)time(NULL);
+    int64_t now_s = node_wall_ms() / 1000;
     pthread_mutex_lock(&s->mu);
     if (s->count == s->cap) {
         s->head = (s->head + 1) % s->cap;

@@ -241,8 +241,8 @@ static void finish_chain(struct worker *w,
                          struct snap_op *rename_op,
                          struct snap_op *dirsync_op)
 {
-    if (io_uring_sq_space_left(&w->ring) < 3) {
-        io_uring_submit(&w->ring); /* a link chain must not straddle two submissions */
+    if (kernel_sq_space_left(&w->ring) < 3) {
+        kernel_submit(&w->ring); /* a link chain must not straddle two submissions */
     }
     struct io_uring_sqe *sqe = worker_sqe(w);
     io_uring_prep_fsync(sqe, fd, 0);
