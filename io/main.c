@@ -65,7 +65,7 @@ static void usage(FILE *f)
  * 64 MiB mmap'd heap per thread grown a few pages at a time) and that heap grown in 2 MiB
  * steps advised MADV_HUGEPAGE (glibc.malloc.hugetlb=1), so that transparent huge pages back
  * it when the kernel allows them (enabled = always or madvise). Under a SET load that cut
- * page faults per write fivefold and CPU per write by a fifth (docs/benchmarks.md, "CPU per
+ * page faults per write fivefold and CPU per write by 12-31% (docs/benchmarks.md, "CPU per
  * write"). An operator's own glibc.malloc tunables are left alone, and so is a start where
  * re-executing fails (no /proc): the node then runs with the defaults. */
 static void malloc_restart(char **argv)
