@@ -42,6 +42,7 @@ void config_default(struct node_config *c)
     c->uring_multishot_accept = true;
     c->uring_msg_ring = true;
     c->uring_multishot_recv = true;
+    c->malloc_hugepages = true;
     c->protected_mode = true;
     c->maxclients = 10000;
     c->client_query_buffer_max = 1ull << 30;
@@ -544,6 +545,14 @@ static const struct config_option config_options[] = {
         "use it among themselves (they prove cluster-secret)."),
     BOOL("protected-mode", protected_mode, "without requirepass, serve loopback clients only",
          "Nodes on several hosts need requirepass (recommended) or protected-mode no."),
+
+    SECTION("memory"),
+    BOOL("malloc-hugepages", malloc_hugepages,
+         "one malloc arena, its heap in transparent huge pages",
+         "ringraftd then starts itself again with GLIBC_TUNABLES glibc.malloc.hugetlb=1 and "
+         "glibc.malloc.arena_max=1, unless GLIBC_TUNABLES already sets a glibc.malloc tunable. "
+         "A node under writes touches fresh memory all the time (log, keys); in 4 KiB pages "
+         "each first touch is a page fault, the costliest part of a write on a virtual machine."),
 
     SECTION("limits: sizes take a k, m or g suffix"),
     U32("maxclients", maxclients, 1, 1000000, "N", "client connections per node",

@@ -63,6 +63,8 @@ struct node_config {
     bool uring_multishot_accept;
     bool uring_msg_ring;
     bool uring_multishot_recv; /* multishot recv into a provided-buffer ring */
+    /* Memory. */
+    bool malloc_hugepages; /* start under glibc malloc's one arena in huge pages (main.c) */
     /* Security. */
     char requirepass[512]; /* "": clients need not authenticate */
     bool protected_mode;   /* without requirepass, only loopback clients are accepted */

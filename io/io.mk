@@ -136,6 +136,18 @@ bench-node: deps
 		build/release/bench/node_floor
 	$(Q)python3 -B bench/node-targets.py
 
+# ---- CPU per acknowledged write, quick (bench/cpu-per-write.py) ----------------------------
+# Part 2 of bench-node alone: redis-server (appendfsync always) and a fresh 3-node cluster,
+# SET -r 1000000 -d 16 -c 50 -P 16 through node 1 and with --cluster, rounds interleaved,
+# CPU (utime+stime, all threads) and page faults per write; about 40 s per round.
+# CPU_ARGS: e.g. "-n 300000 --rounds 5", "--bin old=PATH --bin new=PATH" (before/after in one
+# run), "--perf DIR" (perf record of every server in the last round).
+.PHONY: bench-cpu
+CPU_ARGS ?=
+bench-cpu: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd
+	$(Q)python3 -B bench/cpu-per-write.py $(CPU_ARGS)
+
 # ---- where an idle node's memory goes (bench/node-memory.py) ------------------------------
 # Live heap bytes per allocation site, big blocks' resident bytes, mallinfo2 and smaps of a
 # 3-node cluster at G=64 and G=4096, and their difference per extra group.
