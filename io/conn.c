@@ -1,6 +1,6 @@
 /* Buffered sockets on the worker's ring: one recv and at most one send in flight per
  * connection, output double-buffered so new bytes never wait for a send to finish, every
- * buffer bounded. A connection is freed only once no SQE refers to it. */
+ * buffer bounded. A connection is freed, and its fd closed, only once no SQE refers to them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +65,13 @@ static void conn_free(struct conn *c)
     free(c);
 }
 
+/* Nothing in flight names the connection's fd: it may be closed. An operation that names an
+ * fd may resolve the number only when it runs (IORING_OP_SHUTDOWN always goes to an io-wq
+ * thread and looks the fd up there), so closing the fd before it completes would let it act
+ * on whatever socket is given that number next. */
 static bool conn_idle(const struct conn *c)
 {
-    return !c->recv_pending && !c->send_pending;
+    return !c->recv_pending && !c->send_pending && !c->shutdown_pending;
 }
 
 static void conn_submit_close(struct conn *c)
@@ -101,7 +105,8 @@ static void conn_linger(struct conn *c)
     RR_ASSERT(!c->lingering && !c->closing);
     struct io_uring_sqe *sqe = worker_sqe(c->w);
     io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
-    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
+    io_uring_sqe_set_data64(sqe, UD_MAKE(UD_SHUTDOWN, c));
+    c->shutdown_pending = true;
     c->lingering = true;
     c->linger_until_ms = c->w->now_ms + CONN_LINGER_MS;
     c->linger_next = c->w->linger_list;
@@ -187,7 +192,7 @@ void conn_close(struct conn *c)
         io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
         return;
     }
-    conn_submit_close(c);
+    conn_settle(c); /* or once a shutdown in flight has completed */
 }
 
 bool conn_setup_buffers(struct worker *w)
@@ -617,6 +622,10 @@ void conn_handle_cqe(struct worker *w, uint8_t tag, struct conn *c, int res, uin
         if (c->kind == CONN_CLIENT && !c->send_pending) {
             client_on_sent(c); /* a client paused for output room may read again */
         }
+        break;
+    case UD_SHUTDOWN:
+        /* Its result does not matter: the peer sees EOF, or the socket is gone already. */
+        c->shutdown_pending = false;
         break;
     case UD_CLOSE:
         if (c->queued) {

@@ -38,7 +38,8 @@ enum ud_tag {
     UD_SEND = 0x11,
     UD_CLOSE = 0x12,
     UD_CONNECT = 0x13,
-    UD_SNAP = 0x14, /* a snapshot file operation: the pointer is a struct snap_op */
+    UD_SNAP = 0x14,     /* a snapshot file operation: the pointer is a struct snap_op */
+    UD_SHUTDOWN = 0x15, /* a lingering close's shutdown of the write side */
     UD_ACCEPT_CLIENT = 0x20,
     UD_ACCEPT_PEER = 0x21,
     UD_ACCEPT_METRICS = 0x22,
@@ -75,6 +76,7 @@ struct conn {
     bool cancel_sent;       /* a cancel of that recv is in flight (paused) */
     bool close_after_flush; /* close once the output is sent (a refusal, QUIT) */
     bool lingering;         /* output sent and write side shut: input discarded until EOF */
+    bool shutdown_pending;  /* that shutdown is in flight: the fd is not closed before it ends */
     uint8_t *in;
     size_t in_len, in_cap, in_max;
     struct conn_buf out[2];

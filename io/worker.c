@@ -802,6 +802,7 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
     }
     case UD_RECV:
     case UD_SEND:
+    case UD_SHUTDOWN:
     case UD_CLOSE:
         conn_handle_cqe(w, tag, UD_PTR(ud), cqe->res, cqe->flags);
         break;
