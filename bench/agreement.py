@@ -21,12 +21,16 @@ the generator and the server share every core and the cheaper generator leaves t
 more CPU, which moves throughput by more than the 10% looked for.
 
     python3 bench/agreement.py [--rounds N] [--targets ringraft,redis] [--scale F] [--no-pin]
+                               [--bench PATH] [--smoke]
     make bench-agreement
 
 Prints a markdown table and a verdict per line, and writes them (and every run, as CSV) to
-build/bench-agreement/. Everything runs on 127.0.0.1 on free ports; every process started
-is stopped by its PID (also on Ctrl-C). Needs redis-server and redis-benchmark (Debian's
-redis-server and redis-tools) and build/release/{ringraftd,bench/ringraft-bench}.
+build/bench-agreement/ (or AGREEMENT_OUT). The exit status is the verdict against the ringraft
+cluster (the criterion); the redis-server lines are a reference, where the generators' own
+cost shows. Everything runs on 127.0.0.1 on free ports; every process started is stopped by
+its PID (also on Ctrl-C). Needs redis-server and redis-benchmark (Debian's redis-server and
+redis-tools), ringraftd (RINGRAFTD, default build/release/ringraftd) and ringraft-bench
+(--bench, default build/release/bench/ringraft-bench).
 """
 
 import argparse
@@ -46,7 +50,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "node"))
 os.environ.setdefault("RINGRAFTD", os.path.join(REPO, "build/release/ringraftd"))
 import harness  # noqa: E402  (path set above)
 
-OUT = os.path.join(REPO, "build/bench-agreement")
+OUT = os.path.abspath(os.environ.get("AGREEMENT_OUT",
+                                     os.path.join(REPO, "build/bench-agreement")))
 # Cluster and redis data under OUT, not in the shared /tmp.
 os.makedirs(os.path.join(OUT, "tmp"), exist_ok=True)
 tempfile.tempdir = os.path.join(OUT, "tmp")
@@ -254,8 +259,9 @@ def table(runs, targets):
              "(paired) | redis-benchmark p50 ms | ringraft-bench p50 ms | ratio (paired) "
              "| ringraft-bench own p50 ms | CPU cores rb / rrb | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    all_ok = True
+    ok_by_target = {}
     for t in targets:
+        ok_by_target[t] = True
         for op, c, p, _, _ in CONFIGS:
             sel = {tool: [r for r in runs if r["target"] == t and r["op"] == op and r["c"] == c
                           and r["p"] == p and r["tool"] == tool] for tool in TOOLS}
@@ -269,7 +275,7 @@ def table(runs, targets):
             errors = not all(r["ok"] for r in rb + rrb)
             ok = abs(rr_paired - 1) <= TOLERANCE and abs(rp_paired - 1) <= TOLERANCE \
                 and not errors
-            all_ok = all_ok and ok
+            ok_by_target[t] = ok_by_target[t] and ok
 
             def rng(rs, k, fmt="%.0f"):
                 return (fmt + "-" + fmt) % (min(r[k] for r in rs), max(r[k] for r in rs))
@@ -280,18 +286,23 @@ def table(runs, targets):
                             rp_paired, med([r["p50_own_ms"] for r in rrb]), m["cpu_cores"][0],
                             m["cpu_cores"][1],
                             "agree" if ok else ("**errors**" if errors else "**disagree**")))
-    return lines, all_ok
+    return lines, ok_by_target
 
 
 def main():
+    global GEN_PREFIX, SERVER_CPUS, RBENCH
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--targets", default="ringraft,redis")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every -n")
     ap.add_argument("--no-pin", action="store_true",
                     help="do not put servers on CPU 0 and generators on CPU 1")
+    ap.add_argument("--bench", default=RBENCH, help="the ringraft-bench binary")
+    ap.add_argument("--smoke", action="store_true",
+                    help="check the tool end to end (exit 0 when every run completed without "
+                         "errors), not the verdict: for make test, with --rounds 1 --scale 0.05")
     args = ap.parse_args()
-    global GEN_PREFIX, SERVER_CPUS
+    RBENCH = os.path.abspath(args.bench)
     if not args.no_pin and len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset"):
         cpus = sorted(os.sched_getaffinity(0))
         SERVER_CPUS = {cpus[0]}
@@ -311,16 +322,27 @@ def main():
         compare(RingraftTarget if name == "ringraft" else RedisTarget, args.rounds, args.scale,
                 runs)
         progress("stopped %s" % name)
-    lines, ok = table(runs, targets)
+    lines, ok_by_target = table(runs, targets)
     head = ["ringraft-bench vs redis-benchmark, %d rounds, medians (range), -r/--keys %d, "
             "-d %d, one thread each, %s; %s"
             % (args.rounds, KEYS, VALUE, "servers on CPU %s, generators on CPU %s"
                % (min(SERVER_CPUS), GEN_PREFIX[-1]) if SERVER_CPUS else "not pinned",
                time.strftime("%F %T"))]
-    verdict = ("verdict: %s (tolerance %.0f%% on the paired ratios of throughput and p50; "
-               "p50 compared under redis-benchmark's definition)"
-               % ("AGREE" if ok else "DISAGREE", TOLERANCE * 100))
-    text = "\n".join(head + [""] + lines + ["", verdict]) + "\n"
+    # The criterion is agreement against the ringraft cluster. Against redis-server, answering
+    # in tens of microseconds, the generators' own per-request cost is a visible share of
+    # each round trip (docs/benchmarks.md), so those lines are a reference, not the verdict.
+    verdicts = []
+    for t in targets:
+        verdicts.append("verdict against %s%s: %s (tolerance %.0f%% on the paired ratios of "
+                        "throughput and p50; p50 compared under redis-benchmark's definition)"
+                        % (t, "" if t == "ringraft" else " (reference)",
+                           "AGREE" if ok_by_target[t] else "DISAGREE", TOLERANCE * 100))
+    ok = ok_by_target.get("ringraft", all(ok_by_target.values()))
+    if args.smoke:
+        ok = bool(runs) and all(r["ok"] for r in runs)
+        verdicts.append("smoke: %d runs, %s" % (len(runs), "all completed without errors"
+                                                 if ok else "FAILED (errors or no result)"))
+    text = "\n".join(head + [""] + lines + [""] + verdicts) + "\n"
     print(text)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(text)

@@ -18,7 +18,8 @@ BUILD_TARGETS += $(RBENCH) $(RBENCH_TEST_BIN)
 
 # `make test` stage: the unit tests above, then tests/bench/smoke.py (each workload ~1 s
 # closed and ~1 s open loop against a 3-node debug cluster, fake servers for -MOVED and bad
-# replies). About a minute.
+# replies), then bench/agreement.py once at 5% of its request counts (the tool end to end,
+# not its verdict). About a minute and a half.
 .PHONY: test-bench
 TEST_STAGES += test-bench
 BENCH_STAGE_TIMEOUT ?= 300
@@ -29,6 +30,9 @@ test-bench:
 	$(Q)tools/stage.sh soak-verdict 60 python3 -B tests/bench/test_soak_verdict.py
 	$(Q)tools/stage.sh bench-smoke $(BENCH_STAGE_TIMEOUT) python3 tests/bench/smoke.py \
 		--bench build/debug/bench/ringraft-bench --bin build/debug/ringraftd
+	$(Q)RINGRAFTD=build/debug/ringraftd AGREEMENT_OUT=build/bench-agreement-smoke \
+		tools/stage.sh agreement-smoke 180 python3 -B bench/agreement.py --smoke \
+		--rounds 1 --scale 0.05 --no-pin --bench build/debug/bench/ringraft-bench
 
 # `make bench-agreement`: ringraft-bench against redis-benchmark on the same workloads, a
 # fresh 3-node cluster and a redis-server (bench/agreement.py; about 6 minutes with the
