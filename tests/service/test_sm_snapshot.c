@@ -315,6 +315,46 @@ static void test_group_entries_read_at_its_maximum(void **state)
     t_fini(&b);
 }
 
+/* A consumer's seen time and a pending entry's delivery time come from the image: a time
+ * far in the past (here near INT64_MIN) made XINFO CONSUMERS, XPENDING and XAUTOCLAIM's
+ * idle times (now - then) overflow (found by fuzz_sm_snapshot under UBSan). Idle times are
+ * computed without overflow, at most INT64_MAX. */
+static void test_image_times_far_in_the_past(void **state)
+{
+    (void)state;
+    struct t_sm a, b;
+    t_init(&a);
+    t_init(&b);
+    const int64_t seen = T_TIME + 12345;
+    t_apply(&a, T_TIME, "XADD s 1-1 f v");
+    t_apply(&a, T_TIME, "XGROUP CREATE s g 0");
+    t_apply(&a, seen, "XREADGROUP GROUP g c STREAMS s >");
+    t_apply(&a, T_TIME + 20000, "SET other x");
+    struct reply img;
+    image_of(&a, &img);
+    const int64_t past = INT64_MIN + 1700000000000LL;
+    int patched = 0;
+    for (size_t off = 26; off + 8 <= img.len - 8; off++) {
+        if (memcmp(img.buf + off, &seen, 8) == 0) {
+            memcpy(img.buf + off, &past, 8);
+            patched++;
+        }
+    }
+    assert_int_equal(patched, 2); /* the consumer's seen time, the entry's delivery time */
+    uint64_t sum = XXH3_64bits(img.buf, img.len - 8);
+    memcpy(img.buf + img.len - 8, &sum, 8);
+    assert_int_equal(sm_load(b.sm, img.buf, img.len), 0);
+    reply_free(&img);
+    b.index = sm_applied_index(b.sm);
+    const int64_t now = T_TIME + 30000;
+    assert_non_null(
+        strstr(t_read(&b, now, "XINFO CONSUMERS s g"), "$4\r\nidle\r\n:9223372036854775807\r\n"));
+    assert_non_null(strstr(t_read(&b, now, "XPENDING s g - + 10"), ":9223372036854775807\r\n"));
+    assert_non_null(strstr(t_apply(&b, now, "XAUTOCLAIM s g d 1000 0-0"), "1-1"));
+    t_fini(&a);
+    t_fini(&b);
+}
+
 /* Takes an image of `a` while writes go on; b is a twin that stops at the image's point.
  * Every step hands out a random small budget; between steps 0-3 writes are applied. */
 static void image_while_writing(struct t_sm *a,
@@ -461,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_image_does_not_change_writes),
         cmocka_unit_test(test_image_entries_added_limit),
         cmocka_unit_test(test_group_entries_read_at_its_maximum),
+        cmocka_unit_test(test_image_times_far_in_the_past),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
