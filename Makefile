@@ -56,7 +56,7 @@ STORAGE_TEST_BIN := $(STORAGE_TEST_SRC:%.c=$(B)/%)
 LIBCORE := $(B)/libringraft-core.a
 LIBSTORAGE := $(B)/libringraft-storage.a
 
-.PHONY: all build deps test test-stages check-layering clean sim format format-check
+.PHONY: all build deps test test-stages check-layering check-seam clean sim format format-check
 .DEFAULT_GOAL := all
 
 all: deps
@@ -117,6 +117,9 @@ TEST_STAGES := test-unit
 # ---- the fault suite: histories checked under kills, pauses, partitions (tests/faults) ----
 -include tests/faults/faults.mk
 
+# ---- the several-hosts example of docs/operations.md on network namespaces ---------------
+-include tests/multihost/multihost.mk
+
 # ---- group table benchmark: idle groups' memory and tick cost (bench/idle_groups.c) ----
 .PHONY: bench-idle
 BENCH_IDLE_ARGS ?= 4096 51
@@ -137,10 +140,15 @@ build: $(BUILD_TARGETS)
 check-layering:
 	$(Q)tools/check-layering.sh
 
+# Nothing in the loops reaches the kernel but through io/kernel.c (docs/node.md).
+check-seam:
+	$(Q)tools/check-seam.sh --self-test
+	$(Q)tools/check-seam.sh
+
 # `make test`: every stage bounded by a timeout, wall time printed (tools/stage.sh).
 # Each stage adds "passed failed" counts to the tally; the last line sums them.
 export RR_TEST_TALLY := $(CURDIR)/build/test-tally.txt
-test: deps check-layering
+test: deps check-layering check-seam
 	$(Q)mkdir -p build && : > $(RR_TEST_TALLY)
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug test-stages

@@ -731,20 +731,22 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
     r->handed.pending = true;
 }
 
-/* Empties a queue. Capacity above RAFT_MSG_QUEUE_KEEP is released: most groups are idle
- * (a heartbeat and its answer per tick), and a burst must not pin memory in every group. A
- * queue that this batch did not use at all is released whole: idle groups send nothing
- * after a persist, so their `after` queue would only hold memory. So is every queue of a
- * quiesced group (`release`): it sends nothing until woken, and its batch's messages (the
- * quiescing heartbeats and their answers) have left. */
+/* Empties a queue. Most groups are idle (a heartbeat and its answer per tick), and a burst
+ * must not pin memory in every group: capacity above RAFT_MSG_QUEUE_KEEP that no batch
+ * needed for RAFT_MSG_QUEUE_SPARE batches in a row is released, and so is a queue that no
+ * batch used for as long (idle groups send nothing after a persist, so their `after` queue
+ * would only hold memory). Waiting that long keeps a busy group from freeing its queue
+ * after one quiet batch and allocating it again in the next. Every queue of a quiesced group
+ * is released at once (`release`): it sends nothing until woken, and its batch's messages
+ * (the quiescing heartbeats and their answers) have left. */
 static void queue_clear(struct raft_msg_queue *q, bool release)
 {
-    bool unused = q->count == 0;
+    uint32_t kept = q->cap > RAFT_MSG_QUEUE_KEEP ? RAFT_MSG_QUEUE_KEEP : 0;
+    q->spare = q->count > kept ? 0 : q->spare + 1;
     q->count = 0;
-    if (q->cap > RAFT_MSG_QUEUE_KEEP || unused || release) {
+    if (release || q->spare >= RAFT_MSG_QUEUE_SPARE) {
         free(q->msgs);
-        q->msgs = NULL;
-        q->cap = 0;
+        *q = (struct raft_msg_queue){0};
     }
 }
 

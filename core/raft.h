@@ -87,8 +87,10 @@ enum raft_ready_flag {
 /* A piece of a snapshot received from the leader (raft_ready.snapshot_chunk). */
 struct raft_snapshot_chunk {
     const struct raft_snapshot_meta *meta; /* the snapshot it belongs to */
-    uint64_t offset;                       /* of data within the image; 0 starts a transfer */
-    uint64_t total_bytes;                  /* the image's size */
+    uint64_t transfer;    /* the transfer it belongs to (never 0, never reused by the group):
+                             the verdict names it (raft_snapshot_received) */
+    uint64_t offset;      /* of data within the image; 0 starts a transfer */
+    uint64_t total_bytes; /* the image's size */
     const uint8_t *data;
     uint32_t len;
     bool done; /* the last piece: offset + len == total_bytes */
@@ -104,9 +106,9 @@ struct raft_ready {
      * offset of a temporary file) before this batch's msgs_after_persist leave, as they
      * acknowledge it; offset 0 starts a new transfer and abandons any earlier partial one.
      * The caller checks what it stores; when it finds a piece bad (or cannot store it), it
-     * calls raft_snapshot_received(index, false) and the transfer starts over. After the
+     * calls raft_snapshot_received(transfer, false) and the transfer starts over. After the
      * piece with `done`, the caller checks the whole image and calls
-     * raft_snapshot_received(index, true): only then is the snapshot installed (and handed out
+     * raft_snapshot_received(transfer, true): only then is the snapshot installed (and handed out
      * as `snapshot` below), so an image that does not check out is never installed.
      * RAFT_READY_SNAPSHOT_DROPPED: the core dropped the transfer it was receiving without
      * installing it (the commit index reached it, the term changed, a chunk left a gap, or
@@ -244,14 +246,15 @@ int raft_read_index(struct raft *r, uint64_t ctx);
  * (not newer than the snapshot the group has), RR_ENOMEM. */
 int raft_snapshot_taken(struct raft *r, raft_index index, uint64_t bytes, raft_index trailing);
 
-/* The caller's verdict on the snapshot being received (raft_ready.snapshot_chunk), called
- * outside ready/advance. valid false: a piece did not check out or could not be stored; the
- * transfer is dropped and the leader told to start over (at any point of the transfer).
- * valid true, once the piece with `done` was handed out: the whole image checked out; the
- * snapshot is installed (paper §7 steps 6-8) and handed out in the next ready. RR_ENOTFOUND
- * if no transfer of that index is in progress (another one replaced it; nothing to do), and
- * RR_EINVAL for valid true before the last piece was handed out. */
-int raft_snapshot_received(struct raft *r, raft_index index, bool valid);
+/* The caller's verdict on the transfer being received (raft_ready.snapshot_chunk, named by
+ * its `transfer`), called outside ready/advance. valid false: a piece did not check out or
+ * could not be stored; the transfer is dropped and the leader told to start over (at any
+ * point of the transfer). valid true, once the piece with `done` was handed out: the whole
+ * image checked out; the snapshot is installed (paper §7 steps 6-8) and handed out in the
+ * next ready. RR_ENOTFOUND if that transfer is no longer in progress (another one replaced
+ * it, even one of a snapshot at the same index: nothing to do, the verdict is not about it),
+ * and RR_EINVAL for valid true before the last piece was handed out. */
+int raft_snapshot_received(struct raft *r, uint64_t transfer, bool valid);
 
 /* The metadata a snapshot covering the log up to `index` carries, for the caller to store
  * with its image before it calls raft_snapshot_taken: the index, its term and the

@@ -13,6 +13,7 @@ struct raft_msg_queue {
     struct raft_msg *msgs; /* malloc'd, `cap` slots */
     uint32_t count;
     uint32_t cap;
+    uint32_t spare; /* batches in a row that did not need the capacity (queue_clear) */
 };
 #define RAFT_MSG_RESERVE 2
 
@@ -23,8 +24,9 @@ struct raft_msg_queue {
  * campaigns. */
 #define RAFT_TERM_MAX          (UINT64_MAX >> 1)
 #define RAFT_INDEX_MAX         (UINT64_MAX >> 1)
-#define RAFT_MSG_QUEUE_KEEP    4 /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
-#define RAFT_LOG_SLOTS_INITIAL 4 /* log slots raft_init reserves (a few leaders' no-ops) */
+#define RAFT_MSG_QUEUE_KEEP    4  /* slots a queue keeps across raft_advance (a 5-node heartbeat) */
+#define RAFT_MSG_QUEUE_SPARE   16 /* batches a queue keeps capacity it did not need */
+#define RAFT_LOG_SLOTS_INITIAL 4  /* log slots raft_init reserves (a few leaders' no-ops) */
 
 /* A (pre-)candidate's tally: one bit per slot of r->config.members. */
 typedef uint32_t raft_vote_set;
@@ -58,6 +60,7 @@ struct raft_reads {
  * most: each is handed out to the caller, who stores it (raft_ready.snapshot_chunk). */
 struct raft_snapshot_rx {
     struct raft_snapshot_meta meta; /* the snapshot being received */
+    uint64_t id;                    /* this transfer (raft_snapshot_chunk.transfer) */
     raft_node from;                 /* from this leader ... */
     raft_term term;                 /* ... in this term: another one starts over */
     uint64_t total_bytes;
@@ -77,6 +80,7 @@ struct raft_snap_store {
     uint64_t bytes;                 /* its image's size (the caller holds the image) */
     struct raft_snapshot_rx *rx;    /* malloc'd while a transfer is in progress, else NULL */
     bool rx_dropped;                /* a transfer was dropped, not yet reported (snapshot.c) */
+    uint64_t rx_last_id;            /* the last transfer's id: ids are never reused */
 };
 
 /* The latest snapshot's position, inline (read on many paths), and the rest out of line:

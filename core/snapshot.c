@@ -216,9 +216,11 @@ void snapshot_rx_drop_stale(struct raft *r)
 }
 
 /* Answers the leader about the transfer of snapshot `index` of `total` bytes. A progress
- * report for an accepted chunk waits for the chunk to be stored (after_persist), which also
- * paces the transfer to the follower's disk; "installed" waits for the snapshot's persist;
- * answers to duplicates and gaps go at once. */
+ * report waits for the chunks it counts to be stored (after_persist), which also paces the
+ * transfer to the follower's disk: the report on an accepted chunk, and the one on a
+ * duplicate, whose position counts every chunk accepted so far (the last may still be being
+ * stored); "installed" waits for the snapshot's persist; rejections (a gap, a missed start,
+ * a refused image) vouch for nothing and go at once. */
 static void reply_to(struct raft *r,
                      raft_node to,
                      raft_index index,
@@ -262,6 +264,7 @@ static int rx_start(struct raft *r, const struct raft_msg *m)
     rx->from = m->from;
     rx->term = m->term;
     rx->total_bytes = s->total_bytes;
+    rx->id = ++r->snap.store->rx_last_id;
     r->snap.store->rx = rx;
     return 0;
 }
@@ -310,6 +313,7 @@ static int rx_accept(struct raft *r, const struct raft_msg *m)
         memcpy(rx->chunk, s->chunk.base, s->chunk.len);
     }
     rx->out = (struct raft_snapshot_chunk){.meta = &rx->meta,
+                                           .transfer = rx->id,
                                            .offset = s->offset,
                                            .total_bytes = s->total_bytes,
                                            .data = rx->chunk,
@@ -354,13 +358,17 @@ int snapshot_handle(struct raft *r, const struct raft_msg *m)
          * resends after a timeout if the answer it waits for does not come. */
         return 0;
     }
-    if (s->offset != rx->received) {
-        /* A duplicate is answered with our position; a gap restarts the transfer. */
-        bool gap = s->offset > rx->received;
-        reply_to(r, m->from, s->last_index, gap ? 0 : rx->received, gap, false, false);
-        if (gap) {
-            rx_drop(r);
-        }
+    if (s->offset > rx->received) {
+        /* A gap restarts the transfer. */
+        reply_to(r, m->from, s->last_index, 0, true, false, false);
+        rx_drop(r);
+        return 0;
+    }
+    if (s->offset < rx->received) {
+        /* A duplicate is answered with our position once what it counts is stored: the
+         * caller may still be writing the chunk accepted last (handed out in an earlier
+         * ready), and an answer must not vouch for bytes that are not stored yet. */
+        reply_to(r, m->from, s->last_index, rx->received, false, false, true);
         return 0;
     }
     return rx_accept(r, m);
@@ -374,13 +382,18 @@ void snapshot_chunk_handed(struct raft *r)
     rx->complete = rx->out.done;
 }
 
-int raft_snapshot_received(struct raft *r, raft_index index, bool valid)
+/* The verdict is matched by the transfer's id, not by the snapshot's index: a verdict the
+ * caller gives late (it checked the image while a new leader began sending its own snapshot
+ * at the same index, or the leader restarted the transfer) would otherwise install a transfer
+ * the caller has not checked or stored, or drop a good one. */
+int raft_snapshot_received(struct raft *r, uint64_t transfer, bool valid)
 {
     RR_ASSERT(!r->handed.pending);
     struct raft_snapshot_rx *rx = snapshot_rx(r);
-    if (rx == NULL || rx->meta.index != index) {
+    if (rx == NULL || transfer == 0 || rx->id != transfer) {
         return RR_ENOTFOUND;
     }
+    raft_index index = rx->meta.index;
     if (!valid) {
         /* Never installed: the leader starts the transfer over (its progress restarts from
          * offset 0 on a rejection). */

@@ -20,33 +20,6 @@ static void client_parse(struct client *cl);
 static void scan_fix_reply(struct worker *w, struct req *r);
 static void immediate(struct client *cl, struct req *r);
 
-/* The client's address as "ip:port" into addr, and whether it is a loopback one
- * (127.0.0.0/8, ::1, or IPv4-mapped loopback): protected mode accepts only these. */
-static bool peer_address(int fd, char *addr, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    snprintf(addr, cap, "?:0");
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
-        return false;
-    }
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        snprintf(addr, cap, "%s:%u", ip, ntohs(a->sin_port));
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
-        const struct in6_addr *a = &a6->sin6_addr;
-        inet_ntop(AF_INET6, a, ip, sizeof(ip));
-        snprintf(addr, cap, "%s:%u", ip, ntohs(a6->sin6_port));
-        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-    }
-    return ss.ss_family == AF_UNIX;
-}
-
 static const char protected_mode_error[] =
     "-DENIED ringraft is running in protected mode because protected mode is enabled and no "
     "password is set for the default user. In this mode connections are only accepted from "
@@ -94,7 +67,7 @@ void client_accepted(struct worker *w, int fd)
     w->clients++;
     w->st.clients_accepted++;
     cl->authenticated = n->cfg.requirepass[0] == '\0';
-    bool loopback = peer_address(fd, cl->addr, sizeof(cl->addr));
+    bool loopback = kernel_peer_address(fd, cl->addr, sizeof(cl->addr));
     if (n->cfg.protected_mode && n->cfg.requirepass[0] == '\0' && !loopback) {
         atomic_fetch_add_explicit(&n->protected_conns, 1, memory_order_relaxed);
         conn_write(c, protected_mode_error, sizeof(protected_mode_error) - 1);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/base/assert.h"
@@ -332,13 +331,11 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     size_t cap = 64 << 10, len = 0;
 #define OUT(...) len += (size_t)snprintf(text + len, len < cap ? cap - len : 0, __VA_ARGS__)
     if (all || arg_is(sec, sl, "server")) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
         OUT("# Server\r\nredis_version:7.0.15\r\nringraft_version:" RINGRAFT_VERSION
             "\r\nredis_mode:cluster\r\nos:Linux\r\nprocess_id:%d\r\nrun_id:%s\r\n"
             "tcp_port:%u\r\nuptime_in_seconds:%" PRId64 "\r\nnode_id:%u\r\nworkers:%u\r\n"
             "groups:%u\r\n\r\n",
-            (int)getpid(), n->run_id, config_self(&n->cfg)->port,
+            (int)kernel_pid(), n->run_id, config_self(&n->cfg)->port,
             (node_clock_ms() - n->start_ms) / 1000, n->cfg.node_id, n->cfg.workers, n->cfg.groups);
     }
     if (all || arg_is(sec, sl, "clients")) {
@@ -422,7 +419,7 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     }
     if (all || arg_is(sec, sl, "snapshots") || arg_is(sec, sl, "persistence")) {
         uint64_t taken = 0, installed = 0, failures = 0, bytes = 0, disk = 0, segments = 0,
-                 chunks = 0, dropped = 0, refused = 0, left = 0;
+                 chunks = 0, dropped = 0, refused = 0, left = 0, rx_chunks = 0, rx_bytes = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             taken += atomic_load_explicit(&p->snapshots_taken, memory_order_relaxed);
@@ -435,17 +432,24 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             dropped += atomic_load_explicit(&p->snapshot_chunks_dropped, memory_order_relaxed);
             refused += atomic_load_explicit(&p->snapshots_refused, memory_order_relaxed);
             left += atomic_load_explicit(&p->snapshots_dropped, memory_order_relaxed);
+            rx_chunks += atomic_load_explicit(&p->snapshot_chunks_received, memory_order_relaxed);
+            rx_bytes += atomic_load_explicit(&p->snapshot_bytes_received, memory_order_relaxed);
         }
         OUT("# Snapshots\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
             "\r\nsnapshot_failures:%" PRIu64 "\r\nsnapshot_bytes_written:%" PRIu64
             "\r\nwal_disk_bytes:%" PRIu64 "\r\nwal_segments:%" PRIu64
             "\r\nsnapshot_chunks_sent:%" PRIu64 "\r\nsnapshot_chunks_dropped:%" PRIu64
-            "\r\nsnapshots_refused:%" PRIu64 "\r\nsnapshots_dropped:%" PRIu64 "\r\n",
-            taken, installed, failures, bytes, disk, segments, chunks, dropped, refused, left);
+            "\r\nsnapshots_refused:%" PRIu64 "\r\nsnapshots_dropped:%" PRIu64
+            "\r\nsnapshot_chunks_received:%" PRIu64 "\r\nsnapshot_bytes_received:%" PRIu64 "\r\n",
+            taken, installed, failures, bytes, disk, segments, chunks, dropped, refused, left,
+            rx_chunks, rx_bytes);
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_last_snapshot:ms=%" PRIu64 ",bytes=%" PRIu64 "\r\n", i,
                 atomic_load(&p->snapshot_last_ms), atomic_load(&p->snapshot_last_bytes));
+            OUT("worker%u_last_install:us=%" PRIu64 ",bytes=%" PRIu64 ",max_us=%" PRIu64 "\r\n", i,
+                atomic_load(&p->install_last_us), atomic_load(&p->install_last_bytes),
+                atomic_load(&p->install_max_us));
         }
         OUT("\r\n");
     }

@@ -243,8 +243,7 @@ void conn_release_buffers(struct worker *w)
         return;
     }
     if (!w->use_recv_multishot || w->buf_released ||
-        (w->ring.flags & IORING_SETUP_DEFER_TASKRUN) == 0 || io_uring_cq_ready(&w->ring) != 0 ||
-        io_uring_cq_has_overflow(&w->ring)) {
+        (w->ring.flags & IORING_SETUP_DEFER_TASKRUN) == 0 || kernel_cq_pending(&w->ring)) {
         return;
     }
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);

@@ -18,6 +18,14 @@
 
 #define POWER_LOSS_DRAIN_MS 5000
 
+static void forget_cqe_cb(void *arg, const struct io_uring_cqe *cqe)
+{
+    struct worker *w = arg;
+    if (UD_TAG(io_uring_cqe_get_data64(cqe)) == UD_WAL) {
+        wal_test_forget_cqe(w->wal, cqe);
+    }
+}
+
 bool faults_power_loss(struct worker *w)
 {
     if (!atomic_load(&w->node->power_loss)) {
@@ -28,18 +36,8 @@ bool faults_power_loss(struct worker *w)
      * but not submitted never are: nothing here submits). */
     int64_t deadline = node_clock_ms() + POWER_LOSS_DRAIN_MS;
     while (wal_busy(w->wal) && node_clock_ms() < deadline) {
-        struct io_uring_cqe *cqe = NULL;
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000};
-        io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts);
-        unsigned head, seen = 0;
-        io_uring_for_each_cqe(&w->ring, head, cqe)
-        {
-            if (UD_TAG(io_uring_cqe_get_data64(cqe)) == UD_WAL) {
-                wal_test_forget_cqe(w->wal, cqe);
-            }
-            seen++;
-        }
-        io_uring_cq_advance(&w->ring, seen);
+        kernel_wait(&w->ring, 20);
+        kernel_reap(&w->ring, forget_cqe_cb, w);
     }
     if (wal_busy(w->wal)) {
         LOG_E("power loss: WAL I/O still in flight after %d ms; not reverting",

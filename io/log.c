@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
+
+#include "io/kernel.h"
 
 static enum log_level log_min = LOG_INFO;
 static int log_fd = 2;
@@ -46,9 +47,7 @@ void log_emit(struct log_site *site, enum log_level level, const char *fmt, ...)
     if (level < log_min) {
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now_ms = node_wall_ms();
     if (now_ms - site->window_start_ms >= 1000) {
         site->window_start_ms = now_ms;
         site->in_window = 0;
@@ -59,10 +58,11 @@ void log_emit(struct log_site *site, enum log_level level, const char *fmt, ...)
     }
     char line[1024];
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    time_t now_s = (time_t)(now_ms / 1000);
+    gmtime_r(&now_s, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-7s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level]);
+                     (long)(now_ms % 1000), level_names[level]);
     if (log_worker >= 0) {
         n += snprintf(line + n, sizeof(line) - (size_t)n, "[w%d] ", log_worker);
     } else {
@@ -83,6 +83,5 @@ void log_emit(struct log_site *site, enum log_level level, const char *fmt, ...)
     }
     line[len++] = '\n';
     /* One write per line; a failed log write has nowhere to be reported. */
-    ssize_t w = write(log_fd, line, len);
-    (void)w;
+    kernel_log_write(log_fd, line, len);
 }

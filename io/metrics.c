@@ -301,6 +301,19 @@ void metrics_render(struct node *n, struct reply *r)
             "Snapshots being received that were left behind (the commit index reached them or "
             "the term changed) and dropped with their temporary files.",
             SUM_WORKERS(snapshots_dropped));
+    counter(r, "ringraft_snapshot_chunks_received_total",
+            "InstallSnapshot chunks received from a leader, written and synced.",
+            SUM_WORKERS(snapshot_chunks_received));
+    counter(r, "ringraft_snapshot_received_bytes_total",
+            "Bytes of InstallSnapshot chunks received, written and synced.",
+            SUM_WORKERS(snapshot_bytes_received));
+    head(r, "ringraft_snapshot_install_barrier_seconds", "gauge",
+         "How long each worker's last install of a received snapshot held its WAL operations "
+         "(every group's) behind the snapshot file's fsync, rename and directory fsync.");
+    for (uint32_t w = 0; w < c->workers; w++) {
+        put(r, "ringraft_snapshot_install_barrier_seconds{worker=\"%u\"} %.6f\n", w,
+            (double)atomic_load(&n->workers[w]->pub.install_last_us) / 1e6);
+    }
     head(r, "ringraft_snapshot_last_duration_seconds", "gauge",
          "Duration of each worker's last local snapshot.");
     for (uint32_t w = 0; w < c->workers; w++) {

@@ -11,34 +11,12 @@
 #include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/base/assert.h"
 #include "io/log.h"
 #include "io/notify.h"
 #include "io/ringraftd.h"
-
-int64_t node_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t node_clock_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t node_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
@@ -49,7 +27,7 @@ void node_fail(struct node *n, const char *why)
 {
     if (!atomic_exchange(&n->failed, true)) {
         LOG_E("stopping the node: %s", why);
-        kill(getpid(), SIGTERM); /* the main thread's sigwait takes it */
+        kernel_stop_process(); /* the main thread's sigwait takes it */
     }
 }
 
@@ -82,38 +60,6 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Replaces dir/name with text atomically and durably: a temporary file, fsync, rename,
- * fsync of the directory. */
-int node_write_durably(const char *dir, const char *name, const char *text, size_t len)
-{
-    char path[NODE_PATH_MAX + 32], tmp[NODE_PATH_MAX + 40];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-        LOG_E("cannot write %s: %s", tmp, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        LOG_E("cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0) {
-        LOG_E("cannot sync directory %s: %s", dir, strerror(errno));
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        return -1;
-    }
-    close(dfd);
-    return 0;
-}
-
 /* dir/IDENTITY records who this data directory belongs to; written once, fsynced, and
  * checked on every later start. */
 static int check_identity(const struct node_config *c)
@@ -138,7 +84,7 @@ static int check_identity(const struct node_config *c)
         }
         return 0;
     }
-    if (node_write_durably(c->dir, "IDENTITY", want, (size_t)wl) != 0) {
+    if (kernel_replace_file(c->dir, "IDENTITY", want, (size_t)wl) != 0) {
         return -1;
     }
     LOG_N("initialised data directory %s for node %u of cluster 0x%016" PRIx64, c->dir, c->node_id,
@@ -164,7 +110,7 @@ static int next_boot(const char *dir, uint32_t *boot)
     *boot = (uint32_t)(prev + 1);
     char text[32];
     int len = snprintf(text, sizeof(text), "%u\n", *boot);
-    return node_write_durably(dir, "BOOT", text, (size_t)len);
+    return kernel_replace_file(dir, "BOOT", text, (size_t)len);
 }
 
 /* Tells a service manager (systemd Type=notify) the node's state; io/notify.h. */
@@ -229,7 +175,7 @@ int node_run(const struct node_config *cfg)
         histogram_init(&w->peer_send_frames);
         histogram_init(&w->read_latency);
         RR_ASSERT(slowlog_init(&w->slowlog, cfg->slowlog_max_len) == 0);
-        w->wake_fd = eventfd(0, EFD_CLOEXEC);
+        w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         w->in = calloc(W, sizeof(*w->in));
         w->out = calloc(W, sizeof(*w->out));
         w->outbox = calloc(W, sizeof(*w->outbox));

@@ -20,6 +20,7 @@
 #include "core/drain.h"
 #include "core/multi.h"
 #include "io/config.h"
+#include "io/kernel.h"
 #include "io/service/cmd.h"
 #include "io/service/reply.h"
 #include "io/service/resp.h"
@@ -221,7 +222,8 @@ struct snap_fd;   /* a snapshot file open for sending */
 /* The node's verdict on a received snapshot, given to the core outside drains. */
 struct snap_verdict {
     raft_group g;
-    raft_index index;
+    raft_index index;  /* the snapshot's (for the log) */
+    uint64_t transfer; /* the transfer it is about (raft_snapshot_chunk.transfer) */
     bool ok;
 };
 
@@ -306,7 +308,12 @@ struct worker_stats {
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
     uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
-    uint64_t snapshots_dropped; /* received transfers the core dropped, left behind */
+    uint64_t snapshots_dropped;        /* received transfers the core dropped, left behind */
+    uint64_t snapshot_chunks_received; /* received chunks written and synced */
+    uint64_t snapshot_bytes_received;  /* their bytes */
+    uint64_t install_last_us;          /* the last install's barrier: WAL operations held (us) */
+    uint64_t install_last_bytes;       /* that snapshot's size */
+    uint64_t install_max_us;           /* the longest barrier since start */
 };
 
 /* Counters any thread may read (INFO), written by the worker once per tick. */
@@ -325,6 +332,8 @@ struct worker_pub {
     _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
     _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
     _Atomic uint64_t snapshots_dropped;
+    _Atomic uint64_t snapshot_chunks_received, snapshot_bytes_received;
+    _Atomic uint64_t install_last_us, install_last_bytes, install_max_us;
     _Atomic uint64_t wal_disk_bytes, wal_segments;
     _Atomic uint64_t log_freed_bytes;
     /* Latencies since start: client requests from parse to reply (by class), WAL flushes
@@ -503,14 +512,9 @@ void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t 
 void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from);
 
 /* node.c */
-/* Replaces dir/name with text atomically and durably (blocking). 0 or -1 (logged). */
-int node_write_durably(const char *dir, const char *name, const char *text, size_t len);
-int64_t node_clock_ms(void); /* monotonic */
-int64_t node_clock_ns(void); /* monotonic */
 /* A worker can no longer do its job safely (storage failed): log why and stop the node, which
  * then exits with status 1 (its peers elect other leaders). */
 void node_fail(struct node *n, const char *why);
-int64_t node_wall_ms(void); /* unix time: the leader's entry timestamp */
 
 /* faults.c: hooks of the fault-test build (RR_FAULT_TESTING, tests/faults, docs/faults.md).
  * In any other build the unsafe modes compile to false and faults_power_loss to nothing. */

@@ -50,7 +50,7 @@ static int write_set(const char *dir, const struct node_set *s)
         RR_ASSERT(n > 0);
         len += n;
     }
-    return node_write_durably(dir, "NODES", text, len);
+    return kernel_replace_file(dir, "NODES", text, len);
 }
 
 static int read_set(const char *path, struct node_set *s)
@@ -119,7 +119,7 @@ static int write_bootstrap(const char *dir, const struct raft_config *c, bool jo
                                 c->members[i].id);
     }
     len += (size_t)snprintf(text + len, sizeof(text) - len, "\njoin %s\n", join ? "yes" : "no");
-    return node_write_durably(dir, "BOOTSTRAP", text, len);
+    return kernel_replace_file(dir, "BOOTSTRAP", text, len);
 }
 
 int nodeset_open(struct node *n, bool fresh)

@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,26 +35,10 @@ struct peer *peer_find(struct worker *w, raft_node id)
     return NULL;
 }
 
-static int resolve(const char *host, uint16_t port, struct sockaddr_in *out)
-{
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    char ps[8];
-    snprintf(ps, sizeof(ps), "%u", port);
-    int rc = getaddrinfo(host, ps, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        LOG_E("cannot resolve %s: %s", host, gai_strerror(rc));
-        return -1;
-    }
-    memcpy(out, res->ai_addr, sizeof(*out));
-    freeaddrinfo(res);
-    return 0;
-}
-
 int node_listen(const char *host, uint16_t port, bool reuseport)
 {
     struct sockaddr_in a;
-    if (resolve(host, port, &a) != 0) {
+    if (kernel_resolve(host, port, &a) != 0) {
         return -1;
     }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -100,7 +83,7 @@ static void peer_add(struct worker *w, const struct node_address *a)
     p->next_dial_ms = w->now_ms;
     p->resolved = false;
     if (p->dialer) {
-        p->resolved = resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) == 0;
+        p->resolved = kernel_resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) == 0;
     }
 }
 
@@ -185,7 +168,7 @@ static void send_handshake(struct worker *w, struct peer *p)
         .group_count = n->cfg.groups,
         .worker_count = n->cfg.workers,
         .receiver_node = p->id,
-        .nonce = ((uint64_t)node_wall_ms() << 20) ^ ((uint64_t)getpid() << 8) ^ p->connects,
+        .nonce = ((uint64_t)node_wall_ms() << 20) ^ ((uint64_t)kernel_pid() << 8) ^ p->connects,
     };
     handshake_sign(&hs, (const uint8_t *)n->cfg.cluster_secret, strlen(n->cfg.cluster_secret));
     uint8_t buf[HANDSHAKE_BYTES];
@@ -238,23 +221,22 @@ void peer_tick(struct worker *w)
             continue;
         }
         if (!p->resolved) {
-            p->resolved = resolve(p->at.host, (uint16_t)(p->at.peer_port + w->id), &p->addr) == 0;
+            p->resolved =
+                kernel_resolve(p->at.host, (uint16_t)(p->at.peer_port + w->id), &p->addr) == 0;
             if (!p->resolved) {
                 p->next_dial_ms = w->now_ms + BACKOFF_MAX_MS;
                 continue;
             }
         }
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int fd = kernel_dial_socket();
         if (fd < 0) {
             p->next_dial_ms = w->now_ms + BACKOFF_MAX_MS;
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct conn *c = conn_new(w, fd, CONN_PEER, FRAME_PAYLOAD_MAX_DEFAULT + FRAME_HEADER_BYTES,
                                   (size_t)w->node->cfg.peer_output_max);
         if (c == NULL) {
-            close(fd);
+            kernel_close(fd);
             continue;
         }
         c->owner = p;

@@ -4,9 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "io/kernel.h"
 
 int slowlog_init(struct slowlog *s, uint32_t cap)
 {
@@ -22,78 +23,52 @@ int slowlog_init(struct slowlog *s, uint32_t cap)
     return 0;
 }
 
-static void entry_clear(struct slowlog_entry *e)
-{
-    for (uint32_t i = 0; i < e->argc; i++) {
-        free(e->argv[i]);
-    }
-    free(e->argv);
-    free(e->argl);
-    memset(e, 0, sizeof(*e));
-}
-
 void slowlog_free(struct slowlog *s)
 {
-    for (uint32_t i = 0; i < s->count; i++) {
-        entry_clear(&s->ring[(s->head + i) % s->cap]);
+    for (uint32_t i = 0; i < s->cap; i++) {
+        free(s->ring[i].args);
     }
     free(s->ring);
     pthread_mutex_destroy(&s->mu);
     memset(s, 0, sizeof(*s));
 }
 
-static char *copy_string(const void *p, size_t n)
-{
-    char *c = malloc(n + 1);
-    if (c != NULL) {
-        memcpy(c, p, n);
-        c[n] = '\0';
-    }
-    return c;
-}
+/* The longest an entry's arguments get: each cut to SLOWLOG_ARG_BYTES plus its note. */
+#define ARG_NOTE_BYTES 40
+#define ENTRY_ARGS_MAX (SLOWLOG_ARGS_MAX * (SLOWLOG_ARG_BYTES + ARG_NOTE_BYTES))
 
-/* Fills e as Redis does: at most SLOWLOG_ARGS_MAX arguments, the last one replaced by
- * "... (N more arguments)" when there were more; arguments longer than SLOWLOG_ARG_BYTES
- * cut with "... (N more bytes)". False if memory ran out (e is left empty). */
-static bool entry_fill(struct slowlog_entry *e,
-                       uint32_t argc,
-                       const uint8_t *const argv[],
-                       const uint32_t argl[])
+/* Packs the arguments as Redis keeps them: at most SLOWLOG_ARGS_MAX, the last one replaced
+ * by "... (N more arguments)" when there were more; arguments longer than SLOWLOG_ARG_BYTES
+ * cut with "... (N more bytes)". Returns the bytes written to out (ENTRY_ARGS_MAX). */
+static size_t pack_args(uint32_t argc,
+                        const uint8_t *const argv[],
+                        const uint32_t argl[],
+                        char *out,
+                        uint32_t out_argl[SLOWLOG_ARGS_MAX],
+                        uint32_t *out_argc)
 {
     uint32_t kept = argc > SLOWLOG_ARGS_MAX ? SLOWLOG_ARGS_MAX : argc;
-    e->argv = calloc(kept, sizeof(*e->argv));
-    e->argl = calloc(kept, sizeof(*e->argl));
-    if (e->argv == NULL || e->argl == NULL) {
-        free(e->argv);
-        free(e->argl);
-        e->argv = NULL;
-        e->argl = NULL;
-        return false;
-    }
+    size_t used = 0;
     for (uint32_t i = 0; i < kept; i++) {
-        char buf[SLOWLOG_ARG_BYTES + 64];
+        char *at = out + used;
         size_t n;
         if (kept < argc && i == kept - 1) {
-            n = (size_t)snprintf(buf, sizeof(buf), "... (%u more arguments)", argc - kept + 1);
+            n = (size_t)snprintf(at, ARG_NOTE_BYTES, "... (%u more arguments)", argc - kept + 1);
         } else if (argl[i] > SLOWLOG_ARG_BYTES) {
-            memcpy(buf, argv[i], SLOWLOG_ARG_BYTES);
-            n = SLOWLOG_ARG_BYTES +
-                (size_t)snprintf(buf + SLOWLOG_ARG_BYTES, sizeof(buf) - SLOWLOG_ARG_BYTES,
-                                 "... (%u more bytes)", argl[i] - SLOWLOG_ARG_BYTES);
+            memcpy(at, argv[i], SLOWLOG_ARG_BYTES);
+            n = SLOWLOG_ARG_BYTES + (size_t)snprintf(at + SLOWLOG_ARG_BYTES, ARG_NOTE_BYTES,
+                                                     "... (%u more bytes)",
+                                                     argl[i] - SLOWLOG_ARG_BYTES);
         } else {
-            memcpy(buf, argv[i], argl[i]);
+            memcpy(at, argv[i], argl[i]);
             n = argl[i];
         }
-        e->argv[i] = copy_string(buf, n);
-        if (e->argv[i] == NULL) {
-            e->argc = i;
-            entry_clear(e);
-            return false;
-        }
-        e->argl[i] = (uint32_t)n;
-        e->argc = i + 1;
+        RR_ASSERT(n <= SLOWLOG_ARG_BYTES + ARG_NOTE_BYTES);
+        out_argl[i] = (uint32_t)n;
+        used += n;
     }
-    return true;
+    *out_argc = kept;
+    return used;
 }
 
 void slowlog_add(struct slowlog *s,
@@ -108,19 +83,36 @@ void slowlog_add(struct slowlog *s,
     if (s->cap == 0) {
         return;
     }
-    struct slowlog_entry e = {.id = id, .time_s = (int64_t)time(NULL), .duration_us = duration_us};
-    snprintf(e.addr, sizeof(e.addr), "%s", addr);
-    snprintf(e.name, sizeof(e.name), "%s", name);
-    if (!entry_fill(&e, argc, argv, argl)) {
-        return; /* no memory: not recorded */
-    }
+    char args[ENTRY_ARGS_MAX];
+    uint32_t packed_argl[SLOWLOG_ARGS_MAX];
+    uint32_t packed_argc;
+    size_t bytes = pack_args(argc, argv, argl, args, packed_argl, &packed_argc);
+    int64_t now_s = node_wall_ms() / 1000;
     pthread_mutex_lock(&s->mu);
     if (s->count == s->cap) {
-        entry_clear(&s->ring[s->head]);
         s->head = (s->head + 1) % s->cap;
         s->count--;
     }
-    s->ring[(s->head + s->count) % s->cap] = e;
+    struct slowlog_entry *e = &s->ring[(s->head + s->count) % s->cap];
+    if (e->args_cap < bytes) {
+        char *grown = realloc(e->args, bytes);
+        if (grown == NULL) {
+            pthread_mutex_unlock(&s->mu);
+            return; /* no memory: not recorded (the slot stays free) */
+        }
+        e->args = grown;
+        e->args_cap = (uint32_t)bytes;
+    }
+    if (bytes > 0) {
+        memcpy(e->args, args, bytes);
+    }
+    e->id = id;
+    e->time_s = now_s;
+    e->duration_us = duration_us;
+    e->argc = packed_argc;
+    memcpy(e->argl, packed_argl, packed_argc * sizeof(e->argl[0]));
+    snprintf(e->addr, sizeof(e->addr), "%s", addr);
+    snprintf(e->name, sizeof(e->name), "%s", name);
     s->count++;
     pthread_mutex_unlock(&s->mu);
 }
@@ -146,8 +138,10 @@ static void reply_entry(const struct slowlog_entry *e, struct reply *r)
     reply_int(r, e->time_s);
     reply_int(r, (int64_t)e->duration_us);
     reply_array(r, e->argc);
+    size_t at = 0;
     for (uint32_t i = 0; i < e->argc; i++) {
-        reply_bulk(r, e->argv[i], e->argl[i]);
+        reply_bulk(r, e->args + at, e->argl[i]);
+        at += e->argl[i];
     }
     reply_bulk_cstr(r, e->addr);
     reply_bulk_cstr(r, e->name);
@@ -204,10 +198,7 @@ void slowlog_reset(struct slowlog *const logs[], uint32_t n)
     lock_all(logs, n);
     for (uint32_t i = 0; i < n; i++) {
         struct slowlog *s = logs[i];
-        for (uint32_t k = 0; k < s->count; k++) {
-            entry_clear(&s->ring[(s->head + k) % s->cap]);
-        }
-        s->head = 0;
+        s->head = 0; /* the slots keep their argument buffers */
         s->count = 0;
     }
     unlock_all(logs, n);

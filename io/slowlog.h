@@ -25,12 +25,15 @@ struct slowlog_entry {
     int64_t time_s;       /* wall clock, seconds */
     uint64_t duration_us; /* parse to reply */
     uint32_t argc;        /* arguments kept (the last one may say how many more there were) */
-    char **argv;          /* malloc'd strings */
-    uint32_t *argl;
+    uint32_t argl[SLOWLOG_ARGS_MAX];
+    char *args;        /* the arguments back to back; malloc'd, kept when the slot is reused */
+    uint32_t args_cap; /* bytes at args */
     char addr[SLOWLOG_ADDR_BYTES];
     char name[SLOWLOG_NAME_BYTES];
 };
 
+/* A slot's argument buffer stays with the slot when its entry is replaced, so that a busy
+ * node recording many slow requests reuses memory instead of allocating per request. */
 struct slowlog {
     pthread_mutex_t mu;
     struct slowlog_entry *ring; /* cap slots; the newest at (head + count - 1) % cap */

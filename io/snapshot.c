@@ -129,8 +129,9 @@ struct snap_rx {
     struct worker *w;
     struct group_state *gs;
     struct raft_snapshot_meta meta;
-    uint64_t total;  /* the file's size */
-    uint64_t stored; /* bytes taken so far: the next chunk's offset */
+    uint64_t transfer; /* the core's id of the transfer (raft_snapshot_chunk.transfer) */
+    uint64_t total;    /* the file's size */
+    uint64_t stored;   /* bytes taken so far: the next chunk's offset */
     struct snapshot_reader reader;
     struct sm_loader *loader; /* the received state, swapped in by snapshot_restore */
     bool bad;                 /* refused: a chunk failed its checks or a write failed */
@@ -145,6 +146,7 @@ struct snap_rx {
     uint32_t chain_left;
     int error;
     struct snap_barrier *barrier; /* the persist queue waits on it (install) */
+    int64_t install_ns;           /* when the install's barrier was queued (node_clock_ns) */
     char tmp[80];
     char name[64];
     struct snap_op open_op, sync_op, rename_op, dirsync_op;
@@ -239,8 +241,8 @@ static void finish_chain(struct worker *w,
                          struct snap_op *rename_op,
                          struct snap_op *dirsync_op)
 {
-    if (io_uring_sq_space_left(&w->ring) < 3) {
-        io_uring_submit(&w->ring); /* a link chain must not straddle two submissions */
+    if (kernel_sq_space_left(&w->ring) < 3) {
+        kernel_submit(&w->ring); /* a link chain must not straddle two submissions */
     }
     struct io_uring_sqe *sqe = worker_sqe(w);
     io_uring_prep_fsync(sqe, fd, 0);
@@ -828,8 +830,12 @@ static void fop_end(struct worker *w, uint64_t seq)
 
 /* ---- receiving a snapshot from the leader -------------------------------------------------- */
 
-/* Verdicts are given outside drains (core/raft.h): queued here, given by snapshot_verdicts. */
-static void verdict_later(struct worker *w, raft_group g, raft_index index, bool ok)
+/* Verdicts are given outside drains (core/raft.h): queued here, given by snapshot_verdicts.
+ * Each names its transfer: by the time it is given the core may be receiving another one,
+ * even of a snapshot at the same index (a new leader's, or the same leader's restart), which
+ * the verdict must not install or drop (the core answers RR_ENOTFOUND). */
+static void
+verdict_later(struct worker *w, raft_group g, raft_index index, uint64_t transfer, bool ok)
 {
     if (w->verdict_count == w->verdict_cap) {
         uint32_t cap = w->verdict_cap ? w->verdict_cap * 2 : 16;
@@ -838,14 +844,15 @@ static void verdict_later(struct worker *w, raft_group g, raft_index index, bool
         w->verdicts = v;
         w->verdict_cap = cap;
     }
-    w->verdicts[w->verdict_count++] = (struct snap_verdict){.g = g, .index = index, .ok = ok};
+    w->verdicts[w->verdict_count++] =
+        (struct snap_verdict){.g = g, .index = index, .transfer = transfer, .ok = ok};
 }
 
 void snapshot_verdicts(struct worker *w)
 {
     for (uint32_t i = 0; i < w->verdict_count; i++) {
         const struct snap_verdict *v = &w->verdicts[i];
-        int rc = raft_snapshot_received(multi_group(w->multi, v->g), v->index, v->ok);
+        int rc = raft_snapshot_received(multi_group(w->multi, v->g), v->transfer, v->ok);
         if (rc != 0 && rc != RR_ENOTFOUND) {
             LOG_W("group %u: verdict on snapshot %llu: %s", v->g, (unsigned long long)v->index,
                   rr_strerror(rc));
@@ -918,7 +925,7 @@ static void rx_refuse(struct worker *w, struct snap_rx *rx, const char *why)
         LOG_W("group %u: snapshot %llu from node %u refused: %s", rx->gs->g,
               (unsigned long long)rx->meta.index, rx->gs->leader, why);
         rx->bad = true;
-        verdict_later(w, rx->gs->g, rx->meta.index, false);
+        verdict_later(w, rx->gs->g, rx->meta.index, rx->transfer, false);
     }
     rx_abandon(w, rx);
 }
@@ -929,7 +936,7 @@ static void rx_maybe_verdict(struct worker *w, struct snap_rx *rx)
     if (rx->last_seen && !rx->bad && !rx->abandoned && !rx->verdict_given &&
         rx->writes_pending == 0) {
         rx->verdict_given = true;
-        verdict_later(w, rx->gs->g, rx->meta.index, true);
+        verdict_later(w, rx->gs->g, rx->meta.index, rx->transfer, true);
     }
 }
 
@@ -947,6 +954,8 @@ static void rx_sync_cb(struct worker *w, struct snap_op *op, int res)
         rx_refuse(w, rx, why);
         return;
     }
+    w->st.snapshot_chunks_received++;
+    w->st.snapshot_bytes_received += b->len;
     free(b);
     rx_maybe_verdict(w, rx);
     rx_settle(w, rx);
@@ -1039,6 +1048,7 @@ rx_new(struct worker *w, struct group_state *gs, const struct raft_snapshot_chun
     rx->w = w;
     rx->gs = gs;
     rx->meta = *ch->meta;
+    rx->transfer = ch->transfer;
     rx->total = ch->total_bytes;
     rx->fd = -1;
     rx->open_op = (struct snap_op){rx_open_cb, rx};
@@ -1076,19 +1086,20 @@ void snapshot_persist_chunk(struct worker *w,
                             const struct raft_snapshot_chunk *ch)
 {
     struct snap_rx *rx = gs->rx;
+    RR_ASSERT(ch->transfer != 0); /* the core numbers transfers from 1 */
     if (ch->offset == 0) {
         if (rx != NULL) {
             rx_abandon(w, rx); /* another transfer starts: the partial one is of no use */
         }
         rx = rx_new(w, gs, ch);
         if (rx == NULL) {
-            verdict_later(w, gs->g, ch->meta->index, false);
+            verdict_later(w, gs->g, ch->meta->index, ch->transfer, false);
             return;
         }
     }
-    if (rx == NULL || rx->meta.index != ch->meta->index || ch->offset != rx->stored) {
+    if (rx == NULL || rx->transfer != ch->transfer || ch->offset != rx->stored) {
         /* Not the transfer we store (ours was refused): the core must drop it too. */
-        verdict_later(w, gs->g, ch->meta->index, false);
+        verdict_later(w, gs->g, ch->meta->index, ch->transfer, false);
         return;
     }
     if (rx->bad) {
@@ -1141,6 +1152,18 @@ static void rx_chain_cb(struct worker *w, struct snap_op *op, int res)
         rx->barrier->done = true;
         rx->barrier = NULL; /* the queue frees it once passed */
         w->st.snapshots_installed++;
+        /* Every WAL operation of this worker queued meanwhile waited this long (docs/node.md,
+         * "The install barrier holds every group of the worker"). */
+        uint64_t us = (uint64_t)(node_clock_ns() - rx->install_ns) / 1000u;
+        w->st.install_last_us = us;
+        w->st.install_last_bytes = rx->total;
+        if (us > w->st.install_max_us) {
+            w->st.install_max_us = us;
+        }
+        LOG_I("group %u: snapshot received at %llu installed (%llu bytes); the worker's WAL "
+              "operations waited %llu us for its fsync, rename and directory fsync",
+              rx->gs->g, (unsigned long long)rx->meta.index, (unsigned long long)rx->total,
+              (unsigned long long)us);
     }
     rx_free(rx);
 }
@@ -1163,6 +1186,7 @@ void snapshot_persist_install(struct worker *w, struct group_state *gs, const st
     rx->dirsync_op = (struct snap_op){rx_chain_cb, rx};
     rx->barrier = calloc(1, sizeof(*rx->barrier));
     RR_ASSERT(rx->barrier != NULL);
+    rx->install_ns = node_clock_ns();
     rx->chain_left = 3;
     rx->inflight += 3;
     finish_chain(w, rx->fd, rx->tmp, rx->name, &rx->sync_op, &rx->rename_op, &rx->dirsync_op);

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,12 +77,12 @@ struct held_unit {
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    struct io_uring_sqe *sqe = kernel_get_sqe(&w->ring);
     if (sqe == NULL) {
         /* The SQ is full: hand what is queued to the kernel and take a fresh slot. */
-        io_uring_submit(&w->ring);
+        kernel_submit(&w->ring);
         w->st.submits++;
-        sqe = io_uring_get_sqe(&w->ring);
+        sqe = kernel_get_sqe(&w->ring);
     }
     RR_ASSERT(sqe != NULL);
     return sqe;
@@ -524,6 +523,11 @@ static void publish_stats(struct worker *w)
     PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
     PUB(snapshots_refused, st->snapshots_refused);
     PUB(snapshots_dropped, st->snapshots_dropped);
+    PUB(snapshot_chunks_received, st->snapshot_chunks_received);
+    PUB(snapshot_bytes_received, st->snapshot_bytes_received);
+    PUB(install_last_us, st->install_last_us);
+    PUB(install_last_bytes, st->install_last_bytes);
+    PUB(install_max_us, st->install_max_us);
     PUB(wal_segments, wal_segment_count(w->wal));
     PUB(log_freed_bytes, w->log_freed_bytes);
     metrics_publish_hist(&w->pub.write_latency, &w->write_latency);
@@ -608,17 +612,7 @@ static void balance_leaders(struct worker *w)
  * (152 ms with 670 000 free chunks measured here): far too long for a loop. 0 if unknown. */
 static uint64_t resident_bytes(struct worker *w)
 {
-    char buf[128];
-    ssize_t n = w->statm_fd >= 0 ? pread(w->statm_fd, buf, sizeof(buf) - 1, 0) : -1;
-    if (n <= 0) {
-        return 0;
-    }
-    buf[n] = '\0';
-    unsigned long long size = 0, resident = 0;
-    if (sscanf(buf, "%llu %llu", &size, &resident) != 2) {
-        return 0;
-    }
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    return kernel_resident_bytes(w->statm_fd);
 }
 
 /* Start-up and bursts leave holes in the heap (every group's elections and first messages
@@ -729,9 +723,12 @@ static void send_wakes(struct worker *w)
             io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD_MAKE(UD_WAKE, 0), 0);
             io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
         } else {
-            uint64_t one = 1;
-            ssize_t rc = write(t->wake_fd, &one, sizeof(one));
-            (void)rc; /* an eventfd write fails only on counter overflow: it is awake anyway */
+            /* The eventfd is non-blocking, so the ring writes it inline (a blocking one would
+             * go to an io-wq thread). It fails only on counter overflow: awake anyway. */
+            static const uint64_t one = 1;
+            struct io_uring_sqe *sqe = worker_sqe(w);
+            io_uring_prep_write(sqe, t->wake_fd, &one, sizeof(one), 0);
+            io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0));
         }
     }
 }
@@ -836,6 +833,11 @@ static void handle_cqe(struct worker *w, const struct io_uring_cqe *cqe)
     }
 }
 
+static void handle_cqe_cb(void *arg, const struct io_uring_cqe *cqe)
+{
+    handle_cqe(arg, cqe);
+}
+
 static void loop_iteration(struct worker *w)
 {
     w->now_ms = node_clock_ms();
@@ -869,30 +871,13 @@ static void loop_iteration(struct worker *w)
     if (wait_ms < 0) {
         wait_ms = 0;
     }
-    struct __kernel_timespec ts = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000};
-    struct io_uring_cqe *cqe = NULL;
-    int rc;
-    if (wait_ms > 0) {
-        rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-    } else {
-        /* No wait, but the kernel must still run completions: with DEFER_TASKRUN they are
-         * posted only when we enter with GETEVENTS, which a zero-wait submit does not do.
-         * Without it, a loop kept busy (a long drain, a snapshot being serialized) would see
-         * no recv or WAL completion until it next slept. */
-        rc = io_uring_submit_and_get_events(&w->ring);
-    }
+    int rc = kernel_submit_and_wait(&w->ring, wait_ms);
     w->st.submits++;
     w->st.loops++;
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
         LOG_E("io_uring_submit_and_wait failed: %s", strerror(-rc));
     }
-    unsigned head, seen = 0;
-    io_uring_for_each_cqe(&w->ring, head, cqe)
-    {
-        handle_cqe(w, cqe);
-        seen++;
-    }
-    io_uring_cq_advance(&w->ring, seen);
+    kernel_reap(&w->ring, handle_cqe_cb, w);
 }
 
 static int ring_setup(struct worker *w)
@@ -1068,7 +1053,9 @@ static int worker_open(struct worker *w)
     const struct node_config *cfg = &n->cfg;
     char dir[NODE_PATH_MAX + 32];
     snprintf(dir, sizeof(dir), "%s/wal-%u", cfg->dir, w->id);
+    struct wal_kernel wk = kernel_wal(&w->ring);
     struct wal_config wc = {
+        .kernel = &wk,
         .dir = dir,
         .cluster_id = cfg->cluster_id,
         .node_id = cfg->node_id,
@@ -1205,6 +1192,15 @@ static void pin_cpu(struct worker *w)
 /* Set by worker_main once start-up finished (0) or failed (negative). */
 int worker_start_status(struct worker *w);
 
+/* Shutting down: only the WAL's completions still matter. */
+static void drain_wal_cqe_cb(void *arg, const struct io_uring_cqe *cqe)
+{
+    struct worker *w = arg;
+    if (UD_TAG(io_uring_cqe_get_data64(cqe)) == UD_WAL) {
+        wal_handle_cqe(w->wal, cqe);
+    }
+}
+
 void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -1246,19 +1242,8 @@ void *worker_main(void *arg)
     LOG_I("stopping");
     int64_t deadline = node_clock_ms() + 5000;
     while (wal_busy(w->wal) && node_clock_ms() < deadline) {
-        struct io_uring_cqe *cqe;
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000};
-        io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-        unsigned head, seen = 0;
-        io_uring_for_each_cqe(&w->ring, head, cqe)
-        {
-            uint64_t ud = io_uring_cqe_get_data64(cqe);
-            if (UD_TAG(ud) == UD_WAL) {
-                wal_handle_cqe(w->wal, cqe);
-            }
-            seen++;
-        }
-        io_uring_cq_advance(&w->ring, seen);
+        kernel_submit_and_wait(&w->ring, 50);
+        kernel_reap(&w->ring, drain_wal_cqe_cb, w);
     }
     return NULL;
 }

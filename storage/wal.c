@@ -26,18 +26,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
 #include "storage/wal_internal.h"
 
-uint64_t wal_now_ns(void)
+uint64_t wal_now_ns(struct wal *wal)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return wal->kernel.now_ns(wal->kernel.ctx);
+}
+
+void wal_close_fd(struct wal *wal, int fd)
+{
+    wal->kernel.close(wal->kernel.ctx, fd);
 }
 
 void wal_fail(struct wal *wal, int code, const char *fmt, ...)
@@ -70,19 +72,19 @@ const char *wal_error_message(const struct wal *wal)
 
 bool wal_sq_room(struct wal *wal, unsigned n)
 {
-    if (io_uring_sq_space_left(wal->ring) >= n) {
+    if (wal->kernel.sq_space_left(wal->kernel.ctx) >= n) {
         return true;
     }
     /* SQ full: hand what is queued to the kernel. That can fail (say, -EBUSY while the CQ
      * overflows): the work then waits for the caller's next submit and wal_submit. */
     WAL_BEFORE_SUBMIT(wal->ring);
-    int rc = WAL_FAULT(WAL_FP_SUBMIT, io_uring_submit(wal->ring));
-    return rc >= 0 && io_uring_sq_space_left(wal->ring) >= n;
+    int rc = WAL_FAULT(WAL_FP_SUBMIT, wal->kernel.submit(wal->kernel.ctx));
+    return rc >= 0 && wal->kernel.sq_space_left(wal->kernel.ctx) >= n;
 }
 
 struct io_uring_sqe *wal_sqe(struct wal *wal, enum wal_op op, uint64_t id)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(wal->ring);
+    struct io_uring_sqe *sqe = wal->kernel.get_sqe(wal->kernel.ctx);
     RR_ASSERT(sqe != NULL && "the caller reserved room with wal_sq_room");
     RR_ASSERT(id < (1ull << 48));
     io_uring_sqe_set_data64(sqe, wal->user_tag | ((uint64_t)op << 48) | id);
@@ -334,7 +336,7 @@ static void push_unit(struct wal *wal, wal_persist_cb cb, void *arg)
     struct wal_unit *u = &wal->units[(wal->unit_head + wal->unit_count) % WAL_UNITS_MAX];
     u->end_lsn = wal->head;
     if (wal->append_ns == 0) {
-        wal->append_ns = wal_now_ns(); /* one clock read per loop iteration's appends */
+        wal->append_ns = wal_now_ns(wal); /* one clock read per loop iteration's appends */
     }
     u->queued_ns = wal->append_ns;
     u->cb = cb;
@@ -580,6 +582,8 @@ int wal_open(const struct wal_config *cfg,
     }
     wal->cfg = *cfg;
     wal->ring = ring;
+    wal->kernel = cfg->kernel != NULL ? *cfg->kernel : wal_kernel_ring(ring);
+    wal->cfg.kernel = NULL; /* the copy above is the one in use */
     wal->dir_fd = -1;
     wal->lock_fd = -1;
     wal->prep.fd = -1;

@@ -54,7 +54,28 @@ enum wal_prep_method {
  * the caller routes CQEs whose top byte equals its configured tag to wal_handle_cqe(). */
 #define WAL_USER_DATA_TAG_SHIFT 56
 
+/* The WAL's contacts with the kernel beyond filling SQEs (docs/node.md "The kernel seam"):
+ * taking an SQE, submitting when its SQEs do not fit, the monotonic clock and closing a
+ * file in the loop. The owner that drives the ring passes its own (the node: io/kernel.c's,
+ * a simulator: its simulated ring's); each function gets ctx back. Start-up (wal_open's
+ * recovery) and wal_close use ordinary blocking calls. */
+struct wal_kernel {
+    void *ctx;
+    struct io_uring_sqe *(*get_sqe)(void *ctx); /* a free SQE, NULL when the SQ is full */
+    unsigned (*sq_space_left)(void *ctx);
+    int (*submit)(void *ctx); /* hands the queued SQEs to the kernel: io_uring_submit's result */
+    uint64_t (*now_ns)(void *ctx); /* monotonic, in nanoseconds */
+    int (*close)(void *ctx, int fd);
+};
+
+/* The seam on ring itself (liburing, CLOCK_MONOTONIC, close(2)): for owners that drive
+ * a ring directly (tests, tools, benchmarks); storage/wal_kernel.c. */
+struct wal_kernel wal_kernel_ring(struct io_uring *ring);
+
 struct wal_config {
+    /* The owner's kernel seam, copied at open; NULL: wal_kernel_ring() on the ring given to
+     * wal_open. */
+    const struct wal_kernel *kernel;
     const char *dir;     /* data directory of this worker's WAL (created if missing) */
     uint64_t cluster_id; /* identity, checked against every segment header */
     uint32_t node_id;

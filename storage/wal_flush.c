@@ -249,7 +249,7 @@ void wal_flush_maybe(struct wal *wal)
     f->active = true;
     f->done = false;
     f->resubmit = false;
-    f->started_ns = wal_now_ns();
+    f->started_ns = wal_now_ns(wal);
     wal->stats.overlapped += wal->flush_count > 0 ? 1u : 0u;
     wal->flush_count++;
     stamp_flush_base(wal, &wal->segs[s], f->lo);
@@ -326,7 +326,7 @@ static void flush_done(struct wal *wal, struct wal_flush *f)
     while (wal->flush_count > 0 && flush_slot(wal, 0)->done) {
         struct wal_flush *h = flush_slot(wal, 0);
         (void)flush_segment(wal, h); /* asserts the flush's segment is still in place */
-        uint64_t now = wal_now_ns();
+        uint64_t now = wal_now_ns(wal);
         wal->stats.flushes++;
         wal->stats.records += h->records;
         wal->stats.bytes += h->hi - h->lo;

@@ -164,6 +164,7 @@ struct wal_read_slot {
 struct wal {
     struct wal_config cfg;
     struct io_uring *ring;
+    struct wal_kernel kernel; /* every kernel contact of the loop's WAL code goes here */
     char *dir;
     int dir_fd;
     int lock_fd;
@@ -239,7 +240,9 @@ static inline struct wal_loc *gs_loc(const struct wal_group_state *gs, raft_inde
 }
 
 /* wal.c */
-uint64_t wal_now_ns(void);
+uint64_t wal_now_ns(struct wal *wal);
+/* Closes fd through the kernel seam (loop code). */
+void wal_close_fd(struct wal *wal, int fd);
 void wal_fail(struct wal *wal, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* True when n SQEs can be had now (submitting what is queued if the SQ is full); false if

@@ -274,7 +274,7 @@ static void meta_start(struct wal *wal, enum wal_meta_job job)
         if (job == WAL_JOB_DELETE) {
             /* Closed here, while it still has its name: the close only drops a reference.
              * The unlink then frees the blocks in the kernel's worker, off this thread. */
-            close(m->fd);
+            wal_close_fd(wal, m->fd);
             m->fd = -1;
         }
     }
@@ -296,7 +296,7 @@ void wal_meta_kick(struct wal *wal)
     struct wal_prep *p = &wal->prep;
     bool need_spare = p->state == WAL_PREP_IDLE;
     bool retry = p->state == WAL_PREP_FAILED &&
-                 (wal->retired_count > 0 || wal_now_ns() - p->failed_ns >= WAL_PREP_RETRY_NS);
+                 (wal->retired_count > 0 || wal_now_ns(wal) - p->failed_ns >= WAL_PREP_RETRY_NS);
     if (need_spare || retry) {
         meta_start(wal, wal->retired_count > 0 ? WAL_JOB_RECYCLE : WAL_JOB_CREATE);
     } else if (wal->retired_count > WAL_RECYCLE_POOL) {
@@ -332,7 +332,7 @@ static void meta_done(struct wal *wal)
     case WAL_JOB_DISCARD:
         p->state = WAL_PREP_FAILED;
         p->error = m->discard_error;
-        p->failed_ns = wal_now_ns();
+        p->failed_ns = wal_now_ns(wal);
         break;
     case WAL_JOB_NONE:
         RR_ASSERT(false && "no job to finish");
@@ -350,14 +350,14 @@ static void meta_create_failed(struct wal *wal, int res)
     struct wal_meta *m = &wal->meta;
     bool created = m->fd >= 0;
     if (created) {
-        close(m->fd);
+        wal_close_fd(wal, m->fd);
         m->fd = -1;
     }
     m->job = WAL_JOB_NONE;
     if (!created) {
         wal->prep.state = WAL_PREP_FAILED;
         wal->prep.error = res;
-        wal->prep.failed_ns = wal_now_ns();
+        wal->prep.failed_ns = wal_now_ns(wal);
         return;
     }
     memcpy(m->old_name, m->new_name, sizeof(m->old_name));
@@ -375,7 +375,8 @@ void wal_meta_handle(struct wal *wal, int res)
     res = WAL_FAULT(step == STEP_UNLINK ? WAL_FP_UNLINK : WAL_FP_PREP_CQE, res);
     if (wal->error != 0) {
         if (step == STEP_OPEN && res >= 0) {
-            close(res); /* stopped: nothing more is issued, but the new file is not leaked */
+            wal_close_fd(wal,
+                         res); /* stopped: nothing more is issued, but the new file is not leaked */
         }
         return;
     }

@@ -84,12 +84,12 @@ def _below_ephemeral_port():
     return random.randrange(2000, max(2001, low - 64))
 
 
-def free_port_ranges(widths, below_ephemeral=False):
-    """One free range of consecutive ports per entry of widths, no two overlapping.
-    Starts from ports the kernel hands out for port 0, checks every port of the range.
-    below_ephemeral: ports under the ephemeral range instead, for ports bound only later
-    (a spare node's): in the ephemeral range a node's outgoing connection may take one
-    meanwhile."""
+def free_port_ranges(widths, below_ephemeral=True):
+    """One free range of consecutive ports per entry of widths, no two overlapping; every
+    port of a range is checked free by binding it. below_ephemeral (the default): ports under
+    the kernel's ephemeral range, which no outgoing connection takes between the check and
+    the node's bind (in the ephemeral range one did: "Address already in use" at start-up
+    on a busy machine); else ports the kernel hands out for port 0."""
     taken = set()
     out = []
     for width in widths:
@@ -545,7 +545,7 @@ class Cluster:
         # with join_node (RAFT ADDNODE grows the cluster to them).
         total = n + spares
         bases = free_port_ranges([1] * n + [workers] * n)
-        later = free_port_ranges([1] * spares + [workers] * spares, below_ephemeral=True)
+        later = free_port_ranges([1] * spares + [workers] * spares)
         self.nodes = [Node(self, i + 1, bases[i], bases[n + i]) for i in range(n)]
         self.nodes += [Node(self, n + i + 1, later[i], later[spares + i])
                        for i in range(spares)]

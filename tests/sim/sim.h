@@ -138,7 +138,8 @@ struct sim_image {
 
 /* A snapshot being received: the chunks the core handed out, stored in order. */
 struct sim_rx {
-    raft_index index; /* 0: none */
+    raft_index index;  /* 0: none */
+    uint64_t transfer; /* raft_snapshot_chunk.transfer, named by the verdict */
     uint64_t total;
     uint64_t received;
     bool overflow; /* more bytes than an image holds */

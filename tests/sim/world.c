@@ -238,10 +238,11 @@ store_chunk(struct sim *s, uint32_t node, raft_group g, const struct raft_snapsh
     if (ch->offset == 0) {
         memset(rx, 0, sizeof(*rx));
         rx->index = ch->meta->index;
+        rx->transfer = ch->transfer;
         rx->total = ch->total_bytes;
     }
-    if (rx->index != ch->meta->index || ch->offset != rx->received ||
-        rx->total != ch->total_bytes) {
+    if (rx->index != ch->meta->index || rx->transfer != ch->transfer ||
+        ch->offset != rx->received || rx->total != ch->total_bytes) {
         sim_fail(s,
                  "node %u group %u: snapshot chunk %llu+%u of %llu handed out after %llu of %llu",
                  node + 1, g, (unsigned long long)ch->offset, ch->len,
@@ -269,7 +270,7 @@ static void give_verdicts(struct sim *s, uint32_t node)
         struct sim_rx *rx = &nd->rx[g];
         bool ok = !rx->overflow && rx->total == SIM_SM_BYTES && rx->received == rx->total &&
                   sm_get64(rx->data + 24) == sm_sum(rx->data) && sm_get64(rx->data) == rx->index;
-        int rc = raft_snapshot_received(nd->raft[g], rx->index, ok);
+        int rc = raft_snapshot_received(nd->raft[g], rx->transfer, ok);
         if (rc == RR_ENOTFOUND && rx->dropped) {
             continue; /* left behind (caught up, or a new term) before its verdict */
         }

@@ -449,11 +449,11 @@ static bool node_drain(struct cluster *c, uint32_t i)
             memcpy(held, rd.msgs_after_persist, held_count * sizeof(*held));
         }
         bool verdict = (rd.flags & RAFT_READY_SNAPSHOT_CHUNK) && rd.snapshot_chunk->done;
-        raft_index verdict_index = verdict ? rd.snapshot_chunk->meta->index : 0;
+        uint64_t transfer = verdict ? rd.snapshot_chunk->transfer : 0;
         raft_advance(nd->r, &rd);
         if (verdict) {
             /* The whole image is stored: the node's check (none here) accepts it. */
-            assert_int_equal(raft_snapshot_received(nd->r, verdict_index, true), 0);
+            assert_int_equal(raft_snapshot_received(nd->r, transfer, true), 0);
         }
         release_held(c, i, held, held_count);
     }
@@ -1153,12 +1153,12 @@ static void test_random_peer_input_never_asserts(void **state)
                     }
                 }
                 bool verdict = (rd.flags & RAFT_READY_SNAPSHOT_CHUNK) && rd.snapshot_chunk->done;
-                raft_index vi = verdict ? rd.snapshot_chunk->meta->index : 0;
+                uint64_t vt = verdict ? rd.snapshot_chunk->transfer : 0;
                 raft_advance(r, &rd);
                 if (verdict) {
                     /* Either verdict, at random: a refused image and an installed one. */
                     bool ok = rr_prng_chance(&p, 500000) != 0;
-                    assert_int_equal(raft_snapshot_received(r, vi, ok), 0);
+                    assert_int_equal(raft_snapshot_received(r, vt, ok), 0);
                 }
                 for (uint32_t i = 0; i < n; i++) {
                     assert_int_equal(raft_step(r, &local[i]), 0);

@@ -329,6 +329,33 @@ static void test_snapshot_chunk_ack_waits_for_store(void **state)
     fx_free(f);
 }
 
+/* A resent chunk (the leader timed out waiting for our answer) that arrives while the first
+ * copy is still being stored is answered with our position, which counts the first copy's
+ * bytes: that answer vouches for them as much as the first one does, so it too waits until
+ * they are stored (it leaves with the persist, not before). */
+static void test_snapshot_duplicate_ack_waits_for_store(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[200];
+    memset(data, 7, sizeof(data));
+    struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
+    fx_step(f, &c0);
+    fx_drain_nopersist(f); /* handed out; the caller's write is in flight */
+    assert_int_equal(f->rx_len, 100);
+    fx_step(f, &c0); /* the leader's resend */
+    fx_drain_nopersist(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_SNAPSHOT_RESP, 1), 0);
+    assert_int_equal(f->rx_len, 100); /* not stored twice */
+    fx_persist(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_SNAPSHOT_RESP, 1), 2);
+    const struct raft_msg *r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1);
+    assert_int_equal(r->snapshot_resp.next_offset, 100);
+    assert_false(r->snapshot_resp.rejected);
+    assert_false(r->snapshot_resp.done);
+    fx_free(f);
+}
+
 /* "A bad chunk is refused, never installed": the caller's check of the whole image fails
  * (raft_snapshot_received(false)); the snapshot is not installed, the leader is told to start
  * over, and a good copy sent again installs. Reference: core/raft.h raft_snapshot_received */
@@ -373,8 +400,8 @@ static void test_snapshot_refused_midway_restarts(void **state)
     struct raft_msg c0 = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, 100, false);
     fx_step(f, &c0);
     fx_drain(f);
-    assert_int_equal(raft_snapshot_received(f->r, 20, false), 0);
-    assert_int_equal(raft_snapshot_received(f->r, 20, false), RR_ENOTFOUND);
+    assert_int_equal(raft_snapshot_received(f->r, f->rx_transfer, false), 0);
+    assert_int_equal(raft_snapshot_received(f->r, f->rx_transfer, false), RR_ENOTFOUND);
     fx_clear(f);
     fx_drain(f);
     assert_true(fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 1)->snapshot_resp.rejected);
@@ -390,7 +417,7 @@ static void test_snapshot_refused_midway_restarts(void **state)
     fx_clear(f);
     fx_step(f, &again);
     fx_drain(f);
-    assert_int_equal(raft_snapshot_received(f->r, 20, true), RR_EINVAL);
+    assert_int_equal(raft_snapshot_received(f->r, f->rx_transfer, true), RR_EINVAL);
     fx_free(f);
 }
 
@@ -429,6 +456,46 @@ static void test_snapshot_new_transfer_waits_for_installed_handout(void **state)
     fx_free(f);
 }
 
+/* A verdict names the transfer it is about, not just the snapshot's index: the caller may
+ * give it late (its check completed just as another leader began sending its own snapshot
+ * at the same index), and a verdict on the first transfer must neither install the second,
+ * which the caller has not checked or stored yet, nor drop it. */
+static void test_snapshot_stale_verdict_not_applied_to_newer_transfer(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(2, 3);
+    uint8_t data[64];
+    memset(data, 5, sizeof(data));
+    f->hold_verdicts = true;
+    struct raft_msg c = snapshot_chunk(1, 2, 1, 20, 1, 0, sizeof(data), data, sizeof(data), true);
+    fx_step(f, &c);
+    fx_drain(f); /* the whole image is handed out; the caller checks it */
+    uint64_t first = f->rx_transfer;
+    assert_int_not_equal(first, 0);
+    /* Node 3 leads term 2 and sends its own snapshot at the same index. */
+    struct raft_msg n = snapshot_chunk(3, 2, 2, 20, 1, 0, sizeof(data), data, sizeof(data), true);
+    fx_step(f, &n);
+    fx_drain(f);
+    uint64_t second = f->rx_transfer;
+    assert_int_not_equal(second, first);
+    assert_int_equal(f->rx_index, 20);
+    /* The first transfer's verdicts come late: neither touches the second. */
+    fx_clear(f);
+    assert_int_equal(raft_snapshot_received(f->r, first, true), RR_ENOTFOUND);
+    assert_int_equal(raft_snapshot_received(f->r, first, false), RR_ENOTFOUND);
+    assert_false(raft_has_ready(f->r));
+    assert_int_equal(fx_status(f).snapshot_index, 0);
+    /* Its own verdict installs the second. */
+    assert_int_equal(raft_snapshot_received(f->r, second, true), 0);
+    fx_drain(f);
+    assert_int_equal(fx_status(f).snapshot_index, 20);
+    assert_int_equal(f->snap_index, 20);
+    const struct raft_msg *r = fx_expect(f, RAFT_MSG_SNAPSHOT_RESP, 3);
+    assert_true(r->snapshot_resp.done);
+    assert_int_equal(fx_count(f, RAFT_MSG_SNAPSHOT_RESP, 1), 0);
+    fx_free(f);
+}
+
 /* A transfer left behind is dropped and reported (RAFT_READY_SNAPSHOT_DROPPED) once, so the
  * caller frees what it stored: here its leader is gone and a new term began; the old
  * transfer can never finish, and a new leader starts any transfer over at offset 0. */
@@ -447,7 +514,7 @@ static void test_snapshot_transfer_dropped_on_new_term(void **state)
     fx_step(f, &hb);
     fx_drain(f);
     assert_int_equal(f->rx_drops, 1);
-    assert_int_equal(raft_snapshot_received(f->r, 20, true), RR_ENOTFOUND);
+    assert_int_equal(raft_snapshot_received(f->r, f->rx_transfer, true), RR_ENOTFOUND);
     fx_step(f, &hb);
     fx_drain(f);
     assert_int_equal(f->rx_drops, 1); /* reported once */
@@ -476,7 +543,7 @@ static void test_snapshot_transfer_dropped_when_commit_reaches_it(void **state)
     fx_drain(f);
     assert_int_equal(fx_commit(f), 5);
     assert_int_equal(f->rx_drops, 1);
-    assert_int_equal(raft_snapshot_received(f->r, 3, true), RR_ENOTFOUND);
+    assert_int_equal(raft_snapshot_received(f->r, f->rx_transfer, true), RR_ENOTFOUND);
     assert_int_equal(fx_status(f).snapshot_index, 0);
     assert_int_equal(f->applied_last, 5);
     fx_free(f);
@@ -495,13 +562,14 @@ static void test_snapshot_overtaken_verdict_reports_drop(void **state)
     struct raft_ready rd;
     raft_ready(f->r, &rd); /* the last chunk is handed out; the caller checks the image */
     assert_true(rd.flags & RAFT_READY_SNAPSHOT_CHUNK);
+    uint64_t transfer = rd.snapshot_chunk->transfer;
     raft_advance(f->r, &rd);
     struct raft_entry e[5];
     const raft_term t[] = {1, 1, 1, 1, 1};
     fx_entries(e, 1, t, 5);
     struct raft_msg a = fx_append(1, 2, 1, 0, 0, 5, e, 5);
     fx_step(f, &a);
-    assert_int_equal(raft_snapshot_received(f->r, 3, true), 0);
+    assert_int_equal(raft_snapshot_received(f->r, transfer, true), 0);
     raft_ready(f->r, &rd);
     assert_true(rd.flags & RAFT_READY_SNAPSHOT_DROPPED);
     assert_false(rd.flags & RAFT_READY_SNAPSHOT);
@@ -523,9 +591,11 @@ int main(void)
         cmocka_unit_test(test_snapshot_chunk_gap_rejected),
         cmocka_unit_test(test_snapshot_chunks_read_by_the_caller),
         cmocka_unit_test(test_snapshot_chunk_ack_waits_for_store),
+        cmocka_unit_test(test_snapshot_duplicate_ack_waits_for_store),
         cmocka_unit_test(test_snapshot_refused_image_never_installed),
         cmocka_unit_test(test_snapshot_refused_midway_restarts),
         cmocka_unit_test(test_snapshot_new_transfer_waits_for_installed_handout),
+        cmocka_unit_test(test_snapshot_stale_verdict_not_applied_to_newer_transfer),
         cmocka_unit_test(test_snapshot_transfer_dropped_on_new_term),
         cmocka_unit_test(test_snapshot_transfer_dropped_when_commit_reaches_it),
         cmocka_unit_test(test_snapshot_overtaken_verdict_reports_drop),
