@@ -42,6 +42,7 @@ void config_default(struct node_config *c)
     c->uring_multishot_accept = true;
     c->uring_msg_ring = true;
     c->uring_multishot_recv = true;
+    c->malloc_hugepages = true;
     c->protected_mode = true;
     c->maxclients = 10000;
     c->client_query_buffer_max = 1ull << 30;
@@ -545,6 +546,14 @@ static const struct config_option config_options[] = {
     BOOL("protected-mode", protected_mode, "without requirepass, serve loopback clients only",
          "Nodes on several hosts need requirepass (recommended) or protected-mode no."),
 
+    SECTION("memory"),
+    BOOL("malloc-hugepages", malloc_hugepages,
+         "one malloc arena, its heap in transparent huge pages",
+         "ringraftd then starts itself again with GLIBC_TUNABLES glibc.malloc.hugetlb=1 and "
+         "glibc.malloc.arena_max=1, unless GLIBC_TUNABLES already sets a glibc.malloc tunable. "
+         "A node under writes touches fresh memory all the time (log, keys); in 4 KiB pages "
+         "each first touch is a page fault, the costliest part of a write on a virtual machine."),
+
     SECTION("limits: sizes take a k, m or g suffix"),
     U32("maxclients", maxclients, 1, 1000000, "N", "client connections per node",
         "One more is answered -ERR max number of clients reached and closed."),
@@ -594,6 +603,11 @@ static const struct config_option config_options[] = {
      .lo = 0, .hi = 1ull << 32, .only_when_set = true, .arg = "BYTES",
      .help = "fault-test build: WAL segment size; 0: the WAL's default",
      .doc = "Small segments make short runs rotate and reclaim segments."},
+    {.name = "test-resolve-delay-ms", .kind = CONFIG_U32, FIELD(test_resolve_delay_ms),
+     .lo = 0, .hi = 600000, .only_when_set = true, .arg = "MS",
+     .help = "fault-test build: peer name lookups wait this long; 0: off",
+     .doc = "The resolver thread waits before each lookup, as for a slow DNS server: the "
+            "loops must go on serving meanwhile."},
 };
 /* clang-format on */
 #undef U32
@@ -799,10 +813,11 @@ int config_validate(const struct node_config *c, char *err, size_t len)
     }
 #ifndef RR_FAULT_TESTING
     if (c->unsafe_test_mode != UNSAFE_TEST_NONE || c->test_power_loss ||
-        c->test_wal_segment_bytes != 0) {
+        c->test_wal_segment_bytes != 0 || c->test_resolve_delay_ms != 0) {
         snprintf(err, len,
-                 "unsafe-test-mode, test-power-loss and test-wal-segment-bytes exist "
-                 "only in the fault-test build (ringraftd-faults, docs/faults.md)");
+                 "unsafe-test-mode, test-power-loss, test-wal-segment-bytes and "
+                 "test-resolve-delay-ms exist only in the fault-test build (ringraftd-faults, "
+                 "docs/faults.md)");
         return -1;
     }
 #endif

@@ -56,6 +56,8 @@ struct node_config {
     bool uring_multishot_accept;
     bool uring_msg_ring;
     bool uring_multishot_recv; /* multishot recv into a provided-buffer ring */
+    /* Memory. */
+    bool malloc_hugepages; /* start under glibc malloc's one arena in huge pages (main.c) */
     /* Security. */
     char requirepass[512]; /* "": clients need not authenticate */
     bool protected_mode;   /* without requirepass, only loopback clients are accepted */
@@ -88,6 +90,7 @@ struct node_config {
     uint8_t unsafe_test_mode;        /* enum unsafe_test_mode */
     bool test_power_loss;            /* SIGUSR1: revert what the WAL had not synced, exit */
     uint64_t test_wal_segment_bytes; /* 0: the WAL's default size */
+    uint32_t test_resolve_delay_ms;  /* the resolver thread waits this long before a lookup */
 };
 
 /* The built-in default. */

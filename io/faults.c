@@ -1,7 +1,8 @@
 /* Hooks of the fault-test build (RR_FAULT_TESTING; tests/faults, docs/faults.md): the power
  * loss a test triggers with SIGUSR1 when test-power-loss is set. The unsafe test modes are
- * one-line checks where they act (FAULTS_UNSAFE in route.c and worker.c). Any other build
- * compiles this file to a function that returns false. */
+ * one-line checks where they act (FAULTS_UNSAFE in route.c and worker.c); the lookup delay
+ * (test-resolve-delay-ms) is the resolver thread's (node.c passes it to resolver_start). Any other
+ * build compiles this file to a function that returns false. */
 #include "io/node.h"
 
 #ifdef RR_FAULT_TESTING

@@ -64,6 +64,13 @@ $(B)/tests/service/test_config: $(B)/tests/service/test_config.o $(LIBNODE) $(LI
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) \
 		$(LIBS_XXHASH) -lpthread
 
+# tests/service/test_resolver.c: the resolver thread (io/resolver.c) and the seam's
+# kernel_resolve_numeric, linked from the node library; it resolves `localhost`.
+$(B)/tests/service/test_resolver: $(B)/tests/service/test_resolver.o $(LIBNODE) $(LIBSERVICE) \
+		$(LIBSTORAGE) $(LIBCORE)
+	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_CMOCKA) $(LIBS_URING) \
+		$(LIBS_XXHASH) -lpthread
+
 # ---- running a local cluster, and the process tests (tests/node) -----------------------
 # `make run`: the release build as a local 3-node cluster in the foreground (data and logs
 # in build/run-cluster; Ctrl-C stops it). docs/operations.md.
@@ -76,11 +83,13 @@ run: deps
 # The node tests start real ringraftd processes (build/debug/ringraftd, always: they are
 # sanitizer tests) on 127.0.0.1 and talk RESP to them; each test has its own timeout
 # (NODE_TEST_TIMEOUT seconds), the stage NODE_STAGE_TIMEOUT. NODE_TESTS=pattern picks tests.
+# build/debug/ringraftd-faults too: test_resolver delays lookups with its test-resolve-delay-ms.
 NODE_STAGE_TIMEOUT ?= 900
 NODE_TEST_TIMEOUT ?= 180
 TEST_STAGES += test-node test-node-uring-off
 test-node:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal \
+		build/debug/ringraftd-faults
 	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
 
@@ -88,7 +97,8 @@ test-node:
 NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no \
 	--uring-multishot-recv no
 test-node-uring-off:
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal \
+		build/debug/ringraftd-faults
 	$(Q)RR_NODE_EXTRA="$(NODE_URING_OFF)" tools/stage.sh node-uring-off $(NODE_STAGE_TIMEOUT) \
 		python3 tests/node/run.py --bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) \
 		$(NODE_TESTS)
@@ -125,6 +135,18 @@ bench-node: deps
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
 		build/release/bench/node_floor
 	$(Q)python3 -B bench/node-targets.py
+
+# ---- CPU per acknowledged write, quick (bench/cpu-per-write.py) ----------------------------
+# Part 2 of bench-node alone: redis-server (appendfsync always) and a fresh 3-node cluster,
+# SET -r 1000000 -d 16 -c 50 -P 16 through node 1 and with --cluster, rounds interleaved,
+# CPU (utime+stime, all threads) and page faults per write; about 40 s per round.
+# CPU_ARGS: e.g. "-n 300000 --rounds 5", "--bin old=PATH --bin new=PATH" (before/after in one
+# run), "--perf DIR" (perf record of every server in the last round).
+.PHONY: bench-cpu
+CPU_ARGS ?=
+bench-cpu: deps
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd
+	$(Q)python3 -B bench/cpu-per-write.py $(CPU_ARGS)
 
 # ---- where an idle node's memory goes (bench/node-memory.py) ------------------------------
 # Live heap bytes per allocation site, big blocks' resident bytes, mallinfo2 and smaps of a

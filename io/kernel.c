@@ -151,20 +151,43 @@ int kernel_dial_socket(void)
     return fd;
 }
 
-int kernel_resolve(const char *host, uint16_t port, struct sockaddr_in *out)
+static int resolve(
+    const char *host, uint16_t port, int flags, struct sockaddr_in *out, char *err, size_t errcap)
 {
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_flags = flags};
     struct addrinfo *res = NULL;
     char ps[8];
     snprintf(ps, sizeof(ps), "%u", port);
     int rc = getaddrinfo(host, ps, &hints, &res);
     if (rc != 0 || res == NULL) {
-        LOG_E("cannot resolve %s: %s", host, gai_strerror(rc));
+        snprintf(err, errcap, "%s", rc != 0 ? gai_strerror(rc) : "no address");
         return -1;
     }
     memcpy(out, res->ai_addr, sizeof(*out));
     freeaddrinfo(res);
     return 0;
+}
+
+int kernel_resolve(const char *host, uint16_t port, struct sockaddr_in *out)
+{
+    char err[96];
+    if (resolve(host, port, 0, out, err, sizeof(err)) != 0) {
+        LOG_E("cannot resolve %s: %s", host, err);
+        return -1;
+    }
+    return 0;
+}
+
+int kernel_resolve_numeric(const char *host, uint16_t port, struct sockaddr_in *out)
+{
+    char err[96];
+    return resolve(host, port, AI_NUMERICHOST, out, err, sizeof(err));
+}
+
+int kernel_resolve_name(
+    const char *host, uint16_t port, struct sockaddr_in *out, char *err, size_t errcap)
+{
+    return resolve(host, port, 0, out, err, errcap);
 }
 
 /* The client's address as "ip:port" into addr, and whether it is a loopback one

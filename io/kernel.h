@@ -51,8 +51,16 @@ int64_t node_wall_ms(void);  /* the wall clock: entry timestamps, SLOWLOG, log l
  * ring); a negative errno. */
 int kernel_dial_socket(void);
 /* The IPv4 address of host:port (blocking: a name that is not an address asks the
- * resolver); 0 or -1 (logged). */
+ * system's resolver); 0 or -1 (logged). Start-up only (the listening sockets): the loops
+ * use the two below. */
 int kernel_resolve(const char *host, uint16_t port, struct sockaddr_in *out);
+/* host:port into out when host is an IPv4 literal (getaddrinfo with AI_NUMERICHOST: no
+ * lookup, never blocks: a loop may call it); -1 when it is not one (a name). Logs nothing. */
+int kernel_resolve_numeric(const char *host, uint16_t port, struct sockaddr_in *out);
+/* The IPv4 address of host:port by getaddrinfo (blocking: /etc/hosts, DNS). 0, or -1 with
+ * gai_strerror's text in err. Only the resolver thread (io/resolver.h) calls it. */
+int kernel_resolve_name(
+    const char *host, uint16_t port, struct sockaddr_in *out, char *err, size_t errcap);
 
 /* The peer of the connected socket fd as "ip:port" into addr, and whether it is a loopback
  * one (127.0.0.0/8, ::1, or IPv4-mapped loopback): protected mode accepts only these. */

@@ -16,6 +16,7 @@
 #include "core/base/assert.h"
 #include "io/log.h"
 #include "io/notify.h"
+#include "io/resolver.h"
 #include "io/ringraftd.h"
 
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -209,6 +210,15 @@ int node_run(const struct node_config *cfg)
 #endif
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Before the workers: their peer_setup may post a lookup. Its signals are blocked too. */
+    uint32_t resolve_delay_ms = 0;
+#ifdef RR_FAULT_TESTING
+    resolve_delay_ms = cfg->test_resolve_delay_ms;
+#endif
+    n->resolver = resolver_start(W, resolve_delay_ms);
+    if (n->resolver == NULL) {
+        return 1;
+    }
     for (uint32_t i = 0; i < W; i++) {
         if (pthread_create(&n->workers[i]->thread, NULL, worker_main, n->workers[i]) != 0) {
             LOG_E("cannot start worker %u", i);
@@ -251,6 +261,8 @@ int node_run(const struct node_config *cfg)
     for (uint32_t i = 0; i < W; i++) {
         pthread_join(n->workers[i]->thread, NULL);
     }
+    resolver_stop(n->resolver);
+    n->resolver = NULL;
     LOG_N("stopped");
     nodeset_close(n);
     /* The process exits: the kernel reclaims rings, sockets and memory. */

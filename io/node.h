@@ -187,6 +187,8 @@ struct peer {
     struct conn *conn;
     bool removed;            /* no longer in the node set: never dialed, its handshakes refused */
     bool resolved;           /* addr holds at's address (dialers resolve before dialing) */
+    bool resolving;          /* a lookup of at.host for resolve_gen is with the resolver */
+    uint64_t resolve_gen;    /* the peer's generation: an answer of another one is stale */
     struct node_address at;  /* its address in the node set */
     struct sockaddr_in addr; /* its peer port for this worker */
     int64_t next_dial_ms;
@@ -446,6 +448,7 @@ struct worker {
     int metrics_lfd; /* worker 0 with metrics-port set; else -1 */
     bool stopping;
     uint32_t accept_retries;
+    uint64_t resolve_gen; /* the last peer generation given out (peer.c) */
 };
 
 /* Rates INFO and the metrics endpoint report (node.rate). */
@@ -492,6 +495,8 @@ struct node {
     _Atomic(struct node_set *) set;
     /* Fault-test build: SIGUSR1 came and the workers revert their WALs (faults.c). */
     _Atomic bool power_loss;
+    /* The resolver thread (io/resolver.h): peers' host names, looked up off the loops. */
+    struct resolver *resolver;
 };
 
 /* ---- the node set (nodeset.c) ------------------------------------------------------- */

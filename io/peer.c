@@ -20,10 +20,13 @@
 #include "core/base/errors.h"
 #include "io/log.h"
 #include "io/node.h"
+#include "io/resolver.h"
 #include "io/wire/frame.h"
 
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
+/* Answers of the resolver taken per tick (the rest wait for the next one). */
+#define RESOLVE_COLLECT_MAX 16
 
 struct peer *peer_find(struct worker *w, raft_node id)
 {
@@ -62,6 +65,70 @@ int node_listen(const char *host, uint16_t port, bool reuseport)
 
 static void peer_down(struct worker *w, struct peer *p);
 
+/* The next dial after a failure: now + the backoff, which doubles up to its maximum. */
+static void peer_backoff(struct worker *w, struct peer *p)
+{
+    p->next_dial_ms = w->now_ms + p->backoff_ms;
+    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+/* A new generation for p: an answer of the resolver to an older request is stale. */
+static void peer_new_generation(struct worker *w, struct peer *p)
+{
+    p->resolve_gen = ++w->resolve_gen;
+    p->resolving = false;
+    p->resolved = false;
+}
+
+/* Resolves p's address for this worker's peer port before a dial. An IPv4 literal is parsed
+ * at once; a name goes to the resolver thread, and peer_collect_resolved gives the answer.
+ * The policy (docs/operations.md "Several hosts"): a name is looked up again before every
+ * dial that follows a failed or lost connection, so that a changed DNS record is used. */
+static void peer_resolve(struct worker *w, struct peer *p)
+{
+    RR_ASSERT(p->dialer);
+    RR_ASSERT(!p->resolving);
+    uint16_t port = (uint16_t)(p->at.peer_port + w->id);
+    if (kernel_resolve_numeric(p->at.host, port, &p->addr) == 0) {
+        p->resolved = true;
+        return;
+    }
+    p->resolve_gen = ++w->resolve_gen;
+    if (resolver_post(w->node->resolver, w->id, p->id, p->resolve_gen, p->at.host, port) != 0) {
+        LOG_W("peer %u: too many host-name lookups waiting (%u); retrying in %u ms", p->id,
+              RESOLVE_QUEUE_MAX, p->backoff_ms);
+        peer_backoff(w, p);
+        return;
+    }
+    p->resolving = true;
+}
+
+/* Takes the resolver's answers for this worker: one for a peer's current generation gives
+ * its address (dialed at once if due) or, failed, is logged once and retried after the
+ * backoff; an answer to an older generation is dropped. */
+static void peer_collect_resolved(struct worker *w)
+{
+    struct resolve_result res[RESOLVE_COLLECT_MAX];
+    uint32_t n = resolver_collect(w->node->resolver, w->id, res, RESOLVE_COLLECT_MAX);
+    for (uint32_t i = 0; i < n; i++) {
+        struct peer *p = peer_find(w, res[i].peer);
+        if (p == NULL || p->removed ||
+            !resolve_answer_current(&res[i], p->resolving, p->resolve_gen)) {
+            continue; /* stale: removed, re-added or readdressed since the request */
+        }
+        RR_ASSERT(p->dialer);
+        p->resolving = false;
+        if (res[i].ok) {
+            p->resolved = true;
+            p->addr = res[i].addr;
+            continue;
+        }
+        LOG_W("peer %u: cannot resolve %s: %s; retrying in %u ms", p->id, p->at.host, res[i].error,
+              p->backoff_ms);
+        peer_backoff(w, p);
+    }
+}
+
 /* A peer slot for `a` (new, or a removed one of the same id coming back). */
 static void peer_add(struct worker *w, const struct node_address *a)
 {
@@ -81,9 +148,9 @@ static void peer_add(struct worker *w, const struct node_address *a)
     p->dialer = n->cfg.node_id < a->id;
     p->backoff_ms = BACKOFF_MIN_MS;
     p->next_dial_ms = w->now_ms;
-    p->resolved = false;
+    peer_new_generation(w, p);
     if (p->dialer) {
-        p->resolved = kernel_resolve(a->host, (uint16_t)(a->peer_port + w->id), &p->addr) == 0;
+        peer_resolve(w, p);
     }
 }
 
@@ -120,6 +187,7 @@ void peer_sync(struct worker *w)
             }
             peer_down(w, p);
             p->removed = true;
+            peer_new_generation(w, p);
         } else if (strcmp(a->host, p->at.host) != 0 || a->peer_port != p->at.peer_port ||
                    a->port != p->at.port) {
             peer_down(w, p);
@@ -193,8 +261,9 @@ static void peer_down(struct worker *w, struct peer *p)
         conn_close(p->conn);
         p->conn = NULL;
     }
-    p->next_dial_ms = w->now_ms + p->backoff_ms;
-    p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+    peer_backoff(w, p);
+    /* Looked up again before the next dial (peer_resolve: a changed record is picked up). */
+    p->resolved = false;
     route_peer_down(w, p);
     /* Groups led by that peer wake (quiesced ones included) and elect a leader if it is
      * gone; groups led here run CheckQuorum again. */
@@ -214,18 +283,17 @@ void peer_bad_frame(struct peer *p, const char *why)
 
 void peer_tick(struct worker *w)
 {
+    peer_collect_resolved(w);
     for (uint32_t i = 0; i < w->peer_count; i++) {
         struct peer *p = &w->peers[i];
         if (!p->dialer || p->removed || p->state != PEER_DOWN || w->now_ms < p->next_dial_ms ||
-            w->stopping) {
+            w->stopping || p->resolving) {
             continue;
         }
         if (!p->resolved) {
-            p->resolved =
-                kernel_resolve(p->at.host, (uint16_t)(p->at.peer_port + w->id), &p->addr) == 0;
+            peer_resolve(w, p);
             if (!p->resolved) {
-                p->next_dial_ms = w->now_ms + BACKOFF_MAX_MS;
-                continue;
+                continue; /* the resolver answers at a later tick, or the backoff runs */
             }
         }
         int fd = kernel_dial_socket();

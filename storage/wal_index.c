@@ -44,10 +44,28 @@ static void gs_compact(struct wal_group_state *gs, raft_index index, raft_term t
     gs->snap_term = term;
 }
 
-/* Moves the deque into a new array of ncap locations (>= count), oldest first. */
+/* Moves the deque into a new array of ncap locations (>= count), oldest first; or, when it
+ * grows, reallocates it in place. Growing is what a busy group does until its log is
+ * compacted, and realloc moves a large array by remapping its pages instead of copying them
+ * into freshly faulted ones (a first touch of a page is the costliest thing a write does on
+ * a virtual machine; docs/benchmarks.md "CPU per write"). A wrapped deque then moves its
+ * wrapped part [0, end - cap) to [cap, end), where slot (head + i) & (ncap - 1) is. */
 static int gs_resize(struct wal_group_state *gs, uint32_t ncap)
 {
     RR_ASSERT(ncap >= gs->count);
+    uint32_t end = gs->head + gs->count;
+    if (gs->locs != NULL && ncap > gs->cap && end <= ncap) {
+        struct wal_loc *n = realloc(gs->locs, (size_t)ncap * sizeof(*n));
+        if (n == NULL) {
+            return RR_ENOMEM;
+        }
+        if (end > gs->cap) {
+            memcpy(n + gs->cap, n, (size_t)(end - gs->cap) * sizeof(*n));
+        }
+        gs->locs = n;
+        gs->cap = ncap;
+        return RR_OK;
+    }
     struct wal_loc *n = malloc((size_t)ncap * sizeof(*n));
     if (n == NULL) {
         return RR_ENOMEM;

@@ -4,8 +4,9 @@
 # entries, or miscounts (counters).
 #
 # The suite runs ringraftd-faults: io/*.c built again with -DRR_FAULT_TESTING (the
-# unsafe-test-mode, test-power-loss and test-wal-segment-bytes switches; every other build
-# refuses them) and linked with the storage test library (wal_test_power_cut).
+# unsafe-test-mode, test-power-loss, test-wal-segment-bytes and test-resolve-delay-ms
+# switches; every other build refuses them; the node test tests/node/test_resolver.py uses
+# the last) and linked with the storage test library (wal_test_power_cut).
 #
 #   make faults                      the checkers' own tests, then a bounded slice of the
 #                                    schedules (< 5 minutes on 2 cores), then the unsafe modes

@@ -393,6 +393,7 @@ class Node:
         self.expected_exit = False  # set by kill()/stop(): any other exit is a crash
         self.crashes = []  # exit statuses of runs that ended without kill()/stop()
         self.join = False  # started with `join yes` (a server being added: join_node)
+        self.host = cluster.host  # its host in `nodes`: an IPv4 literal or a name
 
     @property
     def pid(self):
@@ -521,8 +522,11 @@ class Cluster:
     or the block raised (then its path is printed with the logs' tails)."""
 
     def __init__(self, n=3, workers=1, groups=16, extra=(), bin=None, loglevel="notice",
-                 tick_ms=None, keep=False, password=None, spares=0):
+                 tick_ms=None, keep=False, password=None, spares=0, host="127.0.0.1"):
         self.bin = os.path.abspath(bin or DEFAULT_BIN)
+        # host: every node's host in `nodes` (Node.host changes one), e.g. "localhost": the
+        # nodes resolve it; the harness's own clients always use 127.0.0.1.
+        self.host = host
         if not os.access(self.bin, os.X_OK):
             raise RuntimeError("no ringraftd at %s (make FLAVOUR=debug build/debug/ringraftd)"
                                % self.bin)
@@ -553,7 +557,7 @@ class Cluster:
 
     def address(self, node_id):
         x = self.node(node_id)
-        return "127.0.0.1:%d@%d" % (x.port, x.peer_port)
+        return "%s:%d@%d" % (x.host, x.port, x.peer_port)
 
     def nodes_setting(self, node=None):
         """The `nodes` a node is started with: the initial members (and itself, for a joining

@@ -105,6 +105,44 @@ static void test_keyslot_known_values(void **state)
     assert_int_equal(slot(""), 0);
 }
 
+/* The bitwise CRC16-XMODEM of the Redis Cluster specification, as a reference for the
+ * table-driven one in cmd.c. */
+static uint16_t crc16_bitwise(const uint8_t *p, size_t len)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc = (uint16_t)(crc ^ (uint16_t)(p[i] << 8));
+        for (int b = 0; b < 8; b++) {
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+        }
+    }
+    return crc;
+}
+
+/* Every single byte (each table entry) and pseudo-random keys of 1-64 bytes without '{'. */
+static void test_keyslot_matches_bitwise_crc(void **state)
+{
+    (void)state;
+    uint8_t key[64];
+    for (unsigned b = 0; b < 256; b++) {
+        key[0] = (uint8_t)b;
+        if (b != '{') {
+            assert_int_equal(cmd_keyslot(key, 1), crc16_bitwise(key, 1) & 0x3FFF);
+        }
+    }
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int round = 0; round < 10000; round++) {
+        size_t len = 1 + (size_t)(round % 64);
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            key[i] = (uint8_t)(x >> 24) == '{' ? 'x' : (uint8_t)(x >> 24);
+        }
+        assert_int_equal(cmd_keyslot(key, len), crc16_bitwise(key, len) & 0x3FFF);
+    }
+}
+
 static int request_slot(const char *line, uint16_t *s, struct reply *r)
 {
     struct t_cmd c;
@@ -294,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_lookup_is_case_insensitive),
         cmocka_unit_test(test_arity_and_unknown_errors),
         cmocka_unit_test(test_keyslot_known_values),
+        cmocka_unit_test(test_keyslot_matches_bitwise_crc),
         cmocka_unit_test(test_request_slot),
         cmocka_unit_test(test_subcommands),
         cmocka_unit_test(test_slot_groups_are_contiguous),

@@ -293,7 +293,7 @@ static void test_default_round_trips(void **state)
         }
         only_when_set += o->only_when_set;
     }
-    assert_int_equal(only_when_set, 3);
+    assert_int_equal(only_when_set, 4);
     free(text);
 }
 
@@ -324,6 +324,7 @@ static void test_fault_switches_are_refused_here(void **state)
         {"unsafe-test-mode", "ack-before-fsync"},
         {"test-power-loss", "yes"},
         {"test-wal-segment-bytes", "65536"},
+        {"test-resolve-delay-ms", "3000"},
     };
     for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
         struct node_config c;

@@ -315,6 +315,50 @@ static void test_compaction_deletes_segments(void **state)
     fx_verify(fx, 2, 396, 400, NULL);
 }
 
+/* A group's index deque grows while compaction has moved its head, wrapped or not: every
+ * entry is still found where it was written (gs_resize's in-place growth moves the wrapped
+ * part), before and after a reopen. The deque starts at 4 slots (WAL_INDEX_SLOTS_MIN) and
+ * doubles; compaction shrinks it only when a quarter of it or less is left. */
+static void test_index_grows_after_compaction(void **state)
+{
+    struct th_fx *fx = *state;
+    fx_open(fx);
+    uint64_t n = 0;
+    raft_index last = 0;
+    raft_index snap = 0;
+    /* Each round: append `more` entries, then compact `drop` of them from the front. */
+    static const struct {
+        uint32_t more, drop;
+    } rounds[] = {{8, 3}, {4, 0}, {28, 9}, {5, 30}, {70, 17}, {3, 1}, {200, 0}};
+    for (size_t k = 0; k < sizeof(rounds) / sizeof(rounds[0]); k++) {
+        for (uint32_t j = 0; j < rounds[k].more; j++) {
+            fx_append(fx, 0, ++last, 0, NULL);
+            n++;
+            wal_submit(fx->wal);
+            struct wal_group_info gi;
+            wal_group_info(fx->wal, 0, &gi);
+            assert_int_equal(gi.first_index, snap + 1);
+            assert_int_equal(gi.last_index, last);
+        }
+        fx_sync(fx, n);
+        fx_verify(fx, 0, snap + 1, last, NULL);
+        if (rounds[k].drop > 0) {
+            snap += rounds[k].drop;
+            assert_int_equal(wal_compact(fx->wal, 0, snap, 1, th_count_cb, &fx->acked), 0);
+            n++;
+            fx_sync(fx, n);
+            fx_verify(fx, 0, snap + 1, last, NULL);
+        }
+    }
+    fx_close(fx);
+    fx_open(fx);
+    struct wal_group_info gi;
+    wal_group_info(fx->wal, 0, &gi);
+    assert_int_equal(gi.first_index, snap + 1);
+    assert_int_equal(gi.last_index, last);
+    fx_verify(fx, 0, snap + 1, last, NULL);
+}
+
 static int read_done;
 
 static void read_cb(struct wal_read *rd)
@@ -445,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_many_groups_interleaved, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_truncate_suffix, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_compaction_deletes_segments, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_index_grows_after_compaction, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_async_disk_read, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_release_cache_when_idle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_identity_and_lock, fx_setup, fx_teardown),

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""cpu-per-write: CPU per acknowledged write of a local 3-node ringraft cluster against one
+redis-server (appendfsync always), in the same run (`make bench-cpu`; docs/benchmarks.md,
+"CPU per write, quick").
+
+The load is part 1 of node-targets.py: `redis-benchmark -t set -r 1000000 -d 16 -c 50
+-P 16 -n N`, (a) against redis-server, (b) through node 1 of a fresh G=64 W=1 cluster, (c)
+the same cluster with `--cluster`. CPU = utime+stime of the server processes (all threads,
+io-wq workers included) over the run / N; for ringraft the three nodes summed. Rounds are
+interleaved (a, b, c, a, b, c, ...) and medians printed.
+
+Several ringraftd binaries can be compared in one run (`--bin old=PATH --bin new=PATH`):
+each round runs redis-server, then each binary's fresh cluster, in an order rotated every
+round, so that a before/after comparison sees the same machine load.
+
+  python3 bench/cpu-per-write.py [-n 300000] [--rounds 3] [--bin NAME=PATH ...] [--perf DIR]
+                                 [--groups 64] [--workers 1] [--no-redis]
+
+--perf DIR records `perf record -g` of every node (and redis-server) during the runs of the
+last round into DIR (one file per process and run; `perf report -i FILE`). Uses the same
+ports, data and log directories as node-targets.py (BENCH_OUT, default build/bench-cpu).
+"""
+
+import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+os.environ.setdefault("BENCH_OUT", os.path.join(REPO, "build/bench-cpu"))
+_spec = importlib.util.spec_from_file_location("node_targets",
+                                               os.path.join(HERE, "node-targets.py"))
+nt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nt)
+
+
+class Perf:
+    """perf record -g of the given pids for the duration of one run (None: no recording)."""
+
+    def __init__(self, out_dir, tag, pids):
+        self.procs = []
+        if out_dir is None or shutil.which("perf") is None:
+            return
+        os.makedirs(out_dir, exist_ok=True)
+        for i, pid in enumerate(pids):
+            path = os.path.join(out_dir, "%s-%d.data" % (tag, i + 1))
+            self.procs.append(subprocess.Popen(
+                ["perf", "record", "-g", "-p", str(pid), "-o", path],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.5)
+
+    def stop(self):
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def minflt(pid):
+    """Minor page faults of process pid (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def run(target, port, n, cluster_mode, where, perf_dir, tag):
+    perf = Perf(perf_dir, tag, target.pids)
+    f0 = sum(minflt(p) for p in target.pids)
+    try:
+        r = nt.measured_run(target, port, n, nt.LOAD_ARGS, cluster_mode, where)
+    finally:
+        perf.stop()
+    r["faults_per_write"] = (sum(minflt(p) for p in target.pids) - f0) / n
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=300000, help="requests per run (default 300000)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bin", action="append", default=[],
+                    help="NAME=PATH of a ringraftd (default: build/release/ringraftd)")
+    ap.add_argument("--perf", metavar="DIR", help="perf record every server in the last round")
+    ap.add_argument("--no-redis", action="store_true", help="skip redis-server")
+    ap.add_argument("--groups", type=int, default=nt.BASE_GROUPS, help="G (default 64)")
+    ap.add_argument("--workers", type=int, default=1, help="W (default 1)")
+    args = ap.parse_args()
+    bins = []
+    for b in args.bin or ["ringraft=" + nt.BIN]:
+        name, _, path = b.partition("=")
+        if not path:
+            name, path = "ringraft", name
+        path = os.path.abspath(path)
+        if not os.access(path, os.X_OK):
+            raise SystemExit("cpu-per-write: %s is not an executable" % path)
+        # A copy: a build that relinks the binary meanwhile cannot mix two in one run.
+        snap = os.path.join(nt.OUT, "ringraftd-" + name)
+        shutil.copy2(path, snap + ".tmp")
+        os.replace(snap + ".tmp", snap)
+        bins.append((name, snap))
+    shutil.rmtree(nt.LOGS, ignore_errors=True)
+    shutil.rmtree(nt.DATA, ignore_errors=True)
+    os.makedirs(nt.LOGS)
+    os.makedirs(nt.DATA)
+    ports = nt.Ports(nt.env_int("BENCH_BASE_PORT", 7400))
+    nt.progress("%s; -n %d, %d rounds, G=%d W=%d, binaries %s" % (
+        nt.describe_machine(), args.n, args.rounds, args.groups, args.workers,
+        ", ".join(n for n, _ in bins)))
+    res = {}  # config -> list of run results
+
+    def add(key, r):
+        res.setdefault(key, []).append(r)
+        nt.progress("  %-28s %7.0f req/s  %6.2f us/write  %5.3f faults/write  (busy cores %.2f)"
+                    % (key, r["rps"], r["cpu_us_per_write"], r["faults_per_write"],
+                       r["machine_busy_cores"]))
+
+    for rnd in range(1, args.rounds + 1):
+        perf_dir = args.perf if rnd == args.rounds else None
+        if not args.no_redis:
+            red = nt.Redis(ports, "r%d" % rnd)
+            try:
+                add("redis", run(red, red.port, args.n, False, "(a) round %d" % rnd, perf_dir,
+                                 "redis-r%d" % rnd))
+            finally:
+                red.stop()
+        order = bins[(rnd - 1) % len(bins):] + bins[:(rnd - 1) % len(bins)]
+        for name, path in order:
+            nt.BIN = path
+            cl = nt.Cluster(ports, args.groups, args.workers, "%s-r%d" % (name, rnd))
+            try:
+                cl.wait_leaders(60)
+                cl.wait_balance(20)
+                add(name + " (b) via node 1",
+                    run(cl, cl.port(1), args.n, False, "(b) %s round %d" % (name, rnd),
+                        perf_dir, "%s-b-node" % name))
+                add(name + " (c) --cluster",
+                    run(cl, cl.port(1), args.n, True, "(c) %s round %d" % (name, rnd),
+                        perf_dir, "%s-c-node" % name))
+            except (nt.RunFailed, nt.StartError):
+                pass
+            finally:
+                cl.stop()
+
+    base = nt.med([r["cpu_us_per_write"] for r in res.get("redis", [])])
+    lines = ["", "-n %d, %d rounds, G=%d W=%d, medians (range)"
+             % (args.n, args.rounds, args.groups, args.workers), "",
+             "| configuration | us CPU / write | x redis | page faults / write | req/s "
+             "| busy cores |", "|---|---|---|---|---|---|"]
+    for key, rs in res.items():
+        us = [r["cpu_us_per_write"] for r in rs]
+        lo, hi = nt.spread(us)
+        lines.append("| %s | %s (%s-%s) | %s | %s | %s | %s |" % (
+            key, nt.fmt(nt.med(us)), nt.fmt(lo), nt.fmt(hi),
+            nt.fmt(nt.ratio(nt.med(us), base)),
+            nt.fmt(nt.med([r["faults_per_write"] for r in rs]), 3),
+            nt.fmt(nt.med([r["rps"] for r in rs])),
+            nt.fmt(nt.med([r["machine_busy_cores"] for r in rs]))))
+    for where, what in nt.problems:
+        lines.append("PROBLEM %s: %s" % (where, what.splitlines()[0] if what else ""))
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 1 if nt.problems else 0
+
+
+if __name__ == "__main__":
+    os.makedirs(nt.OUT, exist_ok=True)
+    signal.signal(signal.SIGTERM, nt.on_signal)
+    try:
+        sys.exit(main())
+    finally:
+        for p in list(nt.LIVE):
+            nt.stop_pid(p, "pid %d" % p.pid, timeout=5)
