@@ -141,7 +141,7 @@ int config_parse_node(const char *s, struct node_address *a)
     if (at != NULL) {
         *at = '\0';
     }
-    if (*host == '\0' || strlen(host) >= sizeof(a->host)) {
+    if (!nodeset_host_valid(host, strlen(host))) {
         return -1;
     }
     snprintf(a->host, sizeof(a->host), "%s", host);

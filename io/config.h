@@ -10,17 +10,10 @@
 #include <stdio.h>
 
 #include "core/limits.h"
+#include "io/wire/nodeset.h"
 #include "storage/wal.h"
 
-#define NODE_HOST_MAX 64
 #define NODE_PATH_MAX 512
-
-struct node_address {
-    raft_node id;
-    char host[NODE_HOST_MAX]; /* where clients and peers reach it */
-    uint16_t port;            /* client (RESP) port */
-    uint16_t peer_port;       /* worker w listens for peers on peer_port + w */
-};
 
 enum net_batching { NET_BATCHING_NONE = 0, NET_BATCHING_ADAPTIVE = 1 };
 

@@ -502,17 +502,8 @@ struct node {
 };
 
 /* ---- the node set (nodeset.c) ------------------------------------------------------- */
-
-/* Every node this node may talk to: a superset of the members of every group's
- * configuration (docs/decisions/008-dynamic-node-set.md). */
-struct node_set {
-    uint64_t index; /* group 0's node-set entry this set reflects; 0: from `nodes` */
-    uint32_t count;
-    struct node_address nodes[RAFT_MEMBERS_MAX];
-    struct node_set *older; /* the set this one replaced */
-};
-
-enum { NODESET_ADD = 1, NODESET_REMOVE = 2 };
+/* struct node_set, its FRAME_NODESET payload, its log entry and its DIR/NODES lines:
+ * io/wire/nodeset.h. */
 
 /* Start-up: reads DIR/BOOTSTRAP into n->initial and DIR/NODES into n->set, creating them
  * from the configuration at the first start (`fresh`: the directory was just initialised).
@@ -520,18 +511,9 @@ enum { NODESET_ADD = 1, NODESET_REMOVE = 2 };
 int nodeset_open(struct node *n, bool fresh);
 void nodeset_close(struct node *n);
 const struct node_set *nodeset_get(const struct node *n);
-const struct node_address *nodeset_find(const struct node_set *s, raft_node id);
-/* Encodes a node-set entry (a log entry of group 0); bytes written, 0 if cap is too small. */
-size_t nodeset_entry_encode(uint8_t op, const struct node_address *a, uint8_t *out, size_t cap);
-int nodeset_entry_decode(const uint8_t *p, size_t len, uint8_t *op, struct node_address *a);
-bool nodeset_entry_is(const uint8_t *p, size_t len);
 /* Group 0 applied a node-set entry (worker 0 only): a new set is written to DIR/NODES and
  * published; entries at or below the set's index (a replay) are skipped. */
 void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t len);
-/* A whole set as FRAME_NODESET carries it: bytes written, 0 if cap is too small. */
-size_t nodeset_encode(const struct node_set *s, uint8_t *out, size_t cap);
-/* 0, or -1 for malformed bytes (a peer's: the caller closes the connection). */
-int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s);
 /* A peer's set (worker 0 only): adopted, written and published if its index is above this
  * node's, else ignored. */
 void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from);

@@ -19,16 +19,13 @@
  * it), so every node learns every address from the log, in the same order, and the set is
  * always a superset of the members of every group's configuration.
  *
- * Node-set entry (little-endian): u8 SM_ENTRY_NODESET, u8 op (1 add or replace, 2 remove),
- * u32 node id, u16 client port, u16 peer port, u8 host length, host bytes.
- *
  * Peers also exchange their whole sets (FRAME_NODESET, worker 0's connections only, when a
- * connection comes up and whenever the set changes): u64 index, u32 count, count * (u32 id,
- * u16 client port, u16 peer port, u8 host length, host bytes). The set at index I is a
+ * connection comes up and whenever the set changes). The set at index I is a
  * function of group 0's committed entries up to I, so a node adopts any set with a higher
  * index than its own. This is how a node learns of changes whose entries it will never apply
  * because a snapshot of group 0 compacted them away, and how a joining node learns of
- * members missing from its `nodes`. */
+ * members missing from its `nodes`. The encodings of the entry, of the peers' payload and of
+ * a DIR/NODES line are io/wire/nodeset.c's. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -38,21 +35,10 @@
 #include "core/base/assert.h"
 #include "io/log.h"
 #include "io/node.h"
-#include "io/wire/le.h"
 
 const struct node_set *nodeset_get(const struct node *n)
 {
     return atomic_load_explicit(&n->set, memory_order_acquire);
-}
-
-const struct node_address *nodeset_find(const struct node_set *s, raft_node id)
-{
-    for (uint32_t i = 0; i < s->count; i++) {
-        if (s->nodes[i].id == id) {
-            return &s->nodes[i];
-        }
-    }
-    return NULL;
 }
 
 static int write_set(const char *dir, const struct node_set *s)
@@ -60,9 +46,9 @@ static int write_set(const char *dir, const struct node_set *s)
     char text[RAFT_MEMBERS_MAX * (NODE_HOST_MAX + 40) + 64];
     size_t len = (size_t)snprintf(text, sizeof(text), "index %" PRIu64 "\n", s->index);
     for (uint32_t i = 0; i < s->count; i++) {
-        const struct node_address *a = &s->nodes[i];
-        len += (size_t)snprintf(text + len, sizeof(text) - len, "node %u %s %u %u\n", a->id,
-                                a->host, a->port, a->peer_port);
+        size_t n = nodeset_line_encode(&s->nodes[i], text + len, sizeof(text) - len);
+        RR_ASSERT(n > 0);
+        len += n;
     }
     return kernel_replace_file(dir, "NODES", text, len);
 }
@@ -78,19 +64,11 @@ static int read_set(const char *path, struct node_set *s)
     int rc = 0;
     unsigned long long index = 0;
     while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
-        struct node_address a = {0};
-        unsigned id = 0, port = 0, peer = 0;
-        char host[NODE_HOST_MAX];
         if (sscanf(line, "index %llu", &index) == 1) {
             s->index = index;
-        } else if (sscanf(line, "node %u %63s %u %u", &id, host, &port, &peer) == 4 && id > 0 &&
-                   id <= RAFT_NODE_ID_MAX && port > 0 && port <= 65535 && peer > 0 &&
-                   peer <= 65535 && s->count < RAFT_MEMBERS_MAX) {
-            a.id = id;
-            snprintf(a.host, sizeof(a.host), "%s", host);
-            a.port = (uint16_t)port;
-            a.peer_port = (uint16_t)peer;
-            s->nodes[s->count++] = a;
+        } else if (s->count < RAFT_MEMBERS_MAX &&
+                   nodeset_line_decode(line, &s->nodes[s->count]) == 0) {
+            s->count++;
         } else {
             rc = -1;
         }
@@ -219,46 +197,6 @@ void nodeset_close(struct node *n)
     atomic_store(&n->set, NULL);
 }
 
-size_t nodeset_entry_encode(uint8_t op, const struct node_address *a, uint8_t *out, size_t cap)
-{
-    size_t hl = strlen(a->host);
-    size_t need = 11 + hl;
-    if (cap < need || hl > 255) {
-        return 0;
-    }
-    out[0] = SM_ENTRY_NODESET;
-    out[1] = op;
-    le_put_u32(out + 2, a->id);
-    out[6] = (uint8_t)(a->port & 0xff), out[7] = (uint8_t)(a->port >> 8);
-    out[8] = (uint8_t)(a->peer_port & 0xff), out[9] = (uint8_t)(a->peer_port >> 8);
-    out[10] = (uint8_t)hl;
-    memcpy(out + 11, a->host, hl);
-    return need;
-}
-
-int nodeset_entry_decode(const uint8_t *p, size_t len, uint8_t *op, struct node_address *a)
-{
-    if (len < 11 || p[0] != SM_ENTRY_NODESET || (p[1] != NODESET_ADD && p[1] != NODESET_REMOVE) ||
-        len != 11u + p[10] || p[10] >= sizeof(a->host)) {
-        return -1;
-    }
-    memset(a, 0, sizeof(*a));
-    *op = p[1];
-    a->id = le_get_u32(p + 2);
-    a->port = (uint16_t)(p[6] | p[7] << 8);
-    a->peer_port = (uint16_t)(p[8] | p[9] << 8);
-    memcpy(a->host, p + 11, p[10]);
-    if (a->id == 0 || a->id > RAFT_NODE_ID_MAX) {
-        return -1;
-    }
-    return 0;
-}
-
-bool nodeset_entry_is(const uint8_t *p, size_t len)
-{
-    return len > 0 && p[0] == SM_ENTRY_NODESET;
-}
-
 void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t len)
 {
     struct node *n = w->node;
@@ -308,63 +246,6 @@ void nodeset_apply(struct worker *w, raft_index index, const uint8_t *p, size_t 
     } else {
         LOG_N("node set: node %u removed (group 0 entry %" PRIu64 ")", a.id, index);
     }
-}
-
-size_t nodeset_encode(const struct node_set *s, uint8_t *out, size_t cap)
-{
-    size_t need = 12;
-    for (uint32_t i = 0; i < s->count; i++) {
-        need += 9 + strlen(s->nodes[i].host);
-    }
-    if (need > cap) {
-        return 0;
-    }
-    le_put_u64(out, s->index);
-    le_put_u32(out + 8, s->count);
-    size_t off = 12;
-    for (uint32_t i = 0; i < s->count; i++) {
-        const struct node_address *a = &s->nodes[i];
-        size_t hl = strlen(a->host);
-        le_put_u32(out + off, a->id);
-        out[off + 4] = (uint8_t)(a->port & 0xff), out[off + 5] = (uint8_t)(a->port >> 8);
-        out[off + 6] = (uint8_t)(a->peer_port & 0xff), out[off + 7] = (uint8_t)(a->peer_port >> 8);
-        out[off + 8] = (uint8_t)hl;
-        memcpy(out + off + 9, a->host, hl);
-        off += 9 + hl;
-    }
-    return off;
-}
-
-int nodeset_decode(const uint8_t *p, size_t len, struct node_set *s)
-{
-    memset(s, 0, sizeof(*s));
-    if (len < 12) {
-        return -1;
-    }
-    s->index = le_get_u64(p);
-    uint32_t count = le_get_u32(p + 8);
-    if (count > RAFT_MEMBERS_MAX) {
-        return -1;
-    }
-    size_t off = 12;
-    for (uint32_t i = 0; i < count; i++) {
-        struct node_address *a = &s->nodes[i];
-        if (len - off < 9 || len - off - 9 < p[off + 8] || p[off + 8] == 0 ||
-            p[off + 8] >= sizeof(a->host)) {
-            return -1;
-        }
-        a->id = le_get_u32(p + off);
-        a->port = (uint16_t)(p[off + 4] | p[off + 5] << 8);
-        a->peer_port = (uint16_t)(p[off + 6] | p[off + 7] << 8);
-        memcpy(a->host, p + off + 9, p[off + 8]);
-        if (a->id == 0 || a->id > RAFT_NODE_ID_MAX || a->port == 0 || a->peer_port == 0 ||
-            nodeset_find(s, a->id) != NULL) {
-            return -1;
-        }
-        off += 9u + p[off + 8];
-        s->count = i + 1;
-    }
-    return off == len ? 0 : -1;
 }
 
 void nodeset_adopt(struct worker *w, const struct node_set *in, raft_node from)

@@ -160,7 +160,7 @@ static void send_nodeset(struct worker *w, struct peer *p)
     if (w->id != 0 || p->state != PEER_UP) {
         return;
     }
-    uint8_t buf[12 + RAFT_MEMBERS_MAX * (9 + NODE_HOST_MAX)];
+    uint8_t buf[NODESET_BYTES_MAX];
     size_t len = nodeset_encode(nodeset_get(w->node), buf, sizeof(buf));
     RR_ASSERT(len > 0);
     peer_send_frame(p, FRAME_NODESET, buf, len, NULL, 0);

@@ -430,7 +430,10 @@ int64_t cg_estimate_entries_read(const struct stream *s, struct stream_id id)
 void cg_group_advance(const struct stream *s, struct cg_group *g, struct stream_id id)
 {
     RR_ASSERT(stream_id_cmp(id, g->last_id) > 0);
-    if (g->entries_read != CG_ENTRIES_READ_UNKNOWN && !cg_range_has_tombstones(s, id)) {
+    /* A counter set to INT64_MAX (XGROUP CREATE or SETID ... ENTRIESREAD) cannot count on:
+     * it is estimated again, as an unknown one is. */
+    if (g->entries_read != CG_ENTRIES_READ_UNKNOWN && g->entries_read < INT64_MAX &&
+        !cg_range_has_tombstones(s, id)) {
         g->entries_read++; /* a valid counter and no tombstone ahead: exact */
     } else if (stream_entries_added(s) != 0) {
         g->entries_read = cg_estimate_entries_read(s, id);

@@ -968,10 +968,21 @@ static struct stream_id xclaim_id(const struct cg_args *a, uint32_t i)
     return id;
 }
 
+/* now - then in milliseconds, without overflow whatever an image held: 0 if then is later,
+ * at most INT64_MAX. */
+static int64_t idle_ms(int64_t now, int64_t then)
+{
+    if (then >= now) {
+        return 0;
+    }
+    uint64_t d = (uint64_t)now - (uint64_t)then;
+    return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
 /* An existing pending entry is claimable unless MIN-IDLE says it is too recent. */
 static bool idle_enough(const struct cg_nack *n, int64_t min_idle, int64_t now)
 {
-    return min_idle == 0 || now - n->delivery_time >= min_idle;
+    return min_idle == 0 || idle_ms(now, n->delivery_time) >= min_idle;
 }
 
 static int xclaim(const struct cg_db *db, const struct cg_args *a, struct reply *r)
@@ -1348,7 +1359,7 @@ static void xpending_range(const struct cg_db *db,
         c != NULL ? cg_consumer_nack_ceil(c, x->start) : cg_nack_ceil(g, x->start);
     for (; count > 0 && e != NULL && stream_id_cmp(e->id, x->end) <= 0;
          e = c != NULL ? cg_consumer_nack_next(c, e) : cg_nack_next(g, e)) {
-        int64_t idle = db->now - e->delivery_time;
+        int64_t idle = idle_ms(db->now, e->delivery_time);
         if (x->min_idle != 0 && idle < x->min_idle) {
             continue;
         }
@@ -1430,7 +1441,7 @@ static void xinfo_consumers(const struct cg_db *db,
     reply_array(r, (int64_t)cg_consumer_count(g));
     for (const struct cg_consumer *c = cg_consumer_first(g); c != NULL;
          c = cg_consumer_next(g, c)) {
-        int64_t idle = db->now - c->seen_time;
+        int64_t idle = idle_ms(db->now, c->seen_time);
         reply_array(r, 6);
         reply_bulk_str(r, "name");
         reply_bulk(r, c->name, c->name_len);

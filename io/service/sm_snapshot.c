@@ -5,7 +5,8 @@
  *             i64 clock
  *   key     = u8 2, blob key, u8 type (1 string, 2 stream), u8 has_expire, i64 expire_at,
  *             string: blob value
- *             stream: u8 2, u64 last ms, u64 last seq, u64 entries added, u64 count,
+ *             stream: u8 2, u64 last ms, u64 last seq, u64 entries added (<= INT64_MAX),
+ *                     u64 count,
  *                     count * (u64 ms, u64 seq, u32 field count, blob fields),
  *                     u64 n, n bytes of extension: max deleted ID and the consumer groups
  *                     (stream_ext_serialize, io/service/stream.c and cgroup.c)

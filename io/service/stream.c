@@ -474,7 +474,9 @@ int stream_append(struct stream *s,
     s->slots[s->head + s->count] = e;
     s->count++;
     s->last_id = id;
-    s->entries_added++;
+    if (s->entries_added < STREAM_ENTRIES_ADDED_MAX) {
+        s->entries_added++;
+    }
     if (a != NULL && a->strategy != STREAM_TRIM_NONE) {
         stream_trim(s, a);
     }
@@ -786,9 +788,9 @@ int stream_load_entry(
 int stream_load_finish(struct stream *s, struct stream_id last, uint64_t added)
 {
     /* Entries are at most the last ID, and no more than were ever added (the consumer
-     * groups' checks rely on both). */
+     * groups' checks rely on both); the count of additions is within its range. */
     if ((s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) ||
-        added < s->count) {
+        added < s->count || added > STREAM_ENTRIES_ADDED_MAX) {
         return RR_ECORRUPT;
     }
     s->last_id = last;
@@ -838,9 +840,10 @@ struct stream *stream_load(struct util_cursor *c, int *err)
         return NULL;
     }
     int rc = load_entries(s, c, count);
-    /* Entries are at most the last ID, and no more than were ever added. */
+    /* Entries are at most the last ID, and no more than were ever added; the count of
+     * additions is within its range. */
     if (rc == 0 && ((s->count > 0 && stream_id_cmp(entry_at(s, s->count - 1)->id, last) > 0) ||
-                    added < s->count)) {
+                    added < s->count || added > STREAM_ENTRIES_ADDED_MAX)) {
         rc = RR_ECORRUPT;
         c->bad = true;
     }

@@ -31,7 +31,11 @@ uint64_t stream_length(const struct stream *s);
 /* The largest ID ever added (0-0 for a new stream): never decreases, even when entries are
  * deleted. */
 struct stream_id stream_last_id(const struct stream *s);
-/* Entries ever added (Redis 7's entries-added): never decreases. */
+/* Entries ever added (Redis 7's entries-added): never decreases. At most
+ * STREAM_ENTRIES_ADDED_MAX, Redis's range (a long long); the consumer groups' counters and
+ * lags are signed and computed from it. An image holding more is refused; an append at the
+ * maximum leaves it there (2^63 appends do not happen; an image from elsewhere may hold it). */
+#define STREAM_ENTRIES_ADDED_MAX ((uint64_t)INT64_MAX)
 uint64_t stream_entries_added(const struct stream *s);
 /* Redis 7's recorded-first-entry-id: the first entry's ID, 0-0 when the stream is empty. */
 struct stream_id stream_first_id(const struct stream *s);

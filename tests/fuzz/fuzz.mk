@@ -13,7 +13,7 @@
 
 FUZZ_CC := clang
 FUZZ_B := build/fuzz
-FUZZ_TARGETS := resp frame forward codec wal snapshot sm_snapshot
+FUZZ_TARGETS := resp frame forward codec nodeset wal snapshot sm_snapshot
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 3
 

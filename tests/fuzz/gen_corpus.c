@@ -1,8 +1,8 @@
 /* Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/TARGET/gen-*): small,
  * valid inputs made with the project's own encoders (reply writer for RESP requests,
- * frame and handshake encoders, the core's codec, the WAL itself and its record encoder,
- * snapshot_save, sm_serialize), each wrapped in the control bytes its target reads (see the
- * top comment of each tests/fuzz/fuzz_*.c). Run by `make fuzz-corpus`:
+ * frame and handshake encoders, the node set's encoders, the core's codec, the WAL itself and its
+ * record encoder, snapshot_save, sm_serialize), each wrapped in the control bytes its target reads
+ * (see the top comment of each tests/fuzz/fuzz_*.c). Run by `make fuzz-corpus`:
  *
  *     gen_corpus DIR      (DIR is tests/fuzz/corpus)
  *
@@ -26,6 +26,7 @@
 #include "io/service/reply.h"
 #include "io/service/sm.h"
 #include "io/wire/frame.h"
+#include "io/wire/nodeset.h"
 #include "storage/snapshot.h"
 #include "storage/wal.h"
 #include "storage/wal_format.h"
@@ -288,6 +289,54 @@ static void gen_frame(void)
     put_u8(&s, 0);
     put_str(&s, "*1\r\n$4\r\nPING\r\n");
     emit_buf("frame", "not-a-peer", &s);
+}
+
+/* ---- node sets ---------------------------------------------------------------------------- */
+
+/* FRAME_NODESET payloads, node-set entries and DIR/NODES lines (fuzz_nodeset reads every
+ * input all three ways, without control bytes). */
+static void gen_nodeset(void)
+{
+    clear_dir("nodeset");
+    uint8_t b[NODESET_BYTES_MAX];
+    struct node_set s = {.index = 42, .count = 3};
+    for (uint32_t i = 0; i < 3; i++) {
+        s.nodes[i] = (struct node_address){
+            .id = i + 1, .port = (uint16_t)(7001 + i), .peer_port = (uint16_t)(17001 + i)};
+        snprintf(s.nodes[i].host, sizeof(s.nodes[i].host), "127.0.0.1");
+    }
+    size_t n = nodeset_encode(&s, b, sizeof(b));
+    check(n > 0, "node set of 3");
+    emit("nodeset", "set-3", b, n);
+    struct node_set empty = {0};
+    n = nodeset_encode(&empty, b, sizeof(b));
+    emit("nodeset", "set-empty", b, n);
+    /* The most a payload holds: RAFT_MEMBERS_MAX nodes, the largest id and ports, names,
+     * IPv6 addresses and a host of 63 bytes. */
+    static const char *const hosts[] = {"db1.example.com", "::1", "fe80::1%eth0", "10.0.0.7"};
+    struct node_set big = {.index = UINT64_MAX - 1, .count = RAFT_MEMBERS_MAX};
+    for (uint32_t i = 0; i < RAFT_MEMBERS_MAX; i++) {
+        struct node_address *a = &big.nodes[i];
+        a->id = RAFT_NODE_ID_MAX - i * 7;
+        a->port = (uint16_t)(65535 - i);
+        a->peer_port = (uint16_t)(1 + i);
+        snprintf(a->host, sizeof(a->host), "%s", hosts[i % 4]);
+    }
+    memset(big.nodes[0].host, 'h', NODE_HOST_MAX - 1);
+    n = nodeset_encode(&big, b, sizeof(b));
+    check(n > 0, "node set of RAFT_MEMBERS_MAX");
+    emit("nodeset", "set-max", b, n);
+    n = nodeset_entry_encode(NODESET_ADD, &s.nodes[1], b, sizeof(b));
+    emit("nodeset", "entry-add", b, n);
+    n = nodeset_entry_encode(NODESET_REMOVE, &big.nodes[2], b, sizeof(b));
+    emit("nodeset", "entry-remove", b, n);
+    struct node_address unknown = {.id = 9};
+    n = nodeset_entry_encode(NODESET_REMOVE, &unknown, b, sizeof(b));
+    emit("nodeset", "entry-remove-no-address", b, n);
+    char line[128];
+    n = nodeset_line_encode(&big.nodes[1], line, sizeof(line));
+    check(n > 0, "DIR/NODES line");
+    emit("nodeset", "line", line, n);
 }
 
 /* ---- the core's codec --------------------------------------------------------------------- */
@@ -894,6 +943,7 @@ int main(int argc, char **argv)
     gen_resp();
     gen_frame();
     gen_codec();
+    gen_nodeset();
     gen_wal();
     gen_snapshot();
     gen_sm_snapshot();

@@ -219,14 +219,17 @@ class MembershipTests(unittest.TestCase):
             self.assertEqual({g["voters"] for g in st.values()}, {3})
 
     def test_malformed_and_refused_changes(self):
-        """Malformed membership commands get an error and change nothing; a change a group
-        refuses is reported per group."""
+        """Malformed membership commands (a host with a space or a newline among them) get an
+        error and change nothing; a change a group refuses is reported per group."""
         with Cluster(n=3, groups=4) as c:
             c.start()
             n1 = c.node(1)
             for args in (("ADDNODE", "x", "127.0.0.1:1"), ("ADDNODE", "4", "nohost"),
                          ("ADDNODE", "4"), ("PROMOTE", "0"), ("TRANSFER", "4", "1"),
-                         ("FROB",)):
+                         ("FROB",),
+                         # Hosts DIR/NODES cannot hold as one word (the node would write
+                         # them, then refuse the file at its next start).
+                         ("ADDNODE", "4", "a b:7001"), ("ADDNODE", "4", "a\nnode 9 x 1 1:7001")):
                 with self.assertRaises(RespError, msg=str(args)):
                     n1.call("RAFT", *args)
             text = n1.call("RAFT", "PROMOTE", "7", timeout=30).decode()

@@ -297,6 +297,24 @@ static void test_default_round_trips(void **state)
     free(text);
 }
 
+/* A node's host is one word of DIR/NODES (io/wire/nodeset.h): `nodes` and RAFT ADDNODE (both
+ * through config_parse_node) refuse a host with a space or a control character, which the
+ * node would write to DIR/NODES and then refuse at its next start. */
+static void test_node_hosts_fit_the_node_set_file(void **state)
+{
+    (void)state;
+    struct node_address a;
+    assert_int_equal(config_parse_node("2=db2.example:7002@17002", &a), 0);
+    assert_string_equal(a.host, "db2.example");
+    assert_int_equal(config_parse_node("2=::1:7002", &a), 0);
+    assert_string_equal(a.host, "::1");
+    static const char *const bad[] = {"2=a b:7002", "2=a\tb:7002", "2=a\nnode 9 x 1 1:7002",
+                                      "2=\x7f:7002", "2=:7002"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(config_parse_node(bad[i], &a), -1);
+    }
+}
+
 static void test_fault_switches_are_refused_here(void **state)
 {
     (void)state;
@@ -430,6 +448,7 @@ int main(void)
         cmocka_unit_test_setup(test_all_settings_round_trip_together, setup),
         cmocka_unit_test_setup(test_default_round_trips, setup),
         cmocka_unit_test_setup(test_fault_switches_are_refused_here, setup),
+        cmocka_unit_test_setup(test_node_hosts_fit_the_node_set_file, setup),
         cmocka_unit_test_setup(test_sample_configs_name_every_setting, setup),
         cmocka_unit_test_setup(test_man_page_names_every_setting, setup),
         cmocka_unit_test_setup(test_help_lists_every_setting, setup),

@@ -1,7 +1,8 @@
 /* State machine images: streamed loading over any split, refusal of damaged images, and
  * images taken while writes go on (sm_snap_*), which must load into exactly the state at
  * the image's point (compared with sm_digest of a twin that stopped there), across table
- * resizes, deletions, expiry, FLUSHDB, and an image stopped early then taken again. */
+ * resizes, deletions, expiry, FLUSHDB, and an image stopped early then taken again; stream
+ * counters at the limits of their range. */
 #include <xxhash.h>
 
 #include "tests/service/sm_helpers.h"
@@ -231,6 +232,129 @@ static void test_image_lying_lengths(void **state)
     t_fini(&b);
 }
 
+/* An image of `t`'s state. */
+static void image_of(struct t_sm *t, struct reply *img)
+{
+    reply_init(img, 1u << 20);
+    assert_int_equal(sm_serialize(t->sm, img), 0);
+}
+
+/* Sets the entries-added field of the stream whose serialized header is (version 2, last
+ * ID ms-seq, entries added `was`, count) in img, and fixes the end's checksum. */
+static void patch_entries_added(
+    struct reply *img, uint64_t ms, uint64_t seq, uint64_t was, uint64_t count, uint64_t added)
+{
+    uint8_t want[33] = {2};
+    uint64_t fields[4] = {ms, seq, was, count};
+    memcpy(want + 1, fields, sizeof(fields));
+    uint8_t *at = memmem(img->buf, img->len, want, sizeof(want));
+    assert_non_null(at);
+    memcpy(at + 17, &added, 8);
+    uint64_t sum = XXH3_64bits(img->buf, img->len - 8);
+    memcpy(img->buf + img->len - 8, &sum, 8);
+}
+
+/* A stream counts at most INT64_MAX additions (Redis's long long; the consumer groups'
+ * counters and lags are signed): an image claiming more is refused, and an append at the
+ * maximum keeps it there, so the state still serializes into an image that loads. Before,
+ * an image with 2^64 - 1 loaded, the next XADD wrapped the count to 0, below the stream's
+ * length, and the state's own image was refused (found by fuzz_sm_snapshot). */
+static void test_image_entries_added_limit(void **state)
+{
+    (void)state;
+    struct t_sm a, b;
+    t_init(&a);
+    t_init(&b);
+    assert_string_equal(t_apply(&a, T_TIME, "XADD s 5-1 f v"), "$3\r\n5-1\r\n");
+    struct reply img;
+    image_of(&a, &img);
+    patch_entries_added(&img, 5, 1, 1, 1, UINT64_MAX);
+    assert_int_equal(sm_load(b.sm, img.buf, img.len), RR_ECORRUPT);
+    assert_int_equal(load_pieces(b.sm, img.buf, img.len), RR_ECORRUPT);
+    patch_entries_added(&img, 5, 1, UINT64_MAX, 1, (uint64_t)INT64_MAX + 1);
+    assert_int_equal(sm_load(b.sm, img.buf, img.len), RR_ECORRUPT);
+    patch_entries_added(&img, 5, 1, (uint64_t)INT64_MAX + 1, 1, (uint64_t)INT64_MAX);
+    assert_int_equal(sm_load(b.sm, img.buf, img.len), 0);
+    reply_free(&img);
+    b.index = sm_applied_index(b.sm);
+    assert_string_equal(t_apply(&b, T_TIME, "XADD s 6-1 f v"), "$3\r\n6-1\r\n");
+    assert_string_equal(t_read(&b, T_TIME, "XLEN s"), ":2\r\n");
+    image_of(&b, &img);
+    struct t_sm c;
+    t_init(&c);
+    assert_int_equal(sm_load(c.sm, img.buf, img.len), 0);
+    assert_int_equal(sm_digest(c.sm), sm_digest(b.sm));
+    reply_free(&img);
+    t_fini(&a);
+    t_fini(&b);
+    t_fini(&c);
+}
+
+/* XGROUP CREATE ... ENTRIESREAD 9223372036854775807 is accepted (as by Redis); the group's
+ * next read added one to it: a signed overflow, undefined (UndefinedBehaviorSanitizer stops
+ * on it; wrapped, it is INT64_MIN, which the state's image would carry and every load
+ * refuse). The counter is estimated again instead, and the state's image loads. */
+static void test_group_entries_read_at_its_maximum(void **state)
+{
+    (void)state;
+    struct t_sm a, b;
+    t_init(&a);
+    t_init(&b);
+    t_apply(&a, T_TIME, "XADD s 1-1 f v");
+    t_apply(&a, T_TIME, "XADD s 2-1 f v");
+    assert_string_equal(t_apply(&a, T_TIME, "XGROUP CREATE s g 0 ENTRIESREAD 9223372036854775807"),
+                        "+OK\r\n");
+    t_apply(&a, T_TIME, "XREADGROUP GROUP g c COUNT 1 STREAMS s >");
+    t_apply(&a, T_TIME, "XREADGROUP GROUP g c STREAMS s >");
+    struct reply img;
+    image_of(&a, &img);
+    assert_int_equal(sm_load(b.sm, img.buf, img.len), 0);
+    assert_int_equal(sm_digest(b.sm), sm_digest(a.sm));
+    reply_free(&img);
+    t_fini(&a);
+    t_fini(&b);
+}
+
+/* A consumer's seen time and a pending entry's delivery time come from the image: a time
+ * far in the past (here near INT64_MIN) made XINFO CONSUMERS, XPENDING and XAUTOCLAIM's
+ * idle times (now - then) overflow (found by fuzz_sm_snapshot under UBSan). Idle times are
+ * computed without overflow, at most INT64_MAX. */
+static void test_image_times_far_in_the_past(void **state)
+{
+    (void)state;
+    struct t_sm a, b;
+    t_init(&a);
+    t_init(&b);
+    const int64_t seen = T_TIME + 12345;
+    t_apply(&a, T_TIME, "XADD s 1-1 f v");
+    t_apply(&a, T_TIME, "XGROUP CREATE s g 0");
+    t_apply(&a, seen, "XREADGROUP GROUP g c STREAMS s >");
+    t_apply(&a, T_TIME + 20000, "SET other x");
+    struct reply img;
+    image_of(&a, &img);
+    const int64_t past = INT64_MIN + 1700000000000LL;
+    int patched = 0;
+    for (size_t off = 26; off + 8 <= img.len - 8; off++) {
+        if (memcmp(img.buf + off, &seen, 8) == 0) {
+            memcpy(img.buf + off, &past, 8);
+            patched++;
+        }
+    }
+    assert_int_equal(patched, 2); /* the consumer's seen time, the entry's delivery time */
+    uint64_t sum = XXH3_64bits(img.buf, img.len - 8);
+    memcpy(img.buf + img.len - 8, &sum, 8);
+    assert_int_equal(sm_load(b.sm, img.buf, img.len), 0);
+    reply_free(&img);
+    b.index = sm_applied_index(b.sm);
+    const int64_t now = T_TIME + 30000;
+    assert_non_null(
+        strstr(t_read(&b, now, "XINFO CONSUMERS s g"), "$4\r\nidle\r\n:9223372036854775807\r\n"));
+    assert_non_null(strstr(t_read(&b, now, "XPENDING s g - + 10"), ":9223372036854775807\r\n"));
+    assert_non_null(strstr(t_apply(&b, now, "XAUTOCLAIM s g d 1000 0-0"), "1-1"));
+    t_fini(&a);
+    t_fini(&b);
+}
+
 /* Takes an image of `a` while writes go on; b is a twin that stops at the image's point.
  * Every step hands out a random small budget; between steps 0-3 writes are applied. */
 static void image_while_writing(struct t_sm *a,
@@ -375,6 +499,9 @@ int main(void)
         cmocka_unit_test(test_image_while_writing_is_the_point_state),
         cmocka_unit_test(test_image_stopped_then_taken_again),
         cmocka_unit_test(test_image_does_not_change_writes),
+        cmocka_unit_test(test_image_entries_added_limit),
+        cmocka_unit_test(test_group_entries_read_at_its_maximum),
+        cmocka_unit_test(test_image_times_far_in_the_past),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
