@@ -73,7 +73,8 @@ HARDENING = {
 IO_URING_CALLS = {"io_uring_setup", "io_uring_enter", "io_uring_register"}
 # The fault-test build's switches (docs/faults.md): rows of the table that --dump-config
 # writes only when set, and that this build refuses.
-FAULT_TEST_SETTINGS = ["unsafe-test-mode", "test-power-loss", "test-wal-segment-bytes"]
+FAULT_TEST_SETTINGS = ["unsafe-test-mode", "test-power-loss", "test-wal-segment-bytes",
+                       "test-resolve-delay-ms"]
 
 
 def user_env(**extra):
@@ -295,7 +296,8 @@ class VersionAndHelpTests(unittest.TestCase):
         src = open(os.path.join(REPO, "io", "config.c")).read()
         self.assertEqual(src.count(".only_when_set = true"), len(FAULT_TEST_SETTINGS))
         for name, value in (("unsafe-test-mode", "ack-before-fsync"),
-                            ("test-power-loss", "yes"), ("test-wal-segment-bytes", "64k")):
+                            ("test-power-loss", "yes"), ("test-wal-segment-bytes", "64k"),
+                            ("test-resolve-delay-ms", "100")):
             self.assertIn(name, setting_names())
             p = run([installed("usr/local/bin/ringraftd"), "--" + name, value, "--check-config"],
                     check=False)
