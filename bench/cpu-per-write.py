@@ -14,7 +14,13 @@ each round runs redis-server, then each binary's fresh cluster, in an order rota
 round, so that a before/after comparison sees the same machine load.
 
   python3 bench/cpu-per-write.py [-n 300000] [--rounds 3] [--bin NAME=PATH ...] [--perf DIR]
-                                 [--groups 64] [--workers 1] [--no-redis]
+                                 [--groups 64[,G...]] [--workers 1] [--no-redis]
+                                 [--no-cluster]
+
+--groups takes one G or several, comma-separated (`--groups 1,64,512`): each round then runs
+every binary at every G, the order of the (G, binary) pairs rotated every round, so that runs
+at different G, like runs of different binaries, see the same machine load. --no-cluster
+skips (c).
 
 --perf DIR records `perf record -g` of every node (and redis-server) during the runs of the
 last round into DIR (one file per process and run; `perf report -i FILE`). Uses the same
@@ -90,9 +96,17 @@ def main():
                     help="NAME=PATH of a ringraftd (default: build/release/ringraftd)")
     ap.add_argument("--perf", metavar="DIR", help="perf record every server in the last round")
     ap.add_argument("--no-redis", action="store_true", help="skip redis-server")
-    ap.add_argument("--groups", type=int, default=nt.BASE_GROUPS, help="G (default 64)")
+    ap.add_argument("--groups", default=str(nt.BASE_GROUPS),
+                    help="G, or several comma-separated (default 64)")
+    ap.add_argument("--no-cluster", action="store_true", help="skip (c) --cluster")
     ap.add_argument("--workers", type=int, default=1, help="W (default 1)")
     args = ap.parse_args()
+    try:
+        groups = [int(g) for g in args.groups.split(",")]
+    except ValueError:
+        raise SystemExit("cpu-per-write: --groups takes numbers, comma-separated")
+    if not groups or min(groups) < 1:
+        raise SystemExit("cpu-per-write: --groups takes numbers of at least 1")
     bins = []
     for b in args.bin or ["ringraft=" + nt.BIN]:
         name, _, path = b.partition("=")
@@ -111,8 +125,9 @@ def main():
     os.makedirs(nt.LOGS)
     os.makedirs(nt.DATA)
     ports = nt.Ports(nt.env_int("BENCH_BASE_PORT", 7400))
-    nt.progress("%s; -n %d, %d rounds, G=%d W=%d, binaries %s" % (
-        nt.describe_machine(), args.n, args.rounds, args.groups, args.workers,
+    gdesc = ",".join(str(g) for g in groups)
+    nt.progress("%s; -n %d, %d rounds, G=%s W=%d, binaries %s" % (
+        nt.describe_machine(), args.n, args.rounds, gdesc, args.workers,
         ", ".join(n for n, _ in bins)))
     res = {}  # config -> list of run results
 
@@ -131,27 +146,32 @@ def main():
                                  "redis-r%d" % rnd))
             finally:
                 red.stop()
-        order = bins[(rnd - 1) % len(bins):] + bins[:(rnd - 1) % len(bins)]
-        for name, path in order:
+        pairs = [(g, name, path) for g in groups for name, path in bins]
+        k = (rnd - 1) % len(pairs)
+        for g, name, path in pairs[k:] + pairs[:k]:
             nt.BIN = path
-            cl = nt.Cluster(ports, args.groups, args.workers, "%s-r%d" % (name, rnd))
+            # One G: the names of earlier runs; several: G is part of every name.
+            label = name if len(groups) == 1 else "%s G=%d" % (name, g)
+            tag = label.replace(" ", "-").replace("=", "")
+            cl = nt.Cluster(ports, g, args.workers, "%s-r%d" % (tag, rnd))
             try:
                 cl.wait_leaders(60)
                 cl.wait_balance(20)
-                add(name + " (b) via node 1",
-                    run(cl, cl.port(1), args.n, False, "(b) %s round %d" % (name, rnd),
-                        perf_dir, "%s-b-node" % name))
-                add(name + " (c) --cluster",
-                    run(cl, cl.port(1), args.n, True, "(c) %s round %d" % (name, rnd),
-                        perf_dir, "%s-c-node" % name))
+                add(label + " (b) via node 1",
+                    run(cl, cl.port(1), args.n, False, "(b) %s round %d" % (label, rnd),
+                        perf_dir, "%s-b-node" % tag))
+                if not args.no_cluster:
+                    add(label + " (c) --cluster",
+                        run(cl, cl.port(1), args.n, True, "(c) %s round %d" % (label, rnd),
+                            perf_dir, "%s-c-node" % tag))
             except (nt.RunFailed, nt.StartError):
                 pass
             finally:
                 cl.stop()
 
     base = nt.med([r["cpu_us_per_write"] for r in res.get("redis", [])])
-    lines = ["", "-n %d, %d rounds, G=%d W=%d, medians (range)"
-             % (args.n, args.rounds, args.groups, args.workers), "",
+    lines = ["", "-n %d, %d rounds, G=%s W=%d, medians (range)"
+             % (args.n, args.rounds, gdesc, args.workers), "",
              "| configuration | us CPU / write | x redis | page faults / write | req/s "
              "| busy cores |", "|---|---|---|---|---|---|"]
     for key, rs in res.items():
