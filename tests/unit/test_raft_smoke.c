@@ -69,6 +69,7 @@ struct netmsg {
     struct raft_msg m;
     struct raft_entry *ents; /* owned copies */
     uint8_t *bytes;
+    struct raft_config *cfg; /* SNAPSHOT: owned copy (the sender may crash meanwhile) */
 };
 
 struct cluster {
@@ -138,6 +139,12 @@ static void net_push(struct cluster *c, const struct raft_msg *m)
     if (m->type == RAFT_MSG_SNAPSHOT) {
         q->bytes = dup_bytes(m->snapshot.chunk.base, m->snapshot.chunk.len);
         q->m.snapshot.chunk.base = q->bytes;
+        if (m->snapshot.config != NULL) {
+            q->cfg = malloc(sizeof(*q->cfg));
+            assert_non_null(q->cfg);
+            *q->cfg = *m->snapshot.config;
+            q->m.snapshot.config = q->cfg;
+        }
     }
 }
 
@@ -150,6 +157,7 @@ static void netmsg_free(struct netmsg *q)
         free(q->ents);
     }
     free(q->bytes);
+    free(q->cfg);
 }
 
 /* ---- disk ------------------------------------------------------------------------ */
