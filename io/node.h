@@ -387,6 +387,7 @@ struct worker {
     uint32_t snap_serializing;   /* jobs whose image is still being serialized */
     uint32_t snap_seq;           /* numbers temporary file names */
     uint32_t snap_scan;          /* the policy's next slot */
+    uint32_t snap_wanted_count;  /* groups with snap_wanted set */
     uint64_t snap_log_bytes;     /* sum of the groups' log_bytes */
     uint64_t log_freed_bytes;    /* entry bytes compacted away by snapshots and not yet taken
                                     again by new entries: free heap, as heap_trim sees it */

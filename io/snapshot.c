@@ -178,6 +178,22 @@ struct snap_fd {
 
 static void reads_pump(struct worker *w);
 
+/* gs->snap_wanted, with the worker's count of wanted groups kept exact: the policy scans the
+ * groups for wanted ones only while some are (pick_wanted), not on every loop iteration. */
+static void set_wanted(struct worker *w, struct group_state *gs, bool wanted)
+{
+    if (gs->snap_wanted == wanted) {
+        return;
+    }
+    gs->snap_wanted = wanted;
+    if (wanted) {
+        w->snap_wanted_count++;
+    } else {
+        RR_ASSERT(w->snap_wanted_count > 0);
+        w->snap_wanted_count--;
+    }
+}
+
 /* ---- ring helpers ------------------------------------------------------------------------ */
 
 static void submit_op(struct io_uring_sqe *sqe, struct snap_op *op)
@@ -649,7 +665,7 @@ static int job_start(struct worker *w, struct group_state *gs)
     snapshot_name(j->name, sizeof(j->name), gs->g, index);
     j->inflight++;
     open_tmp(w, j->tmp, sizeof(j->tmp), gs->g, index, &j->open_op);
-    gs->snap_wanted = false;
+    set_wanted(w, gs, false);
     w->snap_log_bytes -= gs->log_bytes;
     w->log_freed_bytes += gs->log_bytes; /* compacted once the file is durable */
     gs->log_bytes = 0;
@@ -664,24 +680,27 @@ void snapshot_on_apply(struct worker *w, struct group_state *gs, uint32_t bytes)
     w->log_freed_bytes -= add < w->log_freed_bytes ? add : w->log_freed_bytes;
     uint64_t limit = w->node->cfg.snapshot_log_bytes;
     if (limit != 0 && gs->log_bytes >= limit) {
-        gs->snap_wanted = true;
+        set_wanted(w, gs, true);
     }
 }
 
 void snapshot_request(struct worker *w, struct group_state *gs, raft_index *index)
 {
-    (void)w;
     raft_index applied = sm_applied_index(gs->sm);
     *index = applied > gs->snap_index ? applied : 0;
     if (*index != 0) {
-        gs->snap_wanted = true;
+        set_wanted(w, gs, true);
         gs->snap_retry_ms = 0;
     }
 }
 
-/* Picks the next group that wants a snapshot (bounded scan, round robin). */
+/* Picks the next group that wants a snapshot (bounded scan, round robin; none while no
+ * group wants one). */
 static struct group_state *pick_wanted(struct worker *w)
 {
+    if (w->snap_wanted_count == 0) {
+        return NULL;
+    }
     uint32_t n = w->group_count < SNAP_SCAN_SLOTS_MAX ? w->group_count : SNAP_SCAN_SLOTS_MAX;
     for (uint32_t k = 0; k < n; k++) {
         struct group_state *gs = &w->groups[w->snap_scan];
@@ -689,7 +708,7 @@ static struct group_state *pick_wanted(struct worker *w)
         if (gs->snap_wanted && gs->rx == NULL && !gs->snap_running &&
             w->now_ms >= gs->snap_retry_ms) {
             if (sm_applied_index(gs->sm) <= gs->snap_index) {
-                gs->snap_wanted = false;
+                set_wanted(w, gs, false);
                 continue;
             }
             return gs;
@@ -1292,7 +1311,7 @@ static void read_cb(struct worker *w, struct snap_op *op, int res)
         LOG_E("group %u: snapshot file %llu is damaged near offset %llu: not sent; taking a new "
               "one",
               rd->gs->g, (unsigned long long)sn->last_index, (unsigned long long)sn->offset);
-        rd->gs->snap_wanted = true;
+        set_wanted(w, rd->gs, true);
         read_done(w, rd);
         return;
     }
