@@ -45,6 +45,8 @@ struct raft_progress {
     bool probe_sent;          /* PROBE: an append is out; paused until a response */
     bool recent_active;       /* heard from since the last CheckQuorum period */
     bool append_queued;       /* an append to it waits in the current ready's queue */
+    bool entries_sent;        /* an append carrying entries left since the last heartbeat
+                                 period began (replication_tick) */
     bool snap_chunk_inflight; /* SNAPSHOT: a chunk awaits its response */
 };
 

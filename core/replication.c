@@ -116,6 +116,7 @@ static bool send_append_once(struct raft *r, struct raft_progress *p, bool allow
         return false;
     }
     p->append_queued = true;
+    p->entries_sent = p->entries_sent || n > 0;
     if (n > 0 || p->state == RAFT_PROGRESS_PROBE) {
         progress_sent_entries(p, prev + n, bytes);
     }
@@ -154,6 +155,28 @@ void replication_bcast_heartbeat(struct raft *r)
     uint64_t ctx = read_index_heartbeat_ctx(r);
     for (uint32_t i = 0; i < r->pr_count; i++) {
         send_heartbeat(r, &r->prs[i], ctx);
+    }
+}
+
+/* The heartbeat period's heartbeats: only to the followers that were sent no entries during
+ * the period that ends. An append from the leader resets a follower's election timer as a
+ * heartbeat does (step_accept_leader), carries the commit index, and is answered (so
+ * CheckQuorum hears the follower), so a follower receiving entries needs no heartbeat as
+ * well; with many busy groups the heartbeats and their responses were as many messages as
+ * the appends. A heartbeat still goes to every follower while a ReadIndex round waits for
+ * its acknowledgements (they ride on heartbeats only), and to a follower not in REPLICATE
+ * (a probe is retried on its heartbeat response) or whose window is full (no append can
+ * carry a new commit index to it). */
+static void heartbeat_period(struct raft *r)
+{
+    uint64_t ctx = read_index_heartbeat_ctx(r);
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        struct raft_progress *p = &r->prs[i];
+        bool fed = p->entries_sent && p->state == RAFT_PROGRESS_REPLICATE && !progress_is_paused(p);
+        p->entries_sent = false;
+        if (ctx != 0 || !fed) {
+            send_heartbeat(r, p, ctx);
+        }
     }
 }
 
@@ -346,7 +369,7 @@ void replication_tick(struct raft *r)
     }
     if (r->heartbeat_elapsed >= r->opt.heartbeat_ticks) {
         r->heartbeat_elapsed = 0;
-        replication_bcast_heartbeat(r);
+        heartbeat_period(r);
     }
     for (uint32_t i = 0; i < r->pr_count; i++) {
         snapshot_tick(r, &r->prs[i]);

@@ -484,6 +484,9 @@ static void check_heartbeat_coalescing(uint32_t groups)
     struct cluster *c = cluster_new(groups, 11);
     elect_all(c);
     cluster_settle(c);
+    /* Idle from here: a heartbeat period in which a new leader sent its first entry ends
+     * without a heartbeat to that follower (core/replication.c, heartbeat_period). */
+    cluster_tick(c);
     uint32_t led[NODES + 1] = {0};
     for (raft_group g = 0; g < groups; g++) {
         led[agreed_leader(c, g)]++;

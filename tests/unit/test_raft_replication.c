@@ -243,6 +243,14 @@ static void test_leader_sends_heartbeats_every_heartbeat_ticks(void **state)
     struct raft_options o = fx_options(1);
     o.heartbeat_ticks = 2;
     struct fx *f = fx_new_leader(&o, 3);
+    /* The period in which the followers were sent the leader's first entry ends without
+     * heartbeats (test_no_heartbeat_to_follower_sent_entries); from then on the leader is
+     * idle. */
+    raft_tick(f->r);
+    raft_tick(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 0), 0);
+    fx_clear(f);
     raft_tick(f->r);
     fx_drain(f);
     assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 0), 0);
@@ -267,11 +275,66 @@ static void test_heartbeat_commit_capped_by_match(void **state)
     fx_step(f, &a2);
     fx_drain(f);
     assert_int_equal(fx_commit(f), 1);
+    raft_tick(f->r); /* the period of the first entry's appends (no heartbeat to 2) */
+    fx_drain(f);
     fx_clear(f);
     raft_tick(f->r);
     fx_drain(f);
     assert_int_equal(fx_expect(f, RAFT_MSG_HEARTBEAT, 2)->heartbeat.commit, 1);
     assert_int_equal(fx_expect(f, RAFT_MSG_HEARTBEAT, 3)->heartbeat.commit, 0);
+    fx_free(f);
+}
+
+/* A follower in REPLICATE that was sent entries during a heartbeat period gets no heartbeat
+ * when the period ends (the append reset its election timer, carried the commit index and
+ * is answered); one sent none does, and while a ReadIndex round waits every follower does.
+ * Reference: core/replication.c, heartbeat_period */
+static void test_no_heartbeat_to_follower_sent_entries(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    o.heartbeat_ticks = 2;
+    struct fx *f = fx_new_leader(&o, 3);
+    raft_tick(f->r);
+    raft_tick(f->r); /* the period of the leader's first entry */
+    fx_drain(f);
+    fx_clear(f);
+    /* Entries to both followers, not acknowledged (their windows stay open). */
+    raft_index idx = 0;
+    assert_int_equal(raft_propose(f->r, (const uint8_t *)"x", 1, &idx), 0);
+    fx_drain(f);
+    assert_int_equal(fx_count_appends(f, 2), 1);
+    assert_int_equal(fx_count_appends(f, 3), 1);
+    fx_clear(f);
+    raft_tick(f->r);
+    raft_tick(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 0), 0);
+    fx_clear(f);
+    /* A period without entries: heartbeats again. */
+    raft_tick(f->r);
+    raft_tick(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 2), 1);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 3), 1);
+    fx_clear(f);
+    /* Entries again, and a read round: the round's heartbeats go at once, and the period's
+     * too, both carrying the round. */
+    assert_int_equal(raft_propose(f->r, (const uint8_t *)"y", 1, &idx), 0);
+    fx_drain(f);
+    fx_clear(f);
+    assert_int_equal(raft_read_index(f->r, 7), 0);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 2), 1);
+    uint64_t round = fx_expect(f, RAFT_MSG_HEARTBEAT, 2)->heartbeat.read_ctx;
+    assert_true(round != 0);
+    fx_clear(f);
+    raft_tick(f->r);
+    raft_tick(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 2), 1);
+    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 3), 1);
+    assert_int_equal(fx_expect(f, RAFT_MSG_HEARTBEAT, 3)->heartbeat.read_ctx, round);
     fx_free(f);
 }
 
@@ -655,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_leader_commits_previous_term_via_current_term_entry),
         cmocka_unit_test(test_leader_sends_heartbeats_every_heartbeat_ticks),
         cmocka_unit_test(test_heartbeat_commit_capped_by_match),
+        cmocka_unit_test(test_no_heartbeat_to_follower_sent_entries),
         cmocka_unit_test(test_propose_refused_when_not_leader),
         cmocka_unit_test(test_leader_never_overwrites_its_log),
         cmocka_unit_test(test_follower_appends_entries),
