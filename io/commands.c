@@ -470,8 +470,9 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             bad += atomic_load_explicit(&p->frames_bad, memory_order_relaxed);
             refused += atomic_load_explicit(&p->handshakes_refused, memory_order_relaxed);
         }
-        OUT("# Batching\r\ndisk_strategy:%s\r\ndisk_sync:%s\r\nnet_strategy:%s\r\nwal_flushes:%" PRIu64
-            "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
+        OUT("# "
+            "Batching\r\ndisk_strategy:%s\r\ndisk_sync:%s\r\nnet_strategy:%s\r\nwal_flushes:"
+            "%" PRIu64 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
             "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
             "\r\npeer_frames_dropped:%" PRIu64 "\r\npeer_frames_rejected:%" PRIu64
