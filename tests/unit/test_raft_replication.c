@@ -249,7 +249,6 @@ static void test_leader_sends_heartbeats_every_heartbeat_ticks(void **state)
     raft_tick(f->r);
     raft_tick(f->r);
     fx_drain(f);
-    assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 0), 0);
     fx_clear(f);
     raft_tick(f->r);
     fx_drain(f);
