@@ -115,47 +115,51 @@ enum req_origin {
 };
 
 struct req {
+    /* First 64 bytes (pooled requests are 64-byte aligned): what finding a request by id
+     * and taking it off its lists touches, so a forward's reply, arriving when the request
+     * has long left the cache, misses one line of it instead of three. */
     uint64_t id; /* unique within the node: read ctx and forward id */
     uint8_t state;
     uint8_t origin;
     uint8_t cls;        /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
-    bool redirect_ok;   /* may answer -MOVED (client in redirect mode) */
     bool not_leader;    /* ORIGIN_PEER: answer "not the leader" instead of a reply */
-    bool failed;        /* fan-out parent: a part failed (its error is the reply) */
-    int64_t sum;        /* fan-out parent: DBSIZE total, or keys gathered */
     bool answered;      /* set on the origin worker only: the reply may be written (the owner's
                            `state` is not read across threads) */
     bool maybe_applied; /* was proposed or forwarded once: a failure must say "unknown" */
-    bool scan_cursor;   /* a SCAN: the reply's cursor is turned into the node-wide one */
-    uint64_t cost;      /* bytes charged to the worker's in-flight budget */
+    bool redirect_ok;   /* may answer -MOVED (client in redirect mode) */
+    bool pooled;        /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
+    struct req *hnext;  /* id map chain */
+    struct req *list_prev, *list_next; /* the owner's list for `state` */
+    struct req *conn_next;             /* client's in-order list */
+    raft_node forwarded_to;
+    raft_node forwarded_before; /* where it went before a leader change sent it elsewhere */
     raft_group group;
-    uint16_t slot;
     uint32_t origin_worker;
+    /* Then the reply and what completing it reads. */
+    struct reply reply;
+    void *client;       /* ORIGIN_CLIENT: the struct client, on origin_worker */
+    struct req *parent; /* ORIGIN_FANOUT */
+    uint64_t cost;      /* bytes charged to the worker's in-flight budget */
+    int64_t start_ns;   /* monotonic: when it was parsed (latency, SLOWLOG) */
+    bool failed;        /* fan-out parent: a part failed (its error is the reply) */
+    bool scan_cursor;   /* a SCAN: the reply's cursor is turned into the node-wide one */
+    uint16_t slot;
     raft_node origin_node;
     uint64_t origin_id; /* ORIGIN_PEER: the forwarder's id */
+    int64_t sum;        /* fan-out parent: DBSIZE total, or keys gathered */
     uint64_t client_id, seq;
     uint64_t first_unacked; /* writes: the client's oldest write without a delivered reply */
     int64_t deadline_ms;
-    int64_t start_ns; /* monotonic: when it was parsed (latency, SLOWLOG) */
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
-    raft_node forwarded_to;
-    raft_node forwarded_before; /* where it went before a leader change sent it elsewhere */
     uint32_t argc;
     const uint8_t **argv;
     uint32_t *argl;
-    uint8_t *args; /* argv points into this copy */
-    bool pooled;   /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
-    struct reply reply;
-    struct req *parent;     /* ORIGIN_FANOUT */
+    uint8_t *args;          /* argv points into this copy */
     struct member_job *job; /* a RAFT ADDNODE/PROMOTE/REMOVENODE/TRANSFER parent (members.c) */
     uint32_t children_left;
-    void *client;                      /* ORIGIN_CLIENT: the struct client, on origin_worker */
-    struct req *conn_next;             /* client's in-order list */
-    struct req *list_prev, *list_next; /* the owner's list for `state` */
-    struct req *hnext;                 /* id map chain */
-    struct req *all_prev, *all_next;   /* the owner worker's in-flight list (timeouts) */
-    struct sm_xread_wait *wait;        /* REQ_BLOCKED: what it waits for (owned) */
+    struct req *all_prev, *all_next; /* the owner worker's in-flight list (timeouts) */
+    struct sm_xread_wait *wait;      /* REQ_BLOCKED: what it waits for (owned) */
     /* Set by the origin worker when the client goes away while the request is in flight:
      * the owner then ends a blocked read at once instead of at its timeout. */
     _Atomic bool cancelled;
@@ -656,6 +660,12 @@ void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t
 /* Sends a frame of `type` whose payload is the concatenation of the parts. */
 bool peer_send_frame(
     struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen);
+/* The same built in place: peer_frame_begin reserves a frame of payload_len bytes in p's
+ * output and returns where its payload goes (NULL: not sent, counted as peer_send_frame
+ * counts it); the caller writes exactly payload_len bytes there and calls peer_frame_end,
+ * with nothing else written to p's output in between. */
+uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len);
+void peer_frame_end(struct peer *p, uint8_t *payload);
 /* Counts a failed check of a peer's frame, logs why, and closes the connection. */
 void peer_bad_frame(struct peer *p, const char *why);
 

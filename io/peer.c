@@ -526,44 +526,58 @@ void peer_on_closed(struct conn *c)
     }
 }
 
-bool peer_send_frame(
-    struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
+uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len)
 {
     struct worker *w;
     if (p->state != PEER_UP || p->conn == NULL) {
         p->dropped_frames++;
-        return false;
+        return NULL;
     }
     w = p->conn->w;
-    size_t payload = alen + blen;
-    if (payload > FRAME_PAYLOAD_MAX_DEFAULT) {
+    if (payload_len > FRAME_PAYLOAD_MAX_DEFAULT) {
         p->dropped_frames++;
         atomic_fetch_add_explicit(&w->pub.frames_dropped, 1, memory_order_relaxed);
-        return false;
+        return NULL;
     }
-    uint8_t *dst = conn_reserve(p->conn, FRAME_HEADER_BYTES + payload);
+    uint8_t *dst = conn_reserve(p->conn, FRAME_HEADER_BYTES + payload_len);
     if (dst == NULL) {
         /* A slow peer: drop rather than grow; Raft retransmits from its progress state. */
         p->dropped_frames++;
         atomic_fetch_add_explicit(&w->pub.frames_dropped, 1, memory_order_relaxed);
-        return false;
+        return NULL;
     }
-    frame_header_encode(dst, (enum frame_type)type, (uint32_t)payload);
-    if (alen > 0) {
-        memcpy(dst + FRAME_HEADER_BYTES, a, alen);
-    }
-    if (blen > 0) {
-        memcpy(dst + FRAME_HEADER_BYTES + alen, b, blen);
-    }
-    frame_finalize(dst);
+    frame_header_encode(dst, (enum frame_type)type, (uint32_t)payload_len);
+    return dst + FRAME_HEADER_BYTES;
+}
+
+void peer_frame_end(struct peer *p, uint8_t *payload)
+{
+    struct worker *w = p->conn->w;
+    size_t bytes = frame_finalize(payload - FRAME_HEADER_BYTES);
     p->conn->out[p->conn->fill].frames++;
     p->frames_out++;
-    p->bytes_out += FRAME_HEADER_BYTES + payload;
+    p->bytes_out += bytes;
     w->st.frames_sent++;
-    w->st.frame_bytes_sent += FRAME_HEADER_BYTES + payload;
+    w->st.frame_bytes_sent += bytes;
     if (w->node->cfg.net_batching == NET_BATCHING_NONE) {
         conn_send_now(p->conn);
     }
+}
+
+bool peer_send_frame(
+    struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    uint8_t *dst = peer_frame_begin(p, type, alen + blen);
+    if (dst == NULL) {
+        return false;
+    }
+    if (alen > 0) {
+        memcpy(dst, a, alen);
+    }
+    if (blen > 0) {
+        memcpy(dst + alen, b, blen);
+    }
+    peer_frame_end(p, dst);
     return true;
 }
 

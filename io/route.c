@@ -16,6 +16,7 @@
  * request has a deadline; one that passes it is answered with an error saying the outcome is
  * unknown. A completed request goes back to its origin: the client's worker, or the node that
  * forwarded it. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,10 @@ static struct req *map_take(struct worker *w, uint64_t id)
 #define REQ_POOL_MAX         4096u /* free requests a worker keeps */
 #define REQ_POOL_REPLY_BYTES 512u  /* reply buffers a pooled request keeps */
 
+_Static_assert(REQ_POOL_BYTES % 64 == 0, "aligned_alloc takes a multiple of the alignment");
+_Static_assert(offsetof(struct req, origin_worker) + sizeof(uint32_t) <= 64,
+               "the fields the id map and the lists touch fit in one cache line");
+
 struct req *
 req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
@@ -151,7 +156,8 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
         reply.buf = r->reply.buf; /* keeps its buffer */
         reply.cap = r->reply.cap;
     } else {
-        r = malloc(pooled ? REQ_POOL_BYTES : need);
+        /* Pooled ones start on a cache line (the hot fields first: struct req). */
+        r = pooled ? aligned_alloc(64, REQ_POOL_BYTES) : malloc(need);
         if (r == NULL) {
             return NULL;
         }
@@ -379,7 +385,6 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
         return false;
     }
     size_t args = forward_args_bytes(r->argc, r->argl);
-    uint8_t head[FORWARD_HEADER_BYTES];
     struct forward_header h = {.id = r->id,
                                .client_id = r->client_id,
                                .seq = r->seq,
@@ -387,20 +392,15 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
                                .group = r->group,
                                .cls = r->cls,
                                .argc = r->argc};
-    forward_header_encode(head, &h);
-    uint8_t stack[4096];
-    uint8_t *payload = args <= sizeof(stack) ? stack : malloc(args);
+    /* Encoded straight into the connection's output: no copy of the arguments between. */
+    uint8_t *payload = peer_frame_begin(p, FRAME_FORWARD, FORWARD_HEADER_BYTES + args);
     if (payload == NULL) {
         return false;
     }
-    forward_args_encode(payload, r->argc, (const uint8_t *const *)r->argv, r->argl);
-    bool ok = peer_send_frame(p, FRAME_FORWARD, head, sizeof(head), payload, args);
-    if (payload != stack) {
-        free(payload);
-    }
-    if (!ok) {
-        return false;
-    }
+    forward_header_encode(payload, &h);
+    forward_args_encode(payload + FORWARD_HEADER_BYTES, r->argc, (const uint8_t *const *)r->argv,
+                        r->argl);
+    peer_frame_end(p, payload);
     r->state = REQ_FORWARDED;
     r->maybe_applied = true;
     r->forwarded_to = leader;
