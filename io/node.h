@@ -204,6 +204,12 @@ struct peer {
     uint64_t bad_frames;     /* closed for a failed check */
     uint64_t connects;
     struct req_list forwarded; /* requests forwarded to this peer, oldest first */
+    /* Forward batching (io/wire/forward.h): the peer announced FORWARD_FEATURE_BATCH on this
+     * connection; the batch frame being filled at the end of the connection's output (type
+     * 0: none), at batch_off of out[fill], batch_len payload bytes so far. */
+    bool batch_ok;
+    uint16_t batch_type;
+    size_t batch_off, batch_len;
 };
 
 /* ---- snapshots (snapshot.c) ------------------------------------------------------------ */
@@ -666,6 +672,19 @@ bool peer_send_frame(
  * with nothing else written to p's output in between. */
 uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len);
 void peer_frame_end(struct peer *p, uint8_t *payload);
+/* Most bytes of a forward batch's payload. */
+#define PEER_BATCH_MAX (64u << 10)
+/* True if forwards and their replies to p may go in batch frames: p announced it, and sends
+ * are batched (net-batching other than none). */
+bool peer_batches(const struct peer *p);
+/* Adds a record of rec_len bytes (FORWARD_RECORD_BYTES + rec_len <= PEER_BATCH_MAX) to the
+ * batch frame of `type` (FRAME_FORWARD_BATCH or FRAME_FORWARD_REPLY_BATCH) being filled for
+ * p, starting one if there is none or it is full, and returns where the record's bytes go
+ * (NULL: not sent, counted as peer_send_frame counts it). The caller writes them at once.
+ * The frame is finished (its length and checksum) before anything else is written to p's
+ * output and before that output is sent (peer_batch_close). */
+uint8_t *peer_batch_record(struct peer *p, uint16_t type, size_t rec_len);
+void peer_batch_close(struct peer *p);
 /* Counts a failed check of a peer's frame, logs why, and closes the connection. */
 void peer_bad_frame(struct peer *p, const char *why);
 
@@ -693,6 +712,9 @@ void route_on_restore(struct worker *w, struct group_state *gs, raft_index index
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
+/* A FRAME_FORWARD_BATCH or FRAME_FORWARD_REPLY_BATCH: each record as route_on_forward or
+ * route_on_forward_reply; an empty or malformed batch closes the connection. */
+void route_on_forward_batch(struct peer *p, uint16_t type, const uint8_t *payload, size_t len);
 void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
 void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);

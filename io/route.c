@@ -392,15 +392,22 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
                                .group = r->group,
                                .cls = r->cls,
                                .argc = r->argc};
-    /* Encoded straight into the connection's output: no copy of the arguments between. */
-    uint8_t *payload = peer_frame_begin(p, FRAME_FORWARD, FORWARD_HEADER_BYTES + args);
+    /* Encoded straight into the connection's output: into the batch of forwards for this
+     * peer if it takes them (one frame and checksum for all that leave together), else a
+     * frame of its own. */
+    size_t len = FORWARD_HEADER_BYTES + args;
+    bool batch = peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX;
+    uint8_t *payload = batch ? peer_batch_record(p, FRAME_FORWARD_BATCH, len)
+                             : peer_frame_begin(p, FRAME_FORWARD, len);
     if (payload == NULL) {
         return false;
     }
     forward_header_encode(payload, &h);
     forward_args_encode(payload + FORWARD_HEADER_BYTES, r->argc, (const uint8_t *const *)r->argv,
                         r->argl);
-    peer_frame_end(p, payload);
+    if (!batch) {
+        peer_frame_end(p, payload);
+    }
     r->state = REQ_FORWARDED;
     r->maybe_applied = true;
     r->forwarded_to = leader;
@@ -756,9 +763,21 @@ void route_complete(struct worker *w, struct req *r)
             struct forward_reply_header h = {.id = r->origin_id,
                                              .not_leader = r->not_leader ? 1 : 0,
                                              .leader = gs != NULL ? gs->leader : 0};
-            forward_reply_header_encode(head, &h);
-            peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf,
-                            r->not_leader ? 0 : r->reply.len);
+            size_t body = r->not_leader ? 0 : r->reply.len;
+            size_t len = FORWARD_REPLY_HEADER_BYTES + body;
+            uint8_t *dst = NULL;
+            if (peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX) {
+                dst = peer_batch_record(p, FRAME_FORWARD_REPLY_BATCH, len);
+            }
+            if (dst != NULL) {
+                forward_reply_header_encode(dst, &h);
+                if (body > 0) {
+                    memcpy(dst + FORWARD_REPLY_HEADER_BYTES, r->reply.buf, body);
+                }
+            } else {
+                forward_reply_header_encode(head, &h);
+                peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf, body);
+            }
         }
         req_free(w, r);
         return;
@@ -1262,6 +1281,51 @@ void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len)
     reply_reset(&r->reply);
     reply_raw(&r->reply, reply, reply_len);
     route_complete(w, r);
+}
+
+/* Every record must decode before any is acted on: a malformed batch is refused whole. A
+ * record the node refuses after that (a group its worker does not serve, a reply to a
+ * request not forwarded to that peer) closes the connection as it would have as a frame of
+ * its own, after the records before it. */
+static bool batch_decodes(uint16_t type, const uint8_t *payload, size_t len)
+{
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t rec_len;
+    int rc;
+    while ((rc = forward_record_next(payload, len, &off, &rec, &rec_len)) == 1) {
+        struct forward_reply_header h;
+        const uint8_t *reply;
+        size_t reply_len;
+        if ((type == FRAME_FORWARD_BATCH
+                 ? forward_check(rec, rec_len)
+                 : forward_reply_decode(rec, rec_len, &h, &reply, &reply_len)) != 0) {
+            return false;
+        }
+    }
+    return rc == 0 && len > 0;
+}
+
+void route_on_forward_batch(struct peer *p, uint16_t type, const uint8_t *payload, size_t len)
+{
+    if (!batch_decodes(type, payload, len)) {
+        peer_bad_frame(p, "malformed forward batch");
+        return;
+    }
+    struct conn *c = p->conn;
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t rec_len;
+    while (forward_record_next(payload, len, &off, &rec, &rec_len) == 1) {
+        if (type == FRAME_FORWARD_BATCH) {
+            route_on_forward(p, rec, rec_len);
+        } else {
+            route_on_forward_reply(p, rec, rec_len);
+        }
+        if (p->conn != c) {
+            return; /* a record was refused: the connection is closed */
+        }
+    }
 }
 
 /* A blocked read that `p` forwarded here and then cancelled, found by its id there. */

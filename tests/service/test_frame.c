@@ -200,7 +200,7 @@ static const struct corruption corruptions[] = {
     {"version 0", 4, 0, FRAME_E_VERSION, 6},
     {"version high byte", 5, 1, FRAME_E_VERSION, 6},
     {"type 0", 6, 0, FRAME_E_TYPE, 8},
-    {"type 9", 6, 9, FRAME_E_TYPE, 8},
+    {"type 11", 6, 11, FRAME_E_TYPE, 8},
     {"type high byte", 7, 1, FRAME_E_TYPE, 8},
     {"length over the limit", 9, 0x10, FRAME_E_TOO_LONG, 12},
     {"length top byte", 11, 0x80, FRAME_E_TOO_LONG, 12},
