@@ -5,6 +5,7 @@ announced the feature in a PING (io/wire/forward.h); a malformed batch is refuse
 import os
 import socket
 import struct
+import time
 import unittest
 
 import harness
@@ -99,6 +100,10 @@ class ForwardBatchTests(unittest.TestCase):
         +OK once and every node reads every value."""
         with Cluster(3, groups=16) as c:
             c.start()
+            # Leader balance (from 2 s in) gives the other nodes groups to forward to.
+            for _ in deadline_loop(30, 0.2):
+                if all(v > 0 for v in c.leaders_by_node().values()):
+                    break
             n1 = c.node(1)
             fwd0 = stat(n1, "stats", "forwarded_out")
             frames0 = stat(n1, "batching", "peer_frames_sent")
@@ -108,7 +113,7 @@ class ForwardBatchTests(unittest.TestCase):
             self.assertEqual(replies, ["OK"] * n)
             forwards = stat(n1, "stats", "forwarded_out") - fwd0
             frames = stat(n1, "batching", "peer_frames_sent") - frames0
-            self.assertGreater(forwards, n // 5, "too few forwards to tell anything")
+            self.assertGreater(forwards, 100, "too few forwards to tell anything")
             self.assertLess(frames, forwards,
                             "%d peer frames for %d forwards: not batched" % (frames, forwards))
             print("note: %d forwards in %d peer frames (Raft's included)" % (forwards, frames))
@@ -153,6 +158,10 @@ class ForwardBatchTests(unittest.TestCase):
             self.assertTrue(p.read_until(replied, 15), "replies: %r" % p.frames[-5:])
             self.assertFalse(any(t == FRAME_FORWARD_REPLY for t, _ in p.frames),
                              "a reply outside a batch to a peer that takes batches")
+            # Workers publish their counters at each sweep (every 100 ms).
+            for _ in deadline_loop(3, 0.05):
+                if stat(n3, "stats", "forwarded_in") >= in0 + c.groups:
+                    break
             self.assertEqual(stat(n3, "stats", "forwarded_in"), in0 + c.groups)
 
             rejected0 = stat(n3, "batching", "peer_frames_rejected")
@@ -166,6 +175,7 @@ class ForwardBatchTests(unittest.TestCase):
                 if stat(n3, "batching", "peer_frames_rejected") > rejected0:
                     break
             self.assertEqual(stat(n3, "batching", "peer_frames_rejected"), rejected0 + 1)
+            time.sleep(0.5)  # several sweeps: a record acted on would be published by now
             self.assertEqual(stat(n3, "stats", "forwarded_in"), in1,
                              "a record of a refused batch was acted on")
             self.assertIn("malformed forward batch", n3.log_text())
