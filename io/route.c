@@ -765,14 +765,15 @@ void route_complete(struct worker *w, struct req *r)
                                              .leader = gs != NULL ? gs->leader : 0};
             size_t body = r->not_leader ? 0 : r->reply.len;
             size_t len = FORWARD_REPLY_HEADER_BYTES + body;
-            uint8_t *dst = NULL;
             if (peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX) {
-                dst = peer_batch_record(p, FRAME_FORWARD_REPLY_BATCH, len);
-            }
-            if (dst != NULL) {
-                forward_reply_header_encode(dst, &h);
-                if (body > 0) {
-                    memcpy(dst + FORWARD_REPLY_HEADER_BYTES, r->reply.buf, body);
+                /* Into the batch of replies for that peer (NULL: dropped and counted; the
+                 * request times out at the forwarder, as with a frame of its own). */
+                uint8_t *dst = peer_batch_record(p, FRAME_FORWARD_REPLY_BATCH, len);
+                if (dst != NULL) {
+                    forward_reply_header_encode(dst, &h);
+                    if (body > 0) {
+                        memcpy(dst + FORWARD_REPLY_HEADER_BYTES, r->reply.buf, body);
+                    }
                 }
             } else {
                 forward_reply_header_encode(head, &h);
