@@ -118,9 +118,10 @@ def main():
 
     def add(key, r):
         res.setdefault(key, []).append(r)
-        nt.progress("  %-28s %7.0f req/s  %6.2f us/write  %5.3f faults/write  (busy cores %.2f)"
-                    % (key, r["rps"], r["cpu_us_per_write"], r["faults_per_write"],
-                       r["machine_busy_cores"]))
+        nt.progress("  %-28s %7.0f req/s  p50/p99 %s/%s ms  %6.2f us/write  %5.3f faults/write"
+                    "  (busy cores %.2f)"
+                    % (key, r["rps"], nt.fmt(r["p50"]), nt.fmt(r["p99"]), r["cpu_us_per_write"],
+                       r["faults_per_write"], r["machine_busy_cores"]))
 
     for rnd in range(1, args.rounds + 1):
         perf_dir = args.perf if rnd == args.rounds else None
@@ -153,15 +154,16 @@ def main():
     lines = ["", "-n %d, %d rounds, G=%d W=%d, medians (range)"
              % (args.n, args.rounds, args.groups, args.workers), "",
              "| configuration | us CPU / write | x redis | page faults / write | req/s "
-             "| busy cores |", "|---|---|---|---|---|---|"]
+             "| p50 / p99 ms | busy cores |", "|---|---|---|---|---|---|---|"]
     for key, rs in res.items():
         us = [r["cpu_us_per_write"] for r in rs]
         lo, hi = nt.spread(us)
-        lines.append("| %s | %s (%s-%s) | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s (%s-%s) | %s | %s | %s | %s / %s | %s |" % (
             key, nt.fmt(nt.med(us)), nt.fmt(lo), nt.fmt(hi),
             nt.fmt(nt.ratio(nt.med(us), base)),
             nt.fmt(nt.med([r["faults_per_write"] for r in rs]), 3),
             nt.fmt(nt.med([r["rps"] for r in rs])),
+            nt.fmt(nt.med([r["p50"] for r in rs])), nt.fmt(nt.med([r["p99"] for r in rs])),
             nt.fmt(nt.med([r["machine_busy_cores"] for r in rs]))))
     for where, what in nt.problems:
         lines.append("PROBLEM %s: %s" % (where, what.splitlines()[0] if what else ""))

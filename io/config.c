@@ -30,6 +30,7 @@ void config_default(struct node_config *c)
     c->disk_batching = (struct wal_strategy){.kind = WAL_STRATEGY_ADAPTIVE};
     c->net_batching = NET_BATCHING_ADAPTIVE;
     c->disk_flushes_in_flight = 1;
+    c->wal_sync = WAL_SYNC_LINKED_FDATASYNC;
     c->lazy_commit = true;
     c->quiesce = true;
     c->tick_ms = 10;
@@ -320,6 +321,23 @@ static void format_disk_batching(const struct node_config *c, char *buf, size_t 
     wal_strategy_format(&c->disk_batching, buf, len);
 }
 
+static int parse_wal_sync(struct node_config *c, const char *value, char *err, size_t len)
+{
+    if (strcmp(value, "fdatasync") == 0) {
+        c->wal_sync = WAL_SYNC_LINKED_FDATASYNC;
+    } else if (strcmp(value, "dsync") == 0) {
+        c->wal_sync = WAL_SYNC_RWF_DSYNC;
+    } else {
+        return fail(err, len, "bad value for wal-sync: '%s' (fdatasync or dsync)", value);
+    }
+    return 0;
+}
+
+static void format_wal_sync(const struct node_config *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", c->wal_sync == WAL_SYNC_RWF_DSYNC ? "dsync" : "fdatasync");
+}
+
 static int parse_net_batching(struct node_config *c, const char *value, char *err, size_t len)
 {
     if (strcmp(value, "none") == 0) {
@@ -485,6 +503,10 @@ static const struct config_option config_options[] = {
            "How appends are grouped into one write and fdatasync (docs/storage.md)."),
     U32("disk-flushes-in-flight", disk_flushes_in_flight, 1, WAL_FLUSHES_MAX, "N",
         "WAL flushes in flight at once: 1 or 2", NULL),
+    CUSTOM("wal-sync", wal_sync, "fdatasync|dsync",
+           "WAL flush: write + linked fdatasync, or one RWF_DSYNC write",
+           "Both are durable when they complete; dsync hands one request to the kernel's "
+           "workers instead of two (docs/storage.md)."),
     BOOL("lazy-commit", lazy_commit, "skip hard states that change only the commit index",
          "Term and vote are always written before the messages that depend on them; the commit "
          "index may lag and is learnt again from the leader after a restart."),

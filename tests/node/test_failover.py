@@ -124,8 +124,19 @@ class FailoverTests(unittest.TestCase):
     def test_stop_all_and_restart_keeps_acknowledged_writes(self):
         """SIGTERM every node (each exits 0), start them all again: every acknowledged
         write is still there (keys, a counter, a stream), on every node."""
-        with Cluster(3, groups=16) as c:
+        self.stop_all_and_restart(())
+
+    def test_stop_all_and_restart_with_dsync_writes(self):
+        """The same with the WAL's other durable path (wal-sync dsync: one RWF_DSYNC write
+        per flush instead of a write linked to an fdatasync)."""
+        self.stop_all_and_restart(("--wal-sync", "dsync"))
+
+    def stop_all_and_restart(self, extra):
+        with Cluster(3, groups=16, extra=extra) as c:
             c.start()
+            want = "dsync" if "dsync" in extra else "fdatasync"
+            for x in c.nodes:
+                self.assertIn(("disk_sync:%s" % want).encode(), x.call("INFO", "batching"))
             acked = {}
             for x in c.nodes:
                 replies = write_round(x, "n%d" % x.id)

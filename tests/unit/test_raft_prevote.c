@@ -17,6 +17,29 @@ static bool granted(const struct fx *f, uint8_t type, raft_node to)
     return r != NULL && r->m.vote_resp.granted;
 }
 
+/* Node 2 of 3, a follower that has just heard leader 1 in term 2 (its log: 5 entries of
+ * term 2 or fewer), with no messages pending. */
+static struct fx *follower_hearing_leader(bool pre_vote, bool check_quorum)
+{
+    struct raft_options o = opts(2, pre_vote, check_quorum);
+    struct fx *f = fx_new_restore(&o, 3, NULL);
+    fx_hear_leader(f, 1, 2);
+    fx_clear(f);
+    return f;
+}
+
+/* Node 3 asks f for a vote (or a PreVote) for term 3 with a log as long as f's; true if
+ * f granted it. */
+static bool vote_from_node_3(struct fx *f, uint8_t type, bool transfer)
+{
+    struct raft_msg v = fx_vote(type, 3, 2, 3, 5, 2);
+    v.vote.transfer = transfer;
+    fx_step(f, &v);
+    fx_drain(f);
+    uint8_t resp = type == RAFT_MSG_PRE_VOTE ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP;
+    return granted(f, resp, 3);
+}
+
 /* "Pre-Vote ... a candidate would only increment its term if it first learns from a
  * majority of the cluster that they would be willing to grant the candidate their votes."
  * The PreVote carries the term it would use; its own term stays. Reference: thesis §9.6 */
@@ -83,14 +106,8 @@ static void test_prevote_majority_starts_real_election(void **state)
 static void test_prevote_rejected_while_hearing_leader(void **state)
 {
     (void)state;
-    struct raft_options o = opts(2, true, true);
-    struct fx *f = fx_new_restore(&o, 3, NULL);
-    fx_hear_leader(f, 1, 2);
-    fx_clear(f);
-    struct raft_msg pv = fx_vote(RAFT_MSG_PRE_VOTE, 3, 2, 3, 5, 2);
-    fx_step(f, &pv);
-    fx_drain(f);
-    assert_false(granted(f, RAFT_MSG_PRE_VOTE_RESP, 3));
+    struct fx *f = follower_hearing_leader(true, true);
+    assert_false(vote_from_node_3(f, RAFT_MSG_PRE_VOTE, false));
     struct raft_status s = fx_status(f);
     assert_int_equal(s.term, 2);
     assert_int_equal(s.leader, 1);
@@ -103,16 +120,11 @@ static void test_prevote_rejected_while_hearing_leader(void **state)
 static void test_prevote_granted_after_leader_silent(void **state)
 {
     (void)state;
-    struct raft_options o = opts(2, true, true);
-    struct fx *f = fx_new_restore(&o, 3, NULL);
-    fx_hear_leader(f, 1, 2);
+    struct fx *f = follower_hearing_leader(true, true);
     fx_tick(f, 2 * E);
     fx_drain(f);
     fx_clear(f);
-    struct raft_msg pv = fx_vote(RAFT_MSG_PRE_VOTE, 3, 2, 3, 5, 2);
-    fx_step(f, &pv);
-    fx_drain(f);
-    assert_true(granted(f, RAFT_MSG_PRE_VOTE_RESP, 3));
+    assert_true(vote_from_node_3(f, RAFT_MSG_PRE_VOTE, false));
     assert_int_equal(fx_term(f), 2);
     fx_free(f);
 }
@@ -220,14 +232,8 @@ static void test_check_quorum_leader_stays_with_quorum(void **state)
 static void test_lease_follower_ignores_higher_term_vote(void **state)
 {
     (void)state;
-    struct raft_options o = opts(2, false, true);
-    struct fx *f = fx_new_restore(&o, 3, NULL);
-    fx_hear_leader(f, 1, 2);
-    fx_clear(f);
-    struct raft_msg v = fx_vote(RAFT_MSG_VOTE, 3, 2, 3, 5, 2);
-    fx_step(f, &v);
-    fx_drain(f);
-    assert_false(granted(f, RAFT_MSG_VOTE_RESP, 3));
+    struct fx *f = follower_hearing_leader(false, true);
+    assert_false(vote_from_node_3(f, RAFT_MSG_VOTE, false));
     struct raft_status s = fx_status(f);
     assert_int_equal(s.term, 2);
     assert_int_equal(s.leader, 1);
@@ -240,15 +246,8 @@ static void test_lease_follower_ignores_higher_term_vote(void **state)
 static void test_lease_bypassed_by_transfer_vote(void **state)
 {
     (void)state;
-    struct raft_options o = opts(2, false, true);
-    struct fx *f = fx_new_restore(&o, 3, NULL);
-    fx_hear_leader(f, 1, 2);
-    fx_clear(f);
-    struct raft_msg v = fx_vote(RAFT_MSG_VOTE, 3, 2, 3, 5, 2);
-    v.vote.transfer = true;
-    fx_step(f, &v);
-    fx_drain(f);
-    assert_true(granted(f, RAFT_MSG_VOTE_RESP, 3));
+    struct fx *f = follower_hearing_leader(false, true);
+    assert_true(vote_from_node_3(f, RAFT_MSG_VOTE, true));
     assert_int_equal(fx_term(f), 3);
     assert_int_equal(fx_status(f).vote, 3);
     fx_free(f);
