@@ -30,6 +30,15 @@
 
 #define NODE_WORKERS_MAX 64
 
+/* Applying a group's committed batch (worker.c, op_apply_ahead), how many entries ahead of
+ * the apply the entries' bytes are prefetched, then sm_ahead_start, sm_ahead_finish and
+ * sm_ahead_deep run. */
+#define APPLY_AHEAD_FETCH  12u
+#define APPLY_AHEAD_START  8u
+#define APPLY_AHEAD_FINISH 4u
+#define APPLY_AHEAD_DEEP   2u
+#define APPLY_AHEAD_RING   16u /* a power of two above APPLY_AHEAD_START */
+
 /* Top byte of an SQE's user_data: what completed. The rest is a pointer (user space
  * pointers fit 56 bits) or a small value. */
 enum ud_tag {
@@ -451,6 +460,20 @@ struct worker {
     struct reply sm_scratch;    /* where every group's state machine builds a reply */
     struct sm_limits sm_limits; /* of every group's state machine */
     struct sm *empty_sm;        /* reads of groups without a state machine yet */
+    /* The group batch of committed entries being applied (worker.c, op_apply_ahead), and how
+     * far each prefetching step has gone (APPLY_AHEAD_*); ring[i % APPLY_AHEAD_RING] is what
+     * sm_ahead_start learned of entries[i]. */
+    struct {
+        const struct raft_entry *entries; /* NULL: no batch */
+        struct group_state *gs;
+        uint32_t n;
+        uint32_t next;     /* entries[next] is applied next */
+        uint32_t fetched;  /* bytes prefetched for entries[0, fetched) */
+        uint32_t started;  /* sm_ahead_start done for entries[0, started) */
+        uint32_t finished; /* sm_ahead_finish done for entries[0, finished) */
+        uint32_t deep;     /* sm_ahead_deep done for entries[0, deep) */
+        struct sm_ahead ring[APPLY_AHEAD_RING];
+    } ahead;
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;
@@ -702,7 +725,11 @@ void route_submit(struct worker *w, struct req *r);  /* on the origin worker */
 void route_execute(struct worker *w, struct req *r); /* on the owner worker */
 void route_complete(struct worker *w, struct req *r);
 void route_handoffs(struct worker *w);
-void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e);
+/* ahead: what sm_ahead_start/finish learned of e, or NULL. */
+void route_on_apply(struct worker *w,
+                    struct group_state *gs,
+                    const struct raft_entry *e,
+                    const struct sm_ahead *ahead);
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_on_role(struct worker *w, struct group_state *gs);
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx);

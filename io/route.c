@@ -800,7 +800,10 @@ static void queue_wake(struct worker *w, struct group_state *gs)
     }
 }
 
-void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e)
+void route_on_apply(struct worker *w,
+                    struct group_state *gs,
+                    const struct raft_entry *e,
+                    const struct sm_ahead *ahead)
 {
     struct req *head = gs->proposed.head;
     bool mine = head != NULL && head->index == e->index && head->term == e->term;
@@ -819,7 +822,7 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
         sm_apply_empty(gs->sm, e->index);
         reply_simple(out, "OK");
     } else if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
-        int rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
+        int rc = sm_apply_ahead(gs->sm, e->index, e->data.base, e->data.len, ahead, out);
         if (rc != 0) {
             /* The entry cannot be skipped: the state machine would diverge. */
             LOG_E("group %u: applying entry %llu failed: %s; stopping", gs->g,
