@@ -20,15 +20,23 @@ round, so that a before/after comparison sees the same machine load.
 --groups takes one G or several, comma-separated (`--groups 1,64,512`): each round then runs
 every binary at every G, the order of the (G, binary) pairs rotated every round, so that runs
 at different G, like runs of different binaries, see the same machine load. --no-cluster
-skips (c).
+skips (c) (and (e) with --rbench).
 
 --perf DIR records `perf record -g` of every node (and redis-server) during the runs of the
 last round into DIR (one file per process and run; `perf report -i FILE`). Uses the same
 ports, data and log directories as node-targets.py (BENCH_OUT, default build/bench-cpu).
+
+--rbench adds, on the same cluster, (d) and (e): the same load from ringraft-bench
+(build/release/bench/ringraft-bench: `-c 50 -P 16 -t set -d 16 --keys 1000000`) through node
+1 and with its --cluster (each request to its key's leader). redis-benchmark's --cluster
+gives each pipeline of 16 one hash tag, so (c) sends 16 consecutive writes to one group,
+while (b) spreads them over the groups: (b) - (c) is forwarding plus that difference of key
+pattern. ringraft-bench keeps the keys uniform in both, so (d) - (e) is forwarding alone.
 """
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -88,6 +96,36 @@ def run(target, port, n, cluster_mode, where, perf_dir, tag):
     return r
 
 
+RBENCH = os.path.join(REPO, "build/release/bench/ringraft-bench")
+
+
+def rbench(port, n, conn_args, cluster_mode, where, **kw):
+    """ringraft-bench in redis_benchmark's place (measured_run): the same load, uniform keys
+    in both modes. Returns dict(rps, p50, p99 in ms, elapsed s, ok)."""
+    cmd = [RBENCH, "-p", str(port), "-t", "set", "-d", "16", "--keys", "1000000", "-n",
+           str(n), "--json", "--quiet"] + conn_args
+    if cluster_mode:
+        cmd.append("--cluster")
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=nt.bench_timeout(n))
+    elapsed = time.monotonic() - t0
+    res = {"rps": float("nan"), "p50": float("nan"), "p99": float("nan"), "elapsed": elapsed,
+           "ok": False}
+    try:
+        j = json.loads(proc.stdout.decode(errors="replace"))
+        lat = j["latency_us"]["all"]
+        errors = int(j.get("errors_total", 0))
+        res.update(rps=float(j["rps"]), p50=lat["p50"] / 1000.0, p99=lat["p99"] / 1000.0,
+                   ok=proc.returncode == 0 and errors == 0)
+    except (ValueError, KeyError, TypeError):
+        pass
+    if not res["ok"]:
+        nt.problem(where, "ringraft-bench exit %s: %s\n%s" % (
+            proc.returncode, " ".join(cmd), proc.stdout.decode(errors="replace")[-1500:]))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=300000, help="requests per run (default 300000)")
@@ -100,6 +138,8 @@ def main():
                     help="G, or several comma-separated (default 64)")
     ap.add_argument("--no-cluster", action="store_true", help="skip (c) --cluster")
     ap.add_argument("--workers", type=int, default=1, help="W (default 1)")
+    ap.add_argument("--rbench", action="store_true",
+                    help="also (d) and (e): ringraft-bench through node 1 and --cluster")
     args = ap.parse_args()
     try:
         groups = [int(g) for g in args.groups.split(",")]
@@ -165,6 +205,20 @@ def main():
                     add(label + " (c) --cluster",
                         run(cl, cl.port(1), args.n, True, "(c) %s round %d" % (label, rnd),
                             perf_dir, "%s-c-node" % tag))
+                if args.rbench:
+                    bench = nt.redis_benchmark
+                    nt.redis_benchmark = rbench
+                    try:
+                        add(label + " (d) rbench via node 1",
+                            run(cl, cl.port(1), args.n, False, "(d) %s round %d" % (label, rnd),
+                                perf_dir, "%s-d-node" % tag))
+                        if not args.no_cluster:
+                            add(label + " (e) rbench --cluster",
+                                run(cl, cl.port(1), args.n, True,
+                                    "(e) %s round %d" % (label, rnd), perf_dir,
+                                    "%s-e-node" % tag))
+                    finally:
+                        nt.redis_benchmark = bench
             except (nt.RunFailed, nt.StartError):
                 pass
             finally:

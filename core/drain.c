@@ -5,7 +5,7 @@
  *   -> msgs encoded into this drain's per-peer batches (heartbeats set aside to coalesce)
  *   -> msgs_after_persist encoded into the held unit's per-peer batches (or, when addressed
  *      to this node, copied as local messages)
- *   -> ops->restore (snapshot) -> ops->apply (committed) -> ops->read (reads)
+ *   -> ops->restore (snapshot) -> ops->apply_ahead, ops->apply (committed) -> ops->read (reads)
  *   -> ops->read_failed (read failures) -> ops->role_changed (role event) -> raft_advance.
  * Then every peer's batch gets its heartbeat-set and heartbeat-response-set records and is
  * sent: one batch per peer per drain. Then, if anything was persisted or held, the held unit
@@ -394,6 +394,9 @@ static void drain_apply(struct drain_pass *d, raft_group g, const struct raft_re
         ops->restore(d->ctx, g, rd->snapshot, rd->snapshot_bytes);
     }
     uint32_t n = (rd->flags & RAFT_READY_COMMITTED) != 0 ? rd->committed_count : 0;
+    if (n > 0 && ops->apply_ahead != NULL) {
+        ops->apply_ahead(d->ctx, g, rd->committed, n);
+    }
     for (uint32_t i = 0; i < n; i++) {
         ops->apply(d->ctx, g, &rd->committed[i]);
     }

@@ -8,7 +8,8 @@
  *      snapshot chunk to send goes to ops->snapshot_read instead: the caller reads it from
  *      its image and sends it); those that wait for the persist join the unit's held
  *      batches (or, addressed to this node, are copied to be stepped later);
- *   3. restore the snapshot if any, then apply committed entries (already durable locally);
+ *   3. restore the snapshot if any, then apply committed entries (already durable locally;
+ *      ops->apply_ahead, if set, sees the group's whole batch of them first);
  *   4. reads: read states whose index is now applied are released, then reads that will
  *      never be released are failed;
  *   5. a change of role, term or leader is reported;
@@ -51,6 +52,12 @@ struct drain_ops {
      * snapshot meta.index and send the message (encoded alone in a batch, say) with chunk set
      * to them, now or later; or drop it. `m` lives only for the call. */
     void (*snapshot_read)(void *ctx, raft_group g, const struct raft_msg *m);
+    /* Optional (NULL: not called). Group g's committed entries of this batch, entries[0, n)
+     * with n > 0, just before they are applied (after `restore`): `apply` then gets
+     * &entries[0], &entries[1], ... &entries[n - 1] in this order, and the array stays valid
+     * until the last of them returns. A hint to prefetch what applying them will touch; it
+     * must not change anything `apply` depends on. */
+    void (*apply_ahead)(void *ctx, raft_group g, const struct raft_entry *entries, uint32_t n);
     /* Applies one committed entry of group g. */
     void (*apply)(void *ctx, raft_group g, const struct raft_entry *e);
     /* Releases one read: the state machine of g now includes rs->index. */

@@ -473,6 +473,10 @@ static void conn_submit_send(struct conn *c)
         if (c->out[c->fill].len == 0) {
             return;
         }
+        if (c->kind == CONN_PEER && c->owner != NULL && ((struct peer *)c->owner)->conn == c) {
+            /* Its output is about to be sent: a forward batch in it is finished first. */
+            peer_batch_close(c->owner);
+        }
         c->fill = sending;
         sending = (uint8_t)!c->fill;
         if (c->kind == CONN_PEER && c->out[sending].frames > 0) {

@@ -141,11 +141,13 @@ bench-node: deps
 # SET -r 1000000 -d 16 -c 50 -P 16 through node 1 and with --cluster, rounds interleaved,
 # CPU (utime+stime, all threads) and page faults per write; about 40 s per round.
 # CPU_ARGS: e.g. "-n 300000 --rounds 5", "--bin old=PATH --bin new=PATH" (before/after in one
-# run), "--perf DIR" (perf record of every server in the last round).
+# run), "--perf DIR" (perf record of every server in the last round), "--rbench" (the same
+# load from ringraft-bench too, whose --cluster keeps the keys uniform: forwarding alone).
 .PHONY: bench-cpu
 CPU_ARGS ?=
 bench-cpu: deps
-	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd
+	$(Q)$(MAKE) --no-print-directory FLAVOUR=release build/release/ringraftd \
+		build/release/bench/ringraft-bench
 	$(Q)python3 -B bench/cpu-per-write.py $(CPU_ARGS)
 
 # ---- where an idle node's memory goes (bench/node-memory.py) ------------------------------

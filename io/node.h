@@ -30,6 +30,15 @@
 
 #define NODE_WORKERS_MAX 64
 
+/* Applying a group's committed batch (worker.c, op_apply_ahead), how many entries ahead of
+ * the apply the entries' bytes are prefetched, then sm_ahead_start, sm_ahead_finish and
+ * sm_ahead_deep run. */
+#define APPLY_AHEAD_FETCH  12u
+#define APPLY_AHEAD_START  8u
+#define APPLY_AHEAD_FINISH 4u
+#define APPLY_AHEAD_DEEP   2u
+#define APPLY_AHEAD_RING   16u /* a power of two above APPLY_AHEAD_START */
+
 /* Top byte of an SQE's user_data: what completed. The rest is a pointer (user space
  * pointers fit 56 bits) or a small value. */
 enum ud_tag {
@@ -115,47 +124,51 @@ enum req_origin {
 };
 
 struct req {
+    /* First 64 bytes (pooled requests are 64-byte aligned): what finding a request by id
+     * and taking it off its lists touches, so a forward's reply, arriving when the request
+     * has long left the cache, misses one line of it instead of three. */
     uint64_t id; /* unique within the node: read ctx and forward id */
     uint8_t state;
     uint8_t origin;
     uint8_t cls;        /* CMD_WRITE / CMD_READ, or REQ_INTERNAL_* for fan-out parts */
-    bool redirect_ok;   /* may answer -MOVED (client in redirect mode) */
     bool not_leader;    /* ORIGIN_PEER: answer "not the leader" instead of a reply */
-    bool failed;        /* fan-out parent: a part failed (its error is the reply) */
-    int64_t sum;        /* fan-out parent: DBSIZE total, or keys gathered */
     bool answered;      /* set on the origin worker only: the reply may be written (the owner's
                            `state` is not read across threads) */
     bool maybe_applied; /* was proposed or forwarded once: a failure must say "unknown" */
-    bool scan_cursor;   /* a SCAN: the reply's cursor is turned into the node-wide one */
-    uint64_t cost;      /* bytes charged to the worker's in-flight budget */
+    bool redirect_ok;   /* may answer -MOVED (client in redirect mode) */
+    bool pooled;        /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
+    struct req *hnext;  /* id map chain */
+    struct req *list_prev, *list_next; /* the owner's list for `state` */
+    struct req *conn_next;             /* client's in-order list */
+    raft_node forwarded_to;
+    raft_node forwarded_before; /* where it went before a leader change sent it elsewhere */
     raft_group group;
-    uint16_t slot;
     uint32_t origin_worker;
+    /* Then the reply and what completing it reads. */
+    struct reply reply;
+    void *client;       /* ORIGIN_CLIENT: the struct client, on origin_worker */
+    struct req *parent; /* ORIGIN_FANOUT */
+    uint64_t cost;      /* bytes charged to the worker's in-flight budget */
+    int64_t start_ns;   /* monotonic: when it was parsed (latency, SLOWLOG) */
+    bool failed;        /* fan-out parent: a part failed (its error is the reply) */
+    bool scan_cursor;   /* a SCAN: the reply's cursor is turned into the node-wide one */
+    uint16_t slot;
     raft_node origin_node;
     uint64_t origin_id; /* ORIGIN_PEER: the forwarder's id */
+    int64_t sum;        /* fan-out parent: DBSIZE total, or keys gathered */
     uint64_t client_id, seq;
     uint64_t first_unacked; /* writes: the client's oldest write without a delivered reply */
     int64_t deadline_ms;
-    int64_t start_ns; /* monotonic: when it was parsed (latency, SLOWLOG) */
     raft_index index; /* REQ_PROPOSED */
     raft_term term;
-    raft_node forwarded_to;
-    raft_node forwarded_before; /* where it went before a leader change sent it elsewhere */
     uint32_t argc;
     const uint8_t **argv;
     uint32_t *argl;
-    uint8_t *args; /* argv points into this copy */
-    bool pooled;   /* its allocation is REQ_POOL_BYTES: it goes back to the worker's pool */
-    struct reply reply;
-    struct req *parent;     /* ORIGIN_FANOUT */
+    uint8_t *args;          /* argv points into this copy */
     struct member_job *job; /* a RAFT ADDNODE/PROMOTE/REMOVENODE/TRANSFER parent (members.c) */
     uint32_t children_left;
-    void *client;                      /* ORIGIN_CLIENT: the struct client, on origin_worker */
-    struct req *conn_next;             /* client's in-order list */
-    struct req *list_prev, *list_next; /* the owner's list for `state` */
-    struct req *hnext;                 /* id map chain */
-    struct req *all_prev, *all_next;   /* the owner worker's in-flight list (timeouts) */
-    struct sm_xread_wait *wait;        /* REQ_BLOCKED: what it waits for (owned) */
+    struct req *all_prev, *all_next; /* the owner worker's in-flight list (timeouts) */
+    struct sm_xread_wait *wait;      /* REQ_BLOCKED: what it waits for (owned) */
     /* Set by the origin worker when the client goes away while the request is in flight:
      * the owner then ends a blocked read at once instead of at its timeout. */
     _Atomic bool cancelled;
@@ -200,6 +213,12 @@ struct peer {
     uint64_t bad_frames;     /* closed for a failed check */
     uint64_t connects;
     struct req_list forwarded; /* requests forwarded to this peer, oldest first */
+    /* Forward batching (io/wire/forward.h): the peer announced FORWARD_FEATURE_BATCH on this
+     * connection; the batch frame being filled at the end of the connection's output (type
+     * 0: none), at batch_off of out[fill], batch_len payload bytes so far. */
+    bool batch_ok;
+    uint16_t batch_type;
+    size_t batch_off, batch_len;
 };
 
 /* ---- snapshots (snapshot.c) ------------------------------------------------------------ */
@@ -442,6 +461,20 @@ struct worker {
     struct reply sm_scratch;    /* where every group's state machine builds a reply */
     struct sm_limits sm_limits; /* of every group's state machine */
     struct sm *empty_sm;        /* reads of groups without a state machine yet */
+    /* The group batch of committed entries being applied (worker.c, op_apply_ahead), and how
+     * far each prefetching step has gone (APPLY_AHEAD_*); ring[i % APPLY_AHEAD_RING] is what
+     * sm_ahead_start learned of entries[i]. */
+    struct {
+        const struct raft_entry *entries; /* NULL: no batch */
+        struct group_state *gs;
+        uint32_t n;
+        uint32_t next;     /* entries[next] is applied next */
+        uint32_t fetched;  /* bytes prefetched for entries[0, fetched) */
+        uint32_t started;  /* sm_ahead_start done for entries[0, started) */
+        uint32_t finished; /* sm_ahead_finish done for entries[0, finished) */
+        uint32_t deep;     /* sm_ahead_deep done for entries[0, deep) */
+        struct sm_ahead ring[APPLY_AHEAD_RING];
+    } ahead;
     struct resp_args args;
     uint8_t *args_scratch;
     struct worker_stats st;
@@ -657,6 +690,25 @@ void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t
 /* Sends a frame of `type` whose payload is the concatenation of the parts. */
 bool peer_send_frame(
     struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen);
+/* The same built in place: peer_frame_begin reserves a frame of payload_len bytes in p's
+ * output and returns where its payload goes (NULL: not sent, counted as peer_send_frame
+ * counts it); the caller writes exactly payload_len bytes there and calls peer_frame_end,
+ * with nothing else written to p's output in between. */
+uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len);
+void peer_frame_end(struct peer *p, uint8_t *payload);
+/* Most bytes of a forward batch's payload. */
+#define PEER_BATCH_MAX (64u << 10)
+/* True if forwards and their replies to p may go in batch frames: p announced it, and sends
+ * are batched (net-batching other than none). */
+bool peer_batches(const struct peer *p);
+/* Adds a record of rec_len bytes (FORWARD_RECORD_BYTES + rec_len <= PEER_BATCH_MAX) to the
+ * batch frame of `type` (FRAME_FORWARD_BATCH or FRAME_FORWARD_REPLY_BATCH) being filled for
+ * p, starting one if there is none or it is full, and returns where the record's bytes go
+ * (NULL: not sent, counted as peer_send_frame counts it). The caller writes them at once.
+ * The frame is finished (its length and checksum) before anything else is written to p's
+ * output and before that output is sent (peer_batch_close). */
+uint8_t *peer_batch_record(struct peer *p, uint16_t type, size_t rec_len);
+void peer_batch_close(struct peer *p);
 /* Counts a failed check of a peer's frame, logs why, and closes the connection. */
 void peer_bad_frame(struct peer *p, const char *why);
 
@@ -674,7 +726,11 @@ void route_submit(struct worker *w, struct req *r);  /* on the origin worker */
 void route_execute(struct worker *w, struct req *r); /* on the owner worker */
 void route_complete(struct worker *w, struct req *r);
 void route_handoffs(struct worker *w);
-void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e);
+/* ahead: what sm_ahead_start/finish learned of e, or NULL. */
+void route_on_apply(struct worker *w,
+                    struct group_state *gs,
+                    const struct raft_entry *e,
+                    const struct sm_ahead *ahead);
 void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx);
 void route_on_role(struct worker *w, struct group_state *gs);
 void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx);
@@ -684,6 +740,9 @@ void route_on_restore(struct worker *w, struct group_state *gs, raft_index index
 void route_sweep(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
+/* A FRAME_FORWARD_BATCH or FRAME_FORWARD_REPLY_BATCH: each record as route_on_forward or
+ * route_on_forward_reply; an empty or malformed batch closes the connection. */
+void route_on_forward_batch(struct peer *p, uint16_t type, const uint8_t *payload, size_t len);
 void route_on_forward_cancel(struct peer *p, const uint8_t *payload, size_t len);
 void route_wake_blocked(struct worker *w);
 void route_peer_down(struct worker *w, struct peer *p);

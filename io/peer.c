@@ -21,6 +21,7 @@
 #include "io/log.h"
 #include "io/node.h"
 #include "io/resolver.h"
+#include "io/wire/forward.h"
 #include "io/wire/frame.h"
 
 #define BACKOFF_MIN_MS 50
@@ -154,6 +155,16 @@ static void peer_add(struct worker *w, const struct node_address *a)
     }
 }
 
+/* What this node takes on the connection (io/wire/forward.h): sent by both sides once the
+ * handshake is done. A node that predates it ignores a PING's payload, so neither sends
+ * the other a batch. */
+static void send_features(struct peer *p)
+{
+    uint8_t buf[FORWARD_FEATURES_BYTES];
+    forward_features_encode(buf, FORWARD_FEATURE_BATCH);
+    peer_send_frame(p, FRAME_PING, buf, sizeof(buf), NULL, 0);
+}
+
 /* Worker 0 tells a peer its node set (the peer adopts it if newer; nodeset.c). */
 static void send_nodeset(struct worker *w, struct peer *p)
 {
@@ -249,6 +260,10 @@ static void send_handshake(struct worker *w, struct peer *p)
 
 static void peer_down(struct worker *w, struct peer *p)
 {
+    /* A batch being filled goes with the connection; the next one announces itself again. */
+    p->batch_type = 0;
+    p->batch_len = 0;
+    p->batch_ok = false;
     if (p->state == PEER_DOWN) {
         return;
     }
@@ -417,6 +432,7 @@ static struct peer *accept_handshake(struct worker *w, struct conn *c, const str
         frame_encode(dst, FRAME_HANDSHAKE_ACK, buf, HANDSHAKE_ACK_BYTES);
     }
     LOG_N("peer %u: connected (inbound)", p->id);
+    send_features(p);
     send_nodeset(w, p);
     return p;
 }
@@ -470,6 +486,7 @@ void peer_on_recv(struct conn *c)
             p->state = PEER_UP;
             p->backoff_ms = BACKOFF_MIN_MS;
             LOG_N("peer %u: connected (outbound)", p->id);
+            send_features(p);
             send_nodeset(w, p);
             continue;
         }
@@ -493,7 +510,13 @@ void peer_on_recv(struct conn *c)
         case FRAME_FORWARD_CANCEL:
             route_on_forward_cancel(p, f.payload, f.payload_len);
             break;
+        case FRAME_FORWARD_BATCH:
+        case FRAME_FORWARD_REPLY_BATCH:
+            route_on_forward_batch(p, f.type, f.payload, f.payload_len);
+            break;
         case FRAME_PING:
+            p->batch_ok =
+                (forward_features_decode(f.payload, f.payload_len) & FORWARD_FEATURE_BATCH) != 0;
             break;
         case FRAME_NODESET: {
             struct node_set s;
@@ -526,44 +549,130 @@ void peer_on_closed(struct conn *c)
     }
 }
 
-bool peer_send_frame(
-    struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
+uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len)
 {
     struct worker *w;
+    peer_batch_close(p); /* frames leave in the order they were made */
     if (p->state != PEER_UP || p->conn == NULL) {
         p->dropped_frames++;
-        return false;
+        return NULL;
     }
     w = p->conn->w;
-    size_t payload = alen + blen;
-    if (payload > FRAME_PAYLOAD_MAX_DEFAULT) {
+    if (payload_len > FRAME_PAYLOAD_MAX_DEFAULT) {
         p->dropped_frames++;
         atomic_fetch_add_explicit(&w->pub.frames_dropped, 1, memory_order_relaxed);
-        return false;
+        return NULL;
     }
-    uint8_t *dst = conn_reserve(p->conn, FRAME_HEADER_BYTES + payload);
+    uint8_t *dst = conn_reserve(p->conn, FRAME_HEADER_BYTES + payload_len);
     if (dst == NULL) {
         /* A slow peer: drop rather than grow; Raft retransmits from its progress state. */
         p->dropped_frames++;
         atomic_fetch_add_explicit(&w->pub.frames_dropped, 1, memory_order_relaxed);
-        return false;
+        return NULL;
     }
-    frame_header_encode(dst, (enum frame_type)type, (uint32_t)payload);
-    if (alen > 0) {
-        memcpy(dst + FRAME_HEADER_BYTES, a, alen);
-    }
-    if (blen > 0) {
-        memcpy(dst + FRAME_HEADER_BYTES + alen, b, blen);
-    }
-    frame_finalize(dst);
-    p->conn->out[p->conn->fill].frames++;
-    p->frames_out++;
-    p->bytes_out += FRAME_HEADER_BYTES + payload;
-    w->st.frames_sent++;
-    w->st.frame_bytes_sent += FRAME_HEADER_BYTES + payload;
+    frame_header_encode(dst, (enum frame_type)type, (uint32_t)payload_len);
+    return dst + FRAME_HEADER_BYTES;
+}
+
+static void count_frame(struct peer *p, size_t bytes);
+
+void peer_frame_end(struct peer *p, uint8_t *payload)
+{
+    struct worker *w = p->conn->w;
+    count_frame(p, frame_finalize(payload - FRAME_HEADER_BYTES));
     if (w->node->cfg.net_batching == NET_BATCHING_NONE) {
         conn_send_now(p->conn);
     }
+}
+
+/* The frame's counters, once it is complete in the output. */
+static void count_frame(struct peer *p, size_t bytes)
+{
+    struct worker *w = p->conn->w;
+    p->conn->out[p->conn->fill].frames++;
+    p->frames_out++;
+    p->bytes_out += bytes;
+    w->st.frames_sent++;
+    w->st.frame_bytes_sent += bytes;
+}
+
+bool peer_batches(const struct peer *p)
+{
+    return p->batch_ok && p->conn != NULL &&
+           p->conn->w->node->cfg.net_batching != NET_BATCHING_NONE;
+}
+
+uint8_t *peer_batch_record(struct peer *p, uint16_t type, size_t rec_len)
+{
+    RR_ASSERT(type == FRAME_FORWARD_BATCH || type == FRAME_FORWARD_REPLY_BATCH);
+    RR_ASSERT(FORWARD_RECORD_BYTES + rec_len <= PEER_BATCH_MAX);
+    if (p->batch_type != 0 &&
+        (p->batch_type != type || p->batch_len + FORWARD_RECORD_BYTES + rec_len > PEER_BATCH_MAX)) {
+        peer_batch_close(p);
+    }
+    size_t add = FORWARD_RECORD_BYTES + rec_len;
+    uint8_t *dst;
+    if (p->batch_type == 0) {
+        /* A new frame with this record; its header is written again, with the length, when
+         * it is closed. */
+        dst = peer_frame_begin(p, type, add);
+        if (dst == NULL) {
+            return NULL;
+        }
+        p->batch_type = type;
+        p->batch_off = (size_t)(dst - FRAME_HEADER_BYTES - p->conn->out[p->conn->fill].buf);
+        p->batch_len = 0;
+    } else {
+        /* Appended right after the batch: nothing else was written since (peer_frame_begin
+         * closes the batch first), and out[fill] changes only when a send takes it, which
+         * closes the batch too. The buffer may move (realloc): the batch is found by its
+         * offset. */
+        dst = conn_reserve(p->conn, add);
+        if (dst == NULL) {
+            p->dropped_frames++;
+            atomic_fetch_add_explicit(&p->conn->w->pub.frames_dropped, 1, memory_order_relaxed);
+            return NULL;
+        }
+    }
+    RR_ASSERT(dst ==
+              p->conn->out[p->conn->fill].buf + p->batch_off + FRAME_HEADER_BYTES + p->batch_len);
+    p->batch_len += add;
+    forward_record_encode(dst, (uint32_t)rec_len);
+    return dst + FORWARD_RECORD_BYTES;
+}
+
+void peer_batch_close(struct peer *p)
+{
+    if (p->batch_type == 0) {
+        return;
+    }
+    RR_ASSERT(p->conn != NULL);
+    if (p->conn->closing) {
+        p->batch_type = 0; /* nothing more is sent on it */
+        return;
+    }
+    uint8_t *frame = p->conn->out[p->conn->fill].buf + p->batch_off;
+    RR_ASSERT(p->batch_len > 0); /* a batch is opened for a record that is then added */
+    frame_header_encode(frame, (enum frame_type)p->batch_type, (uint32_t)p->batch_len);
+    count_frame(p, frame_finalize(frame));
+    p->batch_type = 0;
+    p->batch_len = 0;
+}
+
+bool peer_send_frame(
+    struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    uint8_t *dst = peer_frame_begin(p, type, alen + blen);
+    if (dst == NULL) {
+        return false;
+    }
+    if (alen > 0) {
+        memcpy(dst, a, alen);
+    }
+    if (blen > 0) {
+        memcpy(dst + alen, b, blen);
+    }
+    peer_frame_end(p, dst);
     return true;
 }
 

@@ -16,6 +16,7 @@
  * request has a deadline; one that passes it is answered with an error saying the outcome is
  * unknown. A completed request goes back to its origin: the client's worker, or the node that
  * forwarded it. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,10 @@ static struct req *map_take(struct worker *w, uint64_t id)
 #define REQ_POOL_MAX         4096u /* free requests a worker keeps */
 #define REQ_POOL_REPLY_BYTES 512u  /* reply buffers a pooled request keeps */
 
+_Static_assert(REQ_POOL_BYTES % 64 == 0, "aligned_alloc takes a multiple of the alignment");
+_Static_assert(offsetof(struct req, origin_worker) + sizeof(uint32_t) <= 64,
+               "the fields the id map and the lists touch fit in one cache line");
+
 struct req *
 req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size_t argl[])
 {
@@ -151,7 +156,8 @@ req_new(struct worker *w, uint32_t argc, const uint8_t *const argv[], const size
         reply.buf = r->reply.buf; /* keeps its buffer */
         reply.cap = r->reply.cap;
     } else {
-        r = malloc(pooled ? REQ_POOL_BYTES : need);
+        /* Pooled ones start on a cache line (the hot fields first: struct req). */
+        r = pooled ? aligned_alloc(64, REQ_POOL_BYTES) : malloc(need);
         if (r == NULL) {
             return NULL;
         }
@@ -379,7 +385,6 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
         return false;
     }
     size_t args = forward_args_bytes(r->argc, r->argl);
-    uint8_t head[FORWARD_HEADER_BYTES];
     struct forward_header h = {.id = r->id,
                                .client_id = r->client_id,
                                .seq = r->seq,
@@ -387,19 +392,21 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
                                .group = r->group,
                                .cls = r->cls,
                                .argc = r->argc};
-    forward_header_encode(head, &h);
-    uint8_t stack[4096];
-    uint8_t *payload = args <= sizeof(stack) ? stack : malloc(args);
+    /* Encoded straight into the connection's output: into the batch of forwards for this
+     * peer if it takes them (one frame and checksum for all that leave together), else a
+     * frame of its own. */
+    size_t len = FORWARD_HEADER_BYTES + args;
+    bool batch = peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX;
+    uint8_t *payload = batch ? peer_batch_record(p, FRAME_FORWARD_BATCH, len)
+                             : peer_frame_begin(p, FRAME_FORWARD, len);
     if (payload == NULL) {
         return false;
     }
-    forward_args_encode(payload, r->argc, (const uint8_t *const *)r->argv, r->argl);
-    bool ok = peer_send_frame(p, FRAME_FORWARD, head, sizeof(head), payload, args);
-    if (payload != stack) {
-        free(payload);
-    }
-    if (!ok) {
-        return false;
+    forward_header_encode(payload, &h);
+    forward_args_encode(payload + FORWARD_HEADER_BYTES, r->argc, (const uint8_t *const *)r->argv,
+                        r->argl);
+    if (!batch) {
+        peer_frame_end(p, payload);
     }
     r->state = REQ_FORWARDED;
     r->maybe_applied = true;
@@ -756,9 +763,22 @@ void route_complete(struct worker *w, struct req *r)
             struct forward_reply_header h = {.id = r->origin_id,
                                              .not_leader = r->not_leader ? 1 : 0,
                                              .leader = gs != NULL ? gs->leader : 0};
-            forward_reply_header_encode(head, &h);
-            peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf,
-                            r->not_leader ? 0 : r->reply.len);
+            size_t body = r->not_leader ? 0 : r->reply.len;
+            size_t len = FORWARD_REPLY_HEADER_BYTES + body;
+            if (peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX) {
+                /* Into the batch of replies for that peer (NULL: dropped and counted; the
+                 * request times out at the forwarder, as with a frame of its own). */
+                uint8_t *dst = peer_batch_record(p, FRAME_FORWARD_REPLY_BATCH, len);
+                if (dst != NULL) {
+                    forward_reply_header_encode(dst, &h);
+                    if (body > 0) {
+                        memcpy(dst + FORWARD_REPLY_HEADER_BYTES, r->reply.buf, body);
+                    }
+                }
+            } else {
+                forward_reply_header_encode(head, &h);
+                peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf, body);
+            }
         }
         req_free(w, r);
         return;
@@ -780,7 +800,10 @@ static void queue_wake(struct worker *w, struct group_state *gs)
     }
 }
 
-void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_entry *e)
+void route_on_apply(struct worker *w,
+                    struct group_state *gs,
+                    const struct raft_entry *e,
+                    const struct sm_ahead *ahead)
 {
     struct req *head = gs->proposed.head;
     bool mine = head != NULL && head->index == e->index && head->term == e->term;
@@ -799,7 +822,7 @@ void route_on_apply(struct worker *w, struct group_state *gs, const struct raft_
         sm_apply_empty(gs->sm, e->index);
         reply_simple(out, "OK");
     } else if (e->type == RAFT_ENTRY_NORMAL && e->data.len > 0) {
-        int rc = sm_apply(gs->sm, e->index, e->data.base, e->data.len, out);
+        int rc = sm_apply_ahead(gs->sm, e->index, e->data.base, e->data.len, ahead, out);
         if (rc != 0) {
             /* The entry cannot be skipped: the state machine would diverge. */
             LOG_E("group %u: applying entry %llu failed: %s; stopping", gs->g,
@@ -1262,6 +1285,51 @@ void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len)
     reply_reset(&r->reply);
     reply_raw(&r->reply, reply, reply_len);
     route_complete(w, r);
+}
+
+/* Every record must decode before any is acted on: a malformed batch is refused whole. A
+ * record the node refuses after that (a group its worker does not serve, a reply to a
+ * request not forwarded to that peer) closes the connection as it would have as a frame of
+ * its own, after the records before it. */
+static bool batch_decodes(uint16_t type, const uint8_t *payload, size_t len)
+{
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t rec_len;
+    int rc;
+    while ((rc = forward_record_next(payload, len, &off, &rec, &rec_len)) == 1) {
+        struct forward_reply_header h;
+        const uint8_t *reply;
+        size_t reply_len;
+        if ((type == FRAME_FORWARD_BATCH
+                 ? forward_check(rec, rec_len)
+                 : forward_reply_decode(rec, rec_len, &h, &reply, &reply_len)) != 0) {
+            return false;
+        }
+    }
+    return rc == 0 && len > 0;
+}
+
+void route_on_forward_batch(struct peer *p, uint16_t type, const uint8_t *payload, size_t len)
+{
+    if (!batch_decodes(type, payload, len)) {
+        peer_bad_frame(p, "malformed forward batch");
+        return;
+    }
+    struct conn *c = p->conn;
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t rec_len;
+    while (forward_record_next(payload, len, &off, &rec, &rec_len) == 1) {
+        if (type == FRAME_FORWARD_BATCH) {
+            route_on_forward(p, rec, rec_len);
+        } else {
+            route_on_forward_reply(p, rec, rec_len);
+        }
+        if (p->conn != c) {
+            return; /* a record was refused: the connection is closed */
+        }
+    }
 }
 
 /* A blocked read that `p` forwarded here and then cancelled, found by its id there. */

@@ -333,13 +333,80 @@ static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
     snapshot_read_chunk(w, worker_group(w, g), m);
 }
 
+/* The end of a prefetching step that runs `ahead` entries ahead of the next apply. */
+static uint32_t ahead_until(const struct worker *w, uint32_t ahead)
+{
+    return w->ahead.n - w->ahead.next > ahead ? w->ahead.next + ahead : w->ahead.n;
+}
+
+/* Runs the current batch's prefetching steps up to their distances from the next apply. */
+static void apply_ahead_run(struct worker *w)
+{
+    struct sm *sm = w->ahead.gs->sm;
+    if (sm == NULL) {
+        return;
+    }
+    const struct raft_entry *entries = w->ahead.entries;
+    for (uint32_t end = ahead_until(w, APPLY_AHEAD_FETCH); w->ahead.fetched < end;
+         w->ahead.fetched++) {
+        const struct raft_entry *e = &entries[w->ahead.fetched];
+        if (e->data.len > 0) {
+            __builtin_prefetch(e->data.base);
+            __builtin_prefetch(e->data.base + e->data.len - 1);
+        }
+    }
+    for (uint32_t end = ahead_until(w, APPLY_AHEAD_START); w->ahead.started < end;
+         w->ahead.started++) {
+        const struct raft_entry *e = &entries[w->ahead.started];
+        struct sm_ahead *a = &w->ahead.ring[w->ahead.started % APPLY_AHEAD_RING];
+        if (e->type == RAFT_ENTRY_NORMAL) {
+            sm_ahead_start(sm, e->data.base, e->data.len, a);
+        } else {
+            a->entry = NULL;
+        }
+    }
+    for (uint32_t end = ahead_until(w, APPLY_AHEAD_FINISH); w->ahead.finished < end;
+         w->ahead.finished++) {
+        sm_ahead_finish(sm, &w->ahead.ring[w->ahead.finished % APPLY_AHEAD_RING]);
+    }
+    for (uint32_t end = ahead_until(w, APPLY_AHEAD_DEEP); w->ahead.deep < end; w->ahead.deep++) {
+        sm_ahead_deep(sm, &w->ahead.ring[w->ahead.deep % APPLY_AHEAD_RING]);
+    }
+}
+
+/* A group's committed batch is about to be applied: start prefetching for its first ones. */
+static void op_apply_ahead(void *ctx, raft_group g, const struct raft_entry *entries, uint32_t n)
+{
+    struct worker *w = ctx;
+    w->ahead.entries = entries;
+    w->ahead.gs = worker_group(w, g);
+    w->ahead.n = n;
+    w->ahead.next = 0;
+    w->ahead.fetched = 0;
+    w->ahead.started = 0;
+    w->ahead.finished = 0;
+    w->ahead.deep = 0;
+    apply_ahead_run(w);
+}
+
 static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
 {
     struct worker *w = ctx;
     struct group_state *gs = worker_group(w, g);
     w->st.applied++;
     snapshot_on_apply(w, gs, e->data.len);
-    route_on_apply(w, gs, e);
+    const struct sm_ahead *ahead = NULL;
+    if (w->ahead.entries != NULL && w->ahead.gs == gs && w->ahead.next < w->ahead.n &&
+        e == &w->ahead.entries[w->ahead.next]) {
+        uint32_t i = w->ahead.next++;
+        /* (If the state machine appeared since, entries[i] has no prefetch: started <= i.) */
+        ahead = i < w->ahead.started ? &w->ahead.ring[i % APPLY_AHEAD_RING] : NULL;
+        apply_ahead_run(w);
+        if (w->ahead.next == w->ahead.n) {
+            w->ahead.entries = NULL; /* the batch's array is the core's again */
+        }
+    }
+    route_on_apply(w, gs, e, ahead);
 }
 
 static void op_read(void *ctx, raft_group g, const struct raft_read_state *rs)
@@ -375,6 +442,7 @@ static const struct drain_ops worker_drain_ops = {
     .persist_submit = op_persist_submit,
     .restore = op_restore,
     .snapshot_read = op_snapshot_read,
+    .apply_ahead = op_apply_ahead,
     .apply = op_apply,
     .read = op_read,
     .read_failed = op_read_failed,

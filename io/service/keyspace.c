@@ -99,6 +99,7 @@ void ks_detach(struct keyspace *ks, struct keyspace *out)
     }
     out->snap_hook = NULL;
     out->snap_ctx = NULL;
+    ks_hint(out, NULL, 0, 0);
     use_inline(ks);
     ks->count = 0;
     ks->expire_count = 0;
@@ -106,7 +107,12 @@ void ks_detach(struct keyspace *ks, struct keyspace *out)
 
 struct obj *ks_find(const struct keyspace *ks, const uint8_t *key, size_t len)
 {
-    uint64_t h = ks_hash(key, len);
+    return ks_find_hashed(ks, key, len, ks_key_hash(ks, key, len));
+}
+
+struct obj *ks_find_hashed(const struct keyspace *ks, const uint8_t *key, size_t len, uint64_t h)
+{
+    RR_ASSERT_SLOW(h == ks_hash(key, len));
     for (struct obj *o = ks->buckets[h & ks->mask]; o != NULL; o = o->next) {
         if (o->hash == h && o->key_len == len && memcmp(o->key, key, len) == 0) {
             return o;
@@ -128,6 +134,12 @@ struct obj *ks_lookup(const struct keyspace *ks, const uint8_t *key, size_t len,
 
 struct obj *ks_obj_new(const uint8_t *key, size_t len, size_t val_len)
 {
+    return ks_obj_new_hashed(key, len, val_len, ks_hash(key, len));
+}
+
+struct obj *ks_obj_new_hashed(const uint8_t *key, size_t len, size_t val_len, uint64_t h)
+{
+    RR_ASSERT_SLOW(h == ks_hash(key, len));
     if (len > UINT32_MAX) {
         return NULL;
     }
@@ -147,7 +159,7 @@ struct obj *ks_obj_new(const uint8_t *key, size_t len, size_t val_len)
     if (len > 0) {
         memcpy(o->key, key, len);
     }
-    o->hash = ks_hash(key, len);
+    o->hash = h;
     return o;
 }
 

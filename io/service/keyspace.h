@@ -42,6 +42,12 @@ struct keyspace {
     void (*snap_hook)(void *ctx, struct obj *o);
     void *snap_ctx;
     uint8_t snap_parity;
+    /* A key whose hash is known already (ks_hint): ks_key_hash gives hint_hash for exactly
+     * these bytes at this address instead of hashing them again. sm_apply sets it to the
+     * entry's first key for the time of one apply. NULL: none. */
+    const uint8_t *hint_key;
+    size_t hint_len;
+    uint64_t hint_hash;
 };
 
 /* An empty table (allocates nothing; cannot fail, returns 0). */
@@ -50,8 +56,43 @@ int ks_init(struct keyspace *ks);
 void ks_free(struct keyspace *ks);
 uint64_t ks_hash(const uint8_t *key, size_t len);
 
+/* Tells ks that key[0, len) hashes to h (= ks_hash(key, len)) for as long as those bytes
+ * stay unchanged at that address; ks_hint(ks, NULL, 0, 0) forgets it. */
+static inline void ks_hint(struct keyspace *ks, const uint8_t *key, size_t len, uint64_t h)
+{
+    ks->hint_key = key;
+    ks->hint_len = len;
+    ks->hint_hash = h;
+}
+
+/* ks_hash(key, len), without hashing when key is the hinted key. */
+static inline uint64_t ks_key_hash(const struct keyspace *ks, const uint8_t *key, size_t len)
+{
+    return key == ks->hint_key && len == ks->hint_len && key != NULL ? ks->hint_hash
+                                                                     : ks_hash(key, len);
+}
+
+/* Prefetches (into the cache, changing nothing) the bucket of a key hashing to h. */
+static inline void ks_prefetch_bucket(const struct keyspace *ks, uint64_t h)
+{
+    __builtin_prefetch(&ks->buckets[h & ks->mask]);
+}
+
+/* Prefetches the first object of the bucket of a key hashing to h, and the part of it where
+ * a key of len bytes ends. Loads the bucket: call it once ks_prefetch_bucket had time. */
+static inline void ks_prefetch_chain(const struct keyspace *ks, uint64_t h, size_t len)
+{
+    const struct obj *o = ks->buckets[h & ks->mask];
+    if (o != NULL) {
+        __builtin_prefetch(o);
+        __builtin_prefetch(o->key + len);
+    }
+}
+
 /* The object for key, expired or not; NULL if none. */
 struct obj *ks_find(const struct keyspace *ks, const uint8_t *key, size_t len);
+/* ks_find of a key whose hash h (ks_hash) is known. */
+struct obj *ks_find_hashed(const struct keyspace *ks, const uint8_t *key, size_t len, uint64_t h);
 /* True if o is expired at now_ms. */
 bool ks_expired(const struct obj *o, int64_t now_ms);
 /* The live object at now_ms, or NULL (never deletes). */
@@ -60,6 +101,8 @@ struct obj *ks_lookup(const struct keyspace *ks, const uint8_t *key, size_t len,
 /* A new, unlinked string object for key with an empty value buffer of val_len bytes (the
  * caller fills it). NULL when out of memory. */
 struct obj *ks_obj_new(const uint8_t *key, size_t len, size_t val_len);
+/* ks_obj_new of a key whose hash h (ks_hash) is known. */
+struct obj *ks_obj_new_hashed(const uint8_t *key, size_t len, size_t val_len, uint64_t h);
 void ks_obj_free(struct obj *o);
 /* Links o (whose key must not be in the table). Grows the table when it can. */
 void ks_insert(struct keyspace *ks, struct obj *o);

@@ -75,9 +75,14 @@ void sm_limits_default(struct sm_limits *l)
 
 /* ---- sessions -------------------------------------------------------------------------- */
 
+static uint64_t session_hash(uint64_t client_id)
+{
+    return XXH3_64bits(&client_id, sizeof(client_id));
+}
+
 static uint64_t session_bucket(const struct sm *sm, uint64_t client_id)
 {
-    return XXH3_64bits(&client_id, sizeof(client_id)) & sm->session_mask;
+    return session_hash(client_id) & sm->session_mask;
 }
 
 struct session *session_find(const struct sm *sm, uint64_t client_id)
@@ -472,7 +477,7 @@ static int put_prepare(struct sm *sm, const uint8_t *key, size_t len, size_t val
         p->val = malloc(val_len > 0 ? val_len : 1);
         return p->val == NULL ? RR_ENOMEM : 0;
     }
-    p->fresh = ks_obj_new(key, len, val_len);
+    p->fresh = ks_obj_new_hashed(key, len, val_len, ks_key_hash(&sm->ks, key, len));
     return p->fresh == NULL ? RR_ENOMEM : 0;
 }
 
@@ -1336,6 +1341,98 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
 
 int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r)
 {
+    return sm_apply_ahead(sm, index, entry, len, NULL, r);
+}
+
+void sm_ahead_start(const struct sm *sm, const uint8_t *entry, size_t len, struct sm_ahead *a)
+{
+    a->entry = NULL;
+    /* Only as much of the framing as reaching the first key needs (entry_check is sm_apply's);
+     * argv[0], the command name, comes first. */
+    if (len < SM_ENTRY_HEADER_BYTES + 8 || entry[0] != SM_ENTRY_COMMAND ||
+        get_le(entry + 33, 4) < 2) {
+        return;
+    }
+    size_t off = SM_ENTRY_HEADER_BYTES;
+    uint64_t name_len = get_le(entry + off, 4);
+    if (name_len > len - off - 8) {
+        return;
+    }
+    off += 4 + name_len;
+    uint64_t key_len = get_le(entry + off, 4);
+    off += 4;
+    if (key_len > len - off) {
+        return;
+    }
+    a->entry = entry;
+    a->key = entry + off;
+    a->key_len = (uint32_t)key_len;
+    a->key_hash = ks_hash(a->key, key_len);
+    a->client_id = get_le(entry + 1, 8);
+    ks_prefetch_bucket(&sm->ks, a->key_hash);
+    if (a->client_id != 0) {
+        a->session_hash = session_hash(a->client_id);
+        __builtin_prefetch(&sm->sessions[a->session_hash & sm->session_mask]);
+    }
+}
+
+void sm_ahead_finish(const struct sm *sm, const struct sm_ahead *a)
+{
+    if (a->entry == NULL) {
+        return;
+    }
+    ks_prefetch_chain(&sm->ks, a->key_hash, a->key_len);
+    if (a->client_id != 0) {
+        const struct session *s = sm->sessions[a->session_hash & sm->session_mask];
+        if (s != NULL) {
+            __builtin_prefetch(s);
+        }
+    }
+}
+
+void sm_ahead_deep(const struct sm *sm, const struct sm_ahead *a)
+{
+    if (a->entry == NULL) {
+        return;
+    }
+    const struct obj *o = sm->ks.buckets[a->key_hash & sm->ks.mask];
+    if (o != NULL && o->hash != a->key_hash && o->next != NULL) {
+        __builtin_prefetch(o->next); /* the key is further down the chain, or absent */
+    }
+    if (a->client_id == 0) {
+        return;
+    }
+    const struct session *s = sm->sessions[a->session_hash & sm->session_mask];
+    if (s == NULL) {
+        return;
+    }
+    if (s->client_id != a->client_id) {
+        if (s->hnext != NULL) {
+            __builtin_prefetch(s->hnext);
+        }
+        return;
+    }
+    /* The LRU update writes both neighbours; kept_find starts in the middle of the replies
+     * and session_keep_reply appends after the last. */
+    if (s->older != NULL) {
+        __builtin_prefetch(s->older, 1);
+    }
+    if (s->newer != NULL) {
+        __builtin_prefetch(s->newer, 1);
+    }
+    if (s->kept != NULL) {
+        __builtin_prefetch(&s->kept[s->lo + s->n / 2]);
+        __builtin_prefetch(&s->kept[s->lo + s->n], 1);
+    }
+}
+
+int sm_apply_ahead(struct sm *sm,
+                   raft_index index,
+                   const uint8_t *entry,
+                   size_t len,
+                   const struct sm_ahead *ahead,
+                   struct reply *r)
+{
     sm->blocked = false;
     if (len == SM_ENTRY_NOOP_BYTES && entry[0] == SM_ENTRY_NOOP) {
         int64_t t = (int64_t)get_le(entry + 1, 8);
@@ -1367,7 +1464,14 @@ int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, 
     }
     entry_args(entry, argc, argv, argl);
     struct args a = {argc, argv, argl};
+    if (argc >= 2) {
+        /* Most commands look their first key up more than once: hash it once. */
+        bool known = ahead != NULL && ahead->entry == entry && ahead->key == argv[1] &&
+                     ahead->key_len == argl[1];
+        ks_hint(&sm->ks, argv[1], argl[1], known ? ahead->key_hash : ks_hash(argv[1], argl[1]));
+    }
     int rc = apply_entry(sm, &h, &a, r);
+    ks_hint(&sm->ks, NULL, 0, 0);
     if (argv != argv_stack) {
         free(argv);
         free(argl);

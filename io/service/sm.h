@@ -98,6 +98,36 @@ size_t sm_entry_encode_noop(int64_t time_ms, uint8_t *out, size_t cap);
  * same entry). */
 int sm_apply(struct sm *sm, raft_index index, const uint8_t *entry, size_t len, struct reply *r);
 
+/* Prefetching for a run of entries about to be applied, so that the cache misses of
+ * applying one entry (its key's bucket and object in a large keyspace, its client's session
+ * and the replies it keeps) overlap with those of the next ones instead of coming one after
+ * another. Each step prefetches what the previous one brought into the cache leads to; give
+ * each some time (a few entries' work) before the next. Per entry: sm_ahead_start (reads
+ * the entry: decodes its first key and client id, hashes them, prefetches their buckets),
+ * sm_ahead_finish (the buckets' first objects), sm_ahead_deep (the next objects, the
+ * session's list neighbours and replies), then sm_apply_ahead. None of them changes
+ * anything; the state may change in between (each uses the state as it is when called). */
+struct sm_ahead {
+    const uint8_t *entry; /* what sm_ahead_start saw; NULL: not a command entry */
+    const uint8_t *key;   /* its first argument after the command name (in entry) */
+    uint32_t key_len;
+    uint64_t key_hash;     /* ks_hash of key */
+    uint64_t client_id;    /* 0: none */
+    uint64_t session_hash; /* of client_id */
+};
+void sm_ahead_start(const struct sm *sm, const uint8_t *entry, size_t len, struct sm_ahead *a);
+void sm_ahead_finish(const struct sm *sm, const struct sm_ahead *a);
+void sm_ahead_deep(const struct sm *sm, const struct sm_ahead *a);
+/* sm_apply, reusing a's hash of the entry's first key when a is of this entry: a may be
+ * NULL or of another entry (then ignored), but if a.entry is this entry's address, its
+ * bytes must not have changed since sm_ahead_start (a's hash would be of other bytes). */
+int sm_apply_ahead(struct sm *sm,
+                   raft_index index,
+                   const uint8_t *entry,
+                   size_t len,
+                   const struct sm_ahead *a,
+                   struct reply *r);
+
 /* Whether the last sm_apply ran an XREADGROUP with BLOCK that delivered nothing. Its reply
  * is a null array (what the BLOCK timeout gives) and, unlike every other applied command,
  * it is not kept in its session: it changed nothing (Redis creates the consumer only when it

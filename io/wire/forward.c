@@ -80,6 +80,23 @@ int forward_args_decode(const uint8_t *p,
     return off == len ? 0 : RR_ECORRUPT;
 }
 
+int forward_check(const uint8_t *p, size_t len)
+{
+    struct forward_header h;
+    int rc = forward_header_decode(p, len, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    size_t off = FORWARD_HEADER_BYTES;
+    for (uint32_t i = 0; i < h.argc; i++) {
+        if (len - off < 4 || len - off - 4 < le_get_u32(p + off)) {
+            return RR_ECORRUPT;
+        }
+        off += 4 + (size_t)le_get_u32(p + off);
+    }
+    return off == len ? 0 : RR_ECORRUPT;
+}
+
 void forward_reply_header_encode(uint8_t out[FORWARD_REPLY_HEADER_BYTES],
                                  const struct forward_reply_header *h)
 {
@@ -123,4 +140,36 @@ int forward_cancel_decode(const uint8_t *p, size_t len, struct forward_cancel *c
     c->id = le_get_u64(p);
     c->group = le_get_u32(p + 8);
     return 0;
+}
+
+void forward_record_encode(uint8_t out[FORWARD_RECORD_BYTES], uint32_t rec_len)
+{
+    le_put_u32(out, rec_len);
+}
+
+int forward_record_next(
+    const uint8_t *p, size_t len, size_t *off, const uint8_t **rec, size_t *rec_len)
+{
+    RR_ASSERT(*off <= len);
+    if (*off == len) {
+        return 0;
+    }
+    size_t left = len - *off;
+    if (left < FORWARD_RECORD_BYTES || left - FORWARD_RECORD_BYTES < le_get_u32(p + *off)) {
+        return RR_ECORRUPT;
+    }
+    *rec_len = le_get_u32(p + *off);
+    *rec = p + *off + FORWARD_RECORD_BYTES;
+    *off += FORWARD_RECORD_BYTES + *rec_len;
+    return 1;
+}
+
+void forward_features_encode(uint8_t out[FORWARD_FEATURES_BYTES], uint64_t features)
+{
+    le_put_u64(out, features);
+}
+
+uint64_t forward_features_decode(const uint8_t *p, size_t len)
+{
+    return len < FORWARD_FEATURES_BYTES ? 0 : le_get_u64(p);
 }

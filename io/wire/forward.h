@@ -4,7 +4,14 @@
  * Pure encoding and decoding; what a field means to the node is io/route.c's business.
  *
  * FORWARD: a 41-byte header, then argc arguments, each a u32 length and its bytes; the
- * payload ends exactly after the last argument. All integers little-endian. */
+ * payload ends exactly after the last argument. All integers little-endian.
+ *
+ * FORWARD_BATCH and FORWARD_REPLY_BATCH carry one or more of those payloads, each a record: a
+ * u32 length, then a FORWARD (FORWARD_REPLY) payload of that length; the frame's payload
+ * ends exactly after the last record. One frame, one checksum, for all the forwards (replies)
+ * a node has for a peer when its output is sent. A node sends them only to a peer that
+ * announced FORWARD_FEATURE_BATCH in a PING (whose payload is a u64 of feature bits: nodes
+ * that predate it ignore a PING's payload and never announce it). */
 #ifndef RR_IO_WIRE_FORWARD_H
 #define RR_IO_WIRE_FORWARD_H
 
@@ -15,6 +22,9 @@
 #define FORWARD_ARGC_MAX           (1u << 20)
 #define FORWARD_REPLY_HEADER_BYTES 13u
 #define FORWARD_CANCEL_BYTES       12u
+#define FORWARD_RECORD_BYTES       4u /* a batch record's length field */
+#define FORWARD_FEATURES_BYTES     8u /* a PING's payload */
+#define FORWARD_FEATURE_BATCH      1u /* takes FORWARD_BATCH and FORWARD_REPLY_BATCH frames */
 
 struct forward_header {
     uint64_t id;            /* the request's id at the forwarder, echoed in the reply */
@@ -60,6 +70,10 @@ int forward_args_decode(const uint8_t *p,
                         const uint8_t **argv,
                         size_t *argl);
 
+/* Checks a whole FORWARD payload as the two decoders above would (without filling argument
+ * arrays): 0, RR_ETRUNCATED or RR_ECORRUPT. */
+int forward_check(const uint8_t *p, size_t len);
+
 /* FORWARD_REPLY: the header, then the RESP reply (none when not_leader). */
 void forward_reply_header_encode(uint8_t out[FORWARD_REPLY_HEADER_BYTES],
                                  const struct forward_reply_header *h);
@@ -74,5 +88,20 @@ int forward_reply_decode(const uint8_t *p,
 void forward_cancel_encode(uint8_t out[FORWARD_CANCEL_BYTES], const struct forward_cancel *c);
 /* Returns 0 or RR_ECORRUPT (a payload of another size). */
 int forward_cancel_decode(const uint8_t *p, size_t len, struct forward_cancel *c);
+
+/* Batches: the length field of a record of rec_len bytes (the record follows it). */
+void forward_record_encode(uint8_t out[FORWARD_RECORD_BYTES], uint32_t rec_len);
+/* Takes the record at *off of a batch payload p[0..len): returns 1 with *rec and *rec_len set
+ * (inside p) and *off moved past it, 0 when *off == len (no more records), RR_ECORRUPT when
+ * fewer than FORWARD_RECORD_BYTES remain or the record runs past the payload. What a record
+ * holds is checked by its own decoder. */
+int forward_record_next(
+    const uint8_t *p, size_t len, size_t *off, const uint8_t **rec, size_t *rec_len);
+
+/* A PING's payload: the sender's feature bits. A payload shorter than FORWARD_FEATURES_BYTES
+ * has none; bytes after them, and bits this node does not know, are ignored (for later
+ * features). */
+void forward_features_encode(uint8_t out[FORWARD_FEATURES_BYTES], uint64_t features);
+uint64_t forward_features_decode(const uint8_t *p, size_t len);
 
 #endif

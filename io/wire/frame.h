@@ -39,17 +39,19 @@
 #define FRAME_PAYLOAD_MAX_CEILING (1u << 30)
 
 enum frame_type {
-    FRAME_HANDSHAKE = 1,      /* payload: struct handshake (HANDSHAKE_BYTES) */
-    FRAME_HANDSHAKE_ACK = 2,  /* payload: struct handshake_ack (HANDSHAKE_ACK_BYTES) */
-    FRAME_RAFT = 3,           /* payload: a core/codec batch (opaque here) */
-    FRAME_FORWARD = 4,        /* payload: defined by the node (opaque here) */
-    FRAME_FORWARD_REPLY = 5,  /* payload: defined by the node (opaque here) */
-    FRAME_PING = 6,           /* payload: defined by the node (opaque here) */
-    FRAME_FORWARD_CANCEL = 7, /* payload: defined by the node (opaque here) */
-    FRAME_NODESET = 8,        /* payload: defined by the node (opaque here) */
+    FRAME_HANDSHAKE = 1,            /* payload: struct handshake (HANDSHAKE_BYTES) */
+    FRAME_HANDSHAKE_ACK = 2,        /* payload: struct handshake_ack (HANDSHAKE_ACK_BYTES) */
+    FRAME_RAFT = 3,                 /* payload: a core/codec batch (opaque here) */
+    FRAME_FORWARD = 4,              /* payload: defined by the node (opaque here) */
+    FRAME_FORWARD_REPLY = 5,        /* payload: defined by the node (opaque here) */
+    FRAME_PING = 6,                 /* payload: defined by the node (opaque here) */
+    FRAME_FORWARD_CANCEL = 7,       /* payload: defined by the node (opaque here) */
+    FRAME_NODESET = 8,              /* payload: defined by the node (opaque here) */
+    FRAME_FORWARD_BATCH = 9,        /* payload: defined by the node (opaque here) */
+    FRAME_FORWARD_REPLY_BATCH = 10, /* payload: defined by the node (opaque here) */
 };
 #define FRAME_TYPE_MIN 1u
-#define FRAME_TYPE_MAX 8u
+#define FRAME_TYPE_MAX 10u
 
 /* Outcome of frame_decode. The errors are distinct so the node can count each kind. */
 enum frame_status {

@@ -10,7 +10,10 @@
  *     and arguments re-encode to exactly the payload's bytes;
  *   - a reply that decodes has not_leader 0 or 1, no reply bytes beside not_leader, its
  *     reply inside the payload, and re-encodes to the payload;
- *   - a cancel decodes only from 12 bytes, and re-encodes to them. */
+ *   - a cancel decodes only from 12 bytes, and re-encodes to them;
+ *   - forward_check accepts a FORWARD exactly when both its decoders do;
+ *   - the payload walked as a batch (whatever the control byte): every record lies inside
+ *     it, after the previous one, and the walk ends without error only exactly at its end. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +32,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_forward(const uint8_t *p, size_t len)
 {
     struct forward_header h;
+    int checked = forward_check(p, len);
     int rc = forward_header_decode(p, len, &h);
     FUZZ_CHECK(rc == 0 || rc == RR_ETRUNCATED || rc == RR_ECORRUPT,
                "forward_header_decode returned %d", rc);
     if (rc != 0) {
         FUZZ_CHECK(rc != RR_ETRUNCATED || len < FORWARD_HEADER_BYTES, "truncated at %zu", len);
+        FUZZ_CHECK(checked == rc, "forward_check %d, header decode %d", checked, rc);
         return;
     }
     FUZZ_CHECK(h.argc >= 1 && h.argc <= FORWARD_ARGC_MAX, "argc %u", h.argc);
@@ -43,7 +48,9 @@ static void check_forward(const uint8_t *p, size_t len)
     size_t *argl = malloc(h.argc * sizeof(*argl));
     uint32_t *argl32 = malloc(h.argc * sizeof(*argl32));
     FUZZ_CHECK(argv != NULL && argl != NULL && argl32 != NULL, "out of memory");
-    if (forward_args_decode(p, len, &h, argv, argl) == 0) {
+    int args_rc = forward_args_decode(p, len, &h, argv, argl);
+    FUZZ_CHECK(checked == args_rc, "forward_check %d, argument decode %d", checked, args_rc);
+    if (args_rc == 0) {
         for (uint32_t i = 0; i < h.argc; i++) {
             FUZZ_CHECK(argv[i] >= p + FORWARD_HEADER_BYTES && argv[i] + argl[i] <= p + len,
                        "argument %u outside the payload", i);
@@ -97,6 +104,21 @@ static void check_cancel(const uint8_t *p, size_t len)
     }
 }
 
+static void check_batch(const uint8_t *p, size_t len)
+{
+    size_t off = 0, prev = 0;
+    const uint8_t *rec;
+    size_t rec_len;
+    int rc;
+    while ((rc = forward_record_next(p, len, &off, &rec, &rec_len)) == 1) {
+        FUZZ_CHECK(rec == p + prev + FORWARD_RECORD_BYTES && rec + rec_len == p + off && off <= len,
+                   "record at %zu outside the batch", prev);
+        prev = off;
+    }
+    FUZZ_CHECK(rc == 0 || rc == RR_ECORRUPT, "forward_record_next returned %d", rc);
+    FUZZ_CHECK(rc != 0 || off == len, "batch walk ended at %zu of %zu", off, len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_in in = {data, size};
@@ -117,6 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_cancel(p, in.left);
         break;
     }
+    check_batch(p, in.left);
     free(p);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/base/errors.h"
@@ -165,6 +166,83 @@ static void test_cancel(void **state)
     assert_int_equal(forward_cancel_decode(buf, FORWARD_CANCEL_BYTES + 1, &c), RR_ECORRUPT);
 }
 
+/* forward_check agrees with the two decoders on every truncation and on a byte appended. */
+static void test_check(void **state)
+{
+    (void)state;
+    uint8_t buf[128];
+    size_t len = encode(buf);
+    assert_int_equal(forward_check(buf, len), 0);
+    for (size_t n = 0; n < len; n++) {
+        assert_int_not_equal(forward_check(buf, n), 0);
+    }
+    buf[len] = 0;
+    assert_int_equal(forward_check(buf, len + 1), RR_ECORRUPT);
+    le_put_u32(buf + FORWARD_HEADER_BYTES, 1000); /* the first argument runs past the end */
+    assert_int_equal(forward_check(buf, len), RR_ECORRUPT);
+}
+
+/* A batch: records of a length field and that many bytes, ending exactly at the payload's
+ * end; a record whose length runs past it, or a length field cut short, is refused. */
+static void test_batch_records(void **state)
+{
+    (void)state;
+    uint8_t batch[256];
+    size_t len = 0;
+    size_t fwd = encode(batch + len + FORWARD_RECORD_BYTES);
+    forward_record_encode(batch + len, (uint32_t)fwd);
+    len += FORWARD_RECORD_BYTES + fwd;
+    forward_record_encode(batch + len, 0); /* an empty record: its decoder refuses it */
+    len += FORWARD_RECORD_BYTES;
+    uint8_t reply[FORWARD_REPLY_HEADER_BYTES + 5];
+    forward_reply_header_encode(reply, &(struct forward_reply_header){.id = 3, .leader = 2});
+    memcpy(reply + FORWARD_REPLY_HEADER_BYTES, "+OK\r\n", 5);
+    forward_record_encode(batch + len, sizeof(reply));
+    memcpy(batch + len + FORWARD_RECORD_BYTES, reply, sizeof(reply));
+    len += FORWARD_RECORD_BYTES + sizeof(reply);
+
+    size_t off = 0;
+    const uint8_t *rec;
+    size_t rec_len;
+    assert_int_equal(forward_record_next(batch, len, &off, &rec, &rec_len), 1);
+    assert_ptr_equal(rec, batch + FORWARD_RECORD_BYTES);
+    assert_int_equal(rec_len, fwd);
+    assert_int_equal(forward_check(rec, rec_len), 0);
+    assert_int_equal(forward_record_next(batch, len, &off, &rec, &rec_len), 1);
+    assert_int_equal(rec_len, 0);
+    assert_int_not_equal(forward_check(rec, rec_len), 0);
+    assert_int_equal(forward_record_next(batch, len, &off, &rec, &rec_len), 1);
+    assert_int_equal(rec_len, sizeof(reply));
+    assert_memory_equal(rec, reply, sizeof(reply));
+    assert_int_equal(forward_record_next(batch, len, &off, &rec, &rec_len), 0);
+    assert_int_equal(off, len);
+
+    /* Cut anywhere but at a record's end, the walk fails at the cut. */
+    size_t ends[3] = {FORWARD_RECORD_BYTES + fwd, 2 * FORWARD_RECORD_BYTES + fwd, len};
+    for (size_t cut = 0; cut < len; cut++) {
+        off = 0;
+        int rc;
+        while ((rc = forward_record_next(batch, cut, &off, &rec, &rec_len)) == 1) {
+        }
+        bool at_end = cut == 0 || cut == ends[0] || cut == ends[1] || cut == ends[2];
+        assert_int_equal(rc, at_end ? 0 : RR_ECORRUPT);
+    }
+}
+
+static void test_features(void **state)
+{
+    (void)state;
+    uint8_t buf[FORWARD_FEATURES_BYTES + 3] = {0};
+    forward_features_encode(buf, FORWARD_FEATURE_BATCH | (1ull << 40));
+    assert_true(forward_features_decode(buf, sizeof(buf)) ==
+                (FORWARD_FEATURE_BATCH | (1ull << 40)));
+    assert_true(forward_features_decode(buf, FORWARD_FEATURES_BYTES) ==
+                (FORWARD_FEATURE_BATCH | (1ull << 40)));
+    /* Shorter (an empty PING): no features. */
+    assert_true(forward_features_decode(buf, FORWARD_FEATURES_BYTES - 1) == 0);
+    assert_true(forward_features_decode(buf, 0) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +253,9 @@ int main(void)
         cmocka_unit_test(test_argument_length_past_the_end_refused),
         cmocka_unit_test(test_reply),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_batch_records),
+        cmocka_unit_test(test_features),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,39 @@ static void test_frame_layout(void **state)
     assert_int_equal(FRAME_MAGIC, 0x31465252u);
 }
 
+/* Every payload size from 0 past the decoder's copy bound (1024 bytes hashed, io/wire/frame.c)
+ * to SMALL_MAX, with both sides' ways of hashing, agrees with XXH3-64 of the flat bytes,
+ * computed here in one piece; a wrong checksum at each size is refused. */
+static void test_frame_checksum_sizes(void **state)
+{
+    (void)state;
+    static uint8_t flat[16 + SMALL_MAX];
+    for (uint32_t len = 0; len <= SMALL_MAX; len += len < 1100 ? 1 : 97) {
+        size_t n = make_frame(FRAME_FORWARD, len);
+        memcpy(flat, frame_buf, 16);
+        memcpy(flat + 16, payload, len);
+        uint64_t sum = 0;
+        for (int i = 7; i >= 0; i--) {
+            sum = sum << 8 | frame_buf[16 + i];
+        }
+        assert_true(sum == XXH3_64bits(flat, 16 + (size_t)len));
+        /* The encoder put its header back where it belongs. */
+        static const uint8_t want[8] = {'R', 'R', 'F', '1', 1, 0, FRAME_FORWARD, 0};
+        assert_memory_equal(frame_buf, want, sizeof(want));
+        struct frame f;
+        assert_int_equal(frame_decode(frame_buf, n, SMALL_MAX, &f), FRAME_COMPLETE);
+        assert_int_equal(f.payload_len, len);
+        frame_buf[16] ^= 1;
+        assert_int_equal(frame_decode(frame_buf, n, SMALL_MAX, &f), FRAME_E_CHECKSUM);
+        frame_buf[16] ^= 1;
+        if (len > 0) {
+            frame_buf[n - 1] ^= 0x80;
+            assert_int_equal(frame_decode(frame_buf, n, SMALL_MAX, &f), FRAME_E_CHECKSUM);
+            frame_buf[n - 1] ^= 0x80;
+        }
+    }
+}
+
 /* The node builds payloads in place after the header, then finalizes. */
 static void test_frame_build_in_place(void **state)
 {
@@ -167,7 +200,7 @@ static const struct corruption corruptions[] = {
     {"version 0", 4, 0, FRAME_E_VERSION, 6},
     {"version high byte", 5, 1, FRAME_E_VERSION, 6},
     {"type 0", 6, 0, FRAME_E_TYPE, 8},
-    {"type 9", 6, 9, FRAME_E_TYPE, 8},
+    {"type 11", 6, 11, FRAME_E_TYPE, 8},
     {"type high byte", 7, 1, FRAME_E_TYPE, 8},
     {"length over the limit", 9, 0x10, FRAME_E_TOO_LONG, 12},
     {"length top byte", 11, 0x80, FRAME_E_TOO_LONG, 12},
@@ -626,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_handshake_roundtrip),  cmocka_unit_test(test_handshake_decode_errors),
         cmocka_unit_test(test_handshake_mismatches), cmocka_unit_test(test_handshake_proof_inputs),
         cmocka_unit_test(test_handshake_ack),        cmocka_unit_test(test_frame_garbage),
+        cmocka_unit_test(test_frame_checksum_sizes),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -839,10 +839,148 @@ static void test_random_ops_match_model(void **state)
     t_fini(&t);
 }
 
+/* Applying with prefetch hints (sm_ahead_start, _finish, _deep, then sm_apply_ahead, over
+ * batches of entries as the node does) gives the same replies and state as sm_apply: random
+ * writes of several clients over keys that outgrow several table sizes (and expire), with
+ * retries, and hints passed with the wrong entry (ignored). */
+static void test_apply_ahead_same_as_apply(void **state)
+{
+    (void)state;
+    enum { ENTRIES = 6000, BATCH_MAX = 13, KEYS = 700, CLIENTS = 5 };
+    struct t_sm plain;
+    struct t_sm ahead;
+    t_init(&plain);
+    t_init(&ahead);
+    static uint8_t entries[BATCH_MAX][256];
+    size_t lens[BATCH_MAX];
+    struct sm_ahead hints[BATCH_MAX];
+    uint64_t seq[CLIENTS + 1] = {0};
+    uint64_t rng = 42;
+    int64_t now = T_TIME;
+    char want[4096];
+    for (unsigned done = 0; done < ENTRIES;) {
+        unsigned n = 1 + (unsigned)(prng_next(&rng) % BATCH_MAX);
+        for (unsigned i = 0; i < n; i++) {
+            char line[160];
+            unsigned k = (unsigned)(prng_next(&rng) % KEYS);
+            unsigned k2 = (unsigned)(prng_next(&rng) % KEYS);
+            switch (prng_next(&rng) % 9) {
+            case 0:
+                snprintf(line, sizeof(line), "del key:%u", k);
+                break;
+            case 1:
+                snprintf(line, sizeof(line), "incr n:%u", k % 50);
+                break;
+            case 2:
+                snprintf(line, sizeof(line), "append key:%u x", k);
+                break;
+            case 3:
+                snprintf(line, sizeof(line), "mset key:%u a key:%u b key:%u c", k, k2, k);
+                break;
+            case 4:
+                snprintf(line, sizeof(line), "pexpire key:%u %u", k, 1 + k2 % 40);
+                break;
+            case 5:
+                snprintf(line, sizeof(line), "getset key:%u v%u", k, k2);
+                break;
+            case 6:
+                snprintf(line, sizeof(line), "setnx key:%u w", k);
+                break;
+            default:
+                snprintf(line, sizeof(line), "set key:%u value-%u", k, k2);
+                break;
+            }
+            struct t_cmd c;
+            t_split(&c, line);
+            uint64_t client = prng_next(&rng) % (CLIENTS + 1); /* 0: no session */
+            uint64_t s = 0;
+            if (client != 0 && seq[client] > 3 && prng_next(&rng) % 8 == 0) {
+                s = seq[client] - prng_next(&rng) % 3; /* a retry: answered from the session */
+            } else if (client != 0) {
+                s = ++seq[client];
+            }
+            struct sm_entry_header h = {
+                .client_id = client, .seq = s, .first_unacked = s > 2 ? s - 2 : 0, .time_ms = now};
+            lens[i] = sm_entry_encode(&h, c.argc, c.argv, c.argl, entries[i], sizeof(entries[i]));
+            assert_true(lens[i] > 0);
+            now += (int64_t)(prng_next(&rng) % 3);
+        }
+        for (unsigned i = 0; i < n; i++) {
+            sm_ahead_start(ahead.sm, entries[i], lens[i], &hints[i]);
+            assert_ptr_equal(hints[i].entry, entries[i]);
+        }
+        for (unsigned i = 0; i < n; i++) {
+            sm_ahead_finish(ahead.sm, &hints[i]);
+            sm_ahead_deep(ahead.sm, &hints[i]);
+        }
+        for (unsigned i = 0; i < n; i++) {
+            plain.index++;
+            assert_int_equal(sm_apply(plain.sm, plain.index, entries[i], lens[i], &plain.r), 0);
+            copy_reply(want, sizeof(want), t_take(&plain));
+            /* Every third entry gets another entry's hint, which must be ignored. */
+            const struct sm_ahead *a = i % 3 == 2 ? &hints[i - 1] : &hints[i];
+            ahead.index++;
+            assert_int_equal(
+                sm_apply_ahead(ahead.sm, ahead.index, entries[i], lens[i], a, &ahead.r), 0);
+            assert_string_equal(t_take(&ahead), want);
+        }
+        done += n;
+        assert_int_equal(sm_digest(plain.sm), sm_digest(ahead.sm));
+    }
+    assert_true(sm_key_count(plain.sm, now) > KEYS / 4);
+    assert_int_equal(sm_key_count(plain.sm, now), sm_key_count(ahead.sm, now));
+    t_fini(&plain);
+    t_fini(&ahead);
+}
+
+/* sm_ahead_start finds no key in what is not a command with one, and reads nothing past
+ * the entry's end. */
+static void test_ahead_start_bounds(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    struct sm_ahead a;
+    uint8_t noop[SM_ENTRY_NOOP_BYTES];
+    assert_int_equal(sm_entry_encode_noop(5, noop, sizeof(noop)), SM_ENTRY_NOOP_BYTES);
+    sm_ahead_start(t.sm, noop, sizeof(noop), &a);
+    assert_null(a.entry);
+    struct t_cmd c;
+    t_split(&c, "set somekey v");
+    struct sm_entry_header h = {.client_id = 3, .seq = 1, .time_ms = T_TIME};
+    uint8_t e[128];
+    size_t n = sm_entry_encode(&h, c.argc, c.argv, c.argl, e, sizeof(e));
+    assert_true(n > 0);
+    sm_ahead_start(t.sm, e, n, &a);
+    assert_ptr_equal(a.entry, e);
+    assert_int_equal(a.key_len, 7);
+    assert_memory_equal(a.key, "somekey", 7);
+    assert_int_equal(a.key_hash, ks_hash((const uint8_t *)"somekey", 7));
+    assert_int_equal(a.client_id, 3);
+    /* Cut anywhere before the key's end: no key (heap copies, so ASan sees any overread). */
+    size_t key_end = (size_t)(a.key - e) + a.key_len;
+    for (size_t cut = 0; cut < key_end; cut++) {
+        uint8_t *p = malloc(cut > 0 ? cut : 1);
+        assert_non_null(p);
+        memcpy(p, e, cut);
+        sm_ahead_start(t.sm, p, cut, &a);
+        assert_null(a.entry);
+        free(p);
+    }
+    /* A command without arguments has no key. */
+    t_split(&c, "flushdb");
+    n = sm_entry_encode(&h, c.argc, c.argv, c.argl, e, sizeof(e));
+    sm_ahead_start(t.sm, e, n, &a);
+    assert_null(a.entry);
+    t_fini(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_string_commands_match_redis),
+        cmocka_unit_test(test_apply_ahead_same_as_apply),
+        cmocka_unit_test(test_ahead_start_bounds),
         cmocka_unit_test(test_expiry_follows_entry_clock),
         cmocka_unit_test(test_session_retry_applies_once),
         cmocka_unit_test(test_session_large_reply_not_kept),

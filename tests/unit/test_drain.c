@@ -61,6 +61,13 @@ struct tnode {
     uint64_t drain_applied;
     uint32_t drain_groups_applied;
     raft_group drain_last_group;
+    /* The batch announced by apply_ahead: entries[0, n) of group g, `next` applied so far. */
+    const struct raft_entry *ahead;
+    uint32_t ahead_n;
+    uint32_t ahead_next;
+    raft_group ahead_g;
+    uint64_t ahead_entries; /* entries announced in all */
+    uint64_t applies;       /* apply calls in all */
 };
 
 struct cluster {
@@ -151,9 +158,32 @@ static void snapshot_read_cb(void *ctx, raft_group g, const struct raft_msg *m)
     fail_msg("no snapshots in these tests");
 }
 
+static void
+apply_ahead_cb(void *ctx, raft_group g, const struct raft_entry *entries, uint32_t count)
+{
+    struct tnode *n = ctx;
+    /* The previous batch was applied whole before the next is announced. */
+    assert_int_equal(n->ahead_next, n->ahead_n);
+    assert_true(count > 0);
+    for (uint32_t i = 0; i < count; i++) {
+        assert_int_equal(entries[i].index, n->applied[g] + 1 + i);
+    }
+    n->ahead = entries;
+    n->ahead_n = count;
+    n->ahead_next = 0;
+    n->ahead_g = g;
+    n->ahead_entries += count;
+}
+
 static void apply_cb(void *ctx, raft_group g, const struct raft_entry *e)
 {
     struct tnode *n = ctx;
+    /* Every applied entry was announced, in order, at the address apply_ahead saw. */
+    assert_true(n->ahead_next < n->ahead_n);
+    assert_int_equal(g, n->ahead_g);
+    assert_ptr_equal(e, &n->ahead[n->ahead_next]);
+    n->ahead_next++;
+    n->applies++;
     /* Committed entries arrive in order, without gaps. */
     assert_int_equal(e->index, n->applied[g] + 1);
     n->applied[g] = e->index;
@@ -199,6 +229,7 @@ static const struct drain_ops ops = {
     .persist_submit = persist_submit_cb,
     .restore = restore_cb,
     .snapshot_read = snapshot_read_cb,
+    .apply_ahead = apply_ahead_cb,
     .apply = apply_cb,
     .read = read_cb,
     .read_failed = read_failed_cb,
@@ -254,6 +285,9 @@ static void cluster_free(struct cluster *c)
 {
     for (uint32_t i = 0; i < NODES; i++) {
         struct tnode *n = &c->n[i];
+        /* Every announced entry was applied, and nothing else. */
+        assert_int_equal(n->ahead_next, n->ahead_n);
+        assert_int_equal(n->ahead_entries, n->applies);
         for (uint32_t k = 0; k < n->disk_count; k++) {
             drain_held_free(n->disk[k]);
         }
@@ -791,6 +825,9 @@ static void test_apply_backlog_redrains(void **state)
     assert_int_equal(leader->applied[g], last);
     assert_int_equal(leader->value[g], 2 * RAFT_APPLY_ENTRIES_MAX + 100);
     assert_false(multi_has_dirty(leader->m));
+    /* apply_ahead announced every entry of both groups, in batches of at most one ready's. */
+    assert_true(leader->ahead_entries >= last);
+    assert_int_equal(leader->ahead_entries, leader->applies);
     cluster_free(c);
 }
 
