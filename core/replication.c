@@ -162,11 +162,11 @@ void replication_bcast_heartbeat(struct raft *r)
  * the period that ends. An append from the leader resets a follower's election timer as a
  * heartbeat does (step_accept_leader), carries the commit index, and is answered (so
  * CheckQuorum hears the follower), so a follower receiving entries needs no heartbeat as
- * well; with many busy groups the heartbeats and their responses were as many messages as
- * the appends. A heartbeat still goes to every follower while a ReadIndex round waits for
- * its acknowledgements (they ride on heartbeats only), and to a follower not in REPLICATE
- * (a probe is retried on its heartbeat response) or whose window is full (no append can
- * carry a new commit index to it). */
+ * well; with hundreds of busy groups the heartbeats and their responses had been a third or
+ * more of the messages between nodes. A heartbeat still goes to every follower while a
+ * ReadIndex round waits for its acknowledgements (they ride on heartbeats only), and to a
+ * follower not in REPLICATE (a probe is retried on its heartbeat response) or whose window
+ * is full (no append can carry a new commit index to it). */
 static void heartbeat_period(struct raft *r)
 {
     uint64_t ctx = read_index_heartbeat_ctx(r);
