@@ -15,7 +15,9 @@ this was written on has 2 cores and a shared, noisy disk.
      summed, over the requests completed, against redis-server's, in the same runs.
   3. `-c 1 -P 1` p50 of ringraft (cluster mode: each request to its group's leader) against
      the floor: one loopback TCP round trip + one 4 KiB pwrite+fdatasync on a prepared file
-     in the cluster's file system (bench/node_floor.c), measured in the same rounds.
+     in the cluster's file system (bench/node_floor.c), measured in the same rounds; and,
+     for reference, against the floor of three replicas sharing that disk (the second of
+     three such writes to be durable, two of them starting one round trip later).
   4. Throughput for G = 1, 8, 64, 512 and W = 1, 2, a fresh cluster each, the command of
      (b) with fewer requests, relative to the best of the set; flagged when more than 10%
      below G=1/W=1.
@@ -688,6 +690,13 @@ def report_parts_1_to_3(runs, n):
             fmt(m(c1, "p50"), 3), fmt(fl_ms, 3), fmt(ratio(m(c1, "p50"), fl_ms), 1),
             rg(c1, "p50", 3), *fs(c1),
             "floor = loopback RTT p50 %.3f + 4 KiB pwrite+fdatasync p50 %.3f" % (rtt, fsy))
+        sh_ms = med([(f.get("rtt_p50_us", float("nan")) + f.get("shared_p50_us", float("nan")))
+                     / 1000 for f in fl])
+        row("3", "  against the floor of 3 replicas on this one disk (ms)", fmt(m(c1, "p50"), 3),
+            fmt(sh_ms, 3), fmt(ratio(m(c1, "p50"), sh_ms), 1), "", "", "",
+            "floor = loopback RTT p50 + the second of three 4 KiB write+fdatasync on one disk "
+            "(two starting one RTT later) p50 %.3f" % (med([f.get("shared_p50_us", float("nan"))
+                                                            for f in fl]) / 1000))
         if runs["a1"]:
             a1 = runs["a1"]
             row("3", "  for reference: redis-server AOF always, -c 1 -P 1 p50 ms",

@@ -12,9 +12,20 @@
  * follower) and one durable write (the leader's and the follower's run in parallel), so
  * rtt + fsync is what a 1-client, 1-in-flight SET could take at best.
  *
- * usage: node_floor DIR [SAMPLES]      (default 1000; the file is DIR/node-floor.tmp and is
- *                                       removed at the end)
+ * A third figure is that floor for three replicas sharing one disk, as a local cluster's
+ * nodes do:
+ *
+ *   shared three threads, each with its own prepared file in DIR, do the same 4 KiB
+ *          write+fdatasync at once, two of them (the followers) starting one rtt p50 after
+ *          the first (the leader's append reaching them); a sample is the time until the
+ *          second of the three is durable (a majority of three). A device serialises its
+ *          cache flushes, so a flush that arrives while another runs waits for it: this is
+ *          near two fsyncs, not one.
+ *
+ * usage: node_floor DIR [SAMPLES]      (default 1000; the files are DIR/node-floor*.tmp and
+ *                                       are removed at the end)
  * prints one line: rtt_p50_us=.. rtt_p99_us=.. fsync_p50_us=.. fsync_p99_us=..
+ *                  shared_p50_us=.. shared_p99_us=..
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -152,10 +163,11 @@ static void measure_rtt(uint64_t *ns, size_t n)
     close(lfd);
 }
 
-static void measure_fsync(const char *dir, uint64_t *ns, size_t n)
+/* A file of n blocks in dir, every block written once and synced, so that timed writes
+ * overwrite allocated, initialised blocks. Returns its descriptor; its name goes to path. */
+static int prepared_file(const char *dir, const char *name, size_t n, char *path, size_t len)
 {
-    char path[4096];
-    if (snprintf(path, sizeof(path), "%s/node-floor.tmp", dir) >= (int)sizeof(path)) {
+    if (snprintf(path, len, "%s/%s", dir, name) >= (int)len) {
         errno = ENAMETOOLONG;
         die("path");
     }
@@ -163,33 +175,124 @@ static void measure_fsync(const char *dir, uint64_t *ns, size_t n)
     if (fd < 0) {
         die(path);
     }
-    static char block[WRITE_BYTES];
-    /* Prepare: every block written once and synced, so the timed writes overwrite
-     * allocated, initialised blocks. */
-    memset(block, 0, sizeof(block));
+    static const char zeros[WRITE_BYTES];
     for (size_t i = 0; i < n; i++) {
-        if (pwrite(fd, block, sizeof(block), (off_t)(i * WRITE_BYTES)) != WRITE_BYTES) {
+        if (pwrite(fd, zeros, sizeof(zeros), (off_t)(i * WRITE_BYTES)) != WRITE_BYTES) {
             die("pwrite (prepare)");
         }
     }
     if (fsync(fd) != 0) {
         die("fsync (prepare)");
     }
-    memset(block, 'w', sizeof(block));
-    for (size_t i = 0; i < n; i++) {
-        uint64_t t0 = now_ns();
-        if (pwrite(fd, block, sizeof(block), (off_t)(i * WRITE_BYTES)) != WRITE_BYTES) {
-            die("pwrite");
-        }
-        if (fdatasync(fd) != 0) {
-            die("fdatasync");
-        }
-        ns[i] = now_ns() - t0;
+    return fd;
+}
+
+static void durable_write(int fd, size_t block_index)
+{
+    static const char block[WRITE_BYTES] = {'w'};
+    if (pwrite(fd, block, sizeof(block), (off_t)(block_index * WRITE_BYTES)) != WRITE_BYTES) {
+        die("pwrite");
     }
+    if (fdatasync(fd) != 0) {
+        die("fdatasync");
+    }
+}
+
+static void remove_file(int fd, const char *path)
+{
     close(fd);
     if (unlink(path) != 0) {
         die("unlink");
     }
+}
+
+static void measure_fsync(const char *dir, uint64_t *ns, size_t n)
+{
+    char path[4096];
+    int fd = prepared_file(dir, "node-floor.tmp", n, path, sizeof(path));
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t0 = now_ns();
+        durable_write(fd, i);
+        ns[i] = now_ns() - t0;
+    }
+    remove_file(fd, path);
+}
+
+/* ---- three replicas on one disk ---- */
+
+#define REPLICAS 3
+
+struct replica {
+    pthread_t thread;
+    int fd;
+    char path[4096];
+    size_t id;       /* 0: the leader */
+    size_t n;        /* samples */
+    uint64_t lag_ns; /* a follower's start after the leader's */
+    uint64_t *done;  /* per sample: ns from the sample's start until durable */
+    uint64_t *start; /* per sample: the leader's start (shared) */
+    pthread_barrier_t *barrier;
+};
+
+static void *replica_main(void *p)
+{
+    struct replica *r = p;
+    for (size_t i = 0; i < r->n; i++) {
+        pthread_barrier_wait(r->barrier);
+        if (r->id == 0) {
+            r->start[i] = now_ns();
+        }
+        pthread_barrier_wait(r->barrier);
+        while (r->id != 0 && now_ns() - r->start[i] < r->lag_ns) {
+            /* spin: a sleep would add the scheduler's wake-up, which the lag already has */
+        }
+        durable_write(r->fd, i);
+        r->done[i] = now_ns() - r->start[i];
+    }
+    return NULL;
+}
+
+static void measure_shared(const char *dir, uint64_t lag_ns, uint64_t *ns, size_t n)
+{
+    struct replica rs[REPLICAS];
+    uint64_t *start = calloc(n, sizeof(*start));
+    pthread_barrier_t barrier;
+    if (start == NULL || pthread_barrier_init(&barrier, NULL, REPLICAS) != 0) {
+        die("calloc/pthread_barrier_init");
+    }
+    for (size_t k = 0; k < REPLICAS; k++) {
+        char name[64];
+        snprintf(name, sizeof(name), "node-floor-%zu.tmp", k);
+        rs[k] = (struct replica){
+            .id = k, .n = n, .lag_ns = lag_ns, .start = start, .barrier = &barrier};
+        rs[k].fd = prepared_file(dir, name, n, rs[k].path, sizeof(rs[k].path));
+        rs[k].done = calloc(n, sizeof(uint64_t));
+        if (rs[k].done == NULL) {
+            die("calloc");
+        }
+    }
+    for (size_t k = 0; k < REPLICAS; k++) {
+        if (pthread_create(&rs[k].thread, NULL, replica_main, &rs[k]) != 0) {
+            die("pthread_create");
+        }
+    }
+    for (size_t k = 0; k < REPLICAS; k++) {
+        pthread_join(rs[k].thread, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t[REPLICAS];
+        for (size_t k = 0; k < REPLICAS; k++) {
+            t[k] = rs[k].done[i];
+        }
+        qsort(t, REPLICAS, sizeof(t[0]), cmp_u64);
+        ns[i] = t[REPLICAS / 2]; /* the majority's last */
+    }
+    for (size_t k = 0; k < REPLICAS; k++) {
+        remove_file(rs[k].fd, rs[k].path);
+        free(rs[k].done);
+    }
+    pthread_barrier_destroy(&barrier);
+    free(start);
 }
 
 int main(int argc, char **argv)
@@ -206,17 +309,22 @@ int main(int argc, char **argv)
     size_t n = (size_t)samples;
     uint64_t *rtt = calloc(n, sizeof(*rtt));
     uint64_t *sync = calloc(n, sizeof(*sync));
-    if (rtt == NULL || sync == NULL) {
+    uint64_t *shared = calloc(n, sizeof(*shared));
+    if (rtt == NULL || sync == NULL || shared == NULL) {
         die("calloc");
     }
     measure_rtt(rtt, n);
     measure_fsync(argv[1], sync, n);
     qsort(rtt, n, sizeof(*rtt), cmp_u64);
     qsort(sync, n, sizeof(*sync), cmp_u64);
-    printf("rtt_p50_us=%.1f rtt_p99_us=%.1f fsync_p50_us=%.1f fsync_p99_us=%.1f\n",
+    measure_shared(argv[1], rtt[n / 2], shared, n);
+    qsort(shared, n, sizeof(*shared), cmp_u64);
+    printf("rtt_p50_us=%.1f rtt_p99_us=%.1f fsync_p50_us=%.1f fsync_p99_us=%.1f "
+           "shared_p50_us=%.1f shared_p99_us=%.1f\n",
            quantile_us(rtt, n, 0.5), quantile_us(rtt, n, 0.99), quantile_us(sync, n, 0.5),
-           quantile_us(sync, n, 0.99));
+           quantile_us(sync, n, 0.99), quantile_us(shared, n, 0.5), quantile_us(shared, n, 0.99));
     free(rtt);
     free(sync);
+    free(shared);
     return 0;
 }
