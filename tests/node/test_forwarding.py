@@ -111,6 +111,14 @@ class ForwardBatchTests(unittest.TestCase):
             with n1.client() as conn:
                 replies = conn.pipeline([("SET", "fb:%d" % i, "v%d" % i) for i in range(n)])
             self.assertEqual(replies, ["OK"] * n)
+            # Workers publish their counters at each sweep (every 100 ms): read them once two
+            # readings a sweep and a half apart agree.
+            last = None
+            for _ in deadline_loop(5, 0.15):
+                now = stat(n1, "stats", "forwarded_out")
+                if now == last:
+                    break
+                last = now
             forwards = stat(n1, "stats", "forwarded_out") - fwd0
             frames = stat(n1, "batching", "peer_frames_sent") - frames0
             self.assertGreater(forwards, 100, "too few forwards to tell anything")
