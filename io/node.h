@@ -690,24 +690,18 @@ void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t
 /* Sends a frame of `type` whose payload is the concatenation of the parts. */
 bool peer_send_frame(
     struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen);
-/* The same built in place: peer_frame_begin reserves a frame of payload_len bytes in p's
- * output and returns where its payload goes (NULL: not sent, counted as peer_send_frame
- * counts it); the caller writes exactly payload_len bytes there and calls peer_frame_end,
- * with nothing else written to p's output in between. */
-uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len);
-void peer_frame_end(struct peer *p, uint8_t *payload);
 /* Most bytes of a forward batch's payload. */
 #define PEER_BATCH_MAX (64u << 10)
-/* True if forwards and their replies to p may go in batch frames: p announced it, and sends
- * are batched (net-batching other than none). */
-bool peer_batches(const struct peer *p);
-/* Adds a record of rec_len bytes (FORWARD_RECORD_BYTES + rec_len <= PEER_BATCH_MAX) to the
- * batch frame of `type` (FRAME_FORWARD_BATCH or FRAME_FORWARD_REPLY_BATCH) being filled for
- * p, starting one if there is none or it is full, and returns where the record's bytes go
- * (NULL: not sent, counted as peer_send_frame counts it). The caller writes them at once.
- * The frame is finished (its length and checksum) before anything else is written to p's
- * output and before that output is sent (peer_batch_close). */
-uint8_t *peer_batch_record(struct peer *p, uint16_t type, size_t rec_len);
+/* A forward (batch_type FRAME_FORWARD_BATCH) or a forward's reply (FRAME_FORWARD_REPLY_BATCH)
+ * of len bytes for p, built in place: a record of the batch frame being filled for p when p
+ * takes batches (it announced them, and net-batching is not none) and the record fits, else
+ * a frame of its own (FRAME_FORWARD, FRAME_FORWARD_REPLY). Returns where the len bytes go
+ * (NULL: not sent, counted as peer_send_frame counts it); the caller writes them at once and
+ * calls peer_forward_end with the same `batched`. A batch frame is finished (its length and
+ * checksum) before anything else is written to p's output and before that output is sent
+ * (peer_batch_close). */
+uint8_t *peer_forward_begin(struct peer *p, uint16_t batch_type, size_t len, bool *batched);
+void peer_forward_end(struct peer *p, uint8_t *payload, bool batched);
 void peer_batch_close(struct peer *p);
 /* Counts a failed check of a peer's frame, logs why, and closes the connection. */
 void peer_bad_frame(struct peer *p, const char *why);

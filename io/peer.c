@@ -549,7 +549,10 @@ void peer_on_closed(struct conn *c)
     }
 }
 
-uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len)
+/* Reserves a frame of payload_len bytes in p's output and returns where its payload goes
+ * (NULL: not sent, counted); the caller writes exactly payload_len bytes there and calls
+ * peer_frame_end, with nothing else written to p's output in between. */
+static uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len)
 {
     struct worker *w;
     peer_batch_close(p); /* frames leave in the order they were made */
@@ -576,7 +579,7 @@ uint8_t *peer_frame_begin(struct peer *p, uint16_t type, size_t payload_len)
 
 static void count_frame(struct peer *p, size_t bytes);
 
-void peer_frame_end(struct peer *p, uint8_t *payload)
+static void peer_frame_end(struct peer *p, uint8_t *payload)
 {
     struct worker *w = p->conn->w;
     count_frame(p, frame_finalize(payload - FRAME_HEADER_BYTES));
@@ -596,13 +599,16 @@ static void count_frame(struct peer *p, size_t bytes)
     w->st.frame_bytes_sent += bytes;
 }
 
-bool peer_batches(const struct peer *p)
+static bool peer_batches(const struct peer *p)
 {
     return p->batch_ok && p->conn != NULL &&
            p->conn->w->node->cfg.net_batching != NET_BATCHING_NONE;
 }
 
-uint8_t *peer_batch_record(struct peer *p, uint16_t type, size_t rec_len)
+/* Adds a record of rec_len bytes to the batch frame of `type` being filled for p, starting
+ * one if there is none or it is full; returns where the record's bytes go (NULL: not sent,
+ * counted). */
+static uint8_t *peer_batch_record(struct peer *p, uint16_t type, size_t rec_len)
 {
     RR_ASSERT(type == FRAME_FORWARD_BATCH || type == FRAME_FORWARD_REPLY_BATCH);
     RR_ASSERT(FORWARD_RECORD_BYTES + rec_len <= PEER_BATCH_MAX);
@@ -657,6 +663,24 @@ void peer_batch_close(struct peer *p)
     count_frame(p, frame_finalize(frame));
     p->batch_type = 0;
     p->batch_len = 0;
+}
+
+uint8_t *peer_forward_begin(struct peer *p, uint16_t batch_type, size_t len, bool *batched)
+{
+    RR_ASSERT(batch_type == FRAME_FORWARD_BATCH || batch_type == FRAME_FORWARD_REPLY_BATCH);
+    *batched = peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX;
+    if (*batched) {
+        return peer_batch_record(p, batch_type, len);
+    }
+    return peer_frame_begin(
+        p, batch_type == FRAME_FORWARD_BATCH ? FRAME_FORWARD : FRAME_FORWARD_REPLY, len);
+}
+
+void peer_forward_end(struct peer *p, uint8_t *payload, bool batched)
+{
+    if (!batched) {
+        peer_frame_end(p, payload);
+    }
 }
 
 bool peer_send_frame(

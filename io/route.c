@@ -395,19 +395,16 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     /* Encoded straight into the connection's output: into the batch of forwards for this
      * peer if it takes them (one frame and checksum for all that leave together), else a
      * frame of its own. */
-    size_t len = FORWARD_HEADER_BYTES + args;
-    bool batch = peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX;
-    uint8_t *payload = batch ? peer_batch_record(p, FRAME_FORWARD_BATCH, len)
-                             : peer_frame_begin(p, FRAME_FORWARD, len);
+    bool batched;
+    uint8_t *payload =
+        peer_forward_begin(p, FRAME_FORWARD_BATCH, FORWARD_HEADER_BYTES + args, &batched);
     if (payload == NULL) {
         return false;
     }
     forward_header_encode(payload, &h);
     forward_args_encode(payload + FORWARD_HEADER_BYTES, r->argc, (const uint8_t *const *)r->argv,
                         r->argl);
-    if (!batch) {
-        peer_frame_end(p, payload);
-    }
+    peer_forward_end(p, payload, batched);
     r->state = REQ_FORWARDED;
     r->maybe_applied = true;
     r->forwarded_to = leader;
@@ -758,26 +755,21 @@ void route_complete(struct worker *w, struct req *r)
         w->inflight_bytes -= r->cost;
         struct peer *p = peer_find(w, r->origin_node);
         if (p != NULL && p->state == PEER_UP) {
-            uint8_t head[FORWARD_REPLY_HEADER_BYTES];
             struct group_state *gs = worker_group(w, r->group);
             struct forward_reply_header h = {.id = r->origin_id,
                                              .not_leader = r->not_leader ? 1 : 0,
                                              .leader = gs != NULL ? gs->leader : 0};
             size_t body = r->not_leader ? 0 : r->reply.len;
-            size_t len = FORWARD_REPLY_HEADER_BYTES + body;
-            if (peer_batches(p) && FORWARD_RECORD_BYTES + len <= PEER_BATCH_MAX) {
-                /* Into the batch of replies for that peer (NULL: dropped and counted; the
-                 * request times out at the forwarder, as with a frame of its own). */
-                uint8_t *dst = peer_batch_record(p, FRAME_FORWARD_REPLY_BATCH, len);
-                if (dst != NULL) {
-                    forward_reply_header_encode(dst, &h);
-                    if (body > 0) {
-                        memcpy(dst + FORWARD_REPLY_HEADER_BYTES, r->reply.buf, body);
-                    }
+            bool batched;
+            uint8_t *dst = peer_forward_begin(p, FRAME_FORWARD_REPLY_BATCH,
+                                              FORWARD_REPLY_HEADER_BYTES + body, &batched);
+            /* NULL: dropped and counted; the request times out at the forwarder. */
+            if (dst != NULL) {
+                forward_reply_header_encode(dst, &h);
+                if (body > 0) {
+                    memcpy(dst + FORWARD_REPLY_HEADER_BYTES, r->reply.buf, body);
                 }
-            } else {
-                forward_reply_header_encode(head, &h);
-                peer_send_frame(p, FRAME_FORWARD_REPLY, head, sizeof(head), r->reply.buf, body);
+                peer_forward_end(p, dst, batched);
             }
         }
         req_free(w, r);
