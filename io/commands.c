@@ -480,9 +480,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\ninstantaneous_wal_bytes_per_sec:%.0f\r\ninstantaneous_peer_frames_per_sec:%.1f"
             "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
-            n->cfg.wal_sync == WAL_SYNC_RWF_DSYNC ? "dsync" : "fdatasync",
-            n->cfg.net_batching == NET_BATCHING_NONE ? "none" : "adaptive", flushes, records, bytes,
-            flushes ? (double)records / (double)flushes : 0.0,
+            config_wal_sync_name(n->cfg.wal_sync), config_net_batching_name(n->cfg.net_batching),
+            flushes, records, bytes, flushes ? (double)records / (double)flushes : 0.0,
             flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad,
             refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_WAL_BYTES], memory_order_relaxed),

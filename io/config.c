@@ -321,38 +321,62 @@ static void format_disk_batching(const struct node_config *c, char *buf, size_t 
     wal_strategy_format(&c->disk_batching, buf, len);
 }
 
+/* Settings that name one of two choices: the value of names[i] is i. */
+static const char *const wal_sync_names[] = {
+    [WAL_SYNC_LINKED_FDATASYNC] = "fdatasync", [WAL_SYNC_RWF_DSYNC] = "dsync"};
+static const char *const net_batching_names[] = {
+    [NET_BATCHING_NONE] = "none", [NET_BATCHING_ADAPTIVE] = "adaptive"};
+
+static int parse_choice(const char *setting,
+                        const char *const names[2],
+                        const char *value,
+                        unsigned *out,
+                        char *err,
+                        size_t len)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        if (strcmp(value, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return fail(err, len, "bad value for %s: '%s' (%s or %s)", setting, value, names[0], names[1]);
+}
+
+const char *config_wal_sync_name(enum wal_sync_method m)
+{
+    return wal_sync_names[m];
+}
+
+const char *config_net_batching_name(enum net_batching b)
+{
+    return net_batching_names[b];
+}
+
 static int parse_wal_sync(struct node_config *c, const char *value, char *err, size_t len)
 {
-    if (strcmp(value, "fdatasync") == 0) {
-        c->wal_sync = WAL_SYNC_LINKED_FDATASYNC;
-    } else if (strcmp(value, "dsync") == 0) {
-        c->wal_sync = WAL_SYNC_RWF_DSYNC;
-    } else {
-        return fail(err, len, "bad value for wal-sync: '%s' (fdatasync or dsync)", value);
-    }
-    return 0;
+    unsigned v;
+    int rc = parse_choice("wal-sync", wal_sync_names, value, &v, err, len);
+    c->wal_sync = rc == 0 ? (enum wal_sync_method)v : c->wal_sync;
+    return rc;
 }
 
 static void format_wal_sync(const struct node_config *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", c->wal_sync == WAL_SYNC_RWF_DSYNC ? "dsync" : "fdatasync");
+    snprintf(buf, len, "%s", config_wal_sync_name(c->wal_sync));
 }
 
 static int parse_net_batching(struct node_config *c, const char *value, char *err, size_t len)
 {
-    if (strcmp(value, "none") == 0) {
-        c->net_batching = NET_BATCHING_NONE;
-    } else if (strcmp(value, "adaptive") == 0) {
-        c->net_batching = NET_BATCHING_ADAPTIVE;
-    } else {
-        return fail(err, len, "bad value for net-batching: '%s' (none or adaptive)", value);
-    }
-    return 0;
+    unsigned v;
+    int rc = parse_choice("net-batching", net_batching_names, value, &v, err, len);
+    c->net_batching = rc == 0 ? (enum net_batching)v : c->net_batching;
+    return rc;
 }
 
 static void format_net_batching(const struct node_config *c, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", c->net_batching == NET_BATCHING_NONE ? "none" : "adaptive");
+    snprintf(buf, len, "%s", config_net_batching_name(c->net_batching));
 }
 
 /* Microseconds; a negative value turns the log off (as Redis's). */

@@ -110,6 +110,9 @@ void config_write(const struct node_config *c, FILE *f);
 void config_write_sample(const struct node_config *c, FILE *f);
 /* Writes one line per setting: "--setting ARG" and a short description (--help). */
 void config_write_help(FILE *f);
+/* A setting's value as the config file names it (INFO prints them too). */
+const char *config_wal_sync_name(enum wal_sync_method m);
+const char *config_net_batching_name(enum net_batching b);
 /* This node's entry in the node list (validated to exist). */
 const struct node_address *config_self(const struct node_config *c);
 const struct node_address *config_node(const struct node_config *c, raft_node id);
