@@ -235,21 +235,27 @@ static void test_leader_commits_previous_term_via_current_term_entry(void **stat
     fx_free(s.f);
 }
 
+/* Node 1, leader of 3 with a heartbeat every 2 ticks, past the period in which it sent the
+ * followers its first entry (which ends without heartbeats:
+ * test_no_heartbeat_to_follower_sent_entries), with no messages pending: idle from here. */
+static struct fx *idle_leader_heartbeating_every_2_ticks(void)
+{
+    struct raft_options o = fx_options(1);
+    o.heartbeat_ticks = 2;
+    struct fx *f = fx_new_leader(&o, 3);
+    raft_tick(f->r);
+    raft_tick(f->r);
+    fx_drain(f);
+    fx_clear(f);
+    return f;
+}
+
 /* "Leaders send periodic heartbeats (AppendEntries RPCs that carry no log entries)"; here
  * every heartbeat_ticks ticks. Reference: §5.2 */
 static void test_leader_sends_heartbeats_every_heartbeat_ticks(void **state)
 {
     (void)state;
-    struct raft_options o = fx_options(1);
-    o.heartbeat_ticks = 2;
-    struct fx *f = fx_new_leader(&o, 3);
-    /* The period in which the followers were sent the leader's first entry ends without
-     * heartbeats (test_no_heartbeat_to_follower_sent_entries); from then on the leader is
-     * idle. */
-    raft_tick(f->r);
-    raft_tick(f->r);
-    fx_drain(f);
-    fx_clear(f);
+    struct fx *f = idle_leader_heartbeating_every_2_ticks();
     raft_tick(f->r);
     fx_drain(f);
     assert_int_equal(fx_count(f, RAFT_MSG_HEARTBEAT, 0), 0);
@@ -291,13 +297,7 @@ static void test_heartbeat_commit_capped_by_match(void **state)
 static void test_no_heartbeat_to_follower_sent_entries(void **state)
 {
     (void)state;
-    struct raft_options o = fx_options(1);
-    o.heartbeat_ticks = 2;
-    struct fx *f = fx_new_leader(&o, 3);
-    raft_tick(f->r);
-    raft_tick(f->r); /* the period of the leader's first entry */
-    fx_drain(f);
-    fx_clear(f);
+    struct fx *f = idle_leader_heartbeating_every_2_ticks();
     /* Entries to both followers, not acknowledged (their windows stay open). */
     raft_index idx = 0;
     assert_int_equal(raft_propose(f->r, (const uint8_t *)"x", 1, &idx), 0);
