@@ -85,11 +85,11 @@ def minflt(pid):
         return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
-def run(target, port, n, cluster_mode, where, perf_dir, tag):
+def run(target, port, n, cluster_mode, where, perf_dir, tag, load=None):
     perf = Perf(perf_dir, tag, target.pids)
     f0 = sum(minflt(p) for p in target.pids)
     try:
-        r = nt.measured_run(target, port, n, nt.LOAD_ARGS, cluster_mode, where)
+        r = nt.measured_run(target, port, n, nt.LOAD_ARGS, cluster_mode, where, load=load)
     finally:
         perf.stop()
     r["faults_per_write"] = (sum(minflt(p) for p in target.pids) - f0) / n
@@ -206,19 +206,13 @@ def main():
                         run(cl, cl.port(1), args.n, True, "(c) %s round %d" % (label, rnd),
                             perf_dir, "%s-c-node" % tag))
                 if args.rbench:
-                    bench = nt.redis_benchmark
-                    nt.redis_benchmark = rbench
-                    try:
-                        add(label + " (d) rbench via node 1",
-                            run(cl, cl.port(1), args.n, False, "(d) %s round %d" % (label, rnd),
-                                perf_dir, "%s-d-node" % tag))
-                        if not args.no_cluster:
-                            add(label + " (e) rbench --cluster",
-                                run(cl, cl.port(1), args.n, True,
-                                    "(e) %s round %d" % (label, rnd), perf_dir,
-                                    "%s-e-node" % tag))
-                    finally:
-                        nt.redis_benchmark = bench
+                    add(label + " (d) rbench via node 1",
+                        run(cl, cl.port(1), args.n, False, "(d) %s round %d" % (label, rnd),
+                            perf_dir, "%s-d-node" % tag, load=rbench))
+                    if not args.no_cluster:
+                        add(label + " (e) rbench --cluster",
+                            run(cl, cl.port(1), args.n, True, "(e) %s round %d" % (label, rnd),
+                                perf_dir, "%s-e-node" % tag, load=rbench))
             except (nt.RunFailed, nt.StartError):
                 pass
             finally:

@@ -383,15 +383,16 @@ def redis_benchmark(port, n, conn_args, cluster_mode, where, perf_pid=None, perf
     return res
 
 
-def measured_run(target, port, n, conn_args, cluster_mode, where, **kw):
-    """One redis-benchmark run with the CPU, WAL and foreign-load deltas around it."""
+def measured_run(target, port, n, conn_args, cluster_mode, where, load=None, **kw):
+    """One redis-benchmark run (or of `load`, a function called as redis_benchmark is) with
+    the CPU, WAL and foreign-load deltas around it."""
     t0 = [cpu_ticks(p) for p in target.pids]
     c0 = target.counters()
     s0 = system_busy()
     perf_sys = None
     if isinstance(target, Redis):
         perf_sys = start_syscall_count(target.pids[0], where)
-    r = redis_benchmark(port, n, conn_args, cluster_mode, where, **kw)
+    r = (load or redis_benchmark)(port, n, conn_args, cluster_mode, where, **kw)
     fsyncs = stop_syscall_count(perf_sys)
     s1 = system_busy()
     if isinstance(target, Cluster) and not target.alive(where):
