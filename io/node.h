@@ -427,14 +427,13 @@ struct worker {
     /* time */
     int64_t now_ms; /* monotonic, refreshed each iteration */
     int64_t next_tick_ms;
+    bool ticks_parked; /* the last wait ran past next_tick_ms: no group was awake */
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
     int64_t next_publish_ms;
     uint64_t heap_trim_rss; /* worker 0: resident bytes after the last malloc_trim */
     int64_t heap_trim_ms;   /* and when */
     int statm_fd;           /* worker 0: /proc/self/statm (used_memory); -1 elsewhere */
-    struct __kernel_timespec tick_ts;
-    bool tick_armed;
     /* requests */
     uint64_t next_req_id;
     struct req *req_pool; /* freed requests of REQ_POOL_BYTES, linked by list_next */
@@ -681,6 +680,8 @@ void peer_sync(struct worker *w);
  * failure (logged). */
 int node_listen(const char *host, uint16_t port, bool reuseport);
 void peer_tick(struct worker *w);
+/* Whether a peer connection waits to be dialled (peer_tick dials it when its backoff ends). */
+bool peer_dial_waiting(const struct worker *w);
 void peer_on_recv(struct conn *c);
 void peer_on_closed(struct conn *c);
 void peer_on_connected(struct worker *w, struct conn *c, int res);

@@ -296,6 +296,17 @@ void peer_bad_frame(struct peer *p, const char *why)
     }
 }
 
+bool peer_dial_waiting(const struct worker *w)
+{
+    for (uint32_t i = 0; i < w->peer_count; i++) {
+        const struct peer *p = &w->peers[i];
+        if (p->dialer && !p->removed && p->state == PEER_DOWN) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void peer_tick(struct worker *w)
 {
     peer_collect_resolved(w);

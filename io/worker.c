@@ -729,6 +729,13 @@ static void heap_trim(struct worker *w)
 static void run_ticks(struct worker *w)
 {
     uint32_t due = 0;
+    if (w->ticks_parked) {
+        /* The ticks the loop slept through had no group to tick; replaying them would age
+         * a group a message has just woken. One tick now, and the cadence goes on from
+         * here. */
+        w->ticks_parked = false;
+        w->next_tick_ms = w->now_ms;
+    }
     while (w->now_ms >= w->next_tick_ms && due < 10) {
         w->next_tick_ms += w->node->cfg.tick_ms;
         due++;
@@ -907,6 +914,28 @@ static void handle_cqe_cb(void *arg, const struct io_uring_cqe *cqe)
     handle_cqe(arg, cqe);
 }
 
+/* When the loop must wake without a completion: at the next tick while a group is awake or
+ * a peer waits to be dialled. With every group quiesced a tick has nothing to do, so an
+ * idle worker sleeps to its next sweep instead (10 wake-ups a second, not 1000 / tick-ms):
+ * what wakes a group (a client request, a peer's message, a peer lost) arrives as a
+ * completion anyway. */
+static int64_t next_wake_ms(struct worker *w)
+{
+    if (multi_awake_count(w->multi) > 0 || peer_dial_waiting(w) || w->stopping) {
+        return w->next_tick_ms;
+    }
+    int64_t at = w->next_sweep_ms;
+    if (w->node->cfg.leader_balance && w->next_balance_ms < at) {
+        at = w->next_balance_ms;
+    }
+    if (at > w->next_tick_ms) {
+        w->ticks_parked = true;
+    } else {
+        at = w->next_tick_ms;
+    }
+    return at;
+}
+
 static void loop_iteration(struct worker *w)
 {
     w->now_ms = node_clock_ms();
@@ -932,7 +961,7 @@ static void loop_iteration(struct worker *w)
     conn_flush_all(w);
     send_wakes(w);
 
-    int64_t wait_ms = w->next_tick_ms - node_clock_ms();
+    int64_t wait_ms = next_wake_ms(w) - node_clock_ms();
     if (multi_has_dirty(w->multi) || snapshot_busy(w) || w->retry.head != NULL) {
         wait_ms = 0; /* work is waiting (requests to place again too): only collect what
                       * completed */
