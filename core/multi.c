@@ -320,12 +320,22 @@ int multi_receive(struct multi *m, const uint8_t *batch, size_t len)
         if (rc != 0) {
             return rc;
         }
+        RR_ASSERT(msg.type <= RAFT_MSG_TYPE_MAX); /* the codec takes wire types only */
+        m->received.by_type[msg.type]++;
+        if (msg.type == RAFT_MSG_APPEND && msg.append.entry_count == 0) {
+            m->received.append_empty++;
+        }
         multi_mark_slot(m, (uint32_t)slot);
         rc = raft_step(multi_at(m, (uint32_t)slot), &msg);
         if (rc != 0) {
             return rc;
         }
     }
+}
+
+const struct multi_msg_counts *multi_received(const struct multi *m)
+{
+    return &m->received;
 }
 
 int multi_propose(

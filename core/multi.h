@@ -64,6 +64,14 @@ void multi_peer_down(struct multi *m, raft_node node);
  * point into `batch` only for the call. */
 int multi_receive(struct multi *m, const uint8_t *batch, size_t len);
 
+/* Messages multi_receive has stepped since the table was made, by type (index: enum
+ * raft_msg_type), and how many of the APPENDs carried no entries (commit or probe only). */
+struct multi_msg_counts {
+    uint64_t by_type[RAFT_MSG_TYPE_MAX + 1];
+    uint64_t append_empty;
+};
+const struct multi_msg_counts *multi_received(const struct multi *m);
+
 /* raft_propose / raft_read_index on group g; RR_ENOTFOUND if this table does not own g. */
 int multi_propose(
     struct multi *m, raft_group g, const uint8_t *data, uint32_t len, raft_index *index);

@@ -98,6 +98,7 @@ struct multi {
     uint32_t held_pool_count;
     uint64_t held_submitted; /* units passed to persist_submit */
     uint64_t held_done;      /* units released (drain_persisted); <= held_submitted */
+    struct multi_msg_counts received;
 };
 
 static inline struct raft *multi_at(struct multi *m, uint32_t slot)

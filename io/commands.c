@@ -486,6 +486,26 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_WAL_BYTES], memory_order_relaxed),
             atomic_load_explicit(&n->rate[RATE_PEER_FRAMES], memory_order_relaxed));
+        /* Raft messages received from peers since start, by kind: per committed entry they
+         * show what batching across groups and clients saves (docs/node.md). */
+        uint64_t by_type[RAFT_MSG_TYPE_MAX + 1] = {0}, empty = 0;
+        for (uint32_t i = 0; i < n->cfg.workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            for (uint32_t t = 0; t <= RAFT_MSG_TYPE_MAX; t++) {
+                by_type[t] += atomic_load_explicit(&p->msgs_received[t], memory_order_relaxed);
+            }
+            empty += atomic_load_explicit(&p->appends_empty_received, memory_order_relaxed);
+        }
+        OUT("peer_msgs_received:append=%" PRIu64 ",append_empty=%" PRIu64
+            ",append_resp=%" PRIu64 ",heartbeat=%" PRIu64 ",heartbeat_resp=%" PRIu64
+            ",vote=%" PRIu64 ",vote_resp=%" PRIu64 ",snapshot=%" PRIu64 ",snapshot_resp=%" PRIu64
+            ",timeout_now=%" PRIu64 "\r\n",
+            by_type[RAFT_MSG_APPEND], empty, by_type[RAFT_MSG_APPEND_RESP],
+            by_type[RAFT_MSG_HEARTBEAT], by_type[RAFT_MSG_HEARTBEAT_RESP],
+            by_type[RAFT_MSG_VOTE] + by_type[RAFT_MSG_PRE_VOTE],
+            by_type[RAFT_MSG_VOTE_RESP] + by_type[RAFT_MSG_PRE_VOTE_RESP],
+            by_type[RAFT_MSG_SNAPSHOT], by_type[RAFT_MSG_SNAPSHOT_RESP],
+            by_type[RAFT_MSG_TIMEOUT_NOW]);
         /* Totals since start that a reader subtracts to get an interval's figures: the
          * flushes' write+sync time and the units' wait before their flush (means), and the
          * batch size distributions (cumulative counts at the bounds le_N). */

@@ -347,6 +347,8 @@ struct worker_pub {
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
+    /* Raft messages received from peers, by type (multi_received), and empty APPENDs. */
+    _Atomic uint64_t msgs_received[RAFT_MSG_TYPE_MAX + 1], appends_empty_received;
     /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
      * before a unit's flush starts. */
     _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;

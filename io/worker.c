@@ -572,6 +572,11 @@ static void publish_stats(struct worker *w)
     PUB(frames_sent, st->frames_sent);
     PUB(frame_bytes_sent, st->frame_bytes_sent);
     PUB(peer_sends, st->peer_sends);
+    const struct multi_msg_counts *mc = multi_received(w->multi);
+    for (uint32_t t = 0; t <= RAFT_MSG_TYPE_MAX; t++) {
+        PUB(msgs_received[t], mc->by_type[t]);
+    }
+    PUB(appends_empty_received, mc->append_empty);
     const struct wal_stats *ws = wal_stats(w->wal);
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
