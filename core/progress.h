@@ -35,6 +35,7 @@ struct raft_progress {
     raft_index match;            /* highest index known replicated; <= leader's last */
     raft_index next;             /* next index to send; > match */
     uint64_t read_ack;           /* highest ReadIndex round context echoed */
+    raft_index commit_told;      /* highest commit index an append or heartbeat told it */
     raft_index pending_snapshot; /* SNAPSHOT: index of the snapshot being sent */
     uint64_t snap_offset;        /* SNAPSHOT: offset of the next (or in-flight) chunk */
     struct raft_inflights inflights;
@@ -44,7 +45,6 @@ struct raft_progress {
     uint8_t state;            /* enum raft_progress_state */
     bool probe_sent;          /* PROBE: an append is out; paused until a response */
     bool recent_active;       /* heard from since the last CheckQuorum period */
-    bool append_queued;       /* an append to it waits in the current ready's queue */
     bool entries_sent;        /* an append carrying entries left since the last heartbeat
                                  period began (replication_tick) */
     bool snap_chunk_inflight; /* SNAPSHOT: a chunk awaits its response */

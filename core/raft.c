@@ -585,7 +585,7 @@ bool raft_has_ready(const struct raft *r)
     return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || snapshot_rx_dropped(r) ||
            snapshot_rx_stale(r) || (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
-           ((r->bcast_pending || r->commit_bcast) && r->pr_count > 0) ||
+           (r->bcast_pending && r->pr_count > 0) ||
            apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
            read_index_failure_count(r) > 0;
 }

@@ -178,7 +178,7 @@ struct raft {
     uint32_t uncommitted_bytes;
     bool prs_departing;        /* prs also holds servers the pending configuration removes */
     bool bcast_pending;        /* new entries to send at the next raft_ready */
-    bool commit_bcast;         /* commit advanced: tell followers at the next raft_ready */
+    bool commit_bcast;         /* a follower was not told the commit: tell it at the next tick */
     bool transfer_sent;        /* leadership transfer: TIMEOUT_NOW is out */
     uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
 

@@ -115,7 +115,9 @@ static bool send_append_once(struct raft *r, struct raft_progress *p, bool allow
     if (!raft_send(r, &m, false, false)) {
         return false;
     }
-    p->append_queued = true;
+    /* The follower commits up to min(commit, its last new entry) (paper Figure 2). */
+    raft_index told = prev + n < r->commit ? prev + n : r->commit;
+    p->commit_told = told > p->commit_told ? told : p->commit_told;
     p->entries_sent = p->entries_sent || n > 0;
     if (n > 0 || p->state == RAFT_PROGRESS_PROBE) {
         progress_sent_entries(p, prev + n, bytes);
@@ -142,12 +144,14 @@ void replication_bcast_append(struct raft *r, bool allow_empty)
 
 /* Heartbeats carry the commit index only up to what the follower is known to hold, so a
  * follower never commits an entry it may not have (etcd sends min(commit, match) too). */
-static void send_heartbeat(struct raft *r, const struct raft_progress *p, uint64_t ctx)
+static void send_heartbeat(struct raft *r, struct raft_progress *p, uint64_t ctx)
 {
     struct raft_msg m = raft_msg_new(r, RAFT_MSG_HEARTBEAT, p->id);
     m.heartbeat.commit = r->commit < p->match ? r->commit : p->match;
     m.heartbeat.read_ctx = ctx;
-    raft_send(r, &m, false, false);
+    if (raft_send(r, &m, false, false) && m.heartbeat.commit > p->commit_told) {
+        p->commit_told = m.heartbeat.commit;
+    }
 }
 
 void replication_bcast_heartbeat(struct raft *r)
@@ -223,7 +227,8 @@ void replication_maybe_commit(struct raft *r)
     uncommitted_release(r, r->commit + 1, index);
     r->commit = index;
     read_index_on_commit(r);
-    /* Followers learn it from the next append, sent at raft_ready (empty if need be). */
+    /* Followers learn it from the next append; one not sent an append by the next tick gets
+     * an empty one then (commit_tick). */
     r->commit_bcast = true;
 }
 
@@ -232,15 +237,7 @@ void replication_flush(struct raft *r)
     if (r->role == RAFT_LEADER && r->bcast_pending) {
         replication_bcast_append(r, false);
     }
-    for (uint32_t i = 0; r->role == RAFT_LEADER && i < r->pr_count; i++) {
-        struct raft_progress *p = &r->prs[i];
-        if (r->commit_bcast && !p->append_queued) {
-            replication_send_append(r, p, true);
-        }
-        p->append_queued = false;
-    }
     r->bcast_pending = false;
-    r->commit_bcast = false;
 }
 
 /* ---- leader: responses --------------------------------------------------------------- */
@@ -352,6 +349,28 @@ static void stall_tick(struct raft *r, struct raft_progress *p)
     }
 }
 
+/* Tells the commit index to each follower that no append or heartbeat told it since it
+ * advanced, with an empty append. Waiting for the tick instead of sending one at once saves,
+ * under load, a message and its answer per follower and per commit: the next append, one
+ * loop iteration later, carries the commit anyway. The leader's own replies do not wait
+ * (it applies at commit); a follower applies at most a tick later. A follower whose append
+ * is paused is told when it is sent the next one; until then commit_bcast stays set. */
+static void commit_tick(struct raft *r)
+{
+    if (!r->commit_bcast) {
+        return;
+    }
+    bool untold = false;
+    for (uint32_t i = 0; i < r->pr_count; i++) {
+        struct raft_progress *p = &r->prs[i];
+        if (p->commit_told < r->commit) {
+            replication_send_append(r, p, true);
+            untold = untold || p->commit_told < r->commit;
+        }
+    }
+    r->commit_bcast = untold;
+}
+
 void replication_tick(struct raft *r)
 {
     RR_ASSERT(r->role == RAFT_LEADER);
@@ -371,6 +390,7 @@ void replication_tick(struct raft *r)
         r->heartbeat_elapsed = 0;
         heartbeat_period(r);
     }
+    commit_tick(r);
     for (uint32_t i = 0; i < r->pr_count; i++) {
         snapshot_tick(r, &r->prs[i]);
         stall_tick(r, &r->prs[i]);

@@ -158,6 +158,57 @@ static void test_leader_propagates_commit_index(void **state)
     fx_free(f);
 }
 
+/* A new commit index goes to the followers with the next append if one leaves before the
+ * leader's next tick, else in an empty append at that tick; never in a message of its own
+ * at once (an empty append and its answer per follower and per commit, under load).
+ * Reference: core/replication.c, commit_tick */
+static void test_commit_index_told_by_next_append_or_at_next_tick(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    o.election_ticks = 20;
+    o.heartbeat_ticks = 8; /* no heartbeat in this test: they carry the commit too */
+    struct fx *f = fx_new_leader(&o, 3);
+    /* The no-op committed as the followers answered; nothing told them yet. The tick does. */
+    assert_int_equal(fx_commit(f), 1);
+    raft_tick(f->r);
+    fx_drain(f);
+    for (raft_node to = 2; to <= 3; to++) {
+        const struct raft_msg *m = fx_expect(f, RAFT_MSG_APPEND, to);
+        assert_int_equal(m->append.entry_count, 0);
+        assert_int_equal(m->append.commit, 1);
+    }
+    fx_clear(f);
+    raft_tick(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_APPEND, 0), 0);
+
+    /* Entry 2 commits with follower 2's answer: no append leaves for that alone. */
+    raft_index idx = 0;
+    assert_int_equal(raft_propose(f->r, (const uint8_t *)"x", 1, &idx), 0);
+    fx_drain(f);
+    fx_clear(f);
+    struct raft_msg a2 = fx_append_resp(2, 1, fx_term(f), false, idx);
+    fx_step(f, &a2);
+    fx_drain(f);
+    assert_int_equal(fx_commit(f), 2);
+    assert_int_equal(fx_count(f, RAFT_MSG_APPEND, 0), 0);
+
+    /* The next proposal's appends carry it, so the tick has nobody left to tell. */
+    assert_int_equal(raft_propose(f->r, (const uint8_t *)"y", 1, &idx), 0);
+    fx_drain(f);
+    for (raft_node to = 2; to <= 3; to++) {
+        const struct raft_msg *m = fx_expect(f, RAFT_MSG_APPEND, to);
+        assert_int_equal(m->append.entry_count, 1);
+        assert_int_equal(m->append.commit, 2);
+    }
+    fx_clear(f);
+    raft_tick(f->r);
+    fx_drain(f);
+    assert_int_equal(fx_count(f, RAFT_MSG_APPEND, 0), 0);
+    fx_free(f);
+}
+
 /* Figure 8's setting: S1 restarts with [1:1, 2:2] (index 2 from term 2, uncommitted),
  * wins term 3 and appends its no-op at 3. Follower 2 holds only [1:1]. A scripted follower
  * answers S1's AppendEntries (one entry per message) until it holds `target`. */
@@ -717,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_leader_commits_previous_term_via_current_term_entry),
         cmocka_unit_test(test_leader_sends_heartbeats_every_heartbeat_ticks),
         cmocka_unit_test(test_heartbeat_commit_capped_by_match),
+        cmocka_unit_test(test_commit_index_told_by_next_append_or_at_next_tick),
         cmocka_unit_test(test_no_heartbeat_to_follower_sent_entries),
         cmocka_unit_test(test_propose_refused_when_not_leader),
         cmocka_unit_test(test_leader_never_overwrites_its_log),
