@@ -585,9 +585,8 @@ bool raft_has_ready(const struct raft *r)
     return hard_state_changed(r) || role_changed(r) || r->snap_to_hand || snapshot_rx_dropped(r) ||
            snapshot_rx_stale(r) || (snapshot_rx(r) != NULL && snapshot_rx(r)->pending) ||
            r->log.handed < log_last_index(&r->log) || r->msgs.count > 0 || r->after.count > 0 ||
-           (r->bcast_pending && r->pr_count > 0) ||
-           apply_limit(r) > r->applied || read_index_ready_count(r, apply_limit(r)) > 0 ||
-           read_index_failure_count(r) > 0;
+           (r->bcast_pending && r->pr_count > 0) || apply_limit(r) > r->applied ||
+           read_index_ready_count(r, apply_limit(r)) > 0 || read_index_failure_count(r) > 0;
 }
 
 /* Points a queued AppendEntries / InstallSnapshot at the data it carries; false if it is

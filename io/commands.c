@@ -496,10 +496,9 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             }
             empty += atomic_load_explicit(&p->appends_empty_received, memory_order_relaxed);
         }
-        OUT("peer_msgs_received:append=%" PRIu64 ",append_empty=%" PRIu64
-            ",append_resp=%" PRIu64 ",heartbeat=%" PRIu64 ",heartbeat_resp=%" PRIu64
-            ",vote=%" PRIu64 ",vote_resp=%" PRIu64 ",snapshot=%" PRIu64 ",snapshot_resp=%" PRIu64
-            ",timeout_now=%" PRIu64 "\r\n",
+        OUT("peer_msgs_received:append=%" PRIu64 ",append_empty=%" PRIu64 ",append_resp=%" PRIu64
+            ",heartbeat=%" PRIu64 ",heartbeat_resp=%" PRIu64 ",vote=%" PRIu64 ",vote_resp=%" PRIu64
+            ",snapshot=%" PRIu64 ",snapshot_resp=%" PRIu64 ",timeout_now=%" PRIu64 "\r\n",
             by_type[RAFT_MSG_APPEND], empty, by_type[RAFT_MSG_APPEND_RESP],
             by_type[RAFT_MSG_HEARTBEAT], by_type[RAFT_MSG_HEARTBEAT_RESP],
             by_type[RAFT_MSG_VOTE] + by_type[RAFT_MSG_PRE_VOTE],
