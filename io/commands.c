@@ -471,7 +471,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             refused += atomic_load_explicit(&p->handshakes_refused, memory_order_relaxed);
         }
         OUT("# "
-            "Batching\r\ndisk_strategy:%s\r\ndisk_sync:%s\r\nnet_strategy:%s\r\nwal_flushes:"
+            "Batching\r\ndisk_strategy:%s\r\ndisk_sync:%s\r\ndisk_prepare:%s\r\nnet_strategy:%s"
+            "\r\nwal_flushes:"
             "%" PRIu64 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
             "\r\npeer_frame_bytes_sent:%" PRIu64 "\r\npeer_sends:%" PRIu64
@@ -480,7 +481,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\ninstantaneous_wal_bytes_per_sec:%.0f\r\ninstantaneous_peer_frames_per_sec:%.1f"
             "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
-            config_wal_sync_name(n->cfg.wal_sync), config_net_batching_name(n->cfg.net_batching),
+            config_wal_sync_name(n->cfg.wal_sync), config_wal_prepare_name(n->cfg.wal_prepare),
+            config_net_batching_name(n->cfg.net_batching),
             flushes, records, bytes, flushes ? (double)records / (double)flushes : 0.0,
             flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad,
             refused, atomic_load_explicit(&n->rate[RATE_WAL_FLUSHES], memory_order_relaxed),

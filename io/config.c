@@ -31,6 +31,7 @@ void config_default(struct node_config *c)
     c->net_batching = NET_BATCHING_ADAPTIVE;
     c->disk_flushes_in_flight = 1;
     c->wal_sync = WAL_SYNC_LINKED_FDATASYNC;
+    c->wal_prepare = WAL_PREP_ZERO;
     c->lazy_commit = true;
     c->quiesce = true;
     c->tick_ms = 10;
@@ -324,6 +325,8 @@ static void format_disk_batching(const struct node_config *c, char *buf, size_t 
 /* Settings that name one of two choices: the value of names[i] is i. */
 static const char *const wal_sync_names[] = {
     [WAL_SYNC_LINKED_FDATASYNC] = "fdatasync", [WAL_SYNC_RWF_DSYNC] = "dsync"};
+static const char *const wal_prepare_names[] = {
+    [WAL_PREP_ZERO] = "zero", [WAL_PREP_FALLOCATE] = "fallocate"};
 static const char *const net_batching_names[] = {
     [NET_BATCHING_NONE] = "none", [NET_BATCHING_ADAPTIVE] = "adaptive"};
 
@@ -348,6 +351,11 @@ const char *config_wal_sync_name(enum wal_sync_method m)
     return wal_sync_names[m];
 }
 
+const char *config_wal_prepare_name(enum wal_prep_method m)
+{
+    return wal_prepare_names[m];
+}
+
 const char *config_net_batching_name(enum net_batching b)
 {
     return net_batching_names[b];
@@ -364,6 +372,19 @@ static int parse_wal_sync(struct node_config *c, const char *value, char *err, s
 static void format_wal_sync(const struct node_config *c, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", config_wal_sync_name(c->wal_sync));
+}
+
+static int parse_wal_prepare(struct node_config *c, const char *value, char *err, size_t len)
+{
+    unsigned v;
+    int rc = parse_choice("wal-prepare", wal_prepare_names, value, &v, err, len);
+    c->wal_prepare = rc == 0 ? (enum wal_prep_method)v : c->wal_prepare;
+    return rc;
+}
+
+static void format_wal_prepare(const struct node_config *c, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", config_wal_prepare_name(c->wal_prepare));
 }
 
 static int parse_net_batching(struct node_config *c, const char *value, char *err, size_t len)
@@ -531,6 +552,11 @@ static const struct config_option config_options[] = {
            "WAL flush: write + linked fdatasync, or one RWF_DSYNC write",
            "Both are durable when they complete; dsync hands one request to the kernel's "
            "workers instead of two (docs/storage.md)."),
+    CUSTOM("wal-prepare", wal_prepare, "zero|fallocate",
+           "a new WAL segment: written with zeros, or fallocate'd",
+           "Zeros (each MiB written back before the next) cost one extra write of every new "
+           "segment; fallocate costs nothing up front but leaves unwritten extents that the "
+           "first fdatasync over each block converts (docs/storage.md)."),
     BOOL("lazy-commit", lazy_commit, "skip hard states that change only the commit index",
          "Term and vote are always written before the messages that depend on them; the commit "
          "index may lag and is learnt again from the leader after a restart."),

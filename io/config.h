@@ -42,6 +42,7 @@ struct node_config {
     struct wal_strategy disk_batching;
     uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
     enum wal_sync_method wal_sync;   /* how a WAL flush is made durable (storage/wal.h) */
+    enum wal_prep_method wal_prepare; /* how a new WAL segment is prepared (storage/wal.h) */
     bool lazy_commit; /* do not write hard states that change only the commit index */
     bool quiesce;     /* idle groups stop ticking and heartbeating (core/raft.h) */
     enum net_batching net_batching;
@@ -112,6 +113,7 @@ void config_write_sample(const struct node_config *c, FILE *f);
 void config_write_help(FILE *f);
 /* A setting's value as the config file names it (INFO prints them too). */
 const char *config_wal_sync_name(enum wal_sync_method m);
+const char *config_wal_prepare_name(enum wal_prep_method m);
 const char *config_net_batching_name(enum net_batching b);
 /* This node's entry in the node list (validated to exist). */
 const struct node_address *config_self(const struct node_config *c);

@@ -1173,6 +1173,7 @@ static int worker_open(struct worker *w)
             cfg->test_wal_segment_bytes != 0 ? cfg->test_wal_segment_bytes : cfg->wal_segment_bytes,
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
         .sync_method = cfg->wal_sync,
+        .prep_method = cfg->wal_prepare,
     };
     char err[512];
     int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));

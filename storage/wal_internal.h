@@ -22,7 +22,7 @@
  * creating and zero-filling a file. */
 #define WAL_RECYCLE_POOL 2
 /* Zero-fill chunk of segment preparation: one write SQE each. */
-#define WAL_PREP_CHUNK          (1u << 20)
+#define WAL_PREP_CHUNK          (1u << 18)
 #define WAL_CACHE_BYTES_DEFAULT (16u << 20)
 /* Bytes of each segment that entries leave to maintenance records (see wal_reserve()). */
 #define WAL_MAINT_RESERVE (4u << 10)
@@ -148,6 +148,7 @@ struct wal_meta {
     uint64_t seq;      /* its sequence number once the job is done */
     uint64_t bytes;
     uint64_t done;     /* bytes zero-filled so far */
+    uint64_t pushed;   /* of those, bytes written back (sync_file_range) */
     char old_name[32]; /* paths are read by the kernel at submission: they live here */
     char new_name[32];
 };

@@ -168,7 +168,7 @@ int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *o
  * never names a sequence number its file name does not carry. */
 enum wal_step {
     STEP_OPEN,      /* IORING_OP_OPENAT, O_CREAT | O_TRUNC */
-    STEP_FILL,      /* zero-fill (repeated) or fallocate */
+    STEP_FILL,      /* zero-fill (repeated, each chunk written back) or fallocate */
     STEP_HEADER,    /* write the new header */
     STEP_SYNC_FILE, /* fsync the file: data, size and extents */
     STEP_SYNC_DIR,  /* fsync the directory: the name changes before it are durable */
@@ -209,6 +209,15 @@ static bool meta_submit(struct wal *wal)
     case STEP_FILL:
         if (wal->cfg.prep_method == WAL_PREP_FALLOCATE) {
             io_uring_prep_fallocate(sqe, m->fd, 0, 0, (off_t)m->bytes);
+        } else if (m->pushed < m->done) {
+            /* Each chunk goes to the device before the next is written: the appends'
+             * fdatasyncs flush the device's cache, and must not wait behind a whole
+             * segment of zeros (a 64 MiB fill left to the final fsync put 100-190 ms
+             * stalls into every rotation of a loaded node). */
+            io_uring_prep_sync_file_range(sqe, m->fd, (unsigned)(m->done - m->pushed),
+                                          m->pushed,
+                                          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                              SYNC_FILE_RANGE_WAIT_AFTER);
         } else {
             uint64_t n = m->bytes - m->done < WAL_PREP_CHUNK ? m->bytes - m->done : WAL_PREP_CHUNK;
             io_uring_prep_write(sqe, m->fd, wal->zeros, (unsigned)n, m->done);
@@ -243,6 +252,7 @@ static void meta_start(struct wal *wal, enum wal_meta_job job)
     m->job = job;
     m->step = 0;
     m->done = 0;
+    m->pushed = 0;
     if (job == WAL_JOB_CREATE || job == WAL_JOB_RECYCLE) {
         m->seq = wal->next_seq;
         m->bytes = wal->cfg.segment_bytes;
@@ -398,12 +408,15 @@ void wal_meta_handle(struct wal *wal, int res)
     if (step == STEP_OPEN) {
         m->fd = res;
     } else if (step == STEP_FILL && wal->cfg.prep_method == WAL_PREP_ZERO) {
-        if (res == 0) {
+        if (m->pushed < m->done) {
+            m->pushed = m->done; /* the write-back of the last chunk completed */
+        } else if (res == 0) {
             meta_create_failed(wal, RR_EIO);
             return;
+        } else {
+            m->done += (uint64_t)res; /* a short write continues from where it ended */
         }
-        m->done += (uint64_t)res; /* a short write simply continues from where it ended */
-        if (m->done < m->bytes) {
+        if (m->pushed < m->done || m->done < m->bytes) {
             meta_submit(wal);
             return;
         }

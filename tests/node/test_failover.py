@@ -131,12 +131,30 @@ class FailoverTests(unittest.TestCase):
         per flush instead of a write linked to an fdatasync)."""
         self.stop_all_and_restart(("--wal-sync", "dsync"))
 
+    def test_stop_all_and_restart_across_fallocated_segments(self):
+        """The same with segments prepared by fallocate instead of zeros (wal-prepare
+        fallocate), 1 MiB each, and 4 MiB of values written first: the log spans several
+        segments whose blocks were unwritten extents until the appends."""
+        self.stop_all_and_restart(("--wal-prepare", "fallocate", "--wal-segment-bytes", "1m"))
+
     def stop_all_and_restart(self, extra):
         with Cluster(3, groups=16, extra=extra) as c:
             c.start()
             want = "dsync" if "dsync" in extra else "fdatasync"
+            prepare = "fallocate" if "fallocate" in extra else "zero"
             for x in c.nodes:
-                self.assertIn(("disk_sync:%s" % want).encode(), x.call("INFO", "batching"))
+                info = x.call("INFO", "batching")
+                self.assertIn(("disk_sync:%s" % want).encode(), info)
+                self.assertIn(("disk_prepare:%s" % prepare).encode(), info)
+            big = {}
+            if "--wal-segment-bytes" in extra:
+                for i in range(64):
+                    big["big:%d" % i] = (b"%02d" % i) * 32768  # 64 KiB each
+                    self.assertEqual(c.node(i % 3 + 1).call("SET", "big:%d" % i,
+                                                            big["big:%d" % i]), "OK")
+                for x in c.nodes:
+                    segments = int(x.info("snapshots")["wal_segments"])
+                    self.assertGreaterEqual(segments, 4, "node %d WAL segments" % x.id)
             acked = {}
             for x in c.nodes:
                 replies = write_round(x, "n%d" % x.id)
@@ -157,6 +175,8 @@ class FailoverTests(unittest.TestCase):
             for x in c.nodes:
                 for tag in acked:
                     check_round(self, x, tag)
+                for k, v in big.items():
+                    self.assertEqual(x.call("GET", k), v, "%s on node %d" % (k, x.id))
                 self.assertEqual(x.call("GET", "ctr"), str(incrs).encode(), "ctr on node %d" % x.id)
                 entries = x.call("XRANGE", "log", "-", "+")
                 self.assertEqual([e[0] for e in entries], stream_ids, "stream on node %d" % x.id)

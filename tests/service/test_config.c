@@ -37,6 +37,7 @@ static const char *const custom_values[][2] = {
     {"disk-batching", "linger:250"},
     {"net-batching", "none"},
     {"wal-sync", "dsync"},
+    {"wal-prepare", "fallocate"},
     {"slowlog-log-slower-than", "-1"},
     {"unsafe-test-mode", "reads-without-readindex"},
     {"wal-segment-bytes", "1052672"},
