@@ -1310,6 +1310,9 @@ void *worker_main(void *arg)
 {
     struct worker *w = arg;
     log_set_worker((int)w->id);
+    char name[16]; /* the kernel's limit, NUL included: top -H and /proc/PID/task/TID/comm */
+    snprintf(name, sizeof(name), "ringraft-w%u", w->id);
+    (void)pthread_setname_np(pthread_self(), name);
     pin_cpu(w);
     int rc = ring_setup(w);
     if (rc == 0) {
