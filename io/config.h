@@ -40,8 +40,8 @@ struct node_config {
     uint32_t groups;  /* G */
     char cpus[128];   /* "off", or a CPU list ("0-3", "2,3") the workers pin to in order */
     struct wal_strategy disk_batching;
-    uint32_t disk_flushes_in_flight; /* 1 or 2 (storage/wal.h) */
-    enum wal_sync_method wal_sync;   /* how a WAL flush is made durable (storage/wal.h) */
+    uint32_t disk_flushes_in_flight;  /* 1 or 2 (storage/wal.h) */
+    enum wal_sync_method wal_sync;    /* how a WAL flush is made durable (storage/wal.h) */
     enum wal_prep_method wal_prepare; /* how a new WAL segment is prepared (storage/wal.h) */
     bool lazy_commit; /* do not write hard states that change only the commit index */
     bool quiesce;     /* idle groups stop ticking and heartbeating (core/raft.h) */
