@@ -346,59 +346,28 @@ static int parse_choice(const char *setting,
     return fail(err, len, "bad value for %s: '%s' (%s or %s)", setting, value, names[0], names[1]);
 }
 
-const char *config_wal_sync_name(enum wal_sync_method m)
-{
-    return wal_sync_names[m];
-}
+/* config_FIELD_name, and the parse_FIELD / format_FIELD of a CUSTOM row, for the enum field
+ * FIELD (of type TYPE) of a two-choice setting named by FIELD_names. */
+#define CHOICE_SETTING(field, setting, type)                                                       \
+    const char *config_##field##_name(type v)                                                      \
+    {                                                                                              \
+        return field##_names[v];                                                                   \
+    }                                                                                              \
+    static int parse_##field(struct node_config *c, const char *value, char *err, size_t len)      \
+    {                                                                                              \
+        unsigned v;                                                                                \
+        int rc = parse_choice(setting, field##_names, value, &v, err, len);                        \
+        c->field = rc == 0 ? (type)v : c->field;                                                   \
+        return rc;                                                                                 \
+    }                                                                                              \
+    static void format_##field(const struct node_config *c, char *buf, size_t len)                 \
+    {                                                                                              \
+        snprintf(buf, len, "%s", field##_names[c->field]);                                         \
+    }
 
-const char *config_wal_prepare_name(enum wal_prep_method m)
-{
-    return wal_prepare_names[m];
-}
-
-const char *config_net_batching_name(enum net_batching b)
-{
-    return net_batching_names[b];
-}
-
-static int parse_wal_sync(struct node_config *c, const char *value, char *err, size_t len)
-{
-    unsigned v;
-    int rc = parse_choice("wal-sync", wal_sync_names, value, &v, err, len);
-    c->wal_sync = rc == 0 ? (enum wal_sync_method)v : c->wal_sync;
-    return rc;
-}
-
-static void format_wal_sync(const struct node_config *c, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s", config_wal_sync_name(c->wal_sync));
-}
-
-static int parse_wal_prepare(struct node_config *c, const char *value, char *err, size_t len)
-{
-    unsigned v;
-    int rc = parse_choice("wal-prepare", wal_prepare_names, value, &v, err, len);
-    c->wal_prepare = rc == 0 ? (enum wal_prep_method)v : c->wal_prepare;
-    return rc;
-}
-
-static void format_wal_prepare(const struct node_config *c, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s", config_wal_prepare_name(c->wal_prepare));
-}
-
-static int parse_net_batching(struct node_config *c, const char *value, char *err, size_t len)
-{
-    unsigned v;
-    int rc = parse_choice("net-batching", net_batching_names, value, &v, err, len);
-    c->net_batching = rc == 0 ? (enum net_batching)v : c->net_batching;
-    return rc;
-}
-
-static void format_net_batching(const struct node_config *c, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s", config_net_batching_name(c->net_batching));
-}
+CHOICE_SETTING(wal_sync, "wal-sync", enum wal_sync_method)
+CHOICE_SETTING(wal_prepare, "wal-prepare", enum wal_prep_method)
+CHOICE_SETTING(net_batching, "net-batching", enum net_batching)
 
 /* Microseconds; a negative value turns the log off (as Redis's). */
 static int

@@ -926,18 +926,17 @@ static void handle_cqe_cb(void *arg, const struct io_uring_cqe *cqe)
  * completion anyway. */
 static int64_t next_wake_ms(struct worker *w)
 {
-    if (multi_awake_count(w->multi) > 0 || peer_dial_waiting(w) || w->stopping) {
+    if (multi_awake_count(w->multi) > 0 || peer_dial_waiting(w)) {
         return w->next_tick_ms;
     }
     int64_t at = w->next_sweep_ms;
     if (w->node->cfg.leader_balance && w->next_balance_ms < at) {
         at = w->next_balance_ms;
     }
-    if (at > w->next_tick_ms) {
-        w->ticks_parked = true;
-    } else {
-        at = w->next_tick_ms;
+    if (at <= w->next_tick_ms) {
+        return w->next_tick_ms; /* the sweep runs with the tick (run_ticks) */
     }
+    w->ticks_parked = true;
     return at;
 }
 

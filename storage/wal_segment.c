@@ -212,7 +212,7 @@ static bool meta_submit(struct wal *wal)
         } else if (m->pushed < m->done) {
             /* Each chunk goes to the device before the next is written: the appends'
              * fdatasyncs flush the device's cache, and must not wait behind a whole
-             * segment of zeros (a 64 MiB fill left to the final fsync put 100-190 ms
+             * segment of zeros (a 64 MiB fill left to the final fsync put 100-150 ms
              * stalls into every rotation of a loaded node). */
             io_uring_prep_sync_file_range(sqe, m->fd, (unsigned)(m->done - m->pushed), m->pushed,
                                           SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |

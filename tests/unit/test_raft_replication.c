@@ -158,6 +158,17 @@ static void test_leader_propagates_commit_index(void **state)
     fx_free(f);
 }
 
+/* Each follower of a 3-voter leader was sent one append, of `entries` entries, carrying
+ * `commit`. */
+static void expect_append_to_each(const struct fx *f, uint32_t entries, raft_index commit)
+{
+    for (raft_node to = 2; to <= 3; to++) {
+        const struct raft_msg *m = fx_expect(f, RAFT_MSG_APPEND, to);
+        assert_int_equal(m->append.entry_count, entries);
+        assert_int_equal(m->append.commit, commit);
+    }
+}
+
 /* A new commit index goes to the followers with the next append if one leaves before the
  * leader's next tick, else in an empty append at that tick; never in a message of its own
  * at once (an empty append and its answer per follower and per commit, under load).
@@ -173,11 +184,7 @@ static void test_commit_index_told_by_next_append_or_at_next_tick(void **state)
     assert_int_equal(fx_commit(f), 1);
     raft_tick(f->r);
     fx_drain(f);
-    for (raft_node to = 2; to <= 3; to++) {
-        const struct raft_msg *m = fx_expect(f, RAFT_MSG_APPEND, to);
-        assert_int_equal(m->append.entry_count, 0);
-        assert_int_equal(m->append.commit, 1);
-    }
+    expect_append_to_each(f, 0, 1);
     fx_clear(f);
     raft_tick(f->r);
     fx_drain(f);
@@ -197,11 +204,7 @@ static void test_commit_index_told_by_next_append_or_at_next_tick(void **state)
     /* The next proposal's appends carry it, so the tick has nobody left to tell. */
     assert_int_equal(raft_propose(f->r, (const uint8_t *)"y", 1, &idx), 0);
     fx_drain(f);
-    for (raft_node to = 2; to <= 3; to++) {
-        const struct raft_msg *m = fx_expect(f, RAFT_MSG_APPEND, to);
-        assert_int_equal(m->append.entry_count, 1);
-        assert_int_equal(m->append.commit, 2);
-    }
+    expect_append_to_each(f, 1, 2);
     fx_clear(f);
     raft_tick(f->r);
     fx_drain(f);
