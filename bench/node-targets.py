@@ -17,7 +17,8 @@ this was written on has 2 cores and a shared, noisy disk.
      the floor: one loopback TCP round trip + one 4 KiB pwrite+fdatasync on a prepared file
      in the cluster's file system (bench/node_floor.c), measured in the same rounds; and,
      for reference, against the floor of three replicas sharing that disk (the second of
-     three such writes to be durable, two of them starting one round trip later).
+     three such writes to be durable, two of them starting one round trip later), once for
+     a write on an idle disk and once for writes back to back, as -c 1 sends them.
   4. Throughput for G = 1, 8, 64, 512 and W = 1, 2, a fresh cluster each, the command of
      (b) with fewer requests, relative to the best of the set; flagged when more than 10%
      below G=1/W=1.
@@ -698,6 +699,13 @@ def report_parts_1_to_3(runs, n):
             "floor = loopback RTT p50 + the second of three 4 KiB write+fdatasync on one disk "
             "(two starting one RTT later) p50 %.3f" % (med([f.get("shared_p50_us", float("nan"))
                                                             for f in fl]) / 1000))
+        su_ms = med([(f.get("rtt_p50_us", float("nan")) + f.get("sustained_p50_us", float("nan")))
+                     / 1000 for f in fl])
+        row("3", "  against that floor with writes back to back (ms)", fmt(m(c1, "p50"), 3),
+            fmt(su_ms, 3), fmt(ratio(m(c1, "p50"), su_ms), 1), "", "", "",
+            "floor = loopback RTT p50 + the same, each write starting one RTT after the "
+            "previous one's majority, as -c 1 sends them, p50 %.3f"
+            % (med([f.get("sustained_p50_us", float("nan")) for f in fl]) / 1000))
         if runs["a1"]:
             a1 = runs["a1"]
             row("3", "  for reference: redis-server AOF always, -c 1 -P 1 p50 ms",

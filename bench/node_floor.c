@@ -22,10 +22,18 @@
  *          cache flushes, so a flush that arrives while another runs waits for it: this is
  *          near two fsyncs, not one.
  *
+ * and the same for writes back to back, as a client with one request in flight sends them:
+ *
+ *   sustained  as shared, but each write starts one rtt p50 after the previous one reached
+ *          its majority (the reply's way back and the next request's way in), while the
+ *          third replica may still be flushing the previous one; each replica writes one
+ *          after the other, as each node's WAL does. Every write costs the disk three
+ *          flushes, so back to back a sample also waits for the previous write's last one.
+ *
  * usage: node_floor DIR [SAMPLES]      (default 1000; the files are DIR/node-floor*.tmp and
  *                                       are removed at the end)
  * prints one line: rtt_p50_us=.. rtt_p99_us=.. fsync_p50_us=.. fsync_p99_us=..
- *                  shared_p50_us=.. shared_p99_us=..
+ *                  shared_p50_us=.. shared_p99_us=.. sustained_p50_us=.. sustained_p99_us=..
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +41,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,6 +305,101 @@ static void measure_shared(const char *dir, uint64_t lag_ns, uint64_t *ns, size_
     free(start);
 }
 
+/* ---- three replicas on one disk, writes back to back ---- */
+
+struct chain {
+    size_t n;
+    uint64_t lag_ns;            /* a follower's start after the leader's; also the gap */
+    _Atomic uint64_t *start;    /* per sample: the leader's start; 0 until it starts */
+    _Atomic uint64_t *majority; /* per sample: when the second replica was durable; 0 until */
+    _Atomic uint32_t *durable;  /* per sample: replicas durable so far */
+};
+
+struct chain_replica {
+    pthread_t thread;
+    int fd;
+    char path[4096];
+    size_t id; /* 0: the leader */
+    struct chain *c;
+};
+
+/* Waits (yielding: three threads share two cores here) until *v is non-zero. */
+static uint64_t await_nonzero(_Atomic uint64_t *v)
+{
+    uint64_t x;
+    while ((x = atomic_load_explicit(v, memory_order_acquire)) == 0) {
+        sched_yield();
+    }
+    return x;
+}
+
+static void await_time(uint64_t t_ns)
+{
+    while (now_ns() < t_ns) {
+        sched_yield();
+    }
+}
+
+static void *chain_main(void *p)
+{
+    struct chain_replica *r = p;
+    struct chain *c = r->c;
+    for (size_t i = 0; i < c->n; i++) {
+        uint64_t start;
+        if (r->id == 0) {
+            if (i > 0) {
+                await_time(await_nonzero(&c->majority[i - 1]) + c->lag_ns);
+            }
+            start = now_ns();
+            atomic_store_explicit(&c->start[i], start, memory_order_release);
+        } else {
+            start = await_nonzero(&c->start[i]);
+            await_time(start + c->lag_ns);
+        }
+        durable_write(r->fd, i);
+        uint64_t t = now_ns();
+        if (atomic_fetch_add_explicit(&c->durable[i], 1, memory_order_acq_rel) + 1 ==
+            REPLICAS / 2 + 1) {
+            atomic_store_explicit(&c->majority[i], t, memory_order_release);
+        }
+    }
+    return NULL;
+}
+
+static void measure_sustained(const char *dir, uint64_t lag_ns, uint64_t *ns, size_t n)
+{
+    struct chain c = {.n = n,
+                      .lag_ns = lag_ns,
+                      .start = calloc(n, sizeof(*c.start)),
+                      .majority = calloc(n, sizeof(*c.majority)),
+                      .durable = calloc(n, sizeof(*c.durable))};
+    if (c.start == NULL || c.majority == NULL || c.durable == NULL) {
+        die("calloc");
+    }
+    struct chain_replica rs[REPLICAS];
+    for (size_t k = 0; k < REPLICAS; k++) {
+        char name[64];
+        snprintf(name, sizeof(name), "node-floor-chain-%zu.tmp", k);
+        rs[k] = (struct chain_replica){.id = k, .c = &c};
+        rs[k].fd = prepared_file(dir, name, n, rs[k].path, sizeof(rs[k].path));
+    }
+    for (size_t k = 0; k < REPLICAS; k++) {
+        if (pthread_create(&rs[k].thread, NULL, chain_main, &rs[k]) != 0) {
+            die("pthread_create");
+        }
+    }
+    for (size_t k = 0; k < REPLICAS; k++) {
+        pthread_join(rs[k].thread, NULL);
+        remove_file(rs[k].fd, rs[k].path);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ns[i] = atomic_load(&c.majority[i]) - atomic_load(&c.start[i]);
+    }
+    free(c.start);
+    free(c.majority);
+    free(c.durable);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
@@ -310,7 +415,8 @@ int main(int argc, char **argv)
     uint64_t *rtt = calloc(n, sizeof(*rtt));
     uint64_t *sync = calloc(n, sizeof(*sync));
     uint64_t *shared = calloc(n, sizeof(*shared));
-    if (rtt == NULL || sync == NULL || shared == NULL) {
+    uint64_t *sustained = calloc(n, sizeof(*sustained));
+    if (rtt == NULL || sync == NULL || shared == NULL || sustained == NULL) {
         die("calloc");
     }
     measure_rtt(rtt, n);
@@ -319,12 +425,16 @@ int main(int argc, char **argv)
     qsort(sync, n, sizeof(*sync), cmp_u64);
     measure_shared(argv[1], rtt[n / 2], shared, n);
     qsort(shared, n, sizeof(*shared), cmp_u64);
+    measure_sustained(argv[1], rtt[n / 2], sustained, n);
+    qsort(sustained, n, sizeof(*sustained), cmp_u64);
     printf("rtt_p50_us=%.1f rtt_p99_us=%.1f fsync_p50_us=%.1f fsync_p99_us=%.1f "
-           "shared_p50_us=%.1f shared_p99_us=%.1f\n",
+           "shared_p50_us=%.1f shared_p99_us=%.1f sustained_p50_us=%.1f sustained_p99_us=%.1f\n",
            quantile_us(rtt, n, 0.5), quantile_us(rtt, n, 0.99), quantile_us(sync, n, 0.5),
-           quantile_us(sync, n, 0.99), quantile_us(shared, n, 0.5), quantile_us(shared, n, 0.99));
+           quantile_us(sync, n, 0.99), quantile_us(shared, n, 0.5), quantile_us(shared, n, 0.99),
+           quantile_us(sustained, n, 0.5), quantile_us(sustained, n, 0.99));
     free(rtt);
     free(sync);
     free(shared);
+    free(sustained);
     return 0;
 }
