@@ -126,10 +126,10 @@ class FailoverTests(unittest.TestCase):
         write is still there (keys, a counter, a stream), on every node."""
         self.stop_all_and_restart(())
 
-    def test_stop_all_and_restart_with_dsync_writes(self):
-        """The same with the WAL's other durable path (wal-sync dsync: one RWF_DSYNC write
-        per flush instead of a write linked to an fdatasync)."""
-        self.stop_all_and_restart(("--wal-sync", "dsync"))
+    def test_stop_all_and_restart_with_linked_fdatasync(self):
+        """The same with the WAL's other durable path (wal-sync fdatasync: a write linked to
+        an fdatasync per flush instead of one RWF_DSYNC write)."""
+        self.stop_all_and_restart(("--wal-sync", "fdatasync"))
 
     def test_stop_all_and_restart_across_fallocated_segments(self):
         """The same with segments prepared by fallocate instead of zeros (wal-prepare
@@ -140,7 +140,7 @@ class FailoverTests(unittest.TestCase):
     def stop_all_and_restart(self, extra):
         with Cluster(3, groups=16, extra=extra) as c:
             c.start()
-            want = "dsync" if "dsync" in extra else "fdatasync"
+            want = "fdatasync" if "fdatasync" in extra else "dsync"
             prepare = "fallocate" if "fallocate" in extra else "zero"
             for x in c.nodes:
                 info = x.call("INFO", "batching")

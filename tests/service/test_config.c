@@ -36,7 +36,7 @@ static const char *const custom_values[][2] = {
     {"loglevel", "debug"},
     {"disk-batching", "linger:250"},
     {"net-batching", "none"},
-    {"wal-sync", "dsync"},
+    {"wal-sync", "fdatasync"},
     {"wal-prepare", "fallocate"},
     {"slowlog-log-slower-than", "-1"},
     {"unsafe-test-mode", "reads-without-readindex"},
