@@ -28,7 +28,8 @@
  *          its majority (the reply's way back and the next request's way in), while the
  *          third replica may still be flushing the previous one; each replica writes one
  *          after the other, as each node's WAL does. Every write costs the disk three
- *          flushes, so back to back a sample also waits for the previous write's last one.
+ *          flushes, so back to back a sample may wait for the previous write's last one
+ *          (here it adds about 5%: that flush mostly runs during the round trip).
  *
  * usage: node_floor DIR [SAMPLES]      (default 1000; the files are DIR/node-floor*.tmp and
  *                                       are removed at the end)

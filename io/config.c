@@ -56,7 +56,7 @@ void config_default(struct node_config *c)
     c->snapshot_log_bytes = 64ull << 20;
     c->snapshot_trailing = 256;
     c->snapshot_wal_segments = 8;
-    c->snapshot_slice_bytes = 256u << 10;
+    c->snapshot_slice_bytes = 16u << 10;
     c->snapshot_worker_log_bytes = 512ull << 20;
     c->wal_segment_bytes = 64ull << 20;
     c->slowlog_slower_than_us = 10000;
@@ -541,7 +541,8 @@ static const struct config_option config_options[] = {
         "snapshot the oldest segment's group past N segments; 0: off",
         "Keeps the WAL's disk use bounded under any mix of busy and idle groups."),
     U64("snapshot-slice-bytes", snapshot_slice_bytes, CONFIG_BYTES, 4096, 1ull << 30, "BYTES",
-        "image bytes serialized per loop iteration", "Shared by the snapshots in progress."),
+        "image bytes serialized per loop iteration",
+        "Shared by the snapshots in progress; the requests of that iteration wait for it."),
     U64("snapshot-worker-log-bytes", snapshot_worker_log_bytes, CONFIG_BYTES, 0, 1ull << 44,
         "BYTES", "snapshot a worker's biggest group past BYTES; 0: never",
         "Counted over all the worker's groups since their snapshots: bounds the memory of "
