@@ -259,8 +259,8 @@ struct group_state {
     uint8_t role;
     raft_term term;
     raft_term hs_term;
-    /* Created by the first command applied (route_on_apply): until then the group's state is
-     * empty, and reads see the worker's empty_sm. Most idle groups never get one. */
+    /* Created when the worker opens, or loaded from the group's newest snapshot file; a
+     * snapshot from the leader is loaded into it. Never NULL while the worker runs. */
     struct sm *sm;
     struct req_list proposed; /* by index */
     struct req_list reading;
@@ -461,7 +461,6 @@ struct worker {
     struct reply scratch;       /* apply replies on replicas */
     struct reply sm_scratch;    /* where every group's state machine builds a reply */
     struct sm_limits sm_limits; /* of every group's state machine */
-    struct sm *empty_sm;        /* reads of groups without a state machine yet */
     /* The group batch of committed entries being applied (worker.c, op_apply_ahead), and how
      * far each prefetching step has gone (APPLY_AHEAD_*); ring[i % APPLY_AHEAD_RING] is what
      * sm_ahead_start learned of entries[i]. */

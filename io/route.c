@@ -464,7 +464,7 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     return true;
 }
 
-static bool serve_read(struct worker *w, struct group_state *gs, struct req *r);
+static bool serve_read(struct group_state *gs, struct req *r);
 static void block(struct worker *w, struct group_state *gs, struct req *r);
 static void block_write(struct worker *w, struct group_state *gs, struct req *r, int64_t block_ms);
 
@@ -474,7 +474,7 @@ static bool place_read(struct worker *w, struct group_state *gs, struct req *r)
         /* Fault-test build only: answer from this leader's state machine without confirming
          * leadership, the stale read tests/faults must catch (docs/faults.md). */
         req_list_remove(&gs->waiting, r);
-        if (serve_read(w, gs, r)) {
+        if (serve_read(gs, r)) {
             block(w, gs, r);
         } else {
             route_complete(w, r);
@@ -907,7 +907,7 @@ void route_on_read(struct worker *w, struct group_state *gs, uint64_t ctx)
         return; /* timed out meanwhile */
     }
     req_list_remove(&gs->reading, r);
-    if (serve_read(w, gs, r)) {
+    if (serve_read(gs, r)) {
         block(w, gs, r);
         return;
     }
@@ -945,8 +945,7 @@ void route_wake_blocked(struct worker *w)
         gs->wake_next = NULL;
         gs->wake_queued = false;
         struct req *r = gs->blocked.head;
-        /* A no-op entry wakes the group too, before its first command created its state. */
-        const struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm;
+        const struct sm *sm = gs->sm;
         int64_t now = node_wall_ms();
         while (r != NULL) {
             struct req *next = r->list_next;
@@ -979,9 +978,9 @@ static void collect_key(void *arg, const uint8_t *key, size_t len)
 
 /* Writes r's reply, or returns true (no reply) for an XREAD BLOCK that must wait (r->wait
  * set). */
-static bool serve_read(struct worker *w, struct group_state *gs, struct req *r)
+static bool serve_read(struct group_state *gs, struct req *r)
 {
-    struct sm *sm = gs->sm != NULL ? gs->sm : w->empty_sm; /* nothing applied yet: empty */
+    struct sm *sm = gs->sm;
     int64_t now = node_wall_ms();
     reply_reset(&r->reply);
     if (r->cls == REQ_INTERNAL_DBSIZE) {

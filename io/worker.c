@@ -1214,9 +1214,6 @@ static int worker_open(struct worker *w)
     RR_ASSERT(w->groups != NULL);
     sm_limits_default(&w->sm_limits);
     reply_init(&w->sm_scratch, w->sm_limits.reply_limit);
-    if (sm_create(&w->empty_sm, &w->sm_limits, &w->sm_scratch) != 0) {
-        return RR_ENOMEM;
-    }
     for (uint32_t s = 0; s < w->group_count; s++) {
         struct group_state *gs = &w->groups[s];
         gs->g = multi_group_id(w->multi, s);
