@@ -523,9 +523,9 @@ static const struct config_option config_options[] = {
            "workers instead of two, which shortens every write's path (docs/storage.md)."),
     CUSTOM("wal-prepare", wal_prepare, "zero|fallocate",
            "a new WAL segment: written with zeros, or fallocate'd",
-           "Zeros (each MiB written back before the next) cost one extra write of every new "
-           "segment; fallocate costs nothing up front but leaves unwritten extents that the "
-           "first fdatasync over each block converts (docs/storage.md)."),
+           "Zeros (each 256 KiB written back before the next) cost one extra write of every "
+           "new segment; fallocate costs nothing up front but leaves unwritten extents that "
+           "the first fdatasync over each block converts (docs/storage.md)."),
     BOOL("lazy-commit", lazy_commit, "skip hard states that change only the commit index",
          "Term and vote are always written before the messages that depend on them; the commit "
          "index may lag and is learnt again from the leader after a restart."),
