@@ -458,8 +458,10 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
         char strat[64];
         uint64_t flushes = 0, records = 0, bytes = 0, frames = 0, fbytes = 0, sends = 0,
                  dropped = 0, bad = 0, refused = 0;
+        uint32_t direct = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
+            direct += atomic_load_explicit(&p->wal_direct, memory_order_relaxed) ? 1u : 0u;
             flushes += atomic_load_explicit(&p->wal_flushes, memory_order_relaxed);
             records += atomic_load_explicit(&p->wal_records, memory_order_relaxed);
             bytes += atomic_load_explicit(&p->wal_bytes, memory_order_relaxed);
@@ -471,7 +473,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             refused += atomic_load_explicit(&p->handshakes_refused, memory_order_relaxed);
         }
         OUT("# "
-            "Batching\r\ndisk_strategy:%s\r\ndisk_sync:%s\r\ndisk_prepare:%s\r\nnet_strategy:%s"
+            "Batching\r\ndisk_strategy:%s\r\ndisk_sync:%s\r\ndisk_prepare:%s\r\ndisk_direct_io:%s"
+            "\r\nnet_strategy:%s"
             "\r\nwal_flushes:"
             "%" PRIu64 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
             "\r\nrecords_per_flush:%.2f\r\nbytes_per_flush:%.1f\r\npeer_frames_sent:%" PRIu64
@@ -482,6 +485,9 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             "\r\n",
             wal_strategy_format(&n->cfg.disk_batching, strat, sizeof(strat)),
             config_wal_sync_name(n->cfg.wal_sync), config_wal_prepare_name(n->cfg.wal_prepare),
+            direct == n->cfg.workers ? "yes"
+            : direct == 0            ? "no"
+                                     : "partly",
             config_net_batching_name(n->cfg.net_batching), flushes, records, bytes,
             flushes ? (double)records / (double)flushes : 0.0,
             flushes ? (double)bytes / (double)flushes : 0.0, frames, fbytes, sends, dropped, bad,

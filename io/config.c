@@ -32,6 +32,7 @@ void config_default(struct node_config *c)
     c->disk_flushes_in_flight = 1;
     c->wal_sync = WAL_SYNC_RWF_DSYNC;
     c->wal_prepare = WAL_PREP_ZERO;
+    c->wal_direct_io = true;
     c->lazy_commit = true;
     c->quiesce = true;
     c->tick_ms = 10;
@@ -526,6 +527,11 @@ static const struct config_option config_options[] = {
            "Zeros (each 256 KiB written back before the next) cost one extra write of every "
            "new segment; fallocate costs nothing up front but leaves unwritten extents that "
            "the first fdatasync over each block converts (docs/storage.md)."),
+    BOOL("wal-direct-io", wal_direct_io, "write WAL flushes with O_DIRECT",
+         "Whole 4 KiB blocks from an aligned buffer: the write goes straight to the device "
+         "instead of through the page cache and a kernel worker thread. A filesystem that "
+         "refuses O_DIRECT gets buffered writes (INFO's disk_direct_io says which; "
+         "docs/storage.md)."),
     BOOL("lazy-commit", lazy_commit, "skip hard states that change only the commit index",
          "Term and vote are always written before the messages that depend on them; the commit "
          "index may lag and is learnt again from the leader after a restart."),

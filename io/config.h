@@ -43,6 +43,7 @@ struct node_config {
     uint32_t disk_flushes_in_flight;  /* 1 or 2 (storage/wal.h) */
     enum wal_sync_method wal_sync;    /* how a WAL flush is made durable (storage/wal.h) */
     enum wal_prep_method wal_prepare; /* how a new WAL segment is prepared (storage/wal.h) */
+    bool wal_direct_io;               /* WAL flushes through O_DIRECT where the filesystem allows */
     bool lazy_commit; /* do not write hard states that change only the commit index */
     bool quiesce;     /* idle groups stop ticking and heartbeating (core/raft.h) */
     enum net_batching net_batching;

@@ -93,9 +93,10 @@ test-node:
 	$(Q)tools/stage.sh node $(NODE_STAGE_TIMEOUT) python3 tests/node/run.py \
 		--bin build/debug/ringraftd --timeout $(NODE_TEST_TIMEOUT) $(NODE_TESTS)
 
-# The same tests once more with every optional io_uring feature off (the plain paths).
+# The same tests once more with every optional io_uring feature off (the plain paths), and
+# the WAL's direct I/O off (buffered flushes).
 NODE_URING_OFF := --uring-defer-taskrun no --uring-multishot-accept no --uring-msg-ring no \
-	--uring-multishot-recv no
+	--uring-multishot-recv no --wal-direct-io no
 test-node-uring-off:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build/debug/ringraftd build/debug/tools/ringraft-wal \
 		build/debug/ringraftd-faults

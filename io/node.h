@@ -345,6 +345,7 @@ struct worker_pub {
     _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
     _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
+    _Atomic bool wal_direct; /* the WAL writes with O_DIRECT (wal_direct_io) */
     _Atomic uint64_t frames_sent, frame_bytes_sent, peer_sends;
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
     /* Raft messages received from peers, by type (multi_received), and empty APPENDs. */

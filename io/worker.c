@@ -1173,12 +1173,17 @@ static int worker_open(struct worker *w)
         .flushes_in_flight = (uint8_t)cfg->disk_flushes_in_flight,
         .sync_method = cfg->wal_sync,
         .prep_method = cfg->wal_prepare,
+        .direct_io = cfg->wal_direct_io,
     };
     char err[512];
     int rc = wal_open(&wc, &w->ring, &w->wal, err, sizeof(err));
     if (rc != 0) {
         LOG_E("cannot open the WAL in %s: %s", dir, err);
         return rc;
+    }
+    atomic_store_explicit(&w->pub.wal_direct, wal_direct_io(w->wal), memory_order_relaxed);
+    if (cfg->wal_direct_io && !wal_direct_io(w->wal)) {
+        LOG_W("the filesystem of %s refuses O_DIRECT: WAL writes go through the page cache", dir);
     }
     struct multi_options mo = {
         .id = cfg->node_id,

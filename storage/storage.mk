@@ -36,6 +36,13 @@ STORAGE_2FLIGHT_BIN := $(addprefix $(B)/tests/storage/,test_wal test_wal_hardeni
 test-storage-2flight:
 	$(Q)RR_WAL_FLUSHES=2 tools/stage.sh storage-2flight 900 tools/run-tests.sh $(STORAGE_2FLIGHT_BIN)
 
+# And with direct I/O (cfg.direct_io, ringraftd's default), two flushes allowed in flight: a
+# flush that starts inside the block the one in flight ends in waits for it.
+TEST_STAGES += test-storage-direct
+test-storage-direct:
+	$(Q)RR_WAL_DIRECT=1 RR_WAL_FLUSHES=2 tools/stage.sh storage-direct 900 tools/run-tests.sh \
+		$(STORAGE_2FLIGHT_BIN)
+
 # ---- tools/ringraft-wal -----------------------------------------------------------------
 $(RINGRAFT_WAL): $(B)/tools/ringraft_wal.o $(LIBSTORAGE) $(LIBCORE)
 	$(call say,LD,$@)$(CC) $(FLAVOUR_LDFLAGS) -o $@ $^ $(LIBS_URING) $(LIBS_XXHASH)
@@ -80,7 +87,7 @@ test-storage-mutant:
 
 # ---- soak: more kills and power losses, bounded by SOAK_SECONDS ---------------------------
 SOAK_SECONDS ?= 60
-.PHONY: soak test-storage test-storage-2flight test-storage-mutant bench-wal
+.PHONY: soak test-storage test-storage-2flight test-storage-direct test-storage-mutant bench-wal
 soak:
 	$(Q)$(MAKE) --no-print-directory FLAVOUR=debug build
 	$(Q)tools/stage.sh soak-kill $$(( $(SOAK_SECONDS) + 60 )) env RR_SOAK_SECONDS=$(SOAK_SECONDS) \

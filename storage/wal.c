@@ -165,6 +165,11 @@ void wal_set_strategy(struct wal *wal, const struct wal_strategy *s)
     }
 }
 
+bool wal_direct_io(const struct wal *wal)
+{
+    return wal->direct;
+}
+
 const struct wal_stats *wal_stats(const struct wal *wal)
 {
     return &wal->stats;
@@ -214,6 +219,9 @@ size_t wal_release_cache(struct wal *wal)
      * up to WAL_UNITS_MAX. */
     if (wal->unit_count == 0) {
         released += release_pages(wal->units, sizeof(wal->units));
+    }
+    if (wal->dio_bufs != NULL) { /* no flush is in flight: each is rebuilt when planned */
+        released += release_pages(wal->dio_bufs, (size_t)WAL_FLUSHES_MAX * WAL_DIO_BUF_BYTES);
     }
     return released;
 }
@@ -587,7 +595,9 @@ int wal_open(const struct wal_config *cfg,
     wal->dir_fd = -1;
     wal->lock_fd = -1;
     wal->prep.fd = -1;
+    wal->prep.dfd = -1;
     wal->meta.fd = -1;
+    wal->meta.dfd = -1;
     wal->user_tag = (uint64_t)cfg->user_data_tag << WAL_USER_DATA_TAG_SHIFT;
     if (wal->cfg.segment_bytes == 0) {
         wal->cfg.segment_bytes = WAL_SEGMENT_BYTES_DEFAULT;
@@ -611,7 +621,13 @@ int wal_open(const struct wal_config *cfg,
     }
     rc = wal_lock_dir(wal, err, err_len);
     if (rc == RR_OK) {
+        rc = wal_direct_probe(wal, err, err_len);
+    }
+    if (rc == RR_OK) {
         rc = wal_recover(wal, err, err_len);
+    }
+    if (rc == RR_OK) {
+        rc = wal_direct_start(wal, err, err_len);
     }
     if (rc != RR_OK) {
         wal_close(wal);
@@ -622,6 +638,14 @@ int wal_open(const struct wal_config *cfg,
     return RR_OK;
 }
 
+/* wal_close's: blocking, after the loop. */
+static void close_if_open(int fd)
+{
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 void wal_close(struct wal *wal)
 {
     if (wal == NULL) {
@@ -629,13 +653,12 @@ void wal_close(struct wal *wal)
     }
     for (uint32_t i = 0; i < wal->seg_count; i++) {
         close(wal->segs[i].fd);
+        close_if_open(wal->segs[i].dfd);
     }
-    if (wal->prep.fd >= 0) {
-        close(wal->prep.fd);
-    }
-    if (wal->meta.fd >= 0) {
-        close(wal->meta.fd);
-    }
+    close_if_open(wal->prep.fd);
+    close_if_open(wal->prep.dfd);
+    close_if_open(wal->meta.fd);
+    close_if_open(wal->meta.dfd);
     for (uint32_t i = 0; i < wal->retired_count; i++) {
         close(wal->retired[(wal->retired_head + i) % WAL_SEGMENTS_MAX].fd);
     }
@@ -654,6 +677,7 @@ void wal_close(struct wal *wal)
     free(wal->ring_buf);
     free(wal->scratch);
     free(wal->zeros);
+    free(wal->dio_bufs);
     free(wal->prep.header);
     free(wal->dir);
     free(wal);

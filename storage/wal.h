@@ -90,6 +90,10 @@ struct wal_config {
     enum wal_sync_method sync_method;
     enum wal_prep_method prep_method;
     uint8_t flushes_in_flight; /* 1..WAL_FLUSHES_MAX (0: the default, 1); docs/storage.md */
+    /* Flushes write through a second, O_DIRECT descriptor of the active segment, whole
+     * 4 KiB blocks from an aligned buffer, where the filesystem allows it (docs/storage.md
+     * "Direct I/O"); wal_direct_io() tells whether it is in use. */
+    bool direct_io;
 };
 
 struct wal_entry {
@@ -262,6 +266,9 @@ uint64_t wal_disk_bytes(const struct wal *wal);
 
 /* Changes the strategy at run time (takes effect at the next wal_submit). */
 void wal_set_strategy(struct wal *wal, const struct wal_strategy *s);
+/* Whether flushes use direct I/O: cfg.direct_io and a filesystem that accepts O_DIRECT. */
+bool wal_direct_io(const struct wal *wal);
+
 const struct wal_stats *wal_stats(const struct wal *wal);
 void wal_stats_reset(struct wal *wal);
 

@@ -130,6 +130,57 @@ static const struct wal_segment *flush_segment(const struct wal *wal, const stru
     return &wal->segs[s];
 }
 
+/* ---- direct I/O: whole blocks from an aligned buffer (docs/storage.md "Direct I/O") -------- */
+
+static uint8_t *dio_buf(struct wal *wal, const struct wal_flush *f)
+{
+    return wal->dio_bufs + (size_t)(f - wal->flushes) * WAL_DIO_BUF_BYTES;
+}
+
+static uint64_t dio_block(uint64_t off)
+{
+    return off & ~(uint64_t)(WAL_DIO_ALIGN - 1u);
+}
+
+/* Whether a flush from lsn lo in seg must wait: its first block is only partly new, and the
+ * flush in flight before it writes that block too. Two writes of one block in flight at once
+ * may reach the disk in either order, and the earlier one's padding would then overwrite the
+ * later one's records. */
+static bool dio_must_wait(const struct wal *wal, const struct wal_segment *seg, uint64_t lo)
+{
+    uint64_t off = WAL_SEGMENT_HEADER_BYTES + lo - seg->lsn_start;
+    return seg->dfd >= 0 && wal->flush_count > 0 && dio_block(off) != off;
+}
+
+/* Builds flush f's buffer: the bytes already in its first block before lo (kept from the
+ * flush before it), the records, then zeros to the end of the last block; and keeps that
+ * last block's bytes for the next flush. */
+static void dio_plan(struct wal *wal, struct wal_flush *f, const struct wal_segment *seg)
+{
+    uint64_t off_lo = WAL_SEGMENT_HEADER_BYTES + f->lo - seg->lsn_start;
+    uint64_t off_hi = off_lo + (f->hi - f->lo);
+    uint64_t start = dio_block(off_lo);
+    uint64_t end = dio_block(off_hi + WAL_DIO_ALIGN - 1u);
+    uint32_t before = (uint32_t)(off_lo - start);
+    uint8_t *buf = dio_buf(wal, f);
+    RR_ASSERT(end - start <= WAL_DIO_BUF_BYTES);
+    if (before > 0) {
+        /* Only the first flush in flight starts inside a block (dio_must_wait), so the
+         * block's earlier bytes are those the last planned flush ended with. */
+        RR_ASSERT(wal->dio_tail_seq == seg->seq && wal->dio_tail_off == start &&
+                  wal->dio_tail_len == before);
+        memcpy(buf, wal->dio_tail, before);
+    }
+    wal_ring_read(wal, f->lo, buf + before, (uint32_t)(f->hi - f->lo));
+    memset(buf + (off_hi - start), 0, (size_t)(end - off_hi));
+    wal->dio_tail_seq = seg->seq;
+    wal->dio_tail_off = dio_block(off_hi);
+    wal->dio_tail_len = (uint32_t)(off_hi - wal->dio_tail_off);
+    memcpy(wal->dio_tail, buf + (wal->dio_tail_off - start), wal->dio_tail_len);
+    f->dio_off = start;
+    f->dio_len = (uint32_t)(end - start);
+}
+
 /* Prepares flush f's write (and linked sync) from f->cur; false if the ring had no room
  * (f->resubmit then makes wal_submit try again). The SQEs carry f's slot as their id. */
 static bool submit_write(struct wal *wal, struct wal_flush *f)
@@ -141,16 +192,27 @@ static bool submit_write(struct wal *wal, struct wal_flush *f)
         return false;
     }
     const struct wal_segment *seg = flush_segment(wal, f);
-    uint64_t ring_size = wal->ring_mask + 1;
-    uint64_t pos = f->cur & wal->ring_mask;
-    uint64_t len = f->hi - f->cur;
-    uint64_t first = ring_size - pos < len ? ring_size - pos : len;
-    f->iov[0].iov_base = wal->ring_buf + pos;
-    f->iov[0].iov_len = (size_t)first;
-    f->iov[1].iov_base = wal->ring_buf;
-    f->iov[1].iov_len = (size_t)(len - first);
-    unsigned nr = len > first ? 2u : 1u;
-    off_t off = (off_t)(WAL_SEGMENT_HEADER_BYTES + f->cur - seg->lsn_start);
+    int fd = seg->fd;
+    unsigned nr;
+    off_t off;
+    if (f->dio_len > 0) {
+        fd = seg->dfd;
+        f->iov[0].iov_base = dio_buf(wal, f);
+        f->iov[0].iov_len = f->dio_len;
+        nr = 1;
+        off = (off_t)f->dio_off;
+    } else {
+        uint64_t ring_size = wal->ring_mask + 1;
+        uint64_t pos = f->cur & wal->ring_mask;
+        uint64_t len = f->hi - f->cur;
+        uint64_t first = ring_size - pos < len ? ring_size - pos : len;
+        f->iov[0].iov_base = wal->ring_buf + pos;
+        f->iov[0].iov_len = (size_t)first;
+        f->iov[1].iov_base = wal->ring_buf;
+        f->iov[1].iov_len = (size_t)(len - first);
+        nr = len > first ? 2u : 1u;
+        off = (off_t)(WAL_SEGMENT_HEADER_BYTES + f->cur - seg->lsn_start);
+    }
     f->write_done = false;
     f->sync_done = false;
     f->short_write = false;
@@ -158,17 +220,17 @@ static bool submit_write(struct wal *wal, struct wal_flush *f)
     f->write_res = 0;
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {
         struct io_uring_sqe *sqe = wal_sqe(wal, WAL_OP_WRITE, id);
-        io_uring_prep_writev2(sqe, seg->fd, f->iov, nr, (uint64_t)off, RWF_DSYNC);
+        io_uring_prep_writev2(sqe, fd, f->iov, nr, (uint64_t)off, RWF_DSYNC);
         f->sync_done = true; /* the write itself is the sync */
         return true;
     }
     /* Both SQEs go to the kernel in one submission (room for both was made above), or the
      * link would break. */
     struct io_uring_sqe *w = wal_sqe(wal, WAL_OP_WRITE, id);
-    io_uring_prep_writev(w, seg->fd, f->iov, nr, (uint64_t)off);
+    io_uring_prep_writev(w, fd, f->iov, nr, (uint64_t)off);
     w->flags |= IOSQE_IO_LINK;
     struct io_uring_sqe *s = wal_sqe(wal, WAL_OP_SYNC, id);
-    io_uring_prep_fsync(s, seg->fd, IORING_FSYNC_DATASYNC);
+    io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC);
     return true;
 }
 
@@ -232,6 +294,9 @@ void wal_flush_maybe(struct wal *wal)
          * corruption. */
         return;
     }
+    if (dio_must_wait(wal, &wal->segs[s], lo)) {
+        return; /* the flush in flight completes first, then calls again */
+    }
     if (!strategy_ready(wal)) {
         return;
     }
@@ -253,6 +318,10 @@ void wal_flush_maybe(struct wal *wal)
     wal->stats.overlapped += wal->flush_count > 0 ? 1u : 0u;
     wal->flush_count++;
     stamp_flush_base(wal, &wal->segs[s], f->lo);
+    f->dio_len = 0;
+    if (wal->segs[s].dfd >= 0) {
+        dio_plan(wal, f, &wal->segs[s]); /* after the stamp: the buffer holds the records */
+    }
     wal->timer_fired = false;
     disarm_timer(wal);
     wal->queued_records -= f->records;
@@ -383,7 +452,7 @@ void wal_flush_handle_write(struct wal *wal, uint64_t id, int res)
     res = WAL_FAULT(WAL_FP_WRITE_CQE, res);
     f->write_done = true;
     const struct wal_segment *seg = flush_segment(wal, f);
-    uint64_t want = f->hi - f->cur;
+    uint64_t want = f->dio_len > 0 ? f->dio_len : f->hi - f->cur;
     if (res == -EINTR || res == -EAGAIN) {
         f->short_write = true; /* nothing written: rewrite the whole range */
     } else if (res < 0) {
@@ -395,7 +464,9 @@ void wal_flush_handle_write(struct wal *wal, uint64_t id, int res)
                  strerror(-res));
     } else if ((uint64_t)res < want) {
         wal->stats.short_writes++;
-        f->cur += (uint64_t)res;
+        if (f->dio_len == 0) {
+            f->cur += (uint64_t)res; /* direct I/O writes its whole blocks again */
+        }
         f->short_write = true;
     }
     if (wal->cfg.sync_method == WAL_SYNC_RWF_DSYNC) {

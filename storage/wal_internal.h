@@ -64,6 +64,7 @@ struct wal_group_state {
 struct wal_segment {
     uint64_t seq; /* sequence number, in the file name */
     int fd;
+    int dfd;             /* the same file opened O_DIRECT, for flushes; -1: flushes use fd */
     uint64_t salt;       /* checksum seed of its records */
     uint64_t bytes;      /* file size */
     uint64_t lsn_start;  /* lsn of the first record byte (file offset WAL_SEGMENT_HEADER_BYTES) */
@@ -104,7 +105,18 @@ struct wal_flush {
     uint32_t records;
     uint64_t started_ns;
     struct iovec iov[2];
+    /* Direct I/O (dio_len > 0): the write covers the file's whole blocks [dio_off, dio_off +
+     * dio_len) from the flush's aligned buffer, built once when the flush is planned and
+     * written whole again after a short write. */
+    uint64_t dio_off;
+    uint32_t dio_len;
 };
+
+/* Direct I/O writes whole blocks of this size from buffers aligned to it. */
+#define WAL_DIO_ALIGN 4096u
+/* One flush's aligned buffer: its records, the block before them and the padding after. */
+#define WAL_DIO_BUF_BYTES (WAL_FLUSH_BYTES_MAX + 2u * WAL_DIO_ALIGN)
+_Static_assert(WAL_SEGMENT_HEADER_BYTES % WAL_DIO_ALIGN == 0, "records start on a block");
 
 /* The spare: the segment that becomes active when the active one fills. */
 enum wal_prep_state {
@@ -123,6 +135,7 @@ struct wal_prep {
     int error;
     uint64_t failed_ns; /* when it failed (wal_now_ns) */
     int fd;
+    int dfd; /* O_DIRECT descriptor when direct I/O is in use; else -1 */
     uint64_t seq;
     uint64_t bytes;
     uint8_t *header; /* encoded header, WAL_SEGMENT_HEADER_BYTES */
@@ -144,6 +157,7 @@ struct wal_meta {
     uint8_t step;      /* index into the job's list of steps */
     bool deferred;     /* no SQE could be had: wal_submit retries */
     int fd;            /* the file the job works on */
+    int dfd;           /* its O_DIRECT descriptor, once opened (direct I/O); else -1 */
     int discard_error; /* WAL_JOB_DISCARD: the error the spare fails with */
     uint64_t seq;      /* its sequence number once the job is done */
     uint64_t bytes;
@@ -190,6 +204,16 @@ struct wal {
     uint64_t release_done_head; /* head when the ring's pages were last given back */
     uint8_t *scratch;           /* WAL_RECORD_MAX bytes for records that wrap the ring */
     uint8_t *zeros;             /* WAL_PREP_CHUNK zero bytes */
+
+    /* Direct I/O (docs/storage.md): in use, each flush slot's aligned buffer, and the file
+     * bytes of the block that the last planned flush ended in, up to its end: the next
+     * flush rewrites that block whole. */
+    bool direct;
+    uint8_t *dio_bufs; /* WAL_FLUSHES_MAX * WAL_DIO_BUF_BYTES, WAL_DIO_ALIGN-aligned */
+    uint8_t dio_tail[WAL_DIO_ALIGN];
+    uint64_t dio_tail_seq; /* segment of the block */
+    uint64_t dio_tail_off; /* file offset of the block */
+    uint32_t dio_tail_len; /* bytes of it held */
 
     uint64_t head;           /* lsn where the next record is encoded */
     uint64_t durable;        /* everything below is written and synced */
@@ -305,6 +329,11 @@ void wal_segment_name(char *buf, size_t len, uint64_t seq);
 /* The header (and so the salt) segment seq of this WAL has or will have. */
 void wal_segment_fill_header(const struct wal *wal, uint64_t seq, struct wal_segment_header *h);
 int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *out);
+/* Before recovery: turns direct I/O on when cfg.direct_io asks for it and the filesystem
+ * accepts O_DIRECT. After it: opens the active segment's and the ready spare's O_DIRECT
+ * descriptors (start-up, blocking). */
+int wal_direct_probe(struct wal *wal, char *err, size_t err_len);
+int wal_direct_start(struct wal *wal, char *err, size_t err_len);
 /* Starts the next maintenance job if none runs: prepares a spare (recycling a retired file
  * when there is one) or deletes retired files beyond WAL_RECYCLE_POOL. */
 void wal_meta_kick(struct wal *wal);

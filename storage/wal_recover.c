@@ -268,6 +268,7 @@ static void adopt(struct wal *wal, const struct scan *s, uint64_t lsn_start)
     memset(seg, 0, sizeof(*seg));
     seg->seq = s->seq;
     seg->fd = s->fd;
+    seg->dfd = -1;
     seg->salt = s->salt;
     seg->bytes = s->bytes;
     seg->lsn_start = lsn_start;

@@ -3,7 +3,9 @@
  * group needs any more. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -152,10 +154,86 @@ int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *o
     memset(out, 0, sizeof(*out));
     out->seq = seq;
     out->fd = fd;
+    out->dfd = -1; /* wal_direct_start opens it once recovery is done */
     out->salt = h.salt;
     out->bytes = h.segment_bytes;
     wal->stats.segments_created++;
     return RR_OK;
+}
+
+/* ---- direct I/O ----------------------------------------------------------------------- */
+
+static int open_direct_sync(struct wal *wal, uint64_t seq)
+{
+    char name[32];
+    wal_segment_name(name, sizeof(name), seq);
+    return openat(wal->dir_fd, name, O_RDWR | O_DIRECT | O_CLOEXEC);
+}
+
+int wal_direct_probe(struct wal *wal, char *err, size_t err_len)
+{
+    if (!wal->cfg.direct_io) {
+        return RR_OK;
+    }
+    /* A filesystem without O_DIRECT (tmpfs before Linux 6.6, some FUSE ones) refuses it
+     * with EINVAL: the WAL then writes through the page cache, as with direct_io off. */
+    int probe = openat(wal->dir_fd, "LOCK", O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (probe < 0) {
+        if (errno == EINVAL) {
+            return RR_OK;
+        }
+        snprintf(err, err_len, "wal: cannot open %s/LOCK with O_DIRECT: %s", wal->dir,
+                 strerror(errno));
+        return RR_EIO;
+    }
+    close(probe);
+    void *bufs = NULL;
+    if (posix_memalign(&bufs, WAL_DIO_ALIGN, (size_t)WAL_FLUSHES_MAX * WAL_DIO_BUF_BYTES) != 0) {
+        snprintf(err, err_len, "wal: out of memory");
+        return RR_ENOMEM;
+    }
+    wal->dio_bufs = bufs;
+    wal->direct = true;
+    return RR_OK;
+}
+
+int wal_direct_start(struct wal *wal, char *err, size_t err_len)
+{
+    if (!wal->direct) {
+        return RR_OK;
+    }
+    RR_ASSERT(wal->seg_count > 0);
+    struct wal_segment *active = &wal->segs[wal->seg_count - 1];
+    if (!active->sealed) {
+        active->dfd = open_direct_sync(wal, active->seq);
+        if (active->dfd < 0) {
+            snprintf(err, err_len, "wal: cannot open segment %" PRIu64 " for direct I/O: %s",
+                     active->seq, strerror(errno));
+            return RR_EIO;
+        }
+        /* The first flush rewrites the block its records start in: read what it holds. */
+        RR_ASSERT(wal->durable >= active->lsn_start);
+        uint64_t off = WAL_SEGMENT_HEADER_BYTES + wal->durable - active->lsn_start;
+        wal->dio_tail_seq = active->seq;
+        wal->dio_tail_off = off & ~(uint64_t)(WAL_DIO_ALIGN - 1u);
+        wal->dio_tail_len = (uint32_t)(off - wal->dio_tail_off);
+        if (wal->dio_tail_len > 0 &&
+            pread(active->fd, wal->dio_tail, wal->dio_tail_len, (off_t)wal->dio_tail_off) !=
+                (ssize_t)wal->dio_tail_len) {
+            snprintf(err, err_len, "wal: cannot read the tail of segment %" PRIu64 ": %s",
+                     active->seq, strerror(errno));
+            return RR_EIO;
+        }
+    }
+    if (wal->prep.state == WAL_PREP_READY) {
+        wal->prep.dfd = open_direct_sync(wal, wal->prep.seq);
+        if (wal->prep.dfd < 0) {
+            snprintf(err, err_len, "wal: cannot open segment %" PRIu64 " for direct I/O: %s",
+                     wal->prep.seq, strerror(errno));
+            return RR_EIO;
+        }
+    }
+    return RR_OK; /* a spare being prepared now opens its own (STEP_OPEN_DIRECT) */
 }
 
 /* ---- maintenance: spares and retired files, through the ring -------------------------- */
@@ -167,20 +245,23 @@ int wal_segment_create_sync(struct wal *wal, uint64_t seq, struct wal_segment *o
  * recycled file's new header is written only once its new name is durable, so a header
  * never names a sequence number its file name does not carry. */
 enum wal_step {
-    STEP_OPEN,      /* IORING_OP_OPENAT, O_CREAT | O_TRUNC */
-    STEP_FILL,      /* zero-fill (repeated, each chunk written back) or fallocate */
-    STEP_HEADER,    /* write the new header */
-    STEP_SYNC_FILE, /* fsync the file: data, size and extents */
-    STEP_SYNC_DIR,  /* fsync the directory: the name changes before it are durable */
-    STEP_RENAME,    /* IORING_OP_RENAMEAT old -> new name */
-    STEP_UNLINK,    /* IORING_OP_UNLINKAT */
+    STEP_OPEN,        /* IORING_OP_OPENAT, O_CREAT | O_TRUNC */
+    STEP_FILL,        /* zero-fill (repeated, each chunk written back) or fallocate */
+    STEP_HEADER,      /* write the new header */
+    STEP_SYNC_FILE,   /* fsync the file: data, size and extents */
+    STEP_SYNC_DIR,    /* fsync the directory: the name changes before it are durable */
+    STEP_RENAME,      /* IORING_OP_RENAMEAT old -> new name */
+    STEP_UNLINK,      /* IORING_OP_UNLINKAT */
+    STEP_OPEN_DIRECT, /* IORING_OP_OPENAT of the ready file with O_DIRECT (skipped without) */
     STEP_END,
 };
 
-static const uint8_t job_steps[][6] = {
+static const uint8_t job_steps[][7] = {
     [WAL_JOB_NONE] = {STEP_END},
-    [WAL_JOB_CREATE] = {STEP_OPEN, STEP_FILL, STEP_HEADER, STEP_SYNC_FILE, STEP_SYNC_DIR, STEP_END},
-    [WAL_JOB_RECYCLE] = {STEP_RENAME, STEP_SYNC_DIR, STEP_HEADER, STEP_SYNC_FILE, STEP_END},
+    [WAL_JOB_CREATE] = {STEP_OPEN, STEP_FILL, STEP_HEADER, STEP_SYNC_FILE, STEP_SYNC_DIR,
+                        STEP_OPEN_DIRECT, STEP_END},
+    [WAL_JOB_RECYCLE] = {STEP_RENAME, STEP_SYNC_DIR, STEP_HEADER, STEP_SYNC_FILE, STEP_OPEN_DIRECT,
+                         STEP_END},
     [WAL_JOB_DELETE] = {STEP_UNLINK, STEP_SYNC_DIR, STEP_END},
     [WAL_JOB_DISCARD] = {STEP_UNLINK, STEP_SYNC_DIR, STEP_END},
 };
@@ -236,6 +317,9 @@ static bool meta_submit(struct wal *wal)
         break;
     case STEP_UNLINK:
         io_uring_prep_unlinkat(sqe, wal->dir_fd, m->old_name, 0);
+        break;
+    case STEP_OPEN_DIRECT:
+        io_uring_prep_openat(sqe, wal->dir_fd, m->new_name, O_RDWR | O_DIRECT | O_CLOEXEC, 0);
         break;
     case STEP_END:
         RR_ASSERT(false && "a finished job has no step to submit");
@@ -322,6 +406,8 @@ static void meta_done(struct wal *wal)
     case WAL_JOB_RECYCLE:
         p->state = WAL_PREP_READY;
         p->fd = m->fd;
+        p->dfd = m->dfd;
+        m->dfd = -1;
         p->seq = m->seq;
         p->bytes = m->bytes;
         p->error = 0;
@@ -362,6 +448,10 @@ static void meta_create_failed(struct wal *wal, int res)
         wal_close_fd(wal, m->fd);
         m->fd = -1;
     }
+    if (m->dfd >= 0) {
+        wal_close_fd(wal, m->dfd);
+        m->dfd = -1;
+    }
     m->job = WAL_JOB_NONE;
     if (!created) {
         wal->prep.state = WAL_PREP_FAILED;
@@ -383,7 +473,7 @@ void wal_meta_handle(struct wal *wal, int res)
     enum wal_step step = meta_step(m);
     res = WAL_FAULT(step == STEP_UNLINK ? WAL_FP_UNLINK : WAL_FP_PREP_CQE, res);
     if (wal->error != 0) {
-        if (step == STEP_OPEN && res >= 0) {
+        if ((step == STEP_OPEN || step == STEP_OPEN_DIRECT) && res >= 0) {
             wal_close_fd(wal,
                          res); /* stopped: nothing more is issued, but the new file is not leaked */
         }
@@ -398,7 +488,7 @@ void wal_meta_handle(struct wal *wal, int res)
          * recovery relies on, and a failed fsync is never retried: stop. */
         static const char *const what[] = {
             "create", "prepare", "write the header of", "fsync", "fsync the directory for",
-            "rename", "delete"};
+            "rename", "delete",  "open for direct I/O"};
         wal_fail(wal, RR_EIO, "wal: cannot %s segment %s: %s", what[step],
                  m->job == WAL_JOB_DELETE || m->job == WAL_JOB_DISCARD ? m->old_name : m->new_name,
                  strerror(-res));
@@ -406,6 +496,8 @@ void wal_meta_handle(struct wal *wal, int res)
     }
     if (step == STEP_OPEN) {
         m->fd = res;
+    } else if (step == STEP_OPEN_DIRECT) {
+        m->dfd = res;
     } else if (step == STEP_FILL && wal->cfg.prep_method == WAL_PREP_ZERO) {
         if (m->pushed < m->done) {
             m->pushed = m->done; /* the write-back of the last chunk completed */
@@ -424,6 +516,9 @@ void wal_meta_handle(struct wal *wal, int res)
         return;
     }
     m->step++;
+    if (meta_step(m) == STEP_OPEN_DIRECT && !wal->direct) {
+        m->step++;
+    }
     if (meta_step(m) == STEP_END) {
         meta_done(wal);
         return;
@@ -442,6 +537,7 @@ void wal_segment_activate(struct wal *wal, uint64_t lsn)
     memset(s, 0, sizeof(*s));
     s->seq = p->seq;
     s->fd = p->fd;
+    s->dfd = p->dfd;
     s->salt = h.salt;
     s->bytes = p->bytes;
     s->lsn_start = lsn;
@@ -449,6 +545,7 @@ void wal_segment_activate(struct wal *wal, uint64_t lsn)
     s->lsn_limit = lsn + p->bytes - WAL_SEGMENT_HEADER_BYTES;
     s->retire_lsn = WAL_NO_LSN;
     p->fd = -1;
+    p->dfd = -1;
     p->state = WAL_PREP_IDLE;
     wal_meta_kick(wal);
 }
@@ -482,6 +579,9 @@ void wal_segment_retire_oldest(struct wal *wal)
     r->seq = seg->seq;
     r->fd = seg->fd;
     r->bytes = seg->bytes;
+    if (seg->dfd >= 0) {
+        wal_close_fd(wal, seg->dfd); /* a recycled file is opened again for direct I/O */
+    }
     wal->retired_count++;
     memmove(&wal->segs[0], &wal->segs[1], (wal->seg_count - 1u) * sizeof(wal->segs[0]));
     wal->seg_count--;

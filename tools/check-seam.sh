@@ -65,12 +65,16 @@ io/snapshot.c:snapshot_startup_load     # start-up: stale snapshot files
 io/snapshot.c:snapshot_worker_close     # shutdown, after the loop
 storage/wal.c:wal_open                  # start-up (blocking by contract)
 storage/wal.c:wal_close                 # shutdown, after the loop
+storage/wal.c:close_if_open             # shutdown: wal_close's
 storage/wal_recover.c:*                 # start-up: recovery
 storage/wal_segment.c:wal_lock_dir      # start-up
 storage/wal_segment.c:open_segment_file # start-up: recovery's first segment
 storage/wal_segment.c:write_full        # start-up: recovery's first segment
 storage/wal_segment.c:prepare_sync      # start-up: recovery's first segment
 storage/wal_segment.c:wal_segment_create_sync # start-up: recovery's first segment
+storage/wal_segment.c:open_direct_sync  # start-up: O_DIRECT descriptors (wal_open)
+storage/wal_segment.c:wal_direct_probe  # start-up: does the file system take O_DIRECT
+storage/wal_segment.c:wal_direct_start  # start-up: the active segment's last block
 storage/wal_read.c:wal_pread_full       # start-up and tools (wal_read_blocking)
 storage/wal_testing.c:*                 # test builds only (RR_STORAGE_TESTING)
 ALLOW

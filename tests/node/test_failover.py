@@ -137,15 +137,26 @@ class FailoverTests(unittest.TestCase):
         segments whose blocks were unwritten extents until the appends."""
         self.stop_all_and_restart(("--wal-prepare", "fallocate", "--wal-segment-bytes", "1m"))
 
+    def test_stop_all_and_restart_with_buffered_wal_writes(self):
+        """The same with WAL flushes written through the page cache (wal-direct-io no)
+        instead of the default O_DIRECT descriptor."""
+        self.stop_all_and_restart(("--wal-direct-io", "no"))
+
     def stop_all_and_restart(self, extra):
         with Cluster(3, groups=16, extra=extra) as c:
             c.start()
             want = "fdatasync" if "fdatasync" in extra else "dsync"
             prepare = "fallocate" if "fallocate" in extra else "zero"
+            args = c.extra  # RR_NODE_EXTRA's flags too
+            direct = "no" if "--wal-direct-io" in args and \
+                args[args.index("--wal-direct-io") + 1] == "no" else "yes"
             for x in c.nodes:
                 info = x.call("INFO", "batching")
                 self.assertIn(("disk_sync:%s" % want).encode(), info)
                 self.assertIn(("disk_prepare:%s" % prepare).encode(), info)
+                if direct == "yes" and "refuses O_DIRECT" in x.log_text():
+                    direct = "no"  # the test directory's file system has no O_DIRECT
+                self.assertIn(("disk_direct_io:%s" % direct).encode(), info)
             big = {}
             if "--wal-segment-bytes" in extra:
                 for i in range(64):

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "storage/wal_internal.h"
 #include "tests/storage/wal_helpers.h"
 
 #define PAYLOAD_MAX 300
@@ -440,6 +441,98 @@ static void test_release_cache_when_idle(void **state)
     fx_verify(fx, 1, 1, 100, NULL);
 }
 
+/* ---- direct I/O -------------------------------------------------------------------------- */
+
+struct dio_seen {
+    uint32_t writes, direct, aligned;
+    uint64_t offs[64];
+};
+
+static void dio_observe(void *arg, const struct io_uring_sqe *sqe)
+{
+    struct dio_seen *seen = arg;
+    if (sqe == NULL || ((sqe->user_data >> 48) & 0xffu) != WAL_OP_WRITE) {
+        return; /* not a flush's write */
+    }
+    int flags = fcntl(sqe->fd, F_GETFL);
+    uint64_t len = sqe->len;
+    uint64_t addr = sqe->addr;
+    if (sqe->opcode == IORING_OP_WRITEV) {
+        const struct iovec *iov = (const struct iovec *)(uintptr_t)sqe->addr;
+        len = sqe->len == 1 ? iov[0].iov_len : 0;
+        addr = (uint64_t)(uintptr_t)iov[0].iov_base;
+    }
+    if (seen->writes < 64) {
+        seen->offs[seen->writes] = sqe->off;
+    }
+    seen->writes++;
+    seen->direct += (flags & O_DIRECT) != 0 ? 1u : 0u;
+    seen->aligned += sqe->off % 4096 == 0 && len > 0 && len % 4096 == 0 && addr % 4096 == 0;
+}
+
+/* Runs the ring once, the observer seeing every SQE. */
+static void dio_step(struct th_fx *fx)
+{
+    wal_submit(fx->wal);
+    wal_test_before_submit(&fx->ring);
+    assert_true(io_uring_submit_and_wait(&fx->ring, 1) >= 0);
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&fx->ring, &cqe) == 0) {
+        struct io_uring_cqe copy = *cqe;
+        io_uring_cqe_seen(&fx->ring, cqe);
+        assert_int_equal(wal_handle_cqe(fx->wal, &copy), 0);
+    }
+}
+
+/* With direct I/O every flush is an O_DIRECT write of whole, aligned blocks; a flush that
+ * starts inside the block the flush in flight ends in waits for it (two writes of one block
+ * in flight may land in either order), and rewrites that block whole, with the records it
+ * already held: recovery, after a restart with direct I/O and without, finds them all. */
+static void test_direct_io_whole_blocks(void **state)
+{
+    struct th_fx *fx = *state;
+    fx->cfg.direct_io = true;
+    fx->cfg.flushes_in_flight = 2;
+    fx_open(fx);
+    if (!wal_direct_io(fx->wal)) {
+        skip(); /* a filesystem without O_DIRECT under the test directory */
+    }
+    struct dio_seen seen = {0};
+    wal_test_observe(dio_observe, &seen);
+    th_quiesce(&fx->ring, fx->wal);
+    raft_index n = 0;
+    for (int round = 0; round < 40; round++) {
+        fx_append(fx, 0, ++n, 0, NULL);
+        wal_submit(fx->wal);
+        fx_append(fx, 1, n, 0, NULL);
+        wal_submit(fx->wal);
+        assert_int_equal(fx->wal->flush_count, 1); /* the second waits for the first */
+        while (fx->acked < 2u * n) {
+            dio_step(fx);
+        }
+    }
+    wal_test_observe(NULL, NULL);
+    assert_true(seen.writes >= 80);
+    assert_int_equal(seen.direct, seen.writes);
+    assert_int_equal(seen.aligned, seen.writes);
+    assert_int_equal(seen.offs[0], seen.offs[1]); /* the same block, written again */
+    fx_verify(fx, 0, 1, n, NULL);
+    fx_verify(fx, 1, 1, n, NULL);
+    fx_close(fx);
+    fx->cfg.direct_io = false;
+    fx_open(fx);
+    fx_verify(fx, 0, 1, n, NULL);
+    fx_verify(fx, 1, 1, n, NULL);
+    uint64_t acked = fx->acked;
+    fx_append(fx, 0, ++n, 0, NULL); /* buffered, after the direct writes */
+    fx_sync(fx, acked + 1);
+    fx_close(fx);
+    fx->cfg.direct_io = true;
+    fx_open(fx);
+    fx_verify(fx, 0, 1, n, NULL);
+    fx_verify(fx, 1, 1, n - 1, NULL);
+}
+
 static void test_identity_and_lock(void **state)
 {
     struct th_fx *fx = *state;
@@ -493,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_disk_read, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_release_cache_when_idle, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_identity_and_lock, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_direct_io_whole_blocks, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

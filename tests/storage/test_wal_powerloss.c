@@ -2157,6 +2157,7 @@ static struct wal_config life_config(const char *dir, uint32_t life, struct rr_p
     cfg.sync_method =
         rr_prng_range(prng, 0, 4) == 0 ? WAL_SYNC_RWF_DSYNC : WAL_SYNC_LINKED_FDATASYNC;
     cfg.prep_method = rr_prng_range(prng, 0, 4) == 0 ? WAL_PREP_FALLOCATE : WAL_PREP_ZERO;
+    cfg.direct_io = cfg.direct_io || rr_prng_range(prng, 0, 2) == 0;
     return cfg;
 }
 

@@ -62,6 +62,9 @@ static inline struct wal_config th_config(const char *dir, uint32_t groups)
     /* RR_WAL_FLUSHES=1|2 runs a test with that many flushes in flight. */
     const char *flushes = getenv("RR_WAL_FLUSHES");
     c.flushes_in_flight = flushes != NULL ? (uint8_t)atoi(flushes) : 0;
+    /* RR_WAL_DIRECT=1 runs it with direct I/O (cfg.direct_io). */
+    const char *direct = getenv("RR_WAL_DIRECT");
+    c.direct_io = direct != NULL && atoi(direct) != 0;
     return c;
 }
 
