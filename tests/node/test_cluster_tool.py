@@ -3,6 +3,7 @@ the tool's own commands, checked through RAFT STATUS and the data."""
 
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -40,6 +41,10 @@ class ClusterToolTests(unittest.TestCase):
         with Resp(self.base + node, timeout=15) as c:
             return c.call(*args)
 
+    def conf(self, node):
+        with open(os.path.join(self.dir, "node%d" % node, "ringraft.conf")) as f:
+            return f.read()
+
     def voters(self, node, want):
         """Waits until every group on `node` has (voters, learners) == want (RAFT STATUS
         publishes configurations once a second); returns what it saw last."""
@@ -55,19 +60,26 @@ class ClusterToolTests(unittest.TestCase):
         self.base = free_base()
         ok = False
         try:
+            # The start's flags (RR_NODE_EXTRA's too: the uring-off stage) reach the nodes
+            # that add and replace start.
+            flags = shlex.split(os.environ.get("RR_NODE_EXTRA", "")) + \
+                ["--slowlog-max-len", "77"]
             subprocess.run([TOOL, "start", "3", "--dir", self.dir, "--base-port",
-                            str(self.base), "--groups", "8", "--bin", harness.DEFAULT_BIN],
+                            str(self.base), "--groups", "8", "--bin", harness.DEFAULT_BIN,
+                            "--"] + flags,
                            check=True, capture_output=True, timeout=60,
                            env=dict(os.environ, **harness.SAN_ENV))
             with Resp(self.base + 1, timeout=15) as c:
                 c.pipeline([("SET", "k:%d" % i, "v%d" % i) for i in range(300)])
             out = self.tool("add", "4")
             self.assertIn("node 4: a voter of every group", out)
+            self.assertIn("\nslowlog-max-len 77\n", self.conf(4))
             self.assertEqual(self.voters(4, (4, 0)), {(4, 0)})
             self.tool("remove", "2")
             self.assertEqual(self.voters(1, (3, 0)), {(3, 0)})
             out = self.tool("replace", "3")
             self.assertIn("node 3: data directory deleted", out)
+            self.assertIn("\nslowlog-max-len 77\n", self.conf(3))
             self.assertEqual(self.voters(3, (3, 0)), {(3, 0)})
             with open(os.path.join(self.dir, "members")) as f:
                 self.assertEqual(f.read().split(), ["1", "4", "3"])
