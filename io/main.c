@@ -66,11 +66,21 @@ static void usage(FILE *f)
  * steps advised MADV_HUGEPAGE (glibc.malloc.hugetlb=1), so that transparent huge pages back
  * it when the kernel allows them (enabled = always or madvise). Under a SET load that cut
  * page faults per write fivefold and CPU per write by 12-31% (docs/benchmarks.md, "CPU per
- * write"). An operator's own glibc.malloc tunables are left alone, and so is a start where
- * re-executing fails (no /proc): the node then runs with the defaults. */
+ * write"). Two more keep the growing log and key tables in that heap: every block below 32
+ * MiB comes from it (glibc.malloc.mmap_threshold, glibc's maximum; by default blocks from
+ * 128 KiB on, such as a group's entry array once it grows past that, are mapped on their
+ * own in 4 KiB pages, each first touch a fault), and free() never gives the heap's top back
+ * (glibc.malloc.trim_threshold of 1 GiB: it would shrink and grow again under load, each
+ * regrowth a fresh fault; the node trims its heap itself while idle, heap_trim in
+ * io/worker.c). Under the same load these two cut CPU per write by a further 18-19%
+ * (docs/benchmarks.md, "malloc thresholds"). An operator's own glibc.malloc tunables are
+ * left alone, and so is a start where re-executing fails (no /proc): the node then runs
+ * with the defaults. */
 static void malloc_restart(char **argv)
 {
-    static const char want[] = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1";
+    static const char want[] = "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1:"
+                               "glibc.malloc.mmap_threshold=33554432:"
+                               "glibc.malloc.trim_threshold=1073741824";
     const char *have = getenv("GLIBC_TUNABLES");
     if (have != NULL && strstr(have, "glibc.malloc.") != NULL) {
         return; /* set by the operator, or by this function before the exec */
@@ -188,5 +198,11 @@ int main(int argc, char **argv)
     }
     log_setup((enum log_level)cfg.log_level, fd);
     rr_assert_set_handler(on_assert);
+    if (cfg.malloc_hugepages) {
+        /* getenv: glibc cuts the copy in /proc/PID/environ short at the first tunable. */
+        const char *t = getenv("GLIBC_TUNABLES");
+        LOG_N("malloc: GLIBC_TUNABLES=%s",
+              t != NULL ? t : "(unset: running with glibc's defaults)");
+    }
     return node_run(&cfg);
 }

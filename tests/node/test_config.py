@@ -71,6 +71,36 @@ class ConfigTests(unittest.TestCase):
                      "net-batching adaptive"):
             self.assertIn(line + "\n", dump)
 
+    def test_malloc_tunables(self):
+        """malloc-hugepages (the default) starts ringraftd again with its glibc malloc
+        tunables; `no` does not, and an operator's own glibc.malloc tunables are kept."""
+        want = ("glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1:"
+                "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824")
+        own = "glibc.malloc.arena_max=2"
+        for extra, env, expect in ((), None, want), (("--malloc-hugepages", "no"), None, None), \
+                ((), own, own):
+            saved = os.environ.get("GLIBC_TUNABLES")
+            if env is None:
+                os.environ.pop("GLIBC_TUNABLES", None)
+            else:
+                os.environ["GLIBC_TUNABLES"] = env
+            try:
+                with Cluster(1, groups=2, extra=extra) as c:
+                    c.start()
+                    log = c.node(1).log_text()
+            finally:
+                if saved is None:
+                    os.environ.pop("GLIBC_TUNABLES", None)
+                else:
+                    os.environ["GLIBC_TUNABLES"] = saved
+            # The node logs the tunables it runs with (glibc cuts /proc/PID/environ's copy).
+            line = [x for x in log.splitlines() if "malloc: GLIBC_TUNABLES=" in x]
+            if expect is None:
+                self.assertEqual(line, [], extra)
+            else:
+                self.assertEqual(len(line), 1, log)
+                self.assertTrue(line[0].endswith("malloc: GLIBC_TUNABLES=" + expect), line)
+
     def test_foreign_data_directory_is_refused(self):
         """A node started on a data directory created for another cluster, node, G or W
         refuses to start and names both identities; the directory is left untouched."""
