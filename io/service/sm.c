@@ -94,32 +94,10 @@ struct session *session_find(const struct sm *sm, uint64_t client_id)
     return s;
 }
 
-static void session_unlink_lru(struct sm *sm, struct session *s)
+/* Marks s as the most recently used session. */
+static void session_touch(struct sm *sm, struct session *s)
 {
-    if (s->older != NULL) {
-        s->older->newer = s->newer;
-    } else {
-        sm->oldest = s->newer;
-    }
-    if (s->newer != NULL) {
-        s->newer->older = s->older;
-    } else {
-        sm->newest = s->older;
-    }
-    s->older = NULL;
-    s->newer = NULL;
-}
-
-static void session_push_newest(struct sm *sm, struct session *s)
-{
-    s->older = sm->newest;
-    s->newer = NULL;
-    if (sm->newest != NULL) {
-        sm->newest->newer = s;
-    } else {
-        sm->oldest = s;
-    }
-    sm->newest = s;
+    s->used = ++sm->use_clock;
 }
 
 static void session_grow(struct sm *sm)
@@ -153,7 +131,7 @@ void session_insert(struct sm *sm, struct session *s)
     uint64_t b = session_bucket(sm, s->client_id);
     s->hnext = sm->sessions[b];
     sm->sessions[b] = s;
-    session_push_newest(sm, s);
+    session_touch(sm, s);
     sm->session_count++;
     if (sm->session_count > sm->session_mask + 1) {
         session_grow(sm);
@@ -245,17 +223,106 @@ void session_remove(struct sm *sm, struct session *s)
         pp = &(*pp)->hnext;
     }
     *pp = s->hnext;
-    session_unlink_lru(sm, s);
     sm->session_count--;
     session_free_kept(s);
     free(s);
 }
 
+int session_evict_reserve(struct sm *sm)
+{
+    if (sm->evict_stamps == NULL) {
+        sm->evict_stamps = malloc(((size_t)sm->limits.sessions_max + 1) * sizeof(uint64_t));
+        if (sm->evict_stamps == NULL) {
+            return RR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int stamp_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void session_evict(struct sm *sm)
+{
+    uint32_t max = sm->limits.sessions_max;
+    if (sm->session_count <= max) {
+        return;
+    }
+    RR_ASSERT(sm->evict_stamps != NULL && sm->session_count <= max + 1);
+    uint32_t n = 0;
+    for (uint64_t b = 0; b <= sm->session_mask; b++) {
+        for (const struct session *s = sm->sessions[b]; s != NULL; s = s->hnext) {
+            sm->evict_stamps[n++] = s->used;
+        }
+    }
+    RR_ASSERT(n == sm->session_count);
+    qsort(sm->evict_stamps, n, sizeof(uint64_t), stamp_cmp);
+    uint32_t keep = max - max / 16;                /* >= 1, as max >= 1 */
+    uint64_t cut = sm->evict_stamps[n - keep - 1]; /* the newest stamp to forget */
+    for (uint64_t b = 0; b <= sm->session_mask; b++) {
+        struct session **pp = &sm->sessions[b];
+        while (*pp != NULL) {
+            struct session *s = *pp;
+            if (s->used <= cut) {
+                *pp = s->hnext;
+                sm->session_count--;
+                session_free_kept(s);
+                free(s);
+            } else {
+                pp = &s->hnext;
+            }
+        }
+    }
+    RR_ASSERT(sm->session_count == keep);
+}
+
+static int session_age_cmp(const void *a, const void *b)
+{
+    const struct session *x = *(const struct session *const *)a;
+    const struct session *y = *(const struct session *const *)b;
+    return (x->used > y->used) - (x->used < y->used);
+}
+
+void sessions_by_age(const struct sm *sm, struct session **out)
+{
+    uint32_t n = 0;
+    for (uint64_t b = 0; b <= sm->session_mask; b++) {
+        for (struct session *s = sm->sessions[b]; s != NULL; s = s->hnext) {
+            out[n++] = s;
+        }
+    }
+    RR_ASSERT(n == sm->session_count);
+    qsort(out, n, sizeof(*out), session_age_cmp);
+}
+
+/* The session used least recently after `after` (NULL: the least recently used of all). */
+static const struct session *session_next_by_age(const struct sm *sm, const struct session *after)
+{
+    uint64_t floor = after != NULL ? after->used : 0;
+    const struct session *best = NULL;
+    for (uint64_t b = 0; b <= sm->session_mask; b++) {
+        for (const struct session *s = sm->sessions[b]; s != NULL; s = s->hnext) {
+            if (s->used > floor && (best == NULL || s->used < best->used)) {
+                best = s;
+            }
+        }
+    }
+    RR_ASSERT(best != NULL);
+    return best;
+}
+
 static void sessions_free(struct sm *sm)
 {
-    while (sm->oldest != NULL) {
-        session_remove(sm, sm->oldest);
+    for (uint64_t b = 0; b <= sm->session_mask; b++) {
+        while (sm->sessions[b] != NULL) {
+            session_remove(sm, sm->sessions[b]);
+        }
     }
+    free(sm->evict_stamps);
+    sm->evict_stamps = NULL;
     if (sm->sessions != &sm->session0) {
         free(sm->sessions);
     }
@@ -1279,8 +1346,7 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
                 }
                 session_raise_floor(s, floor);
                 /* A retry is a use: the client is alive, keep its session. */
-                session_unlink_lru(sm, s);
-                session_push_newest(sm, s);
+                session_touch(sm, s);
                 return 0;
             }
         } else {
@@ -1291,7 +1357,12 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
             fresh->client_id = h->client_id;
             s = fresh;
         }
-        if (session_reserve(s) != 0) {
+        if (session_reserve(s) != 0 ||
+            (fresh != NULL && sm->session_count >= sm->limits.sessions_max &&
+             session_evict_reserve(sm) != 0)) {
+            if (fresh != NULL) {
+                session_free_kept(fresh);
+            }
             free(fresh);
             return RR_ENOMEM;
         }
@@ -1327,12 +1398,9 @@ apply_entry(struct sm *sm, const struct sm_entry_header *h, const struct args *a
         }
         if (fresh != NULL) {
             session_insert(sm, fresh);
-            if (sm->session_count > sm->limits.sessions_max) {
-                session_remove(sm, sm->oldest);
-            }
+            session_evict(sm);
         } else {
-            session_unlink_lru(sm, s);
-            session_push_newest(sm, s);
+            session_touch(sm, s);
         }
     }
     ks_expire_step(&sm->ks, sm->clock, SM_EXPIRE_BUCKETS);
@@ -1412,14 +1480,8 @@ void sm_ahead_deep(const struct sm *sm, const struct sm_ahead *a)
         }
         return;
     }
-    /* The LRU update writes both neighbours; kept_find starts in the middle of the replies
-     * and session_keep_reply appends after the last. */
-    if (s->older != NULL) {
-        __builtin_prefetch(s->older, 1);
-    }
-    if (s->newer != NULL) {
-        __builtin_prefetch(s->newer, 1);
-    }
+    /* kept_find starts in the middle of the replies and session_keep_reply appends after
+     * the last. */
     if (s->kept != NULL) {
         __builtin_prefetch(&s->kept[s->lo + s->n / 2]);
         __builtin_prefetch(&s->kept[s->lo + s->n], 1);
@@ -2223,7 +2285,14 @@ uint64_t sm_digest(const struct sm *sm)
     }
     /* Sessions in eviction order: the order decides future evictions, so it is state. */
     uint64_t sessions = 0;
-    for (const struct session *s = sm->oldest; s != NULL; s = s->newer) {
+    struct session **aged = malloc(((size_t)sm->session_count + 1) * sizeof(*aged));
+    if (aged != NULL) {
+        sessions_by_age(sm, aged);
+    }
+    const struct session *s = NULL;
+    for (uint32_t j = 0; j < sm->session_count; j++) {
+        /* Without memory for the sort, the next by age is found by a scan. */
+        s = aged != NULL ? aged[j] : session_next_by_age(sm, s);
         uint64_t head[3] = {s->client_id, s->floor, s->n};
         sessions = XXH3_64bits_withSeed(head, sizeof(head), sessions);
         for (uint32_t i = s->lo; i < s->lo + s->n; i++) {
@@ -2233,6 +2302,7 @@ uint64_t sm_digest(const struct sm *sm)
             sessions = XXH3_64bits_withSeed(kept_bytes(k), k->len, sessions);
         }
     }
+    free(aged);
     uint64_t all[5] = {keys, live, sessions, sm->session_count, (uint64_t)sm->clock};
     return XXH3_64bits(all, sizeof(all));
 }

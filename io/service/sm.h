@@ -12,8 +12,9 @@
 #include "io/service/reply.h"
 
 struct sm_limits {
-    uint32_t sessions_max;      /* client sessions remembered (default 4096); the oldest (by
-                                   last use, in log order) is evicted deterministically */
+    uint32_t sessions_max;      /* client sessions remembered (default 4096); beyond it the
+                                   least recently used (in log order) sixteenth is evicted,
+                                   deterministically */
     uint32_t session_reply_max; /* largest reply kept per request for retries (default
                                    64 KiB; larger replies are kept as an error "-ERR reply
                                    too large to replay") */

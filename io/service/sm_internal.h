@@ -60,8 +60,7 @@ static inline void kept_release(struct kept_reply *k)
 
 struct session {
     struct session *hnext;   /* hash chain by client_id */
-    struct session *older;   /* LRU list: towards the eviction end */
-    struct session *newer;   /* LRU list: towards the most recently used */
+    uint64_t used;           /* sm->use_clock at its last use: unique, higher is newer */
     uint64_t client_id;      /* != 0 */
     uint64_t floor;          /* highest first_unacked seen: seqs below it are refused */
     struct kept_reply *kept; /* kept[lo .. lo + n): strictly increasing seqs, all >= floor */
@@ -79,13 +78,16 @@ struct sm {
     uint64_t session_mask; /* bucket count - 1 */
     struct session *session0;
     uint32_t session_count;
-    struct session *oldest; /* LRU ends; NULL when there are no sessions */
-    struct session *newest;
-    int64_t clock;         /* max time_ms applied (0 initially) */
-    raft_index applied;    /* last entry index applied */
-    struct reply *scratch; /* where sm_apply builds each reply (sm_create) */
-    struct sm_snap *snap;  /* the serialization in progress (sm_snapshot.c), or NULL */
-    bool own_scratch;      /* scratch is the sm's (malloc'd), not the caller's */
+    /* Recency is a stamp per session rather than a linked list: a use writes only the
+     * session itself, where moving it to the head of a list wrote two cold neighbours.
+     * Eviction sorts the stamps (session_evict), which is rare and batched. */
+    uint64_t use_clock;     /* the last stamp given */
+    uint64_t *evict_stamps; /* room for sessions_max + 1 stamps once the table is full */
+    int64_t clock;          /* max time_ms applied (0 initially) */
+    raft_index applied;     /* last entry index applied */
+    struct reply *scratch;  /* where sm_apply builds each reply (sm_create) */
+    struct sm_snap *snap;   /* the serialization in progress (sm_snapshot.c), or NULL */
+    bool own_scratch;       /* scratch is the sm's (malloc'd), not the caller's */
     /* The last sm_apply was an XREADGROUP BLOCK that delivered nothing (sm_apply_blocked),
      * and its BLOCK timeout. */
     bool blocked;
@@ -94,11 +96,20 @@ struct sm {
 
 /* sm.c */
 struct session *session_find(const struct sm *sm, uint64_t client_id);
-/* Links a new session as the most recently used one. */
+/* Inserts a new session as the most recently used one. */
 void session_insert(struct sm *sm, struct session *s);
 void session_free_kept(struct session *s);
 /* Unlinks and frees a session. */
 void session_remove(struct sm *sm, struct session *s);
+/* Makes sure session_evict can run without allocating. 0 or RR_ENOMEM. */
+int session_evict_reserve(struct sm *sm);
+/* Over sessions_max: forgets the least recently used sessions down to sessions_max less a
+ * sixteenth (a batch, so that the sort is paid once per many new clients). Needs
+ * session_evict_reserve first. */
+void session_evict(struct sm *sm);
+/* The sessions, least recently used first, into out (session_count entries): the order
+ * that decides future evictions, which snapshots and the digest carry. */
+void sessions_by_age(const struct sm *sm, struct session **out);
 
 /* sm_snapshot.c: FLUSHDB while a serialization runs hands the whole keyspace to it (it
  * frees the objects once serialized) and leaves the state machine's keyspace empty. */

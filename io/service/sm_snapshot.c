@@ -145,11 +145,16 @@ int sm_snap_begin(struct sm *sm, struct sm_snap **out)
     util_put_u8(&s->pending, IMG_VERSION);
     util_put_u64(&s->pending, (uint64_t)s->applied);
     util_put_u64(&s->pending, (uint64_t)s->clock);
-    for (const struct session *se = sm->oldest; se != NULL; se = se->newer) {
-        put_session(&s->pending, se);
-        s->sessions++;
+    struct session **aged = malloc(((size_t)sm->session_count + 1) * sizeof(*aged));
+    if (aged != NULL) {
+        sessions_by_age(sm, aged);
+        for (uint32_t i = 0; i < sm->session_count; i++) {
+            put_session(&s->pending, aged[i]);
+            s->sessions++;
+        }
+        free(aged);
     }
-    if (s->pending.overflow) {
+    if (aged == NULL || s->pending.overflow) {
         reply_free(&s->pending);
         XXH3_freeState(s->hash);
         free(s);
@@ -893,13 +898,23 @@ int sm_loader_finish(struct sm_loader *ld, struct sm *sm)
     if (rc != 0) {
         return rc;
     }
-    sm_snap_free(sm->snap);
-    struct sm_limits limits = sm->limits;
-    ld->fresh->limits = limits;
-    sm_swap(sm, ld->fresh);
-    while (sm->session_count > sm->limits.sessions_max) {
-        session_remove(sm, sm->oldest);
+    ld->fresh->limits = sm->limits;
+    struct sm *fresh = ld->fresh;
+    if (fresh->session_count > fresh->limits.sessions_max) {
+        /* An image made under a larger limit: forget the least recently used. */
+        struct session **aged = malloc((size_t)fresh->session_count * sizeof(*aged));
+        if (aged == NULL) {
+            return RR_ENOMEM;
+        }
+        sessions_by_age(fresh, aged);
+        uint32_t over = fresh->session_count - fresh->limits.sessions_max;
+        for (uint32_t i = 0; i < over; i++) {
+            session_remove(fresh, aged[i]);
+        }
+        free(aged);
     }
+    sm_snap_free(sm->snap);
+    sm_swap(sm, ld->fresh);
     ld->error = RR_EINVAL; /* spent */
     return 0;
 }

@@ -292,6 +292,52 @@ static void test_session_eviction_is_lru(void **state)
     t_fini(&t);
 }
 
+/* Over the limit, the least recently used sixteenth goes at once, and a state machine loaded
+ * from a snapshot (whose sessions' recency was rebuilt from the image's order) forgets the
+ * same clients as the one that applied the log. A test that trusted the stamps' raw values
+ * rather than their order would see the two disagree. */
+static void test_session_eviction_batch_and_snapshot(void **state)
+{
+    (void)state;
+    struct sm_limits l;
+    sm_limits_default(&l);
+    l.sessions_max = 32; /* keeps 30 after an eviction */
+    struct t_sm a;
+    struct t_sm b;
+    t_init_limits(&a, &l);
+    t_init_limits(&b, &l);
+    for (uint64_t c = 1; c <= 32; c++) {
+        assert_string_equal(t_apply_as(&a, c, 1, T_TIME, "incr n"),
+                            t_apply_as(&b, c, 1, T_TIME, "incr n"));
+    }
+    /* Clients 9..12 used again, in reverse order: 1..8 and 13..32 are older. */
+    for (uint64_t c = 12; c >= 9; c--) {
+        t_apply_as(&a, c, 2, T_TIME, "incr m");
+    }
+    struct reply snap;
+    reply_init(&snap, (size_t)1 << 30);
+    assert_int_equal(sm_serialize(a.sm, &snap), 0);
+    assert_int_equal(sm_load(b.sm, snap.buf, snap.len), 0);
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    /* Client 33 is the 33rd: the three least recently used (1, 2, 3) are forgotten. */
+    assert_string_equal(t_apply_as(&a, 33, 1, T_TIME, "incr n"), ":33\r\n");
+    assert_string_equal(t_apply_as(&b, 33, 1, T_TIME, "incr n"), ":33\r\n");
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    struct t_sm *both[] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        struct t_sm *t = both[i];
+        /* 4 and 9 are remembered: their retries answer from the session. */
+        assert_string_equal(t_apply_as(t, 4, 1, T_TIME, "incr n"), ":4\r\n");
+        assert_string_equal(t_apply_as(t, 9, 2, T_TIME, "incr m"), ":4\r\n");
+        /* 1, 2 and 3 were forgotten: their retries apply again. */
+        assert_string_equal(t_apply_as(t, 3, 1, T_TIME, "incr n"), ":34\r\n");
+    }
+    assert_int_equal(sm_digest(a.sm), sm_digest(b.sm));
+    reply_free(&snap);
+    t_fini(&a);
+    t_fini(&b);
+}
+
 /* A pipelined client: a later seq applied before an earlier one, and gaps (seqs that went
  * to other groups), still apply each request once. */
 static void test_session_out_of_order(void **state)
@@ -986,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_session_large_reply_not_kept),
         cmocka_unit_test(test_session_replays_short_and_long_replies),
         cmocka_unit_test(test_session_eviction_is_lru),
+        cmocka_unit_test(test_session_eviction_batch_and_snapshot),
         cmocka_unit_test(test_session_out_of_order),
         cmocka_unit_test(test_session_retried_pipeline),
         cmocka_unit_test(test_session_floor),
