@@ -51,9 +51,25 @@ void ks_obj_free(struct obj *o)
     if (o == NULL) {
         return;
     }
-    free(o->val);
+    ks_val_drop(o);
     stream_destroy(o->stream);
     free(o);
+}
+
+void ks_val_drop(struct obj *o)
+{
+    if (!o->val_inline) {
+        free(o->val);
+    }
+    o->val = NULL;
+    o->val_inline = false;
+}
+
+void ks_val_replace(struct obj *o, uint8_t *val, size_t len)
+{
+    ks_val_drop(o);
+    o->val = val;
+    o->val_len = len;
 }
 
 static void free_chains(struct keyspace *ks)
@@ -143,13 +159,16 @@ struct obj *ks_obj_new_hashed(const uint8_t *key, size_t len, size_t val_len, ui
     if (len > UINT32_MAX) {
         return NULL;
     }
-    struct obj *o = malloc(sizeof(*o) + len);
+    bool inline_val = val_len <= KS_VAL_INLINE_MAX;
+    struct obj *o = malloc(sizeof(*o) + len + (inline_val ? val_len : 0));
     if (o == NULL) {
         return NULL;
     }
     memset(o, 0, sizeof(*o));
-    o->val = malloc(val_len > 0 ? val_len : 1);
-    if (o->val == NULL) {
+    if (inline_val) {
+        o->val = o->key + len; /* non-NULL even for an empty value */
+        o->val_inline = true;
+    } else if ((o->val = malloc(val_len)) == NULL) {
         free(o);
         return NULL;
     }

@@ -16,12 +16,14 @@ struct obj {
     uint64_t hash;         /* of the key */
     int64_t expire_at;     /* unix ms; meaningful only if has_expire */
     bool has_expire;       /* the key has a TTL */
+    bool val_inline;       /* OBJ_STRING: val lies in this allocation, after the key */
     uint8_t type;          /* enum obj_type */
     uint8_t snap_mark;     /* == keyspace.snap_parity: already in (or not part of) the
                               serialization in progress; see ks_touch */
     uint32_t key_len;      /* bytes in key */
     size_t val_len;        /* OBJ_STRING: bytes in val */
-    uint8_t *val;          /* OBJ_STRING: owned value bytes (never NULL) */
+    uint8_t *val;          /* OBJ_STRING: the value bytes (never NULL): inline, or a buffer
+                              of its own (ks_val_drop frees either way) */
     struct stream *stream; /* OBJ_STREAM: owned */
     uint8_t key[];         /* the key bytes */
 };
@@ -98,12 +100,20 @@ bool ks_expired(const struct obj *o, int64_t now_ms);
 /* The live object at now_ms, or NULL (never deletes). */
 struct obj *ks_lookup(const struct keyspace *ks, const uint8_t *key, size_t len, int64_t now);
 
+/* Values up to this size are made in the object's own allocation, after the key: a new key
+ * then costs one allocation, not two, and reading its value follows no second pointer. */
+#define KS_VAL_INLINE_MAX 64u
+
 /* A new, unlinked string object for key with an empty value buffer of val_len bytes (the
  * caller fills it). NULL when out of memory. */
 struct obj *ks_obj_new(const uint8_t *key, size_t len, size_t val_len);
 /* ks_obj_new of a key whose hash h (ks_hash) is known. */
 struct obj *ks_obj_new_hashed(const uint8_t *key, size_t len, size_t val_len, uint64_t h);
 void ks_obj_free(struct obj *o);
+/* Releases o's value (its buffer, if it has one of its own); val becomes NULL. */
+void ks_val_drop(struct obj *o);
+/* Gives o the value val[0, len), a malloc'd buffer it now owns, releasing the old one. */
+void ks_val_replace(struct obj *o, uint8_t *val, size_t len);
 /* Links o (whose key must not be in the table). Grows the table when it can. */
 void ks_insert(struct keyspace *ks, struct obj *o);
 /* Unlinks and frees o. */

@@ -576,24 +576,28 @@ put_commit(struct sm *sm, const uint8_t *key, size_t len, struct put *p, bool ke
         p->val = NULL;
         return o;
     }
-    uint8_t *val = p->val;
-    if (val == NULL) {
-        /* Prepared as new, but an earlier part of the same command created the key. */
+    if (p->val == NULL) {
+        /* Prepared as new, but an earlier part of the same command created the key: the
+         * prepared object (whose value may lie inside it) takes the existing one's place. */
         RR_ASSERT(p->fresh != NULL);
-        val = p->fresh->val;
-        p->fresh->val = NULL;
-        ks_obj_free(p->fresh);
+        bool had_ttl = keep_ttl && o->has_expire;
+        int64_t at = o->expire_at;
+        ks_delete(&sm->ks, o);
+        o = p->fresh;
         p->fresh = NULL;
+        ks_insert(&sm->ks, o);
+        if (had_ttl) {
+            ks_set_expire(&sm->ks, o, true, at);
+        }
+        return o;
     }
-    p->val = NULL;
     if (o->type == OBJ_STREAM) {
         stream_destroy(o->stream);
         o->stream = NULL;
         o->type = OBJ_STRING;
     }
-    free(o->val);
-    o->val = val;
-    o->val_len = p->val_len;
+    ks_val_replace(o, p->val, p->val_len);
+    p->val = NULL;
     if (!keep_ttl) {
         ks_set_expire(&sm->ks, o, false, 0);
     }
@@ -943,9 +947,13 @@ static int cmd_append(struct sm *sm, const struct args *a, struct reply *r)
         return 0;
     }
     if (a->argl[2] > 0) {
-        uint8_t *v = realloc(o->val, total);
+        uint8_t *v = o->val_inline ? malloc(total) : realloc(o->val, total);
         if (v == NULL) {
             return RR_ENOMEM;
+        }
+        if (o->val_inline) {
+            memcpy(v, o->val, o->val_len);
+            o->val_inline = false; /* the inline bytes stay unused until the key goes */
         }
         memcpy(v + o->val_len, a->argv[2], a->argl[2]);
         o->val = v;
@@ -1089,8 +1097,7 @@ static struct obj *stream_obj_new(const uint8_t *key, size_t len)
         ks_obj_free(o);
         return NULL;
     }
-    free(o->val);
-    o->val = NULL;
+    ks_val_drop(o);
     o->type = OBJ_STREAM;
     o->stream = s;
     return o;

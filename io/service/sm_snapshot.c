@@ -568,8 +568,7 @@ static int on_key_meta(struct sm_loader *ld)
     if (type == OBJ_STRING) {
         need_stage(ld, L_STR_LEN, 4);
     } else {
-        free(ld->obj->val);
-        ld->obj->val = NULL;
+        ks_val_drop(ld->obj);
         need_stage(ld, L_STREAM_HEAD, 33);
     }
     return 0;
@@ -581,9 +580,7 @@ static int on_str(struct sm_loader *ld)
     if (v == NULL) {
         return RR_ENOMEM;
     }
-    free(ld->obj->val);
-    ld->obj->val = v;
-    ld->obj->val_len = (size_t)ld->blob_need;
+    ks_val_replace(ld->obj, v, (size_t)ld->blob_need);
     return key_done(ld);
 }
 

@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include "io/service/keyspace.h"
+#include "io/service/sm_internal.h"
 #include "tests/service/sm_helpers.h"
 
 #define T_TIME 1700000000000LL /* the entries' clock in these tests (unix ms) */
@@ -136,6 +137,60 @@ static void test_string_commands_match_redis(void **state)
 
 /* Expiry follows the entries' clock only: a key is gone for every command once an entry's
  * time (or a read's now) reaches its expiry, and the clock never goes backwards. */
+/* Small values live inside their key's object; every way a value is replaced or grown moves
+ * it out correctly (ASan catches a free of the inline bytes, the digest a wrong value). */
+static struct obj *t_obj(struct t_sm *t, const char *key)
+{
+    return ks_find(&t->sm->ks, (const uint8_t *)key, strlen(key));
+}
+
+static void test_small_values_inline(void **state)
+{
+    (void)state;
+    struct t_sm t;
+    t_init(&t);
+    assert_string_equal(t_apply(&t, T_TIME, "set k 0123456789"), "+OK\r\n");
+    struct obj *o = t_obj(&t, "k");
+    assert_true(o->val_inline);
+    assert_ptr_equal(o->val, o->key + o->key_len);
+    /* APPEND moves it to a buffer of its own. */
+    assert_string_equal(t_apply(&t, T_TIME, "append k abc"), ":13\r\n");
+    assert_false(t_obj(&t, "k")->val_inline);
+    assert_string_equal(t_read(&t, 0, "get k"), "$13\r\n0123456789abc\r\n");
+    /* A new value for an existing key; INCR; a value too large to be inline. */
+    assert_string_equal(t_apply(&t, T_TIME, "set n 41"), "+OK\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "incr n"), ":42\r\n");
+    assert_string_equal(t_read(&t, 0, "get n"), "$2\r\n42\r\n");
+    char big[128];
+    memset(big, 'x', KS_VAL_INLINE_MAX + 1);
+    big[KS_VAL_INLINE_MAX + 1] = 0;
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "set b %s", big);
+    assert_string_equal(t_apply(&t, T_TIME, cmd), "+OK\r\n");
+    assert_false(t_obj(&t, "b")->val_inline);
+    /* MSET naming a new key twice: the second prepared object replaces the first. */
+    assert_string_equal(t_apply(&t, T_TIME, "mset {m}a 1 {m}a 22"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "get {m}a"), "$2\r\n22\r\n");
+    assert_true(t_obj(&t, "{m}a")->val_inline);
+    /* A stream where an inline string was, and back. */
+    assert_string_equal(t_apply(&t, T_TIME, "set s v"), "+OK\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "del s"), ":1\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "xadd s 1-1 f v"), "$3\r\n1-1\r\n");
+    assert_string_equal(t_apply(&t, T_TIME, "set s w"), "+OK\r\n");
+    assert_string_equal(t_read(&t, 0, "get s"), "$1\r\nw\r\n");
+    /* A snapshot round trip keeps every value. */
+    struct t_sm c;
+    t_init(&c);
+    struct reply snap;
+    reply_init(&snap, (size_t)1 << 30);
+    assert_int_equal(sm_serialize(t.sm, &snap), 0);
+    assert_int_equal(sm_load(c.sm, snap.buf, snap.len), 0);
+    assert_int_equal(sm_digest(t.sm), sm_digest(c.sm));
+    reply_free(&snap);
+    t_fini(&c);
+    t_fini(&t);
+}
+
 static void test_expiry_follows_entry_clock(void **state)
 {
     (void)state;
@@ -1025,6 +1080,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_string_commands_match_redis),
+        cmocka_unit_test(test_small_values_inline),
         cmocka_unit_test(test_apply_ahead_same_as_apply),
         cmocka_unit_test(test_ahead_start_bounds),
         cmocka_unit_test(test_expiry_follows_entry_clock),
