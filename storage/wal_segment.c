@@ -197,6 +197,18 @@ int wal_direct_probe(struct wal *wal, char *err, size_t err_len)
     return RR_OK;
 }
 
+/* Opens segment seq's direct descriptor into *dfd at start-up; RR_EIO with a message. */
+static int open_direct_start(struct wal *wal, uint64_t seq, int *dfd, char *err, size_t err_len)
+{
+    *dfd = open_direct_sync(wal, seq);
+    if (*dfd < 0) {
+        snprintf(err, err_len, "wal: cannot open segment %" PRIu64 " for direct I/O: %s", seq,
+                 strerror(errno));
+        return RR_EIO;
+    }
+    return RR_OK;
+}
+
 int wal_direct_start(struct wal *wal, char *err, size_t err_len)
 {
     if (!wal->direct) {
@@ -205,10 +217,7 @@ int wal_direct_start(struct wal *wal, char *err, size_t err_len)
     RR_ASSERT(wal->seg_count > 0);
     struct wal_segment *active = &wal->segs[wal->seg_count - 1];
     if (!active->sealed) {
-        active->dfd = open_direct_sync(wal, active->seq);
-        if (active->dfd < 0) {
-            snprintf(err, err_len, "wal: cannot open segment %" PRIu64 " for direct I/O: %s",
-                     active->seq, strerror(errno));
+        if (open_direct_start(wal, active->seq, &active->dfd, err, err_len) != RR_OK) {
             return RR_EIO;
         }
         /* The first flush rewrites the block its records start in: read what it holds. */
@@ -226,12 +235,7 @@ int wal_direct_start(struct wal *wal, char *err, size_t err_len)
         }
     }
     if (wal->prep.state == WAL_PREP_READY) {
-        wal->prep.dfd = open_direct_sync(wal, wal->prep.seq);
-        if (wal->prep.dfd < 0) {
-            snprintf(err, err_len, "wal: cannot open segment %" PRIu64 " for direct I/O: %s",
-                     wal->prep.seq, strerror(errno));
-            return RR_EIO;
-        }
+        return open_direct_start(wal, wal->prep.seq, &wal->prep.dfd, err, err_len);
     }
     return RR_OK; /* a spare being prepared now opens its own (STEP_OPEN_DIRECT) */
 }
