@@ -45,6 +45,7 @@ Environment (all optional):
   BENCH_IDLE_GROUPS       G of part 5 (default 4096)
   BENCH_IDLE_WORKERS      W values of part 5 (default "1,2")
   BENCH_IDLE_SECONDS      CPU measurement window of part 5 (default 20)
+  BENCH_IDLE_ROUNDS       rounds of part 5 (default 3): per node, medians over rounds
   BENCH_PARTS             which parts to run (default "1,2,3,4,5"; 1 and 2 share runs)
   BENCH_PERF              1 (default in full runs): perf record -g of node 1 during an
                           extra (b) run, not counted in the medians
@@ -57,6 +58,7 @@ Environment (all optional):
 """
 
 import csv
+import itertools
 import math
 import os
 import re
@@ -101,7 +103,8 @@ IDLE_GROUPS = env_int("BENCH_IDLE_GROUPS", 256 if QUICK else 4096)
 IDLE_WORKERS = [int(w) for w in os.environ.get("BENCH_IDLE_WORKERS",
                                                "1" if QUICK else "1,2").split(",") if w]
 IDLE_SECONDS = env_int("BENCH_IDLE_SECONDS", 3 if QUICK else 20)
-IDLE_BALANCE_WAIT = 5 if QUICK else 60
+IDLE_ROUNDS = env_int("BENCH_IDLE_ROUNDS", 1 if QUICK else 3)
+IDLE_BALANCE_WAIT = 5 if QUICK else 180
 SCALE_GROUPS = [1, 64] if QUICK else [1, 8, 64, 512]
 SCALE_WORKERS = [1, 2]
 BASE_GROUPS = 64
@@ -773,66 +776,86 @@ def part_4(ports, n):
 
 def part_5(ports):
     rows = []
+    for rnd, w, g in itertools.product(range(1, IDLE_ROUNDS + 1), IDLE_WORKERS,
+                                       (BASE_GROUPS, IDLE_GROUPS)):
+        progress("part 5, round %d/%d: fresh idle cluster G=%d W=%d"
+                 % (rnd, IDLE_ROUNDS, g, w))
+        cl = Cluster(ports, g, w, "idle-g%dw%d-r%d" % (g, w, rnd))
+        try:
+            t_lead = cl.wait_leaders(120 + g / 20)
+            bal, dist = cl.wait_balance(IDLE_BALANCE_WAIT)
+            t_settle = time.monotonic() - cl.started
+            time.sleep(1 if QUICK else 3)
+            progress("part 5: G=%d W=%d leaders after %.1f s, spread %s after %.1f s; "
+                     "measuring %d s" % (g, w, t_lead, "/".join(map(str, dist)), t_settle,
+                                         IDLE_SECONDS))
+            c0 = cl.counters()
+            t0 = [cpu_ticks(p) for p in cl.pids]
+            w0 = time.monotonic()
+            time.sleep(IDLE_SECONDS)
+            t1 = [cpu_ticks(p) for p in cl.pids]
+            el = time.monotonic() - w0
+            c1 = cl.counters()
+            dist1 = cl.leaders()
+            rss = [rss_bytes(p) for p in cl.pids]
+            cl.alive("(5) G=%d W=%d" % (g, w))
+            for i in range(NODES):
+                rows.append({"round": rnd, "groups": g, "workers": w, "node": i + 1,
+                             "leaders_s": round(t_lead, 2), "settled_s": round(t_settle, 2),
+                             "balanced": bal, "leaders_before": "/".join(map(str, dist)),
+                             "leaders_after": "/".join(map(str, dist1)),
+                             "cpu_pct": 100.0 * (t1[i] - t0[i]) / CLK_TCK / el,
+                             "rss_bytes": rss[i], "seconds": round(el, 2),
+                             "wal_flushes": c1["wal_flushes"] - c0["wal_flushes"],
+                             "wal_bytes": c1["wal_bytes"] - c0["wal_bytes"]})
+        except StartError:
+            pass
+        finally:
+            cl.stop()
+    extra = IDLE_GROUPS - BASE_GROUPS
+
+    def cell(g, w, rnd, node):
+        return next((r for r in rows if (r["groups"], r["workers"], r["round"], r["node"]) ==
+                     (g, w, rnd, node)), None)
+
     for w in IDLE_WORKERS:
-        for g in (BASE_GROUPS, IDLE_GROUPS):
-            progress("part 5: fresh idle cluster G=%d W=%d" % (g, w))
-            cl = Cluster(ports, g, w, "idle-g%dw%d" % (g, w))
-            try:
-                t_lead = cl.wait_leaders(120 + g / 20)
-                bal, dist = cl.wait_balance(IDLE_BALANCE_WAIT)
-                t_settle = time.monotonic() - cl.started
-                time.sleep(1 if QUICK else 3)
-                progress("part 5: G=%d W=%d leaders after %.1f s, spread %s after %.1f s; "
-                         "measuring %d s" % (g, w, t_lead, "/".join(map(str, dist)), t_settle,
-                                             IDLE_SECONDS))
-                c0 = cl.counters()
-                t0 = [cpu_ticks(p) for p in cl.pids]
-                w0 = time.monotonic()
-                time.sleep(IDLE_SECONDS)
-                t1 = [cpu_ticks(p) for p in cl.pids]
-                el = time.monotonic() - w0
-                c1 = cl.counters()
-                dist1 = cl.leaders()
-                rss = [rss_bytes(p) for p in cl.pids]
-                cl.alive("(5) G=%d W=%d" % (g, w))
-                for i in range(NODES):
-                    rows.append({"groups": g, "workers": w, "node": i + 1,
-                                 "leaders_s": round(t_lead, 2), "settled_s": round(t_settle, 2),
-                                 "balanced": bal, "leaders_before": "/".join(map(str, dist)),
-                                 "leaders_after": "/".join(map(str, dist1)),
-                                 "cpu_pct": 100.0 * (t1[i] - t0[i]) / CLK_TCK / el,
-                                 "rss_bytes": rss[i], "seconds": round(el, 2),
-                                 "wal_flushes": c1["wal_flushes"] - c0["wal_flushes"],
-                                 "wal_bytes": c1["wal_bytes"] - c0["wal_bytes"]})
-            except StartError:
-                pass
-            finally:
-                cl.stop()
-    for w in IDLE_WORKERS:
-        base = [r for r in rows if r["workers"] == w and r["groups"] == BASE_GROUPS]
-        big = [r for r in rows if r["workers"] == w and r["groups"] == IDLE_GROUPS]
-        if not base or not big:
+        # Per node: the median over rounds of its CPU, its RSS, and its RSS difference between
+        # the two G of one round (one RSS reading moves with the last heap trim and the 2 MiB
+        # pages: about +-512 B per group in one difference).
+        cpu_b, cpu_s, rss_b, rss_s, per, ranges = [], [], [], [], [], []
+        for node in range(1, NODES + 1):
+            pairs = [(cell(IDLE_GROUPS, w, rnd, node), cell(BASE_GROUPS, w, rnd, node))
+                     for rnd in range(1, IDLE_ROUNDS + 1)]
+            pairs = [(b, s) for b, s in pairs if b is not None and s is not None]
+            if not pairs:
+                break
+            cpu_b.append(med([b["cpu_pct"] for b, _ in pairs]))
+            cpu_s.append(med([s["cpu_pct"] for _, s in pairs]))
+            rss_b.append(med([b["rss_bytes"] for b, _ in pairs]))
+            rss_s.append(med([s["rss_bytes"] for _, s in pairs]))
+            d = [(b["rss_bytes"] - s["rss_bytes"]) / extra for b, s in pairs]
+            per.append(med(d))
+            ranges.append("%.0f-%.0f" % (min(d), max(d)))
+        if len(per) < NODES:
             continue
-        extra = IDLE_GROUPS - BASE_GROUPS
-        el = big[0]["seconds"]
-        fps = big[0]["wal_flushes"] / el
-        bpf = ratio(big[0]["wal_bytes"], big[0]["wal_flushes"])
-        cpu_b = [r["cpu_pct"] for r in big]
-        cpu_s = [r["cpu_pct"] for r in base]
+        big = [r for r in rows if r["workers"] == w and r["groups"] == IDLE_GROUPS]
+        el = sum(r["seconds"] for r in big)
+        fps = sum(r["wal_flushes"] for r in big) / el
+        bpf = ratio(sum(r["wal_bytes"] for r in big), sum(r["wal_flushes"] for r in big))
         row("5", "idle G=%d W=%d: CPU per node, %% of one core (nodes 1/2/3)" % (IDLE_GROUPS, w),
             "/".join(fmt(x, 1) for x in cpu_b), "/".join(fmt(x, 1) for x in cpu_s) + " (G=64)",
             fmt(ratio(statistics.mean(cpu_b), statistics.mean(cpu_s)), 1),
             "", fmt(fps), fmt(bpf),
-            "leaders %.0f s after start; leaders per node %s (%s)"
-            % (big[0]["leaders_s"], big[0]["leaders_after"],
+            "medians of %d round(s); leaders %.0f s after start; leaders per node %s (%s)"
+            % (IDLE_ROUNDS, big[0]["leaders_s"], big[0]["leaders_after"],
                "spread" if big[0]["balanced"] and big[0]["leaders_before"] ==
                big[0]["leaders_after"] else "balance still moving leaders"))
-        per = [(b["rss_bytes"] - s["rss_bytes"]) / extra for b, s in zip(big, base)]
         row("5", "idle G=%d W=%d: VmRSS per node MiB; bytes per extra group" % (IDLE_GROUPS, w),
-            "/".join(fmt(r["rss_bytes"] / 1048576, 1) for r in big),
-            "/".join(fmt(r["rss_bytes"] / 1048576, 1) for r in base) + " (G=64)",
+            "/".join(fmt(x / 1048576, 1) for x in rss_b),
+            "/".join(fmt(x / 1048576, 1) for x in rss_s) + " (G=64)",
             "", "%s B/group" % "/".join("%.0f" % x for x in per), "", "",
-            "(RSS(G=%d) - RSS(G=64)) / %d, same node" % (IDLE_GROUPS, extra))
+            "(RSS(G=%d) - RSS(G=64)) / %d, same node and round; medians of %d round(s), "
+            "ranges %s" % (IDLE_GROUPS, extra, IDLE_ROUNDS, " / ".join(ranges)))
     write_csv("idle.csv", rows)
 
 
