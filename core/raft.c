@@ -805,6 +805,22 @@ void raft_status(const struct raft *r, struct raft_status *s)
     s->quiesced = r->quiesced;
 }
 
+void raft_summary(const struct raft *r, struct raft_summary *s)
+{
+    s->commit = r->commit;
+    s->applied = r->applied;
+    s->last_index = log_last_index(&r->log);
+    s->snapshot_index = r->snap.index;
+    s->voters = 0;
+    s->learners = 0;
+    for (uint32_t i = 0; i < r->config.member_count; i++) {
+        uint8_t role = config_member_role(r->config.members[i]);
+        s->voters += role == RAFT_VOTER;
+        s->learners += role == RAFT_LEARNER;
+    }
+    s->config_pending = raft_config_pending(r) || config_is_joint(&r->config);
+}
+
 raft_term raft_term_at(const struct raft *r, raft_index index)
 {
     if (index == r->snap.index) {

@@ -362,6 +362,20 @@ struct raft_status {
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 
+/* The few figures a node publishes for every group once a second (RAFT STATUS, CLUSTER
+ * commands, INFO), read from the group's own struct only: no entry of the log is touched
+ * and no configuration unpacked, so a sweep over thousands of idle groups stays cheap. */
+struct raft_summary {
+    raft_index commit;
+    raft_index applied;
+    raft_index last_index;
+    raft_index snapshot_index;
+    uint32_t voters; /* in the configuration in force (C_new's half when joint) */
+    uint32_t learners;
+    bool config_pending; /* a change not yet committed, or a joint configuration */
+};
+void raft_summary(const struct raft *r, struct raft_summary *s);
+
 /* Term of the entry at index, or 0 if unknown (compacted or beyond the log; the snapshot
  * index's term is known). */
 raft_term raft_term_at(const struct raft *r, raft_index index);

@@ -54,6 +54,9 @@ cumulate(const struct histogram *h, const uint64_t *bounds, uint32_t nbounds, ui
 
 void metrics_publish_sizes(struct pub_sizes *p, const struct histogram *h)
 {
+    if (atomic_load_explicit(&p->count, memory_order_relaxed) == h->count) {
+        return; /* histograms only grow: nothing recorded since the last publication */
+    }
     /* Values below 128 have a bucket each, so the small bounds are exact; above, a bucket
      * is 1% wide and counts below a bound when its highest value does. */
     uint64_t le[PUB_SIZE_BOUNDS];
@@ -91,6 +94,9 @@ void metrics_sum_sizes(const struct node *n,
 
 void metrics_publish_hist(struct pub_hist *p, const struct histogram *h)
 {
+    if (atomic_load_explicit(&p->count, memory_order_relaxed) == h->count) {
+        return; /* as in metrics_publish_sizes */
+    }
     /* One pass over the buckets: a bucket counts below a bound when its highest value is
      * (buckets are 1% wide, so a bound falls inside one by at most that much). */
     uint64_t le[PUB_HIST_BOUNDS];

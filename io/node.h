@@ -433,6 +433,11 @@ struct worker {
     bool ticks_parked; /* the last wait ran past next_tick_ms: no group was awake */
     int64_t next_sweep_ms;
     int64_t next_balance_ms;
+    /* Every group this worker leads prefers this node: the balance sweep has nothing to look
+     * for until a group is won here or a configuration changes (both clear it). */
+    bool balance_settled;
+    uint64_t pub_flush_count; /* WAL histograms' counts when their quantiles were published */
+    uint64_t pub_queue_count;
     int64_t next_publish_ms;
     uint64_t heap_trim_rss; /* worker 0: resident bytes after the last malloc_trim */
     int64_t heap_trim_ms;   /* and when */

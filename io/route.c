@@ -805,6 +805,7 @@ void route_on_apply(struct worker *w,
     bool blocked = false;
     int64_t block_ms = 0;
     if (e->type == RAFT_ENTRY_CONFIG) {
+        w->balance_settled = false; /* the voters, so the preferred leaders, may differ */
         sm_apply_empty(gs->sm, e->index);
         reply_simple(out, "OK"); /* a membership part's answer */
     } else if (e->type == RAFT_ENTRY_NORMAL && nodeset_entry_is(e->data.base, e->data.len)) {

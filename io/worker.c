@@ -429,6 +429,9 @@ static void op_role_changed(void *ctx, raft_group g, uint8_t role, raft_term ter
     gs->role = role;
     gs->term = term;
     gs->leader = leader;
+    if (role == RAFT_LEADER) {
+        w->balance_settled = false; /* perhaps a group that prefers another node */
+    }
     struct group_pub *p = &w->node->pub[g];
     atomic_store_explicit(&p->role, role, memory_order_relaxed);
     atomic_store_explicit(&p->leader, leader, memory_order_relaxed);
@@ -496,27 +499,16 @@ static void publish_groups(struct worker *w)
 {
     for (uint32_t s = 0; s < w->group_count; s++) {
         struct group_state *gs = &w->groups[s];
-        struct raft_status st;
-        raft_status(multi_group_peek(w->multi, gs->g), &st);
+        struct raft_summary st;
+        raft_summary(multi_group_peek(w->multi, gs->g), &st);
         struct group_pub *p = &w->node->pub[gs->g];
         atomic_store_explicit(&p->commit, st.commit, memory_order_relaxed);
         atomic_store_explicit(&p->applied, st.applied, memory_order_relaxed);
         atomic_store_explicit(&p->last_index, st.last_index, memory_order_relaxed);
         atomic_store_explicit(&p->snapshot_index, st.snapshot_index, memory_order_relaxed);
-        struct raft_config now;
-        raft_config(multi_group_peek(w->multi, gs->g), &now);
-        const struct raft_config *c = &now;
-        uint32_t voters = 0, learners = 0;
-        for (uint32_t i = 0; i < c->member_count; i++) {
-            voters += c->members[i].role == RAFT_VOTER;
-            learners += c->members[i].role == RAFT_LEARNER;
-        }
-        atomic_store_explicit(&p->voters, voters, memory_order_relaxed);
-        atomic_store_explicit(&p->learners, learners, memory_order_relaxed);
-        atomic_store_explicit(&p->config_pending,
-                              raft_config_pending(multi_group_peek(w->multi, gs->g)) ||
-                                  raft_config_is_joint(c),
-                              memory_order_relaxed);
+        atomic_store_explicit(&p->voters, st.voters, memory_order_relaxed);
+        atomic_store_explicit(&p->learners, st.learners, memory_order_relaxed);
+        atomic_store_explicit(&p->config_pending, st.config_pending, memory_order_relaxed);
     }
 }
 
@@ -581,10 +573,16 @@ static void publish_stats(struct worker *w)
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
     PUB(wal_bytes, ws->bytes);
-    PUB(flush_p50_us, histogram_quantile(&ws->flush_ns, 0.5) / 1000);
-    PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
-    PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
-    PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
+    if (ws->flush_ns.count != w->pub_flush_count || ws->queue_ns.count != w->pub_queue_count) {
+        /* Quantiles walk the buckets: only when something was recorded (an idle worker
+         * publishes ten times a second). */
+        w->pub_flush_count = ws->flush_ns.count;
+        w->pub_queue_count = ws->queue_ns.count;
+        PUB(flush_p50_us, histogram_quantile(&ws->flush_ns, 0.5) / 1000);
+        PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
+        PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
+        PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
+    }
     PUB(snapshots_taken, st->snapshots_taken);
     PUB(snapshots_installed, st->snapshots_installed);
     PUB(snapshot_failures, st->snapshot_failures);
@@ -652,8 +650,12 @@ raft_node worker_preferred_leader(const struct raft *r, raft_group g)
 
 static void balance_leaders(struct worker *w)
 {
+    if (w->balance_settled) {
+        return; /* a sweep of every group, each a cache miss, for nothing */
+    }
     struct node *n = w->node;
     uint32_t started_now = 0;
+    bool all_home = true;
     for (uint32_t s = 0; s < w->group_count && started_now < BALANCE_TRANSFERS_MAX; s++) {
         struct group_state *gs = &w->groups[s];
         if (gs->role != RAFT_LEADER) {
@@ -661,8 +663,12 @@ static void balance_leaders(struct worker *w)
         }
         const struct raft *ro = multi_group_peek(w->multi, gs->g);
         raft_node pref = worker_preferred_leader(ro, gs->g);
+        if (pref == RAFT_NODE_NONE || pref == n->cfg.node_id) {
+            continue;
+        }
+        all_home = false;
         struct peer *p = peer_find(w, pref);
-        if (pref == RAFT_NODE_NONE || pref == n->cfg.node_id || p == NULL || p->state != PEER_UP) {
+        if (p == NULL || p->state != PEER_UP) {
             continue;
         }
         struct raft_status st;
@@ -677,6 +683,7 @@ static void balance_leaders(struct worker *w)
             w->st.transfers++;
         }
     }
+    w->balance_settled = all_home;
 }
 
 /* The node's resident set (/proc/self/statm, opened at start): used_memory for INFO and

@@ -72,6 +72,59 @@ static struct fx *leader_in_joint(raft_index *idx)
     return f;
 }
 
+/* raft_summary counts the configuration in force (C_new's half when joint) and says whether
+ * a change is open, as raft_config and raft_config_pending do; its indexes are
+ * raft_status's. */
+static void assert_summary_agrees(const struct raft *r)
+{
+    struct raft_summary sum;
+    raft_summary(r, &sum);
+    struct raft_status st;
+    raft_status(r, &st);
+    struct raft_config now;
+    raft_config(r, &now);
+    uint32_t voters = 0, learners = 0;
+    for (uint32_t i = 0; i < now.member_count; i++) {
+        voters += now.members[i].role == RAFT_VOTER;
+        learners += now.members[i].role == RAFT_LEARNER;
+    }
+    assert_int_equal(sum.commit, st.commit);
+    assert_int_equal(sum.applied, st.applied);
+    assert_int_equal(sum.last_index, st.last_index);
+    assert_int_equal(sum.snapshot_index, st.snapshot_index);
+    assert_int_equal(sum.voters, voters);
+    assert_int_equal(sum.learners, learners);
+    assert_int_equal(sum.config_pending, raft_config_pending(r) || raft_config_is_joint(&now));
+}
+
+static void test_summary_follows_configuration(void **state)
+{
+    (void)state;
+    struct fx *f = leader3();
+    assert_summary_agrees(f->r);
+    raft_index idx = 0;
+    assert_int_equal(raft_change_member(f->r, 4, RAFT_LEARNER, &idx), 0);
+    struct raft_summary sum;
+    raft_summary(f->r, &sum);
+    assert_true(sum.config_pending);
+    assert_int_equal(sum.voters, 3);
+    assert_int_equal(sum.learners, 1);
+    assert_summary_agrees(f->r);
+    fx_drain(f);
+    ack(f, 2, idx);
+    raft_summary(f->r, &sum);
+    assert_false(sum.config_pending);
+    assert_int_equal(sum.commit, idx);
+    assert_summary_agrees(f->r);
+    fx_free(f);
+    f = leader_in_joint(&idx);
+    raft_summary(f->r, &sum);
+    assert_true(sum.config_pending);
+    assert_int_equal(sum.voters, 3);
+    assert_summary_agrees(f->r);
+    fx_free(f);
+}
+
 /* "Agreement (for elections and entry commitment) requires separate majorities from both
  * the old and new configurations", for C_old,new itself. Reference: §6 */
 static void test_joint_change_needs_both_majorities(void **state)
@@ -616,6 +669,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_takes_effect_on_append_not_commit),
+        cmocka_unit_test(test_summary_follows_configuration),
         cmocka_unit_test(test_joint_change_needs_both_majorities),
         cmocka_unit_test(test_leaves_joint_automatically),
         cmocka_unit_test(test_read_round_confirmed_on_leaving_joint),
