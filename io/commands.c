@@ -543,8 +543,9 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_wal_flush_us:p50=%" PRIu64 ",p99=%" PRIu64
                 "\r\nworker%u_wal_queue_us:p50=%" PRIu64 ",p99=%" PRIu64 "\r\n",
-                i, atomic_load(&p->flush_p50_us), atomic_load(&p->flush_p99_us), i,
-                atomic_load(&p->queue_p50_us), atomic_load(&p->queue_p99_us));
+                i, atomic_load(&p->wal_flush.p50_ns) / 1000,
+                atomic_load(&p->wal_flush.p99_ns) / 1000, i,
+                atomic_load(&p->wal_queue.p50_ns) / 1000, atomic_load(&p->wal_queue.p99_ns) / 1000);
             for (int k = 0; k < 2; k++) {
                 const struct pub_sizes *s =
                     (const struct pub_sizes *)(const void *)((const char *)p + size_off[k]);

@@ -350,9 +350,6 @@ struct worker_pub {
     _Atomic uint64_t frames_dropped, frames_bad, handshakes_refused;
     /* Raft messages received from peers, by type (multi_received), and empty APPENDs. */
     _Atomic uint64_t msgs_received[RAFT_MSG_TYPE_MAX + 1], appends_empty_received;
-    /* WAL latency quantiles (microseconds) since start: flush = write+sync, queue = wait
-     * before a unit's flush starts. */
-    _Atomic uint64_t flush_p50_us, flush_p99_us, queue_p50_us, queue_p99_us;
     /* Snapshots (local ones taken, received ones installed) and the WAL's disk use. */
     _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
@@ -436,8 +433,6 @@ struct worker {
     /* Every group this worker leads prefers this node: the balance sweep has nothing to look
      * for until a group is won here or a configuration changes (both clear it). */
     bool balance_settled;
-    uint64_t pub_flush_count; /* WAL histograms' counts when their quantiles were published */
-    uint64_t pub_queue_count;
     int64_t next_publish_ms;
     uint64_t heap_trim_rss; /* worker 0: resident bytes after the last malloc_trim */
     int64_t heap_trim_ms;   /* and when */

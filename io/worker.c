@@ -573,16 +573,6 @@ static void publish_stats(struct worker *w)
     PUB(wal_flushes, ws->flushes);
     PUB(wal_records, ws->records);
     PUB(wal_bytes, ws->bytes);
-    if (ws->flush_ns.count != w->pub_flush_count || ws->queue_ns.count != w->pub_queue_count) {
-        /* Quantiles walk the buckets: only when something was recorded (an idle worker
-         * publishes ten times a second). */
-        w->pub_flush_count = ws->flush_ns.count;
-        w->pub_queue_count = ws->queue_ns.count;
-        PUB(flush_p50_us, histogram_quantile(&ws->flush_ns, 0.5) / 1000);
-        PUB(flush_p99_us, histogram_quantile(&ws->flush_ns, 0.99) / 1000);
-        PUB(queue_p50_us, histogram_quantile(&ws->queue_ns, 0.5) / 1000);
-        PUB(queue_p99_us, histogram_quantile(&ws->queue_ns, 0.99) / 1000);
-    }
     PUB(snapshots_taken, st->snapshots_taken);
     PUB(snapshots_installed, st->snapshots_installed);
     PUB(snapshot_failures, st->snapshot_failures);

@@ -298,6 +298,10 @@ class ObservabilityTests(unittest.TestCase):
             self.assertGreater(int(flush["sum"]), 0)
             queue = dict(kv.split("=") for kv in batching["wal_queue_usec"].split(","))
             self.assertGreater(int(queue["count"]), 0)
+            # Each worker's flush quantiles: a flush takes some microseconds, p99 >= p50.
+            wq = dict(kv.split("=") for kv in batching["worker0_wal_flush_us"].split(","))
+            self.assertGreater(int(wq["p50"]), 0)
+            self.assertGreaterEqual(int(wq["p99"]), int(wq["p50"]))
             sizes = dict(kv.split("=") for kv in batching["wal_flush_records"].split(","))
             self.assertEqual(sizes["count"], batching["wal_flushes"])
             self.assertEqual(sizes["sum"], batching["wal_records"])
