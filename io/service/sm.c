@@ -230,19 +230,13 @@ void session_remove(struct sm *sm, struct session *s)
 
 int session_evict_reserve(struct sm *sm)
 {
-    if (sm->evict_stamps == NULL) {
-        sm->evict_stamps = malloc(((size_t)sm->limits.sessions_max + 1) * sizeof(uint64_t));
-        if (sm->evict_stamps == NULL) {
+    if (sm->evict_buf == NULL) {
+        sm->evict_buf = malloc(((size_t)sm->limits.sessions_max + 1) * sizeof(*sm->evict_buf));
+        if (sm->evict_buf == NULL) {
             return RR_ENOMEM;
         }
     }
     return 0;
-}
-
-static int stamp_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
 }
 
 void session_evict(struct sm *sm)
@@ -251,32 +245,13 @@ void session_evict(struct sm *sm)
     if (sm->session_count <= max) {
         return;
     }
-    RR_ASSERT(sm->evict_stamps != NULL && sm->session_count <= max + 1);
-    uint32_t n = 0;
-    for (uint64_t b = 0; b <= sm->session_mask; b++) {
-        for (const struct session *s = sm->sessions[b]; s != NULL; s = s->hnext) {
-            sm->evict_stamps[n++] = s->used;
-        }
+    RR_ASSERT(sm->evict_buf != NULL && sm->session_count <= max + 1);
+    sessions_by_age(sm, sm->evict_buf);
+    uint32_t keep = max - max / 16; /* >= 1, as max >= 1 */
+    uint32_t forget = sm->session_count - keep;
+    for (uint32_t i = 0; i < forget; i++) {
+        session_remove(sm, sm->evict_buf[i]);
     }
-    RR_ASSERT(n == sm->session_count);
-    qsort(sm->evict_stamps, n, sizeof(uint64_t), stamp_cmp);
-    uint32_t keep = max - max / 16;                /* >= 1, as max >= 1 */
-    uint64_t cut = sm->evict_stamps[n - keep - 1]; /* the newest stamp to forget */
-    for (uint64_t b = 0; b <= sm->session_mask; b++) {
-        struct session **pp = &sm->sessions[b];
-        while (*pp != NULL) {
-            struct session *s = *pp;
-            if (s->used <= cut) {
-                *pp = s->hnext;
-                sm->session_count--;
-                session_free_kept(s);
-                free(s);
-            } else {
-                pp = &s->hnext;
-            }
-        }
-    }
-    RR_ASSERT(sm->session_count == keep);
 }
 
 static int session_age_cmp(const void *a, const void *b)
@@ -296,6 +271,15 @@ void sessions_by_age(const struct sm *sm, struct session **out)
     }
     RR_ASSERT(n == sm->session_count);
     qsort(out, n, sizeof(*out), session_age_cmp);
+}
+
+struct session **sessions_by_age_new(const struct sm *sm)
+{
+    struct session **out = malloc(((size_t)sm->session_count + 1) * sizeof(*out));
+    if (out != NULL) {
+        sessions_by_age(sm, out);
+    }
+    return out;
 }
 
 /* The session used least recently after `after` (NULL: the least recently used of all). */
@@ -321,8 +305,8 @@ static void sessions_free(struct sm *sm)
             session_remove(sm, sm->sessions[b]);
         }
     }
-    free(sm->evict_stamps);
-    sm->evict_stamps = NULL;
+    free(sm->evict_buf);
+    sm->evict_buf = NULL;
     if (sm->sessions != &sm->session0) {
         free(sm->sessions);
     }
@@ -2292,10 +2276,7 @@ uint64_t sm_digest(const struct sm *sm)
     }
     /* Sessions in eviction order: the order decides future evictions, so it is state. */
     uint64_t sessions = 0;
-    struct session **aged = malloc(((size_t)sm->session_count + 1) * sizeof(*aged));
-    if (aged != NULL) {
-        sessions_by_age(sm, aged);
-    }
+    struct session **aged = sessions_by_age_new(sm);
     const struct session *s = NULL;
     for (uint32_t j = 0; j < sm->session_count; j++) {
         /* Without memory for the sort, the next by age is found by a scan. */

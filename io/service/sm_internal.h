@@ -80,14 +80,14 @@ struct sm {
     uint32_t session_count;
     /* Recency is a stamp per session rather than a linked list: a use writes only the
      * session itself, where moving it to the head of a list wrote two cold neighbours.
-     * Eviction sorts the stamps (session_evict), which is rare and batched. */
-    uint64_t use_clock;     /* the last stamp given */
-    uint64_t *evict_stamps; /* room for sessions_max + 1 stamps once the table is full */
-    int64_t clock;          /* max time_ms applied (0 initially) */
-    raft_index applied;     /* last entry index applied */
-    struct reply *scratch;  /* where sm_apply builds each reply (sm_create) */
-    struct sm_snap *snap;   /* the serialization in progress (sm_snapshot.c), or NULL */
-    bool own_scratch;       /* scratch is the sm's (malloc'd), not the caller's */
+     * Eviction sorts the sessions by stamp (session_evict), which is rare and batched. */
+    uint64_t use_clock;         /* the last stamp given */
+    struct session **evict_buf; /* room for sessions_max + 1 once the table is full */
+    int64_t clock;              /* max time_ms applied (0 initially) */
+    raft_index applied;         /* last entry index applied */
+    struct reply *scratch;      /* where sm_apply builds each reply (sm_create) */
+    struct sm_snap *snap;       /* the serialization in progress (sm_snapshot.c), or NULL */
+    bool own_scratch;           /* scratch is the sm's (malloc'd), not the caller's */
     /* The last sm_apply was an XREADGROUP BLOCK that delivered nothing (sm_apply_blocked),
      * and its BLOCK timeout. */
     bool blocked;
@@ -110,6 +110,8 @@ void session_evict(struct sm *sm);
 /* The sessions, least recently used first, into out (session_count entries): the order
  * that decides future evictions, which snapshots and the digest carry. */
 void sessions_by_age(const struct sm *sm, struct session **out);
+/* The same into a new array (the caller frees it); NULL when out of memory. */
+struct session **sessions_by_age_new(const struct sm *sm);
 
 /* sm_snapshot.c: FLUSHDB while a serialization runs hands the whole keyspace to it (it
  * frees the objects once serialized) and leaves the state machine's keyspace empty. */

@@ -145,9 +145,8 @@ int sm_snap_begin(struct sm *sm, struct sm_snap **out)
     util_put_u8(&s->pending, IMG_VERSION);
     util_put_u64(&s->pending, (uint64_t)s->applied);
     util_put_u64(&s->pending, (uint64_t)s->clock);
-    struct session **aged = malloc(((size_t)sm->session_count + 1) * sizeof(*aged));
+    struct session **aged = sessions_by_age_new(sm);
     if (aged != NULL) {
-        sessions_by_age(sm, aged);
         for (uint32_t i = 0; i < sm->session_count; i++) {
             put_session(&s->pending, aged[i]);
             s->sessions++;
@@ -899,11 +898,10 @@ int sm_loader_finish(struct sm_loader *ld, struct sm *sm)
     struct sm *fresh = ld->fresh;
     if (fresh->session_count > fresh->limits.sessions_max) {
         /* An image made under a larger limit: forget the least recently used. */
-        struct session **aged = malloc((size_t)fresh->session_count * sizeof(*aged));
+        struct session **aged = sessions_by_age_new(fresh);
         if (aged == NULL) {
             return RR_ENOMEM;
         }
-        sessions_by_age(fresh, aged);
         uint32_t over = fresh->session_count - fresh->limits.sessions_max;
         for (uint32_t i = 0; i < over; i++) {
             session_remove(fresh, aged[i]);
