@@ -374,6 +374,14 @@ static void drain_messages(struct drain_pass *d, raft_group g, const struct raft
             d->ops->snapshot_read(d->ctx, g, msg);
             continue;
         }
+        if (msg->type == RAFT_MSG_APPEND && msg->append.data_released) {
+            /* Entries the core released: the caller reads them back from its durable log. */
+            RR_ASSERT(msg->to != m->o.id);
+            if (d->ops->entries_read != NULL) {
+                d->ops->entries_read(d->ctx, g, msg);
+            }
+            continue;
+        }
         int rc = msg->to == m->o.id
                      ? drain_local_push(&m->local, &m->local_count, &m->local_cap, msg)
                      : drain_outbox_add(&m->out, msg);

@@ -52,6 +52,13 @@ struct drain_ops {
      * snapshot meta.index and send the message (encoded alone in a batch, say) with chunk set
      * to them, now or later; or drop it. `m` lives only for the call. */
     void (*snapshot_read)(void *ctx, raft_group g, const struct raft_msg *m);
+    /* Needed with raft_options.release_applied (else such messages are dropped). An append
+     * of group g whose entries' data the core released (m->append.data_released; core/raft.h,
+     * raft_ready.msgs): read the released entries from the durable log, check each index and
+     * term against the message's, and send the message (encoded alone in a batch, say) with
+     * them, or with the first k of them; now or later; or drop it. `m` and its entries live
+     * only for the call. */
+    void (*entries_read)(void *ctx, raft_group g, const struct raft_msg *m);
     /* Optional (NULL: not called). Group g's committed entries of this batch, entries[0, n)
      * with n > 0, just before they are applied (after `restore`): `apply` then gets
      * &entries[0], &entries[1], ... &entries[n - 1] in this order, and the array stays valid

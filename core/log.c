@@ -2,6 +2,7 @@
  * in chunks appended in index order. */
 #include "core/log.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,19 @@ static void chunks_drop_tail(struct raft_log *l, uint64_t from)
     }
 }
 
+/* Frees the own copies of released configuration entries among the first `drop` entries. */
+static void owned_free(struct raft_log *l, uint32_t drop)
+{
+    for (uint32_t i = 0; i < drop && l->owned > 0; i++) {
+        struct raft_entry *e = &l->entries[i];
+        if (e->index <= l->released && e->data.base != NULL) {
+            free((void *)(uintptr_t)e->data.base); /* our own copy (release_entry) */
+            e->data.base = NULL;
+            l->owned--;
+        }
+    }
+}
+
 void log_init(struct raft_log *l, raft_index prev_index, raft_term prev_term)
 {
     memset(l, 0, sizeof(*l));
@@ -133,6 +147,7 @@ void log_init(struct raft_log *l, raft_index prev_index, raft_term prev_term)
 
 void log_free(struct raft_log *l)
 {
+    owned_free(l, l->count);
     chunks_drop_through(l, UINT64_MAX);
     free(l->entries);
     l->entries = NULL;
@@ -236,6 +251,7 @@ void log_truncate_from(struct raft_log *l, raft_index index)
 {
     RR_ASSERT(index > l->prev_index);
     RR_ASSERT(index <= log_last_index(l));
+    RR_ASSERT(index > l->released); /* released entries are durable and applied: committed */
     uint32_t keep = (uint32_t)(index - l->prev_index - 1); /* < count */
     chunks_drop_tail(l, keep);
     l->count = keep;
@@ -263,6 +279,7 @@ void log_compact_to(struct raft_log *l, raft_index index)
     RR_ASSERT(index <= l->persisted);
     uint32_t drop = (uint32_t)(index - l->prev_index); /* <= count */
     raft_term term = log_term(l, index);
+    owned_free(l, drop);
     chunks_drop_through(l, index);
     log_shift(l, drop);
     l->count -= drop;
@@ -277,6 +294,7 @@ void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
     if (index <= log_last_index(l) && log_term(l, index) == term) {
         drop = (uint32_t)(index - l->prev_index); /* <= count */
     }
+    owned_free(l, drop);
     chunks_drop_through(l, l->prev_index + drop);
     log_shift(l, drop);
     l->count -= drop;
@@ -285,6 +303,50 @@ void log_install_snapshot(struct raft_log *l, raft_index index, raft_term term)
     log_raise_barrier(l, index + 1);
     l->handed = index;
     l->persisted = index;
+    RR_ASSERT(l->released <= index); /* a snapshot is installed only above the commit index */
+}
+
+/* A released configuration entry keeps its data in an allocation of its own: the
+ * configuration at an index is read from the log (membership_config_at). */
+static bool release_entry(struct raft_log *l, struct raft_entry *e)
+{
+    if (e->type == RAFT_ENTRY_CONFIG && e->data.len > 0) {
+        uint8_t *copy = malloc(e->data.len);
+        if (copy == NULL) {
+            return false;
+        }
+        memcpy(copy, e->data.base, e->data.len);
+        e->data.base = copy;
+        l->owned++;
+        return true;
+    }
+    e->data.base = NULL;
+    return true;
+}
+
+uint64_t log_release_to(struct raft_log *l, raft_index index)
+{
+    RR_ASSERT(index <= l->persisted);
+    uint64_t freed = 0;
+    while (l->oldest != NULL && l->oldest != l->newest && l->oldest->last <= index) {
+        struct log_chunk *c = l->oldest;
+        raft_index from = c->first > l->prev_index ? c->first : l->prev_index + 1;
+        from = from > l->released ? from : l->released + 1; /* resumes after running out */
+        for (raft_index i = from; i <= c->last; i++) {
+            struct raft_entry *e = &l->entries[i - l->prev_index - 1];
+            if (e->data.len > 0 && !release_entry(l, e)) {
+                /* Out of memory for a configuration's copy: keep this chunk (and the entries
+                 * already released from it stay released: their slots say so). */
+                l->released = i - 1 > l->released ? i - 1 : l->released;
+                return freed;
+            }
+        }
+        l->released = c->last > l->released ? c->last : l->released;
+        l->oldest = c->next;
+        freed += c->cap;
+        chunk_free(c);
+    }
+    return freed;
 }
 
 uint32_t log_chunk_count(const struct raft_log *l)

@@ -14,7 +14,14 @@
  * caller to persist; entries up to `persisted` are known durable (persisted <= handed <=
  * last). A truncation of handed-out entries raises a barrier: a persist notice from a batch
  * handed out before the truncation vouches only for the entries below the barrier, because
- * the same (index, term) may reappear later from another leader (an A-B-A replacement). */
+ * the same (index, term) may reappear later from another leader (an A-B-A replacement).
+ *
+ * Released data: log_release_to frees the chunks of entries every replica is known to have
+ * (raft_options.release_applied), up to `released`. Those entries keep their slots (term,
+ * type, length) with data.base NULL, except configuration entries, whose data is copied into
+ * an allocation of its own (`owned` of them) so that the configuration at any index stays
+ * known. The caller reads released data back from its durable log when a follower needs it
+ * (core/drain.h, drain_ops.entries_read). */
 struct log_chunk;
 
 struct raft_log {
@@ -29,6 +36,8 @@ struct raft_log {
     raft_term prev_term;      /* its term */
     raft_index persisted;     /* last index known durable; <= handed */
     raft_index handed;        /* last index handed out for persistence; <= last */
+    raft_index released;      /* data of the entries up to here released (<= persisted) */
+    uint32_t owned;           /* released configuration entries holding a copy of their data */
     raft_index barrier_index; /* 0: none; else the lowest index replaced since ... */
     uint64_t barrier_seq;     /* ... the batch with this sequence number was handed out */
     uint64_t seq_next;        /* sequence number of the next batch handed out; from 1 */
@@ -52,6 +61,10 @@ int log_reserve(struct raft_log *l, uint64_t more);
 /* Removes the entries from index on (index > prev_index). Lowers handed/persisted and raises
  * the persistence barrier if handed-out entries are removed. */
 void log_truncate_from(struct raft_log *l, raft_index index);
+/* Releases the data of entries up to index (<= persisted; see `released`): frees each chunk
+ * whose entries are all at or below it, except the newest, which the next append fills.
+ * Returns the bytes of entry data freed. */
+uint64_t log_release_to(struct raft_log *l, raft_index index);
 /* Drops entries up to index (prev_index < index <= last) after a snapshot. */
 void log_compact_to(struct raft_log *l, raft_index index);
 /* After installing a snapshot at (index, term): keeps the entries after index if the log

@@ -24,6 +24,13 @@ struct raft_entry {
     struct raft_buf data; /* payload; lifetime set by whoever hands the entry out */
 };
 
+/* Whether the core released e's data (raft_options.release_applied): data.base is NULL and
+ * data.len its length; the caller reads it back from its durable log. */
+static inline bool raft_entry_released(const struct raft_entry *e)
+{
+    return e->data.base == NULL && e->data.len > 0;
+}
+
 enum raft_member_role {
     RAFT_VOTER = 1,
     RAFT_LEARNER = 2,
@@ -83,6 +90,9 @@ struct raft_msg_append {
     raft_term prev_term;
     raft_index commit;
     uint32_t entry_count;
+    /* Set by raft_ready, never on the wire: entries from the first on were released
+     * (raft_options.release_applied), so some hold no data (raft_entry_released). */
+    bool data_released;
     const struct raft_entry *entries; /* lifetime: see raft_step / raft_ready */
 };
 

@@ -213,6 +213,7 @@ int raft_init(struct raft *r,
         .pre_vote = o->pre_vote,
         .check_quorum = o->check_quorum,
         .quiesce = o->quiesce,
+        .release_applied = o->release_applied,
     };
     r->prng = o->seed;
     log_init(&r->log, 0, 0);
@@ -621,6 +622,13 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
         if (a->entries == NULL || a->prev_index + a->entry_count > log_last_index(&r->log)) {
             return false;
         }
+        a->data_released = a->prev_index + 1 <= r->log.released;
+        if (a->data_released && a->prev_index + 1 <= r->snap.index) {
+            /* Released since it was queued, and covered by a snapshot taken since: those
+             * entries may be gone from the durable log. Dropped; the next attempt sends the
+             * snapshot (send_append_once). */
+            return false;
+        }
     }
     return true;
 }
@@ -774,6 +782,7 @@ void raft_advance(struct raft *r, const struct raft_ready *rd)
     }
     RR_ASSERT(r->handed.applied_to >= r->applied);
     r->applied = r->handed.applied_to;
+    replication_release(r);
     read_index_advance(r);
     queue_clear(&r->msgs, r->quiesced);
     queue_clear(&r->after, r->quiesced);

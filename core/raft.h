@@ -47,6 +47,11 @@ struct raft_options {
     uint32_t append_bytes_max;   /* per message; <= RAFT_APPEND_BYTES_MAX */
     uint64_t seed;               /* PRNG seed (election timeouts) */
     bool quiesce;                /* idle groups stop ticking (see "quiescence"); default off */
+    /* Frees the data of entries every replica has (applied and durable here; as leader, also
+     * matched by every follower), keeping their terms: a follower that needs them later gets
+     * them read back from the caller's durable log (core/drain.h, entries_read), so the
+     * caller must set that op. Default off. */
+    bool release_applied;
 };
 
 /* Fills `o` with defaults: election 10 ticks, heartbeat 1, pre_vote and check_quorum on, the
@@ -137,7 +142,12 @@ struct raft_ready {
      * sends the message with chunk set to what it read: fewer bytes are fine (whole records,
      * say; the follower acknowledges what it got and the next piece starts there), with done
      * set to (offset + chunk.len == total_bytes). If it cannot (that image is gone), it drops
-     * the message; the core sends again after an election timeout. */
+     * the message; the core sends again after an election timeout.
+     * An append with `data_released` (options.release_applied) names entries whose data
+     * the core no longer holds (raft_entry_released: data.base NULL, data.len its length).
+     * The caller reads them from its durable log, checking each one's index and term, and
+     * sends the message with them (or with only the first k entries, those it could read),
+     * now or later; or drops it, and the core sends again. */
     const struct raft_msg *msgs;
     uint32_t msg_count;
     /* Send (or, when addressed to this node, raft_step) only after this batch's hard
@@ -379,7 +389,8 @@ void raft_summary(const struct raft *r, struct raft_summary *s);
 /* Term of the entry at index, or 0 if unknown (compacted or beyond the log; the snapshot
  * index's term is known). */
 raft_term raft_term_at(const struct raft *r, raft_index index);
-/* Entry at index from the in-memory log, or NULL. Valid until the next call that mutates r. */
+/* Entry at index from the in-memory log, or NULL. Valid until the next call that mutates r.
+ * With options.release_applied its data may have been released (raft_entry_released). */
 const struct raft_entry *raft_entry_at(const struct raft *r, raft_index index);
 /* Copies the configuration in force (the latest in the log, committed or not) to *c. */
 void raft_config(const struct raft *r, struct raft_config *c);

@@ -107,6 +107,7 @@ struct raft_opts {
     bool pre_vote;
     bool check_quorum;
     bool quiesce;
+    bool release_applied;
 };
 _Static_assert(RAFT_NODE_ID_MAX <= UINT16_MAX && RAFT_APPEND_ENTRIES_MAX <= UINT16_MAX &&
                    RAFT_INFLIGHT_COUNT_MAX <= UINT8_MAX,
@@ -246,6 +247,8 @@ void replication_bcast_heartbeat(struct raft *r);
 /* At raft_ready: sends new entries (proposals) and the commit index to followers. */
 void replication_flush(struct raft *r);
 void replication_maybe_commit(struct raft *r);
+/* options.release_applied: frees the data of entries every replica has (core/raft.h). */
+void replication_release(struct raft *r);
 /* The leader's no-op, appended when it takes office. */
 int replication_append_local(struct raft *r, uint8_t type, const uint8_t *data, uint32_t len);
 /* Entry payload appended to the log: config entries take effect at once. */

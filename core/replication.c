@@ -68,6 +68,27 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
     return 0;
 }
 
+/* options.release_applied: the data of entries applied and durable here, and as leader
+ * matched by every follower, is needed again only by a server that falls behind later (a
+ * follower restarted, or one a new leader finds lagging): it is read back from the durable log
+ * then. Terms stay, so the log's checks need no data. Runs as entries are applied and as
+ * followers' matches advance. */
+void replication_release(struct raft *r)
+{
+    if (!r->opt.release_applied) {
+        return;
+    }
+    raft_index to = r->applied < r->log.persisted ? r->applied : r->log.persisted;
+    if (r->role == RAFT_LEADER) {
+        for (uint32_t i = 0; i < r->pr_count; i++) {
+            to = r->prs[i].match < to ? r->prs[i].match : to;
+        }
+    }
+    if (to > r->log.released) {
+        (void)log_release_to(&r->log, to);
+    }
+}
+
 /* ---- leader: sending ----------------------------------------------------------------- */
 
 /* How many entries from `next` fit one message (at least one if any exist). */
@@ -99,6 +120,12 @@ static bool send_append_once(struct raft *r, struct raft_progress *p, bool allow
     if (prev < r->log.prev_index || (prev > 0 && prev_term == 0)) {
         /* Paper §7: "the leader must occasionally send snapshots to followers that lag
          * behind" — the entries p needs were compacted away. */
+        snapshot_send(r, p);
+        return false;
+    }
+    if (p->next <= r->log.released && p->next <= r->snap.index) {
+        /* Released entries the snapshot covers may be gone from the durable log too (it is
+         * compacted to the snapshot): the snapshot replaces them. */
         snapshot_send(r, p);
         return false;
     }
@@ -294,6 +321,7 @@ void replication_handle_append_resp(struct raft *r, const struct raft_msg *m)
     replication_maybe_commit(r);
     replication_send_append(r, p, false);
     election_transfer_progress(r, p);
+    replication_release(r);
 }
 
 void replication_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)

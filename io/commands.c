@@ -419,7 +419,8 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     }
     if (all || arg_is(sec, sl, "snapshots") || arg_is(sec, sl, "persistence")) {
         uint64_t taken = 0, installed = 0, failures = 0, bytes = 0, disk = 0, segments = 0,
-                 chunks = 0, dropped = 0, refused = 0, left = 0, rx_chunks = 0, rx_bytes = 0;
+                 chunks = 0, dropped = 0, refused = 0, left = 0, rx_chunks = 0, rx_bytes = 0,
+                 log_reads = 0, log_entries = 0, log_dropped = 0;
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             taken += atomic_load_explicit(&p->snapshots_taken, memory_order_relaxed);
@@ -434,15 +435,20 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
             left += atomic_load_explicit(&p->snapshots_dropped, memory_order_relaxed);
             rx_chunks += atomic_load_explicit(&p->snapshot_chunks_received, memory_order_relaxed);
             rx_bytes += atomic_load_explicit(&p->snapshot_bytes_received, memory_order_relaxed);
+            log_reads += atomic_load_explicit(&p->log_reads, memory_order_relaxed);
+            log_entries += atomic_load_explicit(&p->log_read_entries, memory_order_relaxed);
+            log_dropped += atomic_load_explicit(&p->log_reads_dropped, memory_order_relaxed);
         }
         OUT("# Snapshots\r\nsnapshots_taken:%" PRIu64 "\r\nsnapshots_installed:%" PRIu64
             "\r\nsnapshot_failures:%" PRIu64 "\r\nsnapshot_bytes_written:%" PRIu64
             "\r\nwal_disk_bytes:%" PRIu64 "\r\nwal_segments:%" PRIu64
             "\r\nsnapshot_chunks_sent:%" PRIu64 "\r\nsnapshot_chunks_dropped:%" PRIu64
             "\r\nsnapshots_refused:%" PRIu64 "\r\nsnapshots_dropped:%" PRIu64
-            "\r\nsnapshot_chunks_received:%" PRIu64 "\r\nsnapshot_bytes_received:%" PRIu64 "\r\n",
+            "\r\nsnapshot_chunks_received:%" PRIu64 "\r\nsnapshot_bytes_received:%" PRIu64
+            "\r\nlog_reads:%" PRIu64 "\r\nlog_read_entries:%" PRIu64
+            "\r\nlog_reads_dropped:%" PRIu64 "\r\n",
             taken, installed, failures, bytes, disk, segments, chunks, dropped, refused, left,
-            rx_chunks, rx_bytes);
+            rx_chunks, rx_bytes, log_reads, log_entries, log_dropped);
         for (uint32_t i = 0; i < n->cfg.workers; i++) {
             const struct worker_pub *p = &n->workers[i]->pub;
             OUT("worker%u_last_snapshot:ms=%" PRIu64 ",bytes=%" PRIu64 "\r\n", i,

@@ -34,6 +34,7 @@ void config_default(struct node_config *c)
     c->wal_prepare = WAL_PREP_ZERO;
     c->wal_direct_io = true;
     c->lazy_commit = true;
+    c->log_release = true;
     c->quiesce = true;
     c->tick_ms = 10;
     c->election_ticks = 20;
@@ -535,6 +536,9 @@ static const struct config_option config_options[] = {
     BOOL("lazy-commit", lazy_commit, "skip hard states that change only the commit index",
          "Term and vote are always written before the messages that depend on them; the commit "
          "index may lag and is learnt again from the leader after a restart."),
+    BOOL("log-release", log_release, "free the data of entries every replica has in memory",
+         "Applied and durable here, and as leader matched by every follower: kept on disk only, "
+         "read back from the WAL for a follower that falls behind later (docs/node.md)."),
 
     SECTION("snapshots and the WAL's segments"),
     U64("snapshot-log-bytes", snapshot_log_bytes, CONFIG_BYTES, 0, 1ull << 40, "BYTES",

@@ -45,6 +45,7 @@ struct node_config {
     enum wal_prep_method wal_prepare; /* how a new WAL segment is prepared (storage/wal.h) */
     bool wal_direct_io;               /* WAL flushes through O_DIRECT where the filesystem allows */
     bool lazy_commit; /* do not write hard states that change only the commit index */
+    bool log_release; /* free entry data every replica has (raft_options.release_applied) */
     bool quiesce;     /* idle groups stop ticking and heartbeating (core/raft.h) */
     enum net_batching net_batching;
     uint32_t tick_ms;

@@ -300,6 +300,16 @@ void metrics_render(struct node *n, struct reply *r)
             "Snapshot chunks this node as leader did not send (no durable file of that "
             "snapshot yet, or too many reads queued); the follower asks again.",
             SUM_WORKERS(snapshot_chunks_dropped));
+    counter(r, "ringraft_log_reads_total",
+            "Appends to a lagging follower whose entries (released from memory) were read back "
+            "from the WAL and sent.",
+            SUM_WORKERS(log_reads));
+    counter(r, "ringraft_log_read_entries_total", "Entries those appends carried.",
+            SUM_WORKERS(log_read_entries));
+    counter(r, "ringraft_log_reads_dropped_total",
+            "Appends of released entries not sent (a read in flight, or the WAL busy); the "
+            "follower is sent them again.",
+            SUM_WORKERS(log_reads_dropped));
     counter(r, "ringraft_snapshots_refused_total",
             "Snapshots received from a leader and refused (damaged, or not written).",
             SUM_WORKERS(snapshots_refused));

@@ -331,6 +331,7 @@ struct worker_stats {
     uint64_t snapshot_last_ms;    /* duration of the last local snapshot */
     uint64_t snapshot_last_bytes; /* its file size */
     uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
+    uint64_t log_reads, log_read_entries, log_reads_dropped; /* released entries (log_read.c) */
     uint64_t snapshots_dropped;        /* received transfers the core dropped, left behind */
     uint64_t snapshot_chunks_received; /* received chunks written and synced */
     uint64_t snapshot_bytes_received;  /* their bytes */
@@ -354,6 +355,7 @@ struct worker_pub {
     _Atomic uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
     _Atomic uint64_t snapshot_last_ms, snapshot_last_bytes;
     _Atomic uint64_t snapshot_chunks_sent, snapshot_chunks_dropped, snapshots_refused;
+    _Atomic uint64_t log_reads, log_read_entries, log_reads_dropped;
     _Atomic uint64_t snapshots_dropped;
     _Atomic uint64_t snapshot_chunks_received, snapshot_bytes_received;
     _Atomic uint64_t install_last_us, install_last_bytes, install_max_us;
@@ -421,6 +423,9 @@ struct worker {
     /* Sending: chunk reads waiting and in flight, and the files open for them. */
     struct snap_read *snap_read_head, *snap_read_tail;
     uint32_t snap_read_queued, snap_reads_inflight;
+    /* Released entries read back from the WAL for an append (log_read.c). */
+    struct log_read *log_read; /* allocated at the first such append */
+    bool log_read_busy;        /* its WAL read is in flight */
     struct snap_fd *snap_fds;
     int fatal;
     bool fatal_reported;
@@ -629,6 +634,11 @@ void snapshot_persist_install(struct worker *w,
 void snapshot_read_chunk(struct worker *w, struct group_state *gs, const struct raft_msg *m);
 /* Every sweep: closes idle snapshot files. */
 void snapshot_sweep(struct worker *w);
+
+/* log_read.c: the drain's request to send an append whose entries' data the core released
+ * (core/drain.h, entries_read): reads them back from the WAL and sends it, now or when the
+ * read completes, or drops it (the core sends again). */
+void log_read_entries(struct worker *w, raft_group g, const struct raft_msg *m);
 /* The drain's restore: swaps the loaded state in. */
 void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m);
 
@@ -690,6 +700,9 @@ void peer_on_connected(struct worker *w, struct conn *c, int res);
 void peer_accepted(struct worker *w, int fd);
 struct peer *peer_find(struct worker *w, raft_node id);
 void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t len);
+/* Sends one Raft message alone in a batch (a snapshot chunk or an append read back from the
+ * WAL, sent outside a drain); false if it could not be encoded. */
+bool peer_send_msg(struct worker *w, const struct raft_msg *m);
 /* Sends a frame of `type` whose payload is the concatenation of the parts. */
 bool peer_send_frame(
     struct peer *p, uint16_t type, const void *a, size_t alen, const void *b, size_t blen);

@@ -18,6 +18,7 @@
 
 #include "core/base/assert.h"
 #include "core/base/errors.h"
+#include "core/codec.h"
 #include "io/log.h"
 #include "io/node.h"
 #include "io/resolver.h"
@@ -718,4 +719,18 @@ void peer_send_raft(struct worker *w, raft_node to, const uint8_t *batch, size_t
         return;
     }
     peer_send_frame(p, FRAME_RAFT, batch, len, NULL, 0);
+}
+
+bool peer_send_msg(struct worker *w, const struct raft_msg *m)
+{
+    struct rr_bytes b;
+    rr_bytes_init(&b);
+    struct codec_batch_writer bw;
+    bool ok = codec_batch_begin(&bw, &b, m->from, m->to) == 0 && codec_batch_add_msg(&bw, m) == 0;
+    if (ok) {
+        codec_batch_end(&bw);
+        peer_send_raft(w, m->to, b.base, b.len);
+    }
+    rr_bytes_free(&b);
+    return ok;
 }

@@ -612,6 +612,15 @@ bool snapshot_busy(const struct worker *w)
     return false;
 }
 
+/* The heap that compacting gs's log frees, as heap_trim counts it (worker.log_freed_bytes):
+ * its entries' data, unless log-release freed it already as the entries were applied. */
+static void log_compacted(struct worker *w, const struct group_state *gs)
+{
+    if (!w->node->cfg.log_release) {
+        w->log_freed_bytes += gs->log_bytes;
+    }
+}
+
 static int job_start(struct worker *w, struct group_state *gs)
 {
     const struct raft *r = multi_group_peek(w->multi, gs->g);
@@ -667,7 +676,7 @@ static int job_start(struct worker *w, struct group_state *gs)
     open_tmp(w, j->tmp, sizeof(j->tmp), gs->g, index, &j->open_op);
     set_wanted(w, gs, false);
     w->snap_log_bytes -= gs->log_bytes;
-    w->log_freed_bytes += gs->log_bytes; /* compacted once the file is durable */
+    log_compacted(w, gs); /* once the file is durable */
     gs->log_bytes = 0;
     return 0;
 }
@@ -1244,7 +1253,7 @@ void snapshot_restore(struct worker *w, struct group_state *gs, const struct raf
     sm_loader_free(rx->loader);
     rx->loader = NULL;
     w->snap_log_bytes -= gs->log_bytes;
-    w->log_freed_bytes += gs->log_bytes; /* the log before the snapshot is dropped */
+    log_compacted(w, gs); /* the log before the snapshot is dropped */
     gs->log_bytes = 0;
     route_on_restore(w, gs, m->index, m->term);
     LOG_I("group %u: restored the leader's snapshot at %llu (term %llu)", gs->g,
@@ -1319,15 +1328,9 @@ static void read_cb(struct worker *w, struct snap_op *op, int res)
         sn->chunk.base = rd->buf;
         sn->chunk.len = (uint32_t)whole;
         sn->done = sn->offset + (uint64_t)whole == sn->total_bytes;
-        struct rr_bytes b;
-        rr_bytes_init(&b);
-        struct codec_batch_writer bw;
-        if (codec_batch_begin(&bw, &b, m->from, m->to) == 0 && codec_batch_add_msg(&bw, m) == 0) {
-            codec_batch_end(&bw);
-            peer_send_raft(w, m->to, b.base, b.len);
+        if (peer_send_msg(w, m)) {
             w->st.snapshot_chunks_sent++;
         }
-        rr_bytes_free(&b);
     }
     read_done(w, rd);
 }

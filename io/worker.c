@@ -333,6 +333,11 @@ static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
     snapshot_read_chunk(w, worker_group(w, g), m);
 }
 
+static void op_entries_read(void *ctx, raft_group g, const struct raft_msg *m)
+{
+    log_read_entries(ctx, g, m);
+}
+
 /* The end of a prefetching step that runs `ahead` entries ahead of the next apply. */
 static uint32_t ahead_until(const struct worker *w, uint32_t ahead)
 {
@@ -445,6 +450,7 @@ static const struct drain_ops worker_drain_ops = {
     .persist_submit = op_persist_submit,
     .restore = op_restore,
     .snapshot_read = op_snapshot_read,
+    .entries_read = op_entries_read,
     .apply_ahead = op_apply_ahead,
     .apply = op_apply,
     .read = op_read,
@@ -583,6 +589,9 @@ static void publish_stats(struct worker *w)
     PUB(snapshot_chunks_sent, st->snapshot_chunks_sent);
     PUB(snapshot_chunks_dropped, st->snapshot_chunks_dropped);
     PUB(snapshots_refused, st->snapshots_refused);
+    PUB(log_reads, st->log_reads);
+    PUB(log_read_entries, st->log_read_entries);
+    PUB(log_reads_dropped, st->log_reads_dropped);
     PUB(snapshots_dropped, st->snapshots_dropped);
     PUB(snapshot_chunks_received, st->snapshot_chunks_received);
     PUB(snapshot_bytes_received, st->snapshot_bytes_received);
@@ -1193,6 +1202,7 @@ static int worker_open(struct worker *w)
     mo.group.election_ticks = cfg->election_ticks;
     mo.group.heartbeat_ticks = cfg->heartbeat_ticks;
     mo.group.quiesce = cfg->quiesce;
+    mo.group.release_applied = cfg->log_release;
     if (snapshot_worker_open(w, dir) != 0) {
         return RR_EIO;
     }

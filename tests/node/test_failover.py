@@ -121,6 +121,47 @@ class FailoverTests(unittest.TestCase):
                 for tag in ("before", "during", "during2"):
                     check_round(self, x, tag)
 
+    def test_lagging_follower_catches_up_from_released_entries(self):
+        """log-release: entries every replica has are freed from memory and read back from
+        the WAL for a follower that falls behind later. Node 3 is killed and misses writes;
+        node 1 is killed too, so node 2 leads every group and must bring node 3 up to date
+        with entries it released as a follower of node 1 (INFO's log_reads), not with
+        snapshots. Every group's state then agrees on all three nodes."""
+        with Cluster(3, workers=2, groups=8) as c:
+            c.start()
+            n1, n2, n3 = c.nodes
+            self.assertEqual(write_round(n1, "before"), ["OK"] * KEYS_PER_ROUND)
+            n3.kill()
+            # Enough entries per group to fill several of a log's chunks (the newest is kept).
+            for r in range(40):
+                self.assertEqual(write_round(n1, "lag%d" % r), ["OK"] * KEYS_PER_ROUND)
+            c.wait_ready(15, nodes=[n1, n2])
+            n1.kill()
+            n3.start()
+            n3.wait_ping(20)
+            c.wait_ready(30, nodes=[n2, n3])
+            self.assertEqual(write_round(n2, "after"), ["OK"] * KEYS_PER_ROUND)
+            reads = int(n2.info("persistence")["log_reads"])
+            entries = int(n2.info("persistence")["log_read_entries"])
+            print("node 2 read %d appends (%d entries) back from its WAL for node 3"
+                  % (reads, entries))
+            self.assertGreater(reads, 0)
+            self.assertEqual(int(n3.info("persistence")["snapshots_installed"]), 0)
+            n1.start()
+            n1.wait_ping(20)
+            c.wait_ready(30)
+            for x in c.nodes:
+                for tag in ["before", "lag0", "lag39", "after"]:
+                    check_round(self, x, tag)
+            for g in range(8):
+                digests = set()
+                for _ in deadline_loop(20, 0.2):
+                    digests = {x.call("RAFT", "DIGEST", str(g)).split(b" snapshot:")[0]
+                               for x in c.nodes}
+                    if len(digests) == 1:
+                        break
+                self.assertEqual(len(digests), 1, "group %d differs: %s" % (g, digests))
+
     def test_stop_all_and_restart_keeps_acknowledged_writes(self):
         """SIGTERM every node (each exits 0), start them all again: every acknowledged
         write is still there (keys, a counter, a stream), on every node."""

@@ -18,10 +18,11 @@ typedef unsigned long long ull; /* printf's %llu */
 void sim_print_replay(const struct sim_config *cfg)
 {
     printf(
-        "replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s%s\n",
+        "replay: %s --seed %llu --nodes %u --pool %u --groups %u --workers %u --ticks %u%s%s%s%s\n",
         cfg->argv0, (ull)cfg->seed, cfg->nodes, cfg->pool, cfg->groups, cfg->workers, cfg->ticks,
         cfg->membership ? "" : " --no-membership",
         cfg->quiesce < 0 ? "" : (cfg->quiesce != 0 ? " --quiesce 1" : " --quiesce 0"),
+        cfg->release < 0 ? "" : (cfg->release != 0 ? " --release 1" : " --release 0"),
         cfg->rule_checkers ? "" : " --no-rule-checkers");
 }
 

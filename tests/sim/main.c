@@ -45,6 +45,7 @@ struct sim_args {
     bool membership;
     bool rule_checkers;
     int32_t quiesce; /* -1: per seed */
+    int32_t release; /* -1: per seed */
 };
 
 static _Noreturn void usage(const char *argv0)
@@ -52,7 +53,7 @@ static _Noreturn void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s --seed S | --seeds N [--start S] [--nodes 3|5|7] [--pool P] [--groups G]\n"
             "          [--workers 1|2] [--ticks T] [-v] [--trace GROUP] [--no-membership]\n"
-            "          [--quiesce 0|1] [--no-rule-checkers]\n",
+            "          [--quiesce 0|1] [--release 0|1] [--no-rule-checkers]\n",
             argv0);
     exit(SIM_EXIT_USAGE);
 }
@@ -76,7 +77,8 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
                            .trace = -1,
                            .membership = true,
                            .rule_checkers = true,
-                           .quiesce = -1};
+                           .quiesce = -1,
+                           .release = -1};
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (strcmp(opt, "-v") == 0) {
@@ -114,6 +116,8 @@ static void parse_args(int argc, char **argv, struct sim_args *a)
             a->ticks = (uint32_t)v;
         } else if (strcmp(opt, "--quiesce") == 0 && v <= 1) {
             a->quiesce = (int32_t)v;
+        } else if (strcmp(opt, "--release") == 0 && v <= 1) {
+            a->release = (int32_t)v;
         } else if (strcmp(opt, "--trace") == 0 && v < SIM_GROUPS_MAX) {
             a->trace = (int32_t)v;
         } else {
@@ -131,7 +135,8 @@ static void print_counts(const char *what, const struct sim_counts *n)
            "torn=%llu "
            "truncations=%llu partitions=%llu one_way=%llu dropped=%llu duplicated=%llu "
            "snapshots_taken=%llu snapshots_installed=%llu chunks_sent=%llu "
-           "chunks_corrupted=%llu snapshots_refused=%llu chunks_dropped=%llu proposals=%llu "
+           "chunks_corrupted=%llu snapshots_refused=%llu chunks_dropped=%llu entries_reads=%llu "
+           "entries_reads_dropped=%llu proposals=%llu "
            "acks=%llu "
            "reads=%llu reads_served=%llu reads_failed=%llu outcome_failed=%llu "
            "outcome_unknown=%llu quiesce_hbs=%llu peer_downs=%llu quiesced_ticks=%llu "
@@ -143,8 +148,9 @@ static void print_counts(const char *what, const struct sim_counts *n)
            (ull)n->restarts, (ull)n->torn, (ull)n->truncations, (ull)n->partitions, (ull)n->one_way,
            (ull)n->dropped, (ull)n->duplicated, (ull)n->snapshots_taken,
            (ull)n->snapshots_installed, (ull)n->chunks_sent, (ull)n->chunks_corrupted,
-           (ull)n->snapshots_refused, (ull)n->chunks_dropped, (ull)n->proposals, (ull)n->acks,
-           (ull)n->reads, (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
+           (ull)n->snapshots_refused, (ull)n->chunks_dropped, (ull)n->entries_reads,
+           (ull)n->entries_reads_dropped, (ull)n->proposals, (ull)n->acks, (ull)n->reads,
+           (ull)n->reads_served, (ull)n->reads_failed, (ull)n->outcome_failed,
            (ull)n->outcome_unknown, (ull)n->quiesce_hbs, (ull)n->peer_downs, (ull)n->quiesced_ticks,
            (ull)n->applied, (ull)n->disruptions, (ull)n->config_splits, (ull)n->config_refused);
 }
@@ -191,6 +197,7 @@ int main(int argc, char **argv)
             .membership = a.membership,
             .rule_checkers = a.rule_checkers,
             .quiesce = a.quiesce,
+            .release = a.release,
             .pool = pool,
             .argv0 = argv[0],
         };

@@ -259,6 +259,7 @@ struct sim_config {
      * consequence by the safety checkers (the mutant stage's second pass). */
     bool rule_checkers;
     int32_t quiesce; /* options.quiesce: 1 on, 0 off, -1 chosen per seed (2 in 3 on) */
+    int32_t release; /* options.release_applied: 1 on, 0 off, -1 chosen per seed (half) */
     const char *argv0;
 };
 
@@ -297,6 +298,7 @@ struct sim_counts {
     /* Snapshot transfers: chunks sent, chunks corrupted on purpose, images refused by the
      * receiver's check, chunk requests dropped (the image named is not the node's any more). */
     uint64_t chunks_sent, chunks_corrupted, snapshots_refused, chunks_dropped;
+    uint64_t entries_reads, entries_reads_dropped; /* released entries read back, or not */
     /* Proposal outcomes decided by core/raft.h's rule on the proposing node. */
     uint64_t outcome_failed, outcome_unknown;
     /* Quiescence: quiescing heartbeats sent, peer-down signals delivered, and group-ticks

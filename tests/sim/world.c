@@ -405,6 +405,22 @@ op_restore(void *ctx, raft_group g, const struct raft_snapshot_meta *meta, uint6
 
 /* A chunk to send: read from this node's image of that snapshot, sometimes fewer bytes than
  * allowed, sometimes with a byte flipped (the receiver's check must refuse the image). */
+/* Sends one message alone in a batch, as the node sends what it read for the core (a
+ * snapshot chunk, an append of released entries). */
+static void send_alone(struct sim *s, const struct sim_wctx *c, const struct raft_msg *m)
+{
+    struct rr_bytes b;
+    rr_bytes_init(&b);
+    struct codec_batch_writer w;
+    if (codec_batch_begin(&w, &b, m->from, m->to) != 0 || codec_batch_add_msg(&w, m) != 0) {
+        sim_fail(s, "node %u group %u: cannot encode a %s", c->node + 1, m->group,
+                 raft_msg_type_name(m->type));
+    }
+    codec_batch_end(&w);
+    net_send(s, c->node, c->worker, m->to, b.base, b.len);
+    rr_bytes_free(&b);
+}
+
 static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
 {
     struct sim_wctx *c = ctx;
@@ -430,16 +446,55 @@ static void op_snapshot_read(void *ctx, raft_group g, const struct raft_msg *m)
     out.snapshot.chunk.base = buf;
     out.snapshot.chunk.len = len;
     out.snapshot.done = sn->offset + len == sn->total_bytes;
-    struct rr_bytes b;
-    rr_bytes_init(&b);
-    struct codec_batch_writer w;
-    if (codec_batch_begin(&w, &b, m->from, m->to) != 0 || codec_batch_add_msg(&w, &out) != 0) {
-        sim_fail(s, "node %u group %u: cannot encode a snapshot chunk", c->node + 1, g);
-    }
-    codec_batch_end(&w);
     s->n.chunks_sent++;
-    net_send(s, c->node, c->worker, m->to, b.base, b.len);
-    rr_bytes_free(&b);
+    send_alone(s, c, &out);
+}
+
+/* drain_ops.entries_read: a leader's append names entries whose data its core released; they
+ * come from this node's durable log, as the node reads them from its WAL. Every released
+ * entry above the core's snapshot is durable (the core releases only persisted entries and
+ * sends the snapshot for those it covers), so one missing or of another term is a
+ * violation. The read may still come up short or not at all (the node drops the message
+ * when its one read slot is busy): the core sends again. */
+static void op_entries_read(void *ctx, raft_group g, const struct raft_msg *m)
+{
+    struct sim_wctx *c = ctx;
+    struct sim *s = c->s;
+    const struct sim_dlog *d = &s->node[c->node].dlog[g];
+    const struct raft_msg_append *a = &m->append;
+    RR_ASSERT(a->data_released && a->entry_count <= RAFT_APPEND_ENTRIES_MAX);
+    if (sim_chance(s, s->rates.loss)) {
+        s->n.entries_reads_dropped++;
+        return;
+    }
+    struct raft_entry ents[RAFT_APPEND_ENTRIES_MAX];
+    for (uint32_t k = 0; k < a->entry_count; k++) {
+        const struct raft_entry *e = &a->entries[k];
+        ents[k] = *e;
+        if (!raft_entry_released(e)) {
+            continue;
+        }
+        const struct sim_dentry *de = NULL;
+        if (e->index > d->snap.index && e->index <= sim_dlog_last(d)) {
+            de = &d->e[e->index - d->snap.index - 1];
+        }
+        if (de == NULL || de->term != e->term || de->type != e->type || de->len != e->data.len) {
+            sim_violation(s, "released_durable",
+                          "node %u group %u: released entry %llu/%llu is not in the durable log "
+                          "(durable snapshot %llu, last %llu)",
+                          c->node + 1, g, (unsigned long long)e->index, (unsigned long long)e->term,
+                          (unsigned long long)d->snap.index, (unsigned long long)sim_dlog_last(d));
+        }
+        ents[k].data.base = de->data;
+    }
+    struct raft_msg out = *m;
+    out.append.entries = ents;
+    out.append.data_released = false;
+    if (a->entry_count > 1 && sim_chance(s, s->rates.shorten)) {
+        out.append.entry_count = (uint32_t)sim_rand(s, 1, a->entry_count - 1);
+    }
+    s->n.entries_reads++;
+    send_alone(s, c, &out);
 }
 
 static void op_apply(void *ctx, raft_group g, const struct raft_entry *e)
@@ -475,6 +530,7 @@ static const struct drain_ops sim_ops = {
     .persist_submit = op_persist_submit,
     .restore = op_restore,
     .snapshot_read = op_snapshot_read,
+    .entries_read = op_entries_read,
     .apply = op_apply,
     .read = op_read,
     .read_failed = op_read_failed,
@@ -1987,6 +2043,11 @@ static void options_init(struct sim *s)
     /* Quiescence in two seeds of three; those seeds also get quieter clients (1-30 % of
      * leader ticks propose) so that groups go idle, quiesce and wake under every fault. */
     mo->group.quiesce = s->cfg.quiesce >= 0 ? s->cfg.quiesce != 0 : sim_chance(s, 666667);
+    /* Released entry data in half of the seeds, chosen from the seed without a draw so that
+     * the other choices of a seed stay what they were. */
+    mo->group.release_applied = s->cfg.release >= 0
+                                    ? s->cfg.release != 0
+                                    : ((s->cfg.seed * 0x9e3779b97f4a7c15ull) >> 63) != 0;
     if (mo->group.quiesce) {
         s->rates.propose = (uint32_t)sim_rand(s, 10000, 300000);
         s->rates.read = s->rates.propose / 3;

@@ -381,6 +381,9 @@ static inline void fx_copy_msg(struct fx_msg *d, const struct raft_msg *m, bool 
         for (uint32_t i = 0; i < n; i++) {
             d->entries[i] = m->append.entries[i];
             uint32_t len = m->append.entries[i].data.len;
+            if (raft_entry_released(&m->append.entries[i])) {
+                continue; /* released (options.release_applied): the caller reads it back */
+            }
             if (len > 0) {
                 memcpy(d->bytes + off, m->append.entries[i].data.base, len);
             }

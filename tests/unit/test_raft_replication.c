@@ -693,6 +693,96 @@ static void test_leader_ignores_stale_rejection(void **state)
     fx_free(f);
 }
 
+/* Proposes n entries of 200 bytes (several of the log's chunks) and acknowledges them from
+ * the followers in `from` only. */
+static void propose_acked_by(struct fx *f, uint32_t n, raft_node from_a, raft_node from_b)
+{
+    uint8_t data[200];
+    memset(data, 'r', sizeof(data));
+    for (uint32_t i = 0; i < n; i++) {
+        raft_index idx = 0;
+        assert_int_equal(raft_propose(f->r, data, sizeof(data), &idx), 0);
+        fx_drain(f);
+    }
+    struct raft_msg resp[2];
+    uint32_t k = 0;
+    if (from_a != 0) {
+        resp[k++] = fx_append_resp(from_a, 1, fx_term(f), false, fx_last(f));
+    }
+    if (from_b != 0) {
+        resp[k++] = fx_append_resp(from_b, 1, fx_term(f), false, fx_last(f));
+    }
+    fx_clear(f);
+    for (uint32_t i = 0; i < k; i++) {
+        fx_step(f, &resp[i]);
+    }
+    fx_drain(f);
+}
+
+/* options.release_applied: the leader frees the data of entries that are applied, durable
+ * and matched by every follower, and only those; their terms stay. Reference: core/raft.h */
+static void test_leader_releases_only_what_every_follower_has(void **state)
+{
+    (void)state;
+    struct raft_options o = fx_options(1);
+    o.release_applied = true;
+    struct fx *f = fx_new_leader(&o, 3);
+    propose_acked_by(f, 40, 2, 0);
+    assert_int_equal(fx_commit(f), 41);
+    assert_int_equal(f->applied_last, 41);
+    for (raft_index i = 2; i <= 41; i++) {
+        assert_false(raft_entry_released(raft_entry_at(f->r, i))); /* node 3 lacks them */
+    }
+    struct raft_msg a3 = fx_append_resp(3, 1, 1, false, 41);
+    fx_step(f, &a3);
+    fx_drain(f);
+    assert_true(raft_entry_released(raft_entry_at(f->r, 2)));
+    assert_int_equal(raft_entry_at(f->r, 2)->data.len, 200);
+    assert_int_equal(raft_term_at(f->r, 2), 1);
+    assert_false(raft_entry_released(raft_entry_at(f->r, 41))); /* the newest chunk stays */
+    fx_free(f);
+}
+
+/* A follower found lagging after the release (here by a new term's leader) is sent the
+ * released entries without data, flagged for the caller to read back; one that needs
+ * entries the snapshot covers (perhaps gone from the durable log) gets the snapshot. */
+static void test_append_of_released_entries_is_flagged(void **state)
+{
+    (void)state;
+    for (int snapshot = 0; snapshot <= 1; snapshot++) {
+        struct raft_options o = fx_options(1);
+        o.release_applied = true;
+        struct fx *f = fx_new_leader(&o, 3);
+        propose_acked_by(f, 40, 2, 3);
+        assert_true(raft_entry_released(raft_entry_at(f->r, 2)));
+        if (snapshot) {
+            assert_int_equal(fx_snapshot_taken(f, 30, "image", 5, 1000), 0);
+        }
+        struct raft_msg hb = fx_heartbeat(2, 1, 2, 0, 0);
+        fx_step(f, &hb);
+        fx_drain(f);
+        fx_make_leader(f); /* term 3: every follower's progress starts over */
+        fx_clear(f);
+        struct raft_msg rej = fx_append_resp(3, 1, fx_term(f), true, 41);
+        rej.append_resp.hint_index = 1;
+        rej.append_resp.hint_term = 1;
+        fx_step(f, &rej);
+        fx_drain(f);
+        if (snapshot) {
+            assert_null(fx_find(f, RAFT_MSG_APPEND, 3));
+            assert_int_equal(fx_expect(f, RAFT_MSG_SNAPSHOT, 3)->snapshot.last_index, 30);
+        } else {
+            const struct raft_msg *m = fx_expect(f, RAFT_MSG_APPEND, 3);
+            assert_int_equal(m->append.prev_index, 1);
+            assert_true(m->append.data_released);
+            assert_true(raft_entry_released(&m->append.entries[0]));
+            assert_int_equal(m->append.entries[0].term, 1);
+            assert_int_equal(m->append.entries[0].data.len, 200);
+        }
+        fx_free(f);
+    }
+}
+
 /* An entry over RAFT_ENTRY_BYTES_MAX is refused at the leader and never enters the log.
  * Reference: core/limits.h */
 static void test_propose_refuses_oversized_entry(void **state)
@@ -788,6 +878,8 @@ int main(void)
         cmocka_unit_test(test_follower_never_truncates_committed_entry),
         cmocka_unit_test(test_leader_ignores_stale_term_response),
         cmocka_unit_test(test_leader_ignores_stale_rejection),
+        cmocka_unit_test(test_leader_releases_only_what_every_follower_has),
+        cmocka_unit_test(test_append_of_released_entries_is_flagged),
         cmocka_unit_test(test_propose_refuses_oversized_entry),
         cmocka_unit_test(test_restart_applies_up_to_persisted_commit),
     };
