@@ -18,6 +18,10 @@
 #include "io/node.h"
 #include "storage/wal.h"
 
+/* The read slot is freed after this long without an append that needed it: a follower
+ * catching up needs one read after another, an idle node none. */
+#define LOG_READ_IDLE_MS 10000
+
 /* Room for a whole append's records: its payload bytes plus a record header and padding
  * per entry. */
 #define LOG_READ_BUF_BYTES (RAFT_APPEND_BYTES_MAX + RAFT_APPEND_ENTRIES_MAX * 64u)
@@ -103,6 +107,7 @@ void log_read_entries(struct worker *w, raft_group g, const struct raft_msg *m)
         }
     }
     struct log_read *lr = w->log_read;
+    w->log_read_used_ms = w->now_ms;
     lr->m = *m;
     memcpy(lr->ents, a->entries, a->entry_count * sizeof(*lr->ents));
     raft_index hi = 0;
@@ -136,4 +141,13 @@ void log_read_entries(struct worker *w, raft_group g, const struct raft_msg *m)
         return;
     }
     send_filled(w, lr);
+}
+
+void log_read_sweep(struct worker *w)
+{
+    if (w->log_read != NULL && !w->log_read_busy &&
+        w->now_ms > w->log_read_used_ms + LOG_READ_IDLE_MS) {
+        free(w->log_read);
+        w->log_read = NULL;
+    }
 }

@@ -424,8 +424,9 @@ struct worker {
     struct snap_read *snap_read_head, *snap_read_tail;
     uint32_t snap_read_queued, snap_reads_inflight;
     /* Released entries read back from the WAL for an append (log_read.c). */
-    struct log_read *log_read; /* allocated at the first such append */
+    struct log_read *log_read; /* allocated when such an append comes, freed when idle */
     bool log_read_busy;        /* its WAL read is in flight */
+    int64_t log_read_used_ms;  /* when an append last needed it */
     struct snap_fd *snap_fds;
     int fatal;
     bool fatal_reported;
@@ -639,6 +640,8 @@ void snapshot_sweep(struct worker *w);
  * (core/drain.h, entries_read): reads them back from the WAL and sends it, now or when the
  * read completes, or drops it (the core sends again). */
 void log_read_entries(struct worker *w, raft_group g, const struct raft_msg *m);
+/* Every sweep: frees the read slot (about 1 MiB) once no append has needed it for a while. */
+void log_read_sweep(struct worker *w);
 /* The drain's restore: swaps the loaded state in. */
 void snapshot_restore(struct worker *w, struct group_state *gs, const struct raft_snapshot_meta *m);
 

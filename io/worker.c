@@ -767,6 +767,7 @@ static void run_ticks(struct worker *w)
         w->next_sweep_ms = w->now_ms + SWEEP_MS;
         route_sweep(w);
         snapshot_sweep(w);
+        log_read_sweep(w);
         publish_stats(w);
         conn_linger_expire(w);
     }
