@@ -595,7 +595,6 @@ void worker_persist_barrier(struct worker *w, struct snap_barrier *b);
 /* Start-up: opens the snapshot directory (the WAL's), removes unfinished temporary files,
  * and lists each slot's snapshot files. Blocking. */
 int snapshot_worker_open(struct worker *w, const char *dir);
-void snapshot_worker_close(struct worker *w);
 /* What start-up restored for one group from its newest valid snapshot. */
 struct snapshot_restored {
     struct raft_snapshot_meta meta; /* index 0: none found */

@@ -1532,22 +1532,6 @@ int snapshot_worker_open(struct worker *w, const char *dir)
     return 0;
 }
 
-void snapshot_worker_close(struct worker *w)
-{
-    free(w->snap_candidates);
-    w->snap_candidates = NULL;
-    free(w->fop_ring);
-    w->fop_ring = NULL;
-    free(w->verdicts);
-    w->verdicts = NULL;
-    free(w->snap_fds);
-    w->snap_fds = NULL;
-    if (w->snap_dirfd >= 0) {
-        close(w->snap_dirfd);
-        w->snap_dirfd = -1;
-    }
-}
-
 struct startup_ctx {
     raft_group g;
     raft_index index;
