@@ -62,7 +62,6 @@ io/worker.c:ring_setup                  # start-up: the ring and its feature pro
 io/conn.c:conn_setup_buffers            # start-up: registers the provided-buffer ring
 io/snapshot.c:snapshot_worker_open      # start-up: the snapshot directory
 io/snapshot.c:snapshot_startup_load     # start-up: stale snapshot files
-io/snapshot.c:snapshot_worker_close     # shutdown, after the loop
 storage/wal.c:wal_open                  # start-up (blocking by contract)
 storage/wal.c:wal_close                 # shutdown, after the loop
 storage/wal.c:close_if_open             # shutdown: wal_close's
