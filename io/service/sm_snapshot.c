@@ -205,19 +205,50 @@ static uint64_t rev64(uint64_t v)
     return (v >> 32) | (v << 32);
 }
 
-/* One bucket of the main table; false once the walk is over. */
-static bool walk_main(struct sm_snap *s, struct reply *out)
+/* Buckets the walk asks memory for before serializing them. The table is far larger than
+ * the caches and the cursor jumps across it, so every bucket and every object is a cache
+ * miss; requesting a batch of them at once lets the misses overlap instead of queueing. */
+#define WALK_BATCH 16
+
+/* The cursor after v: Redis's dictScan increments the reversed bits above the mask. */
+static uint64_t cursor_next(uint64_t v, uint64_t mask)
+{
+    return rev64(rev64(v | ~mask) + 1);
+}
+
+/* Up to WALK_BATCH buckets of the main table, until out holds `budget` bytes past `from`;
+ * false once the walk is over. */
+static bool walk_main(struct sm_snap *s, struct reply *out, size_t from, size_t budget)
 {
     struct keyspace *ks = &s->sm->ks;
+    uint64_t cursors[WALK_BATCH];
+    uint32_t n = 0;
     uint64_t v = s->cursor;
-    for (struct obj *o = ks->buckets[v & ks->mask]; o != NULL; o = o->next) {
-        snap_key(s, o, out);
+    do {
+        cursors[n++] = v;
+        __builtin_prefetch(&ks->buckets[v & ks->mask]);
+        v = cursor_next(v, ks->mask);
+    } while (v != 0 && n < WALK_BATCH);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct obj *o = ks->buckets[cursors[i] & ks->mask];
+        if (o != NULL) {
+            /* The struct, then the key and a short value that follow it, which an
+             * allocation not aligned to a cache line spreads over up to three lines. */
+            __builtin_prefetch(o);
+            __builtin_prefetch((const uint8_t *)o + 64);
+            __builtin_prefetch((const uint8_t *)o + 127);
+        }
     }
-    /* Redis's dictScan cursor: increment the reversed bits above the mask. */
-    v |= ~ks->mask;
-    v = rev64(rev64(v) + 1);
-    s->cursor = v;
-    return v != 0;
+    for (uint32_t i = 0; i < n; i++) {
+        for (struct obj *o = ks->buckets[cursors[i] & ks->mask]; o != NULL; o = o->next) {
+            snap_key(s, o, out);
+        }
+        s->cursor = i + 1 < n ? cursors[i + 1] : v;
+        if (out->len - from >= budget || out->overflow) {
+            break;
+        }
+    }
+    return s->cursor != 0;
 }
 
 /* One bucket of the detached tables; false once all are walked (and freed). */
@@ -239,11 +270,11 @@ static bool walk_detached(struct sm_snap *s, struct reply *out)
     return false;
 }
 
-/* One bucket of the walk (the main table, then the detached ones); false once it is over. */
-static bool walk_one(struct sm_snap *s, struct reply *out)
+/* A step of the walk (the main table, then the detached ones); false once it is over. */
+static bool walk_one(struct sm_snap *s, struct reply *out, size_t from, size_t budget)
 {
     if (!s->walked) {
-        s->walked = !walk_main(s, out);
+        s->walked = !walk_main(s, out, from, budget);
         return true;
     }
     return walk_detached(s, out);
@@ -269,7 +300,7 @@ int sm_snap_step(struct sm_snap *s, struct reply *out, size_t budget)
     }
     bool more = true;
     while (more && out->len - from < budget && !out->overflow) {
-        more = walk_one(s, out);
+        more = walk_one(s, out, from, budget);
     }
     if (!more && s->pending.len > 0) {
         /* A write during this step cannot have run, but stay safe: hand it out first. */
