@@ -623,10 +623,9 @@ static bool resolve_msg(const struct raft *r, struct raft_msg *m)
             return false;
         }
         a->data_released = a->prev_index + 1 <= r->log.released;
-        if (a->data_released && a->prev_index + 1 <= r->snap.index) {
-            /* Released since it was queued, and covered by a snapshot taken since: those
-             * entries may be gone from the durable log. Dropped; the next attempt sends the
-             * snapshot (send_append_once). */
+        if (released_in_snapshot(r, a->prev_index + 1)) {
+            /* Released since it was queued, and covered by a snapshot taken since. Dropped;
+             * the next attempt sends the snapshot (send_append_once). */
             return false;
         }
     }

@@ -340,4 +340,12 @@ void snapshot_store_free(struct raft *r);
 /* raft_advance: the pending received chunk was handed out. */
 void snapshot_chunk_handed(struct raft *r);
 
+/* Whether the entry at index had its data released and the latest snapshot covers it: the
+ * durable log is compacted to the snapshot, so the caller may no longer be able to read that
+ * entry back; a follower that needs it gets the snapshot instead. */
+static inline bool released_in_snapshot(const struct raft *r, raft_index index)
+{
+    return index <= r->log.released && index <= r->snap.index;
+}
+
 #endif

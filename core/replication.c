@@ -123,9 +123,7 @@ static bool send_append_once(struct raft *r, struct raft_progress *p, bool allow
         snapshot_send(r, p);
         return false;
     }
-    if (p->next <= r->log.released && p->next <= r->snap.index) {
-        /* Released entries the snapshot covers may be gone from the durable log too (it is
-         * compacted to the snapshot): the snapshot replaces them. */
+    if (released_in_snapshot(r, p->next)) {
         snapshot_send(r, p);
         return false;
     }

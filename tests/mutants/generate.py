@@ -168,5 +168,5 @@ mutant('keep_truncated_config','config_on_append',
 mutant('send_released_covered_by_snapshot','released_durable',
  'Resolves an append queued before its entries were released and a snapshot covered them,\ninstead of dropping it: the durable log is compacted to the snapshot, so the caller may no\nlonger be able to read those entries back (options.release_applied).',
  'core/raft.c',
- """        if (a->data_released && a->prev_index + 1 <= r->snap.index) {""",
- """        if (false && a->data_released && a->prev_index + 1 <= r->snap.index) {""")
+ """        if (released_in_snapshot(r, a->prev_index + 1)) {""",
+ """        if (false && released_in_snapshot(r, a->prev_index + 1)) {""")
