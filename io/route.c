@@ -422,6 +422,18 @@ static bool forward(struct worker *w, struct req *r, raft_node leader)
     return true;
 }
 
+/* r's entry was proposed at index: it waits among the proposed for its outcome. */
+static void mark_proposed(struct worker *w, struct group_state *gs, struct req *r, raft_index index)
+{
+    req_list_remove(&gs->waiting, r);
+    r->state = REQ_PROPOSED;
+    r->maybe_applied = true;
+    r->index = index;
+    r->term = raft_term_at(multi_group_peek(w->multi, gs->g), index);
+    RR_ASSERT(r->term != 0);
+    req_list_push(&gs->proposed, r);
+}
+
 /* Each place_* returns true if the request left the waiting list (proposed, reading,
  * forwarded, or answered), false if it must wait (not leader any more, a transfer in
  * progress, over the uncommitted limit, the leader's peer connection down). */
@@ -452,14 +464,7 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     if (rc != 0) {
         return false;
     }
-    struct raft_status st;
-    raft_status(multi_group_peek(w->multi, gs->g), &st);
-    req_list_remove(&gs->waiting, r);
-    r->state = REQ_PROPOSED;
-    r->maybe_applied = true;
-    r->index = index;
-    r->term = st.term;
-    req_list_push(&gs->proposed, r);
+    mark_proposed(w, gs, r, index);
     w->st.proposals++;
     return true;
 }
@@ -618,12 +623,7 @@ static bool place_member(struct worker *w, struct group_state *gs, struct req *r
         member_done(w, gs, r, err);
         return true;
     }
-    req_list_remove(&gs->waiting, r);
-    r->state = REQ_PROPOSED;
-    r->maybe_applied = true;
-    r->index = index;
-    r->term = st.term;
-    req_list_push(&gs->proposed, r);
+    mark_proposed(w, gs, r, index);
     return true;
 }
 
@@ -646,14 +646,7 @@ static bool place_nodeset(struct worker *w, struct group_state *gs, struct req *
     if (multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) != 0) {
         return false;
     }
-    struct raft_status st;
-    raft_status(multi_group_peek(w->multi, gs->g), &st);
-    req_list_remove(&gs->waiting, r);
-    r->state = REQ_PROPOSED;
-    r->maybe_applied = true;
-    r->index = index;
-    r->term = st.term;
-    req_list_push(&gs->proposed, r);
+    mark_proposed(w, gs, r, index);
     w->st.proposals++;
     return true;
 }
