@@ -277,16 +277,6 @@ void ks_expire_step(struct keyspace *ks, int64_t now, uint32_t buckets)
     }
 }
 
-static uint64_t rev64(uint64_t v)
-{
-    v = ((v >> 1) & 0x5555555555555555uLL) | ((v & 0x5555555555555555uLL) << 1);
-    v = ((v >> 2) & 0x3333333333333333uLL) | ((v & 0x3333333333333333uLL) << 2);
-    v = ((v >> 4) & 0x0F0F0F0F0F0F0F0FuLL) | ((v & 0x0F0F0F0F0F0F0F0FuLL) << 4);
-    v = ((v >> 8) & 0x00FF00FF00FF00FFuLL) | ((v & 0x00FF00FF00FF00FFuLL) << 8);
-    v = ((v >> 16) & 0x0000FFFF0000FFFFuLL) | ((v & 0x0000FFFF0000FFFFuLL) << 16);
-    return (v >> 32) | (v << 32);
-}
-
 void ks_scan(const struct keyspace *ks,
              uint64_t *cursor,
              uint32_t count,
@@ -304,10 +294,7 @@ void ks_scan(const struct keyspace *ks,
             examined++;
         }
         visits++;
-        v |= ~ks->mask;
-        v = rev64(v);
-        v++;
-        v = rev64(v);
+        v = ks_cursor_next(ks, v);
     } while (v != 0 && examined < count && visits < visits_max);
     *cursor = v;
 }

@@ -138,6 +138,25 @@ static inline void ks_touch(struct keyspace *ks, struct obj *o)
     }
 }
 
+/* v with its 64 bits in reverse order. */
+static inline uint64_t ks_rev64(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555uLL) | ((v & 0x5555555555555555uLL) << 1);
+    v = ((v >> 2) & 0x3333333333333333uLL) | ((v & 0x3333333333333333uLL) << 2);
+    v = ((v >> 4) & 0x0F0F0F0F0F0F0F0FuLL) | ((v & 0x0F0F0F0F0F0F0F0FuLL) << 4);
+    v = ((v >> 8) & 0x00FF00FF00FF00FFuLL) | ((v & 0x00FF00FF00FF00FFuLL) << 8);
+    v = ((v >> 16) & 0x0000FFFF0000FFFFuLL) | ((v & 0x0000FFFF0000FFFFuLL) << 16);
+    return (v >> 32) | (v << 32);
+}
+
+/* The scan cursor after v (Redis's dictScan): the bits above the mask are set and the
+ * reversed value incremented, so a bucket's children after a grow, or its parent after a
+ * shrink, come later in the order. 0 once the whole table was visited. */
+static inline uint64_t ks_cursor_next(const struct keyspace *ks, uint64_t v)
+{
+    return ks_rev64(ks_rev64(v | ~ks->mask) + 1);
+}
+
 /* One SCAN step over the buckets from *cursor; see sm_scan. fn gets every object in the
  * visited buckets. */
 void ks_scan(const struct keyspace *ks,

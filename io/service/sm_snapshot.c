@@ -195,26 +195,10 @@ void sm_snap_detach_keys(struct sm *sm)
     s->detached_count++;
 }
 
-static uint64_t rev64(uint64_t v)
-{
-    v = ((v >> 1) & 0x5555555555555555uLL) | ((v & 0x5555555555555555uLL) << 1);
-    v = ((v >> 2) & 0x3333333333333333uLL) | ((v & 0x3333333333333333uLL) << 2);
-    v = ((v >> 4) & 0x0F0F0F0F0F0F0F0FuLL) | ((v & 0x0F0F0F0F0F0F0F0FuLL) << 4);
-    v = ((v >> 8) & 0x00FF00FF00FF00FFuLL) | ((v & 0x00FF00FF00FF00FFuLL) << 8);
-    v = ((v >> 16) & 0x0000FFFF0000FFFFuLL) | ((v & 0x0000FFFF0000FFFFuLL) << 16);
-    return (v >> 32) | (v << 32);
-}
-
 /* Buckets the walk asks memory for before serializing them. The table is far larger than
  * the caches and the cursor jumps across it, so every bucket and every object is a cache
  * miss; requesting a batch of them at once lets the misses overlap instead of queueing. */
 #define WALK_BATCH 16
-
-/* The cursor after v: Redis's dictScan increments the reversed bits above the mask. */
-static uint64_t cursor_next(uint64_t v, uint64_t mask)
-{
-    return rev64(rev64(v | ~mask) + 1);
-}
 
 /* Up to WALK_BATCH buckets of the main table, until out holds `budget` bytes past `from`;
  * false once the walk is over. */
@@ -227,7 +211,7 @@ static bool walk_main(struct sm_snap *s, struct reply *out, size_t from, size_t 
     do {
         cursors[n++] = v;
         __builtin_prefetch(&ks->buckets[v & ks->mask]);
-        v = cursor_next(v, ks->mask);
+        v = ks_cursor_next(ks, v);
     } while (v != 0 && n < WALK_BATCH);
     for (uint32_t i = 0; i < n; i++) {
         const struct obj *o = ks->buckets[cursors[i] & ks->mask];
