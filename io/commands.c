@@ -683,7 +683,9 @@ static void cluster_nodes(struct node *n, struct reply *r)
         for (raft_group g = 0; g < n->cfg.groups; g++) {
             raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
             if (leader == 0) {
-                leader = n->cfg.node_id; /* unknown: claim it; clients retry on -TRYAGAIN */
+                /* Unknown: claim it. A request sent here waits for the election, then is served,
+                 * redirected or (redirect mode, no leader in time) answered -TRYAGAIN. */
+                leader = n->cfg.node_id;
             }
             if (leader != a->id) {
                 continue;

@@ -1116,6 +1116,9 @@ static void unlink_req(struct worker *w, struct req *r)
 void route_sweep(struct worker *w)
 {
     int64_t now = node_clock_ms();
+    /* How long a request in redirect mode waits for its group's election: the longest
+     * randomized election timeout twice over (a split vote), then -TRYAGAIN. */
+    int64_t tryagain_ms = 4 * (int64_t)w->node->cfg.election_ticks * w->node->cfg.tick_ms;
     struct req *r = w->all.head;
     while (r != NULL) {
         struct req *next = r->all_next;
@@ -1134,6 +1137,17 @@ void route_sweep(struct worker *w)
             unlink_req(w, r);
             reply_reset(&r->reply);
             reply_null_array(&r->reply); /* BLOCK's timeout: Redis's nil */
+            route_complete(w, r);
+        } else if (r->state == REQ_WAITING && r->redirect_ok && !r->maybe_applied &&
+                   (int64_t)(r->start_ns / 1000000) + tryagain_ms <= now && r->deadline_ms > now) {
+            /* Redirect mode, and no leader to send it to for a while: an election. A cluster
+             * client retries on -TRYAGAIN (a plain one gets the error) rather than waiting
+             * out request-timeout-ms for -CLUSTERDOWN. Never proposed, so never applied. */
+            unlink_req(w, r);
+            w->st.redirects++;
+            reply_reset(&r->reply);
+            reply_error(&r->reply, "TRYAGAIN no leader for this slot yet (an election is in "
+                                   "progress); try again");
             route_complete(w, r);
         } else if (r->deadline_ms <= now) {
             unlink_req(w, r);

@@ -2,6 +2,7 @@
 redis-cli -c and redis-benchmark --cluster work against the cluster, and a node in redirect
 mode answers -MOVED (and redis-cli -c follows it)."""
 
+import time
 import unittest
 
 from harness import Cluster, deadline_loop, redis_benchmark, redis_cli
@@ -88,6 +89,48 @@ class ClusterClientTests(unittest.TestCase):
                 self.assertEqual(redis_cli(c.node(1).port, "-c", "SET", key, k), (0, "OK"))
                 self.assertEqual(redis_cli(c.node(2).port, "-c", "GET", key), (0, str(k)))
             self.assertGreater(moved, 0, "some of 40 keys are led by another node")
+
+    def test_redirect_mode_answers_tryagain_without_leader(self):
+        """Redirect mode: a request for a group that has no leader waits for the election, and
+        gets -TRYAGAIN once it has waited two rounds of the longest election timeout (0.8 s
+        by default) with none elected; not -MOVED to a dead node, and not -CLUSTERDOWN after
+        request-timeout-ms. Two of three nodes are killed, so no election can succeed."""
+        with Cluster(3, groups=4, extra=["--redirect", "yes",
+                                         "--request-timeout-ms", "30000"]) as c:
+            c.start()
+            c.node(2).kill()
+            c.node(3).kill()
+            # Node 1 forgets every leader: followers at their election timeout, its own
+            # leaderships by check-quorum.
+            for _ in deadline_loop(30, 0.1):
+                status = c.node(1).raft_status()
+                if status and all(g["leader"] == 0 for g in status.values()):
+                    break
+            else:
+                self.fail("node 1 still names leaders: %r" % c.node(1).raft_status())
+            for key in ("t:1", "t:2", "t:3"):
+                start = time.monotonic()
+                rc, out = redis_cli(c.node(1).port, "SET", key, "v", timeout=40)
+                waited = time.monotonic() - start
+                self.assertTrue(out.startswith("TRYAGAIN"), "SET %s: %r" % (key, out))
+                self.assertGreaterEqual(waited, 0.7, "answered before the election could end")
+                self.assertLess(waited, 10, "waited like -CLUSTERDOWN, not -TRYAGAIN")
+            # Reads wait and give up the same way.
+            rc, out = redis_cli(c.node(1).port, "GET", "t:1", timeout=40)
+            self.assertTrue(out.startswith("TRYAGAIN"), "GET: %r" % out)
+            self.assertGreaterEqual(int(c.node(1).info("stats").get("redirects", "0")), 4)
+            # Once a majority is back, the same write goes through (redis-cli -c follows
+            # any -MOVED) and nothing of the refused attempts was applied.
+            c.node(2).start()
+            c.node(2).wait_ping()
+            for _ in deadline_loop(60, 0.2):
+                rc, out = redis_cli(c.node(1).port, "-c", "SET", "t:1", "w", timeout=40)
+                if out == "OK":
+                    break
+            else:
+                self.fail("no write after a majority returned: %r" % out)
+            self.assertEqual(redis_cli(c.node(1).port, "-c", "GET", "t:2", timeout=40),
+                             (0, ""))
 
 
 if __name__ == "__main__":
