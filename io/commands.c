@@ -171,7 +171,24 @@ static void hello_cmd(struct client *cl,
     reply_array(r, 0);
 }
 
-static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct reply *r)
+/* Whether a setting's name matches any of CONFIG GET's patterns. */
+static bool
+config_matches(const char *name, uint32_t patterns, const uint8_t *const pat[], const size_t pl[])
+{
+    for (uint32_t i = 0; i < patterns; i++) {
+        if (sm_glob_match(pat[i], pl[i], (const uint8_t *)name, strlen(name), true)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* CONFIG GET pattern [pattern ...]: each matching setting once, as Redis 7 answers. */
+static void config_get(struct node *n,
+                       uint32_t patterns,
+                       const uint8_t *const pat[],
+                       const size_t pl[],
+                       struct reply *r)
 {
     struct config_item {
         const char *name;
@@ -201,12 +218,11 @@ static void config_get(struct node *n, const uint8_t *pat, size_t pl, struct rep
     RR_ASSERT(k <= sizeof(items) / sizeof(items[0]));
     uint32_t matched = 0;
     for (uint32_t i = 0; i < k; i++) {
-        matched +=
-            sm_glob_match(pat, pl, (const uint8_t *)items[i].name, strlen(items[i].name), true);
+        matched += config_matches(items[i].name, patterns, pat, pl) ? 1 : 0;
     }
     reply_array(r, 2 * (int64_t)matched);
     for (uint32_t i = 0; i < k; i++) {
-        if (sm_glob_match(pat, pl, (const uint8_t *)items[i].name, strlen(items[i].name), true)) {
+        if (config_matches(items[i].name, patterns, pat, pl)) {
             reply_pair(r, items[i].name, items[i].value);
         }
     }
@@ -271,8 +287,7 @@ command_cmd(uint32_t argc, const uint8_t *const argv[], const size_t argl[], str
         return;
     }
     if (arg_is(argv[1], argl[1], "docs")) {
-        /* No docs: an empty map (redis-cli then shows no hints). */
-        reply_array(r, 0);
+        cmd_docs(argc - 2, argv + 2, argl + 2, r);
         return;
     }
     if (arg_is(argv[1], argl[1], "info")) {
@@ -919,7 +934,7 @@ bool node_command(struct client *cl,
         return true;
     case CMD_ID_CONFIG:
         if (arg_is(argv[1], argl[1], "get") && argc >= 3) {
-            config_get(n, argv[2], argl[2], r);
+            config_get(n, argc - 2, argv + 2, argl + 2, r);
         } else {
             reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.", (int)argl[1],
                          (const char *)argv[1]);

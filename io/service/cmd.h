@@ -3,6 +3,7 @@
 #ifndef RR_SERVICE_CMD_H
 #define RR_SERVICE_CMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,6 +128,16 @@ const struct cmd_spec *cmd_lookup_fullname(const uint8_t *name, size_t len);
  * Try XGROUP HELP." or "ERR wrong number of arguments for 'xgroup|create' command". */
 const struct cmd_spec *
 cmd_resolve(uint32_t argc, const uint8_t *const argv[], const uint32_t argl[], struct reply *r);
+
+/* COMMAND DOCS [name ...] (argv and argl: the names, argc of them; none: every command):
+ * the commands' documentation as Redis 7 answers it in RESP2, a flat map of name to
+ * summary, since, group, arguments and subcommands (io/service/cmd_docs.c). Unknown names
+ * are left out; at most CMD_DOCS_NAMES_MAX commands are answered. */
+#define CMD_DOCS_NAMES_MAX 256u
+void cmd_docs(uint32_t argc, const uint8_t *const argv[], const size_t argl[], struct reply *r);
+/* Whether the command or subcommand `name` ("xgroup|create") has its documentation, and
+ * its syntax line parses (it asserts otherwise): for the tests. */
+bool cmd_docs_check(const char *name);
 
 /* Iteration for COMMAND / COMMAND COUNT / COMMAND DOCS: i in [0, cmd_count()). */
 size_t cmd_count(void);

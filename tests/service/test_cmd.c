@@ -278,6 +278,246 @@ static void test_subcommands(void **state)
     reply_free(&r);
 }
 
+/* ---- COMMAND DOCS, read back as redis-cli 7.0 reads it -------------------------------- */
+
+/* A RESP2 value of a COMMAND DOCS reply: arrays, bulk and simple strings. */
+struct rv {
+    char kind; /* '*', '$', '+' */
+    const char *str;
+    size_t len;
+    struct rv *items;
+    size_t count;
+};
+
+static struct rv *rv_parse(const char **p)
+{
+    struct rv *v = calloc(1, sizeof(*v));
+    assert_non_null(v);
+    v->kind = **p;
+    const char *line = *p + 1;
+    const char *end = strstr(line, "\r\n");
+    assert_non_null(end);
+    if (v->kind == '+') {
+        v->str = line;
+        v->len = (size_t)(end - line);
+        *p = end + 2;
+    } else if (v->kind == '$') {
+        v->len = strtoul(line, NULL, 10);
+        v->str = end + 2;
+        *p = end + 2 + v->len + 2;
+    } else {
+        assert_int_equal(v->kind, '*');
+        v->count = strtoul(line, NULL, 10);
+        *p = end + 2;
+        v->items = calloc(v->count + 1, sizeof(*v->items));
+        for (size_t i = 0; i < v->count; i++) {
+            struct rv *item = rv_parse(p);
+            v->items[i] = *item;
+            free(item);
+        }
+    }
+    return v;
+}
+
+static void rv_free_items(struct rv *v)
+{
+    for (size_t i = 0; i < v->count; i++) {
+        rv_free_items(&v->items[i]);
+    }
+    free(v->items);
+}
+
+static bool rv_is(const struct rv *v, const char *s)
+{
+    return v->len == strlen(s) && memcmp(v->str, s, v->len) == 0;
+}
+
+static const struct rv *rv_get(const struct rv *map, const char *key)
+{
+    assert_int_equal(map->kind, '*');
+    assert_int_equal(map->count % 2, 0);
+    for (size_t i = 0; i < map->count; i += 2) {
+        assert_int_equal(map->items[i].kind, '$');
+        if (rv_is(&map->items[i], key)) {
+            return &map->items[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static void hint_add(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t used = strlen(out);
+    assert_true(used + n < cap);
+    memcpy(out + used, s, n);
+    out[used + n] = '\0';
+}
+
+static void hint_arg(char *out, size_t cap, const struct rv *arg);
+
+static void hint_list(char *out, size_t cap, const struct rv *args, const char *sep)
+{
+    assert_int_equal(args->kind, '*');
+    for (size_t i = 0; i < args->count; i++) {
+        hint_arg(out, cap, &args->items[i]);
+        if (i + 1 < args->count) {
+            hint_add(out, cap, sep, strlen(sep));
+        }
+    }
+}
+
+/* redis-cli's cliAddArgument: the text it shows for one argument. */
+static void hint_arg(char *out, size_t cap, const struct rv *arg)
+{
+    const struct rv *name = rv_get(arg, "name");
+    const struct rv *type = rv_get(arg, "type");
+    const struct rv *token = rv_get(arg, "token");
+    const struct rv *flags = rv_get(arg, "flags");
+    assert_non_null(name);
+    assert_non_null(type);
+    bool optional = false, multiple = false;
+    if (flags != NULL) {
+        assert_int_equal(flags->kind, '*');
+        for (size_t i = 0; i < flags->count; i++) {
+            assert_int_equal(flags->items[i].kind, '+'); /* redis-cli asserts a status */
+            optional = optional || rv_is(&flags->items[i], "optional");
+            multiple = multiple || rv_is(&flags->items[i], "multiple");
+        }
+    }
+    char repeat[512] = "";
+    if (rv_is(type, "key") || rv_is(type, "string")) {
+        hint_add(repeat, sizeof(repeat), name->str, name->len);
+    } else if (rv_is(type, "oneof")) {
+        hint_list(repeat, sizeof(repeat), rv_get(arg, "arguments"), "|");
+    } else if (rv_is(type, "block")) {
+        hint_list(repeat, sizeof(repeat), rv_get(arg, "arguments"), " ");
+    } else {
+        assert_true(rv_is(type, "pure-token"));
+        assert_non_null(token);
+    }
+    char tok[64] = "";
+    if (token != NULL) {
+        hint_add(tok, sizeof(tok), token->str, token->len);
+        if (!rv_is(type, "pure-token")) {
+            hint_add(tok, sizeof(tok), " ", 1);
+        }
+    }
+    if (optional) {
+        hint_add(out, cap, "[", 1);
+    }
+    hint_add(out, cap, tok, strlen(tok));
+    hint_add(out, cap, repeat, strlen(repeat));
+    if (multiple) {
+        hint_add(out, cap, " [", 2);
+        hint_add(out, cap, repeat, strlen(repeat));
+        hint_add(out, cap, " ...]", 5);
+    }
+    if (optional) {
+        hint_add(out, cap, "]", 1);
+    }
+}
+
+/* The hint redis-cli shows for `name` (a command, or "container|sub"). */
+static void docs_hint(const char *name, char *out, size_t cap)
+{
+    char top[32];
+    snprintf(top, sizeof(top), "%s", name);
+    char *bar = strchr(top, '|');
+    if (bar != NULL) {
+        *bar = '\0';
+    }
+    const uint8_t *argv[1] = {(const uint8_t *)top};
+    size_t argl[1] = {strlen(top)};
+    struct reply r;
+    reply_init(&r, 1 << 20);
+    cmd_docs(1, argv, argl, &r);
+    char *text = malloc(r.len + 1);
+    assert_non_null(text);
+    memcpy(text, r.buf, r.len);
+    text[r.len] = '\0';
+    const char *p = text;
+    struct rv *v = rv_parse(&p);
+    assert_ptr_equal(p, text + r.len);
+    assert_int_equal(v->count, 2);
+    const struct rv *doc = &v->items[1];
+    if (bar != NULL) {
+        doc = rv_get(rv_get(doc, "subcommands"), name);
+        assert_non_null(doc);
+    }
+    assert_non_null(rv_get(doc, "summary"));
+    assert_non_null(rv_get(doc, "since"));
+    assert_non_null(rv_get(doc, "group"));
+    out[0] = '\0';
+    const struct rv *args = rv_get(doc, "arguments");
+    if (args != NULL) {
+        hint_list(out, cap, args, " ");
+    }
+    rv_free_items(v);
+    free(v);
+    free(text);
+    reply_free(&r);
+}
+
+static void test_command_docs_hints(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"set", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|"
+                "PXAT unix-time-milliseconds|KEEPTTL]"},
+        {"get", "key"},
+        {"dbsize", ""},
+        {"mset", "key value [key value ...]"},
+        {"del", "key [key ...]"},
+        {"xadd", "key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value "
+                 "[field value ...]"},
+        {"xread", "[COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]"},
+        {"xpending", "key group [[IDLE min-idle-time] start end count [consumer]]"},
+        {"command", "[COUNT|INFO [command-name [command-name ...]]|DOCS [command-name "
+                    "[command-name ...]]]"},
+        {"client", "ID|GETNAME|SETNAME connection-name|SETINFO LIB-NAME libname|LIB-VER libver"},
+        {"hello", "[protover [AUTH username password] [SETNAME clientname]]"},
+        {"xgroup|create", "key group id|$ [MKSTREAM] [ENTRIESREAD entries-read]"},
+        {"xinfo|stream", "key [FULL [COUNT count]]"},
+    };
+    char hint[1024];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        docs_hint(cases[i][0], hint, sizeof(hint));
+        assert_string_equal(hint, cases[i][1]);
+    }
+    /* Every command and subcommand has docs that redis-cli can read. */
+    for (size_t i = 0; i < cmd_count(); i++) {
+        const struct cmd_spec *c = cmd_at(i);
+        assert_true(cmd_docs_check(c->name));
+        docs_hint(c->name, hint, sizeof(hint));
+        for (uint8_t k = 0; k < c->subcommand_count; k++) {
+            assert_true(cmd_docs_check(c->subcommands[k].name));
+            docs_hint(c->subcommands[k].name, hint, sizeof(hint));
+        }
+    }
+    assert_false(cmd_docs_check("nosuchcommand"));
+}
+
+static void test_command_docs_names(void **state)
+{
+    (void)state;
+    struct reply r;
+    reply_init(&r, 1 << 20);
+    /* No names: every command; unknown names are left out; case does not matter. */
+    cmd_docs(0, NULL, NULL, &r);
+    char head[32];
+    snprintf(head, sizeof(head), "*%zu\r\n", 2 * cmd_count());
+    assert_memory_equal(r.buf, head, strlen(head));
+    assert_false(r.overflow);
+    reply_reset(&r);
+    const uint8_t *argv[3] = {(const uint8_t *)"GET", (const uint8_t *)"nope",
+                              (const uint8_t *)"xlen"};
+    size_t argl[3] = {3, 4, 4};
+    cmd_docs(3, argv, argl, &r);
+    assert_memory_equal(r.buf, "*4\r\n$3\r\nget\r\n", 13);
+    assert_non_null(memmem(r.buf, r.len, "$4\r\nxlen\r\n", 10));
+    reply_free(&r);
+}
+
 static void test_slot_groups_are_contiguous(void **state)
 {
     (void)state;
@@ -335,6 +575,8 @@ int main(void)
         cmocka_unit_test(test_keyslot_matches_bitwise_crc),
         cmocka_unit_test(test_request_slot),
         cmocka_unit_test(test_subcommands),
+        cmocka_unit_test(test_command_docs_hints),
+        cmocka_unit_test(test_command_docs_names),
         cmocka_unit_test(test_slot_groups_are_contiguous),
         cmocka_unit_test(test_reply_encoding_and_limit),
     };
