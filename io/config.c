@@ -569,7 +569,8 @@ static const struct config_option config_options[] = {
     BOOL("quiesce", quiesce, "idle groups stop ticking and heartbeating",
          "A message, a request or a failed peer connection wakes them."),
     BOOL("leader-balance", leader_balance, "move each group's leader to its preferred node",
-         "Group g prefers nodes[g % N]; checked once a second."),
+         "Group g prefers the (g mod V)-th of the V voters of its own configuration, sorted "
+         "by id; checked once a second."),
 
     SECTION("clients and peers"),
     U32("request-timeout-ms", request_timeout_ms, 10, 3600 * 1000, "MS",
