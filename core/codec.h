@@ -4,7 +4,8 @@
  * A batch is everything one worker sends to one peer's worker in one drain: a header
  * (version, from, to, record count) and records. A record is one message, or a coalesced
  * set of heartbeats (or heartbeat responses) for many groups. The layout is in
- * docs/wire-format.md. Framing (magic, length, checksum, cluster id) belongs to io/. */
+ * docs/wire-format.md. The frame around a batch (magic, length, checksum) and the
+ * connection's handshake (cluster id, sender node and worker) are io/wire/frame.c's. */
 #ifndef RR_CORE_CODEC_H
 #define RR_CORE_CODEC_H
 
