@@ -4,10 +4,16 @@
 set -euo pipefail
 need=()
 have_header() { [ -e "/usr/include/$1" ]; }
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+# The build itself (Makefile): cc (Debian's gcc package provides it), make, ar (binutils)
+# and the C library's headers. No pkg-config: the Makefile names its libraries directly.
+have_cmd cc || need+=(gcc)
+have_cmd make || need+=(make)
+have_cmd ar || need+=(binutils)
+have_header stdio.h || need+=(libc6-dev)
 have_header liburing.h || need+=(liburing-dev)
 have_header xxhash.h || need+=(libxxhash-dev)
 have_header cmocka.h || need+=(libcmocka-dev)
-have_cmd() { command -v "$1" >/dev/null 2>&1; }
 # The install tests (tests/install): groff renders the man pages, mandoc lints them, man -l
 # (man-db) shows them.
 have_cmd groff || need+=(groff-base)
