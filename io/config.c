@@ -577,7 +577,9 @@ static const struct config_option config_options[] = {
         "deadline of a client request in milliseconds",
         "Past it the client gets -TIMEOUT (the outcome is unknown) or -CLUSTERDOWN (the request "
         "never left this node)."),
-    BOOL("redirect", redirect, "answer -MOVED instead of forwarding to the leader", NULL),
+    BOOL("redirect", redirect, "answer -MOVED instead of forwarding to the leader",
+         "A request whose group elects no leader for twice the longest election timeout gets "
+         "-TRYAGAIN."),
     CUSTOM("net-batching", net_batching, "none|adaptive",
            "peer frames: adaptive batching, or none (send at once)",
            "Adaptive: frames queued while a send is in flight leave together in the next send."),
