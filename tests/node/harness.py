@@ -677,8 +677,14 @@ def redis_cli(port, *args, timeout=10, input=None):
 
 
 def redis_benchmark(port, args, timeout=120):
-    """Runs redis-benchmark against 127.0.0.1:port; returns (status, stdout+stderr)."""
-    r = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port)] + list(args),
+    """Runs redis-benchmark -e against 127.0.0.1:port; returns (status, stdout+stderr).
+
+    Error replies (-ERR, -BUSY, -TIMEOUT, ...) must show in the output, where
+    test_benchmark.benchmark_errors finds them: redis-benchmark 6 prints them ("Error from
+    server: ...", at most one a second) only with -e and otherwise goes on as if they were
+    answers; redis-benchmark 7 ignores -e (it prints a warning saying so), prints the first
+    error reply the same way and exits with status 1."""
+    r = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-e"] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     # Progress lines end in \r; keep the final ones readable.
     text = r.stdout.decode(errors="replace").replace("\r", "\n")

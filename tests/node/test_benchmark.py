@@ -16,6 +16,25 @@ def benchmark_errors(text):
 
 
 class BenchmarkTests(unittest.TestCase):
+    def test_error_replies_are_reported(self):
+        """benchmark_errors sees a server's error replies in redis_benchmark's output: an
+        unknown command, and INCR of a string (a command the leader's state machine
+        refuses, forwarded or not)."""
+        with Cluster(1, groups=2) as c:
+            c.start()
+            x = c.node(1)
+            self.assertEqual(x.call("SET", "notanumber", "abc"), "OK")
+            for args, want in ((["nosuchcommand"], "ERR unknown command 'nosuchcommand'"),
+                               (["-P", "4", "incr", "notanumber"],
+                                "ERR value is not an integer or out of range")):
+                rc, out = redis_benchmark(x.port, ["-n", "10", "-c", "1", "-q"] + args,
+                                          timeout=60)
+                errors = benchmark_errors(out)
+                self.assertTrue(any(want in line for line in errors),
+                                "%s: exit status %d, benchmark_errors %r, output:\n%s"
+                                % (args, rc, errors, out[-2000:]))
+            self.assertEqual(x.call("GET", "notanumber"), b"abc")
+
     def test_set_get_benchmark_then_read_back(self):
         """redis-benchmark -t set,get -r 100000 -n 20000 -c 50 -P 16 on each node with zero
         errors; then the key:NNNNNNNNNNNN keys are the same on every node, each holds the
