@@ -6,6 +6,7 @@ import unittest
 from harness import Cluster, redis_benchmark
 
 KEY_RE = re.compile(rb"^key:\d{12}$")
+STREAM_KEY_RE = re.compile(rb"^stream:\d{12}$")
 
 
 def benchmark_errors(text):
@@ -84,23 +85,63 @@ class BenchmarkTests(unittest.TestCase):
                                  % (x.id, len(bad), len(part)))
 
     def test_xadd_benchmark(self):
-        """redis-benchmark -n 5000 -c 20 -P 8 xadd mystream '*' f v: XLEN 5000 on every
-        node, ids strictly increasing."""
+        """redis-benchmark -r 100000 -c 50 -P 16 -n 3200 xadd stream:__rand_int__ '*' f v on
+        each node (streams spread over every group), then -n 960 xadd hot '*' f v on each
+        (one stream, every node's clients at once on its leader), with zero errors. Then, on
+        every node: the same set of stream keys, their XLENs summing to the number of XADDs
+        sent, and each stream's entries (XRANGE) identical to node 1's, with strictly
+        increasing IDs and the benchmark's fields. (-t set,get: the test above.)"""
+        # -n a multiple of -P: redis-benchmark sends whole pipelines of -P commands until
+        # it has sent -n, so it sends exactly -n XADDs (and waits for every reply).
+        runs = [(3200, ["-r", "100000", "xadd", "stream:__rand_int__", "*", "f", "v"]),
+                (960, ["xadd", "hot", "*", "f", "v"])]
         with Cluster(3, groups=16) as c:
             c.start()
-            x = c.node(2)
-            rc, out = redis_benchmark(x.port, ["-n", "5000", "-c", "20", "-P", "8", "-q",
-                                               "xadd", "mystream", "*", "f", "v"], timeout=120)
-            self.assertEqual(rc, 0, "redis-benchmark exited %d:\n%s" % (rc, out[-2000:]))
-            self.assertEqual(benchmark_errors(out), [], "redis-benchmark reported errors")
-            for y in c.nodes:
-                self.assertEqual(y.call("XLEN", "mystream"), 5000, "XLEN on node %d" % y.id)
-            with c.node(3).client(timeout=60) as conn:
-                entries = conn.call("XRANGE", "mystream", "-", "+")
-            self.assertEqual(len(entries), 5000)
-            ids = [tuple(int(p) for p in e[0].split(b"-")) for e in entries]
-            self.assertTrue(all(a < b for a, b in zip(ids, ids[1:])), "ids not increasing")
-            self.assertTrue(all(e[1] == [b"f", b"v"] for e in entries), "entry fields")
+            sent = 0
+            for n, command in runs:
+                for x in c.nodes:
+                    rc, out = redis_benchmark(x.port, ["-n", str(n), "-c", "50", "-P", "16",
+                                                       "-q"] + command, timeout=120)
+                    self.assertEqual(rc, 0, "redis-benchmark on node %d exited %d:\n%s"
+                                     % (x.id, rc, out[-2000:]))
+                    self.assertEqual(benchmark_errors(out), [],
+                                     "redis-benchmark on node %d reported errors" % x.id)
+                    self.assertRegex(out, r"xadd [^\n]*: [\d.]+ requests per second",
+                                     "node %d: no result line" % x.id)
+                    sent += n
+            streams = {}
+            for x in c.nodes:
+                with x.client(timeout=60) as conn:
+                    keys = sorted(conn.call("KEYS", "*"))
+                    self.assertEqual(conn.call("DBSIZE"), len(keys), "node %d: DBSIZE" % x.id)
+                    lengths = conn.pipeline([("XLEN", k) for k in keys])
+                    entries = conn.pipeline([("XRANGE", k, "-", "+") for k in keys])
+                self.assertEqual(keys[0], b"hot", "node %d" % x.id)  # before b"stream:"
+                bad = [k for k in keys[1:] if not STREAM_KEY_RE.match(k)]
+                self.assertEqual(bad[:5], [], "node %d: unexpected key names" % x.id)
+                # 9600 XADDs over 100000 random keys: about 9150 distinct streams; far
+                # fewer means the keys were not spread (or XADDs were lost).
+                self.assertGreater(len(keys), 8000, "node %d: too few streams" % x.id)
+                self.assertEqual(sum(lengths), sent,
+                                 "node %d: XLEN summed over %d streams" % (x.id, len(keys)))
+                self.assertEqual(lengths, [len(e) for e in entries],
+                                 "node %d: XLEN vs XRANGE" % x.id)
+                for k, es in zip(keys, entries):
+                    ids = [tuple(int(p) for p in e[0].split(b"-")) for e in es]
+                    self.assertTrue(all(a < b for a, b in zip(ids, ids[1:])),
+                                    "node %d: %r: ids not increasing: %r" % (x.id, k, ids[:10]))
+                    self.assertTrue(all(e[1] == [b"f", b"v"] for e in es),
+                                    "node %d: %r: fields %r" % (x.id, k, es[:3]))
+                streams[x.id] = dict(zip(keys, entries))
+            self.assertEqual(len(streams[1][b"hot"]), 3 * 960)
+            self.assertGreater(sum(1 for es in streams[1].values() if len(es) > 1), 100,
+                               "streams with several entries")
+            for x in c.nodes[1:]:
+                self.assertEqual(set(streams[x.id]), set(streams[1]),
+                                 "node %d: other stream keys than node 1" % x.id)
+                differ = [k for k in streams[1] if streams[x.id][k] != streams[1][k]]
+                self.assertEqual(differ[:5], [], "node %d: %d streams differ from node 1's"
+                                 % (x.id, len(differ)))
 
 
 if __name__ == "__main__":
