@@ -417,6 +417,29 @@ class Node:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    def settings(self):
+        """The settings this node runs with (its argv through ringraftd --dump-config):
+        {name: value as a string}, e.g. settings()["election-ticks"]."""
+        env = dict(os.environ)
+        env.update(SAN_ENV)
+        r = subprocess.run(self.argv() + ["--dump-config"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        if r.returncode != 0:
+            raise TestFailure("ringraftd --dump-config exited %d: %s"
+                              % (r.returncode, r.stdout + r.stderr))
+        out = {}
+        for line in r.stdout.splitlines():
+            if line and not line.startswith("#"):
+                k, _, v = line.partition(" ")
+                out[k] = v
+        return out
+
+    def election_timeout_s(self):
+        """The shortest election timeout (election-ticks x tick-ms): a follower that stops
+        hearing from its leader waits a random time in [this, twice this)."""
+        s = self.settings()
+        return int(s["election-ticks"]) * int(s["tick-ms"]) / 1000.0
+
     def start(self):
         assert not self.running(), "node %d already running" % self.id
         self.note_exit()
