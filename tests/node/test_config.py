@@ -2,6 +2,7 @@
 clear message and a non-zero exit; --dump-config round-trips; the built-in default serves."""
 
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -103,22 +104,35 @@ class ConfigTests(unittest.TestCase):
 
     def test_foreign_data_directory_is_refused(self):
         """A node started on a data directory created for another cluster, node, G or W
-        refuses to start and names both identities; the directory is left untouched."""
+        refuses to start (exit status 1) and names both identities, the directory's and the
+        configured one; the directory is left untouched and its own node starts on it."""
         with Cluster(1, groups=8) as c:
             c.start()
             node = c.node(1)
             node.stop()
             ident = open(os.path.join(node.data, "IDENTITY")).read()
-            for flag, value in (("--cluster-id", "0x1234"), ("--groups", "16"),
-                                ("--workers", "2"), ("--node-id", "1")):
+            port, peer = free_port_ranges([1, 1])
+            for flag, value, line in (("--cluster-id", "0x1234", "cluster-id 0x0000000000001234"),
+                                      ("--groups", "16", "groups 16"),
+                                      ("--workers", "2", "workers 2"),
+                                      ("--node-id", "2", "node-id 2")):
                 args = node.argv()[1:]
                 i = args.index(flag)
                 args[i + 1] = value
                 if flag == "--node-id":
-                    continue  # same id: accepted below
+                    # Node 2 must be in the node list, or the setting is refused before the
+                    # data directory is looked at.
+                    i = args.index("--nodes")
+                    args[i + 1] += ",2=127.0.0.1:%d@%d" % (port, peer)
                 rc, out = run(args, timeout=30)
                 self.assertEqual(rc, 1, "%s %s: %s" % (flag, value, out[-500:]))
-                self.assertIn("belongs to another cluster, node or shape", out)
+                self.assertIn("data directory %s belongs to another cluster, node or shape"
+                              % node.data, out)
+                m = re.search(r"it holds:  (.*?)\n\n  configured: (.*?)\n\n", out, re.S)
+                self.assertIsNotNone(m, "%s %s: identities not named: %s" % (flag, value, out))
+                self.assertEqual(m.group(1) + "\n", ident, "%s %s: held identity" % (flag, value))
+                self.assertIn(line, m.group(2).splitlines(), "%s %s: configured" % (flag, value))
+                self.assertNotIn(line, ident.splitlines())
                 self.assertEqual(open(os.path.join(node.data, "IDENTITY")).read(), ident)
             node.start()
             node.wait_ping()
