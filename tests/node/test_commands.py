@@ -3,7 +3,7 @@
 import os
 import unittest
 
-from harness import Cluster, Resp, deadline_loop, redis_cli
+from harness import Cluster, Resp, RespError, deadline_loop, redis_cli
 
 
 class CommandTests(unittest.TestCase):
@@ -47,6 +47,142 @@ class CommandTests(unittest.TestCase):
                 # A command's own error goes back through the forwarding node unchanged.
                 rc, out = redis_cli(p, "INCR", "k:1:0")
                 self.assertIn("ERR value is not an integer or out of range", out)
+
+
+    def test_node_commands(self):
+        """Commands the node answers itself, through every node of one cluster: FLUSHALL and
+        FLUSHDB (keys of many groups, written through every node, are gone everywhere),
+        CONFIG GET (what redis-benchmark and redis-cli ask; the settings
+        docs/client-protocol.md lists), CLIENT ID / SETNAME / GETNAME, ECHO, SELECT and
+        TYPE."""
+        with Cluster(3, groups=16) as c:
+            c.start()
+            self.check_flush(c)
+            self.check_config_get(c)
+            self.check_client_and_echo(c)
+            self.check_select_and_type(c)
+
+    def check_flush(self, c):
+        for via, command in ((2, ("FLUSHALL",)), (3, ("FLUSHDB",)), (1, ("FLUSHDB", "ASYNC"))):
+            tag = "-".join(command).lower()
+            keys = []
+            for x in c.nodes:
+                names = ["%s:%d:%d" % (tag, x.id, k) for k in range(20)]
+                with x.client() as conn:
+                    self.assertEqual(conn.pipeline([("SET", k, "v") for k in names]),
+                                     ["OK"] * len(names), "SETs through node %d" % x.id)
+                    stream = "%s:stream:%d" % (tag, x.id)
+                    self.assertRegex(conn.call("XADD", stream, "*", "f", "v"), rb"^\d+-\d+$")
+                keys += names + [stream]
+            with c.node(1).client() as conn:
+                slots = conn.pipeline([("CLUSTER", "KEYSLOT", k) for k in keys])
+            groups = {slot * c.groups // 16384 for slot in slots}
+            self.assertGreaterEqual(len(groups), 12, "%s: keys in groups %s" % (tag, groups))
+            for x in c.nodes:
+                self.assertEqual(x.call("DBSIZE"), len(keys), "%s: DBSIZE on node %d before"
+                                 % (tag, x.id))
+            self.assertEqual(c.node(via).call(*command), "OK", "%s through node %d"
+                             % (" ".join(command), via))
+            for x in c.nodes:
+                with x.client() as conn:
+                    self.assertEqual(conn.call("DBSIZE"), 0, "%s: DBSIZE on node %d"
+                                     % (tag, x.id))
+                    self.assertEqual(conn.call("KEYS", "*"), [], "%s: KEYS on node %d"
+                                     % (tag, x.id))
+                    strings = [k for k in keys if ":stream:" not in k]
+                    left = [(k, v) for k, v in zip(strings, conn.pipeline([("GET", k)
+                                                                           for k in strings]))
+                            if v is not None]
+                    self.assertEqual(left, [], "%s: still readable on node %d" % (tag, x.id))
+                    for y in c.nodes:
+                        stream = "%s:stream:%d" % (tag, y.id)
+                        self.assertEqual(conn.call("XLEN", stream), 0)
+                        self.assertEqual(conn.call("TYPE", stream), "none")
+            # And the keyspace takes writes again.
+            self.assertEqual(c.node(via).call("SET", tag + ":after", "x"), "OK")
+            for x in c.nodes:
+                self.assertEqual(x.call("DBSIZE"), 1, "%s: DBSIZE after a new SET" % tag)
+            self.assertEqual(c.node(via).call("DEL", tag + ":after"), 1)
+
+    def check_config_get(self, c):
+        # docs/client-protocol.md, "Node commands": the settings CONFIG GET answers.
+        documented = {"save", "appendonly", "appendfsync", "port", "dir", "maxclients",
+                      "databases", "cluster-enabled", "proto-max-bulk-len", "maxmemory",
+                      "maxmemory-policy", "protected-mode", "requirepass"}
+        for x in c.nodes:
+            with x.client() as conn:
+                # redis-benchmark asks these two before it starts.
+                self.assertEqual(conn.call("CONFIG", "GET", "save"), [b"save", b""])
+                self.assertEqual(conn.call("CONFIG", "GET", "appendonly"),
+                                 [b"appendonly", b"yes"])
+                reply = conn.call("CONFIG", "GET", "*")
+                self.assertEqual(len(reply) % 2, 0)
+                table = dict(zip(reply[0::2], reply[1::2]))
+                self.assertEqual(len(table), len(reply) // 2, "CONFIG GET * repeats a name")
+                self.assertEqual({k.decode() for k in table}, documented,
+                                 "CONFIG GET * on node %d" % x.id)
+                self.assertEqual(table[b"port"], str(x.port).encode())
+                self.assertEqual(table[b"dir"], x.data.encode())
+                self.assertEqual(table[b"databases"], b"1")
+                self.assertEqual(table[b"cluster-enabled"], b"yes")
+                self.assertEqual(table[b"appendfsync"], b"always")
+                self.assertEqual(table[b"maxmemory-policy"], b"noeviction")
+                # A pattern matches as in Redis (glob, case-insensitive); no match: empty.
+                self.assertEqual(sorted(conn.call("CONFIG", "GET", "MAX*")[0::2]),
+                                 [b"maxclients", b"maxmemory", b"maxmemory-policy"])
+                self.assertEqual(conn.call("CONFIG", "GET", "no-such-setting"), [])
+            # redis-cli's own view.
+            self.assertEqual(redis_cli(x.port, "CONFIG", "GET", "appendonly"),
+                             (0, "appendonly\nyes"))
+
+    def check_client_and_echo(self, c):
+        ids = []
+        conns = [x.client() for x in c.nodes for _ in range(2)]
+        try:
+            for conn in conns:
+                cid = conn.call("CLIENT", "ID")
+                self.assertIsInstance(cid, int)
+                self.assertGreater(cid, 0)
+                self.assertEqual(conn.call("CLIENT", "ID"), cid, "CLIENT ID changed")
+                ids.append(cid)
+            self.assertEqual(len(set(ids)), len(ids), "CLIENT IDs of 6 connections: %s" % ids)
+            a, b = conns[0], conns[1]  # two connections to node 1
+            self.assertIsNone(a.call("CLIENT", "GETNAME"))
+            self.assertEqual(a.call("CLIENT", "SETNAME", "worker-7"), "OK")
+            self.assertEqual(a.call("CLIENT", "GETNAME"), b"worker-7")
+            self.assertIsNone(b.call("CLIENT", "GETNAME"), "a name set on another connection")
+            self.assertEqual(a.call("SET", "named", "1"), "OK")  # the name stays over commands
+            self.assertEqual(a.call("CLIENT", "GETNAME"), b"worker-7")
+            with self.assertRaisesRegex(RespError, r"^ERR Client names cannot contain spaces, "
+                                        r"newlines or special characters\.$"):
+                a.call("CLIENT", "SETNAME", "two words")
+            self.assertEqual(a.call("CLIENT", "GETNAME"), b"worker-7")
+            self.assertEqual(a.call("CLIENT", "SETNAME", ""), "OK")  # clears it, as in Redis
+            self.assertIsNone(a.call("CLIENT", "GETNAME"))
+            for conn in conns:
+                self.assertEqual(conn.call("ECHO", "hello"), b"hello")
+                self.assertEqual(conn.call("ECHO", ""), b"")
+                self.assertEqual(conn.call("ECHO", b"a\r\nb\x00c"), b"a\r\nb\x00c")
+        finally:
+            for conn in conns:
+                conn.close()
+        self.assertEqual(redis_cli(c.node(3).port, "ECHO", "hi there"), (0, "hi there"))
+
+    def check_select_and_type(self, c):
+        self.assertEqual(c.node(1).call("SET", "type:s", "v"), "OK")
+        self.assertRegex(c.node(2).call("XADD", "type:x", "*", "f", "v"), rb"^\d+-\d+$")
+        for x in c.nodes:
+            with x.client() as conn:
+                self.assertEqual(conn.call("SELECT", "0"), "OK")
+                # Redis in cluster mode: the same error text.
+                with self.assertRaisesRegex(RespError,
+                                            r"^ERR SELECT is not allowed in cluster mode$"):
+                    conn.call("SELECT", "1")
+                self.assertEqual(conn.call("GET", "type:s"), b"v", "after SELECT 1's error")
+                self.assertEqual(conn.call("TYPE", "type:s"), "string")
+                self.assertEqual(conn.call("TYPE", "type:x"), "stream")
+                self.assertEqual(conn.call("TYPE", "type:none"), "none")
+            self.assertEqual(redis_cli(x.port, "TYPE", "type:x"), (0, "stream"))
 
 
 # (request bytes, expected error reply text): each must get Redis's error and be closed.
