@@ -1,5 +1,5 @@
-"""tools/ringraft-cluster add, remove and replace on a local cluster of build/debug/ringraftd:
-the tool's own commands, checked through RAFT STATUS and the data."""
+"""tools/ringraft-cluster restart, add, remove and replace on a local cluster of
+build/debug/ringraftd: the tool's own commands, checked through RAFT STATUS and the data."""
 
 import os
 import random
@@ -55,6 +55,58 @@ class ClusterToolTests(unittest.TestCase):
                 break
         return seen
 
+    def pid(self, node):
+        with open(os.path.join(self.dir, "node%d" % node, "pid")) as f:
+            return int(f.read())
+
+    def log(self, node):
+        with open(os.path.join(self.dir, "node%d" % node, "ringraftd.log"),
+                  errors="replace") as f:
+            return f.read()
+
+    def check_restart(self, node):
+        """restart I: node I exits cleanly on the tool's SIGTERM, a new process starts on
+        the same config and data, answers, and serves what was written before."""
+        old = self.pid(node)
+        old_run_id = harness.parse_info(self.call(node, "INFO", "server"))["run_id"]
+        stops = self.log(node).count("received SIGTERM; shutting down")
+        out = self.tool("restart", str(node))
+        self.assertIn("node %d: SIGTERM sent to pid %d" % (node, old), out)
+        self.assertIn("node %d: stopped" % node, out)
+        self.assertNotIn("SIGKILL", out)
+        self.assertIn("node %d answers PING" % node, out)
+        new = self.pid(node)
+        self.assertNotEqual(new, old, "pid file after restart %d" % node)
+        try:
+            with open("/proc/%d/status" % old) as f:
+                state = [x.split()[1] for x in f if x.startswith("State:")][0]
+        except FileNotFoundError:
+            state = "gone"
+        self.assertIn(state, ("gone", "Z"), "the old process %d after restart" % old)
+        # The log: one more clean shutdown, then the tool's start and the new process ready.
+        text = self.log(node)
+        self.assertEqual(text.count("received SIGTERM; shutting down"), stops + 1)
+        after = text.rsplit("received SIGTERM; shutting down", 1)[1]
+        i = after.find("[main] stopped")
+        j = after.find("ringraft-cluster: starting node %d" % node, i)
+        k = after.find("ringraftd node %d ready" % node, j)
+        self.assertTrue(0 <= i < j < k, "node %d's log after the SIGTERM:\n%s" % (node, after))
+        info = harness.parse_info(self.call(node, "INFO", "server"))
+        self.assertEqual(int(info["process_id"]), new)
+        self.assertNotEqual(info["run_id"], old_run_id)
+        self.assertEqual(self.call(node, "PING"), "PONG")
+        got = None
+        for _ in harness.deadline_loop(30, 0.2):  # its groups may be electing a leader
+            try:
+                with Resp(self.base + node, timeout=15) as c:
+                    got = c.pipeline([("GET", "k:%d" % i) for i in range(300)])
+                if all(isinstance(g, bytes) for g in got):
+                    break
+            except (OSError, harness.ConnectionClosed):
+                continue
+        self.assertEqual([g.decode() if isinstance(g, bytes) else g for g in got],
+                         ["v%d" % i for i in range(300)], "reads through node %d" % node)
+
     def test_add_remove_replace(self):
         self.dir = tempfile.mkdtemp(prefix="ringraft-tool-test-")
         self.base = free_base()
@@ -71,6 +123,7 @@ class ClusterToolTests(unittest.TestCase):
                            env=dict(os.environ, **harness.SAN_ENV))
             with Resp(self.base + 1, timeout=15) as c:
                 c.pipeline([("SET", "k:%d" % i, "v%d" % i) for i in range(300)])
+            self.check_restart(2)
             out = self.tool("add", "4")
             self.assertIn("node 4: a voter of every group", out)
             self.assertIn("\nslowlog-max-len 77\n", self.conf(4))
