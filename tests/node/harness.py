@@ -480,20 +480,20 @@ class Node:
         os.kill(self.proc.pid, signal.SIGKILL)
         return self._reap(10)
 
-    def stop(self, timeout=15):
-        """SIGTERM, wait; returns the exit status (0 for a clean shutdown). SIGKILLs and
-        raises if it does not exit in time."""
+    def stop(self, timeout=15, sig=signal.SIGTERM):
+        """SIGTERM (or sig), wait; returns the exit status (0 for a clean shutdown).
+        SIGKILLs and raises if it does not exit in time."""
         self.note_exit()
         if not self.running():
             return self.proc.returncode if self.proc else None
         self.expected_exit = True
-        os.kill(self.proc.pid, signal.SIGTERM)
+        os.kill(self.proc.pid, sig)
         rc = self._reap(timeout)
         if rc is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self._reap(10)
-            raise TestFailure("node %d did not exit within %ds of SIGTERM\n%s"
-                              % (self.id, timeout, self.log_tail()))
+            raise TestFailure("node %d did not exit within %ds of %s\n%s"
+                              % (self.id, timeout, signal.Signals(sig).name, self.log_tail()))
         return rc
 
     def client(self, timeout=10.0):

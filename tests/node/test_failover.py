@@ -198,6 +198,32 @@ class FailoverTests(unittest.TestCase):
         instead of the default O_DIRECT descriptor."""
         self.stop_all_and_restart(("--wal-direct-io", "no"))
 
+    def test_sigint_shuts_down_cleanly(self):
+        """SIGINT stops a node as SIGTERM does: exit status 0, "received SIGINT; shutting
+        down" then "stopped" in its log; restarted, it has every acknowledged write. One
+        node (two workers), so the only copy is its own WAL."""
+        with Cluster(1, workers=2, groups=4) as c:
+            c.start()
+            x = c.node(1)
+            self.assertEqual(write_round(x, "before"), ["OK"] * KEYS_PER_ROUND)
+            stream_ids = []
+            for k in range(10):
+                self.assertEqual(x.call("INCR", "ctr"), k + 1)
+                stream_ids.append(x.call("XADD", "log", "*", "n", str(k)))
+            self.assertEqual(x.stop(sig=signal.SIGINT), 0, "exit status after SIGINT")
+            text = x.log_text()
+            self.assertNotIn("received SIGTERM", text)
+            after = text.split("received SIGINT; shutting down", 1)
+            self.assertEqual(len(after), 2, "no 'received SIGINT; shutting down' in the log:\n"
+                             + x.log_tail())
+            self.assertIn("[main] stopped", after[1], x.log_tail())
+            x.start()
+            c.wait_ready(30)
+            check_round(self, x, "before")
+            self.assertEqual(x.call("GET", "ctr"), b"10")
+            self.assertEqual([e[0] for e in x.call("XRANGE", "log", "-", "+")], stream_ids)
+            self.assertEqual(x.call("DBSIZE"), KEYS_PER_ROUND + 2)
+
     def stop_all_and_restart(self, extra):
         with Cluster(3, groups=16, extra=extra) as c:
             c.start()
