@@ -119,9 +119,10 @@ class BenchmarkTests(unittest.TestCase):
                 self.assertEqual(keys[0], b"hot", "node %d" % x.id)  # before b"stream:"
                 bad = [k for k in keys[1:] if not STREAM_KEY_RE.match(k)]
                 self.assertEqual(bad[:5], [], "node %d: unexpected key names" % x.id)
-                # 9600 XADDs over 100000 random keys: about 9150 distinct streams; far
-                # fewer means the keys were not spread (or XADDs were lost).
-                self.assertGreater(len(keys), 8000, "node %d: too few streams" % x.id)
+                # 9600 XADDs over 100000 random keys: about 9150 streams. redis-benchmark
+                # 7.0 seeds random() with time(NULL) ^ getpid(), so two runs a second apart
+                # may draw the same keys; one run alone makes about 3150.
+                self.assertGreater(len(keys), 3000, "node %d: too few streams" % x.id)
                 self.assertEqual(sum(lengths), sent,
                                  "node %d: XLEN summed over %d streams" % (x.id, len(keys)))
                 self.assertEqual(lengths, [len(e) for e in entries],
@@ -134,6 +135,10 @@ class BenchmarkTests(unittest.TestCase):
                                     "node %d: %r: fields %r" % (x.id, k, es[:3]))
                 streams[x.id] = dict(zip(keys, entries))
             self.assertEqual(len(streams[1][b"hot"]), 3 * 960)
+            with c.node(1).client(timeout=60) as conn:
+                slots = conn.pipeline([("CLUSTER", "KEYSLOT", k) for k in streams[1]])
+            self.assertEqual({slot * c.groups // 16384 for slot in slots}, set(range(c.groups)),
+                             "groups the streams are in")
             self.assertGreater(sum(1 for es in streams[1].values() if len(es) > 1), 100,
                                "streams with several entries")
             for x in c.nodes[1:]:
