@@ -15,6 +15,7 @@
 
 #include "core/base/assert.h"
 #include "io/log.h"
+#include "io/service/util.h"
 
 static void client_parse(struct client *cl);
 static void scan_fix_reply(struct worker *w, struct req *r);
@@ -565,6 +566,14 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
         }
         case CMD_ID_FLUSHDB:
         case CMD_ID_FLUSHALL: {
+            /* [ASYNC|SYNC], as Redis 7.0 takes them (both flush through every group's log);
+             * anything else flushes nothing. */
+            if (argc > 2 || (argc == 2 && !util_arg_is(argv[1], argl[1], "async") &&
+                             !util_arg_is(argv[1], argl[1], "sync"))) {
+                reply_error(&r->reply, "ERR syntax error");
+                immediate(cl, r);
+                return;
+            }
             const uint8_t *a[1] = {(const uint8_t *)"flushdb"};
             size_t l[1] = {7};
             fanout(cl, r, 0, 1, a, l);

@@ -1,6 +1,7 @@
 /* Commands the node answers itself, from its configuration and the published group view
  * (struct group_pub): PING, ECHO, SELECT, QUIT, AUTH, HELLO, CLIENT, CONFIG GET, COMMAND,
  * INFO, CLUSTER, RAFT STATUS, READONLY/READWRITE, WAIT. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "io/log.h"
 #include "io/metrics.h"
 #include "io/service/cgroup_cmd.h"
+#include "io/service/util.h"
 
 static bool arg_is(const uint8_t *a, size_t l, const char *s)
 {
@@ -92,17 +94,47 @@ static void auth_cmd(struct client *cl,
     }
 }
 
-static bool client_name_ok(const uint8_t *name, size_t len, size_t cap)
+/* A client name Redis would refuse (spaces, newlines, other special characters), or one
+ * longer than this node keeps: writes the error and returns true. */
+static bool client_name_refused(const uint8_t *name, size_t len, size_t cap, struct reply *r)
 {
-    if (len >= cap) {
-        return false;
-    }
     for (size_t i = 0; i < len; i++) {
         if (name[i] < '!' || name[i] > '~') {
-            return false; /* Redis: no spaces, newlines or other special characters */
+            reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
+                           "characters.");
+            return true;
         }
     }
-    return true;
+    if (len >= cap) {
+        reply_errorf(r, "ERR Client names are limited to %zu bytes", cap - 1);
+        return true;
+    }
+    return false;
+}
+
+/* For a container command whose subcommand argv[1] is `sub`: false after writing Redis's
+ * arity error if argc does not fit `arity` (Redis's convention: n exactly, -n at least);
+ * true for any other subcommand. */
+static bool subcommand_arity(uint32_t argc,
+                             const uint8_t *const argv[],
+                             const size_t argl[],
+                             const char *sub,
+                             int32_t arity,
+                             struct reply *r)
+{
+    if (argc < 2 || !arg_is(argv[1], argl[1], sub)) {
+        return true;
+    }
+    bool fits = arity >= 0 ? argc == (uint32_t)arity : argc >= (uint32_t)-arity;
+    if (!fits) {
+        char container[16];
+        snprintf(container, sizeof(container), "%.*s", (int)argl[0], (const char *)argv[0]);
+        for (char *c = container; *c != '\0'; c++) {
+            *c = (char)tolower((unsigned char)*c);
+        }
+        reply_errorf(r, "ERR wrong number of arguments for '%s|%s' command", container, sub);
+    }
+    return fits;
 }
 
 static void set_client_name(struct client *cl, const uint8_t *name, size_t len)
@@ -149,9 +181,7 @@ static void hello_cmd(struct client *cl,
         return;
     }
     if (name_at != 0) {
-        if (!client_name_ok(argv[name_at + 1], argl[name_at + 1], sizeof(cl->name))) {
-            reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
-                           "characters.");
+        if (client_name_refused(argv[name_at + 1], argl[name_at + 1], sizeof(cl->name), r)) {
             return;
         }
         set_client_name(cl, argv[name_at + 1], argl[name_at + 1]);
@@ -884,13 +914,17 @@ bool node_command(struct client *cl,
     case CMD_ID_QUIT:
         reply_simple(r, "OK");
         return false;
-    case CMD_ID_SELECT:
-        if (argl[1] == 1 && argv[1][0] == '0') {
+    case CMD_ID_SELECT: {
+        int64_t db;
+        if (!util_parse_i64(argv[1], argl[1], &db)) {
+            reply_error(r, "ERR value is not an integer or out of range");
+        } else if (db == 0) {
             reply_simple(r, "OK");
         } else {
             reply_error(r, "ERR SELECT is not allowed in cluster mode");
         }
         return true;
+    }
     case CMD_ID_AUTH:
         auth_cmd(cl, argc, argv, argl, r);
         return true;
@@ -909,16 +943,19 @@ bool node_command(struct client *cl,
         hello_cmd(cl, argc, argv, argl, r);
         return true;
     case CMD_ID_CLIENT:
+        if (!subcommand_arity(argc, argv, argl, "id", 2, r) ||
+            !subcommand_arity(argc, argv, argl, "getname", 2, r) ||
+            !subcommand_arity(argc, argv, argl, "setname", 3, r)) {
+            return true;
+        }
         if (arg_is(argv[1], argl[1], "id")) {
             reply_int(r, (int64_t)cl->id);
-        } else if (arg_is(argv[1], argl[1], "setname") && argc == 3) {
-            if (!client_name_ok(argv[2], argl[2], sizeof(cl->name))) {
-                reply_error(r, "ERR Client names cannot contain spaces, newlines or special "
-                               "characters.");
-            } else {
-                set_client_name(cl, argv[2], argl[2]);
-                reply_simple(r, "OK");
+        } else if (arg_is(argv[1], argl[1], "setname")) {
+            if (client_name_refused(argv[2], argl[2], sizeof(cl->name), r)) {
+                return true;
             }
+            set_client_name(cl, argv[2], argl[2]);
+            reply_simple(r, "OK");
         } else if (arg_is(argv[1], argl[1], "getname")) {
             if (cl->name[0] == '\0') {
                 reply_null(r);
@@ -933,7 +970,10 @@ bool node_command(struct client *cl,
         }
         return true;
     case CMD_ID_CONFIG:
-        if (arg_is(argv[1], argl[1], "get") && argc >= 3) {
+        if (!subcommand_arity(argc, argv, argl, "get", -3, r)) {
+            return true;
+        }
+        if (arg_is(argv[1], argl[1], "get")) {
             config_get(n, argc - 2, argv + 2, argl + 2, r);
         } else {
             reply_errorf(r, "ERR unknown subcommand '%.*s'. Try CONFIG HELP.", (int)argl[1],

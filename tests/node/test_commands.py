@@ -81,6 +81,11 @@ class CommandTests(unittest.TestCase):
             for x in c.nodes:
                 self.assertEqual(x.call("DBSIZE"), len(keys), "%s: DBSIZE on node %d before"
                                  % (tag, x.id))
+            # A mistyped option is Redis's syntax error and flushes nothing.
+            for bad in (command + ("bad",), command + ("async", "sync")):
+                with self.assertRaisesRegex(RespError, r"^ERR syntax error$"):
+                    c.node(via).call(*bad)
+            self.assertEqual(c.node(via).call("DBSIZE"), len(keys), "after a refused flush")
             self.assertEqual(c.node(via).call(*command), "OK", "%s through node %d"
                              % (" ".join(command), via))
             for x in c.nodes:
@@ -131,6 +136,12 @@ class CommandTests(unittest.TestCase):
                 self.assertEqual(sorted(conn.call("CONFIG", "GET", "MAX*")[0::2]),
                                  [b"maxclients", b"maxmemory", b"maxmemory-policy"])
                 self.assertEqual(conn.call("CONFIG", "GET", "no-such-setting"), [])
+                # Several patterns (Redis 7): each matching setting once.
+                reply = conn.call("CONFIG", "GET", "save", "append*", "appendonly")
+                self.assertEqual(sorted(reply[0::2]), [b"appendfsync", b"appendonly", b"save"])
+                with self.assertRaisesRegex(RespError, r"^ERR wrong number of arguments for "
+                                            r"'config\|get' command$"):
+                    conn.call("CONFIG", "GET")
             # redis-cli's own view.
             self.assertEqual(redis_cli(x.port, "CONFIG", "GET", "appendonly"),
                              (0, "appendonly\nyes"))
@@ -157,6 +168,17 @@ class CommandTests(unittest.TestCase):
                                         r"newlines or special characters\.$"):
                 a.call("CLIENT", "SETNAME", "two words")
             self.assertEqual(a.call("CLIENT", "GETNAME"), b"worker-7")
+            # Subcommand arities and the name's length, with Redis 7.0's wording where it
+            # has one (it keeps names of any length; a node keeps 63 bytes).
+            for args, sub in ((("SETNAME", "a", "b"), "setname"), (("SETNAME",), "setname"),
+                              (("ID", "x"), "id"), (("GETNAME", "x"), "getname")):
+                with self.assertRaisesRegex(RespError, r"^ERR wrong number of arguments for "
+                                            r"'client\|%s' command$" % sub):
+                    a.call("CLIENT", *args)
+            self.assertEqual(a.call("CLIENT", "SETNAME", "n" * 63), "OK")
+            with self.assertRaisesRegex(RespError, r"^ERR Client names are limited to 63 bytes$"):
+                a.call("CLIENT", "SETNAME", "n" * 64)
+            self.assertEqual(a.call("CLIENT", "GETNAME"), b"n" * 63)
             self.assertEqual(a.call("CLIENT", "SETNAME", ""), "OK")  # clears it, as in Redis
             self.assertIsNone(a.call("CLIENT", "GETNAME"))
             for conn in conns:
@@ -178,6 +200,10 @@ class CommandTests(unittest.TestCase):
                 with self.assertRaisesRegex(RespError,
                                             r"^ERR SELECT is not allowed in cluster mode$"):
                     conn.call("SELECT", "1")
+                for bad in ("abc", "00", "-0", "1x"):  # Redis's integer check comes first
+                    with self.assertRaisesRegex(RespError,
+                                                r"^ERR value is not an integer or out of range$"):
+                        conn.call("SELECT", bad)
                 self.assertEqual(conn.call("GET", "type:s"), b"v", "after SELECT 1's error")
                 self.assertEqual(conn.call("TYPE", "type:s"), "string")
                 self.assertEqual(conn.call("TYPE", "type:x"), "stream")
