@@ -266,6 +266,16 @@ static void buffer_return(struct worker *w, unsigned short bid)
     io_uring_buf_ring_advance(w->buf_ring, 1);
 }
 
+static void buffer_give_back(void *arg, unsigned short bid)
+{
+    buffer_return(arg, bid);
+}
+
+int conn_probe_recv_multishot(struct worker *w)
+{
+    return kernel_probe_multishot_recv(&w->ring, BUF_GROUP, buffer_give_back, w);
+}
+
 /* Makes room for n more input bytes (the limit plus one buffer of slack: a multishot recv
  * may deliver a buffer after the owner paused). */
 static bool input_room(struct conn *c, size_t n)

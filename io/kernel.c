@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/base/assert.h"
 #include "io/config.h"
 #include "io/log.h"
 
@@ -68,6 +70,155 @@ kernel_reap(struct io_uring *ring, void (*fn)(void *arg, const struct io_uring_c
     }
     io_uring_cq_advance(ring, seen);
     return seen;
+}
+
+/* ---- probes ---- */
+
+#define PROBE_USER_DATA 0xfeedULL /* the probed request; nothing else is in flight */
+#define PROBE_CANCEL    0xfeefULL /* the cancel that ends it */
+#define PROBE_WAIT_MS   1000
+
+/* An SQE for a probe: the ring has nothing else queued, so one is always free. */
+static struct io_uring_sqe *probe_sqe(struct io_uring *ring)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    RR_ASSERT(sqe != NULL);
+    return sqe;
+}
+
+/* The next completion on the probed ring; false after PROBE_WAIT_MS without one. */
+static bool probe_next(struct io_uring *ring, struct io_uring_cqe *out)
+{
+    int64_t deadline = node_clock_ms() + PROBE_WAIT_MS;
+    for (;;) {
+        struct io_uring_cqe *cqe = NULL;
+        if (io_uring_peek_cqe(ring, &cqe) == 0 && cqe != NULL) {
+            *out = *cqe;
+            io_uring_cqe_seen(ring, cqe);
+            return true;
+        }
+        int64_t left = deadline - node_clock_ms();
+        if (left <= 0) {
+            return false;
+        }
+        kernel_submit_and_wait(ring, left);
+    }
+}
+
+/* Runs the probed request (submitted already; `poke` makes it complete) to its end: its
+ * first completion goes to *first; a multishot request still running is cancelled, and
+ * waited for with the cancel. Buffers it filled go to give_back (may be NULL). False when a
+ * completion did not come in time (the ring is then not fit for use). */
+static bool probe_run(struct io_uring *ring,
+                      struct io_uring_cqe *first,
+                      void (*give_back)(void *arg, unsigned short bid),
+                      void *arg)
+{
+    bool got_first = false, running = true, cancel_pending = false;
+    while (running || cancel_pending) {
+        struct io_uring_cqe cqe;
+        if (!probe_next(ring, &cqe)) {
+            LOG_W("io_uring probe: no completion in %d ms", PROBE_WAIT_MS);
+            return false;
+        }
+        if (cqe.user_data == PROBE_CANCEL) {
+            cancel_pending = false;
+            continue;
+        }
+        RR_ASSERT(cqe.user_data == PROBE_USER_DATA);
+        if (give_back != NULL && (cqe.flags & IORING_CQE_F_BUFFER) != 0) {
+            give_back(arg, (unsigned short)(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+        }
+        if (!got_first) {
+            *first = cqe;
+            got_first = true;
+        }
+        running = (cqe.flags & IORING_CQE_F_MORE) != 0;
+        if (running && !cancel_pending) {
+            struct io_uring_sqe *sqe = probe_sqe(ring);
+            io_uring_prep_cancel64(sqe, PROBE_USER_DATA, 0);
+            io_uring_sqe_set_data64(sqe, PROBE_CANCEL);
+            cancel_pending = true;
+        }
+    }
+    return true;
+}
+
+int kernel_probe_multishot_accept(struct io_uring *ring)
+{
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0) {
+        return -errno;
+    }
+    /* Binding only the family autobinds a unique abstract name: no file, no port. */
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    socklen_t alen = sizeof(a);
+    if (bind(lfd, (struct sockaddr *)&a, sizeof(sa_family_t)) != 0 || listen(lfd, 4) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &alen) != 0) {
+        int rc = -errno;
+        close(lfd);
+        return rc;
+    }
+    struct io_uring_sqe *sqe = probe_sqe(ring);
+    io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, PROBE_USER_DATA);
+    io_uring_submit(ring);
+    /* A Unix stream connect completes at once into the listen backlog. */
+    int cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = cfd < 0 || connect(cfd, (struct sockaddr *)&a, alen) != 0 ? -errno : 0;
+    if (rc != 0) {
+        /* Nothing to accept: end the request without a first completion to read. */
+        sqe = probe_sqe(ring);
+        io_uring_prep_cancel64(sqe, PROBE_USER_DATA, 0);
+        io_uring_sqe_set_data64(sqe, PROBE_CANCEL);
+    }
+    struct io_uring_cqe first = {.res = -ETIME};
+    if (!probe_run(ring, &first, NULL, NULL)) {
+        rc = -ETIME;
+    } else if (rc == 0) {
+        rc = first.res >= 0 ? 1 : first.res == -EINVAL ? 0 : first.res;
+    }
+    if (first.res >= 0) {
+        close(first.res);
+    }
+    if (cfd >= 0) {
+        close(cfd);
+    }
+    close(lfd);
+    return rc;
+}
+
+int kernel_probe_multishot_recv(struct io_uring *ring,
+                                uint16_t buf_group,
+                                void (*give_back)(void *arg, unsigned short bid),
+                                void *arg)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        return -errno;
+    }
+    struct io_uring_sqe *sqe = probe_sqe(ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buf_group;
+    io_uring_sqe_set_data64(sqe, PROBE_USER_DATA);
+    io_uring_submit(ring);
+    int rc = 0;
+    if (write(sv[1], "p", 1) != 1) {
+        rc = -errno;
+        sqe = probe_sqe(ring);
+        io_uring_prep_cancel64(sqe, PROBE_USER_DATA, 0);
+        io_uring_sqe_set_data64(sqe, PROBE_CANCEL);
+    }
+    struct io_uring_cqe first = {.res = -ETIME};
+    if (!probe_run(ring, &first, give_back, arg)) {
+        rc = -ETIME;
+    } else if (rc == 0) {
+        rc = first.res == 1 ? 1 : first.res == -EINVAL ? 0 : first.res < 0 ? first.res : -EIO;
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return rc;
 }
 
 bool kernel_cq_pending(struct io_uring *ring)

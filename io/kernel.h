@@ -34,6 +34,18 @@ void kernel_wait(struct io_uring *ring, int64_t wait_ms);
 unsigned kernel_reap(struct io_uring *ring,
                      void (*fn)(void *arg, const struct io_uring_cqe *cqe),
                      void *arg);
+/* Start-up probes of features the opcode probe cannot see (each a flag of an opcode that
+ * older kernels refuse with -EINVAL at its first completion). Blocking, on a ring with
+ * nothing in flight, before its loop starts; each leaves nothing in flight. 1: supported,
+ * 0: refused, or a negative errno when the probe itself could not run (sockets). */
+/* Multishot accept, on a listening Unix socket in the abstract namespace. */
+int kernel_probe_multishot_accept(struct io_uring *ring);
+/* Multishot recv with buffers of the registered provided-buffer ring buf_group, on a
+ * socketpair; a buffer it fills is handed to give_back (which returns it to the ring). */
+int kernel_probe_multishot_recv(struct io_uring *ring,
+                                uint16_t buf_group,
+                                void (*give_back)(void *arg, unsigned short bid),
+                                void *arg);
 /* True when ring holds completions not reaped yet (or some overflowed). */
 bool kernel_cq_pending(struct io_uring *ring);
 /* The WAL's seam (storage/wal.h) on ring: the functions above and the monotonic clock. */

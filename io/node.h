@@ -649,6 +649,9 @@ struct conn *conn_new(struct worker *w, int fd, uint8_t kind, size_t in_max, siz
 void conn_start_recv(struct conn *c);
 /* Registers the worker's provided-buffer ring for multishot recv; false if unavailable. */
 bool conn_setup_buffers(struct worker *w);
+/* Start-up: whether the kernel takes a multishot recv on the buffer ring (1, 0, or a
+ * negative errno if the probe could not run; kernel_probe_multishot_recv). */
+int conn_probe_recv_multishot(struct worker *w);
 /* Gives the provided receive buffers' pages back to the kernel if none was filled since
  * the previous call and nothing can fill one meanwhile (see conn.c). Called about once a
  * second. */

@@ -1014,6 +1014,23 @@ static int ring_setup(struct worker *w)
     w->use_multishot_accept = w->node->cfg.uring_multishot_accept;
     w->use_msg_ring = w->node->cfg.uring_msg_ring;
     w->use_recv_multishot = w->node->cfg.uring_multishot_recv && conn_setup_buffers(w);
+    /* The opcode probe below cannot tell whether a multishot flag is taken: try each once. */
+    if (w->use_multishot_accept) {
+        int got = kernel_probe_multishot_accept(&w->ring);
+        if (got != 1) {
+            LOG_W("io_uring: multishot accept %s; using one-shot accept",
+                  got == 0 ? "not supported" : "could not be probed");
+            w->use_multishot_accept = false;
+        }
+    }
+    if (w->use_recv_multishot) {
+        int got = conn_probe_recv_multishot(w);
+        if (got != 1) {
+            LOG_W("io_uring: multishot recv %s; one recv per connection",
+                  got == 0 ? "not supported" : "could not be probed");
+            w->use_recv_multishot = false;
+        }
+    }
     struct io_uring_probe *probe = io_uring_get_probe_ring(&w->ring);
     if (w->use_msg_ring &&
         (probe == NULL || !io_uring_opcode_supported(probe, IORING_OP_MSG_RING))) {

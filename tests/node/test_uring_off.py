@@ -1,5 +1,6 @@
-"""Every optional io_uring feature off, two workers per node."""
+"""Every optional io_uring feature off, two workers per node; and the probes that turn them on."""
 
+import os
 import unittest
 
 from harness import Cluster, redis_benchmark, redis_cli
@@ -42,6 +43,24 @@ class UringOffTests(unittest.TestCase):
             c.wait_ready(30)
             self.assertEqual(c.node(1).call("GET", "u:3:29"), b"29")
             self.assertEqual(c.node(1).call("DBSIZE"), dbsize[1])
+
+    @unittest.skipIf(tuple(int(x) for x in os.uname().release.split(".")[:2]) < (6, 1),
+                     "multishot recv and SINGLE_ISSUER need Linux 6.0 and 6.1")
+    def test_features_probed_on(self):
+        """By default every feature is probed at start (multishot accept and recv by a request
+        of each on a socket of their own), and on a kernel that has them all they are on;
+        the probes leave the ring fit for use (a client and a peer are served)."""
+        with Cluster(2, workers=2, groups=4) as c:
+            c.start()
+            for x in c.nodes:
+                self.assertIn("defer_taskrun=on multishot_accept=on msg_ring=on multishot_recv=on",
+                              x.log_text(), "node %d log" % x.id)
+                self.assertNotIn("probe", x.log_text(), "node %d log" % x.id)
+            for k in range(20):
+                self.assertEqual(redis_cli(c.node(1 + k % 2).port, "SET", "p:%d" % k, k),
+                                 (0, "OK"))
+            for x in c.nodes:
+                self.assertEqual(redis_cli(x.port, "GET", "p:19"), (0, "19"))
 
 
 if __name__ == "__main__":
