@@ -281,6 +281,7 @@ void client_req_done(struct worker *w, struct req *r)
         scan_fix_reply(w, r);
     }
     cl->inflight--;
+    RR_ASSERT(w->inflight_bytes >= r->cost);
     w->inflight_bytes -= r->cost;
     client_flush(cl);
     client_maybe_resume(cl);
@@ -646,6 +647,7 @@ handle_request(struct client *cl, uint32_t argc, const uint8_t *const argv[], co
     }
     if (w->inflight_bytes + r->cost > n->cfg.worker_inflight_max) {
         w->st.busy_rejects++;
+        r->cost = 0; /* never counted in flight, so not taken back when answered */
         reply_error(&r->reply, "BUSY too many bytes in flight on this node; try again");
         immediate(cl, r);
         return;

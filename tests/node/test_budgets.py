@@ -1,0 +1,58 @@
+"""A worker's node-wide budget of request bytes in flight under a burst of large writes
+(worker-inflight-limit: -BUSY, and what was refused was never applied)."""
+
+import unittest
+
+from harness import Cluster, RespError, deadline_loop
+
+VALUE = b"v" * (16 << 10)  # 16 KiB
+BURST = 160                # 2.5 MiB of values in one pipeline
+
+
+def stats(node, section):
+    info = node.info(section)
+    return {k: int(v) for k, v in info.items() if v.lstrip("-").isdigit()}
+
+
+class BudgetTests(unittest.TestCase):
+    def burst(self, c, tag):
+        """One pipeline of BURST SETs of 16 KiB through node 1, keys in every group; returns
+        the keys with their replies."""
+        keys = ["%s:{%d}:%d" % (tag, k % 16, k) for k in range(BURST)]
+        with c.node(1).client(timeout=60) as conn:
+            replies = conn.pipeline([("SET", k, VALUE) for k in keys], chunk=BURST)
+        return list(zip(keys, replies))
+
+    def test_inflight_limit_refuses_with_busy(self):
+        """With worker-inflight-limit at its 1 MiB minimum, a 2.5 MiB pipeline gets -BUSY for
+        part of it, counted; a refused SET was never applied (its key is absent on every
+        node); an accepted one is everywhere; the node serves normally afterwards."""
+        with Cluster(3, groups=4, extra=["--worker-inflight-limit", "1048576"]) as c:
+            c.start()
+            replies = self.burst(c, "in")
+            busy = [k for k, r in replies if isinstance(r, RespError)]
+            ok = [k for k, r in replies if r == "OK"]
+            self.assertEqual(len(busy) + len(ok), BURST, [r for _, r in replies][:5])
+            self.assertGreater(len(busy), 0, "2.5 MiB in flight against a 1 MiB budget")
+            self.assertGreater(len(ok), 0)
+            for k, r in replies:
+                if isinstance(r, RespError):
+                    self.assertRegex(str(r), r"^BUSY too many bytes in flight on (this node|the "
+                                     r"leader); try again$")
+            for _ in deadline_loop(10, 0.2):
+                if stats(c.node(1), "stats").get("busy_rejects", 0) >= 1:
+                    break
+            else:
+                self.fail("busy_rejects not counted")
+            for x in c.nodes:
+                with x.client(timeout=60) as conn:
+                    got = conn.pipeline([("EXISTS", k) for k in busy + ok])
+                self.assertEqual(got[:len(busy)], [0] * len(busy),
+                                 "node %d: a refused SET was applied" % x.id)
+                self.assertEqual(got[len(busy):], [1] * len(ok),
+                                 "node %d: an acknowledged SET is missing" % x.id)
+            self.assertEqual(c.node(1).call("SET", "after", "1"), "OK")
+
+
+if __name__ == "__main__":
+    unittest.main()
