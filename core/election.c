@@ -27,7 +27,7 @@ static void leader_teardown(struct raft *r)
     membership_progress_drop(r);
     r->bcast_pending = false;
     r->commit_bcast = false;
-    r->uncommitted_bytes = 0;
+    uncommitted_set(r, 0);
     election_transfer_abort(r);
     read_index_fail_pending(r);
 }
@@ -227,7 +227,7 @@ static void become_leader(struct raft *r)
     r->role = RAFT_LEADER;
     r->leader = r->opt.id;
     r->heartbeat_elapsed = 0;
-    r->uncommitted_bytes = 0;
+    uncommitted_set(r, 0);
     if (r->reads != NULL) {
         r->reads->round = 0;
     }

@@ -116,6 +116,7 @@ int multi_create(struct multi **out,
         go.id = o->id;
         go.group = g;
         go.seed = multi_group_seed(o, g);
+        go.uncommitted_total = &m->uncommitted_total;
         const struct raft_restore *rs = restore != NULL ? restore(ctx, g) : NULL;
         rc = raft_init(multi_at(m, s), &go, config, rs);
         if (rc != 0) {
@@ -338,12 +339,21 @@ const struct multi_msg_counts *multi_received(const struct multi *m)
     return &m->received;
 }
 
+uint64_t multi_uncommitted_bytes(const struct multi *m)
+{
+    return m->uncommitted_total;
+}
+
 int multi_propose(
     struct multi *m, raft_group g, const uint8_t *data, uint32_t len, raft_index *index)
 {
     int64_t slot = multi_slot_of(m, g);
     if (slot < 0) {
         return RR_ENOTFOUND;
+    }
+    if (m->o.uncommitted_bytes_max != 0 && m->uncommitted_total > 0 &&
+        m->uncommitted_total + len > m->o.uncommitted_bytes_max) {
+        return RR_EBUSY;
     }
     int rc = raft_propose(multi_at(m, (uint32_t)slot), data, len, index);
     if (rc == 0) {

@@ -13,6 +13,11 @@ struct multi_options {
     uint32_t group_count;      /* G in the cluster, same on every node */
     struct raft_options group; /* per-group options; id/group/seed are set per group */
     uint64_t seed;             /* each group's PRNG seed is mixed from this, g and id */
+    /* The table's budget of uncommitted bytes: the payload its groups proposed as leaders
+     * and have not committed (raft_status.uncommitted_bytes, summed). multi_propose refuses
+     * (RR_EBUSY) a proposal that would go past it while anything is uncommitted, so one
+     * entry larger than the budget still goes through alone. 0: no budget. */
+    uint64_t uncommitted_bytes_max;
 };
 
 struct multi;
@@ -72,7 +77,12 @@ struct multi_msg_counts {
 };
 const struct multi_msg_counts *multi_received(const struct multi *m);
 
-/* raft_propose / raft_read_index on group g; RR_ENOTFOUND if this table does not own g. */
+/* The payload the table's groups proposed as leaders and have not committed, in bytes
+ * (the figure multi_options.uncommitted_bytes_max bounds). */
+uint64_t multi_uncommitted_bytes(const struct multi *m);
+
+/* raft_propose / raft_read_index on group g; RR_ENOTFOUND if this table does not own g,
+ * RR_EBUSY (propose) past the table's uncommitted budget (multi_options). */
 int multi_propose(
     struct multi *m, raft_group g, const uint8_t *data, uint32_t len, raft_index *index);
 int multi_read_index(struct multi *m, raft_group g, uint64_t ctx);

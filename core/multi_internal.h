@@ -74,11 +74,12 @@ struct drain_held {
 
 struct multi {
     struct multi_options o;
-    uint32_t count;        /* groups in this table */
-    size_t stride;         /* bytes per group: raft_sizeof() rounded up to max alignment */
-    unsigned char *groups; /* count * stride: group at slot s is groups + s * stride */
-    uint8_t *dirty_bit;    /* per slot: 1 while the slot is in dirty_list */
-    uint32_t *dirty_list;  /* slots that may have a ready, each at most once */
+    uint64_t uncommitted_total; /* the groups' uncommitted bytes (raft_options) */
+    uint32_t count;             /* groups in this table */
+    size_t stride;              /* bytes per group: raft_sizeof() rounded up to max alignment */
+    unsigned char *groups;      /* count * stride: group at slot s is groups + s * stride */
+    uint8_t *dirty_bit;         /* per slot: 1 while the slot is in dirty_list */
+    uint32_t *dirty_list;       /* slots that may have a ready, each at most once */
     uint32_t dirty_count;
     uint32_t *drain_list; /* the dirty list drain_run is walking (swapped with dirty_list) */
     /* Groups that are not quiesced: the only ones multi_tick ticks. awake_pos[slot] is the

@@ -214,6 +214,7 @@ int raft_init(struct raft *r,
         .check_quorum = o->check_quorum,
         .quiesce = o->quiesce,
         .release_applied = o->release_applied,
+        .uncommitted_total = o->uncommitted_total,
     };
     r->prng = o->seed;
     log_init(&r->log, 0, 0);
@@ -251,6 +252,7 @@ int raft_init(struct raft *r,
 
 void raft_fini(struct raft *r)
 {
+    uncommitted_set(r, 0); /* the shared total no longer counts this group */
     log_free(&r->log);
     membership_progress_drop(r);
     snapshot_store_free(r);
@@ -811,6 +813,7 @@ void raft_status(const struct raft *r, struct raft_status *s)
     s->config_index = r->config_index;
     s->transfer_target = r->transfer_target;
     s->quiesced = r->quiesced;
+    s->uncommitted_bytes = r->uncommitted_bytes;
 }
 
 void raft_summary(const struct raft *r, struct raft_summary *s)

@@ -52,6 +52,11 @@ struct raft_options {
      * them read back from the caller's durable log (core/drain.h, entries_read), so the
      * caller must set that op. Default off. */
     bool release_applied;
+    /* Optional (NULL: none): a counter shared by several groups, to which this group adds
+     * its uncommitted bytes while it leads (uncommitted_bytes below; multi.h's budget). The
+     * group keeps it equal to its own count through every change, and takes its share back
+     * in raft_fini. */
+    uint64_t *uncommitted_total;
 };
 
 /* Fills `o` with defaults: election 10 ticks, heartbeat 1, pre_vote and check_quorum on, the
@@ -366,9 +371,10 @@ struct raft_status {
     raft_index persisted_index; /* last entry known durable locally */
     raft_index snapshot_index;
     raft_term snapshot_term;
-    raft_index config_index;   /* entry of the configuration in force (raft_config_index) */
-    raft_node transfer_target; /* leader: leadership transfer in progress, or NONE */
-    bool quiesced;             /* no ticks until woken (raft_quiesced) */
+    raft_index config_index;    /* entry of the configuration in force (raft_config_index) */
+    raft_node transfer_target;  /* leader: leadership transfer in progress, or NONE */
+    bool quiesced;              /* no ticks until woken (raft_quiesced) */
+    uint32_t uncommitted_bytes; /* leader: payload proposed this term, not committed yet */
 };
 void raft_status(const struct raft *r, struct raft_status *s);
 

@@ -96,6 +96,7 @@ struct raft_snap {
 /* The options a group keeps: struct raft_options less the seed (it only seeds the PRNG),
  * each in the width raft_init's checks bound (options_valid). */
 struct raft_opts {
+    uint64_t *uncommitted_total; /* raft_options' (NULL: none) */
     raft_group group;            /* stamped on every message */
     uint32_t election_ticks;     /* <= 1 << 30 */
     uint32_t heartbeat_ticks;    /* < election_ticks */
@@ -176,12 +177,12 @@ struct raft {
     uint32_t pr_count;
     /* Payload proposed this term, not yet committed: <= RAFT_UNCOMMITTED_BYTES_MAX plus one
      * entry, as raft_propose refuses what would go past the limit. */
-    uint32_t uncommitted_bytes;
-    bool prs_departing;        /* prs also holds servers the pending configuration removes */
-    bool bcast_pending;        /* new entries to send at the next raft_ready */
-    bool commit_bcast;         /* a follower was not told the commit: tell it at the next tick */
-    bool transfer_sent;        /* leadership transfer: TIMEOUT_NOW is out */
-    uint32_t transfer_elapsed; /* ticks since it started; aborts at an election timeout */
+    uint32_t uncommitted_bytes; /* changed only through uncommitted_set */
+    bool prs_departing;         /* prs also holds servers the pending configuration removes */
+    bool bcast_pending;         /* new entries to send at the next raft_ready */
+    bool commit_bcast;          /* a follower was not told the commit: tell it at the next tick */
+    bool transfer_sent;         /* leadership transfer: TIMEOUT_NOW is out */
+    uint32_t transfer_elapsed;  /* ticks since it started; aborts at an election timeout */
 
     /* ReadIndex (leader; read_index.c). Round ids increase for as long as this struct
      * lives, across leaderships and across freeing `reads`: a follower's echo of an old
@@ -346,6 +347,17 @@ void snapshot_chunk_handed(struct raft *r);
 static inline bool released_in_snapshot(const struct raft *r, raft_index index)
 {
     return index <= r->log.released && index <= r->snap.index;
+}
+
+/* Sets the payload proposed this term and not committed, keeping the shared total
+ * (raft_options.uncommitted_total) equal to the sum of its groups' counts. */
+static inline void uncommitted_set(struct raft *r, uint32_t bytes)
+{
+    if (r->opt.uncommitted_total != NULL) {
+        RR_ASSERT(*r->opt.uncommitted_total >= r->uncommitted_bytes);
+        *r->opt.uncommitted_total = *r->opt.uncommitted_total - r->uncommitted_bytes + bytes;
+    }
+    r->uncommitted_bytes = bytes;
 }
 
 #endif

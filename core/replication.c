@@ -59,7 +59,7 @@ int raft_propose(struct raft *r, const uint8_t *data, uint32_t len, raft_index *
     if (rv != 0) {
         return rv;
     }
-    r->uncommitted_bytes += len;
+    uncommitted_set(r, r->uncommitted_bytes + len);
     /* Sent at the next raft_ready, so proposals between two drains share one message. */
     r->bcast_pending = true;
     if (index != NULL) {
@@ -228,7 +228,7 @@ static void uncommitted_release(struct raft *r, raft_index from, raft_index to)
         const struct raft_entry *e = log_entry(&r->log, i);
         if (e != NULL && e->term == r->term) {
             uint32_t len = e->data.len;
-            r->uncommitted_bytes = r->uncommitted_bytes > len ? r->uncommitted_bytes - len : 0;
+            uncommitted_set(r, r->uncommitted_bytes > len ? r->uncommitted_bytes - len : 0);
         }
     }
 }

@@ -236,7 +236,8 @@ static const struct drain_ops ops = {
     .role_changed = role_changed_cb,
 };
 
-static bool cluster_quiesce; /* options.quiesce for the next cluster_new */
+static bool cluster_quiesce;             /* options.quiesce for the next cluster_new */
+static uint64_t cluster_uncommitted_max; /* multi_options.uncommitted_bytes_max, likewise */
 
 static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
 {
@@ -276,6 +277,7 @@ static struct cluster *cluster_new(uint32_t groups, uint64_t seed)
         o.worker_count = 1;
         o.group_count = groups;
         o.seed = seed;
+        o.uncommitted_bytes_max = cluster_uncommitted_max;
         assert_int_equal(multi_create(&n->m, &o, &cfg, NULL, NULL), 0);
     }
     return c;
@@ -478,6 +480,87 @@ static uint32_t elect_all(struct cluster *c)
     }
     fail_msg("not every group elected a leader");
     return 0;
+}
+
+/* The sum of the uncommitted bytes of node i's groups, from each group's own status. */
+static uint64_t uncommitted_sum(struct cluster *c, uint32_t i)
+{
+    uint64_t sum = 0;
+    for (raft_group g = 0; g < c->groups; g++) {
+        struct raft_status st;
+        group_status(c, i, g, &st);
+        sum += st.uncommitted_bytes;
+    }
+    return sum;
+}
+
+/* A table's budget of uncommitted bytes spans its groups: a proposal that would pass it is
+ * refused whichever group it is for, the count falls as entries commit, a group that steps
+ * down takes its share back, and one entry larger than the budget still goes alone. */
+static void test_uncommitted_budget(void **state)
+{
+    (void)state;
+    enum { G = 8, BUDGET = 1000, ENTRY = 100 };
+    cluster_uncommitted_max = BUDGET;
+    struct cluster *c = cluster_new(G, 19);
+    cluster_uncommitted_max = 0;
+    elect_all(c);
+    cluster_settle_applied(c);
+    /* The node leading the most groups. */
+    uint32_t led[NODES + 1] = {0};
+    for (raft_group g = 0; g < G; g++) {
+        led[agreed_leader(c, g)]++;
+    }
+    raft_node l = 1;
+    for (raft_node id = 2; id <= NODES; id++) {
+        l = led[id] > led[l] ? id : l;
+    }
+    assert_true(led[l] >= 2);
+    struct tnode *n = node_of(c, l);
+    uint8_t data[4 * BUDGET];
+    memset(data, 7, sizeof(data));
+    c->hold_network = true; /* nothing commits */
+    uint32_t accepted = 0;
+    int rc = 0;
+    for (uint32_t k = 0; rc == 0 && k < 100; k++) {
+        raft_group g = 0;
+        uint32_t seen = 0;
+        for (raft_group h = 0; h < G; h++) { /* the (k mod led)-th group l leads */
+            if (agreed_leader(c, h) == l && seen++ == k % led[l]) {
+                g = h;
+            }
+        }
+        rc = multi_propose(n->m, g, data, ENTRY, NULL);
+        accepted += rc == 0 ? 1 : 0;
+        assert_int_equal(multi_uncommitted_bytes(n->m), uncommitted_sum(c, l - 1));
+    }
+    assert_int_equal(rc, RR_EBUSY);
+    assert_int_equal(accepted, BUDGET / ENTRY);
+    assert_int_equal(multi_uncommitted_bytes(n->m), BUDGET);
+    cluster_settle(c);
+    assert_int_equal(multi_uncommitted_bytes(n->m), BUDGET);
+    /* Committed: the budget is free again. */
+    c->hold_network = false;
+    cluster_settle_applied(c);
+    assert_int_equal(multi_uncommitted_bytes(n->m), 0);
+    assert_int_equal(uncommitted_sum(c, l - 1), 0);
+    /* One entry larger than the whole budget goes through alone, and nothing after it. */
+    raft_group g1 = 0;
+    while (agreed_leader(c, g1) != l) {
+        g1++;
+    }
+    c->hold_network = true;
+    assert_int_equal(multi_propose(n->m, g1, data, 2 * BUDGET, NULL), 0);
+    assert_int_equal(multi_uncommitted_bytes(n->m), 2 * BUDGET);
+    assert_int_equal(multi_propose(n->m, g1, data, 1, NULL), RR_EBUSY);
+    /* Cut off from its followers, the leader steps down (check-quorum): its share goes. */
+    for (uint32_t t = 0; t < 100 && multi_uncommitted_bytes(n->m) != 0; t++) {
+        cluster_tick(c);
+    }
+    assert_int_equal(multi_uncommitted_bytes(n->m), 0);
+    assert_int_equal(uncommitted_sum(c, l - 1), 0);
+    c->hold_network = false;
+    cluster_free(c);
 }
 
 static void test_cluster_elects_and_commits(void **state)
@@ -1006,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_quiet_drain),
         cmocka_unit_test(test_bounded_drain),
         cmocka_unit_test(test_cluster_elects_and_commits),
+        cmocka_unit_test(test_uncommitted_budget),
         cmocka_unit_test(test_role_events_and_read_failures),
         cmocka_unit_test(test_quiesced_groups_not_ticked),
         cmocka_unit_test(test_heartbeats_coalesce_64),
