@@ -439,15 +439,23 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     }
     if (all || arg_is(sec, sl, "limits")) {
         const struct node_config *c = &n->cfg;
+        uint64_t uncommitted_bytes = 0, uncommitted_waits = 0;
+        for (uint32_t i = 0; i < c->workers; i++) {
+            const struct worker_pub *p = &n->workers[i]->pub;
+            uncommitted_bytes += atomic_load_explicit(&p->uncommitted_bytes, memory_order_relaxed);
+            uncommitted_waits += atomic_load_explicit(&p->uncommitted_waits, memory_order_relaxed);
+        }
         OUT("# Limits\r\nmaxclients:%u\r\nmaxmemory:%" PRIu64
             "\r\nclient_query_buffer_limit:%" PRIu64 "\r\nclient_output_buffer_limit:%" PRIu64
             "\r\nproto_max_bulk_len:%" PRIu64 "\r\npipeline_max:%u\r\npeer_output_limit:%" PRIu64
-            "\r\nworker_inflight_limit:%" PRIu64 "\r\nrequest_timeout_ms:%u\r\n"
+            "\r\nworker_inflight_limit:%" PRIu64 "\r\nworker_uncommitted_limit:%" PRIu64
+            "\r\nuncommitted_bytes:%" PRIu64 "\r\nuncommitted_waits:%" PRIu64
+            "\r\nrequest_timeout_ms:%u\r\n"
             "requirepass:%s\r\nprotected_mode:%s\r\n\r\n",
             c->maxclients, c->maxmemory, c->client_query_buffer_max, c->client_output_buffer_max,
             c->proto_max_bulk_len, c->pipeline_max, c->peer_output_max, c->worker_inflight_max,
-            c->request_timeout_ms, c->requirepass[0] != '\0' ? "set" : "none",
-            c->protected_mode ? "yes" : "no");
+            c->worker_uncommitted_max, uncommitted_bytes, uncommitted_waits, c->request_timeout_ms,
+            c->requirepass[0] != '\0' ? "set" : "none", c->protected_mode ? "yes" : "no");
     }
     if (all || arg_is(sec, sl, "raft")) {
         uint32_t known = 0;

@@ -55,6 +55,7 @@ void config_default(struct node_config *c)
     c->pipeline_max = 4096;
     c->peer_output_max = 64ull << 20;
     c->worker_inflight_max = 256ull << 20;
+    c->worker_uncommitted_max = 128ull << 20;
     c->snapshot_log_bytes = 64ull << 20;
     c->snapshot_trailing = 256;
     c->snapshot_wal_segments = 8;
@@ -634,6 +635,9 @@ static const struct config_option config_options[] = {
         "Frames past it are dropped and counted (Raft retransmits; forwards time out)."),
     U64("worker-inflight-limit", worker_inflight_max, CONFIG_BYTES, 1u << 20, 1ull << 36, "BYTES",
         "client request bytes in flight on one worker", "Past it requests get -BUSY."),
+    U64("worker-uncommitted-limit", worker_uncommitted_max, CONFIG_BYTES, 1u << 16, 1ull << 36,
+        "BYTES", "entry bytes one worker's leaders proposed and have not committed",
+        "Past it proposals wait for commits (at most one larger entry goes alone)."),
 
     SECTION("observability"),
     {.name = "metrics-port", .kind = CONFIG_U16, FIELD(metrics_port), .lo = 0, .hi = 65535,

@@ -71,9 +71,10 @@ struct node_config {
     uint64_t client_query_buffer_max; /* bytes of unparsed input per client */
     uint64_t client_output_buffer_max;
     uint64_t proto_max_bulk_len;
-    uint32_t pipeline_max;        /* requests of one client in flight */
-    uint64_t peer_output_max;     /* bytes queued for one peer connection */
-    uint64_t worker_inflight_max; /* bytes of client requests in flight on one worker */
+    uint32_t pipeline_max;           /* requests of one client in flight */
+    uint64_t peer_output_max;        /* bytes queued for one peer connection */
+    uint64_t worker_inflight_max;    /* bytes of client requests in flight on one worker */
+    uint64_t worker_uncommitted_max; /* bytes proposed by one worker's leaders, not committed */
     /* Snapshots (docs/node.md, "Snapshots"). */
     uint64_t snapshot_log_bytes;        /* snapshot a group once this many entry bytes were
                                            applied since its last snapshot (0: never for that) */

@@ -325,6 +325,7 @@ struct worker_stats {
     uint64_t loops, submits, cqes, ticks, drains;
     uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     uint64_t timeouts, busy_rejects, handoffs, transfers;
+    uint64_t uncommitted_waits; /* proposals put off at worker-uncommitted-limit */
     uint64_t clients_accepted, clients_closed, client_errors, commands;
     uint64_t frames_sent, frame_bytes_sent, peer_sends;
     uint64_t snapshots_taken, snapshots_installed, snapshot_failures, snapshot_bytes;
@@ -344,6 +345,7 @@ struct worker_stats {
 struct worker_pub {
     _Atomic uint64_t proposals, applied, reads, forwards_out, forwards_in, redirects, reforwards;
     _Atomic uint64_t timeouts, busy_rejects, clients_accepted, client_errors, commands;
+    _Atomic uint64_t uncommitted_waits, uncommitted_bytes; /* multi_uncommitted_bytes */
     _Atomic uint64_t blocked; /* XREAD BLOCK requests waiting on this worker */
     _Atomic uint64_t wal_flushes, wal_records, wal_bytes;
     _Atomic bool wal_direct; /* the WAL writes with O_DIRECT (wal_direct_io) */
@@ -456,6 +458,9 @@ struct worker {
     struct group_state *wake_head; /* groups with blocked reads that applied writes */
     uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
+    /* A proposal was put off at worker-uncommitted-limit: groups with waiting requests are
+     * pumped once commits make room (route_uncommitted_resume). */
+    bool uncommitted_full;
     uint64_t next_client_seq;
     /* hand-off queues: in[j] from worker j, out[j] to worker j */
     struct xq **in;
@@ -753,6 +758,9 @@ void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx
  * may cover, or that it proves failed, are retried (client sessions keep them exactly once). */
 void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term);
 void route_sweep(struct worker *w);
+/* After drains: if a proposal was put off at worker-uncommitted-limit and commits have made
+ * room since, the groups with waiting requests try again. */
+void route_uncommitted_resume(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);
 /* A FRAME_FORWARD_BATCH or FRAME_FORWARD_REPLY_BATCH: each record as route_on_forward or

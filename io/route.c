@@ -461,6 +461,11 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     if (buf != stack) {
         free(buf);
     }
+    if (rc == RR_EBUSY) {
+        /* worker-uncommitted-limit: it waits, first in its group, for commits to make room. */
+        w->st.uncommitted_waits++;
+        w->uncommitted_full = true;
+    }
     if (rc != 0) {
         return false;
     }
@@ -698,6 +703,20 @@ static void group_pump(struct worker *w, struct group_state *gs)
     }
 }
 
+void route_uncommitted_resume(struct worker *w)
+{
+    if (!w->uncommitted_full ||
+        multi_uncommitted_bytes(w->multi) >= w->node->cfg.worker_uncommitted_max) {
+        return;
+    }
+    w->uncommitted_full = false;
+    for (uint32_t s = 0; s < w->group_count; s++) {
+        if (w->groups[s].waiting.head != NULL) {
+            group_pump(w, &w->groups[s]);
+        }
+    }
+}
+
 /* RAFT SNAPSHOT / RAFT DIGEST: this node's copy of the group, answered at once. */
 static void serve_local(struct worker *w, struct group_state *gs, struct req *r)
 {
@@ -745,6 +764,7 @@ void route_complete(struct worker *w, struct req *r)
     }
     r->state = REQ_DONE;
     if (r->origin == ORIGIN_PEER) {
+        RR_ASSERT(w->inflight_bytes >= r->cost);
         w->inflight_bytes -= r->cost;
         struct peer *p = peer_find(w, r->origin_node);
         if (p != NULL && p->state == PEER_UP) {

@@ -493,6 +493,7 @@ static void drain_groups(struct worker *w)
         }
         release_durable(w);
     }
+    route_uncommitted_resume(w);
 }
 
 /* ---- time ----------------------------------------------------------------------------- */
@@ -563,6 +564,8 @@ static void publish_stats(struct worker *w)
     PUB(redirects, st->redirects);
     PUB(timeouts, st->timeouts);
     PUB(busy_rejects, st->busy_rejects);
+    PUB(uncommitted_waits, st->uncommitted_waits);
+    PUB(uncommitted_bytes, multi_uncommitted_bytes(w->multi));
     PUB(clients_accepted, st->clients_accepted);
     PUB(client_errors, st->client_errors);
     PUB(commands, st->commands);
@@ -1221,6 +1224,7 @@ static int worker_open(struct worker *w)
     mo.group.heartbeat_ticks = cfg->heartbeat_ticks;
     mo.group.quiesce = cfg->quiesce;
     mo.group.release_applied = cfg->log_release;
+    mo.uncommitted_bytes_max = cfg->worker_uncommitted_max;
     if (snapshot_worker_open(w, dir) != 0) {
         return RR_EIO;
     }

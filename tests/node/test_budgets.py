@@ -1,5 +1,7 @@
-"""A worker's node-wide budget of request bytes in flight under a burst of large writes
-(worker-inflight-limit: -BUSY, and what was refused was never applied)."""
+"""A worker's node-wide budgets under a burst of large writes: request bytes in flight
+(worker-inflight-limit: -BUSY, and what was refused was never applied) and entry bytes its
+leaders proposed and have not committed (worker-uncommitted-limit: proposals wait for
+commits, every write still succeeds)."""
 
 import unittest
 
@@ -52,6 +54,32 @@ class BudgetTests(unittest.TestCase):
                 self.assertEqual(got[len(busy):], [1] * len(ok),
                                  "node %d: an acknowledged SET is missing" % x.id)
             self.assertEqual(c.node(1).call("SET", "after", "1"), "OK")
+
+    def test_uncommitted_limit_holds_proposals_back(self):
+        """With worker-uncommitted-limit at 64 KiB (four values), the same burst is
+        proposed a few entries at a time: every SET is acknowledged, the waits are counted,
+        and every value is on every node."""
+        with Cluster(3, groups=4, extra=["--worker-uncommitted-limit", "65536"]) as c:
+            c.start()
+            replies = self.burst(c, "unc")
+            self.assertEqual([r for _, r in replies], ["OK"] * BURST)
+            waits = 0
+            for _ in deadline_loop(10, 0.2):
+                waits = sum(stats(x, "limits").get("uncommitted_waits", 0) for x in c.nodes)
+                if waits > 0:
+                    break
+            self.assertGreater(waits, 0, "no proposal waited for the 64 KiB budget")
+            for x in c.nodes:
+                limits = stats(x, "limits")
+                self.assertEqual(limits["worker_uncommitted_limit"], 65536)
+                for _ in deadline_loop(10, 0.2):  # published every tick; all committed
+                    if stats(x, "limits")["uncommitted_bytes"] == 0:
+                        break
+                else:
+                    self.fail("node %d: uncommitted bytes at rest: %r" % (x.id, stats(x, "limits")))
+                with x.client(timeout=60) as conn:
+                    got = conn.pipeline([("STRLEN", k) for k, _ in replies])
+                self.assertEqual(got, [len(VALUE)] * BURST, "node %d" % x.id)
 
 
 if __name__ == "__main__":
