@@ -645,6 +645,16 @@ static void info(struct client *cl, const uint8_t *sec, size_t sl, struct reply 
     free(text);
 }
 
+/* The leader of g as this node last heard, for the CLUSTER answers; while it knows none
+ * (an election), itself: a client sent here waits for the election, then is served,
+ * redirected or (redirect mode, none elected in time) answered -TRYAGAIN. The same in
+ * SLOTS, SHARDS and NODES, so a cluster client sees one map. */
+static raft_node cluster_leader(const struct node *n, raft_group g)
+{
+    raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
+    return leader != 0 ? leader : n->cfg.node_id;
+}
+
 /* CLUSTER SLOTS: one range per group, its leader as master and the other nodes as replicas. */
 static void cluster_slots(struct node *n, struct reply *r)
 {
@@ -653,10 +663,7 @@ static void cluster_slots(struct node *n, struct reply *r)
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         uint16_t first, last;
         cmd_group_slots(g, n->cfg.groups, &first, &last);
-        raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
-        if (leader == 0) {
-            leader = n->cfg.node_id;
-        }
+        raft_node leader = cluster_leader(n, g);
         const struct node_address *order[RAFT_MEMBERS_MAX];
         uint32_t k = 0;
         if (nodeset_find(ns, leader) != NULL) {
@@ -689,7 +696,7 @@ static void cluster_shards(struct node *n, struct reply *r)
     for (raft_group g = 0; g < n->cfg.groups; g++) {
         uint16_t first, last;
         cmd_group_slots(g, n->cfg.groups, &first, &last);
-        raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
+        raft_node leader = cluster_leader(n, g);
         uint64_t applied = atomic_load_explicit(&n->pub[g].applied, memory_order_relaxed);
         reply_array(r, 4);
         reply_bulk_cstr(r, "slots");
@@ -734,12 +741,7 @@ static void cluster_nodes(struct node *n, struct reply *r)
                                 name, a->host, a->port, a->peer_port,
                                 a->id == n->cfg.node_id ? "myself," : "", a->id);
         for (raft_group g = 0; g < n->cfg.groups; g++) {
-            raft_node leader = atomic_load_explicit(&n->pub[g].leader, memory_order_relaxed);
-            if (leader == 0) {
-                /* Unknown: claim it. A request sent here waits for the election, then is served,
-                 * redirected or (redirect mode, no leader in time) answered -TRYAGAIN. */
-                leader = n->cfg.node_id;
-            }
+            raft_node leader = cluster_leader(n, g);
             if (leader != a->id) {
                 continue;
             }
