@@ -108,6 +108,14 @@ class ClusterClientTests(unittest.TestCase):
                     break
             else:
                 self.fail("node 1 still names leaders: %r" % c.node(1).raft_status())
+            # Knowing no leader, it names itself in every CLUSTER answer: one map.
+            me = c.node(1).call("CLUSTER", "MYID")
+            for shard in c.node(1).call("CLUSTER", "SHARDS"):
+                nodes = dict(zip(shard[::2], shard[1::2]))[b"nodes"]
+                masters = [dict(zip(x[::2], x[1::2]))[b"id"] for x in nodes
+                           if dict(zip(x[::2], x[1::2]))[b"role"] == b"master"]
+                self.assertEqual(masters, [me], "CLUSTER SHARDS: %r" % (shard,))
+            self.assertEqual({e[2][2] for e in c.node(1).call("CLUSTER", "SLOTS")}, {me})
             for key in ("t:1", "t:2", "t:3"):
                 start = time.monotonic()
                 rc, out = redis_cli(c.node(1).port, "SET", key, "v", timeout=40)
