@@ -1,5 +1,5 @@
 /* The payloads of the request-forwarding frames (FRAME_FORWARD, FRAME_FORWARD_REPLY,
- * FRAME_FORWARD_CANCEL: docs/wire-format.md, "FORWARD payload"): a client command sent to
+ * FRAME_FORWARD_CANCEL: docs/wire-format.md, "Forwarded requests"): a client command sent to
  * the node that leads its group, the reply relayed back, and the cancel of a blocked read.
  * Pure encoding and decoding; what a field means to the node is io/route.c's business.
  *
