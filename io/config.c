@@ -479,7 +479,8 @@ static const struct config_option config_options[] = {
     CUSTOM("nodes", nodes, "ID=HOST:PORT[@PEERPORT],...", "every node of the cluster",
            "HOST is where clients and peers reach the node (advertised in CLUSTER SLOTS, CLUSTER "
            "NODES and -MOVED). PEERPORT defaults to PORT + 10000; worker w listens for peers on "
-           "PEERPORT + w. The same list on every node."),
+           "PEERPORT + w. Read at the data directory's first start; later starts take the "
+           "members and addresses from the data directory and only this node's ports from here."),
     {.name = "port", .kind = CONFIG_CUSTOM, .parse = parse_port, .format = format_port,
      .shorthand = true, .arg = "PORT", .help = "shorthand: this node's client port in nodes",
      .doc = "Its peer port becomes PORT + 10000. Applies to the node-id and nodes set before it."},
@@ -636,7 +637,7 @@ static const struct config_option config_options[] = {
     U64("worker-inflight-limit", worker_inflight_max, CONFIG_BYTES, 1u << 20, 1ull << 36, "BYTES",
         "client request bytes in flight on one worker", "Past it requests get -BUSY."),
     U64("worker-uncommitted-limit", worker_uncommitted_max, CONFIG_BYTES, 1u << 16, 1ull << 36,
-        "BYTES", "entry bytes one worker's leaders proposed and have not committed",
+        "BYTES", "entry bytes a worker's leaders proposed, not committed",
         "Past it proposals wait for commits (at most one larger entry goes alone)."),
 
     SECTION("observability"),
