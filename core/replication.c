@@ -226,7 +226,8 @@ static void uncommitted_release(struct raft *r, raft_index from, raft_index to)
 {
     for (raft_index i = from; i <= to; i++) {
         const struct raft_entry *e = log_entry(&r->log, i);
-        if (e != NULL && e->term == r->term) {
+        /* Only raft_propose's entries were counted: not configurations. */
+        if (e != NULL && e->term == r->term && e->type == RAFT_ENTRY_NORMAL) {
             uint32_t len = e->data.len;
             uncommitted_set(r, r->uncommitted_bytes > len ? r->uncommitted_bytes - len : 0);
         }

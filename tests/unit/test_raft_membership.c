@@ -55,6 +55,30 @@ static void test_config_takes_effect_on_append_not_commit(void **state)
     fx_free(f);
 }
 
+/* A configuration entry is not a proposal's payload: committing it with the proposals
+ * around it takes back exactly what they added, so the uncommitted count (the per-group
+ * limit and the node's budget) stays the payload still waiting. */
+static void test_config_entry_not_counted_as_uncommitted(void **state)
+{
+    (void)state;
+    struct fx *f = leader3();
+    uint8_t data[100] = {0};
+    raft_index a = 0, c = 0, b = 0;
+    assert_int_equal(raft_propose(f->r, data, sizeof(data), &a), 0);
+    assert_int_equal(raft_change_member(f->r, 4, RAFT_LEARNER, &c), 0);
+    assert_int_equal(raft_propose(f->r, data, sizeof(data), &b), 0);
+    assert_true(a < c && c < b);
+    assert_int_equal(fx_status(f).uncommitted_bytes, 200);
+    fx_drain(f);
+    ack(f, 2, c); /* commits a and the configuration, not b */
+    assert_int_equal(fx_commit(f), c);
+    assert_int_equal(fx_status(f).uncommitted_bytes, 100);
+    ack(f, 2, b);
+    assert_int_equal(fx_commit(f), b);
+    assert_int_equal(fx_status(f).uncommitted_bytes, 0);
+    fx_free(f);
+}
+
 /* {1, 2, 3} -> {1, 4, 5} changes two voters: through C_old,new. */
 static struct fx *leader_in_joint(raft_index *idx)
 {
@@ -669,6 +693,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_takes_effect_on_append_not_commit),
+        cmocka_unit_test(test_config_entry_not_counted_as_uncommitted),
         cmocka_unit_test(test_summary_follows_configuration),
         cmocka_unit_test(test_joint_change_needs_both_majorities),
         cmocka_unit_test(test_leaves_joint_automatically),
