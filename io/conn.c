@@ -273,7 +273,8 @@ static void buffer_give_back(void *arg, unsigned short bid)
 
 int conn_probe_recv_multishot(struct worker *w)
 {
-    return kernel_probe_multishot_recv(&w->ring, BUF_GROUP, buffer_give_back, w);
+    return kernel_probe_multishot_recv(&w->ring, UD_MAKE(UD_IGNORE, 1), UD_MAKE(UD_IGNORE, 2),
+                                       BUF_GROUP, buffer_give_back, w);
 }
 
 /* Makes room for n more input bytes (the limit plus one buffer of slack: a multishot recv

@@ -74,58 +74,74 @@ kernel_reap(struct io_uring *ring, void (*fn)(void *arg, const struct io_uring_c
 
 /* ---- probes ---- */
 
-#define PROBE_USER_DATA 0xfeedULL /* the probed request; nothing else is in flight */
-#define PROBE_CANCEL    0xfeefULL /* the cancel that ends it */
-#define PROBE_WAIT_MS   1000
+/* Long enough for a loaded machine: a local connect or a one-byte write completes at once. */
+#define PROBE_WAIT_MS 5000
+
+/* The user data of a probe's request and of the cancel that ends it (the caller's: the loop
+ * ignores them should one complete after the probe gave up). */
+struct probe {
+    struct io_uring *ring;
+    uint64_t request;
+    uint64_t cancel;
+};
 
 /* An SQE for a probe: the ring has nothing else queued, so one is always free. */
-static struct io_uring_sqe *probe_sqe(struct io_uring *ring)
+static struct io_uring_sqe *probe_sqe(const struct probe *p)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(p->ring);
     RR_ASSERT(sqe != NULL);
     return sqe;
 }
 
+static void probe_cancel(const struct probe *p)
+{
+    struct io_uring_sqe *sqe = probe_sqe(p);
+    io_uring_prep_cancel64(sqe, p->request, 0);
+    io_uring_sqe_set_data64(sqe, p->cancel);
+}
+
 /* The next completion on the probed ring; false after PROBE_WAIT_MS without one. */
-static bool probe_next(struct io_uring *ring, struct io_uring_cqe *out)
+static bool probe_next(const struct probe *p, struct io_uring_cqe *out)
 {
     int64_t deadline = node_clock_ms() + PROBE_WAIT_MS;
     for (;;) {
         struct io_uring_cqe *cqe = NULL;
-        if (io_uring_peek_cqe(ring, &cqe) == 0 && cqe != NULL) {
+        if (io_uring_peek_cqe(p->ring, &cqe) == 0 && cqe != NULL) {
             *out = *cqe;
-            io_uring_cqe_seen(ring, cqe);
+            io_uring_cqe_seen(p->ring, cqe);
             return true;
         }
         int64_t left = deadline - node_clock_ms();
         if (left <= 0) {
             return false;
         }
-        kernel_submit_and_wait(ring, left);
+        kernel_submit_and_wait(p->ring, left);
     }
 }
 
-/* Runs the probed request (submitted already; `poke` makes it complete) to its end: its
- * first completion goes to *first; a multishot request still running is cancelled, and
- * waited for with the cancel. Buffers it filled go to give_back (may be NULL). False when a
- * completion did not come in time (the ring is then not fit for use). */
-static bool probe_run(struct io_uring *ring,
+/* Runs the probed request (submitted already, and made to complete by the caller) to its
+ * end: its first completion goes to *first; a multishot request still running is cancelled
+ * (cancelled: the caller has queued the cancel already), and the cancel's completion is
+ * waited for too. Buffers it filled go to give_back (may be NULL). False when a completion
+ * did not come in time: those still due arrive later with the caller's user data. */
+static bool probe_run(const struct probe *p,
+                      bool cancelled,
                       struct io_uring_cqe *first,
                       void (*give_back)(void *arg, unsigned short bid),
                       void *arg)
 {
-    bool got_first = false, running = true, cancel_pending = false;
+    bool got_first = false, running = true, cancel_pending = cancelled;
     while (running || cancel_pending) {
         struct io_uring_cqe cqe;
-        if (!probe_next(ring, &cqe)) {
+        if (!probe_next(p, &cqe)) {
             LOG_W("io_uring probe: no completion in %d ms", PROBE_WAIT_MS);
             return false;
         }
-        if (cqe.user_data == PROBE_CANCEL) {
+        if (cqe.user_data == p->cancel) {
             cancel_pending = false;
             continue;
         }
-        RR_ASSERT(cqe.user_data == PROBE_USER_DATA);
+        RR_ASSERT(cqe.user_data == p->request);
         if (give_back != NULL && (cqe.flags & IORING_CQE_F_BUFFER) != 0) {
             give_back(arg, (unsigned short)(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
         }
@@ -134,18 +150,30 @@ static bool probe_run(struct io_uring *ring,
             got_first = true;
         }
         running = (cqe.flags & IORING_CQE_F_MORE) != 0;
-        if (running && !cancel_pending) {
-            struct io_uring_sqe *sqe = probe_sqe(ring);
-            io_uring_prep_cancel64(sqe, PROBE_USER_DATA, 0);
-            io_uring_sqe_set_data64(sqe, PROBE_CANCEL);
-            cancel_pending = true;
+        if (running && !cancelled) {
+            probe_cancel(p);
+            cancelled = cancel_pending = true;
         }
     }
     return true;
 }
 
-int kernel_probe_multishot_accept(struct io_uring *ring)
+/* 1 if the first completion says the multishot request ran (a result, and more to come),
+ * 0 if the kernel refused the flag, else the probe's own failure. */
+static int probe_verdict(const struct io_uring_cqe *first, bool ok)
 {
+    if (ok && first->res == -EINVAL) {
+        return 0;
+    }
+    if (ok && first->res >= 0 && (first->flags & IORING_CQE_F_MORE) != 0) {
+        return 1;
+    }
+    return ok && first->res < 0 ? first->res : -EIO;
+}
+
+int kernel_probe_multishot_accept(struct io_uring *ring, uint64_t request, uint64_t cancel)
+{
+    const struct probe p = {ring, request, cancel};
     int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (lfd < 0) {
         return -errno;
@@ -159,66 +187,58 @@ int kernel_probe_multishot_accept(struct io_uring *ring)
         close(lfd);
         return rc;
     }
-    struct io_uring_sqe *sqe = probe_sqe(ring);
+    struct io_uring_sqe *sqe = probe_sqe(&p);
     io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, PROBE_USER_DATA);
+    io_uring_sqe_set_data64(sqe, request);
     io_uring_submit(ring);
     /* A Unix stream connect completes at once into the listen backlog. */
     int cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rc = cfd < 0 || connect(cfd, (struct sockaddr *)&a, alen) != 0 ? -errno : 0;
-    if (rc != 0) {
-        /* Nothing to accept: end the request without a first completion to read. */
-        sqe = probe_sqe(ring);
-        io_uring_prep_cancel64(sqe, PROBE_USER_DATA, 0);
-        io_uring_sqe_set_data64(sqe, PROBE_CANCEL);
+    int failed = cfd < 0 || connect(cfd, (struct sockaddr *)&a, alen) != 0 ? -errno : 0;
+    if (failed != 0) {
+        probe_cancel(&p); /* nothing to accept: end the request */
     }
     struct io_uring_cqe first = {.res = -ETIME};
-    if (!probe_run(ring, &first, NULL, NULL)) {
-        rc = -ETIME;
-    } else if (rc == 0) {
-        rc = first.res >= 0 ? 1 : first.res == -EINVAL ? 0 : first.res;
-    }
-    if (first.res >= 0) {
+    bool ok = probe_run(&p, failed != 0, &first, NULL, NULL);
+    if (ok && first.res >= 0) {
         close(first.res);
     }
     if (cfd >= 0) {
         close(cfd);
     }
     close(lfd);
-    return rc;
+    return failed != 0 ? failed : probe_verdict(&first, ok);
 }
 
 int kernel_probe_multishot_recv(struct io_uring *ring,
+                                uint64_t request,
+                                uint64_t cancel,
                                 uint16_t buf_group,
                                 void (*give_back)(void *arg, unsigned short bid),
                                 void *arg)
 {
+    const struct probe p = {ring, request, cancel};
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         return -errno;
     }
-    struct io_uring_sqe *sqe = probe_sqe(ring);
+    struct io_uring_sqe *sqe = probe_sqe(&p);
     io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = buf_group;
-    io_uring_sqe_set_data64(sqe, PROBE_USER_DATA);
+    io_uring_sqe_set_data64(sqe, request);
     io_uring_submit(ring);
-    int rc = 0;
-    if (write(sv[1], "p", 1) != 1) {
-        rc = -errno;
-        sqe = probe_sqe(ring);
-        io_uring_prep_cancel64(sqe, PROBE_USER_DATA, 0);
-        io_uring_sqe_set_data64(sqe, PROBE_CANCEL);
+    int failed = write(sv[1], "p", 1) != 1 ? -errno : 0;
+    if (failed != 0) {
+        probe_cancel(&p);
     }
     struct io_uring_cqe first = {.res = -ETIME};
-    if (!probe_run(ring, &first, give_back, arg)) {
-        rc = -ETIME;
-    } else if (rc == 0) {
-        rc = first.res == 1 ? 1 : first.res == -EINVAL ? 0 : first.res < 0 ? first.res : -EIO;
-    }
+    bool ok = probe_run(&p, failed != 0, &first, give_back, arg);
     close(sv[0]);
     close(sv[1]);
-    return rc;
+    if (failed != 0) {
+        return failed;
+    }
+    return ok && first.res != 1 && first.res >= 0 ? -EIO : probe_verdict(&first, ok);
 }
 
 bool kernel_cq_pending(struct io_uring *ring)

@@ -36,13 +36,17 @@ unsigned kernel_reap(struct io_uring *ring,
                      void *arg);
 /* Start-up probes of features the opcode probe cannot see (each a flag of an opcode that
  * older kernels refuse with -EINVAL at its first completion). Blocking, on a ring with
- * nothing in flight, before its loop starts; each leaves nothing in flight. 1: supported,
- * 0: refused, or a negative errno when the probe itself could not run (sockets). */
+ * nothing else in flight, before its loop starts. Each submits one request (user data
+ * `request`) and, to end it, a cancel (`cancel`); if a completion does not come within 5 s
+ * the probe gives up and what is still due arrives later with that user data, for the loop
+ * to ignore. 1: supported, 0: refused, or a negative errno when the probe could not run. */
 /* Multishot accept, on a listening Unix socket in the abstract namespace. */
-int kernel_probe_multishot_accept(struct io_uring *ring);
+int kernel_probe_multishot_accept(struct io_uring *ring, uint64_t request, uint64_t cancel);
 /* Multishot recv with buffers of the registered provided-buffer ring buf_group, on a
  * socketpair; a buffer it fills is handed to give_back (which returns it to the ring). */
 int kernel_probe_multishot_recv(struct io_uring *ring,
+                                uint64_t request,
+                                uint64_t cancel,
                                 uint16_t buf_group,
                                 void (*give_back)(void *arg, unsigned short bid),
                                 void *arg);

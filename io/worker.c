@@ -1019,7 +1019,8 @@ static int ring_setup(struct worker *w)
     w->use_recv_multishot = w->node->cfg.uring_multishot_recv && conn_setup_buffers(w);
     /* The opcode probe below cannot tell whether a multishot flag is taken: try each once. */
     if (w->use_multishot_accept) {
-        int got = kernel_probe_multishot_accept(&w->ring);
+        int got =
+            kernel_probe_multishot_accept(&w->ring, UD_MAKE(UD_IGNORE, 1), UD_MAKE(UD_IGNORE, 2));
         if (got != 1) {
             LOG_W("io_uring: multishot accept %s; using one-shot accept",
                   got == 0 ? "not supported" : "could not be probed");
