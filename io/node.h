@@ -152,6 +152,7 @@ struct req {
     int64_t start_ns;   /* monotonic: when it was parsed (latency, SLOWLOG) */
     bool failed;        /* fan-out parent: a part failed (its error is the reply) */
     bool scan_cursor;   /* a SCAN: the reply's cursor is turned into the node-wide one */
+    bool budget_waited; /* held back at worker-uncommitted-limit (counted once) */
     uint16_t slot;
     raft_node origin_node;
     uint64_t origin_id; /* ORIGIN_PEER: the forwarder's id */
@@ -277,6 +278,9 @@ struct group_state {
     struct req_list blocked;  /* XREAD BLOCK waiting for writes, oldest first */
     bool wake_queued;         /* on the worker's wake list */
     struct group_state *wake_next;
+    /* On the worker's queue of groups held back at worker-uncommitted-limit (route.c). */
+    bool budget_queued;
+    struct group_state *budget_next;
 };
 
 /* What any thread may read about a group (written by the owner only). */
@@ -458,9 +462,12 @@ struct worker {
     struct group_state *wake_head; /* groups with blocked reads that applied writes */
     uint32_t blocked;              /* requests in REQ_BLOCKED */
     uint64_t inflight_bytes;
-    /* A proposal was put off at worker-uncommitted-limit: groups with waiting requests are
-     * pumped once commits make room (route_uncommitted_resume). */
-    bool uncommitted_full;
+    /* Groups whose next proposal waits for worker-uncommitted-limit, in the order they first
+     * had to (route.c): they propose again in that order as commits make room, and no other
+     * group proposes before them. budget_need: the bytes the head's refused entry needs. */
+    struct group_state *budget_head, *budget_tail;
+    uint64_t budget_need;
+    bool budget_refused; /* a proposal was held back since route_uncommitted_resume cleared it */
     uint64_t next_client_seq;
     /* hand-off queues: in[j] from worker j, out[j] to worker j */
     struct xq **in;
@@ -758,8 +765,8 @@ void route_on_read_failed(struct worker *w, struct group_state *gs, uint64_t ctx
  * may cover, or that it proves failed, are retried (client sessions keep them exactly once). */
 void route_on_restore(struct worker *w, struct group_state *gs, raft_index index, raft_term term);
 void route_sweep(struct worker *w);
-/* After drains: if a proposal was put off at worker-uncommitted-limit and commits have made
- * room since, the groups with waiting requests try again. */
+/* After drains: the groups held back at worker-uncommitted-limit propose again, in order,
+ * while commits have made room. */
 void route_uncommitted_resume(struct worker *w);
 void route_on_forward(struct peer *p, const uint8_t *payload, size_t len);
 void route_on_forward_reply(struct peer *p, const uint8_t *payload, size_t len);

@@ -437,6 +437,55 @@ static void mark_proposed(struct worker *w, struct group_state *gs, struct req *
 /* Each place_* returns true if the request left the waiting list (proposed, reading,
  * forwarded, or answered), false if it must wait (not leader any more, a transfer in
  * progress, over the uncommitted limit, the leader's peer connection down). */
+/* ---- worker-uncommitted-limit ------------------------------------------------------------
+ *
+ * A proposal the budget refuses (multi_propose: RR_EBUSY) stays first in its group's waiting
+ * list, and its group joins the worker's queue of held-back groups. While that queue is not
+ * empty only its head group may propose: the others wait their turn even if a small entry
+ * would fit, so a group of large entries is not passed over for ever. After each round of
+ * drains the head proposes again once its refused entry fits (route_uncommitted_resume). */
+
+/* May gs propose now? Only if no group is held back, or it is the head of the queue. */
+static bool budget_turn(const struct worker *w, const struct group_state *gs)
+{
+    return w->budget_head == NULL || w->budget_head == gs;
+}
+
+/* r's proposal of `len` bytes in gs waits for the budget. */
+static void budget_hold(struct worker *w, struct group_state *gs, struct req *r, size_t len)
+{
+    if (!r->budget_waited) {
+        r->budget_waited = true;
+        w->st.uncommitted_waits++;
+    }
+    w->budget_refused = true;
+    if (w->budget_head == gs || w->budget_head == NULL) {
+        w->budget_need = len; /* what the head's entry needs */
+    }
+    if (gs->budget_queued) {
+        return;
+    }
+    gs->budget_queued = true;
+    gs->budget_next = NULL;
+    if (w->budget_tail == NULL) {
+        w->budget_head = gs;
+    } else {
+        w->budget_tail->budget_next = gs;
+    }
+    w->budget_tail = gs;
+}
+
+static void budget_pop(struct worker *w)
+{
+    struct group_state *gs = w->budget_head;
+    w->budget_head = gs->budget_next;
+    if (w->budget_head == NULL) {
+        w->budget_tail = NULL;
+    }
+    gs->budget_queued = false;
+    gs->budget_next = NULL;
+}
+
 static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
 {
     struct sm_entry_header h = {.client_id = r->client_id,
@@ -457,14 +506,14 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     size_t n = sm_entry_encode(&h, r->argc, r->argv, r->argl, buf, len);
     RR_ASSERT(n == len);
     raft_index index = 0;
-    int rc = multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index);
+    /* Behind groups already held back at worker-uncommitted-limit, it waits its turn. */
+    int rc =
+        budget_turn(w, gs) ? multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) : RR_EBUSY;
     if (buf != stack) {
         free(buf);
     }
     if (rc == RR_EBUSY) {
-        /* worker-uncommitted-limit: it waits, first in its group, for commits to make room. */
-        w->st.uncommitted_waits++;
-        w->uncommitted_full = true;
+        budget_hold(w, gs, r, n);
     }
     if (rc != 0) {
         return false;
@@ -648,7 +697,12 @@ static bool place_nodeset(struct worker *w, struct group_state *gs, struct req *
         return true;
     }
     raft_index index = 0;
-    if (multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) != 0) {
+    int rc =
+        budget_turn(w, gs) ? multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) : RR_EBUSY;
+    if (rc == RR_EBUSY) {
+        budget_hold(w, gs, r, n);
+    }
+    if (rc != 0) {
         return false;
     }
     mark_proposed(w, gs, r, index);
@@ -705,15 +759,18 @@ static void group_pump(struct worker *w, struct group_state *gs)
 
 void route_uncommitted_resume(struct worker *w)
 {
-    if (!w->uncommitted_full ||
-        multi_uncommitted_bytes(w->multi) >= w->node->cfg.worker_uncommitted_max) {
-        return;
-    }
-    w->uncommitted_full = false;
-    for (uint32_t s = 0; s < w->group_count; s++) {
-        if (w->groups[s].waiting.head != NULL) {
-            group_pump(w, &w->groups[s]);
+    uint64_t max = w->node->cfg.worker_uncommitted_max;
+    while (w->budget_head != NULL) {
+        uint64_t total = multi_uncommitted_bytes(w->multi);
+        if (total != 0 && total + w->budget_need > max) {
+            return; /* the head's entry does not fit yet (one larger than max goes alone) */
         }
+        w->budget_refused = false;
+        group_pump(w, w->budget_head);
+        if (w->budget_refused) {
+            return; /* it proposed what fitted and holds the head's place for the rest */
+        }
+        budget_pop(w); /* all proposed, or waiting for something else (a leader, a transfer) */
     }
 }
 
@@ -1133,6 +1190,17 @@ static void unlink_req(struct worker *w, struct req *r)
     }
 }
 
+/* Does r's owner know a leader for its group to serve or redirect r (itself leading)? */
+static bool leader_known(struct worker *w, const struct req *r)
+{
+    const struct group_state *gs = worker_group(w, r->group);
+    if (gs == NULL) {
+        return true; /* not this worker's group: not waiting for an election here */
+    }
+    return gs->role == RAFT_LEADER ||
+           (gs->leader != RAFT_NODE_NONE && gs->leader != w->node->cfg.node_id);
+}
+
 void route_sweep(struct worker *w)
 {
     int64_t now = node_clock_ms();
@@ -1159,7 +1227,8 @@ void route_sweep(struct worker *w)
             reply_null_array(&r->reply); /* BLOCK's timeout: Redis's nil */
             route_complete(w, r);
         } else if (r->state == REQ_WAITING && r->redirect_ok && !r->maybe_applied &&
-                   (int64_t)(r->start_ns / 1000000) + tryagain_ms <= now && r->deadline_ms > now) {
+                   !leader_known(w, r) && (int64_t)(r->start_ns / 1000000) + tryagain_ms <= now &&
+                   r->deadline_ms > now) {
             /* Redirect mode, and no leader to send it to for a while: an election. A cluster
              * client retries on -TRYAGAIN (a plain one gets the error) rather than waiting
              * out request-timeout-ms for -CLUSTERDOWN. Never proposed, so never applied. */
@@ -1176,6 +1245,8 @@ void route_sweep(struct worker *w)
             if (r->maybe_applied) {
                 reply_error(&r->reply, "TIMEOUT no answer in time; the command may or may not "
                                        "have been applied");
+            } else if (r->budget_waited) {
+                reply_error(&r->reply, "BUSY too many uncommitted bytes on this node; try again");
             } else {
                 reply_error(&r->reply, "CLUSTERDOWN no leader for this slot; try again");
             }

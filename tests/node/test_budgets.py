@@ -5,7 +5,7 @@ commits, every write still succeeds)."""
 
 import unittest
 
-from harness import Cluster, RespError, deadline_loop
+from harness import Cluster, RespError, deadline_loop, encode_command
 
 VALUE = b"v" * (16 << 10)  # 16 KiB
 BURST = 160                # 2.5 MiB of values in one pipeline
@@ -80,6 +80,26 @@ class BudgetTests(unittest.TestCase):
                 with x.client(timeout=60) as conn:
                     got = conn.pipeline([("STRLEN", k) for k, _ in replies])
                 self.assertEqual(got, [len(VALUE)] * BURST, "node %d" % x.id)
+            # Entries larger than the whole budget (each goes alone) among many small ones
+            # from other clients: the held-back groups take turns, so none starves into a
+            # -BUSY at its deadline.
+            big = b"B" * (96 << 10)
+            commands = []
+            for k in range(240):
+                if k % 8 == 0:
+                    commands.append(("SET", "big:{0}:%d" % k, big))
+                else:
+                    commands.append(("SET", "small:{%d}:%d" % (1 + k % 15, k), b"s" * 1024))
+            with c.node(1).client(timeout=60) as a, c.node(1).client(timeout=60) as b:
+                a.sock.sendall(b"".join(encode_command(*cmd) for cmd in commands[0::2]))
+                b.sock.sendall(b"".join(encode_command(*cmd) for cmd in commands[1::2]))
+                got = [a.read_reply() for _ in commands[0::2]] + \
+                    [b.read_reply() for _ in commands[1::2]]
+            self.assertEqual([str(g) for g in got if g != "OK"], [])
+            for x in c.nodes:
+                with x.client(timeout=60) as conn:
+                    lens = conn.pipeline([("STRLEN", cmd[1]) for cmd in commands])
+                self.assertEqual(lens, [len(cmd[2]) for cmd in commands], "node %d" % x.id)
 
 
 if __name__ == "__main__":
