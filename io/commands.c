@@ -955,7 +955,8 @@ bool node_command(struct client *cl,
     case CMD_ID_CLIENT:
         if (!subcommand_arity(argc, argv, argl, "id", 2, r) ||
             !subcommand_arity(argc, argv, argl, "getname", 2, r) ||
-            !subcommand_arity(argc, argv, argl, "setname", 3, r)) {
+            !subcommand_arity(argc, argv, argl, "setname", 3, r) ||
+            !subcommand_arity(argc, argv, argl, "setinfo", 4, r)) {
             return true;
         }
         if (arg_is(argv[1], argl[1], "id")) {

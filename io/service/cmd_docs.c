@@ -452,7 +452,7 @@ void cmd_docs(uint32_t argc, const uint8_t *const argv[], const size_t argl[], s
     } else {
         /* Unknown names are left out, as Redis does. */
         for (uint32_t i = 0; i < argc && n < CMD_DOCS_NAMES_MAX; i++) {
-            const struct cmd_spec *c = cmd_lookup(argv[i], argl[i]);
+            const struct cmd_spec *c = cmd_lookup_fullname(argv[i], argl[i]);
             if (c != NULL) {
                 found[n++] = c;
             }

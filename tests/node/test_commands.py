@@ -171,7 +171,8 @@ class CommandTests(unittest.TestCase):
             # Subcommand arities and the name's length, with Redis 7.0's wording where it
             # has one (it keeps names of any length; a node keeps 63 bytes).
             for args, sub in ((("SETNAME", "a", "b"), "setname"), (("SETNAME",), "setname"),
-                              (("ID", "x"), "id"), (("GETNAME", "x"), "getname")):
+                              (("ID", "x"), "id"), (("GETNAME", "x"), "getname"),
+                              (("SETINFO", "lib-name"), "setinfo")):
                 with self.assertRaisesRegex(RespError, r"^ERR wrong number of arguments for "
                                             r"'client\|%s' command$" % sub):
                     a.call("CLIENT", *args)

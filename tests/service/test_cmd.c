@@ -515,6 +515,12 @@ static void test_command_docs_names(void **state)
     cmd_docs(3, argv, argl, &r);
     assert_memory_equal(r.buf, "*4\r\n$3\r\nget\r\n", 13);
     assert_non_null(memmem(r.buf, r.len, "$4\r\nxlen\r\n", 10));
+    /* A subcommand by its full name, as Redis answers it. */
+    reply_reset(&r);
+    const uint8_t *sub[1] = {(const uint8_t *)"XGROUP|create"};
+    size_t subl[1] = {13};
+    cmd_docs(1, sub, subl, &r);
+    assert_memory_equal(r.buf, "*2\r\n$13\r\nxgroup|create\r\n", 24);
     reply_free(&r);
 }
 
