@@ -158,14 +158,15 @@ static bool probe_run(const struct probe *p,
     return true;
 }
 
-/* 1 if the first completion says the multishot request ran (a result, and more to come),
- * 0 if the kernel refused the flag, else the probe's own failure. */
-static int probe_verdict(const struct io_uring_cqe *first, bool ok)
+/* 1 if the first completion says the multishot request ran (the result the probe expects,
+ * `expected`, and more to come), 0 if the kernel refused the flag, else the probe's own
+ * failure. */
+static int probe_verdict(const struct io_uring_cqe *first, bool ok, bool expected)
 {
     if (ok && first->res == -EINVAL) {
         return 0;
     }
-    if (ok && first->res >= 0 && (first->flags & IORING_CQE_F_MORE) != 0) {
+    if (ok && expected && (first->flags & IORING_CQE_F_MORE) != 0) {
         return 1;
     }
     return ok && first->res < 0 ? first->res : -EIO;
@@ -206,7 +207,7 @@ int kernel_probe_multishot_accept(struct io_uring *ring, uint64_t request, uint6
         close(cfd);
     }
     close(lfd);
-    return failed != 0 ? failed : probe_verdict(&first, ok);
+    return failed != 0 ? failed : probe_verdict(&first, ok, first.res >= 0);
 }
 
 int kernel_probe_multishot_recv(struct io_uring *ring,
@@ -235,10 +236,7 @@ int kernel_probe_multishot_recv(struct io_uring *ring,
     bool ok = probe_run(&p, failed != 0, &first, give_back, arg);
     close(sv[0]);
     close(sv[1]);
-    if (failed != 0) {
-        return failed;
-    }
-    return ok && first.res != 1 && first.res >= 0 ? -EIO : probe_verdict(&first, ok);
+    return failed != 0 ? failed : probe_verdict(&first, ok, first.res == 1);
 }
 
 bool kernel_cq_pending(struct io_uring *ring)

@@ -437,9 +437,6 @@ static void mark_proposed(struct worker *w, struct group_state *gs, struct req *
     req_list_push(&gs->proposed, r);
 }
 
-/* Each place_* returns true if the request left the waiting list (proposed, reading,
- * forwarded, or answered), false if it must wait (not leader any more, a transfer in
- * progress, over the uncommitted limit, the leader's peer connection down). */
 /* ---- worker-uncommitted-limit ------------------------------------------------------------
  *
  * A proposal the budget refuses (multi_propose: RR_EBUSY) stays first in its group's waiting
@@ -489,6 +486,26 @@ static void budget_pop(struct worker *w)
     gs->budget_next = NULL;
 }
 
+/* Proposes r's encoded entry in gs in its turn at the budget: 0 with *index set, RR_EBUSY
+ * when held back (gs joins the queue), or multi_propose's other refusals. */
+static int propose_in_turn(struct worker *w,
+                           struct group_state *gs,
+                           struct req *r,
+                           const uint8_t *entry,
+                           size_t len,
+                           raft_index *index)
+{
+    int rc =
+        budget_turn(w, gs) ? multi_propose(w->multi, gs->g, entry, (uint32_t)len, index) : RR_EBUSY;
+    if (rc == RR_EBUSY) {
+        budget_hold(w, gs, r, len);
+    }
+    return rc;
+}
+
+/* Each place_* returns true if the request left the waiting list (proposed, reading,
+ * forwarded, or answered), false if it must wait (not leader any more, a transfer in
+ * progress, over the uncommitted limit, the leader's peer connection down). */
 static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
 {
     struct sm_entry_header h = {.client_id = r->client_id,
@@ -509,14 +526,9 @@ static bool place_write(struct worker *w, struct group_state *gs, struct req *r)
     size_t n = sm_entry_encode(&h, r->argc, r->argv, r->argl, buf, len);
     RR_ASSERT(n == len);
     raft_index index = 0;
-    /* Behind groups already held back at worker-uncommitted-limit, it waits its turn. */
-    int rc =
-        budget_turn(w, gs) ? multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) : RR_EBUSY;
+    int rc = propose_in_turn(w, gs, r, buf, n, &index);
     if (buf != stack) {
         free(buf);
-    }
-    if (rc == RR_EBUSY) {
-        budget_hold(w, gs, r, n);
     }
     if (rc != 0) {
         return false;
@@ -700,12 +712,7 @@ static bool place_nodeset(struct worker *w, struct group_state *gs, struct req *
         return true;
     }
     raft_index index = 0;
-    int rc =
-        budget_turn(w, gs) ? multi_propose(w->multi, gs->g, buf, (uint32_t)n, &index) : RR_EBUSY;
-    if (rc == RR_EBUSY) {
-        budget_hold(w, gs, r, n);
-    }
-    if (rc != 0) {
+    if (propose_in_turn(w, gs, r, buf, n, &index) != 0) {
         return false;
     }
     mark_proposed(w, gs, r, index);
